@@ -1,0 +1,40 @@
+# `make check` and `make test` are the whole setup: both create .venv from pinned versions when missing.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: check test artifacts nightly bench fuzz venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements/constraints.txt -e '.[all]'
+	touch $(STAMP)
+
+# The gate over the example artifacts; writes reports/junit.xml and reports/summary.md.
+check: $(STAMP)
+	$(PY) -m pytest artifacts --model-checks artifacts -p no:cacheprovider \
+		--junitxml=reports/junit.xml --model-checks-summary=reports/summary.md $(PYTEST_ARGS)
+
+# The project's own tests; slow, nightly and fuzz tests are left out (run them by marker).
+test: $(STAMP)
+	$(PY) -m pytest tests -m "not slow and not nightly and not fuzz" $(PYTEST_ARGS)
+
+# Rebuild the example artifacts deterministically from scikit-learn's digits.
+artifacts: $(STAMP)
+	$(PY) -m model_checks.examples artifacts
+
+nightly: $(STAMP)
+	$(PY) -m pytest tests artifacts --model-checks artifacts -m nightly $(PYTEST_ARGS)
+
+fuzz: $(STAMP)
+	$(PY) -m pytest tests -m fuzz $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) reports/*.xml reports/*.md reports/*.html .pytest_cache

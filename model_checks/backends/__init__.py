@@ -1,0 +1,52 @@
+"""One folder a framework, the same module names in each: `loader` (safe load), `runner` (inference),
+`inspect` (facts read off the model without running it). Frameworks are imported lazily, per format."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from model_checks.errors import MissingDependencyError, UntrustedFormatError
+
+# format -> backend package; which extra installs it; whether loading it can run code.
+BACKENDS: dict[str, tuple[str, str, bool]] = {
+    "onnx": ("model_checks.backends.onnx", "model-checks", False),
+    "torchscript": ("model_checks.backends.torchscript", "model-checks[torch]", True),
+    "keras": ("model_checks.backends.keras", "model-checks[keras]", False),
+    "saved_model": ("model_checks.backends.keras", "model-checks[keras]", True),
+}
+
+CODE_FORMATS_WHY = {
+    "torchscript": "a TorchScript archive carries code that runs when it loads",
+    "saved_model": "a SavedModel carries TensorFlow functions that run when it loads",
+    "keras-h5": "a Keras .h5 file can hold Lambda layers whose marshalled bytecode runs when it loads",
+}
+
+
+def backend(fmt: str, submodule: str) -> ModuleType:
+    """`backend("onnx", "runner")`: import a backend module, naming what to install when it fails."""
+    if fmt not in BACKENDS:
+        raise MissingDependencyError(f"no backend for format {fmt!r}; known: {', '.join(BACKENDS)}")
+    pkg, extra, _ = BACKENDS[fmt]
+    try:
+        return importlib.import_module(f"{pkg}.{submodule}")
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith("model_checks"):
+            raise MissingDependencyError(f"format {fmt!r} is not supported yet by this version of model-checks ({e.name})") from None
+        raise MissingDependencyError(f"checking {fmt} artifacts needs {e.name}: pip install '{extra}'") from None
+
+
+def carries_code(fmt: str, path_suffix: str) -> str | None:
+    """Why loading this artifact would run code it carries, or None for a pure data format."""
+    if fmt == "keras" and path_suffix.lower() == ".h5":
+        return CODE_FORMATS_WHY["keras-h5"]
+    return CODE_FORMATS_WHY.get(fmt)
+
+
+def require_trust(fmt: str, path_suffix: str, trust_code: bool) -> None:
+    why = carries_code(fmt, path_suffix)
+    if why and not trust_code:
+        raise UntrustedFormatError(
+            f"refused to load a {fmt} model: {why}. Artifacts are untrusted by default; "
+            "if this branch is trusted, run with --model-checks-trust-code (set it in CI only for trusted branches)"
+        )

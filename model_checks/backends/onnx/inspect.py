@@ -1,0 +1,141 @@
+"""Facts read off an ONNX graph without running it: opset, precision, ops, interface, dead nodes."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from pathlib import Path
+
+import numpy as np
+
+from model_checks.backends.base import ModelFacts
+from model_checks.manifest.model import TensorSpec
+
+ORT_TYPES = {
+    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+    "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(int16)": np.int16, "tensor(uint16)": np.uint16,
+    "tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(uint32)": np.uint32, "tensor(uint64)": np.uint64,
+    "tensor(bool)": np.bool_,
+}
+
+# TensorProto.DataType -> numpy dtype name (bfloat16 has no numpy dtype; its name is enough here)
+ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
+               10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}
+
+QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
+             "MatMulInteger", "ConvInteger", "QLinearAdd", "QLinearMul", "DynamicQuantizeMatMul", "QGemm",
+             "QLinearSigmoid", "QLinearLeakyRelu", "QLinearConcat", "QLinearAveragePool", "QLinearGlobalAveragePool"}
+FLOAT_NAMES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "float64": "fp64"}
+
+
+def value_spec(v) -> TensorSpec:  # type: ignore[no-untyped-def]
+    """A graph input/output as a TensorSpec; a dynamic dim is its dim_param, or '?' when unnamed."""
+    t = v.type.tensor_type
+    shape = None
+    if t.HasField("shape"):
+        shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim)
+    return TensorSpec(name=v.name, dtype=ONNX_DTYPES.get(t.elem_type, f"onnx-type-{t.elem_type}"), shape=shape)
+
+
+def _all_nodes(graph):  # type: ignore[no-untyped-def]
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            if attr.g and attr.g.node:
+                yield from _all_nodes(attr.g)
+            for g in attr.graphs:
+                yield from _all_nodes(g)
+
+
+def precision_of(model) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """(precision, why) from initializer dtypes and quantization nodes."""
+    from onnx import numpy_helper  # noqa: F401  (kept lazy; only dtypes are read here)
+
+    ops = Counter(n.op_type for n in _all_nodes(model.graph))
+    elems: Counter = Counter()
+    for init in model.graph.initializer:
+        n = int(np.prod(init.dims)) if init.dims else 1
+        elems[ONNX_DTYPES.get(init.data_type, "other")] += n
+    for node in _all_nodes(model.graph):
+        if node.op_type == "Constant":
+            for a in node.attribute:
+                if a.name == "value" and a.t is not None:
+                    elems[ONNX_DTYPES.get(a.t.data_type, "other")] += int(np.prod(a.t.dims)) if a.t.dims else 1
+    quant = sorted(op for op in ops if op in QUANT_OPS)
+    if quant:
+        q8 = {k: elems[k] for k in ("int8", "uint8") if elems[k]}
+        if not q8:
+            return "mixed", f"quantization nodes ({', '.join(quant)}) but no 8-bit weights"
+        kind = max(q8, key=q8.get)  # type: ignore[arg-type]
+        return kind, f"quantization nodes ({', '.join(quant)}) and {q8[kind]} {kind} weight values"
+    floats = {k: v for k, v in elems.items() if k in FLOAT_NAMES}
+    total = sum(floats.values())
+    if not total:
+        io = [ONNX_DTYPES.get(v.type.tensor_type.elem_type) for v in model.graph.input]
+        name = next((FLOAT_NAMES[d] for d in io if d in FLOAT_NAMES), "fp32")
+        return name, "no float weights; judged by the input dtype"
+    main = max(floats, key=floats.get)  # type: ignore[arg-type]
+    share = floats[main] / total
+    if share >= 0.99:
+        return FLOAT_NAMES[main], f"{share:.1%} of float weight values are {main}"
+    mix = ", ".join(f"{k} {v / total:.0%}" for k, v in sorted(floats.items()))
+    return "mixed", f"float weights are {mix}"
+
+
+def facts(model, size_bytes: int = 0) -> ModelFacts:  # type: ignore[no-untyped-def]
+    g = model.graph
+    opsets = {(o.domain or "ai.onnx"): o.version for o in model.opset_import}
+    ops = Counter(n.op_type for n in _all_nodes(g))
+    inits = {i.name for i in g.initializer}
+    consts = inits | {o for n in g.node if n.op_type == "Constant" for o in n.output}
+    consumed = {i for n in _all_nodes(g) for i in n.input} | {o.name for o in g.output}
+    dead = tuple(n.name or f"{n.op_type}#{i}" for i, n in enumerate(g.node) if n.output and not any(o in consumed for o in n.output))
+    bn = tuple(n.name or "BatchNormalization" for n in g.node if n.op_type == "BatchNormalization")
+    conv_out = {n.output[0] for n in g.node if n.op_type == "Conv"}
+    adds = tuple(
+        n.name or "Add" for n in g.node
+        if n.op_type == "Add" and len(n.input) == 2
+        and ((n.input[0] in conv_out and n.input[1] in consts) or (n.input[1] in conv_out and n.input[0] in consts))
+    )
+    prec, why = precision_of(model)
+    return ModelFacts(
+        format="onnx",
+        precision=prec,
+        precision_why=why,
+        inputs=tuple(value_spec(v) for v in g.input if v.name not in inits),
+        outputs=tuple(value_spec(v) for v in g.output),
+        ops=ops,
+        size_bytes=size_bytes,
+        opset=opsets.get("ai.onnx"),
+        opsets=opsets,
+        # What the graph shows of an optimization: the nodes that should not be there after it.
+        optimization_leftovers={
+            "fuse_bn_into_conv": ("BatchNormalization nodes remain", bn),
+            "eliminate_deadend": ("nodes whose outputs nothing uses remain", dead),
+            "fuse_add_bias_into_conv": ("Add of a constant straight after a Conv remains", adds),
+        },
+    )
+
+
+def model_facts(path: Path, root: Path) -> ModelFacts:
+    """Facts of the ONNX model at `path` (external data is checked, not loaded)."""
+    from model_checks.backends.onnx.loader import external_files, load_proto
+
+    model = load_proto(path, root, with_external=False)
+    size = path.stat().st_size + sum(p.stat().st_size for p in external_files(model, path, root, path.name))
+    return facts(model, size)
+
+
+def validate(path: Path, root: Path) -> list[str]:
+    """Integrity problems: onnx.checker's full check with shape inference."""
+    import onnx
+
+    from model_checks.backends.onnx.loader import load_proto
+
+    load_proto(path, root, with_external=False)  # content sniffed and external data proven safe first
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as e:  # ValidationError, InferenceError, and protobuf errors on damage
+        first = str(e).strip().splitlines()
+        return [f"onnx.checker (full check, shape inference): {type(e).__name__}: {' '.join(first[:3])[:400]}"]
+    return []

@@ -1,0 +1,66 @@
+"""`accuracy`: on declared eval data, the artifact's accuracy against its reference's, the drop against
+`limits.max_accuracy_drop`, and the declared `accuracy_drop` within 0.005 of the measured one."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from model_checks.backends.base import Runner
+from model_checks.checks.context import CheckContext
+from model_checks.errors import ArtifactLoadError
+from model_checks.inputs import load_npz
+from model_checks.results import CheckResult
+
+NAME = "accuracy"
+CLAIM_SLACK = 0.005
+BATCH = 256
+
+
+def accuracy(runner: Runner, x: np.ndarray, y: np.ndarray, batch: int = BATCH) -> float:
+    """Top-1 accuracy of the first output's argmax; the batch is fixed at 1 when the model's is."""
+    spec = runner.inputs[0]
+    if spec.shape and isinstance(spec.shape[0], int) and spec.shape[0] > 0:
+        batch = spec.shape[0]
+    hits = 0
+    want = np.dtype(spec.dtype) if spec.dtype and spec.dtype != "bfloat16" else x.dtype
+    for i in range(0, len(x), batch):
+        out = next(iter(runner.infer({spec.name: x[i : i + batch].astype(want, copy=False)}).values()))
+        hits += int(np.sum(np.argmax(out.reshape(len(out), -1), axis=-1) == y[i : i + batch]))
+    return hits / len(x)
+
+
+def run(ctx: CheckContext) -> CheckResult:
+    m = ctx.manifest
+    eval_path = ctx.artifact.path("eval_data")
+    if eval_path is None:
+        return CheckResult.skip(NAME, f"no eval_data declared in {ctx.where}")
+    data = load_npz(eval_path, f"{ctx.where}: eval_data")
+    if "x" not in data or "y" not in data:
+        raise ArtifactLoadError(f"{ctx.where}: eval_data {eval_path.name} needs arrays x and y (it has {', '.join(data)})")
+    x, y = data["x"], data["y"]
+    runner = ctx.runner()
+    if len(runner.inputs) != 1:
+        raise ArtifactLoadError(f"{ctx.where}: eval_data needs a single-input model; this one has {len(runner.inputs)}")
+    acc = accuracy(runner, x, y)
+    figures: dict = {"accuracy": acc}
+    problems: list[str] = []
+    notes: list[str] = []
+    if ctx.reference_kind == "model":
+        ref_acc = accuracy(ctx.reference_runner(), x, y)
+        drop = ref_acc - acc
+        figures.update(reference_accuracy=ref_acc, accuracy_drop=drop)
+        limit = m.get("limits.max_accuracy_drop")
+        if limit is not None and drop > limit:
+            problems.append(
+                f"accuracy drop {drop:.4f} (reference {ref_acc:.4f} -> this {acc:.4f} on {len(y)} samples) exceeds "
+                f"limits.max_accuracy_drop {limit} from {m.source_of('limits.max_accuracy_drop')}"
+            )
+        claimed = m.get("accuracy_drop")
+        if claimed is not None and abs(claimed - drop) > CLAIM_SLACK:
+            problems.append(f"accuracy_drop: declared {claimed}, measured {drop:.4f} (more than {CLAIM_SLACK} apart); update accuracy_drop in {ctx.where}")
+        headline = f"accuracy {acc:.4f}, reference {ref_acc:.4f}, drop {drop:+.4f} on {len(y)} samples"
+    else:
+        if m.get("accuracy_drop") is not None or m.get("limits.max_accuracy_drop") is not None:
+            problems.append("accuracy_drop / limits.max_accuracy_drop need a model as reference.path to measure the reference's accuracy")
+        headline = f"accuracy {acc:.4f} on {len(y)} samples (no reference model to compare)"
+    return CheckResult.from_problems(NAME, ctx.artifact.id, problems, passed=headline, figures=figures, notes=notes)

@@ -1,0 +1,101 @@
+"""What a check sees of one artifact: its manifest, its model and its reference, loaded through the pool."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from model_checks.artifact import Artifact
+from model_checks.backends.base import ModelFacts, Runner
+from model_checks.errors import ArtifactLoadError
+from model_checks.inputs import Case, generated_cases, merge_interface, sample_cases
+from model_checks.manifest import Manifest, guess_format
+from model_checks.pool import ModelPool
+from model_checks.references import recorded_cases, reference_kind, testdata_cases
+
+
+@dataclass
+class CheckContext:
+    artifact: Artifact
+    pool: ModelPool
+
+    @property
+    def manifest(self) -> Manifest:
+        assert self.artifact.manifest is not None
+        return self.artifact.manifest
+
+    @property
+    def fmt(self) -> str:
+        return self.manifest.format
+
+    @property
+    def where(self) -> str:
+        return f"{self.artifact.rel_dir}/metadata.yaml"
+
+    @cached_property
+    def model_path(self) -> Path:
+        return self.artifact.model_path
+
+    def runner(self, threads: int | None = None) -> Runner:
+        return self.pool.runner(self.model_path, self.fmt, self.artifact.root, threads)
+
+    def facts(self) -> ModelFacts:
+        return self.pool.facts(self.model_path, self.fmt, self.artifact.root)
+
+    # -- the reference -------------------------------------------------------------------------------
+    @cached_property
+    def reference_path(self) -> Path | None:
+        return self.artifact.path("reference.path")
+
+    @cached_property
+    def reference_kind(self) -> str | None:
+        return reference_kind(self.reference_path) if self.reference_path else None
+
+    @property
+    def reference_format(self) -> str:
+        assert self.reference_path is not None
+        if self.reference_path.is_dir():
+            return "saved_model"
+        fmt = guess_format(self.reference_path.name)
+        assert fmt is not None
+        return fmt
+
+    def reference_runner(self) -> Runner:
+        assert self.reference_path is not None and self.reference_kind == "model"
+        return self.pool.runner(self.reference_path, self.reference_format, self.artifact.root)
+
+    def reference_facts(self) -> ModelFacts:
+        assert self.reference_path is not None and self.reference_kind == "model"
+        return self.pool.facts(self.reference_path, self.reference_format, self.artifact.root)
+
+    # -- inputs --------------------------------------------------------------------------------------
+    def interface(self) -> list:
+        return merge_interface(self.manifest.inputs, self.runner().inputs)
+
+    def cases(self) -> list[Case]:
+        """What equivalence runs: recorded cases when the reference is a recording, else samples or generated."""
+        key = f"{self.where}: reference.path"
+        if self.reference_kind == "npz":
+            return recorded_cases(self.reference_path, key)  # type: ignore[arg-type]
+        if self.reference_kind == "testdata":
+            r = self.runner()
+            return testdata_cases(self.reference_path, [t.name for t in r.inputs], [t.name for t in r.outputs], key)  # type: ignore[arg-type]
+        samples = self.artifact.path("samples")
+        if samples is not None:
+            return sample_cases(samples, self.interface(), f"{self.where}: samples")
+        return generated_cases(self.interface(), self.artifact.id)
+
+    def sha256(self, paths: list[Path]) -> str:
+        h = hashlib.sha256()
+        for p in paths:
+            with open(p, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        return h.hexdigest()
+
+
+def require(cond: bool, message: str) -> None:
+    if not cond:
+        raise ArtifactLoadError(message)

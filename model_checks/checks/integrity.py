@@ -1,0 +1,32 @@
+"""`integrity`: the model file is what it says, passes its format's own checker, opens in its runtime,
+and matches the declared sha256 (ONNX: with its external data files)."""
+
+from __future__ import annotations
+
+from model_checks.backends import backend
+from model_checks.checks.context import CheckContext
+from model_checks.results import CheckResult
+
+NAME = "integrity"
+
+
+def run(ctx: CheckContext) -> CheckResult:
+    problems: list[str] = []
+    problems += backend(ctx.fmt, "inspect").validate(ctx.model_path, ctx.artifact.root)
+    declared = ctx.manifest.get("sha256")
+    if declared:
+        files = [ctx.model_path]
+        if ctx.fmt == "onnx":
+            from model_checks.backends.onnx.loader import external_files, load_proto
+
+            files += external_files(load_proto(ctx.model_path, ctx.artifact.root, with_external=False), ctx.model_path, ctx.artifact.root, ctx.model_path.name)
+        actual = ctx.sha256(files)
+        if actual.lower() != declared.lower():
+            what = ctx.model_path.name + (f" with {len(files) - 1} external data file(s)" if len(files) > 1 else "")
+            problems.append(f"sha256: declared {declared} but {what} hashes to {actual}; the file changed after packaging, or update sha256 in {ctx.where}")
+    if not problems:
+        ctx.runner()  # an onnxruntime session (or the format's runtime) must open
+    return CheckResult.from_problems(
+        NAME, ctx.artifact.id, problems,
+        passed=f"{ctx.model_path.name} is a valid {ctx.fmt} model, opens in its runtime" + (", sha256 matches" if declared else ""),
+    )

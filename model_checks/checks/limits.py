@@ -1,0 +1,91 @@
+"""`limits`: opset range, size, size against the reference, allowed ops, dynamic axes really dynamic."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from model_checks.checks.context import CheckContext
+from model_checks.inputs import OTHER_DYNAMIC_DIM, generate
+from model_checks.metrics import compare_output
+from model_checks.results import CheckResult
+
+NAME = "limits"
+DYNAMIC_SIZES = (1, 3)
+
+
+def _src(ctx: CheckContext, key: str) -> str:
+    return f"limits.{key} from {ctx.manifest.source_of(f'limits.{key}')}"
+
+
+def dynamic_axis_problems(ctx: CheckContext, axis: str) -> list[str]:
+    """Run with two sizes of the named dim; each sample's output must equal its output run alone."""
+    specs = ctx.interface()
+    holders = [s for s in specs if s.shape and axis in s.shape]
+    if not holders:
+        names = sorted({d for s in specs for d in (s.shape or ()) if isinstance(d, str)})
+        return [f"dynamic_axes: '{axis}' is no dimension of any input (named dims: {', '.join(names) or 'none'}) [{_src(ctx, 'dynamic_axes')}]"]
+    runner = ctx.runner()
+    n = max(DYNAMIC_SIZES)
+    try:
+        feeds = generate(specs, batch=1, seed=7, sizes={axis: n})
+        together = runner.infer(feeds)
+    except Exception as e:
+        return [f"dynamic_axes: '{axis}' of size {n} is refused by the model: {type(e).__name__}: {str(e)[:300]}"]
+    problems = []
+    if not all(s.shape and s.shape[0] == axis for s in holders):
+        return problems  # a non-leading dynamic dim: accepting two sizes is all we can ask
+    for i in range(n):
+        alone_feeds = {k: (v[i : i + 1] if any(s.name == k for s in holders) else v) for k, v in feeds.items()}
+        try:
+            alone = runner.infer(alone_feeds)
+        except Exception as e:
+            return [f"dynamic_axes: '{axis}' of size 1 is refused by the model: {type(e).__name__}: {str(e)[:300]}"]
+        for name, full in together.items():
+            if full.ndim == 0 or full.shape[0] != n:
+                continue
+            c = compare_output(name, full[i : i + 1], alone[name], ctx.manifest.tolerance.for_output(name))
+            if not c.ok:
+                detail = c.problem or "; ".join(f"{r.metric} {r.value:.3g} vs {r.limit.value:.3g}" for r in c.rows if not r.ok and r.limit)
+                problems.append(f"dynamic_axes: sample {i} of a '{axis}'={n} run differs from the same sample run alone in output '{name}': {detail}")
+                return problems
+    return problems
+
+
+def run(ctx: CheckContext) -> CheckResult:
+    limits = ctx.manifest.get("limits") or {}
+    gated = [k for k in ("opset", "max_size_mb", "max_size_ratio", "allowed_ops", "dynamic_axes") if k in limits]
+    if not gated:
+        return CheckResult.skip(NAME, f"no limits declared in {ctx.where} or policy.yaml")
+    facts = ctx.facts()
+    problems: list[str] = []
+    figures: dict = {"size_mb": facts.size_bytes / 1e6}
+    if "opset" in limits:
+        lo, hi = limits["opset"].get("min"), limits["opset"].get("max")
+        if facts.opset is None:
+            problems.append(f"opset: a {facts.format} model has no ONNX opset to limit [{_src(ctx, 'opset')}]")
+        elif (lo is not None and facts.opset < lo) or (hi is not None and facts.opset > hi):
+            problems.append(f"opset: the model imports opset {facts.opset}, outside [{lo if lo is not None else '-'}, {hi if hi is not None else '-'}] [{_src(ctx, 'opset')}]")
+    if "max_size_mb" in limits:
+        mb = facts.size_bytes / 1e6
+        if mb > limits["max_size_mb"]:
+            problems.append(f"max_size_mb: the model is {mb:.3f} MB, over {limits['max_size_mb']} MB [{_src(ctx, 'max_size_mb')}]")
+    if "max_size_ratio" in limits:
+        if ctx.reference_kind != "model":
+            problems.append(f"max_size_ratio: needs a model as reference.path to compare sizes with [{_src(ctx, 'max_size_ratio')}]")
+        else:
+            ref_size = ctx.reference_facts().size_bytes
+            ratio = facts.size_bytes / ref_size
+            figures["size_ratio"] = ratio
+            if ratio > limits["max_size_ratio"]:
+                problems.append(f"max_size_ratio: the model is {ratio:.3f} times its reference's size ({facts.size_bytes} vs {ref_size} bytes), over {limits['max_size_ratio']} [{_src(ctx, 'max_size_ratio')}]")
+    if "allowed_ops" in limits:
+        allowed = set(limits["allowed_ops"])
+        extra = {op: n for op, n in sorted(facts.ops.items()) if op not in allowed}
+        if extra:
+            problems.append(f"allowed_ops: the model uses ops outside the list: {', '.join(f'{op} (x{n})' for op, n in extra.items())} [{_src(ctx, 'allowed_ops')}]")
+    for axis in limits.get("dynamic_axes") or ():
+        problems += dynamic_axis_problems(ctx, axis)
+    return CheckResult.from_problems(NAME, ctx.artifact.id, problems, passed=f"{', '.join(gated)} hold", figures=figures)
+
+
+__all__ = ["run", "OTHER_DYNAMIC_DIM", "np"]

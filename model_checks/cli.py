@@ -1,0 +1,71 @@
+"""The `model-checks` command. Each subcommand lives in its own module and is imported only when run,
+so `model-checks schema` never pays for torch or tensorflow.
+
+A subcommand module defines `add_arguments(parser)` and `run(args) -> int`, and a module docstring whose
+first line is the one-line help and whose rest (an example) is the --help epilog.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+# name -> module. Add a line here to add a subcommand.
+COMMANDS: dict[str, str] = {
+    "schema": "model_checks.commands.schema",
+    "validate": "model_checks.commands.validate",
+}
+
+
+def _doc(module: str) -> tuple[str, str]:
+    """(summary, epilog) read from the module docstring without importing the module's heavy imports."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    text = ""
+    if spec and spec.origin:
+        with open(spec.origin, encoding="utf-8") as f:
+            text = ast.get_docstring(ast.parse(f.read())) or ""
+    first, _, rest = text.partition("\n")
+    return first.strip(), rest.strip()
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = _Parser(prog="model-checks", description="Gate and produce ML model artifacts.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        summary, epilog = _doc(module)
+        p = sub.add_parser(name, help=summary, description=summary, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+        if name == only:
+            importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    from model_checks.errors import ModelChecksError
+
+    try:
+        return int(importlib.import_module(COMMANDS[args.command]).run(args) or 0)
+    except ModelChecksError as e:
+        print(f"model-checks {args.command}: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

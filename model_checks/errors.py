@@ -1,0 +1,39 @@
+"""The errors the gate raises. Each renders as the message a user reads in a CI log."""
+
+from __future__ import annotations
+
+
+class ModelChecksError(Exception):
+    """Base of every error the gate raises on purpose."""
+
+
+class ManifestError(ModelChecksError):
+    """A metadata.yaml or policy.yaml that cannot be read or does not follow the schema."""
+
+    def __init__(self, file: str, problems: list[str] | str):
+        self.file = file
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        if len(self.problems) == 1:
+            return f"{self.file}: {self.problems[0]}"
+        lines = [f"{self.file}: {len(self.problems)} problems"]
+        lines += [f"  - {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+class UnsafePathError(ModelChecksError):
+    """A path that leaves the artifacts root, or points where the gate will not read."""
+
+
+class UntrustedFormatError(ModelChecksError):
+    """A format that carries code, refused because code is not trusted in this run."""
+
+
+class ArtifactLoadError(ModelChecksError):
+    """A model file that cannot be loaded: wrong content, truncated, or refused by its runtime."""
+
+
+class MissingDependencyError(ModelChecksError):
+    """A framework a check needs is not installed; the message names what to install."""

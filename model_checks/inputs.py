@@ -1,0 +1,124 @@
+"""Inputs for running a model: real samples from an `.npz`, or seeded arrays generated from the interface."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from model_checks.errors import ArtifactLoadError
+from model_checks.manifest.model import TensorSpec
+from model_checks.paths import check_regular_file
+
+MAX_GENERATED_BYTES = 256 * 1024**2  # one generated input; larger is refused before allocating
+BATCH_SIZES = (1, 4)  # a dynamic batch is exercised at more than one size
+OTHER_DYNAMIC_DIM = 8
+DEFAULT_RANGES = {"f": (0.0, 1.0), "i": (0, 10), "u": (0, 10)}
+MAX_NPZ_BYTES = 1024**3
+
+
+@dataclass(frozen=True)
+class Case:
+    """One set of feeds (and recorded outputs, when the reference is a recording)."""
+
+    label: str
+    inputs: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray] | None = None
+
+
+def merge_interface(declared: Iterable[TensorSpec] | None, model: Iterable[TensorSpec]) -> list[TensorSpec]:
+    """The model's inputs, each completed by its declaration (the declaration wins where it speaks)."""
+    decl = {t.name: t for t in declared or ()}
+    out = []
+    for m in model:
+        d = decl.get(m.name)
+        out.append(
+            TensorSpec(
+                name=m.name,
+                dtype=(d.dtype if d and d.dtype else m.dtype) or "float32",
+                shape=d.shape if d and d.shape is not None else m.shape,
+                layout=d.layout if d else None,
+                range=d.range if d else None,
+            )
+        )
+    return out
+
+
+def batch_dims(specs: Iterable[TensorSpec]) -> set[str]:
+    """Names of dynamic leading dims: the batch."""
+    return {s.shape[0] for s in specs if s.shape and isinstance(s.shape[0], str)}
+
+
+def concrete_shape(spec: TensorSpec, batch: int, sizes: dict[str, int] | None = None) -> tuple[int, ...]:
+    sizes = sizes or {}
+    shape = []
+    for i, d in enumerate(spec.shape or ()):
+        if isinstance(d, int) and d > 0:
+            shape.append(d)
+        elif isinstance(d, str) and d in sizes:
+            shape.append(sizes[d])
+        else:
+            shape.append(batch if i == 0 else OTHER_DYNAMIC_DIM)
+    return tuple(shape)
+
+
+def generate(specs: list[TensorSpec], batch: int, seed: int = 0, sizes: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+    """Seeded inputs for `specs` at `batch`, within each spec's range; refuses gigantic inputs first."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in specs:
+        if spec.shape is None:
+            raise ArtifactLoadError(f"input '{spec.name}': no shape declared or in the model; declare inputs[].shape or give samples")
+        dtype = np.dtype(spec.dtype or "float32")
+        shape = concrete_shape(spec, batch, sizes)
+        nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+        if nbytes > MAX_GENERATED_BYTES:
+            raise ArtifactLoadError(
+                f"input '{spec.name}': a generated input of shape {list(shape)} ({dtype}) would need {nbytes / 1024**3:.1f} GiB, "
+                f"over the {MAX_GENERATED_BYTES // 1024**2} MiB cap; declare smaller dims or give samples"
+            )
+        lo, hi = spec.range or DEFAULT_RANGES.get(dtype.kind, (0, 2))
+        if dtype.kind == "f":
+            feeds[spec.name] = rng.uniform(lo, hi, size=shape).astype(dtype)
+        elif dtype.kind == "b":
+            feeds[spec.name] = rng.integers(0, 2, size=shape).astype(bool)
+        else:
+            feeds[spec.name] = rng.integers(int(lo), int(hi), size=shape, endpoint=False).astype(dtype)
+    return feeds
+
+
+def seed_for(artifact_id: str) -> int:
+    return zlib.crc32(artifact_id.encode())
+
+
+def generated_cases(specs: list[TensorSpec], artifact_id: str) -> list[Case]:
+    """One case per batch size when the batch is dynamic, else one case."""
+    batches = BATCH_SIZES if batch_dims(specs) else (1,)
+    return [Case(f"generated, batch {b}", generate(specs, b, seed_for(artifact_id) + b)) for b in batches]
+
+
+def load_npz(path: Path, key: str) -> dict[str, np.ndarray]:
+    """Arrays of an `.npz`, pickles refused, size capped."""
+    check_regular_file(path, key, MAX_NPZ_BYTES)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except ValueError as e:
+        raise ArtifactLoadError(f"{key}: {path.name} holds pickled objects, which are refused ({e})") from None
+    except Exception as e:
+        raise ArtifactLoadError(f"{key}: {path.name} is not a readable .npz ({type(e).__name__}: {e})") from None
+
+
+def sample_cases(path: Path, specs: list[TensorSpec], key: str) -> list[Case]:
+    """`samples`: arrays named by input (or `input:<name>`)."""
+    arrays = load_npz(path, key)
+    feeds = {}
+    for s in specs:
+        arr = arrays.get(s.name, arrays.get(f"input:{s.name}"))
+        if arr is None:
+            raise ArtifactLoadError(f"{key}: {path.name} has no array for input '{s.name}' (it has {', '.join(arrays) or 'none'})")
+        feeds[s.name] = arr
+    return [Case(f"samples ({path.name})", feeds)]

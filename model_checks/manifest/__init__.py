@@ -1,0 +1,103 @@
+"""Reading metadata.yaml and policy.yaml into a validated, typed Manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from model_checks.errors import ManifestError
+from model_checks.manifest.model import FORMAT_BY_SUFFIX, Limit, Manifest, TensorSpec, Tolerance, build_tolerance
+from model_checks.manifest.policy import merge
+from model_checks.manifest.schema import schema, validate
+from model_checks.manifest.yamlsafe import load_yaml_file, load_yaml_text
+
+__all__ = [
+    "Limit",
+    "Manifest",
+    "TensorSpec",
+    "Tolerance",
+    "load_manifest",
+    "load_policy",
+    "parse_manifest",
+    "schema",
+    "validate",
+    "load_yaml_text",
+]
+
+
+def load_policy(path: Path, display: str) -> dict[str, Any]:
+    """A root's policy.yaml, validated; an empty mapping when there is none."""
+    if not path.is_file():
+        return {}
+    data = load_yaml_file(path, display)
+    if data is None:
+        return {}
+    problems = validate(data, "policy")
+    if problems:
+        raise ManifestError(display, problems)
+    return data
+
+
+def guess_format(file: str) -> str | None:
+    p = Path(file)
+    if p.suffix.lower() in FORMAT_BY_SUFFIX:
+        return FORMAT_BY_SUFFIX[p.suffix.lower()]
+    if p.suffix == "" or file.endswith("/"):
+        return "saved_model"
+    return None
+
+
+def _semantic_problems(data: dict[str, Any]) -> list[str]:
+    """What the schema cannot say: cross-key rules."""
+    problems = []
+    opset = (data.get("limits") or {}).get("opset") or {}
+    if "min" in opset and "max" in opset and opset["min"] > opset["max"]:
+        problems.append(f"limits.opset: min {opset['min']} is greater than max {opset['max']}")
+    for side in ("inputs", "outputs"):
+        names = [t["name"] for t in data.get(side) or []]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            problems.append(f"{side}: names are not unique: {', '.join(dupes)}")
+        for i, t in enumerate(data.get(side) or []):
+            r = t.get("range")
+            if r and r[0] > r[1]:
+                problems.append(f"{side}[{i}].range: low {r[0]} is greater than high {r[1]}")
+    tol = data.get("tolerance") or {}
+    effective = {m: tol.get(m, "default") for m in ("rel_l2", "mae", "max_abs", "top1_agreement")}
+    effective.setdefault("rel_l2", "default")
+    if all(v is None for m, v in effective.items() if m in ("rel_l2", "mae")) and not any(
+        effective[m] not in (None, "default") for m in ("max_abs", "top1_agreement")
+    ):
+        problems.append("tolerance: every metric is null, so equivalence could pass anything; keep at least one")
+    return problems
+
+
+def parse_manifest(data: Any, display: str, policy: dict[str, Any] | None = None, policy_display: str = "policy.yaml") -> Manifest:
+    """Validate a loaded metadata mapping, merge the policy under it and build the typed Manifest."""
+    problems = validate(data, "metadata")
+    if problems:
+        raise ManifestError(display, problems)
+    merged, sources = merge(policy or {}, data, policy_display, "metadata.yaml")
+    problems = _semantic_problems(merged)
+    fmt = merged.get("format") or guess_format(merged["file"])
+    if fmt is None:
+        problems.append(f"format: cannot tell the format of {merged['file']!r} from its name; set format: onnx | torchscript | keras | saved_model")
+    if problems:
+        raise ManifestError(display, problems)
+    return Manifest(
+        model_name=merged["model_name"],
+        version=str(merged["version"]),
+        file=merged["file"],
+        format=fmt,
+        raw=merged,
+        sources=sources,
+        tolerance=build_tolerance(merged, sources),
+        inputs=tuple(TensorSpec.parse(t) for t in merged["inputs"]) if merged.get("inputs") else None,
+        outputs=tuple(TensorSpec.parse(t) for t in merged["outputs"]) if merged.get("outputs") else None,
+    )
+
+
+def load_manifest(path: Path, display: str | None = None, policy: dict[str, Any] | None = None, policy_display: str = "policy.yaml") -> Manifest:
+    """Read, validate and type a metadata.yaml file."""
+    display = display or str(path)
+    return parse_manifest(load_yaml_file(path, display), display, policy, policy_display)

@@ -1,0 +1,87 @@
+"""Validation of manifests against the JSON Schema shipped with the package.
+
+The schema is the contract (`model-checks schema` prints it); this module turns jsonschema's errors into
+messages that name the key path and, for an unknown key, the known key that was probably meant.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from importlib import resources
+from typing import Any
+
+SCHEMAS = {"metadata": "metadata.schema.json", "policy": "policy.schema.json"}
+
+
+@functools.cache
+def schema(kind: str = "metadata") -> dict[str, Any]:
+    """The JSON Schema for `metadata` (metadata.yaml) or `policy` (policy.yaml)."""
+    text = resources.files("model_checks.schema").joinpath(SCHEMAS[kind]).read_text("utf-8")
+    return json.loads(text)
+
+
+@functools.cache
+def _validator(kind: str):  # type: ignore[no-untyped-def]
+    import jsonschema
+
+    cls = jsonschema.validators.validator_for(schema(kind))
+    return cls(schema(kind))
+
+
+def key_path(parts: Any) -> str:
+    """`budgets.cpu.latency_ms.p95`, with list indices as `inputs[0].dtype`."""
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _subschema(root: dict[str, Any], path: list[Any]) -> dict[str, Any]:
+    node = root
+    for p in path:
+        if isinstance(p, int):
+            node = node.get("items", {})
+        else:
+            props = node.get("properties", {})
+            node = props[p] if p in props else node.get("additionalProperties", {}) or {}
+    return node
+
+
+def _describe(err, root: dict[str, Any]) -> list[str]:  # type: ignore[no-untyped-def]
+    path = list(err.absolute_path)
+    where = key_path(path)
+    if err.validator == "additionalProperties":
+        known = sorted(_subschema(root, path).get("properties", {}))
+        unknown = sorted(set(err.instance) - set(known))
+        msgs = []
+        for key in unknown:
+            full = key_path([*path, key])
+            near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            hint = f"; did you mean '{near[0]}'?" if near else f"; known keys here: {', '.join(known)}"
+            msgs.append(f"{full}: unknown key{hint}")
+        return msgs
+    if err.validator == "required":
+        missing = err.message.split("'")[1] if "'" in err.message else err.message
+        return [f"{key_path([*path, missing])}: required key is missing"]
+    if err.validator == "enum":
+        return [f"{where}: {err.instance!r} is not one of {', '.join(map(str, err.validator_value))}"]
+    if err.validator == "type":
+        want = err.validator_value if isinstance(err.validator_value, str) else " or ".join(err.validator_value)
+        return [f"{where}: expected {want}, got {type(err.instance).__name__} {err.instance!r}"]
+    if err.validator == "oneOf" and err.context:
+        return [f"{where}: {err.instance!r} is neither " + " nor ".join(sorted({c.message.split(' is not ')[-1] for c in err.context}))]
+    return [f"{where}: {err.message}"]
+
+
+def validate(data: Any, kind: str = "metadata") -> list[str]:
+    """All schema problems of `data`, each naming its key path; empty when valid."""
+    if not isinstance(data, dict):
+        what = "empty" if data is None else f"a {type(data).__name__}, not a mapping of keys"
+        return [f"the document is {what}"]
+    problems: list[str] = []
+    errors = sorted(_validator(kind).iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+    for err in errors:
+        problems.extend(_describe(err, schema(kind)))
+    return list(dict.fromkeys(problems))

@@ -1,0 +1,74 @@
+"""What equivalence compares against: another model, recorded inputs and outputs, or ONNX test data."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from model_checks.errors import ArtifactLoadError
+from model_checks.inputs import Case, load_npz
+from model_checks.manifest import guess_format
+from model_checks.paths import check_regular_file
+
+MAX_PB_BYTES = 1024**3
+
+
+def reference_kind(path: Path) -> str:
+    """`model`, `npz` or `testdata`, from the path (as the manifest spec says)."""
+    if path.is_dir():
+        return "model" if (path / "saved_model.pb").is_file() else "testdata"
+    if path.suffix.lower() == ".npz":
+        return "npz"
+    if guess_format(path.name) in ("onnx", "torchscript", "keras"):
+        return "model"
+    raise ArtifactLoadError(f"reference.path: cannot tell what {path.name} is; use a model (.onnx, .pt, .keras, .h5), an .npz, or an ONNX test data directory")
+
+
+def recorded_cases(path: Path, key: str) -> list[Case]:
+    """An `.npz` with arrays named `input:<name>` and `output:<name>`."""
+    arrays = load_npz(path, key)
+    ins = {k.split(":", 1)[1]: v for k, v in arrays.items() if k.startswith("input:")}
+    outs = {k.split(":", 1)[1]: v for k, v in arrays.items() if k.startswith("output:")}
+    if not ins or not outs:
+        raise ArtifactLoadError(f"{key}: {path.name} needs arrays named input:<name> and output:<name> (it has {', '.join(arrays) or 'none'})")
+    return [Case(f"recorded ({path.name})", ins, outs)]
+
+
+def _read_tensor(path: Path, key: str) -> tuple[str, np.ndarray]:
+    import onnx
+    from onnx import numpy_helper
+
+    check_regular_file(path, key, MAX_PB_BYTES)
+    t = onnx.TensorProto()
+    try:
+        t.ParseFromString(path.read_bytes())
+        return t.name, numpy_helper.to_array(t)
+    except Exception as e:
+        raise ArtifactLoadError(f"{key}: {path.name} is not a readable TensorProto ({type(e).__name__}: {e})") from None
+
+
+def _numbered(folder: Path, stem: str) -> list[Path]:
+    rx = re.compile(rf"^{stem}_(\d+)\.pb$")
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := rx.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def testdata_cases(path: Path, input_names: list[str], output_names: list[str], key: str) -> list[Case]:
+    """ONNX test data: `test_data_set_N/input_K.pb` and `output_K.pb`; unnamed tensors map by order."""
+    sets = [path] if path.name.startswith("test_data_set_") else sorted(
+        (p for p in path.iterdir() if p.is_dir() and p.name.startswith("test_data_set_")), key=lambda p: int(p.name.rsplit("_", 1)[1]) if p.name.rsplit("_", 1)[1].isdigit() else 0
+    )
+    if not sets:
+        raise ArtifactLoadError(f"{key}: {path.name} holds no test_data_set_N directories")
+    cases = []
+    for s in sets:
+        ins = [_read_tensor(p, key) for p in _numbered(s, "input")]
+        outs = [_read_tensor(p, key) for p in _numbered(s, "output")]
+        if not outs:
+            raise ArtifactLoadError(f"{key}: {s.name} has no output_K.pb files")
+        feeds = {(n or input_names[i] if i < len(input_names) else n): a for i, (n, a) in enumerate(ins)}
+        expected = {(n or (output_names[i] if i < len(output_names) else f"output_{i}")): a for i, (n, a) in enumerate(outs)}
+        cases.append(Case(s.name, feeds, expected))
+    return cases
