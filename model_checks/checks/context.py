@@ -66,6 +66,19 @@ class CheckContext:
         assert self.reference_path is not None and self.reference_kind == "model"
         return self.pool.runner(self.reference_path, self.reference_format, self.artifact.root)
 
+    def reference_outputs(self, feeds: dict) -> dict:
+        """The reference model run on the artifact's feeds, its outputs under the artifact's names. Across
+        frameworks, inputs go in the layout and under the names the reference expects (`model_checks.layout`)."""
+        ref = self.reference_runner()
+        if self.reference_format == self.fmt:
+            return ref.infer(feeds)
+        from model_checks.layout import feeds_for, outputs_as
+
+        own = self.runner()
+        got_names = {o.name: None for o in own.outputs}
+        specs = merge_interface(self.manifest.inputs, own.inputs)
+        return outputs_as(ref.infer(feeds_for(feeds, specs, self.fmt, ref.inputs, self.reference_format)), got_names)
+
     def reference_facts(self) -> ModelFacts:
         assert self.reference_path is not None and self.reference_kind == "model"
         return self.pool.facts(self.reference_path, self.reference_format, self.artifact.root)

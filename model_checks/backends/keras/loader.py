@@ -1,0 +1,88 @@
+"""Loading Keras models safely: `.keras` in safe mode with no custom objects; `.h5` and SavedModel only
+when trusted (the pool calls `require_trust` first, since both can carry code that runs on load).
+
+`keras_modules()` is the one place TensorFlow is imported: it selects Keras 2 (tf-keras), which tfmot
+needs, before TensorFlow reads the setting, so users neither set TF_USE_LEGACY_KERAS nor import tf-keras.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from model_checks.errors import ArtifactLoadError, MissingDependencyError
+from model_checks.paths import check_regular_file
+from model_checks.sniff import sniff
+
+_QUIET = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0"}
+
+
+def keras_modules() -> tuple[Any, Any]:
+    """(tensorflow, tf_keras), with Keras 2 selected before TensorFlow is first imported."""
+    if "tensorflow" not in sys.modules:
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"  # read once, when TensorFlow is imported
+        for k, v in _QUIET.items():
+            os.environ.setdefault(k, v)
+    try:
+        import tensorflow as tf
+        import tf_keras
+    except ModuleNotFoundError as e:
+        raise MissingDependencyError(f"checking keras artifacts needs {e.name}: pip install 'model-checks[keras]'") from None
+    return tf, tf_keras
+
+
+def kind_of(path: Path) -> str:
+    """`keras` (a .keras zip), `h5` or `saved_model` (a directory with saved_model.pb)."""
+    if path.is_dir():
+        if not (path / "saved_model.pb").is_file():
+            raise ArtifactLoadError(f"{path.name}: a directory without saved_model.pb is not a SavedModel")
+        return "saved_model"
+    check_regular_file(path, path.name)
+    head = sniff(path)
+    if head == "zip":
+        return "keras"
+    if head == "hdf5":
+        return "h5"
+    raise ArtifactLoadError(f"{path.name}: the file holds {head} data, not a Keras model (.keras is a zip, .h5 is HDF5; judged by its first bytes)")
+
+
+def check_keras_zip(path: Path) -> list[str]:
+    """Problems of a .keras archive: damaged members, or no config.json to rebuild the model from."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+            names = set(z.namelist())
+    except zipfile.BadZipFile as e:
+        return [f"{path.name}: a damaged zip archive ({e})"]
+    problems = [f"zip: member {bad} fails its CRC check (the archive is damaged)"] if bad else []
+    if "config.json" not in names:
+        problems.append(f"{path.name}: no config.json inside; not a Keras v3 (.keras) archive")
+    return problems
+
+
+def load_model(path: Path) -> tuple[str, Any]:
+    """(`keras`, a tf_keras Model) or (`saved_model`, the loaded object), on the CPU, uncompiled."""
+    kind = kind_of(path)
+    if kind == "keras" and (problems := check_keras_zip(path)):
+        raise ArtifactLoadError("; ".join(problems))
+    tf, keras = keras_modules()
+    try:
+        if kind == "saved_model":
+            return "saved_model", tf.saved_model.load(str(path))
+        if kind == "keras":
+            # safe_mode refuses Lambda layers' marshalled bytecode; no custom objects are ever registered
+            return "keras", keras.models.load_model(str(path), compile=False, safe_mode=True)
+        return "keras", keras.models.load_model(str(path), compile=False)
+    except Exception as e:
+        hint = "; the archive holds a Lambda layer or custom object that safe mode refuses" if kind == "keras" and ("safe_mode" in str(e) or "Unknown" in str(e)) else ""
+        raise ArtifactLoadError(f"{path.name}: cannot be loaded as {kind} ({type(e).__name__}: {str(e).strip()[:300]}){hint}") from None
+
+
+def serving_signature(obj: Any, path: Path) -> Any:
+    sigs = getattr(obj, "signatures", {})
+    if "serving_default" not in sigs:
+        raise ArtifactLoadError(f"{path.name}: the SavedModel has no serving_default signature (it has {', '.join(sigs) or 'none'})")
+    return sigs["serving_default"]

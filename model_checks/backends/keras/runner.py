@@ -1,0 +1,52 @@
+"""Running a Keras model (inference mode) or a SavedModel's serving signature with TensorFlow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model_checks.backends.base import Runner
+from model_checks.backends.keras.inspect import interface
+from model_checks.backends.keras.loader import keras_modules, load_model, serving_signature
+from model_checks.errors import InferenceError
+
+
+class KerasRunner(Runner):
+    format = "keras"
+
+    def __init__(self, path: Path, root: Path, threads: int | None = None):
+        self.path = path
+        self.tf, _ = keras_modules()
+        if threads:
+            try:
+                self.tf.config.threading.set_intra_op_parallelism_threads(threads)
+                self.tf.config.threading.set_inter_op_parallelism_threads(1)
+            except RuntimeError:
+                pass  # TensorFlow is already initialised; its thread pools cannot change any more
+        self.kind, self.model = load_model(path)
+        self.format = "saved_model" if self.kind == "saved_model" else "keras"
+        self.fn: Any = serving_signature(self.model, path) if self.kind == "saved_model" else self.model
+        self.inputs, self.outputs = interface(self.kind, self.fn)
+
+    def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        tf = self.tf
+        tensors = {n: tf.convert_to_tensor(a) for n, a in feeds.items()}
+        try:
+            if self.kind == "saved_model":
+                out = self.fn(**tensors)
+                return {o.name: out[o.name].numpy() for o in self.outputs}
+            args = list(tensors.values())
+            out = self.fn(args if len(args) > 1 else args[0], training=False)
+        except Exception as e:
+            raise InferenceError(f"{self.path.name}: the model failed on inputs {[list(a.shape) for a in feeds.values()]}: {type(e).__name__}: {str(e).strip()[:400]}") from None
+        outs = list(out.values()) if isinstance(out, dict) else (list(out) if isinstance(out, (list, tuple)) else [out])
+        return {o.name: np.asarray(t) for o, t in zip(self.outputs, outs)}
+
+    def close(self) -> None:
+        self.model = self.fn = None
+
+
+def load(path: Path, root: Path, threads: int | None = None) -> KerasRunner:
+    return KerasRunner(path, root, threads)

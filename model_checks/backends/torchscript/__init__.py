@@ -1,0 +1,1 @@
+"""TorchScript archives (`.pt`/`.pth`): loader, runner, inspect. torch is imported only inside them."""

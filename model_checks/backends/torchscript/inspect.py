@@ -1,0 +1,78 @@
+"""Facts read off a TorchScript module without running it: its forward schema, parameter dtypes, ops."""
+
+from __future__ import annotations
+
+import zipfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from model_checks.backends.base import ModelFacts
+from model_checks.backends.torchscript.loader import check_archive, declared_names, load_module, names
+from model_checks.manifest.model import TensorSpec
+
+FLOAT_NAMES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "float64": "fp64"}
+
+
+def _count_returns(schema: Any) -> int:
+    ret = schema.returns[0].type if schema.returns else None
+    elements = getattr(ret, "elements", None)
+    return len(elements()) if callable(elements) else 1
+
+
+def interface(module: Any, path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """Inputs from forward's arguments (self left out), outputs from its return type; names as the loader says."""
+    schema = module.forward.schema
+    args = [a for a in schema.arguments if a.name != "self"]
+    decl_in, decl_out = declared_names(path)
+    in_names = names(decl_in, len(args), "input")
+    out_names = names(decl_out, _count_returns(schema), "output")
+    return tuple(TensorSpec(name=n) for n in in_names), tuple(TensorSpec(name=n) for n in out_names)
+
+
+def ops_of(module: Any) -> Counter:
+    """aten/quantized/custom ops of the inlined graph (prim:: bookkeeping left out)."""
+    return Counter(n.kind() for n in module.inlined_graph.nodes() if not n.kind().startswith("prim::"))
+
+
+def precision_of(module: Any, ops: Counter) -> tuple[str, str]:
+    """(precision, why) from parameter and buffer dtypes; quantized ops mean int8/uint8."""
+    elems: Counter = Counter()
+    for t in [*module.parameters(), *module.buffers()]:
+        elems[str(t.dtype).replace("torch.", "")] += t.numel()
+    quant = sorted(op for op in ops if op.startswith("quantized::") or "quantize_per" in op)
+    q8 = {k: v for k, v in elems.items() if k in ("qint8", "quint8", "int8", "uint8")}
+    if quant or q8:
+        kind = "uint8" if "quint8" in q8 and q8["quint8"] >= q8.get("qint8", 0) else "int8"
+        return kind, f"quantized ops ({', '.join(quant[:4]) or 'none'}) and {sum(q8.values())} 8-bit parameter values"
+    floats = {k: v for k, v in elems.items() if k in FLOAT_NAMES}
+    total = sum(floats.values())
+    if not total:
+        return "fp32", "no float parameters; fp32 assumed"
+    main = max(floats, key=floats.get)  # type: ignore[arg-type]
+    share = floats[main] / total
+    if share >= 0.99:
+        return FLOAT_NAMES[main], f"{share:.1%} of parameter values are {main}"
+    return "mixed", "parameters are " + ", ".join(f"{k} {v / total:.0%}" for k, v in sorted(floats.items()))
+
+
+def model_facts(path: Path, root: Path) -> ModelFacts:
+    module = load_module(path)
+    ins, outs = interface(module, path)
+    ops = ops_of(module)
+    prec, why = precision_of(module, ops)
+    return ModelFacts(format="torchscript", precision=prec, precision_why=why, inputs=ins, outputs=outs, ops=ops,
+                      size_bytes=path.stat().st_size)
+
+
+def validate(path: Path, root: Path) -> list[str]:
+    """Integrity problems: the zip's CRCs, then torch.jit.load and a forward schema to read."""
+    check_archive(path)
+    with zipfile.ZipFile(path) as z:
+        bad = z.testzip()
+    if bad:
+        return [f"zip: member {bad} fails its CRC check (the archive is damaged)"]
+    module = load_module(path)
+    if not hasattr(module, "forward"):
+        return ["the archive holds no forward method to run"]
+    return []
