@@ -37,3 +37,19 @@ class ArtifactLoadError(ModelChecksError):
 
 class MissingDependencyError(ModelChecksError):
     """A framework a check needs is not installed; the message names what to install."""
+
+
+class InferenceError(ModelChecksError):
+    """Running a loaded model failed: feeds that do not fit it, or an error raised by its runtime."""
+
+
+class RuntimeCrashError(ModelChecksError):
+    """The model's runtime died in its worker process (a signal such as SIGSEGV or SIGABRT)."""
+
+
+class MemoryLimitError(ModelChecksError):
+    """The model needed more memory than its worker process may use."""
+
+
+class RuntimeTimeoutError(ModelChecksError):
+    """The model's runtime did not answer within the timeout; its worker process was killed."""

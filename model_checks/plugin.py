@@ -4,11 +4,14 @@ loading this plugin into any pytest run costs a few milliseconds."""
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from model_checks.isolation.limits import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S
 
 GROUP = "model-checks"
 SESSION_KEY = pytest.StashKey["Any"]()
@@ -31,9 +34,41 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="load formats that carry code (TorchScript, Keras .h5, SavedModel). Threat model: a model file from a pull "
                      "request can be a program; by default only data formats (ONNX, .npz without pickles, .keras in safe mode) are "
                      "loaded. Set this in CI only for trusted branches. Default: off")
+    g.addoption("--model-checks-isolate", default="process", choices=("process", "off"), metavar="MODE", dest="model_checks_isolate",
+                help="where models run: 'process' runs each framework in a worker process with a memory limit and a timeout, so "
+                     "a model that segfaults, aborts, exhausts memory or hangs fails its own checks and the session goes on; "
+                     "'off' runs them in the pytest process (a crash there ends the whole run). Default: process")
+    g.addoption("--model-checks-worker-memory", default=DEFAULT_MEMORY_MB, type=_positive_number(int, "MiB"), metavar="MIB",
+                dest="model_checks_worker_memory",
+                help=f"address-space limit of each worker process, in MiB (RLIMIT_AS). Default: {DEFAULT_MEMORY_MB}")
+    g.addoption("--model-checks-timeout", default=DEFAULT_TIMEOUT_S, type=_positive_number(float, "seconds"), metavar="SECONDS",
+                dest="model_checks_timeout",
+                help=f"longest a worker may take over one load or inference before it is killed. Default: {DEFAULT_TIMEOUT_S:g}")
     g.addoption("--model-checks-summary", default=None, metavar="PATH", dest="model_checks_summary",
                 help="write a markdown summary (one row per artifact) to PATH. Default: none")
     parser.addini("model_checks_roots", type="paths", default=[], help="artifact roots checked when --model-checks is not given")
+
+
+def _positive_number(kind: type, unit: str):  # type: ignore[no-untyped-def]
+    def parse(text: str):  # type: ignore[no-untyped-def]
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of {unit}")
+        return value
+
+    parse.__name__ = unit
+    return parse
+
+
+def _isolation(config: pytest.Config):  # type: ignore[no-untyped-def]
+    if config.getoption("model_checks_isolate") == "off":
+        return None
+    from model_checks.isolation.limits import Limits
+
+    return Limits(memory_mb=config.getoption("model_checks_worker_memory"), timeout_s=config.getoption("model_checks_timeout"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -48,7 +83,8 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--model-checks: {r} is not a directory")
     from model_checks.session import GateSession
 
-    config.stash[SESSION_KEY] = GateSession(roots=[r.absolute() for r in roots], trust_code=config.getoption("model_checks_trust_code"))
+    config.stash[SESSION_KEY] = GateSession(roots=[r.absolute() for r in roots], trust_code=config.getoption("model_checks_trust_code"),
+                                           isolation=_isolation(config))
     args = [Path(a.split("::")[0]).absolute() for a in config.args]
     for r in cli:
         if not any(_inside(r.absolute(), a) for a in args):

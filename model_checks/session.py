@@ -14,6 +14,7 @@ from model_checks.artifact import Artifact
 from model_checks.checks.context import CheckContext
 from model_checks.discovery import discover
 from model_checks.errors import ModelChecksError
+from model_checks.isolation.limits import Limits
 from model_checks.pool import ModelPool
 from model_checks.results import CheckResult
 
@@ -24,11 +25,12 @@ PROPERTY = "model_checks"
 class GateSession:
     roots: list[Path]
     trust_code: bool = False
+    isolation: Limits | None = None  # None: models run in this process
     pool: ModelPool = field(init=False)
     _artifacts: list[Artifact] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self.pool = ModelPool(trust_code=self.trust_code)
+        self.pool = ModelPool(trust_code=self.trust_code, isolation=self.isolation)
 
     @property
     def artifacts(self) -> list[Artifact]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from types import ModuleType
 
 from model_checks.errors import MissingDependencyError, UntrustedFormatError
@@ -41,6 +42,22 @@ def carries_code(fmt: str, path_suffix: str) -> str | None:
     if fmt == "keras" and path_suffix.lower() == ".h5":
         return CODE_FORMATS_WHY["keras-h5"]
     return CODE_FORMATS_WHY.get(fmt)
+
+
+def require_trust_for(path: Path, fmt: str, trust_code: bool) -> None:
+    """`require_trust`, judged by what the file holds rather than its name: tf-keras loads anything that
+    is not a `.keras` zip archive with its legacy loader, which runs the code an HDF5 file or a SavedModel
+    folder carries, so a Keras model named `model.keras` that is not a zip counts as `.h5`, and a folder as
+    a SavedModel."""
+    if fmt == "keras":
+        if path.is_dir():
+            fmt = "saved_model"
+        elif path.suffix.lower() != ".h5":
+            from model_checks.sniff import sniff
+
+            if path.is_file() and sniff(path) != "zip":
+                require_trust(fmt, ".h5", trust_code)
+    require_trust(fmt, path.suffix, trust_code)
 
 
 def require_trust(fmt: str, path_suffix: str, trust_code: bool) -> None:

@@ -9,6 +9,7 @@ from typing import Mapping
 
 import numpy as np
 
+from model_checks.errors import InferenceError, ModelChecksError
 from model_checks.manifest.model import TensorSpec
 
 
@@ -21,14 +22,41 @@ class Runner:
     outputs: tuple[TensorSpec, ...] = ()
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run the model on `feeds` (input name -> array); outputs by name, in the model's order."""
+        """Run the model on `feeds` (input name -> array); outputs by name, in the model's order.
+
+        Any failure is an InferenceError (a ModelChecksError) that names the model, never a bare
+        runtime exception: a model that rejects its inputs fails its check, it does not crash the gate."""
         __tracebackhide__ = True
+        arrays = self._checked_feeds(feeds)
+        try:
+            return self.infer_impl(arrays)
+        except ModelChecksError:
+            raise
+        except Exception as e:  # onnxruntime, torch and tensorflow each raise their own types
+            raise InferenceError(f"{self.path.name}: inference failed ({type(e).__name__}: {str(e).strip()[:300]})") from e
+
+    def timed(self, feeds: Mapping[str, np.ndarray], repeat: int, warmup: int = 1) -> list[float]:
+        """Seconds taken by each of `repeat` inferences after `warmup` untimed ones, measured where the
+        model runs (inside the worker process when isolated, so no pipe or pickling is timed)."""
+        import time
+
+        arrays = self._checked_feeds(feeds)
+        for _ in range(warmup):
+            self.infer_impl(arrays)
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            self.infer_impl(arrays)
+            times.append(time.perf_counter() - t0)
+        return times
+
+    def _checked_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         want = [t.name for t in self.inputs]
         missing = [n for n in want if n not in feeds]
         extra = [n for n in feeds if n not in want]
         if missing or extra:
-            raise ValueError(f"{self.path.name}: feeds do not match the model's inputs {want}: missing {missing}, unexpected {extra}")
-        return self.infer_impl({n: np.asarray(feeds[n]) for n in want})
+            raise InferenceError(f"{self.path.name}: feeds do not match the model's inputs {want}: missing {missing}, unexpected {extra}")
+        return {n: np.asarray(feeds[n]) for n in want}
 
     def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         raise NotImplementedError

@@ -3,7 +3,6 @@ and matches the declared sha256 (ONNX: with its external data files)."""
 
 from __future__ import annotations
 
-from model_checks.backends import backend
 from model_checks.checks.context import CheckContext
 from model_checks.results import CheckResult
 
@@ -12,7 +11,8 @@ NAME = "integrity"
 
 def run(ctx: CheckContext) -> CheckResult:
     problems: list[str] = []
-    problems += backend(ctx.fmt, "inspect").validate(ctx.model_path, ctx.artifact.root)
+    # Through the pool: the trust check comes first, and the format's checker runs in the worker when isolated.
+    problems += ctx.pool.validate(ctx.model_path, ctx.fmt, ctx.artifact.root)
     declared = ctx.manifest.get("sha256")
     if declared:
         files = [ctx.model_path]

@@ -1,0 +1,136 @@
+"""What runs inside a worker process: limits applied first, then a loop answering requests on a pipe.
+
+A request is `(op, args)`; the answer `("ok", value)` or `("err", ErrorInfo)`. Models stay in the worker
+and are named by a handle; only arrays and small values cross the pipe. Nothing here is imported by the
+parent beyond `ErrorInfo` and `WorkerSetup`; the process runs `python -m model_checks.isolation.worker FD`.
+"""
+
+from __future__ import annotations
+
+import resource
+import signal
+import sys
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Callable
+
+# Text of allocation failures that C++ runtimes turn into ordinary exceptions.
+_MEMORY_WORDS = ("bad_alloc", "failed to allocate", "out of memory", "cannot allocate memory")
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """An exception raised in the worker, as plain values: the parent rebuilds a ModelChecksError from it."""
+
+    module: str
+    name: str
+    message: str
+    memory: bool  # a MemoryError, or an allocation failure reported by the runtime
+
+
+def _describe(e: BaseException) -> ErrorInfo:
+    chain: list[BaseException] = []
+    cur: BaseException | None = e
+    while cur is not None and len(chain) < 8:
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    memory = any(isinstance(c, MemoryError) or any(w in str(c).lower() for w in _MEMORY_WORDS) for c in chain)
+    return ErrorInfo(type(e).__module__, type(e).__qualname__, str(e), memory)
+
+
+def apply_limits(memory_mb: int) -> None:
+    """Cap the address space: an allocation beyond it fails (MemoryError, or an abort in some C++ code)."""
+    limit = memory_mb * 1024 * 1024
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crashing model must not leave core files behind
+
+
+class _Models:
+    """The worker's state: loaded runners by handle."""
+
+    def __init__(self) -> None:
+        self.runners: dict[int, Any] = {}
+        self.next = 0
+
+    def load(self, path: Path, fmt: str, root: Path, threads: int | None) -> tuple[int, tuple, tuple]:
+        from model_checks.backends import backend
+
+        runner = backend(fmt, "runner").load(path, root, threads=threads)
+        self.next += 1
+        self.runners[self.next] = runner
+        return self.next, tuple(runner.inputs), tuple(runner.outputs)
+
+    def infer(self, handle: int, feeds: dict) -> dict:
+        return self.runners[handle].infer(feeds)
+
+    def timed(self, handle: int, feeds: dict, repeat: int, warmup: int) -> list[float]:
+        return self.runners[handle].timed(feeds, repeat, warmup)
+
+    def close(self, handle: int) -> None:
+        runner = self.runners.pop(handle, None)
+        if runner is not None:
+            runner.close()
+
+    @staticmethod
+    def facts(path: Path, fmt: str, root: Path) -> Any:
+        from model_checks.backends import backend
+
+        return backend(fmt, "inspect").model_facts(path, root)
+
+    @staticmethod
+    def validate(path: Path, fmt: str, root: Path) -> list[str]:
+        from model_checks.backends import backend
+
+        return backend(fmt, "inspect").validate(path, root)
+
+    @staticmethod
+    def call(fn: Callable[..., Any], args: tuple) -> Any:
+        """Run a picklable callable here: the hook tests use to crash, starve or hang a worker on purpose."""
+        return fn(*args)
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """The first message on the pipe: what the worker needs to know of its parent."""
+
+    sys_path: list[str]
+    memory_mb: int
+    backends: dict[str, tuple[str, str, bool]]  # the parent's table, so backends registered at run time are found
+
+
+def serve(conn: Connection) -> None:
+    """The worker's main loop; returns when the parent closes the pipe or sends `exit`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops us
+    setup: WorkerSetup = conn.recv()
+    apply_limits(setup.memory_mb)
+    sys.path[:] = setup.sys_path
+    from model_checks.backends import BACKENDS
+
+    BACKENDS.update(setup.backends)
+    models = _Models()
+    while True:
+        try:
+            op, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        if op == "exit":
+            return
+        try:
+            reply: tuple[str, Any] = ("ok", getattr(models, op)(*args))
+        except BaseException as e:  # everything goes back to the parent as a value
+            reply = ("err", _describe(e))
+        try:
+            conn.send(reply)
+        except Exception as e:  # an unpicklable result: say so instead of dying silently
+            conn.send(("err", _describe(e)))
+
+
+if __name__ == "__main__":
+    # Run the imported module's copy, so what is pickled names `model_checks.isolation.worker`, not `__main__`.
+    from model_checks.isolation import worker
+
+    worker.serve(Connection(int(sys.argv[1])))

@@ -1,0 +1,209 @@
+"""The parent's side: one worker process per framework, started on first use, restarted after a crash.
+
+Each request waits at most the timeout. A worker that dies (a signal), runs out of memory or stops
+answering becomes an error that names what happened and which model did it; the next request starts a
+fresh worker. A model that crashed a worker is not retried for the same operation in this session:
+its later checks fail at once with the first account, instead of crashing (or hanging) again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from model_checks.errors import (
+    ArtifactLoadError,
+    InferenceError,
+    MemoryLimitError,
+    ModelChecksError,
+    RuntimeCrashError,
+    RuntimeTimeoutError,
+)
+from model_checks.isolation.limits import Limits
+from model_checks.isolation.worker import ErrorInfo, WorkerSetup
+
+# Formats that share a runtime share a worker.
+FAMILY = {"onnx": "onnx", "torchscript": "torch", "keras": "tensorflow", "saved_model": "tensorflow"}
+SIGNAL_MEANING = {
+    "SIGSEGV": "a segmentation fault in the runtime's native code",
+    "SIGBUS": "a bus error in the runtime's native code",
+    "SIGABRT": "the runtime aborted (a failed assertion, or an allocation beyond the memory limit in C++ code)",
+    "SIGFPE": "an arithmetic fault in the runtime's native code",
+    "SIGILL": "an illegal instruction in the runtime's native code",
+    "SIGKILL": "killed from outside (perhaps the kernel's out-of-memory killer)",
+}
+STARTUP_TIMEOUT_S = 120.0
+
+
+def _signal_name(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "no exit code"
+    if exitcode < 0:
+        try:
+            return signal.Signals(-exitcode).name
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit status {exitcode}"
+
+
+class Worker:
+    """One worker process and its pipe; `generation` counts restarts, so runners know to load again."""
+
+    def __init__(self, family: str, limits: Limits):
+        self.family = family
+        self.limits = limits
+        self.generation = 0
+        self.proc: subprocess.Popen | None = None
+        self.conn: Connection | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _start(self) -> None:
+        """A fresh interpreter running `python -m model_checks.isolation.worker`, not a fork (a fork would
+        copy runtime threads and locks) and not multiprocessing's spawn (which re-imports the caller's
+        main module: a script without a main guard would start the gate again)."""
+        from model_checks.backends import BACKENDS
+
+        ours, theirs = socket.socketpair()
+        package_parent = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (package_parent, os.environ.get("PYTHONPATH")))))
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-m", "model_checks.isolation.worker", str(theirs.fileno())],
+                                         pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
+        finally:
+            theirs.close()
+        self.conn = Connection(ours.detach())
+        self.conn.send(WorkerSetup(list(sys.path), self.limits.memory_mb, dict(BACKENDS)))
+        self.generation += 1
+
+    def request(self, op: str, args: tuple, what: str) -> Any:
+        """Send one request and wait for its answer; `what` names the model in errors."""
+        __tracebackhide__ = True
+        if not self.alive:
+            self._start()
+        assert self.conn is not None
+        try:
+            self.conn.send((op, args))
+            ready = self.conn.poll(self.limits.timeout_s)
+        except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
+            raise self._died(op, what) from None
+        if not ready:
+            self.stop(kill=True)
+            raise RuntimeTimeoutError(
+                f"{what}: {op} did not finish within {self.limits.timeout_s:g} s; the {self.family} worker was killed "
+                "(the model hangs its runtime, or needs a longer --model-checks-timeout)"
+            )
+        try:
+            status, value = self.conn.recv()
+        except (EOFError, ConnectionResetError, OSError):
+            raise self._died(op, what) from None
+        if status == "ok":
+            return value
+        raise self._error(op, what, value)
+
+    def _died(self, op: str, what: str) -> ModelChecksError:
+        assert self.proc is not None
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        name = _signal_name(self.proc.returncode)
+        self.stop(kill=True)
+        meaning = SIGNAL_MEANING.get(name, "the runtime ended the process")
+        return RuntimeCrashError(
+            f"{what}: the {self.family} worker died from {name} during {op}: {meaning}. "
+            f"The model crashes its runtime; the session goes on with a fresh worker ({self.limits.describe()})"
+        )
+
+    def _error(self, op: str, what: str, info: ErrorInfo) -> ModelChecksError:
+        if info.memory:
+            self.stop(kill=True)  # after a failed allocation the runtime's state is not to be trusted
+            return MemoryLimitError(
+                f"{what}: {op} exceeded the worker's memory limit of {self.limits.memory_mb} MiB "
+                f"({info.name}: {info.message.strip()[:200]}); raise --model-checks-worker-memory if the model really needs more"
+            )
+        cls = _known_error(info)
+        if cls is not None:
+            err = cls.__new__(cls)
+            Exception.__init__(err, info.message)
+            return err
+        wrap = InferenceError if op in ("infer", "timed") else ArtifactLoadError
+        return wrap(f"{what}: {op} failed in the {self.family} worker ({info.name}: {info.message.strip()[:300]})")
+
+    def stop(self, kill: bool = False) -> None:
+        """End the worker: politely, or with SIGKILL when it may be stuck."""
+        proc, conn = self.proc, self.conn
+        self.proc = self.conn = None
+        if proc is None:
+            return
+        if not kill and conn is not None and proc.poll() is None:
+            try:
+                conn.send(("exit", ()))
+                proc.wait(5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        if conn is not None:
+            conn.close()
+
+
+def _known_error(info: ErrorInfo) -> type[ModelChecksError] | None:
+    """The ModelChecksError class the worker raised, when it is one of ours (rebuilt with its message)."""
+    import importlib
+
+    if not info.module.startswith("model_checks"):
+        return None
+    try:
+        cls = getattr(importlib.import_module(info.module), info.name)
+    except (ImportError, AttributeError):
+        return None
+    return cls if isinstance(cls, type) and issubclass(cls, ModelChecksError) else None
+
+
+class Workers:
+    """The workers of one session, one per framework family, and the models that crashed them."""
+
+    def __init__(self, limits: Limits | None = None):
+        self.limits = limits or Limits()
+        self._workers: dict[str, Worker] = {}
+        self._failed: dict[tuple[str, str], ModelChecksError] = {}
+
+    def worker(self, fmt: str) -> Worker:
+        family = FAMILY.get(fmt, fmt)
+        if family not in self._workers:
+            self._workers[family] = Worker(family, self.limits)
+        return self._workers[family]
+
+    def request(self, fmt: str, op: str, args: tuple, path: Path) -> Any:
+        """Ask `fmt`'s worker; a model that crashed, starved or hung a worker is not sent again for `op`."""
+        __tracebackhide__ = True
+        key = (str(path), "infer" if op == "timed" else op)
+        if key in self._failed:
+            first = self._failed[key]
+            raise type(first)(f"{first} [not retried: this model already did this earlier in the session]")
+        try:
+            return self.worker(fmt).request(op, args, path.name)
+        except (RuntimeCrashError, MemoryLimitError, RuntimeTimeoutError) as e:
+            self._failed[key] = e
+            if op == "load":
+                self._failed[(str(path), "infer")] = e
+            raise
+
+    def call(self, fmt: str, fn: Any, *args: Any) -> Any:
+        """Run a picklable callable in `fmt`'s worker (the test hook for crashes on purpose)."""
+        return self.worker(fmt).request("call", (fn, args), getattr(fn, "__name__", "call"))
+
+    def close(self) -> None:
+        for w in self._workers.values():
+            w.stop()
+        self._workers.clear()
