@@ -1,0 +1,174 @@
+"""The budget checks as the gate runs them: `run(check, ctx, device, bench, options)` measures one artifact on
+one device through a pytest-benchmark fixture (or `BareBench`), gates the figures with the policies, compares
+them with the stored baseline and returns a CheckResult. Works without pytest."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from model_checks.budgets.baseline import Baseline, BaselineStore
+from model_checks.budgets.compare import MIN_EFFECT, Comparison
+from model_checks.budgets.devices import DeviceUnavailable, Target, open_target
+from model_checks.budgets.fingerprint import fingerprint
+from model_checks.budgets.measure import BLOCKS, MIN_BLOCK, Bench, Measurement, samples_ns, timed, warm_up
+from model_checks.budgets.percentiles import median, rounds_for
+from model_checks.budgets.policy import LatencyBudget, SpeedupBudget, ThroughputBudget
+from model_checks.budgets.spec import DeviceBudget, device_budget
+from model_checks.checks.context import CheckContext
+from model_checks.inputs import generate, merge_interface, seed_for
+from model_checks.results import CheckResult
+
+EXTRA_INFO_KEY = "model_checks"
+
+
+@dataclass(frozen=True)
+class BudgetOptions:
+    baselines: Path | None = None
+    update_baselines: bool = False
+    min_effect: float = MIN_EFFECT
+    trust_code: bool = False
+
+
+def refused(bench: Any) -> str | None:
+    """Why budgets cannot be measured in this run, or None."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return ("budgets are not measured under pytest-xdist (-n): parallel workers share the cores, so the timings would be "
+                "noise. Run the budget tests without -n (e.g. `pytest -m 'cpu or gpu' -p no:xdist`)")
+    if getattr(bench, "disabled", False):
+        return "pytest-benchmark is disabled (--benchmark-disable): budgets need real timings"
+    return None
+
+
+def run(check: str, ctx: CheckContext, device: str, bench: Bench, options: BudgetOptions = BudgetOptions()) -> CheckResult:
+    """Measure and gate `check` ("latency", "throughput" or "speedup") of the artifact on `device`."""
+    budget = device_budget(ctx.manifest, device, ctx.where)
+    subject = f"{ctx.artifact.id} on {device}"
+    if budget is None or not budget.declares(check):
+        return CheckResult.skip(check, f"{subject}: no budgets.{device} for {check} in {ctx.where}")
+    why = refused(bench)
+    if why:
+        return CheckResult.skip(check, why)
+    try:
+        return CHECKS[check](ctx, budget, bench, options, subject)
+    except DeviceUnavailable as e:
+        return CheckResult.skip(check, f"{subject}: {e}")
+
+
+def _feeds(ctx: CheckContext, batch: int, reference: bool = False) -> dict:
+    specs = merge_interface(None, ctx.reference_runner().inputs) if reference else ctx.interface()
+    return generate(specs, batch, seed_for(ctx.artifact.id) + batch)
+
+
+def _open(ctx: CheckContext, budget: DeviceBudget, options: BudgetOptions, batch: int, reference: bool = False) -> tuple[Target, float, float]:
+    """Open the model (timed), prepare its inputs and make its first call (timed): both figures stay out of the samples."""
+    path, fmt = (ctx.reference_path, ctx.reference_format) if reference else (ctx.model_path, ctx.fmt)
+    feeds = _feeds(ctx, batch, reference)
+    target, create_ms = timed(lambda: open_target(path, fmt, ctx.artifact.root, budget.device, budget.threads, options.trust_code))
+    target.prepare(feeds)
+    _, first_ms = timed(target.call)
+    return target, create_ms, first_ms
+
+
+def measure(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, batch: int, rounds: int,
+            setup: Callable[[], Any] | None = None) -> Measurement:
+    """Session creation, first call, warm-up until stable, then `rounds` samples of one call each."""
+    target, create_ms, first_ms = _open(ctx, budget, options, batch)
+    try:
+        warm = warm_up(target.call)
+        bench.pedantic(target.call, setup=setup, rounds=rounds, iterations=1, warmup_rounds=0)
+    finally:
+        target.close()
+    return Measurement(budget.device, target.description, batch, budget.threads, create_ms, first_ms, warm, tuple(samples_ns(bench)))
+
+
+def _baseline(check: str, ctx: CheckContext, m: Measurement, options: BudgetOptions) -> tuple[Comparison | None, list[str]]:
+    """Compare with the stored baseline, and replace it when asked; lines for the result's details."""
+    if options.baselines is None:
+        return None, []
+    store = BaselineStore(options.baselines)
+    fp = fingerprint(m.device, m.threads)
+    old = store.load(ctx.artifact.id, check, m.device)
+    comparison = old.compare(m.blocks_ms, fp, options.min_effect) if old is not None else None
+    notes = [f"  baseline: {comparison}"] if comparison is not None else [f"  baseline: none stored in {options.baselines}"]
+    if options.update_baselines:
+        path = store.save(Baseline(ctx.artifact.id, check, m.device, fp, m.blocks_ms, m.percentiles.as_dict()))
+        notes.append(f"  baseline updated: {path}")
+    elif comparison is not None and not comparison:
+        notes.append("  if the slowdown is intended, accept it as the new baseline with --model-checks-update-baselines")
+    return comparison, notes
+
+
+def _result(check: str, subject: str, bench: Bench, m: Measurement, problems: list[str], passed: str, comparison: Comparison | None,
+            notes: list[str], extra: dict | None = None) -> CheckResult:
+    info = {"check": check, **m.figures(), **(extra or {}), "baseline": comparison.as_dict() if comparison else None}
+    bench.extra_info[EXTRA_INFO_KEY] = info
+    bench.extra_info.update({k: v for k, v in m.percentiles.as_dict().items() if k != "n"})  # p50..p99 in ms, top level
+    if comparison is not None and not comparison:
+        problems = [*problems, f"regression against the baseline: {comparison}"]
+    lines = [f"  measured: {m.percentiles}; {m.throughput_per_s:.1f} items/s at batch {m.batch_size}",
+             f"  start-up, not in the samples: session creation {m.session_create_ms:.2f} ms, first call {m.first_call_ms:.3f} ms",
+             f"  warm-up: {m.warmup.calls} calls, {'stable' if m.warmup.stable else 'NOT stable (gave up)'}; on {m.target}",
+             *(["  the machine was under load (1-min load average above its cores): figures are noisier"] if m.under_load() else []),
+             *notes]
+    figures = {"device": m.device, **{f"{k}_ms": v for k, v in m.percentiles.as_dict().items() if k != "n"}, "samples": m.percentiles.n,
+               "throughput_per_s": m.throughput_per_s, "batch_size": m.batch_size, "session_create_ms": m.session_create_ms,
+               "first_call_ms": m.first_call_ms, "baseline_verdict": comparison.verdict if comparison else None,
+               "baseline_change": comparison.change if comparison else None, **{k: v for k, v in (extra or {}).items() if not isinstance(v, (list, dict))}}
+    return CheckResult.from_problems(check, subject, problems, passed=passed, figures=figures, notes=lines)
+
+
+def _latency(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, subject: str) -> CheckResult:
+    policies = [LatencyBudget(s, lim) for s, lim in budget.latency_ms.items()]
+    rounds = rounds_for(list(budget.latency_ms), floor=BLOCKS * MIN_BLOCK)
+    m = measure(ctx, budget, bench, options, batch=1, rounds=rounds)
+    problems = [msg for p in policies if (msg := p.fails(m.percentiles))]
+    if problems:
+        problems.append(f"to change a limit, edit budgets.{budget.device}.latency_ms in {ctx.where}")
+    comparison, notes = _baseline("latency", ctx, m, options)
+    passed = ", ".join(f"{p.statistic} {m.percentiles.get(p.statistic):.3f} ms <= {p.limit.value:g}" for p in policies)
+    return _result("latency", subject, bench, m, problems, f"{passed} (n={m.percentiles.n}, batch 1)", comparison, notes)
+
+
+def _throughput(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, subject: str) -> CheckResult:
+    assert budget.throughput_per_s is not None
+    policy = ThroughputBudget(budget.throughput_per_s, budget.batch_size)
+    m = measure(ctx, budget, bench, options, batch=budget.batch_size, rounds=rounds_for(["p50"], floor=BLOCKS * MIN_BLOCK))
+    msg = policy.fails(m.throughput_per_s)
+    comparison, notes = _baseline("throughput", ctx, m, options)
+    problems = [msg, f"to change the limit, edit budgets.{budget.device}.throughput_per_s in {ctx.where}"] if msg else []
+    return _result("throughput", subject, bench, m, problems, f"{m.throughput_per_s:.1f} items/s >= {policy.limit.value:g} at batch {budget.batch_size}",
+                   comparison, notes)
+
+
+def _speedup(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, subject: str) -> CheckResult:
+    assert budget.speedup_vs_reference is not None
+    if ctx.reference_kind != "model":
+        return CheckResult.skip("speedup", f"{subject}: speedup_vs_reference needs reference.path to name a model in {ctx.where}")
+    policy = SpeedupBudget(budget.speedup_vs_reference)
+    ref, ref_create_ms, ref_first_ms = _open(ctx, budget, options, 1, reference=True)
+    ref_ns: list[float] = []
+
+    def reference_call() -> None:  # runs as pedantic's setup: right before each timed call of the artifact
+        t0 = time.perf_counter_ns()
+        ref.call()
+        ref_ns.append(time.perf_counter_ns() - t0)
+
+    try:
+        warm_up(ref.call)
+        m = measure(ctx, budget, bench, options, batch=1, rounds=rounds_for(["p50"], floor=BLOCKS * MIN_BLOCK), setup=reference_call)
+    finally:
+        ref.close()
+    ref_ms = median(ref_ns) / 1e6
+    speedup = ref_ms / m.percentiles.p50
+    msg = policy.fails(speedup)
+    problems = [msg, f"to change the limit, edit budgets.{budget.device}.speedup_vs_reference in {ctx.where}"] if msg else []
+    extra = {"speedup": speedup, "reference_p50_ms": ref_ms, "reference_session_create_ms": ref_create_ms, "reference_first_call_ms": ref_first_ms}
+    notes = [f"  interleaved in one run: reference p50 {ref_ms:.3f} ms, artifact p50 {m.percentiles.p50:.3f} ms ({len(ref_ns)} pairs)"]
+    return _result("speedup", subject, bench, m, problems, f"speedup {speedup:.2f}x over the reference >= {policy.limit.value:g}x", None, notes, extra)
+
+
+CHECKS = {"latency": _latency, "throughput": _throughput, "speedup": _speedup}
