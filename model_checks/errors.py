@@ -4,11 +4,15 @@ from __future__ import annotations
 
 
 class ModelChecksError(Exception):
-    """Base of every error the gate raises on purpose."""
+    """Base of every error the gate raises on purpose; `what` heads the failure a user reads."""
+
+    what = "error"
 
 
 class ManifestError(ModelChecksError):
     """A metadata.yaml or policy.yaml that cannot be read or does not follow the schema."""
+
+    what = "invalid manifest"
 
     def __init__(self, file: str, problems: list[str] | str):
         self.file = file
@@ -26,17 +30,25 @@ class ManifestError(ModelChecksError):
 class UnsafePathError(ModelChecksError):
     """A path that leaves the artifacts root, or points where the gate will not read."""
 
+    what = "path refused"
+
 
 class UntrustedFormatError(ModelChecksError):
     """A format that carries code, refused because code is not trusted in this run."""
+
+    what = "untrusted format refused"
 
 
 class ArtifactLoadError(ModelChecksError):
     """A model file that cannot be loaded: wrong content, truncated, or refused by its runtime."""
 
+    what = "model cannot be loaded"
+
 
 class MissingDependencyError(ModelChecksError):
     """A framework a check needs is not installed; the message names what to install."""
+
+    what = "missing dependency"
 
 
 class InferenceError(ModelChecksError):

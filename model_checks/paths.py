@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from model_checks.errors import UnsafePathError
+from model_checks.errors import ArtifactLoadError, UnsafePathError
 
 MAX_FILE_BYTES = 4 * 1024**3  # a cap on any single file the gate reads
 
@@ -41,7 +41,7 @@ def check_regular_file(path: Path, key: str, max_bytes: int = MAX_FILE_BYTES) ->
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise UnsafePathError(f"{key}: {path.name} does not exist") from None
+        raise ArtifactLoadError(f"{key}: {path.name} does not exist") from None
     if not path.is_file():
         raise UnsafePathError(f"{key}: {path.name} is not a regular file")
     if st.st_nlink > 1:

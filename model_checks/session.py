@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -41,22 +42,24 @@ class GateSession:
     def by_dir(self, d: Path) -> Artifact | None:
         return next((a for a in self.artifacts if a.dir == d), None)
 
-    def run_check(self, name: str, artifact: Artifact) -> CheckResult:
-        """Run one check; a ModelChecksError (unsafe path, unreadable file, refused format) is a failure."""
+    def run_check(self, name: str, artifact: Artifact, run: Callable[[CheckContext], CheckResult] | None = None) -> CheckResult:
+        """Run one check (`run`, else the built-in `name`); a ModelChecksError (unsafe path, unreadable file,
+        refused format) is a failure."""
         if name == "manifest":
             if artifact.error:
                 return CheckResult(name, False, f"manifest: {artifact.rel_dir}/metadata.yaml is invalid", tuple("  " + line for line in artifact.error.splitlines()))
             return CheckResult(name, True, f"manifest: {artifact.id} follows schema 1")
         ctx = CheckContext(artifact, self.pool)
         try:
-            return checks.module(name).run(ctx)
+            return (run or checks.module(name).run)(ctx)
         except ModelChecksError as e:
-            return CheckResult(name, False, f"{name}: {artifact.id}: {type(e).__name__}", tuple(f"  {line}" for line in str(e).splitlines()))
+            return CheckResult(name, False, f"{name}: {artifact.id}: {e.what}", tuple(f"  {line}" for line in str(e).splitlines()))
 
-    def verdict(self, name: str, artifact: Artifact, item: pytest.Item | None = None) -> CheckResult:
+    def verdict(self, name: str, artifact: Artifact, item: pytest.Item | None = None,
+                run: Callable[[CheckContext], CheckResult] | None = None) -> CheckResult:
         """Run the check and let pytest decide: skip, pass, or fail with the check's own message."""
         __tracebackhide__ = True
-        result = self.run_check(name, artifact)
+        result = self.run_check(name, artifact, run)
         record(item, artifact, result)
         if result.skipped:
             pytest.skip(result.skipped)

@@ -1,0 +1,84 @@
+import pytest
+
+from model_checks.errors import ManifestError
+from model_checks.manifest import load_yaml_text, parse_manifest
+from model_checks.manifest.schema import key_path
+
+MIN = {"model_name": "cnn", "version": "1.0", "file": "model.onnx"}
+
+
+def problems(data, policy=None):
+    with pytest.raises(ManifestError) as e:
+        parse_manifest(data, "arts/cnn/metadata.yaml", policy)
+    return e.value.problems
+
+
+def test_minimal_manifest_defaults():
+    m = parse_manifest(dict(MIN), "m")
+    assert m.id == "cnn@1.0" and m.format == "onnx"
+    assert {k: v.value for k, v in m.tolerance.for_output("any").items()} == {"rel_l2": 1e-3, "mae": 1e-3}
+
+
+def test_yaml_number_version_is_text():
+    m = parse_manifest(load_yaml_text("model_name: a\nversion: 2\nfile: m.onnx\n", "m"), "m")
+    assert m.version == "2" and m.id == "a@2"
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        ({"tolerence": {}}, "tolerence: unknown key; did you mean 'tolerance'?"),
+        ({"budgets": {"cpu": {"latency_ms": {"p_50": 1.0}}}}, "budgets.cpu.latency_ms.p_50: unknown key; did you mean 'p50'?"),
+        ({"budgets": {"cpu": {"latency_ms": {"p95": "fast"}}}}, "budgets.cpu.latency_ms.p95: expected number, got str 'fast'"),
+        ({"precision": "int4"}, "precision: 'int4' is not one of fp32, fp16, bf16, int8, uint8, mixed"),
+        ({"inputs": [{"name": "x", "dtype": "float33"}]}, "inputs[0].dtype: 'float33' is not one of"),
+        ({"limits": {"opset": {"min": 18, "max": 13}}}, "limits.opset: min 18 is greater than max 13"),
+        ({"tolerance": {"rel_l2": None, "mae": None}}, "tolerance: every metric is null"),
+        ({"file": "model.bin"}, "format: cannot tell the format of 'model.bin'"),
+        ({"zzz_unrelated": 1}, "zzz_unrelated: unknown key; known keys here:"),
+    ],
+)
+def test_each_error_names_key_path(extra, expected):
+    found = problems({**MIN, **extra})
+    assert any(expected in p for p in found), found
+
+
+def test_missing_required_key():
+    assert problems({"model_name": "a", "version": "1"}) == ["file: required key is missing"]
+
+
+def test_every_problem_is_reported_at_once():
+    found = problems({**MIN, "tolerence": {}, "precision": "int4", "opset": "13"})
+    assert len(found) == 3
+
+
+def test_policy_merges_key_by_key_with_sources():
+    policy = {"tolerance": {"rel_l2": 1e-2, "mae": 5e-3}, "limits": {"max_size_mb": 10, "opset": {"min": 11}}}
+    m = parse_manifest({**MIN, "tolerance": {"mae": 1e-4}, "limits": {"opset": {"max": 17}}}, "m", policy, "arts/policy.yaml")
+    tol = m.tolerance.for_output("logits")
+    assert tol["rel_l2"].value == 1e-2 and tol["rel_l2"].source == "arts/policy.yaml"
+    assert tol["mae"].value == 1e-4 and tol["mae"].source == "metadata.yaml"
+    assert m.get("limits.opset") == {"min": 11, "max": 17}
+    assert m.get("limits.max_size_mb") == 10 and m.source_of("limits.max_size_mb") == "arts/policy.yaml"
+
+
+def test_per_output_override_and_null_disables():
+    m = parse_manifest({**MIN, "tolerance": {"rel_l2": None, "top1_agreement": 0.98, "per_output": {"probs": {"mae": 0.5}}}}, "m")
+    assert set(m.tolerance.for_output("logits")) == {"mae", "top1_agreement"}
+    probs = m.tolerance.for_output("probs")
+    assert probs["mae"].value == 0.5 and "per_output.probs" in probs["mae"].source
+
+
+def test_key_path_rendering():
+    assert key_path(["budgets", "cpu", "latency_ms", "p95"]) == "budgets.cpu.latency_ms.p95"
+    assert key_path(["inputs", 0, "dtype"]) == "inputs[0].dtype"
+
+
+def test_schema_command_prints_the_shipped_schema(capsys):
+    import json
+
+    from model_checks.cli import main
+
+    assert main(["schema"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["required"] == ["model_name", "version", "file"] and "tolerance" in s["properties"]

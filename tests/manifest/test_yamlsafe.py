@@ -1,0 +1,42 @@
+import pytest
+
+from model_checks.errors import ManifestError
+from model_checks.manifest.yamlsafe import MAX_MANIFEST_BYTES, load_yaml_file, load_yaml_text
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a: &x 1\nb: *x\n", "anchors (&x) are not allowed"),
+        ("a: [&a [*a]]\n", "anchors (&a) are not allowed"),
+        ('a: &a ["lol","lol"]\nb: [*a,*a,*a,*a]\n', "line 1: anchors"),
+        ("a: 1\nb: 2\na: 3\n", "line 3: duplicate key 'a' (first at line 1)"),
+        ("x: !!python/object/apply:os.system ['true']\n", "the tag !!python/object/apply:os.system is not allowed"),
+        ("x: !custom 3\n", "the tag !custom is not allowed"),
+        ("a: [1, 2\n", "not valid YAML"),
+    ],
+)
+def test_refusals_name_line_and_reason(text, message):
+    with pytest.raises(ManifestError) as e:
+        load_yaml_text(text, "arts/m/metadata.yaml")
+    assert str(e.value).startswith("arts/m/metadata.yaml: ")
+    assert message in str(e.value)
+
+
+def test_floats_without_a_dot_and_versions_as_written():
+    data = load_yaml_text("rel: 1e-3\nneg: -2E+2\nversion: 1.10\ndate: 2026-01-01\n", "m.yaml")
+    assert data == {"rel": 0.001, "neg": -200.0, "version": "1.10", "date": "2026-01-01"}
+
+
+def test_size_cap_before_parsing(tmp_path):
+    p = tmp_path / "metadata.yaml"
+    p.write_text("a: " + "x" * (MAX_MANIFEST_BYTES + 1))
+    with pytest.raises(ManifestError, match="larger than 256 KiB"):
+        load_yaml_file(p, "metadata.yaml")
+
+
+def test_binary_file(tmp_path):
+    p = tmp_path / "metadata.yaml"
+    p.write_bytes(b"\x80\x04\x95\xff\xfe")
+    with pytest.raises(ManifestError, match="binary or not UTF-8"):
+        load_yaml_file(p, "metadata.yaml")
