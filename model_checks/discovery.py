@@ -7,19 +7,38 @@ from collections import Counter
 from pathlib import Path
 
 from model_checks.artifact import Artifact
-from model_checks.errors import ManifestError
+from model_checks.errors import ManifestError, UnsafePathError
 from model_checks.manifest import load_manifest, load_policy
+from model_checks.paths import check_regular_file, resolve_inside
 
 MANIFEST = "metadata.yaml"
 POLICY = "policy.yaml"
 
 
 def _walk(root: Path):  # type: ignore[no-untyped-def]
-    """Directories holding a metadata.yaml, in a stable order; hidden folders and symlinks are not entered."""
+    """Directories holding a metadata.yaml, in a stable order; hidden folders and symlinks are not entered.
+
+    Yields (directory, why it is refused or None). A directory link whose target lies inside the root is
+    skipped silently (the walk reaches its target anyway); one that leads out is refused, not ignored, so
+    an artifact cannot pass unchecked by living behind a link."""
+    real_root = os.path.realpath(root)
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
+        for d in dirnames:
+            link = os.path.join(dirpath, d)
+            if os.path.islink(link) and os.path.commonpath([real_root, os.path.realpath(link)]) != real_root:
+                yield Path(link), f"{d} is a symlink to a directory outside the artifacts root; links are not followed (copy the artifact in instead)"
         if MANIFEST in filenames:
-            yield Path(dirpath)
+            yield Path(dirpath), None
+
+
+def _unreadable(root: Path, d: Path, name: str, display: str) -> str | None:
+    """Why `d/name` may not be read: a link out of the root, a hard link, not a regular file."""
+    try:
+        check_regular_file(resolve_inside(root, d, name, display), display)
+    except UnsafePathError as e:
+        return str(e)
+    return None
 
 
 def discover(roots: list[Path]) -> list[Artifact]:
@@ -28,16 +47,20 @@ def discover(roots: list[Path]) -> list[Artifact]:
     for root in roots:
         root = Path(os.path.normpath(root.absolute()))
         policy_display = f"{root.name}/{POLICY}"
-        try:
-            policy = load_policy(root / POLICY, policy_display)
-            policy_error = None
-        except ManifestError as e:
-            policy, policy_error = {}, str(e)
-        for d in _walk(root):
+        policy, policy_error = {}, None
+        if os.path.lexists(root / POLICY):
+            policy_error = _unreadable(root, root, POLICY, policy_display)
+        if policy_error is None:
+            try:
+                policy = load_policy(root / POLICY, policy_display)
+            except ManifestError as e:
+                policy_error = str(e)
+        for d, refused in _walk(root):
             rel = d.relative_to(root).as_posix()
             display = f"{root.name}/{rel}/{MANIFEST}" if rel != "." else f"{root.name}/{MANIFEST}"
-            if policy_error:
-                found.append(Artifact(id=f"invalid:{rel}", root=root, dir=d, manifest=None, error=policy_error))
+            refused = refused or policy_error or _unreadable(root, d, MANIFEST, display)
+            if refused:
+                found.append(Artifact(id=f"invalid:{rel}", root=root, dir=d, manifest=None, error=refused))
                 continue
             try:
                 m = load_manifest(d / MANIFEST, display, policy, policy_display)

@@ -10,7 +10,7 @@ import numpy as np
 from model_checks.errors import ArtifactLoadError
 from model_checks.inputs import Case, load_npz
 from model_checks.manifest import guess_format
-from model_checks.paths import check_regular_file
+from model_checks.paths import check_regular_file, resolve_inside
 
 MAX_PB_BYTES = 1024**3
 
@@ -36,6 +36,12 @@ def recorded_cases(path: Path, key: str) -> list[Case]:
     return [Case(f"recorded ({path.name})", ins, outs)]
 
 
+def _inside(root: Path | None, path: Path, key: str) -> Path:
+    """`path` (found by listing a test-data folder) proven inside the root: a set or a tensor file may be a
+    symlink, and one that leads out is refused like any manifest path."""
+    return path if root is None else resolve_inside(root, path.parent, path.name, key)
+
+
 def _read_tensor(path: Path, key: str) -> tuple[str, np.ndarray]:
     import onnx
     from onnx import numpy_helper
@@ -55,8 +61,9 @@ def _numbered(folder: Path, stem: str) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def testdata_cases(path: Path, input_names: list[str], output_names: list[str], key: str) -> list[Case]:
-    """ONNX test data: `test_data_set_N/input_K.pb` and `output_K.pb`; unnamed tensors map by order."""
+def testdata_cases(path: Path, input_names: list[str], output_names: list[str], key: str, root: Path | None = None) -> list[Case]:
+    """ONNX test data: `test_data_set_N/input_K.pb` and `output_K.pb`; unnamed tensors map by order.
+    With `root`, every set and tensor file must resolve inside it (symlinks leading out are refused)."""
     sets = [path] if path.name.startswith("test_data_set_") else sorted(
         (p for p in path.iterdir() if p.is_dir() and p.name.startswith("test_data_set_")), key=lambda p: int(p.name.rsplit("_", 1)[1]) if p.name.rsplit("_", 1)[1].isdigit() else 0
     )
@@ -64,8 +71,9 @@ def testdata_cases(path: Path, input_names: list[str], output_names: list[str], 
         raise ArtifactLoadError(f"{key}: {path.name} holds no test_data_set_N directories")
     cases = []
     for s in sets:
-        ins = [_read_tensor(p, key) for p in _numbered(s, "input")]
-        outs = [_read_tensor(p, key) for p in _numbered(s, "output")]
+        s = _inside(root, s, key)
+        ins = [_read_tensor(_inside(root, p, key), key) for p in _numbered(s, "input")]
+        outs = [_read_tensor(_inside(root, p, key), key) for p in _numbered(s, "output")]
         if not outs:
             raise ArtifactLoadError(f"{key}: {s.name} has no output_K.pb files")
         feeds = {(n or input_names[i] if i < len(input_names) else n): a for i, (n, a) in enumerate(ins)}

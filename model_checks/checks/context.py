@@ -94,7 +94,7 @@ class CheckContext:
             return recorded_cases(self.reference_path, key)  # type: ignore[arg-type]
         if self.reference_kind == "testdata":
             r = self.runner()
-            return testdata_cases(self.reference_path, [t.name for t in r.inputs], [t.name for t in r.outputs], key)  # type: ignore[arg-type]
+            return testdata_cases(self.reference_path, [t.name for t in r.inputs], [t.name for t in r.outputs], key, self.artifact.root)  # type: ignore[arg-type]
         samples = self.artifact.path("samples")
         if samples is not None:
             return sample_cases(samples, self.interface(), f"{self.where}: samples")
