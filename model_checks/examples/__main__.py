@@ -1,0 +1,34 @@
+"""`python -m model_checks.examples artifacts [--out DIR] [--only torch|keras]`: rebuild the example artifacts
+from scikit-learn's digits and print the size/latency/throughput/accuracy table (also written to
+reports/artifacts-table.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m model_checks.examples", description=__doc__)
+    p.add_argument("what", choices=["artifacts"], help="what to build")
+    p.add_argument("--out", type=Path, default=Path("artifacts"), metavar="DIR", help="the artifacts root to write (default: artifacts)")
+    p.add_argument("--only", choices=["torch", "keras"], action="append", help="build one family (repeatable; default: both)")
+    p.add_argument("--table", type=Path, default=Path("reports/artifacts-table.md"), metavar="PATH",
+                   help="where to write the measured table (default: reports/artifacts-table.md)")
+    args = p.parse_args(argv)
+    from model_checks.examples.build import build
+    from model_checks.examples.table import markdown, rows
+
+    made = build(args.out, tuple(args.only or ("torch", "keras")))
+    for m in made:
+        print(m)
+    text = markdown(rows(made, args.out))
+    print(text)
+    args.table.parent.mkdir(parents=True, exist_ok=True)
+    args.table.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

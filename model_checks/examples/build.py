@@ -1,0 +1,120 @@
+"""Rebuild the example artifacts: train both families on the digits, make every variant with the producers,
+package each with its fp32 model as the reference. Deterministic apart from the recorded latencies."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model_checks.examples.data import Digits, digits
+from model_checks.producers.package import Packaged, package
+
+N_SAMPLES = 64  # rows of samples.npz: what equivalence compares on
+INPUT_RANGE = (0.0, 1.0)
+OPT_PASSES = ("eliminate_deadend", "fuse_add_bias_into_conv", "fuse_bn_into_conv")
+FP16_TOLERANCE = {"rel_l2": 1e-2, "mae": None}
+# int8 moves logits by a few percent: agreement of the predicted class is what holds, not 1e-3.
+INT8_TOLERANCE = {"rel_l2": None, "mae": None, "top1_agreement": 0.95}
+LIMITS = {"max_size_mb": 1, "dynamic_axes": ["batch"], "max_accuracy_drop": 0.03}
+VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class Family:
+    """Where a family's artifacts go and what each is packaged with."""
+
+    out: Path
+    prefix: str
+    samples: np.ndarray
+    eval: tuple[np.ndarray, np.ndarray]
+    layout: str
+
+    def dir(self, variant: str) -> Path:
+        return self.out / f"{self.prefix}_{variant}"
+
+    @property
+    def fp32(self) -> Path:
+        return self.dir("fp32") / "model.onnx"
+
+    def package(self, variant: str, model: Path, **kw: Any) -> Packaged:
+        if variant == "fp32":  # the family's reference: nothing to compare with, no drop to limit
+            reference, limits = None, {k: v for k, v in LIMITS.items() if k != "max_accuracy_drop"}
+        else:
+            reference, limits = self.fp32, LIMITS
+        return package(model, self.dir(variant), model_name=f"{self.prefix}_{variant}", version=VERSION, root=self.out,
+                       reference=reference, samples=self.samples, eval_data=self.eval, input_range=INPUT_RANGE, layout=self.layout,
+                       limits=limits, **kw)
+
+
+def _fresh(d: Path) -> Path:
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    return d
+
+
+def torch_family(out: Path, data: Digits) -> list[Packaged]:
+    """digits_cnn: fp32, optimized, fp16, int8 dynamic, int8 static (QDQ), traced and scripted TorchScript."""
+    import torch
+
+    from model_checks.backends.onnx.inspect import model_facts
+    from model_checks.examples import digits_torch
+    from model_checks.producers import fp16, optimize, ort_quantize, torch_export, torchscript
+
+    model = digits_torch.train(data.nchw(data.x_train), data.y_train)
+    x_test = data.nchw(data.x_test)
+    fam = Family(out, "digits_cnn", x_test[:N_SAMPLES], (x_test, data.y_test), "NCHW")
+    example = torch.from_numpy(x_test[:8])
+    made = []
+    for variant in ("fp32", "opt", "fp16", "int8_dynamic", "int8_static", "traced", "scripted"):
+        _fresh(fam.dir(variant))
+    # fp32 keeps BatchNormalization (no constant folding) so the optimized variant has a fusion to show
+    torch_export.export_onnx(model, example, fam.fp32, input_names=("input",), output_names=("logits",), fold_constants=False)
+    made.append(fam.package("fp32", fam.fp32))
+    opt = optimize.optimize(fam.fp32, fam.dir("opt") / "model.onnx", OPT_PASSES, samples={"input": fam.samples})
+    made.append(fam.package("opt", opt.path, optimization=list(OPT_PASSES)))
+    f16 = fp16.to_fp16(fam.fp32, fam.dir("fp16") / "model.onnx", keep_io_types=True, samples={"input": fam.samples})
+    made.append(fam.package("fp16", f16.path, optimization=["fp16", "keep_io_types"], tolerance=FP16_TOLERANCE))
+    dyn = ort_quantize.quantize_dynamic(opt.path, fam.dir("int8_dynamic") / "model.onnx", weight_type="int8")
+    made.append(fam.package("int8_dynamic", dyn.path, optimization=[*OPT_PASSES, *dyn.steps], tolerance=INT8_TOLERANCE))
+    calibration = data.nchw(data.x_train)[:512]
+    qdq = ort_quantize.quantize_static(opt.path, fam.dir("int8_static") / "model.onnx", calibration, per_channel=True)
+    made.append(fam.package("int8_static", qdq.path, optimization=[*OPT_PASSES, *qdq.steps], tolerance=INT8_TOLERANCE))
+    facts = model_facts(fam.fp32, out)  # a TorchScript archive names no inputs: declare the ONNX model's
+    for variant, kind in (("traced", "trace"), ("scripted", "script")):
+        ts = torchscript.to_torchscript(model, example, fam.dir(variant) / "model.pt", kind)
+        made.append(fam.package(variant, ts.path, optimization=[kind], inputs=facts.inputs, outputs=facts.outputs))
+    return made
+
+
+def keras_family(out: Path, data: Digits) -> list[Packaged]:
+    """digits_keras: fp32, fp16, uint8 (dynamic) and int8 (static QDQ) ONNX through tf2onnx."""
+    from model_checks.examples import digits_keras
+    from model_checks.producers.keras_convert import convert_keras
+
+    model = digits_keras.train(data.nhwc(data.x_train), data.y_train)
+    x_test = data.nhwc(data.x_test)
+    fam = Family(out, "digits_keras", x_test[:N_SAMPLES], (x_test, data.y_test), "NHWC")
+    calibration = data.nhwc(data.x_train)[:512]
+    made = []
+    for variant, tolerance in (("fp32", None), ("fp16", FP16_TOLERANCE), ("uint8", INT8_TOLERANCE), ("int8", INT8_TOLERANCE)):
+        d = _fresh(fam.dir(variant))
+        conv = convert_keras(model, d / "model.onnx", variant, samples=fam.samples, calibration=calibration if variant == "int8" else None)
+        made.append(fam.package(variant, conv.path, optimization=list(conv.steps), tolerance=tolerance))
+    return made
+
+
+def build(out: Path, families: tuple[str, ...] = ("torch", "keras")) -> list[Packaged]:
+    out.mkdir(parents=True, exist_ok=True)
+    data = digits()
+    made: list[Packaged] = []
+    if "torch" in families:
+        made += torch_family(out, data)
+    if "keras" in families:
+        made += keras_family(out, data)
+    return made
+

@@ -1,0 +1,52 @@
+"""ONNX fp32 -> fp16 with onnxconverter-common, optionally keeping fp32 inputs and outputs (so callers and
+an fp32 reference see the same dtypes), checked against the source before it is written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from model_checks.metrics import Comparison
+from model_checks.producers.verify import ProducerError, atomic_write, onnx_outputs, require_match, seeded_feeds
+
+# fp16 keeps ~3 significant digits: what a converted classifier's outputs hold against fp32.
+FP16_TOLERANCE = {"rel_l2": 1e-2}
+
+
+@dataclass(frozen=True)
+class Fp16Result:
+    path: Path
+    keep_io_types: bool
+    source_bytes: int
+    size_bytes: int
+    comparison: Comparison
+
+    def __str__(self) -> str:
+        return (f"{self.path}: fp16{' (fp32 inputs/outputs kept)' if self.keep_io_types else ''}; {self.source_bytes / 1e6:.3f} MB -> "
+                f"{self.size_bytes / 1e6:.3f} MB; worst rel_l2 against fp32 {self.comparison.worst('rel_l2'):.2g}")
+
+
+def to_fp16(src: str | Path, dst: str | Path, keep_io_types: bool = True, samples: Mapping[str, np.ndarray] | None = None,
+            tolerance: Mapping[str, float | None] | None = None) -> Fp16Result:
+    """Convert `src` to fp16 at `dst`. The two are compared on `samples` (or seeded inputs) under `tolerance`
+    (default rel_l2 1e-2); with `keep_io_types=False` the fp16 outputs are cast up to compare."""
+    import onnx
+    from onnxconverter_common import float16
+
+    src = Path(src)
+    if not src.is_file():
+        raise ProducerError(f"model: {src} does not exist")
+    model = onnx.load(str(src))
+    converted = float16.convert_float_to_float16(model, keep_io_types=keep_io_types)
+    data = converted.SerializeToString()
+    feeds = dict(samples) if samples is not None else seeded_feeds(model)
+    want = onnx_outputs(src, feeds)
+    half = {k: (v.astype(np.float16) if not keep_io_types and v.dtype == np.float32 else v) for k, v in feeds.items()}
+    got = {k: v.astype(want[k].dtype) for k, v in onnx_outputs(data, half).items()}
+    comparison = require_match(got, want, "fp16 conversion", tolerance or FP16_TOLERANCE)
+    atomic_write(Path(dst), data)
+    return Fp16Result(Path(dst), keep_io_types, src.stat().st_size, len(data), comparison)
+

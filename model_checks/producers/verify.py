@@ -1,0 +1,67 @@
+"""Outputs checked before a producer writes anything: the gate's own metrics, failing as a ProducerError."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from model_checks.errors import ModelChecksError
+from model_checks.manifest.model import Limit
+from model_checks.metrics import Comparison, compare_outputs
+
+# Exact conversions (export, graph passes) must agree to float32 rounding.
+EXACT = {"rel_l2": 1e-4, "max_abs": 1e-3}
+
+
+class ProducerError(ModelChecksError):
+    """A producer refused to write: bad input, or an output that does not match its source."""
+
+
+def compare(got: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray], tolerance: Mapping[str, float | None] | None = None,
+            source: str = "producer default") -> Comparison:
+    """`got` against `expected`, output by output, under `tolerance` (metric -> limit; None drops a metric)."""
+    limits = {m: Limit(float(v), source) for m, v in (EXACT if tolerance is None else tolerance).items() if v is not None}
+    return compare_outputs(got, expected, lambda _name: limits)
+
+
+def require_match(got: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray], what: str, tolerance: Mapping[str, float | None] | None = None) -> Comparison:
+    """Compare and raise a ProducerError that shows the comparison when the outputs differ."""
+    c = compare(got, expected, tolerance)
+    if not c:
+        raise ProducerError("\n".join([f"{what}: outputs differ from the source model; nothing was written", *c.render()]))
+    return c
+
+
+def onnx_outputs(model: bytes | str | Path, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run an ONNX model (bytes or a path) on CPU once; outputs by name."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(model if isinstance(model, bytes) else str(model), so, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, dict(feeds))))
+
+
+def atomic_write(path: Path, data: bytes) -> Path:
+    """Write `data` to `path` through a temporary sibling, so a failure never leaves half a model."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def seeded_feeds(model, batch: int = 2, seed: int = 0) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+    """Seeded inputs from a ModelProto's own interface, as the gate generates them."""
+    from model_checks.backends.onnx.inspect import value_spec
+    from model_checks.inputs import generate
+
+    inits = {i.name for i in model.graph.initializer}
+    return generate([value_spec(v) for v in model.graph.input if v.name not in inits], batch=batch, seed=seed)
