@@ -27,8 +27,10 @@ test: $(STAMP)
 artifacts: $(STAMP)
 	$(PY) -m model_checks.examples artifacts
 
+# The whole gate plus nightly tests; budgets are saved with pytest-benchmark (.benchmarks/) for the trends, and
+# reports/nightly.md + reports/nightly.html are written (also to $GITHUB_STEP_SUMMARY when set).
 nightly: $(STAMP)
-	$(PY) -m pytest tests artifacts --model-checks artifacts -m nightly $(PYTEST_ARGS)
+	$(PY) -m pytest tests artifacts --model-checks artifacts -m "nightly or model_checks" --benchmark-autosave $(PYTEST_ARGS)
 
 fuzz: $(STAMP)
 	$(PY) -m pytest tests -m fuzz $(PYTEST_ARGS)

@@ -46,6 +46,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help=f"longest a worker may take over one load or inference before it is killed. Default: {DEFAULT_TIMEOUT_S:g}")
     g.addoption("--model-checks-summary", default=None, metavar="PATH", dest="model_checks_summary",
                 help="write a markdown summary (one row per artifact) to PATH. Default: none")
+    g.addoption("--model-checks-baselines", default=None, metavar="DIR", dest="model_checks_baselines",
+                help="where budget baselines are stored and compared with (one JSON per artifact, check and device). "
+                     "Default: .benchmarks/model-checks-baselines under the rootdir")
+    g.addoption("--model-checks-update-baselines", action="store_true", default=False, dest="model_checks_update_baselines",
+                help="replace the stored baselines with this run's figures; without it baselines never change. Default: off")
+    g.addoption("--model-checks-min-effect", default=0.05, type=_fraction, metavar="PCT", dest="model_checks_min_effect",
+                help="smallest slowdown against the baseline that counts as a regression (it must also be significant), "
+                     "as '5%%' or 0.05. Default: 5%%")
+    g.addoption("--model-checks-nightly-report", default=None, metavar="DIR", dest="model_checks_nightly_report",
+                help="write nightly.md and nightly.html (figures, change against baseline, plots over stored runs) to DIR. "
+                     "Default: reports/ when -m selects nightly tests, else none")
     parser.addini("model_checks_roots", type="paths", default=[], help="artifact roots checked when --model-checks is not given")
 
 
@@ -61,6 +72,26 @@ def _positive_number(kind: type, unit: str):  # type: ignore[no-untyped-def]
 
     parse.__name__ = unit
     return parse
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction in [0, 1) such as 5% or 0.05")
+    return value
+
+
+def _selects_nightly(config: pytest.Config) -> bool:
+    """Whether `-m` selects a test marked only `nightly` (so `-m nightly` writes the nightly report)."""
+    expr = config.getoption("markexpr", "") or ""
+    if "nightly" not in expr:
+        return False
+    from _pytest.mark.expression import Expression
+
+    return Expression.compile(expr).evaluate(lambda name, **_: name == "nightly")
 
 
 def _isolation(config: pytest.Config):  # type: ignore[no-untyped-def]
@@ -93,6 +124,15 @@ def pytest_configure(config: pytest.Config) -> None:
         from model_checks.report import SummaryReport
 
         config.pluginmanager.register(SummaryReport(Path(config.getoption("model_checks_summary"))), "model_checks_summary")
+    if config.pluginmanager.has_plugin("benchmark"):
+        from model_checks.budgets.hooks import BenchmarkHooks
+
+        config.pluginmanager.register(BenchmarkHooks(), "model_checks_benchmark")
+    nightly = config.getoption("model_checks_nightly_report") or ("reports" if _selects_nightly(config) else None)
+    if nightly and not hasattr(config, "workerinput"):
+        from model_checks.nightly.plugin import NightlyReport
+
+        config.pluginmanager.register(NightlyReport(config.rootpath / nightly, config), "model_checks_nightly")
 
 
 def _inside(path: Path, parent: Path) -> bool:
@@ -153,7 +193,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     else:
         gs = _session(metafunc.config)
         arts = [a for a in gs.artifacts if a.manifest is not None] if gs else []
+    if "model_checks_device" in metafunc.fixturenames:
+        check = metafunc.function.__name__.removeprefix("test_") if isinstance(module, ArtifactModule) else None
+        metafunc.parametrize(("artifact", "model_checks_device"), _device_params(arts, check), scope="function")
+        return
     metafunc.parametrize("artifact", arts, ids=[a.id for a in arts], scope="function")
+
+
+def _device_params(arts: list, check: str | None) -> list:
+    """(artifact, device) for each device whose budget declares `check` (any budget check when None), id `<id>-<device>`,
+    marked with the device's marker (cpu, gpu) and nightly."""
+    from model_checks.budgets.spec import CHECK_KEYS, devices_for
+
+    params = []
+    for a in arts:
+        devices = devices_for(a.manifest, check) if check in CHECK_KEYS else sorted({d for c in CHECK_KEYS for d in devices_for(a.manifest, c)})
+        params += [pytest.param(a, d, id=f"{a.id}-{d}", marks=[getattr(pytest.mark, d), pytest.mark.nightly]) for d in devices]
+    return params
 
 
 @pytest.fixture
@@ -164,6 +220,25 @@ def model_checks_verdict(request: pytest.FixtureRequest, artifact: Any):  # type
     def verdict(check: str):  # type: ignore[no-untyped-def]
         __tracebackhide__ = True
         return gs.verdict(check, artifact, request.node)
+
+    return verdict
+
+
+@pytest.fixture
+def model_checks_budget(request: pytest.FixtureRequest, artifact: Any, model_checks_device: str):  # type: ignore[no-untyped-def]
+    """`model_checks_budget("latency", benchmark)`: measure a budget of this test's artifact on its device through
+    pytest-benchmark's `benchmark` fixture, and gate it."""
+    gs = _session(request.config)
+    from model_checks.budgets.check import BudgetOptions, run
+
+    opt = request.config.getoption
+    options = BudgetOptions(baselines=Path(opt("model_checks_baselines") or request.config.rootpath / ".benchmarks" / "model-checks-baselines"),
+                            update_baselines=opt("model_checks_update_baselines"), min_effect=opt("model_checks_min_effect"),
+                            trust_code=opt("model_checks_trust_code"))
+
+    def verdict(check: str, benchmark: Any):  # type: ignore[no-untyped-def]
+        __tracebackhide__ = True
+        return gs.verdict(check, artifact, request.node, run=lambda ctx: run(check, ctx, model_checks_device, benchmark, options))
 
     return verdict
 

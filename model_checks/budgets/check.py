@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from model_checks.budgets.baseline import Baseline, BaselineStore
 from model_checks.budgets.compare import MIN_EFFECT, Comparison
-from model_checks.budgets.devices import DeviceUnavailable, Target, open_target
+from model_checks.budgets.devices import DeviceUnavailable, Target, load_runtime, open_target
 from model_checks.budgets.fingerprint import fingerprint
 from model_checks.budgets.measure import BLOCKS, MIN_BLOCK, Bench, Measurement, samples_ns, timed, warm_up
 from model_checks.budgets.percentiles import median, rounds_for
@@ -48,14 +48,19 @@ def run(check: str, ctx: CheckContext, device: str, bench: Bench, options: Budge
     budget = device_budget(ctx.manifest, device, ctx.where)
     subject = f"{ctx.artifact.id} on {device}"
     if budget is None or not budget.declares(check):
-        return CheckResult.skip(check, f"{subject}: no budgets.{device} for {check} in {ctx.where}")
+        return skip(check, device, f"{subject}: no budgets.{device} for {check} in {ctx.where}")
     why = refused(bench)
     if why:
-        return CheckResult.skip(check, why)
+        return skip(check, device, why)
     try:
         return CHECKS[check](ctx, budget, bench, options, subject)
     except DeviceUnavailable as e:
-        return CheckResult.skip(check, f"{subject}: {e}")
+        return skip(check, device, f"{subject}: {e}")
+
+
+def skip(check: str, device: str, reason: str) -> CheckResult:
+    """A budget that does not apply here; the device stays in the figures so reports can say which one."""
+    return CheckResult(check, True, f"skipped: {reason}", skipped=reason, figures={"device": device})
 
 
 def _feeds(ctx: CheckContext, batch: int, reference: bool = False) -> dict:
@@ -67,6 +72,7 @@ def _open(ctx: CheckContext, budget: DeviceBudget, options: BudgetOptions, batch
     """Open the model (timed), prepare its inputs and make its first call (timed): both figures stay out of the samples."""
     path, fmt = (ctx.reference_path, ctx.reference_format) if reference else (ctx.model_path, ctx.fmt)
     feeds = _feeds(ctx, batch, reference)
+    load_runtime(fmt)
     target, create_ms = timed(lambda: open_target(path, fmt, ctx.artifact.root, budget.device, budget.threads, options.trust_code))
     target.prepare(feeds)
     _, first_ms = timed(target.call)
@@ -82,7 +88,8 @@ def measure(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: Budg
         bench.pedantic(target.call, setup=setup, rounds=rounds, iterations=1, warmup_rounds=0)
     finally:
         target.close()
-    return Measurement(budget.device, target.description, batch, budget.threads, create_ms, first_ms, warm, tuple(samples_ns(bench)))
+    return Measurement(budget.device, target.description, batch, budget.threads, create_ms, first_ms, warm, tuple(samples_ns(bench)),
+                       model_bytes=ctx.model_path.stat().st_size)
 
 
 def _baseline(check: str, ctx: CheckContext, m: Measurement, options: BudgetOptions) -> tuple[Comparison | None, list[str]]:
@@ -102,9 +109,10 @@ def _baseline(check: str, ctx: CheckContext, m: Measurement, options: BudgetOpti
     return comparison, notes
 
 
-def _result(check: str, subject: str, bench: Bench, m: Measurement, problems: list[str], passed: str, comparison: Comparison | None,
+def _result(check: str, artifact: str, subject: str, bench: Bench, m: Measurement, problems: list[str], passed: str, comparison: Comparison | None,
             notes: list[str], extra: dict | None = None) -> CheckResult:
-    info = {"check": check, **m.figures(), **(extra or {}), "baseline": comparison.as_dict() if comparison else None}
+    size_mb = m.model_bytes / 1e6
+    info = {"check": check, "artifact": artifact, **m.figures(), **(extra or {}), "baseline": comparison.as_dict() if comparison else None}
     bench.extra_info[EXTRA_INFO_KEY] = info
     bench.extra_info.update({k: v for k, v in m.percentiles.as_dict().items() if k != "n"})  # p50..p99 in ms, top level
     if comparison is not None and not comparison:
@@ -116,7 +124,7 @@ def _result(check: str, subject: str, bench: Bench, m: Measurement, problems: li
              *notes]
     figures = {"device": m.device, **{f"{k}_ms": v for k, v in m.percentiles.as_dict().items() if k != "n"}, "samples": m.percentiles.n,
                "throughput_per_s": m.throughput_per_s, "batch_size": m.batch_size, "session_create_ms": m.session_create_ms,
-               "first_call_ms": m.first_call_ms, "baseline_verdict": comparison.verdict if comparison else None,
+               "first_call_ms": m.first_call_ms, "size_mb": size_mb, "baseline_verdict": comparison.verdict if comparison else None,
                "baseline_change": comparison.change if comparison else None, **{k: v for k, v in (extra or {}).items() if not isinstance(v, (list, dict))}}
     return CheckResult.from_problems(check, subject, problems, passed=passed, figures=figures, notes=lines)
 
@@ -130,7 +138,7 @@ def _latency(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: Bud
         problems.append(f"to change a limit, edit budgets.{budget.device}.latency_ms in {ctx.where}")
     comparison, notes = _baseline("latency", ctx, m, options)
     passed = ", ".join(f"{p.statistic} {m.percentiles.get(p.statistic):.3f} ms <= {p.limit.value:g}" for p in policies)
-    return _result("latency", subject, bench, m, problems, f"{passed} (n={m.percentiles.n}, batch 1)", comparison, notes)
+    return _result("latency", ctx.artifact.id, subject, bench, m, problems, f"{passed} (n={m.percentiles.n}, batch 1)", comparison, notes)
 
 
 def _throughput(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, subject: str) -> CheckResult:
@@ -140,14 +148,14 @@ def _throughput(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: 
     msg = policy.fails(m.throughput_per_s)
     comparison, notes = _baseline("throughput", ctx, m, options)
     problems = [msg, f"to change the limit, edit budgets.{budget.device}.throughput_per_s in {ctx.where}"] if msg else []
-    return _result("throughput", subject, bench, m, problems, f"{m.throughput_per_s:.1f} items/s >= {policy.limit.value:g} at batch {budget.batch_size}",
+    return _result("throughput", ctx.artifact.id, subject, bench, m, problems, f"{m.throughput_per_s:.1f} items/s >= {policy.limit.value:g} at batch {budget.batch_size}",
                    comparison, notes)
 
 
 def _speedup(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, subject: str) -> CheckResult:
     assert budget.speedup_vs_reference is not None
     if ctx.reference_kind != "model":
-        return CheckResult.skip("speedup", f"{subject}: speedup_vs_reference needs reference.path to name a model in {ctx.where}")
+        return skip("speedup", budget.device, f"{subject}: speedup_vs_reference needs reference.path to name a model in {ctx.where}")
     policy = SpeedupBudget(budget.speedup_vs_reference)
     ref, ref_create_ms, ref_first_ms = _open(ctx, budget, options, 1, reference=True)
     ref_ns: list[float] = []
@@ -168,7 +176,7 @@ def _speedup(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: Bud
     problems = [msg, f"to change the limit, edit budgets.{budget.device}.speedup_vs_reference in {ctx.where}"] if msg else []
     extra = {"speedup": speedup, "reference_p50_ms": ref_ms, "reference_session_create_ms": ref_create_ms, "reference_first_call_ms": ref_first_ms}
     notes = [f"  interleaved in one run: reference p50 {ref_ms:.3f} ms, artifact p50 {m.percentiles.p50:.3f} ms ({len(ref_ns)} pairs)"]
-    return _result("speedup", subject, bench, m, problems, f"speedup {speedup:.2f}x over the reference >= {policy.limit.value:g}x", None, notes, extra)
+    return _result("speedup", ctx.artifact.id, subject, bench, m, problems, f"speedup {speedup:.2f}x over the reference >= {policy.limit.value:g}x", None, notes, extra)
 
 
 CHECKS = {"latency": _latency, "throughput": _throughput, "speedup": _speedup}

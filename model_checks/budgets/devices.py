@@ -51,6 +51,16 @@ def open_target(path: Path, fmt: str, root: Path, device: str, threads: int | No
     raise DeviceUnavailable(f"budgets for {fmt} artifacts are not measured by this version of model-checks (onnx and torchscript are)")
 
 
+RUNTIMES = {"onnx": ("onnx", "onnxruntime"), "torchscript": ("torch",)}
+
+
+def load_runtime(fmt: str) -> None:
+    """Import the framework that runs `fmt`, so that its import time is not counted as session creation."""
+    for name in RUNTIMES.get(fmt, ()):
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+
+
 CUDA_EP = "CUDAExecutionProvider"
 
 

@@ -103,6 +103,7 @@ class Measurement:
     first_call_ms: float
     warmup: WarmUp
     samples_ns: tuple[float, ...]
+    model_bytes: int = 0
     load: tuple[float, float, float] | None = field(default_factory=lambda: os.getloadavg() if hasattr(os, "getloadavg") else None)
 
     @property

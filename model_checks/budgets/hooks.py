@@ -1,0 +1,13 @@
+"""pytest-benchmark hooks, registered by the plugin only where pytest-benchmark is loaded: every saved run
+(`--benchmark-save`, `--benchmark-autosave`, `--benchmark-json`) carries the environment fingerprint."""
+
+from __future__ import annotations
+
+from model_checks.budgets.fingerprint import fingerprint
+
+MACHINE_INFO_KEY = "model_checks"
+
+
+class BenchmarkHooks:
+    def pytest_benchmark_update_machine_info(self, config: object, machine_info: dict) -> None:
+        machine_info[MACHINE_INFO_KEY] = fingerprint()

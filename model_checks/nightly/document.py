@@ -1,0 +1,131 @@
+"""The nightly report as values: one section per artifact with its figures from this run, its change against
+baseline and the trend over stored runs. Rendering (markdown, HTML) and drawing are elsewhere."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from model_checks.nightly.history import StoredRun
+
+STATS = ("p50", "p90", "p95", "p99", "mean")
+BUDGET_CHECKS = ("latency", "throughput", "speedup")
+
+
+@dataclass
+class ArtifactFigures:
+    """What one run said about one artifact: figures by check, check outcomes, budget figures by (check, device)."""
+
+    figures: dict[str, Any] = field(default_factory=dict)
+    status: dict[str, str] = field(default_factory=dict)
+    budgets: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, check: str, outcome: str, figures: dict[str, Any]) -> None:
+        if check in BUDGET_CHECKS and figures.get("device"):
+            self.status[f"{check}[{figures['device']}]"] = outcome
+            self.budgets[(check, figures["device"])] = {**figures, "outcome": outcome}
+        else:
+            self.status[check] = outcome
+            self.figures.update({k: v for k, v in figures.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class Point:
+    """One stored run's figure for a trend: when, device, check, and the values."""
+
+    when: str
+    device: str
+    check: str
+    values: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Table:
+    head: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class Section:
+    artifact: str
+    lines: tuple[str, ...]
+    table: Table | None
+    trend: tuple[Point, ...]
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", self.artifact)
+
+
+@dataclass(frozen=True)
+class Report:
+    title: str
+    lines: tuple[str, ...]
+    sections: tuple[Section, ...]
+
+    @property
+    def regressions(self) -> int:
+        return sum(1 for s in self.sections for r in (s.table.rows if s.table else ()) if r[-1].startswith("regression"))
+
+
+def _num(v: Any, spec: str = ".3f") -> str:
+    return "-" if v is None or v == "" else format(v, spec) if isinstance(v, (int, float)) else str(v)
+
+
+def _baseline(figures: dict[str, Any]) -> str:
+    verdict = figures.get("baseline_verdict")
+    if not verdict:
+        return "no baseline"
+    change = figures.get("baseline_change")
+    return f"{verdict} ({change:+.1%})" if isinstance(change, (int, float)) else str(verdict)
+
+
+def as_stored_run(current: dict[str, ArtifactFigures], when: str) -> StoredRun:
+    """This run's budget figures in the shape of a stored run, for trends when pytest-benchmark did not save it."""
+    figures = {}
+    for aid, a in current.items():
+        for (check, device), b in a.budgets.items():
+            figures[(aid, check, device)] = {"latency_ms": {s: b[f"{s}_ms"] for s in STATS if b.get(f"{s}_ms") is not None},
+                                             "throughput_per_s": b.get("throughput_per_s")}
+    return StoredRun(when=when, source="this run", fingerprint={}, figures=figures)
+
+
+def trend_of(artifact: str, runs: list[StoredRun]) -> tuple[Point, ...]:
+    points = []
+    for run in runs:
+        for (aid, check, device), info in run.figures.items():
+            if aid != artifact:
+                continue
+            values = {k: float(v) for k, v in (info.get("latency_ms") or {}).items() if k in STATS}
+            if info.get("throughput_per_s") is not None:
+                values["throughput_per_s"] = float(info["throughput_per_s"])
+            points.append(Point(run.when, device, check, values))
+    return tuple(points)
+
+
+def section(artifact: str, a: ArtifactFigures, runs: list[StoredRun]) -> Section:
+    f = dict(a.figures)
+    f.setdefault("size_mb", next((b["size_mb"] for b in a.budgets.values() if b.get("size_mb") is not None), None))
+    lines = [f"size {_num(f.get('size_mb'), '.4g')} MB; accuracy drop {_num(f.get('accuracy_drop'), '+.4f')}"
+             + (f" (accuracy {_num(f.get('accuracy'), '.4f')})" if f.get("accuracy") is not None else ""),
+             "checks: " + (", ".join(f"{c} {s}" for c, s in a.status.items()) or "none ran")]
+    rows = []
+    for (check, device), b in sorted(a.budgets.items(), key=lambda kv: (kv[0][1], BUDGET_CHECKS.index(kv[0][0]))):
+        rows.append((check, device, *(_num(b.get(f"{s}_ms")) for s in STATS), _num(b.get("throughput_per_s"), ".1f"),
+                     _num(b.get("batch_size"), "d"), _num(b.get("speedup"), ".2f"), _num(b.get("session_create_ms"), ".1f"),
+                     _num(b.get("first_call_ms"), ".2f"), b["outcome"], "n/a (in-run ratio)" if check == "speedup" else _baseline(b)))
+    head = ("check", "device", *(f"{s} ms" for s in STATS), "items/s", "batch", "speedup", "session ms", "first call ms", "outcome", "vs baseline")
+    return Section(artifact, tuple(lines), Table(head, tuple(rows)) if rows else None, trend_of(artifact, runs))
+
+
+def build(current: dict[str, ArtifactFigures], runs: list[StoredRun], environment: dict, when: str) -> Report:
+    """The report for this run's artifacts, with trends from `runs`."""
+    versions = ", ".join(f"{k} {v}" for k, v in (environment.get("versions") or {}).items())
+    gpu = environment.get("gpu")
+    lines = [f"Generated {when}: {len(current)} artifact(s), {len(runs)} stored run(s) for the trends.",
+             f"Environment: {environment.get('cpu')} ({environment.get('cores')} cores); "
+             + (f"GPU {gpu['name']} (driver {gpu['driver']}); " if gpu else "no GPU; ") + versions + "."]
+    report = Report("model-checks nightly report", tuple(lines), tuple(section(aid, current[aid], runs) for aid in sorted(current)))
+    verdict = f"{report.regressions} regression(s) against baseline." if report.regressions else "No regression against baseline."
+    return Report(report.title, (*report.lines, verdict), report.sections)

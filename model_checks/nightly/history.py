@@ -1,0 +1,54 @@
+"""Runs stored by pytest-benchmark (`--benchmark-autosave` / `--benchmark-save`), read back as the budget
+figures each holds (`extra_info["model_checks"]`) with the run's environment fingerprint."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from model_checks.budgets.check import EXTRA_INFO_KEY
+from model_checks.budgets.hooks import MACHINE_INFO_KEY
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """One saved run: when, in which environment, and the budget figures by (artifact, check, device)."""
+
+    when: str
+    source: str
+    fingerprint: dict
+    figures: dict[tuple[str, str, str], dict] = field(default_factory=dict)
+
+
+def storage_dir(option: str | None) -> Path:
+    """pytest-benchmark's `--benchmark-storage` value (`file://./.benchmarks` by default) as a directory."""
+    text = option or "file://./.benchmarks"
+    if "://" in text and not text.startswith("file://"):
+        raise ValueError(f"only file storage is read for the nightly report, not {text!r}")
+    return Path(text.removeprefix("file://"))
+
+
+def read_run(path: Path) -> StoredRun | None:
+    """A stored run, or None when the file is not a pytest-benchmark run."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or "benchmarks" not in data:
+        return None
+    figures = {}
+    for b in data["benchmarks"]:
+        info = (b.get("extra_info") or {}).get(EXTRA_INFO_KEY)
+        if info and {"artifact", "check", "device"} <= set(info):
+            figures[(info["artifact"], info["check"], info["device"])] = info
+    fp = (data.get("machine_info") or {}).get(MACHINE_INFO_KEY) or {}
+    return StoredRun(when=str(data.get("datetime", "")), source=path.name, fingerprint=fp, figures=figures)
+
+
+def load_runs(directory: Path) -> list[StoredRun]:
+    """Every stored run with budget figures under `directory` (all machine folders), oldest first."""
+    if not directory.is_dir():
+        return []
+    runs = [r for p in sorted(directory.rglob("*.json")) if (r := read_run(p)) is not None and r.figures]
+    return sorted(runs, key=lambda r: r.when)

@@ -1,0 +1,48 @@
+"""Gathers the figures of a pytest run for the nightly report and writes it when the session ends. Registered
+by the gate's plugin when `-m` selects nightly tests or `--model-checks-nightly-report DIR` is given."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from model_checks.session import PROPERTY
+
+OUTCOME = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}
+
+
+@dataclass
+class NightlyReport:
+    directory: Path
+    config: pytest.Config
+    artifacts: dict = field(default_factory=dict)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        from model_checks.nightly.document import ArtifactFigures
+
+        for key, value in report.user_properties:
+            if key != PROPERTY or not (report.when == "call" or report.outcome != "passed"):
+                continue
+            p = json.loads(value)
+            self.artifacts.setdefault(p["artifact"], ArtifactFigures()).add(p["check"], OUTCOME.get(report.outcome, report.outcome), p.get("figures") or {})
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        from model_checks.budgets.fingerprint import fingerprint
+        from model_checks.nightly import document, render
+        from model_checks.nightly.history import load_runs, storage_dir
+
+        runs = load_runs(storage_dir(self.config.getoption("benchmark_storage", None)))
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        if not (self.config.getoption("benchmark_autosave", None) or self.config.getoption("benchmark_save", None)):
+            runs.append(document.as_stored_run(self.artifacts, now))  # not saved by pytest-benchmark: still the last point
+        report = document.build(self.artifacts, runs, fingerprint(), now)
+        self.written = render.write(report, self.directory, os.environ.get("GITHUB_STEP_SUMMARY"))
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
+        terminalreporter.write_line(f"model-checks: nightly report written to {self.directory / 'nightly.md'} and nightly.html")
