@@ -31,3 +31,11 @@ def test_equivalence(model_checks_verdict: Verdict) -> None:
 
 def test_accuracy(model_checks_verdict: Verdict) -> None:
     model_checks_verdict("accuracy")
+
+
+def test_tfmot_quantize(model_checks_verdict: Verdict) -> None:
+    model_checks_verdict("tfmot_quantize")
+
+
+def test_tfmot_prune(model_checks_verdict: Verdict) -> None:
+    model_checks_verdict("tfmot_prune")

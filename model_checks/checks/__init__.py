@@ -15,7 +15,18 @@ CHECKS: dict[str, str] = {
     "limits": "model_checks.checks.limits",
     "equivalence": "model_checks.checks.equivalence",
     "accuracy": "model_checks.checks.accuracy",
+    "tfmot_quantize": "model_checks.checks.tfmot_quantize",
+    "tfmot_prune": "model_checks.checks.tfmot_prune",
 }
+# Collected only for Keras artifacts whose manifest asks for them (`tfmot: {quantize: true}`).
+TFMOT_CHECKS = {"tfmot_quantize": "quantize", "tfmot_prune": "prune"}
+
+
+def _wanted(name: str, artifact: Artifact) -> bool:
+    if name not in TFMOT_CHECKS:
+        return True
+    m = artifact.manifest
+    return m is not None and m.format == "keras" and bool(m.get(f"tfmot.{TFMOT_CHECKS[name]}"))
 
 
 def module(name: str) -> ModuleType:
@@ -26,4 +37,4 @@ def applicable(artifact: Artifact) -> list[str]:
     """Checks to collect for an artifact; an invalid manifest gets only `manifest`, which fails."""
     if artifact.manifest is None:
         return ["manifest"]
-    return ["manifest", *CHECKS]
+    return ["manifest", *(c for c in CHECKS if _wanted(c, artifact))]

@@ -1,0 +1,22 @@
+"""`tfmot_quantize`: quantization-aware training applies to a Keras artifact that declares `tfmot.quantize`."""
+
+from __future__ import annotations
+
+from model_checks.checks.context import CheckContext
+from model_checks.inputs import seed_for
+from model_checks.results import CheckResult
+
+NAME = "tfmot_quantize"
+
+
+def run(ctx: CheckContext) -> CheckResult:
+    if not ctx.manifest.get("tfmot.quantize"):
+        return CheckResult.skip(NAME, f"tfmot.quantize is not set in {ctx.where}")
+    from model_checks.tfmot.artifact import model_and_feeds, verdict
+    from model_checks.tfmot.quantize import check_quantize
+
+    model, feeds = model_and_feeds(ctx.model_path, ctx.fmt, ctx.manifest.inputs, ctx.pool.trust_code, seed_for(ctx.artifact.id))
+    report = check_quantize(model, feeds)
+    return verdict(NAME, ctx.artifact.id, report, "quantization-aware training does not apply",
+                   f"{ctx.where} declares tfmot.quantize: true; set it false if QAT is not planned for this model",
+                   {"tfmot_quantize_rel_l2": report.rel_l2})

@@ -1,0 +1,41 @@
+"""A Keras artifact made ready for tfmot: the model loaded in this process (tfmot rewrites the Python
+object, so it cannot run in an isolated worker) and inputs generated from its declared interface."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model_checks.backends import require_trust
+from model_checks.errors import ArtifactLoadError
+from model_checks.inputs import generate, merge_interface
+from model_checks.manifest.model import TensorSpec
+from model_checks.results import CheckResult
+
+BATCH = 4  # the short pruning fit takes two steps of 2
+
+
+def model_and_feeds(path: Path, fmt: str, declared: tuple[TensorSpec, ...] | None, trust_code: bool, seed: int) -> tuple[Any, list[np.ndarray]]:
+    """(tf_keras Model, one generated array per model input, in the model's order)."""
+    from model_checks.backends.keras.inspect import interface
+    from model_checks.backends.keras.loader import kind_of, load_model
+
+    # judged by content too: tf-keras loads an HDF5 file named .keras with its legacy, code-running loader
+    require_trust(fmt, ".h5" if kind_of(path) == "h5" else path.suffix, trust_code)
+    kind, model = load_model(path)
+    if kind != "keras":
+        raise ArtifactLoadError(f"{path.name}: tfmot needs a Keras model; a {kind} cannot be rewritten by tfmot")
+    specs = merge_interface(declared, interface(kind, model)[0])
+    feeds = generate(specs, batch=BATCH, seed=seed)
+    return model, [feeds[s.name] for s in specs]
+
+
+def verdict(check: str, subject: str, report: Any, failing: str, hint: str, figures: dict) -> CheckResult:
+    """A tfmot report as the check's result: the headline names the reason classes, one line per problem."""
+    if report:
+        return CheckResult(check, True, f"{check}: {subject}: {report}", figures=figures)
+    classes = sorted({p.reason for p in report.problems}) or ["after applying"]
+    return CheckResult(check, False, f"{check}: {subject}: {failing} ({', '.join(classes)})",
+                       tuple(f"  - {line}" for line in report.lines()) + (f"  {hint}",), figures=figures)
