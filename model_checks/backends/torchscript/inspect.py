@@ -20,11 +20,11 @@ def _count_returns(schema: Any) -> int:
     return len(elements()) if callable(elements) else 1
 
 
-def interface(module: Any, path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+def interface(module: Any, path: Path, root: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
     """Inputs from forward's arguments (self left out), outputs from its return type; names as the loader says."""
     schema = module.forward.schema
     args = [a for a in schema.arguments if a.name != "self"]
-    decl_in, decl_out = declared_names(path)
+    decl_in, decl_out = declared_names(path, root)
     in_names = names(decl_in, len(args), "input")
     out_names = names(decl_out, _count_returns(schema), "output")
     return tuple(TensorSpec(name=n) for n in in_names), tuple(TensorSpec(name=n) for n in out_names)
@@ -58,7 +58,7 @@ def precision_of(module: Any, ops: Counter) -> tuple[str, str]:
 
 def model_facts(path: Path, root: Path) -> ModelFacts:
     module = load_module(path)
-    ins, outs = interface(module, path)
+    ins, outs = interface(module, path, root)
     ops = ops_of(module)
     prec, why = precision_of(module, ops)
     return ModelFacts(format="torchscript", precision=prec, precision_why=why, inputs=ins, outputs=outs, ops=ops,

@@ -37,8 +37,9 @@ def check_archive(path: Path, display: str | None = None) -> None:
             names = z.namelist()
     except zipfile.BadZipFile as e:
         raise ArtifactLoadError(f"{display}: a damaged zip archive ({e})") from None
-    if not any(n.endswith("/code/") or "/code/" in n for n in names) or not any(n.endswith("data.pkl") for n in names):
-        raise ArtifactLoadError(f"{display}: a zip but not a TorchScript archive (no code/ and data.pkl inside); export with torch.jit.save")
+    if not any("/code/" in n for n in names):
+        what = "a pickled torch.save() checkpoint" if any(n.endswith("data.pkl") for n in names) else "a zip"
+        raise ArtifactLoadError(f"{display}: {what}, not a TorchScript archive (no code/ inside); export with torch.jit.trace or torch.jit.script, then torch.jit.save")
 
 
 def load_module(path: Path, display: str | None = None) -> Any:
@@ -53,21 +54,28 @@ def load_module(path: Path, display: str | None = None) -> Any:
     return module
 
 
-def declared_names(path: Path) -> tuple[list[str] | None, list[str] | None]:
-    """Input and output names declared by the manifest beside `path` when it describes this file."""
-    manifest_path = path.parent / "metadata.yaml"
-    if not manifest_path.is_file():
-        return None, None
+def _manifests_naming(path: Path, root: Path) -> list[Path]:
+    """metadata.yaml files under `root` that could describe `path`: the one beside it first."""
+    beside = path.parent / "metadata.yaml"
+    others = sorted(p for p in root.rglob("metadata.yaml") if p != beside) if root.is_dir() else []
+    return ([beside] if beside.is_file() else []) + others
+
+
+def declared_names(path: Path, root: Path) -> tuple[list[str] | None, list[str] | None]:
+    """Input and output names from the first manifest (the one beside the model, then the others under
+    the root) whose `file` is this model and that declares them. Read here, not passed in, so a model
+    loaded in an isolated worker or as another artifact's reference gets the same names."""
     from model_checks.errors import ModelChecksError
     from model_checks.manifest import load_manifest
 
-    try:
-        m = load_manifest(manifest_path)
-    except ModelChecksError:
-        return None, None
-    if (path.parent / m.file).resolve() != path.resolve():
-        return None, None
-    return ([t.name for t in m.inputs] if m.inputs else None), ([t.name for t in m.outputs] if m.outputs else None)
+    for manifest_path in _manifests_naming(path, root):
+        try:
+            m = load_manifest(manifest_path)
+        except ModelChecksError:
+            continue
+        if (manifest_path.parent / m.file).resolve() == path.resolve() and (m.inputs or m.outputs):
+            return ([t.name for t in m.inputs] if m.inputs else None), ([t.name for t in m.outputs] if m.outputs else None)
+    return None, None
 
 
 def names(declared: list[str] | None, n: int, stem: str) -> list[str]:

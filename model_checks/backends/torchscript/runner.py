@@ -34,7 +34,7 @@ class TorchScriptRunner(Runner):
         if threads:
             self.torch.set_num_threads(threads)
         self.module = load_module(path)
-        self.inputs, self.outputs = interface(self.module, path)
+        self.inputs, self.outputs = interface(self.module, path, root)
 
     def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self.torch
