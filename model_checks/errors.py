@@ -65,3 +65,15 @@ class MemoryLimitError(ModelChecksError):
 
 class RuntimeTimeoutError(ModelChecksError):
     """The model's runtime did not answer within the timeout; its worker process was killed."""
+
+
+def of_kind(cls: type[ModelChecksError], message: str) -> ModelChecksError:
+    """An error of class `cls` carrying `message` as is, whatever `cls.__init__` takes (ManifestError)."""
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    return err
+
+
+def with_context(error: ModelChecksError, prefix: str) -> ModelChecksError:
+    """The same kind of error with `prefix` before its message (e.g. which manifest key named the file)."""
+    return of_kind(type(error), f"{prefix}{error}")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from model_checks.artifact import Artifact
 from model_checks.backends.base import ModelFacts, Runner
-from model_checks.errors import ArtifactLoadError
+from model_checks.errors import ArtifactLoadError, ModelChecksError, with_context
 from model_checks.inputs import Case, generated_cases, merge_interface, sample_cases
 from model_checks.manifest import Manifest, guess_format
 from model_checks.pool import ModelPool
@@ -64,7 +64,10 @@ class CheckContext:
 
     def reference_runner(self) -> Runner:
         assert self.reference_path is not None and self.reference_kind == "model"
-        return self.pool.runner(self.reference_path, self.reference_format, self.artifact.root)
+        try:
+            return self.pool.runner(self.reference_path, self.reference_format, self.artifact.root)
+        except ModelChecksError as e:  # say it is the reference that is broken, not the artifact's own model
+            raise with_context(e, f"{self.where}: reference.path {self.manifest.get('reference.path')}: ") from None
 
     def reference_outputs(self, feeds: dict) -> dict:
         """The reference model run on the artifact's feeds, its outputs under the artifact's names. Across
@@ -81,7 +84,10 @@ class CheckContext:
 
     def reference_facts(self) -> ModelFacts:
         assert self.reference_path is not None and self.reference_kind == "model"
-        return self.pool.facts(self.reference_path, self.reference_format, self.artifact.root)
+        try:
+            return self.pool.facts(self.reference_path, self.reference_format, self.artifact.root)
+        except ModelChecksError as e:  # say it is the reference that is broken, not the artifact's own model
+            raise with_context(e, f"{self.where}: reference.path {self.manifest.get('reference.path')}: ") from None
 
     # -- inputs --------------------------------------------------------------------------------------
     def interface(self) -> list:

@@ -24,6 +24,7 @@ from model_checks.errors import (
     ModelChecksError,
     RuntimeCrashError,
     RuntimeTimeoutError,
+    of_kind,
 )
 from model_checks.isolation.limits import Limits
 from model_checks.isolation.worker import ErrorInfo, WorkerSetup
@@ -132,9 +133,7 @@ class Worker:
             )
         cls = _known_error(info)
         if cls is not None:
-            err = cls.__new__(cls)
-            Exception.__init__(err, info.message)
-            return err
+            return of_kind(cls, info.message)  # the worker's own message, as its own kind
         wrap = InferenceError if op in ("infer", "timed") else ArtifactLoadError
         return wrap(f"{what}: {op} failed in the {self.family} worker ({info.name}: {info.message.strip()[:300]})")
 
