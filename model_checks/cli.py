@@ -16,6 +16,13 @@ from typing import Sequence
 COMMANDS: dict[str, str] = {
     "schema": "model_checks.commands.schema",
     "validate": "model_checks.commands.validate",
+    "export": "model_checks.commands.export",
+    "trace": "model_checks.commands.trace",
+    "quantize": "model_checks.commands.quantize",
+    "fp16": "model_checks.commands.fp16",
+    "optimize": "model_checks.commands.optimize",
+    "convert-keras": "model_checks.commands.convert_keras",
+    "package": "model_checks.commands.package",
 }
 
 

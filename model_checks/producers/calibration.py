@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -36,13 +36,7 @@ class CalibrationReader:
     def _array_from_npz(self, path: Path) -> np.ndarray:
         from model_checks.inputs import load_npz
 
-        arrays = load_npz(path, "calibration")
-        for key in (self.input_name, f"input:{self.input_name}", *NPZ_NAMES):
-            if key in arrays:
-                return arrays[key]
-        if len(arrays) == 1:
-            return next(iter(arrays.values()))
-        raise ProducerError(f"calibration: {path.name} has arrays {', '.join(arrays) or 'none'}; name one '{self.input_name}' (the model's input) or x")
+        return pick_array(load_npz(path, "calibration"), self.input_name, f"calibration: {path.name}")
 
     def _items(self, source: Any) -> Iterable[Any]:
         if isinstance(source, (str, Path)):
@@ -107,3 +101,14 @@ def _model_input(model: Any) -> tuple[str, int, np.dtype]:
         raise ProducerError(f"calibration: the model has {len(specs)} inputs ({', '.join(s.name for s in specs)}); this adapter feeds single-input models")
     s = specs[0]
     return s.name, len(s.shape or ()), np.dtype(s.dtype if s.dtype and s.dtype != "bfloat16" else "float32")
+
+
+def pick_array(arrays: Mapping[str, np.ndarray], input_name: str | None, where: str) -> np.ndarray:
+    """The array for a single-input model out of an .npz's arrays: the one named by the input, else one of
+    x/input/inputs/samples, else the only one."""
+    for key in (*((input_name, f"input:{input_name}") if input_name else ()), *NPZ_NAMES):
+        if key in arrays:
+            return arrays[key]
+    if len(arrays) == 1:
+        return next(iter(arrays.values()))
+    raise ProducerError(f"{where} has arrays {', '.join(arrays) or 'none'}; name the one to use {input_name or 'x'}")

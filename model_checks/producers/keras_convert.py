@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from model_checks.producers.progress import stages
 from model_checks.producers.verify import ProducerError, atomic_write, onnx_outputs, require_match
 
 VARIANTS = ("fp32", "fp16", "uint8", "int8")
@@ -99,9 +100,10 @@ def convert_keras(model: Any, dst: str | Path, variant: str = "fp32", samples: n
         shape = (2, *model.inputs[0].shape[1:])
         samples = np.random.default_rng(0).uniform(0, 1, shape).astype(np.float32)
     dst = Path(dst)
-    with tempfile.TemporaryDirectory(prefix="model-checks-keras-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="model-checks-keras-") as tmp, stages(f"Keras -> ONNX {variant}", 1 if variant == "fp32" else 2) as done:
         fp32 = Path(tmp) / "fp32.onnx"
         atomic_write(fp32, keras_to_onnx(model, samples, opset))
+        done("tf2onnx, checked against Keras")
         steps: tuple[str, ...] = ("tf2onnx",)
         if variant == "fp32":
             atomic_write(dst, fp32.read_bytes())
@@ -112,6 +114,8 @@ def convert_keras(model: Any, dst: str | Path, variant: str = "fp32", samples: n
             steps += ort_quantize.quantize_dynamic(fp32, dst, weight_type="uint8").steps
         else:
             steps += ort_quantize.quantize_static(fp32, dst, calibration).steps
+        if variant != "fp32":
+            done(variant)
     return KerasConversion(dst, variant, steps, dst.stat().st_size)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, TypeVar
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -15,3 +16,20 @@ def progress(items: Iterable[T], desc: str, total: int | None = None) -> Iterato
         yield from items
         return
     yield from tqdm(items, desc=desc, total=total, disable=None, leave=False, unit="step")
+
+
+@contextmanager
+def stages(desc: str, total: int) -> Iterator[Callable[[str], None]]:
+    """A bar over the `total` stages of one conversion: call the yielded function as each stage finishes."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        yield lambda _label: None
+        return
+    with tqdm(total=total, desc=desc, disable=None, leave=False, unit="stage") as bar:
+
+        def done(label: str) -> None:
+            bar.set_postfix_str(label)
+            bar.update(1)
+
+        yield done

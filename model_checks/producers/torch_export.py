@@ -11,6 +11,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from model_checks.metrics import Comparison
+from model_checks.producers.progress import stages
 from model_checks.producers.verify import ProducerError, atomic_write, onnx_outputs, require_match
 
 EXPORTERS = ("torchscript", "dynamo")
@@ -76,8 +77,6 @@ def export_onnx(model: Any, example: Any, path: str | Path, *, input_names: Sequ
     optimizer to fuse later. Before writing, onnxruntime's outputs are compared with PyTorch's at the example's
     batch size and, with a dynamic batch, at one more, under `tolerance` (default: float32 rounding).
     """
-    import torch
-
     if exporter not in EXPORTERS:
         raise ProducerError(f"exporter: {exporter!r} is not one of {', '.join(EXPORTERS)}")
     example = as_tuple(example)
@@ -85,13 +84,27 @@ def export_onnx(model: Any, example: Any, path: str | Path, *, input_names: Sequ
         raise ProducerError(f"input_names: {len(input_names)} name(s) {list(input_names)} for {len(example)} example input(s)")
     model = model.eval()
     expected = torch_outputs(model, example, output_names)
-    try:
-        data = _export_bytes(model, example, input_names, output_names, opset, exporter == "dynamo", batch_axis, fold_constants)
-    except ProducerError:
-        raise
-    except Exception as e:  # the exporters raise many types; the user needs the first lines
-        first = " ".join(str(e).strip().splitlines()[:3])[:500]
-        raise ProducerError(f"the {exporter} exporter failed: {type(e).__name__}: {first}") from e
+    with stages(f"export ({exporter})", 2) as done:
+        try:
+            data = _export_bytes(model, example, input_names, output_names, opset, exporter == "dynamo", batch_axis, fold_constants)
+        except Exception as e:  # the exporters raise many types; the user needs the first lines
+            first = " ".join(str(e).strip().splitlines()[:3])[:500]
+            raise ProducerError(f"the {exporter} exporter failed: {type(e).__name__}: {first}") from e
+        done("exported")
+        comparison = _check(model, example, expected, data, input_names, output_names, exporter, batch_axis, tolerance)
+        done("checked against PyTorch")
+    atomic_write(Path(path), data)
+    import onnx
+
+    opset_seen = next(o.version for o in onnx.load_from_string(data).opset_import if o.domain in ("", "ai.onnx"))
+    return ExportResult(Path(path), exporter, opset_seen, tuple(input_names), tuple(output_names), comparison)
+
+
+def _check(model: Any, example: tuple[Any, ...], expected: dict[str, np.ndarray], data: bytes, input_names: Sequence[str],
+           output_names: Sequence[str], exporter: str, batch_axis: str | None, tolerance: Mapping[str, float | None] | None) -> Comparison:
+    """onnxruntime against PyTorch at the example's batch and, with a dynamic batch, at one more sample."""
+    import torch
+
     cases = [example]
     if batch_axis:
         cases.append(tuple(torch.cat([t, t[:1]]) for t in example))  # one more sample: the batch must really be dynamic
@@ -103,8 +116,4 @@ def export_onnx(model: Any, example: Any, path: str | Path, *, input_names: Sequ
         c = require_match(got, want, f"{exporter} export at batch {len(case[0])}", tolerance)
         comparison = comparison or c
     assert comparison is not None
-    atomic_write(Path(path), data)
-    import onnx
-
-    opset_seen = next(o.version for o in onnx.load_from_string(data).opset_import if o.domain in ("", "ai.onnx"))
-    return ExportResult(Path(path), exporter, opset_seen, tuple(input_names), tuple(output_names), comparison)
+    return comparison

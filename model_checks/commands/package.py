@@ -1,0 +1,46 @@
+"""Write an artifact directory whose metadata.yaml is measured from the model, so the gate passes it.
+
+Opset, precision, inputs and outputs are read off the model as the gate reads them; sha256, the runtime,
+latency_ms (p50, batch 1) and, with --eval and --reference, accuracy_drop are measured.
+
+example:
+  model-checks package model_int8.onnx --out artifacts/cnn_int8 --name cnn_int8 --version 1.0 \\
+      --reference artifacts/cnn_fp32/model.onnx --samples samples.npz --eval eval.npz \\
+      --optimization quantize_qdq --tolerance rel_l2=null --tolerance mae=null --tolerance top1_agreement=0.95
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from model_checks.commands.producer_args import existing_dir, existing_file, metric_limit, names, positive_int, value_range
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", type=existing_file(".onnx", ".pt", ".pth", ".keras", ".h5"), metavar="MODEL", help="the model file")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="the artifact directory to write (required)")
+    p.add_argument("--name", required=True, metavar="NAME", help="model_name (required)")
+    p.add_argument("--version", default="1.0", metavar="V", help="version (default: 1.0)")
+    p.add_argument("--root", type=existing_dir, default=None, metavar="DIR", help="the artifacts root every path must stay in (default: --out's parent)")
+    p.add_argument("--reference", type=existing_file(".onnx", ".pt", ".pth", ".keras", ".h5"), metavar="FILE",
+                   help="the model this one is compared with, inside the root (default: none)")
+    p.add_argument("--samples", type=existing_file(".npz"), metavar="NPZ", help="real inputs for equivalence, arrays named by input (default: none)")
+    p.add_argument("--eval", type=existing_file(".npz"), metavar="NPZ", help="labelled data with arrays x and y, to measure accuracy (default: none)")
+    p.add_argument("--optimization", type=names, default=(), metavar="A,B", help="passes and producer steps applied (default: none)")
+    p.add_argument("--tolerance", type=metric_limit, action="append", default=[], metavar="METRIC=VALUE",
+                   help="an equivalence tolerance, e.g. rel_l2=1e-2 or mae=null (repeatable; default: the gate's)")
+    p.add_argument("--range", type=value_range, default=None, metavar="LO,HI", help="value range of the inputs (default: not declared)")
+    p.add_argument("--layout", choices=("NCHW", "NHWC", "NC"), default=None, help="layout of the inputs (default: not declared)")
+    p.add_argument("--threads", type=positive_int, default=1, metavar="N", help="threads for the latency measurement (default: 1)")
+    p.add_argument("--runs", type=positive_int, default=50, metavar="N", help="timed runs for latency_ms (default: 50)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from model_checks.producers.package import package
+
+    result = package(args.model, args.out, model_name=args.name, version=args.version, root=args.root, reference=args.reference,
+                     samples=args.samples, eval_data=args.eval, optimization=args.optimization, tolerance=dict(args.tolerance) or None,
+                     input_range=args.range, layout=args.layout, threads=args.threads, runs=args.runs)
+    print(result)
+    return 0
