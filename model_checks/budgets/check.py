@@ -112,7 +112,7 @@ def _baseline(check: str, ctx: CheckContext, m: Measurement, options: BudgetOpti
 def _result(check: str, artifact: str, subject: str, bench: Bench, m: Measurement, problems: list[str], passed: str, comparison: Comparison | None,
             notes: list[str], extra: dict | None = None) -> CheckResult:
     size_mb = m.model_bytes / 1e6
-    info = {"check": check, "artifact": artifact, **m.figures(), **(extra or {}), "baseline": comparison.as_dict() if comparison else None}
+    info = {"check": check, "artifact": artifact, **m.figures(), **(extra or {}), "baseline": comparison.as_dict() if comparison is not None else None}
     bench.extra_info[EXTRA_INFO_KEY] = info
     bench.extra_info.update({k: v for k, v in m.percentiles.as_dict().items() if k != "n"})  # p50..p99 in ms, top level
     if comparison is not None and not comparison:
@@ -124,8 +124,8 @@ def _result(check: str, artifact: str, subject: str, bench: Bench, m: Measuremen
              *notes]
     figures = {"device": m.device, **{f"{k}_ms": v for k, v in m.percentiles.as_dict().items() if k != "n"}, "samples": m.percentiles.n,
                "throughput_per_s": m.throughput_per_s, "batch_size": m.batch_size, "session_create_ms": m.session_create_ms,
-               "first_call_ms": m.first_call_ms, "size_mb": size_mb, "baseline_verdict": comparison.verdict if comparison else None,
-               "baseline_change": comparison.change if comparison else None, **{k: v for k, v in (extra or {}).items() if not isinstance(v, (list, dict))}}
+               "first_call_ms": m.first_call_ms, "size_mb": size_mb, "baseline_verdict": comparison.verdict if comparison is not None else None,
+               "baseline_change": comparison.change if comparison is not None else None, **{k: v for k, v in (extra or {}).items() if not isinstance(v, (list, dict))}}
     return CheckResult.from_problems(check, subject, problems, passed=passed, figures=figures, notes=lines)
 
 

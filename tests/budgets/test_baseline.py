@@ -1,0 +1,42 @@
+import json
+
+from model_checks.budgets.baseline import Baseline, BaselineStore
+from model_checks.budgets.compare import NOT_COMPARED, REGRESSION, UNCHANGED
+from model_checks.budgets.fingerprint import differences, fingerprint
+
+BLOCKS = [1.0, 1.01, 0.99, 1.0, 1.02, 0.98, 1.0, 1.01]
+
+
+def baseline(fp, blocks=BLOCKS):
+    return Baseline("tiny@1.0", "latency", "cpu", fp, blocks, {"p50": 1.0})
+
+
+def test_roundtrip_is_atomic_and_readable(tmp_path):
+    store = BaselineStore(tmp_path)
+    fp = fingerprint("cpu", 1)
+    path = store.save(baseline(fp))
+    assert path == tmp_path / "tiny@1.0" / "latency-cpu.json"
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temporary file left
+    loaded = store.load("tiny@1.0", "latency", "cpu")
+    assert loaded.block_medians_ms == BLOCKS and loaded.fingerprint == json.loads(json.dumps(fp)) and loaded.created
+    assert store.load("tiny@1.0", "latency", "gpu") is None
+
+
+def test_same_environment_is_compared():
+    fp = fingerprint("cpu", 1)
+    assert baseline(fp).compare(BLOCKS, fp, 0.05).verdict == UNCHANGED
+    assert baseline(fp).compare([b * 1.3 for b in BLOCKS], fp, 0.05).verdict == REGRESSION
+
+
+def test_another_environment_is_never_compared_silently():
+    fp = fingerprint("cpu", 1)
+    other = {**fp, "threads": 4, "versions": {**fp["versions"], "onnxruntime": "0.0.1"}}
+    c = baseline(other).compare([b * 1.3 for b in BLOCKS], fp, 0.05)
+    assert c.verdict == NOT_COMPARED and c  # reported, not a failure
+    assert "threads: 4 -> 1" in str(c) and "versions.onnxruntime: '0.0.1' ->" in str(c) and "--model-checks-update-baselines" in str(c)
+
+
+def test_fingerprint_names_cpu_threads_and_versions():
+    fp = fingerprint("cpu", 2)
+    assert fp["cpu"] and fp["cores"] >= 1 and fp["threads"] == 2 and "onnxruntime" in fp["versions"] and "numpy" in fp["versions"]
+    assert differences(fp, fp) == []
