@@ -29,6 +29,8 @@ class GateSession:
     isolation: Limits | None = None  # None: models run in this process
     pool: ModelPool = field(init=False)
     _artifacts: list[Artifact] | None = field(default=None, init=False)
+    _by_dir: dict[Path, Artifact] | None = field(default=None, init=False)
+    _models_of: dict[str, list[Path]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.pool = ModelPool(trust_code=self.trust_code, isolation=self.isolation)
@@ -40,7 +42,9 @@ class GateSession:
         return self._artifacts
 
     def by_dir(self, d: Path) -> Artifact | None:
-        return next((a for a in self.artifacts if a.dir == d), None)
+        if self._by_dir is None:
+            self._by_dir = {a.dir: a for a in self.artifacts}
+        return self._by_dir.get(d)
 
     def run_check(self, name: str, artifact: Artifact, run: Callable[[CheckContext], CheckResult] | None = None) -> CheckResult:
         """Run one check (`run`, else the built-in `name`); a ModelChecksError (unsafe path, unreadable file,
@@ -71,7 +75,9 @@ class GateSession:
         """The model files a check of this artifact may load (its own and its reference)."""
         if artifact.manifest is None:
             return []
-        paths = []
+        if artifact.id in self._models_of:
+            return self._models_of[artifact.id]
+        paths = self._models_of.setdefault(artifact.id, [])
         for key in ("file", "reference.path"):
             try:
                 p = artifact.path(key)

@@ -22,7 +22,7 @@ MAX_MANIFEST_BYTES = 256 * 1024
 _FLOAT = re.compile(
     r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
     |[-+]?\.(?:inf|Inf|INF)
     |\.(?:nan|NaN|NAN))$""",
     re.X,
@@ -76,7 +76,7 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456
 _Loader.add_constructor(None, _Loader.construct_undefined)
 
 
-def _version_text(loader: _Loader, root: yaml.Node) -> str | None:
+def _version_text(root: yaml.Node) -> str | None:
     """The `version` value as written: `1.10` must stay "1.10", not become the float 1.1."""
     if isinstance(root, yaml.MappingNode):
         for k, v in root.value:
@@ -85,19 +85,88 @@ def _version_text(loader: _Loader, root: yaml.Node) -> str | None:
     return None
 
 
+_RESOLVER = _Loader("")
+_SCALARS = yaml.constructor.SafeConstructor()
+_CLoader = getattr(yaml, "CSafeLoader", None)
+
+
+def _plain(node: yaml.ScalarNode) -> Any:
+    """A plain scalar resolved by _Loader's rules (YAML 1.2 floats, no timestamps)."""
+    tag = _RESOLVER.resolve(yaml.ScalarNode, node.value, (True, False))
+    if tag == "tag:yaml.org,2002:str":
+        return node.value
+    return {
+        "tag:yaml.org,2002:null": _SCALARS.construct_yaml_null,
+        "tag:yaml.org,2002:bool": _SCALARS.construct_yaml_bool,
+        "tag:yaml.org,2002:int": _SCALARS.construct_yaml_int,
+        "tag:yaml.org,2002:float": _SCALARS.construct_yaml_float,
+    }[tag](yaml.ScalarNode(tag, node.value))
+
+
+def _build(node: yaml.Node, depth: int = 0) -> Any:
+    if depth > 64:
+        raise RecursionError
+    if isinstance(node, yaml.ScalarNode):
+        return _plain(node) if not node.style else node.value  # libyaml marks plain scalars with style ""
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(n, depth + 1) for n in node.value]
+    out: dict[Any, Any] = {}
+    lines: dict[Any, int] = {}
+    for k, v in node.value:
+        key = _build(k, depth + 1)
+        try:
+            hash(key)
+        except TypeError:
+            raise _Refused(f"line {k.start_mark.line + 1}: a mapping key must be a plain value") from None
+        if key in out:
+            raise _Refused(f"line {k.start_mark.line + 1}: duplicate key {key!r} (first at line {lines[key]})")
+        lines[key] = k.start_mark.line + 1
+        out[key] = _build(v, depth + 1)
+    return out
+
+
+def _fast(text: str) -> tuple[bool, Any]:
+    """libyaml composes, Python builds: about 3 times faster. Only for text that cannot hold anchors,
+    aliases or tags; the pure-Python loader, with its exact messages, takes everything else."""
+    if _CLoader is None or any(c in text for c in "&*!"):
+        return False, None
+    loader = _CLoader(text)
+    try:
+        root = loader.get_single_node()
+    finally:
+        loader.dispose()
+    if root is None:
+        return True, None
+    data = _build(root)
+    version = _version_text(root)
+    if version is not None and isinstance(data, dict) and not isinstance(data.get("version"), str):
+        data["version"] = version
+    return True, data
+
+
 def load_yaml_text(text: str, file: str) -> Any:
     """Parse manifest text; every refusal is a ManifestError that names the file."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_MANIFEST_BYTES:
         raise ManifestError(file, f"larger than {MAX_MANIFEST_BYTES // 1024} KiB; a manifest is a small file")
     if "\x00" in text:
         raise ManifestError(file, "is binary, not YAML text")
+    try:
+        done, data = _fast(text)
+        if done:
+            return data
+    except _Refused as e:
+        raise ManifestError(file, str(e)) from None
+    except yaml.YAMLError:
+        pass  # the pure-Python loader below gives the message with its line and column
+    except RecursionError:
+        raise ManifestError(file, "nested too deeply") from None
     loader = _Loader(text)
     try:
         root = loader.get_single_node()
         if root is None:
             return None
         data = loader.construct_document(root)
-        version = _version_text(loader, root)
+        version = _version_text(root)
         if version is not None and isinstance(data, dict) and not isinstance(data.get("version"), str):
             data["version"] = version
         return data

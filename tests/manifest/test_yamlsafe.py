@@ -40,3 +40,29 @@ def test_binary_file(tmp_path):
     p.write_bytes(b"\x80\x04\x95\xff\xfe")
     with pytest.raises(ManifestError, match="binary or not UTF-8"):
         load_yaml_file(p, "metadata.yaml")
+
+
+DOCS = [
+    "a: yes\nb: No\nc: ~\nd: 0x1F\ne: 1_000\nf: .inf\ng: -.5\nh: '1e-3'\ni: 2026-01-01\nj: [1, 2.0, x]\nk: {l: null}\n",
+    "model_name: cnn\nversion: 1.10\nfile: m.onnx\ntolerance:\n  rel_l2: 5e-2\n  per_output:\n    logits: {mae: 1E-4}\n",
+    "inputs:\n  - name: x\n    shape: [batch, 1, 28, 28]\n    range: [-1, 1.5]\n",
+    "a: |\n  text block\nb: >\n  folded\n",
+]
+
+
+@pytest.mark.parametrize("text", DOCS)
+def test_fast_path_reads_like_the_strict_loader(text):
+    """libyaml composes on the fast path; both paths must build the same data."""
+    from model_checks.manifest import yamlsafe
+
+    done, fast = yamlsafe._fast(text)
+    assert done
+    loader = yamlsafe._Loader(text)
+    strict = loader.construct_document(loader.get_single_node())
+    if "version" in strict:
+        strict["version"] = "1.10"
+    assert fast == strict
+
+
+def test_negative_fraction_is_a_float():
+    assert load_yaml_text("g: -.5\nh: +1.5e3\n", "m") == {"g": -0.5, "h": 1500.0}
