@@ -54,17 +54,32 @@ class MissingDependencyError(ModelChecksError):
 class InferenceError(ModelChecksError):
     """Running a loaded model failed: feeds that do not fit it, or an error raised by its runtime."""
 
+    what = "inference failed"
 
-class RuntimeCrashError(ModelChecksError):
+
+class WorkerBrokeError(ModelChecksError):
+    """The worker process running a model broke: it crashed, ran out of memory or hung. Checks let it
+    through as is: it says what happened, which no reading of the model's answer could."""
+
+    what = "worker broke"
+
+
+class RuntimeCrashError(WorkerBrokeError):
     """The model's runtime died in its worker process (a signal such as SIGSEGV or SIGABRT)."""
 
+    what = "runtime crashed"
 
-class MemoryLimitError(ModelChecksError):
+
+class MemoryLimitError(WorkerBrokeError):
     """The model needed more memory than its worker process may use."""
 
+    what = "memory limit exceeded"
 
-class RuntimeTimeoutError(ModelChecksError):
+
+class RuntimeTimeoutError(WorkerBrokeError):
     """The model's runtime did not answer within the timeout; its worker process was killed."""
+
+    what = "timed out"
 
 
 def of_kind(cls: type[ModelChecksError], message: str) -> ModelChecksError:

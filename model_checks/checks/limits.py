@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from model_checks.checks.context import CheckContext
+from model_checks.errors import WorkerBrokeError
 from model_checks.inputs import OTHER_DYNAMIC_DIM, generate
 from model_checks.metrics import compare_output
 from model_checks.results import CheckResult
@@ -29,6 +30,8 @@ def dynamic_axis_problems(ctx: CheckContext, axis: str) -> list[str]:
     try:
         feeds = generate(specs, batch=1, seed=7, sizes={axis: n})
         together = runner.infer(feeds)
+    except WorkerBrokeError:
+        raise  # the runtime crashed, starved or hung: that is the failure, not the axis
     except Exception as e:
         return [f"dynamic_axes: '{axis}' of size {n} is refused by the model: {type(e).__name__}: {str(e)[:300]}"]
     problems = []
@@ -38,6 +41,8 @@ def dynamic_axis_problems(ctx: CheckContext, axis: str) -> list[str]:
         alone_feeds = {k: (v[i : i + 1] if any(s.name == k for s in holders) else v) for k, v in feeds.items()}
         try:
             alone = runner.infer(alone_feeds)
+        except WorkerBrokeError:
+            raise
         except Exception as e:
             return [f"dynamic_axes: '{axis}' of size 1 is refused by the model: {type(e).__name__}: {str(e)[:300]}"]
         for name, full in together.items():

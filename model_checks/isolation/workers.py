@@ -24,6 +24,7 @@ from model_checks.errors import (
     ModelChecksError,
     RuntimeCrashError,
     RuntimeTimeoutError,
+    WorkerBrokeError,
     of_kind,
 )
 from model_checks.isolation.limits import Limits
@@ -192,7 +193,7 @@ class Workers:
             raise type(first)(f"{first} [not retried: this model already did this earlier in the session]")
         try:
             return self.worker(fmt).request(op, args, path.name)
-        except (RuntimeCrashError, MemoryLimitError, RuntimeTimeoutError) as e:
+        except WorkerBrokeError as e:
             self._failed[key] = e
             if op == "load":
                 self._failed[(str(path), "infer")] = e

@@ -1,0 +1,134 @@
+"""Crash isolation: a model that segfaults, aborts, exhausts memory or hangs its runtime fails its own
+checks with what happened, and the session goes on with a fresh worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fixtures import bad_artifacts, bad_models, crashing, onnx_models
+from fixtures.crash_backend import BACKEND as CRASH_BACKEND
+from fixtures.gate_run import run_gate
+from model_checks.backends import BACKENDS
+from model_checks.errors import InferenceError, MemoryLimitError, RuntimeCrashError, RuntimeTimeoutError
+from model_checks.isolation.limits import Limits
+from model_checks.isolation.runner import IsolatedRunner
+from model_checks.pool import ModelPool
+
+FEEDS = {"input": np.ones((2, 4), np.float32)}
+LIMITS = Limits(memory_mb=1024, timeout_s=2)
+
+# what the user reads for each way of breaking the worker
+CRASHES = {
+    "segfault": (RuntimeCrashError, ("died from SIGSEGV during", "a segmentation fault in the runtime's native code")),
+    "abort": (RuntimeCrashError, ("died from SIGABRT during", "the runtime aborted")),
+    "oom": (MemoryLimitError, ("exceeded the worker's memory limit of 1024 MiB", "--model-checks-worker-memory")),
+    "hang": (RuntimeTimeoutError, ("did not finish within 2 s; the onnx worker was killed", "--model-checks-timeout")),
+}
+
+
+@pytest.fixture
+def pool(tmp_path: Path):  # type: ignore[no-untyped-def]
+    with ModelPool(isolation=LIMITS) as p:
+        yield p
+
+
+def test_a_model_runs_in_the_worker_behind_the_runner_interface(pool: ModelPool, tmp_path: Path) -> None:
+    path = onnx_models.save(onnx_models.linear(), tmp_path / "m.onnx")
+    runner = pool.runner(path, "onnx", tmp_path)
+    assert isinstance(runner, IsolatedRunner)
+    assert [t.name for t in runner.inputs] == ["input"] and [t.name for t in runner.outputs] == ["logits"]
+    assert runner.infer(FEEDS)["logits"].shape == (2, 3)
+    assert pool.workers is not None and pool.workers.worker("onnx").alive
+    assert pool.facts(path, "onnx", tmp_path).precision == "fp32" and pool.validate(path, "onnx", tmp_path) == []
+
+
+def test_timing_happens_inside_the_worker(pool: ModelPool, tmp_path: Path) -> None:
+    """`timed` measures infer_impl where the model runs, so budgets never time the pipe."""
+    runner = pool.runner(onnx_models.save(onnx_models.linear(), tmp_path / "m.onnx"), "onnx", tmp_path)
+    times = runner.timed(FEEDS, repeat=5, warmup=2)
+    assert len(times) == 5 and all(0 < t < 1 for t in times)
+
+
+def test_inference_errors_are_model_checks_errors(pool: ModelPool, tmp_path: Path) -> None:
+    runner = pool.runner(onnx_models.save(onnx_models.linear(), tmp_path / "m.onnx"), "onnx", tmp_path)
+    with pytest.raises(InferenceError, match="input 'input' is float64, the model wants float32"):
+        runner.infer({"input": np.ones((2, 4))})
+    with pytest.raises(InferenceError, match=r"missing \['input'\], unexpected \['x'\]"):
+        runner.infer({"x": np.ones((2, 4), np.float32)})
+
+
+@pytest.mark.parametrize("kind", sorted(CRASHES))
+def test_a_broken_worker_is_reported_and_replaced(pool: ModelPool, tmp_path: Path, kind: str) -> None:
+    runner = pool.runner(onnx_models.save(onnx_models.linear(), tmp_path / "m.onnx"), "onnx", tmp_path)
+    assert pool.workers is not None
+    before = pool.workers.worker("onnx").generation
+    fn, args = crashing.ACTIONS[kind]
+    if kind == "oom":
+        args = (4096,)  # four times the limit
+    elif kind == "hang":
+        args = (60,)
+    error, phrases = CRASHES[kind]
+    with pytest.raises(error) as info:
+        pool.workers.call("onnx", fn, *args)
+    for phrase in phrases:
+        assert phrase in str(info.value)
+    assert runner.infer(FEEDS)["logits"].shape == (2, 3)  # loaded again in a fresh worker
+    assert pool.workers.worker("onnx").generation == before + 1
+
+
+def test_close_stops_the_workers(tmp_path: Path) -> None:
+    pool = ModelPool(isolation=LIMITS)
+    pool.runner(onnx_models.save(onnx_models.linear(), tmp_path / "m.onnx"), "onnx", tmp_path).infer(FEEDS)
+    assert pool.workers is not None
+    worker = pool.workers.worker("onnx")
+    proc = worker.proc
+    pool.close()
+    assert proc is not None and proc.poll() is not None
+
+
+def test_crashing_artifacts_fail_their_own_checks_and_the_session_goes_on(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """End to end: four artifacts break their worker (sorted before the good pair, so the good ones run after)."""
+    monkeypatch.setitem(BACKENDS, "onnx", CRASH_BACKEND)  # the workers inherit this table
+    root = pytester.path / "artifacts"
+    for kind in CRASHES:
+        d = root / f"crash_{kind}"
+        onnx_models.save(onnx_models.linear(), d / "ref.onnx")
+        bad_artifacts.model(d, bad_models.crashing(kind), reference={"path": "ref.onnx"}, limits={"dynamic_axes": ["batch"]})
+    good = bad_artifacts.good_pair(root)
+    run = run_gate(pytester, root, "--model-checks-timeout=2", "--model-checks-worker-memory=1024")
+    for kind, (error, phrases) in CRASHES.items():
+        aid = f"crash_{kind}@1.0"
+        assert run.outcome("integrity", aid) == "passed"  # it loads; it breaks when it runs
+        for check in ("limits", "equivalence"):  # limits runs it first; equivalence hears the same account
+            assert run.outcome(check, aid) == "failed"
+            message = run.message(check, aid)
+            for phrase in (f"{check}: {aid}: {error.what}", *phrases):
+                assert phrase in message, f"{kind}, {check}: {phrase!r} not in {message}"
+        assert "not retried: this model already did this earlier in the session" in run.message("equivalence", aid)
+    for aid in good:
+        outcomes = run.outcomes(aid)
+        assert "failed" not in outcomes.values() and outcomes["accuracy"] == "passed", outcomes
+    assert run.written_outside() == []
+
+
+def test_isolation_off_runs_models_in_process(pytester: pytest.Pytester) -> None:
+    root = pytester.path / "artifacts"
+    good = bad_artifacts.good_pair(root)
+    run = run_gate(pytester, root, "--model-checks-isolate=off")
+    assert run.outcome("equivalence", good[1]) == "passed"
+    assert ModelPool(isolation=None).workers is None
+
+
+@pytest.mark.parametrize(("option", "value", "error"), [
+    ("--model-checks-isolate", "thread", "invalid choice: 'thread' (choose from 'process', 'off')"),
+    ("--model-checks-timeout", "-3", "'-3' is not a positive number of seconds"),
+    ("--model-checks-worker-memory", "lots", "'lots' is not a positive number of MiB"),
+])
+def test_isolation_options_name_a_bad_value(pytester: pytest.Pytester, option: str, value: str, error: str) -> None:
+    pytester.mkdir("artifacts")
+    result = pytester.runpytest("--model-checks", "artifacts", f"{option}={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{option}: {error}*"])
