@@ -1,19 +1,24 @@
-"""Stored baselines: one JSON file per (artifact, check, device), holding the block medians it was taken
-from and the environment fingerprint. Written only when asked (`--model-checks-update-baselines`), atomically."""
+"""Stored baselines: one JSON file per (artifact, check, device), holding the block medians of the last few
+sessions it was taken in and their environment fingerprint. Block medians within one session share that
+session's machine state (another job starting, the CPU clock), so the comparison pools the sessions and will
+not call a change a regression unless it is larger than the sessions' own disagreement (the noise floor).
+Written only when asked (`--model-checks-update-baselines`), atomically."""
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from model_checks.budgets.compare import Comparison, compare, not_compared
 from model_checks.budgets.fingerprint import differences
+from model_checks.budgets.percentiles import median
 from model_checks.report import atomic_write
 
 SCHEMA = 1
+KEEP_SESSIONS = 5  # a baseline pools the block medians of its last sessions
 
 
 @dataclass(frozen=True)
@@ -25,14 +30,34 @@ class Baseline:
     block_medians_ms: list[float]
     latency_ms: dict[str, float]
     created: str = ""
+    sessions: list[list[float]] = field(default_factory=list)  # block medians of each session it was taken in, oldest first
+
+    @property
+    def pooled(self) -> list[float]:
+        return [b for s in self.sessions or [self.block_medians_ms] for b in s]
+
+    @property
+    def noise_floor(self) -> float:
+        """How far apart the medians of the baseline's own sessions are (0 with one session): the same model
+        measured again on this machine moved that much, so a smaller change is not evidence of anything."""
+        medians = [median(s) for s in self.sessions if s]
+        return max(medians) / min(medians) - 1.0 if len(medians) > 1 else 0.0
 
     def compare(self, block_medians_ms: list[float], fingerprint: dict, min_effect: float) -> Comparison:
-        """The current run against this baseline; a different environment is reported, never compared."""
+        """The current run against this baseline; a different environment is reported, never compared. The
+        minimum effect is raised to the baseline's noise floor when its sessions disagree by more."""
         diff = differences(fingerprint, self.fingerprint)
         if diff:
             return not_compared(f"the baseline ({self.created}) was taken in another environment: {'; '.join(diff)}. "
                                 "Update it here with --model-checks-update-baselines", min_effect)
-        return compare(block_medians_ms, self.block_medians_ms, min_effect)
+        return compare(block_medians_ms, self.pooled, max(min_effect, self.noise_floor))
+
+    def updated(self, block_medians_ms: list[float], fingerprint: dict, latency_ms: dict[str, float]) -> Baseline:
+        """This baseline with one more session (the last KEEP_SESSIONS are kept); a new one in another environment."""
+        same = not differences(fingerprint, self.fingerprint)
+        kept = (self.sessions or [self.block_medians_ms])[-(KEEP_SESSIONS - 1):] if same else []
+        return replace(self, fingerprint=fingerprint, block_medians_ms=block_medians_ms, latency_ms=latency_ms, created="",
+                       sessions=[*kept, block_medians_ms])
 
 
 class BaselineStore:

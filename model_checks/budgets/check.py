@@ -102,8 +102,10 @@ def _baseline(check: str, ctx: CheckContext, m: Measurement, options: BudgetOpti
     comparison = old.compare(m.blocks_ms, fp, options.min_effect) if old is not None else None
     notes = [f"  baseline: {comparison}"] if comparison is not None else [f"  baseline: none stored in {options.baselines}"]
     if options.update_baselines:
-        path = store.save(Baseline(ctx.artifact.id, check, m.device, fp, m.blocks_ms, m.percentiles.as_dict()))
-        notes.append(f"  baseline updated: {path}")
+        new = (old.updated(m.blocks_ms, fp, m.percentiles.as_dict()) if old is not None
+               else Baseline(ctx.artifact.id, check, m.device, fp, m.blocks_ms, m.percentiles.as_dict(), sessions=[m.blocks_ms]))
+        path = store.save(new)
+        notes.append(f"  baseline updated: {path} ({len(new.sessions)} session(s) pooled)")
     elif comparison is not None and not comparison:
         notes.append("  if the slowdown is intended, accept it as the new baseline with --model-checks-update-baselines")
     return comparison, notes

@@ -1,6 +1,8 @@
 import json
 
-from model_checks.budgets.baseline import Baseline, BaselineStore
+import pytest
+
+from model_checks.budgets.baseline import KEEP_SESSIONS, Baseline, BaselineStore
 from model_checks.budgets.compare import NOT_COMPARED, REGRESSION, UNCHANGED
 from model_checks.budgets.fingerprint import differences, fingerprint
 
@@ -40,3 +42,23 @@ def test_fingerprint_names_cpu_threads_and_versions():
     fp = fingerprint("cpu", 2)
     assert fp["cpu"] and fp["cores"] >= 1 and fp["threads"] == 2 and "onnxruntime" in fp["versions"] and "numpy" in fp["versions"]
     assert differences(fp, fp) == []
+
+
+def test_sessions_are_pooled_and_their_disagreement_raises_the_minimum_effect():
+    fp = fingerprint("cpu", 1)
+    b = baseline(fp).updated(BLOCKS, fp, {}).updated([v * 1.12 for v in BLOCKS], fp, {})
+    assert len(b.sessions) == 3 and len(b.pooled) == 24
+    assert b.noise_floor == pytest.approx(0.12, abs=0.01)
+    # +10% would be a regression against one quiet session, but these sessions already differ by 12%
+    assert baseline(fp).compare([v * 1.1 for v in BLOCKS], fp, 0.05).verdict == REGRESSION
+    assert b.compare([v * 1.1 for v in BLOCKS], fp, 0.05).verdict != REGRESSION
+    assert b.compare([v * 1.5 for v in BLOCKS], fp, 0.05).verdict == REGRESSION
+
+
+def test_only_the_last_sessions_are_kept_and_another_environment_starts_over():
+    fp = fingerprint("cpu", 1)
+    b = baseline(fp)
+    for _ in range(7):
+        b = b.updated(BLOCKS, fp, {})
+    assert len(b.sessions) == KEEP_SESSIONS
+    assert len(b.updated(BLOCKS, {**fp, "threads": 8}, {}).sessions) == 1

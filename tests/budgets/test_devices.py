@@ -40,6 +40,7 @@ def test_onnx_gpu_that_falls_back_to_cpu_is_refused(onnx_model, monkeypatch):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_torchscript_gpu_without_cuda_names_what_is_missing(tmp_path, monkeypatch):
     import torch
 

@@ -1,0 +1,108 @@
+"""Budgets end to end through pytest, as a user runs them (pytester, artifacts built in the test)."""
+
+import json
+
+import pytest
+
+from fixtures import artifacts as A
+from fixtures.slow_models import chain
+
+TINY = {"cpu": {"threads": 1, "batch_size": 4, "latency_ms": {"p50": 100.0, "p99": 500.0}, "throughput_per_s": 1},
+        "gpu": {"latency_ms": {"p50": 100.0}}}
+
+
+def run(pytester, *args):
+    return pytester.runpytest("--model-checks", "arts", "-p", "no:cacheprovider", "--model-checks-isolate", "off", *args)
+
+
+def shows(result, *lines):
+    out = result.stdout.str()
+    missing = [line for line in lines if line not in out]
+    assert not missing, f"missing {missing} in:\n{out}"
+
+
+@pytest.fixture
+def arts(pytester):
+    root = pytester.path / "arts"
+    A.onnx_artifact(root / "plain", name="plain")  # declares no budgets: gets no budget tests
+    A.onnx_artifact(root / "tiny", name="tiny", budgets=TINY)
+    return root
+
+
+def test_budget_tests_are_collected_per_device_only_where_declared(pytester, arts):
+    r = run(pytester, "--collect-only", "-q")
+    shows(r, "test_latency[tiny@1.0-cpu]", "test_latency[tiny@1.0-gpu]", "test_throughput[tiny@1.0-cpu]")
+    out = r.stdout.str()
+    assert "test_throughput[tiny@1.0-gpu]" not in out and "test_speedup" not in out and "plain@1.0-" not in out
+    cpu = run(pytester, "--collect-only", "-q", "-m", "cpu")
+    assert "2 tests collected" in cpu.stdout.str() or "2/" in cpu.stdout.str()
+    gpu = run(pytester, "--collect-only", "-q", "-m", "gpu")
+    shows(gpu, "test_latency[tiny@1.0-gpu]")
+
+
+def test_cpu_budgets_pass_and_gpu_skips_naming_what_is_missing(pytester, arts):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has CUDA")
+    r = run(pytester, "-m", "cpu or gpu", "-rs", "-v", "--benchmark-json", "bench.json")
+    r.assert_outcomes(passed=2, skipped=1)
+    shows(r, "test_latency[tiny@1.0-cpu] PASSED", "test_throughput[tiny@1.0-cpu] PASSED",
+          "tiny@1.0 on gpu: no GPU for onnxruntime: CUDAExecutionProvider is not available")
+    data = json.loads((pytester.path / "bench.json").read_text())
+    (lat,) = [b for b in data["benchmarks"] if b["name"] == "test_latency[tiny@1.0-cpu]"]
+    assert {"p50", "p90", "p95", "p99"} <= set(lat["extra_info"]) and lat["stats"]["rounds"] >= 662
+    assert lat["extra_info"]["model_checks"]["session_create_ms"] > 0 and lat["options"]["min_rounds"] is not None
+    assert data["machine_info"]["model_checks"]["cpu"]  # the environment fingerprint travels with saved runs
+
+
+def test_a_slowed_model_fails_with_the_limit_and_where_it_came_from(pytester):
+    A.onnx_artifact(pytester.path / "arts" / "slow", chain(300), name="slow", budgets={"cpu": {"threads": 1, "latency_ms": {"p50": 0.02}}})
+    r = run(pytester, "-m", "cpu")
+    r.assert_outcomes(failed=1)
+    r.stdout.fnmatch_lines(["*test_latency*slow@1.0-cpu*", "*latency: slow@1.0 on cpu: 2 problems*",
+                            "*latency p50 * ms > 0.02 ms (*over the limit set in metadata.yaml budgets.cpu.latency_ms.p50, n=*)*",
+                            "*edit budgets.cpu.latency_ms in slow/metadata.yaml*", "*session creation*first call*"])
+
+
+def test_baselines_change_only_when_asked(pytester, arts):
+    store = pytester.path / ".benchmarks" / "model-checks-baselines" / "tiny@1.0" / "latency-cpu.json"
+    run(pytester, "-m", "cpu").assert_outcomes(passed=2)
+    assert not store.exists()
+    run(pytester, "-m", "cpu", "--model-checks-update-baselines").assert_outcomes(passed=2)
+    before = store.read_text()
+    assert len(json.loads(before)["sessions"]) == 1
+    run(pytester, "-m", "cpu")  # whatever the comparison says on this machine, the baseline stays
+    assert store.read_text() == before
+    run(pytester, "-m", "cpu", "--model-checks-update-baselines")
+    assert len(json.loads(store.read_text())["sessions"]) == 2
+
+
+@pytest.mark.parametrize("value", ["abc", "150%", "-1"])
+def test_min_effect_is_validated(pytester, arts, value):
+    r = run(pytester, f"--model-checks-min-effect={value}")
+    r.stderr.fnmatch_lines([f"*--model-checks-min-effect: '{value}' is not a fraction in [[]0, 1) such as 5% or 0.05*"])
+
+
+def test_under_xdist_correctness_runs_and_benchmarks_say_why_not(pytester, arts):
+    r = pytester.runpytest_subprocess("--model-checks", "arts", "-p", "no:cacheprovider", "-n", "2", "-rs")
+    r.assert_outcomes(passed=6, skipped=9)  # manifest, integrity, metadata pass for both; 6 checks do not apply; 3 budgets
+    shows(r, "budgets are not measured under pytest-xdist (-n)")
+
+
+def test_nightly_writes_the_report_with_plots(pytester, arts, monkeypatch):
+    summary = pytester.path / "step_summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    r = run(pytester, "-m", "nightly", "--benchmark-autosave")
+    r.assert_outcomes(passed=2, skipped=1)
+    md = (pytester.path / "reports" / "nightly.md").read_text()
+    assert "## `tiny@1.0`" in md and "| latency | cpu |" in md and "![tiny@1.0 over stored runs](nightly-plots/tiny_1.0.png)" in md
+    html = (pytester.path / "reports" / "nightly.html").read_text()
+    assert "data:image/png;base64," in html
+    assert (pytester.path / "reports" / "nightly-plots" / "tiny_1.0.png").read_bytes().startswith(b"\x89PNG")
+    assert "## `tiny@1.0`" in summary.read_text() and "![" not in summary.read_text()
+
+
+def test_no_nightly_report_unless_nightly_is_selected(pytester, arts):
+    run(pytester, "-m", "cpu")
+    assert not (pytester.path / "reports" / "nightly.md").exists()
