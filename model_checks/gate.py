@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Callable
 
 Verdict = Callable[[str], object]
+Budget = Callable[[str, object], object]
 
 
 def test_manifest(model_checks_verdict: Verdict) -> None:
@@ -31,6 +32,20 @@ def test_equivalence(model_checks_verdict: Verdict) -> None:
 
 def test_accuracy(model_checks_verdict: Verdict) -> None:
     model_checks_verdict("accuracy")
+
+
+# Budgets (`budgets:` in the manifest): collected only for artifacts that declare them, once per device, as
+# `test_latency[<id>-cpu]`. They measure through pytest-benchmark's fixture and never run under xdist.
+def test_latency(model_checks_budget: Budget, benchmark: object) -> None:
+    model_checks_budget("latency", benchmark)
+
+
+def test_throughput(model_checks_budget: Budget, benchmark: object) -> None:
+    model_checks_budget("throughput", benchmark)
+
+
+def test_speedup(model_checks_budget: Budget, benchmark: object) -> None:
+    model_checks_budget("speedup", benchmark)
 
 
 def test_tfmot_quantize(model_checks_verdict: Verdict) -> None:

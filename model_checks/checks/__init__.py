@@ -37,4 +37,6 @@ def applicable(artifact: Artifact) -> list[str]:
     """Checks to collect for an artifact; an invalid manifest gets only `manifest`, which fails."""
     if artifact.manifest is None:
         return ["manifest"]
-    return ["manifest", *(c for c in CHECKS if _wanted(c, artifact))]
+    from model_checks.budgets.spec import budget_checks
+
+    return ["manifest", *(c for c in CHECKS if _wanted(c, artifact)), *budget_checks(artifact.manifest)]
