@@ -52,9 +52,44 @@ def check_passes(passes: Sequence[str]) -> tuple[str, ...]:
     return tuple(passes)
 
 
+def fold_constants(model):  # type: ignore[no-untyped-def]
+    """Evaluate every default-domain node whose inputs are all constant, and store its outputs as initializers.
+
+    onnxoptimizer's fuse_bn_into_conv writes the fused weights as a subgraph over the old initializers (Add,
+    Sqrt, Div, Mul...) and leaves folding to a later tool; without this the "optimized" graph grows.
+    """
+    from onnx import numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    graph = model.graph
+    known = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    graph_inputs = {i.name for i in graph.input}
+    kept, folded = [], []
+    for node in graph.node:
+        constant = node.domain in ("", "ai.onnx") and not any(a.g.node or a.graphs for a in node.attribute) and all(
+            i == "" or (i in known and i not in graph_inputs) for i in node.input)
+        if not constant:
+            kept.append(node)
+            continue
+        outs = ReferenceEvaluator(node).run(None, {i: known[i] for i in node.input if i})
+        for name, value in zip(node.output, outs):
+            known[name] = np.asarray(value)
+            folded.append(name)
+    if not folded:
+        return model
+    del graph.node[:]
+    graph.node.extend(kept)
+    used = {i for n in kept for i in n.input} | {o.name for o in graph.output}
+    old = {i.name: i for i in graph.initializer}
+    del graph.initializer[:]
+    graph.initializer.extend(old[n] if n in old else numpy_helper.from_array(known[n], n) for n in known if n in used)
+    return model
+
+
 def optimize(src: str | Path, dst: str | Path, passes: Sequence[str] = DEFAULT_PASSES, samples: Mapping[str, np.ndarray] | None = None,
              tolerance: Mapping[str, float | None] | None = None) -> OptimizeResult:
-    """Run `passes` on `src`; write `dst` only when the outputs on `samples` (or seeded inputs) still match."""
+    """Run `passes` on `src`, then fold what became constant; write `dst` only when the outputs on `samples`
+    (or seeded inputs) still match."""
     import onnx
     import onnxoptimizer
 
@@ -63,7 +98,7 @@ def optimize(src: str | Path, dst: str | Path, passes: Sequence[str] = DEFAULT_P
         raise ProducerError(f"model: {src} does not exist")
     passes = check_passes(passes)
     model = onnx.load(str(src))
-    optimized = onnxoptimizer.optimize(model, list(passes))
+    optimized = fold_constants(onnxoptimizer.optimize(model, list(passes)))
     data = optimized.SerializeToString()
     feeds = dict(samples) if samples is not None else seeded_feeds(model)
     comparison = require_match(onnx_outputs(data, feeds), onnx_outputs(src, feeds), "optimize", tolerance)

@@ -104,9 +104,11 @@ def quantize_static(src: str | Path, dst: str | Path, calibration: Any, per_chan
     with tempfile.TemporaryDirectory(prefix="model-checks-quant-") as tmp:
         model = _prepared(src, tmp, preprocess)
         reader = CalibrationReader(calibration, model, batch=batch, limit=max_batches).with_progress()
-        ort_static(str(model), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                   weight_type=_qtype(weight_type), activation_type=_qtype(activation_type), calibrate_method=calibrate)
-        if reader.count == 0:
-            dst.unlink(missing_ok=True)
-            raise ProducerError("calibration: the source yielded no batches")
+        try:
+            ort_static(str(model), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                       weight_type=_qtype(weight_type), activation_type=_qtype(activation_type), calibrate_method=calibrate)
+        except ValueError:
+            if reader.count == 0:  # onnxruntime says only "No data is collected."
+                raise ProducerError("calibration: the source yielded no batches") from None
+            raise
     return QuantizeResult(dst, "static", weight_type, per_channel, preprocess, src.stat().st_size, dst.stat().st_size, reader.count)

@@ -112,9 +112,9 @@ def package(model: str | Path, out_dir: str | Path, *, model_name: str, version:
     fmt = guess_format(model.name)
     if fmt is None:
         raise ProducerError(f"model: cannot tell the format of {model.name} from its name (.onnx, .pt, .keras, .h5)")
-    out_dir.mkdir(parents=True, exist_ok=True)
     root = Path(root) if root is not None else out_dir.parent
     resolve_inside(root, out_dir, ".", "out_dir")  # the artifact itself must lie inside the root
+    out_dir.mkdir(parents=True, exist_ok=True)
     dst = out_dir / ("model" + model.suffix.lower())
     if model.resolve() != dst.resolve():
         shutil.copyfile(model, dst)

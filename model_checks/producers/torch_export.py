@@ -4,6 +4,7 @@ model is run by onnxruntime on the example inputs and compared with PyTorch befo
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -61,8 +62,10 @@ def _export_bytes(model: Any, example: tuple[Any, ...], input_names: Sequence[st
         return program.model_proto.SerializeToString()
     axes = {n: {0: batch_axis} for n in [*input_names, *output_names]} if batch_axis else None
     buf = io.BytesIO()
-    torch.onnx.export(model, example, buf, dynamo=False, input_names=list(input_names), output_names=list(output_names),
-                      opset_version=opset, dynamic_axes=axes, do_constant_folding=fold_constants)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # choosing the TorchScript-based exporter is deliberate here
+        torch.onnx.export(model, example, buf, dynamo=False, input_names=list(input_names), output_names=list(output_names),
+                          opset_version=opset, dynamic_axes=axes, do_constant_folding=fold_constants)
     return buf.getvalue()
 
 
