@@ -158,17 +158,23 @@ class ArtifactModule(pytest.Module):
         return gate
 
     def istestfunction(self, obj: object, name: str) -> bool:
-        # Only the checks that apply are generated at all: generating and then dropping items costs
-        # pytest's whole parametrization machinery per function (measured in bench/collect.py).
-        return name in self._wanted and callable(obj)
+        return name.startswith("test_") and callable(obj)
 
     def collect(self):  # type: ignore[no-untyped-def]
+        # Only the checks that apply are generated, in the registry's order. Walking the whole gate
+        # module would run pytest's item hook through every plugin for every name in it, per artifact
+        # (measured in bench/collect.py: most of the collection time for 1,000 artifacts).
         from model_checks.checks import applicable
 
-        self._wanted = {f"test_{c}" for c in applicable(self.artifact)}
-        for item in super().collect():
-            item.add_marker(pytest.mark.model_checks)
-            yield item
+        self.session._fixturemanager.parsefactories(self)
+        for name in (f"test_{c}" for c in applicable(self.artifact)):
+            obj = getattr(self.obj, name, None)
+            if obj is None:
+                continue
+            made = self.ihook.pytest_pycollect_makeitem(collector=self, name=name, obj=obj)
+            for item in made if isinstance(made, list) else [made] if made is not None else []:
+                item.add_marker(pytest.mark.model_checks)
+                yield item
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
