@@ -1,0 +1,43 @@
+import hashlib
+
+import onnx
+
+from fixtures import artifacts as A
+from fixtures import onnx_models as M
+from model_checks.session import GateSession
+
+
+def external_artifact(d, sha=None):
+    d.mkdir(parents=True)
+    model = M.linear(n_in=64, n_out=64)
+    onnx.save(model, str(d / "model.onnx"), save_as_external_data=True, all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
+    digest = hashlib.sha256((d / "model.onnx").read_bytes() + (d / "weights.bin").read_bytes()).hexdigest()
+    A.write_manifest(d, {"model_name": "ext", "version": "1", "file": "model.onnx", "sha256": sha or digest})
+    return d
+
+
+def run(root, check="integrity"):
+    gs = GateSession([root])
+    return gs.run_check(check, gs.artifacts[0])
+
+
+def test_sha256_covers_external_data(tmp_path):
+    d = external_artifact(tmp_path / "ext")
+    r = run(tmp_path)
+    assert r, str(r)
+    assert "sha256 matches" in str(r)
+    # change one weight byte: the .onnx file is untouched, the hash over both must catch it
+    data = bytearray((d / "weights.bin").read_bytes())
+    data[10] ^= 0xFF
+    (d / "weights.bin").write_bytes(bytes(data))
+    r = run(tmp_path)
+    assert not r
+    assert "model.onnx with 1 external data file(s) hashes to" in str(r) and "update sha256 in ext/metadata.yaml" in str(r)
+
+
+def test_checker_failure_is_reported(tmp_path):
+    model = M.linear()
+    model.graph.node[0].op_type = "NoSuchOp"
+    A.onnx_artifact(tmp_path / "bad", model, name="bad")
+    r = run(tmp_path)
+    assert not r and "onnx.checker (full check, shape inference)" in str(r) and "NoSuchOp" in str(r)
