@@ -29,6 +29,10 @@ def session(root: Path, artifact: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def cv(values: list[float]) -> float:
+    return statistics.stdev(values) / statistics.mean(values)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sessions", type=int, default=5)
@@ -38,9 +42,11 @@ def main() -> None:
         for i, (label, model) in enumerate(MODELS.items()):
             root = Path(tmp) / f"arts{i}"
             artifacts.onnx_artifact(root / "m", model, name="m", budgets={"cpu": {"threads": 1, "latency_ms": {"p50": 1000.0, "p99": 1000.0}}})
-            p50s = [session(root, "m@1.0")["p50_ms"] * 1e3 for _ in range(a.sessions)]
-            cv = statistics.stdev(p50s) / statistics.mean(p50s)
-            print(f"{label}: p50 over {a.sessions} sessions (us) {[round(p, 2) for p in p50s]}; CV {cv:.1%}")
+            runs = [session(root, "m@1.0") for _ in range(a.sessions)]
+            p50s = [r["p50_ms"] * 1e3 for r in runs]
+            norm = [statistics.median(r["normalized_blocks"]) for r in runs]
+            print(f"{label}: p50 over {a.sessions} sessions (us) {[round(p, 2) for p in p50s]}; CV {cv(p50s):.1%}; "
+                  f"calibrated (multiples of the calibration workload) {[round(n, 3) for n in norm]}; CV {cv(norm):.1%}")
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 

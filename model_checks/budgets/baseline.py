@@ -31,33 +31,41 @@ class Baseline:
     latency_ms: dict[str, float]
     created: str = ""
     sessions: list[list[float]] = field(default_factory=list)  # block medians of each session it was taken in, oldest first
+    normalized_sessions: list[list[float]] = field(default_factory=list)  # the same over the calibration's speed (CPU)
 
-    @property
-    def pooled(self) -> list[float]:
-        return [b for s in self.sessions or [self.block_medians_ms] for b in s]
+    def _units(self, normalized: bool) -> list[list[float]]:
+        if normalized:
+            return self.normalized_sessions
+        return self.sessions or [self.block_medians_ms]
 
-    @property
-    def noise_floor(self) -> float:
+    def noise_floor(self, normalized: bool = False) -> float:
         """How far apart the medians of the baseline's own sessions are (0 with one session): the same model
         measured again on this machine moved that much, so a smaller change is not evidence of anything."""
-        medians = [median(s) for s in self.sessions if s]
+        medians = [median(s) for s in self._units(normalized) if s]
         return max(medians) / min(medians) - 1.0 if len(medians) > 1 else 0.0
 
-    def compare(self, block_medians_ms: list[float], fingerprint: dict, min_effect: float) -> Comparison:
-        """The current run against this baseline; a different environment is reported, never compared. The
-        minimum effect is raised to the baseline's noise floor when its sessions disagree by more."""
+    def compare(self, block_medians_ms: list[float], fingerprint: dict, min_effect: float, normalized: list[float] | None = None) -> Comparison:
+        """The current run against this baseline; a different environment is reported, never compared. Where
+        both sides were calibrated, the normalized blocks are compared. The minimum effect is raised to the
+        baseline's noise floor when its sessions disagree by more."""
         diff = differences(fingerprint, self.fingerprint)
         if diff:
             return not_compared(f"the baseline ({self.created}) was taken in another environment: {'; '.join(diff)}. "
                                 "Update it here with --model-checks-update-baselines", min_effect)
-        return compare(block_medians_ms, self.pooled, max(min_effect, self.noise_floor))
+        use = bool(normalized) and len(self.normalized_sessions) == len(self._units(False)) and all(self.normalized_sessions)
+        current = normalized if use else block_medians_ms
+        pooled = [b for s in self._units(use) for b in s]
+        return compare(current, pooled, max(min_effect, self.noise_floor(use)), calibrated=use)  # type: ignore[arg-type]
 
-    def updated(self, block_medians_ms: list[float], fingerprint: dict, latency_ms: dict[str, float]) -> Baseline:
+    def updated(self, block_medians_ms: list[float], fingerprint: dict, latency_ms: dict[str, float], normalized: list[float] | None = None) -> Baseline:
         """This baseline with one more session (the last KEEP_SESSIONS are kept); a new one in another environment."""
         same = not differences(fingerprint, self.fingerprint)
-        kept = (self.sessions or [self.block_medians_ms])[-(KEEP_SESSIONS - 1):] if same else []
+        units, keep = self._units(False), KEEP_SESSIONS - 1
+        kept = units[-keep:] if same else []
+        aligned = len(self.normalized_sessions) == len(units)  # a baseline from before calibration cannot be mixed
+        norm = [*(self.normalized_sessions[-keep:] if kept else []), normalized] if normalized and (aligned or not kept) else []
         return replace(self, fingerprint=fingerprint, block_medians_ms=block_medians_ms, latency_ms=latency_ms, created="",
-                       sessions=[*kept, block_medians_ms])
+                       sessions=[*kept, block_medians_ms], normalized_sessions=norm)
 
 
 class BaselineStore:

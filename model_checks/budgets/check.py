@@ -14,7 +14,8 @@ from model_checks.budgets.baseline import Baseline, BaselineStore
 from model_checks.budgets.compare import MIN_EFFECT, Comparison
 from model_checks.budgets.devices import DeviceUnavailable, Target, load_runtime, open_target
 from model_checks.budgets.fingerprint import fingerprint
-from model_checks.budgets.measure import BLOCKS, MIN_BLOCK, Bench, Measurement, samples_ns, timed, warm_up
+from model_checks.budgets.calibration import Calibration
+from model_checks.budgets.measure import BLOCKS, MIN_BLOCK, Bench, Measurement, block_starts, samples_ns, timed, warm_up
 from model_checks.budgets.percentiles import median, rounds_for
 from model_checks.budgets.policy import LatencyBudget, SpeedupBudget, ThroughputBudget
 from model_checks.budgets.spec import DeviceBudget, device_budget
@@ -83,13 +84,31 @@ def measure(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: Budg
             setup: Callable[[], Any] | None = None) -> Measurement:
     """Session creation, first call, warm-up until stable, then `rounds` samples of one call each."""
     target, create_ms, first_ms = _open(ctx, budget, options, batch)
+    calibration = Calibration(budget.threads) if setup is None and budget.device == "cpu" else None
     try:
         warm = warm_up(target.call)
+        if calibration is not None:
+            setup = _calibrating(calibration, target, block_starts(rounds))
         bench.pedantic(target.call, setup=setup, rounds=rounds, iterations=1, warmup_rounds=0)
+        if calibration is not None:
+            calibration.burst()
     finally:
         target.close()
     return Measurement(budget.device, target.description, batch, budget.threads, create_ms, first_ms, warm, tuple(samples_ns(bench)),
-                       model_bytes=ctx.model_path.stat().st_size)
+                       model_bytes=ctx.model_path.stat().st_size, calibration_ns=tuple(calibration.bursts) if calibration else ())
+
+
+def _calibrating(calibration: Calibration, target: Target, starts: set[int]) -> Callable[[], None]:
+    """pedantic's setup (untimed): before each block, a calibration burst, then one call of the model so that
+    the first timed call of the block finds its caches as warm as the others."""
+    count = iter(range(1 << 62))
+
+    def setup() -> None:
+        if next(count) in starts:
+            calibration.burst()
+            target.call()
+
+    return setup
 
 
 def _baseline(check: str, ctx: CheckContext, m: Measurement, options: BudgetOptions) -> tuple[Comparison | None, list[str]]:
@@ -99,11 +118,12 @@ def _baseline(check: str, ctx: CheckContext, m: Measurement, options: BudgetOpti
     store = BaselineStore(options.baselines)
     fp = fingerprint(m.device, m.threads)
     old = store.load(ctx.artifact.id, check, m.device)
-    comparison = old.compare(m.blocks_ms, fp, options.min_effect) if old is not None else None
+    comparison = old.compare(m.blocks_ms, fp, options.min_effect, m.normalized_blocks) if old is not None else None
     notes = [f"  baseline: {comparison}"] if comparison is not None else [f"  baseline: none stored in {options.baselines}"]
     if options.update_baselines:
-        new = (old.updated(m.blocks_ms, fp, m.percentiles.as_dict()) if old is not None
-               else Baseline(ctx.artifact.id, check, m.device, fp, m.blocks_ms, m.percentiles.as_dict(), sessions=[m.blocks_ms]))
+        new = (old.updated(m.blocks_ms, fp, m.percentiles.as_dict(), m.normalized_blocks) if old is not None
+               else Baseline(ctx.artifact.id, check, m.device, fp, m.blocks_ms, m.percentiles.as_dict(), sessions=[m.blocks_ms],
+                             normalized_sessions=[m.normalized_blocks] if m.normalized_blocks else []))
         path = store.save(new)
         notes.append(f"  baseline updated: {path} ({len(new.sessions)} session(s) pooled)")
     elif comparison is not None and not comparison:

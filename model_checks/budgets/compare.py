@@ -82,6 +82,7 @@ class Comparison:
     min_effect: float = MIN_EFFECT
     reason: str = ""
     confidence: float = CONFIDENCE
+    calibrated: bool = False  # compared as multiples of the calibration workload's time (see `calibration`)
 
     def __bool__(self) -> bool:
         """False only for a regression: the one verdict that fails a budget."""
@@ -96,16 +97,16 @@ class Comparison:
             return f"{self.verdict}: {self.reason}"
         ci = f"{self.confidence:.0%} CI [{self.low - 1:+.1%}, {self.high - 1:+.1%}]" if self.low is not None else "no interval"
         return (f"{self.verdict}: {self.change:+.1%} vs baseline ({ci}; one-sided Mann-Whitney p={self.p_value:.3g}; "
-                f"{self.n_current} vs {self.n_baseline} block medians; minimum effect {self.min_effect:.0%})"
+                f"{self.n_current} vs {self.n_baseline} block medians{', calibrated' if self.calibrated else ''}; minimum effect {self.min_effect:.0%})"
                 + (f": {self.reason}" if self.reason else ""))
 
     def as_dict(self) -> dict:
         return {"verdict": self.verdict, "change": self.change, "low": self.low, "high": self.high, "p_value": self.p_value,
-                "n_current": self.n_current, "n_baseline": self.n_baseline, "min_effect": self.min_effect, "reason": self.reason}
+                "n_current": self.n_current, "n_baseline": self.n_baseline, "min_effect": self.min_effect, "reason": self.reason, "calibrated": self.calibrated}
 
 
 def compare(current: Sequence[float], baseline: Sequence[float], min_effect: float = MIN_EFFECT,
-            confidence: float = CONFIDENCE) -> Comparison:
+            confidence: float = CONFIDENCE, calibrated: bool = False) -> Comparison:
     """Compare per-block medians of a time (larger is slower) against the baseline's."""
     if not current or not baseline or min(current) <= 0 or min(baseline) <= 0:
         return Comparison(INCONCLUSIVE, reason="no positive block medians to compare", min_effect=min_effect)
@@ -115,7 +116,7 @@ def compare(current: Sequence[float], baseline: Sequence[float], min_effect: flo
     ratio = math.exp(median(diffs))
     k = interval_rank(len(x), len(y), confidence)
     p = p_greater(x, y)
-    common = dict(ratio=ratio, p_value=p, n_current=len(x), n_baseline=len(y), min_effect=min_effect, confidence=confidence)
+    common = dict(ratio=ratio, p_value=p, n_current=len(x), n_baseline=len(y), min_effect=min_effect, confidence=confidence, calibrated=calibrated)
     if k == 0:
         return Comparison(INCONCLUSIVE, reason=f"too few blocks for a {confidence:.0%} interval", **common)
     low, high = math.exp(diffs[k - 1]), math.exp(diffs[len(diffs) - k])

@@ -83,6 +83,12 @@ def warm_up(call: Callable[[], Any], window: int = 10, tolerance: float = 0.05, 
         previous = current
 
 
+def block_starts(rounds: int, blocks: int = BLOCKS) -> set[int]:
+    """The sample indices where `block_medians` starts a block."""
+    size = rounds // blocks
+    return {i * size for i in range(blocks)} if size else {0}
+
+
 def block_medians(samples: list[float], blocks: int = BLOCKS) -> list[float]:
     """Medians of `blocks` consecutive, equal blocks of the samples (a remainder joins the last block)."""
     size = len(samples) // blocks
@@ -104,6 +110,7 @@ class Measurement:
     warmup: WarmUp
     samples_ns: tuple[float, ...]
     model_bytes: int = 0
+    calibration_ns: tuple[float, ...] = ()  # calibration bursts: before each block, and one after the last
     load: tuple[float, float, float] | None = field(default_factory=lambda: os.getloadavg() if hasattr(os, "getloadavg") else None)
 
     @property
@@ -113,6 +120,15 @@ class Measurement:
     @property
     def blocks_ms(self) -> list[float]:
         return [b / 1e6 for b in block_medians(list(self.samples_ns))]
+
+    @property
+    def normalized_blocks(self) -> list[float]:
+        """Each block median over the calibration's speed around it (the bursts before and after the block);
+        empty without calibration."""
+        blocks, cal = self.blocks_ms, self.calibration_ns
+        if len(cal) != len(blocks) + 1:
+            return []
+        return [b * 1e6 / ((cal[i] + cal[i + 1]) / 2) for i, b in enumerate(blocks)]
 
     @property
     def throughput_per_s(self) -> float:
@@ -129,6 +145,7 @@ class Measurement:
                 "session_create_ms": self.session_create_ms, "first_call_ms": self.first_call_ms,
                 "warmup_calls": self.warmup.calls, "warmed_up": self.warmup.stable, "latency_ms": self.percentiles.as_dict(),
                 "throughput_per_s": self.throughput_per_s, "block_medians_ms": self.blocks_ms,
+                "calibration_ms": [c / 1e6 for c in self.calibration_ns], "normalized_blocks": self.normalized_blocks,
                 "loadavg": list(self.load) if self.load else None, "under_load": self.under_load()}
 
 

@@ -47,8 +47,8 @@ def test_fingerprint_names_cpu_threads_and_versions():
 def test_sessions_are_pooled_and_their_disagreement_raises_the_minimum_effect():
     fp = fingerprint("cpu", 1)
     b = baseline(fp).updated(BLOCKS, fp, {}).updated([v * 1.12 for v in BLOCKS], fp, {})
-    assert len(b.sessions) == 3 and len(b.pooled) == 24
-    assert b.noise_floor == pytest.approx(0.12, abs=0.01)
+    assert len(b.sessions) == 3 and b.normalized_sessions == []
+    assert b.noise_floor() == pytest.approx(0.12, abs=0.01)
     # +10% would be a regression against one quiet session, but these sessions already differ by 12%
     assert baseline(fp).compare([v * 1.1 for v in BLOCKS], fp, 0.05).verdict == REGRESSION
     assert b.compare([v * 1.1 for v in BLOCKS], fp, 0.05).verdict != REGRESSION
@@ -62,3 +62,20 @@ def test_only_the_last_sessions_are_kept_and_another_environment_starts_over():
         b = b.updated(BLOCKS, fp, {})
     assert len(b.sessions) == KEEP_SESSIONS
     assert len(b.updated(BLOCKS, {**fp, "threads": 8}, {}).sessions) == 1
+
+
+def test_calibrated_sessions_are_compared_as_multiples_of_the_calibration():
+    fp = fingerprint("cpu", 1)
+    norm = [v * 3 for v in BLOCKS]
+    b = Baseline("tiny@1.0", "latency", "cpu", fp, BLOCKS, {}, sessions=[BLOCKS], normalized_sessions=[norm])
+    # the whole session ran 30% slower, and so did the calibration: not a regression
+    c = b.compare([v * 1.3 for v in BLOCKS], fp, 0.05, normalized=norm)
+    assert c.verdict == UNCHANGED and c.calibrated and "calibrated" in str(c)
+    # the model alone got 30% slower: a regression
+    assert b.compare([v * 1.3 for v in BLOCKS], fp, 0.05, normalized=[v * 1.3 for v in norm]).verdict == REGRESSION
+    # without calibration on both sides, raw block medians are compared
+    assert not b.compare(BLOCKS, fp, 0.05).calibrated
+    u = b.updated(BLOCKS, fp, {}, norm)
+    assert len(u.sessions) == len(u.normalized_sessions) == 2
+    old = Baseline("tiny@1.0", "latency", "cpu", fp, BLOCKS, {}, sessions=[BLOCKS])  # taken before calibration existed
+    assert old.updated(BLOCKS, fp, {}, norm).normalized_sessions == []

@@ -36,6 +36,8 @@ def test_a_slowed_model_fails_its_latency_budget(tmp_path):
     info = bench.extra_info[EXTRA_INFO_KEY]
     assert info["latency_ms"]["n"] == len(bench.data) and info["threads"] == 1 and info["batch_size"] == 1
     assert {"p50", "p90", "p95", "p99"} <= set(bench.extra_info)
+    # a calibration burst before each of the 8 blocks and after the last, none of it in the samples
+    assert len(info["calibration_ms"]) == 9 and len(info["normalized_blocks"]) == 8
 
 
 def test_a_tiny_model_passes_latency_and_throughput(tmp_path):

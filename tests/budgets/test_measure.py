@@ -1,6 +1,6 @@
 import pytest
 
-from model_checks.budgets.measure import BareBench, Measurement, WarmUp, block_medians, samples_ns, timed, warm_up
+from model_checks.budgets.measure import BareBench, Measurement, WarmUp, block_medians, block_starts, samples_ns, timed, warm_up
 
 
 class FakeModel:
@@ -63,3 +63,12 @@ def test_timed_returns_result_and_milliseconds():
     ticks = iter([0, 3_000_000])
     out, ms = timed(lambda: "x", clock=lambda: next(ticks))
     assert out == "x" and ms == 3.0
+
+
+def test_blocks_are_normalized_by_the_calibration_around_them():
+    samples = tuple([2e6] * 40 + [4e6] * 40)  # 8 blocks of 10: 2 ms then 4 ms
+    cal = (1e6,) * 5 + (2e6,) * 4  # the machine halved its speed after block 4: so did the calibration
+    m = Measurement("cpu", "fake", 1, 1, 1.0, 1.0, WarmUp(30, True, 1.0), samples, calibration_ns=cal, load=None)
+    assert m.normalized_blocks == pytest.approx([2.0] * 4 + [4 / 1.5] + [2.0] * 3)
+    assert Measurement("gpu", "fake", 1, 1, 1.0, 1.0, WarmUp(30, True, 1.0), samples, load=None).normalized_blocks == []
+    assert block_starts(80) == {0, 10, 20, 30, 40, 50, 60, 70} and block_starts(3) == {0}
