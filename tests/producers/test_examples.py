@@ -1,0 +1,47 @@
+"""The example artifacts: rebuilt by the producers from the digits, byte for byte, and passed by the gate."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.producers.helpers import assert_passes
+
+CHECKS = ("manifest", "integrity", "metadata", "limits", "equivalence", "accuracy")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _digests(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != "metadata.yaml"}
+
+
+@pytest.mark.slow
+def test_the_torch_family_rebuilds_identically_and_passes_the_gate(tmp_path, gate):
+    from model_checks.session import GateSession
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for out in ("a", "b"):
+        subprocess.run([sys.executable, "-m", "model_checks.examples", "artifacts", "--only", "torch", "--out", str(tmp_path / out),
+                        "--table", str(tmp_path / f"{out}.md")], check=True, env=env, cwd=REPO, capture_output=True)
+    assert _digests(tmp_path / "a") == _digests(tmp_path / "b")
+    assert "| digits_cnn_int8_static |" in (tmp_path / "a.md").read_text()
+    root = tmp_path / "a"
+    arts = GateSession(roots=[root], trust_code=True).artifacts
+    assert len(arts) == 7
+    for art in arts:
+        results = gate(root, art.dir, *CHECKS)
+        assert_passes([r for r in results if not (r.skipped and art.id == "digits_cnn_fp32@1.0")])
+
+
+def test_the_committed_artifacts_are_small():
+    arts = REPO / "artifacts"
+    if not arts.is_dir():
+        pytest.skip("no artifacts/ in this checkout")
+    sizes = {d.name: sum(p.stat().st_size for p in d.iterdir()) for d in arts.iterdir() if d.is_dir()}
+    assert sizes and all(s < 500_000 for s in sizes.values()), sizes

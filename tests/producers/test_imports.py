@@ -1,0 +1,21 @@
+"""The producer modules and commands import no framework until a function that needs one runs."""
+
+import subprocess
+import sys
+
+HEAVY = ("torch", "tensorflow", "tf_keras", "keras", "onnxruntime", "tf2onnx", "onnxconverter_common", "onnxscript")
+MODULES = ("calibration", "fp16", "keras_convert", "measure", "npz", "onnx_model", "optimize", "ort_quantize", "package",
+           "progress", "torch_export", "torch_precision", "torchscript", "verify")
+
+
+def test_importing_producers_and_building_their_parsers_imports_no_framework():
+    code = (
+        "import sys, importlib\n"
+        f"for m in {MODULES!r}: importlib.import_module('model_checks.producers.' + m)\n"
+        "import model_checks.examples.build, model_checks.examples.table\n"
+        "from model_checks.cli import build_parser\n"
+        "for c in ('export', 'trace', 'quantize', 'fp16', 'optimize', 'convert-keras', 'package'): build_parser(c)\n"
+        f"print('HEAVY', sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out
