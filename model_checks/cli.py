@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "optimize": "model_checks.commands.optimize",
     "convert-keras": "model_checks.commands.convert_keras",
     "package": "model_checks.commands.package",
+    "tfmot-matrix": "model_checks.commands.tfmot_matrix",
 }
 
 
