@@ -65,13 +65,13 @@ def measured(sessions: int, depth: int) -> None:
         ratio = true_slowdown(same / "m" / "model.onnx", slow / "m" / "model.onnx")
         for _ in range(3):
             session(same, store, update=True)
-        floor = Baseline(**{k: v for k, v in json.loads((store / "m@1.0" / "latency-cpu.json").read_text()).items() if k != "schema"}).noise_floor
+        floor = Baseline(**{k: v for k, v in json.loads((store / "m@1.0" / "latency-cpu.json").read_text()).items() if k != "schema"}).noise_floor(normalized=True)
         verdicts: dict[str, Counter] = {"unchanged": Counter(), "slower": Counter()}
         for _ in range(sessions):
             verdicts["unchanged"][session(same, store)["baseline_verdict"]] += 1
             verdicts["slower"][session(slow, store)["baseline_verdict"]] += 1
         print(f"measured: chain({depth}) vs chain({round(depth * 1.1)}), true slowdown {ratio - 1:+.1%} (interleaved, one process); "
-              f"baseline noise floor {floor:.1%} over 3 sessions")
+              f"baseline noise floor {floor:.1%} over 3 calibrated sessions")
         fa, pw = verdicts["unchanged"]["regression"], verdicts["slower"]["regression"]
         print(f"  unchanged model, {sessions} sessions: regression flagged {fa}/{sessions} ({fa / sessions:.0%}); all verdicts {dict(verdicts['unchanged'])}")
         print(f"  ~10% slower model, {sessions} sessions: caught {pw}/{sessions} ({pw / sessions:.0%}); all verdicts {dict(verdicts['slower'])}")

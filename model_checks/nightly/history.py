@@ -46,9 +46,15 @@ def read_run(path: Path) -> StoredRun | None:
     return StoredRun(when=str(data.get("datetime", "")), source=path.name, fingerprint=fp, figures=figures)
 
 
-def load_runs(directory: Path) -> list[StoredRun]:
-    """Every stored run with budget figures under `directory` (all machine folders), oldest first."""
+HARDWARE = ("cpu", "cores", "machine", "gpu")
+
+
+def load_runs(directory: Path, machine: dict | None = None) -> list[StoredRun]:
+    """Every stored run with budget figures under `directory`, oldest first; with `machine` (a fingerprint),
+    only runs taken on the same hardware, so that a trend never mixes machines."""
     if not directory.is_dir():
         return []
     runs = [r for p in sorted(directory.rglob("*.json")) if (r := read_run(p)) is not None and r.figures]
+    if machine is not None:
+        runs = [r for r in runs if all(r.fingerprint.get(k) == machine.get(k) for k in HARDWARE)]
     return sorted(runs, key=lambda r: r.when)

@@ -37,11 +37,12 @@ class NightlyReport:
         from model_checks.nightly import document, render
         from model_checks.nightly.history import load_runs, storage_dir
 
-        runs = load_runs(storage_dir(self.config.getoption("benchmark_storage", None)))
+        machine = fingerprint()
+        runs = load_runs(storage_dir(self.config.getoption("benchmark_storage", None)), machine)
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         if not (self.config.getoption("benchmark_autosave", None) or self.config.getoption("benchmark_save", None)):
             runs.append(document.as_stored_run(self.artifacts, now))  # not saved by pytest-benchmark: still the last point
-        report = document.build(self.artifacts, runs, fingerprint(), now)
+        report = document.build(self.artifacts, runs, machine, now)
         self.written = render.write(report, self.directory, os.environ.get("GITHUB_STEP_SUMMARY"))
 
     def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]

@@ -46,6 +46,12 @@ def test_stored_runs_are_read_oldest_first_and_junk_ignored(runs):
     assert [r.when[:10] for r in runs] == ["2026-11-10", "2026-11-11", "2026-11-12", "2026-11-13"]
     assert runs[0].figures[("tiny@1.0", "latency", "cpu")]["latency_ms"]["p50"] == 1.0 and runs[0].fingerprint["cpu"] == "X"
     assert storage_dir("file://./.benchmarks").as_posix() == ".benchmarks"
+
+
+def test_trends_never_mix_machines(tmp_path, runs):
+    store = tmp_path / ".benchmarks"
+    assert len(load_runs(store, {"cpu": "X", "cores": 2})) == 4
+    assert load_runs(store, {"cpu": "Y", "cores": 2}) == []
     with pytest.raises(ValueError):
         storage_dir("elasticsearch+https://host/index")
 
