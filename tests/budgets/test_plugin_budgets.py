@@ -106,3 +106,10 @@ def test_nightly_writes_the_report_with_plots(pytester, arts, monkeypatch):
 def test_no_nightly_report_unless_nightly_is_selected(pytester, arts):
     run(pytester, "-m", "cpu")
     assert not (pytester.path / "reports" / "nightly.md").exists()
+
+
+def test_report_and_baseline_locations_are_options(pytester, arts):
+    run(pytester, "-m", "cpu", "--model-checks-nightly-report", "out", "--model-checks-baselines", "bl", "--model-checks-update-baselines")
+    assert (pytester.path / "out" / "nightly.md").is_file() and (pytester.path / "out" / "nightly.html").is_file()
+    assert (pytester.path / "bl" / "tiny@1.0" / "latency-cpu.json").is_file()
+    assert (pytester.path / "bl" / "tiny@1.0" / "throughput-cpu.json").is_file()
