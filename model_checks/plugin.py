@@ -31,9 +31,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--model-checks", action="append", default=[], metavar="DIR", dest="model_checks_roots",
                 help="check every artifact (a directory with metadata.yaml) under DIR; repeatable. Default: the ini option model_checks_roots")
     g.addoption("--model-checks-trust-code", action="store_true", default=False, dest="model_checks_trust_code",
-                help="load formats that carry code (TorchScript, Keras .h5, SavedModel). Threat model: a model file from a pull "
-                     "request can be a program; by default only data formats (ONNX, .npz without pickles, .keras in safe mode) are "
-                     "loaded. Set this in CI only for trusted branches. Default: off")
+                help="load formats that carry code: TorchScript archives and pickled .pt files, Keras .h5 (Lambda layers hold "
+                     "bytecode), SavedModel. Threat model: artifacts come from pull requests, some from strangers, and a model "
+                     "file can be a program that runs when it loads. Untrusted, only data formats are loaded (ONNX, .npz with "
+                     "pickles refused, .keras in safe mode without custom objects), judged by content, not name; every path stays "
+                     "inside the artifacts root. Set this only in CI jobs for trusted branches. Default: off")
     g.addoption("--model-checks-isolate", default="process", choices=("process", "off"), metavar="MODE", dest="model_checks_isolate",
                 help="where models run: 'process' runs each framework in a worker process with a memory limit and a timeout, so "
                      "a model that segfaults, aborts, exhausts memory or hangs fails its own checks and the session goes on; "
