@@ -7,6 +7,8 @@ example:
   model-checks package model_int8.onnx --out artifacts/cnn_int8 --name cnn_int8 --version 1.0 \\
       --reference artifacts/cnn_fp32/model.onnx --samples samples.npz --eval eval.npz \\
       --optimization quantize_qdq --tolerance rel_l2=null --tolerance mae=null --tolerance top1_agreement=0.95
+  model-checks package cnn_traced.pt --out artifacts/cnn_traced --name cnn_traced \
+      --reference artifacts/cnn_fp32/model.onnx --interface-from artifacts/cnn_fp32/model.onnx
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="an equivalence tolerance, e.g. rel_l2=1e-2 or mae=null (repeatable; default: the gate's)")
     p.add_argument("--range", type=value_range, default=None, metavar="LO,HI", help="value range of the inputs (default: not declared)")
     p.add_argument("--layout", choices=("NCHW", "NHWC", "NC"), default=None, help="layout of the inputs (default: not declared)")
+    p.add_argument("--interface-from", type=existing_file(".onnx"), metavar="ONNX",
+                   help="declare the inputs and outputs of this ONNX model (for a TorchScript archive, which names none; default: the model's own)")
     p.add_argument("--threads", type=positive_int, default=1, metavar="N", help="threads for the latency measurement (default: 1)")
     p.add_argument("--runs", type=positive_int, default=50, metavar="N", help="timed runs for latency_ms (default: 50)")
 
@@ -39,8 +43,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from model_checks.producers.package import package
 
+    twin = None
+    if args.interface_from:
+        from model_checks.backends.onnx.inspect import model_facts
+
+        twin = model_facts(args.interface_from, args.interface_from.parent)
     result = package(args.model, args.out, model_name=args.name, version=args.version, root=args.root, reference=args.reference,
                      samples=args.samples, eval_data=args.eval, optimization=args.optimization, tolerance=dict(args.tolerance) or None,
-                     input_range=args.range, layout=args.layout, threads=args.threads, runs=args.runs)
+                     input_range=args.range, layout=args.layout, threads=args.threads, runs=args.runs,
+                     inputs=twin.inputs if twin else None, outputs=twin.outputs if twin else None)
     print(result)
     return 0

@@ -10,7 +10,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 
 from model_checks.producers.progress import progress
-from model_checks.producers.verify import ProducerError
+from model_checks.producers.verify import ProducerError, input_specs
 
 DEFAULT_BATCH = 16
 NPZ_NAMES = ("x", "input", "inputs", "samples")  # tried, in order, when no array is named by the input
@@ -92,11 +92,8 @@ def _model_input(model: Any) -> tuple[str, int, np.dtype]:
     """(name, rank, dtype) of the model's single input."""
     import onnx
 
-    from model_checks.backends.onnx.inspect import value_spec
-
     proto = onnx.load(str(model), load_external_data=False) if isinstance(model, (str, Path)) else model
-    inits = {i.name for i in proto.graph.initializer}
-    specs = [value_spec(v) for v in proto.graph.input if v.name not in inits]
+    specs = input_specs(proto)
     if len(specs) != 1:
         raise ProducerError(f"calibration: the model has {len(specs)} inputs ({', '.join(s.name for s in specs)}); this adapter feeds single-input models")
     s = specs[0]

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from model_checks.producers.progress import stages
-from model_checks.producers.verify import ProducerError, atomic_write, onnx_outputs, require_match
+from model_checks.producers.verify import ProducerError, atomic_write, input_specs, onnx_outputs, require_match
 
 VARIANTS = ("fp32", "fp16", "uint8", "int8")
 DEFAULT_OPSET = 17
@@ -122,4 +122,4 @@ def convert_keras(model: Any, dst: str | Path, variant: str = "fp32", samples: n
 def _input_name(path: Path) -> str:
     import onnx
 
-    return onnx.load(str(path)).graph.input[0].name
+    return input_specs(onnx.load(str(path)))[0].name

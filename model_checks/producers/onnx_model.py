@@ -56,11 +56,10 @@ class ONNXModel:
     def __init__(self, model: str | Path | bytes, available_providers: list[str] | None = None, threads: int | None = None):
         import onnxruntime as ort
 
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        if threads:
-            so.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), so, providers=providers(available_providers))
+        from model_checks.backends.onnx.runner import session_options
+
+        self.session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), session_options(threads),
+                                            providers=providers(available_providers))
         first = self.session.get_inputs()[0]
         self.input_name: str = first.name
         self.input_shape: list[Any] = list(first.shape)

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from model_checks.metrics import top1_agreement
+from model_checks.metrics import rel_l2, top1_agreement
 from model_checks.producers.measure import Timing, timing
 
 
@@ -80,9 +80,7 @@ def _measure(name: str, size: int, call: Callable[[Any], Any], x: Any, x1: Any, 
     with torch.no_grad():
         out = call(x).detach().float().numpy()
         t = timing(lambda: call(x1), batch=len(x1), runs=runs, desc=f"timing {name}")
-    r = np.asarray(ref, np.float64)
-    rel = float(np.linalg.norm(out - r) / (np.linalg.norm(r) or 1.0))
-    return PrecisionVariant(name, size, t, top1_agreement(out, ref), rel)
+    return PrecisionVariant(name, size, t, top1_agreement(out, ref), rel_l2(out, ref))
 
 
 def precision_variants(model: Any, x: Any, batch: int = 1, runs: int = 50, device: str = "cpu") -> list[PrecisionVariant]:

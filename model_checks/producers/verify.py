@@ -8,7 +8,7 @@ from typing import Mapping
 import numpy as np
 
 from model_checks.errors import ModelChecksError
-from model_checks.manifest.model import Limit
+from model_checks.manifest.model import Limit, TensorSpec
 from model_checks.metrics import Comparison, compare_outputs
 
 # Exact conversions (export, graph passes) must agree to float32 rounding.
@@ -38,9 +38,9 @@ def onnx_outputs(model: bytes | str | Path, feeds: Mapping[str, np.ndarray]) -> 
     """Run an ONNX model (bytes or a path) on CPU once; outputs by name."""
     import onnxruntime as ort
 
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(model if isinstance(model, bytes) else str(model), so, providers=["CPUExecutionProvider"])
+    from model_checks.backends.onnx.runner import session_options
+
+    sess = ort.InferenceSession(model if isinstance(model, bytes) else str(model), session_options(), providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
     return dict(zip(names, sess.run(names, dict(feeds))))
 
@@ -58,10 +58,16 @@ def atomic_write(path: Path, data: bytes) -> Path:
     return path
 
 
-def seeded_feeds(model, batch: int = 2, seed: int = 0) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
-    """Seeded inputs from a ModelProto's own interface, as the gate generates them."""
+def input_specs(model) -> list[TensorSpec]:  # type: ignore[no-untyped-def]
+    """A ModelProto's real inputs (initializers listed as inputs left out), as the gate reads them."""
     from model_checks.backends.onnx.inspect import value_spec
-    from model_checks.inputs import generate
 
     inits = {i.name for i in model.graph.initializer}
-    return generate([value_spec(v) for v in model.graph.input if v.name not in inits], batch=batch, seed=seed)
+    return [value_spec(v) for v in model.graph.input if v.name not in inits]
+
+
+def seeded_feeds(model, batch: int = 2, seed: int = 0) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+    """Seeded inputs from a ModelProto's own interface, as the gate generates them."""
+    from model_checks.inputs import generate
+
+    return generate(input_specs(model), batch=batch, seed=seed)

@@ -69,6 +69,13 @@ def test_export_optimize_quantize_fp16_package_end_to_end(tmp_path, images, caps
     assert_passes(gate(root, root / "int8", "integrity", "metadata", "equivalence"))
 
 
-def test_trace_warns_about_nothing_on_a_branch_free_model(tmp_path, capsys):
-    code, text = run(["trace", "--model", CNN, "--input-shape", "2,1,8,8", "--check-shape", "3,1,8,8", "--out", str(tmp_path / "t.pt")], capsys)
+def test_trace_then_package_against_the_onnx_export(tmp_path, fp32_onnx, images, capsys, gate):
+    root = fp32_onnx.parent.parent
+    pt = root / "traced" / "model.pt"
+    code, text = run(["trace", "--model", CNN, "--input-shape", "2,1,8,8", "--check-shape", "3,1,8,8", "--out", str(pt)], capsys)
     assert code == 0 and "matches the eager model" in text and "warning" not in text
+    np.savez(tmp_path / "samples.npz", input=images)
+    code, text = run(["package", str(pt), "--out", str(root / "traced"), "--name", "cnn_traced", "--reference", str(fp32_onnx),
+                      "--samples", str(tmp_path / "samples.npz"), "--interface-from", str(fp32_onnx), "--runs", "3"], capsys)
+    assert code == 0, text
+    assert_passes(gate(root, root / "traced", "integrity", "metadata", "equivalence"))
