@@ -100,9 +100,31 @@ def generated_cases(specs: list[TensorSpec], artifact_id: str) -> list[Case]:
     return [Case(f"generated, batch {b}", generate(specs, b, seed_for(artifact_id) + b)) for b in batches]
 
 
+def _unpacked_bytes(path: Path, key: str) -> int:
+    """What the arrays of an `.npz` take once decompressed, read from each member's .npy header, so a small
+    file that inflates to gigabytes (a zip bomb, or a header declaring a huge shape) is refused before np.load."""
+    import zipfile
+
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                with z.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}[version]
+                    shape, _, dtype = read_header(f, max_header_size=10_000)
+                total += max(info.file_size, int(np.prod(shape, dtype=np.float64)) * dtype.itemsize)
+    except Exception as e:
+        raise ArtifactLoadError(f"{key}: {path.name} is not a readable .npz ({type(e).__name__}: {e})") from None
+    return total
+
+
 def load_npz(path: Path, key: str) -> dict[str, np.ndarray]:
-    """Arrays of an `.npz`, pickles refused, size capped."""
+    """Arrays of an `.npz`, pickles refused, size capped (on disk, and once decompressed)."""
     check_regular_file(path, key, MAX_NPZ_BYTES)
+    unpacked = _unpacked_bytes(path, key)
+    if unpacked > MAX_NPZ_BYTES:
+        raise ArtifactLoadError(f"{key}: {path.name} unpacks to {unpacked / 1024**3:.1f} GiB, over the {MAX_NPZ_BYTES // 1024**2} MiB cap")
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
