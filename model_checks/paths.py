@@ -26,11 +26,11 @@ def resolve_inside(root: Path, base: Path, text: str, key: str) -> Path:
     if _is_absolute(text):
         raise UnsafePathError(f"{key}: {text!r} is absolute; paths in a manifest are relative to its directory")
     root_real = Path(os.path.realpath(root))
-    lexical = Path(os.path.normpath(base / text))
+    lexical = Path(os.path.normpath(os.path.abspath(base / text)))  # absolute, so a relative base compares right
     real = Path(os.path.realpath(lexical))
     for candidate, what in ((lexical, "climbs out of"), (real, "resolves (through a symlink) outside")):
         try:
-            candidate.relative_to(root_real if what != "climbs out of" else Path(os.path.normpath(root)))
+            candidate.relative_to(root_real if what != "climbs out of" else Path(os.path.normpath(os.path.abspath(root))))
         except ValueError:
             raise UnsafePathError(f"{key}: {text!r} {what} the artifacts root {root}") from None
     return real

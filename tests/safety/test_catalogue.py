@@ -48,6 +48,8 @@ EXPECTED: dict[str, tuple[str, tuple[str, ...]]] = {
     "external_symlink_out": ("integrity", ("external data: 'link.bin' resolves (through a symlink) outside",)),
     "external_past_end": ("integrity", ("external data: bytes 1048576..1048624 lie outside weights.bin",)),
     "external_negative_offset": ("integrity", ("external data: bytes -16..32 lie outside weights.bin",)),
+    "external_hardlink": ("integrity", ("external data: weights.bin has 2 hard links",)),
+    "external_sparse_symlink_out": ("integrity", ("initializer 'W' external data: 'link.bin' resolves (through a symlink) outside",)),
     "external_missing": ("integrity", ("external data: nowhere.bin does not exist",)),
     # references, samples, eval data
     "reference_broken": ("equivalence", ("reference.path ref/model.onnx: model.onnx: not a readable ONNX model",)),

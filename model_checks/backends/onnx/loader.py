@@ -13,13 +13,37 @@ from model_checks.sniff import sniff
 MAX_PROTO_BYTES = 2 * 1024**3  # protobuf's own limit for a single message
 
 
+def _graph_tensors(graph):  # type: ignore[no-untyped-def]
+    """Every TensorProto a graph (or function) holds: initializers, sparse initializers, node attributes,
+    and the same in subgraphs. onnx's own walker misses sparse tensors, which runtimes also read."""
+    yield from getattr(graph, "initializer", ())
+    for sparse in getattr(graph, "sparse_initializer", ()):
+        yield from (sparse.values, sparse.indices)
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("sparse_tensor"):
+                yield from (attr.sparse_tensor.values, attr.sparse_tensor.indices)
+            for sparse in attr.sparse_tensors:
+                yield from (sparse.values, sparse.indices)
+            if attr.HasField("g"):
+                yield from _graph_tensors(attr.g)
+            for g in attr.graphs:
+                yield from _graph_tensors(g)
+
+
 def _external_tensors(model):  # type: ignore[no-untyped-def]
     import onnx
-    from onnx.external_data_helper import _get_all_tensors
 
-    for t in _get_all_tensors(model):
-        if t.HasField("data_location") and t.data_location == onnx.TensorProto.EXTERNAL:
-            yield t
+    graphs = [model.graph, *model.functions]
+    for info in model.training_info:
+        graphs += [info.initialization, info.algorithm]
+    for graph in graphs:
+        for t in _graph_tensors(graph):
+            if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data):
+                yield t
 
 
 def external_files(model, model_path: Path, root: Path, display: str) -> list[Path]:  # type: ignore[no-untyped-def]
