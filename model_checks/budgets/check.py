@@ -21,6 +21,7 @@ from model_checks.budgets.policy import LatencyBudget, SpeedupBudget, Throughput
 from model_checks.budgets.spec import DeviceBudget, device_budget
 from model_checks.checks.context import CheckContext
 from model_checks.inputs import generate, merge_interface, seed_for
+from model_checks.manifest.model import Limit
 from model_checks.results import CheckResult
 
 EXTRA_INFO_KEY = "model_checks"
@@ -151,13 +152,19 @@ def _result(check: str, artifact: str, subject: str, bench: Bench, m: Measuremen
     return CheckResult.from_problems(check, subject, problems, passed=passed, figures=figures, notes=lines)
 
 
+def _where_to_change(limits: list[Limit], ctx: CheckContext) -> str:
+    """Where the failing limits were set (metadata.yaml or policy.yaml, with the key), and that a manifest key overrides a policy."""
+    return f"to change a limit, edit {', '.join(sorted({lim.source for lim in limits}))} (a key in {ctx.where} overrides policy.yaml)"
+
+
 def _latency(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, subject: str) -> CheckResult:
     policies = [LatencyBudget(s, lim) for s, lim in budget.latency_ms.items()]
     rounds = rounds_for(list(budget.latency_ms), floor=BLOCKS * MIN_BLOCK)
     m = measure(ctx, budget, bench, options, batch=1, rounds=rounds)
-    problems = [msg for p in policies if (msg := p.fails(m.percentiles))]
-    if problems:
-        problems.append(f"to change a limit, edit budgets.{budget.device}.latency_ms in {ctx.where}")
+    failing = [p for p in policies if p.fails(m.percentiles)]
+    problems = [p.fails(m.percentiles) or "" for p in failing]
+    if failing:
+        problems.append(_where_to_change([p.limit for p in failing], ctx))
     comparison, notes = _baseline("latency", ctx, m, options)
     passed = ", ".join(f"{p.statistic} {m.percentiles.get(p.statistic):.3f} ms <= {p.limit.value:g}" for p in policies)
     return _result("latency", ctx.artifact.id, subject, bench, m, problems, f"{passed} (n={m.percentiles.n}, batch 1)", comparison, notes)
@@ -169,7 +176,7 @@ def _throughput(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: 
     m = measure(ctx, budget, bench, options, batch=budget.batch_size, rounds=rounds_for(["p50"], floor=BLOCKS * MIN_BLOCK))
     msg = policy.fails(m.throughput_per_s)
     comparison, notes = _baseline("throughput", ctx, m, options)
-    problems = [msg, f"to change the limit, edit budgets.{budget.device}.throughput_per_s in {ctx.where}"] if msg else []
+    problems = [msg, _where_to_change([policy.limit], ctx)] if msg else []
     return _result("throughput", ctx.artifact.id, subject, bench, m, problems, f"{m.throughput_per_s:.1f} items/s >= {policy.limit.value:g} at batch {budget.batch_size}",
                    comparison, notes)
 
@@ -195,7 +202,7 @@ def _speedup(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: Bud
     ref_ms = median(ref_ns) / 1e6
     speedup = ref_ms / m.percentiles.p50
     msg = policy.fails(speedup)
-    problems = [msg, f"to change the limit, edit budgets.{budget.device}.speedup_vs_reference in {ctx.where}"] if msg else []
+    problems = [msg, _where_to_change([policy.limit], ctx)] if msg else []
     extra = {"speedup": speedup, "reference_p50_ms": ref_ms, "reference_session_create_ms": ref_create_ms, "reference_first_call_ms": ref_first_ms}
     notes = [f"  interleaved in one run: reference p50 {ref_ms:.3f} ms, artifact p50 {m.percentiles.p50:.3f} ms ({len(ref_ns)} pairs)"]
     return _result("speedup", ctx.artifact.id, subject, bench, m, problems, f"speedup {speedup:.2f}x over the reference >= {policy.limit.value:g}x", None, notes, extra)

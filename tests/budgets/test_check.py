@@ -29,7 +29,7 @@ def test_a_slowed_model_fails_its_latency_budget(tmp_path):
     text = str(r)
     assert "latency p50" in text and "> 0.02 ms" in text and "over the limit set in metadata.yaml budgets.cpu.latency_ms.p50" in text
     assert "latency p99" not in text.split("measured:")[0]  # p99 held
-    assert "edit budgets.cpu.latency_ms in variant/metadata.yaml" in text
+    assert "to change a limit, edit metadata.yaml budgets.cpu.latency_ms.p50 (a key in variant/metadata.yaml" in text
     assert "session creation" in text and "first call" in text
     # each sample is one call, enough of them for p99, percentiles stored for the benchmark JSON
     assert len(bench.data) >= 662

@@ -62,7 +62,7 @@ def test_a_slowed_model_fails_with_the_limit_and_where_it_came_from(pytester):
     r.assert_outcomes(failed=1)
     r.stdout.fnmatch_lines(["*test_latency*slow@1.0-cpu*", "*latency: slow@1.0 on cpu: 2 problems*",
                             "*latency p50 * ms > 0.02 ms (*over the limit set in metadata.yaml budgets.cpu.latency_ms.p50, n=*)*",
-                            "*edit budgets.cpu.latency_ms in slow/metadata.yaml*", "*session creation*first call*"])
+                            "*to change a limit, edit metadata.yaml budgets.cpu.latency_ms.p50 (a key in slow/metadata.yaml overrides policy.yaml)*", "*session creation*first call*"])
 
 
 def test_baselines_change_only_when_asked(pytester, arts):
