@@ -8,14 +8,18 @@ compiles the Python source and keeps both branches.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from model_checks.metrics import Comparison
 from model_checks.producers.torch_export import as_tuple, torch_outputs
-from model_checks.producers.verify import ProducerError, compare, require_match
+from model_checks.producers.npz import EPOCH
+from model_checks.producers.verify import ProducerError, atomic_write, compare, require_match
 
 KINDS = ("trace", "script")
 
@@ -50,9 +54,10 @@ def _frozen(caught: list[warnings.WarningMessage]) -> tuple[str, ...]:
 
 
 def to_torchscript(model: Any, example: Any, path: str | Path, kind: str = "trace", check_inputs: Sequence[Any] = (),
-                   tolerance: Mapping[str, float | None] | None = None) -> TorchScriptResult:
+                   tolerance: Mapping[str, float | None] | None = None, keep_debug: bool = False) -> TorchScriptResult:
     """Trace or script `model` (eval mode), compare with eager on `example` (must match, or nothing is written)
-    and on each of `check_inputs` (differences are reported in the result and warned about), save to `path`."""
+    and on each of `check_inputs` (differences are reported in the result and warned about), save to `path`
+    (reproducibly, without debug records, unless `keep_debug`: see `archive_bytes`)."""
     import torch
 
     if kind not in KINDS:
@@ -82,9 +87,32 @@ def to_torchscript(model: Any, example: Any, path: str | Path, kind: str = "trac
         if not c:
             warnings.warn(FrozenBranchWarning(f"the {kind}d model differs from the eager model on check input {i}" + (" (a frozen branch)" if frozen else "")), stacklevel=2)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.jit.save(compiled, str(path))
+    atomic_write(path, archive_bytes(compiled, keep_debug))
     return TorchScriptResult(path, kind, tuple(comparisons), frozen)
+
+
+def archive_bytes(module: Any, keep_debug: bool = False) -> bytes:
+    """The archive torch.jit.save writes, by default made reproducible: the `.debug_pkl` records (the call
+    stacks a trace or script came from, with absolute paths and line numbers of this checkout) are left out,
+    and the serialization id, which covers them, is derived from what remains. torch.jit.load reads it the same;
+    its errors then name no Python source lines."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.jit.save(module, buf)
+    if keep_debug:
+        return buf.getvalue()
+    with zipfile.ZipFile(buf) as src:
+        records = {i.filename: src.read(i) for i in src.infolist() if not i.filename.endswith(".debug_pkl")}
+    ident = next((n for n in records if n.endswith(".data/serialization_id")), None)
+    if ident:
+        digest = hashlib.sha256(b"".join(records[n] for n in records if n != ident)).hexdigest()
+        records[ident] = f"{int(digest, 16) % 10**40:040d}".encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for name, data in records.items():
+            dst.writestr(zipfile.ZipInfo(name, date_time=EPOCH), data)
+    return out.getvalue()
 
 
 def trace(model: Any, example: Any, path: str | Path, check_inputs: Sequence[Any] = (), **kw: Any) -> TorchScriptResult:
