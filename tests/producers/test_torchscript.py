@@ -79,13 +79,14 @@ def test_eager_and_traced_agree_on_the_example(tmp_path):
     assert result and result.comparisons[0][1].worst("max_abs") == 0.0
 
 
-def test_the_archive_is_reproducible_and_names_no_local_path(tmp_path):
+def test_the_archive_names_no_local_path(tmp_path):
+    """Byte-for-byte reproducibility across processes is pinned by the (slow) example rebuild: within one
+    process torch numbers each new compiled class (___torch_mangle_N), so two saves here differ by that."""
     import zipfile
 
     lin = torch.nn.Linear(3, 2).eval()
-    a, b = trace(lin, POS, tmp_path / "a.pt"), trace(lin, POS, tmp_path / "b.pt")
+    a = trace(lin, POS, tmp_path / "a.pt")
     data = a.path.read_bytes()
-    assert data == b.path.read_bytes()
     assert not [n for n in zipfile.ZipFile(a.path).namelist() if n.endswith(".debug_pkl")]
     assert str(tmp_path).encode() not in data and torch.__file__.rsplit("/", 2)[0].encode() not in data
     assert torch.equal(torch.jit.load(str(a.path))(POS), lin(POS))
