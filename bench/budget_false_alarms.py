@@ -85,7 +85,7 @@ def simulated(trials: int = 2000) -> None:
         return list(scale * np.exp(rng.normal(0, shift) + rng.normal(0, 0.02, 8)))
 
     for shift in (0.0, 0.03, 0.10):
-        for pooled in (1, 3):
+        for pooled in (3, 5):
             rates = []
             for scale in (1.0, 1.10):
                 hits = 0

@@ -12,13 +12,14 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from model_checks.budgets.compare import Comparison, compare, not_compared
+from model_checks.budgets.compare import IMPROVEMENT, INCONCLUSIVE, REGRESSION, Comparison, compare, not_compared
 from model_checks.budgets.fingerprint import differences
 from model_checks.budgets.percentiles import median
 from model_checks.report import atomic_write
 
 SCHEMA = 1
 KEEP_SESSIONS = 5  # a baseline pools the block medians of its last sessions
+MIN_SESSIONS = 3  # a regression needs a baseline from this many sessions: the spread between runs must be known
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,14 @@ class Baseline:
                                 "Update it here with --model-checks-update-baselines", min_effect)
         use = bool(normalized) and len(self.normalized_sessions) == len(self._units(False)) and all(self.normalized_sessions)
         current = normalized if use else block_medians_ms
-        pooled = [b for s in self._units(use) for b in s]
-        return compare(current, pooled, max(min_effect, self.noise_floor(use)), calibrated=use)  # type: ignore[arg-type]
+        units = self._units(use)
+        c = compare(current, [b for s in units for b in s], max(min_effect, self.noise_floor(use)), calibrated=use)  # type: ignore[arg-type]
+        if c.verdict in (REGRESSION, IMPROVEMENT) and len(units) < MIN_SESSIONS:
+            return replace(c, verdict=INCONCLUSIVE, reason=(
+                f"{c.verdict} within this session, but the baseline holds {len(units)} session(s) and {MIN_SESSIONS} are needed to know "
+                f"how much reruns of the same model differ here: run with --model-checks-update-baselines "
+                f"{MIN_SESSIONS - len(units)} more time(s) on an unchanged model"))
+        return c
 
     def updated(self, block_medians_ms: list[float], fingerprint: dict, latency_ms: dict[str, float], normalized: list[float] | None = None) -> Baseline:
         """This baseline with one more session (the last KEEP_SESSIONS are kept); a new one in another environment."""
