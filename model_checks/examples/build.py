@@ -105,6 +105,10 @@ def keras_family(out: Path, data: Digits) -> list[Packaged]:
         d = _fresh(fam.dir(variant))
         conv = convert_keras(model, d / "model.onnx", variant, samples=fam.samples, calibration=calibration if variant == "int8" else None)
         made.append(fam.package(variant, conv.path, optimization=list(conv.steps), tolerance=tolerance))
+    from model_checks.examples import tfmot_keras
+
+    _fresh(fam.dir("model"))
+    made += tfmot_keras.keras_artifacts(model, fam)  # the Keras model itself, with tfmot declared
     return made
 
 

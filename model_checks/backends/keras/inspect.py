@@ -14,12 +14,14 @@ FLOAT_NAMES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "float6
 GRAPH_BOOKKEEPING = {"Placeholder", "Const", "NoOp", "Identity", "ReadVariableOp", "StatefulPartitionedCall", "PartitionedCall"}
 
 
-def _dim(d: Any) -> int | str:
-    return int(d) if d is not None else "?"
+def _dim(d: Any, i: int) -> int | str:
+    if d is not None:
+        return int(d)
+    return "batch" if i == 0 else "?"  # Keras' leading None is the batch by construction
 
 
 def spec_of(name: str, t: Any) -> TensorSpec:
-    shape = None if t.shape.rank is None else tuple(_dim(d) for d in t.shape.as_list())
+    shape = None if t.shape.rank is None else tuple(_dim(d, i) for i, d in enumerate(t.shape.as_list()))
     return TensorSpec(name=name, dtype=t.dtype.name, shape=shape)
 
 
