@@ -7,7 +7,7 @@ import numpy as np
 
 from model_checks.backends.base import Runner
 from model_checks.checks.context import CheckContext
-from model_checks.errors import ArtifactLoadError
+from model_checks.errors import ArtifactLoadError, InferenceError
 from model_checks.inputs import load_npz
 from model_checks.results import CheckResult
 
@@ -24,7 +24,11 @@ def accuracy(runner: Runner, x: np.ndarray, y: np.ndarray, batch: int = BATCH) -
     hits = 0
     want = np.dtype(spec.dtype) if spec.dtype and spec.dtype != "bfloat16" else x.dtype
     for i in range(0, len(x), batch):
-        out = next(iter(runner.infer({spec.name: x[i : i + batch].astype(want, copy=False)}).values()))
+        chunk = x[i : i + batch]
+        out = np.asarray(next(iter(runner.infer({spec.name: chunk.astype(want, copy=False)}).values())))
+        if out.ndim == 0 or out.shape[0] != len(chunk):  # never let numpy broadcast predictions against labels
+            raise InferenceError(f"{runner.path.name}: its first output has shape {list(out.shape)} for a batch of {len(chunk)} samples; "
+                                 "accuracy needs one row of scores per sample")
         hits += int(np.sum(np.argmax(out.reshape(len(out), -1), axis=-1) == y[i : i + batch]))
     return hits / len(x)
 
@@ -38,6 +42,9 @@ def run(ctx: CheckContext) -> CheckResult:
     if "x" not in data or "y" not in data:
         raise ArtifactLoadError(f"{ctx.where}: eval_data {eval_path.name} needs arrays x and y (it has {', '.join(data)})")
     x, y = data["x"], data["y"]
+    if x.ndim == 0 or y.ndim != 1 or len(x) == 0 or len(x) != len(y):
+        raise ArtifactLoadError(f"{ctx.where}: eval_data {eval_path.name} needs x with one sample per label of a 1-d y "
+                                f"(x has shape {list(x.shape)}, y {list(y.shape)})")
     runner = ctx.runner()
     if len(runner.inputs) != 1:
         raise ArtifactLoadError(f"{ctx.where}: eval_data needs a single-input model; this one has {len(runner.inputs)}")

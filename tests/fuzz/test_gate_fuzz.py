@@ -20,6 +20,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 
 from fixtures import bad_models, onnx_models
 from model_checks import checks
@@ -87,6 +88,56 @@ damage = st.lists(st.one_of(
 ), min_size=1, max_size=4)
 
 
+# Field-level mutations of a ModelProto: still a parseable model, but wrong in ways byte damage rarely reaches.
+mutation = st.one_of(
+    st.tuples(st.just("dim"), st.integers(0, 3), st.integers(0, 3), st.one_of(st.integers(-5, 2**62), st.sampled_from(["", "batch", "n"]))),
+    st.tuples(st.just("elem_type"), st.integers(0, 3), st.integers(-1, 40)),
+    st.tuples(st.just("init_dims"), st.integers(0, 8), st.lists(st.integers(-3, 2**40), max_size=4)),
+    st.tuples(st.just("init_type"), st.integers(0, 8), st.integers(-1, 40)),
+    st.tuples(st.just("op_type"), st.integers(0, 8), st.sampled_from(["Conv", "Relu", "Loop", "If", "Foo", "", "MatMul", "Reshape"])),
+    st.tuples(st.just("drop_node"), st.integers(0, 8)),
+    st.tuples(st.just("drop_init"), st.integers(0, 8)),
+    st.tuples(st.just("opset"), st.integers(-1, 1000), st.sampled_from(["", "ai.onnx", "com.microsoft", "x"])),
+    st.tuples(st.just("ir_version"), st.integers(-1, 100)),
+    st.tuples(st.just("rename_output"), st.sampled_from(["", "input", "W", "logits2"])),
+)
+
+
+def mutated(model: Any, ops: list[tuple[Any, ...]]) -> bytes:
+    g = model.graph
+    for op, *a in ops:
+        values = [*g.input, *g.output]
+        if op == "dim" and values:
+            shape = values[a[0] % len(values)].type.tensor_type.shape
+            if shape.dim:
+                d = shape.dim[a[1] % len(shape.dim)]
+                d.dim_param, d.dim_value = (a[2], 0) if isinstance(a[2], str) else ("", a[2])
+                if isinstance(a[2], int):
+                    d.ClearField("dim_param")
+                    d.dim_value = a[2]
+        elif op == "elem_type" and values:
+            values[a[0] % len(values)].type.tensor_type.elem_type = a[1]
+        elif op == "init_dims" and g.initializer:
+            t = g.initializer[a[0] % len(g.initializer)]
+            del t.dims[:]
+            t.dims.extend(a[1])
+        elif op == "init_type" and g.initializer:
+            g.initializer[a[0] % len(g.initializer)].data_type = a[1]
+        elif op == "op_type" and g.node:
+            g.node[a[0] % len(g.node)].op_type = a[1]
+        elif op == "drop_node" and g.node:
+            del g.node[a[0] % len(g.node)]
+        elif op == "drop_init" and g.initializer:
+            del g.initializer[a[0] % len(g.initializer)]
+        elif op == "opset":
+            model.opset_import.add(domain=a[1], version=a[0])
+        elif op == "ir_version":
+            model.ir_version = a[0]
+        elif op == "rename_output" and g.output:
+            g.output[0].name = a[0]
+    return model.SerializeToString()
+
+
 def damaged(data: bytes, ops: list[tuple[Any, ...]]) -> bytes:
     b = bytearray(data)
     for op, pos, *rest in ops:
@@ -122,7 +173,8 @@ def gate(root: Path, pool: ModelPool) -> dict[tuple[str, str], CheckResult]:
             result = gs.run_check(name, artifact)  # an exception here is an internal error: the test fails
             assert isinstance(result, CheckResult)
             results[(name, artifact.id)] = result
-            event(f"{name}: {'skip' if result.skipped else 'pass' if result else 'fail'}")  # coverage, in --hypothesis-show-statistics
+            if currently_in_test_context():  # coverage, shown by --hypothesis-show-statistics
+                event(f"{name}: {'skip' if result.skipped else 'pass' if result else 'fail'}")
         for p in gs.models_of(artifact):
             pool.release(p)
     return results
@@ -167,6 +219,17 @@ def check_damage(tmp_path: Path, pool: ModelPool, base: str, ops: list[tuple[Any
         assert all(r for r in results.values()), {k: str(r) for k, r in results.items() if not r}
 
 
+def check_mutation(tmp_path: Path, pool: ModelPool, base: str, ops: list[tuple[Any, ...]]) -> None:
+    root = fresh_root(tmp_path)
+    (root / "model.onnx").write_bytes(mutated(BASES[base](), ops))
+    onnx_models.save(BASES[base](), root / "ref.onnx")
+    (root / "metadata.yaml").write_text(yaml.safe_dump({
+        "model_name": "fuzz", "version": "1.0", "file": "model.onnx", "reference": {"path": "ref.onnx"}, "opset": 13, "precision": "fp32",
+        "limits": {"dynamic_axes": ["batch"], "max_size_ratio": 2}, "eval_data": "samples.npz",
+    }))
+    gate(root, pool)
+
+
 # -- the tests: a few examples in `make test`, many under the fuzz marker -------------------------------
 @settings(**FAST, **COMMON)
 @given(manifest=manifests)
@@ -198,3 +261,16 @@ def test_random_manifests_long(tmp_path: Path, pool: ModelPool, manifest: dict[s
 @given(base=st.sampled_from(sorted(BASES)), ops=damage)
 def test_damaged_onnx_long(tmp_path: Path, pool: ModelPool, base: str, ops: list[tuple[Any, ...]]) -> None:
     check_damage(tmp_path, pool, base, ops)
+
+
+@settings(**FAST, **COMMON)
+@given(base=st.sampled_from(sorted(BASES)), ops=st.lists(mutation, min_size=1, max_size=3))
+def test_mutated_onnx(tmp_path: Path, pool: ModelPool, base: str, ops: list[tuple[Any, ...]]) -> None:
+    check_mutation(tmp_path, pool, base, ops)
+
+
+@pytest.mark.fuzz
+@settings(**LONG, **COMMON)
+@given(base=st.sampled_from(sorted(BASES)), ops=st.lists(mutation, min_size=1, max_size=3))
+def test_mutated_onnx_long(tmp_path: Path, pool: ModelPool, base: str, ops: list[tuple[Any, ...]]) -> None:
+    check_mutation(tmp_path, pool, base, ops)
