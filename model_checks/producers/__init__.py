@@ -11,6 +11,8 @@ One module per concern, each importing its framework only inside the function th
 - `optimize`       onnxoptimizer passes, outputs compared before the model is written
 - `keras_convert`  Keras -> ONNX through tf2onnx in fp32, fp16, uint8 and int8
 - `onnx_model`     the ONNXModel wrapper and the weight list of an ONNX model
-- `measure`        latency, throughput, size and accuracy of a model file
+- `measure`        latency and throughput of a runner, the sha256 of a file
 - `package`        an artifact directory whose metadata.yaml is measured from the model
+- `verify`         outputs compared before a producer writes (ProducerError when they differ)
+- `npz`, `progress` reproducible .npz files; progress bars on long steps
 """

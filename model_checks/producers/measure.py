@@ -1,4 +1,4 @@
-"""Latency, throughput, size and accuracy: the figures a manifest records and the example table shows."""
+"""Latency, throughput and the file hash: the figures a manifest records and the example table shows."""
 
 from __future__ import annotations
 
@@ -65,7 +65,3 @@ def sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def size_mb(path: Path) -> float:
-    return Path(path).stat().st_size / 1e6
