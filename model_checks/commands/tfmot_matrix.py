@@ -12,25 +12,17 @@ import os
 import sys
 from pathlib import Path
 
+from model_checks.commands.producer_args import positive_int
+
 GREEN, RED, RESET = "\033[32m", "\033[31m", "\033[0m"
-
-
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
-    return v
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", nargs="+", metavar="APP", default=None, help="these constructors only, e.g. MobileNetV2 ResNet50 (default: every one)")
     p.add_argument("--top", choices=("both", "with", "without"), default="both", help="include_top variants to try (default: both)")
-    p.add_argument("--budget", type=_positive, metavar="SECONDS", default=None,
+    p.add_argument("--budget", type=positive_int, metavar="SECONDS", default=None,
                    help="start no new application after this many seconds; the rest is listed as not run (default: no limit)")
-    p.add_argument("--threads", type=int, metavar="N", default=None, help="TensorFlow intra-op threads (default: TensorFlow's choice)")
+    p.add_argument("--threads", type=positive_int, metavar="N", default=None, help="TensorFlow intra-op threads (default: TensorFlow's choice)")
     p.add_argument("--out", type=Path, metavar="PATH", default=Path("reports/tfmot_matrix.md"), help="where the markdown goes (default: reports/tfmot_matrix.md)")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="green/red in the terminal (default: auto, when stdout is a terminal)")
 

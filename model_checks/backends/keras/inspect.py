@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from model_checks.backends.base import ModelFacts
+from model_checks.backends.precision import FLOAT_NAMES, float_precision
 from model_checks.backends.keras.loader import check_keras_zip, kind_of, load_model, serving_signature
 from model_checks.manifest.model import TensorSpec
 
-FLOAT_NAMES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "float64": "fp64"}
 GRAPH_BOOKKEEPING = {"Placeholder", "Const", "NoOp", "Identity", "ReadVariableOp", "StatefulPartitionedCall", "PartitionedCall"}
 
 
@@ -54,14 +54,7 @@ def precision_of(variables: list[Any], compute_dtypes: set[str]) -> tuple[str, s
     q8 = sum(v for k, v in elems.items() if k in ("int8", "uint8"))
     if q8:
         return "int8", f"{q8} 8-bit weight values"
-    total = sum(floats.values())
-    if not total:
-        return "fp32", "no float weights; fp32 assumed"
-    main = max(floats, key=floats.get)  # type: ignore[arg-type]
-    share = floats[main] / total
-    if share >= 0.99:
-        return FLOAT_NAMES[main], f"{share:.1%} of weight values are {main}"
-    return "mixed", "weights are " + ", ".join(f"{k} {v / total:.0%}" for k, v in sorted(floats.items()))
+    return float_precision(elems)
 
 
 def model_facts(path: Path, root: Path) -> ModelFacts:

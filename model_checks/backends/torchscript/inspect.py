@@ -8,11 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from model_checks.backends.base import ModelFacts
+from model_checks.backends.precision import float_precision
 from model_checks.backends.torchscript.loader import check_archive, declared_names, load_module, names
 from model_checks.manifest.model import TensorSpec
-
-FLOAT_NAMES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "float64": "fp64"}
-
 
 def _count_returns(schema: Any) -> int:
     ret = schema.returns[0].type if schema.returns else None
@@ -45,15 +43,7 @@ def precision_of(module: Any, ops: Counter) -> tuple[str, str]:
     if quant or q8:
         kind = "uint8" if "quint8" in q8 and q8["quint8"] >= q8.get("qint8", 0) else "int8"
         return kind, f"quantized ops ({', '.join(quant[:4]) or 'none'}) and {sum(q8.values())} 8-bit parameter values"
-    floats = {k: v for k, v in elems.items() if k in FLOAT_NAMES}
-    total = sum(floats.values())
-    if not total:
-        return "fp32", "no float parameters; fp32 assumed"
-    main = max(floats, key=floats.get)  # type: ignore[arg-type]
-    share = floats[main] / total
-    if share >= 0.99:
-        return FLOAT_NAMES[main], f"{share:.1%} of parameter values are {main}"
-    return "mixed", "parameters are " + ", ".join(f"{k} {v / total:.0%}" for k, v in sorted(floats.items()))
+    return float_precision(elems, "parameter")
 
 
 def model_facts(path: Path, root: Path) -> ModelFacts:
