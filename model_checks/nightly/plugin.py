@@ -21,6 +21,7 @@ class NightlyReport:
     directory: Path
     config: pytest.Config
     artifacts: dict = field(default_factory=dict)
+    written: list[Path] = field(default_factory=list)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         from model_checks.nightly.document import ArtifactFigures
@@ -33,6 +34,8 @@ class NightlyReport:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if session.config.option.collectonly:  # nothing ran: keep the last report
+            return
         from model_checks.budgets.fingerprint import fingerprint
         from model_checks.nightly import document, render
         from model_checks.nightly.history import load_runs, storage_dir
@@ -46,4 +49,6 @@ class NightlyReport:
         self.written = render.write(report, self.directory, os.environ.get("GITHUB_STEP_SUMMARY"))
 
     def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
+        if not self.written:
+            return
         terminalreporter.write_line(f"model-checks: nightly report written to {self.directory / 'nightly.md'} and nightly.html")

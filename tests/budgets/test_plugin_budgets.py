@@ -103,8 +103,10 @@ def test_nightly_writes_the_report_with_plots(pytester, arts, monkeypatch):
     assert "## `tiny@1.0`" in summary.read_text() and "![" not in summary.read_text()
 
 
-def test_no_nightly_report_unless_nightly_is_selected(pytester, arts):
+def test_no_nightly_report_unless_nightly_is_selected_and_something_ran(pytester, arts):
     run(pytester, "-m", "cpu")
+    assert not (pytester.path / "reports" / "nightly.md").exists()
+    run(pytester, "-m", "nightly", "--collect-only")
     assert not (pytester.path / "reports" / "nightly.md").exists()
 
 
