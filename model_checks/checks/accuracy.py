@@ -53,7 +53,9 @@ def run(ctx: CheckContext) -> CheckResult:
     problems: list[str] = []
     notes: list[str] = []
     if ctx.reference_kind == "model":
-        ref_acc = accuracy(ctx.reference_runner(), x, y)
+        ref_runner = ctx.reference_runner()
+        ref_x = next(iter(ctx.reference_feeds({runner.inputs[0].name: x}).values()))  # in the reference's layout
+        ref_acc = accuracy(ref_runner, ref_x, y)
         drop = ref_acc - acc
         figures.update(reference_accuracy=ref_acc, accuracy_drop=drop)
         limit = m.get("limits.max_accuracy_drop")

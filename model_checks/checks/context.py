@@ -69,18 +69,29 @@ class CheckContext:
         except ModelChecksError as e:  # say it is the reference that is broken, not the artifact's own model
             raise with_context(e, f"{self.where}: reference.path {self.manifest.get('reference.path')}: ") from None
 
-    def reference_outputs(self, feeds: dict) -> dict:
-        """The reference model run on the artifact's feeds, its outputs under the artifact's names. Across
-        frameworks, inputs go in the layout and under the names the reference expects (`model_checks.layout`)."""
-        ref = self.reference_runner()
-        if self.reference_format == self.fmt != "torchscript":  # TorchScript names nothing: match by order
-            return ref.infer(feeds)
-        from model_checks.layout import feeds_for, outputs_as
+    @property
+    def cross_framework(self) -> bool:
+        """Feeds and outputs need matching to the reference: another framework, or TorchScript (which names nothing)."""
+        return self.reference_format != self.fmt or self.fmt == "torchscript"
 
-        own = self.runner()
-        got_names = {o.name: None for o in own.outputs}
-        specs = merge_interface(self.manifest.inputs, own.inputs)
-        return outputs_as(ref.infer(feeds_for(feeds, specs, self.fmt, ref.inputs, self.reference_format)), got_names)
+    def reference_feeds(self, feeds: dict) -> dict:
+        """The artifact's feeds as the reference model wants them: its names, its layout (`model_checks.layout`)."""
+        if not self.cross_framework:
+            return feeds
+        from model_checks.layout import feeds_for
+
+        specs = merge_interface(self.manifest.inputs, self.runner().inputs)
+        return feeds_for(feeds, specs, self.fmt, self.reference_runner().inputs, self.reference_format)
+
+    def reference_outputs(self, feeds: dict) -> dict:
+        """The reference model run on the artifact's feeds, its outputs under the artifact's names (by order
+        where the names differ across frameworks)."""
+        out = self.reference_runner().infer(self.reference_feeds(feeds))
+        if not self.cross_framework:
+            return out
+        from model_checks.layout import outputs_as
+
+        return outputs_as(out, {o.name: None for o in self.runner().outputs})
 
     def reference_facts(self) -> ModelFacts:
         assert self.reference_path is not None and self.reference_kind == "model"

@@ -115,10 +115,13 @@ def test_onnx_against_keras_and_keras_against_onnx(root, onnx_dir, layout):
     shape = ["batch", 8, 8, 3] if layout == "NHWC" else ["batch", 3, 8, 8]
     write(root / onnx_dir, "model.onnx", reference={"path": "../ref/model.keras"},
           inputs=[{"name": "image", "dtype": "float32", "shape": shape, "layout": layout}])
-    write(root / f"k_vs_{onnx_dir}", "../ref/model.keras", reference={"path": f"../{onnx_dir}/model.onnx"})
+    write(root / f"k_vs_{onnx_dir}", "../ref/model.keras", reference={"path": f"../{onnx_dir}/model.onnx"}, eval_data="../eval.npz",
+          limits={"max_accuracy_drop": 0.0})
     for name in (onnx_dir, f"k_vs_{onnx_dir}"):
         r = results(root, name)["equivalence"]
         assert r and not r.skipped and r.figures["rel_l2"] < 1e-5, str(r)
+    acc = results(root, f"k_vs_{onnx_dir}")["accuracy"]  # the NHWC eval data reaches the ONNX reference in its layout
+    assert acc and acc.figures["reference_accuracy"] == 1.0, str(acc)
 
 
 def test_a_different_keras_model_is_not_equivalent(root):
