@@ -71,3 +71,15 @@ def test_describe_large_inputs_by_their_odd_values():
     a[0, 1, 2, 3] = 0.75
     (line,) = describe({"image": a})
     assert "shape [1, 3, 8, 8]" in line and "1 value(s) other than" in line and "[0, 1, 2, 3]=" in line
+
+
+def test_the_documented_opt_in_runs_per_artifact(pytester):
+    """The snippet from model_checks.properties' docstring, as a user's test file, over a gate run."""
+    import model_checks.properties as P
+
+    A.pair(pytester.path / "arts", variant_model=kinked(0.5), reference_model=kinked(None), **IFACE)
+    code = "import pytest\n" + "\n".join(line[4:] for line in P.__doc__.splitlines() if line.startswith("    "))  # the indented snippet
+    pytester.makepyfile(test_property=code)
+    r = pytester.runpytest_subprocess("--model-checks", "arts", "test_property.py", "-p", "no:cacheprovider", "-v")
+    r.stdout.fnmatch_lines(["*test_equivalence_by_property?ref@1.0? SKIPPED*", "*test_equivalence_by_property?variant@1.0? FAILED*",
+                            "*smallest input found*"])
