@@ -42,7 +42,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "'off' runs them in the pytest process (a crash there ends the whole run). Default: process")
     g.addoption("--model-checks-worker-memory", default=DEFAULT_MEMORY_MB, type=_positive_number(int, "MiB"), metavar="MIB",
                 dest="model_checks_worker_memory",
-                help=f"address-space limit of each worker process, in MiB (RLIMIT_AS). Default: {DEFAULT_MEMORY_MB}")
+                help=f"memory limit of each worker process, in MiB (RLIMIT_DATA: heap and anonymous mappings). Default: {DEFAULT_MEMORY_MB}")
     g.addoption("--model-checks-timeout", default=DEFAULT_TIMEOUT_S, type=_positive_number(float, "seconds"), metavar="SECONDS",
                 dest="model_checks_timeout",
                 help=f"longest a worker may take over one load or inference before it is killed. Default: {DEFAULT_TIMEOUT_S:g}")

@@ -1,4 +1,4 @@
-"""What a worker process may use: address space, and seconds per request."""
+"""What a worker process may use: memory, and seconds per request."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ DEFAULT_TIMEOUT_S = 300.0
 
 @dataclass(frozen=True)
 class Limits:
-    """`memory_mb` caps the worker's address space (RLIMIT_AS); `timeout_s` bounds one request (a load,
-    an inference) before the worker is killed."""
+    """`memory_mb` caps the worker's private writable memory (RLIMIT_DATA); `timeout_s` bounds one request
+    (a load, an inference) before the worker is killed."""
 
     memory_mb: int = DEFAULT_MEMORY_MB
     timeout_s: float = DEFAULT_TIMEOUT_S

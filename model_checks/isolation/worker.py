@@ -40,13 +40,27 @@ def _describe(e: BaseException) -> ErrorInfo:
 
 
 def apply_limits(memory_mb: int) -> None:
-    """Cap the address space: an allocation beyond it fails (MemoryError, or an abort in some C++ code)."""
+    """Cap the worker's memory: an allocation beyond it fails (MemoryError, or an abort in some C++ code).
+
+    RLIMIT_DATA (private writable memory: the heap, anonymous mmaps, thread stacks) rather than RLIMIT_AS:
+    the address space also counts shared libraries and the large PROT_NONE reservations GPU runtimes make
+    at start-up, so a cap on it would refuse healthy models on a GPU machine."""
     limit = memory_mb * 1024 * 1024
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crashing model must not leave core files behind
+
+
+def _die_with_parent() -> None:
+    """Linux: be killed when the parent dies, even while stuck in native code (else the pipe's EOF ends us)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 class _Models:
@@ -105,6 +119,7 @@ class WorkerSetup:
 def serve(conn: Connection) -> None:
     """The worker's main loop; returns when the parent closes the pipe or sends `exit`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops us
+    _die_with_parent()
     setup: WorkerSetup = conn.recv()
     apply_limits(setup.memory_mb)
     sys.path[:] = setup.sys_path

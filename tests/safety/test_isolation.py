@@ -90,23 +90,30 @@ def test_close_stops_the_workers(tmp_path: Path) -> None:
 
 
 def test_crashing_artifacts_fail_their_own_checks_and_the_session_goes_on(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    """End to end: four artifacts break their worker (sorted before the good pair, so the good ones run after)."""
+    """End to end: four artifacts break their worker through the crash backend, and two real ONNX models exhaust
+    the memory limit (8 GiB asked in ConstantOfShape) or hang (a Loop of 10**15 trips); all sort before the good
+    pair, so the good ones run after them."""
     monkeypatch.setitem(BACKENDS, "onnx", CRASH_BACKEND)  # the workers inherit this table
     root = pytester.path / "artifacts"
     for kind in CRASHES:
         d = root / f"crash_{kind}"
         onnx_models.save(onnx_models.linear(), d / "ref.onnx")
         bad_artifacts.model(d, bad_models.crashing(kind), reference={"path": "ref.onnx"}, limits={"dynamic_axes": ["batch"]})
+    for kind, m in (("oom", bad_models.memory_hog()), ("hang", bad_models.endless_loop())):  # real models, no hook
+        d = root / f"real_{kind}"
+        onnx_models.save(onnx_models.linear(n_in=1, n_out=1), d / "ref.onnx")
+        bad_artifacts.model(d, m, reference={"path": "ref.onnx"}, limits={"dynamic_axes": ["batch"]})
     good = bad_artifacts.good_pair(root)
     run = run_gate(pytester, root, "--model-checks-timeout=2", "--model-checks-worker-memory=1024")
-    for kind, (error, phrases) in CRASHES.items():
-        aid = f"crash_{kind}@1.0"
+    cases = [(f"crash_{kind}@1.0", kind) for kind in CRASHES] + [("real_oom@1.0", "oom"), ("real_hang@1.0", "hang")]
+    for aid, kind in cases:
+        error, phrases = CRASHES[kind]
         assert run.outcome("integrity", aid) == "passed"  # it loads; it breaks when it runs
         for check in ("limits", "equivalence"):  # limits runs it first; equivalence hears the same account
             assert run.outcome(check, aid) == "failed"
             message = run.message(check, aid)
             for phrase in (f"{check}: {aid}: {error.what}", *phrases):
-                assert phrase in message, f"{kind}, {check}: {phrase!r} not in {message}"
+                assert phrase in message, f"{aid}, {check}: {phrase!r} not in {message}"
         assert "not retried: this model already did this earlier in the session" in run.message("equivalence", aid)
     for aid in good:
         outcomes = run.outcomes(aid)
