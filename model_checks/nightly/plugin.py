@@ -16,7 +16,7 @@ from model_checks.session import PROPERTY
 OUTCOME = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}
 
 
-@dataclass
+@dataclass(eq=False)  # a plugin object must stay hashable: pluggy keeps plugins in sets
 class NightlyReport:
     directory: Path
     config: pytest.Config

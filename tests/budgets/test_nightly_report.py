@@ -89,3 +89,12 @@ def test_matplotlib_and_frameworks_are_not_imported_until_a_report_is_drawn():
             "print(sorted(m for m in ('matplotlib', 'torch', 'tensorflow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_report_plugin_is_hashable():
+    """pluggy keeps plugins in sets (subset_hook_caller, with conftest files around): an unhashable plugin is an INTERNALERROR."""
+    from pathlib import Path
+
+    from model_checks.nightly.plugin import NightlyReport
+
+    assert len({NightlyReport(Path("r"), None), NightlyReport(Path("r"), None)}) == 2  # type: ignore[arg-type]
