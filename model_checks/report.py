@@ -40,7 +40,7 @@ def _fmt(v: object, spec: str = ".3g") -> str:
     return str(v)
 
 
-@dataclass
+@dataclass(eq=False)  # a plugin object must stay hashable: pluggy keeps plugins in sets
 class SummaryReport:
     path: Path
     rows: dict[str, dict] = field(default_factory=dict)
