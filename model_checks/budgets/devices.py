@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from model_checks.backends import require_trust
+from model_checks.backends import require_trust_for
 from model_checks.errors import ModelChecksError
 
 
@@ -43,7 +43,7 @@ class Target:
 
 def open_target(path: Path, fmt: str, root: Path, device: str, threads: int | None, trust_code: bool = False) -> Target:
     """Open `path` for timing on `device` ("cpu" or "gpu") with `threads` intra-op threads."""
-    require_trust(fmt, path.suffix, trust_code)
+    require_trust_for(path, fmt, trust_code)
     if fmt == "onnx":
         return _onnx(path, root, device, threads)
     if fmt == "torchscript":
