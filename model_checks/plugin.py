@@ -16,6 +16,7 @@ from model_checks.isolation.limits import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S
 GROUP = "model-checks"
 SESSION_KEY = pytest.StashKey["Any"]()
 RELEASE_KEY = pytest.StashKey[dict]()
+ITEM_KEY = pytest.StashKey[tuple]()  # (artifact, device) of a gate item
 MARKERS = {
     "model_checks": "a built-in check of an artifact (selected with -m model_checks)",
     "cpu": "a latency/throughput budget measured on the CPU",
@@ -163,20 +164,35 @@ class ArtifactModule(pytest.Module):
         return name.startswith("test_") and callable(obj)
 
     def collect(self):  # type: ignore[no-untyped-def]
-        # Only the checks that apply are generated, in the registry's order. Walking the whole gate
-        # module would run pytest's item hook through every plugin for every name in it, per artifact
-        # (measured in bench/collect.py: most of the collection time for 1,000 artifacts).
+        # Items are built directly, one per applicable check (and device), in the registry's order:
+        # pytest's per-function parametrization machinery, run once per artifact, was most of the time
+        # collecting 1,000 artifacts took (bench/collect.py). The item carries its artifact and device,
+        # which the `artifact` and `model_checks_device` fixtures hand to the test.
         from model_checks.checks import applicable
 
         self.session._fixturemanager.parsefactories(self)
-        for name in (f"test_{c}" for c in applicable(self.artifact)):
-            obj = getattr(self.obj, name, None)
-            if obj is None:
+        art = self.artifact
+        for check in applicable(art):
+            name = f"test_{check}"
+            fn = getattr(self.obj, name, None)
+            if fn is None:
                 continue
-            made = self.ihook.pytest_pycollect_makeitem(collector=self, name=name, obj=obj)
-            for item in made if isinstance(made, list) else [made] if made is not None else []:
-                item.add_marker(pytest.mark.model_checks)
+            for device, marks in _devices(art, check):
+                # pytest 9 builds a node id from originalname + callspec; with neither, from the full name
+                item = pytest.Function.from_parent(self, name=f"{name}[{art.id}{'-' + device if device else ''}]", callobj=fn)
+                item.stash[ITEM_KEY] = (art, device)
+                for mark in (pytest.mark.model_checks, *marks):
+                    item.add_marker(mark)
                 yield item
+
+
+def _devices(artifact: Any, check: str) -> list[tuple[str | None, list]]:
+    """[(None, [])] for a check that runs once; one (device, marks) per device for a budget check."""
+    from model_checks.budgets.spec import CHECK_KEYS, devices_for
+
+    if check not in CHECK_KEYS:
+        return [(None, [])]
+    return [(d, [getattr(pytest.mark, d), pytest.mark.nightly]) for d in devices_for(artifact.manifest, check)]
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -194,19 +210,27 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "artifact" not in metafunc.fixturenames:
+    """A user's own test that takes `artifact` runs once per artifact (the gate's items carry theirs)."""
+    if "artifact" not in metafunc.fixturenames or isinstance(metafunc.definition.getparent(pytest.Module), ArtifactModule):
         return
-    module = metafunc.definition.getparent(pytest.Module)
-    if isinstance(module, ArtifactModule):
-        arts = [module.artifact]
-    else:
-        gs = _session(metafunc.config)
-        arts = [a for a in gs.artifacts if a.manifest is not None] if gs else []
+    gs = _session(metafunc.config)
+    arts = [a for a in gs.artifacts if a.manifest is not None] if gs else []
     if "model_checks_device" in metafunc.fixturenames:
-        check = metafunc.function.__name__.removeprefix("test_") if isinstance(module, ArtifactModule) else None
-        metafunc.parametrize(("artifact", "model_checks_device"), _device_params(arts, check), scope="function")
+        metafunc.parametrize(("artifact", "model_checks_device"), _device_params(arts, None), scope="function")
         return
     metafunc.parametrize("artifact", arts, ids=[a.id for a in arts], scope="function")
+
+
+@pytest.fixture
+def artifact(request: pytest.FixtureRequest) -> Any:
+    """The artifact a gate test checks (a user's test gets it by parametrization, which overrides this)."""
+    return request.node.stash[ITEM_KEY][0]
+
+
+@pytest.fixture
+def model_checks_device(request: pytest.FixtureRequest) -> str:
+    """The device ("cpu" or "gpu") a budget test measures on."""
+    return request.node.stash[ITEM_KEY][1]
 
 
 def _device_params(arts: list, check: str | None) -> list:
@@ -279,6 +303,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def _artifact_of(item: pytest.Item) -> Any:
+    if ITEM_KEY in item.stash:
+        return item.stash[ITEM_KEY][0]
     callspec = getattr(item, "callspec", None)
     return callspec.params.get("artifact") if callspec else None
 
