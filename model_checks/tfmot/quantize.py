@@ -16,6 +16,10 @@ from model_checks.backends.keras.loader import keras_modules
 from model_checks.metrics import rel_l2
 from model_checks.tfmot.problems import OP_LAYERS, PREPROCESSING, TENSOR_RANK, UNSUPPORTED, Problem, from_exception, nested, non_layer_op
 
+# Rewritten by the default scheme's layout transforms (into DepthwiseConv2D and Conv2D) before its registry
+# is asked, so the registry's "not supported" is not the answer. (Its SeparableConv1D transform builds Lambda
+# layers that tf-keras' safe mode refuses to clone: that one fails, and is reported as a rank problem.)
+TRANSFORMED = {"SeparableConv2D"}
 MAX_REL_L2 = 0.1  # fake-quantized against float, before any training; 8-bit noise is far below this
 COMPILE = {"loss": "mse", "metrics": ["mae"]}
 LEARNING_RATE = 1e-3
@@ -71,7 +75,7 @@ def _rank_sibling(cls: str, registry: Any, keras: Any) -> str | None:
     for n in ("1D", "3D"):
         if cls.endswith(n):
             sib = getattr(keras.layers, cls[: -len(n)] + "2D", None)
-            if sib is not None and registry._is_supported_layer(sib):  # noqa: SLF001 (tfmot has no public lookup by class)
+            if sib is not None and (registry._is_supported_layer(sib) or sib.__name__ in TRANSFORMED):  # noqa: SLF001 (no public lookup by class)
                 return sib.__name__
     return None
 
@@ -94,7 +98,7 @@ def plan(model: Any) -> tuple[dict[str, str], list[Problem]]:
             configs[layer.name] = "bn-8bit-moving-average"
         elif cls in PREPROCESSING:
             configs[layer.name] = "no-op"
-        elif registry.supports(layer):
+        elif registry.supports(layer) or cls in TRANSFORMED:
             configs[layer.name] = "default"
         elif sib := _rank_sibling(cls, registry, keras):
             problems.append(Problem(layer.name, cls, TENSOR_RANK, f"the default 8-bit scheme quantizes {sib} on rank-4 tensors, not {cls} on rank-{3 if '1D' in cls else 5} tensors",

@@ -103,6 +103,15 @@ def test_a_bare_tensor_sum_is_a_non_layer_operation():
         assert "(a + b)" in text and "keras.layers.Add()" in text
 
 
+def test_separable_conv2d_is_quantized_through_tfmot_transforms_but_1d_is_a_rank_problem():
+    i = keras.Input((8, 8, 3))
+    sep2 = keras.Model(i, keras.layers.GlobalAveragePooling2D()(keras.layers.SeparableConv2D(4, 3, name="sep2")(i)))
+    assert check_quantize(sep2, [X_IMG], roundtrip=False)
+    i = keras.Input((8, 3))
+    sep1 = keras.Model(i, keras.layers.SeparableConv1D(4, 3, name="sep1")(i))
+    assert "SeparableConv2D on rank-4 tensors" in only(check_quantize(sep1, [X_IMG[:, 0]]), TENSOR_RANK, "sep1")
+
+
 def test_conv1d_is_a_tensor_rank_problem_for_quantization_only():
     text = only(check_quantize(conv1d(), [X_IMG[:, 0]]), TENSOR_RANK, "temporal")
     assert "Conv2D on rank-4 tensors, not Conv1D on rank-3" in text
