@@ -26,7 +26,6 @@ import sys, time, numpy as np, yaml
 from pathlib import Path
 t0 = time.perf_counter()
 import onnxruntime as ort
-have_torch = False
 for d in sorted(Path(sys.argv[1]).iterdir()):
     m = yaml.safe_load((d / "metadata.yaml").read_text())
     model = d / m["file"]
@@ -35,6 +34,12 @@ for d in sorted(Path(sys.argv[1]).iterdir()):
         s = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
         feeds = {i.name: samples[i.name] for i in s.get_inputs()}
         s.run(None, feeds)
+    elif model.suffix == ".keras":
+        import os
+        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+        import tf_keras
+        mod = tf_keras.models.load_model(str(model), compile=False, safe_mode=True)
+        mod(*[samples[k] for k in samples.files])
     else:
         import torch
         mod = torch.jit.load(str(model))

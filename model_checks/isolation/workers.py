@@ -63,6 +63,7 @@ class Worker:
         self.generation = 0
         self.proc: subprocess.Popen | None = None
         self.conn: Connection | None = None
+        self._exit_requested = False
 
     @property
     def alive(self) -> bool:
@@ -138,6 +139,15 @@ class Worker:
         wrap = InferenceError if op in ("infer", "timed") else ArtifactLoadError
         return wrap(f"{what}: {op} failed in the {self.family} worker ({info.name}: {info.message.strip()[:300]})")
 
+    def request_exit(self) -> None:
+        """Ask the worker to exit, without waiting; `stop` then reaps it."""
+        if self.conn is not None and self.proc is not None and self.proc.poll() is None:
+            try:
+                self.conn.send(("exit", ()))
+            except OSError:
+                pass
+            self._exit_requested = True
+
     def stop(self, kill: bool = False) -> None:
         """End the worker: politely, or with SIGKILL when it may be stuck."""
         proc, conn = self.proc, self.conn
@@ -146,7 +156,8 @@ class Worker:
             return
         if not kill and conn is not None and proc.poll() is None:
             try:
-                conn.send(("exit", ()))
+                if not self._exit_requested:
+                    conn.send(("exit", ()))
                 proc.wait(5)
             except (OSError, subprocess.TimeoutExpired):
                 pass
@@ -155,6 +166,7 @@ class Worker:
             proc.wait(5)
         if conn is not None:
             conn.close()
+        self._exit_requested = False
 
 
 def _known_error(info: ErrorInfo) -> type[ModelChecksError] | None:
@@ -204,6 +216,9 @@ class Workers:
         return self.worker(fmt).request("call", (fn, args), getattr(fn, "__name__", "call"))
 
     def close(self) -> None:
+        # Ask every worker to exit first, then wait: they wind down side by side, not one after another.
+        for w in self._workers.values():
+            w.request_exit()
         for w in self._workers.values():
             w.stop()
         self._workers.clear()
