@@ -4,7 +4,7 @@ check is done. Works without pytest; the plugin tells it when a model's last use
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from model_checks.backends import backend, require_trust_for
 from model_checks.backends.base import ModelFacts, Runner
@@ -63,6 +63,14 @@ class ModelPool:
         if self.workers is not None:
             return self.workers.request(fmt, "validate", (path, fmt, root), path)
         return backend(fmt, "inspect").validate(path, root)
+
+    def run_isolated(self, fmt: str, path: Path, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)` about the model at `path`, in `fmt`'s worker when isolated (fn must be module-level
+        and its result picklable): for checks that rewrite the model object itself, such as tfmot's."""
+        require_trust_for(path, fmt, self.trust_code)
+        if self.workers is not None:
+            return self.workers.request(fmt, "call", (fn, args), path)
+        return fn(*args)
 
     def release(self, path: Path) -> None:
         for key in [k for k in self._runners if k[0] == path]:

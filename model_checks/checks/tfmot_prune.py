@@ -14,11 +14,12 @@ def run(ctx: CheckContext) -> CheckResult:
     m = ctx.manifest
     if not m.get("tfmot.prune"):
         return CheckResult.skip(NAME, f"tfmot.prune is not set in {ctx.where}")
-    from model_checks.tfmot.artifact import model_and_feeds, verdict
-    from model_checks.tfmot.prune import TARGET_SPARSITY, check_prune
+    from model_checks.tfmot.artifact import prune_report, verdict
+    from model_checks.tfmot.prune import TARGET_SPARSITY
 
-    model, feeds = model_and_feeds(ctx.model_path, ctx.fmt, m.inputs, ctx.pool.trust_code, seed_for(ctx.artifact.id))
-    report = check_prune(model, feeds, target=m.get("tfmot.target_sparsity", TARGET_SPARSITY), skip=m.get("tfmot.skip_layers") or ())
+    report = ctx.pool.run_isolated(ctx.fmt, ctx.model_path, prune_report,
+                                   ctx.model_path, ctx.fmt, m.inputs, ctx.pool.trust_code, seed_for(ctx.artifact.id),
+                                   m.get("tfmot.target_sparsity", TARGET_SPARSITY), tuple(m.get("tfmot.skip_layers") or ()))
     return verdict(NAME, ctx.artifact.id, report, "pruning does not apply",
                    f"the target and skipped layers come from tfmot.target_sparsity and tfmot.skip_layers in {ctx.where}",
                    {"tfmot_min_sparsity": min(report.sparsity.values()) if report.sparsity else None})

@@ -12,11 +12,10 @@ NAME = "tfmot_quantize"
 def run(ctx: CheckContext) -> CheckResult:
     if not ctx.manifest.get("tfmot.quantize"):
         return CheckResult.skip(NAME, f"tfmot.quantize is not set in {ctx.where}")
-    from model_checks.tfmot.artifact import model_and_feeds, verdict
-    from model_checks.tfmot.quantize import check_quantize
+    from model_checks.tfmot.artifact import quantize_report, verdict
 
-    model, feeds = model_and_feeds(ctx.model_path, ctx.fmt, ctx.manifest.inputs, ctx.pool.trust_code, seed_for(ctx.artifact.id))
-    report = check_quantize(model, feeds)
+    report = ctx.pool.run_isolated(ctx.fmt, ctx.model_path, quantize_report,
+                                   ctx.model_path, ctx.fmt, ctx.manifest.inputs, ctx.pool.trust_code, seed_for(ctx.artifact.id))
     return verdict(NAME, ctx.artifact.id, report, "quantization-aware training does not apply",
                    f"{ctx.where} declares tfmot.quantize: true; set it false if QAT is not planned for this model",
                    {"tfmot_quantize_rel_l2": report.rel_l2})

@@ -1,5 +1,6 @@
-"""A Keras artifact made ready for tfmot: the model loaded in this process (tfmot rewrites the Python
-object, so it cannot run in an isolated worker) and inputs generated from its declared interface."""
+"""A Keras artifact made ready for tfmot, and the two tfmot checks as functions of the artifact's path.
+tfmot rewrites the Python model object, so the whole check (load, rewrite, report) runs as one call where
+the model lives: in the Keras worker process when isolated, and only the report comes back."""
 
 from __future__ import annotations
 
@@ -30,6 +31,21 @@ def model_and_feeds(path: Path, fmt: str, declared: tuple[TensorSpec, ...] | Non
     specs = merge_interface(declared, interface(kind, model)[0])
     feeds = generate(specs, batch=BATCH, seed=seed)
     return model, [feeds[s.name] for s in specs]
+
+
+def quantize_report(path: Path, fmt: str, declared: tuple[TensorSpec, ...] | None, trust_code: bool, seed: int) -> Any:
+    """The QuantizeReport of the Keras model at `path` (module-level, so a worker process can run it)."""
+    from model_checks.tfmot.quantize import check_quantize
+
+    return check_quantize(*model_and_feeds(path, fmt, declared, trust_code, seed))
+
+
+def prune_report(path: Path, fmt: str, declared: tuple[TensorSpec, ...] | None, trust_code: bool, seed: int,
+                 target: float, skip: tuple[str, ...]) -> Any:
+    """The PruneReport of the Keras model at `path` (module-level, so a worker process can run it)."""
+    from model_checks.tfmot.prune import check_prune
+
+    return check_prune(*model_and_feeds(path, fmt, declared, trust_code, seed), target=target, skip=skip)
 
 
 def verdict(check: str, subject: str, report: Any, failing: str, hint: str, figures: dict) -> CheckResult:

@@ -23,3 +23,17 @@ def test_the_example_is_otherwise_a_valid_artifact(pytester):
     failing_artifact(pytester.path / "arts" / "tfmot_unsupported")
     r = pytester.runpytest("--model-checks", "arts", "-p", "no:cacheprovider", "-k", "not test_tfmot")
     r.assert_outcomes(passed=3, skipped=3)  # manifest, integrity, metadata; no reference, limits or eval data
+
+
+def test_tfmot_checks_run_in_the_keras_worker(pytester):
+    """tfmot rewrites the model object, so the whole check runs where the model lives: isolated, the
+    pytest process never imports TensorFlow (and a tfmot crash fails only these tests)."""
+    failing_artifact(pytester.path / "arts" / "tfmot_unsupported")
+    pytester.makeconftest(
+        "import sys\n"
+        "def pytest_sessionfinish(session):\n"
+        "    print('TF_IN_PYTEST_PROCESS', 'tensorflow' in sys.modules)\n"
+    )
+    r = pytester.runpytest_subprocess("--model-checks", "arts", "-p", "no:cacheprovider", "-s", "-k", "test_tfmot")
+    r.assert_outcomes(failed=2)
+    r.stdout.fnmatch_lines(["*TF_IN_PYTEST_PROCESS False*", "*non-layer operation*"])
