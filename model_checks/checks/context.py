@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 from model_checks.artifact import Artifact
 from model_checks.backends.base import ModelFacts, Runner
-from model_checks.errors import ArtifactLoadError, ModelChecksError, with_context
+from model_checks.errors import ModelChecksError, with_context
 from model_checks.inputs import Case, generated_cases, merge_interface, sample_cases
 from model_checks.manifest import Manifest, guess_format
 from model_checks.pool import ModelPool
@@ -116,16 +115,3 @@ class CheckContext:
         if samples is not None:
             return sample_cases(samples, self.interface(), f"{self.where}: samples")
         return generated_cases(self.interface(), self.artifact.id)
-
-    def sha256(self, paths: list[Path]) -> str:
-        h = hashlib.sha256()
-        for p in paths:
-            with open(p, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-        return h.hexdigest()
-
-
-def require(cond: bool, message: str) -> None:
-    if not cond:
-        raise ArtifactLoadError(message)

@@ -4,6 +4,7 @@ and matches the declared sha256 (ONNX: with its external data files)."""
 from __future__ import annotations
 
 from model_checks.checks.context import CheckContext
+from model_checks.digest import sha256_of
 from model_checks.results import CheckResult
 
 NAME = "integrity"
@@ -20,7 +21,7 @@ def run(ctx: CheckContext) -> CheckResult:
             from model_checks.backends.onnx.loader import external_files, load_proto
 
             files += external_files(load_proto(ctx.model_path, ctx.artifact.root, with_external=False), ctx.model_path, ctx.artifact.root, ctx.model_path.name)
-        actual = ctx.sha256(files)
+        actual = sha256_of(files)
         if actual.lower() != declared.lower():
             what = ctx.model_path.name + (f" with {len(files) - 1} external data file(s)" if len(files) > 1 else "")
             problems.append(f"sha256: declared {declared} but {what} hashes to {actual}; the file changed after packaging, or update sha256 in {ctx.where}")

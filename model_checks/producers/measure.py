@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from model_checks.digest import sha256_of
 from model_checks.manifest.model import TensorSpec
 from model_checks.producers.progress import progress
 
@@ -60,8 +60,5 @@ def runner_timing(runner: Any, specs: Sequence[TensorSpec] | None = None, batch:
 
 
 def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """The sha256 the gate's integrity check computes for a single-file model."""
+    return sha256_of([path])

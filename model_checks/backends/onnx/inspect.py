@@ -49,8 +49,6 @@ def _all_nodes(graph):  # type: ignore[no-untyped-def]
 
 def precision_of(model) -> tuple[str, str]:  # type: ignore[no-untyped-def]
     """(precision, why) from initializer dtypes and quantization nodes."""
-    from onnx import numpy_helper  # noqa: F401  (kept lazy; only dtypes are read here)
-
     ops = Counter(n.op_type for n in _all_nodes(model.graph))
     elems: Counter = Counter()
     for init in model.graph.initializer:
