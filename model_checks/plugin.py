@@ -192,7 +192,12 @@ def _devices(artifact: Any, check: str) -> list[tuple[str | None, list]]:
 
     if check not in CHECK_KEYS:
         return [(None, [])]
-    return [(d, [getattr(pytest.mark, d), pytest.mark.nightly]) for d in devices_for(artifact.manifest, check)]
+    return [(d, _device_marks(d)) for d in devices_for(artifact.manifest, check)]
+
+
+def _device_marks(device: str) -> list:
+    """A budget test is marked with its device's marker (cpu, gpu) and nightly."""
+    return [getattr(pytest.mark, device), pytest.mark.nightly]
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -216,7 +221,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     gs = _session(metafunc.config)
     arts = [a for a in gs.artifacts if a.manifest is not None] if gs else []
     if "model_checks_device" in metafunc.fixturenames:
-        metafunc.parametrize(("artifact", "model_checks_device"), _device_params(arts, None), scope="function")
+        metafunc.parametrize(("artifact", "model_checks_device"), _device_params(arts), scope="function")
         return
     metafunc.parametrize("artifact", arts, ids=[a.id for a in arts], scope="function")
 
@@ -233,15 +238,15 @@ def model_checks_device(request: pytest.FixtureRequest) -> str:
     return request.node.stash[ITEM_KEY][1]
 
 
-def _device_params(arts: list, check: str | None) -> list:
-    """(artifact, device) for each device whose budget declares `check` (any budget check when None), id `<id>-<device>`,
-    marked with the device's marker (cpu, gpu) and nightly."""
+def _device_params(arts: list) -> list:
+    """For a user's test taking `model_checks_device`: (artifact, device) for each device any budget of the
+    artifact declares, id `<id>-<device>`."""
     from model_checks.budgets.spec import CHECK_KEYS, devices_for
 
     params = []
     for a in arts:
-        devices = devices_for(a.manifest, check) if check in CHECK_KEYS else sorted({d for c in CHECK_KEYS for d in devices_for(a.manifest, c)})
-        params += [pytest.param(a, d, id=f"{a.id}-{d}", marks=[getattr(pytest.mark, d), pytest.mark.nightly]) for d in devices]
+        devices = sorted({d for c in CHECK_KEYS for d in devices_for(a.manifest, c)})
+        params += [pytest.param(a, d, id=f"{a.id}-{d}", marks=_device_marks(d)) for d in devices]
     return params
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Iterator
 
 from model_checks.artifact import Artifact
 from model_checks.backends.base import ModelFacts, Runner
@@ -63,10 +65,8 @@ class CheckContext:
 
     def reference_runner(self) -> Runner:
         assert self.reference_path is not None and self.reference_kind == "model"
-        try:
+        with self._as_reference():
             return self.pool.runner(self.reference_path, self.reference_format, self.artifact.root)
-        except ModelChecksError as e:  # say it is the reference that is broken, not the artifact's own model
-            raise with_context(e, f"{self.where}: reference.path {self.manifest.get('reference.path')}: ") from None
 
     @property
     def cross_framework(self) -> bool:
@@ -94,9 +94,15 @@ class CheckContext:
 
     def reference_facts(self) -> ModelFacts:
         assert self.reference_path is not None and self.reference_kind == "model"
-        try:
+        with self._as_reference():
             return self.pool.facts(self.reference_path, self.reference_format, self.artifact.root)
-        except ModelChecksError as e:  # say it is the reference that is broken, not the artifact's own model
+
+    @contextmanager
+    def _as_reference(self) -> Iterator[None]:
+        """Say it is the reference that is broken, not the artifact's own model."""
+        try:
+            yield
+        except ModelChecksError as e:
             raise with_context(e, f"{self.where}: reference.path {self.manifest.get('reference.path')}: ") from None
 
     # -- inputs --------------------------------------------------------------------------------------
