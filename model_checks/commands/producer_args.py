@@ -50,14 +50,18 @@ def names(text: str) -> tuple[str, ...]:
     return out
 
 
-def positive_int(text: str) -> int:
+def positive_int(text: str, least: int = 1) -> int:
     try:
         v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    if v < least:
+        raise argparse.ArgumentTypeError(f"{text!r} must be {'positive' if least == 1 else f'at least {least}'}")
     return v
+
+
+def non_negative_int(text: str) -> int:
+    return positive_int(text, least=0)
 
 
 def value_range(text: str) -> tuple[float, float]:

@@ -3,6 +3,7 @@
 example:
   model-checks tfmot-matrix                                  # all constructors, with and without the top
   model-checks tfmot-matrix --only MobileNetV2 ResNet50 --budget 600 --out reports/tfmot_matrix.md
+  model-checks tfmot-matrix --budget 3000 --resume           # take up where the last run's budget stopped it
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from model_checks.commands.producer_args import positive_int
+from model_checks.commands.producer_args import non_negative_int, positive_int
 
 GREEN, RED, RESET = "\033[32m", "\033[31m", "\033[0m"
 
@@ -20,10 +21,16 @@ GREEN, RED, RESET = "\033[32m", "\033[31m", "\033[0m"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", nargs="+", metavar="APP", default=None, help="these constructors only, e.g. MobileNetV2 ResNet50 (default: every one)")
     p.add_argument("--top", choices=("both", "with", "without"), default="both", help="include_top variants to try (default: both)")
-    p.add_argument("--budget", type=positive_int, metavar="SECONDS", default=None,
-                   help="start no new application after this many seconds; the rest is listed as not run (default: no limit)")
+    p.add_argument("--budget", type=non_negative_int, metavar="SECONDS", default=None,
+                   help="start no new application after this many seconds; the rest is listed as not run (default: no limit; "
+                        "0 with --resume renders what is recorded)")
     p.add_argument("--threads", type=positive_int, metavar="N", default=None, help="TensorFlow intra-op threads (default: TensorFlow's choice)")
     p.add_argument("--out", type=Path, metavar="PATH", default=Path("reports/tfmot_matrix.md"), help="where the markdown goes (default: reports/tfmot_matrix.md)")
+    p.add_argument("--results", type=Path, metavar="PATH", default=None,
+                   help="each configuration's result as a JSON line (default: beside --out, with the suffix .jsonl)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the results already in --results (same library versions only) and run only the rest; "
+                        "without it the file is started afresh")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="green/red in the terminal (default: auto, when stdout is a terminal)")
 
 
@@ -35,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from model_checks.backends.keras.loader import keras_modules
     from model_checks.errors import ModelChecksError
     from model_checks.report import atomic_write
-    from model_checks.tfmot.matrix import constructors, render, run_matrix
+    from model_checks.tfmot.matrix import constructors, entry_line, fingerprint, load_results, render, run_matrix
 
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ)
     tf, _ = keras_modules()
@@ -48,13 +55,26 @@ def run(args: argparse.Namespace) -> int:
         raise ModelChecksError(f"--only: {', '.join(unknown)} is not in tf_keras.applications (it has {', '.join(known)})")
     tops = {"both": (False, True), "with": (True,), "without": (False,)}[args.top]
 
+    fp = fingerprint()
+    results = args.results or args.out.with_suffix(".jsonl")
+    done, other = load_results(results, fp) if args.resume else ({}, 0)
+    if args.resume:
+        print(f"resuming: {len(done)} configuration(s) recorded in {results}"
+              + (f"; {other} line(s) from other library versions left out" if other else ""), flush=True)
+    else:
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text("")
+
     def show(e) -> None:  # type: ignore[no-untyped-def]
+        with results.open("a") as f:
+            f.write(entry_line(e, fp) + "\n")
         label = f"{e.app}{'' if e.top else ' (no top)'}"
         print(f"{label:<34} quantize {_paint(e.quantize.cell(), e.quantize.ok, color)}   prune {_paint(e.prune.cell(), e.prune.ok, color)}   {e.seconds:.0f}s", flush=True)
 
-    m = run_matrix(args.only or known, tops, args.budget, show)
+    m = run_matrix(args.only or known, tops, args.budget, show, done)
     atomic_write(args.out, render(m))
     c = m.counts()
-    print(f"{c['entries']} configurations in {m.seconds:.0f}s: quantize {c['quantize_pass']} pass, prune {c['prune_pass']} pass"
-          + (f"; {c['not_run']} not run (budget)" if c["not_run"] else "") + f"; written to {args.out}")
+    print(f"{c['entries']} configurations in {m.seconds:.0f}s" + (f" ({m.carried} carried over)" if m.carried else "")
+          + f": quantize {c['quantize_pass']} pass, prune {c['prune_pass']} pass"
+          + (f"; {c['not_run']} not run (budget; --resume takes them up)" if c["not_run"] else "") + f"; written to {args.out}")
     return 0

@@ -5,10 +5,12 @@ without the top, tried for quantization-aware training and for pruning. Library 
 from __future__ import annotations
 
 import gc
+import json
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -54,13 +56,15 @@ class Entry:
     quantize: Outcome
     prune: Outcome
     seconds: float
+    phases: Mapping[str, float] = field(default_factory=dict)  # seconds: build, quantize, prune
 
 
 @dataclass
 class Matrix:
     entries: list[Entry] = field(default_factory=list)
     not_run: list[tuple[str, bool]] = field(default_factory=list)  # left out by the time budget
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of this run
+    carried: int = 0  # entries taken from the results of earlier runs (`--resume`), not re-run
 
     def counts(self) -> dict[str, int]:
         return {"entries": len(self.entries), "quantize_pass": sum(e.quantize.ok for e in self.entries),
@@ -104,12 +108,17 @@ def run_entry(app: str, top: bool, size: int | None = None, batch: int = 2) -> E
     except Exception as e:
         bad = Outcome(False, note=f"cannot build: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
         return Entry(app, top, size, 0, bad, bad, time.perf_counter() - t0)
+    t1 = time.perf_counter()
     x = [np.random.default_rng(0).uniform(0, 255, (batch, size, size, 3)).astype(np.float32)]
     q = check_quantize(model, x, roundtrip=False)
     quantize = Outcome(q.applied, q.problems, f"rel_l2 {q.rel_l2:.2g}" if q.rel_l2 is not None and q.rel_l2 <= q.max_rel_l2 else "")
+    t2 = time.perf_counter()
     p = check_prune(model, x)
-    prune = Outcome(bool(p), p.problems, "" if p or p.problems else "; ".join(p.lines())[:160])
-    entry = Entry(app, top, size, int(model.count_params()), quantize, prune, time.perf_counter() - t0)
+    prune = Outcome(bool(p), p.problems, (f"fit diverged in {len(p.diverged)} layer(s)" if p.diverged else "") if p or p.problems
+                    else "; ".join(p.lines())[:160])
+    t3 = time.perf_counter()
+    phases = {"build": round(t1 - t0, 2), "quantize": round(t2 - t1, 2), "prune": round(t3 - t2, 2)}
+    entry = Entry(app, top, size, int(model.count_params()), quantize, prune, t3 - t0, phases)
     del model
     keras.backend.clear_session()
     gc.collect()
@@ -117,21 +126,66 @@ def run_entry(app: str, top: bool, size: int | None = None, batch: int = 2) -> E
 
 
 def run_matrix(apps: Iterable[str] | None = None, tops: Iterable[bool] = (False, True), budget_s: float | None = None,
-               on_entry: Callable[[Entry], None] | None = None) -> Matrix:
-    """Every (application, top) pair in order; pairs left when `budget_s` runs out are listed as not run."""
+               on_entry: Callable[[Entry], None] | None = None, done: Mapping[tuple[str, bool], Entry] | None = None) -> Matrix:
+    """Every (application, top) pair in order; pairs in `done` are taken as they are, pairs left when `budget_s`
+    runs out are listed as not run."""
     pairs = [(a, t) for a in (list(apps) if apps is not None else constructors()) for t in tops]
+    done = done or {}
     m = Matrix()
     t0 = time.perf_counter()
-    for i, (app, top) in enumerate(pairs):
-        if budget_s is not None and time.perf_counter() - t0 > budget_s:
-            m.not_run = pairs[i:]
-            break
-        entry = run_entry(app, top)
-        m.entries.append(entry)
-        if on_entry:
-            on_entry(entry)
+    for app, top in pairs:
+        if (app, top) in done:
+            m.entries.append(done[(app, top)])
+            m.carried += 1
+        elif budget_s is not None and time.perf_counter() - t0 > budget_s:
+            m.not_run.append((app, top))
+        else:
+            entry = run_entry(app, top)
+            m.entries.append(entry)
+            if on_entry:
+                on_entry(entry)
     m.seconds = time.perf_counter() - t0
     return m
+
+
+# Results of each entry, one JSON line each, so that a run cut short by its budget (or by a nightly's time limit)
+# can be taken up again; lines written under other library versions are never mixed in.
+def fingerprint() -> dict[str, str]:
+    """What a recorded entry depends on besides our code: the library versions and the matrix's settings."""
+    from model_checks.tfmot.quantize import tfmot_module
+
+    tf, keras = keras_modules()
+    return {"tensorflow": tf.__version__, "tf-keras": keras.__version__, "tfmot": tfmot_module().__version__,
+            "input": str(DEFAULT_SIZE), "classes": str(CLASSES)}
+
+
+def entry_line(e: Entry, fp: Mapping[str, str]) -> str:
+    return json.dumps({"fingerprint": dict(fp), **asdict(e)}, sort_keys=True)
+
+
+def _outcome(d: Mapping[str, Any]) -> Outcome:
+    return Outcome(bool(d["ok"]), tuple(Problem(**p) for p in d["problems"]), d["note"])
+
+
+def load_results(path: Path, fp: Mapping[str, str]) -> tuple[dict[tuple[str, bool], Entry], int]:
+    """Entries recorded in `path` under the fingerprint `fp` (the last line for a pair wins), and how many
+    lines were left out because another fingerprint (or no readable one) wrote them."""
+    done: dict[tuple[str, bool], Entry] = {}
+    other = 0
+    lines = path.read_text().splitlines() if path.is_file() else []
+    for line in filter(str.strip, lines):
+        try:
+            d = json.loads(line)
+            if d.pop("fingerprint") != dict(fp):
+                other += 1
+                continue
+            e = Entry(d["app"], bool(d["top"]), int(d["size"]), int(d["params"]), _outcome(d["quantize"]), _outcome(d["prune"]),
+                      float(d["seconds"]), dict(d.get("phases", {})))
+        except (ValueError, KeyError, TypeError):
+            other += 1
+            continue
+        done[(e.app, e.top)] = e
+    return done, other
 
 
 def _label(app: str, top: bool) -> str:
@@ -141,12 +195,14 @@ def _label(app: str, top: bool) -> str:
 def render(m: Matrix) -> str:
     """The matrix as markdown: counts, failure classes, one row per (application, top)."""
     c = m.counts()
+    carried = (f" ({m.carried} of them carried over from earlier runs with the same library versions; "
+               f"{sum(e.seconds for e in m.entries):.0f} s of work in all)") if m.carried else ""
     lines = ["# tfmot compatibility of Keras Applications", "",
              f"Random weights, input {DEFAULT_SIZE}x{DEFAULT_SIZE} (larger where an application needs it), {CLASSES} classes with the top. "
              "Quantize: QAT with BatchNormalization on an 8-bit moving-average config and preprocessing layers on a no-op config, "
              "wrapped model run after calibration (save/load is left to the per-artifact check). Prune: supported layers wrapped, "
              "a 2-step fit with UpdatePruningStep and PruningSummaries must reach 0.5 sparsity.", "",
-             f"{c['entries']} configurations in {m.seconds:.0f} s: quantize passes {c['quantize_pass']}, prune passes {c['prune_pass']}, "
+             f"{c['entries']} configurations in {m.seconds:.0f} s{carried}: quantize passes {c['quantize_pass']}, prune passes {c['prune_pass']}, "
              f"both {c['both_pass']}." + (f" **{c['not_run']} not run** (time budget): {', '.join(_label(a, t) for a, t in m.not_run)}." if m.not_run else ""), ""]
     for t in ("quantize", "prune"):
         fc = m.failure_classes(t)

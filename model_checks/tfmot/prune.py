@@ -29,6 +29,7 @@ class PruneReport:
     target: float = TARGET_SPARSITY
     sparsity: Mapping[str, float] = field(default_factory=dict)  # pruned layer -> reached sparsity
     summaries: int = 0  # TensorBoard event files written
+    diverged: tuple[str, ...] = ()  # pruned layers whose weights the short fit left NaN or Inf
 
     @property
     def applied(self) -> bool:
@@ -54,8 +55,15 @@ class PruneReport:
         if self:
             low = min(self.sparsity.values()) if self.sparsity else 0.0
             return (f"pruning applies ({len(self.sparsity)} layer(s) with weights pruned, {len(self.skipped)} left as they are); after a "
-                    f"short fit every pruned layer reached >= {low:.3f} sparsity (target {self.target}); {self.summaries} TensorBoard event file(s)")
-        return "\n".join(self.lines())
+                    f"short fit every pruned layer reached >= {low:.3f} sparsity (target {self.target}); {self.summaries} TensorBoard event file(s)"
+                    + (f"; {self.divergence()}" if self.diverged else ""))
+        return "\n".join(self.lines() + ([self.divergence()] if self.diverged else []))
+
+    def divergence(self) -> str:
+        """The fit only drives the pruning schedule; weights it sends to NaN say nothing of pruning, but a user should know."""
+        first = ", ".join(f"'{n}'" for n in self.diverged[:3]) + (f" and {len(self.diverged) - 3} more" if len(self.diverged) > 3 else "")
+        return (f"note: the short fit on generated data diverged (NaN or Inf weights in {len(self.diverged)} pruned layer(s): {first}); "
+                "sparsity is read from the pruning masks, which are unaffected")
 
 
 def plan(model: Any, skip: Iterable[str] = ()) -> tuple[dict[int, str], list[Problem]]:
@@ -112,22 +120,27 @@ def prune_model(model: Any, decisions: Mapping[int, str], target: float) -> tupl
     return keras.models.clone_model(model, clone_function=wrap), pruned, kept
 
 
-def reached_sparsity(model: Any) -> dict[str, float]:
-    """Share of zeros in each pruned layer's prunable weights."""
+def reached_sparsity(model: Any) -> tuple[dict[str, float], list[str]]:
+    """Each pruned layer's sparsity, the share of its prunable weights that its masks prune and that hold no value
+    (zero, or not finite), and the pruned layers whose weights are not all finite. Zeros alone would miss the target
+    when the fit diverges (NaN * mask 0 is still NaN) although the masks are exactly on it; masks alone would pass
+    weights that the masks never reached."""
     from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
 
-    out = {}
+    out, diverged = {}, []
     stack = list(model.layers)
     while stack:
         layer = stack.pop()
         if hasattr(layer, "layers") and not isinstance(layer, PruneLowMagnitude):
             stack += layer.layers
         elif isinstance(layer, PruneLowMagnitude):
-            weights = [np.asarray(w) for w, _mask, _t in layer.pruning_vars]
-            total = sum(w.size for w in weights)
+            pairs = [(np.asarray(w), np.asarray(m)) for w, m, _t in layer.pruning_vars]
+            total = sum(m.size for _w, m in pairs)
             if total:
-                out[layer.layer.name] = sum(int(np.sum(w == 0)) for w in weights) / total
-    return out
+                out[layer.layer.name] = sum(int(np.sum((m == 0) & ((w == 0) | ~np.isfinite(w)))) for w, m in pairs) / total
+            if not all(np.isfinite(w).all() for w, _m in pairs):
+                diverged.append(layer.layer.name)
+    return out, sorted(diverged)
 
 
 def fit_briefly(pmodel: Any, feeds: list[np.ndarray], targets: list[np.ndarray], log_dir: Path) -> None:
@@ -161,4 +174,5 @@ def check_prune(model: Any, feeds: list[np.ndarray], target: float = TARGET_SPAR
         except Exception as e:
             return PruneReport((from_exception(e, "pruning (fit)"),), tuple(pruned), tuple(kept), target)
         events = len(list(logs.rglob("events.out.tfevents*")))
-    return PruneReport((), tuple(pruned), tuple(kept), target, reached_sparsity(pmodel), events)
+    sparsity, diverged = reached_sparsity(pmodel)
+    return PruneReport((), tuple(pruned), tuple(kept), target, sparsity, events, tuple(diverged))

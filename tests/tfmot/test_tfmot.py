@@ -90,6 +90,28 @@ def test_prune_reaches_the_target_and_writes_summaries(tmp_path):
     assert r.skipped == ("rescale",) and r.summaries >= 1 and list(tmp_path.rglob("events.out.tfevents*"))
 
 
+def test_sparsity_comes_from_the_masks_and_the_weights_together(tmp_path):
+    """A fit that diverges leaves NaN where the masks prune (NaN * 0 is NaN): still on target, with a note.
+    Weights the masks never reached (finite, non-zero where the mask is 0) are not pruned: below target."""
+    from model_checks.tfmot.prune import fit_briefly, plan as prune_plan, prune_model, reached_sparsity
+
+    model = good()
+    decisions, _ = prune_plan(model)
+    pmodel, _, _ = prune_model(model, decisions, 0.5)
+    fit_briefly(pmodel, [X_IMG], [model(X_IMG).numpy()], tmp_path)
+    conv = next(layer for layer in pmodel.layers if getattr(layer, "layer", None) is not None and layer.layer.name == "conv")
+    (weight, mask, _), = conv.pruning_vars
+    on_target, diverged = reached_sparsity(pmodel)
+    assert abs(on_target["conv"] - 0.5) < 0.01 and diverged == []
+    pruned = np.asarray(mask) == 0
+    weight.assign(np.where(pruned, np.nan, np.asarray(weight)))
+    sparsity, diverged = reached_sparsity(pmodel)
+    assert sparsity["conv"] == on_target["conv"] and diverged == ["conv"]
+    weight.assign(np.where(pruned, 0.5, np.asarray(weight)))
+    sparsity, _ = reached_sparsity(pmodel)
+    assert sparsity["conv"] == 0.0
+
+
 def test_nested_model_quantize_fails_prune_recurses():
     text = only(check_quantize(nested_sequential(), [X_VEC]), NESTED_MODEL, "head")
     assert "layer 'head' (Sequential): nested model" in text
