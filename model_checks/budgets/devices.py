@@ -48,7 +48,9 @@ def open_target(path: Path, fmt: str, root: Path, device: str, threads: int | No
         return _onnx(path, root, device, threads)
     if fmt == "torchscript":
         return _torchscript(path, device, threads)
-    raise DeviceUnavailable(f"budgets for {fmt} artifacts are not measured by this version of model-checks (onnx and torchscript are)")
+    if fmt in ("keras", "saved_model"):
+        return _keras(path, device, threads)
+    raise DeviceUnavailable(f"budgets for {fmt} artifacts are not measured by this version of model-checks (onnx, torchscript and keras are)")
 
 
 RUNTIMES = {"onnx": ("onnx", "onnxruntime"), "torchscript": ("torch",)}
@@ -56,6 +58,12 @@ RUNTIMES = {"onnx": ("onnx", "onnxruntime"), "torchscript": ("torch",)}
 
 def load_runtime(fmt: str) -> None:
     """Import the framework that runs `fmt`, so that its import time is not counted as session creation."""
+    if fmt in ("keras", "saved_model"):
+        if importlib.util.find_spec("tensorflow") is not None:
+            from model_checks.backends.keras.loader import keras_modules
+
+            keras_modules()  # Keras 2 selected before TensorFlow is imported
+        return
     for name in RUNTIMES.get(fmt, ()):
         if importlib.util.find_spec(name) is not None:
             importlib.import_module(name)
@@ -115,3 +123,41 @@ def _torchscript(path: Path, device: str, threads: int | None) -> Target:
 
     what = f"torch {torch.__version__} on {torch.cuda.get_device_name() if device == 'gpu' else 'cpu'}, {torch.get_num_threads()} thread(s)"
     return Target(what, run=run, convert=convert, release=lambda: torch.set_num_threads(before))
+
+
+def _keras(path: Path, device: str, threads: int | None) -> Target:
+    if importlib.util.find_spec("tensorflow") is None:
+        raise DeviceUnavailable("timing a Keras model needs tensorflow: pip install 'model-checks[keras]'")
+    from model_checks.backends.keras.loader import keras_modules, load_model, serving_signature
+
+    tf, _ = keras_modules()
+    if device == "gpu" and not tf.config.list_physical_devices("GPU"):
+        build = "built with CUDA" if tf.test.is_built_with_cuda() else "a CPU-only build"
+        raise DeviceUnavailable(f"no GPU for TensorFlow: tf.config.list_physical_devices('GPU') is empty (tensorflow {tf.__version__}, {build})")
+    pools = "default"
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+            pools = str(threads)
+        except RuntimeError:  # TensorFlow has started its thread pools already; they cannot change any more
+            pools = f"{tf.config.threading.get_intra_op_parallelism_threads() or 'default'} (set before this budget; asked for {threads})"
+    kind, model = load_model(path)
+    fn = serving_signature(model, path) if kind == "saved_model" else model
+    where = "/GPU:0" if device == "gpu" else "/CPU:0"
+    # A traced graph, as a server runs the model: eager Keras calls would time Python dispatch, not the model.
+    graph = fn if kind == "saved_model" else tf.function(lambda args: fn(args if len(args) > 1 else args[0], training=False), reduce_retracing=True)
+
+    def run(args: Any) -> Any:
+        with tf.device(where):
+            out = graph(**args) if kind == "saved_model" else graph(args)
+        # .numpy() copies every output to host memory: the call is complete, on a GPU too
+        return [t.numpy() for t in tf.nest.flatten(out)]
+
+    def convert(feeds: dict[str, np.ndarray]) -> Any:
+        with tf.device(where):
+            tensors = {n: tf.constant(a) for n, a in feeds.items()}
+        return tensors if kind == "saved_model" else list(tensors.values())
+
+    what = f"tensorflow {tf.__version__} ({kind}) on {where.strip('/')}, {pools} intra-op thread(s)"
+    return Target(what, run=run, convert=convert, release=lambda: None)

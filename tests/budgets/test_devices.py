@@ -61,8 +61,8 @@ def test_cpu_target_runs_on_the_cpu_provider(onnx_model):
 
 
 def test_unsupported_format_is_unavailable_not_a_crash(tmp_path):
-    with pytest.raises(DeviceUnavailable, match="not measured by this version"):
-        open_target(tmp_path / "m.keras", "keras", tmp_path, "cpu", 1)
+    with pytest.raises(DeviceUnavailable, match=r"budgets for tflite artifacts are not measured .*\(onnx, torchscript and keras are\)"):
+        open_target(tmp_path / "m.tflite", "tflite", tmp_path, "cpu", 1)
 
 
 @pytest.mark.gpu
@@ -74,6 +74,28 @@ def test_gpu_measures_on_cuda_when_there_is_one(onnx_model):
         pytest.skip(f"no CUDA here: onnxruntime {ort.__version__} has {', '.join(ort.get_available_providers())}")
     t = open_target(onnx_model, "onnx", onnx_model.parent.parent, "gpu", None)
     assert "CUDAExecutionProvider" in t.description
+    t.close()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+def test_torchscript_gpu_runs_on_cuda_and_synchronizes(tmp_path, monkeypatch):
+    """Runs on a machine with CUDA; elsewhere it skips and says what is missing. The timed call must wait for the
+    kernels: torch.cuda.synchronize is called inside every call."""
+    import numpy as np
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip(f"no CUDA here: torch {torch.__version__}, built for CUDA {torch.version.cuda or 'none'}")
+    path = tmp_path / "m.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(4, 3)), str(path))
+    synced = []
+    real = torch.cuda.synchronize
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: (synced.append(1), real(*a)))
+    t = open_target(path, "torchscript", tmp_path, "gpu", 1, trust_code=True)
+    t.prepare({"x": np.ones((2, 4), np.float32)})
+    out = t.call()
+    assert out.device.type == "cuda" and synced == [1] and torch.cuda.get_device_name() in t.description
     t.close()
 
 

@@ -129,3 +129,23 @@ def test_a_different_keras_model_is_not_equivalent(root):
     write(root / "other", "../other.keras", reference={"path": "../ref/model.keras"})
     r = results(root, "other")["equivalence"]
     assert not r and "differs from its reference" in str(r)
+
+
+@pytest.mark.parametrize("path, fmt", [("ref/model.keras", "keras"), ("sm/model", "saved_model")])
+def test_budget_target_times_the_traced_keras_model(root, model, path, fmt):
+    """What a latency budget times: the model as a traced graph on the CPU, outputs copied back."""
+    from model_checks.budgets.devices import open_target
+
+    x = np.random.default_rng(1).uniform(0, 1, (2, 8, 8, 3)).astype(np.float32)
+    t = open_target(root / path, fmt, root, "cpu", 1, trust_code=True)
+    t.prepare({"image": x})
+    out = t.call()
+    assert len(out) == 1 and np.allclose(out[0], model(x).numpy(), atol=1e-6) and "on CPU:0" in t.description
+    t.close()
+
+
+def test_budget_on_gpu_without_one_names_what_is_missing(root):
+    from model_checks.budgets.devices import DeviceUnavailable, open_target
+
+    with pytest.raises(DeviceUnavailable, match=r"no GPU for TensorFlow: tf.config.list_physical_devices\('GPU'\) is empty \(tensorflow 2"):
+        open_target(root / "ref" / "model.keras", "keras", root, "gpu", 1)
