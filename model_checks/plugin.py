@@ -57,6 +57,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--model-checks-min-effect", default=0.05, type=_fraction, metavar="PCT", dest="model_checks_min_effect",
                 help="smallest slowdown against the baseline that counts as a regression (it must also be significant), "
                      "as '5%%' or 0.05. Default: 5%%")
+    g.addoption("--model-checks-latency-claim-factor", default=3.0, type=_non_negative_float, metavar="X", dest="model_checks_latency_claim_factor",
+                help="how far the p50 measured by test_latency[<id>-cpu] may sit from the manifest's latency_ms claim, either way "
+                     "(another machine, not another model); 0 reports the claim without gating it. Default: 3")
     g.addoption("--model-checks-nightly-report", default=None, metavar="DIR", dest="model_checks_nightly_report",
                 help="write nightly.md and nightly.html (figures, change against baseline, plots over stored runs) to DIR. "
                      "Default: reports/ when -m selects nightly tests, else none")
@@ -75,6 +78,16 @@ def _positive_number(kind: type, unit: str):  # type: ignore[no-untyped-def]
 
     parse.__name__ = unit
     return parse
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number >= 0")
+    return value
 
 
 def _fraction(text: str) -> float:
@@ -272,7 +285,7 @@ def model_checks_budget(request: pytest.FixtureRequest, artifact: Any, model_che
     opt = request.config.getoption
     options = BudgetOptions(baselines=Path(opt("model_checks_baselines") or request.config.rootpath / ".benchmarks" / "model-checks-baselines"),
                             update_baselines=opt("model_checks_update_baselines"), min_effect=opt("model_checks_min_effect"),
-                            trust_code=opt("model_checks_trust_code"))
+                            trust_code=opt("model_checks_trust_code"), latency_claim_factor=opt("model_checks_latency_claim_factor"))
 
     def verdict(check: str, benchmark: Any):  # type: ignore[no-untyped-def]
         __tracebackhide__ = True

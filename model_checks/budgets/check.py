@@ -17,7 +17,7 @@ from model_checks.budgets.fingerprint import fingerprint
 from model_checks.budgets.calibration import Calibration
 from model_checks.budgets.measure import BLOCKS, MIN_BLOCK, Bench, Measurement, block_starts, samples_ns, timed, warm_up
 from model_checks.budgets.percentiles import median, rounds_for
-from model_checks.budgets.policy import LatencyBudget, SpeedupBudget, ThroughputBudget
+from model_checks.budgets.policy import CLAIM_FACTOR, LatencyBudget, LatencyClaim, SpeedupBudget, ThroughputBudget
 from model_checks.budgets.spec import DeviceBudget, device_budget
 from model_checks.checks.context import CheckContext
 from model_checks.inputs import generate, merge_interface, seed_for
@@ -33,6 +33,7 @@ class BudgetOptions:
     update_baselines: bool = False
     min_effect: float = MIN_EFFECT
     trust_code: bool = False
+    latency_claim_factor: float = CLAIM_FACTOR  # 0: the `latency_ms` claim is reported, not gated
 
 
 def refused(bench: Any) -> str | None:
@@ -163,15 +164,22 @@ def _where_to_change(limits: list[Limit], ctx: CheckContext) -> str:
 
 def _latency(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, subject: str) -> CheckResult:
     policies = [LatencyBudget(s, lim) for s, lim in budget.latency_ms.items()]
-    rounds = rounds_for(list(budget.latency_ms), floor=BLOCKS * MIN_BLOCK)
+    claim = LatencyClaim(budget.latency_claim_ms, options.latency_claim_factor) if budget.latency_claim_ms is not None else None
+    rounds = rounds_for(list(budget.latency_ms) or ["p50"], floor=BLOCKS * MIN_BLOCK)
     m = measure(ctx, budget, bench, options, batch=1, rounds=rounds)
     failing = [p for p in policies if p.fails(m.percentiles)]
     problems = [p.fails(m.percentiles) or "" for p in failing]
     if failing:
         problems.append(_where_to_change([p.limit for p in failing], ctx))
+    if claim is not None and (wrong := claim.fails(m.percentiles)):
+        problems.append(wrong)
     comparison, notes = _baseline("latency", ctx, m, options)
-    passed = ", ".join(f"{p.statistic} {m.percentiles.get(p.statistic):.3f} ms <= {p.limit.value:g}" for p in policies)
-    return _result("latency", ctx.artifact.id, subject, bench, m, problems, f"{passed} (n={m.percentiles.n}, batch 1)", comparison, notes)
+    passed = [f"{p.statistic} {m.percentiles.get(p.statistic):.3f} ms <= {p.limit.value:g}" for p in policies]
+    if claim is not None:
+        passed.append(f"p50 {m.percentiles.p50:.3f} ms within {claim.factor:g}x of the claimed {claim.claim.value:g} ms"
+                      if claim.factor else f"claimed p50 {claim.claim.value:g} ms (not gated)")
+    extra = {"claimed_latency_ms": claim.claim.value} if claim is not None else None
+    return _result("latency", ctx.artifact.id, subject, bench, m, problems, f"{', '.join(passed)} (n={m.percentiles.n}, batch 1)", comparison, notes, extra)
 
 
 def _throughput(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, subject: str) -> CheckResult:

@@ -58,3 +58,28 @@ class SpeedupBudget:
 
     def __str__(self) -> str:
         return f"speedup >= {self.limit.value:g}x"
+
+
+CLAIM_FACTOR = 3.0  # how far a recorded latency may sit from this machine's: another machine, not another model
+
+
+@dataclass(frozen=True)
+class LatencyClaim:
+    """The manifest's `latency_ms` claim (p50 at batch 1, recorded when packaged) against the p50 measured here.
+    Machines differ, so the claim holds within `factor` either way; beyond that the claim is stale or untrue."""
+
+    claim: Limit
+    factor: float = CLAIM_FACTOR
+
+    def fails(self, figures: Percentiles) -> str | None:
+        measured, claimed = figures.p50, self.claim.value
+        ratio = measured / claimed if claimed > 0 else float("inf")
+        if not self.factor or 1 / self.factor <= ratio <= self.factor:
+            return None
+        how, fix = ((f"{ratio:.1f}x slower than", "re-record it when packaging, or find what slowed the model") if ratio > 1
+                    else (f"{1 / ratio:.1f}x faster than", "re-record it when packaging"))
+        return (f"latency_ms: {self.claim.source} claims p50 {claimed:g} ms at batch 1; measured p50 {measured:.3f} ms here, {how} "
+                f"the claim, beyond the {self.factor:g}x a different machine explains ({fix})")
+
+    def __str__(self) -> str:
+        return f"claimed p50 {self.claim.value:g} ms within {self.factor:g}x"

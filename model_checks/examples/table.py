@@ -29,24 +29,20 @@ class Row:
 
 def rows(made: list[Packaged], root: Path) -> list[Row]:
     """Measure each packaged artifact; its drop is against the fp32 model of its family (its reference)."""
-    from model_checks.pool import ModelPool
     from model_checks.manifest.model import TensorSpec
-    from model_checks.producers.measure import runner_timing
+    from model_checks.producers.measure import target_timing
 
     fp32_acc = {p.manifest["model_name"].rsplit("_", 1)[0]: p.accuracy for p in made if p.manifest["model_name"].endswith("_fp32")}
     out = []
-    with ModelPool(trust_code=True) as pool:
-        for p in made:
-            m = p.manifest
-            path = p.dir / m["file"]
-            runner = pool.runner(path, m["format"], root, threads=1)
-            specs = [TensorSpec.parse(t) for t in m["inputs"]]
-            thr = runner_timing(runner, specs, batch=THROUGHPUT_BATCH, runs=THROUGHPUT_RUNS).throughput_per_s
-            family = next((f for f in fp32_acc if m["model_name"].startswith(f + "_")), None)
-            base = fp32_acc.get(family) if family else None
-            drop = base - p.accuracy if base is not None and p.accuracy is not None else None
-            out.append(Row(m["model_name"], path.stat().st_size / 1e6, p.timing.p50_ms, thr, p.accuracy, drop))
-            pool.release(path)
+    for p in made:
+        m = p.manifest
+        path = p.dir / m["file"]
+        specs = [TensorSpec.parse(t) for t in m["inputs"]]
+        thr = target_timing(path, m["format"], root, specs, batch=THROUGHPUT_BATCH, threads=1, runs=THROUGHPUT_RUNS).throughput_per_s
+        family = next((f for f in fp32_acc if m["model_name"].startswith(f + "_")), None)
+        base = fp32_acc.get(family) if family else None
+        drop = base - p.accuracy if base is not None and p.accuracy is not None else None
+        out.append(Row(m["model_name"], path.stat().st_size / 1e6, p.timing.p50_ms, thr, p.accuracy, drop))
     return out
 
 

@@ -46,17 +46,24 @@ def timing(call: Callable[[], Any], batch: int = 1, runs: int = RUNS, warmup: in
     return Timing(float(np.percentile(times, 50)), float(np.percentile(times, 90)), batch, runs)
 
 
-def runner_timing(runner: Any, specs: Sequence[TensorSpec] | None = None, batch: int = 1, runs: int = RUNS, seed: int = 0) -> Timing:
-    """Time a gate Runner (any backend) on seeded inputs at `batch`, generated from `specs` (one per input, in
-    order; default: the runner's own interface) and fed under the runner's input names."""
+def target_timing(path: Path, fmt: str, root: Path, specs: Sequence[TensorSpec], batch: int = 1, threads: int | None = 1,
+                  runs: int = RUNS, seed: int = 0) -> Timing:
+    """Time the model as the gate's budget tests do (`budgets.devices.open_target` on the CPU: ONNX Runtime, TorchScript
+    through torch, Keras as a traced graph), after a warm-up until the latency settles, on seeded inputs at `batch`
+    generated from `specs` (one per input, in order). So the `latency_ms` a manifest records is the figure that
+    test_latency[<id>-cpu] measures and compares with the claim."""
+    from model_checks.budgets.devices import load_runtime, open_target
+    from model_checks.budgets.measure import warm_up
     from model_checks.inputs import generate
 
-    specs = list(specs or runner.inputs)
-    if len(specs) != len(runner.inputs):
-        raise ValueError(f"{len(specs)} input specs for a model with {len(runner.inputs)} inputs")
-    named = [replace(s, name=r.name) for s, r in zip(specs, runner.inputs)]
-    feeds = generate(named, batch=batch, seed=seed)
-    return timing(lambda: runner.infer(feeds), batch=batch, runs=runs, desc=f"timing {runner.path.name} (batch {batch})")
+    load_runtime(fmt)
+    target = open_target(path, fmt, root, "cpu", threads, trust_code=True)  # the producer packages a model it trusts
+    try:
+        target.prepare(generate(list(specs), batch=batch, seed=seed))
+        warm_up(target.call)
+        return timing(target.call, batch=batch, runs=runs, warmup=0, desc=f"timing {path.name} (batch {batch})")
+    finally:
+        target.close()
 
 
 def sha256(path: Path) -> str:

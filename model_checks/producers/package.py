@@ -25,7 +25,7 @@ from model_checks.inputs import load_npz
 from model_checks.manifest import TensorSpec, guess_format, parse_manifest
 from model_checks.paths import resolve_inside
 from model_checks.pool import ModelPool
-from model_checks.producers.measure import Timing, runner_timing, sha256
+from model_checks.producers.measure import Timing, sha256, target_timing
 from model_checks.producers.npz import write_npz
 from model_checks.producers.verify import ProducerError
 
@@ -95,14 +95,14 @@ def _samples_arrays(samples: Any, inputs: Sequence[TensorSpec]) -> Any:
 def package(model: str | Path, out_dir: str | Path, *, model_name: str, version: str = "1.0", root: str | Path | None = None,
             reference: str | Path | None = None, samples: Any = None, eval_data: Any = None, optimization: Sequence[str] = (),
             tolerance: Mapping[str, Any] | None = None, limits: Mapping[str, Any] | None = None,
-            input_range: Sequence[float] | None = None, layout: str | None = None, inputs: Sequence[TensorSpec] | None = None,
+            budgets: Mapping[str, Any] | None = None, input_range: Sequence[float] | None = None, layout: str | None = None, inputs: Sequence[TensorSpec] | None = None,
             outputs: Sequence[TensorSpec] | None = None, threads: int = 1, runs: int = 50) -> Packaged:
     """Write the artifact directory `out_dir`: the model (copied unless it is already there), metadata.yaml,
     and `samples.npz` / `eval.npz` when given (a path, an array or dict of arrays, or for eval an (x, y) pair).
 
     `root` is the artifacts root every path must stay inside (default: out_dir's parent); `reference` a model
     file (a path from here) whose path is written relative to out_dir. `optimization` names the passes and
-    producer steps applied; `tolerance` and `limits` are written as given. `inputs`/`outputs` declare the
+    producer steps applied; `tolerance`, `limits` and `budgets` are written as given. `inputs`/`outputs` declare the
     interface where the model cannot name it (a TorchScript archive has no input names or shapes: pass its
     ONNX twin's `model_facts(...).inputs`); by default it is read off the model.
     """
@@ -130,7 +130,7 @@ def package(model: str | Path, out_dir: str | Path, *, model_name: str, version:
         facts = pool.facts(dst, fmt, root)
         runner = pool.runner(dst, fmt, root, threads=threads)
         declared_in = list(inputs or facts.inputs)
-        t = runner_timing(runner, declared_in, batch=1, runs=runs)
+        t = target_timing(dst, fmt, root, declared_in, batch=1, threads=threads, runs=runs)
         acc = ref_acc = None
         if samples is not None:
             _write_data(samples, out_dir / SAMPLES, "samples", lambda s: _samples_arrays(s, declared_in))
@@ -167,6 +167,8 @@ def package(model: str | Path, out_dir: str | Path, *, model_name: str, version:
         manifest["tolerance"] = dict(tolerance)
     if limits:
         manifest["limits"] = dict(limits)
+    if budgets:
+        manifest["budgets"] = dict(budgets)
     parse_manifest(manifest, f"{out_dir}/metadata.yaml")  # the schema and its cross-key rules, before writing
     (out_dir / "metadata.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False, default_flow_style=None, width=120), encoding="utf-8")
     return Packaged(out_dir, manifest, t, acc, ref_acc)

@@ -65,6 +65,20 @@ def test_a_slowed_model_fails_with_the_limit_and_where_it_came_from(pytester):
                             "*to change a limit, edit metadata.yaml budgets.cpu.latency_ms.p50 (a key in slow/metadata.yaml overrides policy.yaml)*", "*session creation*first call*"])
 
 
+def test_a_latency_claim_is_checked_by_the_cpu_latency_test(pytester):
+    """`latency_ms` alone (no budgets) collects test_latency[<id>-cpu]; a claim far from the measured p50 fails it."""
+    A.onnx_artifact(pytester.path / "arts" / "true", name="true", latency_ms=1.0)
+    A.onnx_artifact(pytester.path / "arts" / "lies", chain(300), name="lies", latency_ms=0.0001)
+    run(pytester, "-m", "cpu", "--model-checks-latency-claim-factor", "0", "--benchmark-json", "b.json").assert_outcomes(passed=2)
+    (measured,) = [b["extra_info"]["p50"] for b in json.loads((pytester.path / "b.json").read_text())["benchmarks"] if "true@" in b["name"]]
+    A.onnx_artifact(pytester.path / "arts" / "true", name="true", latency_ms=round(measured, 4))  # recorded on this machine
+    r = run(pytester, "-m", "cpu", "-v")
+    r.assert_outcomes(passed=1, failed=1)
+    r.stdout.fnmatch_lines(["*test_latency[[]lies@1.0-cpu[]] FAILED*", "*test_latency[[]true@1.0-cpu[]] PASSED*",
+                            "*latency_ms: lies/metadata.yaml claims p50 0.0001 ms at batch 1; measured p50 * ms here, *x slower than the claim, "
+                            "beyond the 3x a different machine explains (re-record it when packaging, or find what slowed the model)"])
+
+
 def test_baselines_change_only_when_asked(pytester, arts):
     store = pytester.path / ".benchmarks" / "model-checks-baselines" / "tiny@1.0" / "latency-cpu.json"
     run(pytester, "-m", "cpu").assert_outcomes(passed=2)

@@ -1,5 +1,5 @@
 from model_checks.budgets.percentiles import Percentiles
-from model_checks.budgets.policy import LatencyBudget, SpeedupBudget, ThroughputBudget
+from model_checks.budgets.policy import LatencyBudget, LatencyClaim, SpeedupBudget, ThroughputBudget
 from model_checks.budgets.spec import budget_checks, device_budget, devices_for
 from model_checks.manifest.model import Limit
 
@@ -18,6 +18,16 @@ def test_throughput_and_speedup_budgets():
     assert t.fails(400.0) == "throughput 400.0/s at batch 8 < 500/s (20.0% short of the limit set in metadata.yaml budgets.cpu.throughput_per_s)"
     s = SpeedupBudget(Limit(1.3, "metadata.yaml budgets.cpu.speedup_vs_reference"))
     assert s.fails(1.5) is None and "speedup 1.100x over the reference < 1.3x" in s.fails(1.1)
+
+
+def test_latency_claim_holds_within_the_factor_either_way():
+    claim = Limit(2.0, "a/metadata.yaml")  # FIG has p50 2 ms
+    assert LatencyClaim(claim).fails(FIG) is None and LatencyClaim(Limit(5.9, "m")).fails(FIG) is None
+    assert LatencyClaim(Limit(0.5, "a/metadata.yaml")).fails(FIG) == (
+        "latency_ms: a/metadata.yaml claims p50 0.5 ms at batch 1; measured p50 2.000 ms here, 4.0x slower than the claim, "
+        "beyond the 3x a different machine explains (re-record it when packaging, or find what slowed the model)")
+    assert "10.0x faster than the claim" in LatencyClaim(Limit(20.0, "m")).fails(FIG)
+    assert LatencyClaim(Limit(0.5, "m"), factor=5).fails(FIG) is None and LatencyClaim(Limit(0.001, "m"), factor=0).fails(FIG) is None
 
 
 def manifest(tmp_path, budgets, policy=None):
