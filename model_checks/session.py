@@ -65,8 +65,8 @@ class GateSession:
         __tracebackhide__ = True
         result = self.run_check(name, artifact, run)
         record(item, artifact, result)
-        if result.skipped:
-            pytest.skip(result.skipped)
+        if result.skipped:  # reported at the item's location: the artifact's metadata.yaml
+            raise pytest.skip.Exception(result.skipped, _use_item_location=True)
         if not result:
             pytest.fail(str(result), pytrace=False)
         return result
