@@ -18,10 +18,14 @@ MARK = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}
 
 
 def atomic_write(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: an interrupted run leaves the old file whole."""
+    """Write to a temporary file beside `path`, then rename: an interrupted run leaves the old file whole. The file
+    gets the permissions a plain open() would give (mkstemp's are owner-only, which CI artifact uploads trip on)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

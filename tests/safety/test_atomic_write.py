@@ -60,3 +60,14 @@ def test_a_killed_writer_leaves_the_old_file(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     assert target.read_text() == OLD
+
+
+def test_the_file_gets_the_permissions_a_plain_write_would(tmp_path: Path) -> None:
+    """mkstemp makes owner-only files; a report that CI uploads or a teammate reads must not be one."""
+    umask = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "nightly.md", "# report\n")
+        (tmp_path / "plain.md").write_text("# report\n")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "nightly.md").stat().st_mode & 0o777 == (tmp_path / "plain.md").stat().st_mode & 0o777 == 0o644
