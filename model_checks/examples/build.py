@@ -21,6 +21,13 @@ FP16_TOLERANCE = {"rel_l2": 1e-2, "mae": None}
 INT8_TOLERANCE = {"rel_l2": None, "mae": None, "top1_agreement": 0.95}
 LIMITS = {"max_size_mb": 1, "dynamic_axes": ["batch"], "max_accuracy_drop": 0.03}
 VERSION = "1.0"
+# Every example inherits CPU budgets from the root's policy.yaml: these models take 0.01-0.4 ms a call, so
+# the limits leave room for a shared CI machine and still catch a model made an order of magnitude slower.
+POLICY = {"budgets": {"cpu": {"threads": 1, "batch_size": 32, "latency_ms": {"p50": 1.0, "p99": 5.0}, "throughput_per_s": 10000}}}
+# The optimized graph must not be much slower than the graph it came from, measured interleaved in one run.
+OPT_BUDGETS = {"cpu": {"speedup_vs_reference": 0.8}}
+# TorchScript runs on CUDA through torch where there is a GPU; elsewhere these tests skip and say why.
+GPU_BUDGETS = {"gpu": {"batch_size": 32, "latency_ms": {"p50": 1.0, "p99": 5.0}, "throughput_per_s": 10000}}
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,7 @@ def torch_family(out: Path, data: Digits) -> list[Packaged]:
     torch_export.export_onnx(model, example, fam.fp32, input_names=("input",), output_names=("logits",), fold_constants=False)
     made.append(fam.package("fp32", fam.fp32))
     opt = optimize.optimize(fam.fp32, fam.dir("opt") / "model.onnx", OPT_PASSES, samples={"input": fam.samples})
-    made.append(fam.package("opt", opt.path, optimization=list(OPT_PASSES)))
+    made.append(fam.package("opt", opt.path, optimization=list(OPT_PASSES), budgets=OPT_BUDGETS))
     f16 = fp16.to_fp16(fam.fp32, fam.dir("fp16") / "model.onnx", keep_io_types=True, samples={"input": fam.samples})
     made.append(fam.package("fp16", f16.path, optimization=["fp16", "keep_io_types"], tolerance=FP16_TOLERANCE))
     dyn = ort_quantize.quantize_dynamic(opt.path, fam.dir("int8_dynamic") / "model.onnx", weight_type="int8")
@@ -87,7 +94,7 @@ def torch_family(out: Path, data: Digits) -> list[Packaged]:
     facts = model_facts(fam.fp32, out)  # a TorchScript archive names no inputs: declare the ONNX model's
     for variant, kind in (("traced", "trace"), ("scripted", "script")):
         ts = torchscript.to_torchscript(model, example, fam.dir(variant) / "model.pt", kind)
-        made.append(fam.package(variant, ts.path, optimization=[kind], inputs=facts.inputs, outputs=facts.outputs))
+        made.append(fam.package(variant, ts.path, optimization=[kind], inputs=facts.inputs, outputs=facts.outputs, budgets=GPU_BUDGETS))
     return made
 
 
@@ -112,8 +119,18 @@ def keras_family(out: Path, data: Digits) -> list[Packaged]:
     return made
 
 
+def write_policy(out: Path) -> Path:
+    import yaml
+
+    text = "# Defaults every artifact under this root inherits (written by `make artifacts`).\n"
+    path = out / "policy.yaml"
+    path.write_text(text + yaml.safe_dump(POLICY, sort_keys=False, default_flow_style=None), encoding="utf-8")
+    return path
+
+
 def build(out: Path, families: tuple[str, ...] = ("torch", "keras")) -> list[Packaged]:
     out.mkdir(parents=True, exist_ok=True)
+    write_policy(out)
     data = digits()
     made: list[Packaged] = []
     if "torch" in families:
