@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -56,6 +57,14 @@ def target_timing(path: Path, fmt: str, root: Path, specs: Sequence[TensorSpec],
     from model_checks.budgets.measure import warm_up
     from model_checks.inputs import generate
 
+    if fmt in ("keras", "saved_model") and threads and "tensorflow" in sys.modules:
+        # TensorFlow sizes its thread pools once, when it starts (here it has: training, conversion): time the model
+        # in a fresh process that starts it with `threads`, as the gate's budget test does
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return pool.submit(target_timing, path, fmt, root, list(specs), batch, threads, runs, seed).result()
     load_runtime(fmt)
     target = open_target(path, fmt, root, "cpu", threads, trust_code=True)  # the producer packages a model it trusts
     try:
