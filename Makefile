@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: check test artifacts nightly bench fuzz venv clean
+.PHONY: check test artifacts nightly bench fuzz gpu-wheels venv clean
 
 venv: $(STAMP)
 
@@ -37,6 +37,13 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py
+
+# Wheels (Python 3.12, manylinux x86_64) of the base requirements that the GPU machine's image lacks, for carrying
+# there without a package index; bench/gpu_proof.py says how they are used.
+gpu-wheels: $(STAMP)
+	$(PY) -m pip download -q --only-binary=:all: --no-deps --python-version 3.12 --platform manylinux_2_28_x86_64 \
+		--platform manylinux_2_17_x86_64 -d .whl -c requirements/constraints.txt \
+		jsonschema jsonschema-specifications referencing rpds-py onnxoptimizer
 
 clean:
 	rm -rf $(VENV) reports/*.xml reports/*.md reports/*.html .pytest_cache
