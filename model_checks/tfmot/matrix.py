@@ -150,13 +150,21 @@ def run_matrix(apps: Iterable[str] | None = None, tops: Iterable[bool] = (False,
 
 # Results of each entry, one JSON line each, so that a run cut short by its budget (or by a nightly's time limit)
 # can be taken up again; lines written under other library versions are never mixed in.
+# The modules whose code decides an entry's outcome; a change to any of them makes recorded entries stale.
+DECIDING = ("prune.py", "quantize.py", "problems.py")
+
+
 def fingerprint() -> dict[str, str]:
-    """What a recorded entry depends on besides our code: the library versions and the matrix's settings."""
+    """What a recorded entry depends on: the library versions, the matrix's settings, and our deciding code."""
+    import hashlib
+
     from model_checks.tfmot.quantize import tfmot_module
 
     tf, keras = keras_modules()
+    here = Path(__file__).resolve().parent
+    code = hashlib.sha256(b"".join((here / name).read_bytes() for name in DECIDING)).hexdigest()[:16]
     return {"tensorflow": tf.__version__, "tf-keras": keras.__version__, "tfmot": tfmot_module().__version__,
-            "input": str(DEFAULT_SIZE), "classes": str(CLASSES)}
+            "input": str(DEFAULT_SIZE), "classes": str(CLASSES), "code": code}
 
 
 def entry_line(e: Entry, fp: Mapping[str, str]) -> str:

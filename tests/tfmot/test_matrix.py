@@ -9,7 +9,7 @@ pytest.importorskip("tensorflow_model_optimization")
 
 from model_checks.cli import main  # noqa: E402
 from model_checks.tfmot import NON_LAYER_OP, Problem  # noqa: E402
-from model_checks.tfmot.matrix import Entry, Matrix, Outcome, constructors, render, run_matrix  # noqa: E402
+from model_checks.tfmot.matrix import Entry, Matrix, Outcome, constructors, entry_line, fingerprint, load_results, render, run_matrix  # noqa: E402
 
 
 def test_render_counts_classes_and_lists_what_the_budget_left_out():
@@ -20,6 +20,20 @@ def test_render_counts_classes_and_lists_what_the_budget_left_out():
     assert "2 configurations in 7 s: quantize passes 1, prune passes 2, both 1. **1 not run** (time budget): C (no top)." in text
     assert "- quantize failures by class: non-layer operation 1" in text and "- prune failures by class: none" in text
     assert "| B | no | 32 | 2.0M | FAIL non-layer operation: `tf.__operators__.add` (TFOpLambda) (+1 more) | pass | 4 |" in text
+
+
+def test_recorded_entries_come_back_only_under_the_same_fingerprint(tmp_path):
+    fp = fingerprint()
+    assert {"tensorflow", "tf-keras", "tfmot", "code"} <= set(fp)
+    bad = Outcome(False, (Problem("add", "TFOpLambda", NON_LAYER_OP, "a + b", "write it as a layer"),))
+    e = Entry("A", False, 32, 10, bad, Outcome(True, note="fit diverged in 1 layer(s)"), 1.5, {"build": 0.5})
+    stale = entry_line(Entry("B", True, 32, 10, bad, bad, 1.0), {**fp, "code": "0" * 16})  # our deciding code changed since
+    path = tmp_path / "m.jsonl"
+    path.write_text(entry_line(e, fp) + "\n" + stale + "\n" + "not json\n")
+    done, other = load_results(path, fp)
+    assert done == {("A", False): e} and other == 2
+    m = run_matrix(["A"], (False,), done=done)  # nothing left to run: the recorded entry is taken as it is
+    assert m.entries == [e] and m.carried == 1 and "1 of them carried over" in render(m)
 
 
 def test_constructors_cover_every_application_families_first():
@@ -37,14 +51,25 @@ def test_command_on_one_application_writes_the_report(tmp_path, capsys):
 
 
 @pytest.mark.nightly
-def test_full_matrix(tmp_path):
-    """Every constructor, with and without the top, within MODEL_CHECKS_MATRIX_BUDGET seconds (default 3000: the
-    whole matrix takes hours on 2 cores; 0 means no limit). What the budget leaves out is listed in the report."""
-    budget = float(os.environ.get("MODEL_CHECKS_MATRIX_BUDGET", 3000)) or None
-    m = run_matrix(budget_s=budget)
-    Path("reports").mkdir(exist_ok=True)
+def test_full_matrix():
+    """Every constructor, with and without the top, within MODEL_CHECKS_MATRIX_BUDGET seconds (default 3000; 0 means
+    no limit). The whole matrix takes about two hours on 2 cores, so each entry is recorded in
+    reports/tfmot_matrix.jsonl and the next night takes up what is missing (keep reports/ between nightly runs);
+    MODEL_CHECKS_MATRIX_FRESH=1 starts over. What the budget leaves out is listed in the report."""
     from model_checks.report import atomic_write
 
+    budget = float(os.environ.get("MODEL_CHECKS_MATRIX_BUDGET", 3000)) or None
+    results, fp = Path("reports/tfmot_matrix.jsonl"), fingerprint()
+    results.parent.mkdir(exist_ok=True)
+    if os.environ.get("MODEL_CHECKS_MATRIX_FRESH") == "1":
+        results.write_text("")
+    done, _ = load_results(results, fp)
+
+    def record(e: Entry) -> None:
+        with results.open("a") as f:
+            f.write(entry_line(e, fp) + "\n")
+
+    m = run_matrix(budget_s=budget, on_entry=record, done=done)
     atomic_write(Path("reports/tfmot_matrix.md"), render(m))
     by = {(e.app, e.top): e for e in m.entries}
     assert by[("MobileNetV2", False)].quantize.ok and by[("MobileNetV2", False)].prune.ok
