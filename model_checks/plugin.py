@@ -230,7 +230,9 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     artifact = gs.by_dir(Path(os.path.normpath(file_path.parent)))
     if artifact is None:
         return None
-    mod = ArtifactModule.from_parent(parent, path=file_path)
+    # Named by the artifact, not "metadata.yaml": `-k` matches the names of every node up the chain, so
+    # `-k metadata` would select every check of every artifact. The node id still comes from the path.
+    mod = ArtifactModule.from_parent(parent, path=file_path, name=artifact.id)
     mod.artifact = artifact
     return mod
 

@@ -47,6 +47,10 @@ def test_every_check_passes_on_a_true_artifact(pytester, good):
 def test_k_selects_by_artifact_id(pytester, good):
     r = run(pytester, "-k", "variant and equivalence", "-v")
     r.assert_outcomes(passed=1)
+    # a check's name selects that check only, though every check is collected from a file named metadata.yaml
+    r = run(pytester, "-k", "metadata", "-v")
+    r.assert_outcomes(passed=2)
+    shows(r, "arts/ref/metadata.yaml::test_metadata[ref@1.0] PASSED", "arts/variant/metadata.yaml::test_metadata[variant@1.0] PASSED")
 
 
 BROKEN = {
