@@ -193,6 +193,8 @@ class ArtifactModule(pytest.Module):
 
         self.session._fixturemanager.parsefactories(self)
         art = self.artifact
+        no_benchmark = None if self.config.pluginmanager.hasplugin("benchmark") else pytest.mark.skip(
+            reason="pytest-benchmark is disabled (-p no:benchmark): budgets are measured through its benchmark fixture")
         for check in applicable(art):
             name = f"test_{check}"
             fn = getattr(self.obj, name, None)
@@ -202,7 +204,7 @@ class ArtifactModule(pytest.Module):
                 # pytest 9 builds a node id from originalname + callspec; with neither, from the full name
                 item = CheckItem.from_parent(self, name=f"{name}[{art.id}{'-' + device if device else ''}]", callobj=fn)
                 item.stash[ITEM_KEY] = (art, device)
-                for mark in (pytest.mark.model_checks, *marks):
+                for mark in (pytest.mark.model_checks, *marks, *([no_benchmark] if device and no_benchmark else [])):
                     item.add_marker(mark)
                 yield item
 

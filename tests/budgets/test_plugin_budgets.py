@@ -104,6 +104,12 @@ def test_under_xdist_correctness_runs_and_benchmarks_say_why_not(pytester, arts)
     shows(r, "budgets are not measured under pytest-xdist (-n)")
 
 
+def test_without_pytest_benchmark_budgets_skip_and_say_why(pytester, arts):
+    r = run(pytester, "-p", "no:benchmark", "-m", "cpu or gpu", "-rs")
+    r.assert_outcomes(skipped=3)  # not an error about a missing `benchmark` fixture
+    shows(r, "pytest-benchmark is disabled (-p no:benchmark): budgets are measured through its benchmark fixture")
+
+
 def test_nightly_writes_the_report_with_plots(pytester, arts, monkeypatch):
     summary = pytester.path / "step_summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
