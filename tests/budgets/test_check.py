@@ -52,6 +52,28 @@ def test_a_tiny_model_passes_latency_and_throughput(tmp_path):
     assert bench.extra_info[EXTRA_INFO_KEY]["batch_size"] == 8
 
 
+def test_speedup_alternates_which_side_runs_first(tmp_path, monkeypatch):
+    """R A A R R A A R ...: each side runs first as often as second, so a cache or clock effect of running
+    second does not land on one side only."""
+    from model_checks.budgets import check, devices
+
+    artifacts.pair(tmp_path, budgets={"cpu": {"threads": 1, "speedup_vs_reference": 0.01}})
+    calls: list[str] = []
+    real = devices.open_target
+
+    def recording(path, fmt, root, device, threads, trust_code=False):
+        t = real(path, fmt, root, device, threads, trust_code)
+        side = "R" if path.parent.name == "ref" else "A"
+        run_ = t.run
+        t.run = lambda feeds: (calls.append(side), run_(feeds))[1]
+        return t
+
+    monkeypatch.setattr(check, "open_target", recording)
+    assert run("speedup", context(tmp_path), "cpu", BareBench())
+    timed = "".join(calls).lstrip("R").lstrip("A")  # the first call and warm-up of each side come first
+    assert timed.startswith("RAARRAAR") and timed.count("R") == timed.count("A")
+
+
 def test_speedup_is_gated_on_the_ratio_of_medians_measured_interleaved(tmp_path):
     artifacts.pair(tmp_path, chain(10), chain(300), budgets={"cpu": {"threads": 1, "speedup_vs_reference": 3.0}})
     ok = run("speedup", context(tmp_path), "cpu", BareBench())
