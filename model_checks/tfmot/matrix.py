@@ -16,6 +16,7 @@ import numpy as np
 
 from model_checks.backends.keras.loader import keras_modules
 from model_checks.tfmot.problems import Problem
+from model_checks.tfmot.quantize import MAX_REL_L2
 
 DEFAULT_SIZE = 32  # the smallest input most applications accept: the matrix asks "does tfmot apply", not accuracy
 MIN_SIZE = {"InceptionV3": 75, "InceptionResNetV2": 75, "Xception": 71, "NASNetLarge": 32}
@@ -57,6 +58,7 @@ class Entry:
     prune: Outcome
     seconds: float
     phases: Mapping[str, float] = field(default_factory=dict)  # seconds: build, quantize, prune
+    quantize_rel_l2: float | None = None  # the fake-quantized model against the float one, before any training
 
 
 @dataclass
@@ -69,6 +71,7 @@ class Matrix:
     def counts(self) -> dict[str, int]:
         return {"entries": len(self.entries), "quantize_pass": sum(e.quantize.ok for e in self.entries),
                 "prune_pass": sum(e.prune.ok for e in self.entries), "both_pass": sum(e.quantize.ok and e.prune.ok for e in self.entries),
+                "quantize_close": sum(e.quantize.ok and e.quantize_rel_l2 is not None and e.quantize_rel_l2 <= MAX_REL_L2 for e in self.entries),
                 "not_run": len(self.not_run)}
 
     def failure_classes(self, transform: str) -> Counter:
@@ -111,14 +114,17 @@ def run_entry(app: str, top: bool, size: int | None = None, batch: int = 2) -> E
     t1 = time.perf_counter()
     x = [np.random.default_rng(0).uniform(0, 255, (batch, size, size, 3)).astype(np.float32)]
     q = check_quantize(model, x, roundtrip=False)
-    quantize = Outcome(q.applied, q.problems, f"rel_l2 {q.rel_l2:.2g}" if q.rel_l2 is not None and q.rel_l2 <= q.max_rel_l2 else "")
+    # The matrix asks whether QAT applies and runs; how close the fake-quantized model stays is shown, not gated:
+    # with random weights and one calibration pass, deep feature maps (no top) can sit far from the float ones.
+    far = q.rel_l2 is not None and q.rel_l2 > q.max_rel_l2
+    quantize = Outcome(q.applied, q.problems, "" if q.rel_l2 is None else f"rel_l2 {q.rel_l2:.2g}" + (f" > {q.max_rel_l2:g}" if far else ""))
     t2 = time.perf_counter()
     p = check_prune(model, x)
     prune = Outcome(bool(p), p.problems, (f"fit diverged in {len(p.diverged)} layer(s)" if p.diverged else "") if p or p.problems
                     else "; ".join(p.lines())[:160])
     t3 = time.perf_counter()
     phases = {"build": round(t1 - t0, 2), "quantize": round(t2 - t1, 2), "prune": round(t3 - t2, 2)}
-    entry = Entry(app, top, size, int(model.count_params()), quantize, prune, t3 - t0, phases)
+    entry = Entry(app, top, size, int(model.count_params()), quantize, prune, t3 - t0, phases, q.rel_l2)
     del model
     keras.backend.clear_session()
     gc.collect()
@@ -188,7 +194,7 @@ def load_results(path: Path, fp: Mapping[str, str]) -> tuple[dict[tuple[str, boo
                 other += 1
                 continue
             e = Entry(d["app"], bool(d["top"]), int(d["size"]), int(d["params"]), _outcome(d["quantize"]), _outcome(d["prune"]),
-                      float(d["seconds"]), dict(d.get("phases", {})))
+                      float(d["seconds"]), dict(d.get("phases", {})), d.get("quantize_rel_l2"))
         except (ValueError, KeyError, TypeError):
             other += 1
             continue
@@ -208,10 +214,11 @@ def render(m: Matrix) -> str:
     lines = ["# tfmot compatibility of Keras Applications", "",
              f"Random weights, input {DEFAULT_SIZE}x{DEFAULT_SIZE} (larger where an application needs it), {CLASSES} classes with the top. "
              "Quantize: QAT with BatchNormalization on an 8-bit moving-average config and preprocessing layers on a no-op config, "
-             "wrapped model run after calibration (save/load is left to the per-artifact check). Prune: supported layers wrapped, "
+             "wrapped model run after calibration, its distance to the float model shown (save/load is left to the per-artifact check). Prune: supported layers wrapped, "
              "a 2-step fit with UpdatePruningStep and PruningSummaries must reach 0.5 sparsity.", "",
              f"{c['entries']} configurations in {m.seconds:.0f} s{carried}: quantize passes {c['quantize_pass']}, prune passes {c['prune_pass']}, "
-             f"both {c['both_pass']}." + (f" **{c['not_run']} not run** (time budget): {', '.join(_label(a, t) for a, t in m.not_run)}." if m.not_run else ""), ""]
+             f"both {c['both_pass']}. Of the quantize passes, {c['quantize_close']} stay within rel_l2 {MAX_REL_L2:g} of the float model before "
+             "training; the rest run but sit further off (random weights, one calibration pass; the per-artifact check gates it)." + (f" **{c['not_run']} not run** (time budget): {', '.join(_label(a, t) for a, t in m.not_run)}." if m.not_run else ""), ""]
     for t in ("quantize", "prune"):
         fc = m.failure_classes(t)
         lines.append(f"- {t} failures by class: " + (", ".join(f"{k} {v}" for k, v in fc.most_common()) or "none"))
