@@ -160,4 +160,4 @@ def _keras(path: Path, device: str, threads: int | None) -> Target:
         return tensors if kind == "saved_model" else list(tensors.values())
 
     what = f"tensorflow {tf.__version__} ({kind}) on {where.strip('/')}, {pools} intra-op thread(s)"
-    return Target(what, run=run, convert=convert, release=lambda: None)
+    return Target(what, run=run, convert=convert)

@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", type=Path, metavar="PATH", default=None,
                    help="each configuration's result as a JSON line (default: beside --out, with the suffix .jsonl)")
     p.add_argument("--resume", action="store_true",
-                   help="keep the results already in --results (same library versions only) and run only the rest; "
+                   help="keep the results already in --results (recorded under the same library versions and deciding code) and run only the rest; "
                         "without it the file is started afresh")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="green/red in the terminal (default: auto, when stdout is a terminal)")
 
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     done, other = load_results(results, fp) if args.resume else ({}, 0)
     if args.resume:
         print(f"resuming: {len(done)} configuration(s) recorded in {results}"
-              + (f"; {other} line(s) from other library versions left out" if other else ""), flush=True)
+              + (f"; {other} line(s) from other library versions or code left out" if other else ""), flush=True)
     else:
         results.parent.mkdir(parents=True, exist_ok=True)
         results.write_text("")
