@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from model_checks.backends.keras.loader import keras_modules
     from model_checks.errors import ModelChecksError
     from model_checks.report import atomic_write
-    from model_checks.tfmot.matrix import constructors, entry_line, fingerprint, load_results, render, run_matrix
+    from model_checks.tfmot.matrix import Results, constructors, render, run_matrix
 
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ)
     tf, _ = keras_modules()
@@ -55,23 +55,17 @@ def run(args: argparse.Namespace) -> int:
         raise ModelChecksError(f"--only: {', '.join(unknown)} is not in tf_keras.applications (it has {', '.join(known)})")
     tops = {"both": (False, True), "with": (True,), "without": (False,)}[args.top]
 
-    fp = fingerprint()
-    results = args.results or args.out.with_suffix(".jsonl")
-    done, other = load_results(results, fp) if args.resume else ({}, 0)
+    results = Results(args.results or args.out.with_suffix(".jsonl"), args.resume)
     if args.resume:
-        print(f"resuming: {len(done)} configuration(s) recorded in {results}"
-              + (f"; {other} line(s) from other library versions or code left out" if other else ""), flush=True)
-    else:
-        results.parent.mkdir(parents=True, exist_ok=True)
-        results.write_text("")
+        print(f"resuming: {len(results.done)} configuration(s) recorded in {results.path}"
+              + (f"; {results.other} line(s) from other library versions or code left out" if results.other else ""), flush=True)
 
     def show(e) -> None:  # type: ignore[no-untyped-def]
-        with results.open("a") as f:
-            f.write(entry_line(e, fp) + "\n")
+        results.record(e)
         label = f"{e.app}{'' if e.top else ' (no top)'}"
         print(f"{label:<34} quantize {_paint(e.quantize.cell(), e.quantize.ok, color)}   prune {_paint(e.prune.cell(), e.prune.ok, color)}   {e.seconds:.0f}s", flush=True)
 
-    m = run_matrix(args.only or known, tops, args.budget, show, done)
+    m = run_matrix(args.only or known, tops, args.budget, show, results.done)
     atomic_write(args.out, render(m))
     c = m.counts()
     print(f"{c['entries']} configurations in {m.seconds:.0f}s" + (f" ({m.carried} carried over)" if m.carried else "")

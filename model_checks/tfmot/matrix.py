@@ -206,6 +206,23 @@ def load_results(path: Path, fp: Mapping[str, str]) -> tuple[dict[tuple[str, boo
     return done, other
 
 
+class Results:
+    """The JSON-lines record of matrix runs at `path`: when resuming, the entries earlier runs left under this
+    fingerprint (`done`) and how many lines another fingerprint wrote (`other`); otherwise a fresh file. Each new
+    entry is appended by `record` as soon as it finishes, so a run cut short keeps what it did."""
+
+    def __init__(self, path: Path, resume: bool):
+        self.path, self.fp = path, fingerprint()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.done, self.other = load_results(path, self.fp) if resume else ({}, 0)
+        if not resume:
+            path.write_text("")
+
+    def record(self, e: Entry) -> None:
+        with self.path.open("a") as f:
+            f.write(entry_line(e, self.fp) + "\n")
+
+
 def _label(app: str, top: bool) -> str:
     return app if top else f"{app} (no top)"
 

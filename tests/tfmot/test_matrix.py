@@ -9,7 +9,7 @@ pytest.importorskip("tensorflow_model_optimization")
 
 from model_checks.cli import main  # noqa: E402
 from model_checks.tfmot import NON_LAYER_OP, Problem  # noqa: E402
-from model_checks.tfmot.matrix import Entry, Matrix, Outcome, constructors, entry_line, fingerprint, load_results, render, run_matrix  # noqa: E402
+from model_checks.tfmot.matrix import Entry, Matrix, Outcome, Results, constructors, entry_line, fingerprint, load_results, render, run_matrix  # noqa: E402
 
 
 def test_render_counts_classes_and_lists_what_the_budget_left_out():
@@ -63,17 +63,8 @@ def test_full_matrix():
     from model_checks.report import atomic_write
 
     budget = float(os.environ.get("MODEL_CHECKS_MATRIX_BUDGET", 3000)) or None
-    results, fp = Path("reports/tfmot_matrix.jsonl"), fingerprint()
-    results.parent.mkdir(exist_ok=True)
-    if os.environ.get("MODEL_CHECKS_MATRIX_FRESH") == "1":
-        results.write_text("")
-    done, _ = load_results(results, fp)
-
-    def record(e: Entry) -> None:
-        with results.open("a") as f:
-            f.write(entry_line(e, fp) + "\n")
-
-    m = run_matrix(budget_s=budget, on_entry=record, done=done)
+    results = Results(Path("reports/tfmot_matrix.jsonl"), resume=os.environ.get("MODEL_CHECKS_MATRIX_FRESH") != "1")
+    m = run_matrix(budget_s=budget, on_entry=results.record, done=results.done)
     atomic_write(Path("reports/tfmot_matrix.md"), render(m))
     by = {(e.app, e.top): e for e in m.entries}
     assert by[("MobileNetV2", False)].quantize.ok and by[("MobileNetV2", False)].prune.ok
