@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    from model_checks.errors import ModelChecksError
+    from model_checks.core.errors import ModelChecksError
 
     try:
         return int(importlib.import_module(COMMANDS[args.command]).run(args) or 0)

@@ -7,7 +7,7 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
-from model_checks.errors import MissingDependencyError, UntrustedFormatError
+from model_checks.core.errors import MissingDependencyError, UntrustedFormatError
 
 # format -> backend package; which extra installs it; whether loading it can run code.
 BACKENDS: dict[str, tuple[str, str, bool]] = {
@@ -53,7 +53,7 @@ def require_trust_for(path: Path, fmt: str, trust_code: bool) -> None:
         if path.is_dir():
             fmt = "saved_model"
         elif path.suffix.lower() != ".h5":
-            from model_checks.sniff import sniff
+            from model_checks.safety.sniff import sniff
 
             if path.is_file() and sniff(path) != "zip":
                 require_trust(fmt, ".h5", trust_code)

@@ -9,7 +9,7 @@ from typing import Mapping
 
 import numpy as np
 
-from model_checks.errors import InferenceError, ModelChecksError
+from model_checks.core.errors import InferenceError, ModelChecksError
 from model_checks.manifest.model import TensorSpec
 
 

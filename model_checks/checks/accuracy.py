@@ -7,9 +7,9 @@ import numpy as np
 
 from model_checks.backends.base import Runner
 from model_checks.checks.context import CheckContext
-from model_checks.errors import ArtifactLoadError, InferenceError
-from model_checks.inputs import load_npz
-from model_checks.results import CheckResult
+from model_checks.core.errors import ArtifactLoadError, InferenceError
+from model_checks.core.inputs import load_npz
+from model_checks.core.results import CheckResult
 
 NAME = "accuracy"
 CLAIM_SLACK = 0.005

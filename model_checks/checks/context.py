@@ -8,13 +8,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
-from model_checks.artifact import Artifact
+from model_checks.core.artifact import Artifact
 from model_checks.backends.base import ModelFacts, Runner
-from model_checks.errors import ModelChecksError, with_context
-from model_checks.inputs import Case, generated_cases, merge_interface, sample_cases
+from model_checks.core.errors import ModelChecksError, with_context
+from model_checks.core.inputs import Case, generated_cases, merge_interface, sample_cases
 from model_checks.manifest import Manifest, guess_format
-from model_checks.pool import ModelPool
-from model_checks.references import recorded_cases, reference_kind, testdata_cases
+from model_checks.core.pool import ModelPool
+from model_checks.core.references import recorded_cases, reference_kind, testdata_cases
 
 
 @dataclass
@@ -74,10 +74,10 @@ class CheckContext:
         return self.reference_format != self.fmt or self.fmt == "torchscript"
 
     def reference_feeds(self, feeds: dict) -> dict:
-        """The artifact's feeds as the reference model wants them: its names, its layout (`model_checks.layout`)."""
+        """The artifact's feeds as the reference model wants them: its names, its layout (`model_checks.core.layout`)."""
         if not self.cross_framework:
             return feeds
-        from model_checks.layout import feeds_for
+        from model_checks.core.layout import feeds_for
 
         specs = merge_interface(self.manifest.inputs, self.runner().inputs)
         return feeds_for(feeds, specs, self.fmt, self.reference_runner().inputs, self.reference_format)
@@ -88,7 +88,7 @@ class CheckContext:
         out = self.reference_runner().infer(self.reference_feeds(feeds))
         if not self.cross_framework:
             return out
-        from model_checks.layout import outputs_as
+        from model_checks.core.layout import outputs_as
 
         return outputs_as(out, {o.name: None for o in self.runner().outputs})
 

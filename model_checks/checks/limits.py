@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from model_checks.checks.context import CheckContext
-from model_checks.errors import WorkerBrokeError
-from model_checks.inputs import OTHER_DYNAMIC_DIM, generate
-from model_checks.metrics import compare_output
-from model_checks.results import CheckResult
+from model_checks.core.errors import WorkerBrokeError
+from model_checks.core.inputs import OTHER_DYNAMIC_DIM, generate
+from model_checks.core.metrics import compare_output
+from model_checks.core.results import CheckResult
 
 NAME = "limits"
 DYNAMIC_SIZES = (1, 3)

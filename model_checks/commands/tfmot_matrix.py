@@ -40,8 +40,8 @@ def _paint(text: str, ok: bool, color: bool) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from model_checks.backends.keras.loader import keras_modules
-    from model_checks.errors import ModelChecksError
-    from model_checks.report import atomic_write
+    from model_checks.core.errors import ModelChecksError
+    from model_checks.plugin.summary import atomic_write
     from model_checks.tfmot.matrix import Results, constructors, render, run_matrix
 
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ)

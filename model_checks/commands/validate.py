@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from model_checks.discovery import discover
+    from model_checks.core.discovery import discover
 
     for r in args.roots:
         if not r.is_dir():

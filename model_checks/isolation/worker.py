@@ -95,13 +95,13 @@ class _Models:
     def facts(path: Path, fmt: str, root: Path) -> Any:
         from model_checks.backends import backend
 
-        return backend(fmt, "inspect").model_facts(path, root)
+        return backend(fmt, "facts").model_facts(path, root)
 
     @staticmethod
     def validate(path: Path, fmt: str, root: Path) -> list[str]:
         from model_checks.backends import backend
 
-        return backend(fmt, "inspect").validate(path, root)
+        return backend(fmt, "facts").validate(path, root)
 
     @staticmethod
     def call(fn: Callable[..., Any], args: tuple) -> Any:

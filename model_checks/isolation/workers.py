@@ -17,7 +17,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from model_checks.errors import (
+from model_checks.core.errors import (
     ArtifactLoadError,
     InferenceError,
     MemoryLimitError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from model_checks.errors import ManifestError
+from model_checks.core.errors import ManifestError
 from model_checks.manifest.model import FORMAT_BY_SUFFIX, Limit, Manifest, TensorSpec, Tolerance, build_tolerance
 from model_checks.manifest.policy import merge
 from model_checks.manifest.schema import schema, validate

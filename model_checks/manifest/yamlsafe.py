@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from model_checks.errors import ManifestError
+from model_checks.core.errors import ManifestError
 
 MAX_MANIFEST_BYTES = 256 * 1024
 

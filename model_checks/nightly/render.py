@@ -10,7 +10,7 @@ from pathlib import Path
 
 from model_checks.nightly.document import Report, Section, Table
 from model_checks.nightly.plots import trend_png
-from model_checks.report import atomic_write
+from model_checks.plugin.summary import atomic_write
 
 PLOTS = "nightly-plots"
 

@@ -9,7 +9,7 @@ from typing import Mapping
 
 import numpy as np
 
-from model_checks.metrics import Comparison
+from model_checks.core.metrics import Comparison
 from model_checks.producers.verify import ProducerError, atomic_write, onnx_outputs, require_match, seeded_feeds
 
 # fp16 keeps ~3 significant digits: what a converted classifier's outputs hold against fp32.

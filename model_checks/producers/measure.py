@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from model_checks.digest import sha256_of
+from model_checks.safety.digest import sha256_of
 from model_checks.manifest.model import TensorSpec
 from model_checks.producers.progress import progress
 
@@ -53,9 +53,9 @@ def target_timing(path: Path, fmt: str, root: Path, specs: Sequence[TensorSpec],
     through torch, Keras as a traced graph), after a warm-up until the latency settles, on seeded inputs at `batch`
     generated from `specs` (one per input, in order). So the `latency_ms` a manifest records is the figure that
     test_latency[<id>-cpu] measures and compares with the claim."""
-    from model_checks.budgets.devices import load_runtime, open_target
-    from model_checks.budgets.measure import warm_up
-    from model_checks.inputs import generate
+    from model_checks.checks.budgets.devices import load_runtime, open_target
+    from model_checks.checks.budgets.measure import warm_up
+    from model_checks.core.inputs import generate
 
     if fmt in ("keras", "saved_model") and threads and "tensorflow" in sys.modules:
         # TensorFlow sizes its thread pools once, when it starts (here it has: training, conversion): time the model

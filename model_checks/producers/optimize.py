@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from model_checks.metrics import Comparison
+from model_checks.core.metrics import Comparison
 from model_checks.producers.verify import ProducerError, atomic_write, onnx_outputs, require_match, seeded_feeds
 
 # Passes that leave the function unchanged and only remove or fuse nodes: a safe default.

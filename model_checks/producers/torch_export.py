@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from model_checks.metrics import Comparison
+from model_checks.core.metrics import Comparison
 from model_checks.producers.progress import stages
 from model_checks.producers.verify import ProducerError, atomic_write, onnx_outputs, require_match
 

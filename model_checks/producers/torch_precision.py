@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from model_checks.metrics import rel_l2, top1_agreement
+from model_checks.core.metrics import rel_l2, top1_agreement
 from model_checks.producers.measure import Timing, timing
 
 

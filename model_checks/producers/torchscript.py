@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from model_checks.metrics import Comparison
+from model_checks.core.metrics import Comparison
 from model_checks.producers.torch_export import as_tuple, torch_outputs
 from model_checks.producers.npz import EPOCH
 from model_checks.producers.verify import ProducerError, atomic_write, compare, require_match

@@ -5,8 +5,8 @@ import importlib.util
 import pytest
 
 from fixtures import artifacts
-from model_checks.budgets import devices
-from model_checks.budgets.devices import DeviceUnavailable, open_target
+from model_checks.checks.budgets import devices
+from model_checks.checks.budgets.devices import DeviceUnavailable, open_target
 
 
 @pytest.fixture

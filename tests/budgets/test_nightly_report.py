@@ -85,7 +85,7 @@ def test_this_run_is_the_last_point_when_it_was_not_saved():
 
 
 def test_matplotlib_and_frameworks_are_not_imported_until_a_report_is_drawn():
-    code = ("import sys, model_checks.plugin, model_checks.budgets.check, model_checks.nightly.render, model_checks.nightly.plugin; "
+    code = ("import sys, model_checks.plugin, model_checks.checks.budgets.check, model_checks.nightly.render, model_checks.plugin.nightly; "
             "print(sorted(m for m in ('matplotlib', 'torch', 'tensorflow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -95,6 +95,6 @@ def test_the_report_plugin_is_hashable():
     """pluggy keeps plugins in sets (subset_hook_caller, with conftest files around): an unhashable plugin is an INTERNALERROR."""
     from pathlib import Path
 
-    from model_checks.nightly.plugin import NightlyReport
+    from model_checks.plugin.nightly import NightlyReport
 
     assert len({NightlyReport(Path("r"), None), NightlyReport(Path("r"), None)}) == 2  # type: ignore[arg-type]

@@ -23,7 +23,7 @@ def _digests(root: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_the_torch_family_rebuilds_identically_and_passes_the_gate(tmp_path, gate):
-    from model_checks.session import GateSession
+    from model_checks.core.session import GateSession
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for out in ("a", "b"):

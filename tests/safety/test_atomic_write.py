@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from model_checks.report import atomic_write
+from model_checks.plugin.summary import atomic_write
 
 OLD = "# the previous report\n"
 
@@ -46,7 +46,7 @@ def test_a_killed_writer_leaves_the_old_file(tmp_path: Path) -> None:
     script = (
         "import os, sys, time\n"
         "from pathlib import Path\n"
-        "from model_checks.report import atomic_write\n"
+        "from model_checks.plugin.summary import atomic_write\n"
         "os.fsync = lambda fd: time.sleep(60)\n"  # stop between writing the temporary file and renaming it
         "atomic_write(Path(sys.argv[1]), 'new report ' * 100000)\n"
     )

@@ -60,7 +60,7 @@ def test_full_matrix():
     no limit). The whole matrix takes about two hours on 2 cores, so each entry is recorded in
     reports/tfmot_matrix.jsonl and the next night takes up what is missing (keep reports/ between nightly runs);
     MODEL_CHECKS_MATRIX_FRESH=1 starts over. What the budget leaves out is listed in the report."""
-    from model_checks.report import atomic_write
+    from model_checks.plugin.summary import atomic_write
 
     budget = float(os.environ.get("MODEL_CHECKS_MATRIX_BUDGET", 3000)) or None
     results = Results(Path("reports/tfmot_matrix.jsonl"), resume=os.environ.get("MODEL_CHECKS_MATRIX_FRESH") != "1")

@@ -13,9 +13,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from model_checks.errors import ArtifactLoadError, MissingDependencyError
-from model_checks.paths import check_regular_file
-from model_checks.sniff import sniff
+from model_checks.core.errors import ArtifactLoadError, MissingDependencyError
+from model_checks.safety.paths import check_regular_file
+from model_checks.safety.sniff import sniff
 
 _QUIET = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0"}
 

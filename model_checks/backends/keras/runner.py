@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from model_checks.backends.base import Runner
-from model_checks.backends.keras.inspect import interface
+from model_checks.backends.keras.facts import interface
 from model_checks.backends.keras.loader import keras_modules, load_model, serving_signature
-from model_checks.errors import InferenceError
+from model_checks.core.errors import InferenceError
 
 
 class KerasRunner(Runner):

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from model_checks.backends.base import Runner
-from model_checks.backends.onnx.inspect import ORT_TYPES, value_spec
+from model_checks.backends.onnx.facts import ORT_TYPES, value_spec
 from model_checks.backends.onnx.loader import load_proto
-from model_checks.errors import ArtifactLoadError
+from model_checks.core.errors import ArtifactLoadError
 
 
 def session_options(threads: int | None = None):  # type: ignore[no-untyped-def]

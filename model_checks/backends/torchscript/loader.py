@@ -11,9 +11,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from model_checks.errors import ArtifactLoadError, MissingDependencyError
-from model_checks.paths import check_regular_file
-from model_checks.sniff import sniff
+from model_checks.core.errors import ArtifactLoadError, MissingDependencyError
+from model_checks.safety.paths import check_regular_file
+from model_checks.safety.sniff import sniff
 
 
 def torch_module() -> Any:
@@ -65,7 +65,7 @@ def declared_names(path: Path, root: Path) -> tuple[list[str] | None, list[str] 
     """Input and output names from the first manifest (the one beside the model, then the others under
     the root) whose `file` is this model and that declares them. Read here, not passed in, so a model
     loaded in an isolated worker or as another artifact's reference gets the same names."""
-    from model_checks.errors import ModelChecksError
+    from model_checks.core.errors import ModelChecksError
     from model_checks.manifest import load_manifest
 
     for manifest_path in _manifests_naming(path, root):

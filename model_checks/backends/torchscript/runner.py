@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from model_checks.backends.base import Runner
-from model_checks.backends.torchscript.inspect import interface
+from model_checks.backends.torchscript.facts import interface
 from model_checks.backends.torchscript.loader import load_module, torch_module
-from model_checks.errors import InferenceError
+from model_checks.core.errors import InferenceError
 
 
 def flatten_outputs(out: Any) -> tuple[list[Any], list[str] | None]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from model_checks.budgets.percentiles import median
+from model_checks.checks.budgets.percentiles import median
 
 DEPTH, WIDTH = 8, 128  # about 10 us a call on one core: short enough to run often, long enough to time
 BURST = 30

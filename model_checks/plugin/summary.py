@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from model_checks.session import PROPERTY
+from model_checks.core.session import PROPERTY
 
 COLUMNS = ("manifest", "integrity", "metadata", "limits", "equivalence", "accuracy")
 MARK = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}

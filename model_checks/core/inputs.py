@@ -9,9 +9,9 @@ from typing import Iterable
 
 import numpy as np
 
-from model_checks.errors import ArtifactLoadError
+from model_checks.core.errors import ArtifactLoadError
 from model_checks.manifest.model import TensorSpec
-from model_checks.paths import check_regular_file
+from model_checks.safety.paths import check_regular_file
 
 MAX_GENERATED_BYTES = 256 * 1024**2  # one generated input; larger is refused before allocating
 BATCH_SIZES = (1, 4)  # a dynamic batch is exercised at more than one size

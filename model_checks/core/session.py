@@ -11,13 +11,13 @@ from typing import Callable
 import pytest
 
 from model_checks import checks
-from model_checks.artifact import Artifact
+from model_checks.core.artifact import Artifact
 from model_checks.checks.context import CheckContext
-from model_checks.discovery import discover
-from model_checks.errors import ModelChecksError
+from model_checks.core.discovery import discover
+from model_checks.core.errors import ModelChecksError
 from model_checks.isolation.limits import Limits
-from model_checks.pool import ModelPool
-from model_checks.results import CheckResult
+from model_checks.core.pool import ModelPool
+from model_checks.core.results import CheckResult
 
 PROPERTY = "model_checks"
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from model_checks.budgets.fingerprint import fingerprint
+from model_checks.checks.budgets.fingerprint import fingerprint
 
 MACHINE_INFO_KEY = "model_checks"
 

@@ -128,7 +128,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for r in roots:
         if not r.is_dir():
             raise pytest.UsageError(f"--model-checks: {r} is not a directory")
-    from model_checks.session import GateSession
+    from model_checks.core.session import GateSession
 
     config.stash[SESSION_KEY] = GateSession(roots=[r.absolute() for r in roots], trust_code=config.getoption("model_checks_trust_code"),
                                            isolation=_isolation(config))
@@ -137,16 +137,16 @@ def pytest_configure(config: pytest.Config) -> None:
         if not any(_inside(r.absolute(), a) for a in args):
             config.args.append(str(r))
     if config.getoption("model_checks_summary") and not hasattr(config, "workerinput"):
-        from model_checks.report import SummaryReport
+        from model_checks.plugin.summary import SummaryReport
 
         config.pluginmanager.register(SummaryReport(Path(config.getoption("model_checks_summary"))), "model_checks_summary")
     if config.pluginmanager.has_plugin("benchmark"):
-        from model_checks.budgets.hooks import BenchmarkHooks
+        from model_checks.plugin.benchmark import BenchmarkHooks
 
         config.pluginmanager.register(BenchmarkHooks(), "model_checks_benchmark")
     nightly = config.getoption("model_checks_nightly_report") or ("reports" if _selects_nightly(config) else None)
     if nightly and not hasattr(config, "workerinput"):
-        from model_checks.nightly.plugin import NightlyReport
+        from model_checks.plugin.nightly import NightlyReport
 
         config.pluginmanager.register(NightlyReport(config.rootpath / nightly, config), "model_checks_nightly")
 
@@ -177,7 +177,7 @@ class ArtifactModule(pytest.Module):
     artifact: Any = None
 
     def _getobj(self):  # type: ignore[no-untyped-def]
-        from model_checks import gate
+        from model_checks.plugin import gate
 
         return gate
 
@@ -211,7 +211,7 @@ class ArtifactModule(pytest.Module):
 
 def _devices(artifact: Any, check: str) -> list[tuple[str | None, list]]:
     """[(None, [])] for a check that runs once; one (device, marks) per device for a budget check."""
-    from model_checks.budgets.spec import CHECK_KEYS, devices_for
+    from model_checks.checks.budgets.spec import CHECK_KEYS, devices_for
 
     if check not in CHECK_KEYS:
         return [(None, [])]
@@ -266,7 +266,7 @@ def model_checks_device(request: pytest.FixtureRequest) -> str:
 def _device_params(arts: list) -> list:
     """For a user's test taking `model_checks_device`: (artifact, device) for each device any budget of the
     artifact declares, id `<id>-<device>`."""
-    from model_checks.budgets.spec import CHECK_KEYS, devices_for
+    from model_checks.checks.budgets.spec import CHECK_KEYS, devices_for
 
     params = []
     for a in arts:
@@ -292,7 +292,7 @@ def model_checks_budget(request: pytest.FixtureRequest, artifact: Any, model_che
     """`model_checks_budget("latency", benchmark)`: measure a budget of this test's artifact on its device through
     pytest-benchmark's `benchmark` fixture, and gate it."""
     gs = _session(request.config)
-    from model_checks.budgets.check import BudgetOptions, run
+    from model_checks.checks.budgets.check import BudgetOptions, run
 
     opt = request.config.getoption
     options = BudgetOptions(baselines=Path(opt("model_checks_baselines") or request.config.rootpath / ".benchmarks" / "model-checks-baselines"),

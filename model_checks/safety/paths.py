@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from model_checks.errors import ArtifactLoadError, UnsafePathError
+from model_checks.core.errors import ArtifactLoadError, UnsafePathError
 
 MAX_FILE_BYTES = 4 * 1024**3  # a cap on any single file the gate reads
 

@@ -6,10 +6,10 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from model_checks.artifact import Artifact
-from model_checks.errors import ManifestError, UnsafePathError
+from model_checks.core.artifact import Artifact
+from model_checks.core.errors import ManifestError, UnsafePathError
 from model_checks.manifest import load_manifest, load_policy
-from model_checks.paths import check_regular_file, resolve_inside
+from model_checks.safety.paths import check_regular_file, resolve_inside
 
 MANIFEST = "metadata.yaml"
 POLICY = "policy.yaml"

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from model_checks.budgets.percentiles import Percentiles, median
+from model_checks.checks.budgets.percentiles import Percentiles, median
 
 BLOCKS = 8  # the steady state is cut into this many consecutive blocks; their medians feed the comparison
 MIN_BLOCK = 8  # samples in a block, at least

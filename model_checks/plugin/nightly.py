@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from model_checks.session import PROPERTY
+from model_checks.core.session import PROPERTY
 
 OUTCOME = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}
 
@@ -36,7 +36,7 @@ class NightlyReport:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if session.config.option.collectonly:  # nothing ran: keep the last report
             return
-        from model_checks.budgets.fingerprint import fingerprint
+        from model_checks.checks.budgets.fingerprint import fingerprint
         from model_checks.nightly import document, render
         from model_checks.nightly.history import load_runs, storage_dir
 

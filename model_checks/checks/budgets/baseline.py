@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from model_checks.budgets.compare import IMPROVEMENT, INCONCLUSIVE, REGRESSION, Comparison, compare, not_compared
-from model_checks.budgets.fingerprint import differences
-from model_checks.budgets.percentiles import median
-from model_checks.report import atomic_write
+from model_checks.checks.budgets.compare import IMPROVEMENT, INCONCLUSIVE, REGRESSION, Comparison, compare, not_compared
+from model_checks.checks.budgets.fingerprint import differences
+from model_checks.checks.budgets.percentiles import median
+from model_checks.plugin.summary import atomic_write
 
 SCHEMA = 1
 KEEP_SESSIONS = 5  # a baseline pools the block medians of its last sessions

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from model_checks.budgets.percentiles import Percentiles
+from model_checks.checks.budgets.percentiles import Percentiles
 from model_checks.manifest.model import Limit
 
 

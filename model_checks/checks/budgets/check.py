@@ -10,19 +10,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from model_checks.budgets.baseline import Baseline, BaselineStore
-from model_checks.budgets.compare import MIN_EFFECT, Comparison
-from model_checks.budgets.devices import DeviceUnavailable, Target, load_runtime, open_target
-from model_checks.budgets.fingerprint import fingerprint
-from model_checks.budgets.calibration import Calibration
-from model_checks.budgets.measure import BLOCKS, MIN_BLOCK, Bench, Measurement, block_starts, samples_ns, timed, warm_up
-from model_checks.budgets.percentiles import median, rounds_for
-from model_checks.budgets.policy import CLAIM_FACTOR, LatencyBudget, LatencyClaim, SpeedupBudget, ThroughputBudget
-from model_checks.budgets.spec import DeviceBudget, device_budget
+from model_checks.checks.budgets.baseline import Baseline, BaselineStore
+from model_checks.checks.budgets.compare import MIN_EFFECT, Comparison
+from model_checks.checks.budgets.devices import DeviceUnavailable, Target, load_runtime, open_target
+from model_checks.checks.budgets.fingerprint import fingerprint
+from model_checks.checks.budgets.calibration import Calibration
+from model_checks.checks.budgets.measure import BLOCKS, MIN_BLOCK, Bench, Measurement, block_starts, samples_ns, timed, warm_up
+from model_checks.checks.budgets.percentiles import median, rounds_for
+from model_checks.checks.budgets.policy import CLAIM_FACTOR, LatencyBudget, LatencyClaim, SpeedupBudget, ThroughputBudget
+from model_checks.checks.budgets.spec import DeviceBudget, device_budget
 from model_checks.checks.context import CheckContext
-from model_checks.inputs import generate, merge_interface, seed_for
+from model_checks.core.inputs import generate, merge_interface, seed_for
 from model_checks.manifest.model import Limit
-from model_checks.results import CheckResult
+from model_checks.core.results import CheckResult
 
 EXTRA_INFO_KEY = "model_checks"
 

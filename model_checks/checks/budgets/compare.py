@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
-from model_checks.budgets.percentiles import median
+from model_checks.checks.budgets.percentiles import median
 
 MIN_EFFECT = 0.05
 CONFIDENCE = 0.95

@@ -54,7 +54,7 @@ class ModelPool:
             if self.workers is not None:
                 self._facts[key] = self.workers.request(fmt, "facts", (path, fmt, root), path)
             else:
-                self._facts[key] = backend(fmt, "inspect").model_facts(path, root)
+                self._facts[key] = backend(fmt, "facts").model_facts(path, root)
         return self._facts[key]
 
     def validate(self, path: Path, fmt: str, root: Path) -> list[str]:
@@ -62,7 +62,7 @@ class ModelPool:
         require_trust_for(path, fmt, self.trust_code)
         if self.workers is not None:
             return self.workers.request(fmt, "validate", (path, fmt, root), path)
-        return backend(fmt, "inspect").validate(path, root)
+        return backend(fmt, "facts").validate(path, root)
 
     def run_isolated(self, fmt: str, path: Path, fn: Callable[..., Any], *args: Any) -> Any:
         """`fn(*args)` about the model at `path`, in `fmt`'s worker when isolated (fn must be module-level

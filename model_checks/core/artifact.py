@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model_checks.manifest import Manifest
-from model_checks.paths import resolve_inside
+from model_checks.safety.paths import resolve_inside
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from model_checks.errors import ArtifactLoadError
+from model_checks.core.errors import ArtifactLoadError
 from model_checks.manifest.model import TensorSpec
 
 # The layout a framework's image models use when nothing is declared and the shape cannot tell.

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from model_checks.backends import require_trust_for
-from model_checks.errors import ModelChecksError
+from model_checks.core.errors import ModelChecksError
 
 
 class DeviceUnavailable(ModelChecksError):

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from model_checks.errors import ArtifactLoadError
-from model_checks.inputs import Case, load_npz
+from model_checks.core.errors import ArtifactLoadError
+from model_checks.core.inputs import Case, load_npz
 from model_checks.manifest import guess_format
-from model_checks.paths import check_regular_file, resolve_inside
+from model_checks.safety.paths import check_regular_file, resolve_inside
 
 MAX_PB_BYTES = 1024**3
 

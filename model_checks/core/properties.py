@@ -3,7 +3,7 @@ its dynamic range, values within each input's `range`), derandomized when CI is 
 reproducible, and a failure shows the smallest input it found. Not part of the default gate (it runs a
 model dozens of times); call it from a test of your own:
 
-    from model_checks.properties import equivalence_property
+    from model_checks.core.properties import equivalence_property
 
     def test_equivalence_by_property(model_checks_session, artifact):
         result = equivalence_property(model_checks_session.pool, artifact)
@@ -21,12 +21,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from model_checks.artifact import Artifact
-from model_checks.inputs import BATCH_SIZES, DEFAULT_RANGES, concrete_shape
+from model_checks.core.artifact import Artifact
+from model_checks.core.inputs import BATCH_SIZES, DEFAULT_RANGES, concrete_shape
 from model_checks.manifest.model import TensorSpec
-from model_checks.metrics import Comparison, compare_outputs
-from model_checks.pool import ModelPool
-from model_checks.results import CheckResult
+from model_checks.core.metrics import Comparison, compare_outputs
+from model_checks.core.pool import ModelPool
+from model_checks.core.results import CheckResult
 
 NAME = "equivalence_property"
 MAX_EXAMPLES = 25
