@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -83,3 +83,26 @@ class ModelFacts:
     opset: int | None = None
     opsets: dict[str, int] = field(default_factory=dict)
     optimization_leftovers: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+
+
+@dataclass
+class Target:
+    """A model opened for timing by a backend's `timing.open_target`: `call()` runs it once on the inputs given to
+    `prepare` and returns when the result is complete (on a GPU: synchronized, so a timer around it measures the
+    work, not the launch)."""
+
+    description: str
+    run: Callable[[Any], Any]
+    convert: Callable[[dict[str, np.ndarray]], Any]
+    release: Callable[[], Any] = lambda: None
+    _prepared: Any = field(default=None, init=False)
+
+    def prepare(self, feeds: dict[str, np.ndarray]) -> None:
+        self._prepared = self.convert(feeds)
+
+    def call(self) -> Any:
+        return self.run(self._prepared)
+
+    def close(self) -> None:
+        self.release()
+        self._prepared = None

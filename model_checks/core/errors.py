@@ -57,6 +57,11 @@ class InferenceError(ModelChecksError):
     what = "inference failed"
 
 
+class DeviceUnavailable(ModelChecksError):
+    """The device a budget names is not usable here; the message says what is missing (nothing is silently
+    measured on the CPU instead)."""
+
+
 class WorkerBrokeError(ModelChecksError):
     """The worker process running a model broke: it crashed, ran out of memory or hung. Checks let it
     through as is: it says what happened, which no reading of the model's answer could."""

@@ -27,11 +27,10 @@ from model_checks.core.errors import (
     WorkerBrokeError,
     of_kind,
 )
+from model_checks.backends import family as backend_family
 from model_checks.isolation.limits import Limits
 from model_checks.isolation.worker import ErrorInfo, WorkerSetup
 
-# Formats that share a runtime share a worker.
-FAMILY = {"onnx": "onnx", "torchscript": "torch", "keras": "tensorflow", "saved_model": "tensorflow"}
 SIGNAL_MEANING = {
     "SIGSEGV": "a segmentation fault in the runtime's native code",
     "SIGBUS": "a bus error in the runtime's native code",
@@ -191,7 +190,7 @@ class Workers:
         self._failed: dict[tuple[str, str], ModelChecksError] = {}
 
     def worker(self, fmt: str) -> Worker:
-        family = FAMILY.get(fmt, fmt)
+        family = backend_family(fmt)
         if family not in self._workers:
             self._workers[family] = Worker(family, self.limits)
         return self._workers[family]

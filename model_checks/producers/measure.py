@@ -49,11 +49,11 @@ def timing(call: Callable[[], Any], batch: int = 1, runs: int = RUNS, warmup: in
 
 def target_timing(path: Path, fmt: str, root: Path, specs: Sequence[TensorSpec], batch: int = 1, threads: int | None = 1,
                   runs: int = RUNS, seed: int = 0) -> Timing:
-    """Time the model as the gate's budget tests do (`budgets.devices.open_target` on the CPU: ONNX Runtime, TorchScript
+    """Time the model as the gate's budget tests do (`backends.open_target` on the CPU: ONNX Runtime, TorchScript
     through torch, Keras as a traced graph), after a warm-up until the latency settles, on seeded inputs at `batch`
     generated from `specs` (one per input, in order). So the `latency_ms` a manifest records is the figure that
     test_latency[<id>-cpu] measures and compares with the claim."""
-    from model_checks.checks.budgets.devices import load_runtime, open_target
+    from model_checks.backends import load_runtime, open_target
     from model_checks.checks.budgets.measure import warm_up
     from model_checks.core.inputs import generate
 

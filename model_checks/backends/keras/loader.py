@@ -34,6 +34,20 @@ def keras_modules() -> tuple[Any, Any]:
     return tf, tf_keras
 
 
+def set_threads(threads: int | None) -> str:
+    """Size TensorFlow's thread pools (intra-op `threads`, inter-op 1) and say what they are. TensorFlow fixes
+    its pools when it first runs an op: after that they cannot change, and the answer says so."""
+    tf, _ = keras_modules()
+    if not threads:
+        return "default"
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        return str(threads)
+    except RuntimeError:
+        return f"{tf.config.threading.get_intra_op_parallelism_threads() or 'default'} (set before this model; asked for {threads})"
+
+
 def kind_of(path: Path) -> str:
     """`keras` (a .keras zip), `h5` or `saved_model` (a directory with saved_model.pb)."""
     if path.is_dir():

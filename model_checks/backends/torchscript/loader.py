@@ -42,12 +42,22 @@ def check_archive(path: Path, display: str | None = None) -> None:
         raise ArtifactLoadError(f"{display}: {what}, not a TorchScript archive (no code/ inside); export with torch.jit.trace or torch.jit.script, then torch.jit.save")
 
 
-def load_module(path: Path, display: str | None = None) -> Any:
-    """The ScriptModule on the CPU, in eval mode."""
+def set_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads when `threads` is given; the count before, to restore it."""
+    torch = torch_module()
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    return before
+
+
+def load_module(path: Path, display: str | None = None, map_location: Any = "cpu") -> Any:
+    """The ScriptModule in eval mode, on the CPU unless `map_location` says otherwise; the archive is checked
+    before torch reads it."""
     check_archive(path, display)
     torch = torch_module()
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        module = torch.jit.load(str(path), map_location=map_location)
     except Exception as e:
         raise ArtifactLoadError(f"{display or path.name}: torch.jit.load cannot read it ({type(e).__name__}: {str(e).strip()[:300]})") from None
     module.eval()

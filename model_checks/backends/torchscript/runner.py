@@ -9,7 +9,7 @@ import numpy as np
 
 from model_checks.backends.base import Runner
 from model_checks.backends.torchscript.facts import interface
-from model_checks.backends.torchscript.loader import load_module, torch_module
+from model_checks.backends.torchscript.loader import load_module, set_threads, torch_module
 from model_checks.core.errors import InferenceError
 
 
@@ -31,8 +31,7 @@ class TorchScriptRunner(Runner):
     def __init__(self, path: Path, root: Path, threads: int | None = None):
         self.path = path
         self.torch = torch_module()
-        if threads:
-            self.torch.set_num_threads(threads)
+        set_threads(threads)
         self.module = load_module(path)
         self.inputs, self.outputs = interface(self.module, path, root)
 

@@ -3,10 +3,11 @@
 - `spec`: the budgets an artifact declares, with where each limit came from;
 - `percentiles`: percentiles from raw samples and how many samples a percentile needs;
 - `policy`: budget policies whose `.fails()` returns a message or None;
-- `devices`: what runs a model on the CPU or a GPU, and why a GPU is not there;
 - `measure`: the measurement protocol (session creation, first call, warm-up, steady state);
 - `compare`: the statistics of a change against a baseline;
 - `fingerprint` and `baseline`: the environment a figure was taken in, and stored baselines;
-- `gate`: the budget checks as the gate runs them, through pytest-benchmark.
+- `check`: the budget checks as the gate runs them, through pytest-benchmark.
+
+What runs a model on the CPU or a GPU for timing is each backend's `timing` module (`backends.open_target`).
 
 Nothing here imports an ML framework at import time."""
