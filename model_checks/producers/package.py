@@ -25,7 +25,7 @@ from model_checks.core.inputs import load_npz
 from model_checks.manifest import TensorSpec, guess_format, parse_manifest
 from model_checks.safety.paths import resolve_inside
 from model_checks.core.pool import ModelPool
-from model_checks.producers.measure import Timing, sha256, target_timing
+from model_checks.producers.figures import Timing, sha256, target_timing
 from model_checks.producers.npz import write_npz
 from model_checks.producers.verify import ProducerError
 

@@ -9,7 +9,7 @@ pytest.importorskip("tensorflow_model_optimization")
 
 from model_checks.cli import main  # noqa: E402
 from model_checks.tfmot import NON_LAYER_OP, Problem  # noqa: E402
-from model_checks.tfmot.matrix import Entry, Matrix, Outcome, Results, constructors, entry_line, fingerprint, load_results, render, run_matrix  # noqa: E402
+from model_checks.tfmot.matrix import Entry, Matrix, Outcome, Results, constructors, entry_line, load_results, matrix_fingerprint, render, run_matrix  # noqa: E402
 
 
 def test_render_counts_classes_and_lists_what_the_budget_left_out():
@@ -27,7 +27,7 @@ def test_render_counts_classes_and_lists_what_the_budget_left_out():
 
 
 def test_recorded_entries_come_back_only_under_the_same_fingerprint(tmp_path):
-    fp = fingerprint()
+    fp = matrix_fingerprint()
     assert {"tensorflow", "tf-keras", "tfmot", "code"} <= set(fp)
     bad = Outcome(False, (Problem("add", "TFOpLambda", NON_LAYER_OP, "a + b", "write it as a layer"),))
     e = Entry("A", False, 32, 10, bad, Outcome(True, note="fit diverged in 1 layer(s)"), 1.5, {"build": 0.5})

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-
 from pathlib import Path
 
 import numpy as np
 
 from model_checks.backends.base import ModelFacts
+from model_checks.backends.precision import FLOAT_NAMES, float_precision
 from model_checks.manifest.model import TensorSpec
 
 ORT_TYPES = {
@@ -25,7 +25,6 @@ ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: 
 QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
              "MatMulInteger", "ConvInteger", "QLinearAdd", "QLinearMul", "DynamicQuantizeMatMul", "QGemm",
              "QLinearSigmoid", "QLinearLeakyRelu", "QLinearConcat", "QLinearAveragePool", "QLinearGlobalAveragePool"}
-FLOAT_NAMES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "float64": "fp64"}
 
 
 def value_spec(v) -> TensorSpec:  # type: ignore[no-untyped-def]
@@ -66,18 +65,11 @@ def precision_of(model) -> tuple[str, str]:  # type: ignore[no-untyped-def]
             return "mixed", f"quantization nodes ({', '.join(quant)}) but no 8-bit weights"
         kind = max(q8, key=q8.get)  # type: ignore[arg-type]
         return kind, f"quantization nodes ({', '.join(quant)}) and {q8[kind]} {kind} weight values"
-    floats = {k: v for k, v in elems.items() if k in FLOAT_NAMES}
-    total = sum(floats.values())
-    if not total:
+    if not sum(v for k, v in elems.items() if k in FLOAT_NAMES):
         io = [ONNX_DTYPES.get(v.type.tensor_type.elem_type) for v in model.graph.input]
         name = next((FLOAT_NAMES[d] for d in io if d in FLOAT_NAMES), "fp32")
         return name, "no float weights; judged by the input dtype"
-    main = max(floats, key=floats.get)  # type: ignore[arg-type]
-    share = floats[main] / total
-    if share >= 0.99:
-        return FLOAT_NAMES[main], f"{share:.1%} of float weight values are {main}"
-    mix = ", ".join(f"{k} {v / total:.0%}" for k, v in sorted(floats.items()))
-    return "mixed", f"float weights are {mix}"
+    return float_precision(elems, "float weight")
 
 
 def facts(model, size_bytes: int = 0) -> ModelFacts:  # type: ignore[no-untyped-def]

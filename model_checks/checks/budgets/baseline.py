@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from model_checks.checks.budgets.compare import IMPROVEMENT, INCONCLUSIVE, REGRESSION, Comparison, compare, not_compared
+from model_checks.checks.budgets.compare import IMPROVEMENT, INCONCLUSIVE, REGRESSION, BaselineComparison, compare, not_compared
 from model_checks.checks.budgets.fingerprint import differences
 from model_checks.checks.budgets.percentiles import median
 from model_checks.plugin.summary import atomic_write
@@ -45,7 +45,7 @@ class Baseline:
         medians = [median(s) for s in self._units(normalized) if s]
         return max(medians) / min(medians) - 1.0 if len(medians) > 1 else 0.0
 
-    def compare(self, block_medians_ms: list[float], fingerprint: dict, min_effect: float, normalized: list[float] | None = None) -> Comparison:
+    def compare(self, block_medians_ms: list[float], fingerprint: dict, min_effect: float, normalized: list[float] | None = None) -> BaselineComparison:
         """The current run against this baseline; a different environment is reported, never compared. Where
         both sides were calibrated, the normalized blocks are compared. The minimum effect is raised to the
         baseline's noise floor when its sessions disagree by more."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from model_checks.checks.budgets.baseline import Baseline, BaselineStore
-from model_checks.checks.budgets.compare import MIN_EFFECT, Comparison
+from model_checks.checks.budgets.compare import MIN_EFFECT, BaselineComparison
 from model_checks.backends import load_runtime, open_target
 from model_checks.backends.base import Target
 from model_checks.checks.budgets.fingerprint import fingerprint
@@ -120,7 +120,7 @@ def _calibrating(calibration: Calibration, target: Target, starts: set[int]) -> 
     return setup
 
 
-def _baseline(check: str, ctx: CheckContext, m: Measurement, options: BudgetOptions) -> tuple[Comparison | None, list[str]]:
+def _baseline(check: str, ctx: CheckContext, m: Measurement, options: BudgetOptions) -> tuple[BaselineComparison | None, list[str]]:
     """Compare with the stored baseline, and replace it when asked; lines for the result's details."""
     if options.baselines is None:
         return None, []
@@ -140,7 +140,7 @@ def _baseline(check: str, ctx: CheckContext, m: Measurement, options: BudgetOpti
     return comparison, notes
 
 
-def _result(check: str, artifact: str, subject: str, bench: Bench, m: Measurement, problems: list[str], passed: str, comparison: Comparison | None,
+def _result(check: str, artifact: str, subject: str, bench: Bench, m: Measurement, problems: list[str], passed: str, comparison: BaselineComparison | None,
             notes: list[str], extra: dict | None = None) -> CheckResult:
     size_mb = m.model_bytes / 1e6
     info = {"check": check, "artifact": artifact, **m.figures(), **(extra or {}), "baseline": comparison.as_dict() if comparison is not None else None}

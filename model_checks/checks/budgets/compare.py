@@ -69,7 +69,7 @@ def interval_rank(n: int, m: int, confidence: float = CONFIDENCE) -> int:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class BaselineComparison:
     """A current run against its baseline: a verdict, the estimated ratio current/baseline and its interval."""
 
     verdict: str
@@ -106,10 +106,10 @@ class Comparison:
 
 
 def compare(current: Sequence[float], baseline: Sequence[float], min_effect: float = MIN_EFFECT,
-            confidence: float = CONFIDENCE, calibrated: bool = False) -> Comparison:
+            confidence: float = CONFIDENCE, calibrated: bool = False) -> BaselineComparison:
     """Compare per-block medians of a time (larger is slower) against the baseline's."""
     if not current or not baseline or min(current) <= 0 or min(baseline) <= 0:
-        return Comparison(INCONCLUSIVE, reason="no positive block medians to compare", min_effect=min_effect)
+        return BaselineComparison(INCONCLUSIVE, reason="no positive block medians to compare", min_effect=min_effect)
     x = [math.log(v) for v in current]
     y = [math.log(v) for v in baseline]
     diffs = sorted(a - b for a in x for b in y)
@@ -118,17 +118,17 @@ def compare(current: Sequence[float], baseline: Sequence[float], min_effect: flo
     p = p_greater(x, y)
     common = dict(ratio=ratio, p_value=p, n_current=len(x), n_baseline=len(y), min_effect=min_effect, confidence=confidence, calibrated=calibrated)
     if k == 0:
-        return Comparison(INCONCLUSIVE, reason=f"too few blocks for a {confidence:.0%} interval", **common)
+        return BaselineComparison(INCONCLUSIVE, reason=f"too few blocks for a {confidence:.0%} interval", **common)
     low, high = math.exp(diffs[k - 1]), math.exp(diffs[len(diffs) - k])
     common.update(low=low, high=high)
     if ratio - 1.0 > min_effect and low > 1.0:
-        return Comparison(REGRESSION, **common)
+        return BaselineComparison(REGRESSION, **common)
     if 1.0 - ratio > min_effect and high < 1.0:
-        return Comparison(IMPROVEMENT, **common)
+        return BaselineComparison(IMPROVEMENT, **common)
     if low >= 1.0 - min_effect and high <= 1.0 + min_effect:
-        return Comparison(UNCHANGED, **common)
-    return Comparison(INCONCLUSIVE, reason=f"the interval reaches past +-{min_effect:.0%}: too noisy to tell", **common)
+        return BaselineComparison(UNCHANGED, **common)
+    return BaselineComparison(INCONCLUSIVE, reason=f"the interval reaches past +-{min_effect:.0%}: too noisy to tell", **common)
 
 
-def not_compared(reason: str, min_effect: float = MIN_EFFECT) -> Comparison:
-    return Comparison(NOT_COMPARED, reason=reason, min_effect=min_effect)
+def not_compared(reason: str, min_effect: float = MIN_EFFECT) -> BaselineComparison:
+    return BaselineComparison(NOT_COMPARED, reason=reason, min_effect=min_effect)
