@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 from pathlib import Path
 
 from model_checks.nightly.document import Report, Section, Table
 from model_checks.nightly.plots import trend_png
-from model_checks.plugin.summary import atomic_write
+from model_checks.core.fileio import write_bytes, write_text
 
 PLOTS = "nightly-plots"
 
@@ -53,17 +52,12 @@ def write(report: Report, directory: Path, step_summary: str | None = None) -> l
     pngs = {s.slug: trend_png(s.artifact, s.trend) for s in report.sections if s.trend}
     written = []
     for slug, png in pngs.items():
-        p = directory / PLOTS / f"{slug}.png"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_suffix(".png.tmp")
-        tmp.write_bytes(png)
-        os.replace(tmp, p)
-        written.append(p)
+        written.append(write_bytes(directory / PLOTS / f"{slug}.png", png))
     md = markdown(report)
-    atomic_write(directory / "nightly.md", md)
+    write_text(directory / "nightly.md", md)
     body = "\n".join([f"<h1>{html.escape(report.title)}</h1>", *(f"<p>{html.escape(line)}</p>" for line in report.lines),
                       *(_html_section(s, pngs.get(s.slug)) for s in report.sections)])
-    atomic_write(directory / "nightly.html", f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{html.escape(report.title)}</title>'
+    write_text(directory / "nightly.html", f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{html.escape(report.title)}</title>'
                                              f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
     written += [directory / "nightly.md", directory / "nightly.html"]
     if step_summary:

@@ -4,36 +4,16 @@ report, so it also works when the checks ran in pytest-xdist workers."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from model_checks.core.fileio import write_text
 from model_checks.core.session import PROPERTY
 
 COLUMNS = ("manifest", "integrity", "metadata", "limits", "equivalence", "accuracy")
 MARK = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: an interrupted run leaves the old file whole. The file
-    gets the permissions a plain open() would give (mkstemp's are owner-only, which CI artifact uploads trip on)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _fmt(v: object, spec: str = ".3g") -> str:
@@ -78,7 +58,7 @@ class SummaryReport:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        atomic_write(self.path, self.render())
+        write_text(self.path, self.render())
 
     def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
         terminalreporter.write_line(f"model-checks: summary written to {self.path}")

@@ -21,6 +21,7 @@ import yaml
 
 from model_checks.checks.accuracy import accuracy
 from model_checks.checks.metadata import RUNTIME_PACKAGES
+from model_checks.core.fileio import write_text
 from model_checks.core.inputs import load_npz
 from model_checks.manifest import TensorSpec, guess_format, parse_manifest
 from model_checks.safety.paths import resolve_inside
@@ -170,5 +171,5 @@ def package(model: str | Path, out_dir: str | Path, *, model_name: str, version:
     if budgets:
         manifest["budgets"] = dict(budgets)
     parse_manifest(manifest, f"{out_dir}/metadata.yaml")  # the schema and its cross-key rules, before writing
-    (out_dir / "metadata.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False, default_flow_style=None, width=120), encoding="utf-8")
+    write_text(out_dir / "metadata.yaml", yaml.safe_dump(manifest, sort_keys=False, default_flow_style=None, width=120))
     return Packaged(out_dir, manifest, t, acc, ref_acc)

@@ -45,19 +45,6 @@ def onnx_outputs(model: bytes | str | Path, feeds: Mapping[str, np.ndarray]) -> 
     return dict(zip(names, sess.run(names, dict(feeds))))
 
 
-def atomic_write(path: Path, data: bytes) -> Path:
-    """Write `data` to `path` through a temporary sibling, so a failure never leaves half a model."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def input_specs(model) -> list[TensorSpec]:  # type: ignore[no-untyped-def]
     """A ModelProto's real inputs (initializers listed as inputs left out), as the gate reads them."""
     from model_checks.backends.onnx.facts import value_spec

@@ -60,12 +60,12 @@ def test_full_matrix():
     no limit). The whole matrix takes about two hours on 2 cores, so each entry is recorded in
     reports/tfmot_matrix.jsonl and the next night takes up what is missing (keep reports/ between nightly runs);
     MODEL_CHECKS_MATRIX_FRESH=1 starts over. What the budget leaves out is listed in the report."""
-    from model_checks.plugin.summary import atomic_write
+    from model_checks.core.fileio import write_text
 
     budget = float(os.environ.get("MODEL_CHECKS_MATRIX_BUDGET", 3000)) or None
     results = Results(Path("reports/tfmot_matrix.jsonl"), resume=os.environ.get("MODEL_CHECKS_MATRIX_FRESH") != "1")
     m = run_matrix(budget_s=budget, on_entry=results.record, done=results.done)
-    atomic_write(Path("reports/tfmot_matrix.md"), render(m))
+    write_text(Path("reports/tfmot_matrix.md"), render(m))
     by = {(e.app, e.top): e for e in m.entries}
     assert by[("MobileNetV2", False)].quantize.ok and by[("MobileNetV2", False)].prune.ok
     unexplained = [e.app for e in m.entries for o in (e.quantize, e.prune) if not o.ok and not o.problems and not o.note]

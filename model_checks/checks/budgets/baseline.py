@@ -15,7 +15,7 @@ from pathlib import Path
 from model_checks.checks.budgets.compare import IMPROVEMENT, INCONCLUSIVE, REGRESSION, BaselineComparison, compare, not_compared
 from model_checks.checks.budgets.fingerprint import differences
 from model_checks.checks.budgets.percentiles import median
-from model_checks.plugin.summary import atomic_write
+from model_checks.core.fileio import write_text
 
 SCHEMA = 1
 KEEP_SESSIONS = 5  # a baseline pools the block medians of its last sessions
@@ -98,5 +98,5 @@ class BaselineStore:
         data = {"schema": SCHEMA, **asdict(baseline)}
         if not data["created"]:
             data["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        atomic_write(p, json.dumps(data, indent=2, sort_keys=True) + "\n")
+        write_text(p, json.dumps(data, indent=2, sort_keys=True) + "\n")
         return p
