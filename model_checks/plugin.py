@@ -297,7 +297,8 @@ def model_checks_budget(request: pytest.FixtureRequest, artifact: Any, model_che
     opt = request.config.getoption
     options = BudgetOptions(baselines=Path(opt("model_checks_baselines") or request.config.rootpath / ".benchmarks" / "model-checks-baselines"),
                             update_baselines=opt("model_checks_update_baselines"), min_effect=opt("model_checks_min_effect"),
-                            trust_code=opt("model_checks_trust_code"), latency_claim_factor=opt("model_checks_latency_claim_factor"))
+                            trust_code=opt("model_checks_trust_code"), latency_claim_factor=opt("model_checks_latency_claim_factor"),
+                            timeout_s=opt("model_checks_timeout"))
 
     def verdict(check: str, benchmark: Any):  # type: ignore[no-untyped-def]
         __tracebackhide__ = True
