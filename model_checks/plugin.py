@@ -239,6 +239,22 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return mod
 
 
+@pytest.hookimpl(tryfirst=True)  # before -k and -m deselect
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A metadata.yaml pytest does not hand to pytest_collect_file (a dangling link, a named pipe: not regular
+    files) is still an artifact discovery refused: its manifest test is added here, so it fails, never vanishes."""
+    gs = _session(config)
+    if gs is None:
+        return
+    seen = {item.path for item in items if ITEM_KEY in item.stash}
+    for art in gs.artifacts:
+        path = art.manifest_path
+        if art.error and path not in seen and os.path.lexists(path) and not os.path.isfile(path):
+            mod = ArtifactModule.from_parent(session, path=path, name=art.id)
+            mod.artifact = art
+            items.extend(mod.collect())
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A user's own test that takes `artifact` runs once per artifact (the gate's items carry theirs)."""
     if "artifact" not in metafunc.fixturenames or isinstance(metafunc.definition.getparent(pytest.Module), ArtifactModule):
