@@ -105,24 +105,23 @@ def _version_text(root: yaml.Node) -> str | None:
 
 _RESOLVER = _Loader("")
 _SCALARS = yaml.constructor.SafeConstructor()
-_CLoader = getattr(yaml, "CSafeLoader", None)
 try:
     from yaml.cyaml import CParser as _CParser
 except ImportError:  # PyYAML built without libyaml: only the pure-Python loader, which recurses in Python
     _CParser = None  # type: ignore[assignment,misc]
 
 
-def _plain(node: yaml.ScalarNode) -> Any:
+def _plain(text: str) -> Any:
     """A plain scalar resolved by _Loader's rules (YAML 1.2 floats, no timestamps)."""
-    tag = _RESOLVER.resolve(yaml.ScalarNode, node.value, (True, False))
+    tag = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))
     if tag == "tag:yaml.org,2002:str":
-        return node.value
+        return text
     return {
         "tag:yaml.org,2002:null": _SCALARS.construct_yaml_null,
         "tag:yaml.org,2002:bool": _SCALARS.construct_yaml_bool,
         "tag:yaml.org,2002:int": _SCALARS.construct_yaml_int,
         "tag:yaml.org,2002:float": _SCALARS.construct_yaml_float,
-    }[tag](yaml.ScalarNode(tag, node.value))
+    }[tag](yaml.ScalarNode(tag, text))
 
 
 def _check_depth(text: str) -> None:
@@ -151,44 +150,85 @@ def _check_depth(text: str) -> None:
         parser.dispose()
 
 
-def _build(node: yaml.Node, depth: int = 0) -> Any:
-    if depth > MAX_DEPTH:
-        raise RecursionError
-    if isinstance(node, yaml.ScalarNode):
-        return _plain(node) if not node.style else node.value  # libyaml marks plain scalars with style ""
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(n, depth + 1) for n in node.value]
-    out: dict[Any, Any] = {}
-    lines: dict[Any, int] = {}
-    for k, v in node.value:
-        if not isinstance(k, yaml.ScalarNode):
-            raise _Refused(f"line {k.start_mark.line + 1}: a mapping key must be a plain value")
-        key = _build(k, depth + 1)
-        _check_key(key, k.start_mark.line + 1)
-        if key in out:
-            raise _Refused(f"line {k.start_mark.line + 1}: duplicate key {key!r} (first at line {lines[key]})")
-        lines[key] = k.start_mark.line + 1
-        out[key] = _build(v, depth + 1)
-    return out
+class _Frame:
+    """A mapping or list being built from events; for a mapping, the key waiting for its value."""
+
+    __slots__ = ("value", "key", "lines")
+
+    def __init__(self, value: dict | list) -> None:
+        self.value = value
+        self.key: Any = _NO_KEY
+        self.lines: dict[Any, int] = {}
+
+
+_NO_KEY = object()
+
+
+def _place(frame: _Frame | None, value: Any, event: yaml.Event, scalar: bool) -> None:
+    """Put `value` into the container being built: a list item, a mapping's key, or the value of its key."""
+    if frame is None:
+        return
+    if isinstance(frame.value, list):
+        frame.value.append(value)
+        return
+    line = event.start_mark.line + 1
+    if frame.key is _NO_KEY:
+        if not scalar:
+            raise _Refused(f"line {line}: a mapping key must be a plain value")
+        _check_key(value, line)
+        if value in frame.value:
+            raise _Refused(f"line {line}: duplicate key {value!r} (first at line {frame.lines[value]})")
+        frame.lines[value] = line
+        frame.key = value
+    else:
+        frame.value[frame.key] = value
+        frame.key = _NO_KEY
 
 
 def _fast(text: str) -> tuple[bool, Any]:
-    """libyaml composes, Python builds: about 3 times faster. Only for text that cannot hold anchors,
-    aliases or tags; the pure-Python loader, with its exact messages, takes everything else."""
-    if _CLoader is None or any(c in text for c in "&*!"):
+    """libyaml parses, Python builds from its events: about 3 times faster than the pure-Python loader, and
+    without recursion (libyaml's composer recurses in C, and 100,000 `[` fit under the size cap), so depth
+    is counted as it goes. Only for text that cannot hold anchors, aliases or tags; the pure-Python loader,
+    with its exact messages, takes everything else, and any text libyaml cannot parse."""
+    if _CParser is None or any(c in text for c in "&*!"):
         return False, None
-    loader = _CLoader(text)
+    parser = _CParser(text)
+    stack: list[_Frame] = []
+    root: Any = None
+    version: str | None = None
+    documents = 0
     try:
-        root = loader.get_single_node()
+        while True:
+            event = parser.get_event()
+            if event is None or isinstance(event, yaml.StreamEndEvent):
+                break
+            if isinstance(event, yaml.DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    raise yaml.YAMLError("more than one document")  # the pure-Python loader says where
+            elif isinstance(event, yaml.CollectionStartEvent):
+                if len(stack) >= MAX_DEPTH:
+                    raise _Refused(f"line {event.start_mark.line + 1}: nested more than {MAX_DEPTH} levels deep; a manifest needs a few")
+                frame = _Frame({} if isinstance(event, yaml.MappingStartEvent) else [])
+                _place(stack[-1] if stack else None, frame.value, event, scalar=False)
+                stack.append(frame)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                done = stack.pop()
+                if not stack:
+                    root = done.value
+            elif isinstance(event, yaml.ScalarEvent):
+                value = _plain(event.value) if not event.style else event.value  # libyaml marks plain scalars with style ""
+                top = stack[-1] if stack else None
+                if top is not None and len(stack) == 1 and top.key == "version" and isinstance(top.value, dict):
+                    version = event.value  # as written: `1.10` stays "1.10", not the float 1.1
+                _place(top, value, event, scalar=True)
+                if top is None:
+                    root = value
     finally:
-        loader.dispose()
-    if root is None:
-        return True, None
-    data = _build(root)
-    version = _version_text(root)
-    if version is not None and isinstance(data, dict) and not isinstance(data.get("version"), str):
-        data["version"] = version
-    return True, data
+        parser.dispose()
+    if version is not None and isinstance(root, dict) and not isinstance(root.get("version"), str):
+        root["version"] = version
+    return True, root
 
 
 def load_yaml_text(text: str, file: str) -> Any:
@@ -198,7 +238,6 @@ def load_yaml_text(text: str, file: str) -> Any:
     if "\x00" in text:
         raise ManifestError(file, "is binary, not YAML text")
     try:
-        _check_depth(text)
         done, data = _fast(text)
         if done:
             return data
@@ -206,8 +245,10 @@ def load_yaml_text(text: str, file: str) -> Any:
         raise ManifestError(file, str(e)) from None
     except yaml.YAMLError:
         pass  # the pure-Python loader below gives the message with its line and column
-    except RecursionError:
-        raise ManifestError(file, "nested too deeply") from None
+    try:
+        _check_depth(text)  # the pure-Python composer recurses too: not past MAX_DEPTH either
+    except _Refused as e:
+        raise ManifestError(file, str(e)) from None
     loader = _Loader(text)
     try:
         root = loader.get_single_node()
