@@ -12,7 +12,7 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
@@ -131,6 +131,15 @@ def _check_depth(text: str) -> None:
     cannot parse is left to the pure-Python loader, which gives the message and recurses in Python only."""
     if _CParser is None:
         return
+    try:
+        for _ in _events(text):
+            pass
+    except yaml.YAMLError:
+        return
+
+
+def _events(text: str) -> Iterator[yaml.Event]:
+    """libyaml's events for `text` up to the end of the stream, refusing nesting deeper than MAX_DEPTH as they come."""
     parser = _CParser(text)
     depth = 0
     try:
@@ -144,8 +153,7 @@ def _check_depth(text: str) -> None:
                     raise _Refused(f"line {event.start_mark.line + 1}: nested more than {MAX_DEPTH} levels deep; a manifest needs a few")
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
-    except yaml.YAMLError:
-        return
+            yield event
     finally:
         parser.dispose()
 
@@ -192,40 +200,31 @@ def _fast(text: str) -> tuple[bool, Any]:
     with its exact messages, takes everything else, and any text libyaml cannot parse."""
     if _CParser is None or any(c in text for c in "&*!"):
         return False, None
-    parser = _CParser(text)
     stack: list[_Frame] = []
     root: Any = None
     version: str | None = None
     documents = 0
-    try:
-        while True:
-            event = parser.get_event()
-            if event is None or isinstance(event, yaml.StreamEndEvent):
-                break
-            if isinstance(event, yaml.DocumentStartEvent):
-                documents += 1
-                if documents > 1:
-                    raise yaml.YAMLError("more than one document")  # the pure-Python loader says where
-            elif isinstance(event, yaml.CollectionStartEvent):
-                if len(stack) >= MAX_DEPTH:
-                    raise _Refused(f"line {event.start_mark.line + 1}: nested more than {MAX_DEPTH} levels deep; a manifest needs a few")
-                frame = _Frame({} if isinstance(event, yaml.MappingStartEvent) else [])
-                _place(stack[-1] if stack else None, frame.value, event, scalar=False)
-                stack.append(frame)
-            elif isinstance(event, yaml.CollectionEndEvent):
-                done = stack.pop()
-                if not stack:
-                    root = done.value
-            elif isinstance(event, yaml.ScalarEvent):
-                value = _plain(event.value) if not event.style else event.value  # libyaml marks plain scalars with style ""
-                top = stack[-1] if stack else None
-                if top is not None and len(stack) == 1 and top.key == "version" and isinstance(top.value, dict):
-                    version = event.value  # as written: `1.10` stays "1.10", not the float 1.1
-                _place(top, value, event, scalar=True)
-                if top is None:
-                    root = value
-    finally:
-        parser.dispose()
+    for event in _events(text):
+        if isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+            if documents > 1:
+                raise yaml.YAMLError("more than one document")  # the pure-Python loader says where
+        elif isinstance(event, yaml.CollectionStartEvent):
+            frame = _Frame({} if isinstance(event, yaml.MappingStartEvent) else [])
+            _place(stack[-1] if stack else None, frame.value, event, scalar=False)
+            stack.append(frame)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            done = stack.pop()
+            if not stack:
+                root = done.value
+        elif isinstance(event, yaml.ScalarEvent):
+            value = _plain(event.value) if not event.style else event.value  # libyaml marks plain scalars with style ""
+            top = stack[-1] if stack else None
+            if top is not None and len(stack) == 1 and top.key == "version" and isinstance(top.value, dict):
+                version = event.value  # as written: `1.10` stays "1.10", not the float 1.1
+            _place(top, value, event, scalar=True)
+            if top is None:
+                root = value
     if version is not None and isinstance(root, dict) and not isinstance(root.get("version"), str):
         root["version"] = version
     return True, root
