@@ -83,7 +83,7 @@ def _lambda_problem(config: dict) -> str | None:
     for key in ("function", "output_shape"):
         kind, value, module = config.get(f"{key}_type"), config.get(key), config.get(f"{key}_module" if key != "function" else "module")
         if kind == "lambda" or (isinstance(value, list) and value and isinstance(value[0], str)):
-            return f"holds Python bytecode as its {key} (a lambda); it would run when the model is built"
+            return f"holds Python bytecode as its {key} (a lambda), which would run when the model is built (refused, as Keras' safe mode does)"
         if kind == "function" and isinstance(value, str):
             if not isinstance(module, str) or not _ALLOWED_MODULE.match(module):
                 return f"calls {module}.{value} as its {key}; a Lambda may only name functions of Keras' own modules"
