@@ -49,3 +49,12 @@ def check_regular_file(path: Path, key: str, max_bytes: int = MAX_FILE_BYTES) ->
     if st.st_size > max_bytes:
         raise UnsafePathError(f"{key}: {path.name} is {st.st_size} bytes, over the cap of {max_bytes} bytes")
     return st.st_size
+
+
+def printable(text: str) -> str:
+    """`text` with every character that is not printable (control characters, line breaks, escape sequences,
+    bidirectional overrides, zero-width marks) written as its Python escape: a directory name or an id is
+    shown as it is, but can never start a line, colour a terminal or reorder what a reader sees."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
