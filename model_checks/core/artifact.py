@@ -7,6 +7,7 @@ from pathlib import Path
 
 from model_checks.manifest import Manifest
 from model_checks.safety.paths import resolve_inside
+from model_checks.safety.text import printable
 
 
 @dataclass(frozen=True)
@@ -21,8 +22,9 @@ class Artifact:
 
     @property
     def rel_dir(self) -> str:
+        """The directory under its root, as shown to people (escaped: a directory name may hold anything)."""
         rel = self.dir.relative_to(self.root).as_posix()
-        return rel if rel != "." else self.root.name
+        return printable(rel if rel != "." else self.root.name)
 
     @property
     def manifest_path(self) -> Path:

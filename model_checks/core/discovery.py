@@ -7,9 +7,10 @@ from collections import Counter
 from pathlib import Path
 
 from model_checks.core.artifact import Artifact
-from model_checks.core.errors import ManifestError, UnsafePathError
+from model_checks.core.errors import ModelChecksError
 from model_checks.manifest import load_manifest, load_policy
 from model_checks.safety.paths import check_regular_file, resolve_inside
+from model_checks.safety.text import printable
 
 MANIFEST = "metadata.yaml"
 POLICY = "policy.yaml"
@@ -33,12 +34,26 @@ def _walk(root: Path):  # type: ignore[no-untyped-def]
 
 
 def _unreadable(root: Path, d: Path, name: str, display: str) -> str | None:
-    """Why `d/name` may not be read: a link out of the root, a hard link, not a regular file."""
+    """Why `d/name` may not be read: a link out of the root or to nothing, a hard link, not a regular file (a
+    named pipe would block the reader)."""
     try:
         check_regular_file(resolve_inside(root, d, name, display), display)
-    except UnsafePathError as e:
+    except ModelChecksError as e:
         return str(e)
     return None
+
+
+def _read(read, display: str):  # type: ignore[no-untyped-def]
+    """`read()`, or why not: no input may end the session, so even an error of ours that escaped the loader's
+    own checks becomes this artifact's failure (named as ours, to be reported)."""
+    try:
+        return read(), None
+    except ModelChecksError as e:
+        return None, str(e)
+    except (OSError, ValueError) as e:
+        return None, f"{display}: cannot be read ({type(e).__name__}: {printable(str(e))})"
+    except Exception as e:  # noqa: BLE001 - a bug of ours, but one manifest must not end the session
+        return None, f"{display}: internal error of model-checks while reading it ({type(e).__name__}: {printable(str(e))}); please report it"
 
 
 def discover(roots: list[Path]) -> list[Artifact]:
@@ -46,27 +61,23 @@ def discover(roots: list[Path]) -> list[Artifact]:
     found: list[Artifact] = []
     for root in roots:
         root = Path(os.path.normpath(root.absolute()))
-        policy_display = f"{root.name}/{POLICY}"
+        policy_display = printable(f"{root.name}/{POLICY}")
         policy, policy_error = {}, None
         if os.path.lexists(root / POLICY):
             policy_error = _unreadable(root, root, POLICY, policy_display)
         if policy_error is None:
-            try:
-                policy = load_policy(root / POLICY, policy_display)
-            except ManifestError as e:
-                policy_error = str(e)
+            policy, policy_error = _read(lambda: load_policy(root / POLICY, policy_display), policy_display)
         for d, refused in _walk(root):
-            rel = d.relative_to(root).as_posix()
-            display = f"{root.name}/{rel}/{MANIFEST}" if rel != "." else f"{root.name}/{MANIFEST}"
+            rel = printable(d.relative_to(root).as_posix())  # a directory name is shown, never trusted to be text
+            display = f"{printable(root.name)}/{rel}/{MANIFEST}" if rel != "." else f"{printable(root.name)}/{MANIFEST}"
             refused = refused or policy_error or _unreadable(root, d, MANIFEST, display)
-            if refused:
+            m = None
+            if not refused:
+                m, refused = _read(lambda: load_manifest(d / MANIFEST, display, policy or {}, policy_display), display)
+            if m is None:
                 found.append(Artifact(id=f"invalid:{rel}", root=root, dir=d, manifest=None, error=refused))
-                continue
-            try:
-                m = load_manifest(d / MANIFEST, display, policy, policy_display)
-                found.append(Artifact(id=m.id, root=root, dir=d, manifest=m))
-            except ManifestError as e:
-                found.append(Artifact(id=f"invalid:{rel}", root=root, dir=d, manifest=None, error=str(e)))
+            else:
+                found.append(Artifact(id=printable(m.id), root=root, dir=d, manifest=m))
     return _break_ties(found)
 
 

@@ -97,3 +97,9 @@ def of_kind(cls: type[ModelChecksError], message: str) -> ModelChecksError:
 def with_context(error: ModelChecksError, prefix: str) -> ModelChecksError:
     """The same kind of error with `prefix` before its message (e.g. which manifest key named the file)."""
     return of_kind(type(error), f"{prefix}{error}")
+
+
+class MeasurementDeadlineError(ModelChecksError):
+    """A budget's measurement (warm-up and rounds) did not finish within its own deadline."""
+
+    what = "measurement over its deadline"

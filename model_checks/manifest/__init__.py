@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ __all__ = [
 
 def load_policy(path: Path, display: str) -> dict[str, Any]:
     """A root's policy.yaml, validated; an empty mapping when there is none."""
-    if not path.is_file():
+    if not os.path.lexists(path):
         return {}
     data = load_yaml_file(path, display)
     if data is None:

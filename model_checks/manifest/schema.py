@@ -70,6 +70,11 @@ def _describe(err, root: dict[str, Any]) -> list[str]:  # type: ignore[no-untype
     if err.validator == "type":
         want = err.validator_value if isinstance(err.validator_value, str) else " or ".join(err.validator_value)
         return [f"{where}: expected {want}, got {type(err.instance).__name__} {err.instance!r}"]
+    if err.validator == "not" and "pattern" in err.validator_value:
+        from model_checks.safety.text import printable
+
+        return [f"{where}: '{printable(str(err.instance))}' holds a control character, line break or invisible formatting mark; "
+                "it must be printable text (the spec: no control characters or newlines), as it is printed in logs and reports"]
     if err.validator == "oneOf" and err.context:
         return [f"{where}: {err.instance!r} is neither " + " nor ".join(sorted({c.message.split(' is not ')[-1] for c in err.context}))]
     return [f"{where}: {err.message}"]

@@ -10,6 +10,7 @@ from pathlib import Path
 from model_checks.nightly.document import Report, Section, Table
 from model_checks.nightly.plots import trend_png
 from model_checks.core.fileio import write_bytes, write_text
+from model_checks.safety.text import md_cell
 
 PLOTS = "nightly-plots"
 
@@ -21,15 +22,15 @@ def _md_table(t: Table) -> list[str]:
 def markdown(report: Report, images: bool = True) -> str:
     out = [f"# {report.title}", "", *report.lines, ""]
     for s in report.sections:
-        out += [f"## `{s.artifact}`", "", *(f"- {line}" for line in s.lines), ""]
+        out += [f"## `{md_cell(s.artifact)}`", "", *(f"- {line}" for line in s.lines), ""]
         out += [*_md_table(s.table), ""] if s.table else ["No budget was measured in this run.", ""]
         if images and s.trend:
-            out += [f"![{s.artifact} over stored runs]({PLOTS}/{s.slug}.png)", ""]
+            out += [f"![{md_cell(s.artifact)} over stored runs]({PLOTS}/{s.slug}.png)", ""]
     return "\n".join(out)
 
 
 def _html_section(s: Section, png: bytes | None) -> str:
-    parts = [f"<h2><code>{html.escape(s.artifact)}</code></h2>", "<ul>", *(f"<li>{html.escape(line)}</li>" for line in s.lines), "</ul>"]
+    parts = [f"<h2><code>{html.escape(md_cell(s.artifact))}</code></h2>", "<ul>", *(f"<li>{html.escape(line)}</li>" for line in s.lines), "</ul>"]
     if s.table:
         parts.append("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in s.table.head) + "</tr></thead><tbody>")
         for row in s.table.rows:

@@ -168,7 +168,9 @@ class CheckItem(pytest.Function):
     summary points at the artifact it concerns, not at the gate's test function."""
 
     def reportinfo(self):  # type: ignore[no-untyped-def]
-        return self.path, 0, self.name
+        from model_checks.safety.text import printable
+
+        return printable(str(self.path)), 0, self.name  # escaped: skips and the short summary print it
 
 
 class ArtifactModule(pytest.Module):
@@ -223,6 +225,17 @@ def _device_marks(device: str) -> list:
     return [getattr(pytest.mark, device), pytest.mark.nightly]
 
 
+def _nodeid(config: pytest.Config, path: Path) -> str | None:
+    """The node id pytest would give `path`, with the directory names escaped (they head every line of the
+    log about the artifact); None, pytest's own, outside the rootdir."""
+    from model_checks.safety.text import printable
+
+    try:
+        return printable(path.relative_to(config.rootpath).as_posix())
+    except ValueError:
+        return None
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.name != "metadata.yaml":
         return None
@@ -234,9 +247,25 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
         return None
     # Named by the artifact, not "metadata.yaml": `-k` matches the names of every node up the chain, so
     # `-k metadata` would select every check of every artifact. The node id still comes from the path.
-    mod = ArtifactModule.from_parent(parent, path=file_path, name=artifact.id)
+    mod = ArtifactModule.from_parent(parent, path=file_path, name=artifact.id, nodeid=_nodeid(parent.config, file_path))
     mod.artifact = artifact
     return mod
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k and -m deselect
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A metadata.yaml pytest does not hand to pytest_collect_file (a dangling link, a named pipe: not regular
+    files) is still an artifact discovery refused: its manifest test is added here, so it fails, never vanishes."""
+    gs = _session(config)
+    if gs is None:
+        return
+    seen = {item.path for item in items if ITEM_KEY in item.stash}
+    for art in gs.artifacts:
+        path = art.manifest_path
+        if art.error and path not in seen and os.path.lexists(path) and not os.path.isfile(path):
+            mod = ArtifactModule.from_parent(session, path=path, name=art.id, nodeid=_nodeid(config, path))
+            mod.artifact = art
+            items.extend(mod.collect())
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -297,7 +326,8 @@ def model_checks_budget(request: pytest.FixtureRequest, artifact: Any, model_che
     opt = request.config.getoption
     options = BudgetOptions(baselines=Path(opt("model_checks_baselines") or request.config.rootpath / ".benchmarks" / "model-checks-baselines"),
                             update_baselines=opt("model_checks_update_baselines"), min_effect=opt("model_checks_min_effect"),
-                            trust_code=opt("model_checks_trust_code"), latency_claim_factor=opt("model_checks_latency_claim_factor"))
+                            trust_code=opt("model_checks_trust_code"), latency_claim_factor=opt("model_checks_latency_claim_factor"),
+                            timeout_s=opt("model_checks_timeout"))
 
     def verdict(check: str, benchmark: Any):  # type: ignore[no-untyped-def]
         __tracebackhide__ = True

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-from model_checks.checks.budgets.fingerprint import fingerprint
-
-MACHINE_INFO_KEY = "model_checks"
+from model_checks.checks.budgets.fingerprint import MACHINE_INFO_KEY, fingerprint
 
 
 class BenchmarkHooks:

@@ -16,13 +16,14 @@ from model_checks.backends import load_runtime, open_target
 from model_checks.backends.base import Target
 from model_checks.checks.budgets.fingerprint import fingerprint
 from model_checks.checks.budgets.calibration import Calibration
-from model_checks.checks.budgets.measure import BLOCKS, MIN_BLOCK, Bench, Measurement, block_starts, samples_ns, timed, warm_up
+from model_checks.checks.budgets.measure import BLOCKS, MIN_BLOCK, Bench, Deadline, Measurement, block_starts, samples_ns, timed, warm_up
 from model_checks.checks.budgets.percentiles import median, rounds_for
 from model_checks.checks.budgets.policy import CLAIM_FACTOR, LatencyBudget, LatencyClaim, SpeedupBudget, ThroughputBudget
 from model_checks.checks.budgets.spec import DeviceBudget, device_budget
 from model_checks.checks.context import CheckContext
 from model_checks.core.errors import DeviceUnavailable
 from model_checks.core.inputs import generate, merge_interface, seed_for
+from model_checks.isolation.limits import DEFAULT_TIMEOUT_S
 from model_checks.manifest.model import Limit
 from model_checks.core.results import CheckResult
 
@@ -36,6 +37,7 @@ class BudgetOptions:
     min_effect: float = MIN_EFFECT
     trust_code: bool = False
     latency_claim_factor: float = CLAIM_FACTOR  # 0: the `latency_ms` claim is reported, not gated
+    timeout_s: float = DEFAULT_TIMEOUT_S  # the longest any one measurement may take (see measure.Deadline)
 
 
 def refused(bench: Any) -> str | None:
@@ -89,16 +91,20 @@ def _open(ctx: CheckContext, budget: DeviceBudget, options: BudgetOptions, batch
 
 
 def measure(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, batch: int, rounds: int,
-            setup: Callable[[], Any] | None = None, teardown: Callable[[], Any] | None = None) -> Measurement:
+            setup: Callable[[], Any] | None = None, teardown: Callable[[], Any] | None = None,
+            per_call: tuple[float, str] | None = None) -> Measurement:
     """Session creation, first call, warm-up until stable, then `rounds` samples of one call each; `setup` and
-    `teardown` run untimed around each sample (they replace the calibration bursts)."""
+    `teardown` run untimed around each sample (they replace the calibration bursts). Warm-up and rounds run
+    under one Deadline, from the timeout and `per_call` (the budget per call in ms, and how to name it)."""
     target, create_ms, first_ms = _open(ctx, budget, options, batch)
     calibration = Calibration(budget.threads) if setup is None and teardown is None and budget.device == "cpu" else None
+    deadline = Deadline(options.timeout_s, rounds, *(per_call or (None, "")))
     try:
-        warm = warm_up(target.call)
+        warm = warm_up(target.call, deadline=deadline)
+        deadline.check("after warm-up", warm.window_median_ms)
         if calibration is not None:
             setup = _calibrating(calibration, target, block_starts(rounds))
-        bench.pedantic(target.call, setup=setup, teardown=teardown, rounds=rounds, iterations=1, warmup_rounds=0)
+        bench.pedantic(target.call, setup=deadline.bounded(setup), teardown=teardown, rounds=rounds, iterations=1, warmup_rounds=0)
         if calibration is not None:
             calibration.burst()
     finally:
@@ -169,7 +175,10 @@ def _latency(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: Bud
     policies = [LatencyBudget(s, lim) for s, lim in budget.latency_ms.items()]
     claim = LatencyClaim(budget.latency_claim_ms, options.latency_claim_factor) if budget.latency_claim_ms is not None else None
     rounds = rounds_for(list(budget.latency_ms) or ["p50"], floor=BLOCKS * MIN_BLOCK)
-    m = measure(ctx, budget, bench, options, batch=1, rounds=rounds)
+    loosest = [(p.limit.value, f"{p.statistic} {p.limit.value:g} ms") for p in policies]
+    if claim is not None:
+        loosest.append((claim.claim.value * max(claim.factor, 1.0), f"{max(claim.factor, 1.0):g} x the claimed {claim.claim.value:g} ms"))
+    m = measure(ctx, budget, bench, options, batch=1, rounds=rounds, per_call=max(loosest) if loosest else None)
     failing = [p for p in policies if p.fails(m.percentiles)]
     problems = [p.fails(m.percentiles) or "" for p in failing]
     if failing:
@@ -188,7 +197,9 @@ def _latency(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: Bud
 def _throughput(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, subject: str) -> CheckResult:
     assert budget.throughput_per_s is not None
     policy = ThroughputBudget(budget.throughput_per_s, budget.batch_size)
-    m = measure(ctx, budget, bench, options, batch=budget.batch_size, rounds=rounds_for(["p50"], floor=BLOCKS * MIN_BLOCK))
+    per_call_ms = 1e3 * budget.batch_size / budget.throughput_per_s.value
+    m = measure(ctx, budget, bench, options, batch=budget.batch_size, rounds=rounds_for(["p50"], floor=BLOCKS * MIN_BLOCK),
+                per_call=(per_call_ms, f"the budget's {per_call_ms:.3g} ms a call ({budget.throughput_per_s.value:g} items/s at batch {budget.batch_size})"))
     msg = policy.fails(m.throughput_per_s)
     comparison, notes = _baseline("throughput", ctx, m, options)
     problems = [msg, _where_to_change([policy.limit], ctx)] if msg else []

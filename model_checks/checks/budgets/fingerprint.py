@@ -53,6 +53,9 @@ def versions() -> dict[str, str]:
     return found
 
 
+MACHINE_INFO_KEY = "model_checks"  # where pytest-benchmark's saved runs carry the fingerprint
+
+
 def fingerprint(device: str | None = None, threads: int | None = None) -> dict:
     """The environment of a measurement on `device` with `threads` (None: the machine as a whole)."""
     fp: dict = {"cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(), "system": platform.system(),

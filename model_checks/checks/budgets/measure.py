@@ -54,6 +54,57 @@ def samples_ns(bench: Any) -> list[float]:
     return [s * 1e9 for s in data]
 
 
+WARMUP_SECONDS = 5.0  # warm_up's own cap
+ROUND_ALLOWANCE = 10.0  # a round may take this many times the budget before the measurement is cut short
+MIN_DEADLINE_S = 10.0  # a measurement always gets this long (start-up noise on a busy machine), the timeout permitting
+
+
+class Deadline:
+    """When a budget's whole measurement (warm-up and every round) must be done: the smaller of the per-request
+    timeout and warm-up plus `rounds` times ROUND_ALLOWANCE x the budget per call. A model far slower than its
+    budget then fails in seconds, naming both, instead of running hundreds of rounds in the pytest process."""
+
+    def __init__(self, timeout_s: float, rounds: int, per_call_ms: float | None, what: str,
+                 clock: Callable[[], float] = time.monotonic):
+        allowance = None if per_call_ms is None else WARMUP_SECONDS + rounds * ROUND_ALLOWANCE * per_call_ms / 1e3
+        self.seconds = timeout_s if allowance is None else min(timeout_s, max(MIN_DEADLINE_S, allowance))
+        self.origin = (f"--model-checks-timeout ({timeout_s:g} s)" if allowance is None or allowance >= timeout_s
+                       else f"{WARMUP_SECONDS:g} s of warm-up + {rounds} rounds x {ROUND_ALLOWANCE:g} x {what}"
+                       + (f", at least {MIN_DEADLINE_S:g} s" if allowance < MIN_DEADLINE_S else ""))
+        self.rounds = rounds
+        self.clock = clock
+        self.start = clock()
+        self.done = 0  # rounds finished
+
+    def left(self) -> float:
+        return self.seconds - (self.clock() - self.start)
+
+    def check(self, phase: str, call_ms: float | None = None) -> None:
+        """Raise MeasurementDeadlineError when the deadline has passed, or when `rounds` calls of `call_ms` cannot end in time."""
+        from model_checks.core.errors import MeasurementDeadlineError
+
+        left = self.left()
+        need = None if call_ms is None else (self.rounds - self.done) * call_ms / 1e3
+        if left > 0 and (need is None or need <= left):
+            return
+        pace = f"; a call takes {call_ms:.3g} ms, so {self.rounds - self.done} more round(s) need about {need:.3g} s" if need else ""
+        raise MeasurementDeadlineError(
+            f"the measurement (warm-up and {self.rounds} rounds) cannot finish within its deadline of {self.seconds:.3g} s "
+            f"({self.origin}): stopped {phase}, {self.done} round(s) done, {max(left, 0):.3g} s left{pace}. The model is far "
+            "slower than its budget: make it faster, or raise the budget (or --model-checks-timeout) if this speed is expected")
+
+    def bounded(self, setup: Callable[[], Any] | None) -> Callable[[], None]:
+        """pedantic's setup (untimed), checking the deadline before each round."""
+
+        def before_round() -> None:
+            self.check(f"before round {self.done + 1}")
+            self.done += 1
+            if setup is not None:
+                setup()
+
+        return before_round
+
+
 @dataclass(frozen=True)
 class WarmUp:
     calls: int
@@ -62,7 +113,8 @@ class WarmUp:
 
 
 def warm_up(call: Callable[[], Any], window: int = 10, tolerance: float = 0.05, min_calls: int = 20,
-            max_calls: int = 2000, max_seconds: float = 5.0, clock: Callable[[], int] = time.perf_counter_ns) -> WarmUp:
+            max_calls: int = 2000, max_seconds: float = WARMUP_SECONDS, clock: Callable[[], int] = time.perf_counter_ns,
+            deadline: Deadline | None = None) -> WarmUp:
     """Call until the median of a window of calls is within `tolerance` of the previous window's: caches,
     allocators, lazy initialisation and CPU frequency have settled. Gives up (stable=False) at `max_calls`
     or `max_seconds`, whichever comes first; the measurement says so."""
@@ -76,6 +128,8 @@ def warm_up(call: Callable[[], Any], window: int = 10, tolerance: float = 0.05, 
             times.append(clock() - t0)
         calls += window
         current = median(times)
+        if deadline is not None:
+            deadline.check(f"in warm-up after {calls} calls")
         if previous is not None and calls >= min_calls and abs(current - previous) <= tolerance * previous:
             return WarmUp(calls, True, current / 1e6)
         if calls >= max_calls or clock() - start > max_seconds * 1e9:
