@@ -16,6 +16,7 @@ from model_checks.paths import check_regular_file
 MAX_GENERATED_BYTES = 256 * 1024**2  # one generated input; larger is refused before allocating
 BATCH_SIZES = (1, 4)  # a dynamic batch is exercised at more than one size
 OTHER_DYNAMIC_DIM = 8
+SHORT_DYNAMIC_DIM = 3  # a second size for named dynamic dims other than the batch (sequence lengths)
 DEFAULT_RANGES = {"f": (0.0, 1.0), "b": (0, 1)}  # integers have none: an id out of an embedding's rows is no test
 MAX_NPZ_BYTES = 1024**3
 
@@ -128,10 +129,24 @@ def seed_for(artifact_id: str) -> int:
     return zlib.crc32(artifact_id.encode())
 
 
+def other_dynamic_dims(specs: Iterable[TensorSpec]) -> list[str]:
+    """Named dynamic dims that are not the batch (sequence lengths, image sizes), in order of appearance."""
+    batch = batch_dims(specs)
+    return list(dict.fromkeys(d for s in specs for d in (s.shape or ())[1:] if isinstance(d, str) and d not in batch and d != "?"))
+
+
 def generated_cases(specs: list[TensorSpec], artifact_id: str) -> list[Case]:
-    """One case per batch size when the batch is dynamic, else one case."""
+    """One case per batch size when the batch is dynamic (else batch 1), other named dynamic dims at
+    OTHER_DYNAMIC_DIM; where there are such dims, one more case at the largest batch with them at SHORT_DYNAMIC_DIM."""
     batches = BATCH_SIZES if batch_dims(specs) else (1,)
-    return [Case(f"generated, batch {b}", generate(specs, b, seed_for(artifact_id) + b)) for b in batches]
+    seed = seed_for(artifact_id)
+    cases = [Case(f"generated, batch {b}", generate(specs, b, seed + b)) for b in batches]
+    others = other_dynamic_dims(specs)
+    if others:
+        b, sizes = max(batches), {d: SHORT_DYNAMIC_DIM for d in others}
+        dims = ", ".join(f"{d} {SHORT_DYNAMIC_DIM}" for d in others)
+        cases.append(Case(f"generated, batch {b}, {dims}", generate(specs, b, seed + 100 + b, sizes)))
+    return cases
 
 
 def _unpacked_bytes(path: Path, key: str) -> int:
@@ -177,4 +192,8 @@ def sample_cases(path: Path, specs: list[TensorSpec], key: str) -> list[Case]:
         if arr is None:
             raise ArtifactLoadError(f"{key}: {path.name} has no array for input '{s.name}' (it has {', '.join(arrays) or 'none'})")
         feeds[s.name] = arr
-    return [Case(f"samples ({path.name})", feeds)]
+    cases = [Case(f"samples ({path.name})", feeds)]
+    n = {len(a) for a in feeds.values() if a.ndim}
+    if batch_dims(specs) and n and min(n) > 1:  # a dynamic batch: the first sample alone as well
+        cases.append(Case(f"samples ({path.name}), sample 0 alone", {k: (v[:1] if v.ndim else v) for k, v in feeds.items()}))
+    return cases

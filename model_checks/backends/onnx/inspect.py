@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from model_checks.backends.base import ModelFacts
+from model_checks.errors import runtime_error_text
 from model_checks.manifest.model import TensorSpec
 
 ORT_TYPES = {
@@ -193,10 +194,23 @@ def validate(path: Path, root: Path) -> list[str]:
 
     from model_checks.backends.onnx.loader import load_proto
 
-    load_proto(path, root, with_external=False)  # content sniffed and external data proven safe first
+    model = load_proto(path, root, with_external=False)  # content sniffed and external data proven safe first
+    problems = output_problems(model.graph)
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as e:  # ValidationError, InferenceError, and protobuf errors on damage
         first = str(e).strip().splitlines()
-        return [f"onnx.checker (full check, shape inference): {type(e).__name__}: {' '.join(first[:3])[:400]}"]
+        return problems + [f"onnx.checker (full check, shape inference): {runtime_error_text(e)}"]
+    return problems
+
+
+def output_problems(graph) -> list[str]:  # type: ignore[no-untyped-def]
+    """What onnx.checker lets through: a graph with no outputs computes nothing to check; two outputs of
+    one name make a comparison by name pick one of them."""
+    names = [o.name for o in graph.output]
+    if not names:
+        return ["the graph declares no outputs: it computes nothing that could be checked"]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        return [f"output names are not unique: {', '.join(repr(n) for n in dupes)} appear more than once among {len(names)} outputs; outputs are matched by name"]
     return []
