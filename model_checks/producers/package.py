@@ -139,10 +139,10 @@ def package(model: str | Path, out_dir: str | Path, *, model_name: str, version:
             data = load_npz(out_dir / EVAL, "eval_data")
             if "x" not in data or "y" not in data:
                 raise ProducerError(f"eval_data: needs arrays x and y (it has {', '.join(data)})")
-            acc = accuracy(runner, data["x"], data["y"])
+            acc = accuracy(runner, data["x"], data["y"])[0]
             if reference is not None:
                 ref = Path(reference).resolve()
-                ref_acc = accuracy(pool.runner(ref, guess_format(ref.name) or "onnx", root), data["x"], data["y"])
+                ref_acc = accuracy(pool.runner(ref, guess_format(ref.name) or "onnx", root), data["x"], data["y"])[0]
 
     manifest: dict[str, Any] = {"schema": 1, "model_name": model_name, "version": str(version), "file": dst.name, "format": fmt,
                                 "sha256": sha256(dst)}
