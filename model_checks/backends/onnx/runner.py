@@ -45,20 +45,33 @@ class OnnxRunner(Runner):
             if want is not None and arr.dtype != want:
                 raise TypeError(f"input '{name}' is {arr.dtype}, the model wants {np.dtype(want)}")
         names = [o.name for o in self.outputs]
-        return {n: as_array(n, v) for n, v in zip(names, self.session.run(names, feeds))}
+        return {o.name: as_array(o.name, v, map_value_dtype(o.dtype)) for o, v in zip(self.outputs, self.session.run(names, feeds))}
 
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]
 
 
-def as_array(name: str, value: object) -> np.ndarray:
+def map_value_dtype(type_text: str | None) -> np.dtype | None:
+    """The value dtype of a map type, in the gate's spelling (`seq(map(int64,float32))`) or onnxruntime's
+    (`seq(map(int64,tensor(float)))`); None for anything else. Maps come back as Python numbers, so this
+    keeps a float32 map float32."""
+    if not type_text or "map(" not in type_text:
+        return None
+    value = type_text.rsplit(",", 1)[-1].replace("tensor(", "").rstrip(")")
+    try:
+        return np.dtype({"float": "float32", "double": "float64"}.get(value, value))
+    except TypeError:
+        return None
+
+
+def as_array(name: str, value: object, map_dtype: np.dtype | None = None) -> np.ndarray:
     """An output as one array: tensors as they are; a sequence of maps (skl2onnx's ZipMap) as one row per
     item, one column per key in sorted key order; a sequence of equal tensors stacked; a map as its values
     in key order. What cannot be one array is refused by name."""
     if isinstance(value, np.ndarray):
         return value
     if isinstance(value, dict):
-        return np.asarray([value[k] for k in sorted(value)])
+        return np.asarray([value[k] for k in sorted(value)], dtype=map_dtype)
     if isinstance(value, (list, tuple)):
         if not value:
             return np.zeros((0,), np.float32)
@@ -66,7 +79,7 @@ def as_array(name: str, value: object) -> np.ndarray:
             keys = sorted(value[0])
             if any(sorted(v) != keys for v in value):
                 raise InferenceError(f"output '{name}': a sequence of maps whose keys differ from item to item; it cannot be compared as one array")
-            return np.asarray([[v[k] for k in keys] for v in value])
+            return np.asarray([[v[k] for k in keys] for v in value], dtype=map_dtype)
         arrays = [np.asarray(v) for v in value]
         if len({(a.shape, a.dtype) for a in arrays}) == 1:
             return np.stack(arrays)
