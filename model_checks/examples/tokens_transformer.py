@@ -81,7 +81,8 @@ def export(model: Any, feeds: dict[str, np.ndarray], path: Path) -> Path:
 
     model_proto = onnx.load(str(path))
     del model_proto.graph.value_info[:]  # stale intermediate shapes that onnx's shape inference (in quantization) rejects
-    onnx.save(model_proto, str(path))
+    onnx.save(model_proto, str(path), save_as_external_data=False)  # one file: the exporter wrote the weights beside it
+    Path(f"{path}.data").unlink(missing_ok=True)
     return path
 
 
