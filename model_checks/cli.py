@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "fp16": "model_checks.commands.fp16",
     "optimize": "model_checks.commands.optimize",
     "convert-keras": "model_checks.commands.convert_keras",
+    "convert-sklearn": "model_checks.commands.convert_sklearn",
     "package": "model_checks.commands.package",
     "tfmot-matrix": "model_checks.commands.tfmot_matrix",
 }

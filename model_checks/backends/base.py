@@ -9,7 +9,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from model_checks.core.errors import InferenceError, ModelChecksError
+from model_checks.core.errors import InferenceError, ModelChecksError, runtime_error_text
 from model_checks.manifest.model import TensorSpec
 
 
@@ -33,7 +33,7 @@ class Runner:
         except ModelChecksError:
             raise
         except Exception as e:  # onnxruntime, torch and tensorflow each raise their own types
-            raise InferenceError(f"{self.path.name}: inference failed ({type(e).__name__}: {str(e).strip()[:300]})") from e
+            raise InferenceError(f"{self.path.name}: inference failed: {runtime_error_text(e)}") from e
 
     def timed(self, feeds: Mapping[str, np.ndarray], repeat: int, warmup: int = 1) -> list[float]:
         """Seconds taken by each of `repeat` inferences after `warmup` untimed ones, measured where the

@@ -10,7 +10,7 @@ from typing import Iterator
 
 from model_checks.core.artifact import Artifact
 from model_checks.backends.base import ModelFacts, Runner
-from model_checks.core.errors import ModelChecksError, with_context
+from model_checks.core.errors import ManifestError, ModelChecksError, with_context
 from model_checks.core.inputs import Case, generated_cases, merge_interface, sample_cases
 from model_checks.manifest import Manifest, guess_format
 from model_checks.core.pool import ModelPool
@@ -48,7 +48,11 @@ class CheckContext:
     # -- the reference -------------------------------------------------------------------------------
     @cached_property
     def reference_path(self) -> Path | None:
-        return self.artifact.path("reference.path")
+        path = self.artifact.path("reference.path")
+        if path is not None and path.exists() and path.resolve() == self.model_path.resolve():
+            raise ManifestError(self.where, f"reference.path: {self.manifest.get('reference.path')} resolves to this artifact's own model "
+                                            f"({self.manifest.get('file')}); a model compared with itself proves nothing: name the model it was made from")
+        return path
 
     @cached_property
     def reference_kind(self) -> str | None:
@@ -108,6 +112,13 @@ class CheckContext:
     # -- inputs --------------------------------------------------------------------------------------
     def interface(self) -> list:
         return merge_interface(self.manifest.inputs, self.runner().inputs)
+
+    def sample_feeds(self) -> dict | None:
+        """The artifact's `samples` as feeds by input name, or None when it ships none."""
+        samples = self.artifact.path("samples")
+        if samples is None:
+            return None
+        return sample_cases(samples, self.interface(), f"{self.where}: samples")[0].inputs
 
     def cases(self) -> list[Case]:
         """What equivalence runs: recorded cases when the reference is a recording, else samples or generated."""

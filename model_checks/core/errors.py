@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class ModelChecksError(Exception):
     """Base of every error the gate raises on purpose; `what` heads the failure a user reads."""
@@ -103,3 +105,23 @@ class MeasurementDeadlineError(ModelChecksError):
     """A budget's measurement (warm-up and rounds) did not finish within its own deadline."""
 
     what = "measurement over its deadline"
+
+
+_CAUSE = re.compile(r"^(?:\[ONNXRuntimeError\].*|[A-Za-z_][\w.]*(?:Error|Exception)\b.*:.*)$")
+
+
+def runtime_error_text(e: BaseException | str, kind: str | None = None) -> str:
+    """A runtime's error in full, its cause line first: `Type: cause`, then the whole text indented.
+
+    Runtimes (TorchScript above all) put the cause at the end of a long interpreter traceback; cutting
+    the text at a few hundred characters drops exactly that line, so nothing is cut."""
+    text = (e if isinstance(e, str) else str(e)).strip()
+    kind = kind or ("" if isinstance(e, str) else type(e).__name__)
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return kind or "(no message)"
+    cause = next((line.strip() for line in reversed(lines) if _CAUSE.match(line.strip())), lines[0].strip())
+    head = f"{kind}: {cause}" if kind and not cause.startswith(kind) else cause
+    if len(lines) == 1:
+        return head
+    return head + "\n" + "\n".join(f"    {line}" for line in lines)

@@ -45,8 +45,21 @@ def top1_agreement(out: np.ndarray, ref: np.ndarray) -> float:
     return float(np.mean(a == b)) if a.size else 1.0
 
 
-METRIC_FUNCS = {"rel_l2": rel_l2, "mae": mae, "max_abs": max_abs, "top1_agreement": top1_agreement}
+def mismatch_fraction(out: np.ndarray, ref: np.ndarray) -> float:
+    """Share of elements that differ at all (integer, bool and string outputs are exact or not)."""
+    return float(np.mean(np.asarray(out) != np.asarray(ref))) if np.asarray(out).size else 0.0
+
+
+EXACT_KINDS = "iubUSO"  # integers, bools, strings (and the objects ORT returns for them)
+EXACT_DEFAULT = Limit(0.0, "default (model-checks): integer, bool and string outputs are exact")
+FLOAT_METRICS = ("rel_l2", "mae", "max_abs", "top1_agreement")
+
+METRIC_FUNCS = {"mismatch_fraction": mismatch_fraction, "rel_l2": rel_l2, "mae": mae, "max_abs": max_abs, "top1_agreement": top1_agreement}
 HIGHER_IS_BETTER = {"top1_agreement"}
+
+
+def _fmt(v: object) -> str:
+    return f"{v:.6g}" if isinstance(v, (float, np.floating)) else repr(v.item() if isinstance(v, np.generic) else v)
 
 
 @dataclass(frozen=True)
@@ -95,8 +108,8 @@ class OutputComparison:
         if self.note:
             lines.append(f"    note: {self.note}")
         if self.worst and not self.ok:
-            lines.append("    worst elements (index: value vs reference):")
-            lines += [f"      {list(idx)}: {v:.6g} vs {rv:.6g}" for idx, v, rv in self.worst]
+            lines.append("    worst elements (index: value vs reference):" if self.rows[0].metric != "mismatch_fraction" else "    first differing elements (index: value vs reference):")
+            lines += [f"      {list(idx)}: {_fmt(v)} vs {_fmt(rv)}" for idx, v, rv in self.worst]
         return lines
 
 
@@ -146,10 +159,12 @@ def compare_output(name: str, out: np.ndarray, ref: np.ndarray, limits: Mapping[
     for arr, side in ((out, "the output"), (ref, "the reference")):
         if (p := _finite_problem(arr, side)) is not None:
             return OutputComparison(name, problem=p)
-    if not limits:
+    if out.dtype.kind in EXACT_KINDS:
+        return _compare_exact(name, out, ref, limits.get("mismatch_fraction") or EXACT_DEFAULT)
+    if not any(m in limits for m in FLOAT_METRICS):
         return OutputComparison(name, problem="no tolerance applies to this output; equivalence would pass anything")
     rows = []
-    for metric in ("rel_l2", "mae", "max_abs", "top1_agreement"):
+    for metric in FLOAT_METRICS:
         lim = limits.get(metric)
         if lim is not None or metric in ("rel_l2", "mae", "max_abs"):
             rows.append(MetricRow(metric, METRIC_FUNCS[metric](out, ref), lim))
@@ -164,6 +179,18 @@ def compare_output(name: str, out: np.ndarray, ref: np.ndarray, limits: Mapping[
         (tuple(int(i) for i in np.unravel_index(int(j), out.shape)), float(out.ravel()[j]), float(ref.ravel()[j])) for j in top
     )
     return OutputComparison(name, tuple(rows), worst=worst, note=note)
+
+
+def _compare_exact(name: str, out: np.ndarray, ref: np.ndarray, limit: Limit) -> OutputComparison:
+    """Labels, ids, masks and strings: how many elements differ, against `mismatch_fraction` (0 by default);
+    a float metric would let one wrong token id in 100,000 pass as a relative error of 1e-5."""
+    differ = np.asarray(out != ref)
+    count = int(differ.sum())
+    row = MetricRow("mismatch_fraction", count / out.size, limit)
+    where = np.argwhere(differ)[:WORST_SHOWN]
+    shown = tuple((tuple(int(i) for i in idx), out[tuple(idx)], ref[tuple(idx)]) for idx in where)
+    note = f"{count} of {out.size} {out.dtype} elements differ" if count else None
+    return OutputComparison(name, (row,), worst=shown, note=note)
 
 
 def compare_outputs(outs: Mapping[str, np.ndarray], refs: Mapping[str, np.ndarray], limits_for) -> Comparison:  # type: ignore[no-untyped-def]

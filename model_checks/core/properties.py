@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from model_checks.core.artifact import Artifact
-from model_checks.core.inputs import BATCH_SIZES, DEFAULT_RANGES, concrete_shape
+from model_checks.core.inputs import BATCH_SIZES, DEFAULT_RANGES, concrete_shape, integer_range
 from model_checks.manifest.model import TensorSpec
 from model_checks.core.metrics import Comparison, compare_outputs
 from model_checks.core.pool import ModelPool
@@ -45,14 +45,14 @@ def feeds_strategy(specs: Sequence[TensorSpec], max_batch: int = MAX_BATCH) -> A
         fields = {}
         for s in specs:
             dtype = np.dtype(s.dtype or "float32")
-            lo, hi = s.range or DEFAULT_RANGES.get(dtype.kind, (0, 2))
             if dtype.kind == "f":
+                lo, hi = s.range or DEFAULT_RANGES["f"]
                 width = {2: 16, 4: 32}.get(dtype.itemsize, 64)
                 elements = st.floats(float(lo), float(hi), width=width, allow_nan=False, allow_infinity=False)
             elif dtype.kind == "b":
                 elements = st.booleans()
             else:
-                elements = st.integers(int(lo), int(hi) - 1)
+                elements = st.integers(*integer_range(s))  # inclusive, like generated inputs
             fields[s.name] = hnp.arrays(dtype, concrete_shape(s, batch), elements=elements, fill=elements)
         return st.fixed_dictionaries(fields)
 

@@ -14,7 +14,7 @@ from model_checks import checks
 from model_checks.core.artifact import Artifact
 from model_checks.checks.context import CheckContext
 from model_checks.core.discovery import discover
-from model_checks.core.errors import ModelChecksError
+from model_checks.core.errors import ModelChecksError, runtime_error_text
 from model_checks.isolation.limits import Limits
 from model_checks.core.pool import ModelPool
 from model_checks.core.results import CheckResult
@@ -58,6 +58,10 @@ class GateSession:
             return (run or checks.module(name).run)(ctx)
         except ModelChecksError as e:
             return CheckResult(name, False, f"{name}: {artifact.id}: {e.what}", tuple(f"  {line}" for line in str(e).splitlines()))
+        except Exception as e:  # a check's own bug, or a library's surprise: still a message, never a traceback
+            return CheckResult(name, False, f"{name}: {artifact.id}: the check could not finish",
+                               tuple(f"  {line}" for line in runtime_error_text(e).splitlines())
+                               + ("  this is a fault of the gate or of a library it uses; please report it with this message",))
 
     def verdict(self, name: str, artifact: Artifact, item: pytest.Item | None = None,
                 run: Callable[[CheckContext], CheckResult] | None = None) -> CheckResult:

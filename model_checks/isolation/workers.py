@@ -28,6 +28,7 @@ from model_checks.core.errors import (
     RuntimeTimeoutError,
     WorkerBrokeError,
     of_kind,
+    runtime_error_text,
 )
 from model_checks.backends import family as backend_family
 from model_checks.isolation.limits import Limits
@@ -179,7 +180,7 @@ class Worker:
         if cls is not None:
             return of_kind(cls, info.message)  # the worker's own message, as its own kind
         wrap = InferenceError if op in ("infer", "timed") else ArtifactLoadError
-        return wrap(f"{what}: {op} failed in the {self.family} worker ({info.name}: {info.message.strip()[:300]})")
+        return wrap(f"{what}: {op} failed in the {self.family} worker: {runtime_error_text(info.message, info.name)}")
 
     def request_exit(self) -> None:
         """Ask the worker to exit, without waiting; `stop` then reaps it."""

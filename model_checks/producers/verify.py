@@ -38,11 +38,12 @@ def onnx_outputs(model: bytes | str | Path, feeds: Mapping[str, np.ndarray]) -> 
     """Run an ONNX model (bytes or a path) on CPU once; outputs by name."""
     import onnxruntime as ort
 
-    from model_checks.backends.onnx.runner import session_options
+    from model_checks.backends.onnx.runner import as_array, map_value_dtype, session_options
 
     sess = ort.InferenceSession(model if isinstance(model, bytes) else str(model), session_options(), providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    return dict(zip(names, sess.run(names, dict(feeds))))
+    outs = sess.get_outputs()
+    values = sess.run([o.name for o in outs], dict(feeds))
+    return {o.name: as_array(o.name, v, map_value_dtype(o.type)) for o, v in zip(outs, values)}  # ZipMap maps as arrays, as the gate reads them  # ZipMap maps as arrays, as the gate reads them
 
 
 def input_specs(model) -> list[TensorSpec]:  # type: ignore[no-untyped-def]

@@ -52,6 +52,8 @@ def verdict(check: str, subject: str, report: Any, failing: str, hint: str, figu
     """A tfmot report as the check's result: the headline names the reason classes, one line per problem."""
     if report:
         return CheckResult(check, True, f"{check}: {subject}: {report}", figures=figures)
-    classes = sorted({p.reason for p in report.problems}) or ["after applying"]
-    return CheckResult(check, False, f"{check}: {subject}: {failing} ({', '.join(classes)})",
+    classes = sorted({p.reason for p in report.problems})
+    # Without problems it did apply; what failed came after (distance, save and load): say that, not "does not apply".
+    head = f"{failing} ({', '.join(classes)})" if classes else "applies, but the applied model fails: " + "; ".join(report.lines())[:300]
+    return CheckResult(check, False, f"{check}: {subject}: {head}",
                        tuple(f"  - {line}" for line in report.lines()) + (f"  {hint}",), figures=figures)

@@ -183,3 +183,17 @@ def test_each_model_is_loaded_once_and_released(pytester, good):
     """))
     r = run(pytester, "-s")
     shows(r, "LOADS [('ref', 1), ('variant', 1)]", "STILL_LOADED []")
+
+
+def test_token_inputs_without_a_range_fail_with_the_key_to_declare_never_a_traceback(pytester):
+    # issue 10: 0..9 were drawn for a mask, and limits blamed the batch axis
+    from fixtures import token_models as T
+
+    A.pair(pytester.path / "arts", variant_model=T.encoder(), reference_model=T.encoder(), limits={"dynamic_axes": ["batch"]})
+    r = run(pytester, "-k", "variant and (limits or equivalence)")
+    r.assert_outcomes(failed=2)
+    shows(r, "limits: variant@1.0: model cannot be loaded",
+          "  input 'attention_mask' (int64): no range declared and none the graph proves (an index into an embedding's rows); "
+          "declare inputs[].range for 'attention_mask' in metadata.yaml (inclusive: [0, 1] for a mask or token types, "
+          "[0, vocab_size - 1] for token ids) or give samples")
+    assert "Traceback" not in r.stdout.str() and "model_checks/" not in r.stdout.str()

@@ -78,7 +78,9 @@ EXPECTED: dict[str, tuple[str, tuple[str, ...]]] = {
     "eval_pickle": ("accuracy", ("eval_data: eval.npz holds pickled objects, which are refused",)),
     "eval_symlink_out": ("accuracy", ("eval_data: 'eval.npz' resolves (through a symlink) outside",)),
     "eval_lengths_differ": ("accuracy", ("eval_data eval.npz needs x with one sample per label of a 1-d y (x has shape [4, 4], y [3])",)),
-    "eval_output_not_per_sample": ("accuracy", ("its first output has shape [4, 3] for a batch of 2 samples; accuracy needs one row of scores per sample",)),
+    # issue 10: accuracy picks the scores or label output; none here holds one row per sample
+    "eval_output_not_per_sample": ("accuracy", ("no output holds one row of class scores or one label per sample for a batch of 2 (outputs: 'W' float32 [4, 3]); "
+                                                "accuracy needs one, named by accuracy.output",)),
     "huge_input": ("equivalence", ("would need 149.0 GiB, over the 256 MiB cap; declare smaller dims or give samples",)),
     # formats that carry code
     "torchscript": ("integrity", ("refused to load a torchscript model: a TorchScript archive carries code", "--model-checks-trust-code")),

@@ -10,7 +10,7 @@ import numpy as np
 from model_checks.backends.base import Runner
 from model_checks.backends.keras.facts import interface
 from model_checks.backends.keras.loader import keras_modules, load_model, serving_signature, set_threads
-from model_checks.core.errors import InferenceError
+from model_checks.core.errors import InferenceError, runtime_error_text
 
 
 class KerasRunner(Runner):
@@ -35,7 +35,7 @@ class KerasRunner(Runner):
             args = list(tensors.values())
             out = self.fn(args if len(args) > 1 else args[0], training=False)
         except Exception as e:
-            raise InferenceError(f"{self.path.name}: the model failed on inputs {[list(a.shape) for a in feeds.values()]}: {type(e).__name__}: {str(e).strip()[:400]}") from None
+            raise InferenceError(f"{self.path.name}: the model failed on inputs {[list(a.shape) for a in feeds.values()]}: {runtime_error_text(e)}") from None
         outs = list(out.values()) if isinstance(out, dict) else (list(out) if isinstance(out, (list, tuple)) else [out])
         return {o.name: np.asarray(t) for o, t in zip(self.outputs, outs)}
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from model_checks.backends.base import ModelFacts
 from model_checks.backends.precision import FLOAT_NAMES, float_precision
+from model_checks.core.errors import runtime_error_text
 from model_checks.manifest.model import TensorSpec
 
 ORT_TYPES = {
@@ -27,13 +28,76 @@ QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLi
              "QLinearSigmoid", "QLinearLeakyRelu", "QLinearConcat", "QLinearAveragePool", "QLinearGlobalAveragePool"}
 
 
-def value_spec(v) -> TensorSpec:  # type: ignore[no-untyped-def]
+def elem_name(elem_type: int) -> str:
+    import onnx
+
+    if elem_type in ONNX_DTYPES:
+        return ONNX_DTYPES[elem_type]
+    name = onnx.TensorProto.DataType.Name(elem_type) if elem_type in onnx.TensorProto.DataType.values() else f"type-{elem_type}"
+    return name.lower()
+
+
+def type_name(tp) -> str:  # type: ignore[no-untyped-def]
+    """The name of any ONNX type: `float32`, `string`, `seq(map(int64,float32))`, `optional(int64)`."""
+    kind = tp.WhichOneof("value")
+    if kind == "tensor_type":
+        return elem_name(tp.tensor_type.elem_type)
+    if kind == "sparse_tensor_type":
+        return f"sparse({elem_name(tp.sparse_tensor_type.elem_type)})"
+    if kind == "sequence_type":
+        return f"seq({type_name(tp.sequence_type.elem_type)})"
+    if kind == "map_type":
+        return f"map({elem_name(tp.map_type.key_type)},{type_name(tp.map_type.value_type)})"
+    if kind == "optional_type":
+        return f"optional({type_name(tp.optional_type.elem_type)})"
+    return "undefined"
+
+
+def value_spec(v, index_range: tuple[int, int] | None = None) -> TensorSpec:  # type: ignore[no-untyped-def]
     """A graph input/output as a TensorSpec; a dynamic dim is its dim_param, or '?' when unnamed."""
     t = v.type.tensor_type
     shape = None
-    if t.HasField("shape"):
+    if v.type.WhichOneof("value") == "tensor_type" and t.HasField("shape"):
         shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim)
-    return TensorSpec(name=v.name, dtype=ONNX_DTYPES.get(t.elem_type, f"onnx-type-{t.elem_type}"), shape=shape)
+    return TensorSpec(name=v.name, dtype=type_name(v.type), shape=shape, range=index_range)
+
+
+# Ops that pass an index tensor through unchanged in value (only its shape or integer type changes).
+_VALUE_PRESERVING = {"Cast", "Reshape", "Unsqueeze", "Squeeze", "Flatten", "Identity", "Expand"}
+
+
+def index_ranges(graph) -> dict[str, tuple[int, int]]:  # type: ignore[no-untyped-def]
+    """Integer inputs whose valid values the graph proves: an input that indexes the rows of an initializer
+    (an embedding table) through Gather, directly or through value-preserving ops, gets [0, rows - 1].
+    An input with several such uses gets the narrowest range; any other use proves nothing more."""
+    rows = {i.name: int(i.dims[0]) for i in graph.initializer if len(i.dims) >= 1}
+    consumers: dict[str, list] = {}
+    for n in graph.node:
+        for k, name in enumerate(n.input):
+            consumers.setdefault(name, []).append((n, k))
+    out: dict[str, tuple[int, int]] = {}
+    for v in graph.input:
+        if v.name in rows or v.type.tensor_type.elem_type not in (2, 3, 4, 5, 6, 7, 12, 13):
+            continue
+        seen, todo, found = set(), [v.name], []
+        while todo:
+            name = todo.pop()
+            for node, k in consumers.get(name, ()):
+                if node.op_type == "Gather" and k == 1 and node.input[0] in rows and not any(a.name == "axis" and a.i != 0 for a in node.attribute):
+                    found.append(rows[node.input[0]])
+                elif node.op_type in _VALUE_PRESERVING and k == 0:
+                    todo += [o for o in node.output if o not in seen]
+                    seen.update(node.output)
+        if found and min(found) > 0:
+            out[v.name] = (0, min(found) - 1)
+    return out
+
+
+def input_specs(graph) -> tuple[TensorSpec, ...]:  # type: ignore[no-untyped-def]
+    """The graph's real inputs (initializers excluded), each with the index range the graph proves."""
+    inits = {i.name for i in graph.initializer}
+    ranges = index_ranges(graph)
+    return tuple(value_spec(v, ranges.get(v.name)) for v in graph.input if v.name not in inits)
 
 
 def _all_nodes(graph):  # type: ignore[no-untyped-def]
@@ -92,7 +156,7 @@ def facts(model, size_bytes: int = 0) -> ModelFacts:  # type: ignore[no-untyped-
         format="onnx",
         precision=prec,
         precision_why=why,
-        inputs=tuple(value_spec(v) for v in g.input if v.name not in inits),
+        inputs=input_specs(g),
         outputs=tuple(value_spec(v) for v in g.output),
         ops=ops,
         size_bytes=size_bytes,
@@ -122,10 +186,23 @@ def validate(path: Path, root: Path) -> list[str]:
 
     from model_checks.backends.onnx.loader import load_proto
 
-    load_proto(path, root, with_external=False)  # content sniffed and external data proven safe first
+    model = load_proto(path, root, with_external=False)  # content sniffed and external data proven safe first
+    problems = output_problems(model.graph)
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as e:  # ValidationError, InferenceError, and protobuf errors on damage
         first = str(e).strip().splitlines()
-        return [f"onnx.checker (full check, shape inference): {type(e).__name__}: {' '.join(first[:3])[:400]}"]
+        return problems + [f"onnx.checker (full check, shape inference): {runtime_error_text(e)}"]
+    return problems
+
+
+def output_problems(graph) -> list[str]:  # type: ignore[no-untyped-def]
+    """What onnx.checker lets through: a graph with no outputs computes nothing to check; two outputs of
+    one name make a comparison by name pick one of them."""
+    names = [o.name for o in graph.output]
+    if not names:
+        return ["the graph declares no outputs: it computes nothing that could be checked"]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        return [f"output names are not unique: {', '.join(repr(n) for n in dupes)} appear more than once among {len(names)} outputs; outputs are matched by name"]
     return []

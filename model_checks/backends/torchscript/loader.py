@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from model_checks.core.errors import ArtifactLoadError, MissingDependencyError
+from model_checks.core.errors import ArtifactLoadError, MissingDependencyError, runtime_error_text
 from model_checks.safety.paths import check_regular_file
 from model_checks.safety.sniff import sniff
 
@@ -59,7 +59,7 @@ def load_module(path: Path, display: str | None = None, map_location: Any = "cpu
     try:
         module = torch.jit.load(str(path), map_location=map_location)
     except Exception as e:
-        raise ArtifactLoadError(f"{display or path.name}: torch.jit.load cannot read it ({type(e).__name__}: {str(e).strip()[:300]})") from None
+        raise ArtifactLoadError(f"{display or path.name}: torch.jit.load cannot read it: {runtime_error_text(e)}") from None
     module.eval()
     return module
 

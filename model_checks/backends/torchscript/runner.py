@@ -10,7 +10,7 @@ import numpy as np
 from model_checks.backends.base import Runner
 from model_checks.backends.torchscript.facts import interface
 from model_checks.backends.torchscript.loader import load_module, set_threads, torch_module
-from model_checks.core.errors import InferenceError
+from model_checks.core.errors import InferenceError, runtime_error_text
 
 
 def flatten_outputs(out: Any) -> tuple[list[Any], list[str] | None]:
@@ -42,7 +42,7 @@ class TorchScriptRunner(Runner):
             with torch.inference_mode():
                 out = self.module(*args)
         except Exception as e:
-            raise InferenceError(f"{self.path.name}: forward failed on inputs {[list(a.shape) for a in args]}: {type(e).__name__}: {str(e).strip()[:400]}") from None
+            raise InferenceError(f"{self.path.name}: forward failed on inputs {[list(a.shape) for a in args]}: {runtime_error_text(e)}") from None
         tensors, keys = flatten_outputs(out)
         names = [o.name for o in self.outputs]
         if len(names) != len(tensors):  # the schema could not tell how many; name them by position now
