@@ -177,3 +177,16 @@ def test_pytest_versions_the_plugin_was_checked_with():
     way exists to keep pytest from importing the conftest.py of a path it was given). Checked with pytest 8 and 9;
     on another major version, re-run tests/plugin/test_good_citizen.py and widen this."""
     assert int(pytest.__version__.split(".")[0]) in (8, 9), pytest.__version__
+
+
+def test_the_foreign_suite_ci_runs_in_the_base_install_passes_beside_the_plugin(pytester):
+    """.ci/run runs .ci/foreign in the base environment; here it runs with and without the plugin, and with roots."""
+    from pathlib import Path
+
+    for f in (Path(__file__).parents[2] / ".ci" / "foreign").iterdir():
+        if f.is_file():
+            (pytester.path / f.name).write_text(f.read_text())
+    for extra in ([], ["-p", "no:model_checks"], ["-m", "nightly"]):
+        r = pytester.runpytest("-p", "no:cacheprovider", *extra)
+        assert r.ret == pytest.ExitCode.OK, (extra, r.stdout.str())
+    assert not (pytester.path / "reports").exists()
