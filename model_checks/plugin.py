@@ -206,6 +206,7 @@ class _Gate:
     def __init__(self, config: pytest.Config, selectors: list[str]):
         self.config = config
         self.gs = config.stash[SESSION_KEY]
+        self.saved: dict[tuple, int] = {}  # (artifact, check, device) -> sessions its saved baseline pools
         self.selectors = [self._nodeid(_arg_path(config, a), a.partition("::")[2]) for a in selectors]
 
     def _nodeid(self, path: Path, rest: str) -> str:
@@ -324,6 +325,26 @@ class _Gate:
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self.gs.pool.close()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        from model_checks.session import read_record
+
+        p = read_record(report.user_properties) if report.when == "call" else None
+        if p and p["figures"].get("baseline_sessions"):
+            self.saved[(p["artifact"], p["check"], p["figures"].get("device"))] = int(p["figures"]["baseline_sessions"])
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
+        """What --model-checks-update-baselines stored, and how many more sessions a verdict needs."""
+        if not self.saved:
+            return
+        from model_checks.budgets.baseline import MIN_SESSIONS
+
+        where = self.config.getoption("model_checks_baselines") or ".benchmarks/model-checks-baselines"
+        terminalreporter.write_line(f"model-checks: saved {len(self.saved)} baseline(s) to {where}:")
+        for (aid, check, device), n in sorted(self.saved.items()):
+            more = MIN_SESSIONS - n
+            needs = f"{more} more session(s) before it can call a regression" if more > 0 else "ready to compare"
+            terminalreporter.write_line(f"  {check} of {aid} on {device}: {n} session(s) pooled, {needs}")
 
 
 class CheckItem(pytest.Function):

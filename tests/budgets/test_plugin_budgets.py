@@ -83,7 +83,11 @@ def test_baselines_change_only_when_asked(pytester, arts):
     store = pytester.path / ".benchmarks" / "model-checks-baselines" / "tiny@1.0" / "latency-cpu.json"
     run(pytester, "-m", "cpu").assert_outcomes(passed=2)
     assert not store.exists()
-    run(pytester, "-m", "cpu", "--model-checks-update-baselines").assert_outcomes(passed=2)
+    r = run(pytester, "-m", "cpu", "--model-checks-update-baselines")
+    r.assert_outcomes(passed=2)
+    r.stdout.fnmatch_lines(["model-checks: saved 2 baseline(s) to .benchmarks/model-checks-baselines:",
+                            "  latency of tiny@1.0 on cpu: 1 session(s) pooled, 2 more session(s) before it can call a regression",
+                            "  throughput of tiny@1.0 on cpu: 1 session(s) pooled, 2 more session(s) before it can call a regression"])
     before = store.read_text()
     assert len(json.loads(before)["sessions"]) == 1
     run(pytester, "-m", "cpu")  # whatever the comparison says on this machine, the baseline stays
