@@ -56,7 +56,7 @@ def _html_section(s: Section, png: bytes | None) -> str:
 
 
 STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;font-size:.85em;margin:.5em 0}"
-         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}td:first-child,th:first-child{text-align:left}"
+         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}td:nth-child(-n+2),th:nth-child(-n+2){text-align:left}"
          "tr.regression,tr.failed{background:#fdd}p.verdict{font-size:1.15em;font-weight:bold}img{max-width:100%}")
 NO_PLOTS = "Plots need matplotlib: pip install 'model-checks[report]'."
 
