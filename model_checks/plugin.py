@@ -186,6 +186,12 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(NightlyReport(config.rootpath / nightly, config), "model_checks_nightly")
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
+    """The one word the plugin says without roots: when nothing was collected at all, where the gate looks."""
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and _session(config) is None:
+        terminalreporter.write_line(f"model-checks: gated nothing ({NO_ROOTS})")
+
+
 def _session(config: pytest.Config):  # type: ignore[no-untyped-def]
     return config.stash.get(SESSION_KEY, None)
 

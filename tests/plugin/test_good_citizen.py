@@ -73,6 +73,12 @@ def test_without_roots_no_marker_is_registered_and_no_header_printed(pytester):
     assert "model-checks:" not in r.stdout.str()
 
 
+def test_no_tests_and_no_roots_says_where_the_gate_looks(pytester):
+    r = pytester.runpytest("-p", "no:cacheprovider")
+    assert r.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    r.stdout.fnmatch_lines(["model-checks: gated nothing (no artifact roots: pass --model-checks DIR or set model_checks_roots in the ini file)"])
+
+
 def test_model_checks_artifact_without_roots_skips_and_says_why(pytester):
     pytester.makepyfile(test_x="def test_x(model_checks_artifact):\n    pass\n")
     r = pytester.runpytest("-p", "no:cacheprovider", "-rs")
@@ -190,3 +196,11 @@ def test_the_foreign_suite_ci_runs_in_the_base_install_passes_beside_the_plugin(
         r = pytester.runpytest("-p", "no:cacheprovider", *extra)
         assert r.ret == pytest.ExitCode.OK, (extra, r.stdout.str())
     assert not (pytester.path / "reports").exists()
+
+
+def test_a_root_that_is_not_a_directory_is_a_usage_error_and_help_still_works(pytester):
+    pytester.makeini("[pytest]\nmodel_checks_roots = nowhere\n")
+    r = pytester.runpytest("-p", "no:cacheprovider")
+    assert r.ret == pytest.ExitCode.USAGE_ERROR
+    r.stderr.fnmatch_lines(["ERROR: model-checks: artifact root nowhere is not a directory (from --model-checks or model_checks_roots)"])
+    assert pytester.runpytest("--help").ret == pytest.ExitCode.OK
