@@ -119,10 +119,15 @@ def test_nightly_writes_the_report_with_plots(pytester, arts, monkeypatch):
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     pytester.mkpydir("sub")  # a conftest that does not apply to the artifacts: pytest then hashes every plugin
     (pytester.path / "sub" / "conftest.py").write_text("")
-    r = run(pytester, "-m", "cpu or gpu", "--benchmark-autosave", "--model-checks-nightly-report", "reports")
+    args = ("-m", "cpu or gpu", "--benchmark-autosave", "--model-checks-nightly-report", "reports")
+    r = run(pytester, *args)
     r.assert_outcomes(passed=2, skipped=1)
     md = (pytester.path / "reports" / "nightly.md").read_text()
-    assert "## `tiny@1.0`" in md and "| latency | cpu |" in md and "![tiny@1.0 over stored runs](nightly-plots/tiny_1.0.png)" in md
+    assert "## `tiny@1.0`" in md and "| latency | cpu |" in md and "![" not in md  # one stored run: no plot of one dot
+    assert md.splitlines()[2] == "Every check passed or did not apply. 2 budget(s) have no baseline yet; run with --model-checks-update-baselines to create one."
+    run(pytester, *args).assert_outcomes(passed=2, skipped=1)
+    md = (pytester.path / "reports" / "nightly.md").read_text()
+    assert "![tiny@1.0 over stored runs](nightly-plots/tiny_1.0.png)" in md
     html = (pytester.path / "reports" / "nightly.html").read_text()
     assert "data:image/png;base64," in html
     assert (pytester.path / "reports" / "nightly-plots" / "tiny_1.0.png").read_bytes().startswith(b"\x89PNG")
