@@ -123,10 +123,18 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     from the tree (the gate collects it on its own, see `_Gate`)."""
     ns = early_config.known_args_namespace
     roots = _every_root(early_config, getattr(ns, "model_checks_roots", None) or [])
-    paths = getattr(ns, "file_or_dir", None)
-    if not roots or not paths:
+    if not roots:
         return
-    ns.file_or_dir = [a for a in paths if not _arg_in_roots(early_config, a, roots)]
+    paths = getattr(ns, "file_or_dir", None)
+    if paths:
+        ns.file_or_dir = [a for a in paths if not _arg_in_roots(early_config, a, roots)]
+    # pytest also imports the conftest.py of every `test*` folder beside the paths it starts from (a root named
+    # `testdata/`). No public API says "not there"; marking the root's folder as already searched does
+    # (private, guarded, and pinned by tests/plugin/test_good_citizen.py to the pytest versions it was checked with).
+    searched = getattr(early_config.pluginmanager, "_dirpath2confmods", None)
+    if isinstance(searched, dict):
+        for r in roots:
+            searched.setdefault(r, [])
 
 
 def _arg_path(config: pytest.Config, arg: str) -> Path:

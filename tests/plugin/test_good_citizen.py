@@ -178,11 +178,24 @@ def test_a_missing_reference_fails_the_manifest_with_the_key_and_folder(pytester
                             "SKIPPED [5] arts/v/metadata.yaml:1: not run: test_manifest[v@1.0] failed"])
 
 
+def test_a_root_named_test_star_keeps_its_conftest_unimported(pytester):
+    """pytest imports `test*/conftest.py` beside its start paths at startup; a root named testdata/ is kept out."""
+    A.onnx_artifact(pytester.path / "testdata" / "m", name="m")
+    (pytester.path / "testdata" / "conftest.py").write_text(CONFTEST_THAT_TURNS_GREEN)
+    for args in ([], ["testdata"]):
+        r = pytester.runpytest_subprocess("--model-checks", "testdata", "-p", "no:cacheprovider", *args)
+        r.assert_outcomes(passed=3, skipped=3, warnings=1)
+        assert not list(pytester.path.rglob("CANARY")), args
+
+
 def test_pytest_versions_the_plugin_was_checked_with():
-    """The plugin edits `early_config.known_args_namespace.file_or_dir` in pytest_load_initial_conftests (no public
-    way exists to keep pytest from importing the conftest.py of a path it was given). Checked with pytest 8 and 9;
-    on another major version, re-run tests/plugin/test_good_citizen.py and widen this."""
+    """Private pytest state the plugin touches in pytest_load_initial_conftests, where no public way exists to keep
+    pytest from importing the conftest.py of a path it was given: `early_config.known_args_namespace.file_or_dir`
+    and `pluginmanager._dirpath2confmods`. Checked with pytest 9.2; on another version, re-run this file and widen."""
+    from _pytest.config import PytestPluginManager
+
     assert int(pytest.__version__.split(".")[0]) in (8, 9), pytest.__version__
+    assert isinstance(PytestPluginManager()._dirpath2confmods, dict)
 
 
 def test_the_foreign_suite_ci_runs_in_the_base_install_passes_beside_the_plugin(pytester):
