@@ -3,7 +3,6 @@ report, so it also works when the checks ran in pytest-xdist workers."""
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from model_checks.paths import printable
-from model_checks.session import PROPERTY
+from model_checks.session import read_record
 
 COLUMNS = ("manifest", "integrity", "metadata", "limits", "equivalence", "accuracy")
 MARK = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}
@@ -78,10 +77,9 @@ class SummaryReport:
         return out
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        props = [json.loads(v) for k, v in report.user_properties if k == PROPERTY]
-        if not props:
+        p = read_record(report.user_properties)
+        if p is None:
             return
-        p = props[-1]
         row = self.rows.setdefault(p["artifact"], {"format": p.get("format"), "figures": {}, "status": {}})
         if report.when == "call" or report.outcome != "passed":
             status = MARK.get(report.outcome, report.outcome)
