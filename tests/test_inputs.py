@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model_checks.core.errors import ArtifactLoadError
+from model_checks.core.errors import InputGenerationError
 from model_checks.core.inputs import generate, generated_cases, integers
 from model_checks.manifest.model import TensorSpec
 
@@ -40,7 +40,7 @@ def test_bools_get_both_values():
 
 
 def test_an_integer_input_without_a_range_is_refused_with_the_key_to_declare():
-    with pytest.raises(ArtifactLoadError) as e:
+    with pytest.raises(InputGenerationError) as e:
         generate([TensorSpec("attention_mask", "int64", ("batch", 8))], batch=1)
     assert str(e.value) == (
         "input 'attention_mask' (int64): no range declared and none the graph proves (an index into an embedding's rows); "
@@ -49,7 +49,7 @@ def test_an_integer_input_without_a_range_is_refused_with_the_key_to_declare():
 
 
 def test_a_string_input_is_refused_not_a_type_error():
-    with pytest.raises(ArtifactLoadError) as e:
+    with pytest.raises(InputGenerationError) as e:
         generate([TensorSpec("text", "string", ("batch",))], batch=1)
     assert str(e.value) == "input 'text' is string: the gate generates numbers and bools only; give samples (an .npz with an array named 'text')"
 

@@ -7,6 +7,7 @@ example:
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -27,4 +28,10 @@ def run(args: argparse.Namespace) -> int:
         if a.error:
             print("     " + a.error.replace("\n", "\n     "))
     print(f"{len(arts)} artifact(s), {len(bad)} invalid")
+    if not arts:
+        from model_checks.plugin.roots import no_artifact_message
+
+        for r in args.roots:
+            print(no_artifact_message(r.absolute(), Path.cwd()).replace("model-checks: ", "model-checks validate: error: ", 1), file=sys.stderr)
+        return 1
     return 1 if bad else 0

@@ -47,6 +47,13 @@ class ArtifactLoadError(ModelChecksError):
     what = "model cannot be loaded"
 
 
+class InputGenerationError(ModelChecksError):
+    """The gate cannot make valid inputs from the declared interface (no shape, no proven integer range, a string
+    input): the message names the key to declare. The model itself may be fine, so later checks still run."""
+
+    what = "no valid inputs for the model"
+
+
 class MissingDependencyError(ModelChecksError):
     """A framework a check needs is not installed; the message names what to install."""
 

@@ -9,7 +9,7 @@ from typing import Iterable
 
 import numpy as np
 
-from model_checks.core.errors import ArtifactLoadError
+from model_checks.core.errors import ArtifactLoadError, InputGenerationError
 from model_checks.manifest.model import TensorSpec
 from model_checks.safety.paths import check_regular_file
 
@@ -72,17 +72,17 @@ def generate(specs: list[TensorSpec], batch: int, seed: int = 0, sizes: dict[str
     feeds = {}
     for spec in specs:
         if spec.shape is None:
-            raise ArtifactLoadError(f"input '{spec.name}': no shape declared or in the model; declare inputs[].shape or give samples")
+            raise InputGenerationError(f"input '{spec.name}': no shape declared or in the model; declare inputs[].shape or give samples")
         try:
             dtype = np.dtype(spec.dtype or "float32")
         except TypeError:
             dtype = None
         if dtype is None or dtype.kind not in "fbiu":
-            raise ArtifactLoadError(f"input '{spec.name}' is {spec.dtype}: the gate generates numbers and bools only; give samples (an .npz with an array named '{spec.name}')")
+            raise InputGenerationError(f"input '{spec.name}' is {spec.dtype}: the gate generates numbers and bools only; give samples (an .npz with an array named '{spec.name}')")
         shape = concrete_shape(spec, batch, sizes)
         nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
         if nbytes > MAX_GENERATED_BYTES:
-            raise ArtifactLoadError(
+            raise InputGenerationError(
                 f"input '{spec.name}': a generated input of shape {list(shape)} ({dtype}) would need {nbytes / 1024**3:.1f} GiB, "
                 f"over the {MAX_GENERATED_BYTES // 1024**2} MiB cap; declare smaller dims or give samples"
             )
@@ -100,14 +100,14 @@ def integer_range(spec: TensorSpec) -> tuple[int, int]:
     """The inclusive range of an integer input: declared, or proven by the graph; otherwise refused, since
     an id the model cannot take (a token type of 5 for an embedding of 2 rows) proves nothing about it."""
     if spec.range is None:
-        raise ArtifactLoadError(
+        raise InputGenerationError(
             f"input '{spec.name}' ({spec.dtype}): no range declared and none the graph proves (an index into an "
             f"embedding's rows); declare inputs[].range for '{spec.name}' in metadata.yaml (inclusive: [0, 1] for a "
             "mask or token types, [0, vocab_size - 1] for token ids) or give samples"
         )
     lo, hi = spec.range
     if int(lo) != lo or int(hi) != hi:
-        raise ArtifactLoadError(f"input '{spec.name}' ({spec.dtype}): range {list(spec.range)} is not a pair of integers; declare whole numbers")
+        raise InputGenerationError(f"input '{spec.name}' ({spec.dtype}): range {list(spec.range)} is not a pair of integers; declare whole numbers")
     return int(lo), int(hi)
 
 

@@ -5,8 +5,8 @@ model dozens of times); call it from a test of your own:
 
     from model_checks.core.properties import equivalence_property
 
-    def test_equivalence_by_property(model_checks_session, artifact):
-        result = equivalence_property(model_checks_session.pool, artifact)
+    def test_equivalence_by_property(model_checks_session, model_checks_artifact):
+        result = equivalence_property(model_checks_session.pool, model_checks_artifact)
         if result.skipped:
             pytest.skip(result.skipped)
         assert result, str(result)

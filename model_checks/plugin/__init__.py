@@ -21,16 +21,15 @@ MARKERS = {
     "model_checks": "a built-in check of an artifact (selected with -m model_checks)",
     "cpu": "a latency/throughput budget measured on the CPU",
     "gpu": "a latency/throughput budget measured on a GPU; skips with a reason where there is none",
-    "slow": "slower than the fast gate; left out of `make test`",
-    "nightly": "runs in the nightly job: reports, matrices, long benchmarks",
-    "fuzz": "long fuzzing runs; `make fuzz`",
 }
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup(GROUP, "model-checks: gate ML model artifacts (ONNX, TorchScript, Keras)")
     g.addoption("--model-checks", action="append", default=[], metavar="DIR", dest="model_checks_roots",
-                help="check every artifact (a directory with metadata.yaml) under DIR; repeatable. Default: the ini option model_checks_roots")
+                help="check every artifact (a directory with metadata.yaml) under DIR; repeatable. Nothing under DIR is ever "
+                     "imported or run by pytest (a conftest.py or test file there is ignored with a warning). Default: the ini "
+                     "option model_checks_roots, gated when pytest is given no paths or a path that overlaps a root")
     g.addoption("--model-checks-trust-code", action="store_true", default=False, dest="model_checks_trust_code",
                 help="load formats that carry code: TorchScript archives and pickled .pt files, Keras .h5 (Lambda layers hold "
                      "bytecode), SavedModel. Threat model: artifacts come from pull requests, some from strangers, and a model "
@@ -62,8 +61,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "(another machine, not another model); 0 reports the claim without gating it. Default: 3")
     g.addoption("--model-checks-nightly-report", default=None, metavar="DIR", dest="model_checks_nightly_report",
                 help="write nightly.md and nightly.html (figures, change against baseline, plots over stored runs) to DIR. "
-                     "Default: reports/ when -m selects nightly tests, else none")
-    parser.addini("model_checks_roots", type="paths", default=[], help="artifact roots checked when --model-checks is not given")
+                     "Default: none")
+    parser.addini("model_checks_roots", type="paths", default=[],
+                  help="artifact roots gated when --model-checks is not given, whatever testpaths says, unless pytest is given "
+                       "paths that do not overlap them")
 
 
 def _positive_number(kind: type, unit: str):  # type: ignore[no-untyped-def]
@@ -100,16 +101,6 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _selects_nightly(config: pytest.Config) -> bool:
-    """Whether `-m` selects a test marked only `nightly` (so `-m nightly` writes the nightly report)."""
-    expr = config.getoption("markexpr", "") or ""
-    if "nightly" not in expr:
-        return False
-    from _pytest.mark.expression import Expression
-
-    return Expression.compile(expr).evaluate(lambda name, **_: name == "nightly")
-
-
 def _isolation(config: pytest.Config):  # type: ignore[no-untyped-def]
     if config.getoption("model_checks_isolate") == "off":
         return None
@@ -118,25 +109,77 @@ def _isolation(config: pytest.Config):  # type: ignore[no-untyped-def]
     return Limits(memory_mb=config.getoption("model_checks_worker_memory"), timeout_s=config.getoption("model_checks_timeout"))
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    for name, text in MARKERS.items():
-        config.addinivalue_line("markers", f"{name}: {text}")
-    cli = [Path(p) for p in config.getoption("model_checks_roots")]
-    roots = cli or [Path(p) for p in config.getini("model_checks_roots")]
+def _every_root(config: pytest.Config, cli: list) -> list[Path]:
+    """Every root this run could gate (from the command line and the ini), before deciding which are."""
+    from model_checks.plugin.roots import unique
+
+    return unique([Path(p) for p in cli] + [Path(p) for p in config.getini("model_checks_roots")])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    """pytest imports the conftest.py of every path it is given before any collection starts; a path inside an
+    artifact root is taken off that list here, so `pytest artifacts --model-checks artifacts` imports nothing
+    from the tree (the gate collects it on its own, see `_Gate`)."""
+    ns = early_config.known_args_namespace
+    roots = _every_root(early_config, getattr(ns, "model_checks_roots", None) or [])
     if not roots:
         return
-    for r in roots:
-        if not r.is_dir():
-            raise pytest.UsageError(f"--model-checks: {r} is not a directory")
+    paths = getattr(ns, "file_or_dir", None)
+    if paths:
+        ns.file_or_dir = [a for a in paths if not _arg_in_roots(early_config, a, roots)]
+    # pytest also imports the conftest.py of every `test*` folder beside the paths it starts from (a root named
+    # `testdata/`). No public API says "not there"; marking the root's folder as already searched does
+    # (private, guarded, and pinned by tests/plugin/test_good_citizen.py to the pytest versions it was checked with).
+    searched = getattr(early_config.pluginmanager, "_dirpath2confmods", None)
+    if isinstance(searched, dict):
+        for r in roots:
+            searched.setdefault(r, [])
+
+
+def _arg_path(config: pytest.Config, arg: str) -> Path:
+    return Path(os.path.normpath(config.invocation_params.dir / str(arg).split("::")[0]))
+
+
+def _arg_in_roots(config: pytest.Config, arg: str, roots: list[Path]) -> bool:
+    from model_checks.plugin.roots import inside
+
+    return any(inside(_arg_path(config, arg), r) for r in roots)
+
+
+def _gated_roots(config: pytest.Config) -> list[Path]:
+    """--model-checks roots; else the ini's, when pytest is given no paths (testpaths or not) or a path that
+    overlaps one of them (`pytest tests` in a repository with ini roots runs its tests only)."""
+    from model_checks.plugin.roots import inside, unique
+
+    cli = config.getoption("model_checks_roots")
+    if cli:
+        return unique(Path(p) for p in cli)
+    ini = unique(Path(p) for p in config.getini("model_checks_roots"))
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return ini
+    paths = [_arg_path(config, a) for a in config.args]
+    return [r for r in ini if any(inside(r, p) or inside(p, r) for p in paths)]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Without artifact roots the plugin does nothing beyond its options: no marker, no hook, no report."""
+    roots = _gated_roots(config)
+    if not roots:
+        return
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
     from model_checks.core.session import GateSession
 
-    config.stash[SESSION_KEY] = GateSession(roots=[r.absolute() for r in roots], trust_code=config.getoption("model_checks_trust_code"),
-                                           isolation=_isolation(config))
-    args = [Path(a.split("::")[0]).absolute() for a in config.args]
-    for r in cli:
-        if not any(_inside(r.absolute(), a) for a in args):
-            config.args.append(str(r))
-    if config.getoption("model_checks_summary") and not hasattr(config, "workerinput"):
+    config.stash[SESSION_KEY] = GateSession(roots=roots, trust_code=config.getoption("model_checks_trust_code"), isolation=_isolation(config),
+                                           rootdir=config.rootpath)
+    every = _every_root(config, config.getoption("model_checks_roots"))
+    # Paths inside a root are never handed to pytest's Python collection: they narrow what the gate runs instead.
+    selectors = [a for a in config.args if _arg_in_roots(config, a, every)]
+    config.args[:] = [a for a in config.args if a not in selectors]
+    config.pluginmanager.register(_Gate(config, selectors), "model_checks_gate")
+    controller = not hasattr(config, "workerinput")
+    if config.getoption("model_checks_summary") and controller:
         from model_checks.plugin.summary import SummaryReport
 
         config.pluginmanager.register(SummaryReport(Path(config.getoption("model_checks_summary"))), "model_checks_summary")
@@ -144,23 +187,181 @@ def pytest_configure(config: pytest.Config) -> None:
         from model_checks.plugin.benchmark import BenchmarkHooks
 
         config.pluginmanager.register(BenchmarkHooks(), "model_checks_benchmark")
-    nightly = config.getoption("model_checks_nightly_report") or ("reports" if _selects_nightly(config) else None)
-    if nightly and not hasattr(config, "workerinput"):
+    nightly = config.getoption("model_checks_nightly_report")
+    if nightly and controller:
         from model_checks.plugin.nightly import NightlyReport
 
         config.pluginmanager.register(NightlyReport(config.rootpath / nightly, config), "model_checks_nightly")
 
 
-def _inside(path: Path, parent: Path) -> bool:
-    try:
-        path.relative_to(parent)
-        return True
-    except ValueError:
-        return False
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
+    """The one word the plugin says without roots: when nothing was collected at all, where the gate looks."""
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and _session(config) is None:
+        terminalreporter.write_line(f"model-checks: gated nothing ({NO_ROOTS})")
 
 
 def _session(config: pytest.Config):  # type: ignore[no-untyped-def]
     return config.stash.get(SESSION_KEY, None)
+
+
+class ModelChecksWarning(pytest.PytestWarning):
+    """Something under an artifact root the gate ignored on purpose (a Python file pytest would have imported)."""
+
+
+class _Gate:
+    """The gate's hooks, registered only when the run has artifact roots.
+
+    Artifacts are collected here, not by pytest walking the roots: pytest imports every conftest.py and test
+    file of a directory it collects, so a conftest.py beside a failing model could make it pass. The gate's
+    nodes hang off the session with their node id taken from the manifest's path, and with the rootdir as
+    their `path`, so the conftest.py files pytest consults for them are the rootdir's, which it has loaded
+    anyway; a Python file under a root is never imported and gets a warning."""
+
+    def __init__(self, config: pytest.Config, selectors: list[str]):
+        self.config = config
+        self.gs = config.stash[SESSION_KEY]
+        self.saved: dict[tuple, int] = {}  # (artifact, check, device) -> sessions its saved baseline pools
+        self.selectors = [self._nodeid(_arg_path(config, a), a.partition("::")[2]) for a in selectors]
+
+    def _nodeid(self, path: Path, rest: str) -> str:
+        """The node id of a manifest (or a selector naming one), its directory names escaped: they head every
+        line of the log about the artifact, so a name from a pull request can never start a line or colour it."""
+        from model_checks.safety.text import printable
+        from model_checks.plugin.roots import inside
+
+        rel = path.relative_to(self.config.rootpath).as_posix() if inside(path, self.config.rootpath) else path.as_posix()
+        return printable(f"{rel}::{rest}" if rest else rel)
+
+    @staticmethod
+    def _matches(selector: str, nodeid: str) -> bool:
+        """Whether a path or node id given to pytest (`arts/cnn`, `arts/cnn/metadata.yaml::test_limits`) selects `nodeid`."""
+        if selector == ".":
+            return True
+        if "::" in selector:
+            return nodeid == selector or nodeid.startswith(selector + "[") or nodeid.startswith(selector + "::")
+        return nodeid.startswith(selector + ("::" if selector.endswith(".yaml") else "/"))
+
+    def _selected(self, nodeid: str) -> bool:
+        return not self.selectors or any(self._matches(s, nodeid) for s in self.selectors)
+
+    def pytest_report_header(self, config: pytest.Config) -> str:
+        from model_checks.plugin.roots import display
+
+        n = len(self.gs.artifacts)
+        where = ", ".join(display(r, config.rootpath) for r in self.gs.roots)
+        trust = "on" if config.getoption("model_checks_trust_code") else "off"
+        return f"model-checks: {n} artifact{'s' if n != 1 else ''} under {where} (isolate={config.getoption('model_checks_isolate')}, trust-code={trust})"
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        from model_checks.plugin.roots import display, inside, no_artifact_message
+
+        for r in self.gs.roots:
+            if not r.is_dir():
+                raise pytest.UsageError(f"model-checks: artifact root {display(r, self.config.rootpath)} is not a directory "
+                                        "(from --model-checks or model_checks_roots)")
+        # A conftest.py pytest imported at startup, before this plugin could step in (a root named test* below a
+        # path pytest was given): its code has run, so the run is refused rather than trusted.
+        for plugin in self.config.pluginmanager.get_plugins():
+            f = getattr(plugin, "__file__", None)
+            if f and any(inside(Path(f), r) for r in self.gs.roots):
+                raise pytest.UsageError(f"model-checks: pytest imported {display(Path(f), self.config.rootpath)} from inside an artifact root "
+                                        "at startup (a folder named test* below a path it was given); nothing under a root may run: "
+                                        "remove the file or rename the folder")
+        found = {a.root for a in self.gs.artifacts}
+        empty = [r for r in self.gs.roots if r not in found]
+        if empty:
+            raise pytest.UsageError("\n".join(no_artifact_message(r, self.config.rootpath) for r in empty))
+
+    def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
+        from model_checks.plugin.roots import inside
+
+        p = Path(os.path.normpath(collection_path))
+        return True if any(inside(p, r) for r in self.gs.roots) else None
+
+    @pytest.hookimpl(tryfirst=True)  # before -k / -m deselect, so they apply to the gate's tests too
+    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+        self._warn_python_files(config)
+        hook = config.hook
+        for art in self.gs.artifacts:
+            nodeid = self._nodeid(art.manifest_path, "")
+            mod = ArtifactModule.from_parent(session, path=config.rootpath, name=art.id, nodeid=nodeid)
+            mod.artifact = art
+            new = [i for i in mod.collect() if self._selected(i.nodeid)]
+            if not new:
+                continue
+            hook.pytest_collectstart(collector=mod)
+            for item in new:
+                hook.pytest_itemcollected(item=item)
+            hook.pytest_collectreport(report=pytest.CollectReport(nodeid, "passed", None, new))
+            items.extend(new)
+        unmatched = [s for s in self.selectors if not any(self._matches(s, i.nodeid) for i in items)]
+        if unmatched:
+            raise pytest.UsageError(f"model-checks: not found: {', '.join(unmatched)} (no artifact check there; "
+                                    f"{len(self.gs.artifacts)} artifact(s) under {', '.join(str(r) for r in self.gs.roots)})")
+
+    def _warn_python_files(self, config: pytest.Config) -> None:
+        import warnings
+
+        from model_checks.plugin.roots import display, python_files
+
+        for r in self.gs.roots:
+            files = python_files(r, config.getini("python_files"))
+            if files:
+                names = ", ".join(display(f, config.rootpath) for f in files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+                warnings.warn(ModelChecksWarning(f"model-checks: ignored {len(files)} Python file(s) under the artifact root "
+                                                 f"{display(r, config.rootpath)}: {names}. Nothing under a root is imported or run; "
+                                                 "tests of artifacts belong outside it (take the model_checks_artifact fixture)"))
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        """A user's test that takes `model_checks_artifact` runs once per valid artifact (the gate's items carry theirs)."""
+        if "model_checks_artifact" not in metafunc.fixturenames:
+            return
+        arts = [a for a in self.gs.artifacts if a.manifest is not None]
+        if "model_checks_device" in metafunc.fixturenames:
+            metafunc.parametrize(("model_checks_artifact", "model_checks_device"), _device_params(arts), scope="function")
+            return
+        metafunc.parametrize("model_checks_artifact", arts, ids=[a.id for a in arts], scope="function")
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Plan releases: each model is released after the last test that may need it."""
+        last: dict[Path, str] = {}
+        for item in session.items:
+            art = _artifact_of(item)
+            if art is not None:
+                for p in self.gs.models_of(art):
+                    last[p] = item.nodeid
+        plan: dict[str, list[Path]] = {}
+        for p, nodeid in last.items():
+            plan.setdefault(nodeid, []).append(p)
+        session.config.stash[RELEASE_KEY] = plan
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        for p in item.config.stash.get(RELEASE_KEY, {}).get(item.nodeid, []):
+            self.gs.pool.release(p)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self.gs.pool.close()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        from model_checks.core.session import read_record
+
+        p = read_record(report.user_properties) if report.when == "call" else None
+        if p and p["figures"].get("baseline_sessions"):
+            self.saved[(p["artifact"], p["check"], p["figures"].get("device"))] = int(p["figures"]["baseline_sessions"])
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
+        """What --model-checks-update-baselines stored, and how many more sessions a verdict needs."""
+        if not self.saved:
+            return
+        from model_checks.checks.budgets.baseline import MIN_SESSIONS
+
+        where = self.config.getoption("model_checks_baselines") or ".benchmarks/model-checks-baselines"
+        terminalreporter.write_line(f"model-checks: saved {len(self.saved)} baseline(s) to {where}:")
+        for (aid, check, device), n in sorted(self.saved.items()):
+            more = MIN_SESSIONS - n
+            needs = f"{more} more session(s) before it can call a regression" if more > 0 else "ready to compare"
+            terminalreporter.write_line(f"  {check} of {aid} on {device}: {n} session(s) pooled, {needs}")
 
 
 class CheckItem(pytest.Function):
@@ -170,11 +371,13 @@ class CheckItem(pytest.Function):
     def reportinfo(self):  # type: ignore[no-untyped-def]
         from model_checks.safety.text import printable
 
-        return printable(str(self.path)), 0, self.name  # escaped: skips and the short summary print it
+        # relative to where pytest was started, so a skip's location in junit.xml names no checkout directory;
+        # escaped, since skips and the short summary print it
+        return printable(os.path.relpath(self.parent.artifact.manifest_path, self.config.invocation_params.dir)), 0, self.name
 
 
 class ArtifactModule(pytest.Module):
-    """A metadata.yaml collected as the gate's test module, bound to one artifact."""
+    """One artifact, collected as the gate's test module (`model_checks.plugin.gate`); see `_Gate` for its path."""
 
     artifact: Any = None
 
@@ -183,17 +386,13 @@ class ArtifactModule(pytest.Module):
 
         return gate
 
-    def istestfunction(self, obj: object, name: str) -> bool:
-        return name.startswith("test_") and callable(obj)
-
     def collect(self):  # type: ignore[no-untyped-def]
         # Items are built directly, one per applicable check (and device), in the registry's order:
         # pytest's per-function parametrization machinery, run once per artifact, was most of the time
         # collecting 1,000 artifacts took (bench/collect.py). The item carries its artifact and device,
-        # which the `artifact` and `model_checks_device` fixtures hand to the test.
+        # which the `model_checks_artifact` and `model_checks_device` fixtures hand to the test.
         from model_checks.checks import applicable
 
-        self.session._fixturemanager.parsefactories(self)
         art = self.artifact
         no_benchmark = None if self.config.pluginmanager.hasplugin("benchmark") else pytest.mark.skip(
             reason="pytest-benchmark is disabled (-p no:benchmark): budgets are measured through its benchmark fixture")
@@ -217,107 +416,59 @@ def _devices(artifact: Any, check: str) -> list[tuple[str | None, list]]:
 
     if check not in CHECK_KEYS:
         return [(None, [])]
-    return [(d, _device_marks(d)) for d in devices_for(artifact.manifest, check)]
-
-
-def _device_marks(device: str) -> list:
-    """A budget test is marked with its device's marker (cpu, gpu) and nightly."""
-    return [getattr(pytest.mark, device), pytest.mark.nightly]
-
-
-def _nodeid(config: pytest.Config, path: Path) -> str | None:
-    """The node id pytest would give `path`, with the directory names escaped (they head every line of the
-    log about the artifact); None, pytest's own, outside the rootdir."""
-    from model_checks.safety.text import printable
-
-    try:
-        return printable(path.relative_to(config.rootpath).as_posix())
-    except ValueError:
-        return None
-
-
-def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if file_path.name != "metadata.yaml":
-        return None
-    gs = _session(parent.config)
-    if gs is None or not any(_inside(file_path, r) for r in gs.roots):
-        return None
-    artifact = gs.by_dir(Path(os.path.normpath(file_path.parent)))
-    if artifact is None:
-        return None
-    # Named by the artifact, not "metadata.yaml": `-k` matches the names of every node up the chain, so
-    # `-k metadata` would select every check of every artifact. The node id still comes from the path.
-    mod = ArtifactModule.from_parent(parent, path=file_path, name=artifact.id, nodeid=_nodeid(parent.config, file_path))
-    mod.artifact = artifact
-    return mod
-
-
-@pytest.hookimpl(tryfirst=True)  # before -k and -m deselect
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A metadata.yaml pytest does not hand to pytest_collect_file (a dangling link, a named pipe: not regular
-    files) is still an artifact discovery refused: its manifest test is added here, so it fails, never vanishes."""
-    gs = _session(config)
-    if gs is None:
-        return
-    seen = {item.path for item in items if ITEM_KEY in item.stash}
-    for art in gs.artifacts:
-        path = art.manifest_path
-        if art.error and path not in seen and os.path.lexists(path) and not os.path.isfile(path):
-            mod = ArtifactModule.from_parent(session, path=path, name=art.id, nodeid=_nodeid(config, path))
-            mod.artifact = art
-            items.extend(mod.collect())
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """A user's own test that takes `artifact` runs once per artifact (the gate's items carry theirs)."""
-    if "artifact" not in metafunc.fixturenames or isinstance(metafunc.definition.getparent(pytest.Module), ArtifactModule):
-        return
-    gs = _session(metafunc.config)
-    arts = [a for a in gs.artifacts if a.manifest is not None] if gs else []
-    if "model_checks_device" in metafunc.fixturenames:
-        metafunc.parametrize(("artifact", "model_checks_device"), _device_params(arts), scope="function")
-        return
-    metafunc.parametrize("artifact", arts, ids=[a.id for a in arts], scope="function")
-
-
-@pytest.fixture
-def artifact(request: pytest.FixtureRequest) -> Any:
-    """The artifact a gate test checks (a user's test gets it by parametrization, which overrides this)."""
-    return request.node.stash[ITEM_KEY][0]
-
-
-@pytest.fixture
-def model_checks_device(request: pytest.FixtureRequest) -> str:
-    """The device ("cpu" or "gpu") a budget test measures on."""
-    return request.node.stash[ITEM_KEY][1]
+    return [(d, [getattr(pytest.mark, d)]) for d in devices_for(artifact.manifest, check)]
 
 
 def _device_params(arts: list) -> list:
     """For a user's test taking `model_checks_device`: (artifact, device) for each device any budget of the
-    artifact declares, id `<id>-<device>`."""
+    artifact declares, id `<id>-<device>`, marked with the device's marker (cpu, gpu)."""
     from model_checks.checks.budgets.spec import CHECK_KEYS, devices_for
 
     params = []
     for a in arts:
         devices = sorted({d for c in CHECK_KEYS for d in devices_for(a.manifest, c)})
-        params += [pytest.param(a, d, id=f"{a.id}-{d}", marks=_device_marks(d)) for d in devices]
+        params += [pytest.param(a, d, id=f"{a.id}-{d}", marks=[getattr(pytest.mark, d)]) for d in devices]
     return params
 
 
+NO_ROOTS = "no artifact roots: pass --model-checks DIR or set model_checks_roots in the ini file"
+
+
+def _item_param(request: pytest.FixtureRequest, index: int, name: str) -> Any:
+    if ITEM_KEY in request.node.stash:
+        return request.node.stash[ITEM_KEY][index]
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and name in callspec.params:
+        return callspec.params[name]
+    pytest.skip(NO_ROOTS)
+
+
 @pytest.fixture
-def model_checks_verdict(request: pytest.FixtureRequest, artifact: Any):  # type: ignore[no-untyped-def]
+def model_checks_artifact(request: pytest.FixtureRequest) -> Any:
+    """The artifact a test checks: a test of yours that takes it runs once per artifact under the gated roots."""
+    return _item_param(request, 0, "model_checks_artifact")
+
+
+@pytest.fixture
+def model_checks_device(request: pytest.FixtureRequest) -> str:
+    """The device ("cpu" or "gpu") a budget test measures on."""
+    return _item_param(request, 1, "model_checks_device")
+
+
+@pytest.fixture
+def model_checks_verdict(request: pytest.FixtureRequest, model_checks_artifact: Any):  # type: ignore[no-untyped-def]
     """`model_checks_verdict("equivalence")`: run a built-in check on this test's artifact."""
     gs = _session(request.config)
 
     def verdict(check: str):  # type: ignore[no-untyped-def]
         __tracebackhide__ = True
-        return gs.verdict(check, artifact, request.node)
+        return gs.verdict(check, model_checks_artifact, request.node)
 
     return verdict
 
 
 @pytest.fixture
-def model_checks_budget(request: pytest.FixtureRequest, artifact: Any, model_checks_device: str):  # type: ignore[no-untyped-def]
+def model_checks_budget(request: pytest.FixtureRequest, model_checks_artifact: Any, model_checks_device: str):  # type: ignore[no-untyped-def]
     """`model_checks_budget("latency", benchmark)`: measure a budget of this test's artifact on its device through
     pytest-benchmark's `benchmark` fixture, and gate it."""
     gs = _session(request.config)
@@ -331,7 +482,8 @@ def model_checks_budget(request: pytest.FixtureRequest, artifact: Any, model_che
 
     def verdict(check: str, benchmark: Any):  # type: ignore[no-untyped-def]
         __tracebackhide__ = True
-        return gs.verdict(check, artifact, request.node, run=lambda ctx: run(check, ctx, model_checks_device, benchmark, options))
+        return gs.verdict(check, model_checks_artifact, request.node, run=lambda ctx: run(check, ctx, model_checks_device, benchmark, options),
+                          benchmark=benchmark)
 
     return verdict
 
@@ -341,44 +493,12 @@ def model_checks_session(request: pytest.FixtureRequest):  # type: ignore[no-unt
     """The gate's session state: roots, discovered artifacts and the shared model pool."""
     gs = _session(request.config)
     if gs is None:
-        pytest.skip("no artifact roots: pass --model-checks DIR or set model_checks_roots in the ini file")
+        pytest.skip(NO_ROOTS)
     return gs
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Plan releases: each model is released after the last test that may need it."""
-    gs = _session(session.config)
-    if gs is None:
-        return
-    last: dict[Path, str] = {}
-    for item in session.items:
-        art = _artifact_of(item)
-        if art is not None:
-            for p in gs.models_of(art):
-                last[p] = item.nodeid
-    plan: dict[str, list[Path]] = {}
-    for p, nodeid in last.items():
-        plan.setdefault(nodeid, []).append(p)
-    session.config.stash[RELEASE_KEY] = plan
 
 
 def _artifact_of(item: pytest.Item) -> Any:
     if ITEM_KEY in item.stash:
         return item.stash[ITEM_KEY][0]
     callspec = getattr(item, "callspec", None)
-    return callspec.params.get("artifact") if callspec else None
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    gs = _session(item.config)
-    if gs is None:
-        return
-    for p in item.config.stash.get(RELEASE_KEY, {}).get(item.nodeid, []):
-        gs.pool.release(p)
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    gs = _session(session.config)
-    if gs is not None:
-        gs.pool.close()
+    return callspec.params.get("model_checks_artifact") if callspec else None

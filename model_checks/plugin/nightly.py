@@ -1,9 +1,8 @@
 """Gathers the figures of a pytest run for the nightly report and writes it when the session ends. Registered
-by the gate's plugin when `-m` selects nightly tests or `--model-checks-nightly-report DIR` is given."""
+by the gate's plugin when `--model-checks-nightly-report DIR` is given."""
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from model_checks.core.session import PROPERTY
+from model_checks.core.session import read_record
 
 OUTCOME = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}
 
@@ -26,10 +25,8 @@ class NightlyReport:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         from model_checks.nightly.document import ArtifactFigures
 
-        for key, value in report.user_properties:
-            if key != PROPERTY or not (report.when == "call" or report.outcome != "passed"):
-                continue
-            p = json.loads(value)
+        p = read_record(report.user_properties)
+        if p is not None and (report.when == "call" or report.outcome != "passed"):
             self.artifacts.setdefault(p["artifact"], ArtifactFigures()).add(p["check"], OUTCOME.get(report.outcome, report.outcome), p.get("figures") or {})
 
     @pytest.hookimpl(trylast=True)

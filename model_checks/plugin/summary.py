@@ -3,15 +3,14 @@ report, so it also works when the checks ran in pytest-xdist workers."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from model_checks.core.fileio import write_text
+from model_checks.core.session import read_record
 from model_checks.safety.text import md_cell
-from model_checks.core.session import PROPERTY
 
 COLUMNS = ("manifest", "integrity", "metadata", "limits", "equivalence", "accuracy")
 MARK = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}
@@ -53,10 +52,9 @@ class SummaryReport:
         return out
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        props = [json.loads(v) for k, v in report.user_properties if k == PROPERTY]
-        if not props:
+        p = read_record(report.user_properties)
+        if p is None:
             return
-        p = props[-1]
         row = self.rows.setdefault(p["artifact"], {"format": p.get("format"), "figures": {}, "status": {}})
         if report.when == "call" or report.outcome != "passed":
             status = MARK.get(report.outcome, report.outcome)

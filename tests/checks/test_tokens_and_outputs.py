@@ -35,7 +35,7 @@ def test_an_undeclared_mask_is_refused_naming_the_key_not_blaming_the_batch(tmp_
     # it used to draw 0..9 and fail with "'batch' of size 3 is refused by the model"
     A.onnx_artifact(tmp_path / "enc", T.encoder(), name="enc", limits={"dynamic_axes": ["batch"]})
     r = check(tmp_path, "enc", "limits")
-    assert not r and r.headline == "limits: enc@1.0: model cannot be loaded"
+    assert not r and r.headline == "limits: enc@1.0: no valid inputs for the model"
     assert "  input 'attention_mask' (int64): no range declared and none the graph proves" in str(r)
     assert "refused by the model" not in str(r)
 

@@ -126,10 +126,11 @@ def _calibrating(calibration: Calibration, target: Target, starts: set[int]) -> 
     return setup
 
 
-def _baseline(check: str, ctx: CheckContext, m: Measurement, options: BudgetOptions) -> tuple[BaselineComparison | None, list[str]]:
-    """Compare with the stored baseline, and replace it when asked; lines for the result's details."""
+def _baseline(check: str, ctx: CheckContext, m: Measurement, options: BudgetOptions) -> tuple[BaselineComparison | None, list[str], dict]:
+    """Compare with the stored baseline, and replace it when asked; lines for the result's details, and figures
+    (`baseline_sessions`: how many sessions a baseline saved by this run pools)."""
     if options.baselines is None:
-        return None, []
+        return None, [], {}
     store = BaselineStore(options.baselines)
     fp = fingerprint(m.device, m.threads)
     old = store.load(ctx.artifact.id, check, m.device)
@@ -141,9 +142,10 @@ def _baseline(check: str, ctx: CheckContext, m: Measurement, options: BudgetOpti
                              normalized_sessions=[m.normalized_blocks] if m.normalized_blocks else []))
         path = store.save(new)
         notes.append(f"  baseline updated: {path} ({len(new.sessions)} session(s) pooled)")
-    elif comparison is not None and not comparison:
+        return comparison, notes, {"baseline_sessions": len(new.sessions)}
+    if comparison is not None and not comparison:
         notes.append("  if the slowdown is intended, accept it as the new baseline with --model-checks-update-baselines")
-    return comparison, notes
+    return comparison, notes, {}
 
 
 def _result(check: str, artifact: str, subject: str, bench: Bench, m: Measurement, problems: list[str], passed: str, comparison: BaselineComparison | None,
@@ -185,12 +187,13 @@ def _latency(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: Bud
         problems.append(_where_to_change([p.limit for p in failing], ctx))
     if claim is not None and (wrong := claim.fails(m.percentiles)):
         problems.append(wrong)
-    comparison, notes = _baseline("latency", ctx, m, options)
+    comparison, notes, saved = _baseline("latency", ctx, m, options)
     passed = [f"{p.statistic} {m.percentiles.get(p.statistic):.3f} ms <= {p.limit.value:g}" for p in policies]
     if claim is not None:
         passed.append(f"p50 {m.percentiles.p50:.3f} ms within {claim.factor:g}x of the claimed {claim.claim.value:g} ms"
                       if claim.factor else f"claimed p50 {claim.claim.value:g} ms (not gated)")
-    extra = {"claimed_latency_ms": claim.claim.value} if claim is not None else None
+    extra = {**({"claimed_latency_ms": claim.claim.value} if claim is not None else {}), **saved,
+             **{f"limit_{p.statistic}_ms": p.limit.value for p in policies}}
     return _result("latency", ctx.artifact.id, subject, bench, m, problems, f"{', '.join(passed)} (n={m.percentiles.n}, batch 1)", comparison, notes, extra)
 
 
@@ -201,10 +204,10 @@ def _throughput(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: 
     m = measure(ctx, budget, bench, options, batch=budget.batch_size, rounds=rounds_for(["p50"], floor=BLOCKS * MIN_BLOCK),
                 per_call=(per_call_ms, f"the budget's {per_call_ms:.3g} ms a call ({budget.throughput_per_s.value:g} items/s at batch {budget.batch_size})"))
     msg = policy.fails(m.throughput_per_s)
-    comparison, notes = _baseline("throughput", ctx, m, options)
+    comparison, notes, saved = _baseline("throughput", ctx, m, options)
     problems = [msg, _where_to_change([policy.limit], ctx)] if msg else []
     return _result("throughput", ctx.artifact.id, subject, bench, m, problems, f"{m.throughput_per_s:.1f} items/s >= {policy.limit.value:g} at batch {budget.batch_size}",
-                   comparison, notes)
+                   comparison, notes, {**saved, "limit_throughput_per_s": policy.limit.value})
 
 
 def _speedup(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, subject: str) -> CheckResult:
@@ -234,7 +237,7 @@ def _speedup(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: Bud
     speedup = ref_ms / m.percentiles.p50
     msg = policy.fails(speedup)
     problems = [msg, _where_to_change([policy.limit], ctx)] if msg else []
-    extra = {"speedup": speedup, "reference_p50_ms": ref_ms, "reference_session_create_ms": ref_create_ms, "reference_first_call_ms": ref_first_ms}
+    extra = {"speedup": speedup, "limit_speedup": policy.limit.value, "reference_p50_ms": ref_ms, "reference_session_create_ms": ref_create_ms, "reference_first_call_ms": ref_first_ms}
     notes = [f"  interleaved in one run (R A A R ...): reference p50 {ref_ms:.3f} ms, artifact p50 {m.percentiles.p50:.3f} ms ({len(ref_ns)} pairs)"]
     return _result("speedup", ctx.artifact.id, subject, bench, m, problems, f"speedup {speedup:.2f}x over the reference >= {policy.limit.value:g}x", None, notes, extra)
 
