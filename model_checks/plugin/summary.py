@@ -32,7 +32,7 @@ class SummaryReport:
     interrupted: bool = False
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        from model_checks.plugin import ITEM_KEY
+        from model_checks.plugin.state import ITEM_KEY
 
         for item in session.items:
             if ITEM_KEY in item.stash:
