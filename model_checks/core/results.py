@@ -21,7 +21,8 @@ class CheckResult:
     figures: dict[str, float | str | None] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return self.ok
+        """True when the check holds; a skip does not hold (it did not apply), so it is never read as a pass."""
+        return self.ok and self.skipped is None
 
     def __str__(self) -> str:
         return "\n".join((self.headline, *self.details))

@@ -157,7 +157,7 @@ class Gate:
         self.gs.pool.close()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        from model_checks.core.session import read_record
+        from model_checks.plugin.verdict import read_record
 
         p = read_record(report.user_properties) if report.when == "call" else None
         if p and p["figures"].get("baseline_sessions"):

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from model_checks.plugin.state import ITEM_KEY, NO_ROOTS, options, session
+from model_checks.plugin.verdict import verdict as gate_verdict
 
 
 def _item_param(request: pytest.FixtureRequest, index: int, name: str) -> Any:
@@ -37,7 +38,7 @@ def model_checks_verdict(request: pytest.FixtureRequest, model_checks_artifact: 
 
     def verdict(check: str):  # type: ignore[no-untyped-def]
         __tracebackhide__ = True
-        return gs.verdict(check, model_checks_artifact, request.node)
+        return gate_verdict(gs, check, model_checks_artifact, request.node)
 
     return verdict
 
@@ -55,7 +56,7 @@ def model_checks_budget(request: pytest.FixtureRequest, model_checks_artifact: A
 
     def verdict(check: str, benchmark: Any):  # type: ignore[no-untyped-def]
         __tracebackhide__ = True
-        return gs.verdict(check, model_checks_artifact, request.node, run=lambda ctx: run(check, ctx, model_checks_device, benchmark, budget_options),
+        return gate_verdict(gs, check, model_checks_artifact, request.node, run=lambda ctx: run(check, ctx, model_checks_device, benchmark, budget_options),
                           benchmark=benchmark)
 
     return verdict

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from model_checks.core.session import read_record
+from model_checks.plugin.verdict import read_record
 
 OUTCOME = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from model_checks.core.fileio import write_text
-from model_checks.core.session import read_record
+from model_checks.plugin.verdict import read_record
 from model_checks.safety.text import md_cell
 
 COLUMNS = ("manifest", "integrity", "metadata", "limits", "equivalence", "accuracy")
