@@ -2,53 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from model_checks.manifest import Manifest
-from model_checks.manifest.model import Limit
+from model_checks.manifest.model import BUDGET_CHECK_KEYS as CHECK_KEYS
+from model_checks.manifest.model import DEVICES, DeviceBudget
 
-DEVICES = ("cpu", "gpu")
-# check name -> the budget key that makes it apply
-CHECK_KEYS = {"latency": "latency_ms", "throughput": "throughput_per_s", "speedup": "speedup_vs_reference"}
-
-
-@dataclass(frozen=True)
-class DeviceBudget:
-    """`budgets.<device>`: latency limits by statistic (ms), throughput (items/s), speedup against the reference."""
-
-    device: str
-    where: str
-    batch_size: int = 1
-    threads: int | None = None
-    latency_ms: dict[str, Limit] = field(default_factory=dict)
-    throughput_per_s: Limit | None = None
-    speedup_vs_reference: Limit | None = None
-    latency_claim_ms: Limit | None = None  # the manifest's top-level `latency_ms` (cpu only): checked by the latency test
-
-    def declares(self, check: str) -> bool:
-        key = CHECK_KEYS[check]
-        value = getattr(self, key)
-        if key == "latency_ms":
-            return bool(value) or self.latency_claim_ms is not None
-        return value is not None
+__all__ = ["CHECK_KEYS", "DEVICES", "DeviceBudget", "budget_checks", "device_budget", "devices_for"]
 
 
 def device_budget(manifest: Manifest, device: str, where: str = "metadata.yaml") -> DeviceBudget | None:
-    """`budgets.<device>`; on the cpu also the `latency_ms` claim, which alone is enough for a latency test."""
-    raw = manifest.get(f"budgets.{device}") or {}
-    claim = manifest.get("latency_ms") if device == "cpu" else None
-    if not raw and claim is None:
-        return None
-    prefix = f"budgets.{device}"
-
-    def limit(key: str) -> Limit | None:
-        value = manifest.get(f"{prefix}.{key}")
-        return None if value is None else Limit(float(value), f"{manifest.source_of(f'{prefix}.{key}')} {prefix}.{key}")
-
-    latency = {s: lim for s in (raw.get("latency_ms") or {}) if (lim := limit(f"latency_ms.{s}")) is not None}
-    return DeviceBudget(device=device, where=where, batch_size=int(raw.get("batch_size") or 1), threads=raw.get("threads"),
-                        latency_ms=latency, throughput_per_s=limit("throughput_per_s"), speedup_vs_reference=limit("speedup_vs_reference"),
-                        latency_claim_ms=None if claim is None else Limit(float(claim), where))
+    """`budgets.<device>` with where each limit came from (the typed value lives on the Manifest)."""
+    return manifest.budget(device, where)
 
 
 def devices_for(manifest: Manifest | None, check: str) -> list[str]:
