@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 from model_checks.core.artifact import Artifact
-from model_checks.backends.base import ModelFacts, Runner
+from model_checks.backends.base import ModelFacts, Names, Runner, declared_names
 from model_checks.core.errors import ManifestError, ModelChecksError, with_context
 from model_checks.core.inputs import Case, generated_cases, merge_interface, sample_cases
 from model_checks.manifest import Manifest, guess_format
@@ -39,11 +39,16 @@ class CheckContext:
     def model_path(self) -> Path:
         return self.artifact.model_path
 
+    @property
+    def names(self) -> Names:
+        """The input and output names this manifest declares, handed to backends whose models carry none."""
+        return declared_names(self.manifest)
+
     def runner(self, threads: int | None = None) -> Runner:
-        return self.pool.runner(self.model_path, self.fmt, self.artifact.root, threads)
+        return self.pool.runner(self.model_path, self.fmt, self.artifact.root, threads, names=self.names)
 
     def facts(self) -> ModelFacts:
-        return self.pool.facts(self.model_path, self.fmt, self.artifact.root)
+        return self.pool.facts(self.model_path, self.fmt, self.artifact.root, names=self.names)
 
     # -- the reference -------------------------------------------------------------------------------
     @cached_property

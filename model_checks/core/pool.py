@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from model_checks.backends import backend, require_trust_for
-from model_checks.backends.base import ModelFacts, Runner
+from model_checks.backends.base import ModelFacts, Names, Runner
 from model_checks.isolation.limits import Limits
 
 if TYPE_CHECKING:
@@ -21,8 +21,9 @@ class ModelPool:
         self.trust_code = trust_code
         self.isolation = isolation
         self._workers: Workers | None = None
-        self._runners: dict[tuple[Path, str, int | None], Runner] = {}
-        self._facts: dict[tuple[Path, str], ModelFacts] = {}
+        self._runners: dict[tuple, Runner] = {}
+        self._facts: dict[tuple, ModelFacts] = {}
+        self.declared: dict[Path, Names] = {}
         self.loads: dict[Path, int] = {}  # how often each model was loaded (a test pins "at most once")
 
     @property
@@ -34,27 +35,35 @@ class ModelPool:
             self._workers = Workers(self.isolation)
         return self._workers
 
-    def runner(self, path: Path, fmt: str, root: Path, threads: int | None = None) -> Runner:
-        key = (path, fmt, threads)
+    def declare(self, names: dict[Path, Names]) -> None:
+        """Input and output names manifests declare for models that carry none (TorchScript), by model path: used
+        when a model is asked for without names, as another artifact's reference. Set by the session from the
+        manifests it discovered; a backend never reads a manifest."""
+        self.declared.update(names)
+
+    def runner(self, path: Path, fmt: str, root: Path, threads: int | None = None, names: Names = None) -> Runner:
+        names = names or self.declared.get(path)
+        key = (path, fmt, threads, names)
         if key not in self._runners:
             require_trust_for(path, fmt, self.trust_code)
             if self.workers is not None:
                 from model_checks.isolation.runner import IsolatedRunner
 
-                self._runners[key] = IsolatedRunner(self.workers, path, fmt, root, threads)
+                self._runners[key] = IsolatedRunner(self.workers, path, fmt, root, threads, names)
             else:
-                self._runners[key] = backend(fmt, "runner").load(path, root, threads=threads)
+                self._runners[key] = backend(fmt, "runner").load(path, root, threads=threads, names=names)
             self.loads[path] = self.loads.get(path, 0) + 1
         return self._runners[key]
 
-    def facts(self, path: Path, fmt: str, root: Path) -> ModelFacts:
-        key = (path, fmt)
+    def facts(self, path: Path, fmt: str, root: Path, names: Names = None) -> ModelFacts:
+        names = names or self.declared.get(path)
+        key = (path, fmt, names)
         if key not in self._facts:
             require_trust_for(path, fmt, self.trust_code)
             if self.workers is not None:
-                self._facts[key] = self.workers.request(fmt, "facts", (path, fmt, root), path)
+                self._facts[key] = self.workers.request(fmt, "facts", (path, fmt, root, names), path)
             else:
-                self._facts[key] = backend(fmt, "facts").model_facts(path, root)
+                self._facts[key] = backend(fmt, "facts").model_facts(path, root, names=names)
         return self._facts[key]
 
     def validate(self, path: Path, fmt: str, root: Path) -> list[str]:

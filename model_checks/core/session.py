@@ -10,6 +10,7 @@ from typing import Callable
 
 from model_checks import checks
 from model_checks.core.artifact import Artifact
+from model_checks.backends.base import Names, declared_names
 from model_checks.checks.context import CheckContext
 from model_checks.core.discovery import discover
 from model_checks.core.errors import ArtifactLoadError, MissingDependencyError, ModelChecksError, UnsafePathError, UntrustedFormatError, runtime_error_text
@@ -40,6 +41,7 @@ class GateSession:
     def artifacts(self) -> list[Artifact]:
         if self._artifacts is None:
             self._artifacts = discover(self.roots)
+            self.pool.declare(_names_by_model(self._artifacts))
         return self._artifacts
 
     def by_dir(self, d: Path) -> Artifact | None:
@@ -89,3 +91,18 @@ class GateSession:
                 paths.append(p)
         return paths
 
+
+
+def _names_by_model(artifacts: list[Artifact]) -> dict[Path, Names]:
+    """The names manifests declare for each model file; a model two manifests name differently gets none (its
+    tensors are then named by position), since guessing which one is meant would be wrong half the time."""
+    found: dict[Path, set] = {}
+    for a in artifacts:
+        if a.manifest is None:
+            continue
+        try:
+            path = a.model_path
+        except ModelChecksError:
+            continue
+        found.setdefault(path, set()).add(declared_names(a.manifest))
+    return {p: next(iter(n)) for p, n in found.items() if len(n) == 1 and None not in n}

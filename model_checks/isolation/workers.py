@@ -179,7 +179,7 @@ class Worker:
         cls = _known_error(info)
         if cls is not None:
             return of_kind(cls, info.message)  # the worker's own message, as its own kind
-        wrap = InferenceError if op in ("infer", "timed") else ArtifactLoadError
+        wrap = InferenceError if op == "infer" else ArtifactLoadError
         return wrap(f"{what}: {op} failed in the {self.family} worker: {runtime_error_text(info.message, info.name)}")
 
     def request_exit(self) -> None:
@@ -245,7 +245,7 @@ class Workers:
     def request(self, fmt: str, op: str, args: tuple, path: Path) -> Any:
         """Ask `fmt`'s worker; a model that crashed, starved or hung a worker is not sent again for `op`."""
         __tracebackhide__ = True
-        key = (str(path), "infer" if op == "timed" else op)
+        key = (str(path), op)
         if key in self._failed:
             first = self._failed[key]
             raise type(first)(f"{first} [not retried: this model already did this earlier in the session]")

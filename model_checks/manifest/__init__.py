@@ -7,13 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from model_checks.core.errors import ManifestError
-from model_checks.manifest.model import FORMAT_BY_SUFFIX, Limit, Limits, Manifest, TensorSpec, Tolerance, build_limits, build_tolerance
+from model_checks.manifest.model import FORMAT_BY_SUFFIX, DeviceBudget, Limit, Limits, Manifest, TensorSpec, Tolerance, build_limits, build_tolerance
 from model_checks.manifest.policy import merge
 from model_checks.manifest.schema import schema, validate
 from model_checks.manifest.yamlsafe import load_yaml_file, load_yaml_text
 
 __all__ = [
+    "DeviceBudget",
     "Limit",
+    "Limits",
     "Manifest",
     "TensorSpec",
     "Tolerance",

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from model_checks.plugin.verdict import read_record
+from model_checks.plugin.verdict import OUTCOME, read_record
 
-OUTCOME = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}
 
 
 @dataclass(eq=False)  # a plugin object must stay hashable: pluggy keeps plugins in sets

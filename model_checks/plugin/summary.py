@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 
 from model_checks.core.fileio import write_text
-from model_checks.plugin.verdict import read_record
+from model_checks.plugin.verdict import OUTCOME, read_record
 from model_checks.safety.text import md_cell
 
 COLUMNS = ("manifest", "integrity", "metadata", "limits", "equivalence", "accuracy")
-MARK = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}
 
 
 def _fmt(v: object, spec: str = ".3g") -> str:
@@ -57,7 +56,7 @@ class SummaryReport:
             return
         row = self.rows.setdefault(p["artifact"], {"format": p.get("format"), "figures": {}, "status": {}})
         if report.when == "call" or report.outcome != "passed":
-            status = MARK.get(report.outcome, report.outcome)
+            status = OUTCOME.get(report.outcome, report.outcome)
             if report.when != "call" and report.outcome == "failed":
                 status = "ERROR"
             row["status"][p["check"]] = status

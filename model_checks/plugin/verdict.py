@@ -17,6 +17,7 @@ from model_checks.safety.text import printable
 
 PROPERTY = "model_checks"
 FACTS = ("artifact", "dir", "check", "ok", "skipped", "format")
+OUTCOME = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}  # a test report's outcome as the reports write it
 
 
 def verdict(gs: GateSession, name: str, artifact: Artifact, item: pytest.Item | None = None,

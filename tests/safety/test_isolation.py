@@ -45,13 +45,6 @@ def test_a_model_runs_in_the_worker_behind_the_runner_interface(pool: ModelPool,
     assert pool.facts(path, "onnx", tmp_path).precision == "fp32" and pool.validate(path, "onnx", tmp_path) == []
 
 
-def test_timing_happens_inside_the_worker(pool: ModelPool, tmp_path: Path) -> None:
-    """`timed` measures infer_impl where the model runs, so budgets never time the pipe."""
-    runner = pool.runner(onnx_models.save(onnx_models.linear(), tmp_path / "m.onnx"), "onnx", tmp_path)
-    times = runner.timed(FEEDS, repeat=5, warmup=2)
-    assert len(times) == 5 and all(0 < t < 1 for t in times)
-
-
 def test_inference_errors_are_model_checks_errors(pool: ModelPool, tmp_path: Path) -> None:
     runner = pool.runner(onnx_models.save(onnx_models.linear(), tmp_path / "m.onnx"), "onnx", tmp_path)
     with pytest.raises(InferenceError, match="input 'input' is float64, the model wants float32"):

@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
-from model_checks.backends.base import ModelFacts
+from model_checks.backends.base import ModelFacts, Names
 from model_checks.backends.precision import FLOAT_NAMES, float_precision
 from model_checks.backends.keras.loader import check_keras_zip, kind_of, load_model, serving_signature
 from model_checks.manifest.model import TensorSpec
@@ -57,7 +57,7 @@ def precision_of(variables: list[Any], compute_dtypes: set[str]) -> tuple[str, s
     return float_precision(elems)
 
 
-def model_facts(path: Path, root: Path) -> ModelFacts:
+def model_facts(path: Path, root: Path, names: Names = None) -> ModelFacts:
     kind, obj = load_model(path)
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
     if kind == "saved_model":

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from model_checks.backends.base import Runner
+from model_checks.backends.base import Names, Runner
 from model_checks.backends.keras.facts import interface
 from model_checks.backends.keras.loader import keras_modules, load_model, serving_signature, set_threads
 from model_checks.core.errors import InferenceError, runtime_error_text
@@ -43,5 +43,6 @@ class KerasRunner(Runner):
         self.model = self.fn = None
 
 
-def load(path: Path, root: Path, threads: int | None = None) -> KerasRunner:
+def load(path: Path, root: Path, threads: int | None = None, names: Names = None) -> KerasRunner:
+    """`names` is for formats without names of their own; this one's come from the model."""
     return KerasRunner(path, root, threads)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model_checks.backends.base import ModelFacts
+from model_checks.backends.base import ModelFacts, Names
 from model_checks.backends.precision import FLOAT_NAMES, float_precision
 from model_checks.core.errors import runtime_error_text
 from model_checks.manifest.model import TensorSpec
@@ -171,7 +171,7 @@ def facts(model, size_bytes: int = 0) -> ModelFacts:  # type: ignore[no-untyped-
     )
 
 
-def model_facts(path: Path, root: Path) -> ModelFacts:
+def model_facts(path: Path, root: Path, names: Names = None) -> ModelFacts:
     """Facts of the ONNX model at `path` (external data is checked, not loaded)."""
     from model_checks.backends.onnx.loader import external_files, load_proto
 

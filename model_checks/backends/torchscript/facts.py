@@ -7,9 +7,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from model_checks.backends.base import ModelFacts
+from model_checks.backends.base import ModelFacts, Names
 from model_checks.backends.precision import float_precision
-from model_checks.backends.torchscript.loader import check_archive, declared_names, load_module, names
+from model_checks.backends.torchscript.loader import check_archive, load_module, names
 from model_checks.manifest.model import TensorSpec
 
 def _count_returns(schema: Any) -> int:
@@ -18,11 +18,13 @@ def _count_returns(schema: Any) -> int:
     return len(elements()) if callable(elements) else 1
 
 
-def interface(module: Any, path: Path, root: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
-    """Inputs from forward's arguments (self left out), outputs from its return type; names as the loader says."""
+def interface(module: Any, declared: Names = None) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """Inputs from forward's arguments (self left out), outputs from its return type; named as `declared` says
+    (the manifest's inputs and outputs, passed in by the caller), else by position."""
     schema = module.forward.schema
     args = [a for a in schema.arguments if a.name != "self"]
-    decl_in, decl_out = declared_names(path, root)
+    decl_in, decl_out = declared or (None, None)
+    decl_in, decl_out = (list(decl_in) if decl_in else None), (list(decl_out) if decl_out else None)
     in_names = names(decl_in, len(args), "input")
     out_names = names(decl_out, _count_returns(schema), "output")
     return tuple(TensorSpec(name=n) for n in in_names), tuple(TensorSpec(name=n) for n in out_names)
@@ -46,9 +48,9 @@ def precision_of(module: Any, ops: Counter) -> tuple[str, str]:
     return float_precision(elems, "parameter")
 
 
-def model_facts(path: Path, root: Path) -> ModelFacts:
+def model_facts(path: Path, root: Path, names: Names = None) -> ModelFacts:
     module = load_module(path)
-    ins, outs = interface(module, path, root)
+    ins, outs = interface(module, names)
     ops = ops_of(module)
     prec, why = precision_of(module, ops)
     return ModelFacts(format="torchscript", precision=prec, precision_why=why, inputs=ins, outputs=outs, ops=ops,
