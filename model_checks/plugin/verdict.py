@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import pytest
 
-from model_checks.checks.context import CheckContext
-from model_checks.core.artifact import Artifact
-from model_checks.core.results import CheckResult
-from model_checks.core.session import GateSession
 from model_checks.safety.text import printable
+
+if TYPE_CHECKING:  # the plugin's import stays light: the library is loaded when a check first runs
+    from model_checks.checks.context import CheckContext
+    from model_checks.core.artifact import Artifact
+    from model_checks.core.results import CheckResult
+    from model_checks.core.session import GateSession
 
 PROPERTY = "model_checks"
 FACTS = ("artifact", "dir", "check", "ok", "skipped", "format")
