@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def pytest_args(out: Path) -> list[str]:
     installed = any(e.name == "model_checks" for e in entry_points(group="pytest11"))
-    return [sys.executable, "-m", "pytest", "artifacts", "tests/budgets/test_devices.py", "--model-checks", "artifacts",
+    return [sys.executable, "-m", "pytest", "artifacts", "tests/backends/test_timing.py", "--model-checks", "artifacts",
             *([] if installed else ["-p", "model_checks.plugin"]), "--model-checks-trust-code", "-p", "no:cacheprovider",
             # the examples' latency_ms was recorded on the development machine, not this one: reported, not gated here
             "--model-checks-latency-claim-factor", "0",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from model_checks.errors import ManifestError
+from model_checks.core.errors import ManifestError
 from model_checks.manifest import yamlsafe
 
 

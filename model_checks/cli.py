@@ -86,8 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    from model_checks.errors import ModelChecksError
-    from model_checks.requires import is_optional, missing
+    from model_checks.core.errors import ModelChecksError
+    from model_checks.core.requires import is_optional, missing
 
     try:
         return int(importlib.import_module(COMMANDS[args.command]).run(args) or 0)

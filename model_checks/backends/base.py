@@ -5,12 +5,24 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from model_checks.errors import InferenceError, ModelChecksError, runtime_error_text
+from model_checks.core.errors import InferenceError, ModelChecksError, runtime_error_text
 from model_checks.manifest.model import TensorSpec
+
+
+# The input and output names a manifest declares for a model that has none of its own (a TorchScript
+# archive): passed in the call by whoever read the manifest, never looked up by a backend.
+Names = tuple[tuple[str, ...] | None, tuple[str, ...] | None] | None
+
+
+def declared_names(manifest: Any) -> Names:
+    """(input names, output names) a manifest declares, each None where it declares none; None for neither."""
+    ins = tuple(t.name for t in manifest.inputs) if manifest.inputs else None
+    outs = tuple(t.name for t in manifest.outputs) if manifest.outputs else None
+    return (ins, outs) if ins or outs else None
 
 
 class Runner:
@@ -34,21 +46,6 @@ class Runner:
             raise
         except Exception as e:  # onnxruntime, torch and tensorflow each raise their own types
             raise InferenceError(f"{self.path.name}: inference failed: {runtime_error_text(e)}") from e
-
-    def timed(self, feeds: Mapping[str, np.ndarray], repeat: int, warmup: int = 1) -> list[float]:
-        """Seconds taken by each of `repeat` inferences after `warmup` untimed ones, measured where the
-        model runs (inside the worker process when isolated, so no pipe or pickling is timed)."""
-        import time
-
-        arrays = self._checked_feeds(feeds)
-        for _ in range(warmup):
-            self.infer_impl(arrays)
-        times = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            self.infer_impl(arrays)
-            times.append(time.perf_counter() - t0)
-        return times
 
     def _checked_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         want = [t.name for t in self.inputs]
@@ -83,3 +80,26 @@ class ModelFacts:
     opset: int | None = None
     opsets: dict[str, int] = field(default_factory=dict)
     optimization_leftovers: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+
+
+@dataclass
+class Target:
+    """A model opened for timing by a backend's `timing.open_target`: `call()` runs it once on the inputs given to
+    `prepare` and returns when the result is complete (on a GPU: synchronized, so a timer around it measures the
+    work, not the launch)."""
+
+    description: str
+    run: Callable[[Any], Any]
+    convert: Callable[[dict[str, np.ndarray]], Any]
+    release: Callable[[], Any] = lambda: None
+    _prepared: Any = field(default=None, init=False)
+
+    def prepare(self, feeds: dict[str, np.ndarray]) -> None:
+        self._prepared = self.convert(feeds)
+
+    def call(self) -> Any:
+        return self.run(self._prepared)
+
+    def close(self) -> None:
+        self.release()
+        self._prepared = None

@@ -1,15 +1,18 @@
-"""The built-in checks. Each module has NAME and `run(ctx) -> CheckResult`; the plugin makes each a test
-`test_<name>[<artifact id>]`. Adding a check is adding a module and a line here."""
+"""The built-in checks. Each module has NAME and `run(ctx) -> CheckResult` (and `GATES_THE_REST = True` when the
+artifact's other checks cannot run after it fails); the plugin makes each a test `test_<name>[<artifact id>]`.
+Adding a check is adding a module, a line here and its test function in `plugin/gate.py`. The budget checks
+(latency, throughput, speedup, in `budgets/`) are measured through pytest-benchmark's fixture instead."""
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
 
-from model_checks.artifact import Artifact
+from model_checks.core.artifact import Artifact
 
 # name -> module; order is the order tests run in, cheapest first.
 CHECKS: dict[str, str] = {
+    "manifest": "model_checks.checks.manifest",
     "integrity": "model_checks.checks.integrity",
     "metadata": "model_checks.checks.metadata",
     "limits": "model_checks.checks.limits",
@@ -18,6 +21,7 @@ CHECKS: dict[str, str] = {
     "tfmot_quantize": "model_checks.checks.tfmot_quantize",
     "tfmot_prune": "model_checks.checks.tfmot_prune",
 }
+FIRST = "manifest"  # runs first, and alone for an artifact whose manifest is invalid
 # Collected only for Keras artifacts whose manifest asks for them (`tfmot: {quantize: true}`).
 TFMOT_CHECKS = {"tfmot_quantize": "quantize", "tfmot_prune": "prune"}
 
@@ -36,7 +40,7 @@ def module(name: str) -> ModuleType:
 def applicable(artifact: Artifact) -> list[str]:
     """Checks to collect for an artifact; an invalid manifest gets only `manifest`, which fails."""
     if artifact.manifest is None:
-        return ["manifest"]
-    from model_checks.budgets.spec import budget_checks
+        return [FIRST]
+    from model_checks.checks.budgets.spec import budget_checks
 
-    return ["manifest", *(c for c in CHECKS if _wanted(c, artifact)), *budget_checks(artifact.manifest)]
+    return [*(c for c in CHECKS if _wanted(c, artifact)), *budget_checks(artifact.manifest)]

@@ -7,9 +7,9 @@ import numpy as np
 
 from model_checks.backends.base import Runner
 from model_checks.checks.context import CheckContext
-from model_checks.errors import ArtifactLoadError, InferenceError
-from model_checks.inputs import load_npz
-from model_checks.results import CheckResult
+from model_checks.core.errors import ArtifactLoadError, InferenceError
+from model_checks.core.inputs import load_npz
+from model_checks.core.results import CheckResult
 
 NAME = "accuracy"
 CLAIM_SLACK = 0.005
@@ -94,18 +94,18 @@ def run(ctx: CheckContext) -> CheckResult:
         ref_acc, ref_scored = accuracy(ref_runner, ref_x, y, None if ctx.cross_framework else wanted, f"{ctx.where}: reference.path")
         drop = ref_acc - acc
         figures.update(reference_accuracy=ref_acc, accuracy_drop=drop)
-        limit = m.get("limits.max_accuracy_drop")
-        if limit is not None and drop > limit:
+        limit = m.limits.max_accuracy_drop
+        if limit is not None and drop > limit.value:
             problems.append(
                 f"accuracy drop {drop:.4f} (reference {ref_acc:.4f} -> this {acc:.4f} on {len(y)} samples) exceeds "
-                f"limits.max_accuracy_drop {limit} from {m.source_of('limits.max_accuracy_drop')}"
+                f"limits.max_accuracy_drop {limit.value:g} from {m.source_of('limits.max_accuracy_drop')}"
             )
         claimed = m.get("accuracy_drop")
         if claimed is not None and abs(claimed - drop) > CLAIM_SLACK:
             problems.append(f"accuracy_drop: declared {claimed}, measured {drop:.4f} (more than {CLAIM_SLACK} apart); update accuracy_drop in {ctx.where}")
         headline = f"accuracy {acc:.4f} from output {scored}, reference {ref_acc:.4f} from {ref_scored}, drop {drop:+.4f} on {len(y)} samples"
     else:
-        if m.get("accuracy_drop") is not None or m.get("limits.max_accuracy_drop") is not None:
+        if m.get("accuracy_drop") is not None or m.limits.max_accuracy_drop is not None:
             problems.append("accuracy_drop / limits.max_accuracy_drop need a model as reference.path to measure the reference's accuracy")
         headline = f"accuracy {acc:.4f} from output {scored} on {len(y)} samples (no reference model to compare)"
     return CheckResult.from_problems(NAME, ctx.artifact.id, problems, passed=headline, figures=figures, notes=notes)

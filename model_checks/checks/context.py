@@ -8,13 +8,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
-from model_checks.artifact import Artifact
-from model_checks.backends.base import ModelFacts, Runner
-from model_checks.errors import ManifestError, ModelChecksError, with_context
-from model_checks.inputs import Case, generated_cases, merge_interface, sample_cases
+from model_checks.core.artifact import Artifact
+from model_checks.backends.base import ModelFacts, Names, Runner, declared_names
+from model_checks.core.errors import ManifestError, ModelChecksError, with_context
+from model_checks.core.inputs import Case, generated_cases, merge_interface, sample_cases
 from model_checks.manifest import Manifest, guess_format
-from model_checks.pool import ModelPool
-from model_checks.references import recorded_cases, reference_kind, testdata_cases
+from model_checks.core.pool import ModelPool
+from model_checks.core.references import recorded_cases, reference_kind, testdata_cases
 
 
 @dataclass
@@ -39,11 +39,16 @@ class CheckContext:
     def model_path(self) -> Path:
         return self.artifact.model_path
 
+    @property
+    def names(self) -> Names:
+        """The input and output names this manifest declares, handed to backends whose models carry none."""
+        return declared_names(self.manifest)
+
     def runner(self, threads: int | None = None) -> Runner:
-        return self.pool.runner(self.model_path, self.fmt, self.artifact.root, threads)
+        return self.pool.runner(self.model_path, self.fmt, self.artifact.root, threads, names=self.names)
 
     def facts(self) -> ModelFacts:
-        return self.pool.facts(self.model_path, self.fmt, self.artifact.root)
+        return self.pool.facts(self.model_path, self.fmt, self.artifact.root, names=self.names)
 
     # -- the reference -------------------------------------------------------------------------------
     @cached_property
@@ -78,10 +83,10 @@ class CheckContext:
         return self.reference_format != self.fmt or self.fmt == "torchscript"
 
     def reference_feeds(self, feeds: dict) -> dict:
-        """The artifact's feeds as the reference model wants them: its names, its layout (`model_checks.layout`)."""
+        """The artifact's feeds as the reference model wants them: its names, its layout (`model_checks.core.layout`)."""
         if not self.cross_framework:
             return feeds
-        from model_checks.layout import feeds_for
+        from model_checks.core.layout import feeds_for
 
         specs = merge_interface(self.manifest.inputs, self.runner().inputs)
         return feeds_for(feeds, specs, self.fmt, self.reference_runner().inputs, self.reference_format)
@@ -92,7 +97,7 @@ class CheckContext:
         out = self.reference_runner().infer(self.reference_feeds(feeds))
         if not self.cross_framework:
             return out
-        from model_checks.layout import outputs_as
+        from model_checks.core.layout import outputs_as
 
         return outputs_as(out, {o.name: None for o in self.runner().outputs})
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from model_checks.checks.context import CheckContext
-from model_checks.errors import WorkerBrokeError
-from model_checks.inputs import OTHER_DYNAMIC_DIM, generate
-from model_checks.metrics import compare_output
-from model_checks.results import CheckResult
+from model_checks.core.errors import WorkerBrokeError
+from model_checks.core.inputs import OTHER_DYNAMIC_DIM, generate
+from model_checks.core.metrics import compare_output
+from model_checks.core.results import CheckResult
 
 NAME = "limits"
 DYNAMIC_SIZES = (1, 3)
@@ -101,38 +101,39 @@ def dynamic_axis_problems(ctx: CheckContext, axis: str) -> list[str]:
 
 
 def run(ctx: CheckContext) -> CheckResult:
-    limits = ctx.manifest.get("limits") or {}
-    gated = [k for k in ("opset", "max_size_mb", "max_size_ratio", "allowed_ops", "dynamic_axes") if k in limits]
+    limits = ctx.manifest.limits
+    gated = [k for k in limits.declared if k != "max_accuracy_drop"]  # the accuracy check gates that one
     if not gated:
         return CheckResult.skip(NAME, f"no limits declared in {ctx.where} or policy.yaml")
     facts = ctx.facts()
     problems: list[str] = []
     figures: dict = {"size_mb": facts.size_bytes / 1e6}
-    if "opset" in limits:
-        lo, hi = limits["opset"].get("min"), limits["opset"].get("max")
+    if "opset" in gated:
+        lo, hi = limits.opset_min, limits.opset_max
         if facts.opset is None:
             problems.append(f"opset: a {facts.format} model has no ONNX opset to limit [{_src(ctx, 'opset')}]")
         elif (lo is not None and facts.opset < lo) or (hi is not None and facts.opset > hi):
             problems.append(f"opset: the model imports opset {facts.opset}, outside [{lo if lo is not None else '-'}, {hi if hi is not None else '-'}] [{_src(ctx, 'opset')}]")
-    if "max_size_mb" in limits:
+    if limits.max_size_mb is not None:
         mb = facts.size_bytes / 1e6
-        if mb > limits["max_size_mb"]:
-            problems.append(f"max_size_mb: the model is {mb:.3f} MB, over {limits['max_size_mb']} MB [{_src(ctx, 'max_size_mb')}]")
-    if "max_size_ratio" in limits:
+        if mb > limits.max_size_mb.value:
+            problems.append(f"max_size_mb: the model is {mb:.3f} MB, over {limits.max_size_mb.value:g} MB [{_src(ctx, 'max_size_mb')}]")
+    if limits.max_size_ratio is not None:
         if ctx.reference_kind != "model":
             problems.append(f"max_size_ratio: needs a model as reference.path to compare sizes with [{_src(ctx, 'max_size_ratio')}]")
         else:
             ref_size = ctx.reference_facts().size_bytes
             ratio = facts.size_bytes / ref_size
             figures["size_ratio"] = ratio
-            if ratio > limits["max_size_ratio"]:
-                problems.append(f"max_size_ratio: the model is {ratio:.3f} times its reference's size ({facts.size_bytes} vs {ref_size} bytes), over {limits['max_size_ratio']} [{_src(ctx, 'max_size_ratio')}]")
-    if "allowed_ops" in limits:
-        allowed = set(limits["allowed_ops"])
+            if ratio > limits.max_size_ratio.value:
+                problems.append(f"max_size_ratio: the model is {ratio:.3f} times its reference's size ({facts.size_bytes} vs {ref_size} bytes), "
+                                f"over {limits.max_size_ratio.value:g} [{_src(ctx, 'max_size_ratio')}]")
+    if limits.allowed_ops is not None:
+        allowed = set(limits.allowed_ops)
         extra = {op: n for op, n in sorted(facts.ops.items()) if op not in allowed}
         if extra:
             problems.append(f"allowed_ops: the model uses ops outside the list: {', '.join(f'{op} (x{n})' for op, n in extra.items())} [{_src(ctx, 'allowed_ops')}]")
-    for axis in limits.get("dynamic_axes") or ():
+    for axis in limits.dynamic_axes:
         problems += dynamic_axis_problems(ctx, axis)
     return CheckResult.from_problems(NAME, ctx.artifact.id, problems, passed=f"{', '.join(gated)} hold", figures=figures)
 

@@ -11,7 +11,7 @@ from packaging.version import InvalidVersion, Version
 from model_checks.backends.base import ModelFacts
 from model_checks.checks.context import CheckContext
 from model_checks.manifest.model import TensorSpec
-from model_checks.results import CheckResult
+from model_checks.core.results import CheckResult
 
 NAME = "metadata"
 

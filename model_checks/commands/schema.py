@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from model_checks.manifest import schema
+    from model_checks.manifest.schema import bundled
 
-    print(json.dumps(schema(args.kind), indent=2))
+    print(json.dumps(bundled(args.kind), indent=2))  # self-contained: an editor reads one file
     return 0

@@ -71,7 +71,7 @@ def torch_family(out: Path, data: Digits) -> list[Packaged]:
     """digits_cnn: fp32, optimized, fp16, int8 dynamic, int8 static (QDQ), traced and scripted TorchScript."""
     import torch
 
-    from model_checks.backends.onnx.inspect import model_facts
+    from model_checks.backends.onnx.facts import model_facts
     from model_checks.examples import digits_torch
     from model_checks.producers import fp16, optimize, ort_quantize, torch_export, torchscript
 

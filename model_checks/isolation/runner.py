@@ -7,18 +7,18 @@ from typing import Mapping
 
 import numpy as np
 
-from model_checks.backends.base import Runner
+from model_checks.backends.base import Names, Runner
 from model_checks.isolation.workers import Workers
 
 
 class IsolatedRunner(Runner):
     """Loads in the worker on creation, and again if the worker was restarted since (another model crashed it)."""
 
-    def __init__(self, workers: Workers, path: Path, fmt: str, root: Path, threads: int | None = None):
+    def __init__(self, workers: Workers, path: Path, fmt: str, root: Path, threads: int | None = None, names: Names = None):
         self.workers = workers
         self.path = path
         self.format = fmt
-        self._load_args = (path, fmt, root, threads)
+        self._load_args = (path, fmt, root, threads, names)
         self._handle: int | None = None
         self._generation = -1
         self._ensure_loaded()
@@ -35,10 +35,6 @@ class IsolatedRunner(Runner):
         __tracebackhide__ = True
         arrays = self._checked_feeds(feeds)  # refused here, before anything crosses the pipe
         return self.workers.request(self.format, "infer", (self._ensure_loaded(), arrays), self.path)
-
-    def timed(self, feeds: Mapping[str, np.ndarray], repeat: int, warmup: int = 1) -> list[float]:
-        arrays = self._checked_feeds(feeds)
-        return self.workers.request(self.format, "timed", (self._ensure_loaded(), arrays, repeat, warmup), self.path)
 
     def close(self) -> None:
         worker = self.workers.worker(self.format)

@@ -71,10 +71,10 @@ class _Models:
         self.runners: dict[int, Any] = {}
         self.next = 0
 
-    def load(self, path: Path, fmt: str, root: Path, threads: int | None) -> tuple[int, tuple, tuple]:
+    def load(self, path: Path, fmt: str, root: Path, threads: int | None, names: Any = None) -> tuple[int, tuple, tuple]:
         from model_checks.backends import backend
 
-        runner = backend(fmt, "runner").load(path, root, threads=threads)
+        runner = backend(fmt, "runner").load(path, root, threads=threads, names=names)
         self.next += 1
         self.runners[self.next] = runner
         return self.next, tuple(runner.inputs), tuple(runner.outputs)
@@ -82,25 +82,22 @@ class _Models:
     def infer(self, handle: int, feeds: dict) -> dict:
         return self.runners[handle].infer(feeds)
 
-    def timed(self, handle: int, feeds: dict, repeat: int, warmup: int) -> list[float]:
-        return self.runners[handle].timed(feeds, repeat, warmup)
-
     def close(self, handle: int) -> None:
         runner = self.runners.pop(handle, None)
         if runner is not None:
             runner.close()
 
     @staticmethod
-    def facts(path: Path, fmt: str, root: Path) -> Any:
+    def facts(path: Path, fmt: str, root: Path, names: Any = None) -> Any:
         from model_checks.backends import backend
 
-        return backend(fmt, "inspect").model_facts(path, root)
+        return backend(fmt, "facts").model_facts(path, root, names=names)
 
     @staticmethod
     def validate(path: Path, fmt: str, root: Path) -> list[str]:
         from model_checks.backends import backend
 
-        return backend(fmt, "inspect").validate(path, root)
+        return backend(fmt, "facts").validate(path, root)
 
     @staticmethod
     def call(fn: Callable[..., Any], args: tuple) -> Any:

@@ -19,7 +19,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from model_checks.errors import (
+from model_checks.core.errors import (
     ArtifactLoadError,
     InferenceError,
     MemoryLimitError,
@@ -30,11 +30,10 @@ from model_checks.errors import (
     of_kind,
     runtime_error_text,
 )
+from model_checks.backends import family as backend_family
 from model_checks.isolation.limits import Limits
 from model_checks.isolation.worker import ErrorInfo, WorkerSetup
 
-# Formats that share a runtime share a worker.
-FAMILY = {"onnx": "onnx", "torchscript": "torch", "keras": "tensorflow", "saved_model": "tensorflow"}
 SIGNAL_MEANING = {
     "SIGSEGV": "a segmentation fault in the runtime's native code",
     "SIGBUS": "a bus error in the runtime's native code",
@@ -180,7 +179,7 @@ class Worker:
         cls = _known_error(info)
         if cls is not None:
             return of_kind(cls, info.message)  # the worker's own message, as its own kind
-        wrap = InferenceError if op in ("infer", "timed") else ArtifactLoadError
+        wrap = InferenceError if op == "infer" else ArtifactLoadError
         return wrap(f"{what}: {op} failed in the {self.family} worker: {runtime_error_text(info.message, info.name)}")
 
     def request_exit(self) -> None:
@@ -236,7 +235,7 @@ class Workers:
         self._failed: dict[tuple[str, str], ModelChecksError] = {}
 
     def worker(self, fmt: str) -> Worker:
-        family = FAMILY.get(fmt, fmt)
+        family = backend_family(fmt)
         if family not in self._workers:
             if self._sandbox is None:
                 self._sandbox = Sandbox()
@@ -246,7 +245,7 @@ class Workers:
     def request(self, fmt: str, op: str, args: tuple, path: Path) -> Any:
         """Ask `fmt`'s worker; a model that crashed, starved or hung a worker is not sent again for `op`."""
         __tracebackhide__ = True
-        key = (str(path), "infer" if op == "timed" else op)
+        key = (str(path), op)
         if key in self._failed:
             first = self._failed[key]
             raise type(first)(f"{first} [not retried: this model already did this earlier in the session]")

@@ -6,14 +6,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from model_checks.errors import ManifestError
-from model_checks.manifest.model import FORMAT_BY_SUFFIX, Limit, Manifest, TensorSpec, Tolerance, build_tolerance
+from model_checks.core.errors import ManifestError
+from model_checks.manifest.model import FORMAT_BY_SUFFIX, DeviceBudget, Limit, Limits, Manifest, TensorSpec, Tolerance, build_limits, build_tolerance
 from model_checks.manifest.policy import merge
 from model_checks.manifest.schema import schema, validate
 from model_checks.manifest.yamlsafe import load_yaml_file, load_yaml_text
 
 __all__ = [
+    "DeviceBudget",
     "Limit",
+    "Limits",
     "Manifest",
     "TensorSpec",
     "Tolerance",
@@ -93,6 +95,7 @@ def parse_manifest(data: Any, display: str, policy: dict[str, Any] | None = None
         raw=merged,
         sources=sources,
         tolerance=build_tolerance(merged, sources),
+        limits=build_limits(merged, sources),
         inputs=tuple(TensorSpec.parse(t) for t in merged["inputs"]) if merged.get("inputs") else None,
         outputs=tuple(TensorSpec.parse(t) for t in merged["outputs"]) if merged.get("outputs") else None,
     )

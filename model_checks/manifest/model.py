@@ -53,6 +53,51 @@ class Tolerance:
         return {k: v for k, v in limits.items() if v is not None}
 
 
+LIMIT_KEYS = ("opset", "max_size_mb", "max_size_ratio", "allowed_ops", "dynamic_axes", "max_accuracy_drop")
+DEVICES = ("cpu", "gpu")
+# a budget check -> the key of budgets.<device> that makes it apply
+BUDGET_CHECK_KEYS = {"latency": "latency_ms", "throughput": "throughput_per_s", "speedup": "speedup_vs_reference"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """`limits:` as typed values; each number keeps where it came from. `declared` lists the keys set, in order."""
+
+    declared: tuple[str, ...] = ()
+    opset_min: int | None = None
+    opset_max: int | None = None
+    max_size_mb: Limit | None = None
+    max_size_ratio: Limit | None = None
+    allowed_ops: tuple[str, ...] | None = None
+    dynamic_axes: tuple[str, ...] = ()
+    max_accuracy_drop: Limit | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def source(self, key: str) -> str:
+        return self.sources.get(key, "metadata.yaml")
+
+
+@dataclass(frozen=True)
+class DeviceBudget:
+    """`budgets.<device>`: latency limits by statistic (ms), throughput (items/s), speedup against the reference."""
+
+    device: str
+    where: str
+    batch_size: int = 1
+    threads: int | None = None
+    latency_ms: dict[str, Limit] = field(default_factory=dict)
+    throughput_per_s: Limit | None = None
+    speedup_vs_reference: Limit | None = None
+    latency_claim_ms: Limit | None = None  # the manifest's top-level `latency_ms` (cpu only): checked by the latency test
+
+    def declares(self, check: str) -> bool:
+        key = BUDGET_CHECK_KEYS[check]
+        value = getattr(self, key)
+        if key == "latency_ms":
+            return bool(value) or self.latency_claim_ms is not None
+        return value is not None
+
+
 @dataclass(frozen=True)
 class Manifest:
     """A parsed metadata.yaml, with policy.yaml defaults merged under it."""
@@ -66,10 +111,30 @@ class Manifest:
     tolerance: Tolerance
     inputs: tuple[TensorSpec, ...] | None = None
     outputs: tuple[TensorSpec, ...] | None = None
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def id(self) -> str:
         return f"{self.model_name}@{self.version}"
+
+    def budget(self, device: str, where: str = "metadata.yaml") -> DeviceBudget | None:
+        """`budgets.<device>` as typed limits with their sources; on the cpu also the top-level `latency_ms` claim,
+        which alone is enough for a latency test. None when nothing is declared for the device."""
+        raw = (self.raw.get("budgets") or {}).get(device) or {}
+        claim = self.raw.get("latency_ms") if device == "cpu" else None
+        if not raw and claim is None:
+            return None
+        prefix = f"budgets.{device}"
+
+        def limit(value: Any, key: str) -> Limit | None:
+            return None if value is None else Limit(float(value), f"{self.source_of(f'{prefix}.{key}')} {prefix}.{key}")
+
+        latency = {s: lim for s, v in (raw.get("latency_ms") or {}).items() if (lim := limit(v, f"latency_ms.{s}")) is not None}
+        return DeviceBudget(device=device, where=where, batch_size=int(raw.get("batch_size") or 1), threads=raw.get("threads"),
+                            latency_ms=latency, throughput_per_s=limit(raw.get("throughput_per_s"), "throughput_per_s"),
+                            speedup_vs_reference=limit(raw.get("speedup_vs_reference"), "speedup_vs_reference"),
+                            latency_claim_ms=None if claim is None else Limit(float(claim), where))
+
 
     def get(self, dotted: str, default: Any = None) -> Any:
         node: Any = self.raw
@@ -113,3 +178,17 @@ def build_tolerance(merged: dict[str, Any], sources: dict[str, str]) -> Toleranc
             for m, v in over.items()
         }
     return Tolerance(base=base, per_output=per_output)
+
+
+def build_limits(merged: dict[str, Any], sources: dict[str, str]) -> Limits:
+    lim = merged.get("limits") or {}
+    src = {k: sources.get(f"limits.{k}", sources.get("limits", "metadata.yaml")) for k in lim}
+
+    def limit(key: str) -> Limit | None:
+        return None if lim.get(key) is None else Limit(float(lim[key]), f"{src[key]} limits.{key}")
+
+    opset = lim.get("opset") or {}
+    return Limits(declared=tuple(k for k in LIMIT_KEYS if k in lim), opset_min=opset.get("min"), opset_max=opset.get("max"),
+                  max_size_mb=limit("max_size_mb"), max_size_ratio=limit("max_size_ratio"),
+                  allowed_ops=tuple(lim["allowed_ops"]) if lim.get("allowed_ops") is not None else None,
+                  dynamic_axes=tuple(lim.get("dynamic_axes") or ()), max_accuracy_drop=limit("max_accuracy_drop"), sources=src)

@@ -1,7 +1,9 @@
 """Validation of manifests against the JSON Schema shipped with the package.
 
 The schema is the contract (`model-checks schema` prints it); this module turns jsonschema's errors into
-messages that name the key path and, for an unknown key, the known key that was probably meant.
+messages that name the key path and, for an unknown key, the known key that was probably meant. There is one
+source for every subtree a policy.yaml shares with metadata.yaml: the `$defs` of metadata.schema.json, which
+policy.schema.json references (`metadata-1.json#/$defs/tolerance`).
 """
 
 from __future__ import annotations
@@ -23,12 +25,33 @@ def schema(kind: str = "metadata") -> dict[str, Any]:
     return json.loads(text)
 
 
+DEFS = "metadata-1.json#/$defs/"  # how the policy schema names the shared subtrees
+
+
+def bundled(kind: str = "metadata") -> dict[str, Any]:
+    """The schema with no reference out of it, for editors and validators that read one file: the policy schema
+    carries the metadata schema's `$defs` and points at them locally."""
+    if kind == "metadata":
+        return schema(kind)
+    text = json.dumps(schema(kind)).replace(f'"{DEFS}', '"#/$defs/')
+    return {**json.loads(text), "$defs": schema("metadata")["$defs"]}
+
+
+def resolve(node: dict[str, Any]) -> dict[str, Any]:
+    """A subschema with its `$ref` (into the metadata schema's `$defs`) followed."""
+    ref = node.get("$ref")
+    if not ref:
+        return node
+    name = ref.split("/$defs/", 1)[1]
+    return resolve(schema("metadata")["$defs"][name])
+
+
 @functools.cache
 def _validator(kind: str):  # type: ignore[no-untyped-def]
     import jsonschema
 
-    cls = jsonschema.validators.validator_for(schema(kind))
-    return cls(schema(kind))
+    s = bundled(kind)
+    return jsonschema.validators.validator_for(s)(s)
 
 
 def key_path(parts: Any) -> str:
@@ -40,13 +63,13 @@ def key_path(parts: Any) -> str:
 
 
 def _subschema(root: dict[str, Any], path: list[Any]) -> dict[str, Any]:
-    node = root
+    node = resolve(root)
     for p in path:
         if isinstance(p, int):
-            node = node.get("items", {})
+            node = resolve(node.get("items", {}))
         else:
             props = node.get("properties", {})
-            node = props[p] if p in props else node.get("additionalProperties", {}) or {}
+            node = resolve(props[p] if p in props else node.get("additionalProperties", {}) or {})
     return node
 
 
@@ -74,7 +97,7 @@ def _describe(err, root: dict[str, Any]) -> list[str]:  # type: ignore[no-untype
         want = err.validator_value if isinstance(err.validator_value, str) else " or ".join(err.validator_value)
         return [f"{where}: expected {want}, got {type(err.instance).__name__} {err.instance!r}"]
     if err.validator == "not" and "pattern" in err.validator_value:
-        from model_checks.paths import printable
+        from model_checks.safety.text import printable
 
         return [f"{where}: '{printable(str(err.instance))}' holds a control character, line break or invisible formatting mark; "
                 "it must be printable text (the spec: no control characters or newlines), as it is printed in logs and reports"]

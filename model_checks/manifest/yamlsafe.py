@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from model_checks.errors import ManifestError
+from model_checks.core.errors import ManifestError
 
 MAX_MANIFEST_BYTES = 256 * 1024
 MAX_DEPTH = 64  # levels of nested lists and mappings; a manifest needs about five
@@ -32,13 +32,24 @@ _FLOAT = re.compile(
 )
 
 
-def _check_key(key: Any, line: int) -> None:
-    """Keys are text: a number, a boolean or null as a key (`1:`, `~:`) is a mistake, and a YAML merge key
-    (`<<:`) would splice in a mapping the reader does not see."""
+def _check_key(key: Any, line: int, seen: dict[Any, int]) -> None:
+    """Keys are text and appear once in their mapping (`seen`: key -> its line, updated here): a number, a
+    boolean or null as a key (`1:`, `~:`) is a mistake, a YAML merge key (`<<:`) would splice in a mapping the
+    reader does not see, and YAML itself keeps the last of two equal keys silently. Both builders call this."""
     if key == "<<":
         raise _Refused(f"line {line}: merge keys (<<) are not allowed in a manifest; write the keys out")
     if not isinstance(key, str):
         raise _Refused(f"line {line}: the key {key!r} is {type(key).__name__}, not text; quote it ('{key}') if it is a name")
+    if key in seen:
+        raise _Refused(f"line {line}: duplicate key {key!r} (first at line {seen[key]})")
+    seen[key] = line
+
+
+def _version_as_written(data: Any, version: str | None) -> Any:
+    """`version` as written: `1.10` must stay "1.10", not become the float 1.1. Both builders call this."""
+    if version is not None and isinstance(data, dict) and not isinstance(data.get("version"), str):
+        data["version"] = version
+    return data
 
 
 # Tags SafeLoader would build into values JSON has no type for: refused like any other explicit tag.
@@ -63,14 +74,7 @@ class _Loader(yaml.SafeLoader):
         for key_node, _ in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise _Refused(f"line {key_node.start_mark.line + 1}: a mapping key must be a plain value")
-            key = self.construct_object(key_node, deep=True)
-            _check_key(key, key_node.start_mark.line + 1)
-            if key in seen:
-                raise _Refused(
-                    f"line {key_node.start_mark.line + 1}: duplicate key {key!r} "
-                    f"(first at line {seen[key]})"
-                )
-            seen[key] = key_node.start_mark.line + 1
+            _check_key(self.construct_object(key_node, deep=True), key_node.start_mark.line + 1, seen)
         return super().construct_mapping(node, deep=deep)
 
     def construct_undefined(self, node):  # type: ignore[no-untyped-def]
@@ -183,10 +187,7 @@ def _place(frame: _Frame | None, value: Any, event: yaml.Event, scalar: bool) ->
     if frame.key is _NO_KEY:
         if not scalar:
             raise _Refused(f"line {line}: a mapping key must be a plain value")
-        _check_key(value, line)
-        if value in frame.value:
-            raise _Refused(f"line {line}: duplicate key {value!r} (first at line {frame.lines[value]})")
-        frame.lines[value] = line
+        _check_key(value, line, frame.lines)
         frame.key = value
     else:
         frame.value[frame.key] = value
@@ -225,9 +226,7 @@ def _fast(text: str) -> tuple[bool, Any]:
             _place(top, value, event, scalar=True)
             if top is None:
                 root = value
-    if version is not None and isinstance(root, dict) and not isinstance(root.get("version"), str):
-        root["version"] = version
-    return True, root
+    return True, _version_as_written(root, version)
 
 
 def load_yaml_text(text: str, file: str) -> Any:
@@ -253,11 +252,7 @@ def load_yaml_text(text: str, file: str) -> Any:
         root = loader.get_single_node()
         if root is None:
             return None
-        data = loader.construct_document(root)
-        version = _version_text(root)
-        if version is not None and isinstance(data, dict) and not isinstance(data.get("version"), str):
-            data["version"] = version
-        return data
+        return _version_as_written(loader.construct_document(root), _version_text(root))
     except _Refused as e:
         raise ManifestError(file, str(e)) from None
     except yaml.YAMLError as e:

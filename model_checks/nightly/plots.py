@@ -8,7 +8,7 @@ import io
 from datetime import datetime
 
 from model_checks.nightly.document import Point, Section
-from model_checks.requires import require
+from model_checks.core.requires import require
 
 LATENCY_LINES = ("p50", "p90", "p99")
 PANELS = (("latency", LATENCY_LINES), ("throughput", ("throughput_per_s",)), ("speedup", ("speedup",)))

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 from pathlib import Path
 
-from model_checks.errors import MissingDependencyError
+from model_checks.core.errors import MissingDependencyError
 from model_checks.nightly.document import FAILING, Report, Section, Table
 from model_checks.nightly.plots import trend_png
-from model_checks.report import md_cell, atomic_write
+from model_checks.core.fileio import write_bytes, write_text
+from model_checks.safety.text import md_cell
 
 PLOTS = "nightly-plots"
 
@@ -79,19 +79,14 @@ def write(report: Report, directory: Path, step_summary: str | None = None) -> l
         report = Report(report.title, (*report.lines, *notes), report.sections, report.overview)
     written = []
     for slug, png in pngs.items():
-        p = directory / PLOTS / f"{slug}.png"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_suffix(".png.tmp")
-        tmp.write_bytes(png)
-        os.replace(tmp, p)
-        written.append(p)
+        written.append(write_bytes(directory / PLOTS / f"{slug}.png", png))
     md = markdown(report, images=bool(pngs))
-    atomic_write(directory / "nightly.md", md)
+    write_text(directory / "nightly.md", md)
     head, *rest = report.lines
     body = "\n".join([f"<h1>{html.escape(report.title)}</h1>", f'<p class="verdict">{html.escape(head)}</p>', *(f"<p>{html.escape(line)}</p>" for line in rest),
                       *([f"<h2>Overview</h2>", _html_table(report.overview, lambda r: "failed" if r[-1] in FAILING else "")] if report.overview else []),
                       *(_html_section(s, pngs.get(s.slug)) for s in report.sections)])
-    atomic_write(directory / "nightly.html", f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{html.escape(report.title)}</title>'
+    write_text(directory / "nightly.html", f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{html.escape(report.title)}</title>'
                                              f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
     written += [directory / "nightly.md", directory / "nightly.html"]
     if step_summary:

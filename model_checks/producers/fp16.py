@@ -9,8 +9,9 @@ from typing import Mapping
 
 import numpy as np
 
-from model_checks.metrics import Comparison
-from model_checks.producers.verify import ProducerError, atomic_write, onnx_outputs, require_match, seeded_feeds
+from model_checks.core.metrics import Comparison
+from model_checks.core.fileio import write_bytes
+from model_checks.producers.verify import ProducerError, onnx_outputs, require_match, seeded_feeds
 
 # fp16 keeps ~3 significant digits: what a converted classifier's outputs hold against fp32.
 FP16_TOLERANCE = {"rel_l2": 1e-2}
@@ -62,6 +63,6 @@ def to_fp16(src: str | Path, dst: str | Path, keep_io_types: bool = True, sample
     half = {k: (v.astype(np.float16) if not keep_io_types and v.dtype == np.float32 else v) for k, v in feeds.items()}
     got = {k: v.astype(want[k].dtype) for k, v in onnx_outputs(data, half).items()}
     comparison = require_match(got, want, "fp16 conversion", tolerance or FP16_TOLERANCE)
-    atomic_write(Path(dst), data)
+    write_bytes(Path(dst), data)
     return Fp16Result(Path(dst), keep_io_types, src.stat().st_size, len(data), comparison)
 

@@ -1,7 +1,7 @@
 """`package`: an artifact directory whose metadata.yaml is measured from the model, so the gate passes it by
 construction and a later hand edit that lies is caught.
 
-Every claim comes from the gate's own reading of the model (`backends.<format>.inspect.model_facts`): opset,
+Every claim comes from the gate's own reading of the model (`backends.<format>.facts.model_facts`): opset,
 precision, inputs and outputs; the sha256 of the file; the installed runtime; `latency_ms` (p50 at batch 1 on
 `threads` threads) and, with eval data and a reference model, `accuracy_drop`. Re-running on the same inputs
 writes the same manifest, latency aside.
@@ -21,11 +21,12 @@ import yaml
 
 from model_checks.checks.accuracy import accuracy
 from model_checks.checks.metadata import RUNTIME_PACKAGES
-from model_checks.inputs import load_npz
+from model_checks.core.fileio import write_text
+from model_checks.core.inputs import load_npz
 from model_checks.manifest import TensorSpec, guess_format, parse_manifest
-from model_checks.paths import resolve_inside
-from model_checks.pool import ModelPool
-from model_checks.producers.measure import Timing, sha256, target_timing
+from model_checks.safety.paths import resolve_inside
+from model_checks.core.pool import ModelPool
+from model_checks.producers.figures import Timing, sha256, target_timing
 from model_checks.producers.npz import write_npz
 from model_checks.producers.verify import ProducerError
 
@@ -183,5 +184,5 @@ def package(model: str | Path, out_dir: str | Path, *, model_name: str, version:
     if budgets:
         manifest["budgets"] = dict(budgets)
     parse_manifest(manifest, f"{out_dir}/metadata.yaml")  # the schema and its cross-key rules, before writing
-    (out_dir / "metadata.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False, default_flow_style=None, width=120), encoding="utf-8")
+    write_text(out_dir / "metadata.yaml", yaml.safe_dump(manifest, sort_keys=False, default_flow_style=None, width=120))
     return Packaged(out_dir, manifest, t, acc, ref_acc)

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from model_checks.producers.verify import ProducerError, atomic_write, onnx_outputs, require_match
+from model_checks.core.fileio import write_bytes
+from model_checks.producers.verify import ProducerError, onnx_outputs, require_match
 
 DEFAULT_OPSET = 17
 BATCH_AXIS = "batch"
@@ -69,7 +70,7 @@ def convert_sklearn(model: Any, out: str | Path, samples: np.ndarray, *, zipmap:
         onx = to_onnx(model, initial_types=[(input_name, FloatTensorType([None, x.shape[1]]))], target_opset={"": opset, "ai.onnx.ml": 3},
                       options=options)
     except Exception as e:
-        from model_checks.errors import runtime_error_text
+        from model_checks.core.errors import runtime_error_text
 
         raise ProducerError(f"skl2onnx could not convert {type(model).__name__}: {runtime_error_text(e)}") from None
     _rename_outputs(onx, OUTPUT_NAMES)
@@ -82,6 +83,6 @@ def convert_sklearn(model: Any, out: str | Path, samples: np.ndarray, *, zipmap:
     expected = {label_name: np.asarray(model.predict(x)).astype(got[label_name].dtype), proba_name: model.predict_proba(x).astype(np.float32)}
     require_match({k: got[k] for k in expected}, expected, f"skl2onnx {type(final).__name__}",
                   {**PROBA_TOLERANCE, "mismatch_fraction": 0.0})
-    path = atomic_write(Path(out), data)
+    path = write_bytes(Path(out), data)
     steps = ("skl2onnx", "zipmap" if zipmap else "no_zipmap")
     return SklearnConversion(path, steps, tuple(o.name for o in onx.graph.output), path.stat().st_size)

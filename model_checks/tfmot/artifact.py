@@ -10,17 +10,17 @@ from typing import Any
 import numpy as np
 
 from model_checks.backends import require_trust
-from model_checks.errors import ArtifactLoadError
-from model_checks.inputs import generate, merge_interface
+from model_checks.core.errors import ArtifactLoadError
+from model_checks.core.inputs import generate, merge_interface
 from model_checks.manifest.model import TensorSpec
-from model_checks.results import CheckResult
+from model_checks.core.results import CheckResult
 
 BATCH = 4  # the short pruning fit takes two steps of 2
 
 
 def model_and_feeds(path: Path, fmt: str, declared: tuple[TensorSpec, ...] | None, trust_code: bool, seed: int) -> tuple[Any, list[np.ndarray]]:
     """(tf_keras Model, one generated array per model input, in the model's order)."""
-    from model_checks.backends.keras.inspect import interface
+    from model_checks.backends.keras.facts import interface
     from model_checks.backends.keras.loader import kind_of, load_model
 
     # judged by content too: tf-keras loads an HDF5 file named .keras with its legacy, code-running loader

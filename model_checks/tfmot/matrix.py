@@ -167,7 +167,7 @@ def run_matrix(apps: Iterable[str] | None = None, tops: Iterable[bool] = (False,
 DECIDING = ("prune.py", "quantize.py", "problems.py")
 
 
-def fingerprint() -> dict[str, str]:
+def matrix_fingerprint() -> dict[str, str]:
     """What a recorded entry depends on: the library versions, the matrix's settings, and our deciding code."""
     import hashlib
 
@@ -215,7 +215,7 @@ class Results:
     entry is appended by `record` as soon as it finishes, so a run cut short keeps what it did."""
 
     def __init__(self, path: Path, resume: bool):
-        self.path, self.fp = path, fingerprint()
+        self.path, self.fp = path, matrix_fingerprint()
         path.parent.mkdir(parents=True, exist_ok=True)
         self.done, self.other = load_results(path, self.fp) if resume else ({}, 0)
         if not resume:

@@ -6,7 +6,7 @@ import numpy as np
 from fixtures import artifacts as A
 from fixtures import onnx_models as M
 from fixtures import token_models as T
-from model_checks.session import GateSession
+from model_checks.core.session import GateSession
 
 MASKED = [dict(t, range=[0, 1]) if t["name"] != "input_ids" else t for t in T.TOKEN_INPUTS]
 

@@ -1,6 +1,6 @@
 import pytest
 
-from model_checks.errors import ManifestError
+from model_checks.core.errors import ManifestError
 from model_checks.manifest import load_yaml_text, parse_manifest
 from model_checks.manifest.schema import key_path
 

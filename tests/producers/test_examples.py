@@ -23,7 +23,7 @@ def _digests(root: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_the_torch_family_rebuilds_identically_and_passes_the_gate(tmp_path, gate):
-    from model_checks.session import GateSession
+    from model_checks.core.session import GateSession
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for out in ("a", "b"):
@@ -53,7 +53,7 @@ def test_the_committed_artifacts_are_small():
     ("transformer", {"tokens_encoder_fp32@1.0", "tokens_encoder_fp16@1.0", "tokens_encoder_int8@1.0"}),
 ])
 def test_the_issue_10_families_build_and_pass_the_gate(tmp_path, gate, family, ids):
-    from model_checks.session import GateSession
+    from model_checks.core.session import GateSession
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     subprocess.run([sys.executable, "-m", "model_checks.examples", "artifacts", "--only", family, "--out", str(tmp_path),

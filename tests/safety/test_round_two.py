@@ -17,8 +17,8 @@ import pytest
 from fixtures import bad_artifacts, crashing, probes
 from fixtures.gate_run import run_gate
 from model_checks.backends.keras.allowlist import config_problems, tf_op_problem
-from model_checks.discovery import discover
-from model_checks.errors import MeasurementDeadlineError
+from model_checks.core.discovery import discover
+from model_checks.core.errors import MeasurementDeadlineError
 from model_checks.isolation.limits import Limits
 from model_checks.isolation.workers import Workers
 
@@ -129,7 +129,7 @@ def test_a_bad_policy_fails_each_artifact_and_discovery_runs_once(tmp_path: Path
     for name in ("a", "b"):
         bad_artifacts.model(root / name)
     make(root / "policy.yaml")
-    from model_checks import session
+    from model_checks.core import session
 
     calls = []
     monkeypatch.setattr(session, "discover", lambda roots: calls.append(roots) or discover(roots))
@@ -176,7 +176,7 @@ class _Clock:
 
 
 def test_a_measurement_far_slower_than_its_budget_stops_at_its_deadline() -> None:
-    from model_checks.budgets.measure import Deadline
+    from model_checks.checks.budgets.measure import Deadline
 
     clock = _Clock()
     deadline = Deadline(300.0, 662, 4.0, "p99 4 ms", clock=clock)

@@ -9,7 +9,7 @@ pytest.importorskip("tensorflow_model_optimization")
 
 from model_checks.cli import main  # noqa: E402
 from model_checks.tfmot import NON_LAYER_OP, Problem  # noqa: E402
-from model_checks.tfmot.matrix import Entry, Matrix, Outcome, Results, constructors, entry_line, fingerprint, load_results, render, run_matrix  # noqa: E402
+from model_checks.tfmot.matrix import Entry, Matrix, Outcome, Results, constructors, entry_line, load_results, matrix_fingerprint, render, run_matrix  # noqa: E402
 
 
 def test_render_counts_classes_and_lists_what_the_budget_left_out():
@@ -29,7 +29,7 @@ def test_render_counts_classes_and_lists_what_the_budget_left_out():
 
 
 def test_recorded_entries_come_back_only_under_the_same_fingerprint(tmp_path):
-    fp = fingerprint()
+    fp = matrix_fingerprint()
     assert {"tensorflow", "tf-keras", "tfmot", "code"} <= set(fp)
     bad = Outcome(False, (Problem("add", "TFOpLambda", NON_LAYER_OP, "a + b", "write it as a layer"),))
     e = Entry("A", False, 32, 10, bad, Outcome(True, note="fit diverged in 1 layer(s)"), 1.5, {"build": 0.5})
@@ -62,12 +62,12 @@ def test_full_matrix():
     no limit). The whole matrix takes about two hours on 2 cores, so each entry is recorded in
     reports/tfmot_matrix.jsonl and the next night takes up what is missing (keep reports/ between nightly runs);
     MODEL_CHECKS_MATRIX_FRESH=1 starts over. What the budget leaves out is listed in the report."""
-    from model_checks.report import atomic_write
+    from model_checks.core.fileio import write_text
 
     budget = float(os.environ.get("MODEL_CHECKS_MATRIX_BUDGET", 3000)) or None
     results = Results(Path("reports/tfmot_matrix.jsonl"), resume=os.environ.get("MODEL_CHECKS_MATRIX_FRESH") != "1")
     m = run_matrix(budget_s=budget, on_entry=results.record, done=results.done)
-    atomic_write(Path("reports/tfmot_matrix.md"), render(m))
+    write_text(Path("reports/tfmot_matrix.md"), render(m))
     by = {(e.app, e.top): e for e in m.entries}
     assert by[("MobileNetV2", False)].quantize.ok and by[("MobileNetV2", False)].prune.ok
     unexplained = [e.app for e in m.entries for o in (e.quantize, e.prune) if not o.ok and not o.problems and not o.note]

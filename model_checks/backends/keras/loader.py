@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from model_checks.backends.keras.allowlist import config_problems
-from model_checks.errors import ArtifactLoadError, MissingDependencyError
-from model_checks.paths import check_regular_file
-from model_checks.sniff import sniff
+from model_checks.core.errors import ArtifactLoadError, MissingDependencyError
+from model_checks.safety.paths import check_regular_file
+from model_checks.safety.sniff import sniff
 
 _QUIET = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0"}
 
@@ -33,6 +33,20 @@ def keras_modules() -> tuple[Any, Any]:
     except ModuleNotFoundError as e:
         raise MissingDependencyError(f"checking keras artifacts needs {e.name}: pip install 'model-checks[keras]'") from None
     return tf, tf_keras
+
+
+def set_threads(threads: int | None) -> str:
+    """Size TensorFlow's thread pools (intra-op `threads`, inter-op 1) and say what they are. TensorFlow fixes
+    its pools when it first runs an op: after that they cannot change, and the answer says so."""
+    tf, _ = keras_modules()
+    if not threads:
+        return "default"
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        return str(threads)
+    except RuntimeError:
+        return f"{tf.config.threading.get_intra_op_parallelism_threads() or 'default'} (set before this model; asked for {threads})"
 
 
 def kind_of(path: Path) -> str:

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from model_checks.backends.base import Runner
-from model_checks.backends.keras.inspect import interface
-from model_checks.backends.keras.loader import keras_modules, load_model, serving_signature
-from model_checks.errors import InferenceError, runtime_error_text
+from model_checks.backends.base import Names, Runner
+from model_checks.backends.keras.facts import interface
+from model_checks.backends.keras.loader import keras_modules, load_model, serving_signature, set_threads
+from model_checks.core.errors import InferenceError, runtime_error_text
 
 
 class KerasRunner(Runner):
@@ -19,12 +19,7 @@ class KerasRunner(Runner):
     def __init__(self, path: Path, root: Path, threads: int | None = None):
         self.path = path
         self.tf, _ = keras_modules()
-        if threads:
-            try:
-                self.tf.config.threading.set_intra_op_parallelism_threads(threads)
-                self.tf.config.threading.set_inter_op_parallelism_threads(1)
-            except RuntimeError:
-                pass  # TensorFlow is already initialised; its thread pools cannot change any more
+        set_threads(threads)
         self.kind, self.model = load_model(path)
         self.format = "saved_model" if self.kind == "saved_model" else "keras"
         self.fn: Any = serving_signature(self.model, path) if self.kind == "saved_model" else self.model
@@ -48,5 +43,6 @@ class KerasRunner(Runner):
         self.model = self.fn = None
 
 
-def load(path: Path, root: Path, threads: int | None = None) -> KerasRunner:
+def load(path: Path, root: Path, threads: int | None = None, names: Names = None) -> KerasRunner:
+    """`names` is for formats without names of their own; this one's come from the model."""
     return KerasRunner(path, root, threads)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from model_checks.backends.base import Runner
-from model_checks.backends.onnx.inspect import ORT_TYPES, input_specs, value_spec
+from model_checks.backends.base import Names, Runner
+from model_checks.backends.onnx.facts import ORT_TYPES, input_specs, value_spec
 from model_checks.backends.onnx.loader import load_proto
-from model_checks.errors import ArtifactLoadError, InferenceError, runtime_error_text
+from model_checks.core.errors import ArtifactLoadError, InferenceError, runtime_error_text
 
 
 def session_options(threads: int | None = None):  # type: ignore[no-untyped-def]
@@ -88,5 +88,6 @@ def as_array(name: str, value: object, map_dtype: np.dtype | None = None) -> np.
     return np.asarray(value)
 
 
-def load(path: Path, root: Path, threads: int | None = None) -> OnnxRunner:
+def load(path: Path, root: Path, threads: int | None = None, names: Names = None) -> OnnxRunner:
+    """`names` is for formats without names of their own; this one's come from the model."""
     return OnnxRunner(path, root, threads)

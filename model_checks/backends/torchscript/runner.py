@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from model_checks.backends.base import Runner
-from model_checks.backends.torchscript.inspect import interface
-from model_checks.backends.torchscript.loader import load_module, torch_module
-from model_checks.errors import InferenceError, runtime_error_text
+from model_checks.backends.base import Names, Runner
+from model_checks.backends.torchscript.facts import interface
+from model_checks.backends.torchscript.loader import load_module, set_threads, torch_module
+from model_checks.core.errors import InferenceError, runtime_error_text
 
 
 def flatten_outputs(out: Any) -> tuple[list[Any], list[str] | None]:
@@ -28,13 +28,12 @@ def flatten_outputs(out: Any) -> tuple[list[Any], list[str] | None]:
 class TorchScriptRunner(Runner):
     format = "torchscript"
 
-    def __init__(self, path: Path, root: Path, threads: int | None = None):
+    def __init__(self, path: Path, root: Path, threads: int | None = None, names: Names = None):
         self.path = path
         self.torch = torch_module()
-        if threads:
-            self.torch.set_num_threads(threads)
+        set_threads(threads)
         self.module = load_module(path)
-        self.inputs, self.outputs = interface(self.module, path, root)
+        self.inputs, self.outputs = interface(self.module, names)
 
     def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self.torch
@@ -54,5 +53,5 @@ class TorchScriptRunner(Runner):
         self.module = None
 
 
-def load(path: Path, root: Path, threads: int | None = None) -> TorchScriptRunner:
-    return TorchScriptRunner(path, root, threads)
+def load(path: Path, root: Path, threads: int | None = None, names: Names = None) -> TorchScriptRunner:
+    return TorchScriptRunner(path, root, threads, names)

@@ -1,0 +1,108 @@
+"""The gate's run state: the roots, the discovered artifacts, the model pool, and running a check on an artifact.
+Library code that works without pytest; the plugin creates it and turns each result into a pytest outcome
+(`plugin/verdict.py`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from model_checks import checks
+from model_checks.core.artifact import Artifact
+from model_checks.backends.base import Names, declared_names
+from model_checks.checks.context import CheckContext
+from model_checks.core.discovery import discover
+from model_checks.core.errors import ArtifactLoadError, MissingDependencyError, ModelChecksError, UnsafePathError, UntrustedFormatError, runtime_error_text
+from model_checks.isolation.limits import Limits
+from model_checks.core.pool import ModelPool
+from model_checks.core.results import CheckResult
+
+# A check failing with one of these says the model cannot be had at all: the artifact's later checks are not run.
+BLOCKING = (UntrustedFormatError, ArtifactLoadError, UnsafePathError, MissingDependencyError)
+
+
+@dataclass
+class GateSession:
+    roots: list[Path]
+    trust_code: bool = False
+    isolation: Limits | None = None  # None: models run in this process
+    rootdir: Path | None = None  # junit properties name directories relative to it
+    pool: ModelPool = field(init=False)
+    _artifacts: list[Artifact] | None = field(default=None, init=False)
+    _by_dir: dict[Path, Artifact] | None = field(default=None, init=False)
+    _models_of: dict[str, list[Path]] = field(default_factory=dict, init=False)
+    _blocked: dict[str, str] = field(default_factory=dict, init=False)  # artifact id -> the first check that could not have it
+
+    def __post_init__(self) -> None:
+        self.pool = ModelPool(trust_code=self.trust_code, isolation=self.isolation)
+
+    @property
+    def artifacts(self) -> list[Artifact]:
+        if self._artifacts is None:
+            self._artifacts = discover(self.roots)
+            self.pool.declare(_names_by_model(self._artifacts))
+        return self._artifacts
+
+    def by_dir(self, d: Path) -> Artifact | None:
+        if self._by_dir is None:
+            self._by_dir = {a.dir: a for a in self.artifacts}
+        return self._by_dir.get(d)
+
+    def run_check(self, name: str, artifact: Artifact, run: Callable[[CheckContext], CheckResult] | None = None) -> CheckResult:
+        """Run one check (`run`, else the built-in `name`); a ModelChecksError (unsafe path, unreadable file,
+        refused format) is a failure."""
+        ctx = CheckContext(artifact, self.pool)
+        try:
+            result = (run or checks.module(name).run)(ctx)
+        except ModelChecksError as e:
+            if isinstance(e, BLOCKING):
+                self._blocked.setdefault(artifact.id, f"test_{name}[{artifact.id}]")
+            return CheckResult(name, False, f"{name}: {artifact.id}: {e.what}", tuple(f"  {line}" for line in str(e).splitlines()))
+        except Exception as e:  # a check's own bug, or a library's surprise: still a message, never a traceback
+            return CheckResult(name, False, f"{name}: {artifact.id}: the check could not finish",
+                               tuple(f"  {line}" for line in runtime_error_text(e).splitlines())
+                               + ("  this is a fault of the gate or of a library it uses; please report it with this message",))
+        if not result and run is None and getattr(checks.module(name), "GATES_THE_REST", False):
+            self._blocked.setdefault(artifact.id, f"test_{name}[{artifact.id}]")
+        return result
+
+    def result(self, name: str, artifact: Artifact, run: Callable[[CheckContext], CheckResult] | None = None) -> CheckResult:
+        """`run_check`, except for an artifact whose model an earlier check could not have (refused, missing,
+        unloadable, an invalid manifest): then a skip naming that check, so the refusal is read once."""
+        first = self._blocked.get(artifact.id)
+        if first and name != checks.FIRST:
+            return CheckResult.skip(name, f"not run: {first} failed")
+        return self.run_check(name, artifact, run)
+
+    def models_of(self, artifact: Artifact) -> list[Path]:
+        """The model files a check of this artifact may load (its own and its reference)."""
+        if artifact.manifest is None:
+            return []
+        if artifact.id in self._models_of:
+            return self._models_of[artifact.id]
+        paths = self._models_of.setdefault(artifact.id, [])
+        for key in ("file", "reference.path"):
+            try:
+                p = artifact.path(key)
+            except ModelChecksError:
+                continue
+            if p is not None:
+                paths.append(p)
+        return paths
+
+
+
+def _names_by_model(artifacts: list[Artifact]) -> dict[Path, Names]:
+    """The names manifests declare for each model file; a model two manifests name differently gets none (its
+    tensors are then named by position), since guessing which one is meant would be wrong half the time."""
+    found: dict[Path, set] = {}
+    for a in artifacts:
+        if a.manifest is None:
+            continue
+        try:
+            path = a.model_path
+        except ModelChecksError:
+            continue
+        found.setdefault(path, set()).add(declared_names(a.manifest))
+    return {p: next(iter(n)) for p, n in found.items() if len(n) == 1 and None not in n}

@@ -1,0 +1,75 @@
+"""A check's result as a pytest outcome, and its facts and figures as the test's properties (junit, the
+summary and the nightly report read them back, also from xdist workers)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import pytest
+
+from model_checks.safety.text import printable
+
+if TYPE_CHECKING:  # the plugin's import stays light: the library is loaded when a check first runs
+    from model_checks.checks.context import CheckContext
+    from model_checks.core.artifact import Artifact
+    from model_checks.core.results import CheckResult
+    from model_checks.core.session import GateSession
+
+PROPERTY = "model_checks"
+FACTS = ("artifact", "dir", "check", "ok", "skipped", "format")
+OUTCOME = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}  # a test report's outcome as the reports write it
+
+
+def verdict(gs: GateSession, name: str, artifact: Artifact, item: pytest.Item | None = None,
+            run: Callable[[CheckContext], CheckResult] | None = None, benchmark: object = None) -> CheckResult:
+    """Run the check and let pytest decide: skip, pass, or fail with the check's own message."""
+    __tracebackhide__ = True
+    result = gs.result(name, artifact, run)
+    if result.skipped and benchmark is not None:
+        benchmark.skipped = True  # pytest-benchmark would warn that its fixture went unused
+    record(item, artifact, result, gs.rootdir)
+    if result.skipped:
+        # Reported at the item's location, the artifact's metadata.yaml, not at this line: pytest's skip has no
+        # public way to say so (`_use_item_location`, private; pytest 8 and 9, pinned by tests/plugin).
+        raise pytest.skip.Exception(result.skipped, _use_item_location=True)
+    if not result:
+        pytest.fail(str(result), pytrace=False)
+    return result
+
+
+def record(item: pytest.Item | None, artifact: Artifact, result: CheckResult, rootdir: Path | None = None) -> None:
+    """Attach facts and figures to the running test: one property per fact and figure (`model_checks.check`,
+    `model_checks.rel_l2`), the directory relative to the rootdir."""
+    if item is None:
+        return
+    where = artifact.dir
+    if rootdir is not None and artifact.dir.is_relative_to(rootdir):
+        where = artifact.dir.relative_to(rootdir)
+    facts = {"artifact": artifact.id, "dir": where.as_posix(), "check": result.check, "ok": result.ok, "skipped": result.skipped,
+             "format": artifact.format, **{k: v for k, v in result.figures.items() if k not in FACTS}}
+    item.user_properties.extend((f"{PROPERTY}.{k}", _property_value(v)) for k, v in facts.items() if v is not None)
+
+
+def _property_value(v: object) -> object:
+    """A junit property value: numbers as they are, text escaped (a directory name or a skip reason from a pull
+    request can hold a newline or an escape sequence), anything else as JSON."""
+    if isinstance(v, (bool, int, float)):
+        return v
+    return printable(v if isinstance(v, str) else json.dumps(v, default=str))
+
+
+def read_record(user_properties: list[tuple[str, object]]) -> dict | None:
+    """The facts `record` attached to a test report, its figures under "figures"; None for a test of no artifact.
+    A test that ran several checks keeps the last one's."""
+    facts: dict = {}
+    for key, value in user_properties:
+        if key.startswith(PROPERTY + "."):
+            name = key[len(PROPERTY) + 1:]
+            if name == "artifact":
+                facts = {}
+            facts[name] = value
+    if not facts:
+        return None
+    return {**{k: facts.get(k) for k in FACTS}, "figures": {k: v for k, v in facts.items() if k not in FACTS}}

@@ -1,0 +1,117 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from model_checks.manifest.model import Limit
+from model_checks.core.metrics import compare_output, compare_outputs, mae, max_abs, rel_l2, top1_agreement
+
+DEFAULT = {"rel_l2": Limit(1e-3, "default"), "mae": Limit(1e-3, "default")}
+finite = hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=6),
+                    elements=st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False, width=32))
+
+
+@given(finite)
+def test_identical_arrays_pass(a):
+    c = compare_output("y", a, a.copy(), DEFAULT)
+    assert c.ok, c.render()
+    assert c.value("rel_l2") == 0.0 and c.value("mae") == 0.0
+
+
+@given(finite, st.data())
+def test_any_nan_fails(a, data):
+    b = a.copy()
+    idx = data.draw(st.tuples(*[st.integers(0, s - 1) for s in a.shape]))
+    b[idx] = np.nan
+    for out, ref in ((b, a), (a, b)):
+        c = compare_output("y", out, ref, DEFAULT)
+        assert not c.ok
+        assert "NaN" in c.problem and list(idx) == [int(i) for i in c.problem.split("index [")[1].split("]")[0].split(", ")]
+
+
+@settings(max_examples=50)
+@given(finite, st.floats(1e-3, 1e3))
+def test_scaling_both_sides_keeps_rel_l2(a, k):
+    rng = np.random.default_rng(0)
+    ref = a.astype(np.float64)
+    out = ref + rng.normal(0, 1, ref.shape)
+    if np.linalg.norm(ref) == 0:
+        return
+    assert rel_l2(out * k, ref * k) == pytest.approx(rel_l2(out, ref), rel=1e-9)
+
+
+def test_inf_fails():
+    a = np.ones((2, 3), np.float32)
+    b = a.copy()
+    b[1, 2] = np.inf
+    c = compare_output("y", b, a, DEFAULT)
+    assert not c.ok and "1 Inf" in c.problem and "[1, 2]" in c.problem
+
+
+def test_zero_norm_reference_uses_absolute_error():
+    ref = np.zeros((2, 2), np.float32)
+    out = np.full((2, 2), 0.5, np.float32)
+    assert rel_l2(out, ref) == pytest.approx(1.0)  # ||[.5,.5,.5,.5]|| = 1, not a division by zero
+    c = compare_output("y", out, ref, DEFAULT)
+    assert not c.ok and "all zeros" in "\n".join(c.render())
+
+
+def test_shapes_never_broadcast():
+    c = compare_output("y", np.ones((1, 3), np.float32), np.ones((3,), np.float32), DEFAULT)
+    assert not c.ok and "shape [1, 3] differs from the reference's [3]" in c.problem
+
+
+def test_dtypes_must_match():
+    c = compare_output("y", np.ones(3, np.float16), np.ones(3, np.float32), DEFAULT)
+    assert not c.ok and "dtype float16 differs" in c.problem
+
+
+def test_empty_output_fails():
+    c = compare_output("y", np.ones((0, 3), np.float32), np.ones((0, 3), np.float32), DEFAULT)
+    assert not c.ok and "empty" in c.problem
+
+
+def test_metric_values():
+    ref = np.array([[1.0, 2.0], [3.0, 4.0]])
+    out = np.array([[1.0, 2.5], [3.0, 4.0]])
+    assert mae(out, ref) == pytest.approx(0.125)
+    assert max_abs(out, ref) == pytest.approx(0.5)
+    assert rel_l2(out, ref) == pytest.approx(0.5 / np.sqrt(30))
+    assert top1_agreement(np.array([[0, 1], [1, 0]]), np.array([[0, 1], [0, 1]])) == 0.5
+
+
+def test_failure_table_names_metric_value_limit_source_and_worst_elements():
+    ref = np.zeros((2, 4), np.float32) + 1
+    out = ref.copy()
+    out[1, 3] = 1.5
+    c = compare_output("logits", out, ref, {"rel_l2": Limit(1e-3, "metadata.yaml"), "mae": Limit(1e-3, "default")})
+    text = "\n".join(c.render())
+    assert "output 'logits': FAILED" in text
+    assert "rel_l2" in text and "<= 0.001" in text and "metadata.yaml" in text and "<-- exceeds" in text
+    assert "[1, 3]: 1.5 vs 1" in text
+
+
+def test_top1_agreement_is_a_lower_bound():
+    ref = np.eye(4, dtype=np.float32)
+    out = ref.copy()
+    out[0] = [0, 1, 0, 0]
+    c = compare_output("p", out, ref, {"top1_agreement": Limit(0.9, "metadata.yaml")})
+    assert not c.ok and c.value("top1_agreement") == 0.75
+    assert compare_output("p", out, ref, {"top1_agreement": Limit(0.75, "x")}).ok
+
+
+def test_no_tolerance_never_passes():
+    a = np.ones(3, np.float32)
+    assert not compare_output("y", a, a, {}).ok
+
+
+def test_missing_extra_and_reordered_outputs():
+    a = np.ones(2, np.float32)
+    c = compare_outputs({"x": a, "z": a}, {"x": a, "y": a}, lambda n: DEFAULT)
+    assert not c
+    text = "\n".join(c.render())
+    assert "outputs missing from the model: y" in text and "outputs the reference does not have: z" in text
+    # reordered names match by name, not position
+    b = np.array([5.0, 6.0], np.float32)
+    assert compare_outputs({"y": b, "x": a}, {"x": a, "y": b}, lambda n: DEFAULT)
