@@ -63,6 +63,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--model-checks-nightly-report", default=None, metavar="DIR", dest="model_checks_nightly_report",
                 help="write nightly.md and nightly.html (figures, change against baseline, plots over stored runs) to DIR. "
                      "Default: reports/ when -m selects nightly tests, else none")
+    g.addoption("--model-checks-localize", default="on", choices=("on", "off"), metavar="MODE", dest="model_checks_localize",
+                help="when equivalence of an ONNX artifact with an ONNX reference fails, add the table of where the two diverge "
+                     "(bounded in time and memory; never changes the verdict). Default: on")
     parser.addini("model_checks_roots", type="paths", default=[], help="artifact roots checked when --model-checks is not given")
 
 
@@ -131,7 +134,8 @@ def pytest_configure(config: pytest.Config) -> None:
     from model_checks.session import GateSession
 
     config.stash[SESSION_KEY] = GateSession(roots=[r.absolute() for r in roots], trust_code=config.getoption("model_checks_trust_code"),
-                                           isolation=_isolation(config))
+                                           isolation=_isolation(config),
+                                           localize=config.getoption("model_checks_localize") == "on")
     args = [Path(a.split("::")[0]).absolute() for a in config.args]
     for r in cli:
         if not any(_inside(r.absolute(), a) for a in args):

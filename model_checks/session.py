@@ -27,6 +27,7 @@ class GateSession:
     roots: list[Path]
     trust_code: bool = False
     isolation: Limits | None = None  # None: models run in this process
+    localize: bool = True
     pool: ModelPool = field(init=False)
     _artifacts: list[Artifact] | None = field(default=None, init=False)
     _by_dir: dict[Path, Artifact] | None = field(default=None, init=False)
@@ -53,7 +54,7 @@ class GateSession:
             if artifact.error:
                 return CheckResult(name, False, f"manifest: {artifact.rel_dir}/metadata.yaml is invalid", tuple("  " + line for line in artifact.error.splitlines()))
             return CheckResult(name, True, f"manifest: {artifact.id} follows schema 1")
-        ctx = CheckContext(artifact, self.pool)
+        ctx = CheckContext(artifact, self.pool, self.localize)
         try:
             return (run or checks.module(name).run)(ctx)
         except ModelChecksError as e:

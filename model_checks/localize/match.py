@@ -114,12 +114,16 @@ def _label(n: Any) -> str:
     return n.name or f"{n.op_type}->{n.output[0]}"
 
 
-def _feeding_op(g: Graph, node: Any) -> str | None:
-    """The op computing `node`'s input, through a BatchNormalization (which a Conv absorbs as it is fused)."""
+def _feeding_ops(g: Graph, node: Any) -> set[str]:
+    """The op computing `node`'s input, and the one before it where that is a BatchNormalization (which a
+    Conv absorbs when it is fused)."""
     feed = g.producer.get(node.input[0]) if node.input else None
-    if feed is not None and feed.op_type == "BatchNormalization":
-        feed = g.producer.get(feed.input[0])
-    return feed.op_type if feed is not None else None
+    ops = set()
+    if feed is not None:
+        ops.add(feed.op_type)
+        if feed.op_type == "BatchNormalization" and (conv := g.producer.get(feed.input[0])) is not None:
+            ops.add(conv.op_type)
+    return ops
 
 
 def _upstream(g: Graph, node: Any, paired: set[str]) -> tuple[str, ...]:
@@ -166,7 +170,7 @@ def match(artifact: Any, reference: Any) -> tuple[list[Pair], list[Skipped], int
                 continue
             note = ""
             if producer.op_type != ref_node.op_type:
-                folded = ref_node.op_type == "Relu" and _feeding_op(r, ref_node) == producer.op_type and a.zero_clip(chain)
+                folded = ref_node.op_type == "Relu" and producer.op_type in _feeding_ops(r, ref_node) and a.zero_clip(chain)
                 if not folded:
                     skipped[t] = f"produced by {producer.op_type} here, by {ref_node.op_type} in the reference"
                     continue

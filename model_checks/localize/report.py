@@ -54,7 +54,7 @@ class Localization:
         """At most MAX_ROWS rows, in order: the hint, the largest introduced errors and the last row."""
         if len(self.rows) <= MAX_ROWS:
             return list(self.rows)
-        keep = {id(r) for r in sorted(self.rows, key=lambda r: -r.introduced)[: MAX_ROWS - 2]}
+        keep = {id(r) for r in sorted(self.rows, key=lambda r: -r.introduced)[: MAX_ROWS - 2] if r.introduced > 0}
         keep |= {id(self.rows[-1])} | ({id(self.hint)} if self.hint else set())
         return [r for r in self.rows if id(r) in keep]
 

@@ -36,4 +36,6 @@ def weights(reference_path: Path, artifact_path: Path) -> list[Sqnr]:
         return []
     finally:
         log.setLevel(level)
+    # an all-zero float weight (a fresh bias) has no signal to measure noise against
+    matched = {k: v for k, v in matched.items() if np.any(v["float"])}
     return [Sqnr(name, "weight", float(db)) for name, db in compute_weight_error(matched).items()]

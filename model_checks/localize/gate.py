@@ -1,0 +1,33 @@
+"""The seam between equivalence and localisation: on a failure of an ONNX artifact against an ONNX
+reference, the table for the first failing case, appended to the message. It never changes the verdict:
+anything that goes wrong here becomes one line saying so."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from model_checks.checks.context import CheckContext
+    from model_checks.metrics import Comparison
+
+
+def applies(ctx: CheckContext) -> bool:
+    return ctx.localize and ctx.fmt == "onnx" and ctx.reference_kind == "model" and ctx.reference_format == "onnx"
+
+
+def lines(ctx: CheckContext, failed: list[tuple[str, Comparison]]) -> list[str]:
+    """The localisation lines for a failed equivalence (none where it does not apply)."""
+    if not failed or not applies(ctx):
+        return []
+    from model_checks.localize.locate import localize
+
+    label, comparison = failed[0]
+    try:
+        case = next(c for c in ctx.cases() if c.label == label)
+        bad = next((o.name for o in comparison.outputs if not o.ok), None)
+        limit = ctx.manifest.tolerance.for_output(bad).get("rel_l2") if bad else None
+        found = ctx.pool.run_isolated("onnx", ctx.model_path, localize, ctx.model_path, ctx.reference_path, ctx.artifact.root,
+                                      case.inputs, label, limit.value if limit else None, limit.source if limit else "")
+    except Exception as e:  # a hint must never turn into an error of the check
+        return [f"  localisation not available: {type(e).__name__}: {str(e)[:200]} (--model-checks-localize=off skips it)"]
+    return found.render("  ")
