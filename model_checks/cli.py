@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "convert-keras": "model_checks.commands.convert_keras",
     "package": "model_checks.commands.package",
     "tfmot-matrix": "model_checks.commands.tfmot_matrix",
+    "localize": "model_checks.commands.localize",
 }
 
 
