@@ -29,12 +29,16 @@ def find(ctx: CheckContext, label: str, comparison: Comparison, caps: Caps = Cap
                                  case.inputs, label, limit.value if limit else None, limit.source if limit else "", caps)
 
 
-def lines(ctx: CheckContext, failed: list[tuple[str, Comparison]]) -> list[str]:
-    """The localisation lines for a failed equivalence (none where it does not apply)."""
+def lines(ctx: CheckContext, failed: list[tuple[str, Comparison]]) -> tuple[list[str], dict[str, str]]:
+    """The localisation lines for a failed equivalence (none where it does not apply), and figures for reports:
+    the hint and, for a quantized artifact, the worst tensors by SQNR (the nightly report shows them)."""
     if not failed or not applies(ctx):
-        return []
+        return [], {}
     try:
         found = find(ctx, *failed[0])
     except Exception as e:  # a hint must never turn into an error of the check
-        return [f"  localisation not available: {type(e).__name__}: {str(e)[:200]} (--model-checks-localize=off skips it)"]
-    return found.render("  ")
+        return [f"  localisation not available: {type(e).__name__}: {str(e)[:200]} (--model-checks-localize=off skips it)"], {}
+    figures = {"localize_hint": f"{found.hint.node} ({found.hint.op})"} if found.hint is not None else {}
+    if found.sqnr:
+        figures["sqnr_worst"] = found.sqnr_summary()
+    return found.render("  "), figures

@@ -92,10 +92,12 @@ class Localization:
             more = f"; and {len(self.skipped) - 3} more" if len(self.skipped) > 3 else ""
             lines.append(f"{indent}  not comparable: {first}{more}")
         if self.sqnr:
-            worst = ", ".join(f"{s.tensor} ({s.kind}{', node ' + s.node if s.node else ''}) {s.db:.1f} dB" for s in self.sqnr[:WORST_SQNR])
-            lines.append(f"{indent}  SQNR, {min(WORST_SQNR, len(self.sqnr))} worst tensor(s) (lower is worse): {worst}; "
+            lines.append(f"{indent}  SQNR, {min(WORST_SQNR, len(self.sqnr))} worst tensor(s) (lower is worse): {self.sqnr_summary()}; "
                          f"to keep a node in float: model-checks quantize ... --exclude NODE")
         return lines
+
+    def sqnr_summary(self) -> str:
+        return ", ".join(f"{s.tensor} ({s.kind}{', node ' + s.node if s.node else ''}) {s.db:.1f} dB" for s in self.sqnr[:WORST_SQNR])
 
     def __str__(self) -> str:
         return "\n".join(self.render(""))

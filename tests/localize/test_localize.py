@@ -112,3 +112,26 @@ def test_localize_off_keeps_the_same_verdict_without_the_table(broken):
     assert "localisation" not in r.stdout.str()
     r = broken.runpytest("--model-checks", "arts", "-p", "no:cacheprovider", "--model-checks-localize=maybe")
     r.stderr.fnmatch_lines(["*--model-checks-localize: invalid choice: 'maybe' (choose from *on*off*)"])
+
+
+def test_the_nightly_report_shows_the_worst_tensors_by_sqnr():
+    from model_checks.nightly.document import ArtifactFigures, section
+
+    a = ArtifactFigures()
+    a.add("equivalence", "failed", {"sqnr_worst": "relu3_out (activation, node bn3) 1.4 dB, conv4_out (activation, node conv4) 1.3 dB"})
+    assert "five worst tensors by SQNR: relu3_out (activation, node bn3) 1.4 dB, conv4_out (activation, node conv4) 1.3 dB" in section("q@1", a, []).lines
+
+
+def test_a_failed_int8_equivalence_carries_its_sqnr_figures(tmp_path):
+    from model_checks.artifact import Artifact  # noqa: F401  (the session builds it)
+    from model_checks.session import GateSession
+
+    ref = L.convnet()
+    q = L.int8_miscalibrated(ref, tmp_path, "relu3_out", L.inputs(32, seed=5))
+    A.pair(tmp_path / "arts", q, ref, tolerance={"rel_l2": 0.1}, **IFACE)
+    gs = GateSession(roots=[tmp_path / "arts"])
+    art = next(a for a in gs.artifacts if a.id == "variant@1.0")
+    result = gs.run_check("equivalence", art)
+    gs.pool.close()
+    assert not result and result.figures["localize_hint"] == "bn3 (BatchNormalization)"
+    assert "relu3_out (activation, node bn3)" in result.figures["sqnr_worst"]
