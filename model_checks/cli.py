@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "package": "model_checks.commands.package",
     "tfmot-matrix": "model_checks.commands.tfmot_matrix",
     "localize": "model_checks.commands.localize",
+    "to-torch": "model_checks.commands.to_torch",
 }
 
 

@@ -71,6 +71,11 @@ class Manifest:
     def id(self) -> str:
         return f"{self.model_name}@{self.version}"
 
+    @property
+    def roundtrip(self) -> tuple[str, ...]:
+        """The frameworks this ONNX model must convert to and match (`roundtrip: [torch]`)."""
+        return tuple(self.raw.get("roundtrip") or ())
+
     def get(self, dotted: str, default: Any = None) -> Any:
         node: Any = self.raw
         for part in dotted.split("."):
