@@ -5,6 +5,7 @@ the ONNX worker process when models are isolated."""
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 from typing import Mapping
 
@@ -16,13 +17,15 @@ from model_checks.localize.runner import Caps, Exposed, compare_pairs
 from model_checks.metrics import rel_l2
 
 
-def _measure(got: np.ndarray, want: np.ndarray) -> tuple[float, float | None] | str:
+def _measure(got: np.ndarray, want: np.ndarray, sqnr: bool = False) -> tuple[float, float | None] | str:
     if got.shape != want.shape:
         return f"shape {list(got.shape)} here, {list(want.shape)} in the reference"
     g, w = np.asarray(got, np.float64), np.asarray(want, np.float64)
     if not (np.isfinite(g).all() and np.isfinite(w).all()):
         bad = "here" if not np.isfinite(g).all() else "in the reference"
         return f"NaN or Inf {bad}"
+    if not sqnr:  # onnxruntime.quantization is imported only for quantized models
+        return rel_l2(g, w), None
     from model_checks.localize.sqnr import activation_db
 
     return rel_l2(g, w), activation_db(g, w)
@@ -38,11 +41,12 @@ def localize(artifact_path: Path, reference_path: Path, root: Path, feeds: Mappi
     art = load_proto(artifact_path, root)
     ref = load_proto(reference_path, root)
     pairs, skipped, absent = match(art, ref)
-    measured, unmeasured = compare_pairs(Exposed(art, feeds), Exposed(ref, feeds), [(p.tensor, p.reference) for p in pairs], caps, _measure)
+    quantized = sqnr.is_qdq(art)
+    measured, unmeasured = compare_pairs(Exposed(art, feeds), Exposed(ref, feeds), [(p.tensor, p.reference) for p in pairs], caps,
+                                         partial(_measure, sqnr=quantized))
     rows: list[Row] = []
     errors: dict[str, float] = {}
     skip = [(s.tensor, s.reason) for s in skipped]
-    quantized = sqnr.is_qdq(art)
     act_db: list[Sqnr] = []
     for p in pairs:
         m = measured.get((p.tensor, p.reference))
