@@ -25,9 +25,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fixtures import artifacts as A  # noqa: E402
 from fixtures import localize_models as L  # noqa: E402
+from model_checks.core.session import GateSession  # noqa: E402
 from model_checks.isolation.limits import Limits  # noqa: E402
 from model_checks.localize import localize  # noqa: E402
-from model_checks.session import GateSession  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """The ONNX -> PyTorch round trip over every example ONNX artifact: which convert, the max abs difference
 against onnxruntime on the artifact's equivalence cases, which are refused and why.
 
-    PYTHONPATH=$PWD .venv/bin/python bench/roundtrip.py [ARTIFACTS_DIR]
+    PYTHONPATH=$PWD .venv/bin/python bench/roundtrip.py [ARTIFACTS_DIR]   (default: the repository's artifacts/)
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from model_checks.checks.context import CheckContext  # noqa: E402
 from model_checks.checks.roundtrip import converted_outputs  # noqa: E402
-from model_checks.discovery import discover  # noqa: E402
-from model_checks.metrics import max_abs  # noqa: E402
-from model_checks.pool import ModelPool  # noqa: E402
+from model_checks.core.discovery import discover  # noqa: E402
+from model_checks.core.metrics import max_abs  # noqa: E402
+from model_checks.core.pool import ModelPool  # noqa: E402
 
 
 def main(root: Path) -> None:
@@ -37,4 +37,4 @@ def main(root: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "artifacts").absolute())
+    main(Path(sys.argv[1]).absolute() if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "artifacts")

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from model_checks.checks.context import CheckContext
-from model_checks.metrics import compare_outputs
-from model_checks.results import CheckResult
+from model_checks.core.metrics import compare_outputs
+from model_checks.core.results import CheckResult
 
 NAME = "roundtrip"
 

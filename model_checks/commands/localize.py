@@ -12,19 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from model_checks.commands.producer_args import existing_dir, positive_int
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
-    return value
+from model_checks.commands.producer_args import existing_dir
+from model_checks.core.argtypes import positive_number
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,19 +24,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", type=existing_dir, default=None, metavar="DIR",
                    help="the artifacts root every path must stay inside (default: the artifact's parent)")
     p.add_argument("--json", action="store_true", help="print the table as JSON (default: text)")
-    p.add_argument("--time-cap", type=_seconds, default=DEFAULT_TIME_CAP_S, metavar="S", help=f"stop measuring after S seconds (default: {DEFAULT_TIME_CAP_S:g})")
-    p.add_argument("--memory-cap", type=positive_int, default=DEFAULT_MEMORY_CAP_MB, metavar="MIB",
+    p.add_argument("--time-cap", type=positive_number(float, "seconds"), default=DEFAULT_TIME_CAP_S, metavar="S", help=f"stop measuring after S seconds (default: {DEFAULT_TIME_CAP_S:g})")
+    p.add_argument("--memory-cap", type=positive_number(int, "MiB"), default=DEFAULT_MEMORY_CAP_MB, metavar="MIB",
                    help=f"intermediate tensors alive at once, both models together (default: {DEFAULT_MEMORY_CAP_MB})")
 
 
 def run(args: argparse.Namespace) -> int:
     from model_checks.checks.context import CheckContext
     from model_checks.checks.equivalence import comparisons
-    from model_checks.discovery import discover
+    from model_checks.core.discovery import discover
+    from model_checks.core.pool import ModelPool
     from model_checks.isolation.limits import Limits
     from model_checks.localize.gate import applies, find
     from model_checks.localize.runner import Caps
-    from model_checks.pool import ModelPool
 
     d = args.artifact.resolve()
     root = (args.root or d.parent).resolve()

@@ -11,7 +11,7 @@ from model_checks.localize.runner import Caps
 if TYPE_CHECKING:
     from model_checks.checks.context import CheckContext
     from model_checks.localize.report import Localization
-    from model_checks.metrics import Comparison
+    from model_checks.core.metrics import Comparison
 
 
 def applies(ctx: CheckContext) -> bool:

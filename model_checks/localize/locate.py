@@ -14,7 +14,7 @@ import numpy as np
 from model_checks.localize.match import match
 from model_checks.localize.report import Localization, Row, Sqnr
 from model_checks.localize.runner import Caps, Exposed, compare_pairs
-from model_checks.metrics import rel_l2
+from model_checks.core.metrics import rel_l2
 
 
 def _measure(got: np.ndarray, want: np.ndarray, sqnr: bool = False) -> tuple[float, float | None] | str:

@@ -11,6 +11,7 @@ them is refused with the ops named.
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import types
@@ -68,7 +69,7 @@ def onnx2torch(problem: str | None = None) -> Any:
     try:
         import onnx2torch as package
     except ImportError as e:
-        from model_checks.errors import MissingDependencyError
+        from model_checks.core.errors import MissingDependencyError
 
         raise MissingDependencyError(f"converting ONNX to PyTorch needs {e.name}: pip install 'model-checks[roundtrip]' "
                                      "(then pip install --no-deps onnx2torch==1.5.15 if pip wants torchvision)") from None
@@ -159,9 +160,10 @@ def write(src: Path, dst: Path, root: Path | None = None, tolerance: Any = None)
 
     from model_checks.backends.onnx.loader import load_proto
     from model_checks.backends.onnx.runner import OnnxRunner
-    from model_checks.inputs import generated_cases, merge_interface
+    from model_checks.core.inputs import generated_cases, merge_interface
+    from model_checks.core.fileio import write_bytes
+    from model_checks.core.metrics import compare_outputs
     from model_checks.manifest.model import Limit
-    from model_checks.metrics import compare_outputs
     from model_checks.producers.verify import ProducerError
 
     root = root or src.parent
@@ -180,7 +182,8 @@ def write(src: Path, dst: Path, root: Path | None = None, tolerance: Any = None)
         if not comparison:
             raise ProducerError(f"{src.name}: the converted module differs from onnxruntime ({case.label}); nothing written\n"
                                 + "\n".join(comparison.render()))
-    dst.parent.mkdir(parents=True, exist_ok=True)
     names = json.dumps({"inputs": conv.input_names, "outputs": conv.output_names, "converter": CONVERTER, "source": src.name})
-    torch.jit.save(scripted, str(dst), _extra_files={NAMES_FILE: names})
+    buf = io.BytesIO()
+    torch.jit.save(scripted, buf, _extra_files={NAMES_FILE: names})
+    write_bytes(dst, buf.getvalue())
     return ToTorchResult(dst, how, comparison)

@@ -49,3 +49,11 @@ def test_quantize_exclude_keeps_the_node_in_float(tmp_path, capsys):
                  "--exclude", "conv9", "--out", str(out)]) == 1
     assert ("--exclude: no node named 'conv9' in float.onnx (node names are in the localisation table: model-checks localize ARTIFACT_DIR)"
             in capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(("flag", "value", "unit"), [("--time-cap", "0", "seconds"), ("--time-cap", "soon", "seconds"),
+                                                     ("--memory-cap", "1.5", "MiB"), ("--memory-cap", "-4", "MiB")])
+def test_localize_caps_name_the_bad_value(tmp_path, capsys, flag, value, unit):
+    with pytest.raises(SystemExit):
+        main(["localize", str(tmp_path), flag, value])
+    assert f"argument {flag}: {value!r} is not a positive number of {unit}" in capsys.readouterr().err

@@ -3,7 +3,6 @@ match, its bounds, and the lines a user reads under a failed equivalence."""
 
 from pathlib import Path
 
-import numpy as np
 import onnx
 import pytest
 
@@ -123,8 +122,8 @@ def test_the_nightly_report_shows_the_worst_tensors_by_sqnr():
 
 
 def test_a_failed_int8_equivalence_carries_its_sqnr_figures(tmp_path):
-    from model_checks.artifact import Artifact  # noqa: F401  (the session builds it)
-    from model_checks.session import GateSession
+    from model_checks.core.artifact import Artifact  # noqa: F401  (the session builds it)
+    from model_checks.core.session import GateSession
 
     ref = L.convnet()
     q = L.int8_miscalibrated(ref, tmp_path, "relu3_out", L.inputs(32, seed=5))

@@ -86,7 +86,7 @@ def test_roundtrip_check_end_to_end(pytester):
 
 
 def test_roundtrip_is_in_the_schema(tmp_path):
-    from model_checks.discovery import discover
+    from model_checks.core.discovery import discover
 
     A.onnx_artifact(tmp_path / "bad", name="bad", roundtrip=["tensorflow"])
     (art,) = discover([tmp_path])
