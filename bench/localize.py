@@ -40,7 +40,7 @@ def variants(tmp: Path) -> None:
              "fp16": (L.fp16(ref), 1e-3)}
     for name, (model, limit) in cases.items():
         onnx.save(model, tmp / "variant.onnx")
-        found = localize(tmp / "variant.onnx", tmp / "ref.onnx", tmp, {"input": L.inputs()}, "4 seeded samples", limit, f"rel_l2 {limit:g}")
+        found = localize(tmp / "variant.onnx", tmp / "ref.onnx", tmp, {"input": L.inputs()}, "4 seeded samples", limit, "set in bench/localize.py")
         print(f"\n## {name}: first named: {found.hint.node if found.hint else 'none'}")
         print(found)
 
