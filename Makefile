@@ -8,10 +8,13 @@ STAMP  := $(VENV)/.installed
 
 venv: $(STAMP)
 
+# onnx2torch (the roundtrip extra, used by the example digits_cnn_fp32) goes in without its torchvision requirement:
+# the torchvision wheels reachable here fail to import beside the CPU torch.
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c requirements/constraints.txt -e '.[all]'
+	$(PY) -m pip install -q --no-deps -c requirements/constraints.txt onnx2torch
 	touch $(STAMP)
 
 # The gate over the example artifacts; writes reports/junit.xml and reports/summary.md.

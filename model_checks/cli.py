@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {
     "convert-sklearn": "model_checks.commands.convert_sklearn",
     "package": "model_checks.commands.package",
     "tfmot-matrix": "model_checks.commands.tfmot_matrix",
+    "localize": "model_checks.commands.localize",
+    "to-torch": "model_checks.commands.to_torch",
 }
 # name -> the extras it needs beyond the base install, named in --help
 EXTRAS: dict[str, str] = {

@@ -18,6 +18,7 @@ CHECKS: dict[str, str] = {
     "limits": "model_checks.checks.limits",
     "equivalence": "model_checks.checks.equivalence",
     "accuracy": "model_checks.checks.accuracy",
+    "roundtrip": "model_checks.checks.roundtrip",
     "tfmot_quantize": "model_checks.checks.tfmot_quantize",
     "tfmot_prune": "model_checks.checks.tfmot_prune",
 }
@@ -27,6 +28,8 @@ TFMOT_CHECKS = {"tfmot_quantize": "quantize", "tfmot_prune": "prune"}
 
 
 def _wanted(name: str, artifact: Artifact) -> bool:
+    if name == "roundtrip":  # collected only where the manifest opts in (`roundtrip: [torch]`)
+        return artifact.manifest is not None and bool(artifact.manifest.roundtrip)
     if name not in TFMOT_CHECKS:
         return True
     m = artifact.manifest

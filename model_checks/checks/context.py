@@ -21,6 +21,7 @@ from model_checks.core.references import recorded_cases, reference_kind, testdat
 class CheckContext:
     artifact: Artifact
     pool: ModelPool
+    localize: bool = True  # a failed equivalence says where the models diverge (--model-checks-localize)
 
     @property
     def manifest(self) -> Manifest:

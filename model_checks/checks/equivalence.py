@@ -40,6 +40,11 @@ def run(ctx: CheckContext) -> CheckResult:
             lines.append(f"  case: {label}")
             lines += c.render()
         lines.append(f"  limits come from the 'tolerance' of {ctx.where} or policy.yaml; raise them there only if the difference is expected")
+        from model_checks.localize.gate import lines as localisation
+
+        extra, found = localisation(ctx, failed)
+        lines += extra
+        figures.update(found)
         n_out = sum(1 for _, c in failed for o in c.outputs if not o.ok) + sum(len(c.problems) for _, c in failed)
         return CheckResult(NAME, False, f"{NAME}: {ctx.artifact.id} differs from its reference {ref} ({n_out} failure(s) in {len(failed)} of {len(results)} case(s))", tuple(lines), figures=figures)
     summary = ", ".join(f"{k} {v:.3g}" for k, v in figures.items() if v is not None)

@@ -36,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layout", choices=("NCHW", "NHWC", "NC"), default=None, help="layout of the inputs (default: not declared)")
     p.add_argument("--interface-from", type=existing_file(".onnx"), metavar="ONNX",
                    help="declare the inputs and outputs of this ONNX model (for a TorchScript archive, which names none; default: the model's own)")
+    p.add_argument("--roundtrip", choices=("torch",), action="append", default=[], metavar="TO",
+                   help="have the gate convert the ONNX model to TO and compare the two (torch; repeatable; default: none)")
     p.add_argument("--threads", type=positive_int, default=1, metavar="N", help="threads for the latency measurement (default: 1)")
     p.add_argument("--runs", type=positive_int, default=50, metavar="N", help="timed runs for latency_ms (default: 50)")
 
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         twin = model_facts(args.interface_from, args.interface_from.parent)
     result = package(args.model, args.out, model_name=args.name, version=args.version, root=args.root, reference=args.reference,
                      samples=args.samples, eval_data=args.eval, optimization=args.optimization, tolerance=dict(args.tolerance) or None,
-                     input_range=args.range, layout=args.layout, threads=args.threads, runs=args.runs,
+                     input_range=args.range, layout=args.layout, roundtrip=args.roundtrip, threads=args.threads, runs=args.runs,
                      inputs=twin.inputs if twin else None, outputs=twin.outputs if twin else None)
     print(result)
     return 0

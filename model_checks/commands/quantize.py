@@ -6,6 +6,7 @@ Pre-processing (onnxruntime's quant_pre_process) runs first unless --no-preproce
 example:
   model-checks quantize model.onnx --mode dynamic --weight-type uint8 --out model_uint8.onnx
   model-checks quantize model.onnx --mode static --calibration calib.npz --out model_int8.onnx
+  model-checks quantize model.onnx --mode static --calibration calib.npz --exclude conv4 --out model_int8.onnx
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="minmax", help="calibration method (default: minmax)")
     p.add_argument("--batch", type=positive_int, default=16, metavar="N", help="calibration batch size (default: 16)")
     p.add_argument("--max-batches", type=positive_int, default=None, metavar="N", help="calibrate on at most N batches (default: all)")
+    p.add_argument("--exclude", nargs="+", default=[], metavar="NODE",
+                   help="nodes to keep in float (onnxruntime's nodes_to_exclude), as the localisation's SQNR list names them (default: none)")
     p.add_argument("--no-preprocess", action="store_true", help="skip quant_pre_process (default: run it)")
 
 
@@ -38,12 +41,12 @@ def run(args: argparse.Namespace) -> int:
         if args.calibration:
             raise ProducerError("--calibration: dynamic quantization is not calibrated; use --mode static")
         result = ort_quantize.quantize_dynamic(args.model, args.out, args.weight_type, per_channel=bool(args.per_channel),
-                                               preprocess=not args.no_preprocess)
+                                               preprocess=not args.no_preprocess, exclude=args.exclude)
     else:
         if args.calibration is None:
             raise ProducerError("--calibration: --mode static needs calibration data (an .npz of real inputs)")
         result = ort_quantize.quantize_static(args.model, args.out, args.calibration, per_channel=args.per_channel is not False,
                                               preprocess=not args.no_preprocess, weight_type=args.weight_type, method=args.method,
-                                              batch=args.batch, max_batches=args.max_batches)
+                                              batch=args.batch, max_batches=args.max_batches, exclude=args.exclude)
     print(result)
     return 0

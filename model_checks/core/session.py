@@ -28,6 +28,7 @@ class GateSession:
     trust_code: bool = False
     isolation: Limits | None = None  # None: models run in this process
     rootdir: Path | None = None  # junit properties name directories relative to it
+    localize: bool = True  # failing ONNX equivalence adds where the two models diverge
     pool: ModelPool = field(init=False)
     _artifacts: list[Artifact] | None = field(default=None, init=False)
     _by_dir: dict[Path, Artifact] | None = field(default=None, init=False)
@@ -52,7 +53,7 @@ class GateSession:
     def run_check(self, name: str, artifact: Artifact, run: Callable[[CheckContext], CheckResult] | None = None) -> CheckResult:
         """Run one check (`run`, else the built-in `name`); a ModelChecksError (unsafe path, unreadable file,
         refused format) is a failure."""
-        ctx = CheckContext(artifact, self.pool)
+        ctx = CheckContext(artifact, self.pool, self.localize)
         try:
             result = (run or checks.module(name).run)(ctx)
         except ModelChecksError as e:

@@ -31,6 +31,8 @@ POLICY = {"budgets": {"cpu": {"threads": 1, "batch_size": 32, "latency_ms": {"p5
 OPT_BUDGETS = {"cpu": {"speedup_vs_reference": 0.8}}
 # TorchScript runs on CUDA through torch where there is a GPU; elsewhere these tests skip and say why.
 GPU_BUDGETS = {"gpu": {"batch_size": 32, "latency_ms": {"p50": 1.0, "p99": 5.0}, "throughput_per_s": 10000}}
+# The CNN's fp32 export is converted back to PyTorch by the gate (onnx2torch), so test_roundtrip runs on an example.
+ROUNDTRIP = ("torch",)
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ def torch_family(out: Path, data: Digits) -> list[Packaged]:
         _fresh(fam.dir(variant))
     # fp32 keeps BatchNormalization (no constant folding) so the optimized variant has a fusion to show
     torch_export.export_onnx(model, example, fam.fp32, input_names=("input",), output_names=("logits",), fold_constants=False)
-    made.append(fam.package("fp32", fam.fp32))
+    made.append(fam.package("fp32", fam.fp32, roundtrip=ROUNDTRIP))
     opt = optimize.optimize(fam.fp32, fam.dir("opt") / "model.onnx", OPT_PASSES, samples={"input": fam.samples})
     made.append(fam.package("opt", opt.path, optimization=list(OPT_PASSES), budgets=OPT_BUDGETS))
     f16 = fp16.to_fp16(fam.fp32, fam.dir("fp16") / "model.onnx", keep_io_types=True, samples={"input": fam.samples})

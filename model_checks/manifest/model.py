@@ -135,6 +135,11 @@ class Manifest:
                             speedup_vs_reference=limit(raw.get("speedup_vs_reference"), "speedup_vs_reference"),
                             latency_claim_ms=None if claim is None else Limit(float(claim), where))
 
+    @property
+    def roundtrip(self) -> tuple[str, ...]:
+        """The frameworks this ONNX model must convert to and match (`roundtrip: [torch]`)."""
+        return tuple(self.raw.get("roundtrip") or ())
+
 
     def get(self, dotted: str, default: Any = None) -> Any:
         node: Any = self.raw

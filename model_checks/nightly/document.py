@@ -125,6 +125,8 @@ def section(artifact: str, a: ArtifactFigures, runs: list[StoredRun]) -> Section
     lines = [f"size {_num(f.get('size_mb'), '.4g')} MB; accuracy drop {_num(f.get('accuracy_drop'), '+.4f')}"
              + (f" (accuracy {_num(f.get('accuracy'), '.4f')})" if f.get("accuracy") is not None else ""),
              "checks: " + (", ".join(f"{c} {s}" for c, s in a.status.items()) or "none ran")]
+    if f.get("sqnr_worst"):  # from a failed equivalence's localisation (model_checks.localize)
+        lines.append(f"five worst tensors by SQNR: {f['sqnr_worst']}")
     rows = []
     for (check, device), b in sorted(a.budgets.items(), key=lambda kv: (kv[0][1], BUDGET_CHECKS.index(kv[0][0]))):
         rows.append((check, device, *(duration(b.get(f"{s}_ms")) for s in STATS), _num(b.get("throughput_per_s"), ".1f"),

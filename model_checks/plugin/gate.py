@@ -34,6 +34,10 @@ def test_accuracy(model_checks_verdict: Verdict) -> None:
     model_checks_verdict("accuracy")
 
 
+def test_roundtrip(model_checks_verdict: Verdict) -> None:
+    model_checks_verdict("roundtrip")
+
+
 # Budgets (`budgets:` in the manifest): collected only for artifacts that declare them, once per device, as
 # `test_latency[<id>-cpu]`. They measure through pytest-benchmark's fixture and never run under xdist.
 def test_latency(model_checks_budget: Budget, benchmark: object) -> None:

@@ -53,6 +53,9 @@ def add_options(parser: pytest.Parser) -> None:
     g.addoption("--model-checks-nightly-report", default=None, metavar="DIR", dest="model_checks_nightly_report",
                 help="write nightly.md and nightly.html (figures, change against baseline, plots over stored runs) to DIR. "
                      "Default: none")
+    g.addoption("--model-checks-localize", default="on", choices=("on", "off"), metavar="MODE", dest="model_checks_localize",
+                help="when equivalence of an ONNX artifact with an ONNX reference fails, add the table of where the two diverge "
+                     "(bounded in time and memory; never changes the verdict). Default: on")
     parser.addini("model_checks_roots", type="paths", default=[],
                   help="artifact roots gated when --model-checks is not given, whatever testpaths says, unless pytest is given "
                        "paths that do not overlap them")
@@ -72,6 +75,7 @@ class Options:
     min_effect: float
     latency_claim_factor: float
     nightly_report: Path | None
+    localize: bool
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Options:
@@ -83,7 +87,8 @@ class Options:
                    baselines=Path(baselines) if baselines else config.rootpath / ".benchmarks" / "model-checks-baselines",
                    update_baselines=opt("model_checks_update_baselines"), min_effect=opt("model_checks_min_effect"),
                    latency_claim_factor=opt("model_checks_latency_claim_factor"),
-                   nightly_report=config.rootpath / nightly if nightly else None)
+                   nightly_report=config.rootpath / nightly if nightly else None,
+                   localize=opt("model_checks_localize") == "on")
 
     @property
     def isolation(self) -> Limits | None:

@@ -71,12 +71,26 @@ def preprocess(src: str | Path, dst: str | Path) -> Path:
     return Path(dst)
 
 
+def _excluded(src: Path, names: Sequence[str]) -> list[str]:
+    """`names` as onnxruntime's nodes_to_exclude, each proven to name a node (it ignores unknown names silently)."""
+    if not names:
+        return []
+    import onnx
+
+    have = {n.name for n in onnx.load(str(src), load_external_data=False).graph.node}
+    unknown = [n for n in names if n not in have]
+    if unknown:
+        raise ProducerError(f"--exclude: no node named {', '.join(map(repr, unknown))} in {src.name} "
+                            f"(node names are in the localisation table: model-checks localize ARTIFACT_DIR)")
+    return list(names)
+
+
 def _prepared(src: Path, tmp: str, pre: bool) -> Path:
     return preprocess(src, Path(tmp) / "pre.onnx") if pre else src
 
 
 def quantize_dynamic(src: str | Path, dst: str | Path, weight_type: str = "int8", per_channel: bool = False, preprocess: bool = True,
-                     op_types: Sequence[str] | None = None) -> QuantizeResult:
+                     op_types: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> QuantizeResult:
     """Dynamic quantization: weights stored as `weight_type`, activations quantized per run."""
     from onnxruntime.quantization import quantize_dynamic as ort_dynamic
 
@@ -84,14 +98,15 @@ def quantize_dynamic(src: str | Path, dst: str | Path, weight_type: str = "int8"
     qtype = _qtype(weight_type)
     dst.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="model-checks-quant-") as tmp:
-        ort_dynamic(str(_prepared(src, tmp, preprocess)), str(dst), weight_type=qtype, per_channel=per_channel,
-                    op_types_to_quantize=list(op_types or DYNAMIC_OPS[weight_type]))
+        model = _prepared(src, tmp, preprocess)
+        ort_dynamic(str(model), str(dst), weight_type=qtype, per_channel=per_channel,
+                    op_types_to_quantize=list(op_types or DYNAMIC_OPS[weight_type]), nodes_to_exclude=_excluded(model, exclude))
     return QuantizeResult(dst, "dynamic", weight_type, per_channel, preprocess, src.stat().st_size, dst.stat().st_size)
 
 
 def quantize_static(src: str | Path, dst: str | Path, calibration: Any, per_channel: bool = True, preprocess: bool = True,
                     weight_type: str = "int8", activation_type: str = "int8", method: str = "minmax", batch: int = 16,
-                    max_batches: int | None = None) -> QuantizeResult:
+                    max_batches: int | None = None, exclude: Sequence[str] = ()) -> QuantizeResult:
     """Static quantization in QDQ format, calibrated on `calibration` (arrays, an .npz path, a generator:
     see CalibrationReader). Per-channel weights by default: a Conv's channels have very different ranges."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat
@@ -109,7 +124,8 @@ def quantize_static(src: str | Path, dst: str | Path, calibration: Any, per_chan
         reader = CalibrationReader(calibration, model, batch=batch, limit=max_batches).with_progress()
         try:
             ort_static(str(model), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                       weight_type=_qtype(weight_type), activation_type=_qtype(activation_type), calibrate_method=calibrate)
+                       weight_type=_qtype(weight_type), activation_type=_qtype(activation_type), calibrate_method=calibrate,
+                       nodes_to_exclude=_excluded(model, exclude))
         except ValueError:
             if reader.count == 0:  # onnxruntime says only "No data is collected."
                 raise ProducerError("calibration: the source yielded no batches") from None

@@ -110,7 +110,7 @@ def package(model: str | Path, out_dir: str | Path, *, model_name: str, version:
             reference: str | Path | None = None, samples: Any = None, eval_data: Any = None, optimization: Sequence[str] = (),
             tolerance: Mapping[str, Any] | None = None, limits: Mapping[str, Any] | None = None,
             budgets: Mapping[str, Any] | None = None, input_range: Sequence[float] | Mapping[str, Sequence[float]] | None = None, layout: str | None = None, inputs: Sequence[TensorSpec] | None = None,
-            outputs: Sequence[TensorSpec] | None = None, threads: int = 1, runs: int = 50) -> Packaged:
+            outputs: Sequence[TensorSpec] | None = None, roundtrip: Sequence[str] = (), threads: int = 1, runs: int = 50) -> Packaged:
     """Write the artifact directory `out_dir`: the model (copied unless it is already there), metadata.yaml,
     and `samples.npz` / `eval.npz` when given (a path, an array or dict of arrays, or for eval an (x, y) pair).
 
@@ -118,7 +118,8 @@ def package(model: str | Path, out_dir: str | Path, *, model_name: str, version:
     file (a path from here) whose path is written relative to out_dir. `optimization` names the passes and
     producer steps applied; `tolerance`, `limits` and `budgets` are written as given. `inputs`/`outputs` declare the
     interface where the model cannot name it (a TorchScript archive has no input names or shapes: pass its
-    ONNX twin's `model_facts(...).inputs`); by default it is read off the model.
+    ONNX twin's `model_facts(...).inputs`); by default it is read off the model. `roundtrip` opts the artifact
+    into the conversions the gate checks (`("torch",)`).
     """
     model, out_dir = Path(model), Path(out_dir)
     if not model.is_file():
@@ -183,6 +184,8 @@ def package(model: str | Path, out_dir: str | Path, *, model_name: str, version:
         manifest["limits"] = dict(limits)
     if budgets:
         manifest["budgets"] = dict(budgets)
+    if roundtrip:
+        manifest["roundtrip"] = list(roundtrip)
     parse_manifest(manifest, f"{out_dir}/metadata.yaml")  # the schema and its cross-key rules, before writing
     write_text(out_dir / "metadata.yaml", yaml.safe_dump(manifest, sort_keys=False, default_flow_style=None, width=120))
     return Packaged(out_dir, manifest, t, acc, ref_acc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import yaml
 
 from model_checks.cli import main
 from tests.producers.helpers import assert_passes
@@ -40,6 +41,7 @@ def test_help_shows_an_example(command, capsys):
     (["convert-keras", "{model}", "--out", "k.onnx"], "argument MODEL: {model} is not a .keras or .h5 file"),
     (["package", "{model}", "--out", "{tmp}/a", "--name", "a", "--tolerance", "rel=1"], "argument --tolerance: 'rel=1' is not METRIC=VALUE"),
     (["package", "{model}", "--out", "{tmp}/a", "--name", "a", "--range", "1,0"], "argument --range: '1,0': low is greater than high"),
+    (["package", "{model}", "--out", "{tmp}/a", "--name", "a", "--roundtrip", "tf"], "argument --roundtrip: invalid choice: 'tf' (choose from 'torch')"),
 ])
 def test_a_bad_argument_is_named(argv, message, tmp_path, fp32_onnx, capsys):
     fill = {"tmp": str(tmp_path), "model": str(fp32_onnx)}
@@ -64,8 +66,9 @@ def test_export_optimize_quantize_fp16_package_end_to_end(tmp_path, images, caps
     np.savez(tmp_path / "samples.npz", input=images)
     code, text = run(["package", str(tmp_path / "q.onnx"), "--out", str(root / "int8"), "--name", "cnn_int8", "--reference", str(fp32),
                       "--samples", str(tmp_path / "samples.npz"), "--optimization", "quant_pre_process,quantize_qdq,per_channel",
-                      "--tolerance", "rel_l2=0.1", "--tolerance", "mae=null", "--tolerance", "top1_agreement=0.9", "--runs", "3"], capsys)
+                      "--tolerance", "rel_l2=0.1", "--tolerance", "mae=null", "--tolerance", "top1_agreement=0.9", "--roundtrip", "torch", "--runs", "3"], capsys)
     assert code == 0 and "cnn_int8@1.0 int8 onnx" in text
+    assert yaml.safe_load((root / "int8" / "metadata.yaml").read_text())["roundtrip"] == ["torch"]
     assert_passes(gate(root, root / "int8", "integrity", "metadata", "equivalence"))
 
 
@@ -78,4 +81,5 @@ def test_trace_then_package_against_the_onnx_export(tmp_path, fp32_onnx, images,
     code, text = run(["package", str(pt), "--out", str(root / "traced"), "--name", "cnn_traced", "--reference", str(fp32_onnx),
                       "--samples", str(tmp_path / "samples.npz"), "--interface-from", str(fp32_onnx), "--runs", "3"], capsys)
     assert code == 0, text
+    assert "roundtrip" not in yaml.safe_load((root / "traced" / "metadata.yaml").read_text())
     assert_passes(gate(root, root / "traced", "integrity", "metadata", "equivalence"))

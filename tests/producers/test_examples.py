@@ -37,6 +37,8 @@ def test_the_torch_family_rebuilds_identically_and_passes_the_gate(tmp_path, gat
     for art in arts:
         results = gate(root, art.dir, *CHECKS)
         assert_passes([r for r in results if not (r.skipped and art.id == "digits_cnn_fp32@1.0")])
+    (roundtrip,) = gate(root, root / "digits_cnn_fp32", "roundtrip")  # the one example opted into roundtrip: [torch]
+    assert roundtrip and not roundtrip.skipped, roundtrip
 
 
 def test_the_committed_artifacts_are_small():

@@ -95,3 +95,17 @@ def test_bad_inputs_name_the_argument(fp32_onnx, tmp_path):
 
     with pytest.raises(ManifestError, match="model_name"):
         package(fp32_onnx, root / "x", model_name="bad name!", runs=1)
+
+
+def test_roundtrip_is_written_as_given_and_the_gate_runs_it(fp32_onnx, gate):
+    import importlib.util
+
+    root = fp32_onnx.parent.parent
+    package(fp32_onnx, root / "rt", model_name="cnn", roundtrip=("torch",), runs=1)
+    assert yaml.safe_load((root / "rt" / "metadata.yaml").read_text())["roundtrip"] == ["torch"]
+    package(fp32_onnx, root / "plain", model_name="plain", runs=1)
+    assert "roundtrip" not in yaml.safe_load((root / "plain" / "metadata.yaml").read_text())
+    if importlib.util.find_spec("onnx2torch") is None:
+        pytest.skip("onnx2torch is not installed: pip install 'model-checks[roundtrip]'")
+    (result,) = gate(root, root / "rt", "roundtrip")
+    assert result and not result.skipped and result.headline.startswith("roundtrip: cnn@1.0 converted to PyTorch matches the ONNX model over 2 case(s): max_abs ")

@@ -1,0 +1,113 @@
+"""What localisation found, as a value: rows in topological order, the hint, what was not comparable,
+and for quantized artifacts the worst tensors by SQNR. It renders itself for a failure message and as JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+MAX_ROWS = 12
+WORST_SQNR = 5
+
+
+@dataclass(frozen=True)
+class Row:
+    tensor: str
+    reference: str
+    node: str
+    op: str
+    rel_l2: float
+    introduced: float  # rel_l2 here minus the worst rel_l2 of the tensors it is computed from
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Sqnr:
+    tensor: str
+    kind: str  # "activation" or "weight"
+    db: float
+    node: str = ""  # the node that produced an activation: what `quantize --exclude` takes
+
+
+@dataclass(frozen=True)
+class Localization:
+    case: str
+    rows: tuple[Row, ...]
+    skipped: tuple[tuple[str, str], ...]  # (tensor, why it is not comparable)
+    absent: int  # computed tensors of the artifact with no counterpart in the reference
+    unmeasured: int = 0  # pairs the time cap left
+    limit: float | None = None  # the rel_l2 tolerance an introduced error is held against
+    limit_source: str = ""
+    sqnr: tuple[Sqnr, ...] = ()
+    caps: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def hint(self) -> Row | None:
+        """The first node whose introduced error crosses the limit; without a limit, the largest introduced."""
+        if not self.rows:
+            return None
+        if self.limit is not None:
+            return next((r for r in self.rows if r.introduced > self.limit), None)
+        return max(self.rows, key=lambda r: r.introduced)
+
+    def shown(self) -> list[Row]:
+        """At most MAX_ROWS rows, in order: the hint, the largest introduced errors and the last row."""
+        if len(self.rows) <= MAX_ROWS:
+            return list(self.rows)
+        keep = {id(r) for r in sorted(self.rows, key=lambda r: -r.introduced)[: MAX_ROWS - 2] if r.introduced > 0}
+        keep |= {id(self.rows[-1])} | ({id(self.hint)} if self.hint else set())
+        return [r for r in self.rows if id(r) in keep]
+
+    def render(self, indent: str = "  ") -> list[str]:
+        head = (f"{indent}localisation (case: {self.case}; runtime graph optimizations off on both sides): "
+                f"{len(self.rows)} tensor(s) compared, {len(self.skipped)} not comparable, {self.absent} without a counterpart "
+                f"in the reference ({self.seconds:.2f} s)")
+        lines = [head]
+        if not self.rows:
+            lines.append(f"{indent}  no tensor of the artifact stands for one of the reference: are both derived from the same source?")
+        shown = self.shown()
+        if shown:
+            w = min(max(len(r.tensor) for r in shown), 48)
+            wn = min(max(len(f"{r.node} ({r.op})") for r in shown), 48)
+            lines.append(f"{indent}    {'tensor':<{w}}  {'node (op)':<{wn}}  {'rel_l2':>10}  {'introduced':>10}")
+            for r in shown:
+                mark = "   <-- first over the limit" if r is self.hint and self.limit is not None else ""
+                note = f"   ({r.note})" if r.note else ""
+                lines.append(f"{indent}    {_cut(r.tensor, w):<{w}}  {_cut(f'{r.node} ({r.op})', wn):<{wn}}  {r.rel_l2:>10.3g}  {r.introduced:>+10.3g}{mark}{note}")
+            if len(shown) < len(self.rows):
+                lines.append(f"{indent}    ({len(self.rows) - len(shown)} more row(s): model-checks localize ARTIFACT_DIR)")
+        if self.unmeasured:
+            lines.append(f"{indent}  stopped at the time cap of {self.caps.get('time_s')} s: {self.unmeasured} tensor(s) not measured")
+        hint = self.hint
+        if hint is not None and self.limit is not None:
+            lines.append(f"{indent}  hint: node '{hint.node}' ({hint.op}) raises rel_l2 by {hint.introduced:.3g} over its inputs, above the "
+                         f"tolerance rel_l2 <= {self.limit:g} ({self.limit_source}): look there first")
+        elif hint is not None and self.rows:
+            what = f"above the tolerance rel_l2 <= {self.limit:g}" if self.limit is not None else "the largest rise"
+            lines.append(f"{indent}  hint: no node crosses a rel_l2 limit on its own; node '{hint.node}' ({hint.op}) adds {hint.introduced:.3g}, {what}")
+        elif self.rows and self.limit is not None:
+            lines.append(f"{indent}  hint: no single node raises rel_l2 by more than {self.limit:g} ({self.limit_source}): the error accumulates")
+        if self.skipped:
+            first = "; ".join(f"{t}: {why}" for t, why in self.skipped[:3])
+            more = f"; and {len(self.skipped) - 3} more" if len(self.skipped) > 3 else ""
+            lines.append(f"{indent}  not comparable: {first}{more}")
+        if self.sqnr:
+            lines.append(f"{indent}  SQNR, {min(WORST_SQNR, len(self.sqnr))} worst tensor(s) (lower is worse): {self.sqnr_summary()}; "
+                         f"to keep a node in float: model-checks quantize ... --exclude NODE")
+        return lines
+
+    def sqnr_summary(self) -> str:
+        return ", ".join(f"{s.tensor} ({s.kind}{', node ' + s.node if s.node else ''}) {s.db:.1f} dB" for s in self.sqnr[:WORST_SQNR])
+
+    def __str__(self) -> str:
+        return "\n".join(self.render(""))
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        hint = self.hint
+        d["hint"] = asdict(hint) if hint is not None else None
+        return d
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else "..." + text[-(width - 3):]
