@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "convert-keras": "model_checks.commands.convert_keras",
     "package": "model_checks.commands.package",
     "tfmot-matrix": "model_checks.commands.tfmot_matrix",
+    "serve": "model_checks.commands.serve",
+    "loadtest": "model_checks.commands.loadtest",
 }
 
 

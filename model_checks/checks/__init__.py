@@ -17,12 +17,15 @@ CHECKS: dict[str, str] = {
     "accuracy": "model_checks.checks.accuracy",
     "tfmot_quantize": "model_checks.checks.tfmot_quantize",
     "tfmot_prune": "model_checks.checks.tfmot_prune",
+    "serving": "model_checks.serving.check",
 }
 # Collected only for Keras artifacts whose manifest asks for them (`tfmot: {quantize: true}`).
 TFMOT_CHECKS = {"tfmot_quantize": "quantize", "tfmot_prune": "prune"}
 
 
 def _wanted(name: str, artifact: Artifact) -> bool:
+    if name == "serving":  # only where the manifest (or policy.yaml) declares `serving.rate_per_s`
+        return artifact.manifest is not None and artifact.manifest.get("serving.rate_per_s") is not None
     if name not in TFMOT_CHECKS:
         return True
     m = artifact.manifest
