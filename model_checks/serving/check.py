@@ -65,6 +65,20 @@ class Served:
         return f"{self.url}/v2/models/{self.artifact.manifest.model_name}/infer"
 
 
+def _encoded(case: Case) -> tuple[bytes, ...]:
+    return tuple(json.dumps(encode_request(r)).encode() for r in _rows(case))
+
+
+def request_bodies(artifact: Artifact, pool: Any = None) -> tuple[bytes, ...]:
+    """Single-sample infer request bodies from the artifact's samples (or seeded inputs), as the gate feeds it."""
+    from model_checks.pool import ModelPool
+
+    with ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(ModelPool(trust_code=False))
+        return _encoded(CheckContext(artifact, pool).cases()[0])
+
+
 def _rows(case: Case) -> list[dict[str, np.ndarray]]:
     """Single-sample feeds from a case whose leading dim is the batch (the case itself otherwise)."""
     first = next(iter(case.inputs.values()))
@@ -120,8 +134,7 @@ class Serving:
         return open_artifact(path, self.ctx.artifact.root)
 
     def _bodies(self) -> tuple[bytes, ...]:
-        rows = [r for case in self.ctx.cases()[:1] for r in _rows(case)]
-        return tuple(json.dumps(encode_request(r)).encode() for r in rows)
+        return _encoded(self.ctx.cases()[0])
 
     # -- functional ----------------------------------------------------------------------------------
     def _functional(self, served: Served) -> None:
@@ -183,7 +196,7 @@ class Serving:
         """A B A B: each side gets half the requests and half the wall time in each of two phases, so a
         machine that slows down mid-run slows both."""
         half_n, half_s = max(1, self.spec.requests // 2), self.spec.duration_s / 2
-        their_bodies = self._bodies_for(theirs)
+        their_bodies = request_bodies(theirs.artifact, self.ctx.pool)
         a1 = self._open_loop(mine, bodies, half_n, half_s)
         b1 = self._open_loop(theirs, their_bodies, half_n, half_s)
         a2 = self._open_loop(mine, bodies, half_n, half_s)
@@ -214,16 +227,6 @@ class Serving:
                                  f"{lim.value:g} from {lim.source} ({sweep_a.peak_per_s:.1f} vs {sweep_b.peak_per_s:.1f} req/s); "
                                  "lower serving.speedup_vs only if the variant is not meant to be faster")
         return a, sweep_a
-
-    def _bodies_for(self, served: Served) -> tuple[bytes, ...]:
-        from model_checks.inputs import merge_interface, sample_cases
-
-        art = served.artifact
-        samples = art.path("samples")
-        if samples is None or art.manifest is None or art.manifest.inputs is None:
-            return self._bodies()
-        cases = sample_cases(samples, merge_interface(art.manifest.inputs, art.manifest.inputs), f"{art.rel_dir}/metadata.yaml: samples")
-        return tuple(json.dumps(encode_request(r)).encode() for r in _rows(cases[0]))
 
     def _accuracy_drop(self, mine: Served, theirs: Served) -> float | None:
         """Accuracy over HTTP on this artifact's eval_data, theirs minus this one's; None without eval data."""

@@ -9,7 +9,6 @@ millisecond a request in Python, which at 1,000 requests/s is the whole budget o
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -301,7 +300,3 @@ def sweep(target: Target, levels: Sequence[int] = (1, 2, 4), requests: int = 200
     """Closed loop at each concurrency, each level bounded by `requests` and `duration_s`."""
     return Sweep(tuple(asyncio.run(_closed_loop(target, c, requests, duration_s, timeout_s)) for c in levels))
 
-
-def wall_time(fn: Callable[[], Any]) -> tuple[Any, float]:
-    t0 = time.perf_counter()
-    return fn(), time.perf_counter() - t0

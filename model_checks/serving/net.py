@@ -41,7 +41,9 @@ def bound_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket on loopback; port 0 picks a free one."""
     host = require_loopback(host)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and without it
+    # Nagle's algorithm against delayed ACKs adds 40 ms to every answer written in two parts
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
