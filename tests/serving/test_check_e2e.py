@@ -9,7 +9,7 @@ from fixtures import artifacts as A
 
 IFACE = {"inputs": [{"name": "input", "dtype": "float32", "shape": ["batch", 4]}],
          "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", 3]}]}
-SHORT = {"rate_per_s": 40, "requests": 40, "duration_s": 5}
+SHORT = {"rate_per_s": 20, "requests": 40, "duration_s": 5}  # 2 s; the last answer may come 70 ms late
 
 
 def run(pytester, *args):
@@ -33,7 +33,7 @@ def test_serving_passes_and_fails_with_what_by_how_much_and_where(pytester):
     r.stdout.fnmatch_lines(["*serving: tight@1.0: 1 problem*",
                             "*- latency p50 * ms exceeds 0.001 ms from metadata.yaml serving.latency_ms.p50 (by * ms, measured from each "
                             "request's intended send time over 40 requests)*",
-                            "*open loop: 40 request(s) at 40/s (poisson), stopped by requests*",
+                            "*open loop: 40 request(s) at 20/s (poisson), stopped by requests*",
                             "*throughput stops growing*",
                             "*limits come from `serving:` in tight/metadata.yaml or policy.yaml*"])
     assert "Traceback" not in r.stdout.str()
@@ -41,6 +41,7 @@ def test_serving_passes_and_fails_with_what_by_how_much_and_where(pytester):
     assert "serving_achieved_rate" in junit and "serving_p99_ms" in junit
 
 
+@pytest.mark.slow  # two services and four load phases: about 17 s
 def test_compare_with_serves_both_and_gates_the_speedup(pytester):
     root = pytester.path / "arts"
     A.onnx_artifact(root / "fp32", name="fp32", **IFACE)
