@@ -110,6 +110,10 @@ def section(artifact: str, a: ArtifactFigures, runs: list[StoredRun]) -> Section
     lines = [f"size {_num(f.get('size_mb'), '.4g')} MB; accuracy drop {_num(f.get('accuracy_drop'), '+.4f')}"
              + (f" (accuracy {_num(f.get('accuracy'), '.4f')})" if f.get("accuracy") is not None else ""),
              "checks: " + (", ".join(f"{c} {s}" for c, s in a.status.items()) or "none ran")]
+    if f.get("serving_p99_ms") is not None:  # test_serving's figures (model_checks.serving.check)
+        lines.append(f"served over HTTP: {_num(f.get('serving_achieved_rate'), '.1f')} of {_num(f.get('serving_target_rate'), 'g')} req/s, "
+                     f"p50 {_num(f.get('serving_p50_ms'), '.2f')} / p99 {_num(f.get('serving_p99_ms'), '.2f')} ms, "
+                     f"peak {_num(f.get('serving_peak_per_s'), '.1f')} req/s")
     rows = []
     for (check, device), b in sorted(a.budgets.items(), key=lambda kv: (kv[0][1], BUDGET_CHECKS.index(kv[0][0]))):
         rows.append((check, device, *(_num(b.get(f"{s}_ms")) for s in STATS), _num(b.get("throughput_per_s"), ".1f"),
