@@ -3,7 +3,7 @@
     PYTHONPATH=$PWD .venv/bin/python bench/serving.py [--seconds 3] [--json out.json]
 
 1. The HTTP layer: digits_cnn_fp32 behind `model-checks serve` (its model in a worker process, as the
-   gate runs it) against calling the same runner in process: p50/p99 at batch 1, and the highest
+   gate runs it) against calling its session in process: p50/p99 at batch 1, and the highest
    open-loop rate sustained (>= 99% answered, no error, p99 <= 20 ms) from a ladder of rates.
 2. The load generator against a no-op endpoint at 100, 500 and 1,000 requests/s: achieved against
    target, and the latency it adds by itself.
@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,36 +28,30 @@ P99_LIMIT_MS = 20.0
 FAMILIES = {"digits_cnn": ("fp32", "int8_dynamic", "int8_static", "fp16"), "digits_keras": ("fp32", "int8", "uint8", "fp16")}
 
 
-def in_process(art, pool, n: int = 500) -> dict:
-    """p50/p99 and calls/s of runner.infer at batch 1, through the pool as the service uses it."""
+def in_process(art, n: int = 500) -> dict:
+    """p50/p99 and calls/s of the model's own session at batch 1, in this process (Runner.timed: no worker,
+    no pipe), the baseline the HTTP figures are set against."""
     from model_checks.checks.context import CheckContext
+    from model_checks.pool import ModelPool
 
-    ctx = CheckContext(art, pool)
-    feeds = {k: v[:1] for k, v in ctx.cases()[0].inputs.items()}
-    runner = ctx.runner()
-    for _ in range(20):
-        runner.infer(feeds)
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        runner.infer(feeds)
-        times.append(time.perf_counter() - t0)
+    with ModelPool() as pool:
+        ctx = CheckContext(art, pool)
+        feeds = {k: v[:1] for k, v in ctx.cases()[0].inputs.items()}
+        times = ctx.runner().timed(feeds, n, warmup=20)
     ms = np.array(times) * 1e3
     return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "per_s": float(n / sum(times))}
 
 
 def http_layer(seconds: float) -> dict:
     from model_checks.isolation.limits import Limits
-    from model_checks.pool import ModelPool
     from model_checks.serving.check import Served, request_bodies
     from model_checks.serving.load import Target, open_loop, sweep
     from model_checks.serving.process import running_service
     from model_checks.serving.service import open_artifact
 
     art = open_artifact(ROOT / "digits_cnn_fp32")
-    with ModelPool(isolation=Limits()) as pool:
-        inproc = in_process(art, pool)
-        bodies = request_bodies(art, pool)
+    inproc = in_process(art)
+    bodies = request_bodies(art)
     out: dict = {"in_process": inproc, "ladder": []}
     with running_service(art, isolation=Limits()) as url:
         target = Target(Served(art, url).infer_url, bodies)
@@ -91,7 +83,6 @@ def generator_accuracy(seconds: float) -> list[dict]:
 
 def families(seconds: float) -> list[dict]:
     from model_checks.isolation.limits import Limits
-    from model_checks.pool import ModelPool
     from model_checks.serving.check import Served, request_bodies
     from model_checks.serving.load import Target, open_loop, sweep
     from model_checks.serving.process import running_service
@@ -104,9 +95,7 @@ def families(seconds: float) -> list[dict]:
             if not d.is_dir():
                 continue
             art = open_artifact(d)
-            with ModelPool(isolation=Limits()) as pool:
-                inproc = in_process(art, pool, 300)
-                bodies = request_bodies(art, pool)
+            inproc, bodies = in_process(art, 300), request_bodies(art)
             with running_service(art, isolation=Limits()) as url:
                 target = Target(Served(art, url).infer_url, bodies)
                 r = open_loop(target, 100, int(100 * seconds), seconds)

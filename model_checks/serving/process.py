@@ -85,8 +85,9 @@ def running_service(artifact: Artifact, trust_code: bool = False, isolation: Lim
     """Start `model-checks serve` for the artifact; yield its base URL once /v2/health/ready answers 200."""
     with tempfile.NamedTemporaryFile(prefix="model-checks-serve-", suffix=".log", delete=False) as log:
         log_path = log.name
-    proc = subprocess.Popen(serve_command(artifact, trust_code, isolation), stdout=subprocess.PIPE, stderr=open(log_path, "wb"),
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    with open(log_path, "wb") as err:  # the child holds its own copy of the descriptor
+        proc = subprocess.Popen(serve_command(artifact, trust_code, isolation), stdout=subprocess.PIPE, stderr=err,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + startup_timeout_s
         url = _first_line(proc, deadline)

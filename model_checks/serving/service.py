@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from model_checks.artifact import Artifact
-from model_checks.errors import ManifestError, ModelChecksError
+from model_checks.errors import ModelChecksError
 from model_checks.isolation.limits import Limits
 from model_checks.pool import ModelPool
 from model_checks.serving.protocol import MAX_BODY_BYTES, ProtocolError, decode_request, encode_response, model_metadata, parse_json
@@ -32,10 +32,7 @@ def open_artifact(directory: Path, root: Path | None = None) -> Artifact:
     root = Path(os.path.normpath(root.absolute()))
     policy = load_policy(root / POLICY, f"{root.name}/{POLICY}")
     display = f"{directory.relative_to(root).as_posix()}/metadata.yaml"
-    try:
-        m = load_manifest(directory / "metadata.yaml", display, policy, f"{root.name}/{POLICY}")
-    except ManifestError:
-        raise
+    m = load_manifest(directory / "metadata.yaml", display, policy, f"{root.name}/{POLICY}")
     return Artifact(id=m.id, root=root, dir=directory, manifest=m)
 
 
