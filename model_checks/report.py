@@ -13,7 +13,7 @@ import pytest
 
 from model_checks.session import PROPERTY
 
-COLUMNS = ("manifest", "integrity", "metadata", "limits", "equivalence", "accuracy", "serving")
+COLUMNS = ("manifest", "integrity", "metadata", "limits", "equivalence", "accuracy")
 MARK = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}
 
 
@@ -44,6 +44,13 @@ def _fmt(v: object, spec: str = ".3g") -> str:
     return str(v)
 
 
+def _served(f: dict, status: str | None) -> str:
+    """test_serving's cell: its status, with the achieved rate and p99 when it measured them."""
+    if f.get("serving_p99_ms") is None:
+        return status or "-"
+    return f"{status} ({f['serving_achieved_rate']:.1f}, {f['serving_p99_ms']:.2f})"
+
+
 @dataclass(eq=False)  # a plugin object must stay hashable: pluggy keeps plugins in sets
 class SummaryReport:
     path: Path
@@ -63,14 +70,14 @@ class SummaryReport:
         row["figures"].update({k: v for k, v in (p.get("figures") or {}).items() if v is not None})
 
     def render(self) -> str:
-        head = ["artifact", "format", "precision", "opset", "size (MB)", "worst rel_l2", "worst MAE", "accuracy drop", "served req/s, p99 ms", *COLUMNS]
+        head = ["artifact", "format", "precision", "opset", "size (MB)", "worst rel_l2", "worst MAE", "accuracy drop", "serving (req/s, p99 ms)", *COLUMNS]
         lines = ["# model-checks summary", "", f"{len(self.rows)} artifact(s).", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for aid in sorted(self.rows):
             r = self.rows[aid]
             f = r["figures"]
             cells = [f"`{aid}`", _fmt(r["format"]), _fmt(f.get("precision")), _fmt(f.get("opset")), _fmt(f.get("size_mb"), ".3f"),
                      _fmt(f.get("rel_l2")), _fmt(f.get("mae")), _fmt(f.get("accuracy_drop"), "+.4f"),
-                     "-" if f.get("serving_p99_ms") is None else f"{f['serving_achieved_rate']:.1f}, {f['serving_p99_ms']:.2f}"]
+                     _served(f, r["status"].get("serving"))]
             cells += [r["status"].get(c, "-") for c in COLUMNS]
             lines.append("| " + " | ".join(cells) + " |")
         failed = sum(1 for r in self.rows.values() if any(s in ("FAIL", "ERROR") for s in r["status"].values()))
