@@ -89,7 +89,7 @@ def test_serving_skips_under_xdist_and_says_why(pytester, monkeypatch):
     ({"rate_per_s": 0}, "serving.rate_per_s: 0 is less than or equal to the minimum of 0"),
     ({"rate_per_s": 5, "arrivals": "burst"}, "serving.arrivals: 'burst' is not one of constant, poisson"),
     ({"rate_per_s": 5, "latency": {"p99": 1}}, "serving.latency: unknown key; did you mean 'latency_ms'?"),
-    ({"requests": 5}, "serving.rate_per_s: required key is missing"),
+    ({"requests": 5}, "serving.rate_per_s: required (in metadata.yaml or the root's policy.yaml): the open-loop arrival rate"),
 ])
 def test_serving_keys_follow_the_schema(pytester, serving, message):
     A.onnx_artifact(pytester.path / "arts" / "a", name="a", serving=serving, **IFACE)
