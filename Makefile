@@ -30,7 +30,8 @@ artifacts: $(STAMP)
 # The whole gate plus nightly tests; budgets are saved with pytest-benchmark (.benchmarks/) for the trends, and
 # reports/nightly.md + reports/nightly.html are written (also to $GITHUB_STEP_SUMMARY when set).
 nightly: $(STAMP)
-	$(PY) -m pytest tests artifacts --model-checks artifacts --model-checks-trust-code -m "nightly or model_checks" --benchmark-autosave $(PYTEST_ARGS)
+	$(PY) -m pytest tests artifacts --model-checks artifacts --model-checks-trust-code -m "nightly or model_checks" --benchmark-autosave \
+		--model-checks-nightly-report reports $(PYTEST_ARGS)
 
 fuzz: $(STAMP)
 	$(PY) -m pytest tests -m fuzz $(PYTEST_ARGS)

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from fixtures import artifacts  # noqa: E402
 from fixtures.slow_models import chain  # noqa: E402
-from model_checks.budgets.baseline import Baseline  # noqa: E402
+from model_checks.checks.budgets.baseline import Baseline  # noqa: E402
 
 BUDGET = {"cpu": {"threads": 1, "latency_ms": {"p50": 1000.0}}}
 

@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from model_checks.budgets.check import BudgetOptions, run  # noqa: E402
-from model_checks.budgets.measure import BareBench  # noqa: E402
+from model_checks.checks.budgets.check import BudgetOptions, run  # noqa: E402
+from model_checks.checks.budgets.measure import BareBench  # noqa: E402
 from model_checks.checks.context import CheckContext  # noqa: E402
-from model_checks.discovery import discover  # noqa: E402
-from model_checks.pool import ModelPool  # noqa: E402
+from model_checks.core.discovery import discover  # noqa: E402
+from model_checks.core.pool import ModelPool  # noqa: E402
 
 
 def session(root: Path, artifact_id: str, baselines: Path | None = None, update: bool = False, check: str = "latency") -> dict:

@@ -32,7 +32,7 @@ def in_process(art, n: int = 500) -> dict:
     """p50/p99 and calls/s of the model's own session at batch 1, in this process (Runner.timed: no worker,
     no pipe), the baseline the HTTP figures are set against."""
     from model_checks.checks.context import CheckContext
-    from model_checks.pool import ModelPool
+    from model_checks.core.pool import ModelPool
 
     with ModelPool() as pool:
         ctx = CheckContext(art, pool)
@@ -136,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   {r['artifact']:<26} {r['size_kb']:>6.1f} {drop:>7} | {i['p50_ms']:>6.3f} {i['p99_ms']:>6.3f} {i['per_s']:>6.0f} | "
               f"{w['p50_ms']:>6.2f} {w['p99_ms']:>6.2f} {w['peak_per_s']:>7.0f}")
     if args.json:
-        args.json.write_text(json.dumps(res, indent=1, default=str))
+        from model_checks.core.fileio import write_text
+
+        write_text(args.json, json.dumps(res, indent=1, default=str))
     return 0
 
 

@@ -12,7 +12,7 @@ import importlib
 import sys
 from typing import Sequence
 
-# name -> module. Add a line here to add a subcommand.
+# name -> module. Add a line here to add a subcommand (and its extra below, if it needs one).
 COMMANDS: dict[str, str] = {
     "schema": "model_checks.commands.schema",
     "validate": "model_checks.commands.validate",
@@ -22,11 +22,26 @@ COMMANDS: dict[str, str] = {
     "fp16": "model_checks.commands.fp16",
     "optimize": "model_checks.commands.optimize",
     "convert-keras": "model_checks.commands.convert_keras",
+    "convert-sklearn": "model_checks.commands.convert_sklearn",
     "package": "model_checks.commands.package",
     "tfmot-matrix": "model_checks.commands.tfmot_matrix",
     "serve": "model_checks.commands.serve",
     "loadtest": "model_checks.commands.loadtest",
 }
+# name -> the extras it needs beyond the base install, named in --help
+EXTRAS: dict[str, str] = {
+    "export": "torch,producers",
+    "trace": "torch",
+    "quantize": "producers",
+    "fp16": "producers",
+    "convert-keras": "keras,producers",
+    "package": "producers",
+    "tfmot-matrix": "keras",
+}
+DESCRIPTION = """Gate and produce ML model artifacts.
+
+The gate itself is a pytest plugin: run `pytest --model-checks DIR` (or set model_checks_roots in pytest.ini).
+These commands check manifests and produce artifacts; each names the extra it needs: pip install 'model-checks[EXTRA]'."""
 
 
 def _doc(module: str) -> tuple[str, str]:
@@ -50,10 +65,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = _Parser(prog="model-checks", description="Gate and produce ML model artifacts.")
+    from model_checks import __version__
+
+    parser = _Parser(prog="model-checks", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"model-checks {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in COMMANDS.items():
         summary, epilog = _doc(module)
+        if name in EXTRAS:
+            summary = f"{summary} [extra: {EXTRAS[name]}]"
         p = sub.add_parser(name, help=summary, description=summary, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
         if name == only:
             importlib.import_module(module).add_arguments(p)
@@ -68,12 +88,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    from model_checks.errors import ModelChecksError
+    from model_checks.core.errors import ModelChecksError
+    from model_checks.core.requires import is_optional, missing
 
     try:
         return int(importlib.import_module(COMMANDS[args.command]).run(args) or 0)
     except ModelChecksError as e:
         print(f"model-checks {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as e:  # an extra not installed: a sentence, never a traceback
+        if not is_optional(e):
+            raise
+        extra = EXTRAS.get(args.command, "").split(",")[0] or None
+        print(f"model-checks {args.command}: error: {missing(e, None if e.name and e.name.split('.')[0] in ('torch', 'tensorflow') else extra, args.command)}",
+              file=sys.stderr)
         return 1
 
 

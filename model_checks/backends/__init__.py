@@ -1,20 +1,33 @@
-"""One folder a framework, the same module names in each: `loader` (safe load), `runner` (inference),
-`inspect` (facts read off the model without running it). Frameworks are imported lazily, per format."""
+"""One folder a framework, the same module names in each: `loader` (safe load), `runner` (inference), `facts`
+(facts read off the model without running it) and `timing` (a model opened for budgets on a device).
+Frameworks are imported lazily, per format. Adding a framework is adding its folder and one line in BACKENDS."""
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
-from model_checks.errors import MissingDependencyError, UntrustedFormatError
+from model_checks.core.errors import DeviceUnavailable, MissingDependencyError, UntrustedFormatError
 
-# format -> backend package; which extra installs it; whether loading it can run code.
-BACKENDS: dict[str, tuple[str, str, bool]] = {
-    "onnx": ("model_checks.backends.onnx", "model-checks", False),
-    "torchscript": ("model_checks.backends.torchscript", "model-checks[torch]", True),
-    "keras": ("model_checks.backends.keras", "model-checks[keras]", False),
-    "saved_model": ("model_checks.backends.keras", "model-checks[keras]", True),
+if TYPE_CHECKING:
+    from model_checks.backends.base import Target
+
+
+@dataclass(frozen=True)
+class Backend:
+    package: str  # the folder: loader, runner, facts, timing
+    extra: str  # what installs its framework
+    family: str  # formats of one family share a runtime, and so one isolated worker
+
+
+BACKENDS: dict[str, Backend] = {
+    "onnx": Backend("model_checks.backends.onnx", "model-checks", "onnx"),
+    "torchscript": Backend("model_checks.backends.torchscript", "model-checks[torch]", "torch"),
+    "keras": Backend("model_checks.backends.keras", "model-checks[keras]", "tensorflow"),
+    "saved_model": Backend("model_checks.backends.keras", "model-checks[keras]", "tensorflow"),
 }
 
 CODE_FORMATS_WHY = {
@@ -28,13 +41,32 @@ def backend(fmt: str, submodule: str) -> ModuleType:
     """`backend("onnx", "runner")`: import a backend module, naming what to install when it fails."""
     if fmt not in BACKENDS:
         raise MissingDependencyError(f"no backend for format {fmt!r}; known: {', '.join(BACKENDS)}")
-    pkg, extra, _ = BACKENDS[fmt]
+    pkg, extra = BACKENDS[fmt].package, BACKENDS[fmt].extra
     try:
         return importlib.import_module(f"{pkg}.{submodule}")
     except ModuleNotFoundError as e:
         if e.name and e.name.startswith("model_checks"):
             raise MissingDependencyError(f"format {fmt!r} is not supported yet by this version of model-checks ({e.name})") from None
         raise MissingDependencyError(f"checking {fmt} artifacts needs {e.name}: pip install '{extra}'") from None
+
+
+def family(fmt: str) -> str:
+    """The runtime family of a format: the worker its models run in."""
+    return BACKENDS[fmt].family if fmt in BACKENDS else fmt
+
+
+def load_runtime(fmt: str) -> None:
+    """Import the framework that runs `fmt`, so that its import is not counted as opening the model."""
+    if fmt in BACKENDS:
+        backend(fmt, "timing").load_runtime()
+
+
+def open_target(path: Path, fmt: str, root: Path, device: str, threads: int | None, trust_code: bool = False) -> Target:
+    """Open `path` for timing on `device` ("cpu" or "gpu") with `threads` intra-op threads, through its backend."""
+    require_trust_for(path, fmt, trust_code)
+    if fmt not in BACKENDS:
+        raise DeviceUnavailable(f"budgets for {fmt} artifacts are not measured by this version of model-checks (onnx, torchscript and keras are)")
+    return backend(fmt, "timing").open_target(path, root, device, threads)
 
 
 def carries_code(fmt: str, path_suffix: str) -> str | None:
@@ -53,7 +85,7 @@ def require_trust_for(path: Path, fmt: str, trust_code: bool) -> None:
         if path.is_dir():
             fmt = "saved_model"
         elif path.suffix.lower() != ".h5":
-            from model_checks.sniff import sniff
+            from model_checks.safety.sniff import sniff
 
             if path.is_file() and sniff(path) != "zip":
                 require_trust(fmt, ".h5", trust_code)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from model_checks.errors import InferenceError, ModelChecksError
+from model_checks.core.errors import InferenceError, ModelChecksError, runtime_error_text
 from model_checks.manifest.model import TensorSpec
 
 
@@ -33,7 +33,7 @@ class Runner:
         except ModelChecksError:
             raise
         except Exception as e:  # onnxruntime, torch and tensorflow each raise their own types
-            raise InferenceError(f"{self.path.name}: inference failed ({type(e).__name__}: {str(e).strip()[:300]})") from e
+            raise InferenceError(f"{self.path.name}: inference failed: {runtime_error_text(e)}") from e
 
     def timed(self, feeds: Mapping[str, np.ndarray], repeat: int, warmup: int = 1) -> list[float]:
         """Seconds taken by each of `repeat` inferences after `warmup` untimed ones, measured where the
@@ -83,3 +83,26 @@ class ModelFacts:
     opset: int | None = None
     opsets: dict[str, int] = field(default_factory=dict)
     optimization_leftovers: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+
+
+@dataclass
+class Target:
+    """A model opened for timing by a backend's `timing.open_target`: `call()` runs it once on the inputs given to
+    `prepare` and returns when the result is complete (on a GPU: synchronized, so a timer around it measures the
+    work, not the launch)."""
+
+    description: str
+    run: Callable[[Any], Any]
+    convert: Callable[[dict[str, np.ndarray]], Any]
+    release: Callable[[], Any] = lambda: None
+    _prepared: Any = field(default=None, init=False)
+
+    def prepare(self, feeds: dict[str, np.ndarray]) -> None:
+        self._prepared = self.convert(feeds)
+
+    def call(self) -> Any:
+        return self.run(self._prepared)
+
+    def close(self) -> None:
+        self.release()
+        self._prepared = None

@@ -1,5 +1,5 @@
-"""Precision judged from how many parameter values each dtype holds; shared by the TorchScript and Keras
-backends (the ONNX backend also weighs quantization nodes, which only a graph shows)."""
+"""Precision judged from how many parameter values each dtype holds; shared by every backend (the ONNX backend
+first weighs quantization nodes, which only a graph shows)."""
 
 from __future__ import annotations
 

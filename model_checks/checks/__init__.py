@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from model_checks.artifact import Artifact
+from model_checks.core.artifact import Artifact
 
 # name -> module; order is the order tests run in, cheapest first.
 CHECKS: dict[str, str] = {
@@ -40,6 +40,6 @@ def applicable(artifact: Artifact) -> list[str]:
     """Checks to collect for an artifact; an invalid manifest gets only `manifest`, which fails."""
     if artifact.manifest is None:
         return ["manifest"]
-    from model_checks.budgets.spec import budget_checks
+    from model_checks.checks.budgets.spec import budget_checks
 
     return ["manifest", *(c for c in CHECKS if _wanted(c, artifact)), *budget_checks(artifact.manifest)]

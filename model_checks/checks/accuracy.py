@@ -7,30 +7,65 @@ import numpy as np
 
 from model_checks.backends.base import Runner
 from model_checks.checks.context import CheckContext
-from model_checks.errors import ArtifactLoadError, InferenceError
-from model_checks.inputs import load_npz
-from model_checks.results import CheckResult
+from model_checks.core.errors import ArtifactLoadError, InferenceError
+from model_checks.core.inputs import load_npz
+from model_checks.core.results import CheckResult
 
 NAME = "accuracy"
 CLAIM_SLACK = 0.005
 BATCH = 256
 
 
-def accuracy(runner: Runner, x: np.ndarray, y: np.ndarray, batch: int = BATCH) -> float:
-    """Top-1 accuracy of the first output's argmax; the batch is fixed at 1 when the model's is."""
+def pick_output(outs: dict[str, np.ndarray], n: int, wanted: str | None, where: str) -> tuple[str, str]:
+    """(name, how) of the output to score for a batch of `n`: `accuracy.output` when declared, else the
+    scores output (floating, one row per sample, one column per class), else a label output (one integer
+    or string per sample), compared with the labels directly. skl2onnx puts the labels first."""
+
+    def how(a: np.ndarray) -> str | None:
+        if a.ndim == 2 and a.shape[0] == n and a.shape[1] > 1 and a.dtype.kind == "f":
+            return "argmax of scores"
+        if a.shape[:1] == (n,) and (a.ndim == 1 or a.shape[1:] == (1,)) and a.dtype.kind in "iuUSOb":
+            return "labels"
+        return None
+
+    shapes = ", ".join(f"'{k}' {a.dtype} {list(a.shape)}" for k, a in outs.items())
+    if wanted is not None:
+        if wanted not in outs:
+            raise ArtifactLoadError(f"{where}: accuracy.output '{wanted}' is not an output of the model (it has {shapes})")
+        h = how(outs[wanted])
+        if h is None:
+            raise ArtifactLoadError(f"{where}: accuracy.output '{wanted}' is {outs[wanted].dtype} {list(outs[wanted].shape)} for {n} samples; "
+                                    "it must hold one row of class scores per sample, or one label per sample")
+        return wanted, h
+    for kind in ("argmax of scores", "labels"):
+        for k, a in outs.items():
+            if how(a) == kind:
+                return k, kind
+    raise InferenceError(f"{where}: no output holds one row of class scores or one label per sample for a batch of {n} "
+                         f"(outputs: {shapes}); accuracy needs one, named by accuracy.output")
+
+
+def accuracy(runner: Runner, x: np.ndarray, y: np.ndarray, wanted: str | None = None, where: str = "", batch: int = BATCH) -> tuple[float, str]:
+    """Top-1 accuracy and the output it scored ("'probabilities' (argmax of scores)"); the batch is fixed
+    at 1 when the model's is."""
     spec = runner.inputs[0]
     if spec.shape and isinstance(spec.shape[0], int) and spec.shape[0] > 0:
         batch = spec.shape[0]
     hits = 0
     want = np.dtype(spec.dtype) if spec.dtype and spec.dtype != "bfloat16" else x.dtype
+    chosen: tuple[str, str] | None = None
     for i in range(0, len(x), batch):
         chunk = x[i : i + batch]
-        out = np.asarray(next(iter(runner.infer({spec.name: chunk.astype(want, copy=False)}).values())))
+        outs = runner.infer({spec.name: chunk.astype(want, copy=False)})
+        chosen = chosen or pick_output(outs, len(chunk), wanted, where or runner.path.name)
+        out = np.asarray(outs[chosen[0]])
         if out.ndim == 0 or out.shape[0] != len(chunk):  # never let numpy broadcast predictions against labels
-            raise InferenceError(f"{runner.path.name}: its first output has shape {list(out.shape)} for a batch of {len(chunk)} samples; "
-                                 "accuracy needs one row of scores per sample")
-        hits += int(np.sum(np.argmax(out.reshape(len(out), -1), axis=-1) == y[i : i + batch]))
-    return hits / len(x)
+            raise InferenceError(f"{runner.path.name}: output '{chosen[0]}' has shape {list(out.shape)} for a batch of {len(chunk)} samples; "
+                                 "accuracy needs one row of scores or one label per sample")
+        predicted = np.argmax(out, axis=-1) if chosen[1] == "argmax of scores" else out.reshape(len(out))
+        hits += int(np.sum(predicted == y[i : i + batch]))
+    assert chosen is not None
+    return hits / len(x), f"'{chosen[0]}' ({chosen[1]})"
 
 
 def run(ctx: CheckContext) -> CheckResult:
@@ -48,14 +83,15 @@ def run(ctx: CheckContext) -> CheckResult:
     runner = ctx.runner()
     if len(runner.inputs) != 1:
         raise ArtifactLoadError(f"{ctx.where}: eval_data needs a single-input model; this one has {len(runner.inputs)}")
-    acc = accuracy(runner, x, y)
+    wanted = m.get("accuracy.output")
+    acc, scored = accuracy(runner, x, y, wanted, ctx.where)
     figures: dict = {"accuracy": acc}
     problems: list[str] = []
     notes: list[str] = []
     if ctx.reference_kind == "model":
         ref_runner = ctx.reference_runner()
         ref_x = next(iter(ctx.reference_feeds({runner.inputs[0].name: x}).values()))  # in the reference's layout
-        ref_acc = accuracy(ref_runner, ref_x, y)
+        ref_acc, ref_scored = accuracy(ref_runner, ref_x, y, None if ctx.cross_framework else wanted, f"{ctx.where}: reference.path")
         drop = ref_acc - acc
         figures.update(reference_accuracy=ref_acc, accuracy_drop=drop)
         limit = m.get("limits.max_accuracy_drop")
@@ -67,9 +103,9 @@ def run(ctx: CheckContext) -> CheckResult:
         claimed = m.get("accuracy_drop")
         if claimed is not None and abs(claimed - drop) > CLAIM_SLACK:
             problems.append(f"accuracy_drop: declared {claimed}, measured {drop:.4f} (more than {CLAIM_SLACK} apart); update accuracy_drop in {ctx.where}")
-        headline = f"accuracy {acc:.4f}, reference {ref_acc:.4f}, drop {drop:+.4f} on {len(y)} samples"
+        headline = f"accuracy {acc:.4f} from output {scored}, reference {ref_acc:.4f} from {ref_scored}, drop {drop:+.4f} on {len(y)} samples"
     else:
         if m.get("accuracy_drop") is not None or m.get("limits.max_accuracy_drop") is not None:
             problems.append("accuracy_drop / limits.max_accuracy_drop need a model as reference.path to measure the reference's accuracy")
-        headline = f"accuracy {acc:.4f} on {len(y)} samples (no reference model to compare)"
+        headline = f"accuracy {acc:.4f} from output {scored} on {len(y)} samples (no reference model to compare)"
     return CheckResult.from_problems(NAME, ctx.artifact.id, problems, passed=headline, figures=figures, notes=notes)

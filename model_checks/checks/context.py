@@ -8,13 +8,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
-from model_checks.artifact import Artifact
+from model_checks.core.artifact import Artifact
 from model_checks.backends.base import ModelFacts, Runner
-from model_checks.errors import ModelChecksError, with_context
-from model_checks.inputs import Case, generated_cases, merge_interface, sample_cases
+from model_checks.core.errors import ManifestError, ModelChecksError, with_context
+from model_checks.core.inputs import Case, generated_cases, merge_interface, sample_cases
 from model_checks.manifest import Manifest, guess_format
-from model_checks.pool import ModelPool
-from model_checks.references import recorded_cases, reference_kind, testdata_cases
+from model_checks.core.pool import ModelPool
+from model_checks.core.references import recorded_cases, reference_kind, testdata_cases
 
 
 @dataclass
@@ -48,7 +48,11 @@ class CheckContext:
     # -- the reference -------------------------------------------------------------------------------
     @cached_property
     def reference_path(self) -> Path | None:
-        return self.artifact.path("reference.path")
+        path = self.artifact.path("reference.path")
+        if path is not None and path.exists() and path.resolve() == self.model_path.resolve():
+            raise ManifestError(self.where, f"reference.path: {self.manifest.get('reference.path')} resolves to this artifact's own model "
+                                            f"({self.manifest.get('file')}); a model compared with itself proves nothing: name the model it was made from")
+        return path
 
     @cached_property
     def reference_kind(self) -> str | None:
@@ -74,10 +78,10 @@ class CheckContext:
         return self.reference_format != self.fmt or self.fmt == "torchscript"
 
     def reference_feeds(self, feeds: dict) -> dict:
-        """The artifact's feeds as the reference model wants them: its names, its layout (`model_checks.layout`)."""
+        """The artifact's feeds as the reference model wants them: its names, its layout (`model_checks.core.layout`)."""
         if not self.cross_framework:
             return feeds
-        from model_checks.layout import feeds_for
+        from model_checks.core.layout import feeds_for
 
         specs = merge_interface(self.manifest.inputs, self.runner().inputs)
         return feeds_for(feeds, specs, self.fmt, self.reference_runner().inputs, self.reference_format)
@@ -88,7 +92,7 @@ class CheckContext:
         out = self.reference_runner().infer(self.reference_feeds(feeds))
         if not self.cross_framework:
             return out
-        from model_checks.layout import outputs_as
+        from model_checks.core.layout import outputs_as
 
         return outputs_as(out, {o.name: None for o in self.runner().outputs})
 
@@ -108,6 +112,13 @@ class CheckContext:
     # -- inputs --------------------------------------------------------------------------------------
     def interface(self) -> list:
         return merge_interface(self.manifest.inputs, self.runner().inputs)
+
+    def sample_feeds(self) -> dict | None:
+        """The artifact's `samples` as feeds by input name, or None when it ships none."""
+        samples = self.artifact.path("samples")
+        if samples is None:
+            return None
+        return sample_cases(samples, self.interface(), f"{self.where}: samples")[0].inputs
 
     def cases(self) -> list[Case]:
         """What equivalence runs: recorded cases when the reference is a recording, else samples or generated."""

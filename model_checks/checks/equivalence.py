@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from model_checks.checks.context import CheckContext
-from model_checks.metrics import Comparison, OutputComparison, compare_outputs
-from model_checks.results import CheckResult
+from model_checks.core.metrics import Comparison, OutputComparison, compare_outputs
+from model_checks.core.results import CheckResult
 
 NAME = "equivalence"
 

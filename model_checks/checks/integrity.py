@@ -4,8 +4,8 @@ and matches the declared sha256 (ONNX: with its external data files)."""
 from __future__ import annotations
 
 from model_checks.checks.context import CheckContext
-from model_checks.digest import sha256_of
-from model_checks.results import CheckResult
+from model_checks.safety.digest import sha256_of
+from model_checks.core.results import CheckResult
 
 NAME = "integrity"
 

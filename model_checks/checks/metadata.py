@@ -11,14 +11,14 @@ from packaging.version import InvalidVersion, Version
 from model_checks.backends.base import ModelFacts
 from model_checks.checks.context import CheckContext
 from model_checks.manifest.model import TensorSpec
-from model_checks.results import CheckResult
+from model_checks.core.results import CheckResult
 
 NAME = "metadata"
 
 # Producer steps that name what was done but leave nothing the graph can show.
 PRODUCER_STEPS = {
     "quantize_dynamic", "quantize_static", "quantize_qdq", "quant_pre_process", "fp16", "convert_float_to_float16",
-    "keep_io_types", "per_channel", "torch_dynamic_quantization", "trace", "script", "tf2onnx", "ort_optimize",
+    "keep_io_types", "per_channel", "torch_dynamic_quantization", "trace", "script", "tf2onnx", "skl2onnx", "zipmap", "no_zipmap", "torch.export", "ort_optimize",
 }
 RUNTIME_PACKAGES = {"onnx": "onnxruntime", "torchscript": "torch", "keras": "tf-keras", "saved_model": "tensorflow"}
 

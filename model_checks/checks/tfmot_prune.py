@@ -4,8 +4,8 @@ short fit reaches `tfmot.target_sparsity` (default 0.5) on every pruned layer.""
 from __future__ import annotations
 
 from model_checks.checks.context import CheckContext
-from model_checks.inputs import seed_for
-from model_checks.results import CheckResult
+from model_checks.core.inputs import seed_for
+from model_checks.core.results import CheckResult
 
 NAME = "tfmot_prune"
 

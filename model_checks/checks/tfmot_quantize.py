@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from model_checks.checks.context import CheckContext
-from model_checks.inputs import seed_for
-from model_checks.results import CheckResult
+from model_checks.core.inputs import seed_for
+from model_checks.core.results import CheckResult
 
 NAME = "tfmot_quantize"
 

@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from model_checks.inputs import load_npz
+    from model_checks.core.inputs import load_npz
     from model_checks.producers.fp16 import to_fp16
 
     samples = load_npz(args.samples, "--samples") if args.samples else None

@@ -13,18 +13,18 @@ import json
 import sys
 from pathlib import Path
 
-from model_checks.plugin import _positive_number as _positive
+from model_checks.core.argtypes import positive_number
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("url", metavar="URL", help="an infer URL (…/v2/models/NAME/infer) or a base URL on loopback")
-    p.add_argument("--rate", type=_positive(float, "requests/s"), required=True, metavar="R", help="open-loop arrival rate, requests/s")
-    p.add_argument("--duration", type=_positive(float, "seconds"), required=True, metavar="S", help="wall-time cap of the load phase, s")
+    p.add_argument("--rate", type=positive_number(float, "requests/s"), required=True, metavar="R", help="open-loop arrival rate, requests/s")
+    p.add_argument("--duration", type=positive_number(float, "seconds"), required=True, metavar="S", help="wall-time cap of the load phase, s")
     p.add_argument("--body-from", type=Path, required=True, metavar="ARTIFACT_DIR", help="request bodies from this artifact's samples")
-    p.add_argument("--requests", type=_positive(int, "requests"), default=None, metavar="N", help="request cap. Default: rate x duration")
+    p.add_argument("--requests", type=positive_number(int, "requests"), default=None, metavar="N", help="request cap. Default: rate x duration")
     p.add_argument("--arrivals", choices=("constant", "poisson"), default="constant", help="arrival process. Default: constant")
     p.add_argument("--seed", type=int, default=0, help="seed of Poisson arrivals. Default: 0")
-    p.add_argument("--timeout", type=_positive(float, "seconds"), default=5.0, metavar="S", help="per-request timeout. Default: 5")
+    p.add_argument("--timeout", type=positive_number(float, "seconds"), default=5.0, metavar="S", help="per-request timeout. Default: 5")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table. Default: off")
 
 

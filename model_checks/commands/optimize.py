@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from model_checks.inputs import load_npz
+    from model_checks.core.inputs import load_npz
     from model_checks.producers.optimize import DEFAULT_PASSES, ProducerError, check_passes, optimize
 
     try:

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     twin = None
     if args.interface_from:
-        from model_checks.backends.onnx.inspect import model_facts
+        from model_checks.backends.onnx.facts import model_facts
 
         twin = model_facts(args.interface_from, args.interface_from.parent)
     result = package(args.model, args.out, model_name=args.name, version=args.version, root=args.root, reference=args.reference,

@@ -115,7 +115,7 @@ def load_object(ref: str, option: str) -> Any:
 
 def load_array(path: Path, option: str) -> Any:
     """The array of an .npz for a single-input model (named x, input, inputs or samples, else its only one)."""
-    from model_checks.inputs import load_npz
+    from model_checks.core.inputs import load_npz
     from model_checks.producers.calibration import pick_array
 
     return pick_array(load_npz(path, option), None, f"{option}: {path.name}")

@@ -40,8 +40,8 @@ def _paint(text: str, ok: bool, color: bool) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from model_checks.backends.keras.loader import keras_modules
-    from model_checks.errors import ModelChecksError
-    from model_checks.report import atomic_write
+    from model_checks.core.errors import ModelChecksError
+    from model_checks.core.fileio import write_text
     from model_checks.tfmot.matrix import Results, constructors, render, run_matrix
 
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ)
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{label:<34} quantize {_paint(e.quantize.cell(), e.quantize.ok, color)}   prune {_paint(e.prune.cell(), e.prune.ok, color)}   {e.seconds:.0f}s", flush=True)
 
     m = run_matrix(args.only or known, tops, args.budget, show, results.done)
-    atomic_write(args.out, render(m))
+    write_text(args.out, render(m))
     c = m.counts()
     print(f"{c['entries']} configurations in {m.seconds:.0f}s" + (f" ({m.carried} carried over)" if m.carried else "")
           + f": quantize {c['quantize_pass']} pass, prune {c['prune_pass']} pass"

@@ -7,6 +7,7 @@ example:
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -15,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from model_checks.discovery import discover
+    from model_checks.core.discovery import discover
 
     for r in args.roots:
         if not r.is_dir():
@@ -27,4 +28,10 @@ def run(args: argparse.Namespace) -> int:
         if a.error:
             print("     " + a.error.replace("\n", "\n     "))
     print(f"{len(arts)} artifact(s), {len(bad)} invalid")
+    if not arts:
+        from model_checks.plugin.roots import no_artifact_message
+
+        for r in args.roots:
+            print(no_artifact_message(r.absolute(), Path.cwd()).replace("model-checks: ", "model-checks validate: error: ", 1), file=sys.stderr)
+        return 1
     return 1 if bad else 0

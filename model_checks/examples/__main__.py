@@ -1,4 +1,4 @@
-"""`python -m model_checks.examples artifacts [--out DIR] [--only torch|keras]`: rebuild the example artifacts
+"""`python -m model_checks.examples artifacts [--out DIR] [--only torch|keras|sklearn|transformer]`: rebuild the example artifacts
 from scikit-learn's digits and print the size/latency/throughput/accuracy table (also written to
 reports/artifacts-table.md)."""
 
@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 
 
+from model_checks.examples import FAMILIES
+
+
 def main(argv: list[str] | None = None) -> int:
     if os.environ.get("PYTHONHASHSEED") != "0":
         # torch.jit.script writes a module's constants in set order, which follows Python's per-process string
@@ -21,14 +24,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m model_checks.examples", description=__doc__)
     p.add_argument("what", choices=["artifacts"], help="what to build")
     p.add_argument("--out", type=Path, default=Path("artifacts"), metavar="DIR", help="the artifacts root to write (default: artifacts)")
-    p.add_argument("--only", choices=["torch", "keras"], action="append", help="build one family (repeatable; default: both)")
+    p.add_argument("--only", choices=list(FAMILIES), action="append", help="build one family (repeatable; default: all)")
     p.add_argument("--table", type=Path, default=Path("reports/artifacts-table.md"), metavar="PATH",
                    help="where to write the measured table (default: reports/artifacts-table.md)")
     args = p.parse_args(argv)
     from model_checks.examples.build import build
     from model_checks.examples.table import markdown, rows
 
-    made = build(args.out, tuple(args.only or ("torch", "keras")))
+    made = build(args.out, tuple(args.only or FAMILIES))
     for m in made:
         print(m)
     text = markdown(rows(made, args.out))

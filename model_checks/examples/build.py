@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from model_checks.examples import FAMILIES
 from model_checks.examples.data import Digits, digits
 from model_checks.producers.package import Packaged, package
 
@@ -19,6 +20,8 @@ OPT_PASSES = ("eliminate_deadend", "fuse_add_bias_into_conv", "fuse_bn_into_conv
 FP16_TOLERANCE = {"rel_l2": 1e-2, "mae": None}
 # int8 moves logits by a few percent: agreement of the predicted class is what holds, not 1e-3.
 INT8_TOLERANCE = {"rel_l2": None, "mae": None, "top1_agreement": 0.95}
+# skl2onnx computes in float32: probabilities to 1e-6; the label output is exact (integers always are).
+SKLEARN_TOLERANCE = {"rel_l2": 1e-4, "mae": 1e-5}
 LIMITS = {"max_size_mb": 1, "dynamic_axes": ["batch"], "max_accuracy_drop": 0.03}
 VERSION = "1.0"
 # Every example inherits CPU budgets from the root's policy.yaml: these models take 0.01-0.4 ms a call, so
@@ -73,7 +76,7 @@ def torch_family(out: Path, data: Digits) -> list[Packaged]:
     """digits_cnn: fp32, optimized, fp16, int8 dynamic, int8 static (QDQ), traced and scripted TorchScript."""
     import torch
 
-    from model_checks.backends.onnx.inspect import model_facts
+    from model_checks.backends.onnx.facts import model_facts
     from model_checks.examples import digits_torch
     from model_checks.producers import fp16, optimize, ort_quantize, torch_export, torchscript
 
@@ -125,6 +128,26 @@ def keras_family(out: Path, data: Digits) -> list[Packaged]:
     return made
 
 
+def sklearn_family(out: Path, data: Digits) -> list[Packaged]:
+    """digits_sklearn: a StandardScaler + LogisticRegression pipeline through skl2onnx, as a [batch, 10]
+    probability tensor (the family's reference) and with skl2onnx's default ZipMap (a sequence of maps)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from model_checks.producers.sklearn_convert import convert_sklearn
+
+    flat = lambda x: x.reshape(len(x), -1)  # noqa: E731
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500, random_state=0)).fit(flat(data.x_train), data.y_train)
+    x_test = flat(data.x_test)
+    fam = Family(out, "digits_sklearn", x_test[:N_SAMPLES], (x_test, data.y_test), "NC")
+    made = []
+    for variant, zipmap in (("fp32", False), ("zipmap", True)):
+        conv = convert_sklearn(model, _fresh(fam.dir(variant)) / "model.onnx", fam.samples, zipmap=zipmap)
+        made.append(fam.package(variant, conv.path, optimization=list(conv.steps), tolerance=SKLEARN_TOLERANCE))
+    return made
+
+
 def write_policy(out: Path) -> Path:
     import yaml
 
@@ -134,7 +157,7 @@ def write_policy(out: Path) -> Path:
     return path
 
 
-def build(out: Path, families: tuple[str, ...] = ("torch", "keras")) -> list[Packaged]:
+def build(out: Path, families: tuple[str, ...] = FAMILIES) -> list[Packaged]:
     out.mkdir(parents=True, exist_ok=True)
     write_policy(out)
     data = digits()
@@ -143,5 +166,11 @@ def build(out: Path, families: tuple[str, ...] = ("torch", "keras")) -> list[Pac
         made += torch_family(out, data)
     if "keras" in families:
         made += keras_family(out, data)
+    if "sklearn" in families:
+        made += sklearn_family(out, data)
+    if "transformer" in families:
+        from model_checks.examples.tokens_transformer import transformer_family
+
+        made += transformer_family(out)
     return made
 

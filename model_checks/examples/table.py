@@ -30,7 +30,7 @@ class Row:
 def rows(made: list[Packaged], root: Path) -> list[Row]:
     """Measure each packaged artifact; its drop is against the fp32 model of its family (its reference)."""
     from model_checks.manifest.model import TensorSpec
-    from model_checks.producers.measure import target_timing
+    from model_checks.producers.figures import target_timing
 
     fp32_acc = {p.manifest["model_name"].rsplit("_", 1)[0]: p.accuracy for p in made if p.manifest["model_name"].endswith("_fp32")}
     out = []

@@ -2,7 +2,7 @@
 
 A request is `(op, args)`; the answer `("ok", value)` or `("err", ErrorInfo)`. Models stay in the worker
 and are named by a handle; only arrays and small values cross the pipe. Nothing here is imported by the
-parent beyond `ErrorInfo` and `WorkerSetup`; the process runs `python -m model_checks.isolation.worker FD`.
+parent beyond `ErrorInfo` and `WorkerSetup`; the process runs `main(FD)`, started by `workers.Worker._start`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import os
 
 import resource
 import signal
-import sys
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -95,13 +94,13 @@ class _Models:
     def facts(path: Path, fmt: str, root: Path) -> Any:
         from model_checks.backends import backend
 
-        return backend(fmt, "inspect").model_facts(path, root)
+        return backend(fmt, "facts").model_facts(path, root)
 
     @staticmethod
     def validate(path: Path, fmt: str, root: Path) -> list[str]:
         from model_checks.backends import backend
 
-        return backend(fmt, "inspect").validate(path, root)
+        return backend(fmt, "facts").validate(path, root)
 
     @staticmethod
     def call(fn: Callable[..., Any], args: tuple) -> Any:
@@ -113,7 +112,6 @@ class _Models:
 class WorkerSetup:
     """The first message on the pipe: what the worker needs to know of its parent."""
 
-    sys_path: list[str]
     memory_mb: int
     backends: dict[str, tuple[str, str, bool]]  # the parent's table, so backends registered at run time are found
 
@@ -124,7 +122,6 @@ def serve(conn: Connection) -> None:
     _die_with_parent()
     setup: WorkerSetup = conn.recv()
     apply_limits(setup.memory_mb)
-    sys.path[:] = setup.sys_path
     from model_checks.backends import BACKENDS
 
     BACKENDS.update(setup.backends)
@@ -149,8 +146,6 @@ def serve(conn: Connection) -> None:
             conn.send(("err", _describe(e)))
 
 
-if __name__ == "__main__":
-    # Run the imported module's copy, so what is pickled names `model_checks.isolation.worker`, not `__main__`.
-    from model_checks.isolation import worker
-
-    worker.serve(Connection(int(sys.argv[1])))
+def main(fd: int) -> None:
+    """The worker's entry point (see workers._BOOT): serve the pipe inherited as `fd`."""
+    serve(Connection(fd))

@@ -9,15 +9,17 @@ its later checks fail at once with the first account, instead of crashing (or ha
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from model_checks.errors import (
+from model_checks.core.errors import (
     ArtifactLoadError,
     InferenceError,
     MemoryLimitError,
@@ -26,12 +28,12 @@ from model_checks.errors import (
     RuntimeTimeoutError,
     WorkerBrokeError,
     of_kind,
+    runtime_error_text,
 )
+from model_checks.backends import family as backend_family
 from model_checks.isolation.limits import Limits
 from model_checks.isolation.worker import ErrorInfo, WorkerSetup
 
-# Formats that share a runtime share a worker.
-FAMILY = {"onnx": "onnx", "torchscript": "torch", "keras": "tensorflow", "saved_model": "tensorflow"}
 SIGNAL_MEANING = {
     "SIGSEGV": "a segmentation fault in the runtime's native code",
     "SIGBUS": "a bus error in the runtime's native code",
@@ -41,6 +43,42 @@ SIGNAL_MEANING = {
     "SIGKILL": "killed from outside (perhaps the kernel's out-of-memory killer)",
 }
 STARTUP_TIMEOUT_S = 120.0
+# Package directories (os.pathsep-separated) a worker may import beyond the standard library, site-packages and
+# model_checks: for the gate's own tests, whose crash hooks live in a package of theirs. Each is linked by name.
+EXTRA_IMPORTS_ENV = "MODEL_CHECKS_WORKER_IMPORTS"
+# Started with -I (no current directory, no PYTHONPATH, no user site), the worker puts only the sandbox's
+# import directory in front: it holds links to model_checks (and EXTRA_IMPORTS_ENV's packages), nothing else.
+_BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from model_checks.isolation.worker import main; main(int(sys.argv[2]))"
+# Where libraries look for a home, a cache or a temporary directory: all pointed into the sandbox.
+_PRIVATE_DIRS = {"HOME": "home", "TMPDIR": "tmp", "TMP": "tmp", "TEMP": "tmp", "XDG_CACHE_HOME": "home/.cache",
+                 "XDG_CONFIG_HOME": "home/.config", "XDG_DATA_HOME": "home/.local/share", "KERAS_HOME": "home/.keras",
+                 "TORCH_HOME": "home/.cache/torch"}
+
+
+class Sandbox:
+    """A private directory for a session's workers, outside every tree the gate reads: `imports` (links to the
+    packages a worker may import), an empty working directory, and a home and a temporary directory of their own,
+    so that no code from the artifacts' tree is importable and nothing a library or a model writes lands in the
+    user's tree or home. Removed when the session's workers are closed."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="model-checks-workers-"))
+        self.imports = self.dir / "imports"
+        self.cwd = self.dir / "cwd"
+        for d in (self.imports, self.cwd, *(self.dir / sub for sub in set(_PRIVATE_DIRS.values()))):
+            d.mkdir(parents=True, exist_ok=True)
+        packages = [Path(__file__).resolve().parents[1]]
+        packages += [Path(p).resolve() for p in os.environ.get(EXTRA_IMPORTS_ENV, "").split(os.pathsep) if p]
+        for package in packages:
+            (self.imports / package.name).symlink_to(package, target_is_directory=True)
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        env.update({k: str(self.dir / sub) for k, sub in _PRIVATE_DIRS.items()})
+        return env
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _signal_name(exitcode: int | None) -> str:
@@ -57,9 +95,10 @@ def _signal_name(exitcode: int | None) -> str:
 class Worker:
     """One worker process and its pipe; `generation` counts restarts, so runners know to load again."""
 
-    def __init__(self, family: str, limits: Limits):
+    def __init__(self, family: str, limits: Limits, sandbox: Sandbox | None = None):
         self.family = family
         self.limits = limits
+        self.sandbox = sandbox
         self.generation = 0
         self.proc: subprocess.Popen | None = None
         self.conn: Connection | None = None
@@ -72,19 +111,20 @@ class Worker:
     def _start(self) -> None:
         """A fresh interpreter running `python -m model_checks.isolation.worker`, not a fork (a fork would
         copy runtime threads and locks) and not multiprocessing's spawn (which re-imports the caller's
-        main module: a script without a main guard would start the gate again)."""
+        main module: a script without a main guard would start the gate again). It runs in a Sandbox."""
         from model_checks.backends import BACKENDS
 
+        if self.sandbox is None:
+            self.sandbox = Sandbox()
         ours, theirs = socket.socketpair()
-        package_parent = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (package_parent, os.environ.get("PYTHONPATH")))))
         try:
-            self.proc = subprocess.Popen([sys.executable, "-m", "model_checks.isolation.worker", str(theirs.fileno())],
-                                         pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
+            self.proc = subprocess.Popen([sys.executable, "-I", "-c", _BOOT, str(self.sandbox.imports), str(theirs.fileno())],
+                                         pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=self.sandbox.env(),
+                                         cwd=self.sandbox.cwd)
         finally:
             theirs.close()
         self.conn = Connection(ours.detach())
-        self.conn.send(WorkerSetup(list(sys.path), self.limits.memory_mb, dict(BACKENDS)))
+        self.conn.send(WorkerSetup(self.limits.memory_mb, dict(BACKENDS)))
         self.generation += 1
 
     def request(self, op: str, args: tuple, what: str) -> Any:
@@ -98,6 +138,9 @@ class Worker:
             ready = self.conn.poll(self.limits.timeout_s)
         except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
             raise self._died(op, what) from None
+        except KeyboardInterrupt:  # Ctrl-C: the worker is busy with this request; waiting on it would take the timeout
+            self.stop(kill=True)
+            raise
         if not ready:
             self.stop(kill=True)
             raise RuntimeTimeoutError(
@@ -137,7 +180,7 @@ class Worker:
         if cls is not None:
             return of_kind(cls, info.message)  # the worker's own message, as its own kind
         wrap = InferenceError if op in ("infer", "timed") else ArtifactLoadError
-        return wrap(f"{what}: {op} failed in the {self.family} worker ({info.name}: {info.message.strip()[:300]})")
+        return wrap(f"{what}: {op} failed in the {self.family} worker: {runtime_error_text(info.message, info.name)}")
 
     def request_exit(self) -> None:
         """Ask the worker to exit, without waiting; `stop` then reaps it."""
@@ -187,13 +230,16 @@ class Workers:
 
     def __init__(self, limits: Limits | None = None):
         self.limits = limits or Limits()
+        self._sandbox: Sandbox | None = None
         self._workers: dict[str, Worker] = {}
         self._failed: dict[tuple[str, str], ModelChecksError] = {}
 
     def worker(self, fmt: str) -> Worker:
-        family = FAMILY.get(fmt, fmt)
+        family = backend_family(fmt)
         if family not in self._workers:
-            self._workers[family] = Worker(family, self.limits)
+            if self._sandbox is None:
+                self._sandbox = Sandbox()
+            self._workers[family] = Worker(family, self.limits, self._sandbox)
         return self._workers[family]
 
     def request(self, fmt: str, op: str, args: tuple, path: Path) -> Any:
@@ -222,3 +268,6 @@ class Workers:
         for w in self._workers.values():
             w.stop()
         self._workers.clear()
+        if self._sandbox is not None:
+            self._sandbox.remove()
+            self._sandbox = None

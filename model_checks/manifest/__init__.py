@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
-from model_checks.errors import ManifestError
+from model_checks.core.errors import ManifestError
 from model_checks.manifest.model import FORMAT_BY_SUFFIX, Limit, Manifest, TensorSpec, Tolerance, build_tolerance
 from model_checks.manifest.policy import merge
 from model_checks.manifest.schema import schema, validate
@@ -27,7 +28,7 @@ __all__ = [
 
 def load_policy(path: Path, display: str) -> dict[str, Any]:
     """A root's policy.yaml, validated; an empty mapping when there is none."""
-    if not path.is_file():
+    if not os.path.lexists(path):
         return {}
     data = load_yaml_file(path, display)
     if data is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-METRICS = ("rel_l2", "mae", "max_abs", "top1_agreement")
+METRICS = ("rel_l2", "mae", "max_abs", "top1_agreement", "mismatch_fraction")
 DEFAULT_TOLERANCE = {"rel_l2": 1.0e-3, "mae": 1.0e-3}
 
 FORMAT_BY_SUFFIX = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".keras": "keras", ".h5": "keras"}

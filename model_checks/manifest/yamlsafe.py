@@ -8,15 +8,18 @@ float, which YAML 1.1 would read as the string "1e-3".
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
-from model_checks.errors import ManifestError
+from model_checks.core.errors import ManifestError
 
 MAX_MANIFEST_BYTES = 256 * 1024
+MAX_DEPTH = 64  # levels of nested lists and mappings; a manifest needs about five
 
 # YAML 1.1 needs a dot in a float; people write 1e-3. This resolver is YAML 1.2's float pattern.
 _FLOAT = re.compile(
@@ -27,6 +30,19 @@ _FLOAT = re.compile(
     |\.(?:nan|NaN|NAN))$""",
     re.X,
 )
+
+
+def _check_key(key: Any, line: int) -> None:
+    """Keys are text: a number, a boolean or null as a key (`1:`, `~:`) is a mistake, and a YAML merge key
+    (`<<:`) would splice in a mapping the reader does not see."""
+    if key == "<<":
+        raise _Refused(f"line {line}: merge keys (<<) are not allowed in a manifest; write the keys out")
+    if not isinstance(key, str):
+        raise _Refused(f"line {line}: the key {key!r} is {type(key).__name__}, not text; quote it ('{key}') if it is a name")
+
+
+# Tags SafeLoader would build into values JSON has no type for: refused like any other explicit tag.
+_NO_TAGS = ("binary", "set", "omap", "pairs", "timestamp", "merge", "value")
 
 
 class _Loader(yaml.SafeLoader):
@@ -45,11 +61,10 @@ class _Loader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):  # type: ignore[no-untyped-def]
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            try:
-                hash(key)
-            except TypeError:
+            if not isinstance(key_node, yaml.ScalarNode):
                 raise _Refused(f"line {key_node.start_mark.line + 1}: a mapping key must be a plain value")
+            key = self.construct_object(key_node, deep=True)
+            _check_key(key, key_node.start_mark.line + 1)
             if key in seen:
                 raise _Refused(
                     f"line {key_node.start_mark.line + 1}: duplicate key {key!r} "
@@ -67,13 +82,16 @@ class _Refused(Exception):
     pass
 
 
-# Our own resolver table: no timestamps (a date should stay text), YAML 1.2 floats.
+# Our own resolver table: no timestamps (a date should stay text), YAML 1.2 floats, and `<<` and `=` plain
+# text (YAML 1.1's merge and value keys), which _check_key then judges.
+_DROPPED = {f"tag:yaml.org,2002:{t}" for t in ("timestamp", "float", "merge", "value")}
 _Loader.yaml_implicit_resolvers = {
-    k: [(tag, rx) for tag, rx in v if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:float")]
-    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    k: [(tag, rx) for tag, rx in v if tag not in _DROPPED] for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 _Loader.add_constructor(None, _Loader.construct_undefined)
+for _tag in _NO_TAGS:
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _Loader.construct_undefined)
 
 
 def _version_text(root: yaml.Node) -> str | None:
@@ -87,61 +105,129 @@ def _version_text(root: yaml.Node) -> str | None:
 
 _RESOLVER = _Loader("")
 _SCALARS = yaml.constructor.SafeConstructor()
-_CLoader = getattr(yaml, "CSafeLoader", None)
+try:
+    from yaml.cyaml import CParser as _CParser
+except ImportError:  # PyYAML built without libyaml: only the pure-Python loader, which recurses in Python
+    _CParser = None  # type: ignore[assignment,misc]
 
 
-def _plain(node: yaml.ScalarNode) -> Any:
+def _plain(text: str) -> Any:
     """A plain scalar resolved by _Loader's rules (YAML 1.2 floats, no timestamps)."""
-    tag = _RESOLVER.resolve(yaml.ScalarNode, node.value, (True, False))
+    tag = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))
     if tag == "tag:yaml.org,2002:str":
-        return node.value
+        return text
     return {
         "tag:yaml.org,2002:null": _SCALARS.construct_yaml_null,
         "tag:yaml.org,2002:bool": _SCALARS.construct_yaml_bool,
         "tag:yaml.org,2002:int": _SCALARS.construct_yaml_int,
         "tag:yaml.org,2002:float": _SCALARS.construct_yaml_float,
-    }[tag](yaml.ScalarNode(tag, node.value))
+    }[tag](yaml.ScalarNode(tag, text))
 
 
-def _build(node: yaml.Node, depth: int = 0) -> Any:
-    if depth > 64:
-        raise RecursionError
-    if isinstance(node, yaml.ScalarNode):
-        return _plain(node) if not node.style else node.value  # libyaml marks plain scalars with style ""
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(n, depth + 1) for n in node.value]
-    out: dict[Any, Any] = {}
-    lines: dict[Any, int] = {}
-    for k, v in node.value:
-        key = _build(k, depth + 1)
-        try:
-            hash(key)
-        except TypeError:
-            raise _Refused(f"line {k.start_mark.line + 1}: a mapping key must be a plain value") from None
-        if key in out:
-            raise _Refused(f"line {k.start_mark.line + 1}: duplicate key {key!r} (first at line {lines[key]})")
-        lines[key] = k.start_mark.line + 1
-        out[key] = _build(v, depth + 1)
-    return out
+def _check_depth(text: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before anything recursive sees the text: libyaml's composer
+    recurses in C, and 100,000 `[` fit under the size cap (a segmentation fault, not an exception). The
+    event parser it is built on keeps its own stack, so counting its events is safe at any depth. Text it
+    cannot parse is left to the pure-Python loader, which gives the message and recurses in Python only."""
+    if _CParser is None:
+        return
+    try:
+        for _ in _events(text):
+            pass
+    except yaml.YAMLError:
+        return
+
+
+def _events(text: str) -> Iterator[yaml.Event]:
+    """libyaml's events for `text` up to the end of the stream, refusing nesting deeper than MAX_DEPTH as they come."""
+    parser = _CParser(text)
+    depth = 0
+    try:
+        while True:
+            event = parser.get_event()
+            if event is None or isinstance(event, yaml.StreamEndEvent):
+                return
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise _Refused(f"line {event.start_mark.line + 1}: nested more than {MAX_DEPTH} levels deep; a manifest needs a few")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+            yield event
+    finally:
+        parser.dispose()
+
+
+class _Frame:
+    """A mapping or list being built from events; for a mapping, the key waiting for its value."""
+
+    __slots__ = ("value", "key", "lines")
+
+    def __init__(self, value: dict | list) -> None:
+        self.value = value
+        self.key: Any = _NO_KEY
+        self.lines: dict[Any, int] = {}
+
+
+_NO_KEY = object()
+
+
+def _place(frame: _Frame | None, value: Any, event: yaml.Event, scalar: bool) -> None:
+    """Put `value` into the container being built: a list item, a mapping's key, or the value of its key."""
+    if frame is None:
+        return
+    if isinstance(frame.value, list):
+        frame.value.append(value)
+        return
+    line = event.start_mark.line + 1
+    if frame.key is _NO_KEY:
+        if not scalar:
+            raise _Refused(f"line {line}: a mapping key must be a plain value")
+        _check_key(value, line)
+        if value in frame.value:
+            raise _Refused(f"line {line}: duplicate key {value!r} (first at line {frame.lines[value]})")
+        frame.lines[value] = line
+        frame.key = value
+    else:
+        frame.value[frame.key] = value
+        frame.key = _NO_KEY
 
 
 def _fast(text: str) -> tuple[bool, Any]:
-    """libyaml composes, Python builds: about 3 times faster. Only for text that cannot hold anchors,
-    aliases or tags; the pure-Python loader, with its exact messages, takes everything else."""
-    if _CLoader is None or any(c in text for c in "&*!"):
+    """libyaml parses, Python builds from its events: about 3 times faster than the pure-Python loader, and
+    without recursion (libyaml's composer recurses in C, and 100,000 `[` fit under the size cap), so depth
+    is counted as it goes. Only for text that cannot hold anchors, aliases or tags; the pure-Python loader,
+    with its exact messages, takes everything else, and any text libyaml cannot parse."""
+    if _CParser is None or any(c in text for c in "&*!"):
         return False, None
-    loader = _CLoader(text)
-    try:
-        root = loader.get_single_node()
-    finally:
-        loader.dispose()
-    if root is None:
-        return True, None
-    data = _build(root)
-    version = _version_text(root)
-    if version is not None and isinstance(data, dict) and not isinstance(data.get("version"), str):
-        data["version"] = version
-    return True, data
+    stack: list[_Frame] = []
+    root: Any = None
+    version: str | None = None
+    documents = 0
+    for event in _events(text):
+        if isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+            if documents > 1:
+                raise yaml.YAMLError("more than one document")  # the pure-Python loader says where
+        elif isinstance(event, yaml.CollectionStartEvent):
+            frame = _Frame({} if isinstance(event, yaml.MappingStartEvent) else [])
+            _place(stack[-1] if stack else None, frame.value, event, scalar=False)
+            stack.append(frame)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            done = stack.pop()
+            if not stack:
+                root = done.value
+        elif isinstance(event, yaml.ScalarEvent):
+            value = _plain(event.value) if not event.style else event.value  # libyaml marks plain scalars with style ""
+            top = stack[-1] if stack else None
+            if top is not None and len(stack) == 1 and top.key == "version" and isinstance(top.value, dict):
+                version = event.value  # as written: `1.10` stays "1.10", not the float 1.1
+            _place(top, value, event, scalar=True)
+            if top is None:
+                root = value
+    if version is not None and isinstance(root, dict) and not isinstance(root.get("version"), str):
+        root["version"] = version
+    return True, root
 
 
 def load_yaml_text(text: str, file: str) -> Any:
@@ -158,8 +244,10 @@ def load_yaml_text(text: str, file: str) -> Any:
         raise ManifestError(file, str(e)) from None
     except yaml.YAMLError:
         pass  # the pure-Python loader below gives the message with its line and column
-    except RecursionError:
-        raise ManifestError(file, "nested too deeply") from None
+    try:
+        _check_depth(text)  # the pure-Python composer recurses too: not past MAX_DEPTH either
+    except _Refused as e:
+        raise ManifestError(file, str(e)) from None
     loader = _Loader(text)
     try:
         root = loader.get_single_node()
@@ -184,15 +272,22 @@ def load_yaml_text(text: str, file: str) -> Any:
 
 
 def load_yaml_file(path: Path, display: str | None = None) -> Any:
-    """Read and parse a manifest file, refusing oversized or undecodable files before parsing."""
+    """Read and parse a manifest file, refusing oversized, undecodable or non-regular files before parsing.
+
+    Opened without blocking and judged by the open file itself: a named pipe or a device under a manifest's
+    name is refused, never waited on, and a file swapped after a check cannot slip past it."""
     name = display or str(path)
     try:
-        size = path.stat().st_size
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except OSError as e:
         raise ManifestError(name, f"cannot be read ({e.strerror})") from None
-    if size > MAX_MANIFEST_BYTES:
-        raise ManifestError(name, f"is {size} bytes, larger than {MAX_MANIFEST_BYTES // 1024} KiB; a manifest is a small file")
-    raw = path.read_bytes()
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ManifestError(name, "is not a regular file (a named pipe, a device or a socket); a manifest is a small text file")
+        if st.st_size > MAX_MANIFEST_BYTES:
+            raise ManifestError(name, f"is {st.st_size} bytes, larger than {MAX_MANIFEST_BYTES // 1024} KiB; a manifest is a small file")
+        raw = f.read(MAX_MANIFEST_BYTES + 1)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

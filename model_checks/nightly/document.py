@@ -51,7 +51,9 @@ class Section:
     artifact: str
     lines: tuple[str, ...]
     table: Table | None
-    trend: tuple[Point, ...]
+    trend: tuple[Point, ...]  # empty until two runs are stored: one dot is no trend
+    limits: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)  # (check, device) -> limit_* figures of this run
+    flagged: tuple[tuple[str, str], ...] = ()  # (check, device) whose outcome in this run is a failure or a regression
 
     @property
     def slug(self) -> str:
@@ -63,6 +65,7 @@ class Report:
     title: str
     lines: tuple[str, ...]
     sections: tuple[Section, ...]
+    overview: Table | None = None  # every artifact and check, failures first
 
     @property
     def regressions(self) -> int:
@@ -71,6 +74,17 @@ class Report:
 
 def _num(v: Any, spec: str = ".3f") -> str:
     return "-" if v is None or v == "" else format(v, spec) if isinstance(v, (int, float)) else str(v)
+
+
+def duration(ms: Any) -> str:
+    """A time in the unit that reads: 10 µs, not 0.010 ms."""
+    if not isinstance(ms, (int, float)):
+        return "-"
+    if abs(ms) < 1:
+        return f"{ms * 1000:.3g} µs"
+    if abs(ms) >= 1000:
+        return f"{ms / 1000:.3g} s"
+    return f"{ms:.3g} ms"
 
 
 def _baseline(figures: dict[str, Any]) -> str:
@@ -87,7 +101,7 @@ def as_stored_run(current: dict[str, ArtifactFigures], when: str) -> StoredRun:
     for aid, a in current.items():
         for (check, device), b in a.budgets.items():
             figures[(aid, check, device)] = {"latency_ms": {s: b[f"{s}_ms"] for s in STATS if b.get(f"{s}_ms") is not None},
-                                             "throughput_per_s": b.get("throughput_per_s")}
+                                             "throughput_per_s": b.get("throughput_per_s"), "speedup": b.get("speedup")}
     return StoredRun(when=when, source="this run", fingerprint={}, figures=figures)
 
 
@@ -98,8 +112,9 @@ def trend_of(artifact: str, runs: list[StoredRun]) -> tuple[Point, ...]:
             if aid != artifact:
                 continue
             values = {k: float(v) for k, v in (info.get("latency_ms") or {}).items() if k in STATS}
-            if info.get("throughput_per_s") is not None:
-                values["throughput_per_s"] = float(info["throughput_per_s"])
+            for key in ("throughput_per_s", "speedup"):
+                if isinstance(info.get(key), (int, float)):
+                    values[key] = float(info[key])
             points.append(Point(run.when, device, check, values))
     return tuple(points)
 
@@ -116,11 +131,41 @@ def section(artifact: str, a: ArtifactFigures, runs: list[StoredRun]) -> Section
                      f"peak {_num(f.get('serving_peak_per_s'), '.1f')} req/s")
     rows = []
     for (check, device), b in sorted(a.budgets.items(), key=lambda kv: (kv[0][1], BUDGET_CHECKS.index(kv[0][0]))):
-        rows.append((check, device, *(_num(b.get(f"{s}_ms")) for s in STATS), _num(b.get("throughput_per_s"), ".1f"),
+        rows.append((check, device, *(duration(b.get(f"{s}_ms")) for s in STATS), _num(b.get("throughput_per_s"), ".1f"),
                      _num(b.get("batch_size"), "d"), _num(b.get("speedup"), ".2f"), _num(b.get("session_create_ms"), ".1f"),
                      _num(b.get("first_call_ms"), ".2f"), b["outcome"], "n/a (in-run ratio)" if check == "speedup" else _baseline(b)))
-    head = ("check", "device", *(f"{s} ms" for s in STATS), "items/s", "batch", "speedup", "session ms", "first call ms", "outcome", "vs baseline")
-    return Section(artifact, tuple(lines), Table(head, tuple(rows)) if rows else None, trend_of(artifact, runs))
+    head = ("check", "device", *STATS, "items/s", "batch", "speedup", "session ms", "first call ms", "outcome", "vs baseline")
+    trend = trend_of(artifact, runs)
+    if len({p.when for p in trend}) < 2:
+        trend = ()
+    limits = {key: {k: v for k, v in b.items() if k.startswith("limit_") and isinstance(v, (int, float))} for key, b in a.budgets.items()}
+    flagged = tuple(key for key, b in a.budgets.items() if b["outcome"] in ("FAIL", "ERROR") or b.get("baseline_verdict") == "regression")
+    return Section(artifact, tuple(lines), Table(head, tuple(rows)) if rows else None, trend, limits, flagged)
+
+
+FAILING = ("FAIL", "ERROR")
+
+
+def overview(current: dict[str, ArtifactFigures]) -> Table:
+    """One row per artifact and check, failures first, then by artifact and check."""
+    rows = [(aid, check, outcome) for aid, a in current.items() for check, outcome in a.status.items()]
+    rows.sort(key=lambda r: (r[2] not in FAILING, r[0], r[1]))
+    return Table(("artifact", "check", "outcome"), tuple(rows))
+
+
+def verdict(current: dict[str, ArtifactFigures], regressions: int) -> str:
+    """The headline: regressions, else how many budgets have no baseline to compare with, else none found."""
+    budgets = [b for a in current.values() for (check, _), b in a.budgets.items() if check != "speedup" and b["outcome"] != "skip"]
+    missing = sum(1 for b in budgets if not b.get("baseline_verdict"))
+    failed = sum(1 for a in current.values() for o in a.status.values() if o in FAILING)
+    parts = [f"{failed} check(s) failed." if failed else "Every check passed or did not apply."]
+    if regressions:
+        parts.append(f"{regressions} regression(s) against baseline.")
+    if missing:
+        parts.append(f"{missing} budget(s) have no baseline yet; run with --model-checks-update-baselines to create one.")
+    elif not regressions and budgets:
+        parts.append(f"No regression against baseline ({len(budgets)} budget(s) compared).")
+    return " ".join(parts)
 
 
 def build(current: dict[str, ArtifactFigures], runs: list[StoredRun], environment: dict, when: str) -> Report:
@@ -131,5 +176,4 @@ def build(current: dict[str, ArtifactFigures], runs: list[StoredRun], environmen
              f"Environment: {environment.get('cpu')} ({environment.get('cores')} cores); "
              + (f"GPU {gpu['name']} (driver {gpu['driver']}); " if gpu else "no GPU; ") + versions + "."]
     report = Report("model-checks nightly report", tuple(lines), tuple(section(aid, current[aid], runs) for aid in sorted(current)))
-    verdict = f"{report.regressions} regression(s) against baseline." if report.regressions else "No regression against baseline."
-    return Report(report.title, (*report.lines, verdict), report.sections)
+    return Report(report.title, (verdict(current, report.regressions), *report.lines), report.sections, overview(current))

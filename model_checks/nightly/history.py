@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model_checks.budgets.check import EXTRA_INFO_KEY
-from model_checks.budgets.hooks import MACHINE_INFO_KEY
+from model_checks.checks.budgets.check import EXTRA_INFO_KEY
+from model_checks.checks.budgets.fingerprint import MACHINE_INFO_KEY
 
 
 @dataclass(frozen=True)

@@ -1,43 +1,68 @@
-"""Trend plots as PNG bytes. matplotlib (Agg, no display) is imported here only, when a report is drawn."""
+"""The trend plot of one artifact over the stored runs: latency, throughput and speedup per device, against
+time, with this run's budget limit drawn, the earlier runs' range as the baseline band, and flagged runs
+marked. Axes start at zero, so run-to-run noise looks as small as it is. matplotlib is imported here only."""
 
 from __future__ import annotations
 
 import io
+from datetime import datetime
 
-from model_checks.nightly.document import Point
+from model_checks.nightly.document import Point, Section
+from model_checks.core.requires import require
 
 LATENCY_LINES = ("p50", "p90", "p99")
+PANELS = (("latency", LATENCY_LINES), ("throughput", ("throughput_per_s",)), ("speedup", ("speedup",)))
 
 
-def trend_png(title: str, points: tuple[Point, ...]) -> bytes:
-    """Latency percentiles (left) and throughput (right) per device over the stored runs."""
-    import matplotlib
+def _when(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return datetime.min
 
+
+def _latency_scale(points: tuple[Point, ...]) -> tuple[float, str]:
+    """(factor from ms, unit) so that latencies read in µs when they are under a millisecond."""
+    top = max((v for p in points if p.check == "latency" for k, v in p.values.items() if k in LATENCY_LINES), default=1.0)
+    return (1000.0, "µs") if top < 1 else (1.0, "ms")
+
+
+def trend_png(section: Section) -> bytes:
+    """The section's trend as a PNG (needs matplotlib: `model-checks[report]`)."""
+    matplotlib = require("matplotlib", "report", "the nightly report's plots")
     matplotlib.use("Agg")
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    fig, (lat, thr) = plt.subplots(1, 2, figsize=(10, 3.4), constrained_layout=True)
-    whens = sorted({p.when for p in points})
-    x_of = {w: i for i, w in enumerate(whens)}
-    for check, axis, keys in (("latency", lat, LATENCY_LINES), ("throughput", thr, ("throughput_per_s",))):
+    points = section.trend
+    panels = [(c, keys) for c, keys in PANELS if any(p.check == c for p in points)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), constrained_layout=True, squeeze=False)
+    factor, unit = _latency_scale(points)
+    for axis, (check, keys) in zip(axes[0], panels):
+        scale = factor if check == "latency" else 1.0
         for device in sorted({p.device for p in points if p.check == check}):
             series = sorted((p for p in points if p.check == check and p.device == device), key=lambda p: p.when)
             for key in keys:
-                xs = [x_of[p.when] for p in series if key in p.values]
-                ys = [p.values[key] for p in series if key in p.values]
-                if xs:
-                    axis.plot(xs, ys, marker="o", label=f"{device} {key.removesuffix('_per_s')}")
-        axis.set_xlabel("stored run")
+                xy = [(_when(p.when), p.values[key] * scale) for p in series if key in p.values]
+                if not xy:
+                    continue
+                xs, ys = zip(*xy)
+                (line,) = axis.plot(xs, ys, marker="o", label=f"{device} {key.removesuffix('_per_s')}")
+                if len(ys) > 1:  # the earlier runs' range: where this run is expected to land
+                    axis.axhspan(min(ys[:-1]), max(ys[:-1]), color=line.get_color(), alpha=0.12)
+                if (check, device) in section.flagged:
+                    axis.plot([xs[-1]], [ys[-1]], marker="X", markersize=12, color="red", linestyle="none")
+                limit = section.limits.get((check, device), {}).get(f"limit_{key}_ms" if check == "latency" else f"limit_{key}")
+                if limit is not None:
+                    axis.axhline(limit * scale, color=line.get_color(), linestyle="--", linewidth=1, label=f"{device} {key.removesuffix('_per_s')} limit")
+        axis.set_ylim(bottom=0)
+        axis.set_ylabel({"latency": f"latency ({unit})", "throughput": "items/s", "speedup": "x over reference"}[check])
+        axis.set_title(f"{section.artifact}: {check}", fontsize="medium")
         axis.grid(alpha=0.3)
+        axis.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
+        axis.tick_params(axis="x", labelrotation=30, labelsize="x-small")
         if axis.get_legend_handles_labels()[0]:
-            axis.legend(fontsize="small")
-    lat.set_ylabel("latency (ms)")
-    lat.set_title(f"{title}: latency")
-    thr.set_ylabel("items/s")
-    thr.set_title(f"{title}: throughput")
-    ticks = range(len(whens))
-    for axis in (lat, thr):
-        axis.set_xticks(list(ticks), [w[5:16].replace("T", " ") for w in whens], rotation=30, fontsize="x-small")
+            axis.legend(fontsize="x-small")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80)
     plt.close(fig)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 from pathlib import Path
 
-from model_checks.nightly.document import Report, Section, Table
+from model_checks.core.errors import MissingDependencyError
+from model_checks.nightly.document import FAILING, Report, Section, Table
 from model_checks.nightly.plots import trend_png
-from model_checks.report import atomic_write
+from model_checks.core.fileio import write_bytes, write_text
+from model_checks.safety.text import md_cell
 
 PLOTS = "nightly-plots"
 
@@ -21,22 +22,32 @@ def _md_table(t: Table) -> list[str]:
 
 def markdown(report: Report, images: bool = True) -> str:
     out = [f"# {report.title}", "", *report.lines, ""]
+    if report.overview:
+        out += ["## Overview", "", *_md_table(report.overview), ""]
     for s in report.sections:
-        out += [f"## `{s.artifact}`", "", *(f"- {line}" for line in s.lines), ""]
+        out += [f"## `{md_cell(s.artifact)}`", "", *(f"- {line}" for line in s.lines), ""]
         out += [*_md_table(s.table), ""] if s.table else ["No budget was measured in this run.", ""]
         if images and s.trend:
-            out += [f"![{s.artifact} over stored runs]({PLOTS}/{s.slug}.png)", ""]
+            out += [f"![{md_cell(s.artifact)} over stored runs]({PLOTS}/{s.slug}.png)", ""]
     return "\n".join(out)
 
 
+def _html_table(t: Table, flag) -> str:  # type: ignore[no-untyped-def]
+    parts = ["<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in t.head) + "</tr></thead><tbody>"]
+    for row in t.rows:
+        cls = flag(row)
+        parts.append((f'<tr class="{cls}">' if cls else "<tr>") + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
+    return "\n".join([*parts, "</tbody></table>"])
+
+
+def _budget_flag(row: tuple[str, ...]) -> str:
+    return "regression" if row[-1].startswith("regression") else "failed" if row[-2] in FAILING else ""
+
+
 def _html_section(s: Section, png: bytes | None) -> str:
-    parts = [f"<h2><code>{html.escape(s.artifact)}</code></h2>", "<ul>", *(f"<li>{html.escape(line)}</li>" for line in s.lines), "</ul>"]
+    parts = [f"<h2><code>{html.escape(md_cell(s.artifact))}</code></h2>", "<ul>", *(f"<li>{html.escape(line)}</li>" for line in s.lines), "</ul>"]
     if s.table:
-        parts.append("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in s.table.head) + "</tr></thead><tbody>")
-        for row in s.table.rows:
-            cls = ' class="regression"' if row[-1].startswith("regression") else ""
-            parts.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
-        parts.append("</tbody></table>")
+        parts.append(_html_table(s.table, _budget_flag))
     else:
         parts.append("<p>No budget was measured in this run.</p>")
     if png:
@@ -44,26 +55,38 @@ def _html_section(s: Section, png: bytes | None) -> str:
     return "\n".join(parts)
 
 
-STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;font-size:.85em}"
-         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}tr.regression{background:#fdd}img{max-width:100%}")
+STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;font-size:.85em;margin:.5em 0}"
+         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}td:nth-child(-n+2),th:nth-child(-n+2){text-align:left}"
+         "tr.regression,tr.failed{background:#fdd}p.verdict{font-size:1.15em;font-weight:bold}img{max-width:100%}")
+NO_PLOTS = "Plots need matplotlib: pip install 'model-checks[report]'."
+
+
+def _pngs(report: Report) -> tuple[dict[str, bytes], list[str]]:
+    """The plots by section slug, and a line saying why there are none where matplotlib is missing."""
+    wanted = [s for s in report.sections if s.trend]
+    if not wanted:
+        return {}, []
+    try:
+        return {s.slug: trend_png(s) for s in wanted}, []
+    except MissingDependencyError:
+        return {}, [NO_PLOTS]
 
 
 def write(report: Report, directory: Path, step_summary: str | None = None) -> list[Path]:
     """Write the report under `directory`; return the files written."""
-    pngs = {s.slug: trend_png(s.artifact, s.trend) for s in report.sections if s.trend}
+    pngs, notes = _pngs(report)
+    if notes:
+        report = Report(report.title, (*report.lines, *notes), report.sections, report.overview)
     written = []
     for slug, png in pngs.items():
-        p = directory / PLOTS / f"{slug}.png"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_suffix(".png.tmp")
-        tmp.write_bytes(png)
-        os.replace(tmp, p)
-        written.append(p)
-    md = markdown(report)
-    atomic_write(directory / "nightly.md", md)
-    body = "\n".join([f"<h1>{html.escape(report.title)}</h1>", *(f"<p>{html.escape(line)}</p>" for line in report.lines),
+        written.append(write_bytes(directory / PLOTS / f"{slug}.png", png))
+    md = markdown(report, images=bool(pngs))
+    write_text(directory / "nightly.md", md)
+    head, *rest = report.lines
+    body = "\n".join([f"<h1>{html.escape(report.title)}</h1>", f'<p class="verdict">{html.escape(head)}</p>', *(f"<p>{html.escape(line)}</p>" for line in rest),
+                      *([f"<h2>Overview</h2>", _html_table(report.overview, lambda r: "failed" if r[-1] in FAILING else "")] if report.overview else []),
                       *(_html_section(s, pngs.get(s.slug)) for s in report.sections)])
-    atomic_write(directory / "nightly.html", f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{html.escape(report.title)}</title>'
+    write_text(directory / "nightly.html", f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{html.escape(report.title)}</title>'
                                              f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
     written += [directory / "nightly.md", directory / "nightly.html"]
     if step_summary:

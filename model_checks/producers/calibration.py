@@ -34,7 +34,7 @@ class CalibrationReader:
         self._it: Iterator[dict[str, np.ndarray]] = self._feeds(source)
 
     def _array_from_npz(self, path: Path) -> np.ndarray:
-        from model_checks.inputs import load_npz
+        from model_checks.core.inputs import load_npz
 
         return pick_array(load_npz(path, "calibration"), self.input_name, f"calibration: {path.name}")
 

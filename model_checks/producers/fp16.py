@@ -9,8 +9,9 @@ from typing import Mapping
 
 import numpy as np
 
-from model_checks.metrics import Comparison
-from model_checks.producers.verify import ProducerError, atomic_write, onnx_outputs, require_match, seeded_feeds
+from model_checks.core.metrics import Comparison
+from model_checks.core.fileio import write_bytes
+from model_checks.producers.verify import ProducerError, onnx_outputs, require_match, seeded_feeds
 
 # fp16 keeps ~3 significant digits: what a converted classifier's outputs hold against fp32.
 FP16_TOLERANCE = {"rel_l2": 1e-2}
@@ -29,6 +30,21 @@ class Fp16Result:
                 f"{self.size_bytes / 1e6:.3f} MB; worst rel_l2 against fp32 {self.comparison.worst('rel_l2'):.2g}")
 
 
+def _casts_follow_types(model):  # type: ignore[no-untyped-def]
+    """onnxconverter-common turns the value types after a `Cast(to=float)` into float16 but leaves the Cast's
+    `to` (a mask cast to float in a transformer): onnxruntime then refuses the model. Make each such Cast
+    produce the type its output was given."""
+    import onnx
+
+    fp16_values = {v.name for v in model.graph.value_info if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16}
+    for node in model.graph.node:
+        if node.op_type == "Cast" and node.output[0] in fp16_values:
+            for a in node.attribute:
+                if a.name == "to" and a.i == onnx.TensorProto.FLOAT:
+                    a.i = onnx.TensorProto.FLOAT16
+    return model
+
+
 def to_fp16(src: str | Path, dst: str | Path, keep_io_types: bool = True, samples: Mapping[str, np.ndarray] | None = None,
             tolerance: Mapping[str, float | None] | None = None) -> Fp16Result:
     """Convert `src` to fp16 at `dst`. The two are compared on `samples` (or seeded inputs) under `tolerance`
@@ -40,13 +56,13 @@ def to_fp16(src: str | Path, dst: str | Path, keep_io_types: bool = True, sample
     if not src.is_file():
         raise ProducerError(f"model: {src} does not exist")
     model = onnx.load(str(src))
-    converted = float16.convert_float_to_float16(model, keep_io_types=keep_io_types)
+    converted = _casts_follow_types(float16.convert_float_to_float16(model, keep_io_types=keep_io_types))
     data = converted.SerializeToString()
     feeds = dict(samples) if samples is not None else seeded_feeds(model)
     want = onnx_outputs(src, feeds)
     half = {k: (v.astype(np.float16) if not keep_io_types and v.dtype == np.float32 else v) for k, v in feeds.items()}
     got = {k: v.astype(want[k].dtype) for k, v in onnx_outputs(data, half).items()}
     comparison = require_match(got, want, "fp16 conversion", tolerance or FP16_TOLERANCE)
-    atomic_write(Path(dst), data)
+    write_bytes(Path(dst), data)
     return Fp16Result(Path(dst), keep_io_types, src.stat().st_size, len(data), comparison)
 

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from model_checks.producers.progress import stages
-from model_checks.producers.verify import ProducerError, atomic_write, input_specs, onnx_outputs, require_match
+from model_checks.core.fileio import write_bytes
+from model_checks.producers.verify import ProducerError, input_specs, onnx_outputs, require_match
 
 VARIANTS = ("fp32", "fp16", "uint8", "int8")
 DEFAULT_OPSET = 17
@@ -102,11 +103,11 @@ def convert_keras(model: Any, dst: str | Path, variant: str = "fp32", samples: n
     dst = Path(dst)
     with tempfile.TemporaryDirectory(prefix="model-checks-keras-") as tmp, stages(f"Keras -> ONNX {variant}", 1 if variant == "fp32" else 2) as done:
         fp32 = Path(tmp) / "fp32.onnx"
-        atomic_write(fp32, keras_to_onnx(model, samples, opset))
+        write_bytes(fp32, keras_to_onnx(model, samples, opset))
         done("tf2onnx, checked against Keras")
         steps: tuple[str, ...] = ("tf2onnx",)
         if variant == "fp32":
-            atomic_write(dst, fp32.read_bytes())
+            write_bytes(dst, fp32.read_bytes())
         elif variant == "fp16":
             fp16.to_fp16(fp32, dst, keep_io_types=True, samples={_input_name(fp32): np.asarray(samples, np.float32)})
             steps += ("fp16", "keep_io_types")

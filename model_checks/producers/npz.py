@@ -10,14 +10,15 @@ from typing import Mapping
 
 import numpy as np
 
+from model_checks.core.fileio import write_bytes
+
 EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 
 
 def write_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
     """Arrays saved as `np.savez` would (readable by np.load, no pickles), with fixed timestamps."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w", compression=zipfile.ZIP_DEFLATED) as z:
         for name, arr in arrays.items():
             buf = io.BytesIO()
             np.lib.format.write_array(buf, np.ascontiguousarray(arr), allow_pickle=False)
@@ -25,4 +26,4 @@ def write_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             z.writestr(info, buf.getvalue())
-    return path
+    return write_bytes(path, data.getvalue())

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from model_checks.backends.onnx.inspect import ORT_TYPES
+from model_checks.backends.onnx.facts import ORT_TYPES
 
 GPU_PROVIDERS = ("CUDAExecutionProvider", "ROCMExecutionProvider", "DmlExecutionProvider", "CoreMLExecutionProvider")
 

@@ -9,8 +9,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from model_checks.metrics import Comparison
-from model_checks.producers.verify import ProducerError, atomic_write, onnx_outputs, require_match, seeded_feeds
+from model_checks.core.metrics import Comparison
+from model_checks.core.fileio import write_bytes
+from model_checks.producers.verify import ProducerError, onnx_outputs, require_match, seeded_feeds
 
 # Passes that leave the function unchanged and only remove or fuse nodes: a safe default.
 DEFAULT_PASSES = (
@@ -102,5 +103,5 @@ def optimize(src: str | Path, dst: str | Path, passes: Sequence[str] = DEFAULT_P
     data = optimized.SerializeToString()
     feeds = dict(samples) if samples is not None else seeded_feeds(model)
     comparison = require_match(onnx_outputs(data, feeds), onnx_outputs(src, feeds), "optimize", tolerance)
-    atomic_write(Path(dst), data)
+    write_bytes(Path(dst), data)
     return OptimizeResult(Path(dst), passes, len(model.graph.node), len(optimized.graph.node), comparison)

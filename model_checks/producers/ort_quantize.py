@@ -59,6 +59,9 @@ def _source(src: str | Path) -> Path:
 
 def preprocess(src: str | Path, dst: str | Path) -> Path:
     """onnxruntime's recommended pre-processing before quantization: shape inference and graph optimization."""
+    from model_checks.core.requires import require
+
+    require("sympy", "producers", "quant_pre_process (symbolic shape inference)")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     try:

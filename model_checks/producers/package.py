@@ -1,7 +1,7 @@
 """`package`: an artifact directory whose metadata.yaml is measured from the model, so the gate passes it by
 construction and a later hand edit that lies is caught.
 
-Every claim comes from the gate's own reading of the model (`backends.<format>.inspect.model_facts`): opset,
+Every claim comes from the gate's own reading of the model (`backends.<format>.facts.model_facts`): opset,
 precision, inputs and outputs; the sha256 of the file; the installed runtime; `latency_ms` (p50 at batch 1 on
 `threads` threads) and, with eval data and a reference model, `accuracy_drop`. Re-running on the same inputs
 writes the same manifest, latency aside.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -21,14 +21,16 @@ import yaml
 
 from model_checks.checks.accuracy import accuracy
 from model_checks.checks.metadata import RUNTIME_PACKAGES
-from model_checks.inputs import load_npz
+from model_checks.core.fileio import write_text
+from model_checks.core.inputs import load_npz
 from model_checks.manifest import TensorSpec, guess_format, parse_manifest
-from model_checks.paths import resolve_inside
-from model_checks.pool import ModelPool
-from model_checks.producers.measure import Timing, sha256, target_timing
+from model_checks.safety.paths import resolve_inside
+from model_checks.core.pool import ModelPool
+from model_checks.producers.figures import Timing, sha256, target_timing
 from model_checks.producers.npz import write_npz
 from model_checks.producers.verify import ProducerError
 
+TENSOR_DTYPES = ("float16", "float32", "float64", "bfloat16", "int8", "uint8", "int16", "uint16", "int32", "int64", "uint32", "uint64", "bool")
 SAMPLES = "samples.npz"
 EVAL = "eval.npz"
 
@@ -59,16 +61,28 @@ def runtime_of(fmt: str) -> str:
     return f"{package} {Version(md.version(package)).base_version}"
 
 
-def _spec(t: Any, value_range: Sequence[float] | None = None, layout: str | None = None) -> dict[str, Any]:
+def _ranged(t: TensorSpec, value_range: Any) -> TensorSpec:
+    """`t` with its range: `value_range` is one pair for the float inputs, or ranges by input name; an integer
+    input without one keeps the range the graph proves (an embedding's rows)."""
+    integer = t.dtype is not None and t.dtype.startswith(("int", "uint"))
+    r = value_range.get(t.name) if isinstance(value_range, Mapping) else (None if integer else value_range)
+    return replace(t, range=tuple(r)) if r is not None else t
+
+
+def _spec(t: Any, layout: str | None = None) -> dict[str, Any]:
+    """A declared input or output as written in metadata.yaml (integer ranges as integers)."""
     d: dict[str, Any] = {"name": t.name}
-    if t.dtype:
+    tensor = t.dtype in TENSOR_DTYPES  # a sequence of maps (skl2onnx's ZipMap) has no dtype the schema can name
+    if t.dtype and tensor:
         d["dtype"] = t.dtype
-    if t.shape is not None:
+    if t.shape is not None and tensor:
         d["shape"] = list(t.shape)
     if layout:
         d["layout"] = layout
-    if value_range is not None:
-        d["range"] = [float(value_range[0]), float(value_range[1])]
+    integer = t.dtype is not None and t.dtype.startswith(("int", "uint"))
+    r = t.range
+    if r is not None:
+        d["range"] = [int(r[0]), int(r[1])] if integer else [float(r[0]), float(r[1])]
     return d
 
 
@@ -95,7 +109,7 @@ def _samples_arrays(samples: Any, inputs: Sequence[TensorSpec]) -> Any:
 def package(model: str | Path, out_dir: str | Path, *, model_name: str, version: str = "1.0", root: str | Path | None = None,
             reference: str | Path | None = None, samples: Any = None, eval_data: Any = None, optimization: Sequence[str] = (),
             tolerance: Mapping[str, Any] | None = None, limits: Mapping[str, Any] | None = None,
-            budgets: Mapping[str, Any] | None = None, serving: Mapping[str, Any] | None = None, input_range: Sequence[float] | None = None, layout: str | None = None, inputs: Sequence[TensorSpec] | None = None,
+            budgets: Mapping[str, Any] | None = None, serving: Mapping[str, Any] | None = None, input_range: Sequence[float] | Mapping[str, Sequence[float]] | None = None, layout: str | None = None, inputs: Sequence[TensorSpec] | None = None,
             outputs: Sequence[TensorSpec] | None = None, threads: int = 1, runs: int = 50) -> Packaged:
     """Write the artifact directory `out_dir`: the model (copied unless it is already there), metadata.yaml,
     and `samples.npz` / `eval.npz` when given (a path, an array or dict of arrays, or for eval an (x, y) pair).
@@ -129,7 +143,7 @@ def package(model: str | Path, out_dir: str | Path, *, model_name: str, version:
     with ModelPool(trust_code=True) as pool:  # we trust the model we were asked to package
         facts = pool.facts(dst, fmt, root)
         runner = pool.runner(dst, fmt, root, threads=threads)
-        declared_in = list(inputs or facts.inputs)
+        declared_in = [_ranged(s, input_range) for s in (inputs or facts.inputs)]
         t = target_timing(dst, fmt, root, declared_in, batch=1, threads=threads, runs=runs)
         acc = ref_acc = None
         if samples is not None:
@@ -139,10 +153,10 @@ def package(model: str | Path, out_dir: str | Path, *, model_name: str, version:
             data = load_npz(out_dir / EVAL, "eval_data")
             if "x" not in data or "y" not in data:
                 raise ProducerError(f"eval_data: needs arrays x and y (it has {', '.join(data)})")
-            acc = accuracy(runner, data["x"], data["y"])
+            acc = accuracy(runner, data["x"], data["y"])[0]
             if reference is not None:
                 ref = Path(reference).resolve()
-                ref_acc = accuracy(pool.runner(ref, guess_format(ref.name) or "onnx", root), data["x"], data["y"])
+                ref_acc = accuracy(pool.runner(ref, guess_format(ref.name) or "onnx", root), data["x"], data["y"])[0]
 
     manifest: dict[str, Any] = {"schema": 1, "model_name": model_name, "version": str(version), "file": dst.name, "format": fmt,
                                 "sha256": sha256(dst)}
@@ -155,7 +169,7 @@ def package(model: str | Path, out_dir: str | Path, *, model_name: str, version:
     manifest["latency_ms"] = round(t.p50_ms, 3)
     if acc is not None and ref_acc is not None:
         manifest["accuracy_drop"] = round(ref_acc - acc, 4)
-    manifest["inputs"] = [_spec(s, input_range, layout) for s in declared_in]
+    manifest["inputs"] = [_spec(s, layout) for s in declared_in]
     manifest["outputs"] = [_spec(s) for s in (outputs or facts.outputs)]
     if ref_text:
         manifest["reference"] = {"path": ref_text}
@@ -172,5 +186,5 @@ def package(model: str | Path, out_dir: str | Path, *, model_name: str, version:
     if serving:
         manifest["serving"] = dict(serving)
     parse_manifest(manifest, f"{out_dir}/metadata.yaml")  # the schema and its cross-key rules, before writing
-    (out_dir / "metadata.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False, default_flow_style=None, width=120), encoding="utf-8")
+    write_text(out_dir / "metadata.yaml", yaml.safe_dump(manifest, sort_keys=False, default_flow_style=None, width=120))
     return Packaged(out_dir, manifest, t, acc, ref_acc)

@@ -11,9 +11,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from model_checks.metrics import Comparison
+from model_checks.core.metrics import Comparison
 from model_checks.producers.progress import stages
-from model_checks.producers.verify import ProducerError, atomic_write, onnx_outputs, require_match
+from model_checks.core.fileio import write_bytes
+from model_checks.producers.verify import ProducerError, onnx_outputs, require_match
 
 EXPORTERS = ("torchscript", "dynamo")
 DEFAULT_OPSET = 17
@@ -96,7 +97,7 @@ def export_onnx(model: Any, example: Any, path: str | Path, *, input_names: Sequ
         done("exported")
         comparison = _check(model, example, expected, data, input_names, output_names, exporter, batch_axis, tolerance)
         done("checked against PyTorch")
-    atomic_write(Path(path), data)
+    write_bytes(Path(path), data)
     import onnx
 
     opset_seen = next(o.version for o in onnx.load_from_string(data).opset_import if o.domain in ("", "ai.onnx"))

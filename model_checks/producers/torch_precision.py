@@ -10,8 +10,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from model_checks.metrics import rel_l2, top1_agreement
-from model_checks.producers.measure import Timing, timing
+from model_checks.core.metrics import rel_l2, top1_agreement
+from model_checks.producers.figures import Timing, timing
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from model_checks.metrics import Comparison
+from model_checks.core.metrics import Comparison
 from model_checks.producers.torch_export import as_tuple, torch_outputs
 from model_checks.producers.npz import EPOCH
-from model_checks.producers.verify import ProducerError, atomic_write, compare, require_match
+from model_checks.core.fileio import write_bytes
+from model_checks.producers.verify import ProducerError, compare, require_match
 
 KINDS = ("trace", "script")
 
@@ -87,7 +88,7 @@ def to_torchscript(model: Any, example: Any, path: str | Path, kind: str = "trac
         if not c:
             warnings.warn(FrozenBranchWarning(f"the {kind}d model differs from the eager model on check input {i}" + (" (a frozen branch)" if frozen else "")), stacklevel=2)
     path = Path(path)
-    atomic_write(path, archive_bytes(compiled, keep_debug))
+    write_bytes(path, archive_bytes(compiled, keep_debug))
     return TorchScriptResult(path, kind, tuple(comparisons), frozen)
 
 

@@ -7,9 +7,9 @@ from typing import Mapping
 
 import numpy as np
 
-from model_checks.errors import ModelChecksError
+from model_checks.core.errors import ModelChecksError
 from model_checks.manifest.model import Limit, TensorSpec
-from model_checks.metrics import Comparison, compare_outputs
+from model_checks.core.metrics import Comparison, compare_outputs
 
 # Exact conversions (export, graph passes) must agree to float32 rounding.
 EXACT = {"rel_l2": 1e-4, "max_abs": 1e-3}
@@ -38,29 +38,17 @@ def onnx_outputs(model: bytes | str | Path, feeds: Mapping[str, np.ndarray]) -> 
     """Run an ONNX model (bytes or a path) on CPU once; outputs by name."""
     import onnxruntime as ort
 
-    from model_checks.backends.onnx.runner import session_options
+    from model_checks.backends.onnx.runner import as_array, map_value_dtype, session_options
 
     sess = ort.InferenceSession(model if isinstance(model, bytes) else str(model), session_options(), providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    return dict(zip(names, sess.run(names, dict(feeds))))
-
-
-def atomic_write(path: Path, data: bytes) -> Path:
-    """Write `data` to `path` through a temporary sibling, so a failure never leaves half a model."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    outs = sess.get_outputs()
+    values = sess.run([o.name for o in outs], dict(feeds))
+    return {o.name: as_array(o.name, v, map_value_dtype(o.type)) for o, v in zip(outs, values)}  # ZipMap maps as arrays, as the gate reads them  # ZipMap maps as arrays, as the gate reads them
 
 
 def input_specs(model) -> list[TensorSpec]:  # type: ignore[no-untyped-def]
     """A ModelProto's real inputs (initializers listed as inputs left out), as the gate reads them."""
-    from model_checks.backends.onnx.inspect import value_spec
+    from model_checks.backends.onnx.facts import value_spec
 
     inits = {i.name for i in model.graph.initializer}
     return [value_spec(v) for v in model.graph.input if v.name not in inits]
@@ -68,6 +56,6 @@ def input_specs(model) -> list[TensorSpec]:  # type: ignore[no-untyped-def]
 
 def seeded_feeds(model, batch: int = 2, seed: int = 0) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
     """Seeded inputs from a ModelProto's own interface, as the gate generates them."""
-    from model_checks.inputs import generate
+    from model_checks.core.inputs import generate
 
     return generate(input_specs(model), batch=batch, seed=seed)

@@ -4,7 +4,7 @@ here is imported until a serving test or command runs."""
 
 from __future__ import annotations
 
-from model_checks.errors import MissingDependencyError
+from model_checks.core.errors import MissingDependencyError
 
 
 def require(module: str) -> None:

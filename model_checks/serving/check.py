@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from model_checks.artifact import Artifact
+from model_checks.core.artifact import Artifact
 from model_checks.checks.context import CheckContext
-from model_checks.errors import ModelChecksError
-from model_checks.inputs import Case, seed_for
-from model_checks.results import CheckResult
+from model_checks.core.errors import ModelChecksError
+from model_checks.core.inputs import Case, seed_for
+from model_checks.core.results import CheckResult
 from model_checks.serving.load import LoadResult, Sweep, Target, open_loop, sweep
 from model_checks.serving.protocol import ProtocolError, decode_response, encode_request
 from model_checks.serving.spec import ACHIEVED_SHARE, ServingSpec, serving_spec
@@ -71,7 +71,7 @@ def _encoded(case: Case) -> tuple[bytes, ...]:
 
 def request_bodies(artifact: Artifact, pool: Any = None) -> tuple[bytes, ...]:
     """Single-sample infer request bodies from the artifact's samples (or seeded inputs), as the gate feeds it."""
-    from model_checks.pool import ModelPool
+    from model_checks.core.pool import ModelPool
 
     with ExitStack() as stack:
         if pool is None:
@@ -140,7 +140,7 @@ class Serving:
     def _functional(self, served: Served) -> None:
         import httpx
 
-        from model_checks.metrics import compare_outputs
+        from model_checks.core.metrics import compare_outputs
 
         ctx = self.ctx
         with httpx.Client(timeout=30.0) as client:
@@ -230,7 +230,7 @@ class Serving:
 
     def _accuracy_drop(self, mine: Served, theirs: Served) -> float | None:
         """Accuracy over HTTP on this artifact's eval_data, theirs minus this one's; None without eval data."""
-        from model_checks.inputs import load_npz
+        from model_checks.core.inputs import load_npz
 
         path = self.ctx.artifact.path("eval_data")
         if path is None:

@@ -6,7 +6,7 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
-from model_checks.errors import ModelChecksError
+from model_checks.core.errors import ModelChecksError
 
 
 class NotLoopback(ModelChecksError):

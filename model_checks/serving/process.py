@@ -12,8 +12,8 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
-from model_checks.artifact import Artifact
-from model_checks.errors import ModelChecksError
+from model_checks.core.artifact import Artifact
+from model_checks.core.errors import ModelChecksError
 from model_checks.isolation.limits import Limits
 from model_checks.serving.net import split_url
 

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from model_checks.errors import ModelChecksError
+from model_checks.core.errors import ModelChecksError
 from model_checks.manifest.model import TensorSpec
 
 # protocol datatype <-> numpy dtype name (BYTES is not a numeric tensor: refused with a reason)

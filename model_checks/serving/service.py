@@ -11,17 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from model_checks.artifact import Artifact
-from model_checks.errors import ModelChecksError
+from model_checks.core.artifact import Artifact
+from model_checks.core.errors import ModelChecksError
 from model_checks.isolation.limits import Limits
-from model_checks.pool import ModelPool
+from model_checks.core.pool import ModelPool
 from model_checks.serving.protocol import MAX_BODY_BYTES, ProtocolError, decode_request, encode_response, model_metadata, parse_json
 
 
 def open_artifact(directory: Path, root: Path | None = None) -> Artifact:
     """The artifact in `directory`, read as the gate reads it under `root` (default: the nearest ancestor
     with a policy.yaml, else the directory's parent, so that a sibling reference resolves)."""
-    from model_checks.discovery import POLICY
+    from model_checks.core.discovery import POLICY
     from model_checks.manifest import load_manifest, load_policy
 
     directory = Path(os.path.normpath(directory.absolute()))
@@ -63,7 +63,7 @@ class ServedModel:
     def load(self) -> None:
         """Load, warm up once, then say ready; a failure is kept and reported by /v2/health/ready."""
         from model_checks.checks.context import CheckContext
-        from model_checks.inputs import merge_interface
+        from model_checks.core.inputs import merge_interface
 
         try:
             ctx = CheckContext(self.artifact, self.pool)

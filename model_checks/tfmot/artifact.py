@@ -10,17 +10,17 @@ from typing import Any
 import numpy as np
 
 from model_checks.backends import require_trust
-from model_checks.errors import ArtifactLoadError
-from model_checks.inputs import generate, merge_interface
+from model_checks.core.errors import ArtifactLoadError
+from model_checks.core.inputs import generate, merge_interface
 from model_checks.manifest.model import TensorSpec
-from model_checks.results import CheckResult
+from model_checks.core.results import CheckResult
 
 BATCH = 4  # the short pruning fit takes two steps of 2
 
 
 def model_and_feeds(path: Path, fmt: str, declared: tuple[TensorSpec, ...] | None, trust_code: bool, seed: int) -> tuple[Any, list[np.ndarray]]:
     """(tf_keras Model, one generated array per model input, in the model's order)."""
-    from model_checks.backends.keras.inspect import interface
+    from model_checks.backends.keras.facts import interface
     from model_checks.backends.keras.loader import kind_of, load_model
 
     # judged by content too: tf-keras loads an HDF5 file named .keras with its legacy, code-running loader
@@ -52,6 +52,8 @@ def verdict(check: str, subject: str, report: Any, failing: str, hint: str, figu
     """A tfmot report as the check's result: the headline names the reason classes, one line per problem."""
     if report:
         return CheckResult(check, True, f"{check}: {subject}: {report}", figures=figures)
-    classes = sorted({p.reason for p in report.problems}) or ["after applying"]
-    return CheckResult(check, False, f"{check}: {subject}: {failing} ({', '.join(classes)})",
+    classes = sorted({p.reason for p in report.problems})
+    # Without problems it did apply; what failed came after (distance, save and load): say that, not "does not apply".
+    head = f"{failing} ({', '.join(classes)})" if classes else "applies, but the applied model fails: " + "; ".join(report.lines())[:300]
+    return CheckResult(check, False, f"{check}: {subject}: {head}",
                        tuple(f"  - {line}" for line in report.lines()) + (f"  {hint}",), figures=figures)

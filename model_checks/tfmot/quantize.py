@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from model_checks.backends.keras.loader import keras_modules
-from model_checks.metrics import rel_l2
+from model_checks.core.metrics import rel_l2
 from model_checks.tfmot.problems import OP_LAYERS, PREPROCESSING, TENSOR_RANK, UNSUPPORTED, Problem, from_exception, nested, non_layer_op
 
 # Rewritten by the default scheme's layout transforms (into DepthwiseConv2D and Conv2D) before its registry

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from model_checks.budgets.baseline import KEEP_SESSIONS, MIN_SESSIONS, Baseline, BaselineStore
-from model_checks.budgets.compare import INCONCLUSIVE, NOT_COMPARED, REGRESSION, UNCHANGED
-from model_checks.budgets.fingerprint import differences, fingerprint
+from model_checks.checks.budgets.baseline import KEEP_SESSIONS, MIN_SESSIONS, Baseline, BaselineStore
+from model_checks.checks.budgets.compare import INCONCLUSIVE, NOT_COMPARED, REGRESSION, UNCHANGED
+from model_checks.checks.budgets.fingerprint import differences, fingerprint
 
 BLOCKS = [1.0, 1.01, 0.99, 1.0, 1.02, 0.98, 1.0, 1.01]
 

@@ -8,11 +8,11 @@ import pytest
 
 from fixtures import artifacts
 from fixtures.slow_models import chain
-from model_checks.budgets.check import EXTRA_INFO_KEY, BudgetOptions, run
-from model_checks.budgets.measure import BareBench
+from model_checks.checks.budgets.check import EXTRA_INFO_KEY, BudgetOptions, run
+from model_checks.checks.budgets.measure import BareBench
 from model_checks.checks.context import CheckContext
-from model_checks.discovery import discover
-from model_checks.pool import ModelPool
+from model_checks.core.discovery import discover
+from model_checks.core.pool import ModelPool
 
 
 def context(root: Path, name: str = "variant") -> CheckContext:
@@ -55,11 +55,12 @@ def test_a_tiny_model_passes_latency_and_throughput(tmp_path):
 def test_speedup_alternates_which_side_runs_first(tmp_path, monkeypatch):
     """R A A R R A A R ...: each side runs first as often as second, so a cache or clock effect of running
     second does not land on one side only."""
-    from model_checks.budgets import check, devices
+    from model_checks import backends
+    from model_checks.checks.budgets import check
 
     artifacts.pair(tmp_path, budgets={"cpu": {"threads": 1, "speedup_vs_reference": 0.01}})
     calls: list[str] = []
-    real = devices.open_target
+    real = backends.open_target
 
     def recording(path, fmt, root, device, threads, trust_code=False):
         t = real(path, fmt, root, device, threads, trust_code)

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from model_checks.budgets.compare import (IMPROVEMENT, INCONCLUSIVE, NOT_COMPARED, REGRESSION, UNCHANGED, compare, interval_rank,
+from model_checks.checks.budgets.compare import (IMPROVEMENT, INCONCLUSIVE, NOT_COMPARED, REGRESSION, UNCHANGED, compare, interval_rank,
                                           not_compared, p_greater, u_distribution, u_statistic)
 
 

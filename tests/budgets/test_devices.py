@@ -5,8 +5,8 @@ import importlib.util
 import pytest
 
 from fixtures import artifacts
-from model_checks.budgets import devices
-from model_checks.budgets.devices import DeviceUnavailable, open_target
+from model_checks.backends import load_runtime, open_target
+from model_checks.core.errors import DeviceUnavailable
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_torchscript_gpu_runs_on_cuda_and_synchronizes(tmp_path, monkeypatch):
 
 
 def test_runtime_import_is_kept_out_of_session_creation():
-    devices.load_runtime("onnx")
+    load_runtime("onnx")
     import sys
 
     assert "onnxruntime" in sys.modules

@@ -60,9 +60,9 @@ def test_report_has_every_figure_and_the_verdict(runs):
     rep = document.build(current(), runs, {"cpu": "X", "cores": 2, "versions": {"onnxruntime": "1.31"}}, "2026-11-14T02:00:00+00:00")
     md = render.markdown(rep)
     assert "size 1.5 MB; accuracy drop +0.0040 (accuracy 0.9700)" in md
-    assert "| latency | cpu | 1.400 | 1.700 | 2.000 | 2.800 | 1.500 | 714.0 | 1 |" in md and "| FAIL | regression (+31.0%) |" in md
+    assert "| latency | cpu | 1.4 ms | 1.7 ms | 2 ms | 2.8 ms | 1.5 ms | 714.0 | 1 |" in md and "| FAIL | regression (+31.0%) |" in md
     assert "| latency | gpu |" in md and "| skip |" in md
-    assert "1 regression(s) against baseline." in md and "4 stored run(s)" in md
+    assert rep.lines[0] == "1 check(s) failed. 1 regression(s) against baseline." and "4 stored run(s)" in md
     assert len(rep.sections[0].trend) == 8  # 4 runs x (latency, throughput)
 
 
@@ -85,7 +85,7 @@ def test_this_run_is_the_last_point_when_it_was_not_saved():
 
 
 def test_matplotlib_and_frameworks_are_not_imported_until_a_report_is_drawn():
-    code = ("import sys, model_checks.plugin, model_checks.budgets.check, model_checks.nightly.render, model_checks.nightly.plugin; "
+    code = ("import sys, model_checks.plugin, model_checks.checks.budgets.check, model_checks.nightly.render, model_checks.plugin.nightly; "
             "print(sorted(m for m in ('matplotlib', 'torch', 'tensorflow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -95,6 +95,39 @@ def test_the_report_plugin_is_hashable():
     """pluggy keeps plugins in sets (subset_hook_caller, with conftest files around): an unhashable plugin is an INTERNALERROR."""
     from pathlib import Path
 
-    from model_checks.nightly.plugin import NightlyReport
+    from model_checks.plugin.nightly import NightlyReport
 
     assert len({NightlyReport(Path("r"), None), NightlyReport(Path("r"), None)}) == 2  # type: ignore[arg-type]
+
+
+def test_the_verdict_says_when_budgets_have_no_baseline_and_the_overview_puts_failures_first():
+    a = ArtifactFigures()
+    a.add("manifest", "pass", {})
+    a.add("latency", "pass", {"device": "cpu", "p50_ms": 0.01, "limit_p50_ms": 0.5})
+    a.add("throughput", "pass", {"device": "cpu", "throughput_per_s": 10.0})
+    b = ArtifactFigures()
+    b.add("equivalence", "FAIL", {})
+    rep = document.build({"a@1": a, "b@1": b}, [], {"cpu": "X", "cores": 2}, "2026-11-14T02:00:00+00:00")
+    assert rep.lines[0] == ("1 check(s) failed. 2 budget(s) have no baseline yet; run with --model-checks-update-baselines "
+                            "to create one.")
+    assert rep.overview.rows[0] == ("b@1", "equivalence", "FAIL")
+    md = render.markdown(rep)
+    assert md.index("## Overview") < md.index("## `a@1`") and "| latency | cpu | 10 µs |" in md
+    assert rep.sections[0].trend == ()  # no stored run: no plot of one dot
+
+
+def test_one_stored_run_draws_no_plot_two_do(tmp_path):
+    store = tmp_path / ".benchmarks"
+    stored_run(store, 0, 1.0, 900.0)
+    assert document.build(current(), load_runs(store), {}, "now").sections[0].trend == ()
+    stored_run(store, 1, 1.1, 850.0)
+    assert len(document.build(current(), load_runs(store), {}, "now").sections[0].trend) == 4
+
+
+def test_without_matplotlib_the_report_is_written_without_plots_and_says_how_to_get_them(runs, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    rep = document.build(current(), runs, {"cpu": "X", "cores": 2}, "2026-11-14T02:00:00+00:00")
+    written = render.write(rep, tmp_path / "reports")
+    md = (tmp_path / "reports" / "nightly.md").read_text()
+    assert "Plots need matplotlib: pip install 'model-checks[report]'." in md and "![" not in md
+    assert not (tmp_path / "reports" / "nightly-plots").exists() and len(written) == 2

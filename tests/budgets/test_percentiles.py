@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from model_checks.budgets.percentiles import STATISTICS, Percentiles, median, min_samples, percentile, rounds_for
+from model_checks.checks.budgets.percentiles import STATISTICS, Percentiles, median, min_samples, percentile, rounds_for
 
 KNOWN = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0, 5.0, 3.0, 5.0]
 

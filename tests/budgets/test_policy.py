@@ -1,6 +1,6 @@
-from model_checks.budgets.percentiles import Percentiles
-from model_checks.budgets.policy import LatencyBudget, LatencyClaim, SpeedupBudget, ThroughputBudget
-from model_checks.budgets.spec import budget_checks, device_budget, devices_for
+from model_checks.checks.budgets.percentiles import Percentiles
+from model_checks.checks.budgets.policy import LatencyBudget, LatencyClaim, SpeedupBudget, ThroughputBudget
+from model_checks.checks.budgets.spec import budget_checks, device_budget, devices_for
 from model_checks.manifest.model import Limit
 
 FIG = Percentiles.of_ns([2e6] * 90 + [9e6] * 10)  # p50 2 ms, p99 9 ms
@@ -32,7 +32,7 @@ def test_latency_claim_holds_within_the_factor_either_way():
 
 def manifest(tmp_path, budgets, policy=None):
     from fixtures import artifacts
-    from model_checks.discovery import discover
+    from model_checks.core.discovery import discover
 
     artifacts.onnx_artifact(tmp_path / "a", budgets=budgets)
     if policy:
@@ -56,7 +56,7 @@ def test_spec_reads_budgets_with_their_source(tmp_path):
 
 def test_no_budgets_no_checks(tmp_path):
     from fixtures import artifacts
-    from model_checks.discovery import discover
+    from model_checks.core.discovery import discover
 
     artifacts.onnx_artifact(tmp_path / "a")
     (art,) = discover([tmp_path])

@@ -4,7 +4,7 @@ import onnx
 
 from fixtures import artifacts as A
 from fixtures import onnx_models as M
-from model_checks.session import GateSession
+from model_checks.core.session import GateSession
 
 
 def external_artifact(d, sha=None):

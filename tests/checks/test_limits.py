@@ -1,6 +1,6 @@
 from fixtures import artifacts as A
 from fixtures import onnx_models as M
-from model_checks.session import GateSession
+from model_checks.core.session import GateSession
 
 
 def check(root, name, check="limits"):

@@ -25,9 +25,9 @@ from hypothesis.control import currently_in_test_context
 from fixtures import bad_models, onnx_models
 from model_checks import checks
 from model_checks.isolation.limits import Limits
-from model_checks.pool import ModelPool
-from model_checks.results import CheckResult
-from model_checks.session import GateSession
+from model_checks.core.pool import ModelPool
+from model_checks.core.results import CheckResult
+from model_checks.core.session import GateSession
 
 FAST = dict(max_examples=15, derandomize=bool(os.environ.get("CI")))
 LONG = dict(max_examples=int(os.environ.get("MODEL_CHECKS_FUZZ_EXAMPLES", "500")))
@@ -274,3 +274,102 @@ def test_mutated_onnx(tmp_path: Path, pool: ModelPool, base: str, ops: list[tupl
 @given(base=st.sampled_from(sorted(BASES)), ops=st.lists(mutation, min_size=1, max_size=3))
 def test_mutated_onnx_long(tmp_path: Path, pool: ModelPool, base: str, ops: list[tuple[Any, ...]]) -> None:
     check_mutation(tmp_path, pool, base, ops)
+
+
+# -- YAML constructs a manifest must refuse or read, never crash on ---------------------------------
+CONSTRUCTS = ["<<: {file: model.onnx}", "=: x", "? [1, 2]\n: v", "1: a", "~: b", "true: c", "1.5: d", "x: !!binary aGk=",
+              "x: !!set {a}", "x: !!omap [{a: 1}]", "x: !!pairs [{a: 1}]", "x: !!timestamp 2020-01-01", "x: !!str 3", "x: !!int '3'",
+              "x: !!python/name:os.system", "tolerance: {<<: {rel_l2: 1}}", "tolerance: {1: 0.5}", "limits: {? {a: 1} : 2}",
+              "x: &a 1", "x: *a", "x: \"\\e[2J\\u202e\"", "version: \"1\\n| forged |\""]
+nesting = st.tuples(st.sampled_from(["[", "{a: ", "- ", "? "]), st.integers(1, 100_000))
+yaml_docs = st.tuples(st.lists(st.one_of(st.sampled_from(CONSTRUCTS), st.text(max_size=30)), max_size=4), st.one_of(st.none(), nesting))
+
+
+def yaml_text(pieces: list[str], deep: tuple[str, int] | None) -> str:
+    lines = ["model_name: fuzz", "version: '1.0'", "file: model.onnx", *pieces]
+    if deep is not None:
+        opener, n = deep
+        closer = {"[": "]", "{a: ": "}"}.get(opener, "")
+        lines.append("limits: " + opener * n + "1" + closer * n if closer else "limits:\n" + opener * n + "1")
+    return "\n".join(lines) + "\n"
+
+
+def check_yaml(tmp_path: Path, pool: ModelPool, pieces: list[str], deep: tuple[str, int] | None) -> None:
+    root = fresh_root(tmp_path)
+    onnx_models.save(onnx_models.linear(), root / "model.onnx")
+    (root / "metadata.yaml").write_text(yaml_text(pieces, deep), encoding="utf-8", errors="surrogatepass")
+    results = gate(root, pool)  # a crash of the interpreter, or any exception, fails the test
+    if deep is not None and deep[1] > 64 and deep[0] in ("[", "{a: "):
+        assert [r for (name, _), r in results.items() if name == "manifest"] and not any(r for (name, _), r in results.items() if name == "manifest")
+
+
+@settings(**FAST, **COMMON)
+@given(doc=yaml_docs)
+def test_yaml_constructs(tmp_path: Path, pool: ModelPool, doc: tuple[list[str], tuple[str, int] | None]) -> None:
+    check_yaml(tmp_path, pool, *doc)
+
+
+@pytest.mark.fuzz
+@settings(**LONG, **COMMON)
+@given(doc=yaml_docs)
+def test_yaml_constructs_long(tmp_path: Path, pool: ModelPool, doc: tuple[list[str], tuple[str, int] | None]) -> None:
+    check_yaml(tmp_path, pool, *doc)
+
+
+# -- Keras config.json mutations: refused by name before Keras, never an exception ------------------
+MODULES = ["keras", "keras.layers", "tf_keras.src.engine.functional", "os", "builtins", "helpers", "tensorflow.io", "subprocess",
+           "keras.src.utils.io_utils", "tf_keras.src.layers.core.tf_op_layer", "", None, 3, ["keras"]]
+NAMES = ["Dense", "system", "function", "TFOpLambda", "Lambda", "__lambda__", "__tuple__", "Pwn", "", 7, None]
+FUNCTIONS = ["nn.relu", "io.write_file", "debugging.enable_check_numerics", "raw_ops.WriteFile", "print", "concat", "compat.v1.py_func",
+             "load_op_library", "", None, ["4wEAAAAA", None, None]]
+keras_mutation = st.lists(st.tuples(st.integers(0, 5), st.sampled_from(["module", "class_name", "registered_name", "function", "function_type"]),
+                                    st.one_of(st.sampled_from(MODULES), st.sampled_from(NAMES), st.sampled_from(FUNCTIONS), st.text(max_size=12))),
+                          max_size=4)
+
+
+def keras_config() -> dict[str, Any]:
+    def layer(cls: str, module: str = "keras.layers", **config: Any) -> dict[str, Any]:
+        return {"module": module, "class_name": cls, "config": {"name": cls.lower(), **config}, "registered_name": None}
+
+    layers = [layer("InputLayer"), layer("Dense", activation="relu"), layer("TFOpLambda", "tf_keras.src.layers.core.tf_op_layer", function="nn.relu"),
+              layer("Lambda") | {"config": {"name": "lambda", "function": "relu", "function_type": "function", "module": "keras.activations"}},
+              layer("Flatten")]
+    return {"module": "keras", "class_name": "Sequential", "config": {"name": "m", "layers": layers}, "registered_name": None}
+
+
+def check_keras_config(tmp_path: Path, ops: list[tuple[int, str, Any]]) -> None:
+    import json
+    import zipfile
+
+    from model_checks.backends.keras.allowlist import _ALLOWED_MODULE, config_problems
+    from model_checks.backends.keras.loader import check_keras_zip
+
+    config = keras_config()
+    objects = [config, *config["config"]["layers"]]
+    for i, key, value in ops:
+        target = objects[i % len(objects)]
+        (target["config"] if key in ("function", "function_type") else target)[key] = value
+    problems = config_problems(config)
+    foreign = [o for o in objects if isinstance(o.get("class_name"), str) and o.get("module") not in (None, "builtins")
+               and not (isinstance(o.get("module"), str) and _ALLOWED_MODULE.match(o["module"])) and o["class_name"] not in ("__tuple__",)]
+    if foreign:
+        assert problems, f"{foreign} passed the allow-list"
+    path = tmp_path / f"k{next(_counter)}.keras"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("config.json", json.dumps(config))
+    assert check_keras_zip(path) == [f"refused: {p}" for p in config_problems(config, f"{path.name}: config.json")]
+    if not ops:
+        assert problems == []  # the unmutated config passes
+
+
+@settings(**FAST, **COMMON)
+@given(ops=keras_mutation)
+def test_keras_config_mutations(tmp_path: Path, ops: list[tuple[int, str, Any]]) -> None:
+    check_keras_config(tmp_path, ops)
+
+
+@pytest.mark.fuzz
+@settings(**LONG, **COMMON)
+@given(ops=keras_mutation)
+def test_keras_config_mutations_long(tmp_path: Path, ops: list[tuple[int, str, Any]]) -> None:
+    check_keras_config(tmp_path, ops)

@@ -1,6 +1,6 @@
 import pytest
 
-from model_checks.errors import ManifestError
+from model_checks.core.errors import ManifestError
 from model_checks.manifest import load_yaml_text, parse_manifest
 from model_checks.manifest.schema import key_path
 
@@ -82,3 +82,41 @@ def test_schema_command_prints_the_shipped_schema(capsys):
     assert main(["schema"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["required"] == ["model_name", "version", "file"] and "tolerance" in s["properties"]
+
+
+FINITE = "every tolerance, limit and budget is a finite number >= 0"
+
+
+@pytest.mark.parametrize("doc, expected", [
+    # issue 10: .inf passed anything, .nan failed everything, an integer per_output key ended in a TypeError
+    ("tolerance: {rel_l2: .inf}", f"tolerance.rel_l2: inf is not a finite number; {FINITE} (a tolerance of .inf passes anything, "
+                                  ".nan fails everything); set a number, or null to turn it off"),
+    ("tolerance: {per_output: {logits: {mae: .nan}}}", "tolerance.per_output.logits.mae: nan is not a finite number; "),
+    ("limits: {max_size_mb: .inf}", "limits.max_size_mb: inf is not a finite number; "),
+    ("limits: {max_accuracy_drop: -0.1}", "limits.max_accuracy_drop: -0.1 is less than the minimum of 0"),
+    ("tolerance: {mismatch_fraction: 1.5}", "tolerance.mismatch_fraction: 1.5 is greater than the maximum of 1"),
+    ("accuracy: {outptu: probabilities}", "accuracy.outptu: unknown key; did you mean 'output'?"),
+])
+def test_tolerances_and_limits_must_be_finite_and_keys_output_names(doc, expected):
+    data = load_yaml_text(f"model_name: a\nversion: '1'\nfile: m.onnx\n{doc}\n", "m.yaml")
+    with pytest.raises(ManifestError) as e:
+        parse_manifest(data, "m.yaml")
+    assert any(p.startswith(expected) for p in e.value.problems), e.value.problems
+
+
+def test_an_integer_per_output_key_is_refused_by_the_yaml_loader_and_by_the_schema():
+    """The YAML loader refuses any key that is not text (issue 11) before the schema sees it; a mapping built
+    in code still meets the schema's own rule (issue 10)."""
+    with pytest.raises(ManifestError, match=r"line 4: the key 1 is int, not text; quote it \('1'\)"):
+        load_yaml_text("model_name: a\nversion: '1'\nfile: m.onnx\ntolerance: {per_output: {1: {rel_l2: 0.1}}}\n", "m.yaml")
+    with pytest.raises(ManifestError) as e:
+        parse_manifest({**MIN, "tolerance": {"per_output": {1: {"rel_l2": 0.1}}}}, "m.yaml")
+    assert any(p.startswith("tolerance.per_output: key 1 is not an output name; per_output keys are the names of outputs (quote it: '1')")
+               for p in e.value.problems), e.value.problems
+
+
+def test_mismatch_fraction_and_accuracy_output_are_read():
+    data = load_yaml_text("model_name: a\nversion: '1'\nfile: m.onnx\ntolerance: {per_output: {label: {mismatch_fraction: 0.01}}}\n"
+                          "accuracy: {output: probabilities}\n", "m.yaml")
+    m = parse_manifest(data, "m.yaml")
+    assert m.tolerance.for_output("label")["mismatch_fraction"].value == 0.01 and m.get("accuracy.output") == "probabilities"

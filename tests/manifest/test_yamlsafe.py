@@ -1,6 +1,6 @@
 import pytest
 
-from model_checks.errors import ManifestError
+from model_checks.core.errors import ManifestError
 from model_checks.manifest.yamlsafe import MAX_MANIFEST_BYTES, load_yaml_file, load_yaml_text
 
 

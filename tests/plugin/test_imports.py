@@ -13,8 +13,8 @@ HEAVY = ("torch", "tensorflow", "tf_keras", "keras", "onnxruntime", "tf2onnx", "
 def test_importing_the_package_imports_no_framework():
     code = textwrap.dedent(f"""
         import sys
-        import model_checks, model_checks.plugin, model_checks.session, model_checks.gate, model_checks.cli
-        import model_checks.checks, model_checks.discovery, model_checks.metrics, model_checks.report
+        import model_checks, model_checks.plugin, model_checks.core.session, model_checks.plugin.gate, model_checks.cli
+        import model_checks.checks, model_checks.core.discovery, model_checks.core.metrics, model_checks.plugin.summary
         print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -37,7 +37,7 @@ def fp32_onnx(tmp_path: Path, cnn, images: np.ndarray) -> Path:  # type: ignore[
 @pytest.fixture
 def gate() -> Callable[..., list]:
     """`gate(root, artifact_dir, "metadata", "equivalence")`: the gate's own checks on one artifact, as values."""
-    from model_checks.session import GateSession
+    from model_checks.core.session import GateSession
 
     def run(root: Path, d: Path, *checks: str) -> list:
         gs = GateSession(roots=[root], trust_code=True)

@@ -23,7 +23,7 @@ def _digests(root: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_the_torch_family_rebuilds_identically_and_passes_the_gate(tmp_path, gate):
-    from model_checks.session import GateSession
+    from model_checks.core.session import GateSession
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for out in ("a", "b"):
@@ -45,3 +45,21 @@ def test_the_committed_artifacts_are_small():
         pytest.skip("no artifacts/ in this checkout")
     sizes = {d.name: sum(p.stat().st_size for p in d.iterdir()) for d in arts.iterdir() if d.is_dir()}
     assert sizes and all(s < 500_000 for s in sizes.values()), sizes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family, ids", [
+    ("sklearn", {"digits_sklearn_fp32@1.0", "digits_sklearn_zipmap@1.0"}),
+    ("transformer", {"tokens_encoder_fp32@1.0", "tokens_encoder_fp16@1.0", "tokens_encoder_int8@1.0"}),
+])
+def test_the_issue_10_families_build_and_pass_the_gate(tmp_path, gate, family, ids):
+    from model_checks.core.session import GateSession
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    subprocess.run([sys.executable, "-m", "model_checks.examples", "artifacts", "--only", family, "--out", str(tmp_path),
+                    "--table", str(tmp_path / "table.md")], check=True, env=env, cwd=REPO, capture_output=True)
+    arts = GateSession(roots=[tmp_path], trust_code=True).artifacts
+    assert {a.id for a in arts} == ids
+    for art in arts:
+        # skipped only where nothing applies: no reference for the fp32 models, no eval data for multi-input ones
+        assert_passes([r for r in gate(tmp_path, art.dir, *CHECKS) if not r.skipped])

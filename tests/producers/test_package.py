@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from model_checks.errors import UnsafePathError
+from model_checks.core.errors import UnsafePathError
 from model_checks.producers.package import package
 from model_checks.producers.verify import ProducerError
 from tests.producers.helpers import assert_passes
@@ -91,7 +91,7 @@ def test_bad_inputs_name_the_argument(fp32_onnx, tmp_path):
     np.savez(tmp_path / "wrong.npz", a=np.zeros(3))
     with pytest.raises(ProducerError, match="eval_data: needs arrays x and y"):
         package(fp32_onnx, root / "x", model_name="cnn", eval_data=tmp_path / "wrong.npz", runs=1)
-    from model_checks.errors import ManifestError
+    from model_checks.core.errors import ManifestError
 
     with pytest.raises(ManifestError, match="model_name"):
         package(fp32_onnx, root / "x", model_name="bad name!", runs=1)

@@ -1,4 +1,4 @@
-"""Reports and baselines are written atomically: an interrupted write leaves the previous file whole."""
+"""Every file the package writes goes through core.fileio: an interrupted write leaves the previous file whole."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from model_checks.report import atomic_write
+from model_checks.core.fileio import write_text
 
 OLD = "# the previous report\n"
 
@@ -20,7 +20,7 @@ def test_a_failing_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) ->
     target = tmp_path / "summary.md"
     target.write_text(OLD)
     with pytest.raises(UnicodeEncodeError):
-        atomic_write(target, "x" * 100_000 + "\ud800")  # fails after bytes have gone to the temporary file
+        write_text(target, "x" * 100_000 + "\ud800")  # fails after bytes have gone to the temporary file
     assert target.read_text() == OLD
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.md"]
 
@@ -34,7 +34,7 @@ def test_an_interrupt_before_the_rename_leaves_the_old_file(tmp_path: Path, monk
 
     monkeypatch.setattr(os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        atomic_write(target, '{"new": true}\n')
+        write_text(target, '{"new": true}\n')
     assert target.read_text() == OLD
     assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline.json"]
 
@@ -46,9 +46,9 @@ def test_a_killed_writer_leaves_the_old_file(tmp_path: Path) -> None:
     script = (
         "import os, sys, time\n"
         "from pathlib import Path\n"
-        "from model_checks.report import atomic_write\n"
+        "from model_checks.core.fileio import write_text\n"
         "os.fsync = lambda fd: time.sleep(60)\n"  # stop between writing the temporary file and renaming it
-        "atomic_write(Path(sys.argv[1]), 'new report ' * 100000)\n"
+        "write_text(Path(sys.argv[1]), 'new report ' * 100000)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", script, str(target)])
     try:
@@ -66,7 +66,7 @@ def test_the_file_gets_the_permissions_a_plain_write_would(tmp_path: Path) -> No
     """mkstemp makes owner-only files; a report that CI uploads or a teammate reads must not be one."""
     umask = os.umask(0o022)
     try:
-        atomic_write(tmp_path / "nightly.md", "# report\n")
+        write_text(tmp_path / "nightly.md", "# report\n")
         (tmp_path / "plain.md").write_text("# report\n")
     finally:
         os.umask(umask)

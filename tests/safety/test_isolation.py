@@ -12,10 +12,10 @@ from fixtures import bad_artifacts, bad_models, crashing, onnx_models
 from fixtures.crash_backend import BACKEND as CRASH_BACKEND
 from fixtures.gate_run import run_gate
 from model_checks.backends import BACKENDS
-from model_checks.errors import InferenceError, MemoryLimitError, RuntimeCrashError, RuntimeTimeoutError
+from model_checks.core.errors import InferenceError, MemoryLimitError, RuntimeCrashError, RuntimeTimeoutError
 from model_checks.isolation.limits import Limits
 from model_checks.isolation.runner import IsolatedRunner
-from model_checks.pool import ModelPool
+from model_checks.core.pool import ModelPool
 
 FEEDS = {"input": np.ones((2, 4), np.float32)}
 LIMITS = Limits(memory_mb=1024, timeout_s=2)

@@ -9,7 +9,7 @@ import pytest
 from fixtures import bad_artifacts, onnx_models
 from fixtures.gate_run import run_gate
 from model_checks.backends import require_trust_for
-from model_checks.errors import UntrustedFormatError
+from model_checks.core.errors import UntrustedFormatError
 
 HDF5 = b"\x89HDF\r\n\x1a\n" + b"\x00" * 56
 ZIP = b"PK\x03\x04" + b"\x00" * 60

@@ -13,7 +13,7 @@ SERVING = ("starlette", "uvicorn", "httpx", "hdrh", "h11")
 def test_importing_the_package_and_the_cli_imports_no_serving_dependency():
     code = textwrap.dedent(f"""
         import sys
-        import model_checks, model_checks.plugin, model_checks.gate, model_checks.checks, model_checks.cli
+        import model_checks, model_checks.plugin, model_checks.plugin.gate, model_checks.checks, model_checks.cli
         from model_checks.cli import main
         main(['schema'])
         print('SERVING', sorted({{m.split('.')[0] for m in sys.modules}} & set({SERVING!r})))

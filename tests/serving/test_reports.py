@@ -1,17 +1,16 @@
 """test_serving's figures reach summary.md and the nightly report through the user_properties figures."""
 
-import json
-
 from model_checks.nightly.document import ArtifactFigures, section
-from model_checks.report import SummaryReport
-from model_checks.session import PROPERTY
+from model_checks.plugin.summary import SummaryReport
+from model_checks.core.session import PROPERTY
 
 FIGURES = {"serving_achieved_rate": 49.81, "serving_target_rate": 50.0, "serving_p50_ms": 2.1, "serving_p99_ms": 7.254, "serving_peak_per_s": 612.3}
 
 
 class Report:
     when, outcome = "call", "passed"
-    user_properties = [(PROPERTY, json.dumps({"artifact": "m@1", "check": "serving", "format": "onnx", "figures": FIGURES}))]
+    # one property per fact and figure, as core.session.record attaches them
+    user_properties = [(f"{PROPERTY}.{k}", v) for k, v in {"artifact": "m@1", "check": "serving", "format": "onnx", **FIGURES}.items()]
 
 
 def test_summary_shows_the_served_rate_and_p99_and_the_serving_status(tmp_path):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from fixtures import artifacts as A
-from model_checks.errors import InferenceError
-from model_checks.pool import ModelPool
+from model_checks.core.errors import InferenceError
+from model_checks.core.pool import ModelPool
 from model_checks.serving.protocol import encode_request
 from model_checks.serving.service import ServedModel, build_app, open_artifact
 

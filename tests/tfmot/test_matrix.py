@@ -9,7 +9,7 @@ pytest.importorskip("tensorflow_model_optimization")
 
 from model_checks.cli import main  # noqa: E402
 from model_checks.tfmot import NON_LAYER_OP, Problem  # noqa: E402
-from model_checks.tfmot.matrix import Entry, Matrix, Outcome, Results, constructors, entry_line, fingerprint, load_results, render, run_matrix  # noqa: E402
+from model_checks.tfmot.matrix import Entry, Matrix, Outcome, Results, constructors, entry_line, load_results, matrix_fingerprint, render, run_matrix  # noqa: E402
 
 
 def test_render_counts_classes_and_lists_what_the_budget_left_out():
@@ -19,15 +19,17 @@ def test_render_counts_classes_and_lists_what_the_budget_left_out():
                 Entry("D", False, 32, 1_000_000, Outcome(True, note="rel_l2 0.4 > 0.1"), Outcome(True), 3.0, quantize_rel_l2=0.4)],
                not_run=[("C", False)], seconds=7)
     text = render(m)
-    assert ("3 configurations in 7 s: quantize passes 2, prune passes 3, both 2. Of the quantize passes, 1 stay within rel_l2 0.1 "
+    assert ("3 configurations in 7 s: quantize applies to 2, prune passes 3, both 2. Of those quantize applies to, 1 stay within rel_l2 0.1 "
             "of the float model before training;") in text and "**1 not run** (time budget): C (no top)." in text
-    assert "| D | no | 32 | 1.0M | pass (rel_l2 0.4 > 0.1) | pass | 3 |" in text
+    # issue 10: a model the per-artifact check fails for closeness never reads "pass"
+    assert "| D | no | 32 | 1.0M | applies; rel_l2 0.4 > 0.1 (too far: the per-artifact check fails it) | pass | 3 |" in text
+    assert "| A | yes | 32 | 1.0M | applies; rel_l2 0.01 | pass | 3 |" in text
     assert "- quantize failures by class: non-layer operation 1" in text and "- prune failures by class: none" in text
     assert "| B | no | 32 | 2.0M | FAIL non-layer operation: `tf.__operators__.add` (TFOpLambda) (+1 more) | pass | 4 |" in text
 
 
 def test_recorded_entries_come_back_only_under_the_same_fingerprint(tmp_path):
-    fp = fingerprint()
+    fp = matrix_fingerprint()
     assert {"tensorflow", "tf-keras", "tfmot", "code"} <= set(fp)
     bad = Outcome(False, (Problem("add", "TFOpLambda", NON_LAYER_OP, "a + b", "write it as a layer"),))
     e = Entry("A", False, 32, 10, bad, Outcome(True, note="fit diverged in 1 layer(s)"), 1.5, {"build": 0.5})
@@ -60,12 +62,12 @@ def test_full_matrix():
     no limit). The whole matrix takes about two hours on 2 cores, so each entry is recorded in
     reports/tfmot_matrix.jsonl and the next night takes up what is missing (keep reports/ between nightly runs);
     MODEL_CHECKS_MATRIX_FRESH=1 starts over. What the budget leaves out is listed in the report."""
-    from model_checks.report import atomic_write
+    from model_checks.core.fileio import write_text
 
     budget = float(os.environ.get("MODEL_CHECKS_MATRIX_BUDGET", 3000)) or None
     results = Results(Path("reports/tfmot_matrix.jsonl"), resume=os.environ.get("MODEL_CHECKS_MATRIX_FRESH") != "1")
     m = run_matrix(budget_s=budget, on_entry=results.record, done=results.done)
-    atomic_write(Path("reports/tfmot_matrix.md"), render(m))
+    write_text(Path("reports/tfmot_matrix.md"), render(m))
     by = {(e.app, e.top): e for e in m.entries}
     assert by[("MobileNetV2", False)].quantize.ok and by[("MobileNetV2", False)].prune.ok
     unexplained = [e.app for e in m.entries for o in (e.quantize, e.prune) if not o.ok and not o.problems and not o.note]

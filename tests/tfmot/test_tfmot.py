@@ -12,10 +12,10 @@ import yaml
 
 pytest.importorskip("tensorflow_model_optimization")
 
-from model_checks.artifact import Artifact  # noqa: E402
+from model_checks.core.artifact import Artifact  # noqa: E402
 from model_checks.backends.keras.loader import keras_modules  # noqa: E402
 from model_checks.checks import applicable  # noqa: E402
-from model_checks.session import GateSession  # noqa: E402
+from model_checks.core.session import GateSession  # noqa: E402
 from model_checks.tfmot import NESTED_MODEL, NON_LAYER_OP, TENSOR_RANK, UNSUPPORTED  # noqa: E402
 from model_checks.tfmot.prune import check_prune  # noqa: E402
 from model_checks.tfmot.quantize import check_quantize, plan  # noqa: E402

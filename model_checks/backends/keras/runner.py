@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from model_checks.backends.base import Runner
-from model_checks.backends.keras.inspect import interface
-from model_checks.backends.keras.loader import keras_modules, load_model, serving_signature
-from model_checks.errors import InferenceError
+from model_checks.backends.keras.facts import interface
+from model_checks.backends.keras.loader import keras_modules, load_model, serving_signature, set_threads
+from model_checks.core.errors import InferenceError, runtime_error_text
 
 
 class KerasRunner(Runner):
@@ -19,12 +19,7 @@ class KerasRunner(Runner):
     def __init__(self, path: Path, root: Path, threads: int | None = None):
         self.path = path
         self.tf, _ = keras_modules()
-        if threads:
-            try:
-                self.tf.config.threading.set_intra_op_parallelism_threads(threads)
-                self.tf.config.threading.set_inter_op_parallelism_threads(1)
-            except RuntimeError:
-                pass  # TensorFlow is already initialised; its thread pools cannot change any more
+        set_threads(threads)
         self.kind, self.model = load_model(path)
         self.format = "saved_model" if self.kind == "saved_model" else "keras"
         self.fn: Any = serving_signature(self.model, path) if self.kind == "saved_model" else self.model
@@ -40,7 +35,7 @@ class KerasRunner(Runner):
             args = list(tensors.values())
             out = self.fn(args if len(args) > 1 else args[0], training=False)
         except Exception as e:
-            raise InferenceError(f"{self.path.name}: the model failed on inputs {[list(a.shape) for a in feeds.values()]}: {type(e).__name__}: {str(e).strip()[:400]}") from None
+            raise InferenceError(f"{self.path.name}: the model failed on inputs {[list(a.shape) for a in feeds.values()]}: {runtime_error_text(e)}") from None
         outs = list(out.values()) if isinstance(out, dict) else (list(out) if isinstance(out, (list, tuple)) else [out])
         return {o.name: np.asarray(t) for o, t in zip(self.outputs, outs)}
 

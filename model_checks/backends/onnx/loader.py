@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from model_checks.errors import ArtifactLoadError, UnsafePathError
-from model_checks.paths import check_regular_file, resolve_inside
-from model_checks.sniff import sniff
+from model_checks.core.errors import ArtifactLoadError, UnsafePathError
+from model_checks.safety.paths import check_regular_file, resolve_inside
+from model_checks.safety.sniff import sniff
 
 MAX_PROTO_BYTES = 2 * 1024**3  # protobuf's own limit for a single message
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from model_checks.backends.base import Runner
-from model_checks.backends.onnx.inspect import ORT_TYPES, value_spec
+from model_checks.backends.onnx.facts import ORT_TYPES, input_specs, value_spec
 from model_checks.backends.onnx.loader import load_proto
-from model_checks.errors import ArtifactLoadError
+from model_checks.core.errors import ArtifactLoadError, InferenceError, runtime_error_text
 
 
 def session_options(threads: int | None = None):  # type: ignore[no-untyped-def]
@@ -31,13 +31,12 @@ class OnnxRunner(Runner):
 
         self.path = path
         model = load_proto(path, root, with_external=False)  # checks content and external data first
-        graph_inits = {i.name for i in model.graph.initializer}
-        self.inputs = tuple(value_spec(v) for v in model.graph.input if v.name not in graph_inits)
+        self.inputs = input_specs(model.graph)
         self.outputs = tuple(value_spec(v) for v in model.graph.output)
         try:
             self.session = ort.InferenceSession(str(path), session_options(threads), providers=providers or ["CPUExecutionProvider"])
         except Exception as e:
-            raise ArtifactLoadError(f"{path.name}: onnxruntime cannot open it ({type(e).__name__}: {str(e)[:300]})") from None
+            raise ArtifactLoadError(f"{path.name}: onnxruntime cannot open it: {runtime_error_text(e)}") from None
         self._input_types = {i.name: ORT_TYPES.get(i.type) for i in self.session.get_inputs()}
 
     def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -46,10 +45,47 @@ class OnnxRunner(Runner):
             if want is not None and arr.dtype != want:
                 raise TypeError(f"input '{name}' is {arr.dtype}, the model wants {np.dtype(want)}")
         names = [o.name for o in self.outputs]
-        return dict(zip(names, self.session.run(names, feeds)))
+        return {o.name: as_array(o.name, v, map_value_dtype(o.dtype)) for o, v in zip(self.outputs, self.session.run(names, feeds))}
 
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]
+
+
+def map_value_dtype(type_text: str | None) -> np.dtype | None:
+    """The value dtype of a map type, in the gate's spelling (`seq(map(int64,float32))`) or onnxruntime's
+    (`seq(map(int64,tensor(float)))`); None for anything else. Maps come back as Python numbers, so this
+    keeps a float32 map float32."""
+    if not type_text or "map(" not in type_text:
+        return None
+    value = type_text.rsplit(",", 1)[-1].replace("tensor(", "").rstrip(")")
+    try:
+        return np.dtype({"float": "float32", "double": "float64"}.get(value, value))
+    except TypeError:
+        return None
+
+
+def as_array(name: str, value: object, map_dtype: np.dtype | None = None) -> np.ndarray:
+    """An output as one array: tensors as they are; a sequence of maps (skl2onnx's ZipMap) as one row per
+    item, one column per key in sorted key order; a sequence of equal tensors stacked; a map as its values
+    in key order. What cannot be one array is refused by name."""
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, dict):
+        return np.asarray([value[k] for k in sorted(value)], dtype=map_dtype)
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return np.zeros((0,), np.float32)
+        if all(isinstance(v, dict) for v in value):
+            keys = sorted(value[0])
+            if any(sorted(v) != keys for v in value):
+                raise InferenceError(f"output '{name}': a sequence of maps whose keys differ from item to item; it cannot be compared as one array")
+            return np.asarray([[v[k] for k in keys] for v in value], dtype=map_dtype)
+        arrays = [np.asarray(v) for v in value]
+        if len({(a.shape, a.dtype) for a in arrays}) == 1:
+            return np.stack(arrays)
+        shapes = sorted({str(list(a.shape)) for a in arrays})
+        raise InferenceError(f"output '{name}': a sequence of tensors of differing shapes ({', '.join(shapes[:4])}); it cannot be compared as one array")
+    return np.asarray(value)
 
 
 def load(path: Path, root: Path, threads: int | None = None) -> OnnxRunner:

@@ -11,9 +11,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from model_checks.errors import ArtifactLoadError, MissingDependencyError
-from model_checks.paths import check_regular_file
-from model_checks.sniff import sniff
+from model_checks.core.errors import ArtifactLoadError, MissingDependencyError, runtime_error_text
+from model_checks.safety.paths import check_regular_file
+from model_checks.safety.sniff import sniff
 
 
 def torch_module() -> Any:
@@ -42,14 +42,24 @@ def check_archive(path: Path, display: str | None = None) -> None:
         raise ArtifactLoadError(f"{display}: {what}, not a TorchScript archive (no code/ inside); export with torch.jit.trace or torch.jit.script, then torch.jit.save")
 
 
-def load_module(path: Path, display: str | None = None) -> Any:
-    """The ScriptModule on the CPU, in eval mode."""
+def set_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads when `threads` is given; the count before, to restore it."""
+    torch = torch_module()
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    return before
+
+
+def load_module(path: Path, display: str | None = None, map_location: Any = "cpu") -> Any:
+    """The ScriptModule in eval mode, on the CPU unless `map_location` says otherwise; the archive is checked
+    before torch reads it."""
     check_archive(path, display)
     torch = torch_module()
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        module = torch.jit.load(str(path), map_location=map_location)
     except Exception as e:
-        raise ArtifactLoadError(f"{display or path.name}: torch.jit.load cannot read it ({type(e).__name__}: {str(e).strip()[:300]})") from None
+        raise ArtifactLoadError(f"{display or path.name}: torch.jit.load cannot read it: {runtime_error_text(e)}") from None
     module.eval()
     return module
 
@@ -65,7 +75,7 @@ def declared_names(path: Path, root: Path) -> tuple[list[str] | None, list[str] 
     """Input and output names from the first manifest (the one beside the model, then the others under
     the root) whose `file` is this model and that declares them. Read here, not passed in, so a model
     loaded in an isolated worker or as another artifact's reference gets the same names."""
-    from model_checks.errors import ModelChecksError
+    from model_checks.core.errors import ModelChecksError
     from model_checks.manifest import load_manifest
 
     for manifest_path in _manifests_naming(path, root):

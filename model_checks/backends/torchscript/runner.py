@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from model_checks.backends.base import Runner
-from model_checks.backends.torchscript.inspect import interface
-from model_checks.backends.torchscript.loader import load_module, torch_module
-from model_checks.errors import InferenceError
+from model_checks.backends.torchscript.facts import interface
+from model_checks.backends.torchscript.loader import load_module, set_threads, torch_module
+from model_checks.core.errors import InferenceError, runtime_error_text
 
 
 def flatten_outputs(out: Any) -> tuple[list[Any], list[str] | None]:
@@ -31,8 +31,7 @@ class TorchScriptRunner(Runner):
     def __init__(self, path: Path, root: Path, threads: int | None = None):
         self.path = path
         self.torch = torch_module()
-        if threads:
-            self.torch.set_num_threads(threads)
+        set_threads(threads)
         self.module = load_module(path)
         self.inputs, self.outputs = interface(self.module, path, root)
 
@@ -43,7 +42,7 @@ class TorchScriptRunner(Runner):
             with torch.inference_mode():
                 out = self.module(*args)
         except Exception as e:
-            raise InferenceError(f"{self.path.name}: forward failed on inputs {[list(a.shape) for a in args]}: {type(e).__name__}: {str(e).strip()[:400]}") from None
+            raise InferenceError(f"{self.path.name}: forward failed on inputs {[list(a.shape) for a in args]}: {runtime_error_text(e)}") from None
         tensors, keys = flatten_outputs(out)
         names = [o.name for o in self.outputs]
         if len(names) != len(tensors):  # the schema could not tell how many; name them by position now

@@ -11,7 +11,7 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("tf_keras")
 
 from model_checks.backends.keras.loader import keras_modules  # noqa: E402
-from model_checks.session import GateSession  # noqa: E402
+from model_checks.core.session import GateSession  # noqa: E402
 
 CHECKS = ("integrity", "metadata", "limits", "equivalence", "accuracy")
 IFACE = {
@@ -134,7 +134,7 @@ def test_a_different_keras_model_is_not_equivalent(root):
 @pytest.mark.parametrize("path, fmt", [("ref/model.keras", "keras"), ("sm/model", "saved_model")])
 def test_budget_target_times_the_traced_keras_model(root, model, path, fmt):
     """What a latency budget times: the model as a traced graph on the CPU, outputs copied back."""
-    from model_checks.budgets.devices import open_target
+    from model_checks.backends import open_target
 
     x = np.random.default_rng(1).uniform(0, 1, (2, 8, 8, 3)).astype(np.float32)
     t = open_target(root / path, fmt, root, "cpu", 1, trust_code=True)
@@ -145,7 +145,8 @@ def test_budget_target_times_the_traced_keras_model(root, model, path, fmt):
 
 
 def test_budget_on_gpu_without_one_names_what_is_missing(root):
-    from model_checks.budgets.devices import DeviceUnavailable, open_target
+    from model_checks.backends import open_target
+    from model_checks.core.errors import DeviceUnavailable
 
     with pytest.raises(DeviceUnavailable, match=r"no GPU for TensorFlow: tf.config.list_physical_devices\('GPU'\) is empty \(tensorflow 2"):
         open_target(root / "ref" / "model.keras", "keras", root, "gpu", 1)

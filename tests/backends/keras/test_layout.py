@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from model_checks.errors import ArtifactLoadError
-from model_checks.layout import detect, feeds_for, layout_of, outputs_as
+from model_checks.core.errors import ArtifactLoadError
+from model_checks.core.layout import detect, feeds_for, layout_of, outputs_as
 from model_checks.manifest.model import TensorSpec
 
 

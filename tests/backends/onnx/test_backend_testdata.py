@@ -7,7 +7,7 @@ import onnx
 import pytest
 
 from fixtures import artifacts as A
-from model_checks.session import GateSession
+from model_checks.core.session import GateSession
 
 DATA = Path(onnx.__file__).parent / "backend" / "test" / "data" / "pytorch-converted"
 CASES = ["test_ReLU", "test_Softmax", "test_Conv2d", "test_MaxPool2d", "test_Tanh", "test_Sigmoid"]

@@ -4,7 +4,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 from fixtures import onnx_models as M
-from model_checks.backends.onnx.inspect import facts, precision_of
+from model_checks.backends.onnx.facts import facts, precision_of
 
 
 def test_facts_of_a_linear_model():

@@ -48,7 +48,7 @@ def eval_data(path: Path, module, n: int = 32) -> Path:
         y = module(torch.from_numpy(x)).argmax(1).numpy()
     np.savez(path, x=x, y=y)
     return path
-from model_checks.session import GateSession
+from model_checks.core.session import GateSession
 
 CHECKS = ("integrity", "metadata", "limits", "equivalence", "accuracy")
 

@@ -1,0 +1,6 @@
+import pytest
+
+
+@pytest.fixture
+def artifact():
+    return {"name": "build.tar.gz"}

@@ -1,0 +1,245 @@
+"""The budget checks as the gate runs them: `run(check, ctx, device, bench, options)` measures one artifact on
+one device through a pytest-benchmark fixture (or `BareBench`), gates the figures with the policies, compares
+them with the stored baseline and returns a CheckResult. Works without pytest."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from model_checks.checks.budgets.baseline import Baseline, BaselineStore
+from model_checks.checks.budgets.compare import MIN_EFFECT, BaselineComparison
+from model_checks.backends import load_runtime, open_target
+from model_checks.backends.base import Target
+from model_checks.checks.budgets.fingerprint import fingerprint
+from model_checks.checks.budgets.calibration import Calibration
+from model_checks.checks.budgets.measure import BLOCKS, MIN_BLOCK, Bench, Deadline, Measurement, block_starts, samples_ns, timed, warm_up
+from model_checks.checks.budgets.percentiles import median, rounds_for
+from model_checks.checks.budgets.policy import CLAIM_FACTOR, LatencyBudget, LatencyClaim, SpeedupBudget, ThroughputBudget
+from model_checks.checks.budgets.spec import DeviceBudget, device_budget
+from model_checks.checks.context import CheckContext
+from model_checks.core.errors import DeviceUnavailable
+from model_checks.core.inputs import generate, merge_interface, seed_for
+from model_checks.isolation.limits import DEFAULT_TIMEOUT_S
+from model_checks.manifest.model import Limit
+from model_checks.core.results import CheckResult
+
+EXTRA_INFO_KEY = "model_checks"
+
+
+@dataclass(frozen=True)
+class BudgetOptions:
+    baselines: Path | None = None
+    update_baselines: bool = False
+    min_effect: float = MIN_EFFECT
+    trust_code: bool = False
+    latency_claim_factor: float = CLAIM_FACTOR  # 0: the `latency_ms` claim is reported, not gated
+    timeout_s: float = DEFAULT_TIMEOUT_S  # the longest any one measurement may take (see measure.Deadline)
+
+
+def refused(bench: Any) -> str | None:
+    """Why budgets cannot be measured in this run, or None."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return ("budgets are not measured under pytest-xdist (-n): parallel workers share the cores, so the timings would be "
+                "noise. Run the budget tests without -n (e.g. `pytest -m 'cpu or gpu' -p no:xdist`)")
+    if getattr(bench, "disabled", False):
+        return "pytest-benchmark is disabled (--benchmark-disable): budgets need real timings"
+    return None
+
+
+def run(check: str, ctx: CheckContext, device: str, bench: Bench, options: BudgetOptions = BudgetOptions()) -> CheckResult:
+    """Measure and gate `check` ("latency", "throughput" or "speedup") of the artifact on `device`."""
+    budget = device_budget(ctx.manifest, device, ctx.where)
+    subject = f"{ctx.artifact.id} on {device}"
+    if budget is None or not budget.declares(check):
+        return skip(check, device, f"{subject}: no budgets.{device} for {check} in {ctx.where}")
+    why = refused(bench)
+    if why:
+        return skip(check, device, why)
+    try:
+        return CHECKS[check](ctx, budget, bench, options, subject)
+    except DeviceUnavailable as e:
+        return skip(check, device, f"{subject}: {e}")
+
+
+def skip(check: str, device: str, reason: str) -> CheckResult:
+    """A budget that does not apply here; the device stays in the figures so reports can say which one."""
+    return CheckResult(check, True, f"skipped: {reason}", skipped=reason, figures={"device": device})
+
+
+def _feeds(ctx: CheckContext, batch: int, reference: bool = False) -> dict:
+    specs = merge_interface(None, ctx.reference_runner().inputs) if reference else ctx.interface()
+    return generate(specs, batch, seed_for(ctx.artifact.id) + batch)
+
+
+def _open(ctx: CheckContext, budget: DeviceBudget, options: BudgetOptions, batch: int, reference: bool = False) -> tuple[Target, float, float]:
+    """Open the model (timed), prepare its inputs and make its first call (timed): both figures stay out of the samples."""
+    path, fmt = (ctx.reference_path, ctx.reference_format) if reference else (ctx.model_path, ctx.fmt)
+    feeds = _feeds(ctx, batch, reference)
+    # Timing must happen in this process (pytest-benchmark times the call itself), so the model first
+    # runs once on the same feeds through the pool, in its isolated worker: one that crashes, hangs or
+    # exhausts memory fails this test there, with what happened, instead of taking the session down.
+    (ctx.reference_runner() if reference else ctx.runner()).infer(feeds)
+    load_runtime(fmt)
+    target, create_ms = timed(lambda: open_target(path, fmt, ctx.artifact.root, budget.device, budget.threads, options.trust_code))
+    target.prepare(feeds)
+    _, first_ms = timed(target.call)
+    return target, create_ms, first_ms
+
+
+def measure(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, batch: int, rounds: int,
+            setup: Callable[[], Any] | None = None, teardown: Callable[[], Any] | None = None,
+            per_call: tuple[float, str] | None = None) -> Measurement:
+    """Session creation, first call, warm-up until stable, then `rounds` samples of one call each; `setup` and
+    `teardown` run untimed around each sample (they replace the calibration bursts). Warm-up and rounds run
+    under one Deadline, from the timeout and `per_call` (the budget per call in ms, and how to name it)."""
+    target, create_ms, first_ms = _open(ctx, budget, options, batch)
+    calibration = Calibration(budget.threads) if setup is None and teardown is None and budget.device == "cpu" else None
+    deadline = Deadline(options.timeout_s, rounds, *(per_call or (None, "")))
+    try:
+        warm = warm_up(target.call, deadline=deadline)
+        deadline.check("after warm-up", warm.window_median_ms)
+        if calibration is not None:
+            setup = _calibrating(calibration, target, block_starts(rounds))
+        bench.pedantic(target.call, setup=deadline.bounded(setup), teardown=teardown, rounds=rounds, iterations=1, warmup_rounds=0)
+        if calibration is not None:
+            calibration.burst()
+    finally:
+        target.close()
+    return Measurement(budget.device, target.description, batch, budget.threads, create_ms, first_ms, warm, tuple(samples_ns(bench)),
+                       model_bytes=ctx.model_path.stat().st_size, calibration_ns=tuple(calibration.bursts) if calibration else ())
+
+
+def _calibrating(calibration: Calibration, target: Target, starts: set[int]) -> Callable[[], None]:
+    """pedantic's setup (untimed): before each block, a calibration burst, then one call of the model so that
+    the first timed call of the block finds its caches as warm as the others."""
+    count = iter(range(1 << 62))
+
+    def setup() -> None:
+        if next(count) in starts:
+            calibration.burst()
+            target.call()
+
+    return setup
+
+
+def _baseline(check: str, ctx: CheckContext, m: Measurement, options: BudgetOptions) -> tuple[BaselineComparison | None, list[str], dict]:
+    """Compare with the stored baseline, and replace it when asked; lines for the result's details, and figures
+    (`baseline_sessions`: how many sessions a baseline saved by this run pools)."""
+    if options.baselines is None:
+        return None, [], {}
+    store = BaselineStore(options.baselines)
+    fp = fingerprint(m.device, m.threads)
+    old = store.load(ctx.artifact.id, check, m.device)
+    comparison = old.compare(m.blocks_ms, fp, options.min_effect, m.normalized_blocks) if old is not None else None
+    notes = [f"  baseline: {comparison}"] if comparison is not None else [f"  baseline: none stored in {options.baselines}"]
+    if options.update_baselines:
+        new = (old.updated(m.blocks_ms, fp, m.percentiles.as_dict(), m.normalized_blocks) if old is not None
+               else Baseline(ctx.artifact.id, check, m.device, fp, m.blocks_ms, m.percentiles.as_dict(), sessions=[m.blocks_ms],
+                             normalized_sessions=[m.normalized_blocks] if m.normalized_blocks else []))
+        path = store.save(new)
+        notes.append(f"  baseline updated: {path} ({len(new.sessions)} session(s) pooled)")
+        return comparison, notes, {"baseline_sessions": len(new.sessions)}
+    if comparison is not None and not comparison:
+        notes.append("  if the slowdown is intended, accept it as the new baseline with --model-checks-update-baselines")
+    return comparison, notes, {}
+
+
+def _result(check: str, artifact: str, subject: str, bench: Bench, m: Measurement, problems: list[str], passed: str, comparison: BaselineComparison | None,
+            notes: list[str], extra: dict | None = None) -> CheckResult:
+    size_mb = m.model_bytes / 1e6
+    info = {"check": check, "artifact": artifact, **m.figures(), **(extra or {}), "baseline": comparison.as_dict() if comparison is not None else None}
+    bench.extra_info[EXTRA_INFO_KEY] = info
+    bench.extra_info.update({k: v for k, v in m.percentiles.as_dict().items() if k != "n"})  # p50..p99 in ms, top level
+    if comparison is not None and not comparison:
+        problems = [*problems, f"regression against the baseline: {comparison}"]
+    lines = [f"  measured: {m.percentiles}; {m.throughput_per_s:.1f} items/s at batch {m.batch_size}",
+             f"  start-up, not in the samples: session creation {m.session_create_ms:.2f} ms, first call {m.first_call_ms:.3f} ms",
+             f"  warm-up: {m.warmup.calls} calls, {'stable' if m.warmup.stable else 'NOT stable (gave up)'}; on {m.target}",
+             *(["  the machine was under load (1-min load average above its cores): figures are noisier"] if m.under_load() else []),
+             *notes]
+    figures = {"device": m.device, **{f"{k}_ms": v for k, v in m.percentiles.as_dict().items() if k != "n"}, "samples": m.percentiles.n,
+               "throughput_per_s": m.throughput_per_s, "batch_size": m.batch_size, "session_create_ms": m.session_create_ms,
+               "first_call_ms": m.first_call_ms, "size_mb": size_mb, "baseline_verdict": comparison.verdict if comparison is not None else None,
+               "baseline_change": comparison.change if comparison is not None else None, **{k: v for k, v in (extra or {}).items() if not isinstance(v, (list, dict))}}
+    return CheckResult.from_problems(check, subject, problems, passed=passed, figures=figures, notes=lines)
+
+
+def _where_to_change(limits: list[Limit], ctx: CheckContext) -> str:
+    """Where the failing limits were set (metadata.yaml or policy.yaml, with the key), and that a manifest key overrides a policy."""
+    return f"to change a limit, edit {', '.join(sorted({lim.source for lim in limits}))} (a key in {ctx.where} overrides policy.yaml)"
+
+
+def _latency(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, subject: str) -> CheckResult:
+    policies = [LatencyBudget(s, lim) for s, lim in budget.latency_ms.items()]
+    claim = LatencyClaim(budget.latency_claim_ms, options.latency_claim_factor) if budget.latency_claim_ms is not None else None
+    rounds = rounds_for(list(budget.latency_ms) or ["p50"], floor=BLOCKS * MIN_BLOCK)
+    loosest = [(p.limit.value, f"{p.statistic} {p.limit.value:g} ms") for p in policies]
+    if claim is not None:
+        loosest.append((claim.claim.value * max(claim.factor, 1.0), f"{max(claim.factor, 1.0):g} x the claimed {claim.claim.value:g} ms"))
+    m = measure(ctx, budget, bench, options, batch=1, rounds=rounds, per_call=max(loosest) if loosest else None)
+    failing = [p for p in policies if p.fails(m.percentiles)]
+    problems = [p.fails(m.percentiles) or "" for p in failing]
+    if failing:
+        problems.append(_where_to_change([p.limit for p in failing], ctx))
+    if claim is not None and (wrong := claim.fails(m.percentiles)):
+        problems.append(wrong)
+    comparison, notes, saved = _baseline("latency", ctx, m, options)
+    passed = [f"{p.statistic} {m.percentiles.get(p.statistic):.3f} ms <= {p.limit.value:g}" for p in policies]
+    if claim is not None:
+        passed.append(f"p50 {m.percentiles.p50:.3f} ms within {claim.factor:g}x of the claimed {claim.claim.value:g} ms"
+                      if claim.factor else f"claimed p50 {claim.claim.value:g} ms (not gated)")
+    extra = {**({"claimed_latency_ms": claim.claim.value} if claim is not None else {}), **saved,
+             **{f"limit_{p.statistic}_ms": p.limit.value for p in policies}}
+    return _result("latency", ctx.artifact.id, subject, bench, m, problems, f"{', '.join(passed)} (n={m.percentiles.n}, batch 1)", comparison, notes, extra)
+
+
+def _throughput(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, subject: str) -> CheckResult:
+    assert budget.throughput_per_s is not None
+    policy = ThroughputBudget(budget.throughput_per_s, budget.batch_size)
+    per_call_ms = 1e3 * budget.batch_size / budget.throughput_per_s.value
+    m = measure(ctx, budget, bench, options, batch=budget.batch_size, rounds=rounds_for(["p50"], floor=BLOCKS * MIN_BLOCK),
+                per_call=(per_call_ms, f"the budget's {per_call_ms:.3g} ms a call ({budget.throughput_per_s.value:g} items/s at batch {budget.batch_size})"))
+    msg = policy.fails(m.throughput_per_s)
+    comparison, notes, saved = _baseline("throughput", ctx, m, options)
+    problems = [msg, _where_to_change([policy.limit], ctx)] if msg else []
+    return _result("throughput", ctx.artifact.id, subject, bench, m, problems, f"{m.throughput_per_s:.1f} items/s >= {policy.limit.value:g} at batch {budget.batch_size}",
+                   comparison, notes, {**saved, "limit_throughput_per_s": policy.limit.value})
+
+
+def _speedup(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, subject: str) -> CheckResult:
+    assert budget.speedup_vs_reference is not None
+    if ctx.reference_kind != "model":
+        return skip("speedup", budget.device, f"{subject}: speedup_vs_reference needs reference.path to name a model in {ctx.where}")
+    policy = SpeedupBudget(budget.speedup_vs_reference)
+    ref, ref_create_ms, ref_first_ms = _open(ctx, budget, options, 1, reference=True)
+    ref_ns: list[float] = []
+    rounds = rounds_for(["p50"], floor=BLOCKS * MIN_BLOCK)
+    order = iter(range(2 * rounds))
+
+    def reference_call() -> None:
+        """Runs as pedantic's setup and as its teardown; times the reference before the artifact's even samples
+        and after its odd ones (R A A R R A ...), so neither side always finds the caches as the other left them."""
+        if next(order) % 4 in (0, 3):
+            t0 = time.perf_counter_ns()
+            ref.call()
+            ref_ns.append(time.perf_counter_ns() - t0)
+
+    try:
+        warm_up(ref.call)
+        m = measure(ctx, budget, bench, options, batch=1, rounds=rounds, setup=reference_call, teardown=reference_call)
+    finally:
+        ref.close()
+    ref_ms = median(ref_ns) / 1e6
+    speedup = ref_ms / m.percentiles.p50
+    msg = policy.fails(speedup)
+    problems = [msg, _where_to_change([policy.limit], ctx)] if msg else []
+    extra = {"speedup": speedup, "limit_speedup": policy.limit.value, "reference_p50_ms": ref_ms, "reference_session_create_ms": ref_create_ms, "reference_first_call_ms": ref_first_ms}
+    notes = [f"  interleaved in one run (R A A R ...): reference p50 {ref_ms:.3f} ms, artifact p50 {m.percentiles.p50:.3f} ms ({len(ref_ns)} pairs)"]
+    return _result("speedup", ctx.artifact.id, subject, bench, m, problems, f"speedup {speedup:.2f}x over the reference >= {policy.limit.value:g}x", None, notes, extra)
+
+
+CHECKS = {"latency": _latency, "throughput": _throughput, "speedup": _speedup}

@@ -1,0 +1,91 @@
+"""Finding artifacts under roots. Reads manifests only: no model is loaded, no framework imported."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+from model_checks.core.artifact import Artifact
+from model_checks.core.errors import ModelChecksError
+from model_checks.manifest import load_manifest, load_policy
+from model_checks.safety.paths import check_regular_file, resolve_inside
+from model_checks.safety.text import printable
+
+MANIFEST = "metadata.yaml"
+POLICY = "policy.yaml"
+
+
+def _walk(root: Path):  # type: ignore[no-untyped-def]
+    """Directories holding a metadata.yaml, in a stable order; hidden folders and symlinks are not entered.
+
+    Yields (directory, why it is refused or None). A directory link whose target lies inside the root is
+    skipped silently (the walk reaches its target anyway); one that leads out is refused, not ignored, so
+    an artifact cannot pass unchecked by living behind a link."""
+    real_root = os.path.realpath(root)
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
+        for d in dirnames:
+            link = os.path.join(dirpath, d)
+            if os.path.islink(link) and os.path.commonpath([real_root, os.path.realpath(link)]) != real_root:
+                yield Path(link), f"{d} is a symlink to a directory outside the artifacts root; links are not followed (copy the artifact in instead)"
+        if MANIFEST in filenames:
+            yield Path(dirpath), None
+
+
+def _unreadable(root: Path, d: Path, name: str, display: str) -> str | None:
+    """Why `d/name` may not be read: a link out of the root or to nothing, a hard link, not a regular file (a
+    named pipe would block the reader)."""
+    try:
+        check_regular_file(resolve_inside(root, d, name, display), display)
+    except ModelChecksError as e:
+        return str(e)
+    return None
+
+
+def _read(read, display: str):  # type: ignore[no-untyped-def]
+    """`read()`, or why not: no input may end the session, so even an error of ours that escaped the loader's
+    own checks becomes this artifact's failure (named as ours, to be reported)."""
+    try:
+        return read(), None
+    except ModelChecksError as e:
+        return None, str(e)
+    except (OSError, ValueError) as e:
+        return None, f"{display}: cannot be read ({type(e).__name__}: {printable(str(e))})"
+    except Exception as e:  # noqa: BLE001 - a bug of ours, but one manifest must not end the session
+        return None, f"{display}: internal error of model-checks while reading it ({type(e).__name__}: {printable(str(e))}); please report it"
+
+
+def discover(roots: list[Path]) -> list[Artifact]:
+    """Every artifact under `roots`; an invalid manifest yields an Artifact with `error` set, never a crash."""
+    found: list[Artifact] = []
+    for root in roots:
+        root = Path(os.path.normpath(root.absolute()))
+        policy_display = printable(f"{root.name}/{POLICY}")
+        policy, policy_error = {}, None
+        if os.path.lexists(root / POLICY):
+            policy_error = _unreadable(root, root, POLICY, policy_display)
+        if policy_error is None:
+            policy, policy_error = _read(lambda: load_policy(root / POLICY, policy_display), policy_display)
+        for d, refused in _walk(root):
+            rel = printable(d.relative_to(root).as_posix())  # a directory name is shown, never trusted to be text
+            display = f"{printable(root.name)}/{rel}/{MANIFEST}" if rel != "." else f"{printable(root.name)}/{MANIFEST}"
+            refused = refused or policy_error or _unreadable(root, d, MANIFEST, display)
+            m = None
+            if not refused:
+                m, refused = _read(lambda: load_manifest(d / MANIFEST, display, policy or {}, policy_display), display)
+            if m is None:
+                found.append(Artifact(id=f"invalid:{rel}", root=root, dir=d, manifest=None, error=refused))
+            else:
+                found.append(Artifact(id=printable(m.id), root=root, dir=d, manifest=m))
+    return _break_ties(found)
+
+
+def _break_ties(artifacts: list[Artifact]) -> list[Artifact]:
+    counts = Counter(a.id for a in artifacts)
+    out = []
+    for a in artifacts:
+        if counts[a.id] > 1:
+            a = Artifact(id=f"{a.id}:{a.rel_dir}", root=a.root, dir=a.dir, manifest=a.manifest, error=a.error)
+        out.append(a)
+    return out

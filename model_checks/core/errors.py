@@ -1,0 +1,134 @@
+"""The errors the gate raises. Each renders as the message a user reads in a CI log."""
+
+from __future__ import annotations
+
+import re
+
+
+class ModelChecksError(Exception):
+    """Base of every error the gate raises on purpose; `what` heads the failure a user reads."""
+
+    what = "error"
+
+
+class ManifestError(ModelChecksError):
+    """A metadata.yaml or policy.yaml that cannot be read or does not follow the schema."""
+
+    what = "invalid manifest"
+
+    def __init__(self, file: str, problems: list[str] | str):
+        self.file = file
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        if len(self.problems) == 1:
+            return f"{self.file}: {self.problems[0]}"
+        lines = [f"{self.file}: {len(self.problems)} problems"]
+        lines += [f"  - {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+class UnsafePathError(ModelChecksError):
+    """A path that leaves the artifacts root, or points where the gate will not read."""
+
+    what = "path refused"
+
+
+class UntrustedFormatError(ModelChecksError):
+    """A format that carries code, refused because code is not trusted in this run."""
+
+    what = "untrusted format refused"
+
+
+class ArtifactLoadError(ModelChecksError):
+    """A model file that cannot be loaded: wrong content, truncated, or refused by its runtime."""
+
+    what = "model cannot be loaded"
+
+
+class InputGenerationError(ModelChecksError):
+    """The gate cannot make valid inputs from the declared interface (no shape, no proven integer range, a string
+    input): the message names the key to declare. The model itself may be fine, so later checks still run."""
+
+    what = "no valid inputs for the model"
+
+
+class MissingDependencyError(ModelChecksError):
+    """A framework a check needs is not installed; the message names what to install."""
+
+    what = "missing dependency"
+
+
+class InferenceError(ModelChecksError):
+    """Running a loaded model failed: feeds that do not fit it, or an error raised by its runtime."""
+
+    what = "inference failed"
+
+
+class DeviceUnavailable(ModelChecksError):
+    """The device a budget names is not usable here; the message says what is missing (nothing is silently
+    measured on the CPU instead)."""
+
+
+class WorkerBrokeError(ModelChecksError):
+    """The worker process running a model broke: it crashed, ran out of memory or hung. Checks let it
+    through as is: it says what happened, which no reading of the model's answer could."""
+
+    what = "worker broke"
+
+
+class RuntimeCrashError(WorkerBrokeError):
+    """The model's runtime died in its worker process (a signal such as SIGSEGV or SIGABRT)."""
+
+    what = "runtime crashed"
+
+
+class MemoryLimitError(WorkerBrokeError):
+    """The model needed more memory than its worker process may use."""
+
+    what = "memory limit exceeded"
+
+
+class RuntimeTimeoutError(WorkerBrokeError):
+    """The model's runtime did not answer within the timeout; its worker process was killed."""
+
+    what = "timed out"
+
+
+def of_kind(cls: type[ModelChecksError], message: str) -> ModelChecksError:
+    """An error of class `cls` carrying `message` as is, whatever `cls.__init__` takes (ManifestError)."""
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    return err
+
+
+def with_context(error: ModelChecksError, prefix: str) -> ModelChecksError:
+    """The same kind of error with `prefix` before its message (e.g. which manifest key named the file)."""
+    return of_kind(type(error), f"{prefix}{error}")
+
+
+class MeasurementDeadlineError(ModelChecksError):
+    """A budget's measurement (warm-up and rounds) did not finish within its own deadline."""
+
+    what = "measurement over its deadline"
+
+
+_CAUSE = re.compile(r"^(?:\[ONNXRuntimeError\].*|[A-Za-z_][\w.]*(?:Error|Exception)\b.*:.*)$")
+
+
+def runtime_error_text(e: BaseException | str, kind: str | None = None) -> str:
+    """A runtime's error in full, its cause line first: `Type: cause`, then the whole text indented.
+
+    Runtimes (TorchScript above all) put the cause at the end of a long interpreter traceback; cutting
+    the text at a few hundred characters drops exactly that line, so nothing is cut."""
+    text = (e if isinstance(e, str) else str(e)).strip()
+    kind = kind or ("" if isinstance(e, str) else type(e).__name__)
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return kind or "(no message)"
+    cause = next((line.strip() for line in reversed(lines) if _CAUSE.match(line.strip())), lines[0].strip())
+    head = f"{kind}: {cause}" if kind and not cause.startswith(kind) else cause
+    if len(lines) == 1:
+        return head
+    return head + "\n" + "\n".join(f"    {line}" for line in lines)

@@ -1,0 +1,208 @@
+"""Comparing a model's outputs with reference outputs, per output, never a false pass.
+
+Everything is computed in float64. Shapes and dtypes must match exactly: nothing is broadcast and
+fp16 is not silently compared with fp32. NaN or Inf on either side is a failure. A reference whose norm
+is zero is compared by absolute L2 (a relative error would divide by zero and pass anything).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from model_checks.manifest.model import Limit
+
+WORST_SHOWN = 5
+
+
+def rel_l2(out: np.ndarray, ref: np.ndarray) -> float:
+    """||out - ref||_2 / ||ref||_2; the absolute L2 norm of the difference when ||ref|| is 0."""
+    o, r = np.asarray(out, np.float64), np.asarray(ref, np.float64)
+    diff = float(np.linalg.norm((o - r).ravel()))
+    norm = float(np.linalg.norm(r.ravel()))
+    return diff / norm if norm > 0 else diff
+
+
+def mae(out: np.ndarray, ref: np.ndarray) -> float:
+    o, r = np.asarray(out, np.float64), np.asarray(ref, np.float64)
+    return float(np.mean(np.abs(o - r))) if o.size else 0.0
+
+
+def max_abs(out: np.ndarray, ref: np.ndarray) -> float:
+    o, r = np.asarray(out, np.float64), np.asarray(ref, np.float64)
+    return float(np.max(np.abs(o - r))) if o.size else 0.0
+
+
+def top1_agreement(out: np.ndarray, ref: np.ndarray) -> float:
+    """Share of samples (rows of the leading axis) whose argmax over the last axis agrees."""
+    o, r = np.asarray(out), np.asarray(ref)
+    if o.ndim < 2:
+        o, r = o.reshape(1, -1), r.reshape(1, -1)
+    a = np.argmax(o.reshape(-1, o.shape[-1]), axis=-1)
+    b = np.argmax(r.reshape(-1, r.shape[-1]), axis=-1)
+    return float(np.mean(a == b)) if a.size else 1.0
+
+
+def mismatch_fraction(out: np.ndarray, ref: np.ndarray) -> float:
+    """Share of elements that differ at all (integer, bool and string outputs are exact or not)."""
+    return float(np.mean(np.asarray(out) != np.asarray(ref))) if np.asarray(out).size else 0.0
+
+
+EXACT_KINDS = "iubUSO"  # integers, bools, strings (and the objects ORT returns for them)
+EXACT_DEFAULT = Limit(0.0, "default (model-checks): integer, bool and string outputs are exact")
+FLOAT_METRICS = ("rel_l2", "mae", "max_abs", "top1_agreement")
+
+METRIC_FUNCS = {"mismatch_fraction": mismatch_fraction, "rel_l2": rel_l2, "mae": mae, "max_abs": max_abs, "top1_agreement": top1_agreement}
+HIGHER_IS_BETTER = {"top1_agreement"}
+
+
+def _fmt(v: object) -> str:
+    return f"{v:.6g}" if isinstance(v, (float, np.floating)) else repr(v.item() if isinstance(v, np.generic) else v)
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    metric: str
+    value: float
+    limit: Limit | None
+
+    @property
+    def ok(self) -> bool:
+        if self.limit is None:
+            return True
+        if self.metric in HIGHER_IS_BETTER:
+            return self.value >= self.limit.value
+        return self.value <= self.limit.value
+
+
+@dataclass(frozen=True)
+class OutputComparison:
+    """One output compared: metric rows, or a structural problem that makes metrics meaningless."""
+
+    name: str
+    rows: tuple[MetricRow, ...] = ()
+    problem: str | None = None
+    worst: tuple[tuple[tuple[int, ...], float, float], ...] = ()
+    note: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None and all(r.ok for r in self.rows)
+
+    def value(self, metric: str) -> float | None:
+        return next((r.value for r in self.rows if r.metric == metric), None)
+
+    def render(self) -> list[str]:
+        mark = "ok" if self.ok else "FAILED"
+        lines = [f"output '{self.name}': {mark}"]
+        if self.problem:
+            return lines + [f"    {self.problem}"]
+        lines.append(f"    {'metric':<16}{'value':>12}  {'limit':>10}  source")
+        for r in self.rows:
+            op = ">=" if r.metric in HIGHER_IS_BETTER else "<="
+            lim = f"{op} {r.limit.value:.3g}" if r.limit else "-"
+            flag = "" if r.ok else "   <-- exceeds" if r.metric not in HIGHER_IS_BETTER else "   <-- below"
+            lines.append(f"    {r.metric:<16}{r.value:>12.4g}  {lim:>10}  {r.limit.source if r.limit else 'not gated'}{flag}")
+        if self.note:
+            lines.append(f"    note: {self.note}")
+        if self.worst and not self.ok:
+            lines.append("    worst elements (index: value vs reference):" if self.rows[0].metric != "mismatch_fraction" else "    first differing elements (index: value vs reference):")
+            lines += [f"      {list(idx)}: {_fmt(v)} vs {_fmt(rv)}" for idx, v, rv in self.worst]
+        return lines
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """All outputs compared; truthy when every output holds."""
+
+    outputs: tuple[OutputComparison, ...]
+    problems: tuple[str, ...] = field(default_factory=tuple)
+
+    def __bool__(self) -> bool:
+        return not self.problems and all(o.ok for o in self.outputs)
+
+    def render(self) -> list[str]:
+        lines = [f"  {p}" for p in self.problems]
+        for o in self.outputs:
+            lines += ["  " + line for line in o.render()]
+        return lines
+
+    def worst(self, metric: str) -> float | None:
+        vals = [v for o in self.outputs if (v := o.value(metric)) is not None]
+        if not vals:
+            return None
+        return min(vals) if metric in HIGHER_IS_BETTER else max(vals)
+
+
+def _finite_problem(a: np.ndarray, side: str) -> str | None:
+    if a.dtype.kind not in "fc":
+        return None
+    bad = ~np.isfinite(a)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        n_nan, n_inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
+        return f"{side} has {n_nan} NaN and {n_inf} Inf values (first at index {list(idx)}); a non-finite output never passes"
+    return None
+
+
+def compare_output(name: str, out: np.ndarray, ref: np.ndarray, limits: Mapping[str, Limit]) -> OutputComparison:
+    """Compare one output with its reference under `limits` (metric -> Limit)."""
+    out, ref = np.asarray(out), np.asarray(ref)
+    if out.shape != ref.shape:
+        return OutputComparison(name, problem=f"shape {list(out.shape)} differs from the reference's {list(ref.shape)}; shapes must match exactly (nothing is broadcast)")
+    if out.dtype != ref.dtype:
+        return OutputComparison(name, problem=f"dtype {out.dtype} differs from the reference's {ref.dtype}; cast explicitly when packaging (fp16 is never compared with fp32 silently)")
+    if out.size == 0:
+        return OutputComparison(name, problem=f"output is empty (shape {list(out.shape)}); an empty comparison proves nothing")
+    for arr, side in ((out, "the output"), (ref, "the reference")):
+        if (p := _finite_problem(arr, side)) is not None:
+            return OutputComparison(name, problem=p)
+    if out.dtype.kind in EXACT_KINDS:
+        return _compare_exact(name, out, ref, limits.get("mismatch_fraction") or EXACT_DEFAULT)
+    if not any(m in limits for m in FLOAT_METRICS):
+        return OutputComparison(name, problem="no tolerance applies to this output; equivalence would pass anything")
+    rows = []
+    for metric in FLOAT_METRICS:
+        lim = limits.get(metric)
+        if lim is not None or metric in ("rel_l2", "mae", "max_abs"):
+            rows.append(MetricRow(metric, METRIC_FUNCS[metric](out, ref), lim))
+    note = None
+    if float(np.linalg.norm(np.asarray(ref, np.float64).ravel())) == 0.0:
+        note = "the reference is all zeros: rel_l2 is the absolute L2 norm of the difference"
+    diff = np.abs(out.astype(np.float64) - ref.astype(np.float64)).ravel()
+    k = min(WORST_SHOWN, diff.size)
+    top = np.argpartition(-diff, k - 1)[:k]
+    top = top[np.argsort(-diff[top], kind="stable")]
+    worst = tuple(
+        (tuple(int(i) for i in np.unravel_index(int(j), out.shape)), float(out.ravel()[j]), float(ref.ravel()[j])) for j in top
+    )
+    return OutputComparison(name, tuple(rows), worst=worst, note=note)
+
+
+def _compare_exact(name: str, out: np.ndarray, ref: np.ndarray, limit: Limit) -> OutputComparison:
+    """Labels, ids, masks and strings: how many elements differ, against `mismatch_fraction` (0 by default);
+    a float metric would let one wrong token id in 100,000 pass as a relative error of 1e-5."""
+    differ = np.asarray(out != ref)
+    count = int(differ.sum())
+    row = MetricRow("mismatch_fraction", count / out.size, limit)
+    where = np.argwhere(differ)[:WORST_SHOWN]
+    shown = tuple((tuple(int(i) for i in idx), out[tuple(idx)], ref[tuple(idx)]) for idx in where)
+    note = f"{count} of {out.size} {out.dtype} elements differ" if count else None
+    return OutputComparison(name, (row,), worst=shown, note=note)
+
+
+def compare_outputs(outs: Mapping[str, np.ndarray], refs: Mapping[str, np.ndarray], limits_for) -> Comparison:  # type: ignore[no-untyped-def]
+    """Match outputs by name: missing and extra names are failures, never ignored."""
+    problems = []
+    missing = [n for n in refs if n not in outs]
+    extra = [n for n in outs if n not in refs]
+    if missing:
+        problems.append(f"outputs missing from the model: {', '.join(missing)} (the reference has {', '.join(refs)})")
+    if extra:
+        problems.append(f"outputs the reference does not have: {', '.join(extra)}")
+    compared = tuple(compare_output(n, outs[n], refs[n], limits_for(n)) for n in refs if n in outs)
+    if not compared and not problems:
+        problems.append("no output to compare")
+    return Comparison(compared, tuple(problems))

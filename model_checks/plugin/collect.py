@@ -1,0 +1,247 @@
+"""Collecting the gate: one node per artifact, one item per applicable check (and device), built by the plugin
+itself rather than by pytest walking the roots; and the hooks of a run with artifact roots (selection,
+releases of models after their last test, what baselines were saved)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from model_checks.plugin.state import ITEM_KEY, RELEASE_KEY, SESSION_KEY, artifact_of, options
+
+
+def _arg_path(config: pytest.Config, arg: str) -> Path:
+    return Path(os.path.normpath(config.invocation_params.dir / str(arg).split("::")[0]))
+
+
+class ModelChecksWarning(pytest.PytestWarning):
+    """Something under an artifact root the gate ignored on purpose (a Python file pytest would have imported)."""
+
+
+class Gate:
+    """The gate's hooks, registered only when the run has artifact roots.
+
+    Artifacts are collected here, not by pytest walking the roots: pytest imports every conftest.py and test
+    file of a directory it collects, so a conftest.py beside a failing model could make it pass. The gate's
+    nodes hang off the session with their node id taken from the manifest's path, and with the rootdir as
+    their `path`, so the conftest.py files pytest consults for them are the rootdir's, which it has loaded
+    anyway; a Python file under a root is never imported and gets a warning."""
+
+    def __init__(self, config: pytest.Config, selectors: list[str]):
+        self.config = config
+        self.gs = config.stash[SESSION_KEY]
+        self.saved: dict[tuple, int] = {}  # (artifact, check, device) -> sessions its saved baseline pools
+        self.selectors = [self._nodeid(_arg_path(config, a), a.partition("::")[2]) for a in selectors]
+
+    def _nodeid(self, path: Path, rest: str) -> str:
+        """The node id of a manifest (or a selector naming one), its directory names escaped: they head every
+        line of the log about the artifact, so a name from a pull request can never start a line or colour it."""
+        from model_checks.safety.text import printable
+        from model_checks.plugin.roots import inside
+
+        rel = path.relative_to(self.config.rootpath).as_posix() if inside(path, self.config.rootpath) else path.as_posix()
+        return printable(f"{rel}::{rest}" if rest else rel)
+
+    @staticmethod
+    def _matches(selector: str, nodeid: str) -> bool:
+        """Whether a path or node id given to pytest (`arts/cnn`, `arts/cnn/metadata.yaml::test_limits`) selects `nodeid`."""
+        if selector == ".":
+            return True
+        if "::" in selector:
+            return nodeid == selector or nodeid.startswith(selector + "[") or nodeid.startswith(selector + "::")
+        return nodeid.startswith(selector + ("::" if selector.endswith(".yaml") else "/"))
+
+    def _selected(self, nodeid: str) -> bool:
+        return not self.selectors or any(self._matches(s, nodeid) for s in self.selectors)
+
+    def pytest_report_header(self, config: pytest.Config) -> str:
+        from model_checks.plugin.roots import display
+
+        n = len(self.gs.artifacts)
+        where = ", ".join(display(r, config.rootpath) for r in self.gs.roots)
+        trust = "on" if options(config).trust_code else "off"
+        return f"model-checks: {n} artifact{'s' if n != 1 else ''} under {where} (isolate={options(config).isolate}, trust-code={trust})"
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        from model_checks.plugin.roots import display, inside, no_artifact_message
+
+        for r in self.gs.roots:
+            if not r.is_dir():
+                raise pytest.UsageError(f"model-checks: artifact root {display(r, self.config.rootpath)} is not a directory "
+                                        "(from --model-checks or model_checks_roots)")
+        # A conftest.py pytest imported at startup, before this plugin could step in (a root named test* below a
+        # path pytest was given): its code has run, so the run is refused rather than trusted.
+        for plugin in self.config.pluginmanager.get_plugins():
+            f = getattr(plugin, "__file__", None)
+            if f and any(inside(Path(f), r) for r in self.gs.roots):
+                raise pytest.UsageError(f"model-checks: pytest imported {display(Path(f), self.config.rootpath)} from inside an artifact root "
+                                        "at startup (a folder named test* below a path it was given); nothing under a root may run: "
+                                        "remove the file or rename the folder")
+        found = {a.root for a in self.gs.artifacts}
+        empty = [r for r in self.gs.roots if r not in found]
+        if empty:
+            raise pytest.UsageError("\n".join(no_artifact_message(r, self.config.rootpath) for r in empty))
+
+    def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
+        from model_checks.plugin.roots import inside
+
+        p = Path(os.path.normpath(collection_path))
+        return True if any(inside(p, r) for r in self.gs.roots) else None
+
+    @pytest.hookimpl(tryfirst=True)  # before -k / -m deselect, so they apply to the gate's tests too
+    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+        self._warn_python_files(config)
+        hook = config.hook
+        for art in self.gs.artifacts:
+            nodeid = self._nodeid(art.manifest_path, "")
+            mod = ArtifactModule.from_parent(session, path=config.rootpath, name=art.id, nodeid=nodeid)
+            mod.artifact = art
+            new = [i for i in mod.collect() if self._selected(i.nodeid)]
+            if not new:
+                continue
+            hook.pytest_collectstart(collector=mod)
+            for item in new:
+                hook.pytest_itemcollected(item=item)
+            hook.pytest_collectreport(report=pytest.CollectReport(nodeid, "passed", None, new))
+            items.extend(new)
+        unmatched = [s for s in self.selectors if not any(self._matches(s, i.nodeid) for i in items)]
+        if unmatched:
+            raise pytest.UsageError(f"model-checks: not found: {', '.join(unmatched)} (no artifact check there; "
+                                    f"{len(self.gs.artifacts)} artifact(s) under {', '.join(str(r) for r in self.gs.roots)})")
+
+    def _warn_python_files(self, config: pytest.Config) -> None:
+        import warnings
+
+        from model_checks.plugin.roots import display, python_files
+
+        for r in self.gs.roots:
+            files = python_files(r, config.getini("python_files"))
+            if files:
+                names = ", ".join(display(f, config.rootpath) for f in files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+                warnings.warn(ModelChecksWarning(f"model-checks: ignored {len(files)} Python file(s) under the artifact root "
+                                                 f"{display(r, config.rootpath)}: {names}. Nothing under a root is imported or run; "
+                                                 "tests of artifacts belong outside it (take the model_checks_artifact fixture)"))
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        """A user's test that takes `model_checks_artifact` runs once per valid artifact (the gate's items carry theirs)."""
+        if "model_checks_artifact" not in metafunc.fixturenames:
+            return
+        arts = [a for a in self.gs.artifacts if a.manifest is not None]
+        if "model_checks_device" in metafunc.fixturenames:
+            metafunc.parametrize(("model_checks_artifact", "model_checks_device"), _device_params(arts), scope="function")
+            return
+        metafunc.parametrize("model_checks_artifact", arts, ids=[a.id for a in arts], scope="function")
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Plan releases: each model is released after the last test that may need it."""
+        last: dict[Path, str] = {}
+        for item in session.items:
+            art = artifact_of(item)
+            if art is not None:
+                for p in self.gs.models_of(art):
+                    last[p] = item.nodeid
+        plan: dict[str, list[Path]] = {}
+        for p, nodeid in last.items():
+            plan.setdefault(nodeid, []).append(p)
+        session.config.stash[RELEASE_KEY] = plan
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        for p in item.config.stash.get(RELEASE_KEY, {}).get(item.nodeid, []):
+            self.gs.pool.release(p)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self.gs.pool.close()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        from model_checks.core.session import read_record
+
+        p = read_record(report.user_properties) if report.when == "call" else None
+        if p and p["figures"].get("baseline_sessions"):
+            self.saved[(p["artifact"], p["check"], p["figures"].get("device"))] = int(p["figures"]["baseline_sessions"])
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
+        """What --model-checks-update-baselines stored, and how many more sessions a verdict needs."""
+        if not self.saved:
+            return
+        from model_checks.checks.budgets.baseline import MIN_SESSIONS
+
+        from model_checks.plugin.roots import inside
+
+        where = options(self.config).baselines
+        where = where.relative_to(self.config.rootpath).as_posix() if inside(where, self.config.rootpath) else str(where)
+        terminalreporter.write_line(f"model-checks: saved {len(self.saved)} baseline(s) to {where}:")
+        for (aid, check, device), n in sorted(self.saved.items()):
+            more = MIN_SESSIONS - n
+            needs = f"{more} more session(s) before it can call a regression" if more > 0 else "ready to compare"
+            terminalreporter.write_line(f"  {check} of {aid} on {device}: {n} session(s) pooled, {needs}")
+
+
+class CheckItem(pytest.Function):
+    """One built-in check of one artifact. Its location is the artifact's metadata.yaml, so a skip in the short
+    summary points at the artifact it concerns, not at the gate's test function."""
+
+    def reportinfo(self):  # type: ignore[no-untyped-def]
+        from model_checks.safety.text import printable
+
+        # relative to where pytest was started, so a skip's location in junit.xml names no checkout directory;
+        # escaped, since skips and the short summary print it
+        return printable(os.path.relpath(self.parent.artifact.manifest_path, self.config.invocation_params.dir)), 0, self.name
+
+
+class ArtifactModule(pytest.Module):
+    """One artifact, collected as the gate's test module (`model_checks.plugin.gate`); see `Gate` for its path."""
+
+    artifact: Any = None
+
+    def _getobj(self):  # type: ignore[no-untyped-def]
+        from model_checks.plugin import gate
+
+        return gate
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        # Items are built directly, one per applicable check (and device), in the registry's order:
+        # pytest's per-function parametrization machinery, run once per artifact, was most of the time
+        # collecting 1,000 artifacts took (bench/collect.py). The item carries its artifact and device,
+        # which the `model_checks_artifact` and `model_checks_device` fixtures hand to the test.
+        from model_checks.checks import applicable
+
+        art = self.artifact
+        no_benchmark = None if self.config.pluginmanager.hasplugin("benchmark") else pytest.mark.skip(
+            reason="pytest-benchmark is disabled (-p no:benchmark): budgets are measured through its benchmark fixture")
+        for check in applicable(art):
+            name = f"test_{check}"
+            fn = getattr(self.obj, name, None)
+            if fn is None:
+                continue
+            for device, marks in _devices(art, check):
+                # pytest 9 builds a node id from originalname + callspec; with neither, from the full name
+                item = CheckItem.from_parent(self, name=f"{name}[{art.id}{'-' + device if device else ''}]", callobj=fn)
+                item.stash[ITEM_KEY] = (art, device)
+                for mark in (pytest.mark.model_checks, *marks, *([no_benchmark] if device and no_benchmark else [])):
+                    item.add_marker(mark)
+                yield item
+
+
+def _devices(artifact: Any, check: str) -> list[tuple[str | None, list]]:
+    """[(None, [])] for a check that runs once; one (device, marks) per device for a budget check."""
+    from model_checks.checks.budgets.spec import CHECK_KEYS, devices_for
+
+    if check not in CHECK_KEYS:
+        return [(None, [])]
+    return [(d, [getattr(pytest.mark, d)]) for d in devices_for(artifact.manifest, check)]
+
+
+def _device_params(arts: list) -> list:
+    """For a user's test taking `model_checks_device`: (artifact, device) for each device any budget of the
+    artifact declares, id `<id>-<device>`, marked with the device's marker (cpu, gpu)."""
+    from model_checks.checks.budgets.spec import CHECK_KEYS, devices_for
+
+    params = []
+    for a in arts:
+        devices = sorted({d for c in CHECK_KEYS for d in devices_for(a.manifest, c)})
+        params += [pytest.param(a, d, id=f"{a.id}-{d}", marks=[getattr(pytest.mark, d)]) for d in devices]
+    return params

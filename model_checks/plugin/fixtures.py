@@ -1,0 +1,70 @@
+"""The plugin's fixtures, all namespaced `model_checks_*`: a user's own `artifact` fixture is never touched."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from model_checks.plugin.state import ITEM_KEY, NO_ROOTS, options, session
+
+
+def _item_param(request: pytest.FixtureRequest, index: int, name: str) -> Any:
+    if ITEM_KEY in request.node.stash:
+        return request.node.stash[ITEM_KEY][index]
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and name in callspec.params:
+        return callspec.params[name]
+    pytest.skip(NO_ROOTS)
+
+
+@pytest.fixture
+def model_checks_artifact(request: pytest.FixtureRequest) -> Any:
+    """The artifact a test checks: a test of yours that takes it runs once per artifact under the gated roots."""
+    return _item_param(request, 0, "model_checks_artifact")
+
+
+@pytest.fixture
+def model_checks_device(request: pytest.FixtureRequest) -> str:
+    """The device ("cpu" or "gpu") a budget test measures on."""
+    return _item_param(request, 1, "model_checks_device")
+
+
+@pytest.fixture
+def model_checks_verdict(request: pytest.FixtureRequest, model_checks_artifact: Any):  # type: ignore[no-untyped-def]
+    """`model_checks_verdict("equivalence")`: run a built-in check on this test's artifact."""
+    gs = session(request.config)
+
+    def verdict(check: str):  # type: ignore[no-untyped-def]
+        __tracebackhide__ = True
+        return gs.verdict(check, model_checks_artifact, request.node)
+
+    return verdict
+
+
+@pytest.fixture
+def model_checks_budget(request: pytest.FixtureRequest, model_checks_artifact: Any, model_checks_device: str):  # type: ignore[no-untyped-def]
+    """`model_checks_budget("latency", benchmark)`: measure a budget of this test's artifact on its device through
+    pytest-benchmark's `benchmark` fixture, and gate it."""
+    gs = session(request.config)
+    from model_checks.checks.budgets.check import BudgetOptions, run
+
+    o = options(request.config)
+    budget_options = BudgetOptions(baselines=o.baselines, update_baselines=o.update_baselines, min_effect=o.min_effect,
+                                   trust_code=o.trust_code, latency_claim_factor=o.latency_claim_factor, timeout_s=o.timeout_s)
+
+    def verdict(check: str, benchmark: Any):  # type: ignore[no-untyped-def]
+        __tracebackhide__ = True
+        return gs.verdict(check, model_checks_artifact, request.node, run=lambda ctx: run(check, ctx, model_checks_device, benchmark, budget_options),
+                          benchmark=benchmark)
+
+    return verdict
+
+
+@pytest.fixture(scope="session")
+def model_checks_session(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """The gate's session state: roots, discovered artifacts and the shared model pool."""
+    gs = session(request.config)
+    if gs is None:
+        pytest.skip(NO_ROOTS)
+    return gs

@@ -1,0 +1,91 @@
+"""The plugin's options: registered in one group, read once into a frozen `Options` that every hook and fixture
+uses (nothing else calls `config.getoption` for them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from model_checks.core.argtypes import fraction, non_negative_float, positive_number
+from model_checks.isolation.limits import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, Limits
+
+GROUP = "model-checks"
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Every option in one group with one prefix, each with a metavar, a type that names a bad value, and help ending with its default."""
+    g = parser.getgroup(GROUP, "model-checks: gate ML model artifacts (ONNX, TorchScript, Keras)")
+    g.addoption("--model-checks", action="append", default=[], metavar="DIR", dest="model_checks_roots",
+                help="check every artifact (a directory with metadata.yaml) under DIR; repeatable. Nothing under DIR is ever "
+                     "imported or run by pytest (a conftest.py or test file there is ignored with a warning). Default: the ini "
+                     "option model_checks_roots, gated when pytest is given no paths or a path that overlaps a root")
+    g.addoption("--model-checks-trust-code", action="store_true", default=False, dest="model_checks_trust_code",
+                help="load formats that carry code: TorchScript archives and pickled .pt files, Keras .h5 (Lambda layers hold "
+                     "bytecode), SavedModel. Threat model: artifacts come from pull requests, some from strangers, and a model "
+                     "file can be a program that runs when it loads. Untrusted, only data formats are loaded (ONNX, .npz with "
+                     "pickles refused, .keras in safe mode without custom objects), judged by content, not name; every path stays "
+                     "inside the artifacts root. Set this only in CI jobs for trusted branches. Default: off")
+    g.addoption("--model-checks-isolate", default="process", choices=("process", "off"), metavar="MODE", dest="model_checks_isolate",
+                help="where models run: 'process' runs each framework in a worker process with a memory limit and a timeout, so "
+                     "a model that segfaults, aborts, exhausts memory or hangs fails its own checks and the session goes on; "
+                     "'off' runs them in the pytest process (a crash there ends the whole run). Default: process")
+    g.addoption("--model-checks-worker-memory", default=DEFAULT_MEMORY_MB, type=positive_number(int, "MiB"), metavar="MIB",
+                dest="model_checks_worker_memory",
+                help=f"memory limit of each worker process, in MiB (RLIMIT_DATA: heap and anonymous mappings). Default: {DEFAULT_MEMORY_MB}")
+    g.addoption("--model-checks-timeout", default=DEFAULT_TIMEOUT_S, type=positive_number(float, "seconds"), metavar="SECONDS",
+                dest="model_checks_timeout",
+                help=f"longest a worker may take over one load or inference before it is killed. Default: {DEFAULT_TIMEOUT_S:g}")
+    g.addoption("--model-checks-summary", default=None, metavar="PATH", dest="model_checks_summary",
+                help="write a markdown summary (one row per artifact) to PATH. Default: none")
+    g.addoption("--model-checks-baselines", default=None, metavar="DIR", dest="model_checks_baselines",
+                help="where budget baselines are stored and compared with (one JSON per artifact, check and device). "
+                     "Default: .benchmarks/model-checks-baselines under the rootdir")
+    g.addoption("--model-checks-update-baselines", action="store_true", default=False, dest="model_checks_update_baselines",
+                help="replace the stored baselines with this run's figures; without it baselines never change. Default: off")
+    g.addoption("--model-checks-min-effect", default=0.05, type=fraction, metavar="PCT", dest="model_checks_min_effect",
+                help="smallest slowdown against the baseline that counts as a regression (it must also be significant), "
+                     "as '5%%' or 0.05. Default: 5%%")
+    g.addoption("--model-checks-latency-claim-factor", default=3.0, type=non_negative_float, metavar="X", dest="model_checks_latency_claim_factor",
+                help="how far the p50 measured by test_latency[<id>-cpu] may sit from the manifest's latency_ms claim, either way "
+                     "(another machine, not another model); 0 reports the claim without gating it. Default: 3")
+    g.addoption("--model-checks-nightly-report", default=None, metavar="DIR", dest="model_checks_nightly_report",
+                help="write nightly.md and nightly.html (figures, change against baseline, plots over stored runs) to DIR. "
+                     "Default: none")
+    parser.addini("model_checks_roots", type="paths", default=[],
+                  help="artifact roots gated when --model-checks is not given, whatever testpaths says, unless pytest is given "
+                       "paths that do not overlap them")
+
+
+@dataclass(frozen=True)
+class Options:
+    """The run's settings, read once from the command line and the ini file."""
+
+    trust_code: bool
+    isolate: str
+    worker_memory_mb: int
+    timeout_s: float
+    summary: Path | None
+    baselines: Path
+    update_baselines: bool
+    min_effect: float
+    latency_claim_factor: float
+    nightly_report: Path | None
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Options:
+        opt = config.getoption
+        summary, nightly, baselines = opt("model_checks_summary"), opt("model_checks_nightly_report"), opt("model_checks_baselines")
+        return cls(trust_code=opt("model_checks_trust_code"), isolate=opt("model_checks_isolate"),
+                   worker_memory_mb=opt("model_checks_worker_memory"), timeout_s=opt("model_checks_timeout"),
+                   summary=Path(summary) if summary else None,
+                   baselines=Path(baselines) if baselines else config.rootpath / ".benchmarks" / "model-checks-baselines",
+                   update_baselines=opt("model_checks_update_baselines"), min_effect=opt("model_checks_min_effect"),
+                   latency_claim_factor=opt("model_checks_latency_claim_factor"),
+                   nightly_report=config.rootpath / nightly if nightly else None)
+
+    @property
+    def isolation(self) -> Limits | None:
+        """The worker limits, or None when models run in the pytest process (`--model-checks-isolate=off`)."""
+        return None if self.isolate == "off" else Limits(memory_mb=self.worker_memory_mb, timeout_s=self.timeout_s)
