@@ -253,6 +253,7 @@ class Serving:
                  serving_errors=load.errors, serving_p50_ms=lat["p50"], serving_p95_ms=lat["p95"], serving_p99_ms=lat["p99"],
                  serving_max_ms=lat["max"], serving_knee=sw.knee, serving_peak_per_s=sw.peak_per_s)
         need = ACHIEVED_SHARE * spec.rate.value
+        f.update(serving_limit_rate=need, **{f"serving_limit_{p}_ms": lim.value for p, lim in spec.latency_ms.items()})
         if load.achieved_rate < need:
             self.problems.append(f"achieved rate {load.achieved_rate:.1f} req/s is below {ACHIEVED_SHARE:.0%} of serving.rate_per_s "
                                  f"{spec.rate.value:g} from {spec.rate.source} (needs {need:.1f}; {load.ok} answered of {load.sent} sent in "

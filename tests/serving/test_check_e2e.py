@@ -1,6 +1,7 @@
 """test_serving end to end, as a user runs it: pytest --model-checks DIR over artifacts built in the test.
 Each run starts real services in subprocesses on loopback, so the load phases are short."""
 
+import json
 import os
 
 import pytest
@@ -54,6 +55,21 @@ def test_compare_with_serves_both_and_gates_the_speedup(pytester):
                             "serving.speedup_vs (* vs * req/s); lower serving.speedup_vs only if the variant is not meant to be faster*",
                             "*against fp32@1.0 (served alongside, loaded in turn A B A B):*",
                             "*accuracy drop over HTTP: +0.0000*"])
+
+
+@pytest.mark.slow  # two gate runs, each a service and a load phase: about 20 s
+def test_served_figures_are_saved_with_the_benchmark_run_and_plotted_in_the_nightly_report(pytester):
+    budgets = {"cpu": {"threads": 1, "batch_size": 4, "latency_ms": {"p50": 100.0}}}
+    A.onnx_artifact(pytester.path / "arts" / "a", name="a", serving={**SHORT, "latency_ms": {"p99": 5000.0}}, budgets=budgets, **IFACE)
+    args = ("-m", "serving or cpu", "--benchmark-autosave", "--model-checks-nightly-report", "reports")
+    for _ in range(2):  # one stored run is one dot: the plot needs two
+        pytester.runpytest("--model-checks", "arts", "-p", "no:cacheprovider", "-p", "no:randomly", *args).assert_outcomes(passed=2)
+    saved = [json.loads(p.read_text()) for p in sorted((pytester.path / ".benchmarks").rglob("*.json"))]
+    assert len(saved) == 2 and all(set(s["model_checks_serving"]["a@1.0"]) == {"latency_ms", "achieved_rate_per_s", "target_rate_per_s"}
+                                   for s in saved)
+    assert saved[-1]["model_checks_serving"]["a@1.0"]["target_rate_per_s"] == 20
+    md = (pytester.path / "reports" / "nightly.md").read_text()
+    assert "served over HTTP: " in md and "![a@1.0 over stored runs](nightly-plots/a_1.0.png)" in md
 
 
 def test_a_service_that_cannot_load_fails_with_its_reason_and_leaves_nothing_running(pytester):
