@@ -256,8 +256,9 @@ class Serving:
         f.update(serving_limit_rate=need, **{f"serving_limit_{p}_ms": lim.value for p, lim in spec.latency_ms.items()})
         if load.achieved_rate < need:
             self.problems.append(f"achieved rate {load.achieved_rate:.1f} req/s is below {ACHIEVED_SHARE:.0%} of serving.rate_per_s "
-                                 f"{spec.rate.value:g} from {spec.rate.source} (needs {need:.1f}; {load.ok} answered of {load.sent} sent in "
-                                 f"{load.elapsed_s:.2f} s, stopped by {load.stopped_by})")
+                                 f"{spec.rate.value:g} from {spec.rate.source} (needs {need:.1f}; {load.ok} answered of {load.sent} sent, "
+                                 f"counted over {load.elapsed_s:.2f} s: to the last scheduled send plus the median lateness of the last fifth; "
+                                 f"stopped by {load.stopped_by}): the service falls behind this rate")
         if load.errors:
             self.problems.append(f"{load.errors} of {load.sent} request(s) failed (the limit is 0), e.g. "
                                  + "; ".join(load.error_samples))

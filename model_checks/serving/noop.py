@@ -1,17 +1,34 @@
 """A no-op HTTP endpoint on loopback, in a thread: it answers every request 200 at once. What the load
-generator's own accuracy and added latency are measured against (bench/serving.py, tests)."""
+generator's own accuracy and added latency are measured against (bench/serving.py, tests). Given `delay`
+(seconds for the n-th request), it answers late; `serial` answers one request at a time, a service whose
+capacity is 1/delay requests/s."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 ANSWER = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}'
 
 
-async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+class _Delays:
+    def __init__(self, delay: Callable[[int], float] | None, serial: bool):
+        self.delay, self.serial, self.count, self.lock = delay, serial, 0, asyncio.Lock()
+
+    async def wait(self) -> None:
+        if self.delay is None:
+            return
+        n, self.count = self.count, self.count + 1
+        if self.serial:
+            async with self.lock:
+                await asyncio.sleep(self.delay(n))
+        else:
+            await asyncio.sleep(self.delay(n))
+
+
+async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delays: _Delays) -> None:
     try:
         while True:
             length = 0
@@ -21,6 +38,7 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
             if not line:
                 break
             await reader.readexactly(length)
+            await delays.wait()
             writer.write(ANSWER)
     except (ConnectionError, asyncio.IncompleteReadError):
         pass
@@ -29,7 +47,7 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
 
 
 @contextmanager
-def noop_server() -> Iterator[str]:
+def noop_server(delay: Callable[[int], float] | None = None, serial: bool = False) -> Iterator[str]:
     """Yield `http://127.0.0.1:PORT/v2/models/noop/infer`; stopped on exit."""
     from model_checks.serving.net import bound_socket
 
@@ -39,7 +57,8 @@ def noop_server() -> Iterator[str]:
     holder: dict = {}
 
     async def main() -> None:
-        holder["server"] = await asyncio.start_server(_handle, sock=sock)
+        delays = _Delays(delay, serial)
+        holder["server"] = await asyncio.start_server(lambda r, w: _handle(r, w, delays), sock=sock)
         holder["stop"] = asyncio.Event()
         started.set()
         await holder["stop"].wait()

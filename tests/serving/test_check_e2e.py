@@ -42,6 +42,17 @@ def test_serving_passes_and_fails_with_what_by_how_much_and_where(pytester):
     assert "serving_achieved_rate" in junit and "serving_p99_ms" in junit
 
 
+def test_a_rate_the_service_cannot_sustain_fails_naming_the_shortfall_and_the_limit(pytester):
+    A.onnx_artifact(pytester.path / "arts" / "busy", name="busy", serving={"rate_per_s": 5000, "requests": 400, "duration_s": 5}, **IFACE)
+    r = run(pytester, "-v")
+    r.assert_outcomes(failed=1)
+    r.stdout.fnmatch_lines(["*- achieved rate * req/s is below 99% of serving.rate_per_s 5000 from metadata.yaml serving.rate_per_s "
+                            "(needs 4950.0; * answered of 400 sent, counted over * s: to the last scheduled send plus the median "
+                            "lateness of the last fifth; stopped by requests): the service falls behind this rate*",
+                            "*limits come from `serving:` in busy/metadata.yaml or policy.yaml*"])
+    assert "Traceback" not in r.stdout.str()
+
+
 @pytest.mark.slow  # two services and four load phases: about 17 s
 def test_compare_with_serves_both_and_gates_the_speedup(pytester):
     root = pytester.path / "arts"

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model_checks.serving.load import Target, open_loop, schedule, sweep
+from model_checks.serving.load import Target, counted_time, open_loop, schedule, sweep
 from model_checks.serving.net import NotLoopback, bound_socket, require_loopback, split_url
 from model_checks.serving.noop import noop_server
 
@@ -38,6 +38,25 @@ def test_open_loop_against_a_no_op_endpoint_answers_every_request():
     assert (r.sent, r.ok, r.errors, r.stopped_by) == (100, 100, 0, "requests")
     assert r.achieved_rate > 0 and r.latency_ms(50) is not None and r.histogram.get_total_count() == 100
     assert set(r.as_dict()["latency_ms"]) == {"p50", "p95", "p99", "max"}
+
+
+def test_counted_time_is_the_schedule_plus_the_tails_median_lateness():
+    assert counted_time(50, 300, 5.98, []) == 6.0  # never less than the schedule's own span
+    assert counted_time(50, 300, 5.98, [0.002] * 59 + [0.4]) == 6.0  # a late last answer does not count
+    assert counted_time(50, 300, 5.98, [0.1, 0.2, 0.3]) == pytest.approx(6.18)  # a late tail does
+
+
+def test_a_stall_of_the_last_answers_is_latency_not_a_missed_rate():
+    # counted to the last answer, 0.3 s more over a 2 s schedule would be 87% of the rate
+    with noop_server(delay=lambda n: 0.3 if n >= 197 else 0.0) as url:
+        r = open_loop(Target(url, (b"{}",)), rate=100, requests=200, duration_s=5)
+    assert (r.ok, r.errors) == (200, 0) and r.achieved_rate >= 99 and r.latency_ms(100) >= 300
+
+
+def test_a_service_that_falls_behind_misses_the_rate():
+    with noop_server(delay=lambda n: 0.0125, serial=True) as url:  # 80 requests/s at most, offered 100
+        r = open_loop(Target(url, (b"{}",)), rate=100, requests=100, duration_s=5)
+    assert (r.ok, r.errors) == (100, 0) and r.achieved_rate < 90
 
 
 def test_the_wall_time_cap_stops_the_schedule():
