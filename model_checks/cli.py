@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "tfmot-matrix": "model_checks.commands.tfmot_matrix",
     "localize": "model_checks.commands.localize",
     "to-torch": "model_checks.commands.to_torch",
+    "serve": "model_checks.commands.serve",
+    "loadtest": "model_checks.commands.loadtest",
 }
 # name -> the extras it needs beyond the base install, named in --help
 EXTRAS: dict[str, str] = {

@@ -21,6 +21,7 @@ CHECKS: dict[str, str] = {
     "roundtrip": "model_checks.checks.roundtrip",
     "tfmot_quantize": "model_checks.checks.tfmot_quantize",
     "tfmot_prune": "model_checks.checks.tfmot_prune",
+    "serving": "model_checks.serving.check",
 }
 FIRST = "manifest"  # runs first, and alone for an artifact whose manifest is invalid
 # Collected only for Keras artifacts whose manifest asks for them (`tfmot: {quantize: true}`).
@@ -30,6 +31,8 @@ TFMOT_CHECKS = {"tfmot_quantize": "quantize", "tfmot_prune": "prune"}
 def _wanted(name: str, artifact: Artifact) -> bool:
     if name == "roundtrip":  # collected only where the manifest opts in (`roundtrip: [torch]`)
         return artifact.manifest is not None and bool(artifact.manifest.roundtrip)
+    if name == "serving":  # only where the manifest (or policy.yaml) declares `serving.rate_per_s`
+        return artifact.manifest is not None and artifact.manifest.get("serving.rate_per_s") is not None
     if name not in TFMOT_CHECKS:
         return True
     m = artifact.manifest

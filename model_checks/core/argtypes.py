@@ -39,3 +39,10 @@ def fraction(text: str) -> float:
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a fraction in [0, 1) such as 5% or 0.05")
     return value
+
+
+def port(text: str) -> int:
+    """A TCP port, 0-65535 (0 lets the system pick a free one)."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number 0-65535")
+    return int(text)

@@ -30,6 +30,14 @@ POLICY = {"budgets": {"cpu": {"threads": 1, "batch_size": 32, "latency_ms": {"p5
 # The optimized graph must not be much slower than the graph it came from, measured interleaved in one run.
 OPT_BUDGETS = {"cpu": {"speedup_vs_reference": 0.8}}
 # TorchScript runs on CUDA through torch where there is a GPU; elsewhere these tests skip and say why.
+# The int8 variant behind a service, loaded in turn with its fp32 sibling: 2 phases of 6 s a side. The rate gate
+# (99% answered) counts each phase to its last intended send plus its final fifth's median lateness, so a stall of
+# the last answers cannot fail it; the latency limits sit 10-20x above what a loaded 2-core machine shows (p50
+# near 3 ms, p99 near 30 ms at 50 req/s) and the speedup gate far below the measured 0.8 (each side's closed-loop
+# peak is measured once, 1 s a level, one after the other), so `make check` stays steady and an int8 variant made
+# four times slower than its fp32 sibling still fails.
+SERVING = {"rate_per_s": 50, "arrivals": "poisson", "requests": 600, "duration_s": 15, "latency_ms": {"p50": 50.0, "p99": 500.0},
+           "compare_with": "../digits_cnn_fp32", "speedup_vs": 0.3}
 GPU_BUDGETS = {"gpu": {"batch_size": 32, "latency_ms": {"p50": 1.0, "p99": 5.0}, "throughput_per_s": 10000}}
 # The CNN's fp32 export is converted back to PyTorch by the gate (onnx2torch), so test_roundtrip runs on an example.
 ROUNDTRIP = ("torch",)
@@ -92,7 +100,8 @@ def torch_family(out: Path, data: Digits) -> list[Packaged]:
     f16 = fp16.to_fp16(fam.fp32, fam.dir("fp16") / "model.onnx", keep_io_types=True, samples={"input": fam.samples})
     made.append(fam.package("fp16", f16.path, optimization=["fp16", "keep_io_types"], tolerance=FP16_TOLERANCE))
     dyn = ort_quantize.quantize_dynamic(opt.path, fam.dir("int8_dynamic") / "model.onnx", weight_type="int8")
-    made.append(fam.package("int8_dynamic", dyn.path, optimization=[*OPT_PASSES, *dyn.steps], tolerance=INT8_TOLERANCE))
+    made.append(fam.package("int8_dynamic", dyn.path, optimization=[*OPT_PASSES, *dyn.steps], tolerance=INT8_TOLERANCE,
+                             serving=SERVING))
     calibration = data.nchw(data.x_train)[:512]
     qdq = ort_quantize.quantize_static(opt.path, fam.dir("int8_static") / "model.onnx", calibration, per_channel=True)
     made.append(fam.package("int8_static", qdq.path, optimization=[*OPT_PASSES, *qdq.steps], tolerance=INT8_TOLERANCE))

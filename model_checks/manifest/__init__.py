@@ -65,6 +65,8 @@ def _semantic_problems(data: dict[str, Any]) -> list[str]:
             r = t.get("range")
             if r and r[0] > r[1]:
                 problems.append(f"{side}[{i}].range: low {r[0]} is greater than high {r[1]}")
+    if data.get("serving") is not None and (data.get("serving") or {}).get("rate_per_s") is None:  # here: policy.yaml may set it
+        problems.append("serving.rate_per_s: required (in metadata.yaml or the root's policy.yaml): the open-loop arrival rate")
     tol = data.get("tolerance") or {}
     effective = {m: tol.get(m, "default") for m in ("rel_l2", "mae", "max_abs", "top1_agreement")}
     effective.setdefault("rel_l2", "default")

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from model_checks.nightly.history import StoredRun
+from model_checks.nightly.history import SERVED_LATENCIES, SERVING, StoredRun, served_figures
 
 STATS = ("p50", "p90", "p95", "p99", "mean")
 BUDGET_CHECKS = ("latency", "throughput", "speedup")
@@ -102,6 +102,8 @@ def as_stored_run(current: dict[str, ArtifactFigures], when: str) -> StoredRun:
         for (check, device), b in a.budgets.items():
             figures[(aid, check, device)] = {"latency_ms": {s: b[f"{s}_ms"] for s in STATS if b.get(f"{s}_ms") is not None},
                                              "throughput_per_s": b.get("throughput_per_s"), "speedup": b.get("speedup")}
+        if (served := served_figures(a.figures)) is not None:
+            figures[(aid, *SERVING)] = served
     return StoredRun(when=when, source="this run", fingerprint={}, figures=figures)
 
 
@@ -112,7 +114,7 @@ def trend_of(artifact: str, runs: list[StoredRun]) -> tuple[Point, ...]:
             if aid != artifact:
                 continue
             values = {k: float(v) for k, v in (info.get("latency_ms") or {}).items() if k in STATS}
-            for key in ("throughput_per_s", "speedup"):
+            for key in ("throughput_per_s", "speedup", "achieved_rate_per_s"):
                 if isinstance(info.get(key), (int, float)):
                     values[key] = float(info[key])
             points.append(Point(run.when, device, check, values))
@@ -127,6 +129,10 @@ def section(artifact: str, a: ArtifactFigures, runs: list[StoredRun]) -> Section
              "checks: " + (", ".join(f"{c} {s}" for c, s in a.status.items()) or "none ran")]
     if f.get("sqnr_worst"):  # from a failed equivalence's localisation (model_checks.localize)
         lines.append(f"five worst tensors by SQNR: {f['sqnr_worst']}")
+    if f.get("serving_p99_ms") is not None:  # test_serving's figures (model_checks.serving.check)
+        lines.append(f"served over HTTP: {_num(f.get('serving_achieved_rate'), '.1f')} of {_num(f.get('serving_target_rate'), 'g')} req/s, "
+                     f"p50 {_num(f.get('serving_p50_ms'), '.2f')} / p99 {_num(f.get('serving_p99_ms'), '.2f')} ms, "
+                     f"peak {_num(f.get('serving_peak_per_s'), '.1f')} req/s")
     rows = []
     for (check, device), b in sorted(a.budgets.items(), key=lambda kv: (kv[0][1], BUDGET_CHECKS.index(kv[0][0]))):
         rows.append((check, device, *(duration(b.get(f"{s}_ms")) for s in STATS), _num(b.get("throughput_per_s"), ".1f"),
@@ -138,6 +144,10 @@ def section(artifact: str, a: ArtifactFigures, runs: list[StoredRun]) -> Section
         trend = ()
     limits = {key: {k: v for k, v in b.items() if k.startswith("limit_") and isinstance(v, (int, float))} for key, b in a.budgets.items()}
     flagged = tuple(key for key, b in a.budgets.items() if b["outcome"] in ("FAIL", "ERROR") or b.get("baseline_verdict") == "regression")
+    if f.get("serving_p99_ms") is not None:  # the served trend's limits: this run's serving.latency_ms and 99% of serving.rate_per_s
+        served = {f"limit_{p}_ms": f.get(f"serving_limit_{p}_ms") for p in SERVED_LATENCIES} | {"limit_achieved_rate_per_s": f.get("serving_limit_rate")}
+        limits[SERVING] = {k: v for k, v in served.items() if isinstance(v, (int, float))}
+        flagged += (SERVING,) if a.status.get("serving") in FAILING else ()
     return Section(artifact, tuple(lines), Table(head, tuple(rows)) if rows else None, trend, limits, flagged)
 
 

@@ -1,6 +1,7 @@
-"""The trend plot of one artifact over the stored runs: latency, throughput and speedup per device, against
-time, with this run's budget limit drawn, the earlier runs' range as the baseline band, and flagged runs
-marked. Axes start at zero, so run-to-run noise looks as small as it is. matplotlib is imported here only."""
+"""The trend plot of one artifact over the stored runs: latency, throughput and speedup per device, and served
+p50/p99 and achieved rate over HTTP (test_serving), against time, with this run's limit drawn, the earlier
+runs' range as the baseline band, and flagged runs marked. Axes start at zero, so run-to-run noise looks as
+small as it is. matplotlib is imported here only."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from model_checks.nightly.document import Point, Section
 from model_checks.core.requires import require
 
 LATENCY_LINES = ("p50", "p90", "p99")
-PANELS = (("latency", LATENCY_LINES), ("throughput", ("throughput_per_s",)), ("speedup", ("speedup",)))
+# (title, check, lines, y label): a check may fill several panels (serving: its latency and its rate)
+PANELS = (("latency", "latency", LATENCY_LINES, "latency ({unit})"), ("throughput", "throughput", ("throughput_per_s",), "items/s"),
+          ("speedup", "speedup", ("speedup",), "x over reference"),
+          ("served latency", "serving", ("p50", "p99"), "latency over HTTP (ms)"),
+          ("served rate", "serving", ("achieved_rate_per_s",), "requests/s answered"))
 
 
 def _when(text: str) -> datetime:
@@ -27,6 +32,11 @@ def _latency_scale(points: tuple[Point, ...]) -> tuple[float, str]:
     return (1000.0, "µs") if top < 1 else (1.0, "ms")
 
 
+def panels(points: tuple[Point, ...]) -> list[tuple[str, str, tuple[str, ...], str]]:
+    """The PANELS that the points fill, in order."""
+    return [panel for panel in PANELS if any(p.check == panel[1] and any(k in p.values for k in panel[2]) for p in points)]
+
+
 def trend_png(section: Section) -> bytes:
     """The section's trend as a PNG (needs matplotlib: `model-checks[report]`)."""
     matplotlib = require("matplotlib", "report", "the nightly report's plots")
@@ -35,10 +45,10 @@ def trend_png(section: Section) -> bytes:
     import matplotlib.pyplot as plt
 
     points = section.trend
-    panels = [(c, keys) for c, keys in PANELS if any(p.check == c for p in points)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), constrained_layout=True, squeeze=False)
+    shown = panels(points)
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.4), constrained_layout=True, squeeze=False)
     factor, unit = _latency_scale(points)
-    for axis, (check, keys) in zip(axes[0], panels):
+    for axis, (title, check, keys, ylabel) in zip(axes[0], shown):
         scale = factor if check == "latency" else 1.0
         for device in sorted({p.device for p in points if p.check == check}):
             series = sorted((p for p in points if p.check == check and p.device == device), key=lambda p: p.when)
@@ -52,12 +62,12 @@ def trend_png(section: Section) -> bytes:
                     axis.axhspan(min(ys[:-1]), max(ys[:-1]), color=line.get_color(), alpha=0.12)
                 if (check, device) in section.flagged:
                     axis.plot([xs[-1]], [ys[-1]], marker="X", markersize=12, color="red", linestyle="none")
-                limit = section.limits.get((check, device), {}).get(f"limit_{key}_ms" if check == "latency" else f"limit_{key}")
+                limit = section.limits.get((check, device), {}).get(f"limit_{key}_ms" if key in LATENCY_LINES else f"limit_{key}")
                 if limit is not None:
                     axis.axhline(limit * scale, color=line.get_color(), linestyle="--", linewidth=1, label=f"{device} {key.removesuffix('_per_s')} limit")
         axis.set_ylim(bottom=0)
-        axis.set_ylabel({"latency": f"latency ({unit})", "throughput": "items/s", "speedup": "x over reference"}[check])
-        axis.set_title(f"{section.artifact}: {check}", fontsize="medium")
+        axis.set_ylabel(ylabel.format(unit=unit))
+        axis.set_title(f"{section.artifact}: {title}", fontsize="medium")
         axis.grid(alpha=0.3)
         axis.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
         axis.tick_params(axis="x", labelrotation=30, labelsize="x-small")

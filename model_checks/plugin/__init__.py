@@ -24,6 +24,7 @@ MARKERS = {
     "model_checks": "a built-in check of an artifact (selected with -m model_checks)",
     "cpu": "a latency/throughput budget measured on the CPU",
     "gpu": "a latency/throughput budget measured on a GPU; skips with a reason where there is none",
+    "serving": "the artifact behind its own inference service on loopback, load-tested (test_serving)",
 }
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import pytest
+
 Verdict = Callable[[str], object]
 Budget = Callable[[str, object], object]
 
@@ -58,3 +60,10 @@ def test_tfmot_quantize(model_checks_verdict: Verdict) -> None:
 
 def test_tfmot_prune(model_checks_verdict: Verdict) -> None:
     model_checks_verdict("tfmot_prune")
+
+
+# Serving (`serving:` in the manifest): the artifact behind its own service on loopback, load-tested open-loop.
+# Marked `serving` (select with -m serving); never under xdist (it skips there and says why).
+@pytest.mark.serving
+def test_serving(model_checks_verdict: Verdict) -> None:
+    model_checks_verdict("serving")

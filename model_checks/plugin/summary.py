@@ -23,6 +23,13 @@ def _fmt(v: object, spec: str = ".3g") -> str:
     return md_cell(str(v))
 
 
+def _served(f: dict, status: str | None) -> str:
+    """test_serving's cell: its status, with the achieved rate and p99 when it measured them."""
+    if f.get("serving_p99_ms") is None:
+        return status or "-"
+    return f"{status} ({f['serving_achieved_rate']:.1f}, {f['serving_p99_ms']:.2f})"
+
+
 @dataclass(eq=False)  # a plugin object must stay hashable: pluggy keeps plugins in sets
 class SummaryReport:
     path: Path
@@ -63,7 +70,7 @@ class SummaryReport:
         row["figures"].update({k: v for k, v in (p.get("figures") or {}).items() if v is not None})
 
     def render(self) -> str:
-        head = ["artifact", "format", "precision", "opset", "size (MB)", "worst rel_l2", "worst MAE", "accuracy drop", *COLUMNS]
+        head = ["artifact", "format", "precision", "opset", "size (MB)", "worst rel_l2", "worst MAE", "accuracy drop", "serving (req/s, p99 ms)", *COLUMNS]
         lines = ["# model-checks summary", ""]
         missing = self._not_checked() if self.interrupted else {}
         if self.interrupted:
@@ -75,7 +82,8 @@ class SummaryReport:
             r = self.rows[aid]
             f = r["figures"]
             cells = [f"`{md_cell(aid)}`", _fmt(r["format"]), _fmt(f.get("precision")), _fmt(f.get("opset")), _fmt(f.get("size_mb"), ".3f"),
-                     _fmt(f.get("rel_l2")), _fmt(f.get("mae")), _fmt(f.get("accuracy_drop"), "+.4f")]
+                     _fmt(f.get("rel_l2")), _fmt(f.get("mae")), _fmt(f.get("accuracy_drop"), "+.4f"),
+                     _served(f, r["status"].get("serving"))]
             cells += [r["status"].get(c, "-") for c in COLUMNS]
             lines.append("| " + " | ".join(cells) + " |")
         failed = sum(1 for r in self.rows.values() if any(s in ("FAIL", "ERROR") for s in r["status"].values()))

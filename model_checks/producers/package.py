@@ -109,7 +109,7 @@ def _samples_arrays(samples: Any, inputs: Sequence[TensorSpec]) -> Any:
 def package(model: str | Path, out_dir: str | Path, *, model_name: str, version: str = "1.0", root: str | Path | None = None,
             reference: str | Path | None = None, samples: Any = None, eval_data: Any = None, optimization: Sequence[str] = (),
             tolerance: Mapping[str, Any] | None = None, limits: Mapping[str, Any] | None = None,
-            budgets: Mapping[str, Any] | None = None, input_range: Sequence[float] | Mapping[str, Sequence[float]] | None = None, layout: str | None = None, inputs: Sequence[TensorSpec] | None = None,
+            budgets: Mapping[str, Any] | None = None, serving: Mapping[str, Any] | None = None, input_range: Sequence[float] | Mapping[str, Sequence[float]] | None = None, layout: str | None = None, inputs: Sequence[TensorSpec] | None = None,
             outputs: Sequence[TensorSpec] | None = None, roundtrip: Sequence[str] = (), threads: int = 1, runs: int = 50) -> Packaged:
     """Write the artifact directory `out_dir`: the model (copied unless it is already there), metadata.yaml,
     and `samples.npz` / `eval.npz` when given (a path, an array or dict of arrays, or for eval an (x, y) pair).
@@ -186,6 +186,8 @@ def package(model: str | Path, out_dir: str | Path, *, model_name: str, version:
         manifest["budgets"] = dict(budgets)
     if roundtrip:
         manifest["roundtrip"] = list(roundtrip)
+    if serving:
+        manifest["serving"] = dict(serving)
     parse_manifest(manifest, f"{out_dir}/metadata.yaml")  # the schema and its cross-key rules, before writing
     write_text(out_dir / "metadata.yaml", yaml.safe_dump(manifest, sort_keys=False, default_flow_style=None, width=120))
     return Packaged(out_dir, manifest, t, acc, ref_acc)

@@ -19,9 +19,17 @@ MIN = {"model_name": "a", "version": "1", "file": "m.onnx"}
 def test_the_policy_schema_defines_no_subtree_of_its_own():
     meta, policy = schema("metadata"), schema("policy")
     for key, node in policy["properties"].items():
-        assert node == {"$ref": f"{DEFS}{key}"}, f"policy.{key} is written out again instead of referencing metadata's $defs"
+        own = "serving_defaults" if key == "serving" else key  # a policy sets no artifact's compare_with
+        assert node == {"$ref": f"{DEFS}{own}"}, f"policy.{key} is written out again instead of referencing metadata's $defs"
         assert meta["properties"][key] == {"$ref": f"#/$defs/{key}"}
-        assert resolve(node) is meta["$defs"][key]
+        assert resolve(node) is meta["$defs"][own]
+
+
+def test_serving_defaults_are_the_serving_keys_less_the_sibling_ones():
+    defs = schema("metadata")["$defs"]
+    full, defaults = defs["serving"]["properties"], defs["serving_defaults"]["properties"]
+    assert set(full) - set(defaults) == {"compare_with", "speedup_vs"}
+    assert all(defaults[k] == full[k] for k in defaults), "a serving key differs between the manifest and the policy"
 
 
 def test_the_bundled_policy_schema_stands_alone():

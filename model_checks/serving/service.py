@@ -1,0 +1,225 @@
+"""The service: one artifact behind the Open Inference Protocol on Starlette and uvicorn, in one process.
+The model runs through the gate's pool (its backends, trust rules and worker limits), one inference at a time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from model_checks.core.artifact import Artifact
+from model_checks.core.errors import ModelChecksError
+from model_checks.isolation.limits import Limits
+from model_checks.core.pool import ModelPool
+from model_checks.serving.protocol import MAX_BODY_BYTES, ProtocolError, decode_request, encode_response, model_metadata, parse_json
+
+
+def open_artifact(directory: Path, root: Path | None = None) -> Artifact:
+    """The artifact in `directory`, read as the gate reads it under `root` (default: the nearest ancestor
+    with a policy.yaml, else the directory's parent, so that a sibling reference resolves)."""
+    from model_checks.core.discovery import POLICY
+    from model_checks.manifest import load_manifest, load_policy
+
+    directory = Path(os.path.normpath(directory.absolute()))
+    if not (directory / "metadata.yaml").is_file():
+        raise ModelChecksError(f"{directory} holds no metadata.yaml; pass an artifact directory")
+    if root is None:
+        root = next((p for p in directory.parents if (p / POLICY).is_file()), directory.parent)
+    root = Path(os.path.normpath(root.absolute()))
+    policy = load_policy(root / POLICY, f"{root.name}/{POLICY}")
+    display = f"{directory.relative_to(root).as_posix()}/metadata.yaml"
+    m = load_manifest(directory / "metadata.yaml", display, policy, f"{root.name}/{POLICY}")
+    return Artifact(id=m.id, root=root, dir=directory, manifest=m)
+
+
+@dataclass
+class ServedModel:
+    """The loaded model and its interface; `ready` once loaded and one warm-up inference ran."""
+
+    artifact: Artifact
+    pool: ModelPool
+    interface: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
+    ready: bool = False
+    error: str | None = None
+    # One long-lived thread loads the model and runs every inference: inferences are serialized, and the
+    # worker process it starts lives as long as the thread (a worker dies with the thread that started it).
+    thread: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="model-checks-model"))
+
+    @property
+    def name(self) -> str:
+        assert self.artifact.manifest is not None
+        return self.artifact.manifest.model_name
+
+    @property
+    def version(self) -> str:
+        assert self.artifact.manifest is not None
+        return self.artifact.manifest.version
+
+    def load(self) -> None:
+        """Load, warm up once, then say ready; a failure is kept and reported by /v2/health/ready."""
+        from model_checks.checks.context import CheckContext
+        from model_checks.core.inputs import merge_interface
+
+        try:
+            ctx = CheckContext(self.artifact, self.pool)
+            runner = ctx.runner()
+            self.interface = ctx.interface()
+            declared = {t.name: t for t in self.artifact.manifest.outputs or ()}  # type: ignore[union-attr]
+            self.outputs = merge_interface(list(declared.values()) if declared else None, runner.outputs)
+            runner.infer(ctx.cases()[0].inputs)
+            self.ready = True
+        except ModelChecksError as e:
+            self.error = str(e)
+        except Exception as e:  # a broken model must leave a service that says why, not a dead thread
+            self.error = f"{type(e).__name__}: {e}"
+
+    def infer(self, body: bytes) -> dict[str, Any]:
+        """An infer request's body -> the response document (ProtocolError for the client's or the model's fault)."""
+        if not self.ready:
+            raise ProtocolError(503, f"model {self.name} is not ready" + (f": {self.error}" if self.error else " yet"))
+        feeds, rid = decode_request(parse_json(body), self.interface)
+        from model_checks.checks.context import CheckContext
+
+        try:
+            outputs = CheckContext(self.artifact, self.pool).runner().infer(feeds)
+        except ModelChecksError as e:
+            raise ProtocolError(500, f"model {self.name}: {e}") from None
+        return encode_response(self.name, self.version, outputs, rid)
+
+    def metadata(self) -> dict[str, Any]:
+        if not self.ready:
+            raise ProtocolError(503, f"model {self.name} is not ready" + (f": {self.error}" if self.error else " yet"))
+        return model_metadata(self.name, self.version, self.artifact.format or "?", self.interface, self.outputs)
+
+
+def build_app(model: ServedModel, max_body: int = MAX_BODY_BYTES, load_in_background: bool = True):  # type: ignore[no-untyped-def]
+    """The Starlette application; with `load_in_background` the model loads after startup (live at once, ready later)."""
+    import asyncio
+    import contextlib
+
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    def check_name(request: Request) -> None:
+        name = request.path_params["name"]
+        if name != model.name:
+            raise ProtocolError(404, f"unknown model {name!r}; this service serves {model.name!r}")
+        version = request.path_params.get("version")
+        if version is not None and version != model.version:
+            raise ProtocolError(404, f"unknown version {version!r} of model {model.name!r}; it has version {model.version!r}")
+
+    async def read_body(request: Request) -> bytes:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > max_body:
+            raise ProtocolError(413, f"request body: {int(length)} bytes exceeds the cap of {max_body} bytes (--max-body-mb)")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body:
+                raise ProtocolError(413, f"request body: more than {max_body} bytes exceeds the cap (--max-body-mb)")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def live(request: Request) -> JSONResponse:
+        return JSONResponse({"live": True})
+
+    async def ready(request: Request) -> JSONResponse:
+        if model.ready:
+            return JSONResponse({"ready": True})
+        return JSONResponse({"ready": False, **({"error": model.error} if model.error else {})}, status_code=503)
+
+    async def server_metadata(request: Request) -> JSONResponse:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            v = version("model-checks")
+        except PackageNotFoundError:
+            v = "0"
+        return JSONResponse({"name": "model-checks", "version": v, "extensions": []})
+
+    async def metadata(request: Request) -> JSONResponse:
+        check_name(request)
+        return JSONResponse(model.metadata())
+
+    async def model_ready(request: Request) -> JSONResponse:
+        check_name(request)
+        return JSONResponse({"name": model.name, "ready": model.ready}, status_code=200 if model.ready else 503)
+
+    async def infer(request: Request) -> JSONResponse:
+        check_name(request)
+        body = await read_body(request)
+        return JSONResponse(await asyncio.get_running_loop().run_in_executor(model.thread, model.infer, body))
+
+    async def on_protocol_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ProtocolError)
+        return error(exc.status, exc.message)
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        return error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
+
+    async def on_any_error(request: Request, exc: Exception) -> JSONResponse:
+        return error(500, f"internal error ({type(exc).__name__}) while answering {request.method} {request.url.path}")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any):  # type: ignore[no-untyped-def]
+        if load_in_background and not model.ready:
+            model.thread.submit(model.load)
+        yield
+        model.thread.shutdown(wait=True, cancel_futures=True)
+
+    prefix = "/v2/models/{name}"
+    routes = [
+        Route("/v2", server_metadata), Route("/v2/health/live", live), Route("/v2/health/ready", ready),
+        Route(prefix, metadata), Route(prefix + "/versions/{version}", metadata),
+        Route(prefix + "/ready", model_ready), Route(prefix + "/versions/{version}/ready", model_ready),
+        Route(prefix + "/infer", infer, methods=["POST"]), Route(prefix + "/versions/{version}/infer", infer, methods=["POST"]),
+    ]
+    handlers = {ProtocolError: on_protocol_error, HTTPException: on_http_error, Exception: on_any_error}
+    return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)  # type: ignore[arg-type]
+
+
+def serve(artifact: Artifact, host: str = "127.0.0.1", port: int = 0, trust_code: bool = False, isolation: Limits | None = None,
+          max_body: int = MAX_BODY_BYTES, out: TextIO = sys.stdout) -> int:
+    """Serve until SIGTERM or SIGINT (graceful: in-flight requests finish). Prints `http://HOST:PORT` on a line of its own."""
+    from model_checks.serving import require
+
+    require("starlette")
+    require("uvicorn")
+    import uvicorn
+
+    from model_checks.serving.net import bound_socket
+
+    sock = bound_socket(host, port)
+    pool = ModelPool(trust_code=trust_code, isolation=isolation)
+    try:
+        from model_checks.backends import require_trust_for
+
+        require_trust_for(artifact.model_path, artifact.format or "?", trust_code)  # refused before anything listens
+        model = ServedModel(artifact, pool)
+        app = build_app(model, max_body)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=10)
+        server = uvicorn.Server(config)
+        h, p = sock.getsockname()[:2]
+        print(f"http://{'[' + h + ']' if ':' in h else h}:{p}", file=out, flush=True)
+        # uvicorn re-raises a caught SIGTERM after its graceful shutdown; ours then ends the process with 0
+        previous = signal.signal(signal.SIGTERM, lambda *_: None)
+        try:
+            server.run(sockets=[sock])
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        return 0
+    finally:
+        sock.close()
+        pool.close()

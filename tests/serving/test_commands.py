@@ -1,0 +1,46 @@
+"""`model-checks serve` and `model-checks loadtest` as a user runs them."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+from fixtures import artifacts as A
+from model_checks.cli import main
+
+IFACE = {"inputs": [{"name": "input", "dtype": "float32", "shape": ["batch", 4]}],
+         "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", 3]}]}
+
+
+def test_serve_prints_its_address_then_loadtest_json_then_sigterm_exits_cleanly(tmp_path, capsys):
+    d = A.onnx_artifact(tmp_path / "arts" / "tiny", name="tiny", **IFACE)
+    proc = subprocess.Popen([sys.executable, "-m", "model_checks", "serve", str(d), "--port", "0", "--isolate", "off"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:") and url.rsplit(":", 1)[1].isdigit()
+        rc = main(["loadtest", url, "--rate", "50", "--duration", "1", "--body-from", str(d), "--json"])
+        doc = json.loads(capsys.readouterr().out)
+        assert rc == 0 and doc["errors"] == 0 and doc["sent"] == 50 and doc["url"] == f"{url}/v2/models/tiny/infer"
+        assert {"achieved_rate", "errors", "latency_ms"} <= set(doc) and set(doc["latency_ms"]) >= {"p50", "p95", "p99"}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_serve_refuses_a_non_loopback_host(tmp_path, capsys):
+    d = A.onnx_artifact(tmp_path / "arts" / "tiny", name="tiny", **IFACE)
+    assert main(["serve", str(d), "--host", "0.0.0.0"]) == 1
+    assert capsys.readouterr().err == ("model-checks serve: error: host '0.0.0.0' is not a loopback address; model-checks serves and "
+                                       "load-tests on this machine only (127.0.0.1, ::1, localhost)\n")
+
+
+def test_loadtest_refuses_a_remote_url_before_sending(tmp_path, capsys):
+    d = A.onnx_artifact(tmp_path / "arts" / "tiny", name="tiny", **IFACE)
+    assert main(["loadtest", "http://192.0.2.1:8000", "--rate", "1", "--duration", "1", "--body-from", str(d)]) == 1
+    assert "host '192.0.2.1' is not a loopback address" in capsys.readouterr().err

@@ -1,0 +1,80 @@
+"""The load generator: open-loop schedules, latency from the intended send time, loopback only."""
+
+import numpy as np
+import pytest
+
+from model_checks.serving.load import Target, counted_time, open_loop, schedule, sweep
+from model_checks.serving.net import NotLoopback, bound_socket, require_loopback, split_url
+from model_checks.serving.noop import noop_server
+
+
+def test_constant_and_poisson_schedules_offer_exactly_the_rate():
+    assert np.allclose(schedule(100, 5), [0, 0.01, 0.02, 0.03, 0.04])
+    t = schedule(100, 1000, "poisson", seed=3)
+    assert np.all(np.diff(t) >= 0) and t[0] == 0 and t[-1] <= 10.0 and np.array_equal(t, schedule(100, 1000, "poisson", seed=3))
+    gaps = np.diff(t)
+    assert gaps.std() / gaps.mean() > 0.8  # exponential-like spacing (cv 1), not constant (cv 0)
+    with pytest.raises(ValueError, match="arrivals 'burst': expected constant or poisson"):
+        schedule(1, 1, "burst")
+
+
+@pytest.mark.parametrize("host", ["10.0.0.1", "0.0.0.0", "example.com", "192.168.1.2"])
+def test_any_address_but_loopback_is_refused(host):
+    with pytest.raises(NotLoopback) as e:
+        split_url(f"http://{host}:8000/v2")
+    assert f"host {host!r} is not" in str(e.value) and "loopback" in str(e.value)
+    with pytest.raises(NotLoopback):
+        bound_socket(host, 0)
+
+
+def test_loopback_names_are_accepted():
+    assert [require_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "127.0.0.2")] == ["127.0.0.1", "127.0.0.1", "::1", "127.0.0.2"]
+    assert split_url("http://localhost:9/v2/") == ("127.0.0.1", 9, "/v2")
+
+
+def test_open_loop_against_a_no_op_endpoint_answers_every_request():
+    with noop_server() as url:
+        r = open_loop(Target(url, (b"{}",)), rate=200, requests=100, duration_s=5)
+    assert (r.sent, r.ok, r.errors, r.stopped_by) == (100, 100, 0, "requests")
+    assert r.achieved_rate > 0 and r.latency_ms(50) is not None and r.histogram.get_total_count() == 100
+    assert set(r.as_dict()["latency_ms"]) == {"p50", "p95", "p99", "max"}
+
+
+def test_counted_time_is_the_schedule_plus_the_tails_median_lateness():
+    assert counted_time(50, 300, 5.98, []) == 6.0  # never less than the schedule's own span
+    assert counted_time(50, 300, 5.98, [0.002] * 59 + [0.4]) == 6.0  # a late last answer does not count
+    assert counted_time(50, 300, 5.98, [0.1, 0.2, 0.3]) == pytest.approx(6.18)  # a late tail does
+
+
+def test_a_stall_of_the_last_answers_is_latency_not_a_missed_rate():
+    # counted to the last answer, 0.3 s more over a 2 s schedule would be 87% of the rate
+    with noop_server(delay=lambda n: 0.3 if n >= 197 else 0.0) as url:
+        r = open_loop(Target(url, (b"{}",)), rate=100, requests=200, duration_s=5)
+    assert (r.ok, r.errors) == (200, 0) and r.achieved_rate >= 99 and r.latency_ms(100) >= 300
+
+
+def test_a_service_that_falls_behind_misses_the_rate():
+    with noop_server(delay=lambda n: 0.0125, serial=True) as url:  # 80 requests/s at most, offered 100
+        r = open_loop(Target(url, (b"{}",)), rate=100, requests=100, duration_s=5)
+    assert (r.ok, r.errors) == (100, 0) and r.achieved_rate < 90
+
+
+def test_the_wall_time_cap_stops_the_schedule():
+    with noop_server() as url:
+        r = open_loop(Target(url, (b"{}",)), rate=100, requests=10_000, duration_s=0.2)
+    assert r.stopped_by == "duration" and r.sent == 21  # offsets 0.00 .. 0.20 s
+
+
+def test_a_dead_endpoint_is_counted_as_errors_not_raised():
+    sock = bound_socket("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    sock.close()
+    r = open_loop(Target(f"http://127.0.0.1:{port}/v2/models/m/infer", (b"{}",)), rate=100, requests=5, duration_s=1, timeout_s=1)
+    assert (r.ok, r.errors) == (0, 5) and r.error_samples[0].startswith("ConnectionRefusedError")
+
+
+def test_sweep_reports_each_concurrency_and_where_throughput_stops_growing():
+    with noop_server() as url:
+        s = sweep(Target(url, (b"{}",)), (1, 2), requests=50, duration_s=1)
+    assert [lv.concurrency for lv in s.levels] == [1, 2] and all(lv.errors == 0 for lv in s.levels)
+    assert s.knee in (1, 2) and s.render()[-1].startswith("      throughput stops growing")
