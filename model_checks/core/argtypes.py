@@ -39,3 +39,15 @@ def fraction(text: str) -> float:
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a fraction in [0, 1) such as 5% or 0.05")
     return value
+
+
+def shard(text: str) -> tuple[int, int]:
+    """`K/N`: shard K (1-based) of N."""
+    k, sep, n = text.partition("/")
+    try:
+        kk, nn = int(k), int(n)
+    except ValueError:
+        kk = nn = 0
+    if not sep or not 1 <= kk <= nn:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a shard K/N with 1 <= K <= N, such as 2/4")
+    return kk, nn

@@ -97,6 +97,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.args[:] = [a for a in config.args if a not in selectors]
     config.pluginmanager.register(Gate(config, selectors), "model_checks_gate")
     controller = not hasattr(config, "workerinput")
+    if config.pluginmanager.hasplugin("xdist"):
+        from model_checks.plugin.parallel import Parallel
+
+        config.pluginmanager.register(Parallel(config), "model_checks_parallel")
     if opts.summary and controller:
         from model_checks.plugin.summary import SummaryReport
 
