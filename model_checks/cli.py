@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "convert-sklearn": "model_checks.commands.convert_sklearn",
     "package": "model_checks.commands.package",
     "tfmot-matrix": "model_checks.commands.tfmot_matrix",
+    "merge": "model_checks.commands.merge",
 }
 # name -> the extras it needs beyond the base install, named in --help
 EXTRAS: dict[str, str] = {
@@ -35,6 +36,7 @@ EXTRAS: dict[str, str] = {
     "convert-keras": "keras,producers",
     "package": "producers",
     "tfmot-matrix": "keras",
+    "merge": "merge",
 }
 DESCRIPTION = """Gate and produce ML model artifacts.
 

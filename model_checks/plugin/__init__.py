@@ -104,7 +104,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if opts.summary and controller:
         from model_checks.plugin.summary import SummaryReport
 
-        config.pluginmanager.register(SummaryReport(opts.summary), "model_checks_summary")
+        config.pluginmanager.register(SummaryReport(opts.summary, shard=opts.shard), "model_checks_summary")
     if config.pluginmanager.has_plugin("benchmark"):
         from model_checks.plugin.benchmark import BenchmarkHooks
 

@@ -3,8 +3,10 @@ report, so it also works when the checks ran in pytest-xdist workers."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
@@ -14,6 +16,12 @@ from model_checks.safety.text import md_cell
 
 COLUMNS = ("manifest", "integrity", "metadata", "limits", "equivalence", "accuracy")
 MARK = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}
+RECORD_SCHEMA = 1
+
+
+def record_path(summary: Path) -> Path:
+    """The run record beside a summary: `reports/summary.md` -> `reports/summary.json`."""
+    return summary.with_suffix(".json")
 
 
 def _fmt(v: object, spec: str = ".3g") -> str:
@@ -30,6 +38,8 @@ class SummaryReport:
     rows: dict[str, dict] = field(default_factory=dict)
     expected: dict[str, list[str]] = field(default_factory=dict)  # the checks collected, by artifact id
     interrupted: bool = False
+    shard: tuple[int, int] | None = None  # --model-checks-shard K/N, named in the record for `model-checks merge`
+    records: list[dict] = field(default_factory=list)  # every report with model-checks facts, as `model-checks merge` replays them
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         from model_checks.plugin.state import ITEM_KEY
@@ -55,6 +65,8 @@ class SummaryReport:
         p = read_record(report.user_properties)
         if p is None:
             return
+        self.records.append({"nodeid": report.nodeid, "when": report.when, "outcome": report.outcome,
+                             "properties": [[k, v] for k, v in report.user_properties]})
         row = self.rows.setdefault(p["artifact"], {"format": p.get("format"), "figures": {}, "status": {}})
         if report.when == "call" or report.outcome != "passed":
             status = MARK.get(report.outcome, report.outcome)
@@ -92,6 +104,28 @@ class SummaryReport:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         self.interrupted = self.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED
         write_text(self.path, self.render())
+        write_text(record_path(self.path), json.dumps(self.record(), indent=1, sort_keys=True) + "\n")
+
+    def record(self) -> dict:
+        """What this run said, for `model-checks merge`: its shard, the artifacts it gated, each report's facts."""
+        return {"schema": RECORD_SCHEMA, "shard": list(self.shard) if self.shard else None, "interrupted": self.interrupted,
+                "artifacts": sorted(set(self.rows) | set(self.expected)), "expected": self.expected, "reports": self.records}
+
+    def replay(self, record: dict) -> None:
+        """Take a recorded run's reports into this summary, as if they had been reported here."""
+        for aid, names in record.get("expected", {}).items():
+            self.expected.setdefault(aid, []).extend(names)
+        self.interrupted = self.interrupted or bool(record.get("interrupted"))
+        for report in reports_of(record):
+            self.pytest_runtest_logreport(report)
+
+
+def reports_of(record: dict) -> Iterator[Any]:
+    """The test reports of a run record, with what reporters read of them (nodeid, when, outcome, user_properties)."""
+    from types import SimpleNamespace
+
+    for r in record.get("reports", []):
+        yield SimpleNamespace(nodeid=r["nodeid"], when=r["when"], outcome=r["outcome"], user_properties=[tuple(kv) for kv in r["properties"]])
 
     def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
         terminalreporter.write_line(f"model-checks: summary written to {self.path}")
