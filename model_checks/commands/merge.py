@@ -39,8 +39,17 @@ class Shard:
         return f"{s[0]}/{s[1]}" if s else "unsharded"
 
 
-def read_shards(dirs: list[Path]) -> list[Shard]:
-    """Each DIR's run record, checked: every shard 1..N of one N present once, no artifact gated twice."""
+@dataclass(frozen=True)
+class Lost:
+    """A shard that never reported (its node died twice): its artifacts are reported as lost, never as passed."""
+
+    shard: tuple[int, int]
+    ids: tuple[str, ...]
+    reason: str
+
+
+def read_shards(dirs: list[Path], lost: tuple[Lost, ...] = ()) -> list[Shard]:
+    """Each DIR's run record, checked: every shard 1..N of one N present once (or lost), no artifact gated twice."""
     from model_checks.plugin.summary import RECORD_SCHEMA
 
     shards = []
@@ -58,13 +67,13 @@ def read_shards(dirs: list[Path]) -> list[Shard]:
             raise ModelChecksError(f"{p}: not a run record of model-checks schema {RECORD_SCHEMA}; "
                                    "was it written by another version? rerun the shard with this one")
         shards.append(Shard(d, record))
-    counts = {tuple(s.record["shard"])[1] if s.record.get("shard") else None for s in shards}
+    counts = {tuple(s.record["shard"])[1] if s.record.get("shard") else None for s in shards} | {x.shard[1] for x in lost}
     if len(counts) != 1 or None in counts:
         got = ", ".join(f"{s.directory}: {s.label}" for s in shards)
         raise ModelChecksError(f"the folders are not shards of one run ({got}); every shard must be run with "
                                "--model-checks-shard K/N with the same N")
     (n,) = counts
-    seen: dict[int, Path] = {}
+    seen: dict[int, Path] = {x.shard[0]: Path(f"(lost: {x.reason})") for x in lost}
     for s in shards:
         k = s.record["shard"][0]
         if k in seen:
@@ -89,8 +98,9 @@ def read_shards(dirs: list[Path]) -> list[Shard]:
     return sorted(shards, key=lambda s: s.record["shard"][0])
 
 
-def merged_junit(files: list[Path]) -> bytes:
-    """One testsuite holding every shard's testcases, counts and time recomputed (junitparser)."""
+def merged_junit(files: list[Path], lost: tuple[Lost, ...] = ()) -> bytes:
+    """One testsuite holding every shard's testcases, counts and time recomputed (junitparser); an error testcase
+    `lost[<id>]` for each artifact of a lost shard."""
     from model_checks.core.requires import require
 
     jp = require("junitparser", "merge", "model-checks merge")
@@ -100,6 +110,11 @@ def merged_junit(files: list[Path]) -> bytes:
         for s in (xml if isinstance(xml, jp.JUnitXml) else [xml]):
             for case in s:
                 suite.add_testcase(case)
+    for x in lost:
+        for aid in x.ids:
+            case = jp.TestCase(f"lost[{aid}]", "model_checks.lost")
+            case.result = [jp.Error(lost_message(x), "lost")]
+            suite.add_testcase(case)
     suite.update_statistics()
     out = jp.JUnitXml()
     out.add_testsuite(suite)
@@ -107,15 +122,21 @@ def merged_junit(files: list[Path]) -> bytes:
     return out.tostring()
 
 
-def merge(dirs: list[Path], out: Path, storage: str | None = None) -> tuple[int, list[Path]]:
-    """Merge the shards in `dirs` into `out`; (artifacts with a failing check, files written)."""
+def lost_message(x: Lost) -> str:
+    return (f"lost: shard {x.shard[0]}/{x.shard[1]} never reported ({x.reason}); it was retried once. Its artifacts were not "
+            "checked: rerun them with pytest --model-checks ROOT --model-checks-shard "
+            f"{x.shard[0]}/{x.shard[1]} before trusting this report")
+
+
+def merge(dirs: list[Path], out: Path, storage: str | None = None, lost: tuple[Lost, ...] = ()) -> tuple[int, list[Path]]:
+    """Merge the shards in `dirs` (and the `lost` ones) into `out`; (artifacts failing or lost, files written)."""
     from model_checks.core.fileio import write_bytes, write_text
     from model_checks.plugin.nightly import NightlyReport
     from model_checks.plugin.summary import SummaryReport, record_path, reports_of
 
-    shards = read_shards(dirs)
-    junit = merged_junit([s.directory / "junit.xml" for s in shards])
-    summary = SummaryReport(out / "summary.md")
+    shards = read_shards(dirs, lost)
+    junit = merged_junit([s.directory / "junit.xml" for s in shards], lost)
+    summary = SummaryReport(out / "summary.md", lost={aid: lost_message(x) for x in lost for aid in x.ids})
     nightly = NightlyReport(out, None) if any((s.directory / "nightly.md").is_file() for s in shards) else None
     for s in shards:
         summary.replay(s.record)
@@ -125,13 +146,14 @@ def merge(dirs: list[Path], out: Path, storage: str | None = None) -> tuple[int,
     record = summary.record()
     record["shard"] = None
     record["merged"] = [s.label for s in shards]
+    record["lost"] = {f"{x.shard[0]}/{x.shard[1]}": list(x.ids) for x in lost}
     written = [write_bytes(out / "junit.xml", junit), write_text(out / "summary.md", summary.render()),
                write_text(record_path(out / "summary.md"), json.dumps(record, indent=1, sort_keys=True) + "\n")]
     if nightly is not None:
         from model_checks.nightly.write import write_nightly
 
         written += write_nightly(nightly.artifacts, out, storage)
-    failed = sum(1 for r in summary.rows.values() if any(v in ("FAIL", "ERROR") for v in r["status"].values()))
+    failed = sum(1 for r in summary.rows.values() if any(v in ("FAIL", "ERROR") for v in r["status"].values())) + len(summary.lost)
     return failed, written
 
 
@@ -140,5 +162,5 @@ def run(args: argparse.Namespace) -> int:
     for p in written:
         print(f"model-checks merge: wrote {p}")
     if failed:
-        print(f"model-checks merge: {failed} artifact(s) with a failing check", file=sys.stderr)
+        print(f"model-checks merge: {failed} artifact(s) with a failing check or lost", file=sys.stderr)
     return 1 if failed else 0

@@ -40,6 +40,7 @@ class SummaryReport:
     interrupted: bool = False
     shard: tuple[int, int] | None = None  # --model-checks-shard K/N, named in the record for `model-checks merge`
     records: list[dict] = field(default_factory=list)  # every report with model-checks facts, as `model-checks merge` replays them
+    lost: dict[str, str] = field(default_factory=dict)  # artifact id -> why it was not checked (a shard whose node died)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         from model_checks.plugin.state import ITEM_KEY
@@ -83,7 +84,7 @@ class SummaryReport:
             count = sum(map(len, missing.values()))
             lines += [f"**INTERRUPTED: this run was stopped before it finished; {count} collected check(s) of {len(missing)} artifact(s) "
                       "did not run, so this summary is incomplete and proves nothing about them.**", ""]
-        lines += [f"{len(self.rows)} artifact(s).", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += [f"{len(self.rows) + len(set(self.lost) - set(self.rows))} artifact(s).", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for aid in sorted(self.rows):
             r = self.rows[aid]
             f = r["figures"]
@@ -91,13 +92,19 @@ class SummaryReport:
                      _fmt(f.get("rel_l2")), _fmt(f.get("mae")), _fmt(f.get("accuracy_drop"), "+.4f")]
             cells += [r["status"].get(c, "-") for c in COLUMNS]
             lines.append("| " + " | ".join(cells) + " |")
-        failed = sum(1 for r in self.rows.values() if any(s in ("FAIL", "ERROR") for s in r["status"].values()))
+        lost = sorted(set(self.lost) - set(self.rows))
+        lines += [f"| `{md_cell(aid)}` | " + " | ".join(["-"] * 7 + ["LOST"] * len(COLUMNS)) + " |" for aid in lost]
+        failed = sum(1 for r in self.rows.values() if any(s in ("FAIL", "ERROR") for s in r["status"].values())) + len(lost)
+        if lost:
+            lines += ["", f"## Lost ({len(lost)} artifact(s) not checked)", ""]
+            lines += [f"- `{md_cell(aid)}`: {md_cell(self.lost[aid])}" for aid in lost]
         if self.interrupted:
             lines += ["", f"{failed} artifact(s) with a failing check before the interruption." if failed else "No check failed before the interruption.",
                       "", "## Not checked (interrupted)", ""]
             lines += [f"- `{md_cell(aid)}`: {', '.join(names)}" for aid, names in sorted(missing.items())] or ["- (every collected check had run)"]
         else:
-            lines += ["", f"{failed} artifact(s) with a failing check." if failed else "Every collected check passed or did not apply."]
+            lines += ["", f"{failed} artifact(s) with a failing check{' or lost' if lost else ''}." if failed
+                      else "Every collected check passed or did not apply."]
         return "\n".join(lines) + "\n"
 
     @pytest.hookimpl(trylast=True)
