@@ -21,13 +21,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from fixtures import artifacts as A  # noqa: E402
 from fixtures import onnx_models as M  # noqa: E402
+from fixtures.gate_run import junit_verdicts  # noqa: E402
 
 LOADS = re.compile(r"model-checks: (\d+) model\(s\) loaded (\d+) time\(s\)")
 GATE = ("-p", "no:cacheprovider", "-q")
@@ -59,16 +59,8 @@ def gate(cwd: Path, roots: list[str], out: str, *extra: str) -> dict:
             "tail": text.strip().splitlines()[-1] if text.strip() else ""}
 
 
-def verdicts(path: Path) -> dict:
-    out = {}
-    for case in ET.parse(path).getroot().iter("testcase"):
-        kids = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
-        out[(case.get("classname"), case.get("name"))] = kids[0] if kids else "passed"
-    return out
-
-
 def same(cwd: Path, a: str, b: str) -> bool:
-    return verdicts(cwd / a / "junit.xml") == verdicts(cwd / b / "junit.xml") and \
+    return junit_verdicts(cwd / a / "junit.xml") == junit_verdicts(cwd / b / "junit.xml") and \
         (cwd / a / "summary.md").read_text() == (cwd / b / "summary.md").read_text()
 
 

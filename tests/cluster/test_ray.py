@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from fixtures import artifacts as A
+from fixtures.gate_run import junit_verdicts
 from model_checks.cli import main
 from model_checks.cluster.plan import ShardPlan, plan
 from model_checks.cluster.ray import ShardOutcome, resources, run_shards
@@ -28,20 +29,9 @@ def local_ray():
 
 @pytest.fixture
 def tree(pytester):
-    root = pytester.path / "arts"
-    A.onnx_artifact(root / "ref", name="ref")
-    A.onnx_artifact(root / "v1", name="v1", reference={"path": "../ref/model.onnx"})
-    A.onnx_artifact(root / "s1", name="s1")
+    root = A.family_tree(pytester.path / "arts", variants=("v1",), solos=("s1",))
     A.onnx_artifact(root / "bad", name="bad", tolerence={"mae": 1})
     return root
-
-
-def verdicts(path):
-    out = {}
-    for case in ET.parse(path).getroot().iter("testcase"):
-        kids = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
-        out[(case.get("classname"), case.get("name"))] = kids[0] if kids else "passed"
-    return out
 
 
 @pytest.mark.slow  # starts Ray (about 5 s here) and a gate per shard
@@ -53,7 +43,7 @@ def test_a_run_on_local_ray_reports_what_a_single_run_does(pytester, tree, local
     rc = main(["run", "--ray", "--model-checks", "arts", "-o", "out", "--shards", "3", "--model-checks-isolate", "off"])
     assert rc == 1  # the bad manifest fails here as there
     assert "model-checks run: 3 shard(s) on Ray, 0 lost; 1 artifact(s) failing or lost" in capsys.readouterr().out
-    assert verdicts(pytester.path / "out" / "junit.xml") == verdicts(pytester.path / "single" / "junit.xml")
+    assert junit_verdicts(pytester.path / "out" / "junit.xml") == junit_verdicts(pytester.path / "single" / "junit.xml")
     assert (pytester.path / "out" / "summary.md").read_text() == (pytester.path / "single" / "summary.md").read_text()
     assert sorted(p.name for p in (pytester.path / "out" / "shards").iterdir()) == ["1", "2", "3"]
 

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from fixtures import artifacts as A
+from fixtures.gate_run import junit_verdicts
 from model_checks.cli import main
 
 ISO = ("--model-checks-isolate", "off", "-p", "no:cacheprovider")
@@ -14,12 +15,7 @@ ISO = ("--model-checks-isolate", "off", "-p", "no:cacheprovider")
 
 @pytest.fixture
 def tree(pytester):
-    root = pytester.path / "arts"
-    A.onnx_artifact(root / "ref", name="ref")
-    for v in ("v1", "v2"):
-        A.onnx_artifact(root / v, name=v, reference={"path": "../ref/model.onnx"})
-    for solo in ("s1", "s2", "s3", "s4"):
-        A.onnx_artifact(root / solo, name=solo)
+    root = A.family_tree(pytester.path / "arts", solos=("s1", "s2", "s3", "s4"))
     A.onnx_artifact(root / "bad", name="bad", tolerence={"mae": 1})  # fails test_manifest
     return root
 
@@ -27,16 +23,6 @@ def tree(pytester):
 def gate(pytester, out, *args):
     return pytester.runpytest_subprocess("--model-checks", "arts", *ISO, "--junitxml", f"{out}/junit.xml",
                                          "--model-checks-summary", f"{out}/summary.md", *args)
-
-
-def verdicts(path):
-    """(classname, name) -> (outcome, properties) of every testcase of a junit file."""
-    out = {}
-    for case in ET.parse(path).getroot().iter("testcase"):
-        kids = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
-        out[(case.get("classname"), case.get("name"))] = (kids[0] if kids else "passed",
-                                                          sorted((p.get("name"), p.get("value")) for p in case.iter("property")))
-    return out
 
 
 def test_three_shards_merged_equal_a_single_run(pytester, tree, capsys):
@@ -53,7 +39,7 @@ def test_three_shards_merged_equal_a_single_run(pytester, tree, capsys):
     assert rc == 1  # the bad manifest fails, as in the single run
     assert "model-checks merge: 1 artifact(s) with a failing check or lost" in capsys.readouterr().err
     merged = pytester.path / "merged"
-    assert verdicts(merged / "junit.xml") == verdicts(pytester.path / "single" / "junit.xml")
+    assert junit_verdicts(merged / "junit.xml", True) == junit_verdicts(pytester.path / "single" / "junit.xml", True)
     assert (merged / "summary.md").read_text() == (pytester.path / "single" / "summary.md").read_text()
     suite = ET.parse(merged / "junit.xml").getroot().find("testsuite")
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("43", "1", "19")

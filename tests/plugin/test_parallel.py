@@ -2,11 +2,11 @@
 serial run's, one GPU per worker (end to end with pytester, artifacts built in the test)."""
 
 import re
-import xml.etree.ElementTree as ET
 
 import pytest
 
 from fixtures import artifacts as A
+from fixtures.gate_run import junit_verdicts
 from model_checks.plugin.parallel import worker_gpu
 
 ISO = ("--model-checks-isolate", "off", "-p", "no:cacheprovider")
@@ -14,23 +14,7 @@ ISO = ("--model-checks-isolate", "off", "-p", "no:cacheprovider")
 
 @pytest.fixture
 def tree(pytester):
-    root = pytester.path / "arts"
-    A.onnx_artifact(root / "ref", name="ref")
-    for v in ("v1", "v2"):
-        A.onnx_artifact(root / v, name=v, reference={"path": "../ref/model.onnx"})
-    for solo in ("s1", "s2", "s3"):
-        A.onnx_artifact(root / solo, name=solo)
-    return root
-
-
-def _cases(path):
-    """(classname, name) -> outcome of every testcase of a junit file, in sorted order."""
-    out = {}
-    for case in ET.parse(path).getroot().iter("testcase"):
-        kids = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
-        props = sorted((p.get("name"), p.get("value")) for p in case.iter("property"))
-        out[(case.get("classname"), case.get("name"))] = (kids[0] if kids else "passed", props)
-    return dict(sorted(out.items()))
+    return A.family_tree(pytester.path / "arts")
 
 
 def test_under_xdist_each_model_loads_once_and_reports_equal_a_serial_run(pytester, tree):
@@ -40,7 +24,7 @@ def test_under_xdist_each_model_loads_once_and_reports_equal_a_serial_run(pytest
     par.assert_outcomes(passed=20, skipped=16)
     serial.stdout.fnmatch_lines(["model-checks: 6 model(s) loaded 6 time(s) (each once)"])
     par.stdout.fnmatch_lines(["model-checks: 6 model(s) loaded 6 time(s) on 2 worker(s) (each once)"])
-    assert _cases(pytester.path / "par.xml") == _cases(pytester.path / "serial.xml")
+    assert junit_verdicts(pytester.path / "par.xml", True) == junit_verdicts(pytester.path / "serial.xml", True)
     assert (pytester.path / "par.md").read_text() == (pytester.path / "serial.md").read_text()
 
 
