@@ -99,3 +99,13 @@ def test_an_unsharded_run_is_not_a_shard(tmp_path, capsys):
     d = _shard_dir(tmp_path, "a", None, ["x@1"])
     assert main(["merge", d, "-o", str(tmp_path / "out")]) == 1
     assert f"the folders are not shards of one run ({d}: unsharded)" in capsys.readouterr().err
+
+
+def test_the_shards_nightly_data_merge_into_one_nightly_report(pytester, tree):
+    for k in (1, 2):
+        gate(pytester, f"shard{k}", "--model-checks-shard", f"{k}/2", "--model-checks-nightly-report", f"shard{k}")
+    assert main(["merge", str(pytester.path / "shard1"), str(pytester.path / "shard2"), "-o", str(pytester.path / "merged")]) == 1
+    text = (pytester.path / "merged" / "nightly.md").read_text()
+    assert "8 artifact(s)" in text and (pytester.path / "merged" / "nightly.html").is_file()
+    assert all(f"| {i}@1.0 | manifest | pass |" in text for i in ("ref", "v1", "v2", "s1", "s2", "s3", "s4"))
+    assert "| invalid:bad | manifest | FAIL |" in text and "1 check(s) failed." in text
