@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "to-torch": "model_checks.commands.to_torch",
     "serve": "model_checks.commands.serve",
     "loadtest": "model_checks.commands.loadtest",
+    "merge": "model_checks.commands.merge",
+    "run": "model_checks.commands.run",
 }
 # name -> the extras it needs beyond the base install, named in --help
 EXTRAS: dict[str, str] = {
@@ -39,6 +41,8 @@ EXTRAS: dict[str, str] = {
     "convert-keras": "keras,producers",
     "package": "producers",
     "tfmot-matrix": "keras",
+    "merge": "merge",
+    "run": "ray",
 }
 DESCRIPTION = """Gate and produce ML model artifacts.
 
@@ -86,7 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command if command in COMMANDS else None)
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if rest:  # only a command that hands options on to pytest takes unknown ones
+        if not (args.command and getattr(importlib.import_module(COMMANDS[args.command]), "PYTEST_ARGS", False)):
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command and getattr(importlib.import_module(COMMANDS[args.command]), "PYTEST_ARGS", False):
+        args.pytest_args = rest
     if not args.command:
         parser.print_help()
         return 2

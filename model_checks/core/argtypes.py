@@ -46,3 +46,15 @@ def port(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number 0-65535")
     return int(text)
+
+
+def shard(text: str) -> tuple[int, int]:
+    """`K/N`: shard K (1-based) of N."""
+    k, sep, n = text.partition("/")
+    try:
+        kk, nn = int(k), int(n)
+    except ValueError:
+        kk = nn = 0
+    if not sep or not 1 <= kk <= nn:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a shard K/N with 1 <= K <= N, such as 2/4")
+    return kk, nn

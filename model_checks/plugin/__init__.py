@@ -99,10 +99,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.args[:] = [a for a in config.args if a not in selectors]
     config.pluginmanager.register(Gate(config, selectors), "model_checks_gate")
     controller = not hasattr(config, "workerinput")
+    if config.pluginmanager.hasplugin("xdist"):
+        from model_checks.plugin.parallel import Parallel
+
+        config.pluginmanager.register(Parallel(config), "model_checks_parallel")
     if opts.summary and controller:
         from model_checks.plugin.summary import SummaryReport
 
-        config.pluginmanager.register(SummaryReport(opts.summary), "model_checks_summary")
+        config.pluginmanager.register(SummaryReport(opts.summary, shard=opts.shard), "model_checks_summary")
     if config.pluginmanager.has_plugin("benchmark"):
         from model_checks.plugin.benchmark import BenchmarkHooks
 

@@ -34,6 +34,7 @@ class Gate:
         self.config = config
         self.gs = config.stash[SESSION_KEY]
         self.saved: dict[tuple, int] = {}  # (artifact, check, device) -> sessions its saved baseline pools
+        self.shard: set[str] | None = None  # the artifact ids of this run's shard (--model-checks-shard), None for all
         self.selectors = [self._nodeid(_arg_path(config, a), a.partition("::")[2]) for a in selectors]
 
     def _nodeid(self, path: Path, rest: str) -> str:
@@ -62,8 +63,10 @@ class Gate:
 
         n = len(self.gs.artifacts)
         where = ", ".join(display(r, config.rootpath) for r in self.gs.roots)
-        trust = "on" if options(config).trust_code else "off"
-        return f"model-checks: {n} artifact{'s' if n != 1 else ''} under {where} (isolate={options(config).isolate}, trust-code={trust})"
+        opts = options(config)
+        trust = "on" if opts.trust_code else "off"
+        shard = f", shard {opts.shard[0]}/{opts.shard[1]}" if opts.shard else ""
+        return f"model-checks: {n} artifact{'s' if n != 1 else ''} under {where} (isolate={opts.isolate}, trust-code={trust}{shard})"
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         from model_checks.plugin.roots import display, inside, no_artifact_message
@@ -95,7 +98,10 @@ class Gate:
     def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
         self._warn_python_files(config)
         hook = config.hook
+        shard = self._shard(config)
         for art in self.gs.artifacts:
+            if shard is not None and art.id not in shard:
+                continue
             nodeid = self._nodeid(art.manifest_path, "")
             mod = ArtifactModule.from_parent(session, path=config.rootpath, name=art.id, nodeid=nodeid)
             mod.artifact = art
@@ -107,10 +113,30 @@ class Gate:
                 hook.pytest_itemcollected(item=item)
             hook.pytest_collectreport(report=pytest.CollectReport(nodeid, "passed", None, new))
             items.extend(new)
+        if shard is not None:  # a user's test of an artifact of another shard runs there
+            kept = [i for i in items if (a := artifact_of(i)) is None or a.id in shard]
+            if len(kept) < len(items):
+                config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+                items[:] = kept
         unmatched = [s for s in self.selectors if not any(self._matches(s, i.nodeid) for i in items)]
         if unmatched:
             raise pytest.UsageError(f"model-checks: not found: {', '.join(unmatched)} (no artifact check there; "
                                     f"{len(self.gs.artifacts)} artifact(s) under {', '.join(str(r) for r in self.gs.roots)})")
+
+    def _shard(self, config: pytest.Config) -> set[str] | None:
+        """The artifact ids of this run's shard (`--model-checks-shard K/N`), or None for all."""
+        opts = options(config)
+        if opts.shard is None:
+            return None
+        from model_checks.core.errors import ModelChecksError
+        from model_checks.core.shards import groups, read_durations, shard_ids
+
+        try:
+            durations = read_durations(opts.shard_weights) if opts.shard_weights else None
+        except ModelChecksError as e:
+            raise pytest.UsageError(f"model-checks: --model-checks-shard-weights: {e}") from None
+        self.shard = shard_ids(groups(self.gs.artifacts, self.gs.models_of), *opts.shard, durations)
+        return self.shard
 
     def _warn_python_files(self, config: pytest.Config) -> None:
         import warnings
@@ -164,7 +190,14 @@ class Gate:
             self.saved[(p["artifact"], p["check"], p["figures"].get("device"))] = int(p["figures"]["baseline_sessions"])
 
     def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
-        """What --model-checks-update-baselines stored, and how many more sessions a verdict needs."""
+        """How often models were loaded (all workers together), what --model-checks-update-baselines stored, and how
+        many more sessions a verdict needs."""
+        from model_checks.plugin.parallel import load_line
+
+        par = self.config.pluginmanager.get_plugin("model_checks_parallel")
+        line = load_line(par.loads, par.workers) if par is not None and par.workers else load_line(self.gs.pool.loads, 0)
+        if line:
+            terminalreporter.write_line(line)
         if not self.saved:
             return
         from model_checks.checks.budgets.baseline import MIN_SESSIONS

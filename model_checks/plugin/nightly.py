@@ -3,9 +3,7 @@ by the gate's plugin when `--model-checks-nightly-report DIR` is given."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from model_checks.plugin.verdict import OUTCOME, read_record
 @dataclass(eq=False)  # a plugin object must stay hashable: pluggy keeps plugins in sets
 class NightlyReport:
     directory: Path
-    config: pytest.Config
+    config: pytest.Config | None  # None when `model-checks merge` replays recorded runs
     artifacts: dict = field(default_factory=dict)
     written: list[Path] = field(default_factory=list)
 
@@ -32,17 +30,10 @@ class NightlyReport:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if session.config.option.collectonly:  # nothing ran: keep the last report
             return
-        from model_checks.checks.budgets.fingerprint import fingerprint
-        from model_checks.nightly import document, render
-        from model_checks.nightly.history import load_runs, storage_dir
+        from model_checks.nightly.write import write_nightly
 
-        machine = fingerprint()
-        runs = load_runs(storage_dir(self.config.getoption("benchmark_storage", None)), machine)
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        if not (self.config.getoption("benchmark_autosave", None) or self.config.getoption("benchmark_save", None)):
-            runs.append(document.as_stored_run(self.artifacts, now))  # not saved by pytest-benchmark: still the last point
-        report = document.build(self.artifacts, runs, machine, now)
-        self.written = render.write(report, self.directory, os.environ.get("GITHUB_STEP_SUMMARY"))
+        saved = bool(self.config.getoption("benchmark_autosave", None) or self.config.getoption("benchmark_save", None))
+        self.written = write_nightly(self.artifacts, self.directory, self.config.getoption("benchmark_storage", None), saved)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
         if not self.written:

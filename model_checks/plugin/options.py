@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from model_checks.core.argtypes import fraction, non_negative_float, positive_number
+from model_checks.core.argtypes import fraction, non_negative_float, positive_number, shard
 from model_checks.isolation.limits import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, Limits
 
 GROUP = "model-checks"
@@ -56,6 +56,17 @@ def add_options(parser: pytest.Parser) -> None:
     g.addoption("--model-checks-localize", default="on", choices=("on", "off"), metavar="MODE", dest="model_checks_localize",
                 help="when equivalence of an ONNX artifact with an ONNX reference fails, add the table of where the two diverge "
                      "(bounded in time and memory; never changes the verdict). Default: on")
+    g.addoption("--model-checks-dist", default="artifact", choices=("artifact", "load"), metavar="MODE", dest="model_checks_dist",
+                help="how pytest-xdist (-n) deals the gate's tests: 'artifact' sends all checks of an artifact, and every artifact "
+                     "sharing a model with it (a reference and its variants), to one worker, heaviest groups first, so each model "
+                     "is loaded once; 'load' leaves xdist's own scheduling (--dist) alone. Default: artifact")
+    g.addoption("--model-checks-shard", default=None, type=shard, metavar="K/N", dest="model_checks_shard",
+                help="gate only shard K of N (a CI matrix job): whole artifacts, a reference kept with its variants, dealt by "
+                     "weight (--model-checks-shard-weights, else model size); `model-checks merge` joins the shards' reports. "
+                     "Default: every artifact")
+    g.addoption("--model-checks-shard-weights", default=None, metavar="FILE", dest="model_checks_shard_weights",
+                help="a last run's junit XML (testcase times) or a JSON {artifact id: seconds}, to deal shards by duration "
+                     "instead of model size. Default: none")
     parser.addini("model_checks_roots", type="paths", default=[],
                   help="artifact roots gated when --model-checks is not given, whatever testpaths says, unless pytest is given "
                        "paths that do not overlap them")
@@ -76,6 +87,9 @@ class Options:
     latency_claim_factor: float
     nightly_report: Path | None
     localize: bool
+    dist: str = "artifact"
+    shard: tuple[int, int] | None = None
+    shard_weights: Path | None = None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Options:
@@ -88,7 +102,9 @@ class Options:
                    update_baselines=opt("model_checks_update_baselines"), min_effect=opt("model_checks_min_effect"),
                    latency_claim_factor=opt("model_checks_latency_claim_factor"),
                    nightly_report=config.rootpath / nightly if nightly else None,
-                   localize=opt("model_checks_localize") == "on")
+                   localize=opt("model_checks_localize") == "on",
+                   dist=opt("model_checks_dist"), shard=opt("model_checks_shard"),
+                   shard_weights=Path(opt("model_checks_shard_weights")) if opt("model_checks_shard_weights") else None)
 
     @property
     def isolation(self) -> Limits | None:

@@ -10,7 +10,7 @@ FIGURES = {"serving_achieved_rate": 49.81, "serving_target_rate": 50.0, "serving
 
 
 class Report:
-    when, outcome = "call", "passed"
+    when, outcome, nodeid = "call", "passed", "arts/m/metadata.yaml::test_serving[m@1]"
     # one property per fact and figure, as plugin.verdict.record attaches them
     user_properties = [(f"{PROPERTY}.{k}", v) for k, v in {"artifact": "m@1", "check": "serving", "format": "onnx", **FIGURES}.items()]
 
