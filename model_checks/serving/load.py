@@ -61,11 +61,28 @@ class _Client:
         self._idle: list[_Conn] = []
         self._slots = asyncio.Semaphore(max_connections)
 
+    async def _open(self) -> _Conn:
+        return _Conn(*await asyncio.open_connection(self.host, self.port))
+
     async def send(self, data: bytes) -> tuple[int, bytes]:
         async with self._slots:
-            conn = self._idle.pop() if self._idle else _Conn(*await asyncio.open_connection(self.host, self.port))
+            reused = bool(self._idle)
+            conn = self._idle.pop() if reused else await self._open()
             try:
                 result = await conn.request(data)
+            except ConnectionError:
+                conn.close()
+                if not reused:
+                    raise
+                # The server closed a keep-alive connection while it sat idle (between the phases of a comparison,
+                # say) before reading this request: send it again on a fresh one, as HTTP clients do. The latency
+                # still counts from the request's intended send time.
+                conn = await self._open()
+                try:
+                    result = await conn.request(data)
+                except BaseException:
+                    conn.close()
+                    raise
             except BaseException:
                 conn.close()
                 raise

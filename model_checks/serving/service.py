@@ -17,6 +17,8 @@ from model_checks.isolation.limits import Limits
 from model_checks.core.pool import ModelPool
 from model_checks.serving.protocol import MAX_BODY_BYTES, ProtocolError, decode_request, encode_response, model_metadata, parse_json
 
+KEEP_ALIVE_S = 75  # seconds an idle keep-alive connection stays open, as common proxies keep theirs
+
 
 def open_artifact(directory: Path, root: Path | None = None) -> Artifact:
     """The artifact in `directory`, read as the gate reads it under `root` (default: the nearest ancestor
@@ -209,7 +211,9 @@ def serve(artifact: Artifact, host: str = "127.0.0.1", port: int = 0, trust_code
         require_trust_for(artifact.model_path, artifact.format or "?", trust_code)  # refused before anything listens
         model = ServedModel(artifact, pool)
         app = build_app(model, max_body)
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=10)
+        # keep-alive connections live across a load test's pauses (uvicorn closes idle ones after 5 s by default)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=10,
+                                timeout_keep_alive=KEEP_ALIVE_S)
         server = uvicorn.Server(config)
         h, p = sock.getsockname()[:2]
         print(f"http://{'[' + h + ']' if ':' in h else h}:{p}", file=out, flush=True)

@@ -78,3 +78,37 @@ def test_sweep_reports_each_concurrency_and_where_throughput_stops_growing():
         s = sweep(Target(url, (b"{}",)), (1, 2), requests=50, duration_s=1)
     assert [lv.concurrency for lv in s.levels] == [1, 2] and all(lv.errors == 0 for lv in s.levels)
     assert s.knee in (1, 2) and s.render()[-1].startswith("      throughput stops growing")
+
+
+def test_a_keep_alive_connection_the_server_closed_while_idle_is_not_an_error():
+    """A server may close an idle keep-alive connection (uvicorn after 5 s by default) without saying so; the next
+    request on it finds it closed before any answer. The client sends it again on a fresh connection, as HTTP
+    clients do; a connection that fails when fresh is still an error (test_a_dead_endpoint_...)."""
+    import asyncio
+
+    from model_checks.serving.load import _Client, http_post
+
+    async def one_answer_then_close(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        length = 2
+        await reader.readexactly(length)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")  # keep-alive implied, then closed anyway
+        await writer.drain()
+        writer.close()
+
+    async def main():
+        server = await asyncio.start_server(one_answer_then_close, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = _Client("127.0.0.1", port)
+        try:
+            answers = []
+            for _ in range(3):
+                answers.append(await client.send(http_post("127.0.0.1", port, "/x", b"{}")))
+                await asyncio.sleep(0.05)  # the server has closed the idle connection by now
+            return answers
+        finally:
+            client.close()
+            server.close()
+            await server.wait_closed()
+
+    assert asyncio.run(main()) == [(200, b"{}")] * 3
