@@ -84,7 +84,7 @@ def write(report: Report, directory: Path, step_summary: str | None = None) -> l
     write_text(directory / "nightly.md", md)
     head, *rest = report.lines
     body = "\n".join([f"<h1>{html.escape(report.title)}</h1>", f'<p class="verdict">{html.escape(head)}</p>', *(f"<p>{html.escape(line)}</p>" for line in rest),
-                      *([f"<h2>Overview</h2>", _html_table(report.overview, lambda r: "failed" if r[-1] in FAILING else "")] if report.overview else []),
+                      *(["<h2>Overview</h2>", _html_table(report.overview, lambda r: "failed" if r[-1] in FAILING else "")] if report.overview else []),
                       *(_html_section(s, pngs.get(s.slug)) for s in report.sections)])
     write_text(directory / "nightly.html", f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{html.escape(report.title)}</title>'
                                              f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")

@@ -191,7 +191,6 @@ def validate(path: Path, root: Path) -> list[str]:
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as e:  # ValidationError, InferenceError, and protobuf errors on damage
-        first = str(e).strip().splitlines()
         return problems + [f"onnx.checker (full check, shape inference): {runtime_error_text(e)}"]
     return problems
 
