@@ -109,13 +109,13 @@ def merged_junit(files: list[Path], lost: tuple[Lost, ...] = ()) -> bytes:
         xml = jp.JUnitXml.fromfile(str(f))
         for s in (xml if isinstance(xml, jp.JUnitXml) else [xml]):
             for case in s:
-                suite.add_testcase(case)
+                suite.append(case)  # add_testcase recounts the whole suite on every call: quadratic in testcases
     for x in lost:
         for aid in x.ids:
             case = jp.TestCase(f"lost[{aid}]", "model_checks.lost")
             case.result = [jp.Error(lost_message(x), "lost")]
-            suite.add_testcase(case)
-    suite.update_statistics()
+            suite.append(case)
+    suite.update_statistics()  # once, over every testcase
     out = jp.JUnitXml()
     out.add_testsuite(suite)
     out.update_statistics()
