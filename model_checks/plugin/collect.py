@@ -41,9 +41,9 @@ class Gate:
         """The node id of a manifest (or a selector naming one), its directory names escaped: they head every
         line of the log about the artifact, so a name from a pull request can never start a line or colour it."""
         from model_checks.safety.text import printable
-        from model_checks.plugin.roots import inside
+        from model_checks.plugin.roots import relative
 
-        rel = path.relative_to(self.config.rootpath).as_posix() if inside(path, self.config.rootpath) else path.as_posix()
+        rel = relative(path, self.config.rootpath)
         return printable(f"{rel}::{rest}" if rest else rel)
 
     @staticmethod
@@ -201,11 +201,9 @@ class Gate:
         if not self.saved:
             return
         from model_checks.checks.budgets.baseline import MIN_SESSIONS
+        from model_checks.plugin.roots import relative
 
-        from model_checks.plugin.roots import inside
-
-        where = options(self.config).baselines
-        where = where.relative_to(self.config.rootpath).as_posix() if inside(where, self.config.rootpath) else str(where)
+        where = relative(options(self.config).baselines, self.config.rootpath)
         terminalreporter.write_line(f"model-checks: saved {len(self.saved)} baseline(s) to {where}:")
         for (aid, check, device), n in sorted(self.saved.items()):
             more = MIN_SESSIONS - n

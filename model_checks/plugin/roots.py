@@ -23,6 +23,11 @@ def inside(path: Path, parent: Path) -> bool:
         return False
 
 
+def relative(path: Path, base: Path) -> str:
+    """`path` as posix text relative to `base` where it lies below it, else as it is."""
+    return path.relative_to(base).as_posix() if inside(path, base) else path.as_posix()
+
+
 def unique(roots: Iterable[Path]) -> list[Path]:
     """Absolute, normalized roots, each once, in order; a root inside another is dropped (it is gated anyway)."""
     out: list[Path] = []
