@@ -1,52 +1,81 @@
-"""The built-in checks. Each module has NAME and `run(ctx) -> CheckResult` (and `GATES_THE_REST = True` when the
-artifact's other checks cannot run after it fails); the plugin makes each a test `test_<name>[<artifact id>]`.
-Adding a check is adding a module, a line here and its test function in `plugin/gate.py`. The budget checks
-(latency, throughput, speedup, in `budgets/`) are measured through pytest-benchmark's fixture instead."""
+"""The built-in checks. Each module declares itself once, `CHECK = Check(NAME, run, ...)` (`checks/registry.py`:
+where it applies, its markers, whether its failure blocks the rest, its summary cell and figures); the plugin
+builds one test `test_<name>[<artifact id>]` per applicable check from that declaration, the summary one column.
+Adding a check is adding a module and a line in CHECKS. The budget checks (latency, throughput, speedup, in
+`budgets/`) are measured per device through pytest-benchmark's fixture."""
 
 from __future__ import annotations
 
 import importlib
+from functools import cache
 from types import ModuleType
 
+from model_checks.checks.registry import Check
 from model_checks.core.artifact import Artifact
+from model_checks.core.errors import ModelChecksError
 
-# name -> module; order is the order tests run in, cheapest first.
-CHECKS: dict[str, str] = {
-    "manifest": "model_checks.checks.manifest",
-    "integrity": "model_checks.checks.integrity",
-    "metadata": "model_checks.checks.metadata",
-    "limits": "model_checks.checks.limits",
-    "equivalence": "model_checks.checks.equivalence",
-    "accuracy": "model_checks.checks.accuracy",
-    "roundtrip": "model_checks.checks.roundtrip",
-    "tfmot_quantize": "model_checks.checks.tfmot_quantize",
-    "tfmot_prune": "model_checks.checks.tfmot_prune",
-    "serving": "model_checks.serving.check",
-}
+# The checks' modules (`module` holds CHECK; `module:NAME` another declaration); the order is the run order,
+# cheapest first.
+CHECKS: tuple[str, ...] = (
+    "model_checks.checks.manifest",
+    "model_checks.checks.integrity",
+    "model_checks.checks.metadata",
+    "model_checks.checks.limits",
+    "model_checks.checks.equivalence",
+    "model_checks.checks.accuracy",
+    "model_checks.checks.roundtrip",
+    "model_checks.checks.tfmot_quantize",
+    "model_checks.checks.tfmot_prune",
+    "model_checks.serving.check",
+    "model_checks.checks.budgets.check:LATENCY",
+    "model_checks.checks.budgets.check:THROUGHPUT",
+    "model_checks.checks.budgets.check:SPEEDUP",
+)
 FIRST = "manifest"  # runs first, and alone for an artifact whose manifest is invalid
-# Collected only for Keras artifacts whose manifest asks for them (`tfmot: {quantize: true}`).
-TFMOT_CHECKS = {"tfmot_quantize": "quantize", "tfmot_prune": "prune"}
 
 
-def _wanted(name: str, artifact: Artifact) -> bool:
-    if name == "roundtrip":  # collected only where the manifest opts in (`roundtrip: [torch]`)
-        return artifact.manifest is not None and bool(artifact.manifest.roundtrip)
-    if name == "serving":  # only where the manifest (or policy.yaml) declares `serving.rate_per_s`
-        return artifact.manifest is not None and artifact.manifest.get("serving.rate_per_s") is not None
-    if name not in TFMOT_CHECKS:
-        return True
-    m = artifact.manifest
-    return m is not None and m.format == "keras" and bool(m.get(f"tfmot.{TFMOT_CHECKS[name]}"))
+def declaration(entry: str) -> Check:
+    """The Check a CHECKS entry names; a module without one is a message naming what to add."""
+    path, _, attr = entry.partition(":")
+    mod = importlib.import_module(path)
+    found = getattr(mod, attr or "CHECK", None)
+    if not isinstance(found, Check):
+        raise ModelChecksError(f"{entry} is listed in model_checks.checks.CHECKS but declares no check: end the module with "
+                               f"`{attr or 'CHECK'} = Check(NAME, run, ...)` (model_checks/checks/registry.py)")
+    return found
+
+
+def registry() -> dict[str, Check]:
+    """name -> Check, in run order (as CHECKS lists them now); two of one name are a message, not an override."""
+    return _registry(CHECKS)
+
+
+@cache
+def _registry(entries: tuple[str, ...]) -> dict[str, Check]:
+    found: dict[str, Check] = {}
+    for entry in entries:
+        check = declaration(entry)
+        if check.name in found:
+            raise ModelChecksError(f"two checks are named {check.name!r} in model_checks.checks.CHECKS ({entry} and another)")
+        found[check.name] = check
+    return found
+
+
+def get(name: str) -> Check:
+    """The declared check `name`; an unknown name is a message listing the known ones."""
+    checks = registry()
+    if name not in checks:
+        raise ModelChecksError(f"no check named {name!r}; known: {', '.join(checks)}")
+    return checks[name]
 
 
 def module(name: str) -> ModuleType:
-    return importlib.import_module(CHECKS[name])
+    """The module that declares check `name`."""
+    return importlib.import_module(get(name).run.__module__)
 
 
 def applicable(artifact: Artifact) -> list[str]:
     """Checks to collect for an artifact; an invalid manifest gets only `manifest`, which fails."""
     if artifact.manifest is None:
         return [FIRST]
-    from model_checks.checks.budgets.spec import budget_checks
-
-    return [*(c for c in CHECKS if _wanted(c, artifact)), *budget_checks(artifact.manifest)]
+    return [name for name, c in registry().items() if c.applies is None or c.applies(artifact.manifest)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from model_checks.checks.context import CheckContext
+from model_checks.checks.registry import Check, Figure
 from model_checks.core.metrics import Comparison, OutputComparison, compare_outputs
 from model_checks.core.results import CheckResult
 
@@ -52,3 +53,6 @@ def run(ctx: CheckContext) -> CheckResult:
 
 
 __all__ = ["run", "comparisons", "OutputComparison"]
+
+
+CHECK = Check(NAME, run, figures=(Figure("worst rel_l2", "rel_l2"), Figure("worst MAE", "mae")))

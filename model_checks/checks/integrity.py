@@ -4,6 +4,7 @@ and matches the declared sha256 (ONNX: with its external data files)."""
 from __future__ import annotations
 
 from model_checks.checks.context import CheckContext
+from model_checks.checks.registry import Check
 from model_checks.safety.digest import sha256_of
 from model_checks.core.results import CheckResult
 
@@ -31,3 +32,6 @@ def run(ctx: CheckContext) -> CheckResult:
         NAME, ctx.artifact.id, problems,
         passed=f"{ctx.model_path.name} is a valid {ctx.fmt} model, opens in its runtime" + (", sha256 matches" if declared else ""),
     )
+
+
+CHECK = Check(NAME, run)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from model_checks.checks.context import CheckContext
+from model_checks.checks.registry import Check
 from model_checks.core.errors import WorkerBrokeError
 from model_checks.core.inputs import OTHER_DYNAMIC_DIM, generate
 from model_checks.core.metrics import compare_output
@@ -139,3 +140,6 @@ def run(ctx: CheckContext) -> CheckResult:
 
 
 __all__ = ["run", "OTHER_DYNAMIC_DIM", "np"]
+
+
+CHECK = Check(NAME, run)

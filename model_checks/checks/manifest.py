@@ -4,11 +4,11 @@ the artifact's other checks are not run (they say so), since none can read a mod
 from __future__ import annotations
 
 from model_checks.checks.context import CheckContext
+from model_checks.checks.registry import Check
 from model_checks.core.errors import ModelChecksError
 from model_checks.core.results import CheckResult
 
 NAME = "manifest"
-GATES_THE_REST = True
 
 
 def run(ctx: CheckContext) -> CheckResult:
@@ -29,3 +29,6 @@ def run(ctx: CheckContext) -> CheckResult:
     if problems:
         return CheckResult.from_problems("manifest", f"{artifact.rel_dir}/metadata.yaml", problems, "")
     return CheckResult("manifest", True, f"manifest: {artifact.id} follows schema 1")
+
+
+CHECK = Check(NAME, run, blocking="failure")

@@ -10,6 +10,7 @@ from packaging.version import InvalidVersion, Version
 
 from model_checks.backends.base import ModelFacts
 from model_checks.checks.context import CheckContext
+from model_checks.checks.registry import Check, Figure
 from model_checks.manifest.model import TensorSpec
 from model_checks.core.results import CheckResult
 
@@ -146,3 +147,6 @@ def run(ctx: CheckContext) -> CheckResult:
         passed=f"{', '.join(checked) or 'no claims'} match the model" + ("" if checked else " (declare opset, precision, inputs... to check them)"),
         figures={"precision": facts.precision, "opset": facts.opset, "size_mb": facts.size_bytes / 1e6},
     )
+
+
+CHECK = Check(NAME, run, figures=(Figure("precision", "precision"), Figure("opset", "opset"), Figure("size (MB)", "size_mb", ".3f")))

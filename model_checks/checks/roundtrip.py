@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from model_checks.checks.context import CheckContext
+from model_checks.checks.registry import Check
 from model_checks.core.metrics import compare_outputs
 from model_checks.core.results import CheckResult
 
@@ -47,3 +48,7 @@ def run(ctx: CheckContext) -> CheckResult:
                            f"({len(failed)} of {len(results)} case(s))", tuple(lines), figures=figures)
     return CheckResult(NAME, True, f"{NAME}: {ctx.artifact.id} converted to PyTorch matches the ONNX model over {len(results)} case(s): "
                        f"max_abs {figures['roundtrip_max_abs']:.3g}", figures=figures)
+
+
+# collected only where the manifest opts in (`roundtrip: [torch]`)
+CHECK = Check(NAME, run, applies=lambda m: bool(m.roundtrip))

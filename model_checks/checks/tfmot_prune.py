@@ -4,6 +4,7 @@ short fit reaches `tfmot.target_sparsity` (default 0.5) on every pruned layer.""
 from __future__ import annotations
 
 from model_checks.checks.context import CheckContext
+from model_checks.checks.registry import Check
 from model_checks.core.inputs import seed_for
 from model_checks.core.results import CheckResult
 
@@ -23,3 +24,7 @@ def run(ctx: CheckContext) -> CheckResult:
     return verdict(NAME, ctx.artifact.id, report, "pruning does not apply",
                    f"the target and skipped layers come from tfmot.target_sparsity and tfmot.skip_layers in {ctx.where}",
                    {"tfmot_min_sparsity": min(report.sparsity.values()) if report.sparsity else None})
+
+
+# collected only for Keras artifacts whose manifest asks for it (`tfmot: {prune: true}`)
+CHECK = Check(NAME, run, applies=lambda m: m.format == "keras" and bool(m.get("tfmot.prune")))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from model_checks.checks.context import CheckContext
+from model_checks.checks.registry import Check
 from model_checks.core.inputs import seed_for
 from model_checks.core.results import CheckResult
 
@@ -19,3 +20,7 @@ def run(ctx: CheckContext) -> CheckResult:
     return verdict(NAME, ctx.artifact.id, report, "quantization-aware training does not apply",
                    f"{ctx.where} declares tfmot.quantize: true; set it false if QAT is not planned for this model",
                    {"tfmot_quantize_rel_l2": report.rel_l2})
+
+
+# collected only for Keras artifacts whose manifest asks for it (`tfmot: {quantize: true}`)
+CHECK = Check(NAME, run, applies=lambda m: m.format == "keras" and bool(m.get("tfmot.quantize")))

@@ -153,7 +153,7 @@ def merge(dirs: list[Path], out: Path, storage: str | None = None, lost: tuple[L
         from model_checks.nightly.write import write_nightly
 
         written += write_nightly(nightly.artifacts, out, storage)
-    failed = sum(1 for r in summary.rows.values() if any(v in ("FAIL", "ERROR") for v in r["status"].values())) + len(summary.lost)
+    failed = summary.failed
     return failed, written
 
 

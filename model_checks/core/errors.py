@@ -9,6 +9,9 @@ class ModelChecksError(Exception):
     """Base of every error the gate raises on purpose; `what` heads the failure a user reads."""
 
     what = "error"
+    # True for the errors that say the model cannot be had at all (refused, unsafe, unloadable, its framework
+    # missing); a check declared `blocking="model"` stops the artifact's later checks on one of them.
+    model_unavailable = False
 
 
 class ManifestError(ModelChecksError):
@@ -33,18 +36,21 @@ class UnsafePathError(ModelChecksError):
     """A path that leaves the artifacts root, or points where the gate will not read."""
 
     what = "path refused"
+    model_unavailable = True
 
 
 class UntrustedFormatError(ModelChecksError):
     """A format that carries code, refused because code is not trusted in this run."""
 
     what = "untrusted format refused"
+    model_unavailable = True
 
 
 class ArtifactLoadError(ModelChecksError):
     """A model file that cannot be loaded: wrong content, truncated, or refused by its runtime."""
 
     what = "model cannot be loaded"
+    model_unavailable = True
 
 
 class InputGenerationError(ModelChecksError):
@@ -58,6 +64,7 @@ class MissingDependencyError(ModelChecksError):
     """A framework a check needs is not installed; the message names what to install."""
 
     what = "missing dependency"
+    model_unavailable = True
 
 
 class InferenceError(ModelChecksError):

@@ -27,6 +27,19 @@ class CheckResult:
     def __str__(self) -> str:
         return "\n".join((self.headline, *self.details))
 
+    def reason(self, subject: str = "", width: int = 80) -> str:
+        """The failure in a few words, for a table cell: the first problem of a list (and how many more), else
+        the headline, without the `<check>: <subject>: ` that heads it."""
+        text, more = self.headline, ""
+        problems = [d.strip()[2:] for d in self.details if d.strip().startswith("- ")]
+        if problems and text.endswith(("problem", "problems")):
+            text, more = problems[0], (f" (+{len(problems) - 1} more)" if len(problems) > 1 else "")
+        for prefix in (f"{self.check}: ", f"{subject}: " if subject else None):
+            if prefix and text.startswith(prefix):
+                text = text[len(prefix):]
+        text = " ".join(text.split())
+        return (text if len(text) <= width else text[: width - 1].rstrip() + "…") + more
+
     @classmethod
     def skip(cls, check: str, reason: str) -> CheckResult:
         return cls(check=check, ok=True, headline=f"skipped: {reason}", skipped=reason)

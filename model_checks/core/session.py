@@ -13,14 +13,10 @@ from model_checks.core.artifact import Artifact
 from model_checks.backends.base import Names, declared_names
 from model_checks.checks.context import CheckContext
 from model_checks.core.discovery import discover
-from model_checks.core.errors import ArtifactLoadError, MissingDependencyError, ModelChecksError, UnsafePathError, UntrustedFormatError, runtime_error_text
+from model_checks.core.errors import ModelChecksError, runtime_error_text
 from model_checks.isolation.limits import Limits
 from model_checks.core.pool import ModelPool
 from model_checks.core.results import CheckResult
-
-# A check failing with one of these says the model cannot be had at all: the artifact's later checks are not run.
-BLOCKING = (UntrustedFormatError, ArtifactLoadError, UnsafePathError, MissingDependencyError)
-
 
 @dataclass
 class GateSession:
@@ -52,19 +48,24 @@ class GateSession:
 
     def run_check(self, name: str, artifact: Artifact, run: Callable[[CheckContext], CheckResult] | None = None) -> CheckResult:
         """Run one check (`run`, else the built-in `name`); a ModelChecksError (unsafe path, unreadable file,
-        refused format) is a failure."""
+        refused format) is a failure. Whether the failure stops the artifact's later checks is the check's own
+        declaration (`Check.blocking`), never the kind of error alone."""
         ctx = CheckContext(artifact, self.pool, self.localize)
+        declared = checks.registry().get(name)
+        blocking = declared.blocking if declared is not None else "never"
         try:
-            result = (run or checks.module(name).run)(ctx)
+            result = (run or checks.get(name).run)(ctx)
         except ModelChecksError as e:
-            if isinstance(e, BLOCKING):
+            if blocking == "failure" or (blocking == "model" and e.model_unavailable):
                 self._blocked.setdefault(artifact.id, f"test_{name}[{artifact.id}]")
             return CheckResult(name, False, f"{name}: {artifact.id}: {e.what}", tuple(f"  {line}" for line in str(e).splitlines()))
         except Exception as e:  # a check's own bug, or a library's surprise: still a message, never a traceback
+            if blocking == "failure":
+                self._blocked.setdefault(artifact.id, f"test_{name}[{artifact.id}]")
             return CheckResult(name, False, f"{name}: {artifact.id}: the check could not finish",
                                tuple(f"  {line}" for line in runtime_error_text(e).splitlines())
                                + ("  this is a fault of the gate or of a library it uses; please report it with this message",))
-        if not result and run is None and getattr(checks.module(name), "GATES_THE_REST", False):
+        if not result and blocking == "failure":
             self._blocked.setdefault(artifact.id, f"test_{name}[{artifact.id}]")
         return result
 

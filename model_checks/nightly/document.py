@@ -10,7 +10,13 @@ from typing import Any
 from model_checks.nightly.history import SERVED_LATENCIES, SERVING, StoredRun, served_figures
 
 STATS = ("p50", "p90", "p95", "p99", "mean")
-BUDGET_CHECKS = ("latency", "throughput", "speedup")
+
+
+def budget_checks() -> tuple[str, ...]:
+    """The checks measured per device (the budgets), in run order, from the check registry."""
+    from model_checks.checks import registry
+
+    return tuple(name for name, c in registry().items() if c.per_device)
 
 
 @dataclass
@@ -22,7 +28,7 @@ class ArtifactFigures:
     budgets: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def add(self, check: str, outcome: str, figures: dict[str, Any]) -> None:
-        if check in BUDGET_CHECKS and figures.get("device"):
+        if figures.get("device") and check in budget_checks():
             self.status[f"{check}[{figures['device']}]"] = outcome
             self.budgets[(check, figures["device"])] = {**figures, "outcome": outcome}
         else:
@@ -134,7 +140,8 @@ def section(artifact: str, a: ArtifactFigures, runs: list[StoredRun]) -> Section
                      f"p50 {_num(f.get('serving_p50_ms'), '.2f')} / p99 {_num(f.get('serving_p99_ms'), '.2f')} ms, "
                      f"peak {_num(f.get('serving_peak_per_s'), '.1f')} req/s")
     rows = []
-    for (check, device), b in sorted(a.budgets.items(), key=lambda kv: (kv[0][1], BUDGET_CHECKS.index(kv[0][0]))):
+    order = budget_checks()
+    for (check, device), b in sorted(a.budgets.items(), key=lambda kv: (kv[0][1], order.index(kv[0][0]))):
         rows.append((check, device, *(duration(b.get(f"{s}_ms")) for s in STATS), _num(b.get("throughput_per_s"), ".1f"),
                      _num(b.get("batch_size"), "d"), _num(b.get("speedup"), ".2f"), _num(b.get("session_create_ms"), ".1f"),
                      _num(b.get("first_call_ms"), ".2f"), b["outcome"], "n/a (in-run ratio)" if check == "speedup" else _baseline(b)))

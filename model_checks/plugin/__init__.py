@@ -24,8 +24,7 @@ MARKERS = {
     "model_checks": "a built-in check of an artifact (selected with -m model_checks)",
     "cpu": "a latency/throughput budget measured on the CPU",
     "gpu": "a latency/throughput budget measured on a GPU; skips with a reason where there is none",
-    "serving": "the artifact behind its own inference service on loopback, load-tested (test_serving)",
-}
+}  # and each check's own (`Check.markers`, e.g. serving)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -86,9 +85,16 @@ def pytest_configure(config: pytest.Config) -> None:
     roots = _gated_roots(config)
     if not roots:
         return
-    for name, text in MARKERS.items():
-        config.addinivalue_line("markers", f"{name}: {text}")
+    from model_checks.checks import registry
+    from model_checks.core.errors import ModelChecksError
     from model_checks.core.session import GateSession
+
+    try:
+        checks = registry()
+    except ModelChecksError as e:  # a check listed without its declaration: a sentence, not a traceback
+        raise pytest.UsageError(f"model-checks: {e}") from None
+    for name, text in [*MARKERS.items(), *(m for c in checks.values() for m in c.markers)]:
+        config.addinivalue_line("markers", f"{name}: {text}")
 
     opts = config.stash[OPTIONS_KEY] = Options.from_config(config)
     config.stash[SESSION_KEY] = GateSession(roots=roots, trust_code=opts.trust_code, isolation=opts.isolation, rootdir=config.rootpath,

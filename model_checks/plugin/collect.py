@@ -240,32 +240,30 @@ class ArtifactModule(pytest.Module):
         # pytest's per-function parametrization machinery, run once per artifact, was most of the time
         # collecting 1,000 artifacts took (bench/collect.py). The item carries its artifact and device,
         # which the `model_checks_artifact` and `model_checks_device` fixtures hand to the test.
-        from model_checks.checks import applicable
+        from model_checks.checks import applicable, get
 
         art = self.artifact
         no_benchmark = None if self.config.pluginmanager.hasplugin("benchmark") else pytest.mark.skip(
             reason="pytest-benchmark is disabled (-p no:benchmark): budgets are measured through its benchmark fixture")
-        for check in applicable(art):
-            name = f"test_{check}"
-            fn = getattr(self.obj, name, None)
-            if fn is None:
-                continue
-            for device, marks in _devices(art, check):
+        for name in applicable(art):
+            check = get(name)
+            fn = self.obj.run_per_device if check.per_device else self.obj.run_check
+            marks = [pytest.mark.model_checks, *(getattr(pytest.mark, m) for m, _ in check.markers)]
+            for device in _devices(art, check) if check.per_device else [None]:
                 # pytest 9 builds a node id from originalname + callspec; with neither, from the full name
-                item = CheckItem.from_parent(self, name=f"{name}[{art.id}{'-' + device if device else ''}]", callobj=fn)
-                item.stash[ITEM_KEY] = (art, device)
-                for mark in (pytest.mark.model_checks, *marks, *([no_benchmark] if device and no_benchmark else [])):
+                item = CheckItem.from_parent(self, name=f"test_{name}[{art.id}{'-' + device if device else ''}]", callobj=fn)
+                item.stash[ITEM_KEY] = (art, device, name)
+                device_marks = [getattr(pytest.mark, device), *([no_benchmark] if no_benchmark else [])] if device else []
+                for mark in (*marks, *device_marks):
                     item.add_marker(mark)
                 yield item
 
 
-def _devices(artifact: Any, check: str) -> list[tuple[str | None, list]]:
-    """[(None, [])] for a check that runs once; one (device, marks) per device for a budget check."""
-    from model_checks.checks.budgets.spec import CHECK_KEYS, devices_for
+def _devices(artifact: Any, check: Any) -> list[str]:
+    """The devices whose budget declares a per-device check (its marker: cpu, gpu)."""
+    from model_checks.checks.budgets.spec import devices_for
 
-    if check not in CHECK_KEYS:
-        return [(None, [])]
-    return [(d, [getattr(pytest.mark, d)]) for d in devices_for(artifact.manifest, check)]
+    return devices_for(artifact.manifest, check.name)
 
 
 def _device_params(arts: list) -> list:

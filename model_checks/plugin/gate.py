@@ -1,6 +1,6 @@
-"""The built-in checks as pytest tests. The plugin collects this module once per artifact (from its
-metadata.yaml), so each test runs as `test_<check>[<artifact id>]`. Each test only hands off: the check
-returns a CheckResult and the `model_checks_verdict` fixture turns it into pass, skip or a failure."""
+"""The two test functions every gate item runs: the plugin builds one item per applicable check (and device) from
+the check registry (`model_checks.checks`) and binds it here, so a check cannot be left without its test. Each
+only hands off: the check returns a CheckResult and the verdict fixtures turn it into pass, skip or a failure."""
 
 from __future__ import annotations
 
@@ -8,62 +8,22 @@ from typing import Callable
 
 import pytest
 
+from model_checks.plugin.state import ITEM_KEY
+
 Verdict = Callable[[str], object]
 Budget = Callable[[str, object], object]
 
 
-def test_manifest(model_checks_verdict: Verdict) -> None:
-    model_checks_verdict("manifest")
+def check_of(request: pytest.FixtureRequest) -> str:
+    """The check a gate item runs (its name, `test_<check>[<id>]`, is built from the same declaration)."""
+    return request.node.stash[ITEM_KEY][2]
 
 
-def test_integrity(model_checks_verdict: Verdict) -> None:
-    model_checks_verdict("integrity")
+def run_check(request: pytest.FixtureRequest, model_checks_verdict: Verdict) -> None:
+    model_checks_verdict(check_of(request))
 
 
-def test_metadata(model_checks_verdict: Verdict) -> None:
-    model_checks_verdict("metadata")
-
-
-def test_limits(model_checks_verdict: Verdict) -> None:
-    model_checks_verdict("limits")
-
-
-def test_equivalence(model_checks_verdict: Verdict) -> None:
-    model_checks_verdict("equivalence")
-
-
-def test_accuracy(model_checks_verdict: Verdict) -> None:
-    model_checks_verdict("accuracy")
-
-
-def test_roundtrip(model_checks_verdict: Verdict) -> None:
-    model_checks_verdict("roundtrip")
-
-
-# Budgets (`budgets:` in the manifest): collected only for artifacts that declare them, once per device, as
-# `test_latency[<id>-cpu]`. They measure through pytest-benchmark's fixture and never run under xdist.
-def test_latency(model_checks_budget: Budget, benchmark: object) -> None:
-    model_checks_budget("latency", benchmark)
-
-
-def test_throughput(model_checks_budget: Budget, benchmark: object) -> None:
-    model_checks_budget("throughput", benchmark)
-
-
-def test_speedup(model_checks_budget: Budget, benchmark: object) -> None:
-    model_checks_budget("speedup", benchmark)
-
-
-def test_tfmot_quantize(model_checks_verdict: Verdict) -> None:
-    model_checks_verdict("tfmot_quantize")
-
-
-def test_tfmot_prune(model_checks_verdict: Verdict) -> None:
-    model_checks_verdict("tfmot_prune")
-
-
-# Serving (`serving:` in the manifest): the artifact behind its own service on loopback, load-tested open-loop.
-# Marked `serving` (select with -m serving); never under xdist (it skips there and says why).
-@pytest.mark.serving
-def test_serving(model_checks_verdict: Verdict) -> None:
-    model_checks_verdict("serving")
+# A check measured per device (a budget): once per device, as `test_latency[<id>-cpu]`, through pytest-benchmark's
+# fixture; never under xdist.
+def run_per_device(request: pytest.FixtureRequest, model_checks_budget: Budget, benchmark: object) -> None:
+    model_checks_budget(check_of(request), benchmark)

@@ -11,11 +11,12 @@ from typing import Any, Iterator
 import pytest
 
 from model_checks.core.fileio import write_text
-from model_checks.plugin.verdict import OUTCOME, read_record
+from model_checks.plugin.verdict import read_record
 from model_checks.safety.text import md_cell
 
-COLUMNS = ("manifest", "integrity", "metadata", "limits", "equivalence", "accuracy")
 RECORD_SCHEMA = 1
+STATUS = {"passed": "pass", "failed": "fail", "skipped": "skip"}  # a test report's outcome as the summary writes it
+FAILED = ("fail", "error")
 
 
 def record_path(summary: Path) -> Path:
@@ -29,13 +30,6 @@ def _fmt(v: object, spec: str = ".3g") -> str:
     if isinstance(v, float):
         return format(v, spec)
     return md_cell(str(v))
-
-
-def _served(f: dict, status: str | None) -> str:
-    """test_serving's cell: its status, with the achieved rate and p99 when it measured them."""
-    if f.get("serving_p99_ms") is None:
-        return status or "-"
-    return f"{status} ({f['serving_achieved_rate']:.1f}, {f['serving_p99_ms']:.2f})"
 
 
 @dataclass(eq=False)  # a plugin object must stay hashable: pluggy keeps plugins in sets
@@ -53,8 +47,8 @@ class SummaryReport:
 
         for item in session.items:
             if ITEM_KEY in item.stash:
-                art, device = item.stash[ITEM_KEY]
-                self.expected.setdefault(art.id, []).append(item.name.split("[", 1)[0].removeprefix("test_") + (f"[{device}]" if device else ""))
+                art, device, check = item.stash[ITEM_KEY]
+                self.expected.setdefault(art.id, []).append(check + (f"[{device}]" if device else ""))
 
     def pytest_keyboard_interrupt(self) -> None:
         self.interrupted = True
@@ -63,7 +57,7 @@ class SummaryReport:
         done = {aid: set(r["status"]) for aid, r in self.rows.items()}
         out = {}
         for aid, names in self.expected.items():
-            left = [n for n in names if n.split("[", 1)[0] not in done.get(aid, set())]
+            left = [n for n in names if n not in done.get(aid, set())]
             if left:
                 out[aid] = left
         return out
@@ -74,16 +68,55 @@ class SummaryReport:
             return
         self.records.append({"nodeid": report.nodeid, "when": report.when, "outcome": report.outcome,
                              "properties": [[k, v] for k, v in report.user_properties]})
-        row = self.rows.setdefault(p["artifact"], {"format": p.get("format"), "figures": {}, "status": {}})
+        row = self.rows.setdefault(p["artifact"], {"format": p.get("format"), "figures": {}, "status": {}, "reasons": {}})
+        figures = p.get("figures") or {}
+        key = p["check"] + (f"[{figures['device']}]" if figures.get("device") else "")
         if report.when == "call" or report.outcome != "passed":
-            status = OUTCOME.get(report.outcome, report.outcome)
+            status = STATUS.get(report.outcome, report.outcome)
             if report.when != "call" and report.outcome == "failed":
-                status = "ERROR"
-            row["status"][p["check"]] = status
-        row["figures"].update({k: v for k, v in (p.get("figures") or {}).items() if v is not None})
+                status = "error"
+            row["status"][key] = status
+            if p.get("reason"):
+                row["reasons"][key] = p["reason"]
+        row["figures"].update({k: v for k, v in figures.items() if v is not None})
+
+    @property
+    def failed(self) -> int:
+        """Artifacts with a failing check, or lost."""
+        failing = sum(1 for r in self.rows.values() if any(s in FAILED for s in r["status"].values()))
+        return failing + len(set(self.lost) - set(self.rows))
+
+    def _columns(self) -> list:
+        """The checks with a column: every declared check that ran (or was collected) in this run; with none (a run
+        of lost shards), those every artifact gets."""
+        from model_checks.checks import registry
+
+        seen = {k.split("[", 1)[0] for r in self.rows.values() for k in r["status"]}
+        seen |= {n.split("[", 1)[0] for names in self.expected.values() for n in names}
+        checks = registry().values()
+        return [c for c in checks if c.name in seen] or [c for c in checks if c.applies is None]
+
+    @staticmethod
+    def _cell(check, row: dict) -> str:  # type: ignore[no-untyped-def]
+        """A check's cell in an artifact's row: its status (`fail: <reason>` when it failed), one per device for a
+        check measured per device, through the check's own `cell` when it declares one."""
+        keys = [k for k in row["status"] if k.split("[", 1)[0] == check.name]
+        if not keys:
+            return "-"
+        parts = []
+        for k in keys:
+            status = row["status"][k]
+            text = f"{status}: {md_cell(row['reasons'][k])}" if status in FAILED and row.get("reasons", {}).get(k) else status
+            text = check.cell(text, row["figures"]) if check.cell else text
+            parts.append(f"{k.split('[', 1)[1].rstrip(']')} {text}" if "[" in k else text)
+        return "; ".join(parts)
 
     def render(self) -> str:
-        head = ["artifact", "format", "precision", "opset", "size (MB)", "worst rel_l2", "worst MAE", "accuracy drop", "serving (req/s, p99 ms)", *COLUMNS]
+        from model_checks.checks import registry
+
+        columns = self._columns()
+        figures = [f for c in registry().values() for f in c.figures]
+        head = ["artifact", "format", *(f.header for f in figures), *(c.header for c in columns)]
         lines = ["# model-checks summary", ""]
         missing = self._not_checked() if self.interrupted else {}
         if self.interrupted:
@@ -93,15 +126,12 @@ class SummaryReport:
         lines += [f"{len(self.rows) + len(set(self.lost) - set(self.rows))} artifact(s).", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for aid in sorted(self.rows):
             r = self.rows[aid]
-            f = r["figures"]
-            cells = [f"`{md_cell(aid)}`", _fmt(r["format"]), _fmt(f.get("precision")), _fmt(f.get("opset")), _fmt(f.get("size_mb"), ".3f"),
-                     _fmt(f.get("rel_l2")), _fmt(f.get("mae")), _fmt(f.get("accuracy_drop"), "+.4f"),
-                     _served(f, r["status"].get("serving"))]
-            cells += [r["status"].get(c, "-") for c in COLUMNS]
+            cells = [f"`{md_cell(aid)}`", _fmt(r["format"]), *(_fmt(r["figures"].get(f.key), f.spec) for f in figures)]
+            cells += [self._cell(c, r) for c in columns]
             lines.append("| " + " | ".join(cells) + " |")
         lost = sorted(set(self.lost) - set(self.rows))
-        lines += [f"| `{md_cell(aid)}` | " + " | ".join(["-"] * 7 + ["LOST"] * len(COLUMNS)) + " |" for aid in lost]
-        failed = sum(1 for r in self.rows.values() if any(s in ("FAIL", "ERROR") for s in r["status"].values())) + len(lost)
+        lines += [f"| `{md_cell(aid)}` | " + " | ".join(["-"] * (1 + len(figures)) + ["LOST"] * len(columns)) + " |" for aid in lost]
+        failed = self.failed
         if lost:
             lines += ["", f"## Lost ({len(lost)} artifact(s) not checked)", ""]
             lines += [f"- `{md_cell(aid)}`: {md_cell(self.lost[aid])}" for aid in lost]
@@ -119,6 +149,9 @@ class SummaryReport:
         self.interrupted = self.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED
         write_text(self.path, self.render())
         write_text(record_path(self.path), json.dumps(self.record(), indent=1, sort_keys=True) + "\n")
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
+        terminalreporter.write_line(f"model-checks: summary written to {self.path}")
 
     def record(self) -> dict:
         """What this run said, for `model-checks merge`: its shard, the artifacts it gated, each report's facts."""
@@ -140,6 +173,3 @@ def reports_of(record: dict) -> Iterator[Any]:
 
     for r in record.get("reports", []):
         yield SimpleNamespace(nodeid=r["nodeid"], when=r["when"], outcome=r["outcome"], user_properties=[tuple(kv) for kv in r["properties"]])
-
-    def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
-        terminalreporter.write_line(f"model-checks: summary written to {self.path}")

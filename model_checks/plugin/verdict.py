@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # the plugin's import stays light: the library is loaded when
     from model_checks.core.session import GateSession
 
 PROPERTY = "model_checks"
-FACTS = ("artifact", "dir", "check", "ok", "skipped", "format")
+FACTS = ("artifact", "dir", "check", "ok", "skipped", "reason", "format")
 OUTCOME = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}  # a test report's outcome as the reports write it
 
 
@@ -47,8 +47,12 @@ def record(item: pytest.Item | None, artifact: Artifact, result: CheckResult, ro
     where = artifact.dir
     if rootdir is not None and artifact.dir.is_relative_to(rootdir):
         where = artifact.dir.relative_to(rootdir)
+    from model_checks.plugin.state import ITEM_KEY
+
+    device = item.stash[ITEM_KEY][1] if ITEM_KEY in item.stash else None  # also when the check ended before measuring
+    figures = {**({"device": device} if device else {}), **{k: v for k, v in result.figures.items() if k not in FACTS}}
     facts = {"artifact": artifact.id, "dir": where.as_posix(), "check": result.check, "ok": result.ok, "skipped": result.skipped,
-             "format": artifact.format, **{k: v for k, v in result.figures.items() if k not in FACTS}}
+             "reason": None if result or result.skipped else result.reason(artifact.id), "format": artifact.format, **figures}
     item.user_properties.extend((f"{PROPERTY}.{k}", _property_value(v)) for k, v in facts.items() if v is not None)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from model_checks.core.artifact import Artifact
 from model_checks.checks.context import CheckContext
+from model_checks.checks.registry import Check
 from model_checks.core.errors import ModelChecksError
 from model_checks.core.inputs import Case, seed_for
 from model_checks.core.results import CheckResult
@@ -306,3 +307,17 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def _ms(v: float | None) -> str:  # ms and ratios alike: two decimals, "-" when unknown
     return "-" if v is None else f"{v:.2f}"
+
+
+def cell(status: str, figures: dict) -> str:
+    """Its summary cell: the status, with the achieved rate and p99 when it measured them."""
+    if figures.get("serving_p99_ms") is None:
+        return status
+    return f"{status} ({figures['serving_achieved_rate']:.1f}, {figures['serving_p99_ms']:.2f})"
+
+
+# Collected only where the manifest (or policy.yaml) declares `serving.rate_per_s`; never under xdist (it skips
+# there and says why).
+CHECK = Check(NAME, run, applies=lambda m: m.get("serving.rate_per_s") is not None,
+              markers=(("serving", "the artifact behind its own inference service on loopback, load-tested (test_serving)"),),
+              column="serving (req/s, p99 ms)", cell=cell)

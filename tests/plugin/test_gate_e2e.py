@@ -164,6 +164,7 @@ def test_no_roots_means_the_plugin_stays_out_of_the_way(pytester, good):
 def test_summary_and_junit(pytester, good):
     r = run(pytester, "--model-checks-summary=reports/summary.md", "--junitxml=reports/junit.xml")
     r.assert_outcomes(passed=9, skipped=3)
+    shows(r, "model-checks: summary written to reports/summary.md")
     text = (pytester.path / "reports" / "summary.md").read_text()
     assert "| `variant@1.0` | onnx | fp32 | 13 |" in text
     row = next(line for line in text.splitlines() if "`variant@1.0`" in line)

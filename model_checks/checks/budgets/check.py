@@ -19,8 +19,9 @@ from model_checks.checks.budgets.calibration import Calibration
 from model_checks.checks.budgets.measure import BLOCKS, MIN_BLOCK, Bench, Deadline, Measurement, block_starts, samples_ns, timed, warm_up
 from model_checks.checks.budgets.percentiles import median, rounds_for
 from model_checks.checks.budgets.policy import CLAIM_FACTOR, LatencyBudget, LatencyClaim, SpeedupBudget, ThroughputBudget
-from model_checks.checks.budgets.spec import DeviceBudget, device_budget
+from model_checks.checks.budgets.spec import DeviceBudget, device_budget, devices_for
 from model_checks.checks.context import CheckContext
+from model_checks.checks.registry import Check
 from model_checks.core.errors import DeviceUnavailable
 from model_checks.core.inputs import generate, merge_interface, seed_for
 from model_checks.isolation.limits import DEFAULT_TIMEOUT_S
@@ -243,3 +244,12 @@ def _speedup(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: Bud
 
 
 CHECKS = {"latency": _latency, "throughput": _throughput, "speedup": _speedup}
+
+
+def _declared(name: str) -> Check:
+    """A budget check: collected once per device whose budget declares it (`test_latency[<id>-cpu]`), measured
+    through pytest-benchmark's fixture."""
+    return Check(name, run, applies=lambda m: bool(devices_for(m, name)), per_device=True)
+
+
+LATENCY, THROUGHPUT, SPEEDUP = (_declared(name) for name in CHECKS)

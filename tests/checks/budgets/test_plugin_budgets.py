@@ -58,8 +58,12 @@ def test_cpu_budgets_pass_and_gpu_skips_naming_what_is_missing(pytester, arts):
 
 def test_a_slowed_model_fails_with_the_limit_and_where_it_came_from(pytester):
     A.onnx_artifact(pytester.path / "arts" / "slow", chain(300), name="slow", budgets={"cpu": {"threads": 1, "latency_ms": {"p50": 0.02}}})
-    r = run(pytester, "-m", "cpu")
+    r = run(pytester, "-m", "cpu", "--model-checks-summary", "summary.md")
     r.assert_outcomes(failed=1)
+    # issue 21: the failing budget reads `fail` in the artifact's row of summary.md, with its reason
+    row = next(line for line in (pytester.path / "summary.md").read_text().splitlines() if line.startswith("| `slow@1.0`"))
+    assert "| cpu fail: latency p50 " in row and "> 0.02 ms" in row and "(+1 more) |" in row, row
+    assert "1 artifact(s) with a failing check." in (pytester.path / "summary.md").read_text()
     r.stdout.fnmatch_lines(["*test_latency*slow@1.0-cpu*", "*latency: slow@1.0 on cpu: 2 problems*",
                             "*latency p50 * ms > 0.02 ms (*over the limit set in metadata.yaml budgets.cpu.latency_ms.p50, n=*)*",
                             "*to change a limit, edit metadata.yaml budgets.cpu.latency_ms.p50 (a key in slow/metadata.yaml overrides policy.yaml)*", "*session creation*first call*"])
