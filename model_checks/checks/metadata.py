@@ -21,7 +21,6 @@ PRODUCER_STEPS = {
     "quantize_dynamic", "quantize_static", "quantize_qdq", "quant_pre_process", "fp16", "convert_float_to_float16",
     "keep_io_types", "per_channel", "torch_dynamic_quantization", "trace", "script", "tf2onnx", "skl2onnx", "zipmap", "no_zipmap", "torch.export", "ort_optimize",
 }
-RUNTIME_PACKAGES = {"onnx": "onnxruntime", "torchscript": "torch", "keras": "tf-keras", "saved_model": "tensorflow"}
 
 
 def runtime_specifier(text: str) -> tuple[str, SpecifierSet]:

@@ -11,8 +11,6 @@ import numpy as np
 from model_checks.core.errors import ArtifactLoadError
 from model_checks.manifest.model import TensorSpec
 
-# The layout a framework's image models use when nothing is declared and the shape cannot tell.
-CONVENTION = {"keras": "NHWC", "saved_model": "NHWC", "torchscript": "NCHW"}
 CHANNELS = (1, 2, 3, 4)  # a small dim next to larger spatial dims is taken for channels
 
 
@@ -41,7 +39,9 @@ def layout_of(spec: TensorSpec, fmt: str) -> str | None:
     found = detect(spec.shape)
     if found or (spec.shape is not None and len(spec.shape) != 4):
         return found
-    return CONVENTION.get(fmt)
+    from model_checks.backends.registry import layout_convention  # the framework's, when nothing else tells
+
+    return layout_convention(fmt)
 
 
 def to_last(a: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model_checks.backends.registry import format_by_suffix
 from model_checks.core.errors import ArtifactLoadError
 from model_checks.core.inputs import Case, load_npz
 from model_checks.manifest import guess_format
@@ -21,9 +22,10 @@ def reference_kind(path: Path) -> str:
         return "model" if (path / "saved_model.pb").is_file() else "testdata"
     if path.suffix.lower() == ".npz":
         return "npz"
-    if guess_format(path.name) in ("onnx", "torchscript", "keras"):
+    if path.suffix and guess_format(path.name) is not None:
         return "model"
-    raise ArtifactLoadError(f"reference.path: cannot tell what {path.name} is; use a model (.onnx, .pt, .keras, .h5), an .npz, or an ONNX test data directory")
+    suffixes = ", ".join(s for s in format_by_suffix() if s)
+    raise ArtifactLoadError(f"reference.path: cannot tell what {path.name} is; use a model ({suffixes}), an .npz, or an ONNX test data directory")
 
 
 def recorded_cases(path: Path, key: str) -> list[Case]:

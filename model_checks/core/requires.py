@@ -9,20 +9,29 @@ from types import ModuleType
 
 from model_checks.core.errors import MissingDependencyError
 
-# top-level module -> the extra of model-checks that installs it
+# top-level module -> the extra of model-checks that installs it; the frameworks' own come from their declarations
+# (`Framework.modules`, backends/registry.py). The one extras table: the CLI's commands name theirs from here too.
 EXTRAS: dict[str, str] = {
-    "torch": "torch",
-    "tensorflow": "keras", "tf_keras": "keras", "keras": "keras", "tensorflow_model_optimization": "keras", "tensorboard": "keras",
     "onnxconverter_common": "producers", "onnxscript": "producers", "tf2onnx": "producers", "tqdm": "producers",
-    "sklearn": "producers", "sympy": "producers",
+    "sklearn": "producers", "skl2onnx": "producers", "sympy": "producers",
     "matplotlib": "report",
+    "onnx2torch": "roundtrip",
+    "starlette": "serving", "uvicorn": "serving", "httpx": "serving", "hdrh": "serving",
     "hypothesis": "dev", "xdist": "dev",
     "junitparser": "merge", "ray": "ray",
 }
 
 
+def extra_of(module: str) -> str | None:
+    """The extra that installs `module` (a dotted name: its top-level package counts), or None."""
+    from model_checks.backends.registry import extras_by_module
+
+    top = module.split(".")[0]
+    return EXTRAS.get(top) or extras_by_module().get(top)
+
+
 def install_hint(module: str, extra: str | None = None) -> str:
-    extra = extra or EXTRAS.get(module.split(".")[0])
+    extra = extra or extra_of(module)
     return f"pip install 'model-checks[{extra}]'" if extra else f"pip install {module.split('.')[0]}"
 
 
@@ -31,7 +40,7 @@ def require(module: str, extra: str | None = None, purpose: str = "this") -> Mod
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as e:
-        raise missing(e, extra or EXTRAS.get(module.split(".")[0]), purpose) from None
+        raise missing(e, extra or extra_of(module), purpose) from None
 
 
 def missing(error: ModuleNotFoundError, extra: str | None = None, purpose: str = "this") -> MissingDependencyError:
@@ -42,4 +51,4 @@ def missing(error: ModuleNotFoundError, extra: str | None = None, purpose: str =
 
 def is_optional(error: ModuleNotFoundError) -> bool:
     """Whether a failed import is of a dependency one of our extras installs (not a bug of ours)."""
-    return bool(error.name) and error.name.split(".")[0] in EXTRAS
+    return bool(error.name) and extra_of(error.name) is not None

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from model_checks.core.errors import ManifestError
-from model_checks.manifest.model import FORMAT_BY_SUFFIX, DeviceBudget, Limit, Limits, Manifest, TensorSpec, Tolerance, build_limits, build_tolerance
+from model_checks.manifest.model import DeviceBudget, Limit, Limits, Manifest, TensorSpec, Tolerance, build_limits, build_tolerance
 from model_checks.manifest.policy import merge
 from model_checks.manifest.schema import schema, validate
 from model_checks.manifest.yamlsafe import load_yaml_file, load_yaml_text
@@ -42,11 +42,16 @@ def load_policy(path: Path, display: str) -> dict[str, Any]:
 
 
 def guess_format(file: str) -> str | None:
+    """The format a file's suffix implies (a folder's: the one stored as a directory), from the frameworks'
+    declarations; None when no framework claims it."""
+    from model_checks.backends.registry import DIRECTORY, format_by_suffix
+
+    by_suffix = format_by_suffix()
     p = Path(file)
-    if p.suffix.lower() in FORMAT_BY_SUFFIX:
-        return FORMAT_BY_SUFFIX[p.suffix.lower()]
+    if p.suffix.lower() in by_suffix:
+        return by_suffix[p.suffix.lower()]
     if p.suffix == "" or file.endswith("/"):
-        return "saved_model"
+        return by_suffix.get(DIRECTORY)
     return None
 
 

@@ -8,9 +8,6 @@ from typing import Any
 METRICS = ("rel_l2", "mae", "max_abs", "top1_agreement", "mismatch_fraction")
 DEFAULT_TOLERANCE = {"rel_l2": 1.0e-3, "mae": 1.0e-3}
 
-FORMAT_BY_SUFFIX = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".keras": "keras", ".h5": "keras"}
-
-
 @dataclass(frozen=True)
 class TensorSpec:
     """A declared input or output: `shape` holds ints (fixed) and strings (named dynamic dims)."""

@@ -22,7 +22,12 @@ SCHEMAS = {"metadata": "metadata.schema.json", "policy": "policy.schema.json"}
 def schema(kind: str = "metadata") -> dict[str, Any]:
     """The JSON Schema for `metadata` (metadata.yaml) or `policy` (policy.yaml)."""
     text = resources.files("model_checks.schema").joinpath(SCHEMAS[kind]).read_text("utf-8")
-    return json.loads(text)
+    loaded = json.loads(text)
+    if kind == "metadata":  # the formats are the frameworks' declarations; the shipped file is pinned to them by a test
+        from model_checks.backends.registry import formats
+
+        loaded["properties"]["format"]["enum"] = list(formats())
+    return loaded
 
 
 DEFS = "metadata-1.json#/$defs/"  # how the policy schema names the shared subtrees

@@ -16,7 +16,9 @@ GROUP = "model-checks"
 
 def add_options(parser: pytest.Parser) -> None:
     """Every option in one group with one prefix, each with a metavar, a type that names a bad value, and help ending with its default."""
-    g = parser.getgroup(GROUP, "model-checks: gate ML model artifacts (ONNX, TorchScript, Keras)")
+    from model_checks.backends.registry import titles
+
+    g = parser.getgroup(GROUP, f"model-checks: gate ML model artifacts ({titles()})")
     g.addoption("--model-checks", action="append", default=[], metavar="DIR", dest="model_checks_roots",
                 help="check every artifact (a directory with metadata.yaml) under DIR; repeatable. Nothing under DIR is ever "
                      "imported or run by pytest (a conftest.py or test file there is ignored with a warning). Default: the ini "

@@ -20,7 +20,8 @@ import numpy as np
 import yaml
 
 from model_checks.checks.accuracy import accuracy
-from model_checks.checks.metadata import RUNTIME_PACKAGES
+from model_checks.backends.registry import runtime_package
+from model_checks.core.errors import ModelChecksError
 from model_checks.core.fileio import write_text
 from model_checks.core.inputs import load_npz
 from model_checks.manifest import TensorSpec, guess_format, parse_manifest
@@ -55,7 +56,9 @@ class Packaged:
 
 def runtime_of(fmt: str) -> str:
     """`<package> <version>` of the installed runtime for `fmt` (a bare version: >= it, same major)."""
-    package = RUNTIME_PACKAGES[fmt]
+    package = runtime_package(fmt)
+    if package is None:
+        raise ModelChecksError(f"no runtime package is declared for format {fmt!r} (Framework.runtime in its backend folder)")
     from packaging.version import Version
 
     return f"{package} {Version(md.version(package)).base_version}"

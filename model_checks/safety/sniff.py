@@ -1,17 +1,13 @@
-"""What a file holds, judged by its first bytes, so a pickle named `.onnx` never reaches a parser."""
+"""What a file holds, judged by its first bytes, so a pickle named `.onnx` never reaches a parser. The container
+kinds are known here; a framework's own kind (`onnx`) is its backend folder's declaration (`Framework.sniff`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-# ModelProto's fields and their wire types: ir_version=1 varint, producer_name=2, producer_version=3,
-# domain=4 (len), model_version=5 varint, doc_string=6, graph=7, opset_import=8, metadata_props=14,
-# training_info=20, functions=25 (len).
-_ONNX_FIRST_TAGS = {0x08, 0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0xA2, 0xCA}
-
 
 def sniff_bytes(head: bytes) -> str:
-    """`onnx`, `zip`, `pickle`, `hdf5`, `numpy`, `text`, `empty` or `unknown`."""
+    """`zip`, `pickle`, `hdf5`, `numpy`, a framework's kind (`onnx`), `text`, `empty` or `unknown`."""
     if not head:
         return "empty"
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
@@ -22,8 +18,11 @@ def sniff_bytes(head: bytes) -> str:
         return "hdf5"
     if head.startswith(b"\x93NUMPY"):
         return "numpy"
-    if head[0] in _ONNX_FIRST_TAGS:
-        return "onnx"
+    from model_checks.backends.registry import sniff_kind
+
+    kind = sniff_kind(head)
+    if kind is not None:
+        return kind
     try:
         head.decode("utf-8")
         return "text"

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from model_checks.backends import require_trust
+from model_checks.backends import require_trust_for
 from model_checks.core.errors import ArtifactLoadError
 from model_checks.core.inputs import generate, merge_interface
 from model_checks.manifest.model import TensorSpec
@@ -21,10 +21,10 @@ BATCH = 4  # the short pruning fit takes two steps of 2
 def model_and_feeds(path: Path, fmt: str, declared: tuple[TensorSpec, ...] | None, trust_code: bool, seed: int) -> tuple[Any, list[np.ndarray]]:
     """(tf_keras Model, one generated array per model input, in the model's order)."""
     from model_checks.backends.keras.facts import interface
-    from model_checks.backends.keras.loader import kind_of, load_model
+    from model_checks.backends.keras.loader import load_model
 
     # judged by content too: tf-keras loads an HDF5 file named .keras with its legacy, code-running loader
-    require_trust(fmt, ".h5" if kind_of(path) == "h5" else path.suffix, trust_code)
+    require_trust_for(path, fmt, trust_code)
     kind, model = load_model(path)
     if kind != "keras":
         raise ArtifactLoadError(f"{path.name}: tfmot needs a Keras model; a {kind} cannot be rewritten by tfmot")

@@ -78,7 +78,7 @@ EXPECTED: dict[str, tuple[str, tuple[str, ...]]] = {
     "testdata_dims_lie": ("equivalence", ("output_0.pb declares dims [1, 1000000, 1000000]", "but holds")),
     "eval_pickle": ("accuracy", ("eval_data: eval.npz holds pickled objects, which are refused",)),
     "eval_symlink_out": ("accuracy", ("eval_data: 'eval.npz' resolves (through a symlink) outside",)),
-    "eval_lengths_differ": ("accuracy", ("eval_data eval.npz needs x with one sample per label of a 1-d y (x has shape [4, 4], y [3])",)),
+    "eval_lengths_differ": ("accuracy", ("invalid eval_data: eval.npz needs x with one sample per label of a 1-d y (x has shape [4, 4], y [3])",)),
     # issue 10: accuracy picks the scores or label output; none here holds one row per sample
     "eval_output_not_per_sample": ("accuracy", ("no output holds one row of class scores or one label per sample for a batch of 2 (outputs: 'W' float32 [4, 3]); "
                                                 "accuracy needs one, named by accuracy.output",)),
