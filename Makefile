@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: check test artifacts nightly bench fuzz gpu-wheels venv clean
+.PHONY: check test lint artifacts nightly bench fuzz gpu-wheels venv clean
 
 venv: $(STAMP)
 
@@ -22,9 +22,17 @@ check: $(STAMP)
 	$(PY) -m pytest artifacts --model-checks artifacts --model-checks-trust-code -p no:cacheprovider \
 		--junitxml=reports/junit.xml --model-checks-summary=reports/summary.md $(PYTEST_ARGS)
 
-# The project's own tests; slow, nightly and fuzz tests are left out (run them by marker).
+# The project's own tests, after the linter and the formatter's check; slow, nightly and fuzz tests are left out
+# (run them by marker). The slowest tests are listed at the end.
 test: $(STAMP)
-	$(PY) -m pytest tests -m "not slow and not nightly and not fuzz" $(PYTEST_ARGS)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest tests -m "not slow and not nightly and not fuzz" --durations=15 $(PYTEST_ARGS)
+
+# The linter alone (what `make test` runs first); `ruff format .` rewrites what --check reports.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # Rebuild the example artifacts deterministically from scikit-learn's digits.
 artifacts: $(STAMP)

@@ -5,7 +5,6 @@ import importlib.util
 import json
 import textwrap
 from importlib import resources
-from pathlib import Path
 
 import pytest
 
