@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
             print("     " + a.error.replace("\n", "\n     "))
     print(f"{len(arts)} artifact(s), {len(bad)} invalid")
     if not arts:
-        from model_checks.plugin.roots import no_artifact_message
+        from model_checks.core.roots import no_artifact_message
 
         for r in args.roots:
             print(no_artifact_message(r.absolute(), Path.cwd()).replace("model-checks: ", "model-checks validate: error: ", 1), file=sys.stderr)

@@ -5,7 +5,7 @@ costs a few milliseconds.
 
 The pytest wing: `options` (flags, read once into Options), `collect` (artifact nodes and items, the run's hooks),
 `fixtures`, `gate` (the test functions), `summary` and `nightly` (reporters), `benchmark` (pytest-benchmark hooks),
-`roots` and `state`."""
+`state`."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _every_root(config: pytest.Config, cli: list) -> list[Path]:
     """Every root this run could gate (from the command line and the ini), before deciding which are."""
-    from model_checks.plugin.roots import unique
+    from model_checks.core.roots import unique
 
     return unique([Path(p) for p in cli] + [Path(p) for p in config.getini("model_checks_roots")])
 
@@ -60,7 +60,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
 
 
 def _arg_in_roots(config: pytest.Config, arg: str, roots: list[Path]) -> bool:
-    from model_checks.plugin.roots import inside
+    from model_checks.core.roots import inside
 
     return any(inside(_arg_path(config, arg), r) for r in roots)
 
@@ -68,7 +68,7 @@ def _arg_in_roots(config: pytest.Config, arg: str, roots: list[Path]) -> bool:
 def _gated_roots(config: pytest.Config) -> list[Path]:
     """--model-checks roots; else the ini's, when pytest is given no paths (testpaths or not) or a path that
     overlaps one of them (`pytest tests` in a repository with ini roots runs its tests only)."""
-    from model_checks.plugin.roots import inside, unique
+    from model_checks.core.roots import inside, unique
 
     cli = config.getoption("model_checks_roots")
     if cli:

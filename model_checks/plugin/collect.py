@@ -41,7 +41,7 @@ class Gate:
         """The node id of a manifest (or a selector naming one), its directory names escaped: they head every
         line of the log about the artifact, so a name from a pull request can never start a line or colour it."""
         from model_checks.safety.text import printable
-        from model_checks.plugin.roots import relative
+        from model_checks.core.roots import relative
 
         rel = relative(path, self.config.rootpath)
         return printable(f"{rel}::{rest}" if rest else rel)
@@ -59,7 +59,7 @@ class Gate:
         return not self.selectors or any(self._matches(s, nodeid) for s in self.selectors)
 
     def pytest_report_header(self, config: pytest.Config) -> str:
-        from model_checks.plugin.roots import display
+        from model_checks.core.roots import display
 
         n = len(self.gs.artifacts)
         where = ", ".join(display(r, config.rootpath) for r in self.gs.roots)
@@ -69,7 +69,7 @@ class Gate:
         return f"model-checks: {n} artifact{'s' if n != 1 else ''} under {where} (isolate={opts.isolate}, trust-code={trust}{shard})"
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        from model_checks.plugin.roots import display, inside, no_artifact_message
+        from model_checks.core.roots import display, inside, no_artifact_message
 
         for r in self.gs.roots:
             if not r.is_dir():
@@ -89,7 +89,7 @@ class Gate:
             raise pytest.UsageError("\n".join(no_artifact_message(r, self.config.rootpath) for r in empty))
 
     def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
-        from model_checks.plugin.roots import inside
+        from model_checks.core.roots import inside
 
         p = Path(os.path.normpath(collection_path))
         return True if any(inside(p, r) for r in self.gs.roots) else None
@@ -141,7 +141,7 @@ class Gate:
     def _warn_python_files(self, config: pytest.Config) -> None:
         import warnings
 
-        from model_checks.plugin.roots import display, python_files
+        from model_checks.core.roots import display, python_files
 
         for r in self.gs.roots:
             files = python_files(r, config.getini("python_files"))
@@ -201,7 +201,7 @@ class Gate:
         if not self.saved:
             return
         from model_checks.checks.budgets.baseline import MIN_SESSIONS
-        from model_checks.plugin.roots import relative
+        from model_checks.core.roots import relative
 
         where = relative(options(self.config).baselines, self.config.rootpath)
         terminalreporter.write_line(f"model-checks: saved {len(self.saved)} baseline(s) to {where}:")
