@@ -55,6 +55,11 @@ _PRIVATE_DIRS = {"HOME": "home", "TMPDIR": "tmp", "TMP": "tmp", "TEMP": "tmp", "
                  "TORCH_HOME": "home/.cache/torch"}
 
 
+# What runtimes in a worker print on their own below errors (TensorFlow's C++ info and warning lines on every
+# machine without a GPU) is noise in the user's log: silenced unless the user set the variable.
+QUIET_RUNTIMES = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
 class Sandbox:
     """A private directory for a session's workers, outside every tree the gate reads: `imports` (links to the
     packages a worker may import), an empty working directory, and a home and a temporary directory of their own,
@@ -75,6 +80,7 @@ class Sandbox:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
         env.update({k: str(self.dir / sub) for k, sub in _PRIVATE_DIRS.items()})
+        env.update({k: v for k, v in QUIET_RUNTIMES.items() if k not in env})  # a user's own setting wins
         return env
 
     def remove(self) -> None:

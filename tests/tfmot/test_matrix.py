@@ -1,6 +1,7 @@
 """The Keras Applications matrix: rendering, the command on one real application, and the full matrix nightly."""
 
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ pytest.importorskip("tensorflow_model_optimization")
 
 from model_checks.cli import main  # noqa: E402
 from model_checks.tfmot import NON_LAYER_OP, Problem  # noqa: E402
-from model_checks.tfmot.matrix import Entry, Matrix, Outcome, Results, constructors, entry_line, load_results, matrix_fingerprint, render, run_matrix  # noqa: E402
+from model_checks.tfmot.matrix import Entry, Matrix, Outcome, Results, _label, constructors, entry_line, load_results, matrix_fingerprint, render, run_matrix  # noqa: E402
 
 
 def test_render_counts_classes_and_lists_what_the_budget_left_out():
@@ -56,6 +57,23 @@ def test_command_on_one_application_writes_the_report(tmp_path, capsys):
     assert main(["tfmot-matrix", "--only", "NoSuchNet"]) == 1
 
 
+def unreached(m: Matrix, key: tuple[str, bool], budget: float | None) -> str | None:
+    """What to say when the run's time budget left `key` out (None when it ran); never a KeyError."""
+    if any((e.app, e.top) == key for e in m.entries):
+        return None
+    assert key in m.not_run, f"{key} neither ran nor was reported as left out by the budget"
+    left = ", ".join(_label(a, top) for a, top in m.not_run)
+    return (f"MODEL_CHECKS_MATRIX_BUDGET={budget:g} s did not reach {_label(*key)}; {len(m.not_run)} entr(ies) not run: {left} "
+            "(listed in reports/tfmot_matrix.md; the next run takes them up)")
+
+
+def test_a_budget_that_did_not_reach_an_entry_is_reported_not_a_key_error():
+    m = Matrix(not_run=[("MobileNetV2", False), ("MobileNetV2", True)])
+    assert unreached(m, ("MobileNetV2", False), 30.0) == (
+        "MODEL_CHECKS_MATRIX_BUDGET=30 s did not reach MobileNetV2 (no top); 2 entr(ies) not run: MobileNetV2 (no top), MobileNetV2 "
+        "(listed in reports/tfmot_matrix.md; the next run takes them up)")
+
+
 @pytest.mark.nightly
 def test_full_matrix():
     """Every constructor, with and without the top, within MODEL_CHECKS_MATRIX_BUDGET seconds (default 3000; 0 means
@@ -69,6 +87,10 @@ def test_full_matrix():
     m = run_matrix(budget_s=budget, on_entry=results.record, done=results.done)
     write_text(Path("reports/tfmot_matrix.md"), render(m))
     by = {(e.app, e.top): e for e in m.entries}
-    assert by[("MobileNetV2", False)].quantize.ok and by[("MobileNetV2", False)].prune.ok
+    note = unreached(m, ("MobileNetV2", False), budget)
+    if note:  # a budget that did not reach it is a statement, not a KeyError
+        warnings.warn(pytest.PytestWarning(note))
+    else:
+        assert by[("MobileNetV2", False)].quantize.ok and by[("MobileNetV2", False)].prune.ok
     unexplained = [e.app for e in m.entries for o in (e.quantize, e.prune) if not o.ok and not o.problems and not o.note]
     assert not unexplained
