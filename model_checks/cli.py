@@ -12,7 +12,7 @@ import importlib
 import sys
 from typing import Sequence
 
-# name -> module. Add a line here to add a subcommand (and its extra below, if it needs one).
+# name -> module. Add a line here to add a subcommand (a module that needs an extra says so: `EXTRAS = "torch"`).
 COMMANDS: dict[str, str] = {
     "schema": "model_checks.commands.schema",
     "validate": "model_checks.commands.validate",
@@ -32,36 +32,28 @@ COMMANDS: dict[str, str] = {
     "merge": "model_checks.commands.merge",
     "run": "model_checks.commands.run",
 }
-# name -> the extras it needs beyond the base install, named in --help
-EXTRAS: dict[str, str] = {
-    "export": "torch,producers",
-    "trace": "torch",
-    "quantize": "producers",
-    "fp16": "producers",
-    "convert-keras": "keras,producers",
-    "package": "producers",
-    "tfmot-matrix": "keras",
-    "merge": "merge",
-    "run": "ray",
-}
 DESCRIPTION = """Gate and produce ML model artifacts.
 
 The gate itself is a pytest plugin: run `pytest --model-checks DIR` (or set model_checks_roots in pytest.ini).
 These commands check manifests and produce artifacts; each names the extra it needs: pip install 'model-checks[EXTRA]'."""
 
 
-def _doc(module: str) -> tuple[str, str]:
-    """(summary, epilog) read from the module docstring without importing the module's heavy imports."""
+def _doc(module: str) -> tuple[str, str, str]:
+    """(summary, epilog, extras) read from the module's docstring and its `EXTRAS = "..."` without importing it
+    (its heavy imports stay unpaid)."""
     import ast
     import importlib.util
 
     spec = importlib.util.find_spec(module)
-    text = ""
+    text, extras = "", ""
     if spec and spec.origin:
         with open(spec.origin, encoding="utf-8") as f:
-            text = ast.get_docstring(ast.parse(f.read())) or ""
+            tree = ast.parse(f.read())
+        text = ast.get_docstring(tree) or ""
+        extras = next((n.value.value for n in tree.body if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant)
+                       and any(getattr(t, "id", None) == "EXTRAS" for t in n.targets)), "")
     first, _, rest = text.partition("\n")
-    return first.strip(), rest.strip()
+    return first.strip(), rest.strip(), extras
 
 
 class _Parser(argparse.ArgumentParser):
@@ -77,9 +69,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"model-checks {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in COMMANDS.items():
-        summary, epilog = _doc(module)
-        if name in EXTRAS:
-            summary = f"{summary} [extra: {EXTRAS[name]}]"
+        summary, epilog, extras = _doc(module)
+        if extras:
+            summary = f"{summary} [extra: {extras}]"
         p = sub.add_parser(name, help=summary, description=summary, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
         if name == only:
             importlib.import_module(module).add_arguments(p)
@@ -110,9 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModuleNotFoundError as e:  # an extra not installed: a sentence, never a traceback
         if not is_optional(e):
             raise
-        extra = EXTRAS.get(args.command, "").split(",")[0] or None
-        print(f"model-checks {args.command}: error: {missing(e, None if e.name and e.name.split('.')[0] in ('torch', 'tensorflow') else extra, args.command)}",
-              file=sys.stderr)
+        print(f"model-checks {args.command}: error: {missing(e, None, args.command)}", file=sys.stderr)
         return 1
 
 

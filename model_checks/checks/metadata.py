@@ -117,14 +117,11 @@ def optimization_problems(claimed: tuple[str, ...], facts: ModelFacts) -> list[s
     import difflib
 
     problems = []
-    known = set(facts.optimization_leftovers) | PRODUCER_STEPS
-    if facts.format == "onnx":
-        try:
-            import onnxoptimizer
+    from model_checks.backends import backend
 
-            known |= set(onnxoptimizer.get_available_passes())
-        except ImportError:
-            pass
+    # the names a format's own optimizer knows (onnxoptimizer's passes), from its backend
+    passes = getattr(backend(facts.format, "facts"), "optimizer_passes", None)
+    known = set(facts.optimization_leftovers) | PRODUCER_STEPS | set(passes() if passes else ())
     for name in claimed:
         if name in facts.optimization_leftovers:
             what, nodes = facts.optimization_leftovers[name]

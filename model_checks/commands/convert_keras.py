@@ -14,6 +14,8 @@ from pathlib import Path
 
 from model_checks.commands.producer_args import existing_file, positive_int
 
+EXTRAS = "keras,producers"  # the extras it needs beyond the base install, named in --help
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=existing_file(".keras", ".h5"), metavar="MODEL", help="the Keras model (.keras, or .h5)")

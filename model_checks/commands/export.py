@@ -16,6 +16,8 @@ from pathlib import Path
 
 from model_checks.commands.producer_args import existing_file, names, object_ref, positive_int, shape
 
+EXTRAS = "torch,producers"  # the extras it needs beyond the base install, named in --help
+
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """The options that say which PyTorch model to build and what to feed it (shared with `trace`)."""
@@ -37,32 +39,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-fold-constants", action="store_true", help="keep the graph as written, e.g. BatchNormalization for a later fuse (default: fold)")
 
 
-def build_model(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """The nn.Module the options name, with its weights loaded, in eval mode, and seeded example inputs."""
-    import torch
-
-    from model_checks.commands.producer_args import load_object
-    from model_checks.producers.verify import ProducerError
-
-    factory = load_object(args.model, "--model")
-    model = factory() if not isinstance(factory, torch.nn.Module) else factory
-    if not isinstance(model, torch.nn.Module):
-        raise ProducerError(f"--model: {args.model} gave a {type(model).__name__}, not a torch.nn.Module")
-    if args.weights:
-        try:
-            model.load_state_dict(torch.load(args.weights, map_location="cpu", weights_only=True))
-        except Exception as e:
-            raise ProducerError(f"--weights: {args.weights} does not load into {type(model).__name__}: {str(e).splitlines()[0][:300]}") from None
-    g = torch.Generator().manual_seed(0)
-    example = tuple(torch.rand(s, generator=g) for s in args.input_shape)
-    return model.eval(), example
-
-
 def run(args: argparse.Namespace) -> int:
     from model_checks.producers.torch_export import export_onnx
     from model_checks.producers.verify import ProducerError
 
-    model, example = build_model(args)
+    from model_checks.producers.torch_model import build_model
+
+    model, example = build_model(args.model, args.weights, args.input_shape)
     input_names = args.input_names or (("input",) if len(example) == 1 else tuple(f"input_{i}" for i in range(len(example))))
     if len(input_names) != len(example):
         raise ProducerError(f"--input-names: {len(input_names)} name(s) for {len(example)} --input-shape")

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from model_checks.core.errors import ModelChecksError
 
+EXTRAS = "merge"  # the extras it needs beyond the base install, named in --help
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="one shard's output folder (junit.xml, summary.md, summary.json)")

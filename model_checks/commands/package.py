@@ -18,6 +18,8 @@ from pathlib import Path
 
 from model_checks.commands.producer_args import existing_dir, existing_file, metric_limit, names, positive_int, value_range
 
+EXTRAS = "producers"  # the extras it needs beyond the base install, named in --help
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=existing_file(".onnx", ".pt", ".pth", ".keras", ".h5"), metavar="MODEL", help="the model file")

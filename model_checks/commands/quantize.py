@@ -16,6 +16,8 @@ from pathlib import Path
 
 from model_checks.commands.producer_args import existing_file, positive_int
 
+EXTRAS = "producers"  # the extras it needs beyond the base install, named in --help
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=existing_file(".onnx"), metavar="MODEL", help="the fp32 ONNX model")

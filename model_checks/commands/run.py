@@ -19,6 +19,8 @@ import os
 import sys
 from pathlib import Path
 
+EXTRAS = "ray"  # the extras it needs beyond the base install, named in --help
+
 PYTEST_ARGS = True  # unknown options are handed to pytest (cli.main)
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from model_checks.commands.producer_args import non_negative_int, positive_int
 
+EXTRAS = "keras"  # the extras it needs beyond the base install, named in --help
+
 GREEN, RED, RESET = "\033[32m", "\033[31m", "\033[0m"
 
 

@@ -15,6 +15,8 @@ import argparse
 from model_checks.commands.export import add_model_arguments
 from model_checks.commands.producer_args import shape
 
+EXTRAS = "torch"  # the extras it needs beyond the base install, named in --help
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
@@ -26,14 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import warnings
 
-    import torch
-
-    from model_checks.commands.export import build_model
+    from model_checks.producers.torch_model import build_model, check_inputs
     from model_checks.producers.torchscript import FrozenBranchWarning, to_torchscript
 
-    model, example = build_model(args)
-    g = torch.Generator().manual_seed(1)
-    checks = [torch.randn(s, generator=g) * sign for s in args.check_shape for sign in (1, -1)]
+    model, example = build_model(args.model, args.weights, args.input_shape)
+    checks = check_inputs(args.check_shape)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FrozenBranchWarning)
         result = to_torchscript(model, example, args.out, args.kind, check_inputs=[(c,) for c in checks] if len(example) == 1 else [])

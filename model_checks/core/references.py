@@ -5,16 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 
+from model_checks.backends.onnx.testdata import read_tensor
 from model_checks.backends.registry import format_by_suffix
 from model_checks.core.errors import ArtifactLoadError
 from model_checks.core.inputs import Case, load_npz
 from model_checks.manifest import guess_format
-from model_checks.safety.paths import check_regular_file, resolve_inside
-
-MAX_PB_BYTES = 1024**3
-
+from model_checks.safety.paths import resolve_inside
 
 def reference_kind(path: Path) -> str:
     """`model`, `npz` or `testdata`, from the path (as the manifest spec says)."""
@@ -44,28 +41,6 @@ def _inside(root: Path | None, path: Path, key: str) -> Path:
     return path if root is None else resolve_inside(root, path.parent, path.name, key)
 
 
-def _read_tensor(path: Path, key: str) -> tuple[str, np.ndarray]:
-    import onnx
-    from onnx import numpy_helper
-
-    size = check_regular_file(path, key, MAX_PB_BYTES)
-    t = onnx.TensorProto()
-    try:
-        t.ParseFromString(path.read_bytes())
-    except Exception as e:
-        raise ArtifactLoadError(f"{key}: {path.name} is not a readable TensorProto ({type(e).__name__}: {e})") from None
-    if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data):
-        # onnx would read it relative to the working directory, i.e. from outside the artifacts root
-        raise ArtifactLoadError(f"{key}: {path.name} keeps its values in an external file; test data must hold its values itself")
-    elements = int(np.prod([max(int(d), 0) for d in t.dims], dtype=np.float64))
-    if elements > 8 * size:  # no TensorProto encoding stores more than 8 values a byte: the dims lie
-        raise ArtifactLoadError(f"{key}: {path.name} declares dims {list(t.dims)} ({elements:.3g} values) but holds {size} bytes")
-    try:
-        return t.name, numpy_helper.to_array(t)
-    except Exception as e:
-        raise ArtifactLoadError(f"{key}: {path.name} is not a readable TensorProto ({type(e).__name__}: {e})") from None
-
-
 def _numbered(folder: Path, stem: str) -> list[Path]:
     rx = re.compile(rf"^{stem}_(\d+)\.pb$")
     found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := rx.match(p.name))]
@@ -83,8 +58,8 @@ def testdata_cases(path: Path, input_names: list[str], output_names: list[str], 
     cases = []
     for s in sets:
         s = _inside(root, s, key)
-        ins = [_read_tensor(_inside(root, p, key), key) for p in _numbered(s, "input")]
-        outs = [_read_tensor(_inside(root, p, key), key) for p in _numbered(s, "output")]
+        ins = [read_tensor(_inside(root, p, key), key) for p in _numbered(s, "input")]
+        outs = [read_tensor(_inside(root, p, key), key) for p in _numbered(s, "output")]
         if not outs:
             raise ArtifactLoadError(f"{key}: {s.name} has no output_K.pb files")
         feeds = {(n or input_names[i] if i < len(input_names) else n): a for i, (n, a) in enumerate(ins)}

@@ -54,11 +54,10 @@ def _final(model: Any) -> Any:
 def convert_sklearn(model: Any, out: str | Path, samples: np.ndarray, *, zipmap: bool = True, opset: int = DEFAULT_OPSET,
                     input_name: str = "input") -> SklearnConversion:
     """Write `model` as ONNX at `out`; refuses (ProducerError) when labels or probabilities on `samples` differ."""
-    try:
-        from skl2onnx import to_onnx
-        from skl2onnx.common.data_types import FloatTensorType
-    except ImportError:
-        raise ProducerError("skl2onnx is not installed: pip install 'model-checks[producers]'") from None
+    from model_checks.core.requires import require
+
+    to_onnx = require("skl2onnx", "producers", "converting scikit-learn").to_onnx
+    FloatTensorType = require("skl2onnx.common.data_types", "producers", "converting scikit-learn").FloatTensorType
     x = np.asarray(samples, np.float32)
     if x.ndim != 2 or len(x) == 0:
         raise ProducerError(f"samples: need a 2-d float array of rows of features (got shape {list(x.shape)})")

@@ -68,11 +68,12 @@ def onnx2torch(problem: str | None = None) -> Any:
         sys.modules["torchvision"].ops = sys.modules["torchvision.ops"]  # type: ignore[attr-defined]
     try:
         import onnx2torch as package
-    except ImportError as e:
+    except ModuleNotFoundError as e:
         from model_checks.core.errors import MissingDependencyError
+        from model_checks.core.requires import missing
 
-        raise MissingDependencyError(f"converting ONNX to PyTorch needs {e.name}: pip install 'model-checks[roundtrip]' "
-                                     "(then pip install --no-deps onnx2torch==1.5.15 if pip wants torchvision)") from None
+        why = missing(e, "roundtrip", "converting ONNX to PyTorch")
+        raise MissingDependencyError(f"{why} (then pip install --no-deps onnx2torch==1.5.15 if pip wants torchvision)") from None
     finally:
         for name in added:  # the placeholder serves onnx2torch's imports only
             sys.modules.pop(name, None)

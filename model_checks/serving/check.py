@@ -46,10 +46,10 @@ def run(ctx: CheckContext) -> CheckResult:
         return CheckResult.skip(NAME, f"no serving: block in {ctx.where}")
     if (why := refused()) is not None:
         return CheckResult.skip(NAME, why)
-    from model_checks.serving import require
+    from model_checks.core.requires import require
 
     for module in ("starlette", "uvicorn", "httpx", "hdrh"):
-        require(module)
+        require(module, "serving", "serving")
     return Serving(ctx, spec).run()
 
 

@@ -118,9 +118,9 @@ def schedule(rate: float, n: int, arrivals: str = "constant", seed: int = 0) -> 
 
 
 def _histogram() -> Any:
-    from model_checks.serving import require
+    from model_checks.core.requires import require
 
-    require("hdrh")
+    require("hdrh", "serving", "serving")
     from hdrh.histogram import HdrHistogram
 
     return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT)

@@ -195,10 +195,10 @@ def build_app(model: ServedModel, max_body: int = MAX_BODY_BYTES, load_in_backgr
 def serve(artifact: Artifact, host: str = "127.0.0.1", port: int = 0, trust_code: bool = False, isolation: Limits | None = None,
           max_body: int = MAX_BODY_BYTES, out: TextIO = sys.stdout) -> int:
     """Serve until SIGTERM or SIGINT (graceful: in-flight requests finish). Prints `http://HOST:PORT` on a line of its own."""
-    from model_checks.serving import require
+    from model_checks.core.requires import require
 
-    require("starlette")
-    require("uvicorn")
+    require("starlette", "serving", "serving")
+    require("uvicorn", "serving", "serving")
     import uvicorn
 
     from model_checks.serving.net import bound_socket

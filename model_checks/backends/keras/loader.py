@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from model_checks.backends.keras.allowlist import config_problems
-from model_checks.core.errors import ArtifactLoadError, MissingDependencyError
+from model_checks.core.errors import ArtifactLoadError
 from model_checks.safety.paths import check_regular_file
 from model_checks.safety.sniff import sniff
 
@@ -27,12 +27,9 @@ def keras_modules() -> tuple[Any, Any]:
         os.environ["TF_USE_LEGACY_KERAS"] = "1"  # read once, when TensorFlow is imported
         for k, v in _QUIET.items():
             os.environ.setdefault(k, v)
-    try:
-        import tensorflow as tf
-        import tf_keras
-    except ModuleNotFoundError as e:
-        raise MissingDependencyError(f"checking keras artifacts needs {e.name}: pip install 'model-checks[keras]'") from None
-    return tf, tf_keras
+    from model_checks.core.requires import require
+
+    return require("tensorflow", "keras", "checking keras artifacts"), require("tf_keras", "keras", "checking keras artifacts")
 
 
 def set_threads(threads: int | None) -> str:

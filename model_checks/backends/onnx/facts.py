@@ -205,3 +205,13 @@ def output_problems(graph) -> list[str]:  # type: ignore[no-untyped-def]
     if dupes:
         return [f"output names are not unique: {', '.join(repr(n) for n in dupes)} appear more than once among {len(names)} outputs; outputs are matched by name"]
     return []
+
+
+def optimizer_passes() -> tuple[str, ...]:
+    """The passes onnxoptimizer knows, which a manifest's `optimization:` may name; none when it is not installed.
+    Optional in a backend's facts module: a format without its own optimizer has none."""
+    try:
+        import onnxoptimizer
+    except ImportError:
+        return ()
+    return tuple(onnxoptimizer.get_available_passes())

@@ -11,17 +11,15 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from model_checks.core.errors import ArtifactLoadError, MissingDependencyError, runtime_error_text
+from model_checks.core.errors import ArtifactLoadError, runtime_error_text
 from model_checks.safety.paths import check_regular_file
 from model_checks.safety.sniff import sniff
 
 
 def torch_module() -> Any:
-    try:
-        import torch
-    except ModuleNotFoundError:
-        raise MissingDependencyError("checking torchscript artifacts needs torch: pip install 'model-checks[torch]'") from None
-    return torch
+    from model_checks.core.requires import require
+
+    return require("torch", "torch", "checking torchscript artifacts")
 
 
 def check_archive(path: Path, display: str | None = None) -> None:
