@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from model_checks.commands.producer_args import existing_file, positive_int
+from model_checks.core.argtypes import existing_file, positive_int
 
 EXTRAS = "keras,producers"  # the extras it needs beyond the base install, named in --help
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from model_checks.commands.producer_args import existing_file, positive_int
+from model_checks.core.argtypes import existing_file, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

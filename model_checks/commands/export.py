@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from model_checks.commands.producer_args import existing_file, names, object_ref, positive_int, shape
+from model_checks.core.argtypes import existing_file, names, object_ref, positive_int, shape
 
 EXTRAS = "torch,producers"  # the extras it needs beyond the base install, named in --help
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from model_checks.commands.producer_args import existing_dir
-from model_checks.core.argtypes import positive_number
+from model_checks.core.argtypes import existing_dir, positive_number
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

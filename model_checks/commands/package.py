@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from model_checks.commands.producer_args import existing_dir, existing_file, metric_limit, names, positive_int, value_range
+from model_checks.core.argtypes import existing_dir, existing_file, metric_limit, names, positive_int, value_range
 
 EXTRAS = "producers"  # the extras it needs beyond the base install, named in --help
 

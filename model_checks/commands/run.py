@@ -1,6 +1,6 @@
 """Run the gate on a Ray cluster, one task per shard, and merge the reports into OUT
 
-Deals the artifacts under each ROOT into shards as `--model-checks-shard K/N` does, runs each shard's gate
+Deals the artifacts under each DIR into shards as `--model-checks-shard K/N` does, runs each shard's gate
 (`pytest`, with the pytest options given after the known ones) as a Ray task, and writes OUT/junit.xml,
 OUT/summary.md and OUT/summary.json as `model-checks merge` does, each shard's own reports under OUT/shards/.
 Shards with gpu budgets ask for a GPU (num_gpus=1), shards with cpu budgets for a whole node. A task whose
@@ -27,15 +27,15 @@ PYTEST_ARGS = True  # unknown options are handed to pytest (cli.main)
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS", required=True,
                    help="the Ray cluster to use (ray://host:10001, or 'auto'); without ADDRESS, Ray starts on this machine")
-    p.add_argument("--model-checks", action="append", required=True, type=Path, metavar="ROOT", dest="roots",
-                   help="an artifact root, as for pytest; repeatable")
+    from model_checks.plugin.options import add_to
+
+    add_to(p, "--model-checks", required=True, type=Path, default=None, dest="roots")
     p.add_argument("-o", "--out", required=True, type=Path, metavar="OUT", help="where to write junit.xml, summary.md, summary.json")
     p.add_argument("--shards", type=_positive, default=None, metavar="N",
                    help="how many shards (tasks). Default: the cluster's CPUs, at most one per artifact group")
     p.add_argument("--local-cpus", type=_positive, default=None, metavar="N",
                    help="CPUs of a locally started Ray (without ADDRESS). Default: all of this machine's")
-    p.add_argument("--model-checks-shard-weights", type=Path, default=None, metavar="FILE", dest="weights",
-                   help="a last run's junit XML or JSON {artifact id: seconds} to deal shards by. Default: model size")
+    add_to(p, "--model-checks-shard-weights", type=Path, dest="weights")
 
 
 def _positive(text: str) -> int:

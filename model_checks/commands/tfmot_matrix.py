@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from model_checks.commands.producer_args import non_negative_int, positive_int
+from model_checks.core.argtypes import non_negative_int, positive_int
 
 EXTRAS = "keras"  # the extras it needs beyond the base install, named in --help
 

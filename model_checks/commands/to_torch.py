@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from model_checks.commands.producer_args import existing_file, metric_limit
+from model_checks.core.argtypes import existing_file, metric_limit
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from model_checks.commands.export import add_model_arguments
-from model_checks.commands.producer_args import shape
+from model_checks.core.argtypes import shape
 
 EXTRAS = "torch"  # the extras it needs beyond the base install, named in --help
 

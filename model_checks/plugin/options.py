@@ -3,6 +3,7 @@ uses (nothing else calls `config.getoption` for them)."""
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,31 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("model_checks_roots", type="paths", default=[],
                   help="artifact roots gated when --model-checks is not given, whatever testpaths says, unless pytest is given "
                        "paths that do not overlap them")
+
+
+class _Declarations:
+    """Stands in for pytest's parser and option group to read `add_options` back as declarations."""
+
+    def __init__(self) -> None:
+        self.options: dict[str, tuple[tuple[str, ...], dict]] = {}
+
+    def getgroup(self, *args: object, **kwargs: object) -> _Declarations:
+        return self
+
+    def addoption(self, *flags: str, **kwargs: object) -> None:
+        self.options[flags[0]] = (flags, kwargs)
+
+    def addini(self, *args: object, **kwargs: object) -> None:
+        pass
+
+
+def add_to(parser: argparse.ArgumentParser, flag: str, **changes: object) -> None:
+    """Declare the plugin's option `flag` on a command's parser (`model-checks run`), as the plugin declares it, with
+    `changes` (a dest of the command's own, required=True): one declaration, one help text, one type."""
+    declared = _Declarations()
+    add_options(declared)  # type: ignore[arg-type]
+    flags, kwargs = declared.options[flag]
+    parser.add_argument(*flags, **{**kwargs, **changes})  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
