@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from model_checks.checks.context import CheckContext
 from model_checks.checks.registry import Check, Figure
-from model_checks.core.metrics import Comparison, OutputComparison, compare_outputs
+from model_checks.core.metrics import Comparison, compare_outputs
 from model_checks.core.results import CheckResult
 
 NAME = "equivalence"
@@ -50,9 +50,6 @@ def run(ctx: CheckContext) -> CheckResult:
         return CheckResult(NAME, False, f"{NAME}: {ctx.artifact.id} differs from its reference {ref} ({n_out} failure(s) in {len(failed)} of {len(results)} case(s))", tuple(lines), figures=figures)
     summary = ", ".join(f"{k} {v:.3g}" for k, v in figures.items() if v is not None)
     return CheckResult(NAME, True, f"{NAME}: {ctx.artifact.id} matches {ref} over {len(results)} case(s): worst {summary}", figures=figures)
-
-
-__all__ = ["run", "comparisons", "OutputComparison"]
 
 
 CHECK = Check(NAME, run, figures=(Figure("worst rel_l2", "rel_l2"), Figure("worst MAE", "mae")))

@@ -7,7 +7,7 @@ import numpy as np
 from model_checks.checks.context import CheckContext
 from model_checks.checks.registry import Check
 from model_checks.core.errors import WorkerBrokeError
-from model_checks.core.inputs import OTHER_DYNAMIC_DIM, generate
+from model_checks.core.inputs import generate
 from model_checks.core.metrics import compare_output
 from model_checks.core.results import CheckResult
 
@@ -137,9 +137,6 @@ def run(ctx: CheckContext) -> CheckResult:
     for axis in limits.dynamic_axes:
         problems += dynamic_axis_problems(ctx, axis)
     return CheckResult.from_problems(NAME, ctx.artifact.id, problems, passed=f"{', '.join(gated)} hold", figures=figures)
-
-
-__all__ = ["run", "OTHER_DYNAMIC_DIM", "np"]
 
 
 CHECK = Check(NAME, run)

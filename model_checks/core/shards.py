@@ -9,7 +9,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 from model_checks.core.errors import ModelChecksError
 
@@ -115,8 +115,3 @@ def deal(gs: Sequence[Group], n: int, w: Sequence[float] | None = None) -> list[
 def shard_ids(gs: Sequence[Group], k: int, n: int, durations: dict[str, float] | None = None) -> set[str]:
     """The artifact ids of shard k (1-based) of n."""
     return {i for g in deal(gs, n, weights(gs, durations))[k - 1] for i in g.ids}
-
-
-def group_of(gs: Iterable[Group]) -> dict[str, int]:
-    """artifact id -> its group's index."""
-    return {i: n for n, g in enumerate(gs) for i in g.ids}

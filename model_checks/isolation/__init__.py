@@ -8,9 +8,3 @@ keeps the same Runner interface (`IsolatedRunner`); only arrays and small values
 Modules: `limits` (the settings), `worker` (what runs in the child), `workers` (starting, asking,
 restarting), `runner` (the Runner that forwards to a worker).
 """
-
-from __future__ import annotations
-
-from model_checks.isolation.limits import Limits
-
-__all__ = ["Limits"]

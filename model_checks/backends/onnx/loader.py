@@ -88,9 +88,3 @@ def load_proto(model_path: Path, root: Path, display: str | None = None, with_ex
 
         load_external_data_for_model(model, os.fspath(model_path.parent))
     return model
-
-
-def model_bytes_total(model_path: Path, root: Path) -> int:
-    """Size of the model file with its external data files."""
-    model = load_proto(model_path, root, with_external=False)
-    return model_path.stat().st_size + sum(p.stat().st_size for p in external_files(model, model_path, root, model_path.name))

@@ -6,7 +6,7 @@ from model_checks.manifest import Manifest
 from model_checks.manifest.model import BUDGET_CHECK_KEYS as CHECK_KEYS
 from model_checks.manifest.model import DEVICES, DeviceBudget
 
-__all__ = ["CHECK_KEYS", "DEVICES", "DeviceBudget", "budget_checks", "device_budget", "devices_for"]
+__all__ = ["CHECK_KEYS", "DEVICES", "DeviceBudget", "device_budget", "devices_for"]
 
 
 def device_budget(manifest: Manifest, device: str, where: str = "metadata.yaml") -> DeviceBudget | None:
@@ -19,8 +19,3 @@ def devices_for(manifest: Manifest | None, check: str) -> list[str]:
     if manifest is None:
         return []
     return [d for d in DEVICES if (b := device_budget(manifest, d)) is not None and b.declares(check)]
-
-
-def budget_checks(manifest: Manifest | None) -> list[str]:
-    """The budget checks an artifact declares, for collection: an artifact without budgets gets none."""
-    return [c for c in CHECK_KEYS if devices_for(manifest, c)]

@@ -1,6 +1,7 @@
 from model_checks.checks.budgets.percentiles import Percentiles
 from model_checks.checks.budgets.policy import LatencyBudget, LatencyClaim, SpeedupBudget, ThroughputBudget
-from model_checks.checks.budgets.spec import budget_checks, device_budget, devices_for
+from model_checks.checks import registry
+from model_checks.checks.budgets.spec import device_budget, devices_for
 from model_checks.manifest.model import Limit
 
 FIG = Percentiles.of_ns([2e6] * 90 + [9e6] * 10)  # p50 2 ms, p99 9 ms
@@ -51,7 +52,7 @@ def test_spec_reads_budgets_with_their_source(tmp_path):
     assert b.latency_ms["p99"].value == 4.0 and "policy.yaml" in b.latency_ms["p99"].source
     assert device_budget(m, "gpu") is None
     assert devices_for(m, "latency") == ["cpu"] and devices_for(m, "speedup") == []
-    assert budget_checks(m) == ["latency", "throughput"]
+    assert [n for n, c in registry().items() if c.per_device and c.applies(m)] == ["latency", "throughput"]
 
 
 def test_no_budgets_no_checks(tmp_path):
@@ -60,4 +61,4 @@ def test_no_budgets_no_checks(tmp_path):
 
     artifacts.onnx_artifact(tmp_path / "a")
     (art,) = discover([tmp_path])
-    assert budget_checks(art.manifest) == [] and budget_checks(None) == []
+    assert not [n for n, c in registry().items() if c.per_device and c.applies(art.manifest)] and devices_for(None, "latency") == []
