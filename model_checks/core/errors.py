@@ -1,4 +1,24 @@
-"""The errors the gate raises. Each renders as the message a user reads in a CI log."""
+"""The errors the package raises, all in this one module. Each renders as the message a user reads in a CI log;
+`what` heads a check's failure. The hierarchy:
+
+    ModelChecksError
+    ├── ManifestError            a metadata.yaml or policy.yaml that cannot be read or breaks the schema
+    ├── UnsafePathError          a path that leaves the root                        ┐ model_unavailable: a check
+    ├── UntrustedFormatError     a format that carries code, code not trusted        │ declared blocking="model"
+    ├── ArtifactLoadError        a model file that cannot be loaded                  │ stops the artifact's later
+    ├── MissingDependencyError   a framework or extra not installed                  ┘ checks on one of these
+    ├── InputGenerationError     no valid inputs from the declared interface
+    ├── InferenceError           running a loaded model failed
+    ├── DeviceUnavailable        the device a budget names is not usable here
+    ├── MeasurementDeadlineError a budget's measurement over its deadline
+    ├── WorkerBrokeError         the model's worker process broke
+    │   ├── RuntimeCrashError    its runtime died (a signal)
+    │   ├── MemoryLimitError     over the worker's memory limit
+    │   └── RuntimeTimeoutError  no answer within the timeout
+    ├── ProducerError            a producer refused to write (bad input, an output unlike its source)
+    ├── ProtocolError            a request the serving protocol refuses (with its HTTP status)
+    ├── ServiceFailed            an artifact's inference service did not start or answer
+    └── NotLoopback              an address outside this machine was asked for"""
 
 from __future__ import annotations
 
@@ -101,6 +121,33 @@ class RuntimeTimeoutError(WorkerBrokeError):
     """The model's runtime did not answer within the timeout; its worker process was killed."""
 
     what = "timed out"
+
+
+class ProducerError(ModelChecksError):
+    """A producer refused to write: bad input, or an output that does not match its source."""
+
+
+class ProtocolError(ModelChecksError):
+    """A request the protocol refuses: `status` is the HTTP status (4xx: the client's fault, 500: the model's)."""
+
+    what = "request refused"
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.message}
+
+
+class ServiceFailed(ModelChecksError):
+    """An artifact's inference service did not start, or stopped answering."""
+
+    what = "service failed"
+
+
+class NotLoopback(ModelChecksError):
+    """An address outside this machine was asked for."""
 
 
 def of_kind(cls: type[ModelChecksError], message: str) -> ModelChecksError:

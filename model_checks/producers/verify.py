@@ -7,16 +7,12 @@ from typing import Mapping
 
 import numpy as np
 
-from model_checks.core.errors import ModelChecksError
+from model_checks.core.errors import ProducerError
 from model_checks.manifest.model import Limit, TensorSpec
 from model_checks.core.metrics import Comparison, compare_outputs
 
 # Exact conversions (export, graph passes) must agree to float32 rounding.
 EXACT = {"rel_l2": 1e-4, "max_abs": 1e-3}
-
-
-class ProducerError(ModelChecksError):
-    """A producer refused to write: bad input, or an output that does not match its source."""
 
 
 def compare(got: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray], tolerance: Mapping[str, float | None] | None = None,

@@ -6,11 +6,7 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
-from model_checks.core.errors import ModelChecksError
-
-
-class NotLoopback(ModelChecksError):
-    """An address outside this machine was asked for."""
+from model_checks.core.errors import ModelChecksError, NotLoopback
 
 
 def require_loopback(host: str, what: str = "host") -> str:

@@ -13,16 +13,12 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from model_checks.core.artifact import Artifact
-from model_checks.core.errors import ModelChecksError
+from model_checks.core.errors import ServiceFailed
 from model_checks.isolation.limits import Limits
 from model_checks.serving.net import split_url
 
 STARTUP_TIMEOUT_S = 120.0
 STOP_GRACE_S = 10.0
-
-
-class ServiceFailed(ModelChecksError):
-    what = "service failed"
 
 
 def serve_command(artifact: Artifact, trust_code: bool, isolation: Limits | None) -> list[str]:

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from model_checks.core.errors import ModelChecksError
+from model_checks.core.errors import ProtocolError
 from model_checks.manifest.model import TensorSpec
 
 # protocol datatype <-> numpy dtype name (BYTES is not a numeric tensor: refused with a reason)
@@ -20,19 +20,6 @@ DATATYPES = {"BOOL": "bool", "UINT8": "uint8", "UINT16": "uint16", "UINT32": "ui
              "INT16": "int16", "INT32": "int32", "INT64": "int64", "FP16": "float16", "FP32": "float32", "FP64": "float64"}
 DTYPE_TO_DATATYPE = {v: k for k, v in DATATYPES.items()}
 MAX_BODY_BYTES = 16 * 1024**2
-
-
-class ProtocolError(ModelChecksError):
-    """A request the protocol refuses: `status` is the HTTP status (4xx: the client's fault, 500: the model's)."""
-
-    what = "request refused"
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status, self.message = status, message
-
-    def body(self) -> dict[str, str]:
-        return {"error": self.message}
 
 
 def datatype_of(dtype: str | np.dtype) -> str:
