@@ -133,18 +133,19 @@ def lost_message(x: Lost) -> str:
 def merge(dirs: list[Path], out: Path, storage: str | None = None, lost: tuple[Lost, ...] = ()) -> tuple[int, list[Path]]:
     """Merge the shards in `dirs` (and the `lost` ones) into `out`; (artifacts failing or lost, files written)."""
     from model_checks.core.fileio import write_bytes, write_text
-    from model_checks.plugin.nightly import NightlyReport
-    from model_checks.plugin.summary import SummaryReport, record_path, reports_of
+    from model_checks.nightly.document import gather
+    from model_checks.plugin.summary import Summary, record_path, reports_of
+    from model_checks.plugin.verdict import read_record
 
     shards = read_shards(dirs, lost)
     junit = merged_junit([s.directory / "junit.xml" for s in shards], lost)
-    summary = SummaryReport(out / "summary.md", lost={aid: lost_message(x) for x in lost for aid in x.ids})
-    nightly = NightlyReport(out, None) if any((s.directory / "nightly.md").is_file() for s in shards) else None
+    summary = Summary(out / "summary.md", lost={aid: lost_message(x) for x in lost for aid in x.ids})
+    nightly: dict | None = {} if any((s.directory / "nightly.md").is_file() for s in shards) else None
     for s in shards:
         summary.replay(s.record)
         if nightly is not None:
-            for report in reports_of(s.record):
-                nightly.pytest_runtest_logreport(report)
+            for r in reports_of(s.record):
+                gather(nightly, read_record(r["properties"]), r["when"], r["outcome"])
     record = summary.record()
     record["shard"] = None
     record["merged"] = [s.label for s in shards]
@@ -154,7 +155,7 @@ def merge(dirs: list[Path], out: Path, storage: str | None = None, lost: tuple[L
     if nightly is not None:
         from model_checks.nightly.write import write_nightly
 
-        written += write_nightly(nightly.artifacts, out, storage)
+        written += write_nightly(nightly, out, storage)
     failed = summary.failed
     return failed, written
 

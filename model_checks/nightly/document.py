@@ -36,6 +36,14 @@ class ArtifactFigures:
             self.figures.update({k: v for k, v in figures.items() if v is not None})
 
 
+def gather(artifacts: dict[str, ArtifactFigures], facts: dict | None, when: str, outcome: str) -> None:
+    """Take one test report's facts (`plugin.verdict.read_record`) into the artifacts' figures; `outcome` as pytest
+    says it (passed, failed, skipped)."""
+    if facts is not None and (when == "call" or outcome != "passed"):
+        status = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}.get(outcome, outcome)
+        artifacts.setdefault(facts["artifact"], ArtifactFigures()).add(facts["check"], status, facts.get("figures") or {})
+
+
 @dataclass(frozen=True)
 class Point:
     """One stored run's figure for a trend: when, device, check, and the values."""

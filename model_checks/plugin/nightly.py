@@ -8,23 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from model_checks.plugin.verdict import OUTCOME, read_record
+from model_checks.plugin.verdict import read_record
 
 
 
 @dataclass(eq=False)  # a plugin object must stay hashable: pluggy keeps plugins in sets
 class NightlyReport:
     directory: Path
-    config: pytest.Config | None  # None when `model-checks merge` replays recorded runs
+    config: pytest.Config
     artifacts: dict = field(default_factory=dict)
     written: list[Path] = field(default_factory=list)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        from model_checks.nightly.document import ArtifactFigures
+        from model_checks.nightly.document import gather
 
-        p = read_record(report.user_properties)
-        if p is not None and (report.when == "call" or report.outcome != "passed"):
-            self.artifacts.setdefault(p["artifact"], ArtifactFigures()).add(p["check"], OUTCOME.get(report.outcome, report.outcome), p.get("figures") or {})
+        gather(self.artifacts, read_record(report.user_properties), report.when, report.outcome)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

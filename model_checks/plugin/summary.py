@@ -33,7 +33,10 @@ def _fmt(v: object, spec: str = ".3g") -> str:
 
 
 @dataclass(eq=False)  # a plugin object must stay hashable: pluggy keeps plugins in sets
-class SummaryReport:
+class Summary:
+    """summary.md as a value: fed one test report at a time (`add`), or a recorded run at once (`replay`, as
+    `model-checks merge` does); rendered with `render`, recorded for a later merge with `record`."""
+
     path: Path
     rows: dict[str, dict] = field(default_factory=dict)
     expected: dict[str, list[str]] = field(default_factory=dict)  # the checks collected, by artifact id
@@ -41,17 +44,6 @@ class SummaryReport:
     shard: tuple[int, int] | None = None  # --model-checks-shard K/N, named in the record for `model-checks merge`
     records: list[dict] = field(default_factory=list)  # every report with model-checks facts, as `model-checks merge` replays them
     lost: dict[str, str] = field(default_factory=dict)  # artifact id -> why it was not checked (a shard whose node died)
-
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        from model_checks.plugin.state import ITEM_KEY
-
-        for item in session.items:
-            if ITEM_KEY in item.stash:
-                art, device, check = item.stash[ITEM_KEY]
-                self.expected.setdefault(art.id, []).append(check + (f"[{device}]" if device else ""))
-
-    def pytest_keyboard_interrupt(self) -> None:
-        self.interrupted = True
 
     def _not_checked(self) -> dict[str, list[str]]:
         done = {aid: set(r["status"]) for aid, r in self.rows.items()}
@@ -62,18 +54,18 @@ class SummaryReport:
                 out[aid] = left
         return out
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        p = read_record(report.user_properties)
+    def add(self, nodeid: str, when: str, outcome: str, properties: list[tuple[str, object]]) -> None:
+        """One test report (its node id, phase, outcome and user properties); reports of no artifact are ignored."""
+        p = read_record(properties)
         if p is None:
             return
-        self.records.append({"nodeid": report.nodeid, "when": report.when, "outcome": report.outcome,
-                             "properties": [[k, v] for k, v in report.user_properties]})
+        self.records.append({"nodeid": nodeid, "when": when, "outcome": outcome, "properties": [[k, v] for k, v in properties]})
         row = self.rows.setdefault(p["artifact"], {"format": p.get("format"), "figures": {}, "status": {}, "reasons": {}})
         figures = p.get("figures") or {}
         key = p["check"] + (f"[{figures['device']}]" if figures.get("device") else "")
-        if report.when == "call" or report.outcome != "passed":
-            status = STATUS.get(report.outcome, report.outcome)
-            if report.when != "call" and report.outcome == "failed":
+        if when == "call" or outcome != "passed":
+            status = STATUS.get(outcome, outcome)
+            if when != "call" and outcome == "failed":
                 status = "error"
             row["status"][key] = status
             if p.get("reason"):
@@ -144,14 +136,10 @@ class SummaryReport:
                       else "Every collected check passed or did not apply."]
         return "\n".join(lines) + "\n"
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        self.interrupted = self.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED
-        write_text(self.path, self.render())
-        write_text(record_path(self.path), json.dumps(self.record(), indent=1, sort_keys=True) + "\n")
-
-    def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
-        terminalreporter.write_line(f"model-checks: summary written to {self.path}")
+    def write(self) -> list[Path]:
+        """summary.md and the run record beside it."""
+        return [write_text(self.path, self.render()),
+                write_text(record_path(self.path), json.dumps(self.record(), indent=1, sort_keys=True) + "\n")]
 
     def record(self) -> dict:
         """What this run said, for `model-checks merge`: its shard, the artifacts it gated, each report's facts."""
@@ -163,13 +151,38 @@ class SummaryReport:
         for aid, names in record.get("expected", {}).items():
             self.expected.setdefault(aid, []).extend(names)
         self.interrupted = self.interrupted or bool(record.get("interrupted"))
-        for report in reports_of(record):
-            self.pytest_runtest_logreport(report)
+        for r in reports_of(record):
+            self.add(r["nodeid"], r["when"], r["outcome"], r["properties"])
 
 
-def reports_of(record: dict) -> Iterator[Any]:
-    """The test reports of a run record, with what reporters read of them (nodeid, when, outcome, user_properties)."""
-    from types import SimpleNamespace
-
+def reports_of(record: dict) -> Iterator[dict[str, Any]]:
+    """The test reports of a run record: nodeid, when, outcome and properties (a list of (key, value))."""
     for r in record.get("reports", []):
-        yield SimpleNamespace(nodeid=r["nodeid"], when=r["when"], outcome=r["outcome"], user_properties=[tuple(kv) for kv in r["properties"]])
+        yield {**r, "properties": [tuple(kv) for kv in r["properties"]]}
+
+
+@dataclass(eq=False)  # a plugin object must stay hashable: pluggy keeps plugins in sets
+class SummaryReport(Summary):
+    """The Summary of a pytest run: what was collected, each report, an interruption; written when the session ends."""
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        from model_checks.plugin.state import ITEM_KEY
+
+        for item in session.items:
+            if ITEM_KEY in item.stash:
+                art, device, check = item.stash[ITEM_KEY]
+                self.expected.setdefault(art.id, []).append(check + (f"[{device}]" if device else ""))
+
+    def pytest_keyboard_interrupt(self) -> None:
+        self.interrupted = True
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.add(report.nodeid, report.when, report.outcome, report.user_properties)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self.interrupted = self.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED
+        self.write()
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
+        terminalreporter.write_line(f"model-checks: summary written to {self.path}")

@@ -19,7 +19,6 @@ if TYPE_CHECKING:  # the plugin's import stays light: the library is loaded when
 
 PROPERTY = "model_checks"
 FACTS = ("artifact", "dir", "check", "ok", "skipped", "reason", "format")
-OUTCOME = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}  # a test report's outcome as the reports write it
 
 
 def verdict(gs: GateSession, name: str, artifact: Artifact, item: pytest.Item | None = None,
