@@ -24,6 +24,7 @@ from hypothesis.control import currently_in_test_context
 
 from fixtures import bad_models, onnx_models
 from model_checks import checks
+from model_checks.backends.registry import formats
 from model_checks.isolation.limits import Limits
 from model_checks.core.pool import ModelPool
 from model_checks.core.results import CheckResult
@@ -50,7 +51,7 @@ metric = st.one_of(st.floats(0, 1), st.none(), st.floats(allow_nan=True, allow_i
 # Keys of the manifest with values the schema mostly accepts, so examples get past the manifest check and
 # reach the model; one wild value (`values`) is then sometimes put anywhere.
 KNOWN = {
-    "format": st.sampled_from(["onnx", "onnx", "torchscript", "keras", "saved_model"]),
+    "format": st.sampled_from(["onnx", *formats()]),  # every declared format, ONNX twice as often
     "sha256": st.one_of(st.text("0123456789abcdef", min_size=64, max_size=64), st.text("0123456789abcdef", max_size=8)),
     "opset": st.integers(-1, 40), "precision": st.sampled_from(["fp32", "fp16", "int8", "mixed"]),
     "optimization": st.one_of(st.text(max_size=20), st.lists(st.sampled_from(["fuse_bn_into_conv", "eliminate_deadend", "nope"]))),
