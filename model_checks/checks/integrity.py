@@ -17,11 +17,11 @@ def run(ctx: CheckContext) -> CheckResult:
     problems += ctx.pool.validate(ctx.model_path, ctx.fmt, ctx.artifact.root)
     declared = ctx.manifest.get("sha256")
     if declared:
-        files = [ctx.model_path]
-        if ctx.fmt == "onnx":
-            from model_checks.backends.onnx.loader import external_files, load_proto
+        from model_checks.backends import backend
 
-            files += external_files(load_proto(ctx.model_path, ctx.artifact.root, with_external=False), ctx.model_path, ctx.artifact.root, ctx.model_path.name)
+        # the files the model is made of, where its format keeps it in more than one (ONNX external data)
+        model_files = getattr(backend(ctx.fmt, "facts"), "model_files", None)
+        files = model_files(ctx.model_path, ctx.artifact.root) if model_files else [ctx.model_path]
         actual = sha256_of(files)
         if actual.lower() != declared.lower():
             what = ctx.model_path.name + (f" with {len(files) - 1} external data file(s)" if len(files) > 1 else "")

@@ -57,7 +57,9 @@ def target_timing(path: Path, fmt: str, root: Path, specs: Sequence[TensorSpec],
     from model_checks.checks.budgets.measure import warm_up
     from model_checks.core.inputs import generate
 
-    if fmt in ("keras", "saved_model") and threads and "tensorflow" in sys.modules:
+    from model_checks.backends import family
+
+    if family(fmt) == "tensorflow" and threads and "tensorflow" in sys.modules:
         # TensorFlow sizes its thread pools once, when it starts (here it has: training, conversion): time the model
         # in a fresh process that starts it with `threads`, as the gate's budget test does
         import multiprocessing

@@ -215,3 +215,11 @@ def optimizer_passes() -> tuple[str, ...]:
     except ImportError:
         return ()
     return tuple(onnxoptimizer.get_available_passes())
+
+
+def model_files(path: Path, root: Path) -> list[Path]:
+    """The model file and its external data files, each proven inside the root (what `sha256` covers). Optional
+    in a backend's facts module: a format kept in one file has only that."""
+    from model_checks.backends.onnx.loader import external_files, load_proto
+
+    return [path, *external_files(load_proto(path, root, with_external=False), path, root, path.name)]
