@@ -1,30 +1,11 @@
-"""Importing the package, loading the plugin and collecting ONNX artifacts import no ML framework, and
-onnxruntime not until a check runs. Pinned in subprocesses: an in-process run would see this run's modules."""
+"""Collecting ONNX artifacts loads no model and imports no ML framework, and onnxruntime not until a check runs
+(importing the package and the plugin: tests/test_lazy_imports.py). Pinned in a subprocess."""
 
-import subprocess
-import sys
 import textwrap
 
 from fixtures import artifacts as A
 
 HEAVY = ("torch", "tensorflow", "tf_keras", "keras", "onnxruntime", "tf2onnx", "tensorflow_model_optimization", "ray", "junitparser")
-
-
-def test_importing_the_package_imports_no_framework():
-    code = textwrap.dedent(f"""
-        import sys
-        import model_checks, model_checks.plugin, model_checks.core.session, model_checks.plugin.gate, model_checks.cli
-        import model_checks.checks, model_checks.core.discovery, model_checks.core.metrics, model_checks.plugin.summary
-        print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))
-    """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
-
-
-def test_cli_schema_imports_no_framework():
-    code = "import sys; from model_checks.cli import main; main(['schema']); print('HEAVY', sorted({m.split('.')[0] for m in sys.modules} & set(%r)))" % (HEAVY,)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "HEAVY []" in out
 
 
 def test_collection_loads_no_model_and_imports_no_framework(pytester):

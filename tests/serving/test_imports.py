@@ -1,25 +1,11 @@
-"""The serving extra is imported only when a serving test or command runs: not by importing the package,
-not by the CLI's other commands, not by collecting artifacts that declare `serving:`. Pinned in subprocesses."""
+"""The serving extra is imported only when a serving test or command runs: not by collecting artifacts that declare
+`serving:` (importing the package and the CLI: tests/test_lazy_imports.py). Pinned in a subprocess."""
 
-import subprocess
-import sys
 import textwrap
 
 from fixtures import artifacts as A
 
 SERVING = ("starlette", "uvicorn", "httpx", "hdrh", "h11")
-
-
-def test_importing_the_package_and_the_cli_imports_no_serving_dependency():
-    code = textwrap.dedent(f"""
-        import sys
-        import model_checks, model_checks.plugin, model_checks.plugin.gate, model_checks.checks, model_checks.cli
-        from model_checks.cli import main
-        main(['schema'])
-        print('SERVING', sorted({{m.split('.')[0] for m in sys.modules}} & set({SERVING!r})))
-    """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "SERVING []" in out
 
 
 def test_collecting_serving_artifacts_imports_no_serving_dependency(pytester):
