@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 from model_checks.core.artifact import Artifact
@@ -66,14 +67,14 @@ def discover(roots: list[Path]) -> list[Artifact]:
         if os.path.lexists(root / POLICY):
             policy_error = _unreadable(root, root, POLICY, policy_display)
         if policy_error is None:
-            policy, policy_error = _read(lambda: load_policy(root / POLICY, policy_display), policy_display)
+            policy, policy_error = _read(partial(load_policy, root / POLICY, policy_display), policy_display)
         for d, refused in _walk(root):
             rel = printable(d.relative_to(root).as_posix())  # a directory name is shown, never trusted to be text
             display = f"{printable(root.name)}/{rel}/{MANIFEST}" if rel != "." else f"{printable(root.name)}/{MANIFEST}"
             refused = refused or policy_error or _unreadable(root, d, MANIFEST, display)
             m = None
             if not refused:
-                m, refused = _read(lambda: load_manifest(d / MANIFEST, display, policy or {}, policy_display), display)
+                m, refused = _read(partial(load_manifest, d / MANIFEST, display, policy or {}, policy_display), display)
             if m is None:
                 found.append(Artifact(id=f"invalid:{rel}", root=root, dir=d, manifest=None, error=refused))
             else:

@@ -149,7 +149,7 @@ class Gate:
                 names = ", ".join(display(f, config.rootpath) for f in files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
                 warnings.warn(ModelChecksWarning(f"model-checks: ignored {len(files)} Python file(s) under the artifact root "
                                                  f"{display(r, config.rootpath)}: {names}. Nothing under a root is imported or run; "
-                                                 "tests of artifacts belong outside it (take the model_checks_artifact fixture)"))
+                                                 "tests of artifacts belong outside it (take the model_checks_artifact fixture)"), stacklevel=1)
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         """A user's test that takes `model_checks_artifact` runs once per valid artifact (the gate's items carry theirs)."""

@@ -89,7 +89,7 @@ def test_full_matrix():
     by = {(e.app, e.top): e for e in m.entries}
     note = unreached(m, ("MobileNetV2", False), budget)
     if note:  # a budget that did not reach it is a statement, not a KeyError
-        warnings.warn(pytest.PytestWarning(note))
+        warnings.warn(pytest.PytestWarning(note), stacklevel=1)
     else:
         assert by[("MobileNetV2", False)].quantize.ok and by[("MobileNetV2", False)].prune.ok
     unexplained = [e.app for e in m.entries for o in (e.quantize, e.prune) if not o.ok and not o.problems and not o.note]

@@ -48,7 +48,7 @@ def test_min_samples_is_the_two_beyond_rule():
     for q in (0.5, 0.9, 0.95, 0.99):
         n = min_samples(q)
 
-        def p_two_beyond(n):
+        def p_two_beyond(n, q=q):
             t = 1 - q
             return 1 - (1 - t) ** n - n * t * (1 - t) ** (n - 1)
 
