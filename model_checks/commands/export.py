@@ -41,9 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from model_checks.producers.torch_export import export_onnx
-    from model_checks.producers.verify import ProducerError
-
     from model_checks.producers.torch_model import build_model
+    from model_checks.producers.verify import ProducerError
 
     model, example = build_model(args.model, args.weights, args.input_shape)
     input_names = args.input_names or (("input",) if len(example) == 1 else tuple(f"input_{i}" for i in range(len(example))))

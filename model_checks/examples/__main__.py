@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from model_checks.examples import FAMILIES
 
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from model_checks.core.metrics import Comparison
-from model_checks.producers.torch_export import as_tuple, torch_outputs
-from model_checks.producers.npz import EPOCH
 from model_checks.core.fileio import write_bytes
+from model_checks.core.metrics import Comparison
+from model_checks.producers.npz import EPOCH
+from model_checks.producers.torch_export import as_tuple, torch_outputs
 from model_checks.producers.verify import ProducerError, compare, require_match
 
 KINDS = ("trace", "script")

@@ -12,8 +12,8 @@ import numpy as np
 from model_checks.backends import require_trust_for
 from model_checks.core.errors import ArtifactLoadError
 from model_checks.core.inputs import generate, merge_interface
-from model_checks.manifest.model import TensorSpec
 from model_checks.core.results import CheckResult
+from model_checks.manifest.model import TensorSpec
 
 BATCH = 4  # the short pruning fit takes two steps of 2
 

@@ -12,7 +12,15 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from model_checks.backends.keras.loader import keras_modules
-from model_checks.tfmot.problems import OP_LAYERS, PREPROCESSING, UNSUPPORTED, Problem, from_exception, nested, non_layer_op
+from model_checks.tfmot.problems import (
+    OP_LAYERS,
+    PREPROCESSING,
+    UNSUPPORTED,
+    Problem,
+    from_exception,
+    nested,
+    non_layer_op,
+)
 from model_checks.tfmot.quantize import as_list, tfmot_module
 
 TARGET_SPARSITY = 0.5

@@ -14,7 +14,16 @@ import numpy as np
 
 from model_checks.backends.keras.loader import keras_modules
 from model_checks.core.metrics import rel_l2
-from model_checks.tfmot.problems import OP_LAYERS, PREPROCESSING, TENSOR_RANK, UNSUPPORTED, Problem, from_exception, nested, non_layer_op
+from model_checks.tfmot.problems import (
+    OP_LAYERS,
+    PREPROCESSING,
+    TENSOR_RANK,
+    UNSUPPORTED,
+    Problem,
+    from_exception,
+    nested,
+    non_layer_op,
+)
 
 # Rewritten by the default scheme's layout transforms (into DepthwiseConv2D and Conv2D) before its registry
 # is asked, so the registry's "not supported" is not the answer. (Its SeparableConv1D transform builds Lambda
@@ -110,7 +119,9 @@ def plan(model: Any) -> tuple[dict[str, str], list[Problem]]:
 
 
 def _config_objects() -> dict[str, Any]:
-    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import default_8bit_quantize_configs as c
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_configs as c,
+    )
 
     return {"Default8BitOutputQuantizeConfig": c.Default8BitOutputQuantizeConfig, "NoOpQuantizeConfig": c.NoOpQuantizeConfig}
 

@@ -4,8 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from model_checks.manifest.model import Limit
 from model_checks.core.metrics import compare_output, compare_outputs, mae, max_abs, rel_l2, top1_agreement
+from model_checks.manifest.model import Limit
 
 DEFAULT = {"rel_l2": Limit(1e-3, "default"), "mae": Limit(1e-3, "default")}
 finite = hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=6),

@@ -5,10 +5,10 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from fixtures import artifacts as A
-from model_checks.manifest.model import TensorSpec
 from model_checks.core.pool import ModelPool
 from model_checks.core.properties import describe, equivalence_property, feeds_strategy
 from model_checks.core.session import GateSession
+from model_checks.manifest.model import TensorSpec
 
 
 def kinked(threshold: float | None) -> onnx.ModelProto:

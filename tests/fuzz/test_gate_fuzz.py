@@ -25,10 +25,10 @@ from hypothesis.control import currently_in_test_context
 from fixtures import bad_models, onnx_models
 from model_checks import checks
 from model_checks.backends.registry import formats
-from model_checks.isolation.limits import Limits
 from model_checks.core.pool import ModelPool
 from model_checks.core.results import CheckResult
 from model_checks.core.session import GateSession
+from model_checks.isolation.limits import Limits
 
 FAST = dict(max_examples=15, derandomize=bool(os.environ.get("CI")))
 LONG = dict(max_examples=int(os.environ.get("MODEL_CHECKS_FUZZ_EXAMPLES", "500")))

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from model_checks.checks import registry
 
+from model_checks.checks import registry
 from tests.producers.helpers import assert_passes
 
 # every check each artifact gets (the registry's, not a list of ours), the run-order the gate uses

@@ -11,6 +11,7 @@ from model_checks.producers.package import package
 from model_checks.producers.verify import ProducerError
 from tests.producers.helpers import assert_passes
 
+
 def test_bn_fusion_on_an_exported_cnn_and_the_gate_sees_it(fp32_onnx, images, gate):
     root = fp32_onnx.parent.parent
     assert "BatchNormalization" in {n.op_type for n in onnx.load(str(fp32_onnx)).graph.node}

@@ -7,9 +7,9 @@ pytest.importorskip("skl2onnx")
 
 from model_checks.backends.onnx.facts import model_facts  # noqa: E402
 from model_checks.cli import main  # noqa: E402
+from model_checks.core.session import GateSession  # noqa: E402
 from model_checks.producers.package import package  # noqa: E402
 from model_checks.producers.sklearn_convert import convert_sklearn  # noqa: E402
-from model_checks.core.session import GateSession  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from model_checks.manifest.model import TensorSpec
 from model_checks.producers.package import package
 from model_checks.producers.torch_precision import autocast_supported, dynamic_int8, precision_variants, state_size
 from model_checks.producers.torchscript import trace
-from model_checks.manifest.model import TensorSpec
 from tests.producers.helpers import assert_passes, record
 
 

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 from model_checks.manifest.model import TensorSpec
-from model_checks.serving.protocol import (ProtocolError, decode_request, decode_response, encode_request, encode_response,
-                                           model_metadata, parse_json)
+from model_checks.serving.protocol import (
+    ProtocolError,
+    decode_request,
+    decode_response,
+    encode_request,
+    encode_response,
+    model_metadata,
+    parse_json,
+)
 
 IFACE = [TensorSpec("image", "float32", ("batch", 3)), TensorSpec("mask", "int64", ("batch", 2))]
 

@@ -10,7 +10,19 @@ pytest.importorskip("tensorflow_model_optimization")
 
 from model_checks.cli import main  # noqa: E402
 from model_checks.tfmot import NON_LAYER_OP, Problem  # noqa: E402
-from model_checks.tfmot.matrix import Entry, Matrix, Outcome, Results, _label, constructors, entry_line, load_results, matrix_fingerprint, render, run_matrix  # noqa: E402
+from model_checks.tfmot.matrix import (  # noqa: E402
+    Entry,
+    Matrix,
+    Outcome,
+    Results,
+    _label,
+    constructors,
+    entry_line,
+    load_results,
+    matrix_fingerprint,
+    render,
+    run_matrix,
+)
 
 
 def test_render_counts_classes_and_lists_what_the_budget_left_out():

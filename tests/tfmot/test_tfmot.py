@@ -12,9 +12,9 @@ import yaml
 
 pytest.importorskip("tensorflow_model_optimization")
 
-from model_checks.core.artifact import Artifact  # noqa: E402
 from model_checks.backends.keras.loader import keras_modules  # noqa: E402
 from model_checks.checks import applicable  # noqa: E402
+from model_checks.core.artifact import Artifact  # noqa: E402
 from model_checks.core.session import GateSession  # noqa: E402
 from model_checks.tfmot import NESTED_MODEL, NON_LAYER_OP, TENSOR_RANK, UNSUPPORTED  # noqa: E402
 from model_checks.tfmot.prune import check_prune  # noqa: E402
@@ -93,7 +93,8 @@ def test_prune_reaches_the_target_and_writes_summaries(tmp_path):
 def test_sparsity_comes_from_the_masks_and_the_weights_together(tmp_path):
     """A fit that diverges leaves NaN where the masks prune (NaN * 0 is NaN): still on target, with a note.
     Weights the masks never reached (finite, non-zero where the mask is 0) are not pruned: below target."""
-    from model_checks.tfmot.prune import fit_briefly, plan as prune_plan, prune_model, reached_sparsity
+    from model_checks.tfmot.prune import fit_briefly, prune_model, reached_sparsity
+    from model_checks.tfmot.prune import plan as prune_plan
 
     model = good()
     decisions, _ = prune_plan(model)

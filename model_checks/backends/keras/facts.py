@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from model_checks.backends.base import ModelFacts, Names
-from model_checks.backends.precision import FLOAT_NAMES, float_precision
 from model_checks.backends.keras.loader import check_keras_zip, kind_of, load_model, serving_signature
+from model_checks.backends.precision import FLOAT_NAMES, float_precision
 from model_checks.manifest.model import TensorSpec
 
 GRAPH_BOOKKEEPING = {"Placeholder", "Const", "NoOp", "Identity", "ReadVariableOp", "StatefulPartitionedCall", "PartitionedCall"}

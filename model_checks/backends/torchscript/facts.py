@@ -12,6 +12,7 @@ from model_checks.backends.precision import float_precision
 from model_checks.backends.torchscript.loader import check_archive, load_module, names
 from model_checks.manifest.model import TensorSpec
 
+
 def _count_returns(schema: Any) -> int:
     ret = schema.returns[0].type if schema.returns else None
     elements = getattr(ret, "elements", None)

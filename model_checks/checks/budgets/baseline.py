@@ -12,7 +12,14 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from model_checks.checks.budgets.compare import IMPROVEMENT, INCONCLUSIVE, REGRESSION, BaselineComparison, compare, not_compared
+from model_checks.checks.budgets.compare import (
+    IMPROVEMENT,
+    INCONCLUSIVE,
+    REGRESSION,
+    BaselineComparison,
+    compare,
+    not_compared,
+)
 from model_checks.checks.budgets.fingerprint import differences
 from model_checks.checks.budgets.percentiles import median
 from model_checks.core.fileio import write_text

@@ -11,8 +11,8 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("tf_keras")
 
 from model_checks.backends.keras.loader import keras_modules  # noqa: E402
-from model_checks.core.session import GateSession  # noqa: E402
 from model_checks.checks import registry  # noqa: E402
+from model_checks.core.session import GateSession  # noqa: E402
 
 # every check each artifact gets, bar the manifest's (the registry's, not a list of ours)
 CHECKS = tuple(name for name, check in registry().items() if check.applies is None and check.blocking != "failure")

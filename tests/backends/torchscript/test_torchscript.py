@@ -48,8 +48,8 @@ def eval_data(path: Path, module, n: int = 32) -> Path:
         y = module(torch.from_numpy(x)).argmax(1).numpy()
     np.savez(path, x=x, y=y)
     return path
-from model_checks.core.session import GateSession
 from model_checks.checks import registry
+from model_checks.core.session import GateSession
 
 # every check each artifact gets, bar the manifest's (the registry's, not a list of ours)
 CHECKS = tuple(name for name, check in registry().items() if check.applies is None and check.blocking != "failure")

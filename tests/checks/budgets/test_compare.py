@@ -6,8 +6,19 @@ import math
 import numpy as np
 import pytest
 
-from model_checks.checks.budgets.compare import (IMPROVEMENT, INCONCLUSIVE, NOT_COMPARED, REGRESSION, UNCHANGED, compare, interval_rank,
-                                          not_compared, p_greater, u_distribution, u_statistic)
+from model_checks.checks.budgets.compare import (
+    IMPROVEMENT,
+    INCONCLUSIVE,
+    NOT_COMPARED,
+    REGRESSION,
+    UNCHANGED,
+    compare,
+    interval_rank,
+    not_compared,
+    p_greater,
+    u_distribution,
+    u_statistic,
+)
 
 
 @pytest.mark.parametrize(("n", "m"), [(1, 1), (2, 3), (4, 4), (5, 3)])

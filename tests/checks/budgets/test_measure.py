@@ -1,6 +1,15 @@
 import pytest
 
-from model_checks.checks.budgets.measure import BareBench, Measurement, WarmUp, block_medians, block_starts, samples_ns, timed, warm_up
+from model_checks.checks.budgets.measure import (
+    BareBench,
+    Measurement,
+    WarmUp,
+    block_medians,
+    block_starts,
+    samples_ns,
+    timed,
+    warm_up,
+)
 
 
 class FakeModel:
