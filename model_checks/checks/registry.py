@@ -6,7 +6,7 @@ artifact's later checks) and the reports (its summary cell and figure columns). 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Sequence
 
 Blocking = Literal["failure", "model", "never"]
 
@@ -27,6 +27,8 @@ class Check:
     - `run(ctx) -> CheckResult`; a check measured per device (`per_device`) is run as
       `run(name, ctx, device, benchmark, options)` through pytest-benchmark's fixture instead.
     - `applies(manifest)`: whether an artifact with a valid manifest gets this check (None: every one).
+    - `variants(manifest)`: the items it gets, `test_<name>[<id>-<variant>]` for each, None for the plain
+      `test_<name>[<id>]` (None: one plain item); for a check measured per device, the devices.
     - `markers`: (name, description) of the pytest markers its items carry, registered by the plugin.
     - `blocking`: what a failure means for the artifact's later checks: "failure" (any failure: they cannot run,
       as after an invalid manifest), "model" (a failure saying the model cannot be had at all, refused, unsafe,
@@ -40,6 +42,7 @@ class Check:
     markers: tuple[tuple[str, str], ...] = ()
     blocking: Blocking = "model"
     per_device: bool = False
+    variants: Callable[[Any], Sequence[str | None]] | None = None
     figures: tuple[Figure, ...] = ()
     column: str | None = None
     cell: Callable[[str, dict], str] | None = None

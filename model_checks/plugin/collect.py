@@ -249,21 +249,14 @@ class ArtifactModule(pytest.Module):
             check = get(name)
             fn = self.obj.run_per_device if check.per_device else self.obj.run_check
             marks = [pytest.mark.model_checks, *(getattr(pytest.mark, m) for m, _ in check.markers)]
-            for device in _devices(art, check) if check.per_device else [None]:
+            for variant in check.variants(art.manifest) if check.variants else [None]:
                 # pytest 9 builds a node id from originalname + callspec; with neither, from the full name
-                item = CheckItem.from_parent(self, name=f"test_{name}[{art.id}{'-' + device if device else ''}]", callobj=fn)
-                item.stash[ITEM_KEY] = (art, device, name)
-                device_marks = [getattr(pytest.mark, device), *([no_benchmark] if no_benchmark else [])] if device else []
+                item = CheckItem.from_parent(self, name=f"test_{name}[{art.id}{'-' + variant if variant else ''}]", callobj=fn)
+                item.stash[ITEM_KEY] = (art, variant, name)
+                device_marks = [getattr(pytest.mark, variant), *([no_benchmark] if no_benchmark else [])] if check.per_device else []
                 for mark in (*marks, *device_marks):
                     item.add_marker(mark)
                 yield item
-
-
-def _devices(artifact: Any, check: Any) -> list[str]:
-    """The devices whose budget declares a per-device check (its marker: cpu, gpu)."""
-    from model_checks.checks.budgets.spec import devices_for
-
-    return devices_for(artifact.manifest, check.name)
 
 
 def _device_params(arts: list) -> list:

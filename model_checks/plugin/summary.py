@@ -62,7 +62,8 @@ class Summary:
         self.records.append({"nodeid": nodeid, "when": when, "outcome": outcome, "properties": [[k, v] for k, v in properties]})
         row = self.rows.setdefault(p["artifact"], {"format": p.get("format"), "figures": {}, "status": {}, "reasons": {}})
         figures = p.get("figures") or {}
-        key = p["check"] + (f"[{figures['device']}]" if figures.get("device") else "")
+        variant = p.get("variant") or figures.get("device")  # a record of before variants named only a budget's device
+        key = p["check"] + (f"[{variant}]" if variant else "")
         if when == "call" or outcome != "passed":
             status = STATUS.get(outcome, outcome)
             if when != "call" and outcome == "failed":

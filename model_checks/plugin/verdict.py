@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # the plugin's import stays light: the library is loaded when
     from model_checks.core.session import GateSession
 
 PROPERTY = "model_checks"
-FACTS = ("artifact", "dir", "check", "ok", "skipped", "reason", "format")
+FACTS = ("artifact", "dir", "check", "variant", "ok", "skipped", "reason", "format")
 
 
 def verdict(gs: GateSession, name: str, artifact: Artifact, item: pytest.Item | None = None,
@@ -48,11 +48,19 @@ def record(item: pytest.Item | None, artifact: Artifact, result: CheckResult, ro
         where = artifact.dir.relative_to(rootdir)
     from model_checks.plugin.state import ITEM_KEY
 
-    device = item.stash[ITEM_KEY][1] if ITEM_KEY in item.stash else None  # also when the check ended before measuring
-    figures = {**({"device": device} if device else {}), **{k: v for k, v in result.figures.items() if k not in FACTS}}
-    facts = {"artifact": artifact.id, "dir": where.as_posix(), "check": result.check, "ok": result.ok, "skipped": result.skipped,
+    # the item's variant (`test_latency[<id>-cpu]`), also when the check ended before it could say; a budget's is its device
+    variant = item.stash[ITEM_KEY][1] if ITEM_KEY in item.stash else None
+    device = {"device": variant} if variant and item.stash[ITEM_KEY][2] in _per_device() else {}
+    figures = {**device, **{k: v for k, v in result.figures.items() if k not in FACTS}}
+    facts = {"artifact": artifact.id, "dir": where.as_posix(), "check": result.check, "variant": variant, "ok": result.ok, "skipped": result.skipped,
              "reason": None if result or result.skipped else result.reason(artifact.id), "format": artifact.format, **figures}
     item.user_properties.extend((f"{PROPERTY}.{k}", _property_value(v)) for k, v in facts.items() if v is not None)
+
+
+def _per_device() -> set[str]:
+    from model_checks.checks import registry
+
+    return {name for name, c in registry().items() if c.per_device}
 
 
 def _property_value(v: object) -> object:

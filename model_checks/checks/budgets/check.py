@@ -249,7 +249,7 @@ CHECKS = {"latency": _latency, "throughput": _throughput, "speedup": _speedup}
 def _declared(name: str) -> Check:
     """A budget check: collected once per device whose budget declares it (`test_latency[<id>-cpu]`), measured
     through pytest-benchmark's fixture."""
-    return Check(name, run, applies=lambda m: bool(devices_for(m, name)), per_device=True)
+    return Check(name, run, applies=lambda m: bool(devices_for(m, name)), per_device=True, variants=lambda m: devices_for(m, name))
 
 
 LATENCY, THROUGHPUT, SPEEDUP = (_declared(name) for name in CHECKS)
