@@ -36,17 +36,27 @@ class ServingCaps:
         is beyond the cap: a claim the gate will not load-test is not one it can pass."""
         notes: list[str] = []
         if spec.rate.value > self.max_rate:
-            return None, notes, [f"serving.rate_per_s {spec.rate.value:g} from {spec.rate.source} exceeds the gate's cap of "
-                                 f"{self.max_rate:g} requests/s (--model-checks-serving-max-rate): not load-tested. Lower "
-                                 "it, or raise the cap in the gate's own configuration if this machine can offer it"]
+            return (
+                None,
+                notes,
+                [
+                    f"serving.rate_per_s {spec.rate.value:g} from {spec.rate.source} exceeds the gate's cap of "
+                    f"{self.max_rate:g} requests/s (--model-checks-serving-max-rate): not load-tested. Lower "
+                    "it, or raise the cap in the gate's own configuration if this machine can offer it"
+                ],
+            )
         requests, duration = spec.requests, spec.duration_s
         if requests > self.max_requests:
-            notes.append(f"  serving.requests {requests} lowered to the gate's cap of {self.max_requests} "
-                         "(--model-checks-serving-max-requests)")
+            notes.append(
+                f"  serving.requests {requests} lowered to the gate's cap of {self.max_requests} "
+                "(--model-checks-serving-max-requests)"
+            )
             requests = self.max_requests
         if duration > self.max_duration_s:
-            notes.append(f"  serving.duration_s {duration:g} lowered to the gate's cap of {self.max_duration_s:g} s "
-                         "(--model-checks-serving-max-duration)")
+            notes.append(
+                f"  serving.duration_s {duration:g} lowered to the gate's cap of {self.max_duration_s:g} s "
+                "(--model-checks-serving-max-duration)"
+            )
             duration = self.max_duration_s
         return replace(spec, requests=requests, duration_s=duration), notes, []
 

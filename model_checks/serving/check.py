@@ -176,7 +176,8 @@ class Serving:
             if status == 0:
                 self.problems.append(f"infer on {case.label}: {text}")
             elif status != 200:
-                self.problems.append(f"infer on {case.label}: HTTP {status}, expected 200: {printable(text[:300])}")
+                self.problems.append(f"infer on {case.label}: HTTP {status}, expected 200: "
+                                     f"{printable(_error_of(text)[:300])}")
             else:
                 over_http = decode_response(json.loads(text))
                 comparison = compare_outputs(over_http, ctx.runner().infer(case.inputs), ctx.manifest.tolerance.for_output)
@@ -323,6 +324,15 @@ def _http_accuracy(served: Served, name: str, x: np.ndarray, y: np.ndarray, batc
             out = next(iter(decode_response(r.json()).values()))
             hits += int(np.sum(np.argmax(out.reshape(len(out), -1), axis=-1) == y[i : i + batch]))
     return hits / len(x)
+
+
+def _error_of(text: str) -> str:
+    """The message of a protocol error body ({"error": ...}), else the text itself."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return text
+    return str(doc["error"]) if isinstance(doc, dict) and "error" in doc else text
 
 
 def _post_capped(client: Any, url: str, doc: Any, cap: int) -> tuple[int, str]:

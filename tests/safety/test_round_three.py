@@ -21,8 +21,9 @@ from model_checks.safety.onnx_names import IDENTIFIER, anonymised
 
 LIMITS = Limits(memory_mb=2048, timeout_s=120)
 _HAS = importlib.util.find_spec("onnx2torch") and importlib.util.find_spec("torch")
-needs_onnx2torch = pytest.mark.skipif(not _HAS,
-                                      reason="onnx2torch is not installed: pip install 'model-checks[roundtrip]'")
+needs_onnx2torch = pytest.mark.skipif(
+    not _HAS, reason="onnx2torch is not installed: pip install 'model-checks[roundtrip]'"
+)
 
 
 def _path_expr(canary: Path) -> str:
@@ -38,16 +39,23 @@ def hostile_model(canary: Path) -> onnx.ModelProto:
     bias = f"b\n    open({p}, 'w')\n"
     inp = f"x=open({p},'w')"
     hidden = f"h);open({p},'w');(h"
-    out = f"y\"\"\"; open({p},'w'); \"\"\""
+    out = f'y"""; open({p},\'w\'); """'
     graph = f'g"; open({p},"w"); "'
     w = helper.make_tensor(init, TensorProto.FLOAT, [4, 3], np.linspace(-1, 1, 12, dtype=np.float32))
     b = helper.make_tensor(bias, TensorProto.FLOAT, [3], np.array([0.5, -0.25, 0.1], np.float32))
-    nodes = [helper.make_node("MatMul", [inp, init], [hidden], name=node),
-             helper.make_node("Add", [hidden, bias], ["\x1b[31mz\r"], name=f"{node}\n{node}"),
-             helper.make_node("Relu", ["\x1b[31mz\r"], [out], name=f"__import__('os').system('touch {canary}')")]
-    g = helper.make_graph(nodes, graph, [helper.make_tensor_value_info(inp, TensorProto.FLOAT, ["batch", 4])],
-                          [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["batch", 3])], [w, b],
-                          value_info=[helper.make_tensor_value_info(hidden, TensorProto.FLOAT, ["batch", 3])])
+    nodes = [
+        helper.make_node("MatMul", [inp, init], [hidden], name=node),
+        helper.make_node("Add", [hidden, bias], ["\x1b[31mz\r"], name=f"{node}\n{node}"),
+        helper.make_node("Relu", ["\x1b[31mz\r"], [out], name=f"__import__('os').system('touch {canary}')"),
+    ]
+    g = helper.make_graph(
+        nodes,
+        graph,
+        [helper.make_tensor_value_info(inp, TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["batch", 3])],
+        [w, b],
+        value_info=[helper.make_tensor_value_info(hidden, TensorProto.FLOAT, ["batch", 3])],
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], doc_string=f"open({p}, 'w')")
     m.ir_version = 8
     onnx.checker.check_model(m)
@@ -64,8 +72,12 @@ def _ort(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
 def test_anonymised_keeps_the_computation_and_no_name_of_the_model(tmp_path: Path) -> None:
     m = hostile_model(tmp_path / "canary")
     a = anonymised(m)
-    names = [a.graph.name, *(n.name for n in a.graph.node), *(t for n in a.graph.node for t in (*n.input, *n.output)),
-             *(v.name for v in (*a.graph.input, *a.graph.output, *a.graph.initializer, *a.graph.value_info))]
+    names = [
+        a.graph.name,
+        *(n.name for n in a.graph.node),
+        *(t for n in a.graph.node for t in (*n.input, *n.output)),
+        *(v.name for v in (*a.graph.input, *a.graph.output, *a.graph.initializer, *a.graph.value_info)),
+    ]
     assert all(IDENTIFIER.match(n) for n in names), names
     assert [n.name for n in a.graph.node] == ["n_0", "n_1", "n_2"] and a.graph.name == "g" and a.doc_string == ""
     assert [i.name for i in a.graph.input] == ["t_0"] and [o.name for o in a.graph.output] == ["t_1"]
@@ -110,8 +122,10 @@ def test_to_torch_on_hostile_names_writes_the_archive_and_never_the_canary(tmp_p
 def test_the_roundtrip_check_on_hostile_names_passes_without_running_them(pytester, trust: bool) -> None:
     canary = pytester.path / "canary"
     m = hostile_model(canary)
-    iface = {"inputs": [{"name": m.graph.input[0].name, "dtype": "float32", "shape": ["batch", 4]}],
-             "outputs": [{"name": m.graph.output[0].name, "dtype": "float32", "shape": ["batch", 3]}]}
+    iface = {
+        "inputs": [{"name": m.graph.input[0].name, "dtype": "float32", "shape": ["batch", 4]}],
+        "outputs": [{"name": m.graph.output[0].name, "dtype": "float32", "shape": ["batch", 3]}],
+    }
     A.onnx_artifact(pytester.path / "arts" / "evil", m, name="evil", roundtrip=["torch"], **iface)
     args = ["--model-checks", "arts", "-p", "no:cacheprovider", "-k", "roundtrip", "-v", "-rs"]
     args += ["--model-checks-trust-code"] if trust else []
@@ -145,11 +159,13 @@ def test_the_converting_worker_has_no_network_no_processes_and_writes_only_its_s
         plain = workers.call("onnx", probes.attempts, str(tmp_path / "plain"))  # other workers are not confined
     finally:
         workers.close()
-    assert seen["write_outside"] == ("PermissionError: model-checks: a confined worker writes only inside its sandbox, "
-                                     f"not {str(outside)!r}")
+    assert seen["write_outside"] == (
+        f"PermissionError: model-checks: a confined worker writes only inside its sandbox, not {str(outside)!r}"
+    )
     assert seen["os_open_outside"].startswith("PermissionError: model-checks: a confined worker writes only inside")
-    assert seen["rename_outside"].startswith("PermissionError: model-checks: a confined worker changes only its "
-                                             "sandbox (os.rename")
+    assert seen["rename_outside"].startswith(
+        "PermissionError: model-checks: a confined worker changes only its sandbox (os.rename"
+    )
     assert seen["connect"] == "PermissionError: model-checks: no network in a confined worker (socket.connect)"
     assert seen["resolve"] == "PermissionError: model-checks: no network in a confined worker (socket.getaddrinfo)"
     assert seen["process"] == "PermissionError: model-checks: no processes from a confined worker (subprocess.Popen)"
