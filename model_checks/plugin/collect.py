@@ -135,7 +135,13 @@ class Gate:
             durations = read_durations(opts.shard_weights) if opts.shard_weights else None
         except ModelChecksError as e:
             raise pytest.UsageError(f"model-checks: --model-checks-shard-weights: {e}") from None
-        self.shard = shard_ids(groups(self.gs.artifacts, self.gs.models_of), *opts.shard, durations)
+        gs = groups(self.gs.artifacts, self.gs.models_of)
+        k, n = opts.shard
+        if n > max(1, len(gs)):
+            raise pytest.UsageError(f"model-checks: --model-checks-shard {k}/{n}: the tree has {len(gs)} group(s) of artifacts "
+                                    f"(an artifact with those it shares a model with), so at most {max(1, len(gs))} shard(s) "
+                                    "hold any; lower N")
+        self.shard = shard_ids(gs, k, n, durations)
         return self.shard
 
     def _warn_python_files(self, config: pytest.Config) -> None:
