@@ -35,8 +35,9 @@ def read_junit(path: Path) -> bytes:
 
     data = read_regular(path, MAX_JUNIT_BYTES, "junit report")
     if _DTD.search(data):
-        raise BadShardFile(f"{path}: holds a DTD (<!DOCTYPE or <!ENTITY); pytest writes none, and entities are never "
-                           "expanded here")
+        raise BadShardFile(
+            f"{path}: holds a DTD (<!DOCTYPE or <!ENTITY); pytest writes none, and entities are never expanded here"
+        )
     try:
         root = ET.fromstring(data)
     except ET.ParseError as e:
@@ -47,8 +48,10 @@ def read_junit(path: Path) -> bytes:
     for el in root.iter():
         for key, value in el.attrib.items():
             if len(value) > MAX_ATTRIBUTE_BYTES:
-                raise BadShardFile(f"{path}: <{el.tag[:40]}> attribute {key[:40]!r} is {len(value)} characters, over the "
-                                   f"cap of {MAX_ATTRIBUTE_BYTES}")
+                raise BadShardFile(
+                    f"{path}: <{el.tag[:40]}> attribute {key[:40]!r} is {len(value)} characters, over the "
+                    f"cap of {MAX_ATTRIBUTE_BYTES}"
+                )
         if el.tag == "testcase":
             count += 1
             if count > MAX_ENTRIES:
@@ -56,7 +59,9 @@ def read_junit(path: Path) -> bytes:
             if not el.get("name"):
                 raise BadShardFile(f"{path}: testcase #{count} has no name")
             if el.get("time") is not None and not _is_number(el.get("time")):
-                raise BadShardFile(f"{path}: testcase {el.get('name', '')[:80]!r}: time {el.get('time', '')[:40]!r} is not a number")
+                raise BadShardFile(
+                    f"{path}: testcase {el.get('name', '')[:80]!r}: time {el.get('time', '')[:40]!r} is not a number"
+                )
     return data
 
 
@@ -107,12 +112,18 @@ def read_record(path: Path, schema: int) -> dict:
     except (ValueError, RecursionError) as e:
         raise BadShardFile(f"{path}: not a run record of model-checks ({str(e)[:200]})") from None
     if not isinstance(record, dict) or record.get("schema") != schema:
-        raise BadShardFile(f"{path}: not a run record of model-checks schema {schema}; "
-                           "was it written by another version? rerun the shard with this one")
+        raise BadShardFile(
+            f"{path}: not a run record of model-checks schema {schema}; "
+            "was it written by another version? rerun the shard with this one"
+        )
     shard = record.get("shard")
     if shard is not None:
-        ok = (isinstance(shard, list) and len(shard) == 2 and all(type(x) is int for x in shard)
-              and 1 <= shard[0] <= shard[1] <= MAX_SHARDS)
+        ok = (
+            isinstance(shard, list)
+            and len(shard) == 2
+            and all(type(x) is int for x in shard)
+            and 1 <= shard[0] <= shard[1] <= MAX_SHARDS
+        )
         if not ok:
             raise _fail(path, "shard", f"null or [K, N] with 1 <= K <= N <= {MAX_SHARDS}", shard)
     if not isinstance(record.get("interrupted", False), bool):
@@ -141,7 +152,9 @@ def read_record(path: Path, schema: int) -> dict:
             if not (kv[1] is None or isinstance(kv[1], (str, int, float, bool))):
                 raise _fail(path, f"{key}.properties[{j}] value", "a string, number, boolean or null", kv[1])
             if isinstance(kv[1], str) and len(kv[1]) > MAX_ATTRIBUTE_BYTES:
-                raise _fail(path, f"{key}.properties[{j}] value", f"at most {MAX_ATTRIBUTE_BYTES} characters", "(longer)")
+                raise _fail(
+                    path, f"{key}.properties[{j}] value", f"at most {MAX_ATTRIBUTE_BYTES} characters", "(longer)"
+                )
         _check_facts(path, key, r["properties"])
     return record
 
@@ -154,7 +167,11 @@ _NUMBER_FIGURES = ("size_mb", "rel_l2", "mae", "accuracy_drop", "serving_achieve
 def _check_facts(path: Path, key: str, properties: list) -> None:
     for j, (name, value) in enumerate(properties):
         short = name.removeprefix("model_checks.")
-        if short in _NUMBER_FIGURES and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        if (
+            short in _NUMBER_FIGURES
+            and value is not None
+            and (isinstance(value, bool) or not isinstance(value, (int, float)))
+        ):
             raise _fail(path, f"{key}.properties[{j}] ({name})", "a number", value)
         if short in ("artifact", "check") and not isinstance(value, str):
             raise _fail(path, f"{key}.properties[{j}] ({name})", "text", value)

@@ -29,8 +29,15 @@ def read_regular(path: Path, max_bytes: int, what: str = "file") -> bytes:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
-                    else "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file")
+            kind = (
+                "a FIFO"
+                if stat.S_ISFIFO(st.st_mode)
+                else "a device"
+                if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+                else "a directory"
+                if stat.S_ISDIR(st.st_mode)
+                else "not a regular file"
+            )
             raise UnsafeFile(f"{path}: the {what} is {kind}; only regular files are read")
         if st.st_size > max_bytes:
             raise UnsafeFile(f"{path}: the {what} is {st.st_size} bytes, over the cap of {max_bytes} bytes")
