@@ -71,7 +71,8 @@ def test_a_well_formed_shard_merges(tmp_path: Path, capsys) -> None:
 @pytest.mark.parametrize(
     "doctype",
     [
-        '<!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;">]>',
+        '<!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+        '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;">]>',
         '<!DOCTYPE x [<!ENTITY secret SYSTEM "file:///etc/hostname">]>',
         '<!doctype x SYSTEM "http://192.0.2.1/x.dtd">',
     ],
