@@ -110,8 +110,8 @@ def parse_run(path: Path) -> StoredRun | None:
         info = extra.get(EXTRA_INFO_KEY) if isinstance(extra, dict) else None
         if isinstance(info, dict) and all(isinstance(info.get(k), str) for k in ("artifact", "check", "device")):
             if info["device"] in DEVICES and len(figures) < MAX_FIGURES:
-                figures[(info["artifact"], info["check"], info["device"])] = {**_figures(info), "artifact": info["artifact"],
-                                                                              "check": info["check"], "device": info["device"]}
+                key = (info["artifact"], info["check"], info["device"])
+                figures[key] = {**_figures(info), "artifact": key[0], "check": key[1], "device": key[2]}
     served = doc.get(SERVING_KEY)
     for aid, info in (served.items() if isinstance(served, dict) else ()):
         if isinstance(info, dict) and len(figures) < MAX_FIGURES:

@@ -16,7 +16,9 @@ def session_options(threads: int | None = None):  # type: ignore[no-untyped-def]
     import onnxruntime as ort
 
     so = ort.SessionOptions()
-    so.log_severity_level = 3
+    # fatal only: onnxruntime's own error log quotes node names raw onto stderr (an escape sequence in a name would
+    # act on the terminal); the same error reaches the user as an exception, whose message the gate escapes
+    so.log_severity_level = 4
     if threads:
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
