@@ -172,3 +172,29 @@ def test_the_converting_worker_has_no_network_no_processes_and_writes_only_its_s
     assert seen["write_inside"] == "ok" and seen["read"] == "ok"
     assert not outside.exists()
     assert plain["write_outside"] == "ok" and plain["process"] == "ok"
+
+
+def test_onnxruntime_writes_nothing_under_the_users_home_in_process(tmp_path: Path) -> None:
+    """onnxruntime writes a device id under the cache directory on import: not under the real home, where the gate
+    keeps it (--model-checks-isolate off, budgets timed in process, the service)."""
+    import os
+    import subprocess
+    import sys
+
+    from fixtures import onnx_models
+
+    onnx_models.save(onnx_models.linear(), tmp_path / "m.onnx")
+    home = tmp_path / "home"
+    home.mkdir()
+    code = (
+        "import sys, numpy as np; from pathlib import Path; from model_checks.backends.onnx.runner import OnnxRunner; "
+        "r = OnnxRunner(Path(sys.argv[1]), Path(sys.argv[1]).parent); "
+        "print(r.infer({r.inputs[0].name: np.ones((1, 4), np.float32)}) is not None)"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_CACHE_HOME", "PYTHONPATH")}
+    env.update(HOME=str(home), PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.onnx")], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"
+    assert list(home.rglob("*")) == []

@@ -13,7 +13,9 @@ from model_checks.core.errors import ArtifactLoadError, InferenceError, runtime_
 
 
 def session_options(threads: int | None = None):  # type: ignore[no-untyped-def]
-    import onnxruntime as ort
+    from model_checks.backends.onnx.runtime import onnxruntime
+
+    ort = onnxruntime()
 
     so = ort.SessionOptions()
     # fatal only: onnxruntime's own error log quotes node names raw onto stderr (an escape sequence in a name would
@@ -29,7 +31,9 @@ class OnnxRunner(Runner):
     format = "onnx"
 
     def __init__(self, path: Path, root: Path, threads: int | None = None, providers: list[str] | None = None):
-        import onnxruntime as ort
+        from model_checks.backends.onnx.runtime import onnxruntime
+
+        ort = onnxruntime()
 
         self.path = path
         model = load_proto(path, root, with_external=False)  # checks content and external data first
