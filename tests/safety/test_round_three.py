@@ -193,8 +193,8 @@ def test_onnxruntime_writes_nothing_under_the_users_home_in_process(tmp_path: Pa
     )
     env = {k: v for k, v in os.environ.items() if k not in ("XDG_CACHE_HOME", "PYTHONPATH")}
     env.update(HOME=str(home), PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.onnx")], env=env, capture_output=True, text=True,
-                         timeout=300)
+    cmd = [sys.executable, "-c", code, str(tmp_path / "m.onnx")]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True"
     assert list(home.rglob("*")) == []
