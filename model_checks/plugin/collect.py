@@ -185,8 +185,22 @@ class Gate:
         for p in item.config.stash.get(RELEASE_KEY, {}).get(item.nodeid, []):
             self.gs.pool.release(p)
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # SIGTERM (a CI job cancelled, a timeout) ends the session as Ctrl-C does: workers and services stop and their
+        # temporary directories are removed, instead of the process vanishing and leaving them behind.
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            self._sigterm = signal.signal(signal.SIGTERM, _interrupt)
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self.gs.pool.close()
+        if getattr(self, "_sigterm", None) is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, self._sigterm)
+            self._sigterm = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         from model_checks.plugin.verdict import read_record
@@ -284,3 +298,7 @@ def _device_params(arts: list) -> list:
         devices = sorted({d for c in CHECK_KEYS for d in devices_for(a.manifest, c)})
         params += [pytest.param(a, d, id=f"{a.id}-{d}", marks=[getattr(pytest.mark, d)]) for d in devices]
     return params
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"model-checks: stopped by signal {signum}")

@@ -315,10 +315,9 @@ def test_a_gate_killed_while_serving_leaves_no_service_worker_or_temporary_file(
     )
     try:
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and not any(
-            "model-checks-workers-" in " ".join(str(p) for p in tmp.rglob("*")) for _ in [0]
-        ):
-            assert gate.poll() is None, "the gate ended before its service started"
+        # wait for two sandboxes: the gate's own worker's and the service's
+        while time.monotonic() < deadline and len(list(tmp.rglob("model-checks-workers-*"))) < 2:
+            assert gate.poll() is None, "the gate ended before its service and workers started"
             time.sleep(0.5)
         children = _processes_naming(str(tmp_path))
         assert len(children) >= 2, children  # the service and its worker (the worker's path holds the temp dir)
