@@ -71,6 +71,8 @@ class Gate:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         from model_checks.plugin.roots import display, inside, no_artifact_message
 
+        self._interrupt_on_sigterm()
+
         for r in self.gs.roots:
             if not r.is_dir():
                 raise pytest.UsageError(f"model-checks: artifact root {display(r, self.config.rootpath)} is not a directory "
@@ -185,7 +187,7 @@ class Gate:
         for p in item.config.stash.get(RELEASE_KEY, {}).get(item.nodeid, []):
             self.gs.pool.release(p)
 
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
+    def _interrupt_on_sigterm(self) -> None:
         # SIGTERM (a CI job cancelled, a timeout) ends the session as Ctrl-C does: workers and services stop and their
         # temporary directories are removed, instead of the process vanishing and leaving them behind.
         import signal
