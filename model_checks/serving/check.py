@@ -117,6 +117,7 @@ class Serving:
         ctx = self.ctx
         other = self._other()
         pool = ctx.pool
+
         def service(artifact: Artifact) -> str:
             return stack.enter_context(running_service(artifact, pool.trust_code, pool.isolation, self.deadline.left(),
                                                        self.caps.max_response_mb))
