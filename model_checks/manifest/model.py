@@ -72,6 +72,7 @@ class Limits:
     dynamic_axes: tuple[str, ...] = ()
     max_accuracy_drop: Limit | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    portable_to: tuple[str, ...] | None = None  # int8: the CPU kernel families equivalence must hold on (None: all); test_portability
 
     def source(self, key: str) -> str:
         return self.sources.get(key, "metadata.yaml")
@@ -196,4 +197,5 @@ def build_limits(merged: dict[str, Any], sources: dict[str, str]) -> Limits:
     return Limits(declared=tuple(k for k in LIMIT_KEYS if k in lim), opset_min=opset.get("min"), opset_max=opset.get("max"),
                   max_size_mb=limit("max_size_mb"), max_size_ratio=limit("max_size_ratio"),
                   allowed_ops=tuple(lim["allowed_ops"]) if lim.get("allowed_ops") is not None else None,
-                  dynamic_axes=tuple(lim.get("dynamic_axes") or ()), max_accuracy_drop=limit("max_accuracy_drop"), sources=src)
+                  dynamic_axes=tuple(lim.get("dynamic_axes") or ()), max_accuracy_drop=limit("max_accuracy_drop"), sources=src,
+                  portable_to=tuple(lim["portable_to"]) if lim.get("portable_to") is not None else None)
