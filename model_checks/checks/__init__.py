@@ -34,9 +34,9 @@ def _wanted(name: str, artifact: Artifact) -> bool:
         return artifact.manifest is not None and bool(artifact.manifest.roundtrip)
     if name == "serving":  # only where the manifest (or policy.yaml) declares `serving.rate_per_s`
         return artifact.manifest is not None and artifact.manifest.get("serving.rate_per_s") is not None
-    if name == "portability":  # int8 ONNX models: collected where the format and precision allow integer kernels
+    if name == "portability":  # ONNX models that declare integer precision (test_metadata holds the graph to it)
         m = artifact.manifest
-        return m is not None and m.format == "onnx" and m.get("precision") not in ("fp32", "fp16", "bf16")
+        return m is not None and m.format == "onnx" and m.get("precision") in ("int8", "uint8", "mixed")
     if name not in TFMOT_CHECKS:
         return True
     m = artifact.manifest

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 import platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
+from typing import Any
 
 ISA_ENV = "MODEL_CHECKS_ISA"
 # The flags that change kernels: the x86 vector widths, the int8 dot products (VNNI, AMX) and ARM's.
@@ -77,15 +78,14 @@ def cpu_model(cpuinfo: str | None = None) -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
-def runtime_versions() -> dict[str, str]:
-    """Installed runtimes by package metadata (nothing imported)."""
-    found = {}
+def runtime() -> str:
+    """`<package> <version>` of the first of RUNTIMES installed, by package metadata (nothing imported)."""
     for p in RUNTIMES:
         try:
-            found[p] = metadata.version(p)
+            return f"{p} {metadata.version(p)}"
         except metadata.PackageNotFoundError:
             continue
-    return found
+    return "no runtime"
 
 
 @dataclass(frozen=True)
@@ -95,21 +95,15 @@ class Machine:
     cpu: str
     isa: tuple[str, ...]
     family: str | None
-    runtimes: dict[str, str] = field(default_factory=dict)
+    runtime: str = "no runtime"  # `onnxruntime 1.31.1`: the first of RUNTIMES installed
     providers: tuple[str, ...] = ()
     isa_source: str = "/proc/cpuinfo"
-
-    @property
-    def runtime(self) -> str:
-        """`onnxruntime 1.31.1`, the runtime an ONNX claim is measured with (the first installed otherwise)."""
-        name = next((r for r in RUNTIMES if r in self.runtimes), None)
-        return f"{name} {self.runtimes[name]}" if name else "no runtime"
 
     def describe(self) -> str:
         """One line: `Intel Xeon ... (x86-vnni: avx2 avx512f avx512_vnni amx_int8), onnxruntime 1.31.1 [CPU]`."""
         flags = " ".join(self.isa) or "no relevant flags"
         injected = f", ISA from {ISA_ENV}" if self.isa_source != "/proc/cpuinfo" else ""
-        prov = f" [{', '.join(p.removesuffix('ExecutionProvider') for p in self.providers)}]" if self.providers else ""
+        prov = f" [providers: {', '.join(self.providers)}]" if self.providers else ""
         return f"{self.cpu} ({self.family or 'other'}: {flags}{injected}), {self.runtime}{prov}"
 
     def properties(self) -> dict[str, str]:
@@ -118,16 +112,46 @@ class Machine:
                 "machine_runtime": self.runtime, "machine_providers": " ".join(self.providers)}
 
 
-def _providers() -> tuple[str, ...]:
+    def record(self) -> dict[str, Any]:
+        """As summary.json keeps it (what `describe_record` and `model-checks merge` read back)."""
+        return {"cpu": self.cpu, "isa": list(self.isa), "family": self.family, "runtime": self.runtime,
+                "providers": list(self.providers), "isa_source": self.isa_source}
+
+
+def describe_record(r: dict[str, Any]) -> str:
+    """`Machine.describe()` of a recorded machine."""
+    return Machine(str(r.get("cpu")), tuple(r.get("isa") or ()), r.get("family"), str(r.get("runtime") or "no runtime"),
+                   tuple(r.get("providers") or ()), r.get("isa_source") or "/proc/cpuinfo").describe()
+
+
+# onnxruntime's provider libraries, read off the installed package (importing onnxruntime to ask would cost the
+# plugin a second at start-up, where it must import no runtime): CPU is built in.
+PROVIDER_LIBS = {"cuda": "CUDA", "tensorrt": "TensorRT", "openvino": "OpenVINO", "rocm": "ROCm", "migraphx": "MIGraphX",
+                 "dnnl": "DNNL", "vitisai": "VitisAI", "qnn": "QNN"}
+
+
+def providers() -> tuple[str, ...]:
+    """onnxruntime's execution providers in this install, without importing it."""
+    from importlib.util import find_spec
+    from pathlib import Path
+
     try:
-        import onnxruntime as ort
-    except ImportError:
+        spec = find_spec("onnxruntime")
+    except (ImportError, ValueError):
         return ()
-    return tuple(ort.get_available_providers())
+    if spec is None or not spec.origin:
+        return ()
+    libs = {p.name.split("libonnxruntime_providers_", 1)[1].split(".", 1)[0] for p in (Path(spec.origin).parent / "capi").glob("libonnxruntime_providers_*")}
+    return ("CPU", *(name for lib, name in PROVIDER_LIBS.items() if lib in libs))
+
+
+@lru_cache(maxsize=4)
+def _machine(injected: str | None, with_providers: bool) -> Machine:
+    flags = cpu_flags()
+    return Machine(cpu=cpu_model(), isa=isa(flags), family=kernel_family(flags), runtime=runtime(),
+                   providers=providers() if with_providers else (), isa_source=ISA_ENV if injected is not None else "/proc/cpuinfo")
 
 
 def this_machine(providers: bool = True) -> Machine:
-    """This machine (the ISA as MODEL_CHECKS_ISA injects it, if set)."""
-    flags = cpu_flags()
-    return Machine(cpu=cpu_model(), isa=isa(flags), family=kernel_family(flags), runtimes=runtime_versions(),
-                   providers=_providers() if providers else (), isa_source=ISA_ENV if ISA_ENV in os.environ else "/proc/cpuinfo")
+    """This machine (the ISA as MODEL_CHECKS_ISA injects it, if set). Imports nothing."""
+    return _machine(os.environ.get(ISA_ENV), providers)

@@ -90,6 +90,8 @@ class DeviceBudget:
     throughput_per_s: Limit | None = None
     speedup_vs_reference: Limit | None = None
     latency_claim_ms: Limit | None = None  # the manifest's top-level `latency_ms` (cpu only): checked by the latency test
+    calibration_us: Limit | None = None  # `budgets.<device>.calibration_us`: the budgets scale with this machine's calibration
+    claim_machine: dict[str, Any] | None = None  # the manifest's `machine:`, where the `latency_ms` claim was measured
 
     def declares(self, check: str) -> bool:
         key = BUDGET_CHECK_KEYS[check]
@@ -134,7 +136,9 @@ class Manifest:
         return DeviceBudget(device=device, where=where, batch_size=int(raw.get("batch_size") or 1), threads=raw.get("threads"),
                             latency_ms=latency, throughput_per_s=limit(raw.get("throughput_per_s"), "throughput_per_s"),
                             speedup_vs_reference=limit(raw.get("speedup_vs_reference"), "speedup_vs_reference"),
-                            latency_claim_ms=None if claim is None else Limit(float(claim), where))
+                            latency_claim_ms=None if claim is None else Limit(float(claim), where),
+                            calibration_us=limit(raw.get("calibration_us"), "calibration_us"),
+                            claim_machine=self.raw.get("machine") if claim is not None else None)
 
     @property
     def roundtrip(self) -> tuple[str, ...]:

@@ -7,10 +7,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
-def write_nightly(artifacts: dict, directory: Path, storage: str | None = None, saved: bool = False) -> list[Path]:
+def write_nightly(artifacts: dict, directory: Path, storage: str | None = None, saved: bool = False,
+                  machines: dict | None = None) -> list[Path]:
     """Write nightly.md and nightly.html for `artifacts` (id -> ArtifactFigures) to `directory`, with trends from the
     runs pytest-benchmark stored under `storage`; `saved`: this run is one of them already (else it is added as the
-    last point). With GITHUB_STEP_SUMMARY set, the markdown goes there too."""
+    last point); `machines`: where merged shards ran (default: this machine). With GITHUB_STEP_SUMMARY set, the
+    markdown goes there too."""
     from model_checks.checks.budgets.fingerprint import fingerprint
     from model_checks.nightly import document, render
     from model_checks.nightly.history import load_runs, storage_dir
@@ -20,5 +22,8 @@ def write_nightly(artifacts: dict, directory: Path, storage: str | None = None, 
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if not saved:
         runs.append(document.as_stored_run(artifacts, now))
-    report = document.build(artifacts, runs, machine, now)
+    from model_checks.core.machine import describe_record, this_machine
+
+    ran_on = sorted({describe_record(m) for m in machines.values()}) if machines else [this_machine().describe()]
+    report = document.build(artifacts, runs, machine, now, ran_on)
     return render.write(report, directory, os.environ.get("GITHUB_STEP_SUMMARY"))
