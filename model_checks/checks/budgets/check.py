@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -18,7 +19,7 @@ from model_checks.checks.budgets.fingerprint import fingerprint
 from model_checks.checks.budgets.calibration import Calibration
 from model_checks.checks.budgets.measure import BLOCKS, MIN_BLOCK, Bench, Deadline, Measurement, block_starts, samples_ns, timed, warm_up
 from model_checks.checks.budgets.percentiles import median, rounds_for
-from model_checks.checks.budgets.policy import CLAIM_FACTOR, LatencyBudget, LatencyClaim, Scale, SpeedupBudget, ThroughputBudget
+from model_checks.checks.budgets.policy import CLAIM_FACTOR, ClaimNotGated, LatencyBudget, LatencyClaim, Scale, SpeedupBudget, ThroughputBudget
 from model_checks.checks.budgets.spec import DeviceBudget, device_budget
 from model_checks.checks.context import CheckContext
 from model_checks.core.errors import DeviceUnavailable
@@ -219,6 +220,8 @@ def _latency(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: Bud
             problems.append(verdict.problem)
         else:
             notes.append(f"  {verdict.line}")
+        if not verdict.gated and claim.factor:
+            warnings.warn(ClaimNotGated(f"{ctx.artifact.id}: {verdict.line}"), stacklevel=2)
     comparison, base_notes, saved = _baseline("latency", ctx, m, options)
     passed = [f"{p.statistic} {m.percentiles.get(p.statistic):.3f} ms <= {p.value:.4g}" for p in policies]
     if claim is not None:

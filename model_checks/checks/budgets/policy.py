@@ -99,6 +99,10 @@ class SpeedupBudget:
 CLAIM_FACTOR = 2.0  # how far a claim may sit from this run's p50 on the recording machine's scale (measured: README)
 
 
+class ClaimNotGated(UserWarning):
+    """A `latency_ms` claim that could not be compared on this machine: reported (pytest lists it under warnings)."""
+
+
 @dataclass(frozen=True)
 class ClaimVerdict:
     """What the `latency_ms` claim came to: a problem (None when it holds or is only reported), the line that
