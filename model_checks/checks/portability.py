@@ -15,13 +15,24 @@ from model_checks.core.results import CheckResult
 from model_checks.safety.text import printable
 
 NAME = "portability"
-INT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
-                     "ConvInteger", "MatMulInteger"})
+INT_OPS = frozenset(
+    {
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "DynamicQuantizeLinear",
+        "QLinearConv",
+        "QLinearMatMul",
+        "ConvInteger",
+        "MatMulInteger",
+    }
+)
 U8U8_CONFIG = {"session.x64quantprecision": "1"}
-FIX = ("quantize the weights to 7 bits (onnxruntime.quantization: reduce_range=True, which its guide asks for with "
-       "per_channel on x86), or use u8 weights (U8U8: weight_type=QUInt8), or deploy with the session option "
-       "session.x64quantprecision=1 (onnxruntime's U8U8 path, slower); or narrow limits.portable_to if the model never "
-       "runs on x86 without VNNI")
+FIX = (
+    "quantize the weights to 7 bits (onnxruntime.quantization: reduce_range=True, which its guide asks for with "
+    "per_channel on x86), or use u8 weights (U8U8: weight_type=QUInt8), or deploy with the session option "
+    "session.x64quantprecision=1 (onnxruntime's U8U8 path, slower); or narrow limits.portable_to if the model never "
+    "runs on x86 without VNNI"
+)
 SHOWN = 6
 
 
@@ -33,7 +44,7 @@ def _families(ctx: CheckContext) -> tuple[tuple[str, ...], str]:
 
 
 def _expected(ctx: CheckContext, case, exact: dict) -> dict:  # type: ignore[no-untyped-def]
-    """What a case is compared with: its recorded outputs, the reference model's, else the model's own unsaturated ones."""
+    """What a case is compared with: its recorded outputs, the reference model's, else the model's unsaturated ones."""
     if case.outputs is not None:
         return case.outputs
     if ctx.reference_kind == "model":
@@ -55,8 +66,10 @@ def _worst(comparisons: list[Comparison]) -> dict[str, float | None]:
 
 
 def _figures(w: dict[str, float | None]) -> str:
-    parts = [f"rel_l2 {w['rel_l2']:.4g}" if w.get("rel_l2") is not None else "",
-             f"top-1 agreement {w['top1_agreement']:.3f}" if w.get("top1_agreement") is not None else ""]
+    parts = [
+        f"rel_l2 {w['rel_l2']:.4g}" if w.get("rel_l2") is not None else "",
+        f"top-1 agreement {w['top1_agreement']:.3f}" if w.get("top1_agreement") is not None else "",
+    ]
     return ", ".join(p for p in parts if p) or "no float outputs"
 
 
@@ -86,23 +99,29 @@ def predicted(ctx: CheckContext, risky: list[dict]) -> tuple[list[str], list[str
         pairs += sum(sim.pairs.values())
     w_sim, w_exact = _worst(sims), _worst(exacts)
     hit = [k for k in risky if saturated.get(k["name"])]
-    figures = {f"x86_avx2_simulated_{m}": v for m, v in w_sim.items()} | {"saturated_pair_sums": sum(saturated.values())}
+    figures = {f"x86_avx2_simulated_{m}": v for m, v in w_sim.items()} | {
+        "saturated_pair_sums": sum(saturated.values())
+    }
     where = f"on the {len(sims)} case(s) equivalence runs, against {_against(ctx)}"
     if all(sims):
-        note = (f"  x86-avx2 (predicted, no VNNI): {_figures(w_sim)} {where}, within the tolerance; "
-                f"{sum(saturated.values())} pair sum(s) saturated in {len(hit)} of {len(risky)} kernel(s) that can saturate")
+        note = (
+            f"  x86-avx2 (predicted, no VNNI): {_figures(w_sim)} {where}, within the tolerance; "
+            f"{sum(saturated.values())} pair sum(s) saturated in {len(hit)} of {len(risky)} kernel(s) that can saturate"
+        )
         return [], [note], figures
     problems = [
-        f"on an x86-64 CPU without VNNI (AVX2, or AVX-512 without VNNI) this model's int8 kernels saturate: the emulated "
+        "on an x86-64 CPU without VNNI (AVX2, or AVX-512 without VNNI) this model's int8 kernels saturate: "
+        f"the emulated "
         f"VPMADDUBSW pair sums (u8 x s8, clipped to int16) give {_figures(w_sim)} {where}, outside the tolerance "
         f"(without saturation: {_figures(w_exact)}). {sum(saturated.values())} of {pairs} pair sums saturated, in: "
-        f"{_kernels_text(hit or risky, saturated)}. Fix: {FIX}"]
+        f"{_kernels_text(hit or risky, saturated)}. Fix: {FIX}"
+    ]
     first = next(c for c in sims if not c)
     return problems, ["  predicted on x86-avx2, the first case that fails:", *first.render()], figures
 
 
 def measured(ctx: CheckContext, machine: Machine, risky: list[dict]) -> tuple[list[str], list[str], dict]:
-    """On this CPU (x86 without VNNI): the default kernels against onnxruntime's U8U8 path, both against the expected outputs."""
+    """On this CPU (x86 without VNNI): the default kernels and onnxruntime's U8U8 path, both against what is expected."""
     from model_checks.backends.onnx import int8
 
     path, tol = ctx.model_path, ctx.manifest.tolerance.for_output
@@ -115,27 +134,42 @@ def measured(ctx: CheckContext, machine: Machine, risky: list[dict]) -> tuple[li
         u8u8.append(compare_outputs(alt, expected, tol))
         between.append(compare_outputs(got, alt, tol))
     w_def, w_alt = _worst(default), _worst(u8u8)
-    figures = {**{f"measured_{m}": v for m, v in w_def.items()}, **{f"measured_x64quantprecision_{m}": v for m, v in w_alt.items()}}
-    line = (f"  measured here ({machine.cpu}, {' '.join(machine.isa)}): default kernels {_figures(w_def)}; with "
-            f"session.x64quantprecision=1 {_figures(w_alt)} (against {_against(ctx)})")
+    figures = {
+        **{f"measured_{m}": v for m, v in w_def.items()},
+        **{f"measured_x64quantprecision_{m}": v for m, v in w_alt.items()},
+    }
+    line = (
+        f"  measured here ({machine.cpu}, {' '.join(machine.isa)}): default kernels {_figures(w_def)}; with "
+        f"session.x64quantprecision=1 {_figures(w_alt)} (against {_against(ctx)})"
+    )
     if all(between) or all(default):
         return [], [line], figures
     names = _kernels_text(risky) if risky else "no kernel with weights outside [-64, 63] (check the activations' range)"
-    return [f"this CPU's int8 kernels saturate: {printable(machine.cpu)} ({' '.join(machine.isa) or 'no VNNI'}) gives "
+    return (
+        [
+            f"this CPU's int8 kernels saturate: {printable(machine.cpu)} ({' '.join(machine.isa) or 'no VNNI'}) gives "
             f"{_figures(w_def)} with its default kernels and {_figures(w_alt)} with session.x64quantprecision=1, which "
-            f"differ beyond the tolerance. Kernels that can saturate: {names}. Fix: {FIX}"], [line], figures
+            f"differ beyond the tolerance. Kernels that can saturate: {names}. Fix: {FIX}"
+        ],
+        [line],
+        figures,
+    )
 
 
 def run(ctx: CheckContext) -> CheckResult:
     if ctx.fmt != "onnx":
-        return CheckResult.skip(NAME, f"int8 portability is checked on ONNX models (onnxruntime's CPU kernels); this is {ctx.fmt}")
+        return CheckResult.skip(
+            NAME, f"int8 portability is checked on ONNX models (onnxruntime's CPU kernels); this is {ctx.fmt}"
+        )
     if not INT_OPS & set(ctx.facts().ops):
         return CheckResult.skip(NAME, f"{ctx.artifact.id} has no integer Conv, MatMul or Gemm kernels")
     from model_checks.backends.onnx import int8
 
     kernels = ctx.pool.run_isolated("onnx", ctx.model_path, int8.kernel_summary, ctx.model_path)
     if not kernels:
-        return CheckResult.skip(NAME, f"{ctx.artifact.id} has quantization nodes but no integer Conv, MatMul or Gemm with int8 weights")
+        return CheckResult.skip(
+            NAME, f"{ctx.artifact.id} has quantization nodes but no integer Conv, MatMul or Gemm with int8 weights"
+        )
     families, source = _families(ctx)
     machine = this_machine()
     risky = [k for k in kernels if k["can_saturate"]]
@@ -146,9 +180,14 @@ def run(ctx: CheckContext) -> CheckResult:
         p, n, f = predicted(ctx, risky)
         problems, notes, figures = problems + p, notes + n, figures | f
     elif "x86-avx2" in families:
-        notes.append(f"  x86-avx2: none of the {len(kernels)} int8 kernel(s) can saturate (u8 weights, or s8 weights whose pairs stay in int16)")
+        notes.append(
+            f"  x86-avx2: none of the {len(kernels)} int8 kernel(s) can saturate "
+            "(u8 weights, or s8 weights whose pairs stay in int16)"
+        )
     if machine.family == "x86-avx2":
         p, n, f = measured(ctx, machine, risky)
         problems, notes, figures = problems + p, notes + n, figures | f
     subject = f"{ctx.artifact.id} ({len(kernels)} int8 kernel(s), {len(risky)} that can saturate a 16-bit pair sum)"
-    return CheckResult.from_problems(NAME, subject, problems, passed=f"holds on {', '.join(families)}", figures=figures, notes=notes)
+    return CheckResult.from_problems(
+        NAME, subject, problems, passed=f"holds on {', '.join(families)}", figures=figures, notes=notes
+    )

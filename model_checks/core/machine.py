@@ -14,8 +14,22 @@ from typing import Any
 
 ISA_ENV = "MODEL_CHECKS_ISA"
 # The flags that change kernels: the x86 vector widths, the int8 dot products (VNNI, AMX) and ARM's.
-RELEVANT = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx_vnni_int8", "amx_int8", "amx_bf16",
-            "neon", "asimd", "asimddp", "i8mm", "sve")
+RELEVANT = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx_vnni_int8",
+    "amx_int8",
+    "amx_bf16",
+    "neon",
+    "asimd",
+    "asimddp",
+    "i8mm",
+    "sve",
+)
 VNNI = ("avx512_vnni", "avx_vnni", "avx_vnni_int8", "amx_int8")
 # The CPU kernel families `limits.portable_to` names. x86-avx2: x86-64 without VNNI, whose U8S8 kernels
 # (VPMADDUBSW) saturate each pair of products at 16 bits; x86-vnni: VPDPBUSD, no saturation; arm64: SDOT/UDOT.
@@ -108,26 +122,50 @@ class Machine:
 
     def properties(self) -> dict[str, str]:
         """As junit properties (`machine_cpu`, `machine_isa`, ...)."""
-        return {"machine_cpu": self.cpu, "machine_isa": " ".join(self.isa), "machine_family": self.family or "other",
-                "machine_runtime": self.runtime, "machine_providers": " ".join(self.providers)}
-
+        return {
+            "machine_cpu": self.cpu,
+            "machine_isa": " ".join(self.isa),
+            "machine_family": self.family or "other",
+            "machine_runtime": self.runtime,
+            "machine_providers": " ".join(self.providers),
+        }
 
     def record(self) -> dict[str, Any]:
         """As summary.json keeps it (what `describe_record` and `model-checks merge` read back)."""
-        return {"cpu": self.cpu, "isa": list(self.isa), "family": self.family, "runtime": self.runtime,
-                "providers": list(self.providers), "isa_source": self.isa_source}
+        return {
+            "cpu": self.cpu,
+            "isa": list(self.isa),
+            "family": self.family,
+            "runtime": self.runtime,
+            "providers": list(self.providers),
+            "isa_source": self.isa_source,
+        }
 
 
 def describe_record(r: dict[str, Any]) -> str:
     """`Machine.describe()` of a recorded machine."""
-    return Machine(str(r.get("cpu")), tuple(r.get("isa") or ()), r.get("family"), str(r.get("runtime") or "no runtime"),
-                   tuple(r.get("providers") or ()), r.get("isa_source") or "/proc/cpuinfo").describe()
+    return Machine(
+        str(r.get("cpu")),
+        tuple(r.get("isa") or ()),
+        r.get("family"),
+        str(r.get("runtime") or "no runtime"),
+        tuple(r.get("providers") or ()),
+        r.get("isa_source") or "/proc/cpuinfo",
+    ).describe()
 
 
 # onnxruntime's provider libraries, read off the installed package (importing onnxruntime to ask would cost the
 # plugin a second at start-up, where it must import no runtime): CPU is built in.
-PROVIDER_LIBS = {"cuda": "CUDA", "tensorrt": "TensorRT", "openvino": "OpenVINO", "rocm": "ROCm", "migraphx": "MIGraphX",
-                 "dnnl": "DNNL", "vitisai": "VitisAI", "qnn": "QNN"}
+PROVIDER_LIBS = {
+    "cuda": "CUDA",
+    "tensorrt": "TensorRT",
+    "openvino": "OpenVINO",
+    "rocm": "ROCm",
+    "migraphx": "MIGraphX",
+    "dnnl": "DNNL",
+    "vitisai": "VitisAI",
+    "qnn": "QNN",
+}
 
 
 def providers() -> tuple[str, ...]:
@@ -141,15 +179,24 @@ def providers() -> tuple[str, ...]:
         return ()
     if spec is None or not spec.origin:
         return ()
-    libs = {p.name.split("libonnxruntime_providers_", 1)[1].split(".", 1)[0] for p in (Path(spec.origin).parent / "capi").glob("libonnxruntime_providers_*")}
+    libs = {
+        p.name.split("libonnxruntime_providers_", 1)[1].split(".", 1)[0]
+        for p in (Path(spec.origin).parent / "capi").glob("libonnxruntime_providers_*")
+    }
     return ("CPU", *(name for lib, name in PROVIDER_LIBS.items() if lib in libs))
 
 
 @lru_cache(maxsize=4)
 def _machine(injected: str | None, with_providers: bool) -> Machine:
     flags = cpu_flags()
-    return Machine(cpu=cpu_model(), isa=isa(flags), family=kernel_family(flags), runtime=runtime(),
-                   providers=providers() if with_providers else (), isa_source=ISA_ENV if injected is not None else "/proc/cpuinfo")
+    return Machine(
+        cpu=cpu_model(),
+        isa=isa(flags),
+        family=kernel_family(flags),
+        runtime=runtime(),
+        providers=providers() if with_providers else (),
+        isa_source=ISA_ENV if injected is not None else "/proc/cpuinfo",
+    )
 
 
 def this_machine(providers: bool = True) -> Machine:

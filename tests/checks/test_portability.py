@@ -21,7 +21,9 @@ def check(root, name="variant"):
 
 
 def int8_pair(root, bits=8, **manifest):
-    return A.pair(root, Q.qdq_matmul(weight_bits=bits), Q.fp32(), precision="int8", inputs=INPUTS, tolerance=TOLERANCE, **manifest)
+    return A.pair(
+        root, Q.qdq_matmul(weight_bits=bits), Q.fp32(), precision="int8", inputs=INPUTS, tolerance=TOLERANCE, **manifest
+    )
 
 
 @pytest.fixture(params=["avx512f,avx512_vnni,avx2", "neon,asimd,asimddp", "avx2,fma"])
@@ -36,8 +38,11 @@ def test_full_range_int8_weights_are_predicted_to_fail_on_x86_without_vnni_on_an
     text = str(r)
     assert not r
     assert "portability: variant@1.0 (1 int8 kernel(s), 1 that can saturate a 16-bit pair sum): 1 problem" in text
-    assert ("on an x86-64 CPU without VNNI (AVX2, or AVX-512 without VNNI) this model's int8 kernels saturate: the emulated "
-            "VPMADDUBSW pair sums (u8 x s8, clipped to int16) give rel_l2 ") in text
+    assert (
+        "on an x86-64 CPU without VNNI (AVX2, or AVX-512 without VNNI) this model's int8 kernels saturate: "
+        "the emulated "
+        "VPMADDUBSW pair sums (u8 x s8, clipped to int16) give rel_l2 "
+    ) in text
     assert "against its reference ../ref/model.onnx, outside the tolerance (without saturation: rel_l2 0.0" in text
     assert " pair sums saturated, in: head/MatMul (MatMul U8S8, weights [" in text
     assert "Fix: quantize the weights to 7 bits (onnxruntime.quantization: reduce_range=True" in text
@@ -50,7 +55,11 @@ def test_seven_bit_weights_pass_with_the_prediction_shown(tmp_path, any_cpu):
     int8_pair(tmp_path, bits=7)
     r = check(tmp_path)
     assert r, str(r)
-    assert r.headline == "portability: variant@1.0 (1 int8 kernel(s), 0 that can saturate a 16-bit pair sum): holds on x86-avx2, x86-vnni, arm64"
+    assert (
+        r.headline
+        == "portability: variant@1.0 (1 int8 kernel(s), 0 that can saturate a 16-bit pair sum): "
+        "holds on x86-avx2, x86-vnni, arm64"
+    )
     assert "x86-avx2: none of the 1 int8 kernel(s) can saturate" in str(r)
 
 
@@ -80,9 +89,15 @@ def test_on_an_avx2_cpu_both_kernel_paths_are_run_and_saturation_is_named(tmp_pa
     text = str(r)
     assert not r and "2 problems" in r.headline
     assert "this CPU's int8 kernels saturate: " in text and "(avx2 fma) gives rel_l2 " in text
-    assert "with its default kernels and rel_l2 0.0" in text and "with session.x64quantprecision=1, which differ beyond the tolerance" in text
+    assert (
+        "with its default kernels and rel_l2 0.0" in text
+        and "with session.x64quantprecision=1, which differ beyond the tolerance" in text
+    )
     assert "Kernels that can saturate: head/MatMul (MatMul U8S8" in text
-    assert "measured here (" in text and r.figures["measured_x64quantprecision_rel_l2"] < 0.05 < r.figures["measured_rel_l2"]
+    assert (
+        "measured here (" in text
+        and r.figures["measured_x64quantprecision_rel_l2"] < 0.05 < r.figures["measured_rel_l2"]
+    )
 
 
 def test_an_fp32_onnx_model_is_skipped_and_the_check_is_not_collected_for_fp32(tmp_path):
@@ -99,5 +114,8 @@ def test_an_fp32_onnx_model_is_skipped_and_the_check_is_not_collected_for_fp32(t
 def test_the_example_emulation_is_deterministic(tmp_path):
     int8_pair(tmp_path)
     feeds = {"input": np.full((2, Q.K), 1.0, np.float32)}
-    a, b = int8.simulate(tmp_path / "variant" / "model.onnx", feeds), int8.simulate(tmp_path / "variant" / "model.onnx", feeds)
+    a, b = (
+        int8.simulate(tmp_path / "variant" / "model.onnx", feeds),
+        int8.simulate(tmp_path / "variant" / "model.onnx", feeds),
+    )
     assert (a.outputs["logits"] == b.outputs["logits"]).all() and a.saturated == b.saturated

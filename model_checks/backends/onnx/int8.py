@@ -92,7 +92,12 @@ def kernels(model: Any) -> list[IntKernel]:
         name = n.name or n.output[0]
         if n.op_type in QDQ_KERNELS and len(n.input) >= 2:
             dq_a, dq_w = producer.get(n.input[0]), producer.get(n.input[1])
-            if not (dq_a is not None and dq_a.op_type == "DequantizeLinear" and dq_w is not None and dq_w.op_type == "DequantizeLinear"):
+            if not (
+                dq_a is not None
+                and dq_a.op_type == "DequantizeLinear"
+                and dq_w is not None
+                and dq_w.op_type == "DequantizeLinear"
+            ):
                 continue
             w = inits.get(dq_w.input[0])
             if w is None or w.dtype not in (np.int8, np.uint8):
@@ -100,22 +105,67 @@ def kernels(model: Any) -> list[IntKernel]:
             src = producer.get(dq_a.input[0])
             zp = opt(dq_a, 2)
             signed = _dtype(zp, inits) == np.int8 if src is None or src.op_type != "DynamicQuantizeLinear" else False
-            found.append(IntKernel(name, n.op_type, n.output[0], dq_a.input[0], bool(signed), zp, opt(dq_a, 1), w,
-                                   opt(dq_w, 1), opt(dq_w, 2), attrs=_attrs(n)))
+            found.append(
+                IntKernel(
+                    name,
+                    n.op_type,
+                    n.output[0],
+                    dq_a.input[0],
+                    bool(signed),
+                    zp,
+                    opt(dq_a, 1),
+                    w,
+                    opt(dq_w, 1),
+                    opt(dq_w, 2),
+                    attrs=_attrs(n),
+                )
+            )
         elif n.op_type in ("QLinearConv", "QLinearMatMul"):
             w = inits.get(n.input[3])
             if w is None:
                 continue
-            found.append(IntKernel(name, n.op_type, n.output[0], n.input[0], bool(_dtype(n.input[2], inits) == np.int8), n.input[2],
-                                   n.input[1], w, n.input[4], n.input[5], out_scale=n.input[6], out_zp=n.input[7], attrs=_attrs(n)))
+            found.append(
+                IntKernel(
+                    name,
+                    n.op_type,
+                    n.output[0],
+                    n.input[0],
+                    bool(_dtype(n.input[2], inits) == np.int8),
+                    n.input[2],
+                    n.input[1],
+                    w,
+                    n.input[4],
+                    n.input[5],
+                    out_scale=n.input[6],
+                    out_zp=n.input[7],
+                    attrs=_attrs(n),
+                )
+            )
         elif n.op_type in ("ConvInteger", "MatMulInteger"):
             w = inits.get(n.input[1])
             if w is None:
                 continue
             src = producer.get(n.input[0])
-            signed = False if src is not None and src.op_type == "DynamicQuantizeLinear" else _dtype(opt(n, 2), inits) == np.int8
-            found.append(IntKernel(name, n.op_type, n.output[0], n.input[0], bool(signed), opt(n, 2), None, w, None, opt(n, 3),
-                                   attrs=_attrs(n)))
+            signed = (
+                False
+                if src is not None and src.op_type == "DynamicQuantizeLinear"
+                else _dtype(opt(n, 2), inits) == np.int8
+            )
+            found.append(
+                IntKernel(
+                    name,
+                    n.op_type,
+                    n.output[0],
+                    n.input[0],
+                    bool(signed),
+                    opt(n, 2),
+                    None,
+                    w,
+                    None,
+                    opt(n, 3),
+                    attrs=_attrs(n),
+                )
+            )
     return found
 
 
@@ -143,10 +193,10 @@ def saturating_pairs(a_u8: np.ndarray, w_s8: np.ndarray) -> tuple[np.ndarray, np
     sat, exact, count = np.zeros((a.shape[0], w.shape[1]), np.int64), np.zeros((a.shape[0], w.shape[1]), np.int64), 0
     rows = max(1, CHUNK // max(1, (a.shape[1] // 2) * w.shape[1]))
     for s in range(0, a.shape[0], rows):
-        pair = a[s:s + rows, 0::2, None] * w[None, 0::2] + a[s:s + rows, 1::2, None] * w[None, 1::2]
+        pair = a[s : s + rows, 0::2, None] * w[None, 0::2] + a[s : s + rows, 1::2, None] * w[None, 1::2]
         clipped = np.clip(pair, *INT16)
         count += int(np.count_nonzero(clipped != pair))
-        sat[s:s + rows], exact[s:s + rows] = clipped.sum(1), pair.sum(1)
+        sat[s : s + rows], exact[s : s + rows] = clipped.sum(1), pair.sum(1)
     return sat, exact, count
 
 
@@ -168,7 +218,9 @@ def _patches(x: np.ndarray, k: IntKernel, pad_value: int) -> tuple[np.ndarray, t
     cols = np.empty((n, oh, ow, kh, kw, c), np.int64)
     for i in range(kh):
         for j in range(kw):
-            cols[:, :, :, i, j, :] = xp[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw].transpose(0, 2, 3, 1)
+            cols[:, :, :, i, j, :] = xp[
+                :, :, i * dh : i * dh + sh * (oh - 1) + 1 : sh, j * dw : j * dw + sw * (ow - 1) + 1 : sw
+            ].transpose(0, 2, 3, 1)
     return cols.reshape(n * oh * ow, -1), (n, oh, ow)
 
 
@@ -186,9 +238,20 @@ def accumulators(k: IntKernel, act: np.ndarray, zp_u8: int = 0) -> tuple[np.ndar
         sats, exacts, saturated = [], [], 0
         for g in range(group):
             cg, mg = a.shape[1] // group, m // group
-            sub = IntKernel(k.name, k.op, k.output, k.act, False, None, None, k.weight[g * mg:(g + 1) * mg], None, None,
-                            attrs=k.attrs)
-            cols, (n, oh, ow) = _patches(a[:, g * cg:(g + 1) * cg], sub, zp_u8)
+            sub = IntKernel(
+                k.name,
+                k.op,
+                k.output,
+                k.act,
+                False,
+                None,
+                None,
+                k.weight[g * mg : (g + 1) * mg],
+                None,
+                None,
+                attrs=k.attrs,
+            )
+            cols, (n, oh, ow) = _patches(a[:, g * cg : (g + 1) * cg], sub, zp_u8)
             sat, exact, c = saturating_pairs(cols, reduction_matrix(sub))
             sats.append(sat.reshape(n, oh, ow, mg))
             exacts.append(exact.reshape(n, oh, ow, mg))
@@ -225,7 +288,9 @@ def _session(model: Any, threads: int = 1) -> Any:
     so = ort.SessionOptions()
     so.log_severity_level = 3
     so.intra_op_num_threads = threads
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the exact float path: no fused int8 kernel
+    so.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    )  # the exact float path: no fused int8 kernel
     return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
@@ -309,7 +374,11 @@ def simulate(path: Path, feeds: dict[str, np.ndarray], only: list[str] | None = 
         fetched = _fetch(model, feeds, replaced, wanted)
         act = fetched[k.act]
         zp_raw = _value(k.act_zp, inits, fetched)
-        zp_u8 = int(np.asarray(zp_raw).astype(np.int64).ravel()[0]) + (128 if k.act_signed else 0) if zp_raw is not None else 0
+        zp_u8 = (
+            int(np.asarray(zp_raw).astype(np.int64).ravel()[0]) + (128 if k.act_signed else 0)
+            if zp_raw is not None
+            else 0
+        )
         try:
             delta, count = accumulator_error(k, act, zp_u8)
         except NotImplementedError as e:
@@ -326,12 +395,23 @@ def kernel_summary(path: Path) -> list[dict]:
     """Each integer kernel as plain values (picklable, for the worker): name, op, kind, weight range, worst pair."""
     import onnx
 
-    return [{"name": k.name, "op": k.op, "kind": k.kind, "weight_range": k.weight_range, "worst_pair": k.worst_pair(),
-             "can_saturate": k.can_saturate} for k in kernels(onnx.load(str(path)))]
+    return [
+        {
+            "name": k.name,
+            "op": k.op,
+            "kind": k.kind,
+            "weight_range": k.weight_range,
+            "worst_pair": k.worst_pair(),
+            "can_saturate": k.can_saturate,
+        }
+        for k in kernels(onnx.load(str(path)))
+    ]
 
 
-def run_with_config(path: Path, feeds: dict[str, np.ndarray], config: dict[str, str], threads: int = 1) -> dict[str, np.ndarray]:
-    """The model run by onnxruntime with session config entries (e.g. session.x64quantprecision=1), all optimizations on."""
+def run_with_config(
+    path: Path, feeds: dict[str, np.ndarray], config: dict[str, str], threads: int = 1
+) -> dict[str, np.ndarray]:
+    """The model run by onnxruntime with session config entries (session.x64quantprecision=1), optimizations on."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()

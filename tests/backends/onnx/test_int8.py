@@ -47,10 +47,18 @@ def test_weight_range_decides_whether_a_kernel_can_saturate():
 
 
 def _conv_integer(x_shape, w, group=1, pads=(1, 1, 1, 1), strides=(1, 1)):
-    nodes = [helper.make_node("ConvInteger", ["x", "W", "x_zp"], ["y"], name="conv", group=group, pads=list(pads), strides=list(strides))]
-    graph = helper.make_graph(nodes, "conv", [helper.make_tensor_value_info("x", TensorProto.UINT8, list(x_shape))],
-                              [helper.make_tensor_value_info("y", TensorProto.INT32, None)],
-                              [numpy_helper.from_array(w, "W"), numpy_helper.from_array(np.array(7, np.uint8), "x_zp")])
+    nodes = [
+        helper.make_node(
+            "ConvInteger", ["x", "W", "x_zp"], ["y"], name="conv", group=group, pads=list(pads), strides=list(strides)
+        )
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "conv",
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, list(x_shape))],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, None)],
+        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(np.array(7, np.uint8), "x_zp")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     return model
