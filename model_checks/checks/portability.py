@@ -121,7 +121,7 @@ def predicted(ctx: CheckContext, risky: list[dict]) -> tuple[list[str], list[str
 
 
 def measured(ctx: CheckContext, machine: Machine, risky: list[dict]) -> tuple[list[str], list[str], dict]:
-    """On this CPU (x86 without VNNI): the default kernels and onnxruntime's U8U8 path, both against what is expected."""
+    """On this x86 CPU without VNNI: the default kernels and onnxruntime's U8U8 path, each against what is expected."""
     from model_checks.backends.onnx import int8
 
     path, tol = ctx.model_path, ctx.manifest.tolerance.for_output
