@@ -53,7 +53,7 @@ class Tolerance:
         return {k: v for k, v in limits.items() if v is not None}
 
 
-LIMIT_KEYS = ("opset", "max_size_mb", "max_size_ratio", "allowed_ops", "dynamic_axes", "max_accuracy_drop")
+LIMIT_KEYS = ("opset", "max_size_mb", "max_size_ratio", "allowed_ops", "dynamic_axes", "max_accuracy_drop", "portable_to")
 DEVICES = ("cpu", "gpu")
 # a budget check -> the key of budgets.<device> that makes it apply
 BUDGET_CHECK_KEYS = {"latency": "latency_ms", "throughput": "throughput_per_s", "speedup": "speedup_vs_reference"}

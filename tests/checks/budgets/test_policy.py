@@ -62,6 +62,13 @@ def test_a_claim_without_a_recorded_calibration_is_reported_on_another_cpu_and_g
     assert LatencyClaim(Limit(0.001, "m"), factor=0, strict=True).judge(2.0, HERE).problem is None
 
 
+def test_the_option_default_is_the_policy_default():
+    from model_checks.checks.budgets.policy import CLAIM_FACTOR
+    from model_checks.plugin import options
+
+    assert options.CLAIM_FACTOR == CLAIM_FACTOR == 2.0
+
+
 def test_budgets_with_a_calibration_scale_to_this_machine():
     from model_checks.checks.budgets.policy import Scale
 
