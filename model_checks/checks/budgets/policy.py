@@ -7,6 +7,7 @@ from typing import Any
 
 from model_checks.checks.budgets.percentiles import Percentiles
 from model_checks.manifest.model import Limit
+from model_checks.safety.text import printable
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,8 @@ class LatencyClaim:
               normalized_ms: float | None = None) -> ClaimVerdict:
         """`normalized_ms`: the p50 on the recording machine's scale measured block by block (else p50 x the ratio)."""
         m = self.machine or {}
-        claimed, there = self.claim.value, m.get("cpu")
+        claimed = self.claim.value
+        there = printable(str(m["cpu"])) if m.get("cpu") is not None else None  # text from the artifact
         figures: dict[str, Any] = {"claimed_latency_ms": claimed, "claim_cpu": there, "claim_calibration_us": m.get("calibration_us")}
         if m.get("calibration_us") and calibration_us:
             scale = Scale(float(m["calibration_us"]), calibration_us)

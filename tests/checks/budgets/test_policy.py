@@ -57,6 +57,8 @@ def test_a_claim_without_a_recorded_calibration_is_reported_on_another_cpu_and_g
     strict = LatencyClaim(Limit(0.5, "a/metadata.yaml"), strict=True).judge(2.0, HERE)
     assert strict.problem is not None and "p50 2 ms here, compared as measured (--model-checks-strict-claims, no calibration recorded): " \
                                           "4.00x slower than the claim as measured, beyond the 2x allowed" in strict.problem
+    hostile = LatencyClaim(Limit(0.5, "m"), machine={"cpu": "Evil\x1b[31m CPU\n"}).judge(2.0, HERE)
+    assert "measured on Evil\\x1b[31m CPU\\n, not on this" in hostile.line  # text from the artifact, escaped
     same = LatencyClaim(Limit(0.5, "m"), machine={"cpu": HERE}).judge(2.0, HERE)
     assert same.problem is not None and f"(the same CPU ({HERE}), no calibration recorded)" in same.problem
     assert LatencyClaim(Limit(0.001, "m"), factor=0, strict=True).judge(2.0, HERE).problem is None
