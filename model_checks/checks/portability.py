@@ -88,7 +88,7 @@ def predicted(ctx: CheckContext, risky: list[dict]) -> tuple[list[str], list[str
     from model_checks.backends.onnx import int8
 
     path, tol = ctx.model_path, ctx.manifest.tolerance.for_output
-    sims, exacts, saturated, pairs = [], [], {}, 0
+    sims, exacts, saturated, pairs, propagated, skipped = [], [], {}, 0, True, {}
     for case in ctx.cases():
         sim = ctx.pool.run_isolated("onnx", path, int8.simulate, path, case.inputs, [k["name"] for k in risky])
         expected = _expected(ctx, case, sim.exact)
@@ -97,12 +97,17 @@ def predicted(ctx: CheckContext, risky: list[dict]) -> tuple[list[str], list[str
         for name, n in sim.saturated.items():
             saturated[name] = saturated.get(name, 0) + n
         pairs += sum(sim.pairs.values())
+        propagated, skipped = propagated and sim.propagated, {**skipped, **sim.skipped}
     w_sim, w_exact = _worst(sims), _worst(exacts)
     hit = [k for k in risky if saturated.get(k["name"])]
     figures = {f"x86_avx2_simulated_{m}": v for m, v in w_sim.items()} | {
         "saturated_pair_sums": sum(saturated.values())
     }
     where = f"on the {len(sims)} case(s) equivalence runs, against {_against(ctx)}"
+    if not propagated:
+        where += f" (the {len(risky)} kernels each emulated on unsaturated inputs, in one pass: over {int8.PROPAGATE_MAX})"
+    if skipped:
+        where += f"; not emulated: {'; '.join(f'{printable(n)} ({why})' for n, why in sorted(skipped.items()))}"
     if all(sims):
         note = (
             f"  x86-avx2 (predicted, no VNNI): {_figures(w_sim)} {where}, within the tolerance; "

@@ -280,6 +280,7 @@ class Simulation:
     saturated: dict[str, int]
     pairs: dict[str, int]
     skipped: dict[str, str]
+    propagated: bool = True  # each kernel emulated downstream of the ones before (else on its unsaturated inputs)
 
 
 def _session(model: Any, threads: int = 1) -> Any:
@@ -356,9 +357,16 @@ def _node_output(k: IntKernel, exact_out: np.ndarray, delta: np.ndarray, inits: 
     return np.clip(q, info.min, info.max).astype(exact_out.dtype)
 
 
-def simulate(path: Path, feeds: dict[str, np.ndarray], only: list[str] | None = None) -> Simulation:
+PROPAGATE_MAX = 16  # kernels emulated one after the other (a run of the model each); beyond, in one pass
+
+
+def simulate(
+    path: Path, feeds: dict[str, np.ndarray], only: list[str] | None = None, propagate: bool | None = None
+) -> Simulation:
     """Run the model at `path` on `feeds` as an x86 CPU without VNNI would: each kernel that can saturate
-    (or those named in `only`) emulated in turn on its real integer inputs, downstream of the ones before."""
+    (or those named in `only`) emulated in turn on its real integer inputs, downstream of the ones before.
+    That takes a run of the model per kernel; with more than PROPAGATE_MAX of them (or `propagate=False`) each
+    is emulated on its unsaturated inputs, all from one run, and the model run once more with every one replaced."""
     import onnx
     from onnx import numpy_helper
 
@@ -367,11 +375,16 @@ def simulate(path: Path, feeds: dict[str, np.ndarray], only: list[str] | None = 
     risky = [k for k in kernels(model) if (k.name in only if only is not None else k.can_saturate)]
     outputs = [o.name for o in model.graph.output]
     exact = _fetch(model, feeds, {}, outputs)
+    propagate = len(risky) <= PROPAGATE_MAX if propagate is None else propagate
     replaced: dict[str, np.ndarray] = {}
     saturated, pairs, skipped = {}, {}, {}
+    once: dict[str, np.ndarray] = {}
+    if not propagate:
+        names = {n for k in risky for n in (k.act, k.output, k.act_scale, k.act_zp) if n and n not in inits}
+        once = _fetch(model, feeds, {}, sorted(names))
     for k in risky:
         wanted = [n for n in (k.act, k.output, k.act_scale, k.act_zp) if n and n not in inits]
-        fetched = _fetch(model, feeds, replaced, wanted)
+        fetched = _fetch(model, feeds, replaced, wanted) if propagate else once
         act = fetched[k.act]
         zp_raw = _value(k.act_zp, inits, fetched)
         zp_u8 = (
@@ -388,7 +401,7 @@ def simulate(path: Path, feeds: dict[str, np.ndarray], only: list[str] | None = 
         pairs[k.name] = int(delta.size * ((reduction_matrix(k).shape[0] + 1) // 2))
         replaced[k.output] = _node_output(k, fetched[k.output], delta, inits, fetched)
     outs = _fetch(model, feeds, replaced, outputs) if replaced else exact
-    return Simulation(outs, exact, saturated, pairs, skipped)
+    return Simulation(outs, exact, saturated, pairs, skipped, propagate)
 
 
 def kernel_summary(path: Path) -> list[dict]:

@@ -90,3 +90,13 @@ def test_simulation_of_a_saturating_model_differs_from_its_exact_run_and_a_seven
             assert sim.saturated["head/MatMul"] > 0 and moved > 1.0
         else:
             assert sim.saturated == {} and moved == 0.0
+
+
+def test_in_one_pass_the_kernels_are_emulated_on_unsaturated_inputs_and_still_replaced(tmp_path):
+    feeds = {"input": np.random.default_rng(1).uniform(0, 1, (32, Q.K)).astype(np.float32)}
+    path = tmp_path / "q8.onnx"
+    onnx.save(Q.qdq_matmul(weight_bits=8), str(path))
+    chained, one_pass = int8.simulate(path, feeds), int8.simulate(path, feeds, propagate=False)
+    assert chained.propagated and not one_pass.propagated
+    assert one_pass.saturated == chained.saturated  # one kernel: nothing upstream to propagate
+    assert np.array_equal(one_pass.outputs["logits"], chained.outputs["logits"])
