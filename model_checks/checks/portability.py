@@ -105,7 +105,7 @@ def predicted(ctx: CheckContext, risky: list[dict]) -> tuple[list[str], list[str
     }
     where = f"on the {len(sims)} case(s) equivalence runs, against {_against(ctx)}"
     if not propagated:
-        where += f" (the {len(risky)} kernels each emulated on unsaturated inputs, in one pass: over {int8.PROPAGATE_MAX})"
+        where += f" ({len(risky)} kernels, each emulated on unsaturated inputs in one pass: over {int8.PROPAGATE_MAX})"
     if skipped:
         where += f"; not emulated: {'; '.join(f'{printable(n)} ({why})' for n, why in sorted(skipped.items()))}"
     if all(sims):
