@@ -17,6 +17,7 @@ CHECKS: dict[str, str] = {
     "metadata": "model_checks.checks.metadata",
     "limits": "model_checks.checks.limits",
     "equivalence": "model_checks.checks.equivalence",
+    "portability": "model_checks.checks.portability",
     "accuracy": "model_checks.checks.accuracy",
     "roundtrip": "model_checks.checks.roundtrip",
     "tfmot_quantize": "model_checks.checks.tfmot_quantize",
@@ -33,6 +34,9 @@ def _wanted(name: str, artifact: Artifact) -> bool:
         return artifact.manifest is not None and bool(artifact.manifest.roundtrip)
     if name == "serving":  # only where the manifest (or policy.yaml) declares `serving.rate_per_s`
         return artifact.manifest is not None and artifact.manifest.get("serving.rate_per_s") is not None
+    if name == "portability":  # ONNX models that declare integer precision (test_metadata holds the graph to it)
+        m = artifact.manifest
+        return m is not None and m.format == "onnx" and m.get("precision") in ("int8", "uint8", "mixed")
     if name not in TFMOT_CHECKS:
         return True
     m = artifact.manifest

@@ -150,7 +150,7 @@ def merge(dirs: list[Path], out: Path, storage: str | None = None, lost: tuple[L
     summary = SummaryReport(out / "summary.md", lost={aid: lost_message(x) for x in lost for aid in x.ids})
     nightly = NightlyReport(out, None) if any((s.directory / "nightly.md").is_file() for s in shards) else None
     for s in shards:
-        summary.replay(s.record)
+        summary.replay(s.record, s.label)
         if nightly is not None:
             for report in reports_of(s.record):
                 nightly.pytest_runtest_logreport(report)
@@ -163,7 +163,7 @@ def merge(dirs: list[Path], out: Path, storage: str | None = None, lost: tuple[L
     if nightly is not None:
         from model_checks.nightly.write import write_nightly
 
-        written += write_nightly(nightly.artifacts, out, storage)
+        written += write_nightly(nightly.artifacts, out, storage, machines=summary.machines)
     failed = sum(1 for r in summary.rows.values() if any(v in ("FAIL", "ERROR") for v in r["status"].values())) + len(summary.lost)
     # a failure the junit XML holds for a test the records do not name (a fixture error before any fact was attached)
     failed += sum(1 for name, v in verdicts.items() if v == "failed" and not _in_rows(name, summary.rows))
@@ -176,6 +176,11 @@ def _in_rows(test: str, rows: dict) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from model_checks.plugin.summary import machine_warning
+
+    warning = machine_warning({s.label: s.record for s in read_shards(args.dirs)})
+    if warning:
+        print(f"model-checks merge: warning: {printable(warning)}", file=sys.stderr)
     failed, written = merge(args.dirs, args.out, args.benchmark_storage)
     for p in written:
         print(f"model-checks merge: wrote {p}")

@@ -17,6 +17,7 @@ import argparse
 from pathlib import Path
 
 from model_checks.commands.producer_args import existing_dir, existing_file, metric_limit, names, positive_int, value_range
+from model_checks.producers.figures import RUNS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--roundtrip", choices=("torch",), action="append", default=[], metavar="TO",
                    help="have the gate convert the ONNX model to TO and compare the two (torch; repeatable; default: none)")
     p.add_argument("--threads", type=positive_int, default=1, metavar="N", help="threads for the latency measurement (default: 1)")
-    p.add_argument("--runs", type=positive_int, default=50, metavar="N", help="timed runs for latency_ms (default: 50)")
+    p.add_argument("--runs", type=positive_int, default=RUNS, metavar="N", help=f"timed runs for latency_ms (default: {RUNS})")
 
 
 def run(args: argparse.Namespace) -> int:

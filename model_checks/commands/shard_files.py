@@ -137,6 +137,16 @@ def read_record(path: Path, schema: int) -> dict:
         _text(path, "expected key", aid)
         for j, n in enumerate(_list(path, f"expected[{aid[:80]!r}]", names)):
             _text(path, f"expected[{aid[:80]!r}][{j}]", n)
+    machine = record.get("machine")
+    if machine is not None:  # core.machine.Machine.record(): read back by describe_record for the merge's warning
+        if not isinstance(machine, dict):
+            raise _fail(path, "machine", "an object (cpu, isa, family, runtime, providers)", machine)
+        for k in ("cpu", "family", "runtime", "isa_source"):
+            if machine.get(k) is not None:
+                _text(path, f"machine.{k}", machine[k])
+        for k in ("isa", "providers"):
+            for j, v in enumerate(_list(path, f"machine.{k}", machine.get(k) or [])):
+                _text(path, f"machine.{k}[{j}]", v)
     for i, r in enumerate(_list(path, "reports", record.get("reports", []))):
         key = f"reports[{i}]"
         if not isinstance(r, dict):

@@ -24,9 +24,14 @@ INT8_TOLERANCE = {"rel_l2": None, "mae": None, "top1_agreement": 0.95}
 SKLEARN_TOLERANCE = {"rel_l2": 1e-4, "mae": 1e-5}
 LIMITS = {"max_size_mb": 1, "dynamic_axes": ["batch"], "max_accuracy_drop": 0.03}
 VERSION = "1.0"
-# Every example inherits CPU budgets from the root's policy.yaml: these models take 0.01-0.4 ms a call, so
-# the limits leave room for a shared CI machine and still catch a model made an order of magnitude slower.
-POLICY = {"budgets": {"cpu": {"threads": 1, "batch_size": 32, "latency_ms": {"p50": 1.0, "p99": 5.0}, "throughput_per_s": 10000}}}
+# Every example inherits CPU budgets from the root's policy.yaml: these models take 0.01-0.4 ms a call, so the
+# p50 and throughput limits still catch a model made an order of magnitude slower. p99 is a scheduler figure on a
+# shared machine: with two busy processes beside the gate on 2 cores (load 9.5), TorchScript and Keras p99 reached
+# 14-38 ms while ONNX stayed under 5, so the p99 limit is 100 ms. calibration_us is the calibration workload's p50
+# on the 2-core Xeon the limits were set on (13.6-16.2 us over the examples' packaging): a slower CPU gets
+# proportionally looser limits, a faster one tighter.
+POLICY = {"budgets": {"cpu": {"threads": 1, "batch_size": 32, "latency_ms": {"p50": 1.0, "p99": 100.0}, "throughput_per_s": 10000,
+                              "calibration_us": 14.5}}}
 # The optimized graph must not be much slower than the graph it came from, measured interleaved in one run.
 OPT_BUDGETS = {"cpu": {"speedup_vs_reference": 0.8}}
 # TorchScript runs on CUDA through torch where there is a GPU; elsewhere these tests skip and say why.

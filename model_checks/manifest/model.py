@@ -53,7 +53,7 @@ class Tolerance:
         return {k: v for k, v in limits.items() if v is not None}
 
 
-LIMIT_KEYS = ("opset", "max_size_mb", "max_size_ratio", "allowed_ops", "dynamic_axes", "max_accuracy_drop")
+LIMIT_KEYS = ("opset", "max_size_mb", "max_size_ratio", "allowed_ops", "dynamic_axes", "max_accuracy_drop", "portable_to")
 DEVICES = ("cpu", "gpu")
 # a budget check -> the key of budgets.<device> that makes it apply
 BUDGET_CHECK_KEYS = {"latency": "latency_ms", "throughput": "throughput_per_s", "speedup": "speedup_vs_reference"}
@@ -72,6 +72,7 @@ class Limits:
     dynamic_axes: tuple[str, ...] = ()
     max_accuracy_drop: Limit | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    portable_to: tuple[str, ...] | None = None  # int8: the CPU kernel families equivalence must hold on (None: all); test_portability
 
     def source(self, key: str) -> str:
         return self.sources.get(key, "metadata.yaml")
@@ -89,6 +90,8 @@ class DeviceBudget:
     throughput_per_s: Limit | None = None
     speedup_vs_reference: Limit | None = None
     latency_claim_ms: Limit | None = None  # the manifest's top-level `latency_ms` (cpu only): checked by the latency test
+    calibration_us: Limit | None = None  # `budgets.<device>.calibration_us`: the budgets scale with this machine's calibration
+    claim_machine: dict[str, Any] | None = None  # the manifest's `machine:`, where the `latency_ms` claim was measured
 
     def declares(self, check: str) -> bool:
         key = BUDGET_CHECK_KEYS[check]
@@ -133,7 +136,9 @@ class Manifest:
         return DeviceBudget(device=device, where=where, batch_size=int(raw.get("batch_size") or 1), threads=raw.get("threads"),
                             latency_ms=latency, throughput_per_s=limit(raw.get("throughput_per_s"), "throughput_per_s"),
                             speedup_vs_reference=limit(raw.get("speedup_vs_reference"), "speedup_vs_reference"),
-                            latency_claim_ms=None if claim is None else Limit(float(claim), where))
+                            latency_claim_ms=None if claim is None else Limit(float(claim), where),
+                            calibration_us=limit(raw.get("calibration_us"), "calibration_us"),
+                            claim_machine=self.raw.get("machine") if claim is not None else None)
 
     @property
     def roundtrip(self) -> tuple[str, ...]:
@@ -196,4 +201,5 @@ def build_limits(merged: dict[str, Any], sources: dict[str, str]) -> Limits:
     return Limits(declared=tuple(k for k in LIMIT_KEYS if k in lim), opset_min=opset.get("min"), opset_max=opset.get("max"),
                   max_size_mb=limit("max_size_mb"), max_size_ratio=limit("max_size_ratio"),
                   allowed_ops=tuple(lim["allowed_ops"]) if lim.get("allowed_ops") is not None else None,
-                  dynamic_axes=tuple(lim.get("dynamic_axes") or ()), max_accuracy_drop=limit("max_accuracy_drop"), sources=src)
+                  dynamic_axes=tuple(lim.get("dynamic_axes") or ()), max_accuracy_drop=limit("max_accuracy_drop"), sources=src,
+                  portable_to=tuple(lim["portable_to"]) if lim.get("portable_to") is not None else None)

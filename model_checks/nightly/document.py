@@ -183,13 +183,17 @@ def verdict(current: dict[str, ArtifactFigures], regressions: int) -> str:
     return " ".join(parts)
 
 
-def build(current: dict[str, ArtifactFigures], runs: list[StoredRun], environment: dict, when: str) -> Report:
-    """The report for this run's artifacts, with trends from `runs`."""
+def build(current: dict[str, ArtifactFigures], runs: list[StoredRun], environment: dict, when: str,
+          machines: list[str] | None = None) -> Report:
+    """The report for this run's artifacts, with trends from `runs`; `machines`: where the verdicts were reached
+    (CPU, ISA flags, runtime and providers; several when merged shards ran on different machines)."""
     versions = ", ".join(f"{k} {v}" for k, v in (environment.get("versions") or {}).items())
     gpu = environment.get("gpu")
     lines = [f"Generated {when}: {len(current)} artifact(s), {len(runs)} stored run(s) for the trends.",
              f"Environment: {environment.get('cpu')} ({environment.get('cores')} cores); "
-             + (f"GPU {gpu['name']} (driver {gpu['driver']}); " if gpu else "no GPU; ") + versions + "."]
+             + (f"GPU {gpu['name']} (driver {gpu['driver']}); " if gpu else "no GPU; ") + versions + ".",
+             *([f"Machine: {machines[0]}."] if machines and len(machines) == 1 else
+               [f"Machines (shards; timings and int8 verdicts may depend on which): {'; '.join(machines)}."] if machines else [])]
     trends = trend_index(runs, set(current))
     report = Report("model-checks nightly report", tuple(lines),
                     tuple(section(aid, current[aid], runs, trends) for aid in sorted(current)))

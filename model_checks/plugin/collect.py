@@ -58,7 +58,7 @@ class Gate:
     def _selected(self, nodeid: str) -> bool:
         return not self.selectors or any(self._matches(s, nodeid) for s in self.selectors)
 
-    def pytest_report_header(self, config: pytest.Config) -> str:
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
         from model_checks.plugin.roots import display
 
         n = len(self.gs.artifacts)
@@ -66,7 +66,10 @@ class Gate:
         opts = options(config)
         trust = "on" if opts.trust_code else "off"
         shard = f", shard {opts.shard[0]}/{opts.shard[1]}" if opts.shard else ""
-        return f"model-checks: {n} artifact{'s' if n != 1 else ''} under {where} (isolate={opts.isolate}, trust-code={trust}{shard})"
+        from model_checks.core.machine import this_machine
+
+        return [f"model-checks: {n} artifact{'s' if n != 1 else ''} under {where} (isolate={opts.isolate}, trust-code={trust}{shard})",
+                f"model-checks: machine: {this_machine().describe()}"]
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         from model_checks.plugin.roots import display, inside, no_artifact_message

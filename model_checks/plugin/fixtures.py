@@ -52,7 +52,8 @@ def model_checks_budget(request: pytest.FixtureRequest, model_checks_artifact: A
 
     o = options(request.config)
     budget_options = BudgetOptions(baselines=o.baselines, update_baselines=o.update_baselines, min_effect=o.min_effect,
-                                   trust_code=o.trust_code, latency_claim_factor=o.latency_claim_factor, timeout_s=o.timeout_s)
+                                   trust_code=o.trust_code, latency_claim_factor=o.latency_claim_factor, timeout_s=o.timeout_s,
+                                   strict_claims=o.strict_claims)
 
     def verdict(check: str, benchmark: Any):  # type: ignore[no-untyped-def]
         __tracebackhide__ = True

@@ -47,6 +47,7 @@ class SummaryReport:
     shard: tuple[int, int] | None = None  # --model-checks-shard K/N, named in the record for `model-checks merge`
     records: list[dict] = field(default_factory=list)  # every report with model-checks facts, as `model-checks merge` replays them
     lost: dict[str, str] = field(default_factory=dict)  # artifact id -> why it was not checked (a shard whose node died)
+    machines: dict[str, dict] = field(default_factory=dict)  # where each replayed run ran, by shard label (merge); empty: here
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         from model_checks.plugin.state import ITEM_KEY
@@ -90,6 +91,7 @@ class SummaryReport:
             count = sum(map(len, missing.values()))
             lines += [f"**INTERRUPTED: this run was stopped before it finished; {count} collected check(s) of {len(missing)} artifact(s) "
                       "did not run, so this summary is incomplete and proves nothing about them.**", ""]
+        lines += [*self._machine_lines(), ""]
         lines += [f"{len(self.rows) + len(set(self.lost) - set(self.rows))} artifact(s).", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for aid in sorted(self.rows):
             r = self.rows[aid]
@@ -114,6 +116,17 @@ class SummaryReport:
                       else "Every collected check passed or did not apply."]
         return "\n".join(lines) + "\n"
 
+    def _machine_lines(self) -> list[str]:
+        from model_checks.core.machine import describe_record, this_machine
+
+        if not self.machines:
+            return [f"Machine: {md_cell(this_machine().describe())}."]
+        distinct = {describe_record(m) for m in self.machines.values()}
+        if len(distinct) == 1:
+            return [f"Machine: {md_cell(distinct.pop())}."]
+        return ["Machines: the shards ran on different machines; timings and int8 verdicts may depend on which:", "",
+                *(f"- shard {label}: {md_cell(describe_record(m))}" for label, m in sorted(self.machines.items()))]
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         self.interrupted = self.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED
@@ -122,11 +135,16 @@ class SummaryReport:
 
     def record(self) -> dict:
         """What this run said, for `model-checks merge`: its shard, the artifacts it gated, each report's facts."""
-        return {"schema": RECORD_SCHEMA, "shard": list(self.shard) if self.shard else None, "interrupted": self.interrupted,
-                "artifacts": sorted(set(self.rows) | set(self.expected)), "expected": self.expected, "reports": self.records}
+        from model_checks.core.machine import this_machine
 
-    def replay(self, record: dict) -> None:
-        """Take a recorded run's reports into this summary, as if they had been reported here."""
+        return {"schema": RECORD_SCHEMA, "shard": list(self.shard) if self.shard else None, "interrupted": self.interrupted,
+                "artifacts": sorted(set(self.rows) | set(self.expected)), "expected": self.expected, "reports": self.records,
+                **({"machines": self.machines} if self.machines else {"machine": this_machine().record()})}
+
+    def replay(self, record: dict, label: str = "") -> None:
+        """Take a recorded run's reports into this summary, as if they had been reported here (`label`: the shard)."""
+        if record.get("machine"):
+            self.machines[label or str(len(self.machines) + 1)] = record["machine"]
         for aid, names in record.get("expected", {}).items():
             self.expected.setdefault(aid, []).extend(names)
         self.interrupted = self.interrupted or bool(record.get("interrupted"))
@@ -143,3 +161,24 @@ def reports_of(record: dict) -> Iterator[Any]:
 
     def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
         terminalreporter.write_line(f"model-checks: summary written to {self.path}")
+
+
+def machine_warning(records: dict[str, dict]) -> str | None:
+    """When runs (shard label -> run record) ran on different machines: which, and the verdicts of theirs that may
+    depend on it (timings; int8 numbers differ between CPUs with and without VNNI). None when they agree."""
+    from model_checks.core.machine import describe_record
+    from model_checks.plugin.verdict import MACHINE_DEPENDENT
+
+    seen = {label: describe_record(r["machine"]) for label, r in records.items() if r.get("machine")}
+    if len(set(seen.values())) <= 1:
+        return None
+    verdicts = []
+    for label, r in sorted(records.items()):
+        for report in reports_of(r):
+            p = read_record(report.user_properties)
+            if p and report.when == "call" and (p["check"] in MACHINE_DEPENDENT or (p.get("figures") or {}).get("int8_kernels")):
+                verdicts.append(f"{p['check']} of {p['artifact']} (shard {label})")
+    machines = "; ".join(f"shard {label}: {text}" for label, text in sorted(seen.items()))
+    shown = ", ".join(verdicts[:12]) + (f" and {len(verdicts) - 12} more" if len(verdicts) > 12 else "")
+    return (f"the shards ran on different machines ({machines}); verdicts that may depend on the machine: "
+            f"{shown or 'none recorded'}. Compare timings and int8 results across shards with care, or pin the CI jobs to one machine type")

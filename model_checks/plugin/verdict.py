@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the plugin's import stays light: the library is loaded when
 PROPERTY = "model_checks"
 FACTS = ("artifact", "dir", "check", "ok", "skipped", "format")
 OUTCOME = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}  # a test report's outcome as the reports write it
+MACHINE_DEPENDENT = ("latency", "throughput", "speedup", "serving", "portability")  # verdicts that carry the machine's properties
 
 
 def verdict(gs: GateSession, name: str, artifact: Artifact, item: pytest.Item | None = None,
@@ -51,6 +52,10 @@ def record(item: pytest.Item | None, artifact: Artifact, result: CheckResult, ro
         where = artifact.dir.relative_to(rootdir)
     facts = {"artifact": artifact.id, "dir": where.as_posix(), "check": result.check, "ok": result.ok, "skipped": result.skipped,
              "format": artifact.format, **{k: v for k, v in result.figures.items() if k not in FACTS}}
+    if result.check in MACHINE_DEPENDENT:
+        from model_checks.core.machine import this_machine
+
+        facts = {**this_machine().properties(), **facts}
     item.user_properties.extend((f"{PROPERTY}.{k}", _property_value(v)) for k, v in facts.items() if v is not None)
 
 

@@ -26,7 +26,7 @@ from model_checks.core.inputs import load_npz
 from model_checks.manifest import TensorSpec, guess_format, parse_manifest
 from model_checks.safety.paths import resolve_inside
 from model_checks.core.pool import ModelPool
-from model_checks.producers.figures import Timing, sha256, target_timing
+from model_checks.producers.figures import RUNS, Timing, sha256, target_timing
 from model_checks.producers.npz import write_npz
 from model_checks.producers.verify import ProducerError
 
@@ -59,6 +59,19 @@ def runtime_of(fmt: str) -> str:
     from packaging.version import Version
 
     return f"{package} {Version(md.version(package)).base_version}"
+
+
+def recorded_machine(calibration_us: float | None, runtime: str) -> dict[str, Any]:
+    """`machine:` as the manifest records it: where latency_ms was measured, and the calibration workload's p50
+    there, so a gate on another machine compares the claim on its own scale."""
+    from model_checks.core.machine import this_machine
+
+    m = this_machine(providers=False)
+    out: dict[str, Any] = {"cpu": m.cpu, "isa": list(m.isa)}
+    if calibration_us is not None:
+        out["calibration_us"] = round(calibration_us, 2)
+    out["runtime"] = runtime
+    return out
 
 
 def _ranged(t: TensorSpec, value_range: Any) -> TensorSpec:
@@ -110,7 +123,7 @@ def package(model: str | Path, out_dir: str | Path, *, model_name: str, version:
             reference: str | Path | None = None, samples: Any = None, eval_data: Any = None, optimization: Sequence[str] = (),
             tolerance: Mapping[str, Any] | None = None, limits: Mapping[str, Any] | None = None,
             budgets: Mapping[str, Any] | None = None, serving: Mapping[str, Any] | None = None, input_range: Sequence[float] | Mapping[str, Sequence[float]] | None = None, layout: str | None = None, inputs: Sequence[TensorSpec] | None = None,
-            outputs: Sequence[TensorSpec] | None = None, roundtrip: Sequence[str] = (), threads: int = 1, runs: int = 50) -> Packaged:
+            outputs: Sequence[TensorSpec] | None = None, roundtrip: Sequence[str] = (), threads: int = 1, runs: int = RUNS) -> Packaged:
     """Write the artifact directory `out_dir`: the model (copied unless it is already there), metadata.yaml,
     and `samples.npz` / `eval.npz` when given (a path, an array or dict of arrays, or for eval an (x, y) pair).
 
@@ -167,9 +180,10 @@ def package(model: str | Path, out_dir: str | Path, *, model_name: str, version:
     if optimization:
         manifest["optimization"] = list(optimization)
     manifest["runtime"] = runtime_of(fmt)
-    manifest["latency_ms"] = round(t.p50_ms, 3)
+    manifest["latency_ms"] = float(f"{t.p50_ms:.3g}")  # three significant digits: 0.0104, not 0.01
     if acc is not None and ref_acc is not None:
         manifest["accuracy_drop"] = round(ref_acc - acc, 4)
+    manifest["machine"] = recorded_machine(t.calibration_us, manifest["runtime"])
     manifest["inputs"] = [_spec(s, layout) for s in declared_in]
     manifest["outputs"] = [_spec(s) for s in (outputs or facts.outputs)]
     if ref_text:
