@@ -1,7 +1,8 @@
 """Show where an ONNX artifact and its ONNX reference diverge: tensor by tensor, the error each node introduces.
 
 It runs the artifact's equivalence cases, takes the first failing one (else the first), and runs both models
-with intermediate tensors exposed, in an isolated worker, under a time and a memory cap.
+with intermediate tensors exposed, in an isolated worker, under a time and a memory cap. Unlike the lines under
+a failed check (which stop at the first node over the tolerance, within a few seconds), it measures every tensor.
 
 example:
   model-checks localize artifacts/digits_cnn_int8_static
@@ -50,6 +51,6 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit(f"model-checks localize: error: {art.rel_dir}: needs an ONNX artifact whose reference.path is an ONNX model")
         results = comparisons(ctx)
         label, comparison = next(((lbl, c) for lbl, c in results if not c), results[0])
-        found = find(ctx, label, comparison, Caps(args.time_cap, args.memory_cap))
+        found = find(ctx, label, comparison, Caps(args.time_cap, args.memory_cap, "--time-cap"))
     print(json.dumps(found.to_json(), indent=1) if args.json else str(found))
     return 0

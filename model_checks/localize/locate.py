@@ -1,66 +1,251 @@
 """Localisation of an ONNX artifact against an ONNX reference: match tensors, measure them chunk by chunk,
 and say which node introduced the error. Module-level functions with picklable results, so they run in
-the ONNX worker process when models are isolated."""
+the ONNX worker process when models are isolated.
+
+It examines a configuration that shows the failure. The final outputs are compared with onnxruntime's graph
+optimizations off (the failing check's other session options kept); where the error is over the tolerance
+there too, the table is measured that way, every node kept as the file names it. Where the error appears only
+with the optimizations on (a fused kernel computes differently, such as int8 kernels that saturate), the
+table is measured as the check ran, on the tensors that survive the rewrites, and the fused nodes are named.
+The time cap runs from the first byte read, matching included.
+"""
 
 from __future__ import annotations
 
 import time
-from functools import partial
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from model_checks.localize.match import match
+from model_checks.localize.match import TRANSPARENT, Graph, TimeCapReached, match
 from model_checks.localize.report import Localization, Row, Sqnr
-from model_checks.localize.runner import Caps, Exposed, compare_pairs
-from model_checks.core.metrics import rel_l2
+from model_checks.localize.runner import Caps, Exposed, Over, measure_chunks
+
+_BLOCK = 1 << 20  # elements converted to float64 at a time: measuring never doubles a tensor's memory
+
+
+def _rel_l2(got: np.ndarray, want: np.ndarray) -> tuple[float, str]:
+    """rel_l2 of two same-shaped arrays in float64 blocks, or where a side is not finite, which one."""
+    g, w = got.reshape(-1), want.reshape(-1)
+    diff = norm = 0.0
+    for i in range(0, g.size, _BLOCK):
+        gb, wb = np.asarray(g[i:i + _BLOCK], np.float64), np.asarray(w[i:i + _BLOCK], np.float64)
+        if not np.isfinite(gb).all():
+            return 0.0, "here"
+        if not np.isfinite(wb).all():
+            return 0.0, "in the reference"
+        diff += float(np.dot(gb - wb, gb - wb))
+        norm += float(np.dot(wb, wb))
+    return (diff ** 0.5 / norm ** 0.5 if norm > 0 else diff ** 0.5), ""
 
 
 def _measure(got: np.ndarray, want: np.ndarray, sqnr: bool = False) -> tuple[float, float | None] | str:
     if got.shape != want.shape:
         return f"shape {list(got.shape)} here, {list(want.shape)} in the reference"
-    g, w = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    if not (np.isfinite(g).all() and np.isfinite(w).all()):
-        bad = "here" if not np.isfinite(g).all() else "in the reference"
+    err, bad = _rel_l2(got, want)
+    if bad:
         return f"NaN or Inf {bad}"
     if not sqnr:  # onnxruntime.quantization is imported only for quantized models
-        return rel_l2(g, w), None
+        return err, None
     from model_checks.localize.sqnr import activation_db
 
-    return rel_l2(g, w), activation_db(g, w)
+    return err, activation_db(got, want)
+
+
+class _Levels:
+    """The worst measured rel_l2 a tensor is computed from, found once per tensor, in the artifact's graph:
+    what a node's introduced error is measured over (linear in the graph, never a walk per pair)."""
+
+    def __init__(self, g: Graph):
+        self.g = g
+        self.errors: dict[str, float] = {}
+        self.memo: dict[str, float] = {}
+
+    def of(self, t: str) -> float:
+        stack, visiting = [t], set()
+        while stack:
+            x = stack[-1]
+            if x in self.memo:
+                stack.pop()
+                continue
+            n = self.g.producer.get(x)
+            if x in self.errors or n is None or x in self.g.constants:
+                self.memo[x] = self.errors.get(x, 0.0)
+                stack.pop()
+                continue
+            ins = [i for i in n.input if i and i not in self.g.constants]
+            missing = [i for i in ins if i not in self.memo and i not in visiting]
+            if missing:
+                visiting.add(x)
+                stack += missing
+                continue
+            self.memo[x] = max((self.memo.get(i, 0.0) for i in ins), default=0.0)
+            stack.pop()
+        return self.memo[t]
+
+
+def _final(art: Exposed, ref: Exposed, output: str | None) -> tuple[str, float | None]:
+    """rel_l2 of one graph output (the failing one, else the first) of the two models as they are."""
+    got, want = art.outputs(), ref.outputs()
+    name = output if output in got else next(iter(got), "")
+    other = name if name in want else next(iter(want), None)
+    if not name or other is None:
+        return name, None
+    m = _measure(np.asarray(got[name]), np.asarray(want[other]))
+    return name, m[0] if isinstance(m, tuple) else None
+
+
+def _fused(original: Any, rewritten: Any) -> dict[str, tuple[Any, list[str]]]:
+    """Nodes onnxruntime made that replace nodes of the file: {tensor of the file: (new node, names of the nodes
+    it replaced)} for every tensor the new node computes or absorbed. Layout nodes that replace nothing are left out."""
+    g = Graph(original)
+    orig = {(n.name, n.op_type) for n in g.nodes}
+    kept = {(n.name, n.op_type) for n in rewritten.graph.node}
+    out: dict[str, tuple[Any, list[str]]] = {}
+    for n in rewritten.graph.node:
+        if (n.name, n.op_type) in orig:
+            continue
+        stop = {i for i in n.input if i}
+        replaced: list[Any] = []
+        stack = [o for o in n.output if o]
+        visited: set[str] = set()
+        while stack and len(visited) < 64:  # a fused group is a handful of nodes: the walk stays local
+            t = stack.pop()
+            p = g.producer.get(t)
+            if t in visited or t in stop or p is None or (p.name, p.op_type) in kept:
+                continue
+            visited.add(t)
+            if all(p is not m for m in replaced):
+                replaced.append(p)
+            stack += [i for i in p.input if i and i not in g.constants]
+        if replaced:
+            real = [m for m in reversed(replaced) if m.op_type not in TRANSPARENT] or list(reversed(replaced))
+            names = [m.name or f"{m.op_type}->{m.output[0]}" for m in real]
+            for t in visited:
+                out[t] = (n, names)
+    return out
 
 
 def localize(artifact_path: Path, reference_path: Path, root: Path, feeds: Mapping[str, np.ndarray], case: str,
-             limit: float | None = None, limit_source: str = "", caps: Caps = Caps()) -> Localization:
-    """The table for one case: each comparable tensor's rel_l2 against the reference and the error it introduces."""
+             limit: float | None = None, limit_source: str = "", caps: Caps = Caps(), output: str | None = None,
+             check_error: float | None = None, first_only: bool = False) -> Localization:
+    """The table for one case: each comparable tensor's rel_l2 against the reference and the error it introduces.
+
+    `output` and `check_error`: the failing output and its rel_l2 as the check measured it (reused, not rerun);
+    `first_only`: stop at the first node over the limit (the hint under a failed check)."""
     from model_checks.backends.onnx.loader import load_proto
     from model_checks.localize import sqnr
 
     start = time.monotonic()
+    deadline = start + caps.time_s
+    capd = {"time_s": caps.time_s, "memory_mb": caps.memory_mb, "basis": caps.basis}
+
+    def result(**kw: Any) -> Localization:
+        kw.setdefault("rows", ())
+        kw.setdefault("skipped", ())
+        kw.setdefault("absent", 0)
+        return Localization(case, limit=limit, limit_source=limit_source, caps=capd, seconds=time.monotonic() - start, **kw)
+
     art = load_proto(artifact_path, root)
     ref = load_proto(reference_path, root)
-    pairs, skipped, absent = match(art, ref)
+    try:
+        pairs, skipped, absent = match(art, ref, deadline)
+    except TimeCapReached:
+        return result(stopped="matching")
+
+    off = Exposed(art, feeds), Exposed(ref, feeds)
+    name, off_err = _final(*off, output)
+    on_err = check_error
+    if on_err is None and limit is not None and (off_err is None or off_err <= limit):
+        on_err = _final(Exposed(art, feeds, True), Exposed(ref, feeds, True), name)[1]
+    optimized = limit is not None and on_err is not None and off_err is not None and on_err > limit >= off_err
+    final = {"output": name, "on": on_err, "off": off_err}
+
+    fused: dict[str, tuple[Any, list[str]]] = {}
+    reads: list[tuple[str, str]] = [(p.tensor, p.reference) for p in pairs]
+    transform: dict[int, Callable[[np.ndarray], np.ndarray]] = {}
+    gone: dict[int, str] = {}
+    if optimized:
+        artifact, reference = Exposed(art, feeds, True), Exposed(ref, feeds, True)
+        rewritten = artifact.rewritten()
+        fused = _fused(art, rewritten)
+        survive = {o for n in rewritten.graph.node for o in n.output} | {i.name for i in rewritten.graph.input}
+        g = Graph(art)
+        for k, p in enumerate(pairs):
+            if p.tensor in survive:
+                continue
+            dq = g.producer.get(p.tensor)
+            if dq is not None and dq.op_type == "DequantizeLinear" and dq.input[0] in survive and (f := _dequantize(g, dq)):
+                reads[k] = (dq.input[0], p.reference)
+                transform[k] = f
+            else:
+                inside = fused.get(p.tensor)
+                where = f" (inside {inside[0].op_type} '{inside[0].name}')" if inside else ""
+                gone[k] = f"not computed as such once onnxruntime's graph optimizations rewrite the graph{where}"
+    else:
+        artifact, reference = off
+
     quantized = sqnr.is_qdq(art)
-    measured, unmeasured = compare_pairs(Exposed(art, feeds), Exposed(ref, feeds), [(p.tensor, p.reference) for p in pairs], caps,
-                                         partial(_measure, sqnr=quantized))
+    index = {r: k for k, r in enumerate(reads) if k not in gone}
+    todo = [r for k, r in enumerate(reads) if k not in gone]
+
+    def measure(pair: tuple[str, str], got: np.ndarray, want: np.ndarray) -> Any:
+        f = transform.get(index[pair])
+        return _measure(f(got) if f else got, want, quantized)
+
+    levels = _Levels(Graph(art))
     rows: list[Row] = []
-    errors: dict[str, float] = {}
-    skip = [(s.tensor, s.reason) for s in skipped]
+    skip = [(s.tensor, s.reason) for s in skipped] + [(pairs[k].tensor, why) for k, why in gone.items()]
     act_db: list[Sqnr] = []
-    for p in pairs:
-        m = measured.get((p.tensor, p.reference))
-        if m is None:
-            continue
-        if isinstance(m, str):
-            skip.append((p.tensor, m))
-            continue
-        err, db = m
-        errors[p.tensor] = err
-        base = max((errors[u] for u in p.upstream if u in errors), default=0.0)
-        rows.append(Row(p.tensor, p.reference, p.node, p.op, err, err - base, p.note))
-        if quantized and db is not None and p.tensor != p.reference:
-            act_db.append(Sqnr(p.reference, "activation", db, p.node))
-    worst = tuple(sorted([*act_db, *(sqnr.weights(reference_path, artifact_path) if quantized else [])], key=lambda s: s.db))
-    return Localization(case, tuple(rows), tuple(skip), absent, unmeasured, limit, limit_source, worst,
-                        {"time_s": caps.time_s, "memory_mb": caps.memory_mb}, time.monotonic() - start)
+    decided = 0
+    stopped = ""
+    chunks = measure_chunks(artifact, reference, todo, caps, measure)
+    while True:
+        if time.monotonic() > deadline:
+            stopped = "time"
+            break
+        done = next(chunks, None)
+        if done is None:
+            break
+        decided += len(done)
+        hit = False
+        for pair, m in done.items():
+            p = pairs[index[pair]]
+            if isinstance(m, (str, Over)):
+                skip.append((p.tensor, str(m)))
+                continue
+            err, db = m
+            levels.errors[p.tensor] = err
+            base = max((levels.of(i) for i in p.inputs), default=0.0)
+            node, op, note = p.node, p.op, p.note
+            if p.tensor in fused or pair[0] in fused:
+                n, names = fused.get(p.tensor) or fused[pair[0]]
+                node, op, note = n.name or node, n.op_type, f"fused from {', '.join(names)}"
+            rows.append(Row(p.tensor, p.reference, node, op, err, err - base, note))
+            hit = hit or (limit is not None and err - base > limit)
+            if quantized and db is not None and p.tensor != p.reference:
+                act_db.append(Sqnr(p.reference, "activation", db, p.node))
+        if first_only and hit:
+            stopped = "first"
+            break
+    chunks.close()
+    weights = sqnr.weights(reference_path, artifact_path) if quantized and time.monotonic() <= deadline else []
+    worst = tuple(sorted([*act_db, *weights], key=lambda s: s.db))
+    fused_list = tuple(dict.fromkeys(f"{n.op_type} '{n.name}' (from {', '.join(names)})" for n, names in fused.values()))
+    return result(rows=tuple(rows), skipped=tuple(skip), absent=absent, unmeasured=len(todo) - decided, sqnr=worst,
+                  optimizations="on" if optimized else "off", final=final, fused=fused_list, stopped=stopped)
+
+
+def _dequantize(g: Graph, dq: Any) -> Callable[[np.ndarray], np.ndarray] | None:
+    """What a DequantizeLinear computes, from its constant scale and zero point: for reading its value from the
+    quantized tensor that survives onnxruntime's fusion where the DequantizeLinear itself does not."""
+    from onnx import numpy_helper
+
+    if len(dq.input) < 2 or dq.input[1] not in g.inits or (len(dq.input) > 2 and dq.input[2] and dq.input[2] not in g.inits):
+        return None
+    scale = numpy_helper.to_array(g.inits[dq.input[1]]).astype(np.float32)
+    zp = numpy_helper.to_array(g.inits[dq.input[2]]).astype(np.int32) if len(dq.input) > 2 and dq.input[2] else np.int32(0)
+    if scale.size != 1 or np.size(zp) != 1:
+        return None  # per-channel: the axis would have to be read too; such tensors are listed as not computed
+    return lambda q: ((np.asarray(q).astype(np.int32) - zp) * scale).astype(np.float32)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from model_checks.safety.text import printable
+
 MAX_ROWS = 12
 WORST_SQNR = 5
 
@@ -40,6 +42,10 @@ class Localization:
     sqnr: tuple[Sqnr, ...] = ()
     caps: dict = field(default_factory=dict)
     seconds: float = 0.0
+    optimizations: str = "off"  # "off" on both sides, or "on" as the failing check ran them
+    final: dict = field(default_factory=dict)  # {"output", "on", "off"}: that output's rel_l2 with and without them
+    fused: tuple[str, ...] = ()  # nodes onnxruntime fused, where the error appears only with optimizations on
+    stopped: str = ""  # "matching" or "time" (the time cap), "first" (at the first node over the limit)
 
     @property
     def hint(self) -> Row | None:
@@ -59,36 +65,65 @@ class Localization:
         return [r for r in self.rows if id(r) in keep]
 
     def render(self, indent: str = "  ") -> list[str]:
-        head = (f"{indent}localisation (case: {self.case}; runtime graph optimizations off on both sides): "
+        """The table as a user reads it; every name from the models escaped (`printable`): a node name can
+        neither colour the terminal nor start a line of its own."""
+        where = ("runtime graph optimizations off on both sides" if self.optimizations == "off"
+                 else "runtime graph optimizations on, as the check ran them")
+        head = (f"{indent}localisation (case: {printable(self.case)}; {where}): "
                 f"{len(self.rows)} tensor(s) compared, {len(self.skipped)} not comparable, {self.absent} without a counterpart "
                 f"in the reference ({self.seconds:.2f} s)")
         lines = [head]
+        final, source = self.final, printable(self.limit_source)
+        if self.optimizations == "on" and self.limit is not None:
+            lines.append(f"{indent}  the divergence appears only with runtime graph optimizations on: output '{printable(final['output'])}' "
+                         f"rel_l2 {final['on']:.3g} with them (as the check ran), {final['off']:.3g} with them off, against the "
+                         f"tolerance rel_l2 <= {self.limit:g} ({source}): onnxruntime's rewritten kernels compute differently")
+            if self.fused:
+                more = f"; and {len(self.fused) - 3} more" if len(self.fused) > 3 else ""
+                lines.append(f"{indent}  fused nodes: {printable('; '.join(self.fused[:3]))}{more}: look there first; with "
+                             f"graph_optimization_level ORT_DISABLE_ALL at deployment the artifact stays within the tolerance")
+        if self.stopped == "matching":
+            lines.append(f"{indent}  stopped at the time cap of {self._cap()} while matching the two graphs: nothing measured")
+            return lines
         if not self.rows:
             lines.append(f"{indent}  no tensor of the artifact stands for one of the reference: are both derived from the same source?")
         shown = self.shown()
         if shown:
-            w = min(max(len(r.tensor) for r in shown), 48)
-            wn = min(max(len(f"{r.node} ({r.op})") for r in shown), 48)
+            cells = [(printable(r.tensor), printable(f"{r.node} ({r.op})"), r) for r in shown]
+            w = min(max(len(t) for t, _, _ in cells), 48)
+            wn = min(max(len(n) for _, n, _ in cells), 48)
             lines.append(f"{indent}    {'tensor':<{w}}  {'node (op)':<{wn}}  {'rel_l2':>10}  {'introduced':>10}")
-            for r in shown:
+            for t, n, r in cells:
                 mark = "   <-- first over the limit" if r is self.hint and self.limit is not None else ""
-                note = f"   ({r.note})" if r.note else ""
-                lines.append(f"{indent}    {_cut(r.tensor, w):<{w}}  {_cut(f'{r.node} ({r.op})', wn):<{wn}}  {r.rel_l2:>10.3g}  {r.introduced:>+10.3g}{mark}{note}")
+                note = f"   ({printable(r.note)})" if r.note else ""
+                lines.append(f"{indent}    {_cut(t, w):<{w}}  {_cut(n, wn):<{wn}}  {r.rel_l2:>10.3g}  {r.introduced:>+10.3g}{mark}{note}")
             if len(shown) < len(self.rows):
                 lines.append(f"{indent}    ({len(self.rows) - len(shown)} more row(s): model-checks localize ARTIFACT_DIR)")
-        if self.unmeasured:
-            lines.append(f"{indent}  stopped at the time cap of {self.caps.get('time_s')} s: {self.unmeasured} tensor(s) not measured")
+        if self.stopped == "time":
+            lines.append(f"{indent}  stopped at the time cap of {self._cap()}: {self.unmeasured} tensor(s) not measured "
+                         f"(the full table: model-checks localize ARTIFACT_DIR --time-cap S)")
+        elif self.stopped == "first":
+            lines.append(f"{indent}  stopped at the first node over the tolerance: {self.unmeasured} later tensor(s) not measured "
+                         f"(the full table: model-checks localize ARTIFACT_DIR)")
         hint = self.hint
+        last = final.get("on" if self.optimizations == "on" else "off")
         if hint is not None and self.limit is not None:
-            lines.append(f"{indent}  hint: node '{hint.node}' ({hint.op}) raises rel_l2 by {hint.introduced:.3g} over its inputs, above the "
-                         f"tolerance rel_l2 <= {self.limit:g} ({self.limit_source}): look there first")
+            lines.append(f"{indent}  hint: node '{printable(hint.node)}' ({printable(hint.op)}) raises rel_l2 by {hint.introduced:.3g} "
+                         f"over its inputs, above the tolerance rel_l2 <= {self.limit:g} ({source}): look there first")
         elif hint is not None and self.rows:
             what = f"above the tolerance rel_l2 <= {self.limit:g}" if self.limit is not None else "the largest rise"
-            lines.append(f"{indent}  hint: no node crosses a rel_l2 limit on its own; node '{hint.node}' ({hint.op}) adds {hint.introduced:.3g}, {what}")
+            lines.append(f"{indent}  hint: no node crosses a rel_l2 limit on its own; node '{printable(hint.node)}' ({printable(hint.op)}) "
+                         f"adds {hint.introduced:.3g}, {what}")
+        elif self.rows and self.limit is not None and self.stopped:
+            pass  # a stopped table proves nothing about the tensors it did not reach
+        elif self.rows and self.limit is not None and last is not None and last <= self.limit:
+            lines.append(f"{indent}  hint: this run's final rel_l2 {last:.3g} (output '{printable(final['output'])}') is within the "
+                         f"tolerance rel_l2 <= {self.limit:g} ({source}): it does not reproduce the failure as rel_l2; the failing "
+                         f"metric is in the lines above")
         elif self.rows and self.limit is not None:
-            lines.append(f"{indent}  hint: no single node raises rel_l2 by more than {self.limit:g} ({self.limit_source}): the error accumulates")
+            lines.append(f"{indent}  hint: no single node raises rel_l2 by more than {self.limit:g} ({source}): the error accumulates")
         if self.skipped:
-            first = "; ".join(f"{t}: {why}" for t, why in self.skipped[:3])
+            first = "; ".join(f"{printable(t)}: {printable(why)}" for t, why in self.skipped[:3])
             more = f"; and {len(self.skipped) - 3} more" if len(self.skipped) > 3 else ""
             lines.append(f"{indent}  not comparable: {first}{more}")
         if self.sqnr:
@@ -96,8 +131,13 @@ class Localization:
                          f"to keep a node in float: model-checks quantize ... --exclude NODE")
         return lines
 
+    def _cap(self) -> str:
+        basis = self.caps.get("basis")
+        return f"{self.caps.get('time_s'):g} s" + (f" ({basis})" if basis else "")
+
     def sqnr_summary(self) -> str:
-        return ", ".join(f"{s.tensor} ({s.kind}{', node ' + s.node if s.node else ''}) {s.db:.1f} dB" for s in self.sqnr[:WORST_SQNR])
+        return ", ".join(printable(f"{s.tensor} ({s.kind}{', node ' + s.node if s.node else ''})") + f" {s.db:.1f} dB"
+                         for s in self.sqnr[:WORST_SQNR])
 
     def __str__(self) -> str:
         return "\n".join(self.render(""))
