@@ -96,34 +96,79 @@ def _final(art: Exposed, ref: Exposed, output: str | None) -> tuple[str, float |
     return name, m[0] if isinstance(m, tuple) else None
 
 
+LAYOUT = frozenset({"Transpose", "ReorderInput", "ReorderOutput", "Reshape"})  # moves values, computes nothing
+
+
+def _groups(g: Graph, new: Callable[[Any], bool]) -> list[tuple[list[Any], set[tuple[str, str]]]]:
+    """The connected groups of nodes `new` selects, each with its outline: the names of the other nodes it reads
+    from and writes to, and the graph inputs and outputs it touches. Names of nodes, not tensors: a rewrite
+    renames tensors (int8 to uint8, NCHW to NHWC) but keeps the nodes it leaves alone."""
+    parent: dict[int, int] = {}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    nodes = [n for n in g.nodes if new(n)]
+    ids = {id(n): k for k, n in enumerate(nodes)}
+    parent.update({k: k for k in range(len(nodes))})
+    for k, n in enumerate(nodes):
+        for i in n.input:
+            p = g.producer.get(i)
+            if p is not None and id(p) in ids:
+                parent[root(k)] = root(ids[id(p)])
+    members: dict[int, list[Any]] = {}
+    for k, n in enumerate(nodes):
+        members.setdefault(root(k), []).append(n)
+    outputs = set(g.outputs)
+    out = []
+    for group in members.values():
+        inside = {id(n) for n in group}
+        edge: set[tuple[str, str]] = set()
+        for n in group:
+            for i in n.input:
+                p = g.producer.get(i)
+                if i in g.inputs:
+                    edge.add(("input", i))
+                elif p is not None and id(p) not in inside:
+                    edge.add(("from", p.name))
+            for o in n.output:
+                if o in outputs:
+                    edge.add(("output", o))
+                edge.update(("to", c.name) for c in g.consumers.get(o, []) if id(c) not in inside)
+        out.append((group, edge))
+    return out
+
+
 def _fused(original: Any, rewritten: Any) -> dict[str, tuple[Any, list[str]]]:
-    """Nodes onnxruntime made that replace nodes of the file: {tensor of the file: (new node, names of the nodes
-    it replaced)} for every tensor the new node computes or absorbed. Layout nodes that replace nothing are left out."""
-    g = Graph(original)
-    orig = {(n.name, n.op_type) for n in g.nodes}
-    kept = {(n.name, n.op_type) for n in rewritten.graph.node}
+    """Kernels onnxruntime made in place of nodes of the file: {tensor of the file: (the new node, the names of the
+    nodes it replaced)}, for each tensor a replaced node computed. A group of new nodes stands for the group of
+    removed nodes with the same outline; layout nodes (the transposes around an NHWC kernel) are never named."""
+    go, gr = Graph(original), Graph(rewritten)
+    orig = {(n.name, n.op_type) for n in go.nodes}
+    kept = {(n.name, n.op_type) for n in gr.nodes}
+    removed = _groups(go, lambda n: (n.name, n.op_type) not in kept)
+    index: dict[tuple[str, str], list[int]] = {}
+    for k, (_, edge) in enumerate(removed):
+        for e in edge:
+            index.setdefault(e, []).append(k)
     out: dict[str, tuple[Any, list[str]]] = {}
-    for n in rewritten.graph.node:
-        if (n.name, n.op_type) in orig:
+    for group, edge in _groups(gr, lambda n: (n.name, n.op_type) not in orig):
+        kernels = [n for n in group if n.op_type not in LAYOUT]
+        overlap: dict[int, int] = {}
+        for e in edge:
+            for k in index.get(e, [])[:64]:  # a name shared by many groups says little: bounded
+                overlap[k] = overlap.get(k, 0) + 1
+        if not kernels or not overlap:
             continue
-        stop = {i for i in n.input if i}
-        replaced: list[Any] = []
-        stack = [o for o in n.output if o]
-        visited: set[str] = set()
-        while stack and len(visited) < 64:  # a fused group is a handful of nodes: the walk stays local
-            t = stack.pop()
-            p = g.producer.get(t)
-            if t in visited or t in stop or p is None or (p.name, p.op_type) in kept:
-                continue
-            visited.add(t)
-            if all(p is not m for m in replaced):
-                replaced.append(p)
-            stack += [i for i in p.input if i and i not in g.constants]
-        if replaced:
-            real = [m for m in reversed(replaced) if m.op_type not in TRANSPARENT] or list(reversed(replaced))
-            names = [m.name or f"{m.op_type}->{m.output[0]}" for m in real]
-            for t in visited:
-                out[t] = (n, names)
+        was = removed[max(overlap, key=lambda k: overlap[k])][0]
+        real = [n for n in was if n.op_type not in TRANSPARENT] or was
+        for n in was:
+            for o in n.output:
+                if o:
+                    out[o] = (kernels[0], [m.name or f"{m.op_type}->{m.output[0]}" for m in real])
     return out
 
 
@@ -145,7 +190,8 @@ def localize(artifact_path: Path, reference_path: Path, root: Path, feeds: Mappi
         kw.setdefault("rows", ())
         kw.setdefault("skipped", ())
         kw.setdefault("absent", 0)
-        return Localization(case, limit=limit, limit_source=limit_source, caps=capd, seconds=time.monotonic() - start, **kw)
+        return Localization(case, limit=limit, limit_source=limit_source, caps=capd, seconds=time.monotonic() - start,
+                            **kw)
 
     art = load_proto(artifact_path, root)
     ref = load_proto(reference_path, root)
@@ -176,9 +222,9 @@ def localize(artifact_path: Path, reference_path: Path, root: Path, feeds: Mappi
             if p.tensor in survive:
                 continue
             dq = g.producer.get(p.tensor)
-            if dq is not None and dq.op_type == "DequantizeLinear" and dq.input[0] in survive and (f := _dequantize(g, dq)):
-                reads[k] = (dq.input[0], p.reference)
-                transform[k] = f
+            read = dq is not None and dq.op_type == "DequantizeLinear" and dq.input[0] in survive
+            if read and (f := _dequantize(g, dq)):
+                reads[k], transform[k] = (dq.input[0], p.reference), f  # only names of the file can be exposed
             else:
                 inside = fused.get(p.tensor)
                 where = f" (inside {inside[0].op_type} '{inside[0].name}')" if inside else ""
@@ -194,7 +240,9 @@ def localize(artifact_path: Path, reference_path: Path, root: Path, feeds: Mappi
         f = transform.get(index[pair])
         return _measure(f(got) if f else got, want, quantized)
 
-    levels = _Levels(Graph(art))
+    ga = Graph(art)
+    levels = _Levels(ga)
+    sources = {p.tensor: [n.input[0] for n in ga.source(p.tensor)[1]] for p in pairs} if fused else {}
     rows: list[Row] = []
     skip = [(s.tensor, s.reason) for s in skipped] + [(pairs[k].tensor, why) for k, why in gone.items()]
     act_db: list[Sqnr] = []
@@ -219,8 +267,9 @@ def localize(artifact_path: Path, reference_path: Path, root: Path, feeds: Mappi
             levels.errors[p.tensor] = err
             base = max((levels.of(i) for i in p.inputs), default=0.0)
             node, op, note = p.node, p.op, p.note
-            if p.tensor in fused or pair[0] in fused:
-                n, names = fused.get(p.tensor) or fused[pair[0]]
+            key = next((x for x in (p.tensor, pair[0], *sources.get(p.tensor, ())) if x in fused), None)
+            if key is not None:
+                n, names = fused[key]
                 node, op, note = n.name or node, n.op_type, f"fused from {', '.join(names)}"
             rows.append(Row(p.tensor, p.reference, node, op, err, err - base, note))
             hit = hit or (limit is not None and err - base > limit)
@@ -232,7 +281,8 @@ def localize(artifact_path: Path, reference_path: Path, root: Path, feeds: Mappi
     chunks.close()
     weights = sqnr.weights(reference_path, artifact_path) if quantized and time.monotonic() <= deadline else []
     worst = tuple(sorted([*act_db, *weights], key=lambda s: s.db))
-    fused_list = tuple(dict.fromkeys(f"{n.op_type} '{n.name}' (from {', '.join(names)})" for n, names in fused.values()))
+    fused_list = tuple(dict.fromkeys(f"{n.op_type} '{n.name}' (from {', '.join(names)})"
+                                     for n, names in fused.values()))
     return result(rows=tuple(rows), skipped=tuple(skip), absent=absent, unmeasured=len(todo) - decided, sqnr=worst,
                   optimizations="on" if optimized else "off", final=final, fused=fused_list, stopped=stopped)
 
@@ -242,10 +292,11 @@ def _dequantize(g: Graph, dq: Any) -> Callable[[np.ndarray], np.ndarray] | None:
     quantized tensor that survives onnxruntime's fusion where the DequantizeLinear itself does not."""
     from onnx import numpy_helper
 
-    if len(dq.input) < 2 or dq.input[1] not in g.inits or (len(dq.input) > 2 and dq.input[2] and dq.input[2] not in g.inits):
+    zp_name = dq.input[2] if len(dq.input) > 2 else ""
+    if len(dq.input) < 2 or dq.input[1] not in g.inits or (zp_name and zp_name not in g.inits):
         return None
     scale = numpy_helper.to_array(g.inits[dq.input[1]]).astype(np.float32)
-    zp = numpy_helper.to_array(g.inits[dq.input[2]]).astype(np.int32) if len(dq.input) > 2 and dq.input[2] else np.int32(0)
+    zp = numpy_helper.to_array(g.inits[zp_name]).astype(np.int32) if zp_name else np.int32(0)
     if scale.size != 1 or np.size(zp) != 1:
         return None  # per-channel: the axis would have to be read too; such tensors are listed as not computed
     return lambda q: ((np.asarray(q).astype(np.int32) - zp) * scale).astype(np.float32)

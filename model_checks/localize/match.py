@@ -194,6 +194,7 @@ def match(artifact: Any, reference: Any, deadline: float | None = None) -> tuple
         for t in n.output:
             if t in chosen:
                 ref, producer, note = chosen[t]
-                pairs.append(Pair(t, ref, _label(producer), producer.op_type, tuple(i for i in producer.input if i), note))
+                inputs = tuple(i for i in producer.input if i)
+                pairs.append(Pair(t, ref, _label(producer), producer.op_type, inputs, note))
                 skipped.pop(t, None)
     return pairs, [Skipped(t, why) for t, why in skipped.items()], absent

@@ -35,8 +35,9 @@ class Caps:
     def for_check(cls, check_s: float) -> Caps:
         """The gate's caps under a failed check: a few seconds, or a multiple of the check's own time."""
         t = min(DEFAULT_TIME_CAP_S, max(GATE_FLOOR_S, GATE_FACTOR * check_s))
-        return cls(t, DEFAULT_MEMORY_CAP_MB, f"the larger of {GATE_FLOOR_S:g} s and {GATE_FACTOR:g}x the check's own {check_s:.2f} s"
-                                             f"{f', at most {DEFAULT_TIME_CAP_S:g} s' if t == DEFAULT_TIME_CAP_S else ''}")
+        ceiling = f", at most {DEFAULT_TIME_CAP_S:g} s" if t == DEFAULT_TIME_CAP_S else ""
+        basis = f"the larger of {GATE_FLOOR_S:g} s and {GATE_FACTOR:g}x the check's own {check_s:.2f} s{ceiling}"
+        return cls(t, DEFAULT_MEMORY_CAP_MB, basis)
 
     @property
     def side_bytes(self) -> int:
@@ -103,7 +104,8 @@ class Exposed:
         for name in names:  # appended to the model itself and removed again: no copy of its weights per chunk
             if name not in have:
                 v = self.info.get(name)
-                g.output.append(v if v is not None and v.type.HasField("tensor_type") else onnx.helper.make_empty_tensor_value_info(name))
+                typed = v is not None and v.type.HasField("tensor_type")
+                g.output.append(v if typed else onnx.helper.make_empty_tensor_value_info(name))
         try:
             data = self.model.SerializeToString()
         finally:
@@ -162,7 +164,8 @@ def chunks(pairs: Sequence[tuple[str, str]], sizes: Callable[[tuple[str, str]], 
 
 
 def measure_chunks(artifact: Exposed, reference: Exposed, pairs: Sequence[tuple[str, str]], caps: Caps,
-                   measure: Callable[[tuple[str, str], np.ndarray, np.ndarray], Any]) -> Iterator[dict[tuple[str, str], Any]]:
+                   measure: Callable[[tuple[str, str], np.ndarray, np.ndarray], Any],
+                   ) -> Iterator[dict[tuple[str, str], Any]]:
     """`measure(pair, artifact value, reference value)` for each (artifact tensor, reference tensor), one chunk
     a step, in order; a pair over the cap yields an `Over` instead. The caller stops when its caps say so."""
     budget = caps.side_bytes

@@ -22,7 +22,8 @@ def test_localize_prints_the_table_and_json(tmp_path, capsys):
     assert "hint: node 'conv3' (Conv) raises rel_l2 by" in out and "above the tolerance rel_l2 <= 0.001 (default (model-checks))" in out
     assert main(["localize", str(var), "--json", "--memory-cap", "1"]) == 0
     found = json.loads(capsys.readouterr().out)
-    assert found["hint"]["node"] == "conv3" and len(found["rows"]) == 21 and found["caps"] == {"time_s": 60.0, "memory_mb": 1, "basis": "--time-cap"}
+    assert found["hint"]["node"] == "conv3" and len(found["rows"]) == 21
+    assert found["caps"] == {"time_s": 60.0, "memory_mb": 1, "basis": "--time-cap"}
 
 
 def test_localize_refuses_what_it_cannot_compare(tmp_path, capsys):
