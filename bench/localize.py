@@ -8,12 +8,18 @@
    on the example ONNX artifacts made to fail (tolerance rel_l2 1e-9) and on a seeded ResNet-size network
    (40 residual 3x3 Conv blocks of 256 channels at 14x14: 23.6 M parameters, 4.6 GFLOP a sample).
    Median of 3 runs each, off and on alternated in one warm session.
+3. Its bounds on hostile sizes (`bounds`): a 3,000-node chain (matching alone, and the whole localisation
+   under `--time-cap 3`), and a model with a 229 MB intermediate per side (peak memory of a fresh process
+   that localises it under the default caps, against one that only runs both models).
+   `python bench/localize.py bounds` runs this part alone.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +33,7 @@ from fixtures import artifacts as A  # noqa: E402
 from fixtures import localize_models as L  # noqa: E402
 from model_checks.core.session import GateSession  # noqa: E402
 from model_checks.isolation.limits import Limits  # noqa: E402
-from model_checks.localize import localize  # noqa: E402
+from model_checks.localize import Caps, localize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,7 +97,67 @@ def costs(tmp: Path) -> None:
         print(f"| {aid} | {off:.3f} | {on:.3f} | {on - off:+.3f} |")
 
 
+def _chain(tmp: Path, nodes: int) -> None:
+    from model_checks.localize.match import match
+
+    ref, bad = L.chain(nodes), L.chain(nodes, perturb_at=nodes // 2)
+    onnx.save(ref, tmp / "chain_ref.onnx")
+    onnx.save(bad, tmp / "chain_bad.onnx")
+    start = time.perf_counter()
+    pairs = match(bad, ref)[0]
+    matched = time.perf_counter() - start
+    import numpy as np
+
+    feeds = {"input": np.random.default_rng(0).uniform(0, 1, (1, 8)).astype(np.float32)}
+    start = time.perf_counter()
+    found = localize(tmp / "chain_bad.onnx", tmp / "chain_ref.onnx", tmp, feeds, "1 sample", 1e-3, "bench", Caps(3.0))
+    took = time.perf_counter() - start
+    print(f"| {nodes}-node chain | match {matched:.2f} s ({len(pairs)} pairs) | localize under --time-cap 3: {took:.2f} s, "
+          f"{len(found.rows)} rows, first named {found.hint.node if found.hint else 'none'} |")
+
+
+_PEAK = """
+import json, resource, sys
+sys.path[:0] = [{paths}]
+from pathlib import Path
+import numpy as np, onnxruntime as ort
+from model_checks.localize import localize
+tmp = Path({tmp!r})
+feeds = {{"x": np.random.default_rng(0).uniform(0, 1, (1, 256)).astype(np.float32)}}
+if sys.argv[1] == "run":
+    for name in ("wide_bad", "wide_ref"):
+        ort.InferenceSession(str(tmp / (name + ".onnx")), providers=["CPUExecutionProvider"]).run(None, feeds)
+    print(json.dumps({{"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+else:
+    found = localize(tmp / "wide_bad.onnx", tmp / "wide_ref.onnx", tmp, feeds, "1 sample", 1e-3, "bench")
+    print(json.dumps({{"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "skipped": [s for s in found.skipped if s[0] == "wide"], "rows": len(found.rows)}}))
+"""
+
+
+def bounds(tmp: Path) -> None:
+    print("\n| hostile size | figures |\n|---|---|")
+    for nodes in (3000, 6000):
+        _chain(tmp, nodes)
+    rows = 229_000_000 // (256 * 4)  # a 229 MB float32 intermediate per side
+    onnx.save(L.broadcast(rows), tmp / "wide_ref.onnx")
+    onnx.save(L.broadcast(rows, scale=1.5), tmp / "wide_bad.onnx")
+    import model_checks  # the package this run measures (bench before a change: put the old tree first)
+
+    paths = [str(Path(model_checks.__file__).resolve().parents[1]), str(ROOT)]
+    script = _PEAK.format(paths=", ".join(repr(p) for p in paths), tmp=str(tmp))
+    peak = {how: json.loads(subprocess.run([sys.executable, "-c", script, how], capture_output=True, text=True,
+                                           check=True).stdout) for how in ("run", "localize")}
+    print(f"| {rows} x 256 float32 intermediate (229 MB a side) | peak RSS running both models once "
+          f"{peak['run']['peak_mb']:.0f} MB; localising under the default caps {peak['localize']['peak_mb']:.0f} MB; "
+          f"skipped: {peak['localize'].get('skipped')} |")
+
+
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as t:
-        variants(Path(t))
-        costs(Path(t))
+        if sys.argv[1:] == ["bounds"]:
+            bounds(Path(t))
+        else:
+            variants(Path(t))
+            costs(Path(t))
+            bounds(Path(t))

@@ -117,12 +117,14 @@ class Exposed:
         return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
 
     def run(self, names: Sequence[str]) -> dict[str, np.ndarray]:
-        return dict(zip(names, self.session(names).run(list(names), self.feeds)))
+        # copies: an array onnxruntime returns can keep its session's whole arena alive (the largest intermediate
+        # included) for as long as the array lives, which would hold two sessions' arenas at once
+        return {n: np.array(v, copy=True) for n, v in zip(names, self.session(names).run(list(names), self.feeds))}
 
     def outputs(self) -> dict[str, np.ndarray]:
         """The graph's own outputs, as a check sees them."""
         names = [o.name for o in self.model.graph.output]
-        return dict(zip(names, self.session().run(names, self.feeds)))
+        return {n: np.array(v, copy=True) for n, v in zip(names, self.session().run(names, self.feeds))}
 
     def rewritten(self) -> Any:
         """The graph onnxruntime runs with these options, saved in a private temporary directory and read back
