@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 
 from model_checks.commands.producer_args import existing_dir
 from model_checks.core.argtypes import positive_number
@@ -49,8 +50,10 @@ def run(args: argparse.Namespace) -> int:
         ctx = CheckContext(art, pool)
         if ctx.reference_path is None or not applies(ctx):
             raise SystemExit(f"model-checks localize: error: {art.rel_dir}: needs an ONNX artifact whose reference.path is an ONNX model")
+        start = time.monotonic()
         results = comparisons(ctx)
+        check_s = time.monotonic() - start
         label, comparison = next(((lbl, c) for lbl, c in results if not c), results[0])
-        found = find(ctx, label, comparison, Caps(args.time_cap, args.memory_cap, "--time-cap"))
+        found = find(ctx, label, comparison, Caps(args.time_cap, args.memory_cap, "--time-cap", check_s))
     print(json.dumps(found.to_json(), indent=1) if args.json else str(found))
     return 0

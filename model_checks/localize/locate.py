@@ -22,7 +22,7 @@ from model_checks.localize.match import TRANSPARENT, Graph, TimeCapReached, matc
 from model_checks.localize.report import Localization, Row, Sqnr
 from model_checks.localize.runner import Caps, Exposed, Over, measure_chunks
 
-CHUNK_COST = 1.5  # a chunk's time against the plain run of both models: exposing thousands of outputs costs more
+CHUNK_COST = 1.5  # margin on the slowest chunk so far when judging whether the next one fits the time cap
 _BLOCK = 1 << 20  # elements converted to float64 at a time: measuring never doubles a tensor's memory
 
 
@@ -200,99 +200,133 @@ def localize(artifact_path: Path, reference_path: Path, root: Path, feeds: Mappi
         pairs, skipped, absent = match(art, ref, deadline)
     except TimeCapReached:
         return result(stopped="matching")
-
     if time.monotonic() > deadline:
         return result(absent=absent, unmeasured=len(pairs), stopped="time")
-    off = Exposed(art, feeds), Exposed(ref, feeds)
-    begun = time.monotonic()
-    name, off_err = _final(*off, output)
-    # a chunk runs both models once, as this did, with more outputs: no chunk starts that would end past the cap
-    estimate = CHUNK_COST * (time.monotonic() - begun)
-    on_err = check_error
-    if on_err is None and limit is not None and (off_err is None or off_err <= limit):
-        on_err = _final(Exposed(art, feeds, True), Exposed(ref, feeds, True), name)[1]
-    optimized = limit is not None and on_err is not None and off_err is not None and on_err > limit >= off_err
-    final = {"output": name, "on": on_err, "off": off_err}
 
+    table = _Table(pairs, Graph(art), limit, sqnr.is_qdq(art), caps, deadline, first_only)
+    off = Exposed(art, feeds), Exposed(ref, feeds)
+    final: dict[str, Any] = {}
+
+    def only_optimized() -> bool:
+        """After the first unoptimized chunk (which also fetched the graph outputs): is the error over the
+        tolerance only as the check ran, with graph optimizations on?"""
+        name, off_err = _final(*off, output)
+        on_err = check_error
+        if on_err is None and limit is not None and (off_err is None or off_err <= limit):
+            on_err = _final(Exposed(art, feeds, True), Exposed(ref, feeds, True), name)[1]
+        final.update(output=name, on=on_err, off=off_err)
+        return limit is not None and on_err is not None and off_err is not None and on_err > limit >= off_err
+
+    table.run(*off, {}, {}, {}, only_optimized)
+    optimized = table.aborted or (not final and not table.stopped and only_optimized())
     fused: dict[str, tuple[Any, list[str]]] = {}
-    reads: list[tuple[str, str]] = [(p.tensor, p.reference) for p in pairs]
-    transform: dict[int, Callable[[np.ndarray], np.ndarray]] = {}
-    gone: dict[int, str] = {}
-    if optimized:
+    if optimized:  # measured again as the check ran: the tensors that survive the rewrites, the fused nodes named
         artifact, reference = Exposed(art, feeds, True), Exposed(ref, feeds, True)
         rewritten = artifact.rewritten()
         fused = _fused(art, rewritten)
         survive = {o for n in rewritten.graph.node for o in n.output} | {i.name for i in rewritten.graph.input}
-        g = Graph(art)
+        reads: dict[int, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {}
+        gone: dict[int, str] = {}
         for k, p in enumerate(pairs):
             if p.tensor in survive:
                 continue
-            dq = g.producer.get(p.tensor)
+            dq = table.graph.producer.get(p.tensor)
             read = dq is not None and dq.op_type == "DequantizeLinear" and dq.input[0] in survive
-            if read and (f := _dequantize(g, dq)):
-                reads[k], transform[k] = (dq.input[0], p.reference), f  # only names of the file can be exposed
+            if read and (f := _dequantize(table.graph, dq)):
+                reads[k] = (dq.input[0], f)  # only names of the file can be exposed
             else:
                 inside = fused.get(p.tensor)
                 where = f" (inside {inside[0].op_type} '{inside[0].name}')" if inside else ""
                 gone[k] = f"not computed as such once onnxruntime's graph optimizations rewrite the graph{where}"
-    else:
-        artifact, reference = off
-
-    quantized = sqnr.is_qdq(art)
-    index = {r: k for k, r in enumerate(reads) if k not in gone}
-    todo = [r for k, r in enumerate(reads) if k not in gone]
-
-    def measure(pair: tuple[str, str], got: np.ndarray, want: np.ndarray) -> Any:
-        f = transform.get(index[pair])
-        return _measure(f(got) if f else got, want, quantized)
-
-    ga = Graph(art)
-    levels = _Levels(ga)
-    sources = {p.tensor: [n.input[0] for n in ga.source(p.tensor)[1]] for p in pairs} if fused else {}
-    rows: list[Row] = []
-    skip = [(s.tensor, s.reason) for s in skipped] + [(pairs[k].tensor, why) for k, why in gone.items()]
-    act_db: list[Sqnr] = []
-    decided = 0
-    stopped = ""
-    chunks = measure_chunks(artifact, reference, todo, caps, measure)
-    while True:
-        if time.monotonic() + estimate > deadline:
-            stopped = "time"
-            break
-        begun = time.monotonic()
-        done = next(chunks, None)
-        if done is None:
-            break
-        estimate = max(estimate, time.monotonic() - begun)
-        decided += len(done)
-        hit = False
-        for pair, m in done.items():
-            p = pairs[index[pair]]
-            if isinstance(m, (str, Over)):
-                skip.append((p.tensor, str(m)))
-                continue
-            err, db = m
-            levels.errors[p.tensor] = err
-            base = max((levels.of(i) for i in p.inputs), default=0.0)
-            node, op, note = p.node, p.op, p.note
-            key = next((x for x in (p.tensor, pair[0], *sources.get(p.tensor, ())) if x in fused), None)
-            if key is not None:
-                n, names = fused[key]
-                node, op, note = n.name or node, n.op_type, f"fused from {', '.join(names)}"
-            rows.append(Row(p.tensor, p.reference, node, op, err, err - base, note))
-            hit = hit or (limit is not None and err - base > limit)
-            if quantized and db is not None and p.tensor != p.reference:
-                act_db.append(Sqnr(p.reference, "activation", db, p.node))
-        if first_only and hit:
-            stopped = "first"
-            break
-    chunks.close()
-    weights = sqnr.weights(reference_path, artifact_path) if quantized and time.monotonic() <= deadline else []
-    worst = tuple(sorted([*act_db, *weights], key=lambda s: s.db))
+        table = _Table(pairs, table.graph, limit, table.quantized, caps, deadline, first_only)
+        table.run(artifact, reference, reads, gone, fused, None)
+    weights = sqnr.weights(reference_path, artifact_path) if table.quantized and time.monotonic() <= deadline else []
+    worst = tuple(sorted([*table.act_db, *weights], key=lambda s: s.db))
     fused_list = tuple(dict.fromkeys(f"{n.op_type} '{n.name}' (from {', '.join(names)})"
                                      for n, names in fused.values()))
-    return result(rows=tuple(rows), skipped=tuple(skip), absent=absent, unmeasured=len(todo) - decided, sqnr=worst,
-                  optimizations="on" if optimized else "off", final=final, fused=fused_list, stopped=stopped)
+    skip = [(s.tensor, s.reason) for s in skipped] + table.skip
+    return result(rows=tuple(table.rows), skipped=tuple(skip), absent=absent, unmeasured=table.unmeasured,
+                  sqnr=worst, optimizations="on" if optimized else "off", final=final, fused=fused_list,
+                  stopped=table.stopped)
+
+
+class _Table:
+    """The rows of one configuration, measured chunk by chunk in the artifact's order until the pairs, the
+    time cap or (`first_only`) the first node over the limit run out."""
+
+    def __init__(self, pairs: list[Any], graph: Graph, limit: float | None, quantized: bool, caps: Caps,
+                 deadline: float, first_only: bool):
+        self.pairs, self.graph, self.limit, self.quantized = pairs, graph, limit, quantized
+        self.caps, self.deadline, self.first_only = caps, deadline, first_only
+        self.rows: list[Row] = []
+        self.skip: list[tuple[str, str]] = []
+        self.act_db: list[Sqnr] = []
+        self.unmeasured = 0
+        self.stopped = ""
+        self.aborted = False
+
+    def run(self, artifact: Exposed, reference: Exposed,
+            reads: dict[int, tuple[str, Callable[[np.ndarray], np.ndarray]]], gone: dict[int, str],
+            fused: dict[str, tuple[Any, list[str]]], abort: Callable[[], bool] | None) -> None:
+        """`reads`: pairs read from another tensor (a quantized one) through a function; `gone`: pairs that cannot be
+        read here, with why; `abort`, asked after the first chunk: whether to drop this run for another."""
+        index: dict[tuple[str, str], int] = {}
+        todo = []
+        for k, p in enumerate(self.pairs):
+            if k in gone:
+                self.skip.append((p.tensor, gone[k]))
+                continue
+            pair = (reads[k][0] if k in reads else p.tensor, p.reference)
+            index[pair] = k
+            todo.append(pair)
+
+        def measure(pair: tuple[str, str], got: np.ndarray, want: np.ndarray) -> Any:
+            k = index[pair]
+            return _measure(reads[k][1](got) if k in reads else got, want, self.quantized)
+
+        levels = _Levels(self.graph)
+        sources = {p.tensor: [n.input[0] for n in self.graph.source(p.tensor)[1]] for p in self.pairs} if fused else {}
+        # a chunk is indivisible: one that would end past the cap never starts. Before the first, the check's own
+        # time says what running both models costs; after it, the slowest chunk so far, with a margin
+        decided, estimate = 0, self.caps.run_s
+        chunks = measure_chunks(artifact, reference, todo, self.caps, measure)
+        while True:
+            if time.monotonic() + estimate > self.deadline:
+                self.stopped = "time"
+                break
+            begun = time.monotonic()
+            done = next(chunks, None)
+            if done is None:
+                break
+            estimate = max(estimate if decided else 0.0, CHUNK_COST * (time.monotonic() - begun))
+            if abort is not None and abort():
+                self.aborted = True
+                break
+            abort = None
+            decided += len(done)
+            hit = False
+            for pair, m in done.items():
+                p = self.pairs[index[pair]]
+                if isinstance(m, (str, Over)):
+                    self.skip.append((p.tensor, str(m)))
+                    continue
+                err, db = m
+                levels.errors[p.tensor] = err
+                base = max((levels.of(i) for i in p.inputs), default=0.0)
+                node, op, note = p.node, p.op, p.note
+                key = next((x for x in (p.tensor, pair[0], *sources.get(p.tensor, ())) if x in fused), None)
+                if key is not None:
+                    n, names = fused[key]
+                    node, op, note = n.name or node, n.op_type, f"fused from {', '.join(names)}"
+                self.rows.append(Row(p.tensor, p.reference, node, op, err, err - base, note))
+                hit = hit or (self.limit is not None and err - base > self.limit)
+                if self.quantized and db is not None and p.tensor != p.reference:
+                    self.act_db.append(Sqnr(p.reference, "activation", db, p.node))
+            if self.first_only and hit:
+                self.stopped = "first"
+                break
+        chunks.close()
+        self.unmeasured = len(todo) - decided
 
 
 def _dequantize(g: Graph, dq: Any) -> Callable[[np.ndarray], np.ndarray] | None:

@@ -29,7 +29,8 @@ _ITEM_BYTES = {1: 4, 10: 2, 11: 8, 16: 2, 2: 1, 3: 1, 6: 4, 7: 8, 9: 1}  # Tenso
 class Caps:
     time_s: float = DEFAULT_TIME_CAP_S
     memory_mb: int = DEFAULT_MEMORY_CAP_MB
-    basis: str = ""  # where time_s came from, for the message ("" : the command's --time-cap)
+    basis: str = ""  # where time_s came from, for the message
+    run_s: float = 0.0  # what running both models once took (the check's time): no chunk starts that cannot end in time
 
     @classmethod
     def for_check(cls, check_s: float) -> Caps:
@@ -37,7 +38,7 @@ class Caps:
         t = min(DEFAULT_TIME_CAP_S, max(GATE_FLOOR_S, GATE_FACTOR * check_s))
         ceiling = f", at most {DEFAULT_TIME_CAP_S:g} s" if t == DEFAULT_TIME_CAP_S else ""
         basis = f"the larger of {GATE_FLOOR_S:g} s and {GATE_FACTOR:g}x the check's own {check_s:.2f} s{ceiling}"
-        return cls(t, DEFAULT_MEMORY_CAP_MB, basis)
+        return cls(t, DEFAULT_MEMORY_CAP_MB, basis, check_s)
 
     @property
     def side_bytes(self) -> int:
@@ -66,6 +67,7 @@ class Exposed:
         self.model = model
         self.feeds = dict(feeds)
         self.optimized = optimized
+        self.final: dict[str, np.ndarray] | None = None
         concrete = onnx.ModelProto()
         concrete.CopyFrom(model)  # the feeds' shapes on the inputs, so inference resolves computed shapes too
         for i in concrete.graph.input:
@@ -117,14 +119,23 @@ class Exposed:
         return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
 
     def run(self, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """The tensors `names`; the first run also fetches the graph's own outputs (`final`): one pass serves both."""
+        fetch = list(names)
+        if self.final is None:
+            fetch += [o.name for o in self.model.graph.output if o.name not in names]
         # copies: an array onnxruntime returns can keep its session's whole arena alive (the largest intermediate
         # included) for as long as the array lives, which would hold two sessions' arenas at once
-        return {n: np.array(v, copy=True) for n, v in zip(names, self.session(names).run(list(names), self.feeds))}
+        got = {n: np.array(v, copy=True) for n, v in zip(fetch, self.session(fetch).run(fetch, self.feeds))}
+        if self.final is None:
+            self.final = {o.name: got[o.name] for o in self.model.graph.output}
+        return {n: got[n] for n in names}
 
     def outputs(self) -> dict[str, np.ndarray]:
-        """The graph's own outputs, as a check sees them."""
-        names = [o.name for o in self.model.graph.output]
-        return {n: np.array(v, copy=True) for n, v in zip(names, self.session().run(names, self.feeds))}
+        """The graph's own outputs, as a check sees them (from the first run, when there was one)."""
+        if self.final is None:
+            names = [o.name for o in self.model.graph.output]
+            self.final = {n: np.array(v, copy=True) for n, v in zip(names, self.session().run(names, self.feeds))}
+        return self.final
 
     def rewritten(self) -> Any:
         """The graph onnxruntime runs with these options, saved in a private temporary directory and read back
@@ -150,7 +161,8 @@ class Over:
         return f"{self.nbytes / 2**20:.1f} MiB, over the memory cap of {self.cap / 2**20:.1f} MiB a side: skipped{when}"
 
 
-def chunks(pairs: Sequence[tuple[str, str]], sizes: Callable[[tuple[str, str]], int], budget: int) -> Iterator[list[tuple[str, str]]]:
+def chunks(pairs: Sequence[tuple[str, str]], sizes: Callable[[tuple[str, str]], int],
+           budget: int) -> Iterator[list[tuple[str, str]]]:
     """Consecutive runs of pairs whose summed size stays within `budget` (a pair larger than it goes alone)."""
     cur: list[tuple[str, str]] = []
     used = 0
