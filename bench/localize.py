@@ -11,7 +11,7 @@
 3. Its bounds on hostile sizes (`bounds`): a 3,000-node chain (matching alone, and the whole localisation
    under `--time-cap 3`), and a model with a 229 MB intermediate per side (peak memory of a fresh process
    that localises it under the default caps, against one that only runs both models).
-   `python bench/localize.py bounds` runs this part alone.
+   `python bench/localize.py bounds` (or `costs`) runs that part alone.
 """
 
 from __future__ import annotations
@@ -169,6 +169,8 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as t:
         if sys.argv[1:] == ["bounds"]:
             bounds(Path(t))
+        elif sys.argv[1:] == ["costs"]:
+            costs(Path(t))
         else:
             variants(Path(t))
             costs(Path(t))

@@ -22,6 +22,7 @@ DEFAULT_TIME_CAP_S = 60.0  # `model-checks localize`: the full table
 DEFAULT_MEMORY_CAP_MB = 256
 GATE_FLOOR_S = 5.0  # under a failed check: the larger of this and GATE_FACTOR x the check's own time
 GATE_FACTOR = 10.0
+_SMALL = 4096  # initializers up to this many elements stay in the copy shape inference reads (shapes among them)
 _ITEM_BYTES = {1: 4, 10: 2, 11: 8, 16: 2, 2: 1, 3: 1, 6: 4, 7: 8, 9: 1}  # TensorProto element type -> bytes
 
 
@@ -70,6 +71,14 @@ class Exposed:
         self.final: dict[str, np.ndarray] | None = None
         concrete = onnx.ModelProto()
         concrete.CopyFrom(model)  # the feeds' shapes on the inputs, so inference resolves computed shapes too
+        big = [t for t in concrete.graph.initializer if _elements(t) > _SMALL]
+        if big:  # weights are shapes to inference: inputs of their shape, not megabytes serialized for it
+            kept = [t for t in concrete.graph.initializer if _elements(t) <= _SMALL]
+            del concrete.graph.initializer[:]
+            concrete.graph.initializer.extend(kept)
+            declared = {i.name for i in concrete.graph.input}
+            concrete.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                                        for t in big if t.name not in declared)
         for i in concrete.graph.input:
             if i.name in feeds and i.type.HasField("tensor_type"):
                 shape = i.type.tensor_type.shape
@@ -146,6 +155,13 @@ class Exposed:
             path = Path(d) / "optimized.onnx"
             self.session(save=path)
             return onnx.load(str(path), load_external_data=False)
+
+
+def _elements(t: Any) -> int:
+    n = 1
+    for d in t.dims:
+        n *= d
+    return n
 
 
 @dataclass(frozen=True)
