@@ -12,6 +12,30 @@
    under `--time-cap 3`), and a model with a 229 MB intermediate per side (peak memory of a fresh process
    that localises it under the default caps, against one that only runs both models).
    `python bench/localize.py bounds` (or `costs`) runs that part alone.
+
+Measured 2026-12-02 on this 2-core Xeon shared with seven other test runs (load average 8-9), before (main at
+9bd11f7, its package put first on sys.path) and after the bounds of issues 19, 20 and 25, back to back:
+
+| added to a failing check (s) | before | after | ratio |
+|---|---|---|---|
+| variant@1.0 (40 residual blocks, 23.6 M parameters) | +7.22 | +2.27 | 3.2x |
+| tokens_encoder_fp16@1.0 | +3.38 | +0.19 | 18x |
+| tokens_encoder_int8@1.0 | +3.57 | +0.12 | 30x |
+| digits_cnn_fp16@1.0 | +0.20 | +0.10 | 2.0x |
+| digits_cnn_int8_static@1.0 (SQNR of weights dominates) | +0.22 | +0.26 | 0.8x |
+
+| hostile size | before | after |
+|---|---|---|
+| 3,000-node chain: matching | 16.1 s | 0.2 s (80x) |
+| 3,000-node chain: localize under --time-cap 3 | 19.6 s | 1.4-1.8 s, every row |
+| 6,000-node chain: matching | 71.9 s | 0.3 s |
+| 6,000-node chain: localize under --time-cap 3 | 124.5 s | 0.8 s: stops, a chunk would not end in time |
+| 229 MB intermediate a side: peak RSS (one plain run of both: 296 MB) | 1,862 MB (6.3x) | 316 MB (1.07x), skipped |
+
+Where the after figures came from (profiled on the 23.6 M network, 8.7 s -> 3.6 s for the table): shape
+inference serialized the weights (now inputs of their shape), np.dot on float64 spun BLAS threads on the
+loaded machine (now numpy sums), an array onnxruntime returns held its session's arena (results are copied),
+and the final outputs took a pass of their own (the first chunk fetches them).
 """
 
 from __future__ import annotations

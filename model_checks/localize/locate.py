@@ -323,7 +323,7 @@ class _Table:
                 if self.quantized and db is not None and p.tensor != p.reference:
                     self.act_db.append(Sqnr(p.reference, "activation", db, p.node))
             if self.first_only and hit:
-                self.stopped = "first"
+                self.stopped = "first" if decided < len(todo) else ""
                 break
         chunks.close()
         self.unmeasured = len(todo) - decided

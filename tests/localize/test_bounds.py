@@ -209,3 +209,22 @@ def test_hostile_node_and_tensor_names_are_escaped_everywhere_it_prints(tmp_path
     assert "localisation (case: case\\x1b[1m;" in text
     assert "\\u202e_out  " in text  # the tensor's cell, cut to its width, escaped before it was cut
     assert "\x1b" not in json.dumps(found.to_json())  # `model-checks localize --json` escapes as JSON does
+
+
+def test_a_failed_equivalence_prints_hostile_names_escaped(tmp_path):
+    """Through the check: the lines under the failure and the figure for reports carry the names escaped."""
+    from fixtures import artifacts as A
+    from model_checks.core.session import GateSession
+
+    ref = L.convnet()
+    names = {"conv3": HOSTILE, "conv3_out": HOSTILE + "_out"}
+    A.pair(tmp_path / "arts", L.renamed(L.perturbed(ref, "conv3.weight"), names), L.renamed(ref, names),
+           inputs=[{"name": "input", "dtype": "float32", "shape": ["batch", 3, 8, 8]}],
+           outputs=[{"name": "logits", "dtype": "float32", "shape": ["batch", 10]}])
+    gs = GateSession(roots=[tmp_path / "arts"])
+    result = gs.run_check("equivalence", next(a for a in gs.artifacts if a.id == "variant@1.0"))
+    gs.pool.close()
+    assert not result and all(line.isprintable() for line in result.details)
+    assert any(line.startswith("    hint: node 'conv3\\x1b[2K\\r\\x07\\nPASSED ") for line in result.details)
+    assert not any("stopped at" in line for line in result.details)  # one chunk measured it all: nothing was left
+    assert result.figures["localize_hint"].isprintable() and result.figures["localize_hint"].endswith("\\u202e (Conv)")
