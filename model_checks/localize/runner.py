@@ -69,16 +69,19 @@ class Exposed:
         self.feeds = dict(feeds)
         self.optimized = optimized
         self.final: dict[str, np.ndarray] | None = None
-        concrete = onnx.ModelProto()
-        concrete.CopyFrom(model)  # the feeds' shapes on the inputs, so inference resolves computed shapes too
-        big = [t for t in concrete.graph.initializer if _elements(t) > _SMALL]
-        if big:  # weights are shapes to inference: inputs of their shape, not megabytes serialized for it
-            kept = [t for t in concrete.graph.initializer if _elements(t) <= _SMALL]
-            del concrete.graph.initializer[:]
-            concrete.graph.initializer.extend(kept)
-            declared = {i.name for i in concrete.graph.input}
-            concrete.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
-                                        for t in big if t.name not in declared)
+        # a copy for shape inference with the feeds' shapes on the inputs, so it resolves computed shapes too; built
+        # field by field, the weights left out (inputs of their shape to it): never a second copy of megabytes
+        concrete = onnx.ModelProto(ir_version=model.ir_version, opset_import=model.opset_import,
+                                   functions=model.functions)
+        src, g = model.graph, concrete.graph
+        g.node.extend(src.node)
+        g.input.extend(src.input)
+        g.output.extend(src.output)
+        g.value_info.extend(src.value_info)
+        g.initializer.extend(t for t in src.initializer if _elements(t) <= _SMALL)
+        declared = {i.name for i in src.input}
+        g.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                       for t in src.initializer if _elements(t) > _SMALL and t.name not in declared)
         for i in concrete.graph.input:
             if i.name in feeds and i.type.HasField("tensor_type"):
                 shape = i.type.tensor_type.shape
