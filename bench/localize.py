@@ -13,16 +13,19 @@
    that localises it under the default caps, against one that only runs both models).
    `python bench/localize.py bounds` (or `costs`) runs that part alone.
 
-Measured 2026-12-02 on this 2-core Xeon shared with seven other test runs (load average 8-9), before (main at
-9bd11f7, its package put first on sys.path) and after the bounds of issues 19, 20 and 25, back to back:
+Measured 2026-12-02 on this 2-core Xeon shared with seven other test runs (load average 5-10), before (main at
+9bd11f7, its package put first on sys.path) and after the bounds of issues 19, 20 and 25: three rounds of
+`costs`, before and after alternated, medians of the rounds (each round itself a median of 3). The load made
+single rounds vary 2-3x; under 0.3 s the difference is within that noise.
 
-| added to a failing check (s) | before | after | ratio |
-|---|---|---|---|
-| variant@1.0 (40 residual blocks, 23.6 M parameters) | +7.22 | +2.27 | 3.2x |
-| tokens_encoder_fp16@1.0 | +3.38 | +0.19 | 18x |
-| tokens_encoder_int8@1.0 | +3.57 | +0.12 | 30x |
-| digits_cnn_fp16@1.0 | +0.20 | +0.10 | 2.0x |
-| digits_cnn_int8_static@1.0 (SQNR of weights dominates) | +0.22 | +0.26 | 0.8x |
+| failing check | check (s), before | added, before | check (s), after | added, after | ratio |
+|---|---|---|---|---|---|
+| variant@1.0 (40 residual blocks, 23.6 M parameters) | 0.676 | +5.51 | 0.588 | +2.71 | 2.0x |
+| tokens_encoder_fp16@1.0 | 0.028 | +2.51 | 0.049 | +0.25 | 10x |
+| tokens_encoder_int8@1.0 | 0.019 | +1.24 | 0.035 | +0.21 | 6.0x |
+| digits_cnn_fp16@1.0 | 0.025 | +0.40 | 0.025 | +0.06 | 6.7x |
+| digits_cnn_int8_static@1.0 | 0.033 | +0.32 | 0.031 | +0.25 | 1.3x |
+| digits_keras_int8@1.0 | 0.026 | +0.08 | 0.039 | +0.19 | 0.4x (noise: 0.03 s in process) |
 
 | hostile size | before | after |
 |---|---|---|
