@@ -218,9 +218,13 @@ def test_a_failed_equivalence_prints_hostile_names_escaped(tmp_path):
 
     ref = L.convnet()
     names = {"conv3": HOSTILE, "conv3_out": HOSTILE + "_out"}
-    A.pair(tmp_path / "arts", L.renamed(L.perturbed(ref, "conv3.weight"), names), L.renamed(ref, names),
-           inputs=[{"name": "input", "dtype": "float32", "shape": ["batch", 3, 8, 8]}],
-           outputs=[{"name": "logits", "dtype": "float32", "shape": ["batch", 10]}])
+    A.pair(
+        tmp_path / "arts",
+        L.renamed(L.perturbed(ref, "conv3.weight"), names),
+        L.renamed(ref, names),
+        inputs=[{"name": "input", "dtype": "float32", "shape": ["batch", 3, 8, 8]}],
+        outputs=[{"name": "logits", "dtype": "float32", "shape": ["batch", 10]}],
+    )
     gs = GateSession(roots=[tmp_path / "arts"])
     result = gs.run_check("equivalence", next(a for a in gs.artifacts if a.id == "variant@1.0"))
     gs.pool.close()
@@ -228,3 +232,31 @@ def test_a_failed_equivalence_prints_hostile_names_escaped(tmp_path):
     assert any(line.startswith("    hint: node 'conv3\\x1b[2K\\r\\x07\\nPASSED ") for line in result.details)
     assert not any("stopped at" in line for line in result.details)  # one chunk measured it all: nothing was left
     assert result.figures["localize_hint"].isprintable() and result.figures["localize_hint"].endswith("\\u202e (Conv)")
+
+
+def test_under_a_check_one_pass_of_each_model_serves_the_table_and_the_final_outputs(tmp_path, monkeypatch):
+    """The check's rel_l2 is handed on and the first chunk fetches the graph's outputs: two sessions in all, where
+    a separate run for the final comparison made four."""
+    ref = L.convnet()
+    onnx.save(ref, tmp_path / "ref.onnx")
+    onnx.save(L.perturbed(ref, "conv3.weight"), tmp_path / "bad.onnx")
+    sessions = []
+    real = runner.Exposed.session
+    monkeypatch.setattr(
+        runner.Exposed, "session", lambda self, *a, **k: sessions.append(self.optimized) or real(self, *a, **k)
+    )
+    found = localize(
+        tmp_path / "bad.onnx",
+        tmp_path / "ref.onnx",
+        tmp_path,
+        {"input": L.inputs()},
+        "samples",
+        1e-3,
+        "metadata.yaml",
+        Caps.for_check(0.1),
+        output="logits",
+        check_error=0.2,
+        first_only=True,
+    )
+    assert sessions == [False, False] and found.hint.node == "conv3"
+    assert found.final["off"] > 1e-3 and found.final["on"] == 0.2  # the check's figure, reused
