@@ -39,17 +39,19 @@ def run(args: argparse.Namespace) -> int:
     from model_checks.isolation.limits import Limits
     from model_checks.localize.gate import applies, find
     from model_checks.localize.runner import Caps
+    from model_checks.safety.text import printable
 
     d = args.artifact.resolve()
     root = (args.root or d.parent).resolve()
     art = next((a for a in discover([root]) if a.dir.resolve() == d), None)
     if art is None or art.manifest is None:
         why = art.error if art is not None else f"no metadata.yaml under {root} names {d}"
-        raise SystemExit(f"model-checks localize: error: {why}")
+        raise SystemExit(f"model-checks localize: error: {printable(str(why))}")
     with ModelPool(isolation=Limits()) as pool:
         ctx = CheckContext(art, pool)
         if ctx.reference_path is None or not applies(ctx):
-            raise SystemExit(f"model-checks localize: error: {art.rel_dir}: needs an ONNX artifact whose reference.path is an ONNX model")
+            raise SystemExit(f"model-checks localize: error: {printable(str(art.rel_dir))}: needs an ONNX artifact whose "
+                             f"reference.path is an ONNX model")
         start = time.monotonic()
         results = comparisons(ctx)
         check_s = time.monotonic() - start

@@ -58,3 +58,12 @@ def test_localize_caps_name_the_bad_value(tmp_path, capsys, flag, value, unit):
     with pytest.raises(SystemExit):
         main(["localize", str(tmp_path), flag, value])
     assert f"argument {flag}: {value!r} is not a positive number of {unit}" in capsys.readouterr().err
+
+
+def test_localize_escapes_a_hostile_directory_name(tmp_path):
+    ref, _ = A.pair(tmp_path / "arts", L.convnet(), L.convnet(), **IFACE)
+    hostile = ref.rename(ref.parent / "ref\x1b[32m\rPASSED")
+    with pytest.raises(SystemExit) as e:
+        main(["localize", str(hostile)])
+    assert str(e.value) == ("model-checks localize: error: ref\\x1b[32m\\rPASSED: needs an ONNX artifact whose "
+                            "reference.path is an ONNX model")
