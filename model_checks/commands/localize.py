@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
     with ModelPool(isolation=Limits()) as pool:
         ctx = CheckContext(art, pool)
         if ctx.reference_path is None or not applies(ctx):
-            raise SystemExit(f"model-checks localize: error: {printable(str(art.rel_dir))}: needs an ONNX artifact whose "
-                             f"reference.path is an ONNX model")
+            raise SystemExit(f"model-checks localize: error: {printable(str(art.rel_dir))}: needs an ONNX artifact "
+                             f"whose reference.path is an ONNX model")
         start = time.monotonic()
         results = comparisons(ctx)
         check_s = time.monotonic() - start
