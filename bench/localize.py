@@ -35,6 +35,10 @@ single rounds vary 2-3x; under 0.3 s the difference is within that noise.
 | 6,000-node chain: localize under --time-cap 3 | 124.5 s | 0.8 s: stops, a chunk would not end in time |
 | 229 MB intermediate a side: peak RSS (one plain run of both: 296 MB) | 1,862 MB (6.3x) | 316 MB (1.07x), skipped |
 
+(Run after `costs` in the same invocation, both peak figures read 542 MB, plain run and localisation alike:
+the subprocess inherits the parent's environment after the gate sessions; `bounds` alone gives the figures
+above, three runs within 1 MB.)
+
 Where the after figures came from (profiled on the 23.6 M network, 8.7 s -> 3.6 s for the table): shape
 inference serialized the weights (now inputs of their shape), np.dot on float64 spun BLAS threads on the
 loaded machine (now numpy sums), an array onnxruntime returns held its session's arena (results are copied),
