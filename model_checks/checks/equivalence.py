@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from model_checks.checks.context import CheckContext
 from model_checks.core.metrics import Comparison, OutputComparison, compare_outputs
 from model_checks.core.results import CheckResult
@@ -30,7 +32,9 @@ def worst(results: list[tuple[str, Comparison]], metric: str) -> float | None:
 def run(ctx: CheckContext) -> CheckResult:
     if ctx.reference_path is None:
         return CheckResult.skip(NAME, f"no reference declared in {ctx.where} (reference.path)")
+    start = time.monotonic()
     results = comparisons(ctx)
+    check_s = time.monotonic() - start  # localisation's default time cap is a multiple of it
     figures = {m: worst(results, m) for m in ("rel_l2", "mae", "max_abs", "top1_agreement")}
     ref = ctx.manifest.get("reference.path")
     failed = [(label, c) for label, c in results if not c]
@@ -42,7 +46,7 @@ def run(ctx: CheckContext) -> CheckResult:
         lines.append(f"  limits come from the 'tolerance' of {ctx.where} or policy.yaml; raise them there only if the difference is expected")
         from model_checks.localize.gate import lines as localisation
 
-        extra, found = localisation(ctx, failed)
+        extra, found = localisation(ctx, failed, check_s)
         lines += extra
         figures.update(found)
         n_out = sum(1 for _, c in failed for o in c.outputs if not o.ok) + sum(len(c.problems) for _, c in failed)
