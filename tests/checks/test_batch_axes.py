@@ -355,3 +355,69 @@ def test_a_model_the_checker_refuses_but_onnxruntime_opens_is_checked_further(tm
     assert "Inferred shape and existing shape differ in dimension 1: (3) vs (5)" in str(r)
     assert "  onnxruntime opens it all the same: the other checks run on it" in str(r)
     assert not rs["limits"].skipped
+
+
+def test_a_refused_model_fails_once_in_an_isolated_worker_too(tmp_path):
+    from model_checks.isolation.limits import Limits
+
+    A.onnx_artifact(tmp_path / "bad", B.custom_domain_op(), name="bad", limits={"dynamic_axes": ["batch"]})
+    gs = GateSession([tmp_path], isolation=Limits(memory_mb=2048, timeout_s=60))
+    try:
+        a = gs.artifacts[0]
+        r = gs.result("integrity", a)
+        assert not r and r.headline == "integrity: bad@1.0: model cannot be loaded"
+        assert "onnx.checker (full check, shape inference) accepts it" in str(r)
+        assert gs.result("limits", a).skipped == "not run: test_integrity[bad@1.0] failed"
+    finally:
+        gs.pool.close()
+
+
+# -- which dimension is the batch ---------------------------------------------------------------------------------
+
+
+def test_the_batch_is_found_by_its_name_wherever_it_sits_else_by_the_default():
+    from model_checks.core.batch import find
+    from model_checks.manifest.model import TensorSpec as T
+
+    assert find([T("x", shape=("sequence", 4)), T("h", shape=(2, "batch_size", 8))]).describe() == (
+        "the batch is 'batch_size' (named so)"
+    )
+    assert find([T("x", shape=("N", 3, "H", "W"))]).name == "N"
+    assert find([T("x", shape=("s0", 4))]).describe() == (
+        "the batch is 's0' (the first dynamic leading dim, of input 'x': no dim is named batch)"
+    )
+    assert find([T("x", shape=("?", 4))]).axis(T("y", shape=(3, "?"))) is None  # an unnamed batch only leads
+    for time_major in (("sequence_length", 1, 4), ("seq_len", 4), ("T", 4), ("time", 2)):
+        assert find([T("x", shape=time_major)]) is None, time_major
+    assert find([T("x", shape=(1, 4))]) is None
+
+
+def test_an_axis_that_cannot_be_run_at_two_sizes_fails_as_unproven(tmp_path):
+    # samples whose inputs disagree on the batch, and an integer input without a range: nothing can be generated
+    from onnx import TensorProto, helper
+
+    m = helper.make_model(
+        helper.make_graph(
+            [
+                helper.make_node("Cast", ["ids"], ["f"], to=TensorProto.FLOAT),
+                helper.make_node("Add", ["f", "x"], ["y"]),
+            ],
+            "two",
+            [
+                helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", 4]),
+                helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4]),
+            ],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+        ),
+        opset_imports=[helper.make_opsetid("", 13)],
+    )
+    m.ir_version = 8
+    d = A.onnx_artifact(tmp_path / "two", m, name="two", samples="samples.npz", limits={"dynamic_axes": ["batch"]})
+    samples(d, ids=np.zeros((3, 4), np.int64), x=np.zeros((2, 4), np.float32))
+    r = check(tmp_path, "two", "limits")
+    assert not r
+    assert (
+        "dynamic_axes: 'batch' could not be proven at two sizes (the samples (samples.npz) do not agree on one size "
+        "along the batch: 'ids' axis 0, 'x' axis 0), and no inputs can be generated (input 'ids' (int64): no range "
+        "declared"
+    ) in str(r)
