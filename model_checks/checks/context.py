@@ -151,8 +151,14 @@ class CheckContext:
         return [self._as_declared(c) for c in cases]
 
     def _as_declared(self, case: Case) -> Case:
-        """`case` with its inputs in the model's own input dtypes, the casts named in its label."""
+        """`case` with its inputs in the model's own input dtypes, the casts named in its label, with those the
+        reference model's feeds will get (`reference_feeds`)."""
         feeds, notes = cast_feeds(case.inputs, self.runner().inputs)
-        if not notes:
-            return case
-        return Case(f"{case.label}; for the model {', '.join(notes)}", feeds, case.outputs)
+        label = f"{case.label}; for the model {', '.join(notes)}" if notes else case.label
+        try:
+            theirs = self.reference_casts(feeds) if case.outputs is None else []
+        except ModelChecksError:
+            theirs = []  # a reference that cannot be had fails where it is used, not in naming a case
+        if theirs:
+            label += f"; for the reference {', '.join(theirs)}"
+        return case if label == case.label else Case(label, feeds, case.outputs)

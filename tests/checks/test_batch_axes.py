@@ -256,11 +256,12 @@ def fp16_pair(root, sample_dtype, **manifest):
     return var
 
 
-def labels(root, name="variant"):
+def compared(root, name="variant"):
     gs = session(root)
-    return [
-        label for label, _ in comparisons(CheckContext(next(a for a in gs.artifacts if a.id.startswith(name)), gs.pool))
-    ]
+    return comparisons(CheckContext(next(a for a in gs.artifacts if a.id.startswith(name)), gs.pool))
+
+
+WIDENED = "compared in float32 (declared float16 in outputs[].dtype, the reference gives float32)"
 
 
 def test_an_fp16_io_model_is_compared_with_its_fp32_reference_on_fp16_samples(tmp_path):
@@ -268,21 +269,21 @@ def test_an_fp16_io_model_is_compared_with_its_fp32_reference_on_fp16_samples(tm
     fp16_pair(tmp_path, np.float16)
     r = check(tmp_path, "variant", "equivalence")
     assert r, str(r)
-    compared = "compared in 'logits' in float32 (declared float16, the reference gives float32)"
-    assert labels(tmp_path) == [
-        f"samples (samples.npz); for the reference 'input' cast float16 -> float32; {compared}",
+    results = compared(tmp_path)
+    assert [label for label, _ in results] == [
+        "samples (samples.npz); for the reference 'input' cast float16 -> float32",
         "samples (samples.npz), sample 0 alone (the batch is 'batch' (named so)); "
-        f"for the reference 'input' cast float16 -> float32; {compared}",
+        "for the reference 'input' cast float16 -> float32",
     ]
+    assert [c.outputs[0].note for _, c in results] == [WIDENED, WIDENED]
 
 
 def test_fp32_samples_are_cast_for_an_fp16_model(tmp_path):
     fp16_pair(tmp_path, np.float32)
     # the model gets them as float16, and the reference those same float16 values back as float32
-    assert labels(tmp_path)[0] == (
+    assert compared(tmp_path)[0][0] == (
         "samples (samples.npz); for the model 'input' cast float32 -> float16; for the reference "
-        "'input' cast float16 -> float32; compared in 'logits' in float32 (declared float16, the "
-        "reference gives float32)"
+        "'input' cast float16 -> float32"
     )
     assert check(tmp_path, "variant", "equivalence")
 
@@ -291,10 +292,8 @@ def test_an_fp16_model_out_of_tolerance_names_the_casts_in_its_case_line(tmp_pat
     fp16_pair(tmp_path, np.float16, tolerance={"rel_l2": 1e-9, "mae": None})
     r = check(tmp_path, "variant", "equivalence")
     assert not r
-    assert (
-        "  case: samples (samples.npz); for the reference 'input' cast float16 -> float32; "
-        "compared in 'logits' in float32 (declared float16, the reference gives float32)"
-    ) in str(r)
+    assert "  case: samples (samples.npz); for the reference 'input' cast float16 -> float32\n" in str(r)
+    assert f"    note: {WIDENED}" in str(r)
 
 
 def test_an_undeclared_fp16_output_is_still_refused_with_the_key_to_declare(tmp_path):
