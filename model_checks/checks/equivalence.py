@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+
+import numpy as np
 
 from model_checks.checks.context import CheckContext
 from model_checks.core.metrics import Comparison, OutputComparison, compare_outputs
@@ -18,8 +21,32 @@ def comparisons(ctx: CheckContext) -> list[tuple[str, Comparison]]:
     for case in ctx.cases():
         got = runner.infer(case.inputs)
         expected = case.outputs if case.outputs is not None else ctx.reference_outputs(case.inputs)
-        out.append((case.label, compare_outputs(got, expected, ctx.manifest.tolerance.for_output)))
+        got, expected, widened = widened_floats(ctx, got, expected)
+        c = compare_outputs(got, expected, ctx.manifest.tolerance.for_output)
+        if widened:  # said under the output it concerns (the case's label is how localisation finds the case again)
+            outs = tuple(replace(o, note="; ".join(filter(None, (widened[o.name], o.note)))) if o.name in widened else o
+                         for o in c.outputs)
+            c = replace(c, outputs=outs)
+        out.append((case.label, c))
     return out
+
+
+def widened_floats(ctx: CheckContext, got: dict, expected: dict) -> tuple[dict, dict, dict[str, str]]:
+    """Float outputs whose dtype differs from the reference's only where the manifest declares it
+    (`outputs[].dtype: float16`), both sides cast to the wider of the two and at least float32; an
+    undeclared difference is left for the comparison to refuse (fp16 is never compared with fp32 silently)."""
+    declared = {t.name: t.dtype for t in ctx.manifest.outputs or ()}
+    got, expected, notes = dict(got), dict(expected), {}
+    for name, a in got.items():
+        b = expected.get(name)
+        if b is None or a.dtype == b.dtype or a.dtype.kind != "f" or b.dtype.kind != "f":
+            continue
+        if declared.get(name) != str(a.dtype):
+            continue
+        wide = np.result_type(a.dtype, b.dtype, np.float32)
+        got[name], expected[name] = a.astype(wide), b.astype(wide)
+        notes[name] = f"compared in {wide} (declared {a.dtype} in outputs[].dtype, the reference gives {b.dtype})"
+    return got, expected, notes
 
 
 def worst(results: list[tuple[str, Comparison]], metric: str) -> float | None:

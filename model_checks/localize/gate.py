@@ -32,7 +32,8 @@ def find(ctx: CheckContext, label: str, comparison: Comparison, caps: Caps = Cap
     return ctx.pool.run_isolated("onnx", ctx.model_path, localize, ctx.model_path, ctx.reference_path, ctx.artifact.root,
                                  case.inputs, label, limit.value if limit else None, limit.source if limit else "",
                                  caps,
-                                 bad, out.value("rel_l2") if out is not None else None, first_only)
+                                 bad, out.value("rel_l2") if out is not None else None, first_only,
+                                 ctx.reference_feeds(case.inputs))
 
 
 def lines(ctx: CheckContext, failed: list[tuple[str, Comparison]],

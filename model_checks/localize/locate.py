@@ -175,14 +175,17 @@ def _fused(original: Any, rewritten: Any) -> dict[str, tuple[Any, list[str]]]:
 
 def localize(artifact_path: Path, reference_path: Path, root: Path, feeds: Mapping[str, np.ndarray], case: str,
              limit: float | None = None, limit_source: str = "", caps: Caps = Caps(), output: str | None = None,
-             check_error: float | None = None, first_only: bool = False) -> Localization:
+             check_error: float | None = None, first_only: bool = False,
+             reference_feeds: Mapping[str, np.ndarray] | None = None) -> Localization:
     """The table for one case: each comparable tensor's rel_l2 against the reference and the error it introduces.
 
     `output` and `check_error`: the failing output and its rel_l2 as the check measured it (reused, not rerun);
-    `first_only`: stop at the first node over the limit (the hint under a failed check)."""
+    `first_only`: stop at the first node over the limit (the hint under a failed check); `reference_feeds`: the
+    case as the reference wants it (its own input dtypes: float32 for an fp16 artifact's samples), default `feeds`."""
     from model_checks.backends.onnx.loader import load_proto
     from model_checks.localize import sqnr
 
+    ref_feeds = feeds if reference_feeds is None else reference_feeds
     start = time.monotonic()
     deadline = start + caps.time_s
     capd = {"time_s": caps.time_s, "memory_mb": caps.memory_mb, "basis": caps.basis}
@@ -204,7 +207,7 @@ def localize(artifact_path: Path, reference_path: Path, root: Path, feeds: Mappi
         return result(absent=absent, unmeasured=len(pairs), stopped="time")
 
     table = _Table(pairs, Graph(art), limit, sqnr.is_qdq(art), caps, deadline, first_only)
-    off = Exposed(art, feeds), Exposed(ref, feeds)
+    off = Exposed(art, feeds), Exposed(ref, ref_feeds)
     final: dict[str, Any] = {}
 
     def only_optimized() -> bool:
@@ -213,7 +216,7 @@ def localize(artifact_path: Path, reference_path: Path, root: Path, feeds: Mappi
         name, off_err = _final(*off, output)
         on_err = check_error
         if on_err is None and limit is not None and (off_err is None or off_err <= limit):
-            on_err = _final(Exposed(art, feeds, True), Exposed(ref, feeds, True), name)[1]
+            on_err = _final(Exposed(art, feeds, True), Exposed(ref, ref_feeds, True), name)[1]
         final.update(output=name, on=on_err, off=off_err)
         return limit is not None and on_err is not None and off_err is not None and on_err > limit >= off_err
 
@@ -221,7 +224,7 @@ def localize(artifact_path: Path, reference_path: Path, root: Path, feeds: Mappi
     optimized = table.aborted or (not final and not table.stopped and only_optimized())
     fused: dict[str, tuple[Any, list[str]]] = {}
     if optimized:  # measured again as the check ran: the tensors that survive the rewrites, the fused nodes named
-        artifact, reference = Exposed(art, feeds, True), Exposed(ref, feeds, True)
+        artifact, reference = Exposed(art, feeds, True), Exposed(ref, ref_feeds, True)
         rewritten = artifact.rewritten()
         fused = _fused(art, rewritten)
         survive = {o for n in rewritten.graph.node for o in n.output} | {i.name for i in rewritten.graph.input}

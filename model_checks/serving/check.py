@@ -18,6 +18,7 @@ import numpy as np
 
 from model_checks.core.artifact import Artifact
 from model_checks.checks.context import CheckContext
+from model_checks.core import batch as batching
 from model_checks.core.errors import ModelChecksError
 from model_checks.core.inputs import Case, seed_for
 from model_checks.core.results import CheckResult
@@ -74,8 +75,8 @@ class Served:
         return f"{self.url}/v2/models/{self.artifact.manifest.model_name}/infer"
 
 
-def _encoded(case: Case) -> tuple[bytes, ...]:
-    return tuple(json.dumps(encode_request(r)).encode() for r in _rows(case))
+def _encoded(ctx: CheckContext) -> tuple[bytes, ...]:
+    return tuple(json.dumps(encode_request(r)).encode() for r in _rows(ctx.cases()[0], ctx.interface()))
 
 
 def request_bodies(artifact: Artifact, pool: Any = None) -> tuple[bytes, ...]:
@@ -85,15 +86,13 @@ def request_bodies(artifact: Artifact, pool: Any = None) -> tuple[bytes, ...]:
     with ExitStack() as stack:
         if pool is None:
             pool = stack.enter_context(ModelPool(trust_code=False))
-        return _encoded(CheckContext(artifact, pool).cases()[0])
+        return _encoded(CheckContext(artifact, pool))
 
 
-def _rows(case: Case) -> list[dict[str, np.ndarray]]:
-    """Single-sample feeds from a case whose leading dim is the batch (the case itself otherwise)."""
-    first = next(iter(case.inputs.values()))
-    if first.ndim == 0 or any(a.ndim == 0 or a.shape[0] != first.shape[0] for a in case.inputs.values()):
-        return [case.inputs]
-    return [{k: a[i : i + 1] for k, a in case.inputs.items()} for i in range(min(len(first), MAX_BODIES))]
+def _rows(case: Case, specs: list) -> list[dict[str, np.ndarray]]:
+    """Single-sample feeds, cut along the batch wherever each input carries it (`core/batch`: a state's
+    [2, batch, 128] on axis 1; inputs without it whole); the case itself when there is no batch."""
+    return batching.rows(case.inputs, batching.axes(specs, batching.find(specs)), MAX_BODIES)
 
 
 class Serving:
@@ -161,7 +160,7 @@ class Serving:
         return max(0.5, min(wanted, spare / max(1, phases_left)))
 
     def _bodies(self) -> tuple[bytes, ...]:
-        return _encoded(self.ctx.cases()[0])
+        return _encoded(self.ctx)
 
     # -- functional ----------------------------------------------------------------------------------
     def _functional(self, served: Served) -> None:
