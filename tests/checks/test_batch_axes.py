@@ -420,3 +420,13 @@ def test_an_axis_that_cannot_be_run_at_two_sizes_fails_as_unproven(tmp_path):
         "along the batch: 'ids' axis 0, 'x' axis 0), and no inputs can be generated (input 'ids' (int64): no range "
         "declared"
     ) in str(r)
+
+
+def test_localisation_of_a_failing_fp16_model_feeds_the_reference_its_own_dtype(tmp_path):
+    # it said "localisation not available: ... Unexpected input data type ... float16": the reference was fed the
+    # artifact's float16 samples uncast
+    fp16_pair(tmp_path, np.float16, tolerance={"rel_l2": 1e-9, "mae": None})
+    r = check(tmp_path, "variant", "equivalence")
+    assert not r
+    assert "localisation not available" not in str(r), str(r)
+    assert "  localisation" in str(r), str(r)
