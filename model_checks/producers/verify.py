@@ -1,9 +1,12 @@
-"""Outputs checked before a producer writes anything: the gate's own metrics, failing as a ProducerError."""
+"""What every producer does before it writes: the result is put in topological order, passed through
+onnx.checker, loaded and run by onnxruntime, and compared with its source under the gate's own metrics. Any
+failure is a ProducerError that says why and how to fix it, and nothing is written (`verified`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -16,7 +19,17 @@ EXACT = {"rel_l2": 1e-4, "max_abs": 1e-3}
 
 
 class ProducerError(ModelChecksError):
-    """A producer refused to write: bad input, or an output that does not match its source."""
+    """A producer refused to write: bad input, or an output that does not match its source.
+
+    `cli` is the same sentence with the command line's flags where the message names a Python parameter; the
+    CLI prints it instead (`for_cli`)."""
+
+    def __init__(self, message: str, cli: str | None = None):
+        super().__init__(message)
+        self.cli = cli
+
+    def for_cli(self) -> str:
+        return self.cli or str(self)
 
 
 def compare(got: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray], tolerance: Mapping[str, float | None] | None = None,
@@ -43,7 +56,7 @@ def onnx_outputs(model: bytes | str | Path, feeds: Mapping[str, np.ndarray]) -> 
     sess = ort.InferenceSession(model if isinstance(model, bytes) else str(model), session_options(), providers=["CPUExecutionProvider"])
     outs = sess.get_outputs()
     values = sess.run([o.name for o in outs], dict(feeds))
-    return {o.name: as_array(o.name, v, map_value_dtype(o.type)) for o, v in zip(outs, values)}  # ZipMap maps as arrays, as the gate reads them  # ZipMap maps as arrays, as the gate reads them
+    return {o.name: as_array(o.name, v, map_value_dtype(o.type)) for o, v in zip(outs, values)}  # ZipMap maps as arrays, as the gate reads them
 
 
 def input_specs(model) -> list[TensorSpec]:  # type: ignore[no-untyped-def]
@@ -54,8 +67,81 @@ def input_specs(model) -> list[TensorSpec]:  # type: ignore[no-untyped-def]
     return [value_spec(v) for v in model.graph.input if v.name not in inits]
 
 
-def seeded_feeds(model, batch: int = 2, seed: int = 0) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
-    """Seeded inputs from a ModelProto's own interface, as the gate generates them."""
+def _why_not_generated(spec: TensorSpec) -> str | None:
+    """Why seeded values for `spec` would prove nothing, or None when they can be generated."""
+    dtype = spec.dtype or "float32"
+    if spec.shape is None:
+        return f"input '{spec.name}' has no shape in the model"
+    if dtype.startswith(("int", "uint")) and spec.range is None:
+        return (f"input '{spec.name}' ({dtype}) has no range the graph proves (an index into an embedding's rows), so seeded "
+                "values could be ids the model cannot take")
+    if not (dtype.startswith(("float", "int", "uint", "bfloat")) or dtype == "bool"):
+        return f"input '{spec.name}' is {dtype}: only numbers and bools can be generated"
+    return None
+
+
+def seeded_feeds(model, batch: int = 2, seed: int = 0, what: str = "producer") -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+    """Seeded inputs from a ModelProto's own interface, as the gate generates them; a ProducerError that asks for
+    samples (`samples=` in Python, `--samples` on the command line) when they would prove nothing."""
+    from model_checks.core.errors import InputGenerationError
     from model_checks.core.inputs import generate
 
-    return generate(input_specs(model), batch=batch, seed=seed)
+    specs = input_specs(model)
+    why = next((w for s in specs if (w := _why_not_generated(s))), None)
+    if why is None:
+        try:
+            return generate(specs, batch=batch, seed=seed)
+        except InputGenerationError as e:
+            why = str(e).split("; ")[0]
+    names = ", ".join(f"'{s.name}'" for s in specs)
+    head = f"{what}: cannot compare the result with its source on generated inputs: {why}; nothing was written"
+    raise ProducerError(f"{head}; pass samples (a dict of arrays named by input: {names})",
+                        cli=f"{head}; pass --samples FILE.npz (arrays named by input: {names})")
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A result that passed onnx.checker, onnxruntime and the comparison with its source: the bytes to write."""
+
+    data: bytes
+    comparison: Comparison
+    notes: tuple[str, ...] = ()  # repairs made on the way ("nodes sorted topologically")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:300]}" if text else type(e).__name__
+
+
+def verified(model: Any, what: str, feeds: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray],
+             tolerance: Mapping[str, float | None] | None = None, hint: str = "", cli_hint: str | None = None) -> Verified:
+    """The one check every ONNX producer runs on what it is about to write (a ModelProto, repaired in place): nodes
+    put in topological order, onnx.checker, an onnxruntime session, and the outputs on `feeds` compared with
+    `expected` (the source's, float outputs compared in the source's dtype) under `tolerance`. A failure is a
+    ProducerError naming the step, ending with `hint` (how to fix it; `cli_hint` the same in the CLI's flags) when given."""
+    import onnx
+
+    from model_checks.producers.onnx_graph import toposort
+
+    fix = f"; {hint}" if hint else ""
+    cli_fix = f"; {cli_hint}" if cli_hint else None
+    notes = ("nodes sorted topologically (onnx.checker requires it)",) if toposort(model) else ()
+    try:
+        onnx.checker.check_model(model)
+    except (onnx.checker.ValidationError, ValueError) as e:
+        head = f"{what}: the result is not a valid ONNX model (onnx.checker: {_first_line(e)}); nothing was written"
+        raise ProducerError(head + fix, cli=cli_fix and head + cli_fix) from None
+    data = model.SerializeToString()
+    try:
+        got = onnx_outputs(data, feeds)
+    except Exception as e:  # onnxruntime raises its own Fail, InvalidGraph, InvalidArgument...
+        head = f"{what}: onnxruntime cannot run the result ({_first_line(e)}); nothing was written"
+        raise ProducerError(head + fix, cli=cli_fix and head + cli_fix) from None
+    got = {k: (v.astype(expected[k].dtype) if v.dtype.kind == "f" and expected[k].dtype.kind == "f" else v)
+           for k, v in got.items() if k in expected}  # outputs the source does not have (skl2onnx's tensors behind ZipMap) aside
+    c = compare(got, expected, tolerance)
+    if not c:
+        head = f"{what}: outputs differ from the source model; nothing was written"
+        table = "\n".join(c.render())
+        raise ProducerError(f"{head}{fix}\n{table}", cli=cli_fix and f"{head}{cli_fix}\n{table}")
+    return Verified(data, c, notes)
