@@ -23,8 +23,14 @@ def _constant_value(node: Any) -> Any:
 
 def constant_weights(model: Any, ops: Sequence[str] = WEIGHT_OPS) -> list[str]:
     """Names of the weights of `ops` nodes (Conv, MatMul, Gemm) that a Constant node makes instead of an initializer."""
-    constants = {n.output[0] for n in model.graph.node if n.op_type == "Constant" and n.domain in ("", "ai.onnx") and _constant_value(n) is not None}
-    return sorted({n.input[1] for n in model.graph.node if n.op_type in ops and len(n.input) > 1 and n.input[1] in constants})
+    constants = {
+        n.output[0]
+        for n in model.graph.node
+        if n.op_type == "Constant" and n.domain in ("", "ai.onnx") and _constant_value(n) is not None
+    }
+    return sorted(
+        {n.input[1] for n in model.graph.node if n.op_type in ops and len(n.input) > 1 and n.input[1] in constants}
+    )
 
 
 def constants_to_initializers(model: Any) -> int:
@@ -64,7 +70,10 @@ def toposort(model: Any) -> bool:
     graph = model.graph
     nodes = list(graph.node)
     producer = {o: i for i, n in enumerate(nodes) for o in n.output if o}
-    needs = [{producer[x] for x in [*n.input, *_subgraph_names(n)] if x in producer and producer[x] != i} for i, n in enumerate(nodes)]
+    needs = [
+        {producer[x] for x in [*n.input, *_subgraph_names(n)] if x in producer and producer[x] != i}
+        for i, n in enumerate(nodes)
+    ]
     users: list[list[int]] = [[] for _ in nodes]
     for i, deps in enumerate(needs):
         for d in deps:

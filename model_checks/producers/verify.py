@@ -60,11 +60,11 @@ def onnx_outputs(model: bytes | str | Path, feeds: Mapping[str, np.ndarray]) -> 
 
 
 def input_specs(model) -> list[TensorSpec]:  # type: ignore[no-untyped-def]
-    """A ModelProto's real inputs (initializers listed as inputs left out), as the gate reads them."""
-    from model_checks.backends.onnx.facts import value_spec
+    """A ModelProto's real inputs (initializers listed as inputs left out), as the gate reads them: with the index
+    range the graph proves (an input that indexes an embedding's rows)."""
+    from model_checks.backends.onnx.facts import input_specs as graph_inputs
 
-    inits = {i.name for i in model.graph.initializer}
-    return [value_spec(v) for v in model.graph.input if v.name not in inits]
+    return list(graph_inputs(model.graph))
 
 
 def _why_not_generated(spec: TensorSpec) -> str | None:

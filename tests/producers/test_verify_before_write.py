@@ -31,13 +31,25 @@ def run(argv: list[str], capsys) -> tuple[int, str]:  # type: ignore[no-untyped-
 def conv_model(opset: int = 13, constant: bool = False, weight: str = "conv1_weights") -> onnx.ModelProto:
     """Conv -> Relu -> Flatten -> MatMul on [batch, 1, 8, 8], weights as initializers or as Constant nodes."""
     rng = np.random.default_rng(0)
-    arrays = {weight: rng.normal(0, 0.5, (4, 1, 3, 3)).astype(np.float32), "b": np.zeros(4, np.float32),
-              "fw": rng.normal(0, 0.3, (4 * 8 * 8, 10)).astype(np.float32)}
+    arrays = {
+        weight: rng.normal(0, 0.5, (4, 1, 3, 3)).astype(np.float32),
+        "b": np.zeros(4, np.float32),
+        "fw": rng.normal(0, 0.3, (4 * 8 * 8, 10)).astype(np.float32),
+    }
     nodes = [h.make_node("Constant", [], [k], value=nh.from_array(v, k)) for k, v in arrays.items()] if constant else []
-    nodes += [h.make_node("Conv", ["x", weight, "b"], ["c"], pads=[1, 1, 1, 1], name="conv1"), h.make_node("Relu", ["c"], ["r"]),
-              h.make_node("Flatten", ["r"], ["f"]), h.make_node("MatMul", ["f", "fw"], ["y"], name="fc")]
-    g = h.make_graph(nodes, "cnn", [h.make_tensor_value_info("x", T.FLOAT, ["batch", 1, 8, 8])],
-                     [h.make_tensor_value_info("y", T.FLOAT, ["batch", 10])], [] if constant else [nh.from_array(v, k) for k, v in arrays.items()])
+    nodes += [
+        h.make_node("Conv", ["x", weight, "b"], ["c"], pads=[1, 1, 1, 1], name="conv1"),
+        h.make_node("Relu", ["c"], ["r"]),
+        h.make_node("Flatten", ["r"], ["f"]),
+        h.make_node("MatMul", ["f", "fw"], ["y"], name="fc"),
+    ]
+    g = h.make_graph(
+        nodes,
+        "cnn",
+        [h.make_tensor_value_info("x", T.FLOAT, ["batch", 1, 8, 8])],
+        [h.make_tensor_value_info("y", T.FLOAT, ["batch", 10])],
+        [] if constant else [nh.from_array(v, k) for k, v in arrays.items()],
+    )
     m = h.make_model(g, opset_imports=[h.make_opsetid("", opset)], ir_version=7)
     onnx.checker.check_model(m)
     return m
@@ -60,17 +72,36 @@ def test_per_channel_on_opset_12_is_refused_with_the_fix_and_the_fix_works(tmp_p
     out = tmp_path / "q.onnx"
     code, text = run(["quantize", src, "--mode", "static", "--calibration", calib, "--out", out], capsys)
     assert code == 1 and not out.exists()
-    assert ("quantize: per-channel quantization needs opset 13 or later (DequantizeLinear's axis), and m12.onnx is opset 12: "
-            "the result would be an invalid model; nothing was written; upgrade it first (--upgrade-opset: onnx.version_converter "
-            "to 13) or quantize per tensor (--no-per-channel)") in text
+    assert (
+        "quantize: per-channel quantization needs opset 13 or later (DequantizeLinear's axis), and m12.onnx is "
+        "opset 12: "
+        "the result would be an invalid model; nothing was written; upgrade it first (--upgrade-opset: "
+        "onnx.version_converter "
+        "to 13) or quantize per tensor (--no-per-channel)"
+    ) in text
     with pytest.raises(ProducerError, match=r"upgrade it first \(upgrade_opset=True.*\(per_channel=False\)"):
         ort_quantize.quantize_static(src, out, calib)
-    code, text = run(["quantize", src, "--mode", "static", "--calibration", calib, "--upgrade-opset", "--out", out], capsys)
+    code, text = run(
+        ["quantize", src, "--mode", "static", "--calibration", calib, "--upgrade-opset", "--out", out], capsys
+    )
     assert code == 0, text
     q = onnx.load(str(out))
     onnx.checker.check_model(q)
     assert next(o.version for o in q.opset_import if o.domain == "") == 13
-    code, text = run(["quantize", src, "--mode", "static", "--calibration", calib, "--no-per-channel", "--out", tmp_path / "pt.onnx"], capsys)
+    code, text = run(
+        [
+            "quantize",
+            src,
+            "--mode",
+            "static",
+            "--calibration",
+            calib,
+            "--no-per-channel",
+            "--out",
+            tmp_path / "pt.onnx",
+        ],
+        capsys,
+    )
     assert code == 0, text
     onnx.checker.check_model(onnx.load(str(tmp_path / "pt.onnx")))
 
@@ -82,8 +113,11 @@ def test_constant_weights_quantize_nothing_and_are_refused_until_converted(tmp_p
     # the quantizer sees no weight
     code, text = run(["quantize", src, "--no-preprocess", "--out", out], capsys)
     assert code == 1 and not out.exists()
-    assert ("quantize: no weight was quantized: the weights are Constant nodes ('fw'); nothing was written; convert them to "
-            "initializers first (--constants-to-initializers)") in text
+    assert (
+        "quantize: no weight was quantized: the weights are Constant nodes ('fw'); nothing was written; convert "
+        "them to "
+        "initializers first (--constants-to-initializers)"
+    ) in text
     with pytest.raises(ProducerError, match=r"convert them to initializers first \(constants_to_initializers=True\)"):
         ort_quantize.quantize_dynamic(src, out, preprocess=False)
     code, text = run(["quantize", src, "--no-preprocess", "--constants-to-initializers", "--out", out], capsys)
@@ -93,13 +127,19 @@ def test_constant_weights_quantize_nothing_and_are_refused_until_converted(tmp_p
 
 
 def test_a_model_with_nothing_to_quantize_is_refused(tmp_path):
-    g = h.make_graph([h.make_node("Relu", ["x"], ["y"])], "g", [h.make_tensor_value_info("x", T.FLOAT, ["batch", 4])],
-                     [h.make_tensor_value_info("y", T.FLOAT, ["batch", 4])])
+    g = h.make_graph(
+        [h.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [h.make_tensor_value_info("x", T.FLOAT, ["batch", 4])],
+        [h.make_tensor_value_info("y", T.FLOAT, ["batch", 4])],
+    )
     src = save(h.make_model(g, opset_imports=[h.make_opsetid("", 13)], ir_version=7), tmp_path / "relu.onnx")
     with pytest.raises(ProducerError) as e:
         ort_quantize.quantize_dynamic(src, tmp_path / "q.onnx")
-    assert str(e.value) == ("quantize: no weight was quantized: relu.onnx has no MatMul/Gemm node with a weight initializer the "
-                            "quantizer takes; nothing was written")
+    assert str(e.value) == (
+        "quantize: no weight was quantized: relu.onnx has no MatMul/Gemm node with a weight initializer the "
+        "quantizer takes; nothing was written"
+    )
     assert not (tmp_path / "q.onnx").exists()
 
 
@@ -121,9 +161,13 @@ def test_an_unsorted_graph_is_sorted_before_it_is_written(tmp_path, capsys):
 
 def test_pre_processing_fails_in_one_sentence_naming_the_step_and_leaves_nothing_behind(tmp_path, capsys, monkeypatch):
     w = np.random.default_rng(0).normal(size=(8, 8)).astype(np.float32)
-    g = h.make_graph([h.make_node("MatMul", ["x", "w"], ["a"]), h.make_node("Foo", ["a"], ["y"], domain="com.example")], "g",
-                     [h.make_tensor_value_info("x", T.FLOAT, ["batch", 8])], [h.make_tensor_value_info("y", T.FLOAT, ["batch", 8])],
-                     [nh.from_array(w, "w")])
+    g = h.make_graph(
+        [h.make_node("MatMul", ["x", "w"], ["a"]), h.make_node("Foo", ["a"], ["y"], domain="com.example")],
+        "g",
+        [h.make_tensor_value_info("x", T.FLOAT, ["batch", 8])],
+        [h.make_tensor_value_info("y", T.FLOAT, ["batch", 8])],
+        [nh.from_array(w, "w")],
+    )
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 13), h.make_opsetid("com.example", 1)], ir_version=7)
     src = save(m, tmp_path / "custom.onnx")
     work = tmp_path / "cwd"
@@ -131,9 +175,13 @@ def test_pre_processing_fails_in_one_sentence_naming_the_step_and_leaves_nothing
     monkeypatch.chdir(work)
     code, text = run(["quantize", src, "--out", tmp_path / "q.onnx"], capsys)
     assert code == 1 and "Traceback" not in text
-    assert ("quantize: pre-processing (onnxruntime's quant_pre_process) failed at symbolic shape inference on custom.onnx: "
-            "Exception: Incomplete symbolic shape inference; nothing was written; quantize without it (--no-preprocess)") in text
-    assert os.listdir(work) == []  # onnxruntime saves sym_shape_infer_temp.onnx and a <uuid>.data in the working directory
+    assert (
+        "quantize: pre-processing (onnxruntime's quant_pre_process) failed at symbolic shape inference on custom.onnx: "
+        "Exception: Incomplete symbolic shape inference; nothing was written; quantize without it (--no-preprocess)"
+    ) in text
+    assert (
+        os.listdir(work) == []
+    )  # onnxruntime saves sym_shape_infer_temp.onnx and a <uuid>.data in the working directory
     assert not (tmp_path / "q.onnx").exists()
 
 
@@ -147,43 +195,85 @@ def test_pre_processing_names_an_assertion_without_a_message(tmp_path, monkeypat
     src = save(conv_model(), tmp_path / "m.onnx")
     with pytest.raises(ProducerError) as e:
         ort_quantize.preprocess(src, tmp_path / "pre.onnx")
-    assert str(e.value) == ("quantize: pre-processing (onnxruntime's quant_pre_process) failed at symbolic shape inference on m.onnx: "
-                            "AssertionError with no message; nothing was written; quantize without it (preprocess=False)")
+    assert str(e.value) == (
+        "quantize: pre-processing (onnxruntime's quant_pre_process) failed at symbolic shape inference on m.onnx: "
+        "AssertionError with no message; nothing was written; quantize without it (preprocess=False)"
+    )
 
 
 def test_quantization_out_of_tolerance_is_refused(tmp_path, calib, capsys):
     src = save(conv_model(), tmp_path / "m.onnx")
     out = tmp_path / "q.onnx"
-    code, text = run(["quantize", src, "--mode", "static", "--calibration", calib, "--tolerance", "rel_l2=1e-7", "--out", out], capsys)
+    code, text = run(
+        ["quantize", src, "--mode", "static", "--calibration", calib, "--tolerance", "rel_l2=1e-7", "--out", out],
+        capsys,
+    )
     assert code == 1 and not out.exists()
-    assert ("quantize (static int8): outputs differ from the source model; nothing was written; keep the nodes that lose most in "
-            "float (--exclude NODE: model-checks localize names them) or pass a looser --tolerance") in text
+    assert (
+        "quantize (static int8): outputs differ from the source model; nothing was written; keep the nodes that "
+        "lose most in "
+        "float (--exclude NODE: model-checks localize names them) or pass a looser --tolerance"
+    ) in text
     assert "rel_l2" in text and "1e-07" in text
 
 
 def _weights(path: Path) -> np.ndarray:
     q = onnx.load(str(path))
-    return np.concatenate([nh.to_array(i).ravel().astype(np.int32) for i in q.graph.initializer if i.data_type == T.INT8 and i.dims])
+    return np.concatenate(
+        [nh.to_array(i).ravel().astype(np.int32) for i in q.graph.initializer if i.data_type == T.INT8 and i.dims]
+    )
 
 
 def test_the_default_target_is_portable_and_says_so(tmp_path, calib, capsys):
     """x86 CPUs without VNNI sum pairs of u8 x s8 products in int16 (VPMADDUBSW): with weights within [-64, 64],
     2 x 255 x 64 = 32640 fits; full-range int8 weights can reach 2 x 255 x 127 = 64770 and saturate."""
     src = save(conv_model(), tmp_path / "m.onnx")
-    code, text = run(["quantize", src, "--mode", "static", "--calibration", calib, "--out", tmp_path / "q.onnx"], capsys)
+    code, text = run(
+        ["quantize", src, "--mode", "static", "--calibration", calib, "--out", tmp_path / "q.onnx"], capsys
+    )
     assert code == 0, text
-    assert ("target portable: int8 weights per channel in 7 bits (reduce_range: [-64, 64]), uint8 activations (7-bit weights: "
-            "no 16-bit pair sum can saturate in the U8S8 kernels of x86 CPUs without VNNI (VPMADDUBSW)") in text
+    assert (
+        "target portable: int8 weights per channel in 7 bits (reduce_range: [-64, 64]), uint8 activations "
+        "(7-bit weights: "
+        "no 16-bit pair sum can saturate in the U8S8 kernels of x86 CPUs without VNNI (VPMADDUBSW)"
+    ) in text
     w = _weights(tmp_path / "q.onnx")
     assert w.min() >= -64 and w.max() <= 64
     code, text = run(["quantize", src, "--mode", "dynamic", "--out", tmp_path / "d.onnx"], capsys)
     assert code == 0 and "target portable: int8 weights in 7 bits" in text, text
     w = _weights(tmp_path / "d.onnx")
     assert w.min() >= -64 and w.max() <= 64
-    code, text = run(["quantize", src, "--mode", "static", "--calibration", calib, "--target", "x86-vnni", "--out", tmp_path / "v.onnx"], capsys)
+    code, text = run(
+        [
+            "quantize",
+            src,
+            "--mode",
+            "static",
+            "--calibration",
+            calib,
+            "--target",
+            "x86-vnni",
+            "--out",
+            tmp_path / "v.onnx",
+        ],
+        capsys,
+    )
     assert code == 0 and "target x86-vnni: int8 weights per channel, uint8 activations" in text, text
     assert np.abs(_weights(tmp_path / "v.onnx")).max() > 64  # full 8 bits where VNNI sums in 32 bits
-    code, text = run(["quantize", src, "--mode", "static", "--calibration", calib, "--no-reduce-range", "--out", tmp_path / "n.onnx"], capsys)
+    code, text = run(
+        [
+            "quantize",
+            src,
+            "--mode",
+            "static",
+            "--calibration",
+            calib,
+            "--no-reduce-range",
+            "--out",
+            tmp_path / "n.onnx",
+        ],
+        capsys,
+    )
     assert code == 0 and "but reduce_range is off: on x86 without VNNI its int8 kernels can saturate" in text, text
 
 
@@ -195,15 +285,32 @@ def test_the_chosen_target_is_recorded_as_producer_steps(tmp_path, calib):
 
 
 def if_model_with_a_cast_in_a_branch() -> onnx.ModelProto:
-    """An If whose then-branch casts a shape to float: onnxconverter-common makes the value float16 but leaves the Cast."""
-    then = h.make_graph([h.make_node("Shape", ["x"], ["sh"]), h.make_node("Cast", ["sh"], ["shf"], to=T.FLOAT),
-                         h.make_node("ReduceSum", ["shf"], ["n"], keepdims=1), h.make_node("Mul", ["x", "n"], ["t"])], "then", [],
-                        [h.make_tensor_value_info("t", T.FLOAT, ["batch", 4])])
-    other = h.make_graph([h.make_node("Add", ["x", "two"], ["e"])], "else", [], [h.make_tensor_value_info("e", T.FLOAT, ["batch", 4])])
-    g = h.make_graph([h.make_node("ReduceSum", ["x"], ["s"], keepdims=0), h.make_node("Greater", ["s", "zero"], ["c"]),
-                      h.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other)], "g",
-                     [h.make_tensor_value_info("x", T.FLOAT, ["batch", 4])], [h.make_tensor_value_info("y", T.FLOAT, ["batch", 4])],
-                     [nh.from_array(np.array(2.0, np.float32), "two"), nh.from_array(np.array(0.0, np.float32), "zero")])
+    """An If whose then-branch casts a shape to float: onnxconverter-common makes the value float16, leaves the Cast."""
+    then = h.make_graph(
+        [
+            h.make_node("Shape", ["x"], ["sh"]),
+            h.make_node("Cast", ["sh"], ["shf"], to=T.FLOAT),
+            h.make_node("ReduceSum", ["shf"], ["n"], keepdims=1),
+            h.make_node("Mul", ["x", "n"], ["t"]),
+        ],
+        "then",
+        [],
+        [h.make_tensor_value_info("t", T.FLOAT, ["batch", 4])],
+    )
+    other = h.make_graph(
+        [h.make_node("Add", ["x", "two"], ["e"])], "else", [], [h.make_tensor_value_info("e", T.FLOAT, ["batch", 4])]
+    )
+    g = h.make_graph(
+        [
+            h.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+            h.make_node("Greater", ["s", "zero"], ["c"]),
+            h.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other),
+        ],
+        "g",
+        [h.make_tensor_value_info("x", T.FLOAT, ["batch", 4])],
+        [h.make_tensor_value_info("y", T.FLOAT, ["batch", 4])],
+        [nh.from_array(np.array(2.0, np.float32), "two"), nh.from_array(np.array(0.0, np.float32), "zero")],
+    )
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)], ir_version=7)
     onnx.checker.check_model(m)
     return m
@@ -213,7 +320,9 @@ def test_fp16_converts_a_model_with_if_subgraphs(tmp_path, capsys):
     src = save(if_model_with_a_cast_in_a_branch(), tmp_path / "if.onnx")
     for keep in ("--keep-io-types", "--no-keep-io-types"):
         code, text = run(["fp16", src, keep, "--out", tmp_path / "half.onnx"], capsys)
-        assert code == 0 and "worst rel_l2 against fp32" in text, text  # was onnxruntime's traceback: Type Error ... (shf)
+        assert code == 0 and "worst rel_l2 against fp32" in text, (
+            text
+        )  # was onnxruntime's traceback: Type Error ... (shf)
 
 
 def test_a_result_onnxruntime_refuses_is_one_sentence(tmp_path):
@@ -230,9 +339,13 @@ def test_a_result_onnxruntime_refuses_is_one_sentence(tmp_path):
 
 
 def test_optimize_folds_an_opset_12_unsqueeze(tmp_path, capsys):
-    g = h.make_graph([h.make_node("Unsqueeze", ["c"], ["cu"], axes=[0]), h.make_node("Add", ["x", "cu"], ["y"])], "g",
-                     [h.make_tensor_value_info("x", T.FLOAT, ["batch", 4])], [h.make_tensor_value_info("y", T.FLOAT, ["batch", 4])],
-                     [nh.from_array(np.arange(4, dtype=np.float32), "c")])
+    g = h.make_graph(
+        [h.make_node("Unsqueeze", ["c"], ["cu"], axes=[0]), h.make_node("Add", ["x", "cu"], ["y"])],
+        "g",
+        [h.make_tensor_value_info("x", T.FLOAT, ["batch", 4])],
+        [h.make_tensor_value_info("y", T.FLOAT, ["batch", 4])],
+        [nh.from_array(np.arange(4, dtype=np.float32), "c")],
+    )
     src = save(h.make_model(g, opset_imports=[h.make_opsetid("", 12)], ir_version=7), tmp_path / "u12.onnx")
     code, text = run(["optimize", src, "--out", tmp_path / "o.onnx"], capsys)
     assert code == 0 and "2 -> 1 nodes; outputs match the input model" in text, text  # was TypeError ... 'Unsqueeze_13'
@@ -248,16 +361,45 @@ def test_to_torch_converts_constant_weights(tmp_path, capsys):
 
 
 def test_without_samples_the_cli_asks_for_its_flag_not_for_metadata(tmp_path, capsys):
-    g = h.make_graph([h.make_node("Cast", ["ids"], ["f"], to=T.FLOAT), h.make_node("MatMul", ["f", "w"], ["y"])], "g",
-                     [h.make_tensor_value_info("ids", T.INT64, ["batch", 4])], [h.make_tensor_value_info("y", T.FLOAT, ["batch", 4])],
-                     [nh.from_array(np.eye(4, dtype=np.float32), "w")])
+    g = h.make_graph(
+        [h.make_node("Cast", ["ids"], ["f"], to=T.FLOAT), h.make_node("MatMul", ["f", "w"], ["y"])],
+        "g",
+        [h.make_tensor_value_info("ids", T.INT64, ["batch", 4])],
+        [h.make_tensor_value_info("y", T.FLOAT, ["batch", 4])],
+        [nh.from_array(np.eye(4, dtype=np.float32), "w")],
+    )
     src = save(h.make_model(g, opset_imports=[h.make_opsetid("", 13)], ir_version=7), tmp_path / "ids.onnx")
     for command in (["fp16"], ["optimize"], ["quantize"]):
         code, text = run([*command, src, "--out", tmp_path / "o.onnx"], capsys)
         assert code == 1 and "metadata.yaml" not in text, text
-        assert (f"{command[0]}: cannot compare the result with its source on generated inputs: input 'ids' (int64) has no range the "
-                "graph proves (an index into an embedding's rows), so seeded values could be ids the model cannot take; nothing "
-                "was written; pass --samples FILE.npz (arrays named by input: 'ids')") in text
+        assert (
+            f"{command[0]}: cannot compare the result with its source on generated inputs: input 'ids' (int64) "
+            f"has no range the "
+            "graph proves (an index into an embedding's rows), so seeded values could be ids the model cannot "
+            "take; nothing "
+            "was written; pass --samples FILE.npz (arrays named by input: 'ids')"
+        ) in text
     np.savez(tmp_path / "s.npz", ids=np.arange(8, dtype=np.int64).reshape(2, 4))
     code, text = run(["fp16", src, "--samples", tmp_path / "s.npz", "--out", tmp_path / "o.onnx"], capsys)
     assert code == 0, text
+
+
+def test_package_refuses_a_model_onnx_checker_refuses(tmp_path, capsys):
+    """What onnxruntime's quantizer writes for a per-channel opset-12 graph: DequantizeLinear with `axis`."""
+    w = nh.from_array(np.ones((2, 4), np.int8), "w_q")
+    scale, zero = nh.from_array(np.ones(2, np.float32), "s"), nh.from_array(np.zeros(2, np.int8), "z")
+    g = h.make_graph(
+        [h.make_node("DequantizeLinear", ["w_q", "s", "z"], ["w"], axis=0), h.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [h.make_tensor_value_info("x", T.FLOAT, ["batch", 2])],
+        [h.make_tensor_value_info("y", T.FLOAT, ["batch", 4])],
+        [w, scale, zero],
+    )
+    src = save(h.make_model(g, opset_imports=[h.make_opsetid("", 12)], ir_version=7), tmp_path / "bad.onnx")
+    code, text = run(["package", src, "--out", tmp_path / "root" / "bad", "--name", "bad", "--runs", "1"], capsys)
+    assert code == 1 and not (tmp_path / "root" / "bad").exists()
+    assert (
+        "package: bad.onnx is not a valid ONNX model (onnx.checker: ValidationError: Unrecognized attribute: "
+        "axis for operator "
+        "DequantizeLinear"
+    ) in text and text.endswith("nothing was written")
