@@ -47,13 +47,16 @@ def require_match(got: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarr
     return c
 
 
-def onnx_outputs(model: bytes | str | Path, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Run an ONNX model (bytes or a path) on CPU once; outputs by name."""
+def onnx_outputs(model: bytes | str | Path, feeds: Mapping[str, np.ndarray], config: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
+    """Run an ONNX model (bytes or a path) on CPU once, with session `config` entries; outputs by name."""
     import onnxruntime as ort
 
     from model_checks.backends.onnx.runner import as_array, map_value_dtype, session_options
 
-    sess = ort.InferenceSession(model if isinstance(model, bytes) else str(model), session_options(), providers=["CPUExecutionProvider"])
+    so = session_options()
+    for key, value in (config or {}).items():
+        so.add_session_config_entry(key, value)
+    sess = ort.InferenceSession(model if isinstance(model, bytes) else str(model), so, providers=["CPUExecutionProvider"])
     outs = sess.get_outputs()
     values = sess.run([o.name for o in outs], dict(feeds))
     return {o.name: as_array(o.name, v, map_value_dtype(o.type)) for o, v in zip(outs, values)}  # ZipMap maps as arrays, as the gate reads them
@@ -114,11 +117,13 @@ def _first_line(e: BaseException) -> str:
 
 
 def verified(model: Any, what: str, feeds: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray],
-             tolerance: Mapping[str, float | None] | None = None, hint: str = "", cli_hint: str | None = None) -> Verified:
+             tolerance: Mapping[str, float | None] | None = None, hint: str = "", cli_hint: str | None = None,
+             config: Mapping[str, str] | None = None) -> Verified:
     """The one check every ONNX producer runs on what it is about to write (a ModelProto, repaired in place): nodes
     put in topological order, onnx.checker, an onnxruntime session, and the outputs on `feeds` compared with
     `expected` (the source's, float outputs compared in the source's dtype) under `tolerance`. A failure is a
-    ProducerError naming the step, ending with `hint` (how to fix it; `cli_hint` the same in the CLI's flags) when given."""
+    ProducerError naming the step, ending with `hint` (how to fix it; `cli_hint` the same in the CLI's flags) when given.
+    `config`: onnxruntime session config entries for the result's session."""
     import onnx
 
     from model_checks.producers.onnx_graph import toposort
@@ -133,7 +138,7 @@ def verified(model: Any, what: str, feeds: Mapping[str, np.ndarray], expected: M
         raise ProducerError(head + fix, cli=cli_fix and head + cli_fix) from None
     data = model.SerializeToString()
     try:
-        got = onnx_outputs(data, feeds)
+        got = onnx_outputs(data, feeds, config)
     except Exception as e:  # onnxruntime raises its own Fail, InvalidGraph, InvalidArgument...
         head = f"{what}: onnxruntime cannot run the result ({_first_line(e)}); nothing was written"
         raise ProducerError(head + fix, cli=cli_fix and head + cli_fix) from None
