@@ -11,7 +11,7 @@ import numpy as np
 
 from model_checks.core.metrics import Comparison
 from model_checks.core.fileio import write_bytes
-from model_checks.producers.verify import ProducerError, onnx_outputs, seeded_feeds, verified
+from model_checks.producers.verify import ProducerError, seeded_feeds, source_outputs, verified
 
 # fp16 keeps ~3 significant digits: what a converted classifier's outputs hold against fp32.
 FP16_TOLERANCE = {"rel_l2": 1e-2}
@@ -69,7 +69,7 @@ def to_fp16(src: str | Path, dst: str | Path, keep_io_types: bool = True, sample
         raise ProducerError(f"model: {src} does not exist")
     model = onnx.load(str(src))
     feeds = dict(samples) if samples is not None else seeded_feeds(model, what="fp16")
-    want = onnx_outputs(src, feeds)
+    want = source_outputs(src, feeds, "fp16")
     try:
         converted = _casts_follow_types(float16.convert_float_to_float16(model, keep_io_types=keep_io_types))
     except Exception as e:  # the converter asserts and raises on graphs it does not expect

@@ -11,7 +11,7 @@ import numpy as np
 
 from model_checks.core.metrics import Comparison
 from model_checks.core.fileio import write_bytes
-from model_checks.producers.verify import ProducerError, _first_line, onnx_outputs, seeded_feeds, verified
+from model_checks.producers.verify import ProducerError, _first_line, seeded_feeds, source_outputs, verified
 
 # Passes that leave the function unchanged and only remove or fuse nodes: a safe default.
 DEFAULT_PASSES = (
@@ -115,7 +115,7 @@ def optimize(src: str | Path, dst: str | Path, passes: Sequence[str] = DEFAULT_P
     passes = check_passes(passes)
     model = onnx.load(str(src))
     feeds = dict(samples) if samples is not None else seeded_feeds(model, what="optimize")
-    want = onnx_outputs(src, feeds)
+    want = source_outputs(src, feeds, "optimize")
     nodes_before = len(model.graph.node)
     try:
         optimized = onnxoptimizer.optimize(model, list(passes))

@@ -29,8 +29,8 @@ from model_checks.producers.calibration import CalibrationReader
 from model_checks.producers.verify import (
     ProducerError,
     _first_line,
-    onnx_outputs,
     seeded_feeds,
+    source_outputs,
     verified,
 )
 
@@ -423,7 +423,7 @@ def _finish(
     count = _quantized_weights(model)
     if count == 0:
         raise _nothing_quantized(src, prepared, ops)
-    want = onnx_outputs(src, feeds)
+    want = source_outputs(src, feeds, "quantize")
     v = verified(
         model,
         f"quantize ({s.mode} {s.weight_type})",

@@ -11,8 +11,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from model_checks.core.errors import ModelChecksError
-from model_checks.manifest.model import Limit, TensorSpec
 from model_checks.core.metrics import Comparison, compare_outputs
+from model_checks.manifest.model import Limit, TensorSpec
 
 # Exact conversions (export, graph passes) must agree to float32 rounding.
 EXACT = {"rel_l2": 1e-4, "max_abs": 1e-3}
@@ -60,6 +60,17 @@ def onnx_outputs(model: bytes | str | Path, feeds: Mapping[str, np.ndarray], con
     outs = sess.get_outputs()
     values = sess.run([o.name for o in outs], dict(feeds))
     return {o.name: as_array(o.name, v, map_value_dtype(o.type)) for o, v in zip(outs, values)}  # ZipMap maps as arrays, as the gate reads them
+
+
+def source_outputs(src: Path, feeds: Mapping[str, np.ndarray], what: str) -> dict[str, np.ndarray]:
+    """The source model's outputs on `feeds`, the reference a result is compared with; a ProducerError when
+    onnxruntime cannot run it (samples named or shaped unlike its inputs, a model it refuses)."""
+    try:
+        return onnx_outputs(src, feeds)
+    except Exception as e:  # onnxruntime's own exception types
+        head = f"{what}: onnxruntime cannot run the source model {Path(src).name} on the inputs to compare on ({_first_line(e)})"
+        raise ProducerError(f"{head}; nothing was written; check the samples' names and shapes (samples=)",
+                            cli=f"{head}; nothing was written; check the names and shapes of the arrays in --samples") from None
 
 
 def input_specs(model) -> list[TensorSpec]:  # type: ignore[no-untyped-def]

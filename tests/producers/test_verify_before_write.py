@@ -403,3 +403,13 @@ def test_package_refuses_a_model_onnx_checker_refuses(tmp_path, capsys):
         "axis for operator "
         "DequantizeLinear"
     ) in text and text.endswith("nothing was written")
+
+
+def test_samples_the_source_cannot_take_are_one_sentence(tmp_path, capsys):
+    src = save(conv_model(), tmp_path / "m.onnx")
+    np.savez(tmp_path / "s.npz", image=np.zeros((2, 1, 8, 8), np.float32))  # the model's input is named x
+    for command in ("fp16", "optimize", "quantize"):
+        code, text = run([command, src, "--samples", tmp_path / "s.npz", "--out", tmp_path / "o.onnx"], capsys)
+        assert code == 1 and "Traceback" not in text and not (tmp_path / "o.onnx").exists()
+        assert f"{command}: onnxruntime cannot run the source model m.onnx on the inputs to compare on (" in text
+        assert text.endswith("; nothing was written; check the names and shapes of the arrays in --samples")
