@@ -105,7 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(importlib.import_module(COMMANDS[args.command]).run(args) or 0)
     except ModelChecksError as e:
-        print(f"model-checks {args.command}: error: {e}", file=sys.stderr)
+        text = e.for_cli() if hasattr(e, "for_cli") else str(e)  # a producer's hint names the flag, not the parameter
+        print(f"model-checks {args.command}: error: {text}", file=sys.stderr)
         return 1
     except ModuleNotFoundError as e:  # an extra not installed: a sentence, never a traceback
         if not is_optional(e):

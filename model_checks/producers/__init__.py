@@ -13,6 +13,7 @@ One module per concern, each importing its framework only inside the function th
 - `onnx_model`     the ONNXModel wrapper and the weight list of an ONNX model
 - `measure`        latency and throughput of a runner, the sha256 of a file
 - `package`        an artifact directory whose metadata.yaml is measured from the model
-- `verify`         outputs compared before a producer writes (ProducerError when they differ)
+- `verify`         the one check before any producer writes: onnx.checker, onnxruntime, outputs against the source
+- `onnx_graph`     graph repairs: topological order, Constant weights as initializers, opset upgrade
 - `npz`, `progress` reproducible .npz files; progress bars on long steps
 """

@@ -119,6 +119,24 @@ def _samples_arrays(samples: Any, inputs: Sequence[TensorSpec]) -> Any:
     return {inputs[0].name: np.asarray(samples)}
 
 
+def _loadable(model: Path) -> None:
+    """An ONNX model onnx.checker passes and onnxruntime loads, checked before anything is copied or written."""
+    import onnx
+    import onnxruntime as ort
+
+    from model_checks.backends.onnx.runner import session_options
+    from model_checks.producers.verify import _first_line
+
+    try:
+        onnx.checker.check_model(str(model))
+    except (onnx.checker.ValidationError, ValueError) as e:
+        raise ProducerError(f"package: {model.name} is not a valid ONNX model (onnx.checker: {_first_line(e)}); nothing was written") from None
+    try:
+        ort.InferenceSession(str(model), session_options(), providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise ProducerError(f"package: onnxruntime cannot load {model.name} ({_first_line(e)}); nothing was written") from None
+
+
 def package(model: str | Path, out_dir: str | Path, *, model_name: str, version: str = "1.0", root: str | Path | None = None,
             reference: str | Path | None = None, samples: Any = None, eval_data: Any = None, optimization: Sequence[str] = (),
             tolerance: Mapping[str, Any] | None = None, limits: Mapping[str, Any] | None = None,
@@ -142,6 +160,8 @@ def package(model: str | Path, out_dir: str | Path, *, model_name: str, version:
         raise ProducerError(f"model: cannot tell the format of {model.name} from its name (.onnx, .pt, .keras, .h5)")
     root = Path(root) if root is not None else out_dir.parent
     resolve_inside(root, out_dir, ".", "out_dir")  # the artifact itself must lie inside the root
+    if fmt == "onnx":
+        _loadable(model)
     out_dir.mkdir(parents=True, exist_ok=True)
     dst = out_dir / ("model" + model.suffix.lower())
     if model.resolve() != dst.resolve():
