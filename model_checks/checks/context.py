@@ -22,6 +22,7 @@ class CheckContext:
     artifact: Artifact
     pool: ModelPool
     localize: bool = True  # a failed equivalence says where the models diverge (--model-checks-localize)
+    runtime: str | None = None  # the runtime an item of `runtimes:` runs the model on (None: the format's own)
 
     @property
     def manifest(self) -> Manifest:

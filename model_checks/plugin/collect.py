@@ -260,9 +260,14 @@ class ArtifactModule(pytest.Module):
 
 
 def _devices(artifact: Any, check: str) -> list[tuple[str | None, list]]:
-    """[(None, [])] for a check that runs once; one (device, marks) per device for a budget check."""
+    """[(None, [])] for a check that runs once; one (device, marks) per device for a budget check; for
+    equivalence, (None, []) for onnxruntime and one (runtime, []) per other runtime the manifest declares."""
     from model_checks.checks.budgets.spec import CHECK_KEYS, devices_for
 
+    if check == "equivalence":
+        from model_checks.core.runtimes import declared
+
+        return [(None, []), *((rt, []) for rt in declared(artifact.manifest)[1:])]
     if check not in CHECK_KEYS:
         return [(None, [])]
     return [(d, [getattr(pytest.mark, d)]) for d in devices_for(artifact.manifest, check)]
