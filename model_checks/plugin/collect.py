@@ -245,7 +245,7 @@ class ArtifactModule(pytest.Module):
         art = self.artifact
         no_benchmark = None if self.config.pluginmanager.hasplugin("benchmark") else pytest.mark.skip(
             reason="pytest-benchmark is disabled (-p no:benchmark): budgets are measured through its benchmark fixture")
-        for check in applicable(art):
+        for check in applicable(art, nightly=options(self.config).nightly_report is not None):
             name = f"test_{check}"
             fn = getattr(self.obj, name, None)
             if fn is None:

@@ -32,6 +32,10 @@ def test_equivalence(model_checks_verdict: Verdict) -> None:
     model_checks_verdict("equivalence")
 
 
+def test_determinism(model_checks_verdict: Verdict) -> None:
+    model_checks_verdict("determinism")
+
+
 def test_accuracy(model_checks_verdict: Verdict) -> None:
     model_checks_verdict("accuracy")
 
