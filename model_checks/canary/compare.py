@@ -140,8 +140,9 @@ def _side(art: Artifact, pool: ModelPool, runtime: str | None, backend: str) -> 
     return outs, (None if result.skipped else bool(result)), cases
 
 
-def compare(art: Artifact, candidate: Candidate, pinned: ModelPool, tried: ModelPool) -> ArtifactResult:
-    """The artifact under both pools (the pinned runtime's workers, and workers that import the candidate first)."""
+def compare(art: Artifact, candidate: Candidate, pinned: ModelPool, tried: ModelPool, exact: bool = False) -> ArtifactResult:
+    """The artifact under both pools (the pinned runtime's workers, and workers that import the candidate first).
+    `exact`: any change of an output is a drift, not only one beyond the artifact's tolerance."""
     from model_checks.canary.probe import time_calls
 
     runtime = _runtime_of(art, candidate.package)
@@ -165,7 +166,12 @@ def compare(art: Artifact, candidate: Candidate, pinned: ModelPool, tried: Model
         times = {"pinned": [], "candidate": []}
     p50 = {k: float(np.median(v)) * 1e3 if v else None for k, v in times.items()}
     return ArtifactResult(art.id, len(cases), rel, mx, same, flips, rows, p50["pinned"], p50["candidate"], p_ok, c_ok,
-                          None if same else _drift(art, c_out, p_out))
+                          None if same else _drift(art, c_out, p_out) or (_changed(rel, mx) if exact else None))
+
+
+def _changed(rel: float | None, mx: float | None) -> str:
+    return (f"outputs are not bit-identical to the pinned runtime's (max rel_l2 {rel or 0:.3g}, max abs {mx or 0:.3g}; "
+            "--exact counts any change)")
 
 
 def versions(candidate: Candidate, pinned: ModelPool, tried: ModelPool, path: Path) -> tuple[str, str]:

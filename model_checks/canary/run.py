@@ -15,7 +15,7 @@ from model_checks.isolation.limits import Limits
 
 
 def canary(candidate: Candidate, roots: list[Path], cache: Path, offline: bool = False, trust_code: bool = False,
-           limits: Limits | None = None) -> CanaryReport:
+           limits: Limits | None = None, exact: bool = False) -> CanaryReport:
     """Every artifact the candidate's package runs, under the pinned runtime and the candidate, side by side."""
     directory = install(candidate, cache, offline)
     arts = [a for a in discover(roots) if applies(a, candidate.package)]
@@ -26,7 +26,7 @@ def canary(candidate: Candidate, roots: list[Path], cache: Path, offline: bool =
         have, _ = versions(candidate, pinned, tried, arts[0].model_path)
         results = []
         for art in arts:
-            results.append(compare(art, candidate, pinned, tried))
+            results.append(compare(art, candidate, pinned, tried, exact))
             pinned.release(art.model_path)
             tried.release(art.model_path)
     return CanaryReport(candidate.package, have, candidate.version, tuple(results))

@@ -27,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="where candidates are installed and reused (default: $MODEL_CHECKS_CACHE or ~/.cache/model-checks)")
     p.add_argument("--offline", action="store_true", help="use only candidates already in the cache; install nothing (default: install)")
     p.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR", help="where canary.md/.xml/.json go (default: reports)")
+    p.add_argument("--exact", action="store_true",
+                   help="count any change of an output as drift, not only one beyond the artifact's tolerance (default: tolerance)")
     p.add_argument("--trust-code", action="store_true", help="load artifact formats that carry code (default: refuse them)")
 
 
@@ -40,13 +42,13 @@ def run(args: argparse.Namespace) -> int:
         package = parse_spec(args.candidate if "==" in args.candidate else f"{args.candidate}==0").package
         print(f"bisecting {package} from {args.bisect[0]} to {args.bisect[1]} over {', '.join(str(r) for r in roots)}")
         good, bad = bisect(package, *args.bisect, releases(package, cache),
-                           lambda c: canary(c, roots, cache, args.offline, args.trust_code))
+                           lambda c: canary(c, roots, cache, args.offline, args.trust_code, exact=args.exact))
         if bad is None:
             print(f"no drift: {package} {good} keeps every verdict")
             return 0
         print(f"first release that would change a verdict: {package} {bad}" + (f" (last safe: {good})" if good else " (the first release tried)"))
         return 1
-    report = canary(parse_spec(args.candidate), roots, cache, args.offline, args.trust_code)
+    report = canary(parse_spec(args.candidate), roots, cache, args.offline, args.trust_code, exact=args.exact)
     print(report.table())
     written = report.write(args.out)
     print(f"wrote {', '.join(str(p) for p in written)}")
