@@ -179,7 +179,11 @@ def versions(candidate: Candidate, pinned: ModelPool, tried: ModelPool, path: Pa
     from model_checks.canary.probe import runtime_version
 
     have = pinned.run_isolated(candidate.backend, path, runtime_version, candidate.package)
-    got = tried.run_isolated(candidate.backend, path, runtime_version, candidate.package)
+    try:
+        got = tried.run_isolated(candidate.backend, path, runtime_version, candidate.package)
+    except ModelChecksError as e:
+        raise ModelChecksError(f"{candidate.name} cannot be imported beside this environment's packages (a release built "
+                               f"for another numpy, or for another Python): {e}") from None
     if got != candidate.version:
         raise ModelChecksError(f"the candidate worker imported {candidate.package} {got}, not {candidate.version}: "
                                "its cached directory is incomplete; remove it and run again")

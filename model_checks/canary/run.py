@@ -33,33 +33,32 @@ def canary(candidate: Candidate, roots: list[Path], cache: Path, offline: bool =
 
 
 def bisect(package: str, first: str, last: str, releases: list[str], probe: Callable[[Candidate], CanaryReport],
-           say: Callable[[str], None] = print) -> tuple[str | None, str | None]:
-    """(last safe release, first unsafe release) between `first` and `last` (inclusive), assuming drift, once it
-    appears, stays. (None, None) when `last` is safe; `probe` runs a canary on one release."""
+           say: Callable[[str], None] = print) -> tuple[str, str, bool] | None:
+    """The two neighbouring releases between `first` and `last` (inclusive) where the canary's answer flips: (last
+    safe, first drifting, False) going up, or (last drifting, first safe, True) when the older end drifts and the
+    newer does not. None when both ends give the same answer. Assumes one flip in the span; `probe` runs a canary on one release."""
     from packaging.version import Version
 
     lo, hi = Version(first), Version(last)
     span = [v for v in releases if lo <= Version(v) <= hi]
-    if not span:
-        raise ModelChecksError(f"no {package} release between {first} and {last} on the index ({len(releases)} known)")
+    if len(span) < 2:
+        raise ModelChecksError(f"fewer than two {package} releases from {first} to {last} on the index ({', '.join(span) or 'none'})")
     seen: dict[str, bool] = {}
 
     def safe(v: str) -> bool:
         if v not in seen:
             report = probe(Candidate(package, v))
             seen[v] = report.safe
-            say(f"  {package}=={v}: {'safe' if report.safe else 'NOT SAFE'}: {report.verdict_line()}")
+            say(f"  {package}=={v}: {report.verdict_line()}")
         return seen[v]
 
-    if safe(span[-1]):
-        return span[-1], None
-    if not safe(span[0]):
-        return None, span[0]
-    a, b = 0, len(span) - 1  # span[a] safe, span[b] not
+    if safe(span[0]) == safe(span[-1]):
+        return None
+    a, b = 0, len(span) - 1  # safe(span[a]) != safe(span[b]) throughout
     while b - a > 1:
         mid = (a + b) // 2
-        if safe(span[mid]):
+        if safe(span[mid]) == safe(span[a]):
             a = mid
         else:
             b = mid
-    return span[a], span[b]
+    return span[a], span[b], safe(span[b])

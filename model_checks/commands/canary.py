@@ -41,12 +41,16 @@ def run(args: argparse.Namespace) -> int:
     if args.bisect:
         package = parse_spec(args.candidate if "==" in args.candidate else f"{args.candidate}==0").package
         print(f"bisecting {package} from {args.bisect[0]} to {args.bisect[1]} over {', '.join(str(r) for r in roots)}")
-        good, bad = bisect(package, *args.bisect, releases(package, cache),
-                           lambda c: canary(c, roots, cache, args.offline, args.trust_code, exact=args.exact))
-        if bad is None:
-            print(f"no drift: {package} {good} keeps every verdict")
+        found = bisect(package, *args.bisect, releases(package, cache),
+                       lambda c: canary(c, roots, cache, args.offline, args.trust_code, exact=args.exact))
+        if found is None:
+            print(f"no flip: {package} {args.bisect[0]} and {args.bisect[1]} give the same answer (above); nothing to bisect")
             return 0
-        print(f"first release that would change a verdict: {package} {bad}" + (f" (last safe: {good})" if good else " (the first release tried)"))
+        older, newer, newer_safe = found
+        if newer_safe:
+            print(f"{package} {older} is the last release that would change a verdict; {newer} is the first that keeps them all")
+        else:
+            print(f"{package} {newer} is the first release that would change a verdict (last safe: {older})")
         return 1
     report = canary(parse_spec(args.candidate), roots, cache, args.offline, args.trust_code, exact=args.exact)
     print(report.table())
