@@ -83,13 +83,14 @@ def on_runtime(ctx: CheckContext, runtime: str) -> CheckResult:
         return CheckResult(NAME, False, f"{NAME}: {ctx.artifact.id} on {runtime}: {e.what}",
                            (*(f"  {line}" for line in str(e).splitlines()),
                             f"  if {runtime} is not a runtime this artifact ships to, leave it out of 'runtimes' in {ctx.where} "
-                            "(with a comment that says why)"))
+                            "(with a comment that says why)"), figures={"runtime": runtime})
 
 
 def _on_runtime(ctx: CheckContext, runtime: str) -> CheckResult:
     why = runtimes.unavailable(runtime)
     if why:
-        return CheckResult.skip(NAME, why)
+        skipped = CheckResult.skip(NAME, why)
+        return CheckResult(NAME, True, skipped.headline, skipped=why, figures={"runtime": runtime})
     rt = runtimes.RUNTIMES[runtime]
     cases = ctx.cases()
     if rt.provider is not None:
@@ -110,7 +111,8 @@ def _on_runtime(ctx: CheckContext, runtime: str) -> CheckResult:
     between = {m: worst([("", c) for c in direct], m) for m in ("rel_l2", "max_abs", "top1_agreement", "mismatch_fraction")}
     said = ", ".join(f"{k} {v:.3g}" for k, v in between.items() if v is not None)
     note = f"  {runtime} against onnxruntime, output by output over {len(cases)} case(s): worst {said or 'nothing comparable'}"
-    figures = {"runtime": ran, **{f"vs_onnxruntime_{k}": v for k, v in between.items()}}
+    # "runtime" routes these figures to the runtime's own cell in the reports (never over onnxruntime's)
+    figures = {"runtime": runtime, "runtime_ran": ran, **{f"vs_onnxruntime_{k}": v for k, v in between.items()}}
     return verdict(ctx, results, runtime, ran, [note], figures, ref)
 
 

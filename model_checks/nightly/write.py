@@ -20,5 +20,7 @@ def write_nightly(artifacts: dict, directory: Path, storage: str | None = None, 
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if not saved:
         runs.append(document.as_stored_run(artifacts, now))
-    report = document.build(artifacts, runs, machine, now)
+    from model_checks.canary.report import last
+
+    report = document.build(artifacts, runs, machine, now, last(directory))
     return render.write(report, directory, os.environ.get("GITHUB_STEP_SUMMARY"))

@@ -84,7 +84,7 @@ def test_an_injected_runtime_that_differs_fails_and_onnxruntime_still_passes(tmp
     assert r.headline.startswith("equivalence: variant@1.0 on openvino differs from its reference ../ref/model.onnx")
     assert "(ran on injected runner)" in text
     assert re.search(r"\n  openvino against onnxruntime, output by output over \d+ case\(s\): worst rel_l2 0\.\d+, max_abs 0\.5", text)
-    assert r.figures["runtime"] == "injected runner" and r.figures["vs_onnxruntime_max_abs"] == pytest.approx(0.5)
+    assert r.figures["runtime"] == "openvino" and r.figures["runtime_ran"] == "injected runner" and r.figures["vs_onnxruntime_max_abs"] == pytest.approx(0.5)
     assert gs.result("integrity", art), "a failing runtime item must not block the artifact's other checks"
 
 
