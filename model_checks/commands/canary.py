@@ -7,7 +7,7 @@ canary.md, canary.xml (junit) and canary.json to --out; exits 1 when a verdict w
 example:
   model-checks canary onnxruntime==1.32.0 artifacts
   model-checks canary openvino==2026.3.0 artifacts --offline
-  model-checks canary onnxruntime --bisect 1.20.0 1.31.1 artifacts
+  model-checks canary onnxruntime artifacts --bisect 1.20.1 1.31.1 --exact
 """
 
 from __future__ import annotations
@@ -48,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
             return 0
         older, newer, newer_safe = found
         if newer_safe:
-            print(f"{package} {older} is the last release that would change a verdict; {newer} is the first that keeps them all")
+            print(f"{package} {older} is the last release that is not safe to bump to; {newer} is the first that is")
         else:
-            print(f"{package} {newer} is the first release that would change a verdict (last safe: {older})")
+            print(f"{package} {newer} is the first release that is not safe to bump to (last safe: {older})")
         return 1
     report = canary(parse_spec(args.candidate), roots, cache, args.offline, args.trust_code, exact=args.exact)
     print(report.table())
