@@ -52,7 +52,10 @@ class ArtifactResult:
         parts = []
         if self.verdict_changes:
             say = {True: "passes", False: "fails", None: "does not apply"}
-            parts.append(f"equivalence {say[self.verdict_pinned]} on the pinned runtime, {say[self.verdict_candidate]} on the candidate")
+            parts.append(
+                f"equivalence {say[self.verdict_pinned]} on the pinned runtime, "
+                f"{say[self.verdict_candidate]} on the candidate"
+            )
         if self.drift:
             parts.append(self.drift)
         return "; ".join(parts)
@@ -80,7 +83,7 @@ def applies(art: Artifact, package: str) -> bool:
 def _drift(art: Artifact, got: list[dict], pinned: list[dict]) -> str | None:
     """The first output whose candidate values break the artifact's tolerance against the pinned runtime's."""
     assert art.manifest is not None
-    for i, (g, p) in enumerate(zip(got, pinned)):
+    for i, (g, p) in enumerate(zip(got, pinned, strict=True)):
         c = compare_outputs(g, p, art.manifest.tolerance.for_output)
         if c:
             continue
@@ -91,14 +94,17 @@ def _drift(art: Artifact, got: list[dict], pinned: list[dict]) -> str | None:
             return f"case {i}: output '{o.name}': {o.problem}"
         r = next(r for r in o.rows if not r.ok)
         op = "<" if r.metric == "top1_agreement" else ">"
-        return f"output '{o.name}' {r.metric} {r.value:.3g} {op} {r.limit.value:.3g} ({r.limit.source}) against the pinned runtime's outputs"  # type: ignore[union-attr]
+        lim = r.limit
+        assert lim is not None  # a row that fails has a limit
+        return (f"output '{o.name}' {r.metric} {r.value:.3g} {op} {lim.value:.3g} ({lim.source}) "
+                "against the pinned runtime's outputs")
     return None
 
 
 def _flips(got: list[dict], pinned: list[dict]) -> tuple[int, int]:
     """(rows whose argmax differs, rows compared) over the float outputs of two or more dimensions."""
     flips = rows = 0
-    for g, p in zip(got, pinned):
+    for g, p in zip(got, pinned, strict=True):
         for name, a in g.items():
             b = p.get(name)
             if b is None or a.shape != b.shape or a.dtype.kind != "f" or a.ndim < 2 or a.shape[-1] < 2:
@@ -112,7 +118,7 @@ def _flips(got: list[dict], pinned: list[dict]) -> tuple[int, int]:
 def _diff(got: list[dict], pinned: list[dict]) -> tuple[float | None, float | None, bool]:
     rel = mx = None
     same = True
-    for g, p in zip(got, pinned):
+    for g, p in zip(got, pinned, strict=True):
         for name, a in g.items():
             b = p.get(name)
             if b is None or a.shape != b.shape:
@@ -140,7 +146,9 @@ def _side(art: Artifact, pool: ModelPool, runtime: str | None, backend: str) -> 
     return outs, (None if result.skipped else bool(result)), cases
 
 
-def compare(art: Artifact, candidate: Candidate, pinned: ModelPool, tried: ModelPool, exact: bool = False) -> ArtifactResult:
+def compare(
+    art: Artifact, candidate: Candidate, pinned: ModelPool, tried: ModelPool, exact: bool = False
+) -> ArtifactResult:
     """The artifact under both pools (the pinned runtime's workers, and workers that import the candidate first).
     `exact`: any change of an output is a drift, not only one beyond the artifact's tolerance."""
     from model_checks.canary.probe import time_calls
@@ -165,13 +173,27 @@ def compare(art: Artifact, candidate: Candidate, pinned: ModelPool, tried: Model
     except ModelChecksError:
         times = {"pinned": [], "candidate": []}
     p50 = {k: float(np.median(v)) * 1e3 if v else None for k, v in times.items()}
-    return ArtifactResult(art.id, len(cases), rel, mx, same, flips, rows, p50["pinned"], p50["candidate"], p_ok, c_ok,
-                          None if same else _drift(art, c_out, p_out) or (_changed(rel, mx) if exact else None))
+    return ArtifactResult(
+        art.id,
+        len(cases),
+        rel,
+        mx,
+        same,
+        flips,
+        rows,
+        p50["pinned"],
+        p50["candidate"],
+        p_ok,
+        c_ok,
+        None if same else _drift(art, c_out, p_out) or (_changed(rel, mx) if exact else None),
+    )
 
 
 def _changed(rel: float | None, mx: float | None) -> str:
-    return (f"outputs are not bit-identical to the pinned runtime's (max rel_l2 {rel or 0:.3g}, max abs {mx or 0:.3g}; "
-            "--exact counts any change)")
+    return (
+        f"outputs are not bit-identical to the pinned runtime's (max rel_l2 {rel or 0:.3g}, max abs {mx or 0:.3g}; "
+        "--exact counts any change)"
+    )
 
 
 def versions(candidate: Candidate, pinned: ModelPool, tried: ModelPool, path: Path) -> tuple[str, str]:
@@ -182,9 +204,13 @@ def versions(candidate: Candidate, pinned: ModelPool, tried: ModelPool, path: Pa
     try:
         got = tried.run_isolated(candidate.backend, path, runtime_version, candidate.package)
     except ModelChecksError as e:
-        raise ModelChecksError(f"{candidate.name} cannot be imported beside this environment's packages (a release built "
-                               f"for another numpy, or for another Python): {e}") from None
+        raise ModelChecksError(
+            f"{candidate.name} cannot be imported beside this environment's packages (a release built "
+            f"for another numpy, or for another Python): {e}"
+        ) from None
     if got != candidate.version:
-        raise ModelChecksError(f"the candidate worker imported {candidate.package} {got}, not {candidate.version}: "
-                               "its cached directory is incomplete; remove it and run again")
+        raise ModelChecksError(
+            f"the candidate worker imported {candidate.package} {got}, not {candidate.version}: "
+            "its cached directory is incomplete; remove it and run again"
+        )
     return have, got

@@ -64,19 +64,35 @@ def install(c: Candidate, cache: Path, offline: bool = False) -> Path:
     if have is not None:
         return have
     if offline:
-        raise ModelChecksError(f"{c.name} is not in the cache ({candidate_dir(c, cache)}) and --offline forbids installing it")
+        raise ModelChecksError(
+            f"{c.name} is not in the cache ({candidate_dir(c, cache)}) and --offline forbids installing it"
+        )
     final = candidate_dir(c, cache)
     final.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{c.package}-{c.version}-", dir=final.parent))
     # the project's constraints pin the current runtime; a candidate is by definition another version
     env = {**os.environ, "PIP_CONSTRAINT": "", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--only-binary", ":all:", "--target", str(work), c.name]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--target",
+        str(work),
+        c.name,
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         shutil.rmtree(work, ignore_errors=True)
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise ModelChecksError(f"pip could not install {c.name} for Python {sys.version_info.major}.{sys.version_info.minor}: "
-                               + " / ".join(tail))
+        raise ModelChecksError(
+            f"pip could not install {c.name} for Python {sys.version_info.major}.{sys.version_info.minor}: "
+            + " / ".join(tail)
+        )
     shutil.rmtree(work / "bin", ignore_errors=True)  # console scripts: nothing a worker imports
     (work / COMPLETE).write_text(c.name + "\n", encoding="utf-8")
     if final.exists():
@@ -95,12 +111,18 @@ def releases(package: str, cache: Path | None = None) -> list[str]:
     from packaging.version import InvalidVersion, Version
 
     found: set[str] = set()
-    done = subprocess.run([sys.executable, "-m", "pip", "index", "versions", package], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "index", "versions", package], capture_output=True, text=True, timeout=300
+    )
     m = re.search(r"Available versions:\s*(.+)", done.stdout)
     if m:
         found.update(v.strip() for v in m.group(1).split(","))
     if cache is not None and (cache / "runtimes").is_dir():
-        found.update(d.name.split("-", 1)[1] for d in (cache / "runtimes").iterdir() if d.name.startswith(f"{package}-") and (d / COMPLETE).is_file())
+        found.update(
+            d.name.split("-", 1)[1]
+            for d in (cache / "runtimes").iterdir()
+            if d.name.startswith(f"{package}-") and (d / COMPLETE).is_file()
+        )
 
     def key(v: str) -> Version:
         try:

@@ -31,7 +31,11 @@ class CanaryReport:
             return head + "no artifact runs on it"
         if ok == n:
             return head + f"safe to bump: {ok} of {n}"
-        bad = "; ".join(f"{printable(r.id)} {'drifts' if r.drift else 'changes'}: {printable(r.why())}" for r in self.results if not r.safe)
+        bad = "; ".join(
+            f"{printable(r.id)} {'drifts' if r.drift else 'changes'}: {printable(r.why())}"
+            for r in self.results
+            if not r.safe
+        )
         return head + f"safe to bump: {ok} of {n}; {bad}"
 
     def table(self) -> str:
@@ -39,22 +43,38 @@ class CanaryReport:
             return "-" if v is None else format(v, fmt)
 
         say = {True: "pass", False: "FAIL", None: "-"}
-        lines = [f"## Runtime canary: {self.package} {self.pinned} (pinned) against {self.candidate}", "",
-                 "| artifact | cases | outputs | max rel_l2 | max abs | top-1 flips | p50 pinned ms | p50 candidate ms | equivalence | bump |",
-                 "|---|---:|---|---:|---:|---:|---:|---:|---|---|"]
+        lines = [
+            f"## Runtime canary: {self.package} {self.pinned} (pinned) against {self.candidate}",
+            "",
+            "| artifact | cases | outputs | max rel_l2 | max abs | top-1 flips | p50 pinned ms | p50 candidate ms "
+            "| equivalence | bump |",
+            "|---|---:|---|---:|---:|---:|---:|---:|---|---|",
+        ]
         for r in self.results:
             same = "error" if r.error else "bit-identical" if r.identical else "differ"
             flips = f"{r.top1_flips} of {r.rows}" if r.rows else "-"
-            lines.append(f"| {md_cell(r.id)} | {r.cases} | {same} | {num(r.rel_l2)} | {num(r.max_abs)} | {flips} | "
-                         f"{num(r.p50_pinned_ms, '.4f')} | {num(r.p50_candidate_ms, '.4f')} | "
-                         f"{say[r.verdict_pinned]} -> {say[r.verdict_candidate]} | {'safe' if r.safe else md_cell('NOT SAFE: ' + r.why())} |")
+            lines.append(
+                f"| {md_cell(r.id)} | {r.cases} | {same} | {num(r.rel_l2)} | {num(r.max_abs)} | {flips} | "
+                f"{num(r.p50_pinned_ms, '.4f')} | {num(r.p50_candidate_ms, '.4f')} | "
+                f"{say[r.verdict_pinned]} -> {say[r.verdict_candidate]} | "
+                f"{'safe' if r.safe else md_cell('NOT SAFE: ' + r.why())} |"
+            )
         return "\n".join([*lines, "", self.verdict_line(), ""])
 
     def junit(self) -> bytes:
-        suite = ET.Element("testsuite", name=f"canary {self.package}=={self.candidate}", tests=str(len(self.results)),
-                           failures=str(sum(not r.safe for r in self.results)))
+        suite = ET.Element(
+            "testsuite",
+            name=f"canary {self.package}=={self.candidate}",
+            tests=str(len(self.results)),
+            failures=str(sum(not r.safe for r in self.results)),
+        )
         for r in self.results:
-            case = ET.SubElement(suite, "testcase", classname="model_checks.canary", name=f"canary[{printable(r.id)}-{self.package}=={self.candidate}]")
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname="model_checks.canary",
+                name=f"canary[{printable(r.id)}-{self.package}=={self.candidate}]",
+            )
             props = ET.SubElement(case, "properties")
             for k, v in asdict(r).items():
                 if v is not None:
@@ -64,14 +84,23 @@ class CanaryReport:
         return ET.tostring(ET.ElementTree(suite).getroot(), encoding="utf-8", xml_declaration=True)
 
     def to_json(self) -> dict:
-        return {"package": self.package, "pinned": self.pinned, "candidate": self.candidate, "safe": self.safe,
-                "verdict": self.verdict_line(), "results": [{**asdict(r), "safe": r.safe} for r in self.results]}
+        return {
+            "package": self.package,
+            "pinned": self.pinned,
+            "candidate": self.candidate,
+            "safe": self.safe,
+            "verdict": self.verdict_line(),
+            "results": [{**asdict(r), "safe": r.safe} for r in self.results],
+        }
 
     def write(self, out: Path) -> list[Path]:
         from model_checks.core.fileio import write_bytes, write_text
 
-        return [write_text(out / TABLE_NAME, self.table()), write_bytes(out / JUNIT_NAME, self.junit()),
-                write_text(out / JSON_NAME, json.dumps(self.to_json(), indent=1, default=str))]
+        return [
+            write_text(out / TABLE_NAME, self.table()),
+            write_bytes(out / JUNIT_NAME, self.junit()),
+            write_text(out / JSON_NAME, json.dumps(self.to_json(), indent=1, default=str)),
+        ]
 
 
 def last(out: Path) -> dict | None:

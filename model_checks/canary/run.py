@@ -14,8 +14,15 @@ from model_checks.core.pool import ModelPool
 from model_checks.isolation.limits import Limits
 
 
-def canary(candidate: Candidate, roots: list[Path], cache: Path, offline: bool = False, trust_code: bool = False,
-           limits: Limits | None = None, exact: bool = False) -> CanaryReport:
+def canary(
+    candidate: Candidate,
+    roots: list[Path],
+    cache: Path,
+    offline: bool = False,
+    trust_code: bool = False,
+    limits: Limits | None = None,
+    exact: bool = False,
+) -> CanaryReport:
     """Every artifact the candidate's package runs, under the pinned runtime and the candidate, side by side."""
     directory = install(candidate, cache, offline)
     arts = [a for a in discover(roots) if applies(a, candidate.package)]
@@ -32,17 +39,26 @@ def canary(candidate: Candidate, roots: list[Path], cache: Path, offline: bool =
     return CanaryReport(candidate.package, have, candidate.version, tuple(results))
 
 
-def bisect(package: str, first: str, last: str, releases: list[str], probe: Callable[[Candidate], CanaryReport],
-           say: Callable[[str], None] = print) -> tuple[str, str, bool] | None:
+def bisect(
+    package: str,
+    first: str,
+    last: str,
+    releases: list[str],
+    probe: Callable[[Candidate], CanaryReport],
+    say: Callable[[str], None] = print,
+) -> tuple[str, str, bool] | None:
     """The two neighbouring releases between `first` and `last` (inclusive) where the canary's answer flips: (last
     safe, first drifting, False) going up, or (last drifting, first safe, True) when the older end drifts and the
-    newer does not. None when both ends give the same answer. Assumes one flip in the span; `probe` runs a canary on one release."""
+    newer does not. None when both ends give the same answer. Assumes one flip in the span; `probe` runs a canary on
+    one release."""
     from packaging.version import Version
 
     lo, hi = Version(first), Version(last)
     span = [v for v in releases if lo <= Version(v) <= hi]
     if len(span) < 2:
-        raise ModelChecksError(f"fewer than two {package} releases from {first} to {last} on the index ({', '.join(span) or 'none'})")
+        raise ModelChecksError(
+            f"fewer than two {package} releases from {first} to {last} on the index ({', '.join(span) or 'none'})"
+        )
     seen: dict[str, bool] = {}
 
     def safe(v: str) -> bool:

@@ -97,9 +97,11 @@ def judge(ctx: CheckContext, spread: Spread) -> CheckResult:
             figures[f"noise_{metric}"] = max(float(figures.get(f"noise_{metric}") or 0.0), floor.value)
             lim = limits.get(metric)
             if lim is not None and floor.value > lim.value:
-                problems.append(f"output '{name}': {metric} {lim.value:.3g} ({lim.source}) is below this runtime's "
-                                f"{SPREADS[floor.kind]} spread {floor.value:.3g}: the check would flake; set it above "
-                                f"{floor.value:.3g} in 'tolerance' of {ctx.where} (or policy.yaml)")
+                problems.append(
+                    f"output '{name}': {metric} {lim.value:.3g} ({lim.source}) is below this runtime's "
+                    f"{SPREADS[floor.kind]} spread {floor.value:.3g}: the check would flake; set it above "
+                    f"{floor.value:.3g} in 'tolerance' of {ctx.where} (or policy.yaml)"
+                )
     lines = [f"  spread over {REPEATS} runs, 1 and {THREADS} threads, graph optimizations off and on:"]
     for kind, outputs in spread.items():
         for name, r in sorted(outputs.items()):
@@ -111,7 +113,9 @@ def judge(ctx: CheckContext, spread: Spread) -> CheckResult:
 
 def run(ctx: CheckContext) -> CheckResult:
     if ctx.fmt != "onnx":
-        return CheckResult.skip(NAME, f"the determinism check measures ONNX models on onnxruntime; {ctx.manifest.file} is {ctx.fmt}")
+        return CheckResult.skip(
+            NAME, f"the determinism check measures ONNX models on onnxruntime; {ctx.manifest.file} is {ctx.fmt}"
+        )
     feeds = ctx.cases()[0].inputs
     spread = ctx.pool.run_isolated("onnx", ctx.model_path, measure, ctx.model_path, ctx.artifact.root, feeds)
     return judge(ctx, spread)

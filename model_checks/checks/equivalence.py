@@ -10,6 +10,7 @@ from model_checks.core.results import CheckResult
 from model_checks.manifest.model import Limit
 
 NAME = "equivalence"
+METRICS = ("rel_l2", "mae", "max_abs", "top1_agreement")
 # Two runtimes compared with each other are reported, not gated: the gate is each against the reference.
 UNGATED = {"top1_agreement": Limit(0.0, "not gated"), "mismatch_fraction": Limit(1.0, "not gated")}
 
@@ -45,7 +46,7 @@ def verdict(ctx: CheckContext, results: list[tuple[str, Comparison]], runtime: s
             notes: list[str] | None = None, extra_figures: dict | None = None, ref: str | None = None) -> CheckResult:
     """The check's result from its comparisons; `runtime` and `ran` (what ran it, with its settings) name an item of
     `runtimes:` in the headline and each case line."""
-    figures = {m: worst(results, m) for m in ("rel_l2", "mae", "max_abs", "top1_agreement")}
+    figures = {m: worst(results, m) for m in METRICS}
     figures.update(extra_figures or {})
     ref = ref or ctx.manifest.get("reference.path")
     on = f" on {runtime}" if runtime else ""
@@ -57,8 +58,8 @@ def verdict(ctx: CheckContext, results: list[tuple[str, Comparison]], runtime: s
             lines += c.render()
         lines.append(f"  limits come from the 'tolerance' of {ctx.where} or policy.yaml; raise them there only if the difference is expected")
         if runtime:
-            lines.append(f"  or, if {runtime} is not a runtime this artifact ships to, leave it out of 'runtimes' in {ctx.where} "
-                         "(with a comment that says why)")
+            lines.append(f"  or, if {runtime} is not a runtime this artifact ships to, leave it out of 'runtimes' in "
+                         f"{ctx.where} (with a comment that says why)")
         else:
             from model_checks.localize.gate import lines as localisation
 
@@ -67,9 +68,12 @@ def verdict(ctx: CheckContext, results: list[tuple[str, Comparison]], runtime: s
             figures.update(found)
         lines += notes or []
         n_out = sum(1 for _, c in failed for o in c.outputs if not o.ok) + sum(len(c.problems) for _, c in failed)
-        return CheckResult(NAME, False, f"{NAME}: {ctx.artifact.id}{on} differs from its reference {ref} ({n_out} failure(s) in {len(failed)} of {len(results)} case(s))", tuple(lines), figures=figures)
-    summary = ", ".join(f"{k} {v:.3g}" for k, v in figures.items() if v is not None and k in ("rel_l2", "mae", "max_abs", "top1_agreement"))
-    return CheckResult(NAME, True, f"{NAME}: {ctx.artifact.id}{on} matches {ref} over {len(results)} case(s): worst {summary}",
+        head = (f"{NAME}: {ctx.artifact.id}{on} differs from its reference {ref} "
+                f"({n_out} failure(s) in {len(failed)} of {len(results)} case(s))")
+        return CheckResult(NAME, False, head, tuple(lines), figures=figures)
+    summary = ", ".join(f"{k} {v:.3g}" for k, v in figures.items() if v is not None and k in METRICS)
+    return CheckResult(NAME, True,
+                       f"{NAME}: {ctx.artifact.id}{on} matches {ref} over {len(results)} case(s): worst {summary}",
                        tuple(notes or ()), figures=figures)
 
 
@@ -82,8 +86,8 @@ def on_runtime(ctx: CheckContext, runtime: str) -> CheckResult:
     except ModelChecksError as e:
         return CheckResult(NAME, False, f"{NAME}: {ctx.artifact.id} on {runtime}: {e.what}",
                            (*(f"  {line}" for line in str(e).splitlines()),
-                            f"  if {runtime} is not a runtime this artifact ships to, leave it out of 'runtimes' in {ctx.where} "
-                            "(with a comment that says why)"), figures={"runtime": runtime})
+                            f"  if {runtime} is not a runtime this artifact ships to, leave it out of 'runtimes' in "
+                            f"{ctx.where} (with a comment that says why)"), figures={"runtime": runtime})
 
 
 def _on_runtime(ctx: CheckContext, runtime: str) -> CheckResult:
@@ -104,13 +108,16 @@ def _on_runtime(ctx: CheckContext, runtime: str) -> CheckResult:
     ref = None
     if ctx.reference_path is None:  # nothing to compare with but the runtime the artifact was made on
         ref = "onnxruntime's outputs (no reference.path: the same model on onnxruntime is the reference)"
-        results = [(c.label, compare_outputs(out, b, ctx.manifest.tolerance.for_output)) for c, out, b in zip(cases, outputs, base_outputs)]
+        tol = ctx.manifest.tolerance.for_output
+        results = [(c.label, compare_outputs(out, b, tol))
+                   for c, out, b in zip(cases, outputs, base_outputs, strict=True)]
     else:
         results = comparisons(ctx, outputs)
-    direct = [compare_outputs(out, b, lambda name: UNGATED) for out, b in zip(outputs, base_outputs)]
-    between = {m: worst([("", c) for c in direct], m) for m in ("rel_l2", "max_abs", "top1_agreement", "mismatch_fraction")}
-    said = ", ".join(f"{k} {v:.3g}" for k, v in between.items() if v is not None)
-    note = f"  {runtime} against onnxruntime, output by output over {len(cases)} case(s): worst {said or 'nothing comparable'}"
+    direct = [compare_outputs(out, b, lambda name: UNGATED) for out, b in zip(outputs, base_outputs, strict=True)]
+    between = {m: worst([("", c) for c in direct], m)
+               for m in ("rel_l2", "max_abs", "top1_agreement", "mismatch_fraction")}
+    said = ", ".join(f"{k} {v:.3g}" for k, v in between.items() if v is not None) or "nothing comparable"
+    note = f"  {runtime} against onnxruntime, output by output over {len(cases)} case(s): worst {said}"
     # "runtime" routes these figures to the runtime's own cell in the reports (never over onnxruntime's)
     figures = {"runtime": runtime, "runtime_ran": ran, **{f"vs_onnxruntime_{k}": v for k, v in between.items()}}
     return verdict(ctx, results, runtime, ran, [note], figures, ref)

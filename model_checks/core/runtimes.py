@@ -47,8 +47,11 @@ def unavailable(runtime: str) -> str | None:
     have = ort.get_available_providers()
     if rt.provider in have:
         return None
-    return (f"runtime {runtime}: {rt.provider} is not available here (onnxruntime {ort.__version__} has {', '.join(have)}); "
-            f"it runs where a GPU and {rt.extra} are installed")
+    return (
+        f"runtime {runtime}: {rt.provider} is not available here "
+        f"(onnxruntime {ort.__version__} has {', '.join(have)}); "
+        f"it runs where a GPU and {rt.extra} are installed"
+    )
 
 
 def provider_outputs(path: Path, root: Path, provider: str, feeds: list[dict]) -> tuple[str, list[dict]]:

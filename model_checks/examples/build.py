@@ -26,13 +26,14 @@ LIMITS = {"max_size_mb": 1, "dynamic_axes": ["batch"], "max_accuracy_drop": 0.03
 VERSION = "1.0"
 # Every example inherits CPU budgets from the root's policy.yaml: these models take 0.01-0.4 ms a call, so
 # the limits leave room for a shared CI machine and still catch a model made an order of magnitude slower.
-POLICY = {"budgets": {"cpu": {"threads": 1, "batch_size": 32, "latency_ms": {"p50": 1.0, "p99": 5.0}, "throughput_per_s": 10000}},
+POLICY = {"budgets": {"cpu": {"threads": 1, "batch_size": 32, "latency_ms": {"p50": 1.0, "p99": 5.0},
+                              "throughput_per_s": 10000}},
           "runtimes": ["onnxruntime", "openvino"]}
 # Every ONNX example is gated on OpenVINO too (the policy above), under its own tolerance; measured with OpenVINO
 # 2026.4.1 at f32, the int8 variants hold theirs (top-1 agreement 1.0 against onnxruntime). The scikit-learn
 # family opts out, and says why in its manifest: OpenVINO has no converter for the ai.onnx.ml operators.
-SKLEARN_OPT_OUT = ("# OpenVINO 2026.4 cannot read this model: it has no converter for the ai.onnx.ml operators (Normalizer, "
-                   "LinearClassifier, ZipMap)\n# that skl2onnx emits, so this artifact is gated on onnxruntime only.\n"
+SKLEARN_OPT_OUT = ("# OpenVINO 2026.4 cannot read this model: it has no converter for the ai.onnx.ml operators "
+                   "(Normalizer, LinearClassifier, ZipMap)\n# that skl2onnx emits, so this artifact is gated on onnxruntime only.\n"
                    "runtimes: [onnxruntime]\n")
 # The optimized graph must not be much slower than the graph it came from, measured interleaved in one run.
 OPT_BUDGETS = {"cpu": {"speedup_vs_reference": 0.8}}

@@ -71,7 +71,8 @@ class _Models:
         self.runners: dict[int, Any] = {}
         self.next = 0
 
-    def load(self, path: Path, fmt: str, root: Path, threads: int | None, names: Any = None) -> tuple[int, tuple, tuple, str]:
+    def load(self, path: Path, fmt: str, root: Path, threads: int | None,
+             names: Any = None) -> tuple[int, tuple, tuple, str]:
         from model_checks.backends import backend
 
         runner = backend(fmt, "runner").load(path, root, threads=threads, names=names)

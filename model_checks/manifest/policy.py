@@ -1,4 +1,5 @@
-"""policy.yaml: tree-wide `tolerance`, `limits`, `budgets`, `serving`, `runtimes` and `determinism` that every artifact inherits, key by key."""
+"""policy.yaml: tree-wide `tolerance`, `limits`, `budgets`, `serving`, `runtimes` and `determinism` that every
+artifact inherits, key by key."""
 
 from __future__ import annotations
 

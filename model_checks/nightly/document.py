@@ -195,8 +195,8 @@ def runtime_matrix(current: dict[str, ArtifactFigures]) -> Table | None:
         cells = [f"{a.status.get('equivalence', '-')} ({_num(a.figures.get('rel_l2'), '.3g')})"]
         for rt in names:
             f = a.runtimes.get(rt)
-            cells.append("-" if f is None else f"{f['outcome']} ({_num(f.get('rel_l2'), '.3g')}; vs onnxruntime max abs "
-                                                f"{_num(f.get('vs_onnxruntime_max_abs'), '.3g')})")
+            cells.append("-" if f is None else f"{f['outcome']} ({_num(f.get('rel_l2'), '.3g')}; "
+                         f"vs onnxruntime max abs {_num(f.get('vs_onnxruntime_max_abs'), '.3g')})")
         rows.append((aid, *cells))
     return Table(("artifact", "onnxruntime (rel_l2)", *(f"{rt} (rel_l2; vs onnxruntime)" for rt in names)), tuple(rows))
 
@@ -204,11 +204,13 @@ def runtime_matrix(current: dict[str, ArtifactFigures]) -> Table | None:
 def canary_line(canary: dict | None) -> str:
     """The last `model-checks canary` written beside the report, in one line."""
     if not canary:
-        return "Runtime canary: none written to this directory yet (`model-checks canary onnxruntime==X --out <this directory>`)."
+        return ("Runtime canary: none written to this directory yet "
+                "(`model-checks canary onnxruntime==X --out <this directory>`).")
     return f"Runtime canary (last run): {canary.get('verdict')}"
 
 
-def build(current: dict[str, ArtifactFigures], runs: list[StoredRun], environment: dict, when: str, canary: dict | None = None) -> Report:
+def build(current: dict[str, ArtifactFigures], runs: list[StoredRun], environment: dict, when: str,
+          canary: dict | None = None) -> Report:
     """The report for this run's artifacts, with trends from `runs`, the runtime matrix and the last canary."""
     versions = ", ".join(f"{k} {v}" for k, v in (environment.get("versions") or {}).items())
     gpu = environment.get("gpu")

@@ -43,6 +43,10 @@ def _html_table(t: Table, flag) -> str:  # type: ignore[no-untyped-def]
     return "\n".join([*parts, "</tbody></table>"])
 
 
+def _runtime_flag(row: tuple[str, ...]) -> str:
+    return "failed" if any(c.startswith(FAILING) for c in row[1:]) else ""
+
+
 def _budget_flag(row: tuple[str, ...]) -> str:
     return "regression" if row[-1].startswith("regression") else "failed" if row[-2] in FAILING else ""
 
@@ -88,8 +92,7 @@ def write(report: Report, directory: Path, step_summary: str | None = None) -> l
     head, *rest = report.lines
     body = "\n".join([f"<h1>{html.escape(report.title)}</h1>", f'<p class="verdict">{html.escape(head)}</p>', *(f"<p>{html.escape(line)}</p>" for line in rest),
                       *(["<h2>Overview</h2>", _html_table(report.overview, lambda r: "failed" if r[-1] in FAILING else "")] if report.overview else []),
-                      *(["<h2>Runtime matrix</h2>", _html_table(report.runtimes, lambda r: "failed" if any(c.startswith(FAILING) for c in r[1:]) else "")]
-                        if report.runtimes else []),
+                      *(["<h2>Runtime matrix</h2>", _html_table(report.runtimes, _runtime_flag)] if report.runtimes else []),
                       *(_html_section(s, pngs.get(s.slug)) for s in report.sections)])
     write_text(directory / "nightly.html", f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{html.escape(report.title)}</title>'
                                              f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")

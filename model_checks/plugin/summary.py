@@ -85,7 +85,8 @@ class SummaryReport:
         runtime = (p.get("figures") or {}).get("runtime")
         if runtime:  # an item of `runtimes:`: its own cell, never over onnxruntime's figures
             if report.when == "call" or report.outcome != "passed":
-                status = "ERROR" if report.when != "call" and report.outcome == "failed" else OUTCOME.get(report.outcome, report.outcome)
+                failed_outside = report.when != "call" and report.outcome == "failed"
+                status = "ERROR" if failed_outside else OUTCOME.get(report.outcome, report.outcome)
                 row.setdefault("runtimes", {})[runtime] = {"status": status, **(p.get("figures") or {})}
             return
         if report.when == "call" or report.outcome != "passed":
@@ -96,7 +97,8 @@ class SummaryReport:
         row["figures"].update({k: v for k, v in (p.get("figures") or {}).items() if v is not None})
 
     def render(self) -> str:
-        extra = sorted({rt for r in self.rows.values() for rt in r.get("runtimes", {})})  # one cell per runtime beyond onnxruntime
+        # one cell per runtime beyond onnxruntime
+        extra = sorted({rt for r in self.rows.values() for rt in r.get("runtimes", {})})
         head = ["artifact", "format", "precision", "opset", "size (MB)", "worst rel_l2", "worst MAE", "accuracy drop", "serving (req/s, p99 ms)", *COLUMNS,
                 *(f"equivalence on {md_cell(rt)}" for rt in extra)]
         lines = ["# model-checks summary", ""]
@@ -116,7 +118,8 @@ class SummaryReport:
             cells += [_on_runtime(r.get("runtimes", {}).get(rt)) for rt in extra]
             lines.append("| " + " | ".join(cells) + " |")
         lost = sorted(set(self.lost) - set(self.rows))
-        lines += [f"| `{md_cell(aid)}` | " + " | ".join(["-"] * 7 + ["LOST"] * len(COLUMNS) + ["LOST"] * len(extra)) + " |" for aid in lost]
+        lines += [f"| `{md_cell(aid)}` | " + " | ".join(["-"] * 7 + ["LOST"] * (len(COLUMNS) + len(extra))) + " |"
+                  for aid in lost]
         failed = sum(1 for r in self.rows.values() if any(s in ("FAIL", "ERROR") for s in r["status"].values())) + len(lost)
         if lost:
             lines += ["", f"## Lost ({len(lost)} artifact(s) not checked)", ""]

@@ -30,10 +30,12 @@ def fake_candidate(cache: Path, version: str, shift: float | None = None) -> Pat
         (d / "onnxruntime").symlink_to(real, target_is_directory=True)
     else:
         (d / "onnxruntime").mkdir()
-        (d / "onnxruntime" / "__init__.py").write_text(textwrap.dedent(f"""
+        (d / "onnxruntime" / "__init__.py").write_text(
+            textwrap.dedent(f"""
             import importlib.util, sys
             _real = {str(real)!r}
-            _spec = importlib.util.spec_from_file_location("onnxruntime", _real + "/__init__.py", submodule_search_locations=[_real])
+            _spec = importlib.util.spec_from_file_location(
+                "onnxruntime", _real + "/__init__.py", submodule_search_locations=[_real])
             _mod = importlib.util.module_from_spec(_spec)
             sys.modules["onnxruntime"] = _mod
             _spec.loader.exec_module(_mod)
@@ -42,7 +44,8 @@ def fake_candidate(cache: Path, version: str, shift: float | None = None) -> Pat
                 return [o * (1 + {shift!r}) if getattr(o, "dtype", None) is not None and o.dtype.kind == "f" else o
                         for o in _run(self, *a, **k)]
             _mod.InferenceSession.run = _shifted
-        """))
+        """)
+        )
     meta = d / f"onnxruntime-{version}.dist-info"
     meta.mkdir()
     (meta / "METADATA").write_text(f"Metadata-Version: 2.1\nName: onnxruntime\nVersion: {version}\n")
@@ -77,25 +80,34 @@ def test_a_candidate_whose_outputs_move_fails_naming_the_artifacts(tree, tmp_pat
     assert rc == 1
     text = capsys.readouterr().out
     line = next(x for x in text.splitlines() if "safe to bump" in x)
-    assert "-> 9.9.8: safe to bump: 0 of 2; ref@1.0 drifts: output 'logits' rel_l2 0.01 > 0.001 (default (model-checks)) " \
-           "against the pinned runtime's outputs; variant@1.0 drifts: output 'logits' rel_l2 0.01 > 0.001" in line
+    assert (
+        "-> 9.9.8: safe to bump: 0 of 2; ref@1.0 drifts: output 'logits' rel_l2 0.01 > 0.001 (default (model-checks)) "
+        "against the pinned runtime's outputs; variant@1.0 drifts: output 'logits' rel_l2 0.01 > 0.001" in line
+    )
     data = json.loads((out / "canary.json").read_text())
     assert data["safe"] is False and data["candidate"] == "9.9.8"
     v = next(r for r in data["results"] if r["id"] == "variant@1.0")
-    assert v["verdict_pinned"] is True and v["verdict_candidate"] is True and v["rel_l2"] == pytest.approx(0.01, rel=1e-3)
+    assert (
+        v["verdict_pinned"] is True and v["verdict_candidate"] is True and v["rel_l2"] == pytest.approx(0.01, rel=1e-3)
+    )
     junit = (out / "canary.xml").read_text()
     assert 'failures="2"' in junit and 'name="canary[variant@1.0-onnxruntime==9.9.8]"' in junit
 
 
 def test_offline_without_the_candidate_in_the_cache_says_so(tree, tmp_path):
-    with pytest.raises(ModelChecksError, match=r"onnxruntime==1.99.0 is not in the cache \(.*onnxruntime-1.99.0\) and --offline forbids installing it"):
+    with pytest.raises(
+        ModelChecksError,
+        match=r"onnxruntime==1.99.0 is not in the cache \(.*onnxruntime-1.99.0\) and --offline forbids installing it",
+    ):
         install(Candidate("onnxruntime", "1.99.0"), tmp_path / "cache", offline=True)
 
 
 def test_a_candidate_spec_names_what_is_accepted():
     assert parse_spec("onnxruntime==1.32.0") == Candidate("onnxruntime", "1.32.0")
     assert parse_spec("openvino == 2026.3.0").backend == "openvino"
-    with pytest.raises(ModelChecksError, match=r"candidate 'torch==2.1': give one of onnxruntime==VERSION, openvino==VERSION"):
+    with pytest.raises(
+        ModelChecksError, match=r"candidate 'torch==2.1': give one of onnxruntime==VERSION, openvino==VERSION"
+    ):
         parse_spec("torch==2.1")
 
 
@@ -112,10 +124,13 @@ class _Report:
         return "safe" if self.safe else "drifts"
 
 
-@pytest.mark.parametrize(("drifting", "expected"), [
-    ({"1.3", "1.4", "1.5"}, ("1.2", "1.3", False)),  # a drift that appears going up
-    ({"1.0", "1.1"}, ("1.1", "1.2", True)),  # an old drift the newer releases no longer show
-])
+@pytest.mark.parametrize(
+    ("drifting", "expected"),
+    [
+        ({"1.3", "1.4", "1.5"}, ("1.2", "1.3", False)),  # a drift that appears going up
+        ({"1.0", "1.1"}, ("1.1", "1.2", True)),  # an old drift the newer releases no longer show
+    ],
+)
 def test_bisect_finds_where_the_answer_flips_in_few_probes(drifting, expected):
     probed = []
 
@@ -129,7 +144,9 @@ def test_bisect_finds_where_the_answer_flips_in_few_probes(drifting, expected):
 
 
 def test_bisect_with_the_same_answer_at_both_ends_has_nothing_to_find():
-    assert bisect("onnxruntime", "1.0", "1.2", ["1.0", "1.1", "1.2"], lambda c: _Report(True), say=lambda _: None) is None
+    assert (
+        bisect("onnxruntime", "1.0", "1.2", ["1.0", "1.1", "1.2"], lambda c: _Report(True), say=lambda _: None) is None
+    )
 
 
 @pytest.mark.slow

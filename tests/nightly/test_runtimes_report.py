@@ -14,9 +14,21 @@ def test_summary_and_nightly_show_each_runtime_and_the_last_canary(pytester):
     A.pair(pytester.path / "arts", runtimes=["onnxruntime", "openvino"])
     reports = pytester.path / "reports"
     reports.mkdir()
-    (reports / "canary.json").write_text(json.dumps({"verdict": "onnxruntime 1.31.1 -> 1.32.0: safe to bump: 2 of 2", "safe": True}))
-    r = pytester.runpytest_subprocess("--model-checks", "arts", "-p", "no:cacheprovider", "-k", "equivalence",
-                                      "--model-checks-summary", "reports/summary.md", "--model-checks-nightly-report", "reports")
+    (reports / "canary.json").write_text(
+        json.dumps({"verdict": "onnxruntime 1.31.1 -> 1.32.0: safe to bump: 2 of 2", "safe": True})
+    )
+    r = pytester.runpytest_subprocess(
+        "--model-checks",
+        "arts",
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "equivalence",
+        "--model-checks-summary",
+        "reports/summary.md",
+        "--model-checks-nightly-report",
+        "reports",
+    )
     assert r.ret == 0, r.stdout.str()
     summary = (reports / "summary.md").read_text()
     head = next(line for line in summary.splitlines() if line.startswith("| artifact"))

@@ -37,7 +37,8 @@ class OnnxRunner(Runner):
         self.inputs = input_specs(model.graph)
         self.outputs = tuple(value_spec(v) for v in model.graph.output)
         try:
-            self.session = ort.InferenceSession(str(path), session_options(threads, optimize), providers=providers or ["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), session_options(threads, optimize),
+                                                providers=providers or ["CPUExecutionProvider"])
         except Exception as e:
             raise ArtifactLoadError(f"{path.name}: onnxruntime cannot open it: {runtime_error_text(e)}") from None
         self._input_types = {i.name: ORT_TYPES.get(i.type) for i in self.session.get_inputs()}

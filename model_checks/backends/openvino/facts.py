@@ -33,7 +33,11 @@ def precision_of(tree) -> tuple[str, str]:  # type: ignore[no-untyped-def]
     q8 = {k: elems[k] for k in ("int8", "uint8") if elems[k]}
     if q8 and (types.keys() & QUANT_TYPES or types.get("Convert")):
         kind = max(q8, key=q8.get)  # type: ignore[arg-type]
-        return kind, f"{q8[kind]} {kind} weight values with {', '.join(sorted(types.keys() & (QUANT_TYPES | {'Convert'})))} layers"
+        return (
+            kind,
+            f"{q8[kind]} {kind} weight values with "
+            f"{', '.join(sorted(types.keys() & (QUANT_TYPES | {'Convert'})))} layers",
+        )
     return float_precision(elems, "Const")
 
 
@@ -49,8 +53,15 @@ def model_facts(path: Path, root: Path, names: Names = None) -> ModelFacts:
     prec, why = precision_of(tree)
     ops = Counter(layer.get("type") for layer in tree.iter("layer"))
     size = path.stat().st_size + (weights.stat().st_size if weights else 0)
-    return ModelFacts(format="openvino", precision=prec, precision_why=why, inputs=tuple(port_spec(p) for p in model.inputs),
-                      outputs=tuple(port_spec(p) for p in model.outputs), ops=ops, size_bytes=size)
+    return ModelFacts(
+        format="openvino",
+        precision=prec,
+        precision_why=why,
+        inputs=tuple(port_spec(p) for p in model.inputs),
+        outputs=tuple(port_spec(p) for p in model.outputs),
+        ops=ops,
+        size_bytes=size,
+    )
 
 
 def validate(path: Path, root: Path) -> list[str]:

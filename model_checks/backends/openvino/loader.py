@@ -43,16 +43,23 @@ def check_ir(xml: Path, root: Path) -> tuple[Any, Path | None]:
     if sniff(xml) not in ("text",) or not head.lstrip().startswith(b"<"):
         raise ArtifactLoadError(f"{display}: not an OpenVINO IR (an .xml file of text starting with '<')")
     if re.search(rb"<!(DOCTYPE|ENTITY)", head, re.IGNORECASE):
-        raise UnsafePathError(f"{display}: the XML declares a DTD or entities; an OpenVINO IR has none, and entities can "
-                              "expand without bound or name files outside the artifact")
+        raise UnsafePathError(
+            f"{display}: the XML declares a DTD or entities; an OpenVINO IR has none, and entities can "
+            "expand without bound or name files outside the artifact"
+        )
     try:
         tree = ET.fromstring(head)
     except ET.ParseError as e:
         raise ArtifactLoadError(f"{display}: not well-formed XML ({e})") from None
     if tree.tag != "net":
         raise ArtifactLoadError(f"{display}: the XML's root element is <{tree.tag[:40]}>, not an OpenVINO IR's <net>")
-    ranges = [(d.get("offset"), d.get("size"), layer.get("name", "?")) for layer in tree.iter("layer")
-              if layer.get("type") == "Const" for d in layer.iter("data") if d.get("offset") is not None]
+    ranges = [
+        (d.get("offset"), d.get("size"), layer.get("name", "?"))
+        for layer in tree.iter("layer")
+        if layer.get("type") == "Const"
+        for d in layer.iter("data")
+        if d.get("offset") is not None
+    ]
     if not ranges:
         return tree, None
     weights = resolve_inside(root, xml.parent, ir_weights(xml).name, f"{display}: weights")
@@ -63,7 +70,9 @@ def check_ir(xml: Path, root: Path) -> tuple[Any, Path | None]:
         except ValueError:
             raise UnsafePathError(f"{display}: Const '{name[:80]}': offset/size are not integers") from None
         if o < 0 or n < 0 or o + n > size:
-            raise UnsafePathError(f"{display}: Const '{name[:80]}' reads bytes {o}..{o + n} outside {weights.name} ({size} bytes)")
+            raise UnsafePathError(
+                f"{display}: Const '{name[:80]}' reads bytes {o}..{o + n} outside {weights.name} ({size} bytes)"
+            )
     return tree, weights
 
 

@@ -56,7 +56,9 @@ class OpenVinoRunner(Runner):
         try:
             self.compiled = ov.Core().compile_model(model, "CPU", compile_config(threads, precision))
         except Exception as e:
-            raise ArtifactLoadError(f"{path.name}: OpenVINO cannot compile it for the CPU: {runtime_error_text(e)}") from None
+            raise ArtifactLoadError(
+                f"{path.name}: OpenVINO cannot compile it for the CPU: {runtime_error_text(e)}"
+            ) from None
         ran = self.compiled.get_property("INFERENCE_PRECISION_HINT")
         self.precision = getattr(ran, "get_type_name", lambda: str(ran))()
         self.description = f"openvino {version(ov)} CPU, INFERENCE_PRECISION_HINT={self.precision}"

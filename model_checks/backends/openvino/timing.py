@@ -21,8 +21,10 @@ def open_target(path: Path, root: Path, device: str, threads: int | None) -> Tar
         raise DeviceUnavailable(f"timing on OpenVINO needs it: {e}") from None
     if device == "gpu":
         devices = ov.Core().available_devices
-        raise DeviceUnavailable(f"no GPU budgets on OpenVINO in this version of model-checks (OpenVINO {ov.__version__} sees "
-                                f"{', '.join(devices)}); budgets.gpu is measured for ONNX on onnxruntime's CUDA provider")
+        raise DeviceUnavailable(
+            f"no GPU budgets on OpenVINO in this version of model-checks (OpenVINO {ov.__version__} sees "
+            f"{', '.join(devices)}); budgets.gpu is measured for ONNX on onnxruntime's CUDA provider"
+        )
     from model_checks.backends.openvino.runner import OpenVinoRunner
 
     runner = OpenVinoRunner(path, root, threads)

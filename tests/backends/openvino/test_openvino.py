@@ -41,7 +41,10 @@ def test_an_ir_artifact_is_gated_against_its_onnx_reference(tmp_path):
     ref, _ = A.pair(tmp_path)
     (tmp_path / "variant").rename(tmp_path / "unused")
     save_ir(ref / "model.onnx", tmp_path / "ir" / "model.xml")
-    A.write_manifest(tmp_path / "ir", {"model_name": "ir", "version": "1", "file": "model.xml", "reference": {"path": "../ref/model.onnx"}})
+    A.write_manifest(
+        tmp_path / "ir",
+        {"model_name": "ir", "version": "1", "file": "model.xml", "reference": {"path": "../ref/model.onnx"}},
+    )
     gs = GateSession([tmp_path])
     art = next(a for a in gs.artifacts if a.id == "ir@1")
     assert art.manifest.format == "openvino"
@@ -63,7 +66,10 @@ def test_an_ir_whose_weights_reach_outside_its_bin_is_refused(tmp_path):
     bad = re.sub(r'offset="0"', f'offset="{bin_size}"', text, count=1)
     assert bad != text
     xml.write_text(bad)
-    with pytest.raises(UnsafePathError, match=rf"model.xml: Const '.*' reads bytes {bin_size}\.\.\d+ outside model.bin \({bin_size} bytes\)"):
+    with pytest.raises(
+        UnsafePathError,
+        match=rf"model.xml: Const '.*' reads bytes {bin_size}\.\.\d+ outside model.bin \({bin_size} bytes\)",
+    ):
         read_model(xml, tmp_path)
 
 
@@ -100,12 +106,16 @@ def test_budgets_time_an_ir_on_openvino_and_say_the_precision(tmp_path):
 
 def test_an_onnx_only_gate_never_imports_openvino(pytester):
     A.pair(pytester.path / "arts")
-    pytester.makeconftest(textwrap.dedent("""
+    pytester.makeconftest(
+        textwrap.dedent("""
         import sys
         def pytest_sessionfinish(session):
             print("OPENVINO_LOADED", "openvino" in sys.modules)
-    """))
-    r = pytester.runpytest_subprocess("--model-checks", "arts", "-p", "no:cacheprovider", "-s", "-k", "equivalence or metadata")
+    """)
+    )
+    r = pytester.runpytest_subprocess(
+        "--model-checks", "arts", "-p", "no:cacheprovider", "-s", "-k", "equivalence or metadata"
+    )
     assert r.ret == 0, r.stdout.str()
     r.stdout.fnmatch_lines(["*OPENVINO_LOADED False*"])
 
@@ -113,8 +123,9 @@ def test_an_onnx_only_gate_never_imports_openvino(pytester):
 def test_importing_the_backend_modules_imports_no_openvino():
     code = textwrap.dedent("""
         import sys
-        import model_checks.backends.openvino.runner, model_checks.backends.openvino.facts, model_checks.backends.openvino.timing
-        import model_checks.core.runtimes, model_checks.checks.equivalence, model_checks.checks.determinism, model_checks.canary.run
+        import model_checks.backends.openvino.runner, model_checks.backends.openvino.facts
+        import model_checks.backends.openvino.timing, model_checks.core.runtimes, model_checks.checks.equivalence
+        import model_checks.checks.determinism, model_checks.canary.run
         print("openvino" in sys.modules)
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
