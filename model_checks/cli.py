@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "loadtest": "model_checks.commands.loadtest",
     "merge": "model_checks.commands.merge",
     "run": "model_checks.commands.run",
+    "canary": "model_checks.commands.canary",
 }
 # name -> the extras it needs beyond the base install, named in --help
 EXTRAS: dict[str, str] = {

@@ -28,6 +28,7 @@ BACKENDS: dict[str, Backend] = {
     "torchscript": Backend("model_checks.backends.torchscript", "model-checks[torch]", "torch"),
     "keras": Backend("model_checks.backends.keras", "model-checks[keras]", "tensorflow"),
     "saved_model": Backend("model_checks.backends.keras", "model-checks[keras]", "tensorflow"),
+    "openvino": Backend("model_checks.backends.openvino", "model-checks[openvino]", "openvino"),
 }
 
 CODE_FORMATS_WHY = {

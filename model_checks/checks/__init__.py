@@ -18,6 +18,7 @@ CHECKS: dict[str, str] = {
     "limits": "model_checks.checks.limits",
     "equivalence": "model_checks.checks.equivalence",
     "portability": "model_checks.checks.portability",
+    "determinism": "model_checks.checks.determinism",
     "accuracy": "model_checks.checks.accuracy",
     "roundtrip": "model_checks.checks.roundtrip",
     "tfmot_quantize": "model_checks.checks.tfmot_quantize",
@@ -29,9 +30,11 @@ FIRST = "manifest"  # runs first, and alone for an artifact whose manifest is in
 TFMOT_CHECKS = {"tfmot_quantize": "quantize", "tfmot_prune": "prune"}
 
 
-def _wanted(name: str, artifact: Artifact) -> bool:
+def _wanted(name: str, artifact: Artifact, nightly: bool = False) -> bool:
     if name == "roundtrip":  # collected only where the manifest opts in (`roundtrip: [torch]`)
         return artifact.manifest is not None and bool(artifact.manifest.roundtrip)
+    if name == "determinism":  # opt-in (`determinism: true`); a nightly run asks for it on every artifact
+        return artifact.manifest is not None and (artifact.manifest.determinism or nightly)
     if name == "serving":  # only where the manifest (or policy.yaml) declares `serving.rate_per_s`
         return artifact.manifest is not None and artifact.manifest.get("serving.rate_per_s") is not None
     if name == "portability":  # ONNX models that declare integer precision (test_metadata holds the graph to it)
@@ -47,10 +50,11 @@ def module(name: str) -> ModuleType:
     return importlib.import_module(CHECKS[name])
 
 
-def applicable(artifact: Artifact) -> list[str]:
-    """Checks to collect for an artifact; an invalid manifest gets only `manifest`, which fails."""
+def applicable(artifact: Artifact, nightly: bool = False) -> list[str]:
+    """Checks to collect for an artifact; an invalid manifest gets only `manifest`, which fails. `nightly` adds the
+    checks a nightly run makes of every artifact (determinism)."""
     if artifact.manifest is None:
         return [FIRST]
     from model_checks.checks.budgets.spec import budget_checks
 
-    return [*(c for c in CHECKS if _wanted(c, artifact)), *budget_checks(artifact.manifest)]
+    return [*(c for c in CHECKS if _wanted(c, artifact, nightly)), *budget_checks(artifact.manifest)]

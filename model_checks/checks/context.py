@@ -23,6 +23,7 @@ class CheckContext:
     pool: ModelPool
     localize: bool = True  # a failed equivalence says where the models diverge (--model-checks-localize)
     serving_caps: Any = None  # serving.caps.ServingCaps from the gate's options; None: their defaults
+    runtime: str | None = None  # the runtime an item of `runtimes:` runs the model on (None: the format's own)
 
     @property
     def manifest(self) -> Manifest:

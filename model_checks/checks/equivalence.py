@@ -8,18 +8,24 @@ from dataclasses import replace
 import numpy as np
 
 from model_checks.checks.context import CheckContext
+from model_checks.core import runtimes
+from model_checks.core.errors import ModelChecksError
 from model_checks.core.metrics import Comparison, OutputComparison, compare_outputs
 from model_checks.core.results import CheckResult
+from model_checks.manifest.model import Limit
 
 NAME = "equivalence"
+METRICS = ("rel_l2", "mae", "max_abs", "top1_agreement")
+# Two runtimes compared with each other are reported, not gated: the gate is each against the reference.
+UNGATED = {"top1_agreement": Limit(0.0, "not gated"), "mismatch_fraction": Limit(1.0, "not gated")}
 
 
-def comparisons(ctx: CheckContext) -> list[tuple[str, Comparison]]:
-    """Each case compared: (label, Comparison)."""
-    runner = ctx.runner()
+def comparisons(ctx: CheckContext, outputs: list[dict] | None = None) -> list[tuple[str, Comparison]]:
+    """Each case compared: (label, Comparison); `outputs`, one per case, when another runtime computed them."""
+    runner = ctx.runner() if outputs is None else None
     out = []
-    for case in ctx.cases():
-        got = runner.infer(case.inputs)
+    for i, case in enumerate(ctx.cases()):
+        got = runner.infer(case.inputs) if runner is not None else outputs[i]  # type: ignore[index]
         expected = case.outputs if case.outputs is not None else ctx.reference_outputs(case.inputs)
         got, expected, widened = widened_floats(ctx, got, expected)
         c = compare_outputs(got, expected, ctx.manifest.tolerance.for_output)
@@ -57,29 +63,95 @@ def worst(results: list[tuple[str, Comparison]], metric: str) -> float | None:
 
 
 def run(ctx: CheckContext) -> CheckResult:
+    if ctx.runtime not in (None, runtimes.DEFAULT):
+        return on_runtime(ctx, ctx.runtime)
     if ctx.reference_path is None:
         return CheckResult.skip(NAME, f"no reference declared in {ctx.where} (reference.path)")
     start = time.monotonic()
     results = comparisons(ctx)
-    check_s = time.monotonic() - start  # localisation's default time cap is a multiple of it
-    figures = {m: worst(results, m) for m in ("rel_l2", "mae", "max_abs", "top1_agreement")}
-    ref = ctx.manifest.get("reference.path")
+    return verdict(ctx, results, check_s=time.monotonic() - start)  # localisation's default time cap is a multiple of it
+
+
+def verdict(ctx: CheckContext, results: list[tuple[str, Comparison]], runtime: str = "", ran: str = "",
+            notes: list[str] | None = None, extra_figures: dict | None = None, ref: str | None = None,
+            check_s: float = 0.0) -> CheckResult:
+    """The check's result from its comparisons; `runtime` and `ran` (what ran it, with its settings) name an item of
+    `runtimes:` in the headline and each case line; `check_s`: how long the comparisons took."""
+    figures = {m: worst(results, m) for m in METRICS}
+    figures.update(extra_figures or {})
+    ref = ref or ctx.manifest.get("reference.path")
+    on = f" on {runtime}" if runtime else ""
     failed = [(label, c) for label, c in results if not c]
     if failed:
         lines = []
         for label, c in failed:
-            lines.append(f"  case: {label}")
+            lines.append(f"  case: {label}" + (f" (ran on {ran})" if ran else ""))
             lines += c.render()
         lines.append(f"  limits come from the 'tolerance' of {ctx.where} or policy.yaml; raise them there only if the difference is expected")
-        from model_checks.localize.gate import lines as localisation
+        if runtime:
+            lines.append(f"  or, if {runtime} is not a runtime this artifact ships to, leave it out of 'runtimes' in "
+                         f"{ctx.where} (with a comment that says why)")
+        else:
+            from model_checks.localize.gate import lines as localisation
 
-        extra, found = localisation(ctx, failed, check_s)
-        lines += extra
-        figures.update(found)
+            extra, found = localisation(ctx, failed, check_s)
+            lines += extra
+            figures.update(found)
+        lines += notes or []
         n_out = sum(1 for _, c in failed for o in c.outputs if not o.ok) + sum(len(c.problems) for _, c in failed)
-        return CheckResult(NAME, False, f"{NAME}: {ctx.artifact.id} differs from its reference {ref} ({n_out} failure(s) in {len(failed)} of {len(results)} case(s))", tuple(lines), figures=figures)
-    summary = ", ".join(f"{k} {v:.3g}" for k, v in figures.items() if v is not None)
-    return CheckResult(NAME, True, f"{NAME}: {ctx.artifact.id} matches {ref} over {len(results)} case(s): worst {summary}", figures=figures)
+        head = (f"{NAME}: {ctx.artifact.id}{on} differs from its reference {ref} "
+                f"({n_out} failure(s) in {len(failed)} of {len(results)} case(s))")
+        return CheckResult(NAME, False, head, tuple(lines), figures=figures)
+    summary = ", ".join(f"{k} {v:.3g}" for k, v in figures.items() if v is not None and k in METRICS)
+    return CheckResult(NAME, True,
+                       f"{NAME}: {ctx.artifact.id}{on} matches {ref} over {len(results)} case(s): worst {summary}",
+                       tuple(notes or ()), figures=figures)
+
+
+def on_runtime(ctx: CheckContext, runtime: str) -> CheckResult:
+    """Equivalence with the model run on another runtime: the same reference, cases and tolerance as on onnxruntime,
+    and a line comparing the two runtimes' outputs directly. A runtime that cannot open the model fails this item
+    only: the artifact's other checks still run on onnxruntime."""
+    try:
+        return _on_runtime(ctx, runtime)
+    except ModelChecksError as e:
+        return CheckResult(NAME, False, f"{NAME}: {ctx.artifact.id} on {runtime}: {e.what}",
+                           (*(f"  {line}" for line in str(e).splitlines()),
+                            f"  if {runtime} is not a runtime this artifact ships to, leave it out of 'runtimes' in "
+                            f"{ctx.where} (with a comment that says why)"), figures={"runtime": runtime})
+
+
+def _on_runtime(ctx: CheckContext, runtime: str) -> CheckResult:
+    why = runtimes.unavailable(runtime)
+    if why:
+        skipped = CheckResult.skip(NAME, why)
+        return CheckResult(NAME, True, skipped.headline, skipped=why, figures={"runtime": runtime})
+    rt = runtimes.RUNTIMES[runtime]
+    cases = ctx.cases()
+    if rt.provider is not None:
+        ran, outputs = ctx.pool.run_isolated(rt.backend, ctx.model_path, runtimes.provider_outputs, ctx.model_path,
+                                             ctx.artifact.root, rt.provider, [c.inputs for c in cases])
+    else:
+        runner = ctx.pool.runner(ctx.model_path, rt.backend, ctx.artifact.root)
+        ran, outputs = runner.description or runtime, [runner.infer(c.inputs) for c in cases]
+    base = ctx.runner()
+    base_outputs = [base.infer(c.inputs) for c in cases]
+    ref = None
+    if ctx.reference_path is None:  # nothing to compare with but the runtime the artifact was made on
+        ref = "onnxruntime's outputs (no reference.path: the same model on onnxruntime is the reference)"
+        tol = ctx.manifest.tolerance.for_output
+        results = [(c.label, compare_outputs(out, b, tol))
+                   for c, out, b in zip(cases, outputs, base_outputs, strict=True)]
+    else:
+        results = comparisons(ctx, outputs)
+    direct = [compare_outputs(out, b, lambda name: UNGATED) for out, b in zip(outputs, base_outputs, strict=True)]
+    between = {m: worst([("", c) for c in direct], m)
+               for m in ("rel_l2", "max_abs", "top1_agreement", "mismatch_fraction")}
+    said = ", ".join(f"{k} {v:.3g}" for k, v in between.items() if v is not None) or "nothing comparable"
+    note = f"  {runtime} against onnxruntime, output by output over {len(cases)} case(s): worst {said}"
+    # "runtime" routes these figures to the runtime's own cell in the reports (never over onnxruntime's)
+    figures = {"runtime": runtime, "runtime_ran": ran, **{f"vs_onnxruntime_{k}": v for k, v in between.items()}}
+    return verdict(ctx, results, runtime, ran, [note], figures, ref)
 
 
 __all__ = ["run", "comparisons", "OutputComparison"]

@@ -17,9 +17,10 @@ if TYPE_CHECKING:
 class ModelPool:
     """A cache of runners and facts keyed by (path, format, threads)."""
 
-    def __init__(self, trust_code: bool = False, isolation: Limits | None = None):
+    def __init__(self, trust_code: bool = False, isolation: Limits | None = None, first: tuple[Path, ...] = ()):
         self.trust_code = trust_code
         self.isolation = isolation
+        self.first = first  # what the workers import ahead of site-packages (a candidate runtime)
         self._workers: Workers | None = None
         self._confined: Workers | None = None  # the confined worker's, when models otherwise run in process
         self._runners: dict[tuple, Runner] = {}
@@ -33,7 +34,7 @@ class ModelPool:
         if self.isolation is not None and self._workers is None:
             from model_checks.isolation.workers import Workers
 
-            self._workers = Workers(self.isolation)
+            self._workers = Workers(self.isolation, self.first)
         return self._workers
 
     def declare(self, names: dict[Path, Names]) -> None:

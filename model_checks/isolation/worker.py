@@ -71,13 +71,14 @@ class _Models:
         self.runners: dict[int, Any] = {}
         self.next = 0
 
-    def load(self, path: Path, fmt: str, root: Path, threads: int | None, names: Any = None) -> tuple[int, tuple, tuple]:
+    def load(self, path: Path, fmt: str, root: Path, threads: int | None,
+             names: Any = None) -> tuple[int, tuple, tuple, str]:
         from model_checks.backends import backend
 
         runner = backend(fmt, "runner").load(path, root, threads=threads, names=names)
         self.next += 1
         self.runners[self.next] = runner
-        return self.next, tuple(runner.inputs), tuple(runner.outputs)
+        return self.next, tuple(runner.inputs), tuple(runner.outputs), runner.description
 
     def infer(self, handle: int, feeds: dict) -> dict:
         return self.runners[handle].infer(feeds)

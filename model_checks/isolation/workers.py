@@ -85,7 +85,9 @@ class Sandbox:
     so that no code from the artifacts' tree is importable and nothing a library or a model writes lands in the
     user's tree or home. Removed when the session's workers are closed."""
 
-    def __init__(self) -> None:
+    def __init__(self, first: tuple[Path, ...] = ()) -> None:
+        """`first`: files and folders linked by name ahead of site-packages (a candidate runtime's install, for
+        `model-checks canary`): the worker imports them in place of the installed ones."""
         self.dir = Path(tempfile.mkdtemp(prefix="model-checks-workers-"))
         self.imports = self.dir / "imports"
         self.cwd = self.dir / "cwd"
@@ -93,8 +95,8 @@ class Sandbox:
             d.mkdir(parents=True, exist_ok=True)
         packages = [Path(__file__).resolve().parents[1]]
         packages += [Path(p).resolve() for p in os.environ.get(EXTRA_IMPORTS_ENV, "").split(os.pathsep) if p]
-        for package in packages:
-            (self.imports / package.name).symlink_to(package, target_is_directory=True)
+        for package in [*packages, *first]:
+            (self.imports / package.name).symlink_to(package, target_is_directory=package.is_dir())
 
     def env(self) -> dict[str, str]:
         """An allow-list, not the parent's environment: a CI job's secrets (tokens, keys, cloud credentials) never
@@ -255,8 +257,9 @@ def _known_error(info: ErrorInfo) -> type[ModelChecksError] | None:
 class Workers:
     """The workers of one session, one per framework family, and the models that crashed them."""
 
-    def __init__(self, limits: Limits | None = None):
+    def __init__(self, limits: Limits | None = None, first: tuple[Path, ...] = ()):
         self.limits = limits or Limits()
+        self.first = first  # imported ahead of site-packages (see Sandbox)
         self._sandbox: Sandbox | None = None
         self._workers: dict[str, Worker] = {}
         self._failed: dict[tuple[str, str], ModelChecksError] = {}
@@ -265,7 +268,7 @@ class Workers:
         family = backend_family(fmt)
         if family not in self._workers:
             if self._sandbox is None:
-                self._sandbox = Sandbox()
+                self._sandbox = Sandbox(self.first)
             self._workers[family] = Worker(family, self.limits, self._sandbox)
         return self._workers[family]
 

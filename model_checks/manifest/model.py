@@ -8,7 +8,8 @@ from typing import Any
 METRICS = ("rel_l2", "mae", "max_abs", "top1_agreement", "mismatch_fraction")
 DEFAULT_TOLERANCE = {"rel_l2": 1.0e-3, "mae": 1.0e-3}
 
-FORMAT_BY_SUFFIX = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".keras": "keras", ".h5": "keras"}
+FORMAT_BY_SUFFIX = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".keras": "keras", ".h5": "keras",
+                   ".xml": "openvino"}
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,17 @@ class Manifest:
         """The frameworks this ONNX model must convert to and match (`roundtrip: [torch]`)."""
         return tuple(self.raw.get("roundtrip") or ())
 
+    @property
+    def runtimes(self) -> tuple[str, ...]:
+        """The runtimes equivalence must hold on: onnxruntime first, then the declared ones (ONNX files only)."""
+        from model_checks.core.runtimes import declared
+
+        return declared(self)
+
+    @property
+    def determinism(self) -> bool:
+        """Whether the determinism check runs for this artifact (`determinism: true`, here or in policy.yaml)."""
+        return bool(self.raw.get("determinism"))
 
     def get(self, dotted: str, default: Any = None) -> Any:
         node: Any = self.raw

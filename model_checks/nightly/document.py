@@ -20,9 +20,13 @@ class ArtifactFigures:
     figures: dict[str, Any] = field(default_factory=dict)
     status: dict[str, str] = field(default_factory=dict)
     budgets: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    runtimes: dict[str, dict[str, Any]] = field(default_factory=dict)  # runtime -> its equivalence item's figures
 
     def add(self, check: str, outcome: str, figures: dict[str, Any]) -> None:
-        if check in BUDGET_CHECKS and figures.get("device"):
+        if figures.get("runtime"):  # an item of `runtimes:` (test_equivalence[<id>-openvino])
+            self.status[f"{check}[{figures['runtime']}]"] = outcome
+            self.runtimes[figures["runtime"]] = {**figures, "outcome": outcome}
+        elif check in BUDGET_CHECKS and figures.get("device"):
             self.status[f"{check}[{figures['device']}]"] = outcome
             self.budgets[(check, figures["device"])] = {**figures, "outcome": outcome}
         else:
@@ -66,6 +70,7 @@ class Report:
     lines: tuple[str, ...]
     sections: tuple[Section, ...]
     overview: Table | None = None  # every artifact and check, failures first
+    runtimes: Table | None = None  # equivalence per artifact and runtime, where any artifact declares `runtimes:`
 
     @property
     def regressions(self) -> int:
@@ -183,10 +188,39 @@ def verdict(current: dict[str, ArtifactFigures], regressions: int) -> str:
     return " ".join(parts)
 
 
+def runtime_matrix(current: dict[str, ArtifactFigures]) -> Table | None:
+    """Equivalence of every artifact that declares `runtimes:`, one column per runtime: the outcome, the worst rel_l2
+    against the reference, and the other runtime's largest difference from onnxruntime."""
+    names = sorted({rt for a in current.values() for rt in a.runtimes})
+    if not names:
+        return None
+    rows = []
+    for aid in sorted(current):
+        a = current[aid]
+        if not a.runtimes:
+            continue
+        cells = [f"{a.status.get('equivalence', '-')} ({_num(a.figures.get('rel_l2'), '.3g')})"]
+        for rt in names:
+            f = a.runtimes.get(rt)
+            cells.append("-" if f is None else f"{f['outcome']} ({_num(f.get('rel_l2'), '.3g')}; "
+                         f"vs onnxruntime max abs {_num(f.get('vs_onnxruntime_max_abs'), '.3g')})")
+        rows.append((aid, *cells))
+    return Table(("artifact", "onnxruntime (rel_l2)", *(f"{rt} (rel_l2; vs onnxruntime)" for rt in names)), tuple(rows))
+
+
+def canary_line(canary: dict | None) -> str:
+    """The last `model-checks canary` written beside the report, in one line."""
+    if not canary:
+        return ("Runtime canary: none written to this directory yet "
+                "(`model-checks canary onnxruntime==X --out <this directory>`).")
+    return f"Runtime canary (last run): {canary.get('verdict')}"
+
+
 def build(current: dict[str, ArtifactFigures], runs: list[StoredRun], environment: dict, when: str,
-          machines: list[str] | None = None) -> Report:
-    """The report for this run's artifacts, with trends from `runs`; `machines`: where the verdicts were reached
-    (CPU, ISA flags, runtime and providers; several when merged shards ran on different machines)."""
+          machines: list[str] | None = None, canary: dict | None = None) -> Report:
+    """The report for this run's artifacts, with trends from `runs`, the runtime matrix and the last canary;
+    `machines`: where the verdicts were reached (CPU, ISA flags, runtime and providers; several when merged shards
+    ran on different machines)."""
     versions = ", ".join(f"{k} {v}" for k, v in (environment.get("versions") or {}).items())
     gpu = environment.get("gpu")
     lines = [f"Generated {when}: {len(current)} artifact(s), {len(runs)} stored run(s) for the trends.",
@@ -194,7 +228,9 @@ def build(current: dict[str, ArtifactFigures], runs: list[StoredRun], environmen
              + (f"GPU {gpu['name']} (driver {gpu['driver']}); " if gpu else "no GPU; ") + versions + ".",
              *([f"Machine: {machines[0]}."] if machines and len(machines) == 1 else
                [f"Machines (shards; timings and int8 verdicts may depend on which): {'; '.join(machines)}."] if machines else [])]
+    lines.append(canary_line(canary))
     trends = trend_index(runs, set(current))
     report = Report("model-checks nightly report", tuple(lines),
                     tuple(section(aid, current[aid], runs, trends) for aid in sorted(current)))
-    return Report(report.title, (verdict(current, report.regressions), *report.lines), report.sections, overview(current))
+    return Report(report.title, (verdict(current, report.regressions), *report.lines), report.sections, overview(current),
+                  runtime_matrix(current))

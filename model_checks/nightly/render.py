@@ -4,6 +4,7 @@ and the markdown appended to `$GITHUB_STEP_SUMMARY` when that is set. Every writ
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 from pathlib import Path
 
@@ -29,6 +30,8 @@ def markdown(report: Report, images: bool = True) -> str:
     out = [f"# {report.title}", "", *map(md_text, report.lines), ""]
     if report.overview:
         out += ["## Overview", "", *_md_table(report.overview, code=(0,)), ""]
+    if report.runtimes:
+        out += ["## Runtime matrix", "", *_md_table(report.runtimes, code=(0,)), ""]
     for s in report.sections:
         out += [f"## `{md_cell(s.artifact)}`", "", *(f"- {md_text(line)}" for line in s.lines), ""]
         out += [*_md_table(s.table), ""] if s.table else ["No budget was measured in this run.", ""]
@@ -43,6 +46,10 @@ def _html_table(t: Table, flag) -> str:  # type: ignore[no-untyped-def]
         cls = flag(row)
         parts.append((f'<tr class="{cls}">' if cls else "<tr>") + "".join(f"<td>{html_text(c)}</td>" for c in row) + "</tr>")
     return "\n".join([*parts, "</tbody></table>"])
+
+
+def _runtime_flag(row: tuple[str, ...]) -> str:
+    return "failed" if any(c.startswith(FAILING) for c in row[1:]) else ""
 
 
 def _budget_flag(row: tuple[str, ...]) -> str:
@@ -86,7 +93,7 @@ def write(report: Report, directory: Path, step_summary: str | None = None) -> l
     """Write the report under `directory`; return the files written."""
     pngs, notes = _pngs(report)
     if notes:
-        report = Report(report.title, (*report.lines, *notes), report.sections, report.overview)
+        report = dataclasses.replace(report, lines=(*report.lines, *notes))
     written = []
     for slug, png in pngs.items():
         written.append(write_bytes(directory / PLOTS / f"{slug}.png", png))
@@ -95,6 +102,7 @@ def write(report: Report, directory: Path, step_summary: str | None = None) -> l
     head, *rest = report.lines
     body = "\n".join([f"<h1>{html.escape(report.title)}</h1>", f'<p class="verdict">{html_text(head)}</p>', *(f"<p>{html_text(line)}</p>" for line in rest),
                       *(["<h2>Overview</h2>", _html_table(report.overview, lambda r: "failed" if r[-1] in FAILING else "")] if report.overview else []),
+                      *(["<h2>Runtime matrix</h2>", _html_table(report.runtimes, _runtime_flag)] if report.runtimes else []),
                       *(_html_section(s, pngs.get(s.slug)) for s in report.sections)])
     write_text(directory / "nightly.html", f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{html.escape(report.title)}</title>'
                                              f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")

@@ -24,10 +24,11 @@ def write_nightly(artifacts: dict, directory: Path, storage: str | None = None, 
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if not saved:
         runs.append(document.as_stored_run(artifacts, now))
+    from model_checks.canary.report import last
     from model_checks.core.machine import describe_record, this_machine
 
     ran_on = sorted({describe_record(m) for m in machines.values()}) if machines else [this_machine().describe()]
-    report = document.build(artifacts, runs, machine, now, ran_on)
+    report = document.build(artifacts, runs, machine, now, ran_on, last(directory))
     if skipped:  # a stored run that cannot be used costs its own points, not the report
         more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
         note = f"{len(skipped)} stored run file(s) left out: {'; '.join(skipped[:5])}{more}."

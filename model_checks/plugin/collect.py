@@ -270,7 +270,7 @@ class ArtifactModule(pytest.Module):
         art = self.artifact
         no_benchmark = None if self.config.pluginmanager.hasplugin("benchmark") else pytest.mark.skip(
             reason="pytest-benchmark is disabled (-p no:benchmark): budgets are measured through its benchmark fixture")
-        for check in applicable(art):
+        for check in applicable(art, nightly=options(self.config).nightly_report is not None):
             name = f"test_{check}"
             fn = getattr(self.obj, name, None)
             if fn is None:
@@ -285,9 +285,14 @@ class ArtifactModule(pytest.Module):
 
 
 def _devices(artifact: Any, check: str) -> list[tuple[str | None, list]]:
-    """[(None, [])] for a check that runs once; one (device, marks) per device for a budget check."""
+    """[(None, [])] for a check that runs once; one (device, marks) per device for a budget check; for
+    equivalence, (None, []) for onnxruntime and one (runtime, []) per other runtime the manifest declares."""
     from model_checks.checks.budgets.spec import CHECK_KEYS, devices_for
 
+    if check == "equivalence":
+        from model_checks.core.runtimes import declared
+
+        return [(None, []), *((rt, []) for rt in declared(artifact.manifest)[1:])]
     if check not in CHECK_KEYS:
         return [(None, [])]
     return [(d, [getattr(pytest.mark, d)]) for d in devices_for(artifact.manifest, check)]

@@ -36,6 +36,10 @@ def test_portability(model_checks_verdict: Verdict) -> None:
     model_checks_verdict("portability")
 
 
+def test_determinism(model_checks_verdict: Verdict) -> None:
+    model_checks_verdict("determinism")
+
+
 def test_accuracy(model_checks_verdict: Verdict) -> None:
     model_checks_verdict("accuracy")
 

@@ -38,6 +38,13 @@ def _served(f: dict, status: str | None) -> str:
     return f"{status} ({f['serving_achieved_rate']:.1f}, {f['serving_p99_ms']:.2f})"
 
 
+def _on_runtime(cell: dict | None) -> str:
+    """An equivalence-on-a-runtime cell: its status, with the worst rel_l2 against the reference when measured."""
+    if cell is None:
+        return "-"
+    return f"{cell['status']} ({cell['rel_l2']:.3g})" if isinstance(cell.get("rel_l2"), float) else cell["status"]
+
+
 @dataclass(eq=False)  # a plugin object must stay hashable: pluggy keeps plugins in sets
 class SummaryReport:
     path: Path
@@ -76,6 +83,13 @@ class SummaryReport:
         self.records.append({"nodeid": report.nodeid, "when": report.when, "outcome": report.outcome,
                              "properties": [[k, v] for k, v in report.user_properties]})
         row = self.rows.setdefault(p["artifact"], {"format": p.get("format"), "figures": {}, "status": {}})
+        runtime = (p.get("figures") or {}).get("runtime")
+        if runtime:  # an item of `runtimes:`: its own cell, never over onnxruntime's figures
+            if report.when == "call" or report.outcome != "passed":
+                failed_outside = report.when != "call" and report.outcome == "failed"
+                status = "ERROR" if failed_outside else OUTCOME.get(report.outcome, report.outcome)
+                row.setdefault("runtimes", {})[runtime] = {"status": status, **(p.get("figures") or {})}
+            return
         if report.when == "call" or report.outcome != "passed":
             status = OUTCOME.get(report.outcome, report.outcome)
             if report.when != "call" and report.outcome == "failed":
@@ -84,7 +98,10 @@ class SummaryReport:
         row["figures"].update({k: v for k, v in (p.get("figures") or {}).items() if v is not None})
 
     def render(self) -> str:
-        head = ["artifact", "format", "precision", "opset", "size (MB)", "worst rel_l2", "worst MAE", "accuracy drop", "serving (req/s, p99 ms)", *COLUMNS]
+        # one cell per runtime beyond onnxruntime
+        extra = sorted({rt for r in self.rows.values() for rt in r.get("runtimes", {})})
+        head = ["artifact", "format", "precision", "opset", "size (MB)", "worst rel_l2", "worst MAE", "accuracy drop", "serving (req/s, p99 ms)", *COLUMNS,
+                *(f"equivalence on {md_cell(rt)}" for rt in extra)]
         lines = ["# model-checks summary", ""]
         missing = self._not_checked() if self.interrupted else {}
         if self.interrupted:
@@ -100,9 +117,11 @@ class SummaryReport:
                      _fmt(f.get("rel_l2")), _fmt(f.get("mae")), _fmt(f.get("accuracy_drop"), "+.4f"),
                      _served(f, r["status"].get("serving"))]
             cells += [r["status"].get(c, "-") for c in COLUMNS]
+            cells += [_on_runtime(r.get("runtimes", {}).get(rt)) for rt in extra]
             lines.append("| " + " | ".join(cells) + " |")
         lost = sorted(set(self.lost) - set(self.rows))
-        lines += [f"| `{md_cell(aid)}` | " + " | ".join(["-"] * 7 + ["LOST"] * len(COLUMNS)) + " |" for aid in lost]
+        lines += [f"| `{md_cell(aid)}` | " + " | ".join(["-"] * 7 + ["LOST"] * (len(COLUMNS) + len(extra))) + " |"
+                  for aid in lost]
         failed = sum(1 for r in self.rows.values() if any(s in ("FAIL", "ERROR") for s in r["status"].values())) + len(lost)
         if lost:
             lines += ["", f"## Lost ({len(lost)} artifact(s) not checked)", ""]
