@@ -42,7 +42,9 @@ def unavailable(runtime: str) -> str | None:
     rt = RUNTIMES[runtime]
     if rt.provider is None:
         return None
-    import onnxruntime as ort
+    from model_checks.backends.onnx.runtime import onnxruntime
+
+    ort = onnxruntime()
 
     have = ort.get_available_providers()
     if rt.provider in have:
@@ -64,7 +66,9 @@ def provider_outputs(path: Path, root: Path, provider: str, feeds: list[dict]) -
     if not used or used[0] != provider:
         raise ArtifactLoadError(f"onnxruntime could not start {provider} (the session runs on {', '.join(used)})")
     try:
-        import onnxruntime as ort
+        from model_checks.backends.onnx.runtime import onnxruntime
+
+        ort = onnxruntime()
 
         return f"onnxruntime {ort.__version__} {provider}", [runner.infer(f) for f in feeds]
     finally:

@@ -49,7 +49,9 @@ class Caps:
 
 def options(optimized: bool) -> Any:
     """The failing check's session options, with graph optimizations off unless `optimized`."""
-    import onnxruntime as ort
+    from model_checks.backends.onnx.runtime import onnxruntime
+
+    ort = onnxruntime()
 
     from model_checks.backends.onnx.runner import session_options
 
@@ -110,7 +112,9 @@ class Exposed:
 
     def session(self, names: Sequence[str] = (), save: Path | None = None) -> Any:
         import onnx
-        import onnxruntime as ort
+        from model_checks.backends.onnx.runtime import onnxruntime
+
+        ort = onnxruntime()
 
         g = self.model.graph
         before = len(g.output)

@@ -219,6 +219,9 @@ class QuantizeResult:
 
 
 def _qtype(name: str) -> Any:
+    from model_checks.backends.onnx.runtime import onnxruntime
+
+    onnxruntime()  # the package itself first, its cache kept out of the user's home
     from onnxruntime.quantization import QuantType
 
     if name not in WEIGHT_TYPES:
@@ -274,6 +277,9 @@ def preprocess(src: str | Path, dst: str | Path) -> Path:
     from model_checks.core.requires import require
 
     require("sympy", "producers", "quant_pre_process (symbolic shape inference)")
+    from model_checks.backends.onnx.runtime import onnxruntime
+
+    onnxruntime()  # the package itself first, its cache kept out of the user's home
     from onnxruntime.quantization import shape_inference
 
     src = _source(src)
@@ -472,6 +478,9 @@ def quantize_dynamic(
     """Dynamic quantization: weights stored as `weight_type` (default: the target's), activations quantized per run.
     Checked against the source on `samples` (default: seeded inputs) under `tolerance` before it is written."""
     import onnx
+    from model_checks.backends.onnx.runtime import onnxruntime
+
+    onnxruntime()  # the package itself first, its cache kept out of the user's home
     from onnxruntime.quantization import quantize_dynamic as ort_dynamic
 
     src, dst = _source(src).resolve(), Path(dst)  # resolved: onnxruntime runs in a private working directory
@@ -521,6 +530,9 @@ def quantize_static(
     see CalibrationReader), with the target's types and range (default: portable). Per-channel weights by
     default: a Conv's channels have very different ranges. Checked against the source on the first calibration
     batches under `tolerance` before it is written."""
+    from model_checks.backends.onnx.runtime import onnxruntime
+
+    onnxruntime()  # the package itself first, its cache kept out of the user's home
     from onnxruntime.quantization import CalibrationMethod, QuantFormat
     from onnxruntime.quantization import quantize_static as ort_static
 

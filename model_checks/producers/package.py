@@ -122,7 +122,9 @@ def _samples_arrays(samples: Any, inputs: Sequence[TensorSpec]) -> Any:
 def _loadable(model: Path) -> None:
     """An ONNX model onnx.checker passes and onnxruntime loads, checked before anything is copied or written."""
     import onnx
-    import onnxruntime as ort
+    from model_checks.backends.onnx.runtime import onnxruntime
+
+    ort = onnxruntime()
 
     from model_checks.backends.onnx.runner import session_options
     from model_checks.producers.verify import _first_line

@@ -49,7 +49,9 @@ def require_match(got: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarr
 
 def onnx_outputs(model: bytes | str | Path, feeds: Mapping[str, np.ndarray], config: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
     """Run an ONNX model (bytes or a path) on CPU once, with session `config` entries; outputs by name."""
-    import onnxruntime as ort
+    from model_checks.backends.onnx.runtime import onnxruntime
+
+    ort = onnxruntime()
 
     from model_checks.backends.onnx.runner import as_array, map_value_dtype, session_options
 

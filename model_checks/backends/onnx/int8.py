@@ -284,7 +284,9 @@ class Simulation:
 
 
 def _session(model: Any, threads: int = 1) -> Any:
-    import onnxruntime as ort
+    from model_checks.backends.onnx.runtime import onnxruntime
+
+    ort = onnxruntime()
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
@@ -425,7 +427,9 @@ def run_with_config(
     path: Path, feeds: dict[str, np.ndarray], config: dict[str, str], threads: int = 1
 ) -> dict[str, np.ndarray]:
     """The model run by onnxruntime with session config entries (session.x64quantprecision=1), optimizations on."""
-    import onnxruntime as ort
+    from model_checks.backends.onnx.runtime import onnxruntime
+
+    ort = onnxruntime()
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
