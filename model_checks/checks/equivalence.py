@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from model_checks.checks.context import CheckContext
 from model_checks.core.metrics import Comparison, OutputComparison, compare_outputs
+from model_checks.core.quantio import io_note, saturation_lines
 from model_checks.core.results import CheckResult
 
 NAME = "equivalence"
@@ -16,8 +17,20 @@ def comparisons(ctx: CheckContext) -> list[tuple[str, Comparison]]:
     for case in ctx.cases():
         got = runner.infer(case.inputs)
         expected = case.outputs if case.outputs is not None else ctx.reference_outputs(case.inputs)
-        out.append((case.label, compare_outputs(got, expected, ctx.manifest.tolerance.for_output)))
+        comparison = compare_outputs(got, expected, ctx.manifest.tolerance.for_output)
+        if not comparison and (clipped := saturation_lines(case.inputs, expected, runner.inputs, runner.outputs)):
+            from dataclasses import replace
+
+            comparison = replace(comparison, problems=(*comparison.problems, *clipped))
+        out.append((case.label, comparison))
     return out
+
+
+def how_run(ctx: CheckContext) -> str:
+    """How the artifact ran, where it matters to the figures: quantized I/O, the runtime's own choices."""
+    runner = ctx.runner()
+    notes = [n for n in (runner.note, io_note(runner.inputs, runner.outputs)) if n]
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def worst(results: list[tuple[str, Comparison]], metric: str) -> float | None:
@@ -35,7 +48,7 @@ def run(ctx: CheckContext) -> CheckResult:
     ref = ctx.manifest.get("reference.path")
     failed = [(label, c) for label, c in results if not c]
     if failed:
-        lines = []
+        lines = [f"  ran as:{how_run(ctx)[1:-1]}"] if how_run(ctx) else []
         for label, c in failed:
             lines.append(f"  case: {label}")
             lines += c.render()
@@ -48,7 +61,7 @@ def run(ctx: CheckContext) -> CheckResult:
         n_out = sum(1 for _, c in failed for o in c.outputs if not o.ok) + sum(len(c.problems) for _, c in failed)
         return CheckResult(NAME, False, f"{NAME}: {ctx.artifact.id} differs from its reference {ref} ({n_out} failure(s) in {len(failed)} of {len(results)} case(s))", tuple(lines), figures=figures)
     summary = ", ".join(f"{k} {v:.3g}" for k, v in figures.items() if v is not None)
-    return CheckResult(NAME, True, f"{NAME}: {ctx.artifact.id} matches {ref} over {len(results)} case(s): worst {summary}", figures=figures)
+    return CheckResult(NAME, True, f"{NAME}: {ctx.artifact.id} matches {ref} over {len(results)} case(s): worst {summary}{how_run(ctx)}", figures=figures)
 
 
 __all__ = ["run", "comparisons", "OutputComparison"]

@@ -77,7 +77,7 @@ class _Models:
         runner = backend(fmt, "runner").load(path, root, threads=threads, names=names)
         self.next += 1
         self.runners[self.next] = runner
-        return self.next, tuple(runner.inputs), tuple(runner.outputs)
+        return self.next, tuple(runner.inputs), tuple(runner.outputs), runner.note
 
     def infer(self, handle: int, feeds: dict) -> dict:
         return self.runners[handle].infer(feeds)
