@@ -29,8 +29,7 @@ def comparisons(ctx: CheckContext) -> list[tuple[str, Comparison]]:
 def how_run(ctx: CheckContext) -> str:
     """How the artifact ran, where it matters to the figures: quantized I/O, the runtime's own choices."""
     runner = ctx.runner()
-    notes = [n for n in (runner.note, io_note(runner.inputs, runner.outputs)) if n]
-    return f" ({'; '.join(notes)})" if notes else ""
+    return "; ".join(n for n in (runner.note, io_note(runner.inputs, runner.outputs)) if n)
 
 
 def worst(results: list[tuple[str, Comparison]], metric: str) -> float | None:
@@ -48,7 +47,7 @@ def run(ctx: CheckContext) -> CheckResult:
     ref = ctx.manifest.get("reference.path")
     failed = [(label, c) for label, c in results if not c]
     if failed:
-        lines = [f"  ran as:{how_run(ctx)[1:-1]}"] if how_run(ctx) else []
+        lines = [f"  ran as: {how}"] if (how := how_run(ctx)) else []
         for label, c in failed:
             lines.append(f"  case: {label}")
             lines += c.render()
@@ -61,7 +60,7 @@ def run(ctx: CheckContext) -> CheckResult:
         n_out = sum(1 for _, c in failed for o in c.outputs if not o.ok) + sum(len(c.problems) for _, c in failed)
         return CheckResult(NAME, False, f"{NAME}: {ctx.artifact.id} differs from its reference {ref} ({n_out} failure(s) in {len(failed)} of {len(results)} case(s))", tuple(lines), figures=figures)
     summary = ", ".join(f"{k} {v:.3g}" for k, v in figures.items() if v is not None)
-    return CheckResult(NAME, True, f"{NAME}: {ctx.artifact.id} matches {ref} over {len(results)} case(s): worst {summary}{how_run(ctx)}", figures=figures)
+    return CheckResult(NAME, True, f"{NAME}: {ctx.artifact.id} matches {ref} over {len(results)} case(s): worst {summary}" + (f" ({how})" if (how := how_run(ctx)) else ""), figures=figures)
 
 
 __all__ = ["run", "comparisons", "OutputComparison"]

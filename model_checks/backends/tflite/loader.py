@@ -149,7 +149,12 @@ def litert_version() -> str:
 
 def _flex_delegate(path: Path, flex: list[str]) -> list[Any]:
     """The Flex delegate, loaded for a trusted model that needs it; where it cannot be, say exactly why."""
+    import ctypes
+
     try:
+        # opened by ctypes first: LiteRT's Delegate, failing to load a library, leaves an object whose finalizer
+        # raises (an unraisable exception in whatever code the garbage collector interrupts)
+        ctypes.CDLL(FLEX_LIBRARY)
         return [litert().load_delegate(FLEX_LIBRARY)]
     except (OSError, ValueError, RuntimeError) as e:
         raise ArtifactLoadError(
@@ -161,11 +166,43 @@ def _flex_delegate(path: Path, flex: list[str]) -> list[Any]:
         ) from None
 
 
+def check_io_quantization(data: bytes) -> None:
+    """Each quantized input and output read from the flatbuffer and checked before the runtime sees it (a zero
+    point out of range only makes XNNPACK fail to prepare some node): a refusal names the tensor."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from model_checks.backends.tflite.facts import quant_params
+
+    types = {v: k.lower() for k, v in vars(schema.TensorType).items() if isinstance(v, int)}
+    model = schema.Model.GetRootAs(data, 0)
+    if not model.SubgraphsLength():
+        return
+    sub = model.Subgraphs(0)
+    names: dict[int, str] = {}
+    if model.SignatureDefsLength() == 1:
+        sig = model.SignatureDefs(0)
+        for t in [*(sig.Inputs(j) for j in range(sig.InputsLength())), *(sig.Outputs(j) for j in range(sig.OutputsLength()))]:
+            names[t.TensorIndex()] = (t.Name() or b"").decode("utf-8", "replace")
+    for idx in [*sub.InputsAsNumpy().tolist(), *sub.OutputsAsNumpy().tolist()]:
+        tensor = sub.Tensors(idx)
+        q = tensor.Quantization()
+        dtype = types.get(tensor.Type(), "")
+        if q is None or not q.ScaleLength() or dtype not in ("int8", "uint8", "int16"):
+            continue
+        zeros = q.ZeroPointAsNumpy() if q.ZeroPointLength() else ()
+        quant_params(names.get(idx) or (tensor.Name() or b"").decode("utf-8", "replace"),
+                     {"dtype": dtype, "quantization_parameters": {"scales": q.ScaleAsNumpy(), "zero_points": zeros}})
+
+
 def open_interpreter(path: Path, threads: int | None = None, xnnpack: bool = True) -> Any:
     """An allocated interpreter for the model at `path` (the caller checked trust first). `xnnpack`: LiteRT's
     default CPU delegate applied (on), or the builtin kernels alone (off)."""
     data = read_model(path)
     flex, custom = code_ops(data, path.name)
+    try:
+        check_io_quantization(data)
+    except ArtifactLoadError as e:
+        raise ArtifactLoadError(f"{path.name}: {e}") from None
     mod = litert()
     resolver = mod.OpResolverType.AUTO if xnnpack else mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     delegates = _flex_delegate(path, flex) if flex else None

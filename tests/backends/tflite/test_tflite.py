@@ -1,0 +1,249 @@
+"""TFLite artifacts through the backend and the gate: sniffing, facts, quantized I/O, references both ways,
+mutants whose quantization parameters lie, Flex and custom ops and trust, timing. Models from conftest."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model_checks.core.errors import ArtifactLoadError, DeviceUnavailable, InferenceError, UntrustedFormatError
+from model_checks.core.session import GateSession
+from tests.backends.tflite.conftest import images, mutate, tiny
+
+
+def packaged(root: Path, name: str, model: Path, reference: Path | None = None, tolerance=None, samples=None) -> Path:
+    """An artifact written by `package` (true metadata), samples in [0, 1)."""
+    from model_checks.producers.package import package
+
+    d = root / name
+    package(model, d, model_name=name, root=root, reference=reference, samples=images(16) if samples is None else samples,
+            input_range=(0.0, 1.0), layout="NHWC", tolerance=tolerance, runs=5)
+    return d
+
+
+def check(root: Path, name: str, check: str, trust: bool = False):  # type: ignore[no-untyped-def]
+    gs = GateSession(roots=[root], trust_code=trust)
+    art = next(a for a in gs.artifacts if a.manifest is not None and a.manifest.model_name == name)
+    return gs.run_check(check, art)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory, models):  # type: ignore[no-untyped-def]
+    """keras (the source), float32 and int8 TFLite against it, and the Keras model against the int8 TFLite."""
+    r = tmp_path_factory.mktemp("tflite-root")
+    src = r / "keras" / "model.keras"
+    src.parent.mkdir()
+    shutil.copyfile(models["keras"], src)
+    packaged(r, "fp32", models["float32"], src)
+    packaged(r, "int8", models["int8"], src, {"rel_l2": 0.1, "mae": None})
+    packaged(r, "uint8", models["uint8"], src, {"rel_l2": 0.1, "mae": None})
+    packaged(r, "keras_vs_tflite", src, r / "fp32" / "model.tflite", {"rel_l2": 1e-4, "mae": 1e-4})
+    return r
+
+
+# -- the backend ----------------------------------------------------------------------------------------
+def test_a_tflite_file_is_known_by_its_identifier_not_its_name(tmp_path, models):
+    from model_checks.backends.tflite.loader import read_model
+    from model_checks.safety.sniff import sniff
+
+    assert sniff(models["float32"]) == "tflite"
+    fake = tmp_path / "model.tflite"
+    fake.write_bytes(b"\x08\x07\x12\x04onnx" + b"\0" * 32)  # an ONNX ModelProto's first fields
+    with pytest.raises(ArtifactLoadError) as e:
+        read_model(fake)
+    assert str(e.value) == ("model.tflite: the file holds onnx data, not a TFLite model (no FlatBuffer identifier TFL3 at "
+                            "bytes 4..8; judged by its content)")
+
+
+def test_facts_read_interface_quantization_ops_and_precision(models):
+    from model_checks.backends.tflite.facts import model_facts
+    from model_checks.manifest.model import QuantParams
+
+    f = model_facts(models["float32"], models["float32"].parent)
+    assert (f.format, f.precision) == ("tflite", "fp32")
+    assert [(t.name, t.dtype, t.shape, t.quantization) for t in f.inputs] == [("image", "float32", ("batch", 6, 6, 1), None)]
+    assert f.ops["CONV_2D"] == 1 and f.ops["FULLY_CONNECTED"] == 2
+    d = model_facts(models["dynamic"], models["dynamic"].parent)
+    assert d.precision == "int8" and "dynamic range: float activations" in d.precision_why
+    q = model_facts(models["int8"], models["int8"].parent)
+    assert q.precision == "int8" and "full integer: int8 activations" in q.precision_why
+    (inp,), (out,) = q.inputs, q.outputs
+    assert (inp.name, inp.dtype, inp.shape) == ("image", "int8", ("batch", 6, 6, 1))
+    assert isinstance(inp.quantization, QuantParams) and inp.quantization.dtype == "int8" and inp.quantization.scale > 0
+    assert (out.name, out.dtype) == ("logits", "int8")
+
+
+def test_the_runner_quantizes_inputs_and_dequantizes_outputs_with_each_tensors_own_parameters(models):
+    """What the gate feeds and compares is real values; checked against the interpreter driven by hand."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from model_checks.backends.tflite.runner import TFLiteRunner
+
+    x = images(4, seed=3)
+    r = TFLiteRunner(models["uint8"], models["uint8"].parent, threads=1)
+    assert [(t.name, t.dtype, t.quantization.dtype) for t in r.inputs] == [("image", "float32", "uint8")]
+    got = r.infer({"image": x})["logits"]
+    it = Interpreter(model_path=str(models["uint8"]))
+    i, o = it.get_input_details()[0], it.get_output_details()[0]
+    it.resize_tensor_input(i["index"], list(x.shape))
+    it.allocate_tensors()
+    (si, zi), (so, zo) = i["quantization"], o["quantization"]
+    it.set_tensor(i["index"], np.clip(np.round(x / si) + zi, 0, 255).astype(np.uint8))
+    it.invoke()
+    np.testing.assert_allclose(got, (it.get_tensor(o["index"]).astype(np.float64) - zo) * so, rtol=1e-6)
+    assert got.dtype == np.float32
+    stored = np.clip(np.round(x / si) + zi, 0, 255).astype(np.uint8)
+    np.testing.assert_allclose(r.infer({"image": stored})["logits"], got)  # the stored type passes as it is
+    with pytest.raises(InferenceError) as e:
+        r.infer({"image": stored.astype(np.int32)})
+    assert "input 'image' is uint8, scale" in str(e.value) and "feed real values (float) to be quantized, or uint8 values, not int32" in str(e.value)
+
+
+def test_the_tflite_worker_imports_neither_tensorflow_nor_torch(models):
+    code = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        import numpy as np
+        from model_checks.backends import backend
+        p = Path({str(models['int8'])!r})
+        backend("tflite", "facts").model_facts(p, p.parent)
+        r = backend("tflite", "runner").load(p, p.parent)
+        r.infer({{"image": np.zeros((2, 6, 6, 1), np.float32)}})
+        t = backend("tflite", "timing").open_target(p, p.parent, "cpu", 1)
+        print("HEAVY", sorted({{m.split('.')[0] for m in sys.modules}} & {{"tensorflow", "tf_keras", "torch", "keras"}}))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[3]).stdout
+    assert "HEAVY []" in out
+
+
+def test_timing_states_the_runtime_threads_and_xnnpack(models):
+    from model_checks.backends import open_target
+
+    t = open_target(models["int8"], "tflite", models["int8"].parent, "cpu", 2)
+    t.prepare({"image": images(3)})
+    assert len(t.call()) == 1 and t.call()[0].dtype == np.int8  # timed as the device runs it: int8 out
+    assert t.description.startswith("LiteRT ") and t.description.endswith("on the CPU, 2 thread(s), XNNPACK on")
+    with pytest.raises(DeviceUnavailable) as e:
+        open_target(models["int8"], "tflite", models["int8"].parent, "gpu", 1)
+    assert "times TFLite models on the CPU only" in str(e.value)
+
+
+# -- Flex and custom ops: code from outside the runtime ---------------------------------------------------
+def test_a_flex_model_is_refused_untrusted_with_its_op_names(models):
+    from model_checks.backends import require_trust_for
+
+    with pytest.raises(UntrustedFormatError) as e:
+        require_trust_for(models["flex"], "tflite", trust_code=False)
+    assert str(e.value).startswith("refused to load a tflite model: it uses Flex (TensorFlow) ops FlexMatrixInverse, which run "
+                                   "TensorFlow kernels through its Flex delegate. Artifacts are untrusted by default")
+    require_trust_for(models["float32"], "tflite", trust_code=False)  # builtins only: no trust needed
+
+
+def test_a_trusted_flex_model_says_the_flex_delegate_is_not_available_here(models):
+    from model_checks.backends.tflite.runner import TFLiteRunner
+
+    with pytest.raises(ArtifactLoadError) as e:
+        TFLiteRunner(models["flex"], models["flex"].parent)
+    msg = str(e.value)
+    assert msg.startswith("flex.tflite: trusted, but its Flex ops FlexMatrixInverse need TensorFlow's Flex delegate, and it is not "
+                          "available here: libtensorflowlite_flex.so could not be loaded")
+    assert "Neither the ai-edge-litert 2.3.0 wheel nor the tensorflow wheel ships it" in msg
+    assert "bazel build //tensorflow/lite/delegates/flex:tensorflowlite_flex" in msg
+
+
+def test_a_custom_op_model_is_refused_untrusted_and_trusted_says_no_kernel(models):
+    from model_checks.backends import require_trust_for
+    from model_checks.backends.tflite.runner import TFLiteRunner
+
+    with pytest.raises(UntrustedFormatError) as e:
+        require_trust_for(models["custom"], "tflite", trust_code=False)
+    assert "it uses custom ops MatrixInverse, whose kernels come from a native library registered at load time" in str(e.value)
+    with pytest.raises(ArtifactLoadError) as e:
+        TFLiteRunner(models["custom"], models["custom"].parent)
+    assert str(e.value).startswith("custom.tflite: trusted, but LiteRT has no kernel for its custom ops MatrixInverse")
+
+
+def test_the_gate_refuses_the_flex_model_untrusted_and_names_the_delegate_trusted(tmp_path, models):
+    d = tmp_path / "flex"
+    d.mkdir()
+    shutil.copyfile(models["flex"], d / "model.tflite")
+    (d / "metadata.yaml").write_text("model_name: flex\nversion: '1'\nfile: model.tflite\n")
+    untrusted = check(tmp_path, "flex", "integrity")
+    assert not untrusted and untrusted.headline == "integrity: flex@1: untrusted format refused"
+    assert "refused to load a tflite model: it uses Flex (TensorFlow) ops FlexMatrixInverse" in untrusted.details[0]
+    trusted = check(tmp_path, "flex", "integrity", trust=True)
+    assert not trusted and "trusted, but its Flex ops FlexMatrixInverse need TensorFlow's Flex delegate" in "\n".join(trusted.details)
+
+
+# -- the gate: references both ways, quantized I/O, mutants -----------------------------------------------
+@pytest.mark.parametrize("name", ["fp32", "int8", "uint8", "keras_vs_tflite"])
+def test_tflite_and_keras_hold_against_each_other_through_every_check(root, name):
+    for c in ("integrity", "metadata", "limits", "equivalence"):
+        r = check(root, name, c)
+        assert r.ok, f"{c}: {r.headline}\n" + "\n".join(r.details)
+
+
+def test_the_case_line_says_inputs_were_quantized_and_outputs_dequantized(root):
+    r = check(root, "int8", "equivalence")
+    assert r.ok and "XNNPACK on; quantized I/O: input 'image' quantized (int8, scale " in r.headline
+    assert "output 'logits' dequantized (int8, scale " in r.headline and r.headline.endswith("compared in float)")
+
+
+def test_metadata_is_true_for_a_full_integer_model(root):
+    import yaml
+
+    m = yaml.safe_load((root / "int8" / "metadata.yaml").read_text())
+    assert (m["format"], m["precision"], m["runtime"].split()[0]) == ("tflite", "int8", "ai-edge-litert")
+    assert m["inputs"] == [{"name": "image", "dtype": "int8", "shape": ["batch", 6, 6, 1], "layout": "NHWC", "range": [0.0, 1.0]}]
+
+
+@pytest.mark.parametrize("tensor, why", [
+    ("logits", "output 'logits': {share} of the reference's values lie outside"),
+    ("image", "input 'image': {share} of the values fed lie outside"),
+])
+def test_a_mutant_with_a_wrong_scale_fails_equivalence_naming_the_tensor(tmp_path, root, models, tensor, why):
+    art = tmp_path / "mutant"
+    art.mkdir()
+    mutate(models["int8"], art / "model.tflite", tensor, scale_by=1 / 16)
+    shutil.copytree(root / "keras", tmp_path / "keras")
+    np.savez(art / "samples.npz", image=images(16))
+    (art / "metadata.yaml").write_text("model_name: mutant\nversion: '1'\nfile: model.tflite\nsamples: samples.npz\n"
+                                       "reference: {path: ../keras/model.keras}\ntolerance: {rel_l2: 0.1, mae: null}\n")
+    r = check(tmp_path, "mutant", "equivalence")
+    assert not r.ok and r.headline.startswith("equivalence: mutant@1 differs from its reference ../keras/model.keras")
+    text = "\n".join(r.details)
+    head = why.split("{share}")
+    assert any(line.strip().startswith(head[0]) and head[1] in line for line in r.details), text
+    assert "the tensor's quantization parameters do not fit" in text
+    assert "ran as: LiteRT" in text
+
+
+def test_a_mutant_whose_zero_point_is_out_of_range_fails_integrity_naming_the_tensor(tmp_path, models):
+    art = tmp_path / "zp"
+    art.mkdir()
+    mutate(models["int8"], art / "model.tflite", "logits", zero_point=300)
+    (art / "metadata.yaml").write_text("model_name: zp\nversion: '1'\nfile: model.tflite\n")
+    r = check(tmp_path, "zp", "integrity")
+    text = "\n".join(r.details)
+    assert not r.ok and "model.tflite: tensor 'logits': quantization scale" in text
+    assert "and zero point 300 cannot map int8 values (the scale must be finite and > 0, the zero point within [-128, 127])" in text
+
+
+def test_a_tflite_model_converted_from_a_perturbed_keras_model_fails_equivalence(tmp_path, root, models):
+    from model_checks.producers.tflite_convert import convert_tflite
+
+    perturbed = tiny()
+    perturbed.set_weights([w + np.random.default_rng(i).normal(0, 0.05, w.shape).astype(w.dtype) for i, w in enumerate(perturbed.get_weights())])
+    shutil.copytree(root / "keras", tmp_path / "keras")
+    conv = convert_tflite(perturbed, tmp_path / "perturbed.tflite", "float32", samples=images(8))  # true to its own source
+    packaged(tmp_path, "perturbed", conv.path, tmp_path / "keras" / "model.keras", {"rel_l2": 1e-3, "mae": None})
+    r = check(tmp_path, "perturbed", "equivalence")
+    assert not r.ok and r.headline.startswith("equivalence: perturbed@1.0 differs from its reference ../keras/model.keras")
+    assert "  output 'logits': FAILED" in r.details, "\n".join(r.details)
+    assert any(line.strip().startswith("rel_l2") and line.endswith("<-- exceeds") for line in r.details)
