@@ -247,3 +247,43 @@ def test_a_tflite_model_converted_from_a_perturbed_keras_model_fails_equivalence
     assert not r.ok and r.headline.startswith("equivalence: perturbed@1.0 differs from its reference ../keras/model.keras")
     assert "  output 'logits': FAILED" in r.details, "\n".join(r.details)
     assert any(line.strip().startswith("rel_l2") and line.endswith("<-- exceeds") for line in r.details)
+
+
+def test_serve_answers_for_a_full_integer_tflite_artifact_in_real_values(root, capsys):
+    """`model-checks serve` on the int8 artifact, its model in the LiteRT worker: a client sends and receives
+    real values (the service quantizes and dequantizes, as the gate does), and a load test sees no errors."""
+    import json
+    import os
+    import signal
+    import time
+
+    import httpx
+
+    from model_checks.backends.tflite.runner import TFLiteRunner
+    from model_checks.cli import main
+    from model_checks.serving.protocol import decode_response, encode_request
+
+    d = root / "int8"
+    proc = subprocess.Popen([sys.executable, "-m", "model_checks", "serve", str(d), "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=Path(__file__).parents[3])
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), proc.stderr.read()
+        for _ in range(240):  # the worker loads and warms the model up first: at most 60 s
+            if httpx.get(f"{url}/v2/health/ready", timeout=30).status_code == 200:
+                break
+            time.sleep(0.25)
+        meta = httpx.get(f"{url}/v2/models/int8", timeout=30).json()
+        assert meta["inputs"][0]["datatype"] == "FP32" and meta["outputs"][0]["datatype"] == "FP32"
+        x = images(3, seed=9)
+        doc = httpx.post(f"{url}/v2/models/int8/infer", json=encode_request({"image": x}), timeout=30).json()
+        want = TFLiteRunner(d / "model.tflite", root).infer({"image": x})["logits"]
+        np.testing.assert_allclose(decode_response(doc)["logits"], want, rtol=1e-6)
+        assert main(["loadtest", url, "--rate", "20", "--duration", "1", "--body-from", str(d), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["errors"] == 0
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
