@@ -122,6 +122,24 @@ def test_the_tflite_worker_imports_neither_tensorflow_nor_torch(models):
     assert "HEAVY []" in out
 
 
+def test_the_litert_worker_family_runs_the_model_without_tensorflow_or_torch(models):
+    """Isolated, a TFLite model loads and runs in its own `litert` worker, which never imports TensorFlow."""
+    from model_checks.isolation.limits import Limits
+    from model_checks.isolation.runner import IsolatedRunner
+    from model_checks.isolation.workers import Workers
+
+    workers = Workers(Limits())
+    try:
+        r = IsolatedRunner(workers, models["int8"], "tflite", models["int8"].parent)
+        assert r.infer({"image": images(2)})["logits"].dtype == np.float32
+        assert r.note is not None and r.note.endswith("XNNPACK on") and r.inputs[0].quantization is not None
+        assert workers.worker("tflite").family == "litert"
+        expr = "sorted({m.split('.')[0] for m in __import__('sys').modules} & {'tensorflow', 'tf_keras', 'keras', 'torch'})"
+        assert workers.call("tflite", eval, expr) == []
+    finally:
+        workers.close()
+
+
 def test_timing_states_the_runtime_threads_and_xnnpack(models):
     from model_checks.backends import open_target
 
