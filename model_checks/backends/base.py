@@ -32,7 +32,7 @@ class Runner:
     path: Path
     inputs: tuple[TensorSpec, ...] = ()
     outputs: tuple[TensorSpec, ...] = ()
-    note: str | None = None  # how the model runs, where the runtime has choices worth stating (TFLite: XNNPACK, threads)
+    note: str | None = None  # how the model runs, where the runtime's choices are worth stating (TFLite: XNNPACK)
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the model on `feeds` (input name -> array); outputs by name, in the model's order.

@@ -60,7 +60,9 @@ def run(ctx: CheckContext) -> CheckResult:
         n_out = sum(1 for _, c in failed for o in c.outputs if not o.ok) + sum(len(c.problems) for _, c in failed)
         return CheckResult(NAME, False, f"{NAME}: {ctx.artifact.id} differs from its reference {ref} ({n_out} failure(s) in {len(failed)} of {len(results)} case(s))", tuple(lines), figures=figures)
     summary = ", ".join(f"{k} {v:.3g}" for k, v in figures.items() if v is not None)
-    return CheckResult(NAME, True, f"{NAME}: {ctx.artifact.id} matches {ref} over {len(results)} case(s): worst {summary}" + (f" ({how})" if (how := how_run(ctx)) else ""), figures=figures)
+    how = f" ({how})" if (how := how_run(ctx)) else ""
+    return CheckResult(NAME, True, f"{NAME}: {ctx.artifact.id} matches {ref} over {len(results)} case(s): worst {summary}{how}",
+                       figures=figures)
 
 
 __all__ = ["run", "comparisons", "OutputComparison"]

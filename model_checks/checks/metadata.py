@@ -21,7 +21,8 @@ PRODUCER_STEPS = {
     "keep_io_types", "per_channel", "torch_dynamic_quantization", "trace", "script", "tf2onnx", "skl2onnx", "zipmap", "no_zipmap", "torch.export", "ort_optimize",
     "tflite_converter", "float16", "dynamic_range", "full_integer", "qat", "int8_io", "uint8_io",
 }
-RUNTIME_PACKAGES = {"onnx": "onnxruntime", "torchscript": "torch", "keras": "tf-keras", "saved_model": "tensorflow", "tflite": "ai-edge-litert"}
+RUNTIME_PACKAGES = {"onnx": "onnxruntime", "torchscript": "torch", "keras": "tf-keras", "saved_model": "tensorflow",
+                    "tflite": "ai-edge-litert"}
 
 
 def runtime_specifier(text: str) -> tuple[str, SpecifierSet]:

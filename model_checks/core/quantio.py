@@ -60,8 +60,12 @@ def io_note(inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]) -> str 
     return "quantized I/O: " + "; ".join(parts) + "; compared in float"
 
 
-def saturation_lines(feeds: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray] | None,
-                     inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]) -> list[str]:
+def saturation_lines(
+    feeds: Mapping[str, np.ndarray],
+    expected: Mapping[str, np.ndarray] | None,
+    inputs: Sequence[TensorSpec],
+    outputs: Sequence[TensorSpec],
+) -> list[str]:
     """The quantized tensors whose parameters do not cover the values they carry: the inputs fed, and the values
     the reference gives for each output. A wrong scale or zero point shows here, under the tensor's name."""
     lines = []
@@ -70,14 +74,18 @@ def saturation_lines(feeds: Mapping[str, np.ndarray], expected: Mapping[str, np.
             share = clipped_share(feeds[s.name], s.quantization)  # type: ignore[arg-type]
             if share > SATURATION_SHARE:
                 lo, hi = representable(s.quantization)  # type: ignore[arg-type]
-                lines.append(f"input '{s.name}': {share:.0%} of the values fed lie outside [{lo:.4g}, {hi:.4g}], all that "
-                             f"{s.quantization} can hold; they clip when quantized: the tensor's quantization parameters "
-                             "do not fit its inputs (recalibrate, or check the converter's representative dataset)")
+                lines.append(
+                    f"input '{s.name}': {share:.0%} of the values fed lie outside [{lo:.4g}, {hi:.4g}], all that "
+                    f"{s.quantization} can hold; they clip when quantized: the tensor's quantization parameters "
+                    "do not fit its inputs (recalibrate, or check the converter's representative dataset)"
+                )
     for s in quantized(outputs):
         if expected is not None and s.name in expected and np.asarray(expected[s.name]).dtype.kind == "f":
             share = clipped_share(expected[s.name], s.quantization)  # type: ignore[arg-type]
             if share > SATURATION_SHARE:
                 lo, hi = representable(s.quantization)  # type: ignore[arg-type]
-                lines.append(f"output '{s.name}': {share:.0%} of the reference's values lie outside [{lo:.4g}, {hi:.4g}], all "
-                             f"that {s.quantization} can hold: the tensor's quantization parameters do not fit its outputs")
+                lines.append(
+                    f"output '{s.name}': {share:.0%} of the reference's values lie outside [{lo:.4g}, {hi:.4g}], all "
+                    f"that {s.quantization} can hold: the tensor's quantization parameters do not fit its outputs"
+                )
     return lines

@@ -42,9 +42,29 @@ def tflite_artifacts(keras_path: Path, fam: Family, calibration: Any) -> list[Pa
         if d.exists():
             shutil.rmtree(d)
         with tempfile.TemporaryDirectory(prefix="model-checks-tflite-") as tmp:
-            conv = convert_tflite(keras_path, Path(tmp) / "model.tflite", mode, calibration=calibration if mode == "int8" else None,
-                                  samples=fam.samples, qat=qat)
-            made.append(package(conv.path, d, model_name=f"{fam.prefix}_{variant}", version=VERSION, root=fam.out, reference=keras_path,
-                                samples=fam.samples, eval_data=fam.eval, input_range=(0.0, 1.0), layout=fam.layout, limits=LIMITS,
-                                optimization=list(conv.steps), tolerance=tolerance))
+            conv = convert_tflite(
+                keras_path,
+                Path(tmp) / "model.tflite",
+                mode,
+                calibration=calibration if mode == "int8" else None,
+                samples=fam.samples,
+                qat=qat,
+            )
+            made.append(
+                package(
+                    conv.path,
+                    d,
+                    model_name=f"{fam.prefix}_{variant}",
+                    version=VERSION,
+                    root=fam.out,
+                    reference=keras_path,
+                    samples=fam.samples,
+                    eval_data=fam.eval,
+                    input_range=(0.0, 1.0),
+                    layout=fam.layout,
+                    limits=LIMITS,
+                    optimization=list(conv.steps),
+                    tolerance=tolerance,
+                )
+            )
     return made

@@ -45,7 +45,9 @@ class TFLiteConversion:
 
     def __str__(self) -> str:
         figs = ", ".join(f"{k} {v:.3g}" for k, v in self.figures.items())
-        return f"{self.path}: Keras -> TFLite {self.mode} ({', '.join(self.steps)}), {self.size_bytes / 1e6:.3f} MB; against Keras: {figs}"
+        steps = ", ".join(self.steps)
+        size = f"{self.size_bytes / 1e6:.3f} MB"
+        return f"{self.path}: Keras -> TFLite {self.mode} ({steps}), {size}; against Keras: {figs}"
 
 
 def _tf() -> Any:
@@ -65,7 +67,7 @@ def _array(source: Any, what: str) -> np.ndarray:
 def representative(x: np.ndarray) -> Any:
     """The converter's representative dataset: one sample a step, in float32."""
     rows = x[:CALIBRATION_SAMPLES]
-    return lambda: ([rows[i: i + 1]] for i in range(len(rows)))
+    return lambda: ([rows[i : i + 1]] for i in range(len(rows)))
 
 
 def qat_model(model: Any, x: np.ndarray, epochs: int = QAT_EPOCHS) -> Any:
@@ -90,7 +92,10 @@ def _named_converter(tf: Any, model: Any, input_name: str, output_names: list[st
     """A converter whose signature names the input and outputs as given: tfmot renames a QAT model's layers
     (`quant_logits`), and the TFLite model should keep its source's names."""
     spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), model.inputs[0].dtype, name=input_name)
-    fn = tf.function(lambda x: dict(zip(output_names, keras_list(model(x, training=False)))), input_signature=[spec])
+    def serve(x: Any) -> dict[str, Any]:
+        return dict(zip(output_names, keras_list(model(x, training=False)), strict=True))
+
+    fn = tf.function(serve, input_signature=[spec])
     return tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], model)
 
 
@@ -98,8 +103,14 @@ def keras_list(out: Any) -> list[Any]:
     return list(out.values()) if isinstance(out, dict) else (list(out) if isinstance(out, (list, tuple)) else [out])
 
 
-def to_tflite(model: Any, mode: str, calibration: np.ndarray | None = None, io_type: str = "int8", qat: bool = False,
-              names: tuple[str, list[str]] | None = None) -> bytes:
+def to_tflite(
+    model: Any,
+    mode: str,
+    calibration: np.ndarray | None = None,
+    io_type: str = "int8",
+    qat: bool = False,
+    names: tuple[str, list[str]] | None = None,
+) -> bytes:
     """The TFLite flatbuffer of a Keras model (QAT-wrapped already when `qat`) in `mode`; `names` (input, outputs)
     for the signature, else the model's own."""
     tf = _tf()
@@ -118,7 +129,9 @@ def to_tflite(model: Any, mode: str, calibration: np.ndarray | None = None, io_t
     try:
         return conv.convert()
     except Exception as e:
-        raise ProducerError(f"TFLiteConverter could not convert {model.name} ({mode}): {type(e).__name__}: {str(e).strip()[:300]}") from e
+        raise ProducerError(
+            f"TFLiteConverter could not convert {model.name} ({mode}): {type(e).__name__}: {str(e).strip()[:300]}"
+        ) from e
 
 
 def litert_outputs(data: bytes, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -131,29 +144,48 @@ def litert_outputs(data: bytes, x: np.ndarray) -> dict[str, np.ndarray]:
         runner = TFLiteRunner(path, path.parent, threads=1)
         try:
             if len(runner.inputs) != 1:
-                raise ProducerError(f"the converted model has {len(runner.inputs)} inputs; convert-tflite handles single-input models")
+                raise ProducerError(
+                    f"the converted model has {len(runner.inputs)} inputs; convert-tflite handles single-input models"
+                )
             return runner.infer({runner.inputs[0].name: x})
         finally:
             runner.close()
 
 
 def keras_outputs(model: Any, x: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
-    return {n: np.asarray(o) for n, o in zip(names, keras_list(model(x, training=False)))}
+    return {n: np.asarray(o) for n, o in zip(names, keras_list(model(x, training=False)), strict=False)}
 
 
-def verify(data: bytes, float_model: Any, x: np.ndarray, mode: str, tolerance: Mapping[str, float | None] | None = None) -> dict[str, float]:
+def verify(
+    data: bytes, float_model: Any, x: np.ndarray, mode: str, tolerance: Mapping[str, float | None] | None = None
+) -> dict[str, float]:
     """Run the flatbuffer in LiteRT against the float Keras model; the figures, or a ProducerError."""
     got = litert_outputs(data, x)
     expected = keras_outputs(float_model, x, list(got))
     c = compare(got, expected, TOLERANCE[mode] if tolerance is None else tolerance, f"convert-tflite {mode} default")
     if not c:
-        raise ProducerError("\n".join([f"TFLite {mode}: outputs differ from the Keras model on {len(x)} samples (run in LiteRT); nothing was written",
-                                       *c.render()]))
+        raise ProducerError(
+            "\n".join(
+                [
+                    f"TFLite {mode}: outputs differ from the Keras model on {len(x)} samples (run in LiteRT); "
+                    "nothing was written",
+                    *c.render(),
+                ]
+            )
+        )
     return {m: v for m in ("rel_l2", "top1_agreement") if (v := c.worst(m)) is not None}
 
 
-def convert_tflite(model: Any, dst: str | Path, mode: str = "float32", calibration: Any = None, samples: Any = None,
-                   io_type: str = "int8", qat: bool = False, tolerance: Mapping[str, float | None] | None = None) -> TFLiteConversion:
+def convert_tflite(
+    model: Any,
+    dst: str | Path,
+    mode: str = "float32",
+    calibration: Any = None,
+    samples: Any = None,
+    io_type: str = "int8",
+    qat: bool = False,
+    tolerance: Mapping[str, float | None] | None = None,
+) -> TFLiteConversion:
     """Convert a Keras model (or a path to one) to TFLite `mode` at `dst`, verified in LiteRT first.
 
     `calibration`: real inputs (an array or an .npz), required for int8 (the representative dataset, or what QAT fits
@@ -168,7 +200,9 @@ def convert_tflite(model: Any, dst: str | Path, mode: str = "float32", calibrati
     if qat and mode != "int8":
         raise ProducerError(f"qat: quantization-aware training ends in a full-integer model; use mode int8, not {mode}")
     if mode == "int8" and calibration is None:
-        raise ProducerError("calibration: the int8 mode is calibrated (or, with QAT, fit) on real inputs; pass calibration data")
+        raise ProducerError(
+            "calibration: the int8 mode is calibrated (or, with QAT, fit) on real inputs; pass calibration data"
+        )
     model = load_keras(model) if isinstance(model, (str, Path)) else model
     if len(model.inputs) != 1:
         raise ProducerError(f"model: {len(model.inputs)} inputs; convert-tflite handles single-input models")
@@ -180,7 +214,12 @@ def convert_tflite(model: Any, dst: str | Path, mode: str = "float32", calibrati
     else:
         x = np.random.default_rng(0).uniform(0, 1, (8, *model.inputs[0].shape[1:])).astype(np.float32)
     steps: tuple[str, ...] = ("tflite_converter",)
-    steps += {"float32": (), "float16": ("float16",), "dynamic": ("dynamic_range",), "int8": ("full_integer", f"{io_type}_io")}[mode]
+    steps += {
+        "float32": (),
+        "float16": ("float16",),
+        "dynamic": ("dynamic_range",),
+        "int8": ("full_integer", f"{io_type}_io"),
+    }[mode]
     with stages(f"Keras -> TFLite {mode}", 3 if qat else 2) as done:
         source = model
         if qat:

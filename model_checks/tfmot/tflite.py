@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 
@@ -37,7 +37,10 @@ class TFLiteReport:
         for m in metrics:
             cells = "".join(f"{self.figures.get(c, {}).get(m, float('nan')):>14.4g}" for c in COLUMNS)
             limit = self.limits.get(m)
-            rows.append(f"    {m:<26}{cells}" + (f"   limit {'>=' if m == 'top1_agreement' else '<='} {limit:g}" if limit is not None else ""))
+            rows.append(
+                f"    {m:<26}{cells}"
+                + (f"   limit {'>=' if m == 'top1_agreement' else '<='} {limit:g}" if limit is not None else "")
+            )
         return rows
 
     def __str__(self) -> str:
@@ -58,8 +61,14 @@ def _metrics(got: np.ndarray, ref: np.ndarray) -> dict[str, float]:
     return out
 
 
-def tflite_report(path: Path, fmt: str, declared: tuple[TensorSpec, ...] | None, trust_code: bool, seed: int,
-                  samples: np.ndarray | None) -> TFLiteReport:
+def tflite_report(
+    path: Path,
+    fmt: str,
+    declared: tuple[TensorSpec, ...] | None,
+    trust_code: bool,
+    seed: int,
+    samples: np.ndarray | None,
+) -> TFLiteReport:
     """QAT (calibrated, then a short fit to the float model's outputs), full-integer conversion, LiteRT run:
     the three models' outputs against the float model's. Module-level, so a worker process can run it."""
     from model_checks.producers.tflite_convert import TOLERANCE, keras_list, litert_outputs, qat_model, to_tflite
@@ -69,17 +78,28 @@ def tflite_report(path: Path, fmt: str, declared: tuple[TensorSpec, ...] | None,
     model, feeds = model_and_feeds(path, fmt, declared, trust_code, seed)
     limits = {k: v for k, v in TOLERANCE["int8"].items() if v is not None}
     if len(feeds) != 1 or len(model.outputs) != 1:
-        return TFLiteReport(0, "", limits=limits, problem=f"the TFLite step handles models with one input and one output "
-                                                          f"({len(feeds)} and {len(model.outputs)} here)")
+        return TFLiteReport(
+            0,
+            "",
+            limits=limits,
+            problem=f"the TFLite step handles models with one input and one output "
+            f"({len(feeds)} and {len(model.outputs)} here)",
+        )
     x, source = (np.asarray(samples, np.float32), "samples") if samples is not None else (feeds[0], "generated inputs")
     try:
         qmodel = qat_model(model, x)
         data = to_tflite(qmodel, "int8", x, "int8", qat=True, names=(model.input_names[0], list(model.output_names)))
         lite = next(iter(litert_outputs(data, x).values()))
     except Exception as e:
-        return TFLiteReport(len(x), source, limits=limits, problem=f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300]}")
+        return TFLiteReport(
+            len(x), source, limits=limits, problem=f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300]}"
+        )
     ref = np.asarray(keras_list(model(x, training=False))[0])
-    figures = {"float": _metrics(ref, ref), "QAT": _metrics(as_list(qmodel(x, training=False))[0], ref), "TFLite int8": _metrics(lite, ref)}
+    figures = {
+        "float": _metrics(ref, ref),
+        "QAT": _metrics(as_list(qmodel(x, training=False))[0], ref),
+        "TFLite int8": _metrics(lite, ref),
+    }
     failures = []
     for m, limit in limits.items():
         v = figures["TFLite int8"].get(m)

@@ -35,13 +35,17 @@ def quant_params(name: str, details: dict) -> QuantParams | None:
     if dtype not in QUANTIZED_IO or scales.size == 0:
         return None
     if scales.size > 1:
-        raise ArtifactLoadError(f"tensor '{name}': {scales.size} per-axis scales on a model input or output; the gate quantizes "
-                                "inputs and dequantizes outputs with one scale and zero point per tensor")
+        raise ArtifactLoadError(
+            f"tensor '{name}': {scales.size} per-axis scales on a model input or output; the gate quantizes "
+            "inputs and dequantizes outputs with one scale and zero point per tensor"
+        )
     scale, zero = float(scales[0]), int(zeros[0]) if zeros.size else 0
     info = np.iinfo(np.dtype(dtype))
     if not np.isfinite(scale) or scale <= 0 or not info.min <= zero <= info.max:
-        raise ArtifactLoadError(f"tensor '{name}': quantization scale {scale:g} and zero point {zero} cannot map {dtype} values "
-                                f"(the scale must be finite and > 0, the zero point within [{info.min}, {info.max}])")
+        raise ArtifactLoadError(
+            f"tensor '{name}': quantization scale {scale:g} and zero point {zero} cannot map {dtype} values "
+            f"(the scale must be finite and > 0, the zero point within [{info.min}, {info.max}])"
+        )
     return QuantParams(scale, zero, dtype)
 
 
@@ -49,8 +53,12 @@ def spec_of(name: str, details: dict) -> TensorSpec:
     """The tensor as the model stores it: its own dtype, shape from `shape_signature` (-1 = dynamic)."""
     sig = details.get("shape_signature")
     dims = sig if sig is not None and len(sig) else details["shape"]
-    return TensorSpec(name=name, dtype=np.dtype(details["dtype"]).name, shape=tuple(_dim(int(d), i) for i, d in enumerate(dims)),
-                      quantization=quant_params(name, details))
+    return TensorSpec(
+        name=name,
+        dtype=np.dtype(details["dtype"]).name,
+        shape=tuple(_dim(int(d), i) for i, d in enumerate(dims)),
+        quantization=quant_params(name, details),
+    )
 
 
 def interface(interp: Any) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
@@ -69,7 +77,10 @@ def op_names(data: bytes, name: str) -> list[str]:
     (`FlexMatrixInverse`)."""
     schema = _schema()
     builtin = {v: k for k, v in vars(schema.BuiltinOperator).items() if isinstance(v, int)}
-    codes = [(custom if code == CUSTOM_CODE and custom else builtin.get(code, f"BUILTIN_{code}")) for code, custom in operator_codes(data, name)]
+    codes = [
+        (custom if code == CUSTOM_CODE and custom else builtin.get(code, f"BUILTIN_{code}"))
+        for code, custom in operator_codes(data, name)
+    ]
     model = schema.Model.GetRootAs(data, 0)
     out = []
     for s in range(model.SubgraphsLength()):
@@ -108,8 +119,7 @@ def precision_of(consts: Counter, activations: Counter) -> tuple[str, str]:
     floats = sum(v for k, v in consts.items() if k in ("float32", "float16"))
     if q8 and sum(q8.values()) >= floats:
         main = max(q8, key=q8.get)  # type: ignore[arg-type]
-        kind = ("dynamic range: float activations" if activations.get("float32")
-                else f"full integer: {main} activations")
+        kind = "dynamic range: float activations" if activations.get("float32") else f"full integer: {main} activations"
         return main, f"{sum(q8.values())} {main} weight values ({kind})"
     return float_precision(consts)
 
@@ -121,7 +131,9 @@ def model_facts(path: Path, root: Path, names: Names = None) -> ModelFacts:
     consts, activations = tensor_types(data)
     prec, why = precision_of(consts, activations)
     ops = Counter(op_names(data, path.name))
-    return ModelFacts(format="tflite", precision=prec, precision_why=why, inputs=ins, outputs=outs, ops=ops, size_bytes=len(data))
+    return ModelFacts(
+        format="tflite", precision=prec, precision_why=why, inputs=ins, outputs=outs, ops=ops, size_bytes=len(data)
+    )
 
 
 def validate(path: Path, root: Path) -> list[str]:

@@ -72,7 +72,7 @@ class _Buf:
         n = self.u32(start)
         if start + 4 + n > len(self.data):
             raise self._bad("a string longer than the file")
-        return self.data[start + 4: start + 4 + n].decode("utf-8", "replace")
+        return self.data[start + 4 : start + 4 + n].decode("utf-8", "replace")
 
 
 def read_model(path: Path) -> bytes:
@@ -82,8 +82,10 @@ def read_model(path: Path) -> bytes:
     if not is_tflite(data[:8]):
         from model_checks.safety.sniff import sniff_bytes
 
-        raise ArtifactLoadError(f"{path.name}: the file holds {sniff_bytes(data[:16])} data, not a TFLite model "
-                                f"(no FlatBuffer identifier {IDENTIFIER.decode()} at bytes 4..8; judged by its content)")
+        raise ArtifactLoadError(
+            f"{path.name}: the file holds {sniff_bytes(data[:16])} data, not a TFLite model "
+            f"(no FlatBuffer identifier {IDENTIFIER.decode()} at bytes 4..8; judged by its content)"
+        )
     return data
 
 
@@ -125,9 +127,15 @@ def trust_reason(path: Path) -> str | None:
     flex, custom = code_ops(read_model(path), path.name)
     parts = []
     if flex:
-        parts.append(f"Flex (TensorFlow) ops {', '.join(printable(o) for o in flex)}, which run TensorFlow kernels through its Flex delegate")
+        parts.append(
+            f"Flex (TensorFlow) ops {', '.join(printable(o) for o in flex)}, "
+            "which run TensorFlow kernels through its Flex delegate"
+        )
     if custom:
-        parts.append(f"custom ops {', '.join(printable(o) for o in custom)}, whose kernels come from a native library registered at load time")
+        parts.append(
+            f"custom ops {', '.join(printable(o) for o in custom)}, "
+            "whose kernels come from a native library registered at load time"
+        )
     return "it uses " + " and ".join(parts) if parts else None
 
 
@@ -158,10 +166,12 @@ def _flex_delegate(path: Path, flex: list[str]) -> list[Any]:
         return [litert().load_delegate(FLEX_LIBRARY)]
     except (OSError, ValueError, RuntimeError) as e:
         raise ArtifactLoadError(
-            f"{path.name}: trusted, but its Flex ops {', '.join(flex)} need TensorFlow's Flex delegate, and it is not available "
-            f"here: {FLEX_LIBRARY} could not be loaded ({runtime_error_text(e)[:200]}). Neither the ai-edge-litert {litert_version()} "
+            f"{path.name}: trusted, but its Flex ops {', '.join(flex)} need TensorFlow's Flex delegate, "
+            f"and it is not available here: {FLEX_LIBRARY} could not be loaded ({runtime_error_text(e)[:200]}). "
+            f"Neither the ai-edge-litert {litert_version()} "
             "wheel nor the tensorflow wheel ships it; build it from TensorFlow's sources "
-            f"(bazel build //tensorflow/lite/delegates/flex:tensorflowlite_flex) and put {FLEX_LIBRARY} on LD_LIBRARY_PATH, "
+            "(bazel build //tensorflow/lite/delegates/flex:tensorflowlite_flex) "
+            f"and put {FLEX_LIBRARY} on LD_LIBRARY_PATH, "
             "or convert the model with builtin ops only (no SELECT_TF_OPS)"
         ) from None
 
@@ -181,7 +191,10 @@ def check_io_quantization(data: bytes) -> None:
     names: dict[int, str] = {}
     if model.SignatureDefsLength() == 1:
         sig = model.SignatureDefs(0)
-        for t in [*(sig.Inputs(j) for j in range(sig.InputsLength())), *(sig.Outputs(j) for j in range(sig.OutputsLength()))]:
+        for t in [
+            *(sig.Inputs(j) for j in range(sig.InputsLength())),
+            *(sig.Outputs(j) for j in range(sig.OutputsLength())),
+        ]:
             names[t.TensorIndex()] = (t.Name() or b"").decode("utf-8", "replace")
     for idx in [*sub.InputsAsNumpy().tolist(), *sub.OutputsAsNumpy().tolist()]:
         tensor = sub.Tensors(idx)
@@ -190,8 +203,10 @@ def check_io_quantization(data: bytes) -> None:
         if q is None or not q.ScaleLength() or dtype not in ("int8", "uint8", "int16"):
             continue
         zeros = q.ZeroPointAsNumpy() if q.ZeroPointLength() else ()
-        quant_params(names.get(idx) or (tensor.Name() or b"").decode("utf-8", "replace"),
-                     {"dtype": dtype, "quantization_parameters": {"scales": q.ScaleAsNumpy(), "zero_points": zeros}})
+        quant_params(
+            names.get(idx) or (tensor.Name() or b"").decode("utf-8", "replace"),
+            {"dtype": dtype, "quantization_parameters": {"scales": q.ScaleAsNumpy(), "zero_points": zeros}},
+        )
 
 
 def open_interpreter(path: Path, threads: int | None = None, xnnpack: bool = True) -> Any:
@@ -207,14 +222,20 @@ def open_interpreter(path: Path, threads: int | None = None, xnnpack: bool = Tru
     resolver = mod.OpResolverType.AUTO if xnnpack else mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     delegates = _flex_delegate(path, flex) if flex else None
     try:
-        interp = mod.Interpreter(model_content=data, num_threads=threads or None, experimental_op_resolver_type=resolver,
-                                 experimental_delegates=delegates)
+        interp = mod.Interpreter(
+            model_content=data,
+            num_threads=threads or None,
+            experimental_op_resolver_type=resolver,
+            experimental_delegates=delegates,
+        )
         interp.allocate_tensors()
     except Exception as e:
         text = runtime_error_text(e)
         if custom and ("custom" in text.lower() or "registration" in text.lower() or any(c in text for c in custom)):
-            raise ArtifactLoadError(f"{path.name}: trusted, but LiteRT has no kernel for its custom ops {', '.join(custom)}: the gate "
-                                    f"registers no custom-op libraries ({text[:200]})") from None
+            raise ArtifactLoadError(
+                f"{path.name}: trusted, but LiteRT has no kernel for its custom ops {', '.join(custom)}: the gate "
+                f"registers no custom-op libraries ({text[:200]})"
+            ) from None
         raise ArtifactLoadError(f"{path.name}: LiteRT cannot open the model ({text[:300]})") from None
     return interp
 
@@ -230,6 +251,8 @@ def signature_io(interp: Any) -> tuple[list[tuple[str, dict]], list[tuple[str, d
         by_index = {d["index"]: d for d in (*ins, *outs)}
         sig_in, sig_out = runner.get_input_details(), runner.get_output_details()
         if all(d["index"] in by_index for d in (*sig_in.values(), *sig_out.values())):
-            return ([(n, by_index[d["index"]]) for n, d in sig_in.items()],
-                    [(n, by_index[d["index"]]) for n, d in sig_out.items()])
+            return (
+                [(n, by_index[d["index"]]) for n, d in sig_in.items()],
+                [(n, by_index[d["index"]]) for n, d in sig_out.items()],
+            )
     return [(d["name"], d) for d in ins], [(d["name"], d) for d in outs]

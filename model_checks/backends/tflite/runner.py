@@ -27,7 +27,8 @@ def as_float(spec: TensorSpec) -> TensorSpec:
 
 
 def describe(threads: int | None, xnnpack: bool) -> str:
-    return f"LiteRT {litert_version()} interpreter on the CPU, {threads or 1} thread(s), XNNPACK {'on' if xnnpack else 'off'}"
+    xnn = "on" if xnnpack else "off"
+    return f"LiteRT {litert_version()} interpreter on the CPU, {threads or 1} thread(s), XNNPACK {xnn}"
 
 
 class TFLiteRunner(Runner):
@@ -52,8 +53,10 @@ class TFLiteRunner(Runner):
             return quantize(a, q)
         if a.dtype == np.dtype(q.dtype):
             return a  # already stored values (a recording of the quantized model's own inputs)
-        raise InferenceError(f"{self.path.name}: input '{spec.name}' is {q}; feed real values (float) to be quantized, or "
-                             f"{q.dtype} values, not {a.dtype}")
+        raise InferenceError(
+            f"{self.path.name}: input '{spec.name}' is {q}; feed real values (float) to be quantized, or "
+            f"{q.dtype} values, not {a.dtype}"
+        )
 
     def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         interp = self.interp

@@ -23,8 +23,10 @@ def open_target(path: Path, root: Path, device: str, threads: int | None) -> Tar
     if importlib.util.find_spec("ai_edge_litert") is None:
         raise DeviceUnavailable("timing a TFLite model needs ai-edge-litert: pip install 'model-checks[tflite]'")
     if device == "gpu":
-        raise DeviceUnavailable("LiteRT's GPU delegate targets mobile GPUs (OpenCL, OpenGL ES, Metal); this version of model-checks "
-                                "times TFLite models on the CPU only")
+        raise DeviceUnavailable(
+            "LiteRT's GPU delegate targets mobile GPUs (OpenCL, OpenGL ES, Metal); this version of model-checks "
+            "times TFLite models on the CPU only"
+        )
     from model_checks.backends.tflite.runner import TFLiteRunner
 
     runner = TFLiteRunner(path, root, threads)

@@ -33,7 +33,9 @@ def images(n: int = 32, seed: int = 0) -> np.ndarray:
 
 
 def _op_model(tf, select_ops: bool) -> bytes:  # type: ignore[no-untyped-def]
-    """A model whose one op (MatrixInverse) TFLite has no builtin for: a Flex op with SELECT_TF_OPS, else a custom op."""
+    """A model whose one op (MatrixInverse) TFLite has no builtin for: a Flex op with SELECT_TF_OPS, else a
+    custom op."""
+
     @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="a")])
     def f(a):  # type: ignore[no-untyped-def]
         return {"inverse": tf.reshape(tf.linalg.inv(tf.reshape(a, [-1, 2, 2])), [-1, 4])}
@@ -58,7 +60,12 @@ def models(tmp_path_factory) -> dict[str, Path]:  # type: ignore[no-untyped-def]
     model.save(d / "model.keras")
     x = images(64, seed=1)
     out = {"keras": d / "model.keras"}
-    for name, mode, io in (("float32", "float32", "int8"), ("dynamic", "dynamic", "int8"), ("int8", "int8", "int8"), ("uint8", "int8", "uint8")):
+    for name, mode, io in (
+        ("float32", "float32", "int8"),
+        ("dynamic", "dynamic", "int8"),
+        ("int8", "int8", "int8"),
+        ("uint8", "int8", "uint8"),
+    ):
         out[name] = d / f"{name}.tflite"
         out[name].write_bytes(to_tflite(model, mode, x, io))
     for name, select in (("flex", True), ("custom", False)):

@@ -10,7 +10,7 @@ import yaml
 from model_checks.cli import main
 from model_checks.producers.tflite_convert import convert_tflite
 from model_checks.producers.verify import ProducerError
-from tests.backends.tflite.conftest import images, tiny
+from tests.backends.tflite.conftest import images
 
 
 def run(argv: list[str], capsys) -> tuple[int, str]:  # type: ignore[no-untyped-def]
@@ -22,12 +22,24 @@ def run(argv: list[str], capsys) -> tuple[int, str]:  # type: ignore[no-untyped-
     return code, out.out + out.err
 
 
-@pytest.mark.parametrize("kw, message", [
-    ({"mode": "int4"}, "mode: 'int4' is not one of float32, float16, dynamic, int8"),
-    ({"mode": "int8"}, "calibration: the int8 mode is calibrated (or, with QAT, fit) on real inputs; pass calibration data"),
-    ({"mode": "float16", "qat": True}, "qat: quantization-aware training ends in a full-integer model; use mode int8, not float16"),
-    ({"mode": "int8", "io_type": "int16", "calibration": np.zeros((1, 6, 6, 1))}, "io_type: 'int16' is not one of int8, uint8"),
-])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"mode": "int4"}, "mode: 'int4' is not one of float32, float16, dynamic, int8"),
+        (
+            {"mode": "int8"},
+            "calibration: the int8 mode is calibrated (or, with QAT, fit) on real inputs; pass calibration data",
+        ),
+        (
+            {"mode": "float16", "qat": True},
+            "qat: quantization-aware training ends in a full-integer model; use mode int8, not float16",
+        ),
+        (
+            {"mode": "int8", "io_type": "int16", "calibration": np.zeros((1, 6, 6, 1))},
+            "io_type: 'int16' is not one of int8, uint8",
+        ),
+    ],
+)
 def test_convert_tflite_refuses_what_it_cannot_make(tmp_path, models, kw, message):
     with pytest.raises(ProducerError) as e:
         convert_tflite(models["keras"], tmp_path / "m.tflite", **kw)
@@ -40,15 +52,25 @@ def test_a_conversion_out_of_tolerance_writes_nothing_and_shows_the_comparison(t
     with pytest.raises(ProducerError) as e:
         convert_tflite(models["keras"], dst, "float16", samples=images(8), tolerance={"rel_l2": 1e-12})
     text = str(e.value)
-    assert text.startswith("TFLite float16: outputs differ from the Keras model on 8 samples (run in LiteRT); nothing was written")
+    assert text.startswith(
+        "TFLite float16: outputs differ from the Keras model on 8 samples (run in LiteRT); nothing was written"
+    )
     assert "output 'logits': FAILED" in text and "<-- exceeds" in text
     assert not dst.exists()
 
 
 def test_the_cli_names_its_bad_arguments(tmp_path, models, capsys):
-    code, text = run(["convert-tflite", str(models["keras"]), "--out", str(tmp_path / "m.tflite"), "--mode", "float16", "--qat"], capsys)
-    assert code != 0 and "--qat: quantization-aware training ends in a full-integer model; use --mode int8, not float16" in text
-    code, text = run(["convert-tflite", str(models["keras"]), "--out", str(tmp_path / "m.tflite"), "--mode", "int8"], capsys)
+    code, text = run(
+        ["convert-tflite", str(models["keras"]), "--out", str(tmp_path / "m.tflite"), "--mode", "float16", "--qat"],
+        capsys,
+    )
+    assert (
+        code != 0
+        and "--qat: quantization-aware training ends in a full-integer model; use --mode int8, not float16" in text
+    )
+    code, text = run(
+        ["convert-tflite", str(models["keras"]), "--out", str(tmp_path / "m.tflite"), "--mode", "int8"], capsys
+    )
     assert code != 0 and "--calibration: --mode int8 is calibrated (or, with --qat, fit) on real inputs" in text
     code, text = run(["convert-tflite", "--help"], capsys)
     assert code == 0 and "model-checks convert-tflite model.keras --mode int8 --qat" in text
@@ -59,8 +81,21 @@ def test_the_cli_converts_and_package_writes_true_metadata(tmp_path, models, cap
 
     np.savez(tmp_path / "calib.npz", x=images(64, seed=2))
     out = tmp_path / "m.tflite"
-    code, text = run(["convert-tflite", str(models["keras"]), "--out", str(out), "--mode", "int8", "--io-type", "uint8",
-                      "--calibration", str(tmp_path / "calib.npz")], capsys)
+    code, text = run(
+        [
+            "convert-tflite",
+            str(models["keras"]),
+            "--out",
+            str(out),
+            "--mode",
+            "int8",
+            "--io-type",
+            "uint8",
+            "--calibration",
+            str(tmp_path / "calib.npz"),
+        ],
+        capsys,
+    )
     assert code == 0, text
     assert "Keras -> TFLite int8 (tflite_converter, full_integer, uint8_io)" in text and "against Keras: rel_l2" in text
     p = package(out, tmp_path / "art", model_name="u8", root=tmp_path, input_range=(0.0, 1.0), runs=5)
@@ -78,18 +113,33 @@ def test_qat_to_full_integer_keeps_the_source_names_and_holds_against_the_float_
     assert conv.steps == ("qat", "tflite_converter", "full_integer", "int8_io")
     assert conv.figures["top1_agreement"] >= 0.95
     f = model_facts(conv.path, tmp_path)
-    assert [(t.name, t.dtype) for t in (*f.inputs, *f.outputs)] == [("image", "int8"), ("logits", "int8")]  # not quant_logits
+    assert [(t.name, t.dtype) for t in (*f.inputs, *f.outputs)] == [
+        ("image", "int8"),
+        ("logits", "int8"),
+    ]  # not quant_logits
 
 
 # -- tfmot: {quantize: true, tflite: true} ------------------------------------------------------------------
 def test_the_tflite_report_shows_float_qat_and_tflite_side_by_side():
     from model_checks.tfmot.tflite import TFLiteReport
 
-    r = TFLiteReport(64, "samples", {"float": {"rel_l2": 0.0, "top1_agreement": 1.0}, "QAT": {"rel_l2": 0.05, "top1_agreement": 0.97},
-                                     "TFLite int8": {"rel_l2": 0.31, "top1_agreement": 0.81}},
-                     {"rel_l2": 0.15, "top1_agreement": 0.95}, ("rel_l2 0.31 over the limit 0.15", "top1_agreement 0.81 below the limit 0.95"))
+    r = TFLiteReport(
+        64,
+        "samples",
+        {
+            "float": {"rel_l2": 0.0, "top1_agreement": 1.0},
+            "QAT": {"rel_l2": 0.05, "top1_agreement": 0.97},
+            "TFLite int8": {"rel_l2": 0.31, "top1_agreement": 0.81},
+        },
+        {"rel_l2": 0.15, "top1_agreement": 0.95},
+        ("rel_l2 0.31 over the limit 0.15", "top1_agreement 0.81 below the limit 0.95"),
+    )
     assert not r
-    assert str(r) == "full-integer TFLite (LiteRT) does not hold against the float model on 64 samples: rel_l2 0.31, top1_agreement 0.81"
+    assert (
+        str(r)
+        == "full-integer TFLite (LiteRT) does not hold against the float model on 64 samples: "
+        "rel_l2 0.31, top1_agreement 0.81"
+    )
     assert r.table() == [
         "    against the float model            float           QAT   TFLite int8",
         "    rel_l2                                 0          0.05          0.31   limit <= 0.15",
@@ -107,12 +157,15 @@ def test_tfmot_quantize_with_tflite_converts_the_qat_model_and_holds_it_against_
     d.mkdir()
     shutil.copyfile(models["keras"], d / "model.keras")
     np.savez(d / "samples.npz", image=images(32, seed=4))
-    (d / "metadata.yaml").write_text("model_name: k\nversion: '1'\nfile: model.keras\nsamples: samples.npz\n"
-                                     "tfmot: {quantize: true, tflite: true}\n")
+    (d / "metadata.yaml").write_text(
+        "model_name: k\nversion: '1'\nfile: model.keras\nsamples: samples.npz\ntfmot: {quantize: true, tflite: true}\n"
+    )
     gs = GateSession(roots=[tmp_path], trust_code=False)
     r = gs.run_check("tfmot_quantize", gs.artifacts[0])
     assert r.ok, r.headline + "\n" + "\n".join(r.details)
     assert "; full-integer TFLite (LiteRT) holds against the float model on 32 samples: rel_l2 " in r.headline
     assert r.details[0] == "    against the float model            float           QAT   TFLite int8"
-    assert r.details[-1] == "  limits: convert-tflite's int8 tolerance (model_checks.producers.tflite_convert.TOLERANCE)"
+    assert (
+        r.details[-1] == "  limits: convert-tflite's int8 tolerance (model_checks.producers.tflite_convert.TOLERANCE)"
+    )
     assert {"tfmot_tflite_rel_l2", "tfmot_tflite_top1_agreement"} <= set(r.figures)

@@ -22,8 +22,18 @@ def packaged(root: Path, name: str, model: Path, reference: Path | None = None, 
     from model_checks.producers.package import package
 
     d = root / name
-    package(model, d, model_name=name, root=root, reference=reference, samples=images(16) if samples is None else samples,
-            input_range=(0.0, 1.0), layout="NHWC", tolerance=tolerance, runs=5)
+    package(
+        model,
+        d,
+        model_name=name,
+        root=root,
+        reference=reference,
+        samples=images(16) if samples is None else samples,
+        input_range=(0.0, 1.0),
+        layout="NHWC",
+        tolerance=tolerance,
+        runs=5,
+    )
     return d
 
 
@@ -57,8 +67,10 @@ def test_a_tflite_file_is_known_by_its_identifier_not_its_name(tmp_path, models)
     fake.write_bytes(b"\x08\x07\x12\x04onnx" + b"\0" * 32)  # an ONNX ModelProto's first fields
     with pytest.raises(ArtifactLoadError) as e:
         read_model(fake)
-    assert str(e.value) == ("model.tflite: the file holds onnx data, not a TFLite model (no FlatBuffer identifier TFL3 at "
-                            "bytes 4..8; judged by its content)")
+    assert str(e.value) == (
+        "model.tflite: the file holds onnx data, not a TFLite model (no FlatBuffer identifier TFL3 at "
+        "bytes 4..8; judged by its content)"
+    )
 
 
 def test_facts_read_interface_quantization_ops_and_precision(models):
@@ -67,7 +79,9 @@ def test_facts_read_interface_quantization_ops_and_precision(models):
 
     f = model_facts(models["float32"], models["float32"].parent)
     assert (f.format, f.precision) == ("tflite", "fp32")
-    assert [(t.name, t.dtype, t.shape, t.quantization) for t in f.inputs] == [("image", "float32", ("batch", 6, 6, 1), None)]
+    assert [(t.name, t.dtype, t.shape, t.quantization) for t in f.inputs] == [
+        ("image", "float32", ("batch", 6, 6, 1), None)
+    ]
     assert f.ops["CONV_2D"] == 1 and f.ops["FULLY_CONNECTED"] == 2
     d = model_facts(models["dynamic"], models["dynamic"].parent)
     assert d.precision == "int8" and "dynamic range: float activations" in d.precision_why
@@ -102,7 +116,9 @@ def test_the_runner_quantizes_inputs_and_dequantizes_outputs_with_each_tensors_o
     np.testing.assert_allclose(r.infer({"image": stored})["logits"], got)  # the stored type passes as it is
     with pytest.raises(InferenceError) as e:
         r.infer({"image": stored.astype(np.int32)})
-    assert "input 'image' is uint8, scale" in str(e.value) and "feed real values (float) to be quantized, or uint8 values, not int32" in str(e.value)
+    assert "input 'image' is uint8, scale" in str(
+        e.value
+    ) and "feed real values (float) to be quantized, or uint8 values, not int32" in str(e.value)
 
 
 def test_the_tflite_worker_imports_neither_tensorflow_nor_torch(models):
@@ -111,14 +127,17 @@ def test_the_tflite_worker_imports_neither_tensorflow_nor_torch(models):
         from pathlib import Path
         import numpy as np
         from model_checks.backends import backend
-        p = Path({str(models['int8'])!r})
+        p = Path({str(models["int8"])!r})
         backend("tflite", "facts").model_facts(p, p.parent)
         r = backend("tflite", "runner").load(p, p.parent)
         r.infer({{"image": np.zeros((2, 6, 6, 1), np.float32)}})
         t = backend("tflite", "timing").open_target(p, p.parent, "cpu", 1)
-        print("HEAVY", sorted({{m.split('.')[0] for m in sys.modules}} & {{"tensorflow", "tf_keras", "torch", "keras"}}))
+        heavy = {{"tensorflow", "tf_keras", "torch", "keras"}}
+        print("HEAVY", sorted({{m.split('.')[0] for m in sys.modules}} & heavy))
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[3]).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[3]
+    ).stdout
     assert "HEAVY []" in out
 
 
@@ -134,7 +153,8 @@ def test_the_litert_worker_family_runs_the_model_without_tensorflow_or_torch(mod
         assert r.infer({"image": images(2)})["logits"].dtype == np.float32
         assert r.note is not None and r.note.endswith("XNNPACK on") and r.inputs[0].quantization is not None
         assert workers.worker("tflite").family == "litert"
-        expr = "sorted({m.split('.')[0] for m in __import__('sys').modules} & {'tensorflow', 'tf_keras', 'keras', 'torch'})"
+        heavy = "{'tensorflow', 'tf_keras', 'keras', 'torch'}"
+        expr = f"sorted({{m.split('.')[0] for m in __import__('sys').modules}} & {heavy})"
         assert workers.call("tflite", eval, expr) == []
     finally:
         workers.close()
@@ -158,8 +178,10 @@ def test_a_flex_model_is_refused_untrusted_with_its_op_names(models):
 
     with pytest.raises(UntrustedFormatError) as e:
         require_trust_for(models["flex"], "tflite", trust_code=False)
-    assert str(e.value).startswith("refused to load a tflite model: it uses Flex (TensorFlow) ops FlexMatrixInverse, which run "
-                                   "TensorFlow kernels through its Flex delegate. Artifacts are untrusted by default")
+    assert str(e.value).startswith(
+        "refused to load a tflite model: it uses Flex (TensorFlow) ops FlexMatrixInverse, which run "
+        "TensorFlow kernels through its Flex delegate. Artifacts are untrusted by default"
+    )
     require_trust_for(models["float32"], "tflite", trust_code=False)  # builtins only: no trust needed
 
 
@@ -169,8 +191,10 @@ def test_a_trusted_flex_model_says_the_flex_delegate_is_not_available_here(model
     with pytest.raises(ArtifactLoadError) as e:
         TFLiteRunner(models["flex"], models["flex"].parent)
     msg = str(e.value)
-    assert msg.startswith("flex.tflite: trusted, but its Flex ops FlexMatrixInverse need TensorFlow's Flex delegate, and it is not "
-                          "available here: libtensorflowlite_flex.so could not be loaded")
+    assert msg.startswith(
+        "flex.tflite: trusted, but its Flex ops FlexMatrixInverse need TensorFlow's Flex delegate, and it is not "
+        "available here: libtensorflowlite_flex.so could not be loaded"
+    )
     assert "Neither the ai-edge-litert 2.3.0 wheel nor the tensorflow wheel ships it" in msg
     assert "bazel build //tensorflow/lite/delegates/flex:tensorflowlite_flex" in msg
 
@@ -181,7 +205,9 @@ def test_a_custom_op_model_is_refused_untrusted_and_trusted_says_no_kernel(model
 
     with pytest.raises(UntrustedFormatError) as e:
         require_trust_for(models["custom"], "tflite", trust_code=False)
-    assert "it uses custom ops MatrixInverse, whose kernels come from a native library registered at load time" in str(e.value)
+    assert "it uses custom ops MatrixInverse, whose kernels come from a native library registered at load time" in str(
+        e.value
+    )
     with pytest.raises(ArtifactLoadError) as e:
         TFLiteRunner(models["custom"], models["custom"].parent)
     assert str(e.value).startswith("custom.tflite: trusted, but LiteRT has no kernel for its custom ops MatrixInverse")
@@ -196,7 +222,9 @@ def test_the_gate_refuses_the_flex_model_untrusted_and_names_the_delegate_truste
     assert not untrusted and untrusted.headline == "integrity: flex@1: untrusted format refused"
     assert "refused to load a tflite model: it uses Flex (TensorFlow) ops FlexMatrixInverse" in untrusted.details[0]
     trusted = check(tmp_path, "flex", "integrity", trust=True)
-    assert not trusted and "trusted, but its Flex ops FlexMatrixInverse need TensorFlow's Flex delegate" in "\n".join(trusted.details)
+    assert not trusted and "trusted, but its Flex ops FlexMatrixInverse need TensorFlow's Flex delegate" in "\n".join(
+        trusted.details
+    )
 
 
 # -- the gate: references both ways, quantized I/O, mutants -----------------------------------------------
@@ -218,21 +246,28 @@ def test_metadata_is_true_for_a_full_integer_model(root):
 
     m = yaml.safe_load((root / "int8" / "metadata.yaml").read_text())
     assert (m["format"], m["precision"], m["runtime"].split()[0]) == ("tflite", "int8", "ai-edge-litert")
-    assert m["inputs"] == [{"name": "image", "dtype": "int8", "shape": ["batch", 6, 6, 1], "layout": "NHWC", "range": [0.0, 1.0]}]
+    assert m["inputs"] == [
+        {"name": "image", "dtype": "int8", "shape": ["batch", 6, 6, 1], "layout": "NHWC", "range": [0.0, 1.0]}
+    ]
 
 
-@pytest.mark.parametrize("tensor, why", [
-    ("logits", "output 'logits': {share} of the reference's values lie outside"),
-    ("image", "input 'image': {share} of the values fed lie outside"),
-])
+@pytest.mark.parametrize(
+    "tensor, why",
+    [
+        ("logits", "output 'logits': {share} of the reference's values lie outside"),
+        ("image", "input 'image': {share} of the values fed lie outside"),
+    ],
+)
 def test_a_mutant_with_a_wrong_scale_fails_equivalence_naming_the_tensor(tmp_path, root, models, tensor, why):
     art = tmp_path / "mutant"
     art.mkdir()
     mutate(models["int8"], art / "model.tflite", tensor, scale_by=1 / 16)
     shutil.copytree(root / "keras", tmp_path / "keras")
     np.savez(art / "samples.npz", image=images(16))
-    (art / "metadata.yaml").write_text("model_name: mutant\nversion: '1'\nfile: model.tflite\nsamples: samples.npz\n"
-                                       "reference: {path: ../keras/model.keras}\ntolerance: {rel_l2: 0.1, mae: null}\n")
+    (art / "metadata.yaml").write_text(
+        "model_name: mutant\nversion: '1'\nfile: model.tflite\nsamples: samples.npz\n"
+        "reference: {path: ../keras/model.keras}\ntolerance: {rel_l2: 0.1, mae: null}\n"
+    )
     r = check(tmp_path, "mutant", "equivalence")
     assert not r.ok and r.headline.startswith("equivalence: mutant@1 differs from its reference ../keras/model.keras")
     text = "\n".join(r.details)
@@ -250,19 +285,32 @@ def test_a_mutant_whose_zero_point_is_out_of_range_fails_integrity_naming_the_te
     r = check(tmp_path, "zp", "integrity")
     text = "\n".join(r.details)
     assert not r.ok and "model.tflite: tensor 'logits': quantization scale" in text
-    assert "and zero point 300 cannot map int8 values (the scale must be finite and > 0, the zero point within [-128, 127])" in text
+    assert (
+        "and zero point 300 cannot map int8 values "
+        "(the scale must be finite and > 0, the zero point within [-128, 127])"
+        in text
+    )
 
 
 def test_a_tflite_model_converted_from_a_perturbed_keras_model_fails_equivalence(tmp_path, root, models):
     from model_checks.producers.tflite_convert import convert_tflite
 
     perturbed = tiny()
-    perturbed.set_weights([w + np.random.default_rng(i).normal(0, 0.05, w.shape).astype(w.dtype) for i, w in enumerate(perturbed.get_weights())])
+    perturbed.set_weights(
+        [
+            w + np.random.default_rng(i).normal(0, 0.05, w.shape).astype(w.dtype)
+            for i, w in enumerate(perturbed.get_weights())
+        ]
+    )
     shutil.copytree(root / "keras", tmp_path / "keras")
-    conv = convert_tflite(perturbed, tmp_path / "perturbed.tflite", "float32", samples=images(8))  # true to its own source
+    conv = convert_tflite(
+        perturbed, tmp_path / "perturbed.tflite", "float32", samples=images(8)
+    )  # true to its own source
     packaged(tmp_path, "perturbed", conv.path, tmp_path / "keras" / "model.keras", {"rel_l2": 1e-3, "mae": None})
     r = check(tmp_path, "perturbed", "equivalence")
-    assert not r.ok and r.headline.startswith("equivalence: perturbed@1.0 differs from its reference ../keras/model.keras")
+    assert not r.ok and r.headline.startswith(
+        "equivalence: perturbed@1.0 differs from its reference ../keras/model.keras"
+    )
     assert "  output 'logits': FAILED" in r.details, "\n".join(r.details)
     assert any(line.strip().startswith("rel_l2") and line.endswith("<-- exceeds") for line in r.details)
 
@@ -282,8 +330,14 @@ def test_serve_answers_for_a_full_integer_tflite_artifact_in_real_values(root, c
     from model_checks.serving.protocol import decode_response, encode_request
 
     d = root / "int8"
-    proc = subprocess.Popen([sys.executable, "-m", "model_checks", "serve", str(d), "--port", "0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=Path(__file__).parents[3])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "model_checks", "serve", str(d), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        cwd=Path(__file__).parents[3],
+    )
     try:
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:"), proc.stderr.read()
