@@ -126,7 +126,7 @@ def precision_of(consts: Counter, activations: Counter) -> tuple[str, str]:
 
 def model_facts(path: Path, root: Path, names: Names = None) -> ModelFacts:
     data = read_model(path)
-    interp = open_interpreter(path, threads=1)
+    interp = open_interpreter(path, threads=1, allocate=False)  # facts need no kernels
     ins, outs = interface(interp)
     consts, activations = tensor_types(data)
     prec, why = precision_of(consts, activations)

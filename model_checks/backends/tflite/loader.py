@@ -209,9 +209,10 @@ def check_io_quantization(data: bytes) -> None:
         )
 
 
-def open_interpreter(path: Path, threads: int | None = None, xnnpack: bool = True) -> Any:
+def open_interpreter(path: Path, threads: int | None = None, xnnpack: bool = True, allocate: bool = True) -> Any:
     """An allocated interpreter for the model at `path` (the caller checked trust first). `xnnpack`: LiteRT's
-    default CPU delegate applied (on), or the builtin kernels alone (off)."""
+    default CPU delegate applied (on), or the builtin kernels alone (off). `allocate=False` reads the interface
+    only: no kernel is prepared, so a model whose Flex or custom ops cannot run here still shows its facts."""
     data = read_model(path)
     flex, custom = code_ops(data, path.name)
     try:
@@ -220,7 +221,7 @@ def open_interpreter(path: Path, threads: int | None = None, xnnpack: bool = Tru
         raise ArtifactLoadError(f"{path.name}: {e}") from None
     mod = litert()
     resolver = mod.OpResolverType.AUTO if xnnpack else mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    delegates = _flex_delegate(path, flex) if flex else None
+    delegates = _flex_delegate(path, flex) if flex and allocate else None
     try:
         interp = mod.Interpreter(
             model_content=data,
@@ -228,7 +229,8 @@ def open_interpreter(path: Path, threads: int | None = None, xnnpack: bool = Tru
             experimental_op_resolver_type=resolver,
             experimental_delegates=delegates,
         )
-        interp.allocate_tensors()
+        if allocate:
+            interp.allocate_tensors()
     except Exception as e:
         text = runtime_error_text(e)
         if custom and ("custom" in text.lower() or "registration" in text.lower() or any(c in text for c in custom)):

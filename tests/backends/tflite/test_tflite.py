@@ -199,6 +199,14 @@ def test_a_trusted_flex_model_says_the_flex_delegate_is_not_available_here(model
     assert "bazel build //tensorflow/lite/delegates/flex:tensorflowlite_flex" in msg
 
 
+def test_a_trusted_flex_model_still_shows_its_facts(models):
+    """Facts need no kernels: the Flex op is listed by name, so `limits.allowed_ops` can refuse it."""
+    from model_checks.backends.tflite.facts import model_facts
+
+    f = model_facts(models["flex"], models["flex"].parent)
+    assert f.ops["FlexMatrixInverse"] == 1 and [t.name for t in f.inputs] == ["a"]
+
+
 def test_a_custom_op_model_is_refused_untrusted_and_trusted_says_no_kernel(models):
     from model_checks.backends import require_trust_for
     from model_checks.backends.tflite.runner import TFLiteRunner
