@@ -367,3 +367,18 @@ def test_serve_answers_for_a_full_integer_tflite_artifact_in_real_values(root, c
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_the_gate_reports_a_tflite_artifact_in_the_summary_and_junit_with_its_budget(pytester, root):
+    """End to end as a user runs it: isolated workers, a CPU budget timed in LiteRT, the summary row and junit."""
+    shutil.copytree(root / "keras", pytester.path / "arts" / "keras")
+    shutil.copytree(root / "int8", pytester.path / "arts" / "int8")
+    manifest = pytester.path / "arts" / "int8" / "metadata.yaml"
+    manifest.write_text(manifest.read_text() + "budgets:\n  cpu: {threads: 1, latency_ms: {p50: 50.0}}\n")
+    r = pytester.runpytest("--model-checks", "arts", "-p", "no:cacheprovider", "--model-checks-summary", "s.md",
+                           "--junitxml", "j.xml", "-k", "int8 and (equivalence or metadata or latency)")
+    r.assert_outcomes(passed=3)
+    row = next(line for line in (pytester.path / "s.md").read_text().splitlines() if "`int8@1.0`" in line)
+    assert row.startswith("| `int8@1.0` | tflite | int8 |")
+    junit = (pytester.path / "j.xml").read_text()
+    assert 'name="model_checks.format" value="tflite"' in junit and 'name="model_checks.p50_ms"' in junit
