@@ -79,6 +79,11 @@ def read_model(path: Path) -> bytes:
     """The file's bytes, after checking it is a regular file inside the cap that holds a TFLite model."""
     check_regular_file(path, path.name, MAX_BYTES)
     data = path.read_bytes()
+    _require_identifier(path, data)
+    return data
+
+
+def _require_identifier(path: Path, data: Any) -> None:
     if not is_tflite(data[:8]):
         from model_checks.safety.sniff import sniff_bytes
 
@@ -86,7 +91,6 @@ def read_model(path: Path) -> bytes:
             f"{path.name}: the file holds {sniff_bytes(data[:16])} data, not a TFLite model "
             f"(no FlatBuffer identifier {IDENTIFIER.decode()} at bytes 4..8; judged by its content)"
         )
-    return data
 
 
 def operator_codes(data: bytes, name: str = "model") -> list[tuple[int, str | None]]:
@@ -122,9 +126,16 @@ def code_ops(data: bytes, name: str = "model") -> tuple[list[str], list[str]]:
 
 def trust_reason(path: Path) -> str | None:
     """Why loading this TFLite model would run code from outside the runtime (Flex or custom ops), or None."""
+    import mmap
+
     from model_checks.safety.text import printable
 
-    flex, custom = code_ops(read_model(path), path.name)
+    # mapped, not read: the parent judges trust before any worker starts, and a model may be large
+    if check_regular_file(path, path.name, MAX_BYTES) < 8:
+        read_model(path)  # refused, with what the file holds
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        _require_identifier(path, data)
+        flex, custom = code_ops(data, path.name)  # type: ignore[arg-type]
     parts = []
     if flex:
         parts.append(

@@ -61,7 +61,8 @@ def root(tmp_path_factory, models):  # type: ignore[no-untyped-def]
 
         onnx = convert_keras(src, r / "model.onnx", "fp32", samples=images(4)).path
         packaged(r, "onnx_vs_tflite_int8", onnx, r / "int8" / "model.tflite", {"rel_l2": 0.1, "mae": None})
-        packaged(r, "tflite_vs_onnx", models["float32"], r / "onnx_vs_tflite_int8" / "model.onnx", {"rel_l2": 1e-4, "mae": 1e-4})
+        twin = r / "onnx_vs_tflite_int8" / "model.onnx"
+        packaged(r, "tflite_vs_onnx", models["float32"], twin, {"rel_l2": 1e-4, "mae": 1e-4})
     return r
 
 
@@ -205,6 +206,21 @@ def test_a_trusted_flex_model_says_the_flex_delegate_is_not_available_here(model
     )
     assert "Neither the ai-edge-litert 2.3.0 wheel nor the tensorflow wheel ships it" in msg
     assert "bazel build //tensorflow/lite/delegates/flex:tensorflowlite_flex" in msg
+
+
+@pytest.mark.parametrize("head, why", [
+    (b"\xff\xff\xff\x7fTFL3", "offset 2147483647 outside the file"),
+    (b"\x08\x00\x00\x00TFL3\x40\x00\x00\x00", "a vtable outside the file"),
+])
+def test_a_damaged_flatbuffer_is_refused_before_any_runtime_reads_it(tmp_path, head, why):
+    """Trust is judged in the parent by a bounds-checked reader: a lying offset is an error, never a crash."""
+    from model_checks.backends import require_trust_for
+
+    p = tmp_path / "model.tflite"
+    p.write_bytes(head + b"\0" * 64)
+    with pytest.raises(ArtifactLoadError) as e:
+        require_trust_for(p, "tflite", trust_code=False)
+    assert str(e.value) == f"model.tflite: not a readable TFLite flatbuffer ({why})"
 
 
 def test_a_trusted_flex_model_still_shows_its_facts(models):
