@@ -77,8 +77,6 @@ def test_the_cli_names_its_bad_arguments(tmp_path, models, capsys):
 
 
 def test_the_cli_converts_and_package_writes_true_metadata(tmp_path, models, capsys):
-    from model_checks.producers.package import package
-
     np.savez(tmp_path / "calib.npz", x=images(64, seed=2))
     out = tmp_path / "m.tflite"
     code, text = run(
@@ -98,11 +96,14 @@ def test_the_cli_converts_and_package_writes_true_metadata(tmp_path, models, cap
     )
     assert code == 0, text
     assert "Keras -> TFLite int8 (tflite_converter, full_integer, uint8_io)" in text and "against Keras: rel_l2" in text
-    p = package(out, tmp_path / "art", model_name="u8", root=tmp_path, input_range=(0.0, 1.0), runs=5)
-    m = yaml.safe_load((p.dir / "metadata.yaml").read_text())
+    argv = ["package", str(out), "--out", str(tmp_path / "art"), "--name", "u8", "--range", "0,1", "--runs", "5"]
+    code, text = run(argv, capsys)
+    assert code == 0, text
+    m = yaml.safe_load((tmp_path / "art" / "metadata.yaml").read_text())
     assert (m["format"], m["precision"]) == ("tflite", "int8")
     assert m["inputs"] == [{"name": "image", "dtype": "uint8", "shape": ["batch", 6, 6, 1], "range": [0.0, 1.0]}]
     assert m["outputs"] == [{"name": "logits", "dtype": "uint8", "shape": ["batch", 5]}]
+    assert m["runtime"].startswith("ai-edge-litert ") and m["file"] == "model.tflite"
 
 
 @pytest.mark.slow  # quantization-aware training and a short fit: about 15 s on a loaded machine
