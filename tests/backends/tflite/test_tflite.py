@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from model_checks.core.errors import ArtifactLoadError, DeviceUnavailable, InferenceError, UntrustedFormatError
 from model_checks.core.session import GateSession
@@ -409,3 +411,32 @@ def test_the_gate_reports_a_tflite_artifact_in_the_summary_and_junit_with_its_bu
     assert row.startswith("| `int8@1.0` | tflite | int8 |")
     junit = (pytester.path / "j.xml").read_text()
     assert 'name="model_checks.format" value="tflite"' in junit and 'name="model_checks.p50_ms"' in junit
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(body=st.binary(min_size=0, max_size=256), root=st.integers(0, 300))
+def test_the_operator_code_reader_never_fails_but_with_a_refusal(body, root):
+    """The parent reads op codes of untrusted files: any bytes after the identifier give codes or a refusal."""
+    from model_checks.backends.tflite.loader import code_ops
+
+    data = root.to_bytes(4, "little") + b"TFL3" + body
+    try:
+        flex, custom = code_ops(data, "fuzz.tflite")
+    except ArtifactLoadError as e:
+        assert str(e).startswith("fuzz.tflite: not a readable TFLite flatbuffer (")
+    else:
+        assert isinstance(flex, list) and isinstance(custom, list)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(flips=st.lists(st.tuples(st.integers(8, 4095), st.integers(0, 255)), min_size=1, max_size=8))
+def test_a_real_model_with_bytes_overwritten_gives_codes_or_a_refusal(models, flips):
+    from model_checks.backends.tflite.loader import code_ops
+
+    data = bytearray(models["flex"].read_bytes())
+    for pos, value in flips:
+        data[pos % len(data)] = value
+    try:
+        code_ops(bytes(data), "flipped.tflite")
+    except ArtifactLoadError as e:
+        assert str(e).startswith("flipped.tflite: not a readable TFLite flatbuffer (")
