@@ -40,6 +40,7 @@ class TFLiteRunner(Runner):
         ins, outs = signature_io(self.interp)
         self._in = {n: d["index"] for n, d in ins}
         self._out = {n: d["index"] for n, d in outs}
+        self._shapes = {n: tuple(int(x) for x in d["shape"]) for n, d in ins}  # as allocated now
         self.stored_inputs, self.stored_outputs = interface(self.interp)
         self.inputs = tuple(as_float(s) for s in self.stored_inputs)
         self.outputs = tuple(as_float(s) for s in self.stored_outputs)
@@ -58,16 +59,18 @@ class TFLiteRunner(Runner):
             f"{q.dtype} values, not {a.dtype}"
         )
 
+    def resize(self, feeds: dict[str, np.ndarray]) -> None:
+        """Resize the inputs whose shape changed (a dynamic batch), then allocate once."""
+        changed = [(n, a.shape) for n, a in feeds.items() if n in self._in and self._shapes.get(n) != a.shape]
+        for name, shape in changed:
+            self.interp.resize_tensor_input(self._in[name], list(shape), strict=True)
+            self._shapes[name] = shape
+        if changed:
+            self.interp.allocate_tensors()
+
     def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         interp = self.interp
-        resized = False
-        for spec in self.stored_inputs:
-            idx, a = self._in[spec.name], feeds[spec.name]
-            if tuple(interp.get_tensor(idx).shape) != a.shape:
-                interp.resize_tensor_input(idx, list(a.shape), strict=True)
-                resized = True
-        if resized:
-            interp.allocate_tensors()
+        self.resize(feeds)
         for spec in self.stored_inputs:
             interp.set_tensor(self._in[spec.name], self._feed(spec, feeds[spec.name]))
         interp.invoke()

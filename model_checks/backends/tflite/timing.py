@@ -34,11 +34,8 @@ def open_target(path: Path, root: Path, device: str, threads: int | None) -> Tar
     outs = [runner._out[s.name] for s in runner.stored_outputs]
 
     def convert(feeds: dict[str, np.ndarray]) -> Any:
-        for spec in runner.stored_inputs:  # resized and allocated once, outside the timed calls
-            idx, a = runner._in[spec.name], np.asarray(feeds[spec.name])
-            if tuple(interp.get_tensor(idx).shape) != a.shape:
-                interp.resize_tensor_input(idx, list(a.shape), strict=True)
-                interp.allocate_tensors()
+        # resized and allocated once, outside the timed calls
+        runner.resize({n: np.asarray(a) for n, a in feeds.items()})
         return [(runner._in[s.name], runner._feed(s, np.asarray(feeds[s.name]))) for s in runner.stored_inputs]
 
     def run(prepared: Any) -> Any:
