@@ -21,7 +21,7 @@ def comparisons(ctx: CheckContext) -> list[tuple[str, Comparison]]:
         if not comparison and (clipped := saturation_lines(case.inputs, expected, runner.inputs, runner.outputs)):
             from dataclasses import replace
 
-            comparison = replace(comparison, problems=(*comparison.problems, *clipped))
+            comparison = replace(comparison, notes=tuple(clipped))
         out.append((case.label, comparison))
     return out
 
