@@ -10,7 +10,7 @@ import yaml
 from model_checks.cli import main
 from model_checks.producers.tflite_convert import convert_tflite
 from model_checks.producers.verify import ProducerError
-from tests.backends.tflite.conftest import images
+from tests.backends.tflite.models import images
 
 
 def run(argv: list[str], capsys) -> tuple[int, str]:  # type: ignore[no-untyped-def]

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from model_checks.core.errors import ArtifactLoadError, DeviceUnavailable, InferenceError, UntrustedFormatError
 from model_checks.core.session import GateSession
-from tests.backends.tflite.conftest import images, mutate, tiny
+from tests.backends.tflite.models import images, mutate, tiny
 
 
 def packaged(root: Path, name: str, model: Path, reference: Path | None = None, tolerance=None, samples=None) -> Path:
