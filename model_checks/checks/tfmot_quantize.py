@@ -16,24 +16,11 @@ def run(ctx: CheckContext) -> CheckResult:
         return CheckResult.skip(NAME, f"tfmot.quantize is not set in {ctx.where}")
     from model_checks.tfmot.artifact import quantize_report, verdict
 
-    report = ctx.pool.run_isolated(
-        ctx.fmt,
-        ctx.model_path,
-        quantize_report,
-        ctx.model_path,
-        ctx.fmt,
-        ctx.manifest.inputs,
-        ctx.pool.trust_code,
-        seed_for(ctx.artifact.id),
-    )
-    result = verdict(
-        NAME,
-        ctx.artifact.id,
-        report,
-        "quantization-aware training does not apply",
-        f"{ctx.where} declares tfmot.quantize: true; set it false if QAT is not planned for this model",
-        {"tfmot_quantize_rel_l2": report.rel_l2},
-    )
+    report = ctx.pool.run_isolated(ctx.fmt, ctx.model_path, quantize_report,
+                                   ctx.model_path, ctx.fmt, ctx.manifest.inputs, ctx.pool.trust_code, seed_for(ctx.artifact.id))
+    result = verdict(NAME, ctx.artifact.id, report, "quantization-aware training does not apply",
+                     f"{ctx.where} declares tfmot.quantize: true; set it false if QAT is not planned for this model",
+                     {"tfmot_quantize_rel_l2": report.rel_l2})
     if not result or not ctx.manifest.get("tfmot.tflite"):
         return result
     return with_tflite(ctx, result)
@@ -62,8 +49,8 @@ def with_tflite(ctx: CheckContext, result: CheckResult) -> CheckResult:
     if tl:
         return CheckResult(NAME, True, f"{result.headline}; {tl}", lines, figures=figures)
     fix = (
-        "  the QAT model needs more training, or the layers that lose most (see `model-checks localize` on an ONNX "
-        f"export) kept in float; or set tfmot.tflite: false in {ctx.where} if no TFLite model is shipped"
+        "  fit the QAT model longer, or keep its most sensitive layers in float (annotate only the others with "
+        f"quantize_annotate_layer); or set tfmot.tflite: false in {ctx.where} if no TFLite model is shipped"
     )
     detail = tuple(f"  - {f}" for f in tl.failures)
     return CheckResult(

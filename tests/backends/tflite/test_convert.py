@@ -170,3 +170,35 @@ def test_tfmot_quantize_with_tflite_converts_the_qat_model_and_holds_it_against_
         r.details[-1] == "  limits: convert-tflite's int8 tolerance (model_checks.producers.tflite_convert.TOLERANCE)"
     )
     assert {"tfmot_tflite_rel_l2", "tfmot_tflite_top1_agreement"} <= set(r.figures)
+
+
+def test_a_tflite_step_that_does_not_hold_fails_the_check_with_the_figures_and_the_fix(tmp_path, models):
+    """The failing branch, with the report the worker would send (QAT itself is exercised by the slow test)."""
+    import shutil
+
+    from model_checks.checks.context import CheckContext
+    from model_checks.checks.tfmot_quantize import with_tflite
+    from model_checks.core.results import CheckResult
+    from model_checks.core.session import GateSession
+    from model_checks.tfmot.tflite import TFLiteReport
+
+    d = tmp_path / "k"
+    d.mkdir()
+    shutil.copyfile(models["keras"], d / "model.keras")
+    manifest = "model_name: k\nversion: '1'\nfile: model.keras\ntfmot: {quantize: true, tflite: true}\n"
+    (d / "metadata.yaml").write_text(manifest)
+    gs = GateSession(roots=[tmp_path])
+    report = TFLiteReport(8, "generated inputs", {"TFLite int8": {"rel_l2": 0.4, "top1_agreement": 0.5}},
+                          {"rel_l2": 0.15, "top1_agreement": 0.95}, ("rel_l2 0.4 over the limit 0.15",))
+    gs.pool.run_isolated = lambda *args: report  # type: ignore[method-assign]
+    qat = CheckResult("tfmot_quantize", True, "tfmot_quantize: k@1: quantization-aware training applies")
+    r = with_tflite(CheckContext(gs.artifacts[0], gs.pool), qat)
+    assert not r.ok
+    assert r.headline == (
+        "tfmot_quantize: k@1: QAT applies, but full-integer TFLite (LiteRT) does not hold against the "
+        "float model on 8 generated inputs: rel_l2 0.4, top1_agreement 0.5"
+    )
+    assert r.details[0] == "  - rel_l2 0.4 over the limit 0.15"
+    assert r.details[-1].startswith("  fit the QAT model longer, or keep its most sensitive layers in float")
+    assert "set tfmot.tflite: false in k/metadata.yaml" in r.details[-1]
+    assert r.figures["tfmot_tflite_rel_l2"] == 0.4
