@@ -440,3 +440,18 @@ def test_a_real_model_with_bytes_overwritten_gives_codes_or_a_refusal(models, fl
         code_ops(bytes(data), "flipped.tflite")
     except ArtifactLoadError as e:
         assert str(e).startswith("flipped.tflite: not a readable TFLite flatbuffer (")
+
+
+def test_generated_inputs_are_quantized_too(tmp_path, root):
+    """Without samples the gate generates float inputs in the declared range; the runner quantizes them."""
+    import yaml
+
+    shutil.copytree(root / "keras", tmp_path / "keras")
+    shutil.copytree(root / "int8", tmp_path / "int8")
+    (tmp_path / "int8" / "samples.npz").unlink()
+    m = yaml.safe_load((tmp_path / "int8" / "metadata.yaml").read_text())
+    del m["samples"]
+    (tmp_path / "int8" / "metadata.yaml").write_text(yaml.safe_dump(m))
+    r = check(tmp_path, "int8", "equivalence")
+    assert r.ok and r.headline.startswith("equivalence: int8@1.0 matches ../keras/model.keras over 2 case(s)")
+    assert "quantized I/O: input 'image' quantized (int8, scale " in r.headline
