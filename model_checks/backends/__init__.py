@@ -29,6 +29,7 @@ BACKENDS: dict[str, Backend] = {
     "keras": Backend("model_checks.backends.keras", "model-checks[keras]", "tensorflow"),
     "saved_model": Backend("model_checks.backends.keras", "model-checks[keras]", "tensorflow"),
     "openvino": Backend("model_checks.backends.openvino", "model-checks[openvino]", "openvino"),
+    "tflite": Backend("model_checks.backends.tflite", "model-checks[tflite]", "litert"),
 }
 
 CODE_FORMATS_WHY = {
@@ -66,7 +67,7 @@ def open_target(path: Path, fmt: str, root: Path, device: str, threads: int | No
     """Open `path` for timing on `device` ("cpu" or "gpu") with `threads` intra-op threads, through its backend."""
     require_trust_for(path, fmt, trust_code)
     if fmt not in BACKENDS:
-        raise DeviceUnavailable(f"budgets for {fmt} artifacts are not measured by this version of model-checks (onnx, torchscript and keras are)")
+        raise DeviceUnavailable(f"budgets for {fmt} artifacts are not measured by this version of model-checks (onnx, torchscript, keras and tflite are)")
     return backend(fmt, "timing").open_target(path, root, device, threads)
 
 
@@ -90,6 +91,15 @@ def require_trust_for(path: Path, fmt: str, trust_code: bool) -> None:
 
             if path.is_file() and sniff(path) != "zip":
                 require_trust(fmt, ".h5", trust_code)
+    if fmt == "tflite" and not trust_code and path.is_file():
+        # a flatbuffer carries no Python; only Flex and custom ops bring code from outside the runtime
+        from model_checks.backends.tflite.loader import trust_reason
+
+        if why := trust_reason(path):
+            raise UntrustedFormatError(
+                f"refused to load a tflite model: {why}. Artifacts are untrusted by default; if this branch is trusted, "
+                "run with --model-checks-trust-code (set it in CI only for trusted branches)"
+            )
     require_trust(fmt, path.suffix, trust_code)
 
 

@@ -11,6 +11,7 @@ from model_checks.checks.context import CheckContext
 from model_checks.core import runtimes
 from model_checks.core.errors import ModelChecksError
 from model_checks.core.metrics import Comparison, OutputComparison, compare_outputs
+from model_checks.core.quantio import io_note, saturation_lines
 from model_checks.core.results import CheckResult
 from model_checks.manifest.model import Limit
 
@@ -23,6 +24,7 @@ UNGATED = {"top1_agreement": Limit(0.0, "not gated"), "mismatch_fraction": Limit
 def comparisons(ctx: CheckContext, outputs: list[dict] | None = None) -> list[tuple[str, Comparison]]:
     """Each case compared: (label, Comparison); `outputs`, one per case, when another runtime computed them."""
     runner = ctx.runner() if outputs is None else None
+    specs = ctx.runner()  # the artifact's interface (a quantized input's range is read off it)
     out = []
     for i, case in enumerate(ctx.cases()):
         got = runner.infer(case.inputs) if runner is not None else outputs[i]  # type: ignore[index]
@@ -33,8 +35,16 @@ def comparisons(ctx: CheckContext, outputs: list[dict] | None = None) -> list[tu
             outs = tuple(replace(o, note="; ".join(filter(None, (widened[o.name], o.note)))) if o.name in widened else o
                          for o in c.outputs)
             c = replace(c, outputs=outs)
+        if not c and (clipped := saturation_lines(case.inputs, expected, specs.inputs, specs.outputs)):
+            c = replace(c, notes=tuple(clipped))
         out.append((case.label, c))
     return out
+
+
+def how_run(ctx: CheckContext) -> str:
+    """How the artifact ran, where it matters to the figures: quantized I/O, the runtime's own choices."""
+    runner = ctx.runner()
+    return "; ".join(n for n in (runner.description, io_note(runner.inputs, runner.outputs)) if n)
 
 
 def widened_floats(ctx: CheckContext, got: dict, expected: dict) -> tuple[dict, dict, dict[str, str]]:
@@ -83,7 +93,7 @@ def verdict(ctx: CheckContext, results: list[tuple[str, Comparison]], runtime: s
     on = f" on {runtime}" if runtime else ""
     failed = [(label, c) for label, c in results if not c]
     if failed:
-        lines = []
+        lines = [f"  ran as: {how}"] if not runtime and (how := how_run(ctx)) else []
         for label, c in failed:
             lines.append(f"  case: {label}" + (f" (ran on {ran})" if ran else ""))
             lines += c.render()
@@ -103,8 +113,9 @@ def verdict(ctx: CheckContext, results: list[tuple[str, Comparison]], runtime: s
                 f"({n_out} failure(s) in {len(failed)} of {len(results)} case(s))")
         return CheckResult(NAME, False, head, tuple(lines), figures=figures)
     summary = ", ".join(f"{k} {v:.3g}" for k, v in figures.items() if v is not None and k in METRICS)
+    how = f" ({how})" if (how := how_run(ctx)) and not runtime else ""
     return CheckResult(NAME, True,
-                       f"{NAME}: {ctx.artifact.id}{on} matches {ref} over {len(results)} case(s): worst {summary}",
+                       f"{NAME}: {ctx.artifact.id}{on} matches {ref} over {len(results)} case(s): worst {summary}{how}",
                        tuple(notes or ()), figures=figures)
 
 

@@ -21,8 +21,10 @@ PRODUCER_STEPS = {
     "keep_io_types", "per_channel", "torch_dynamic_quantization", "trace", "script", "tf2onnx", "skl2onnx", "zipmap", "no_zipmap", "torch.export", "ort_optimize",
     # model-checks quantize: the CPU family its settings are for, 7-bit weights, and the repairs made to its source
     "target_portable", "target_x86_avx2", "target_x86_vnni", "target_arm64", "reduce_range", "constants_to_initializers", "opset_upgrade",
+    "tflite_converter", "float16", "dynamic_range", "full_integer", "qat", "int8_io", "uint8_io",
 }
-RUNTIME_PACKAGES = {"onnx": "onnxruntime", "torchscript": "torch", "keras": "tf-keras", "saved_model": "tensorflow"}
+RUNTIME_PACKAGES = {"onnx": "onnxruntime", "torchscript": "torch", "keras": "tf-keras", "saved_model": "tensorflow",
+                    "tflite": "ai-edge-litert"}
 
 
 def runtime_specifier(text: str) -> tuple[str, SpecifierSet]:

@@ -40,10 +40,12 @@ def merge_interface(declared: Iterable[TensorSpec] | None, model: Iterable[Tenso
         out.append(
             TensorSpec(
                 name=m.name,
-                dtype=(d.dtype if d and d.dtype else m.dtype) or "float32",
+                # a runner that quantizes an input itself is fed real values, whatever dtype the model stores
+                dtype=(m.dtype if m.quantization is not None else d.dtype if d and d.dtype else m.dtype) or "float32",
                 shape=d.shape if d and d.shape is not None else m.shape,
                 layout=d.layout if d else None,
                 range=d.range if d and d.range else m.range,  # declared, else what the graph proves
+                quantization=m.quantization,
             )
         )
     return out

@@ -12,7 +12,7 @@ from model_checks.core.errors import ArtifactLoadError
 from model_checks.manifest.model import TensorSpec
 
 # The layout a framework's image models use when nothing is declared and the shape cannot tell.
-CONVENTION = {"keras": "NHWC", "saved_model": "NHWC", "torchscript": "NCHW"}
+CONVENTION = {"keras": "NHWC", "saved_model": "NHWC", "tflite": "NHWC", "torchscript": "NCHW"}
 CHANNELS = (1, 2, 3, 4)  # a small dim next to larger spatial dims is taken for channels
 
 

@@ -119,12 +119,13 @@ class Comparison:
 
     outputs: tuple[OutputComparison, ...]
     problems: tuple[str, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = field(default_factory=tuple)  # what explains a failure (a quantized tensor that clips)
 
     def __bool__(self) -> bool:
         return not self.problems and all(o.ok for o in self.outputs)
 
     def render(self) -> list[str]:
-        lines = [f"  {p}" for p in self.problems]
+        lines = [f"  {p}" for p in (*self.problems, *self.notes)]
         for o in self.outputs:
             lines += ["  " + line for line in o.render()]
         return lines

@@ -21,9 +21,9 @@ def reference_kind(path: Path) -> str:
         return "model" if (path / "saved_model.pb").is_file() else "testdata"
     if path.suffix.lower() == ".npz":
         return "npz"
-    if guess_format(path.name) in ("onnx", "torchscript", "keras"):
+    if guess_format(path.name) in ("onnx", "torchscript", "keras", "tflite"):
         return "model"
-    raise ArtifactLoadError(f"reference.path: cannot tell what {path.name} is; use a model (.onnx, .pt, .keras, .h5), an .npz, or an ONNX test data directory")
+    raise ArtifactLoadError(f"reference.path: cannot tell what {path.name} is; use a model (.onnx, .pt, .keras, .h5, .tflite), an .npz, or an ONNX test data directory")
 
 
 def recorded_cases(path: Path, key: str) -> list[Case]:

@@ -17,7 +17,7 @@ EXTRAS: dict[str, str] = {
     "sklearn": "producers", "sympy": "producers",
     "matplotlib": "report",
     "hypothesis": "dev", "xdist": "dev",
-    "junitparser": "merge", "ray": "ray", "openvino": "openvino",
+    "junitparser": "merge", "ray": "ray", "openvino": "openvino", "ai_edge_litert": "tflite",
 }
 
 

@@ -125,7 +125,8 @@ def torch_family(out: Path, data: Digits) -> list[Packaged]:
 
 
 def keras_family(out: Path, data: Digits) -> list[Packaged]:
-    """digits_keras: fp32, fp16, uint8 (dynamic) and int8 (static QDQ) ONNX through tf2onnx."""
+    """digits_keras: fp32, fp16, uint8 (dynamic) and int8 (static QDQ) ONNX through tf2onnx; the Keras model;
+    TFLite float32, float16, dynamic-range and full-int8 (from the QAT model) against it."""
     from model_checks.examples import digits_keras
     from model_checks.producers.keras_convert import convert_keras
 
@@ -142,6 +143,9 @@ def keras_family(out: Path, data: Digits) -> list[Packaged]:
 
     _fresh(fam.dir("model"))
     made += tfmot_keras.keras_artifacts(model, fam)  # the Keras model itself, with tfmot declared
+    from model_checks.examples.tflite_keras import tflite_artifacts
+
+    made += tflite_artifacts(fam.dir("model") / "model.keras", fam, calibration)  # TFLite, against that .keras source
     return made
 
 

@@ -9,7 +9,20 @@ METRICS = ("rel_l2", "mae", "max_abs", "top1_agreement", "mismatch_fraction")
 DEFAULT_TOLERANCE = {"rel_l2": 1.0e-3, "mae": 1.0e-3}
 
 FORMAT_BY_SUFFIX = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".keras": "keras", ".h5": "keras",
-                   ".xml": "openvino"}
+                   ".xml": "openvino", ".tflite": "tflite"}
+
+
+@dataclass(frozen=True)
+class QuantParams:
+    """How a quantized tensor maps to real values: real = (stored - zero_point) * scale, `dtype` the stored type.
+    Read off a model (a full-integer TFLite model's int8 inputs and outputs), never declared in a manifest."""
+
+    scale: float
+    zero_point: int
+    dtype: str
+
+    def __str__(self) -> str:
+        return f"{self.dtype}, scale {self.scale:.6g}, zero point {self.zero_point}"
 
 
 @dataclass(frozen=True)
@@ -21,6 +34,9 @@ class TensorSpec:
     shape: tuple[int | str, ...] | None = None
     layout: str | None = None
     range: tuple[float, float] | None = None
+    # Set by a runner that quantizes this input (dequantizes this output) itself: `dtype` is then the float type
+    # the gate feeds and compares in, and `quantization` the model's own storage.
+    quantization: QuantParams | None = None
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> TensorSpec:

@@ -24,14 +24,14 @@ CLAIM_FACTOR = 2.0  # checks.budgets.policy.CLAIM_FACTOR, not imported: loading 
 
 def add_options(parser: pytest.Parser) -> None:
     """Every option in one group with one prefix, each with a metavar, a type that names a bad value, and help ending with its default."""
-    g = parser.getgroup(GROUP, "model-checks: gate ML model artifacts (ONNX, TorchScript, Keras)")
+    g = parser.getgroup(GROUP, "model-checks: gate ML model artifacts (ONNX, TorchScript, Keras, TFLite)")
     g.addoption("--model-checks", action="append", default=[], metavar="DIR", dest="model_checks_roots",
                 help="check every artifact (a directory with metadata.yaml) under DIR; repeatable. Nothing under DIR is ever "
                      "imported or run by pytest (a conftest.py or test file there is ignored with a warning). Default: the ini "
                      "option model_checks_roots, gated when pytest is given no paths or a path that overlaps a root")
     g.addoption("--model-checks-trust-code", action="store_true", default=False, dest="model_checks_trust_code",
                 help="load formats that carry code: TorchScript archives and pickled .pt files, Keras .h5 (Lambda layers hold "
-                     "bytecode), SavedModel. Threat model: artifacts come from pull requests, some from strangers, and a model "
+                     "bytecode), SavedModel, TFLite models with Flex or custom ops. Threat model: artifacts come from pull requests, some from strangers, and a model "
                      "file can be a program that runs when it loads. Untrusted, only data formats are loaded (ONNX, .npz with "
                      "pickles refused, .keras in safe mode without custom objects), judged by content, not name; every path stays "
                      "inside the artifacts root. Set this only in CI jobs for trusted branches. Default: off")

@@ -77,7 +77,8 @@ def recorded_machine(calibration_us: float | None, runtime: str) -> dict[str, An
 def _ranged(t: TensorSpec, value_range: Any) -> TensorSpec:
     """`t` with its range: `value_range` is one pair for the float inputs, or ranges by input name; an integer
     input without one keeps the range the graph proves (an embedding's rows)."""
-    integer = t.dtype is not None and t.dtype.startswith(("int", "uint"))
+    # a quantized input (a full-integer TFLite model's) is fed real values: it takes the float range
+    integer = t.dtype is not None and t.dtype.startswith(("int", "uint")) and t.quantization is None
     r = value_range.get(t.name) if isinstance(value_range, Mapping) else (None if integer else value_range)
     return replace(t, range=tuple(r)) if r is not None else t
 
@@ -92,7 +93,7 @@ def _spec(t: Any, layout: str | None = None) -> dict[str, Any]:
         d["shape"] = list(t.shape)
     if layout:
         d["layout"] = layout
-    integer = t.dtype is not None and t.dtype.startswith(("int", "uint"))
+    integer = t.dtype is not None and t.dtype.startswith(("int", "uint")) and getattr(t, "quantization", None) is None
     r = t.range
     if r is not None:
         d["range"] = [int(r[0]), int(r[1])] if integer else [float(r[0]), float(r[1])]
@@ -159,7 +160,7 @@ def package(model: str | Path, out_dir: str | Path, *, model_name: str, version:
         raise ProducerError(f"model: {model} does not exist")
     fmt = guess_format(model.name)
     if fmt is None:
-        raise ProducerError(f"model: cannot tell the format of {model.name} from its name (.onnx, .pt, .keras, .h5)")
+        raise ProducerError(f"model: cannot tell the format of {model.name} from its name (.onnx, .pt, .keras, .h5, .tflite)")
     root = Path(root) if root is not None else out_dir.parent
     resolve_inside(root, out_dir, ".", "out_dir")  # the artifact itself must lie inside the root
     if fmt == "onnx":

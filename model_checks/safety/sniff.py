@@ -11,9 +11,11 @@ _ONNX_FIRST_TAGS = {0x08, 0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0xA2, 
 
 
 def sniff_bytes(head: bytes) -> str:
-    """`onnx`, `zip`, `pickle`, `hdf5`, `numpy`, `text`, `empty` or `unknown`."""
+    """`onnx`, `tflite`, `zip`, `pickle`, `hdf5`, `numpy`, `text`, `empty` or `unknown`."""
     if not head:
         return "empty"
+    if len(head) >= 8 and head[4:8] == b"TFL3":  # a FlatBuffer's file identifier follows its root offset
+        return "tflite"
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         return "zip"
     if head[0] == 0x80 and len(head) > 1 and 2 <= head[1] <= 5:

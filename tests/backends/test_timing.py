@@ -61,8 +61,8 @@ def test_cpu_target_runs_on_the_cpu_provider(onnx_model):
 
 
 def test_unsupported_format_is_unavailable_not_a_crash(tmp_path):
-    with pytest.raises(DeviceUnavailable, match=r"budgets for tflite artifacts are not measured .*\(onnx, torchscript and keras are\)"):
-        open_target(tmp_path / "m.tflite", "tflite", tmp_path, "cpu", 1)
+    with pytest.raises(DeviceUnavailable, match=r"budgets for coreml artifacts are not measured .*\(onnx, torchscript, keras and tflite are\)"):
+        open_target(tmp_path / "m.mlmodel", "coreml", tmp_path, "cpu", 1)
 
 
 @pytest.mark.gpu

@@ -8,7 +8,7 @@ import textwrap
 from fixtures import artifacts as A
 
 HEAVY = ("torch", "tensorflow", "tf_keras", "keras", "onnxruntime", "tf2onnx", "tensorflow_model_optimization", "ray", "junitparser",
-         "openvino")
+         "openvino", "ai_edge_litert")
 
 
 def test_importing_the_package_imports_no_framework():
