@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "fp16": "model_checks.commands.fp16",
     "optimize": "model_checks.commands.optimize",
     "convert-keras": "model_checks.commands.convert_keras",
+    "convert-tflite": "model_checks.commands.convert_tflite",
     "convert-sklearn": "model_checks.commands.convert_sklearn",
     "package": "model_checks.commands.package",
     "tfmot-matrix": "model_checks.commands.tfmot_matrix",
@@ -31,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "loadtest": "model_checks.commands.loadtest",
     "merge": "model_checks.commands.merge",
     "run": "model_checks.commands.run",
+    "canary": "model_checks.commands.canary",
 }
 DESCRIPTION = """Gate and produce ML model artifacts.
 
@@ -97,7 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(importlib.import_module(COMMANDS[args.command]).run(args) or 0)
     except ModelChecksError as e:
-        print(f"model-checks {args.command}: error: {e}", file=sys.stderr)
+        text = e.for_cli() if hasattr(e, "for_cli") else str(e)  # a producer's hint names the flag, not the parameter
+        print(f"model-checks {args.command}: error: {text}", file=sys.stderr)
         return 1
     except ModuleNotFoundError as e:  # an extra not installed: a sentence, never a traceback
         if not is_optional(e):

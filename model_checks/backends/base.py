@@ -32,6 +32,7 @@ class Runner:
     path: Path
     inputs: tuple[TensorSpec, ...] = ()
     outputs: tuple[TensorSpec, ...] = ()
+    description: str = ""  # what runs it, where a runtime has settings worth stating ("openvino 2026.4.1 CPU, ...", TFLite: XNNPACK and threads)
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the model on `feeds` (input name -> array); outputs by name, in the model's order.

@@ -19,6 +19,8 @@ FRAMEWORKS: tuple[str, ...] = (
     "model_checks.backends.onnx",
     "model_checks.backends.torchscript",
     "model_checks.backends.keras",
+    "model_checks.backends.openvino",
+    "model_checks.backends.tflite",
 )
 
 DIRECTORY = ""  # the `suffixes` key of a format stored as a directory (a SavedModel)
@@ -37,7 +39,10 @@ class Framework:
     - `sniff(head) -> bool`: whether a file's first bytes are this framework's own kind (named after `kind`);
       `sniff_weak` when it is a heuristic that a sharper magic number of another framework must win over.
     - `carries_code(fmt, path) -> why | None`: why loading that file runs code it carries (None: pure data);
-      such formats load only with --model-checks-trust-code."""
+      such formats load only with --model-checks-trust-code. `"<module>:<function>"` names one in the folder,
+      imported only when a file is judged (a reader too heavy for the declaration).
+    - `reference_model`: whether a file of its formats may be another artifact's `reference.path`.
+    - `checker`: how integrity names the format's own checker (`facts.validate`) beside the runtime's verdict."""
 
     name: str
     formats: tuple[str, ...]
@@ -50,7 +55,9 @@ class Framework:
     kind: str | None = None
     sniff: Callable[[bytes], bool] | None = None
     sniff_weak: bool = False  # a heuristic rather than a magic number: tried after every other framework's
-    carries_code: Callable[[str, Path], str | None] | None = None
+    carries_code: Callable[[str, Path], str | None] | str | None = None
+    reference_model: bool = True
+    checker: str | None = None
     package: str = ""  # set from FRAMEWORKS: the folder that declares it
 
     def __post_init__(self) -> None:
@@ -121,16 +128,28 @@ def extras_by_module() -> dict[str, str]:
     return {m: fw.extra.partition("[")[2].rstrip("]") for fw in frameworks() for m in fw.modules if "[" in fw.extra}
 
 
-def sniff_kind(head: bytes) -> str | None:
-    """The framework kind a file's first bytes show (`onnx`), or None."""
-    ordered = sorted((fw for fw in frameworks() if fw.sniff is not None and fw.kind), key=lambda fw: fw.sniff_weak)
-    return next((fw.kind for fw in ordered if fw.sniff(head)), None)
+def sniff_kind(head: bytes, weak: bool) -> str | None:
+    """The framework kind a file's first bytes show (`tflite`), or None: the magic numbers (`weak=False`), or the
+    heuristics to try after every container kind (`weak=True`, ONNX's)."""
+    found = (fw for fw in frameworks() if fw.sniff is not None and fw.kind and fw.sniff_weak == weak)
+    return next((fw.kind for fw in found if fw.sniff(head)), None)
 
 
 def code_reason(fmt: str, path: Path) -> str | None:
     """Why loading `path` as `fmt` would run code it carries, or None for a pure data format."""
     fw = framework_of(fmt)
-    return fw.carries_code(fmt, path) if fw is not None and fw.carries_code is not None else None
+    if fw is None or fw.carries_code is None:
+        return None
+    judge = fw.carries_code
+    if isinstance(judge, str):
+        module, _, name = judge.partition(":")
+        judge = getattr(importlib.import_module(f"{fw.package}.{module}"), name)
+    return judge(fmt, path)
+
+
+def reference_formats() -> tuple[str, ...]:
+    """The formats a `reference.path` model file may have."""
+    return tuple(f for fw in frameworks() if fw.reference_model for f in fw.formats)
 
 
 def titles() -> str:

@@ -22,6 +22,8 @@ CHECKS: tuple[str, ...] = (
     "model_checks.checks.metadata",
     "model_checks.checks.limits",
     "model_checks.checks.equivalence",
+    "model_checks.checks.portability",
+    "model_checks.checks.determinism",
     "model_checks.checks.accuracy",
     "model_checks.checks.roundtrip",
     "model_checks.checks.tfmot_quantize",
@@ -74,8 +76,10 @@ def module(name: str) -> ModuleType:
     return importlib.import_module(get(name).run.__module__)
 
 
-def applicable(artifact: Artifact) -> list[str]:
-    """Checks to collect for an artifact; an invalid manifest gets only `manifest`, which fails."""
+def applicable(artifact: Artifact, nightly: bool = False) -> list[str]:
+    """Checks to collect for an artifact; an invalid manifest gets only `manifest`, which fails. `nightly` adds the
+    checks a nightly run makes of every artifact (`Check.nightly`: determinism)."""
     if artifact.manifest is None:
         return [FIRST]
-    return [name for name, c in registry().items() if c.applies is None or c.applies(artifact.manifest)]
+    m = artifact.manifest
+    return [name for name, c in registry().items() if c.applies is None or c.applies(m) or (nightly and c.nightly)]

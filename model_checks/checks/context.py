@@ -6,12 +6,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from model_checks.core.artifact import Artifact
 from model_checks.backends.base import ModelFacts, Names, Runner, declared_names
 from model_checks.core.errors import ManifestError, ModelChecksError, with_context
-from model_checks.core.inputs import Case, generated_cases, merge_interface, sample_cases
+from model_checks.core.inputs import Case, cast_feeds, generated_cases, merge_interface, sample_cases
 from model_checks.manifest import Manifest, guess_format
 from model_checks.core.pool import ModelPool
 from model_checks.core.references import recorded_cases, reference_kind, testdata_cases
@@ -22,6 +22,8 @@ class CheckContext:
     artifact: Artifact
     pool: ModelPool
     localize: bool = True  # a failed equivalence says where the models diverge (--model-checks-localize)
+    serving_caps: Any = None  # serving.caps.ServingCaps from the gate's options; None: their defaults
+    runtime: str | None = None  # the runtime an item of `runtimes:` runs the model on (None: the format's own)
 
     @property
     def manifest(self) -> Manifest:
@@ -84,13 +86,21 @@ class CheckContext:
         return self.reference_format != self.fmt or self.fmt == "torchscript"
 
     def reference_feeds(self, feeds: dict) -> dict:
-        """The artifact's feeds as the reference model wants them: its names, its layout (`model_checks.core.layout`)."""
-        if not self.cross_framework:
-            return feeds
-        from model_checks.core.layout import feeds_for
+        """The artifact's feeds as the reference model wants them: its names, its layout (`model_checks.core.layout`),
+        its input dtypes (`reference_casts` names the casts)."""
+        return self._reference_feeds(feeds)[0]
 
-        specs = merge_interface(self.manifest.inputs, self.runner().inputs)
-        return feeds_for(feeds, specs, self.fmt, self.reference_runner().inputs, self.reference_format)
+    def reference_casts(self, feeds: dict) -> list[str]:
+        """The casts `reference_feeds` makes for the reference model (float16 samples for a float32 reference)."""
+        return self._reference_feeds(feeds)[1] if self.reference_kind == "model" else []
+
+    def _reference_feeds(self, feeds: dict) -> tuple[dict, list[str]]:
+        if self.cross_framework:
+            from model_checks.core.layout import feeds_for
+
+            specs = merge_interface(self.manifest.inputs, self.runner().inputs)
+            feeds = feeds_for(feeds, specs, self.fmt, self.reference_runner().inputs, self.reference_format)
+        return cast_feeds(feeds, self.reference_runner().inputs)
 
     def reference_outputs(self, feeds: dict) -> dict:
         """The reference model run on the artifact's feeds, its outputs under the artifact's names (by order
@@ -124,7 +134,8 @@ class CheckContext:
         samples = self.artifact.path("samples")
         if samples is None:
             return None
-        return sample_cases(samples, self.interface(), f"{self.where}: samples")[0].inputs
+        feeds = sample_cases(samples, self.interface(), f"{self.where}: samples")[0].inputs
+        return cast_feeds(feeds, self.runner().inputs)[0]
 
     def cases(self) -> list[Case]:
         """What equivalence runs: recorded cases when the reference is a recording, else samples or generated."""
@@ -136,5 +147,20 @@ class CheckContext:
             return testdata_cases(self.reference_path, [t.name for t in r.inputs], [t.name for t in r.outputs], key, self.artifact.root)  # type: ignore[arg-type]
         samples = self.artifact.path("samples")
         if samples is not None:
-            return sample_cases(samples, self.interface(), f"{self.where}: samples")
-        return generated_cases(self.interface(), self.artifact.id)
+            cases = sample_cases(samples, self.interface(), f"{self.where}: samples")
+        else:
+            cases = generated_cases(self.interface(), self.artifact.id)
+        return [self._as_declared(c) for c in cases]
+
+    def _as_declared(self, case: Case) -> Case:
+        """`case` with its inputs in the model's own input dtypes, the casts named in its label, with those the
+        reference model's feeds will get (`reference_feeds`)."""
+        feeds, notes = cast_feeds(case.inputs, self.runner().inputs)
+        label = f"{case.label}; for the model {', '.join(notes)}" if notes else case.label
+        try:
+            theirs = self.reference_casts(feeds) if case.outputs is None else []
+        except ModelChecksError:
+            theirs = []  # a reference that cannot be had fails where it is used, not in naming a case
+        if theirs:
+            label += f"; for the reference {', '.join(theirs)}"
+        return case if label == case.label else Case(label, feeds, case.outputs)

@@ -3,10 +3,12 @@ and matches the declared sha256 (ONNX: with its external data files)."""
 
 from __future__ import annotations
 
+from model_checks.backends.registry import framework_of, runtime_package
 from model_checks.checks.context import CheckContext
 from model_checks.checks.registry import Check
-from model_checks.safety.digest import sha256_of
+from model_checks.core.errors import ArtifactLoadError, of_kind
 from model_checks.core.results import CheckResult
+from model_checks.safety.digest import sha256_of
 
 NAME = "integrity"
 
@@ -26,12 +28,30 @@ def run(ctx: CheckContext) -> CheckResult:
         if actual.lower() != declared.lower():
             what = ctx.model_path.name + (f" with {len(files) - 1} external data file(s)" if len(files) > 1 else "")
             problems.append(f"sha256: declared {declared} but {what} hashes to {actual}; the file changed after packaging, or update sha256 in {ctx.where}")
-    if not problems:
-        ctx.runner()  # an onnxruntime session (or the format's runtime) must open
+    opens(ctx, problems)
+    runtime = runtime_package(ctx.fmt) or "its runtime"
+    notes = [f"  {runtime} opens it all the same: the other checks run on it"] if problems else []
     return CheckResult.from_problems(
-        NAME, ctx.artifact.id, problems,
+        NAME, ctx.artifact.id, problems, notes=notes,
         passed=f"{ctx.model_path.name} is a valid {ctx.fmt} model, opens in its runtime" + (", sha256 matches" if declared else ""),
     )
+
+
+def opens(ctx: CheckContext, problems: list[str]) -> None:
+    """The runtime must open the model, whatever the format's checker said: a model it refuses is refused here,
+    once, with the runtime's reason and the checker's verdict beside it (they can disagree either way), and the
+    artifact's other checks are skipped naming this one (an ArtifactLoadError blocks them in the session)."""
+    try:
+        ctx.runner()  # an onnxruntime session (or the format's runtime) must open
+    except ArtifactLoadError as e:
+        fw = framework_of(ctx.fmt)
+        checker = fw.checker if fw is not None and fw.checker else f"the {ctx.fmt} checker"
+        if problems:
+            verdict = [f"{checker} refuses it too:", *(f"  - {p}" for p in problems)]
+        else:
+            verdict = [f"{checker} accepts it: the model is valid, but this runtime cannot run it (an op, a domain "
+                       "or a type it lacks: check the op against the runtime's version, or export without it)"]
+        raise of_kind(ArtifactLoadError, "\n".join([str(e), *verdict])) from None
 
 
 CHECK = Check(NAME, run)

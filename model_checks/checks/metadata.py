@@ -20,6 +20,9 @@ NAME = "metadata"
 PRODUCER_STEPS = {
     "quantize_dynamic", "quantize_static", "quantize_qdq", "quant_pre_process", "fp16", "convert_float_to_float16",
     "keep_io_types", "per_channel", "torch_dynamic_quantization", "trace", "script", "tf2onnx", "skl2onnx", "zipmap", "no_zipmap", "torch.export", "ort_optimize",
+    # model-checks quantize: the CPU family its settings are for, 7-bit weights, and the repairs made to its source
+    "target_portable", "target_x86_avx2", "target_x86_vnni", "target_arm64", "reduce_range", "constants_to_initializers", "opset_upgrade",
+    "tflite_converter", "float16", "dynamic_range", "full_integer", "qat", "int8_io", "uint8_io",
 }
 
 

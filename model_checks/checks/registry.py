@@ -33,6 +33,9 @@ class Check:
     - `blocking`: what a failure means for the artifact's later checks: "failure" (any failure: they cannot run,
       as after an invalid manifest), "model" (a failure saying the model cannot be had at all, refused, unsafe,
       unloadable or its framework missing, is read once and the later checks say so), "never".
+    - `nightly`: also collected for every artifact when the run writes the nightly report (`applies` aside).
+    - `machine_dependent`: its verdict depends on the machine (timings, int8 arithmetic): the machine's properties
+      travel with it, and a merge of shards from different machines names it.
     - `figures`: columns of summary.md taken from its figures; `cell(status, figures)`: its own status cell
       (default: the status), under `column` (default: its name)."""
 
@@ -43,6 +46,8 @@ class Check:
     blocking: Blocking = "model"
     per_device: bool = False
     variants: Callable[[Any], Sequence[str | None]] | None = None
+    nightly: bool = False
+    machine_dependent: bool = False
     figures: tuple[Figure, ...] = ()
     column: str | None = None
     cell: Callable[[str, dict], str] | None = None

@@ -1,4 +1,5 @@
-"""`tfmot_quantize`: quantization-aware training applies to a Keras artifact that declares `tfmot.quantize`."""
+"""`tfmot_quantize`: quantization-aware training applies to a Keras artifact that declares `tfmot.quantize`; with
+`tfmot.tflite`, the QAT model also converts to a full-integer TFLite model that holds against the float model."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from model_checks.core.inputs import seed_for
 from model_checks.core.results import CheckResult
 
 NAME = "tfmot_quantize"
+TFLITE_LIMITS_FROM = "convert-tflite's int8 tolerance (model_checks.producers.tflite_convert.TOLERANCE)"
 
 
 def run(ctx: CheckContext) -> CheckResult:
@@ -17,9 +19,44 @@ def run(ctx: CheckContext) -> CheckResult:
 
     report = ctx.pool.run_isolated(ctx.fmt, ctx.model_path, quantize_report,
                                    ctx.model_path, ctx.fmt, ctx.manifest.inputs, ctx.pool.trust_code, seed_for(ctx.artifact.id))
-    return verdict(NAME, ctx.artifact.id, report, "quantization-aware training does not apply",
-                   f"{ctx.where} declares tfmot.quantize: true; set it false if QAT is not planned for this model",
-                   {"tfmot_quantize_rel_l2": report.rel_l2})
+    result = verdict(NAME, ctx.artifact.id, report, "quantization-aware training does not apply",
+                     f"{ctx.where} declares tfmot.quantize: true; set it false if QAT is not planned for this model",
+                     {"tfmot_quantize_rel_l2": report.rel_l2})
+    if not result or not ctx.manifest.get("tfmot.tflite"):
+        return result
+    return with_tflite(ctx, result)
+
+
+def with_tflite(ctx: CheckContext, result: CheckResult) -> CheckResult:
+    """The QAT model to full-integer TFLite, in LiteRT, against the float model on the samples."""
+    from model_checks.tfmot.tflite import tflite_report
+
+    feeds = ctx.sample_feeds()
+    samples = next(iter(feeds.values())) if feeds and len(feeds) == 1 else None
+    tl = ctx.pool.run_isolated(
+        ctx.fmt,
+        ctx.model_path,
+        tflite_report,
+        ctx.model_path,
+        ctx.fmt,
+        ctx.manifest.inputs,
+        ctx.pool.trust_code,
+        seed_for(ctx.artifact.id),
+        samples,
+    )
+    figures = dict(result.figures)
+    figures.update({f"tfmot_tflite_{k}": v for k, v in tl.figures.get("TFLite int8", {}).items()})
+    lines = tuple(tl.table()) + (f"  limits: {TFLITE_LIMITS_FROM}",)
+    if tl:
+        return CheckResult(NAME, True, f"{result.headline}; {tl}", lines, figures=figures)
+    fix = (
+        "  fit the QAT model longer, or keep its most sensitive layers in float (annotate only the others with "
+        f"quantize_annotate_layer); or set tfmot.tflite: false in {ctx.where} if no TFLite model is shipped"
+    )
+    detail = tuple(f"  - {f}" for f in tl.failures)
+    return CheckResult(
+        NAME, False, f"{NAME}: {ctx.artifact.id}: QAT applies, but {tl}", detail + lines + (fix,), figures=figures
+    )
 
 
 # collected only for Keras artifacts whose manifest asks for it (`tfmot: {quantize: true}`)

@@ -1,7 +1,8 @@
 """Show where an ONNX artifact and its ONNX reference diverge: tensor by tensor, the error each node introduces.
 
 It runs the artifact's equivalence cases, takes the first failing one (else the first), and runs both models
-with intermediate tensors exposed, in an isolated worker, under a time and a memory cap.
+with intermediate tensors exposed, in an isolated worker, under a time and a memory cap. Unlike the lines under
+a failed check (which stop at the first node over the tolerance, within a few seconds), it measures every tensor.
 
 example:
   model-checks localize artifacts/digits_cnn_int8_static
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 
 from model_checks.core.argtypes import existing_dir, positive_number
 
@@ -36,19 +38,23 @@ def run(args: argparse.Namespace) -> int:
     from model_checks.isolation.limits import Limits
     from model_checks.localize.gate import applies, find
     from model_checks.localize.runner import Caps
+    from model_checks.safety.text import printable
 
     d = args.artifact.resolve()
     root = (args.root or d.parent).resolve()
     art = next((a for a in discover([root]) if a.dir.resolve() == d), None)
     if art is None or art.manifest is None:
         why = art.error if art is not None else f"no metadata.yaml under {root} names {d}"
-        raise SystemExit(f"model-checks localize: error: {why}")
+        raise SystemExit(f"model-checks localize: error: {printable(str(why))}")
     with ModelPool(isolation=Limits()) as pool:
         ctx = CheckContext(art, pool)
         if ctx.reference_path is None or not applies(ctx):
-            raise SystemExit(f"model-checks localize: error: {art.rel_dir}: needs an ONNX artifact whose reference.path is an ONNX model")
+            raise SystemExit(f"model-checks localize: error: {printable(str(art.rel_dir))}: needs an ONNX artifact "
+                             f"whose reference.path is an ONNX model")
+        start = time.monotonic()
         results = comparisons(ctx)
+        check_s = time.monotonic() - start
         label, comparison = next(((lbl, c) for lbl, c in results if not c), results[0])
-        found = find(ctx, label, comparison, Caps(args.time_cap, args.memory_cap))
+        found = find(ctx, label, comparison, Caps(args.time_cap, args.memory_cap, "--time-cap", check_s))
     print(json.dumps(found.to_json(), indent=1) if args.json else str(found))
     return 0

@@ -17,17 +17,18 @@ import argparse
 from pathlib import Path
 
 from model_checks.core.argtypes import existing_dir, existing_file, metric_limit, names, positive_int, value_range
+from model_checks.producers.figures import RUNS
 
 EXTRAS = "producers"  # the extras it needs beyond the base install, named in --help
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", type=existing_file(".onnx", ".pt", ".pth", ".keras", ".h5"), metavar="MODEL", help="the model file")
+    p.add_argument("model", type=existing_file(".onnx", ".pt", ".pth", ".keras", ".h5", ".tflite"), metavar="MODEL", help="the model file")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="the artifact directory to write (required)")
     p.add_argument("--name", required=True, metavar="NAME", help="model_name (required)")
     p.add_argument("--version", default="1.0", metavar="V", help="version (default: 1.0)")
     p.add_argument("--root", type=existing_dir, default=None, metavar="DIR", help="the artifacts root every path must stay in (default: --out's parent)")
-    p.add_argument("--reference", type=existing_file(".onnx", ".pt", ".pth", ".keras", ".h5"), metavar="FILE",
+    p.add_argument("--reference", type=existing_file(".onnx", ".pt", ".pth", ".keras", ".h5", ".tflite"), metavar="FILE",
                    help="the model this one is compared with, inside the root (default: none)")
     p.add_argument("--samples", type=existing_file(".npz"), metavar="NPZ", help="real inputs for equivalence, arrays named by input (default: none)")
     p.add_argument("--eval", type=existing_file(".npz"), metavar="NPZ", help="labelled data with arrays x and y, to measure accuracy (default: none)")
@@ -41,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--roundtrip", choices=("torch",), action="append", default=[], metavar="TO",
                    help="have the gate convert the ONNX model to TO and compare the two (torch; repeatable; default: none)")
     p.add_argument("--threads", type=positive_int, default=1, metavar="N", help="threads for the latency measurement (default: 1)")
-    p.add_argument("--runs", type=positive_int, default=50, metavar="N", help="timed runs for latency_ms (default: 50)")
+    p.add_argument("--runs", type=positive_int, default=RUNS, metavar="N", help=f"timed runs for latency_ms (default: {RUNS})")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,6 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", type=Path, metavar="OUT.pt", help="where to write the TorchScript archive")
     p.add_argument("--tolerance", type=metric_limit, action="append", default=[], metavar="METRIC=VALUE",
                    help="a limit for the check against onnxruntime, repeatable (default: rel_l2=1e-4 and max_abs=1e-3)")
+    p.add_argument("--samples", type=existing_file(".npz"), metavar="NPZ",
+                   help="inputs to compare on, arrays named by input (default: seeded, at each batch size the gate tries)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,5 +34,8 @@ def run(args: argparse.Namespace) -> int:
     if args.tolerance:
         given = {k: Limit(v, "--tolerance") for k, v in args.tolerance if v is not None}
         limits = lambda _name: given  # noqa: E731
-    print(write(args.model, args.out, tolerance=limits))
+    from model_checks.core.inputs import load_npz
+
+    samples = load_npz(args.samples, "--samples") if args.samples else None
+    print(write(args.model, args.out, tolerance=limits, samples=samples))
     return 0

@@ -124,7 +124,17 @@ class RuntimeTimeoutError(WorkerBrokeError):
 
 
 class ProducerError(ModelChecksError):
-    """A producer refused to write: bad input, or an output that does not match its source."""
+    """A producer refused to write: bad input, or an output that does not match its source.
+
+    `cli` is the same sentence with the command line's flags where the message names a Python parameter; the
+    CLI prints it instead (`for_cli`)."""
+
+    def __init__(self, message: str, cli: str | None = None):
+        super().__init__(message)
+        self.cli = cli
+
+    def for_cli(self) -> str:
+        return self.cli or str(self)
 
 
 class ProtocolError(ModelChecksError):

@@ -9,6 +9,7 @@ from typing import Iterable
 
 import numpy as np
 
+from model_checks.core import batch as batching
 from model_checks.core.errors import ArtifactLoadError, InputGenerationError
 from model_checks.manifest.model import TensorSpec
 from model_checks.safety.paths import check_regular_file
@@ -39,22 +40,32 @@ def merge_interface(declared: Iterable[TensorSpec] | None, model: Iterable[Tenso
         out.append(
             TensorSpec(
                 name=m.name,
-                dtype=(d.dtype if d and d.dtype else m.dtype) or "float32",
+                # a runner that quantizes an input itself is fed real values, whatever dtype the model stores
+                dtype=(m.dtype if m.quantization is not None else d.dtype if d and d.dtype else m.dtype) or "float32",
                 shape=d.shape if d and d.shape is not None else m.shape,
                 layout=d.layout if d else None,
                 range=d.range if d and d.range else m.range,  # declared, else what the graph proves
+                quantization=m.quantization,
             )
         )
     return out
 
 
 def batch_dims(specs: Iterable[TensorSpec]) -> set[str]:
-    """Names of dynamic leading dims: the batch."""
-    return {s.shape[0] for s in specs if s.shape and isinstance(s.shape[0], str)}
+    """The name of the batch dim (`core/batch.find`), as a set: empty when there is none."""
+    b = batching.find(specs)
+    return {b.name} if b else set()
 
 
-def concrete_shape(spec: TensorSpec, batch: int, sizes: dict[str, int] | None = None) -> tuple[int, ...]:
+def concrete_shape(
+    spec: TensorSpec, batch: int, sizes: dict[str, int] | None = None, batch_name: str | None = None
+) -> tuple[int, ...]:
+    """`spec`'s shape with its dynamic dims sized: the batch's (wherever it sits) at `batch`, the others from
+    `sizes` or at OTHER_DYNAMIC_DIM. `batch_name` is the batch's name among all the inputs (`core/batch.find`),
+    "" when they have none; without it, the batch is found in this spec alone."""
     sizes = sizes or {}
+    found = batching.Batch(batch_name, "") if batch_name else batching.find([spec]) if batch_name is None else None
+    where = found.axis(spec) if found else None
     shape = []
     for i, d in enumerate(spec.shape or ()):
         if isinstance(d, int) and d > 0:
@@ -62,13 +73,15 @@ def concrete_shape(spec: TensorSpec, batch: int, sizes: dict[str, int] | None = 
         elif isinstance(d, str) and d in sizes:
             shape.append(sizes[d])
         else:
-            shape.append(batch if i == 0 else OTHER_DYNAMIC_DIM)
+            shape.append(batch if i == where else OTHER_DYNAMIC_DIM)
     return tuple(shape)
 
 
 def generate(specs: list[TensorSpec], batch: int, seed: int = 0, sizes: dict[str, int] | None = None) -> dict[str, np.ndarray]:
-    """Seeded inputs for `specs` at `batch`, within each spec's range; refuses gigantic inputs first."""
+    """Seeded inputs for `specs` at `batch` (along the batch dim wherever each input carries it; inputs without
+    it are generated whole), within each spec's range; refuses gigantic inputs first."""
     rng = np.random.default_rng(seed)
+    found = batching.find(specs)
     feeds = {}
     for spec in specs:
         if spec.shape is None:
@@ -79,7 +92,7 @@ def generate(specs: list[TensorSpec], batch: int, seed: int = 0, sizes: dict[str
             dtype = None
         if dtype is None or dtype.kind not in "fbiu":
             raise InputGenerationError(f"input '{spec.name}' is {spec.dtype}: the gate generates numbers and bools only; give samples (an .npz with an array named '{spec.name}')")
-        shape = concrete_shape(spec, batch, sizes)
+        shape = concrete_shape(spec, batch, sizes, found.name if found else "")
         nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
         if nbytes > MAX_GENERATED_BYTES:
             raise InputGenerationError(
@@ -131,8 +144,10 @@ def seed_for(artifact_id: str) -> int:
 
 def other_dynamic_dims(specs: Iterable[TensorSpec]) -> list[str]:
     """Named dynamic dims that are not the batch (sequence lengths, image sizes), in order of appearance."""
+    specs = list(specs)
     batch = batch_dims(specs)
-    return list(dict.fromkeys(d for s in specs for d in (s.shape or ())[1:] if isinstance(d, str) and d not in batch and d != "?"))
+    named = (d for s in specs for d in (s.shape or ()) if isinstance(d, str) and d not in batch and d != "?")
+    return list(dict.fromkeys(named))
 
 
 def generated_cases(specs: list[TensorSpec], artifact_id: str) -> list[Case]:
@@ -147,6 +162,30 @@ def generated_cases(specs: list[TensorSpec], artifact_id: str) -> list[Case]:
         dims = ", ".join(f"{d} {SHORT_DYNAMIC_DIM}" for d in others)
         cases.append(Case(f"generated, batch {b}, {dims}", generate(specs, b, seed + 100 + b, sizes)))
     return cases
+
+
+def cast_feeds(feeds: dict[str, np.ndarray], specs: Iterable[TensorSpec]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """`feeds` in the dtypes `specs` (a model's own inputs) declare, and what was cast: a float16 model gets its
+    float32 samples as float16 and a float32 reference the float16 ones as float32; integers are cast where
+    every value fits. Anything else (floats for an integer input) is left for the model to refuse."""
+    out, notes = dict(feeds), []
+    for spec in specs:
+        a = feeds.get(spec.name)
+        if a is None or not spec.dtype:
+            continue
+        try:
+            want = np.dtype(spec.dtype)
+        except TypeError:
+            continue
+        if a.dtype == want or a.dtype.kind not in "fiu" or want.kind not in "fiu":
+            continue
+        if (a.dtype.kind == "f") != (want.kind == "f"):
+            continue
+        if want.kind in "iu" and a.size and (a.min() < np.iinfo(want).min or a.max() > np.iinfo(want).max):
+            continue
+        out[spec.name] = a.astype(want)
+        notes.append(f"'{spec.name}' cast {a.dtype} -> {want}")
+    return out, notes
 
 
 def _unpacked_bytes(path: Path, key: str) -> int:
@@ -193,7 +232,10 @@ def sample_cases(path: Path, specs: list[TensorSpec], key: str) -> list[Case]:
             raise ArtifactLoadError(f"{key}: {path.name} has no array for input '{s.name}' (it has {', '.join(arrays) or 'none'})")
         feeds[s.name] = arr
     cases = [Case(f"samples ({path.name})", feeds)]
-    n = {len(a) for a in feeds.values() if a.ndim}
-    if batch_dims(specs) and n and min(n) > 1:  # a dynamic batch: the first sample alone as well
-        cases.append(Case(f"samples ({path.name}), sample 0 alone", {k: (v[:1] if v.ndim else v) for k, v in feeds.items()}))
+    found = batching.find(specs)
+    where = batching.axes(specs, found)
+    n = batching.size(feeds, where)
+    if found and n and n > 1:  # a dynamic batch: the first sample alone as well, cut along the batch wherever it sits
+        alone = batching.take(feeds, where, slice(0, 1))
+        cases.append(Case(f"samples ({path.name}), sample 0 alone ({found.describe()})", alone))
     return cases

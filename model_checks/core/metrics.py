@@ -119,12 +119,13 @@ class Comparison:
 
     outputs: tuple[OutputComparison, ...]
     problems: tuple[str, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = field(default_factory=tuple)  # what explains a failure (a quantized tensor that clips)
 
     def __bool__(self) -> bool:
         return not self.problems and all(o.ok for o in self.outputs)
 
     def render(self) -> list[str]:
-        lines = [f"  {p}" for p in self.problems]
+        lines = [f"  {p}" for p in (*self.problems, *self.notes)]
         for o in self.outputs:
             lines += ["  " + line for line in o.render()]
         return lines
@@ -153,7 +154,12 @@ def compare_output(name: str, out: np.ndarray, ref: np.ndarray, limits: Mapping[
     if out.shape != ref.shape:
         return OutputComparison(name, problem=f"shape {list(out.shape)} differs from the reference's {list(ref.shape)}; shapes must match exactly (nothing is broadcast)")
     if out.dtype != ref.dtype:
-        return OutputComparison(name, problem=f"dtype {out.dtype} differs from the reference's {ref.dtype}; cast explicitly when packaging (fp16 is never compared with fp32 silently)")
+        return OutputComparison(
+            name,
+            problem=f"dtype {out.dtype} differs from the reference's {ref.dtype}; cast explicitly when packaging, or "
+            f"declare outputs[].dtype: {out.dtype} in metadata.yaml to compare both in float32 or wider "
+            "(fp16 is never compared with fp32 silently)",
+        )
     if out.size == 0:
         return OutputComparison(name, problem=f"output is empty (shape {list(out.shape)}); an empty comparison proves nothing")
     for arr, side in ((out, "the output"), (ref, "the reference")):

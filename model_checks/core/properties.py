@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from model_checks.core.artifact import Artifact
+from model_checks.core.batch import find as find_batch
 from model_checks.core.inputs import BATCH_SIZES, DEFAULT_RANGES, concrete_shape, integer_range
 from model_checks.manifest.model import TensorSpec
 from model_checks.core.metrics import Comparison, compare_outputs
@@ -35,11 +36,13 @@ SHOWN_VALUES = 16  # an input this small is shown whole; larger ones by shape, r
 
 
 def feeds_strategy(specs: Sequence[TensorSpec], max_batch: int = MAX_BATCH) -> Any:
-    """Feeds for `specs`: one batch size (1..max_batch when the leading dim is dynamic) shared by all inputs."""
+    """Feeds for `specs`: one batch size (1..max_batch when there is a batch, `core/batch`) shared by all inputs
+    along the batch wherever each carries it; inputs without it at their declared shape."""
     from hypothesis import strategies as st
     from hypothesis.extra import numpy as hnp
 
-    dynamic = any(s.shape and isinstance(s.shape[0], str) for s in specs)
+    found = find_batch(specs)
+    dynamic = found is not None
 
     def arrays(batch: int) -> Any:
         fields = {}
@@ -53,7 +56,8 @@ def feeds_strategy(specs: Sequence[TensorSpec], max_batch: int = MAX_BATCH) -> A
                 elements = st.booleans()
             else:
                 elements = st.integers(*integer_range(s))  # inclusive, like generated inputs
-            fields[s.name] = hnp.arrays(dtype, concrete_shape(s, batch), elements=elements, fill=elements)
+            shape = concrete_shape(s, batch, batch_name=found.name if found else "")
+            fields[s.name] = hnp.arrays(dtype, shape, elements=elements, fill=elements)
         return st.fixed_dictionaries(fields)
 
     batches = st.integers(1, max_batch) if dynamic else st.just(1)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 from model_checks.backends.onnx.testdata import read_tensor
-from model_checks.backends.registry import format_by_suffix
+from model_checks.backends.registry import format_by_suffix, reference_formats
 from model_checks.core.errors import ArtifactLoadError
 from model_checks.core.inputs import Case, load_npz
 from model_checks.manifest import guess_format
@@ -19,9 +19,9 @@ def reference_kind(path: Path) -> str:
         return "model" if (path / "saved_model.pb").is_file() else "testdata"
     if path.suffix.lower() == ".npz":
         return "npz"
-    if path.suffix and guess_format(path.name) is not None:
+    if path.suffix and guess_format(path.name) in reference_formats():
         return "model"
-    suffixes = ", ".join(s for s in format_by_suffix() if s)
+    suffixes = ", ".join(s for s, f in format_by_suffix().items() if s and f in reference_formats())
     raise ArtifactLoadError(f"reference.path: cannot tell what {path.name} is; use a model ({suffixes}), an .npz, or an ONNX test data directory")
 
 

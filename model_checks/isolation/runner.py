@@ -26,7 +26,8 @@ class IsolatedRunner(Runner):
     def _ensure_loaded(self) -> int:
         worker = self.workers.worker(self.format)
         if self._handle is None or self._generation != worker.generation or not worker.alive:
-            handle, self.inputs, self.outputs = self.workers.request(self.format, "load", self._load_args, self.path)
+            loaded = self.workers.request(self.format, "load", self._load_args, self.path)
+            handle, self.inputs, self.outputs, self.description = loaded
             self._handle, self._generation = handle, worker.generation
         assert self._handle is not None
         return self._handle

@@ -43,6 +43,9 @@ SIGNAL_MEANING = {
     "SIGKILL": "killed from outside (perhaps the kernel's out-of-memory killer)",
 }
 STARTUP_TIMEOUT_S = 120.0
+# Workers that turn a model into code (onnx2torch and torch.fx): no network, no new processes, and writes only
+# inside the sandbox, enforced by an audit hook from before the request runs (see worker.confine).
+CONFINED_FAMILIES = frozenset({"convert"})
 # Package directories (os.pathsep-separated) a worker may import beyond the standard library, site-packages and
 # model_checks: for the gate's own tests, whose crash hooks live in a package of theirs. Each is linked by name.
 EXTRA_IMPORTS_ENV = "MODEL_CHECKS_WORKER_IMPORTS"
@@ -53,6 +56,27 @@ _BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from model_checks.isolatio
 _PRIVATE_DIRS = {"HOME": "home", "TMPDIR": "tmp", "TMP": "tmp", "TEMP": "tmp", "XDG_CACHE_HOME": "home/.cache",
                  "XDG_CONFIG_HOME": "home/.config", "XDG_DATA_HOME": "home/.local/share", "KERAS_HOME": "home/.keras",
                  "TORCH_HOME": "home/.cache/torch"}
+
+
+# The variables a worker inherits (exact names, then prefixes): the rest of the environment stays with the gate.
+ENV_ALLOWED = frozenset({
+    "PATH", "LANG", "LANGUAGE", "TZ", "TERM", "LD_LIBRARY_PATH", "LD_PRELOAD", "CUDA_VISIBLE_DEVICES", "CUDA_HOME",
+    "CUDA_PATH", "NVIDIA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "TF_USE_LEGACY_KERAS", "TF_CPP_MIN_LOG_LEVEL",
+    "TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "ORT_DISABLE_TELEMETRY",
+    "SOURCE_DATE_EPOCH", "CONDA_PREFIX", "VIRTUAL_ENV", EXTRA_IMPORTS_ENV,
+})
+ENV_ALLOWED_PREFIXES = ("LC_", "OMP_", "KMP_", "MKL_", "DNNL_", "ONEDNN_", "CUDA_", "CUDNN_", "NCCL_", "OV_",
+                        "OPENVINO_")
+# Never, whatever the prefix: names that commonly hold a secret.
+_SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "_KEY", "AUTH", "COOKIE", "SESSION")
+
+
+def allowed_variable(name: str) -> bool:
+    """Whether a worker inherits the environment variable `name` (see ENV_ALLOWED)."""
+    if any(w in name.upper() for w in _SECRET_WORDS):
+        return False
+    return name in ENV_ALLOWED or name.startswith(ENV_ALLOWED_PREFIXES)
 
 
 # What runtimes in a worker print on their own below errors (TensorFlow's C++ info and warning lines on every
@@ -66,7 +90,9 @@ class Sandbox:
     so that no code from the artifacts' tree is importable and nothing a library or a model writes lands in the
     user's tree or home. Removed when the session's workers are closed."""
 
-    def __init__(self) -> None:
+    def __init__(self, first: tuple[Path, ...] = ()) -> None:
+        """`first`: files and folders linked by name ahead of site-packages (a candidate runtime's install, for
+        `model-checks canary`): the worker imports them in place of the installed ones."""
         self.dir = Path(tempfile.mkdtemp(prefix="model-checks-workers-"))
         self.imports = self.dir / "imports"
         self.cwd = self.dir / "cwd"
@@ -74,11 +100,13 @@ class Sandbox:
             d.mkdir(parents=True, exist_ok=True)
         packages = [Path(__file__).resolve().parents[1]]
         packages += [Path(p).resolve() for p in os.environ.get(EXTRA_IMPORTS_ENV, "").split(os.pathsep) if p]
-        for package in packages:
-            (self.imports / package.name).symlink_to(package, target_is_directory=True)
+        for package in [*packages, *first]:
+            (self.imports / package.name).symlink_to(package, target_is_directory=package.is_dir())
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        """An allow-list, not the parent's environment: a CI job's secrets (tokens, keys, cloud credentials) never
+        reach code that handles an artifact; only what runtimes read to find libraries, threads and devices does."""
+        env = {k: v for k, v in os.environ.items() if allowed_variable(k)}
         env.update({k: str(self.dir / sub) for k, sub in _PRIVATE_DIRS.items()})
         env.update({k: v for k, v in QUIET_RUNTIMES.items() if k not in env})  # a user's own setting wins
         return env
@@ -130,7 +158,8 @@ class Worker:
         finally:
             theirs.close()
         self.conn = Connection(ours.detach())
-        self.conn.send(WorkerSetup(self.limits.memory_mb, dict(BACKENDS)))
+        confine = str(self.sandbox.dir) if self.family in CONFINED_FAMILIES else None
+        self.conn.send(WorkerSetup(self.limits.memory_mb, dict(BACKENDS), confine))
         self.generation += 1
 
     def request(self, op: str, args: tuple, what: str) -> Any:
@@ -234,8 +263,9 @@ def _known_error(info: ErrorInfo) -> type[ModelChecksError] | None:
 class Workers:
     """The workers of one session, one per framework family, and the models that crashed them."""
 
-    def __init__(self, limits: Limits | None = None):
+    def __init__(self, limits: Limits | None = None, first: tuple[Path, ...] = ()):
         self.limits = limits or Limits()
+        self.first = first  # imported ahead of site-packages (see Sandbox)
         self._sandbox: Sandbox | None = None
         self._workers: dict[str, Worker] = {}
         self._failed: dict[tuple[str, str], ModelChecksError] = {}
@@ -244,7 +274,7 @@ class Workers:
         family = backend_family(fmt)
         if family not in self._workers:
             if self._sandbox is None:
-                self._sandbox = Sandbox()
+                self._sandbox = Sandbox(self.first)
             self._workers[family] = Worker(family, self.limits, self._sandbox)
         return self._workers[family]
 

@@ -13,10 +13,12 @@ Everything else that shares a name is listed as not comparable, with the reason.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 TRANSPARENT = frozenset({"QuantizeLinear", "DequantizeLinear", "Cast", "Identity"})
+MAX_TRANSPARENT = 8  # transparent ops seen through in a row (a QDQ pair and a Cast take three): keeps a walk local
 _QMIN = {2: 0, 3: -128, 4: 0, 5: -32768}  # TensorProto.UINT8, INT8, UINT16, INT16: the lowest value
 
 
@@ -28,7 +30,7 @@ class Pair:
     reference: str  # in the reference
     node: str  # the node (of the artifact) whose op produced the value
     op: str
-    upstream: tuple[str, ...]  # artifact tensors of earlier pairs this one is computed from
+    inputs: tuple[str, ...]  # that node's inputs: the error it introduces is measured over theirs
     note: str = ""
 
 
@@ -36,6 +38,15 @@ class Pair:
 class Skipped:
     tensor: str
     reason: str
+
+
+class TimeCapReached(Exception):
+    """Matching ran past the localisation's time cap."""
+
+
+def _check(deadline: float | None, i: int) -> None:
+    if deadline is not None and i % 256 == 0 and time.monotonic() > deadline:
+        raise TimeCapReached
 
 
 class Graph:
@@ -49,6 +60,7 @@ class Graph:
         self.outputs = [o.name for o in g.output]
         self.inits = {i.name: i for i in g.initializer}
         self.producer: dict[str, Any] = {}
+        self._variable: set[str] | None = None
         self.consumers: dict[str, list[Any]] = {}
         for n in self.nodes:
             for o in n.output:
@@ -60,39 +72,46 @@ class Graph:
 
     def is_constant(self, t: str) -> bool:
         """A tensor computed from constants only (a weight's DequantizeLinear, a Cast of a weight)."""
-        seen: set[str] = set()
-        stack = [t]
-        while stack:
-            cur = stack.pop()
-            if cur in seen:
-                continue
-            seen.add(cur)
-            if cur in self.inputs:
-                return False
-            n = self.producer.get(cur)
-            if n is not None and cur not in self.constants:
-                stack += [i for i in n.input if i]
-        return True
+        return t not in self.variable
+
+    @property
+    def variable(self) -> set[str]:
+        """Tensors that depend on a graph input: everything reached from the inputs through consumers, once."""
+        if self._variable is None:
+            found = set(self.inputs)
+            stack = list(self.inputs)
+            seen: set[int] = set()
+            while stack:
+                for n in self.consumers.get(stack.pop(), []):
+                    if id(n) not in seen:
+                        seen.add(id(n))
+                        new = [o for o in n.output if o and o not in self.constants and o not in found]
+                        found.update(new)
+                        stack += new
+            self._variable = found
+        return self._variable
 
     def source(self, t: str) -> tuple[str, list[Any]]:
         """Up through transparent ops: (the tensor they start from, the transparent nodes passed)."""
-        chain = []
-        while (n := self.producer.get(t)) is not None and n.op_type in TRANSPARENT and n.input and n.input[0]:
+        chain: list[Any] = []
+        while (len(chain) < MAX_TRANSPARENT and (n := self.producer.get(t)) is not None and n.op_type in TRANSPARENT
+               and n.input and n.input[0]):
             chain.append(n)
             t = n.input[0]
         return t, chain
 
     def effective_consumers(self, t: str) -> list[Any]:
         """Down through transparent ops: the nodes that really use `t`'s value."""
-        out, stack, seen = [], [t], set()
+        out: list[Any] = []
+        stack, seen = [(t, 0)], set()
         while stack:
-            cur = stack.pop()
+            cur, depth = stack.pop()
             for n in self.consumers.get(cur, []):
                 if id(n) in seen:
                     continue
                 seen.add(id(n))
-                if n.op_type in TRANSPARENT and n.input[0] == cur:
-                    stack += list(n.output)
+                if n.op_type in TRANSPARENT and n.input[0] == cur and depth < MAX_TRANSPARENT:
+                    stack += [(o, depth + 1) for o in n.output]
                 else:
                     out.append(n)
         return out
@@ -126,31 +145,16 @@ def _feeding_ops(g: Graph, node: Any) -> set[str]:
     return ops
 
 
-def _upstream(g: Graph, node: Any, paired: set[str]) -> tuple[str, ...]:
-    """The nearest paired tensors (or graph inputs) feeding `node`, through unpaired ones."""
-    found: list[str] = []
-    stack = [i for i in node.input if i]
-    seen: set[str] = set()
-    while stack:
-        t = stack.pop()
-        if t in seen or t in g.constants:
-            continue
-        seen.add(t)
-        if t in paired:
-            found.append(t)
-        elif (p := g.producer.get(t)) is not None:
-            stack += [i for i in p.input if i]
-    return tuple(sorted(set(found)))
-
-
-def match(artifact: Any, reference: Any) -> tuple[list[Pair], list[Skipped], int]:
+def match(artifact: Any, reference: Any, deadline: float | None = None) -> tuple[list[Pair], list[Skipped], int]:
     """Pairs in the artifact's topological order, what shares a name but is not comparable, and how many
-    of the artifact's computed tensors have no counterpart in the reference at all."""
+    of the artifact's computed tensors have no counterpart in the reference at all. Each tensor is looked up
+    by name, never against every other: linear in the nodes (raises TimeCapReached past `deadline`)."""
     a, r = Graph(artifact), Graph(reference)
     best: dict[str, tuple[int, str, Any, str]] = {}  # reference tensor -> (chain length, artifact tensor, node, note)
     skipped: dict[str, str] = {}
     absent = 0
-    for n in a.nodes:
+    for k, n in enumerate(a.nodes):
+        _check(deadline, k)
         for t in n.output:
             if not t or n.op_type == "QuantizeLinear" or t in a.constants or a.is_constant(t):
                 continue
@@ -190,7 +194,7 @@ def match(artifact: Any, reference: Any) -> tuple[list[Pair], list[Skipped], int
         for t in n.output:
             if t in chosen:
                 ref, producer, note = chosen[t]
-                up = _upstream(a, producer, {p.tensor for p in pairs} | a.inputs)
-                pairs.append(Pair(t, ref, _label(producer), producer.op_type, tuple(u for u in up if u not in a.inputs), note))
+                inputs = tuple(i for i in producer.input if i)
+                pairs.append(Pair(t, ref, _label(producer), producer.op_type, inputs, note))
                 skipped.pop(t, None)
     return pairs, [Skipped(t, why) for t, why in skipped.items()], absent

@@ -18,6 +18,9 @@ def is_qdq(model: Any) -> bool:
 
 
 def activation_db(got: np.ndarray, want: np.ndarray) -> float:
+    from model_checks.backends.onnx.runtime import onnxruntime
+
+    onnxruntime()  # the package itself first, its cache kept out of the user's home
     from onnxruntime.quantization.qdq_loss_debug import compute_signal_to_quantization_noice_ratio
 
     return float(compute_signal_to_quantization_noice_ratio(np.asarray(want, np.float64), np.asarray(got, np.float64)))
@@ -25,6 +28,9 @@ def activation_db(got: np.ndarray, want: np.ndarray) -> float:
 
 def weights(reference_path: Path, artifact_path: Path) -> list[Sqnr]:
     """SQNR of each quantized weight against the reference's float weight of the same name."""
+    from model_checks.backends.onnx.runtime import onnxruntime
+
+    onnxruntime()  # the package itself first, its cache kept out of the user's home
     from onnxruntime.quantization.qdq_loss_debug import compute_weight_error, create_weight_matching
 
     log = logging.getLogger()

@@ -91,7 +91,8 @@ def parse_manifest(data: Any, display: str, policy: dict[str, Any] | None = None
     problems = _semantic_problems(merged)
     fmt = merged.get("format") or guess_format(merged["file"])
     if fmt is None:
-        problems.append(f"format: cannot tell the format of {merged['file']!r} from its name; set format: onnx | torchscript | keras | saved_model")
+        problems.append(f"format: cannot tell the format of {merged['file']!r} from its name; "
+                        "set format: onnx | torchscript | keras | saved_model | tflite | openvino")
     if problems:
         raise ManifestError(display, problems)
     return Manifest(

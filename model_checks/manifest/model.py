@@ -9,6 +9,19 @@ METRICS = ("rel_l2", "mae", "max_abs", "top1_agreement", "mismatch_fraction")
 DEFAULT_TOLERANCE = {"rel_l2": 1.0e-3, "mae": 1.0e-3}
 
 @dataclass(frozen=True)
+class QuantParams:
+    """How a quantized tensor maps to real values: real = (stored - zero_point) * scale, `dtype` the stored type.
+    Read off a model (a full-integer TFLite model's int8 inputs and outputs), never declared in a manifest."""
+
+    scale: float
+    zero_point: int
+    dtype: str
+
+    def __str__(self) -> str:
+        return f"{self.dtype}, scale {self.scale:.6g}, zero point {self.zero_point}"
+
+
+@dataclass(frozen=True)
 class TensorSpec:
     """A declared input or output: `shape` holds ints (fixed) and strings (named dynamic dims)."""
 
@@ -17,6 +30,9 @@ class TensorSpec:
     shape: tuple[int | str, ...] | None = None
     layout: str | None = None
     range: tuple[float, float] | None = None
+    # Set by a runner that quantizes this input (dequantizes this output) itself: `dtype` is then the float type
+    # the gate feeds and compares in, and `quantization` the model's own storage.
+    quantization: QuantParams | None = None
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> TensorSpec:
@@ -50,7 +66,7 @@ class Tolerance:
         return {k: v for k, v in limits.items() if v is not None}
 
 
-LIMIT_KEYS = ("opset", "max_size_mb", "max_size_ratio", "allowed_ops", "dynamic_axes", "max_accuracy_drop")
+LIMIT_KEYS = ("opset", "max_size_mb", "max_size_ratio", "allowed_ops", "dynamic_axes", "max_accuracy_drop", "portable_to")
 DEVICES = ("cpu", "gpu")
 # a budget check -> the key of budgets.<device> that makes it apply
 BUDGET_CHECK_KEYS = {"latency": "latency_ms", "throughput": "throughput_per_s", "speedup": "speedup_vs_reference"}
@@ -69,6 +85,7 @@ class Limits:
     dynamic_axes: tuple[str, ...] = ()
     max_accuracy_drop: Limit | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    portable_to: tuple[str, ...] | None = None  # int8: the CPU kernel families equivalence must hold on (None: all); test_portability
 
     def source(self, key: str) -> str:
         return self.sources.get(key, "metadata.yaml")
@@ -86,6 +103,8 @@ class DeviceBudget:
     throughput_per_s: Limit | None = None
     speedup_vs_reference: Limit | None = None
     latency_claim_ms: Limit | None = None  # the manifest's top-level `latency_ms` (cpu only): checked by the latency test
+    calibration_us: Limit | None = None  # `budgets.<device>.calibration_us`: the budgets scale with this machine's calibration
+    claim_machine: dict[str, Any] | None = None  # the manifest's `machine:`, where the `latency_ms` claim was measured
 
     def declares(self, check: str) -> bool:
         key = BUDGET_CHECK_KEYS[check]
@@ -130,13 +149,27 @@ class Manifest:
         return DeviceBudget(device=device, where=where, batch_size=int(raw.get("batch_size") or 1), threads=raw.get("threads"),
                             latency_ms=latency, throughput_per_s=limit(raw.get("throughput_per_s"), "throughput_per_s"),
                             speedup_vs_reference=limit(raw.get("speedup_vs_reference"), "speedup_vs_reference"),
-                            latency_claim_ms=None if claim is None else Limit(float(claim), where))
+                            latency_claim_ms=None if claim is None else Limit(float(claim), where),
+                            calibration_us=limit(raw.get("calibration_us"), "calibration_us"),
+                            claim_machine=self.raw.get("machine") if claim is not None else None)
 
     @property
     def roundtrip(self) -> tuple[str, ...]:
         """The frameworks this ONNX model must convert to and match (`roundtrip: [torch]`)."""
         return tuple(self.raw.get("roundtrip") or ())
 
+    @property
+    def runtimes(self) -> tuple[str, ...]:
+        """The runtimes equivalence must hold on: onnxruntime first, then the declared ones in their order. Only ONNX
+        files run on more than one runtime; any other format is gated on its own."""
+        if self.format != "onnx":
+            return ("onnxruntime",)
+        return ("onnxruntime", *(r for r in (self.raw.get("runtimes") or ()) if r != "onnxruntime"))
+
+    @property
+    def determinism(self) -> bool:
+        """Whether the determinism check runs for this artifact (`determinism: true`, here or in policy.yaml)."""
+        return bool(self.raw.get("determinism"))
 
     def get(self, dotted: str, default: Any = None) -> Any:
         node: Any = self.raw
@@ -193,4 +226,5 @@ def build_limits(merged: dict[str, Any], sources: dict[str, str]) -> Limits:
     return Limits(declared=tuple(k for k in LIMIT_KEYS if k in lim), opset_min=opset.get("min"), opset_max=opset.get("max"),
                   max_size_mb=limit("max_size_mb"), max_size_ratio=limit("max_size_ratio"),
                   allowed_ops=tuple(lim["allowed_ops"]) if lim.get("allowed_ops") is not None else None,
-                  dynamic_axes=tuple(lim.get("dynamic_axes") or ()), max_accuracy_drop=limit("max_accuracy_drop"), sources=src)
+                  dynamic_axes=tuple(lim.get("dynamic_axes") or ()), max_accuracy_drop=limit("max_accuracy_drop"), sources=src,
+                  portable_to=tuple(lim["portable_to"]) if lim.get("portable_to") is not None else None)

@@ -1,10 +1,11 @@
-"""policy.yaml: tree-wide `tolerance`, `limits`, `budgets` and `serving` that every artifact inherits, key by key."""
+"""policy.yaml: tree-wide `tolerance`, `limits`, `budgets`, `serving`, `runtimes` and `determinism` that every
+artifact inherits, key by key."""
 
 from __future__ import annotations
 
 from typing import Any
 
-POLICY_KEYS = ("tolerance", "limits", "budgets", "serving")
+POLICY_KEYS = ("tolerance", "limits", "budgets", "serving", "runtimes", "determinism")
 
 
 def merge(policy: dict[str, Any], manifest: dict[str, Any], policy_name: str, manifest_name: str) -> tuple[dict[str, Any], dict[str, str]]:

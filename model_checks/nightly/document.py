@@ -26,9 +26,13 @@ class ArtifactFigures:
     figures: dict[str, Any] = field(default_factory=dict)
     status: dict[str, str] = field(default_factory=dict)
     budgets: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    runtimes: dict[str, dict[str, Any]] = field(default_factory=dict)  # runtime -> its equivalence item's figures
 
     def add(self, check: str, outcome: str, figures: dict[str, Any]) -> None:
-        if figures.get("device") and check in budget_checks():
+        if figures.get("runtime"):  # an item of `runtimes:` (test_equivalence[<id>-openvino])
+            self.status[f"{check}[{figures['runtime']}]"] = outcome
+            self.runtimes[figures["runtime"]] = {**figures, "outcome": outcome}
+        elif figures.get("device") and check in budget_checks():
             self.status[f"{check}[{figures['device']}]"] = outcome
             self.budgets[(check, figures["device"])] = {**figures, "outcome": outcome}
         else:
@@ -80,6 +84,7 @@ class Report:
     lines: tuple[str, ...]
     sections: tuple[Section, ...]
     overview: Table | None = None  # every artifact and check, failures first
+    runtimes: Table | None = None  # equivalence per artifact and runtime, where any artifact declares `runtimes:`
 
     @property
     def regressions(self) -> int:
@@ -121,21 +126,28 @@ def as_stored_run(current: dict[str, ArtifactFigures], when: str) -> StoredRun:
     return StoredRun(when=when, source="this run", fingerprint={}, figures=figures)
 
 
-def trend_of(artifact: str, runs: list[StoredRun]) -> tuple[Point, ...]:
-    points = []
+def trend_index(runs: list[StoredRun], wanted: set[str] | None = None) -> dict[str, tuple[Point, ...]]:
+    """Every artifact's trend points (only those in `wanted`, when given), in one pass over the runs: the report
+    costs the figures stored, not the figures stored times the artifacts reported (forged runs hold thousands)."""
+    points: dict[str, list[Point]] = {}
     for run in runs:
         for (aid, check, device), info in run.figures.items():
-            if aid != artifact:
+            if wanted is not None and aid not in wanted:
                 continue
             values = {k: float(v) for k, v in (info.get("latency_ms") or {}).items() if k in STATS}
             for key in ("throughput_per_s", "speedup", "achieved_rate_per_s"):
                 if isinstance(info.get(key), (int, float)):
                     values[key] = float(info[key])
-            points.append(Point(run.when, device, check, values))
-    return tuple(points)
+            points.setdefault(aid, []).append(Point(run.when, device, check, values))
+    return {aid: tuple(p) for aid, p in points.items()}
 
 
-def section(artifact: str, a: ArtifactFigures, runs: list[StoredRun]) -> Section:
+def trend_of(artifact: str, runs: list[StoredRun]) -> tuple[Point, ...]:
+    return trend_index(runs, {artifact}).get(artifact, ())
+
+
+def section(artifact: str, a: ArtifactFigures, runs: list[StoredRun],
+            trends: dict[str, tuple[Point, ...]] | None = None) -> Section:
     f = dict(a.figures)
     f.setdefault("size_mb", next((b["size_mb"] for b in a.budgets.values() if b.get("size_mb") is not None), None))
     lines = [f"size {_num(f.get('size_mb'), '.4g')} MB; accuracy drop {_num(f.get('accuracy_drop'), '+.4f')}"
@@ -154,7 +166,7 @@ def section(artifact: str, a: ArtifactFigures, runs: list[StoredRun]) -> Section
                      _num(b.get("batch_size"), "d"), _num(b.get("speedup"), ".2f"), _num(b.get("session_create_ms"), ".1f"),
                      _num(b.get("first_call_ms"), ".2f"), b["outcome"], "n/a (in-run ratio)" if check == "speedup" else _baseline(b)))
     head = ("check", "device", *STATS, "items/s", "batch", "speedup", "session ms", "first call ms", "outcome", "vs baseline")
-    trend = trend_of(artifact, runs)
+    trend = trends.get(artifact, ()) if trends is not None else trend_of(artifact, runs)
     if len({p.when for p in trend}) < 2:
         trend = ()
     limits = {key: {k: v for k, v in b.items() if k.startswith("limit_") and isinstance(v, (int, float))} for key, b in a.budgets.items()}
@@ -191,12 +203,49 @@ def verdict(current: dict[str, ArtifactFigures], regressions: int) -> str:
     return " ".join(parts)
 
 
-def build(current: dict[str, ArtifactFigures], runs: list[StoredRun], environment: dict, when: str) -> Report:
-    """The report for this run's artifacts, with trends from `runs`."""
+def runtime_matrix(current: dict[str, ArtifactFigures]) -> Table | None:
+    """Equivalence of every artifact that declares `runtimes:`, one column per runtime: the outcome, the worst rel_l2
+    against the reference, and the other runtime's largest difference from onnxruntime."""
+    names = sorted({rt for a in current.values() for rt in a.runtimes})
+    if not names:
+        return None
+    rows = []
+    for aid in sorted(current):
+        a = current[aid]
+        if not a.runtimes:
+            continue
+        cells = [f"{a.status.get('equivalence', '-')} ({_num(a.figures.get('rel_l2'), '.3g')})"]
+        for rt in names:
+            f = a.runtimes.get(rt)
+            cells.append("-" if f is None else f"{f['outcome']} ({_num(f.get('rel_l2'), '.3g')}; "
+                         f"vs onnxruntime max abs {_num(f.get('vs_onnxruntime_max_abs'), '.3g')})")
+        rows.append((aid, *cells))
+    return Table(("artifact", "onnxruntime (rel_l2)", *(f"{rt} (rel_l2; vs onnxruntime)" for rt in names)), tuple(rows))
+
+
+def canary_line(canary: dict | None) -> str:
+    """The last `model-checks canary` written beside the report, in one line."""
+    if not canary:
+        return ("Runtime canary: none written to this directory yet "
+                "(`model-checks canary onnxruntime==X --out <this directory>`).")
+    return f"Runtime canary (last run): {canary.get('verdict')}"
+
+
+def build(current: dict[str, ArtifactFigures], runs: list[StoredRun], environment: dict, when: str,
+          machines: list[str] | None = None, canary: dict | None = None) -> Report:
+    """The report for this run's artifacts, with trends from `runs`, the runtime matrix and the last canary;
+    `machines`: where the verdicts were reached (CPU, ISA flags, runtime and providers; several when merged shards
+    ran on different machines)."""
     versions = ", ".join(f"{k} {v}" for k, v in (environment.get("versions") or {}).items())
     gpu = environment.get("gpu")
     lines = [f"Generated {when}: {len(current)} artifact(s), {len(runs)} stored run(s) for the trends.",
              f"Environment: {environment.get('cpu')} ({environment.get('cores')} cores); "
-             + (f"GPU {gpu['name']} (driver {gpu['driver']}); " if gpu else "no GPU; ") + versions + "."]
-    report = Report("model-checks nightly report", tuple(lines), tuple(section(aid, current[aid], runs) for aid in sorted(current)))
-    return Report(report.title, (verdict(current, report.regressions), *report.lines), report.sections, overview(current))
+             + (f"GPU {gpu['name']} (driver {gpu['driver']}); " if gpu else "no GPU; ") + versions + ".",
+             *([f"Machine: {machines[0]}."] if machines and len(machines) == 1 else
+               [f"Machines (shards; timings and int8 verdicts may depend on which): {'; '.join(machines)}."] if machines else [])]
+    lines.append(canary_line(canary))
+    trends = trend_index(runs, set(current))
+    report = Report("model-checks nightly report", tuple(lines),
+                    tuple(section(aid, current[aid], runs, trends) for aid in sorted(current)))
+    return Report(report.title, (verdict(current, report.regressions), *report.lines), report.sections, overview(current),
+                  runtime_matrix(current))

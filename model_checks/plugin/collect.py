@@ -58,7 +58,7 @@ class Gate:
     def _selected(self, nodeid: str) -> bool:
         return not self.selectors or any(self._matches(s, nodeid) for s in self.selectors)
 
-    def pytest_report_header(self, config: pytest.Config) -> str:
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
         from model_checks.core.roots import display
 
         n = len(self.gs.artifacts)
@@ -66,10 +66,15 @@ class Gate:
         opts = options(config)
         trust = "on" if opts.trust_code else "off"
         shard = f", shard {opts.shard[0]}/{opts.shard[1]}" if opts.shard else ""
-        return f"model-checks: {n} artifact{'s' if n != 1 else ''} under {where} (isolate={opts.isolate}, trust-code={trust}{shard})"
+        from model_checks.core.machine import this_machine
+
+        return [f"model-checks: {n} artifact{'s' if n != 1 else ''} under {where} (isolate={opts.isolate}, trust-code={trust}{shard})",
+                f"model-checks: machine: {this_machine().describe()}"]
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         from model_checks.core.roots import display, inside, no_artifact_message
+
+        self._interrupt_on_sigterm()
 
         for r in self.gs.roots:
             if not r.is_dir():
@@ -135,7 +140,13 @@ class Gate:
             durations = read_durations(opts.shard_weights) if opts.shard_weights else None
         except ModelChecksError as e:
             raise pytest.UsageError(f"model-checks: --model-checks-shard-weights: {e}") from None
-        self.shard = shard_ids(groups(self.gs.artifacts, self.gs.models_of), *opts.shard, durations)
+        gs = groups(self.gs.artifacts, self.gs.models_of)
+        k, n = opts.shard
+        if n > max(1, len(gs)):
+            raise pytest.UsageError(f"model-checks: --model-checks-shard {k}/{n}: the tree has {len(gs)} group(s) of artifacts "
+                                    f"(an artifact with those it shares a model with), so at most {max(1, len(gs))} shard(s) "
+                                    "hold any; lower N")
+        self.shard = shard_ids(gs, k, n, durations)
         return self.shard
 
     def _warn_python_files(self, config: pytest.Config) -> None:
@@ -179,8 +190,22 @@ class Gate:
         for p in item.config.stash.get(RELEASE_KEY, {}).get(item.nodeid, []):
             self.gs.pool.release(p)
 
+    def _interrupt_on_sigterm(self) -> None:
+        # SIGTERM (a CI job cancelled, a timeout) ends the session as Ctrl-C does: workers and services stop and their
+        # temporary directories are removed, instead of the process vanishing and leaving them behind.
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            self._sigterm = signal.signal(signal.SIGTERM, _interrupt)
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self.gs.pool.close()
+        if getattr(self, "_sigterm", None) is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, self._sigterm)
+            self._sigterm = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         from model_checks.plugin.verdict import read_record
@@ -245,7 +270,7 @@ class ArtifactModule(pytest.Module):
         art = self.artifact
         no_benchmark = None if self.config.pluginmanager.hasplugin("benchmark") else pytest.mark.skip(
             reason="pytest-benchmark is disabled (-p no:benchmark): budgets are measured through its benchmark fixture")
-        for name in applicable(art):
+        for name in applicable(art, nightly=options(self.config).nightly_report is not None):
             check = get(name)
             fn = self.obj.run_per_device if check.per_device else self.obj.run_check
             marks = [pytest.mark.model_checks, *(getattr(pytest.mark, m) for m, _ in check.markers)]
@@ -269,3 +294,7 @@ def _device_params(arts: list) -> list:
         devices = sorted({d for c in CHECK_KEYS for d in devices_for(a.manifest, c)})
         params += [pytest.param(a, d, id=f"{a.id}-{d}", marks=[getattr(pytest.mark, d)]) for d in devices]
     return params
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"model-checks: stopped by signal {signum}")

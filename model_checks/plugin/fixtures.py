@@ -35,10 +35,19 @@ def model_checks_device(request: pytest.FixtureRequest) -> str:
 def model_checks_verdict(request: pytest.FixtureRequest, model_checks_artifact: Any):  # type: ignore[no-untyped-def]
     """`model_checks_verdict("equivalence")`: run a built-in check on this test's artifact."""
     gs = session(request.config)
+    runtime = request.node.stash[ITEM_KEY][1] if ITEM_KEY in request.node.stash else None
+
+    def on_runtime(check: str):  # type: ignore[no-untyped-def]
+        """The check run with its context set to the item's runtime (`test_equivalence[<id>-openvino]`)."""
+        import dataclasses
+
+        from model_checks import checks
+
+        return lambda ctx: checks.module(check).run(dataclasses.replace(ctx, runtime=runtime))
 
     def verdict(check: str):  # type: ignore[no-untyped-def]
         __tracebackhide__ = True
-        return gate_verdict(gs, check, model_checks_artifact, request.node)
+        return gate_verdict(gs, check, model_checks_artifact, request.node, run=on_runtime(check) if runtime else None)
 
     return verdict
 
@@ -52,7 +61,8 @@ def model_checks_budget(request: pytest.FixtureRequest, model_checks_artifact: A
 
     o = options(request.config)
     budget_options = BudgetOptions(baselines=o.baselines, update_baselines=o.update_baselines, min_effect=o.min_effect,
-                                   trust_code=o.trust_code, latency_claim_factor=o.latency_claim_factor, timeout_s=o.timeout_s)
+                                   trust_code=o.trust_code, latency_claim_factor=o.latency_claim_factor, timeout_s=o.timeout_s,
+                                   strict_claims=o.strict_claims)
 
     def verdict(check: str, benchmark: Any):  # type: ignore[no-untyped-def]
         __tracebackhide__ = True

@@ -11,8 +11,16 @@ import pytest
 
 from model_checks.core.argtypes import fraction, non_negative_float, positive_number, shard
 from model_checks.isolation.limits import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, Limits
+from model_checks.serving.caps import (
+    DEFAULT_MAX_DURATION_S,
+    DEFAULT_MAX_RATE,
+    DEFAULT_MAX_REQUESTS,
+    DEFAULT_MAX_RESPONSE_MB,
+    ServingCaps,
+)
 
 GROUP = "model-checks"
+CLAIM_FACTOR = 2.0  # checks.budgets.policy.CLAIM_FACTOR, not imported: loading the plugin imports no check (a test pins both)
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -26,7 +34,7 @@ def add_options(parser: pytest.Parser) -> None:
                      "option model_checks_roots, gated when pytest is given no paths or a path that overlaps a root")
     g.addoption("--model-checks-trust-code", action="store_true", default=False, dest="model_checks_trust_code",
                 help="load formats that carry code: TorchScript archives and pickled .pt files, Keras .h5 (Lambda layers hold "
-                     "bytecode), SavedModel. Threat model: artifacts come from pull requests, some from strangers, and a model "
+                     "bytecode), SavedModel, TFLite models with Flex or custom ops. Threat model: artifacts come from pull requests, some from strangers, and a model "
                      "file can be a program that runs when it loads. Untrusted, only data formats are loaded (ONNX, .npz with "
                      "pickles refused, .keras in safe mode without custom objects), judged by content, not name; every path stays "
                      "inside the artifacts root. Set this only in CI jobs for trusted branches. Default: off")
@@ -50,9 +58,14 @@ def add_options(parser: pytest.Parser) -> None:
     g.addoption("--model-checks-min-effect", default=0.05, type=fraction, metavar="PCT", dest="model_checks_min_effect",
                 help="smallest slowdown against the baseline that counts as a regression (it must also be significant), "
                      "as '5%%' or 0.05. Default: 5%%")
-    g.addoption("--model-checks-latency-claim-factor", default=3.0, type=non_negative_float, metavar="X", dest="model_checks_latency_claim_factor",
-                help="how far the p50 measured by test_latency[<id>-cpu] may sit from the manifest's latency_ms claim, either way "
-                     "(another machine, not another model); 0 reports the claim without gating it. Default: 3")
+    g.addoption("--model-checks-latency-claim-factor", default=CLAIM_FACTOR, type=non_negative_float, metavar="X",
+                dest="model_checks_latency_claim_factor",
+                help="how far the p50 measured by test_latency[<id>-cpu], brought to the recording machine's scale through the "
+                     "calibration workload (machine.calibration_us), may sit from the manifest's latency_ms claim, either way; "
+                     f"0 reports the claim without gating it. Default: {CLAIM_FACTOR:g}")
+    g.addoption("--model-checks-strict-claims", action="store_true", default=False, dest="model_checks_strict_claims",
+                help="gate a latency_ms claim that records no machine.calibration_us as measured, even on another CPU than "
+                     "the one it was recorded on (without it, such a claim is reported, not gated). Default: off")
     g.addoption("--model-checks-nightly-report", default=None, metavar="DIR", dest="model_checks_nightly_report",
                 help="write nightly.md and nightly.html (figures, change against baseline, plots over stored runs) to DIR. "
                      "Default: none")
@@ -70,6 +83,21 @@ def add_options(parser: pytest.Parser) -> None:
     g.addoption("--model-checks-shard-weights", default=None, metavar="FILE", dest="model_checks_shard_weights",
                 help="a last run's junit XML (testcase times) or a JSON {artifact id: seconds}, to deal shards by duration "
                      "instead of model size. Default: none")
+    g.addoption("--model-checks-serving-max-rate", default=DEFAULT_MAX_RATE, type=positive_number(float, "requests/s"),
+                metavar="PER_S", dest="model_checks_serving_max_rate",
+                help="highest serving.rate_per_s the gate load-tests; a manifest asking for more fails test_serving "
+                     f"unloaded (a manifest asks, the gate decides). Default: {DEFAULT_MAX_RATE:g}")
+    g.addoption("--model-checks-serving-max-requests", default=DEFAULT_MAX_REQUESTS, type=positive_number(int, "requests"),
+                metavar="N", dest="model_checks_serving_max_requests",
+                help=f"most requests one open-loop phase sends; serving.requests above it is lowered. Default: {DEFAULT_MAX_REQUESTS}")
+    g.addoption("--model-checks-serving-max-duration", default=DEFAULT_MAX_DURATION_S, type=positive_number(float, "seconds"),
+                metavar="SECONDS", dest="model_checks_serving_max_duration",
+                help="longest open-loop phase; serving.duration_s above it is lowered (the whole check also ends within "
+                     f"--model-checks-timeout). Default: {DEFAULT_MAX_DURATION_S:g}")
+    g.addoption("--model-checks-serving-max-response-mb", default=DEFAULT_MAX_RESPONSE_MB, type=positive_number(float, "MiB"),
+                metavar="MIB", dest="model_checks_serving_max_response_mb",
+                help="largest infer response a service sends and the gate reads; a larger one is an error. "
+                     f"Default: {DEFAULT_MAX_RESPONSE_MB:g}")
     parser.addini("model_checks_roots", type="paths", default=[],
                   help="artifact roots gated when --model-checks is not given, whatever testpaths says, unless pytest is given "
                        "paths that do not overlap them")
@@ -118,6 +146,8 @@ class Options:
     dist: str = "artifact"
     shard: tuple[int, int] | None = None
     shard_weights: Path | None = None
+    serving_caps: ServingCaps = ServingCaps()
+    strict_claims: bool = False
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Options:
@@ -132,7 +162,13 @@ class Options:
                    nightly_report=config.rootpath / nightly if nightly else None,
                    localize=opt("model_checks_localize") == "on",
                    dist=opt("model_checks_dist"), shard=opt("model_checks_shard"),
-                   shard_weights=Path(opt("model_checks_shard_weights")) if opt("model_checks_shard_weights") else None)
+                   shard_weights=Path(opt("model_checks_shard_weights")) if opt("model_checks_shard_weights") else None,
+                   serving_caps=ServingCaps(max_rate=opt("model_checks_serving_max_rate"),
+                                            max_requests=opt("model_checks_serving_max_requests"),
+                                            max_duration_s=opt("model_checks_serving_max_duration"),
+                                            max_response_mb=opt("model_checks_serving_max_response_mb"),
+                                            timeout_s=opt("model_checks_timeout")),
+                   strict_claims=opt("model_checks_strict_claims"))
 
     @property
     def isolation(self) -> Limits | None:

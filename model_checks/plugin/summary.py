@@ -12,7 +12,7 @@ import pytest
 
 from model_checks.core.fileio import write_text
 from model_checks.plugin.verdict import read_record
-from model_checks.safety.text import md_cell
+from model_checks.safety.text import md_cell, md_text
 
 RECORD_SCHEMA = 1
 STATUS = {"passed": "pass", "failed": "fail", "skipped": "skip"}  # a test report's outcome as the summary writes it
@@ -29,7 +29,7 @@ def _fmt(v: object, spec: str = ".3g") -> str:
         return "-"
     if isinstance(v, float):
         return format(v, spec)
-    return md_cell(str(v))
+    return md_text(str(v))  # not a code span: markup in a figure (a merged record's) stays text
 
 
 @dataclass(eq=False)  # a plugin object must stay hashable: pluggy keeps plugins in sets
@@ -44,6 +44,7 @@ class Summary:
     shard: tuple[int, int] | None = None  # --model-checks-shard K/N, named in the record for `model-checks merge`
     records: list[dict] = field(default_factory=list)  # every report with model-checks facts, as `model-checks merge` replays them
     lost: dict[str, str] = field(default_factory=dict)  # artifact id -> why it was not checked (a shard whose node died)
+    machines: dict[str, dict] = field(default_factory=dict)  # where each replayed run ran, by shard label (merge); empty: here
 
     def _not_checked(self) -> dict[str, list[str]]:
         done = {aid: set(r["status"]) for aid, r in self.rows.items()}
@@ -60,8 +61,9 @@ class Summary:
         if p is None:
             return
         self.records.append({"nodeid": nodeid, "when": when, "outcome": outcome, "properties": [[k, v] for k, v in properties]})
-        row = self.rows.setdefault(p["artifact"], {"format": p.get("format"), "figures": {}, "status": {}, "reasons": {}})
-        figures = p.get("figures") or {}
+        row = self.rows.setdefault(p["artifact"], {"format": p.get("format"), "figures": {}, "status": {}, "reasons": {},
+                                                   "variants": {}})
+        figures = {k: v for k, v in (p.get("figures") or {}).items() if v is not None}
         variant = p.get("variant") or figures.get("device")  # a record of before variants named only a budget's device
         key = p["check"] + (f"[{variant}]" if variant else "")
         if when == "call" or outcome != "passed":
@@ -71,7 +73,10 @@ class Summary:
             row["status"][key] = status
             if p.get("reason"):
                 row["reasons"][key] = p["reason"]
-        row["figures"].update({k: v for k, v in figures.items() if v is not None})
+        if variant and not figures.get("device"):  # another runtime's figures: its own cell's, never over the model's
+            row["variants"].setdefault(key, {}).update(figures)
+        else:
+            row["figures"].update(figures)
 
     @property
     def failed(self) -> int:
@@ -91,8 +96,8 @@ class Summary:
 
     @staticmethod
     def _cell(check, row: dict) -> str:  # type: ignore[no-untyped-def]
-        """A check's cell in an artifact's row: its status (`fail: <reason>` when it failed), one per device for a
-        check measured per device, through the check's own `cell` when it declares one."""
+        """A check's cell in an artifact's row: its status (`fail: <reason>` when it failed), one per variant (a budget's
+        device, another runtime), through the check's own `cell` when it declares one."""
         keys = [k for k in row["status"] if k.split("[", 1)[0] == check.name]
         if not keys:
             return "-"
@@ -100,7 +105,7 @@ class Summary:
         for k in keys:
             status = row["status"][k]
             text = f"{status}: {md_cell(row['reasons'][k])}" if status in FAILED and row.get("reasons", {}).get(k) else status
-            text = check.cell(text, row["figures"]) if check.cell else text
+            text = check.cell(text, row.get("variants", {}).get(k, row["figures"])) if check.cell else text
             parts.append(f"{k.split('[', 1)[1].rstrip(']')} {text}" if "[" in k else text)
         return "; ".join(parts)
 
@@ -116,6 +121,7 @@ class Summary:
             count = sum(map(len, missing.values()))
             lines += [f"**INTERRUPTED: this run was stopped before it finished; {count} collected check(s) of {len(missing)} artifact(s) "
                       "did not run, so this summary is incomplete and proves nothing about them.**", ""]
+        lines += [*self._machine_lines(), ""]
         lines += [f"{len(self.rows) + len(set(self.lost) - set(self.rows))} artifact(s).", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for aid in sorted(self.rows):
             r = self.rows[aid]
@@ -142,13 +148,29 @@ class Summary:
         return [write_text(self.path, self.render()),
                 write_text(record_path(self.path), json.dumps(self.record(), indent=1, sort_keys=True) + "\n")]
 
+    def _machine_lines(self) -> list[str]:
+        from model_checks.core.machine import describe_record, this_machine
+
+        if not self.machines:
+            return [f"Machine: {md_cell(this_machine().describe())}."]
+        distinct = {describe_record(m) for m in self.machines.values()}
+        if len(distinct) == 1:
+            return [f"Machine: {md_cell(distinct.pop())}."]
+        return ["Machines: the shards ran on different machines; timings and int8 verdicts may depend on which:", "",
+                *(f"- shard {label}: {md_cell(describe_record(m))}" for label, m in sorted(self.machines.items()))]
+
     def record(self) -> dict:
         """What this run said, for `model-checks merge`: its shard, the artifacts it gated, each report's facts."""
-        return {"schema": RECORD_SCHEMA, "shard": list(self.shard) if self.shard else None, "interrupted": self.interrupted,
-                "artifacts": sorted(set(self.rows) | set(self.expected)), "expected": self.expected, "reports": self.records}
+        from model_checks.core.machine import this_machine
 
-    def replay(self, record: dict) -> None:
-        """Take a recorded run's reports into this summary, as if they had been reported here."""
+        return {"schema": RECORD_SCHEMA, "shard": list(self.shard) if self.shard else None, "interrupted": self.interrupted,
+                "artifacts": sorted(set(self.rows) | set(self.expected)), "expected": self.expected, "reports": self.records,
+                **({"machines": self.machines} if self.machines else {"machine": this_machine().record()})}
+
+    def replay(self, record: dict, label: str = "") -> None:
+        """Take a recorded run's reports into this summary, as if they had been reported here (`label`: the shard)."""
+        if record.get("machine"):
+            self.machines[label or str(len(self.machines) + 1)] = record["machine"]
         for aid, names in record.get("expected", {}).items():
             self.expected.setdefault(aid, []).extend(names)
         self.interrupted = self.interrupted or bool(record.get("interrupted"))
@@ -187,3 +209,26 @@ class SummaryReport(Summary):
 
     def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
         terminalreporter.write_line(f"model-checks: summary written to {self.path}")
+
+
+def machine_warning(records: dict[str, dict]) -> str | None:
+    """When runs (shard label -> run record) ran on different machines: which, and the verdicts of theirs that may
+    depend on it (timings; int8 numbers differ between CPUs with and without VNNI). None when they agree."""
+    from model_checks.checks import registry
+    from model_checks.core.machine import describe_record
+
+    dependent = {name for name, c in registry().items() if c.machine_dependent}
+
+    seen = {label: describe_record(r["machine"]) for label, r in records.items() if r.get("machine")}
+    if len(set(seen.values())) <= 1:
+        return None
+    verdicts = []
+    for label, r in sorted(records.items()):
+        for report in reports_of(r):
+            p = read_record(report["properties"])
+            if p and report["when"] == "call" and (p["check"] in dependent or (p.get("figures") or {}).get("int8_kernels")):
+                verdicts.append(f"{p['check']} of {p['artifact']} (shard {label})")
+    machines = "; ".join(f"shard {label}: {text}" for label, text in sorted(seen.items()))
+    shown = ", ".join(verdicts[:12]) + (f" and {len(verdicts) - 12} more" if len(verdicts) > 12 else "")
+    return (f"the shards ran on different machines ({machines}); verdicts that may depend on the machine: "
+            f"{shown or 'none recorded'}. Compare timings and int8 results across shards with care, or pin the CI jobs to one machine type")

@@ -32,9 +32,11 @@ def verdict(gs: GateSession, name: str, artifact: Artifact, item: pytest.Item | 
     if result.skipped:
         # Reported at the item's location, the artifact's metadata.yaml, not at this line: pytest's skip has no
         # public way to say so (`_use_item_location`, private; pytest 8 and 9, pinned by tests/plugin).
-        raise pytest.skip.Exception(result.skipped, _use_item_location=True)
+        raise pytest.skip.Exception(printable(result.skipped), _use_item_location=True)
     if not result:
-        pytest.fail(str(result), pytrace=False)
+        # Messages quote runtimes, models and manifests: each line is made printable (an escape sequence, a
+        # carriage return or a line break inside a quoted name shows as its escape, never acts on the terminal).
+        pytest.fail("\n".join(printable(line) for line in str(result).split("\n")), pytrace=False)
     return result
 
 
@@ -50,17 +52,22 @@ def record(item: pytest.Item | None, artifact: Artifact, result: CheckResult, ro
 
     # the item's variant (`test_latency[<id>-cpu]`), also when the check ended before it could say; a budget's is its device
     variant = item.stash[ITEM_KEY][1] if ITEM_KEY in item.stash else None
-    device = {"device": variant} if variant and item.stash[ITEM_KEY][2] in _per_device() else {}
+    device = {"device": variant} if variant and item.stash[ITEM_KEY][2] in _declared("per_device") else {}
     figures = {**device, **{k: v for k, v in result.figures.items() if k not in FACTS}}
     facts = {"artifact": artifact.id, "dir": where.as_posix(), "check": result.check, "variant": variant, "ok": result.ok, "skipped": result.skipped,
              "reason": None if result or result.skipped else result.reason(artifact.id), "format": artifact.format, **figures}
+    if result.check in _declared("machine_dependent"):  # the machine's properties travel with its verdict
+        from model_checks.core.machine import this_machine
+
+        facts = {**this_machine().properties(), **facts}
     item.user_properties.extend((f"{PROPERTY}.{k}", _property_value(v)) for k, v in facts.items() if v is not None)
 
 
-def _per_device() -> set[str]:
+def _declared(flag: str) -> set[str]:
+    """The checks whose declaration sets `flag` (per_device, machine_dependent)."""
     from model_checks.checks import registry
 
-    return {name for name, c in registry().items() if c.per_device}
+    return {name for name, c in registry().items() if getattr(c, flag)}
 
 
 def _property_value(v: object) -> object:

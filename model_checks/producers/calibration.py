@@ -23,14 +23,17 @@ class CalibrationReader:
     - an iterable or generator of arrays (each a batch, or one sample) or of feed dicts {input name: array}
     - a path to an `.npz`: the array named by the input, else one of x/input/inputs/samples, else its only array
 
-    The model (a path or a ModelProto) gives the input name, rank and dtype. `limit` caps the batches read.
+    The model (a path or a ModelProto) gives the input name, rank and dtype. `limit` caps the batches read;
+    the first `keep` feeds stay in `kept` (a quantizer compares its result with the source on them).
     """
 
-    def __init__(self, source: Any, model: Any, batch: int = DEFAULT_BATCH, limit: int | None = None):
+    def __init__(self, source: Any, model: Any, batch: int = DEFAULT_BATCH, limit: int | None = None, keep: int = 0):
         self.input_name, self.rank, self.dtype = _model_input(model)
         self.batch = batch
         self.limit = limit
         self.count = 0
+        self.keep = keep
+        self.kept: list[dict[str, np.ndarray]] = []
         self._it: Iterator[dict[str, np.ndarray]] = self._feeds(source)
 
     def _array_from_npz(self, path: Path) -> np.ndarray:
@@ -77,6 +80,8 @@ class CalibrationReader:
         feed = next(self._it, None)
         if feed is not None:
             self.count += 1
+            if len(self.kept) < self.keep:
+                self.kept.append(feed)
         return feed
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:

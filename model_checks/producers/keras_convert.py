@@ -14,7 +14,7 @@ import numpy as np
 
 from model_checks.producers.progress import stages
 from model_checks.core.fileio import write_bytes
-from model_checks.producers.verify import ProducerError, input_specs, onnx_outputs, require_match
+from model_checks.producers.verify import ProducerError, input_specs, verified
 
 VARIANTS = ("fp32", "fp16", "uint8", "int8")
 DEFAULT_OPSET = 17
@@ -75,13 +75,11 @@ def keras_to_onnx(model: Any, samples: np.ndarray, opset: int = DEFAULT_OPSET, b
     except Exception as e:
         raise ProducerError(f"tf2onnx could not convert {model.name}: {type(e).__name__}: {str(e)[:300]}") from e
     _rename_batch(proto, batch_axis)
-    data = proto.SerializeToString()
     x = np.asarray(samples, dtype=np.float32)
     keras_out = model(x, training=False)
     keras_out = keras_out if isinstance(keras_out, (list, tuple)) else [keras_out]
     names = [o.name for o in proto.graph.output]
-    require_match(onnx_outputs(data, {name: x}), {n: np.asarray(k) for n, k in zip(names, keras_out)}, "tf2onnx conversion", CONVERT_TOLERANCE)
-    return data
+    return verified(proto, "tf2onnx conversion", {name: x}, {n: np.asarray(k) for n, k in zip(names, keras_out)}, CONVERT_TOLERANCE).data
 
 
 def convert_keras(model: Any, dst: str | Path, variant: str = "fp32", samples: np.ndarray | None = None, calibration: Any = None,

@@ -27,7 +27,9 @@ def weights(model: Any) -> list[tuple[str, np.ndarray]]:
 
 def providers(available: list[str] | None = None) -> list[str]:
     """A GPU provider first when onnxruntime has one, the CPU always last."""
-    import onnxruntime as ort
+    from model_checks.backends.onnx.runtime import onnxruntime
+
+    ort = onnxruntime()
 
     available = ort.get_available_providers() if available is None else available
     return [p for p in GPU_PROVIDERS if p in available] + ["CPUExecutionProvider"]
@@ -54,7 +56,9 @@ class ONNXModel:
     """
 
     def __init__(self, model: str | Path | bytes, available_providers: list[str] | None = None, threads: int | None = None):
-        import onnxruntime as ort
+        from model_checks.backends.onnx.runtime import onnxruntime
+
+        ort = onnxruntime()
 
         from model_checks.backends.onnx.runner import session_options
 

@@ -27,7 +27,7 @@ from model_checks.core.inputs import load_npz
 from model_checks.manifest import TensorSpec, guess_format, parse_manifest
 from model_checks.safety.paths import resolve_inside
 from model_checks.core.pool import ModelPool
-from model_checks.producers.figures import Timing, sha256, target_timing
+from model_checks.producers.figures import RUNS, Timing, sha256, target_timing
 from model_checks.producers.npz import write_npz
 from model_checks.producers.verify import ProducerError
 
@@ -64,10 +64,24 @@ def runtime_of(fmt: str) -> str:
     return f"{package} {Version(md.version(package)).base_version}"
 
 
+def recorded_machine(calibration_us: float | None, runtime: str) -> dict[str, Any]:
+    """`machine:` as the manifest records it: where latency_ms was measured, and the calibration workload's p50
+    there, so a gate on another machine compares the claim on its own scale."""
+    from model_checks.core.machine import this_machine
+
+    m = this_machine(providers=False)
+    out: dict[str, Any] = {"cpu": m.cpu, "isa": list(m.isa)}
+    if calibration_us is not None:
+        out["calibration_us"] = round(calibration_us, 2)
+    out["runtime"] = runtime
+    return out
+
+
 def _ranged(t: TensorSpec, value_range: Any) -> TensorSpec:
     """`t` with its range: `value_range` is one pair for the float inputs, or ranges by input name; an integer
     input without one keeps the range the graph proves (an embedding's rows)."""
-    integer = t.dtype is not None and t.dtype.startswith(("int", "uint"))
+    # a quantized input (a full-integer TFLite model's) is fed real values: it takes the float range
+    integer = t.dtype is not None and t.dtype.startswith(("int", "uint")) and t.quantization is None
     r = value_range.get(t.name) if isinstance(value_range, Mapping) else (None if integer else value_range)
     return replace(t, range=tuple(r)) if r is not None else t
 
@@ -82,7 +96,7 @@ def _spec(t: Any, layout: str | None = None) -> dict[str, Any]:
         d["shape"] = list(t.shape)
     if layout:
         d["layout"] = layout
-    integer = t.dtype is not None and t.dtype.startswith(("int", "uint"))
+    integer = t.dtype is not None and t.dtype.startswith(("int", "uint")) and getattr(t, "quantization", None) is None
     r = t.range
     if r is not None:
         d["range"] = [int(r[0]), int(r[1])] if integer else [float(r[0]), float(r[1])]
@@ -109,11 +123,31 @@ def _samples_arrays(samples: Any, inputs: Sequence[TensorSpec]) -> Any:
     return {inputs[0].name: np.asarray(samples)}
 
 
+def _loadable(model: Path) -> None:
+    """An ONNX model onnx.checker passes and onnxruntime loads, checked before anything is copied or written."""
+    import onnx
+    from model_checks.backends.onnx.runtime import onnxruntime
+
+    ort = onnxruntime()
+
+    from model_checks.backends.onnx.runner import session_options
+    from model_checks.producers.verify import _first_line
+
+    try:
+        onnx.checker.check_model(str(model))
+    except (onnx.checker.ValidationError, ValueError) as e:
+        raise ProducerError(f"package: {model.name} is not a valid ONNX model (onnx.checker: {_first_line(e)}); nothing was written") from None
+    try:
+        ort.InferenceSession(str(model), session_options(), providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise ProducerError(f"package: onnxruntime cannot load {model.name} ({_first_line(e)}); nothing was written") from None
+
+
 def package(model: str | Path, out_dir: str | Path, *, model_name: str, version: str = "1.0", root: str | Path | None = None,
             reference: str | Path | None = None, samples: Any = None, eval_data: Any = None, optimization: Sequence[str] = (),
             tolerance: Mapping[str, Any] | None = None, limits: Mapping[str, Any] | None = None,
             budgets: Mapping[str, Any] | None = None, serving: Mapping[str, Any] | None = None, input_range: Sequence[float] | Mapping[str, Sequence[float]] | None = None, layout: str | None = None, inputs: Sequence[TensorSpec] | None = None,
-            outputs: Sequence[TensorSpec] | None = None, roundtrip: Sequence[str] = (), threads: int = 1, runs: int = 50) -> Packaged:
+            outputs: Sequence[TensorSpec] | None = None, roundtrip: Sequence[str] = (), threads: int = 1, runs: int = RUNS) -> Packaged:
     """Write the artifact directory `out_dir`: the model (copied unless it is already there), metadata.yaml,
     and `samples.npz` / `eval.npz` when given (a path, an array or dict of arrays, or for eval an (x, y) pair).
 
@@ -129,9 +163,11 @@ def package(model: str | Path, out_dir: str | Path, *, model_name: str, version:
         raise ProducerError(f"model: {model} does not exist")
     fmt = guess_format(model.name)
     if fmt is None:
-        raise ProducerError(f"model: cannot tell the format of {model.name} from its name (.onnx, .pt, .keras, .h5)")
+        raise ProducerError(f"model: cannot tell the format of {model.name} from its name (.onnx, .pt, .keras, .h5, .tflite)")
     root = Path(root) if root is not None else out_dir.parent
     resolve_inside(root, out_dir, ".", "out_dir")  # the artifact itself must lie inside the root
+    if fmt == "onnx":
+        _loadable(model)
     out_dir.mkdir(parents=True, exist_ok=True)
     dst = out_dir / ("model" + model.suffix.lower())
     if model.resolve() != dst.resolve():
@@ -170,9 +206,10 @@ def package(model: str | Path, out_dir: str | Path, *, model_name: str, version:
     if optimization:
         manifest["optimization"] = list(optimization)
     manifest["runtime"] = runtime_of(fmt)
-    manifest["latency_ms"] = round(t.p50_ms, 3)
+    manifest["latency_ms"] = float(f"{t.p50_ms:.3g}")  # three significant digits: 0.0104, not 0.01
     if acc is not None and ref_acc is not None:
         manifest["accuracy_drop"] = round(ref_acc - acc, 4)
+    manifest["machine"] = recorded_machine(t.calibration_us, manifest["runtime"])
     manifest["inputs"] = [_spec(s, layout) for s in declared_in]
     manifest["outputs"] = [_spec(s) for s in (outputs or facts.outputs)]
     if ref_text:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from model_checks.core.fileio import write_bytes
-from model_checks.producers.verify import ProducerError, onnx_outputs, require_match
+from model_checks.producers.verify import ProducerError, onnx_outputs, verified
 
 DEFAULT_OPSET = 17
 BATCH_AXIS = "batch"
@@ -80,8 +80,7 @@ def convert_sklearn(model: Any, out: str | Path, samples: np.ndarray, *, zipmap:
     got = onnx_outputs(data, {input_name: x})
     label_name, proba_name = [o.name for o in onx.graph.output][:2]
     expected = {label_name: np.asarray(model.predict(x)).astype(got[label_name].dtype), proba_name: model.predict_proba(x).astype(np.float32)}
-    require_match({k: got[k] for k in expected}, expected, f"skl2onnx {type(final).__name__}",
-                  {**PROBA_TOLERANCE, "mismatch_fraction": 0.0})
-    path = write_bytes(Path(out), data)
+    v = verified(onx, f"skl2onnx {type(final).__name__}", {input_name: x}, expected, {**PROBA_TOLERANCE, "mismatch_fraction": 0.0})
+    path = write_bytes(Path(out), v.data)
     steps = ("skl2onnx", "zipmap" if zipmap else "no_zipmap")
     return SklearnConversion(path, steps, tuple(o.name for o in onx.graph.output), path.stat().st_size)

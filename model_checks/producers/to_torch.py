@@ -118,15 +118,30 @@ class Converted:
 
 
 def convert(model: Any) -> Converted:
-    """The ONNX model as a torch module; Unconvertible (naming the ops and the converter) where it cannot be."""
+    """The ONNX model as a torch module; Unconvertible (naming the ops and the converter) where it cannot be. No name
+    from the model reaches the generated code (model_checks.safety.onnx_names).
+
+    onnx2torch reads a Conv's weight only from an initializer (a Constant node's output fails with a KeyError
+    naming the weight), so Constant weights are made initializers first, in a copy: the same function."""
+    from model_checks.producers.onnx_graph import constant_weights, constants_to_initializers
+
+    if constant_weights(model):
+        copy = type(model)()
+        copy.CopyFrom(model)
+        constants_to_initializers(copy)
+        model = copy
     reasons = unsupported(model)
     if reasons:
         raise Unconvertible("; ".join(reasons))
+    from model_checks.safety.onnx_names import anonymised
+
     package = onnx2torch()
     inits = {i.name for i in model.graph.initializer}
     inputs = [i.name for i in model.graph.input if i.name not in inits]
     try:
-        module = package.convert(model)
+        # torch.fx pastes node and tensor names into the Python source it compiles: the converter sees only names
+        # chosen here, and the module's positional inputs and outputs are mapped back to the ONNX names.
+        module = package.convert(anonymised(model))
     except Exception as e:
         raise Unconvertible(f"{CONVERTER} failed: {type(e).__name__}: {str(e)[:200]}") from None
     return Converted(module.eval(), inputs, [o.name for o in model.graph.output])
@@ -154,32 +169,49 @@ def to_torchscript(conv: Converted, example: Mapping[str, np.ndarray]) -> tuple[
             return torch.jit.trace(conv.module, ex, check_trace=False), "traced"
 
 
-def write(src: Path, dst: Path, root: Path | None = None, tolerance: Any = None) -> ToTorchResult:
-    """Convert `src`, compare with onnxruntime on seeded inputs under `tolerance` (default: the gate's), and only
-    then save a TorchScript archive that records the ONNX input and output names."""
+def write(src: Path, dst: Path, root: Path | None = None, tolerance: Any = None, samples: Mapping[str, np.ndarray] | None = None) -> ToTorchResult:
+    """Convert `src`, compare with onnxruntime on `samples` (default: seeded inputs at each batch size the gate
+    tries) under `tolerance` (default: the gate's), and only then save a TorchScript archive that records the ONNX
+    input and output names."""
     import torch
 
     from model_checks.backends.onnx.loader import load_proto
     from model_checks.backends.onnx.runner import OnnxRunner
-    from model_checks.core.inputs import generated_cases, merge_interface
+    from model_checks.core.errors import InputGenerationError
     from model_checks.core.fileio import write_bytes
+    from model_checks.core.inputs import Case, generated_cases, merge_interface
     from model_checks.core.metrics import compare_outputs
     from model_checks.manifest.model import Limit
-    from model_checks.producers.verify import ProducerError
+    from model_checks.producers.verify import ProducerError, seeded_feeds
 
     root = root or src.parent
     model = load_proto(src, root)
     try:
         conv = convert(model)
     except Unconvertible as e:
-        raise ProducerError(f"{src.name}: cannot convert to PyTorch: {e}") from None
+        raise ProducerError(f"{src.name}: cannot convert to PyTorch: {e}; nothing was written") from None
     ort = OnnxRunner(src, root)
-    cases = generated_cases(merge_interface(None, ort.inputs), src.name)
+    if samples is not None:
+        cases = [Case("samples", dict(samples))]
+    else:
+        try:
+            cases = generated_cases(merge_interface(None, ort.inputs), src.name)
+        except InputGenerationError:
+            seeded_feeds(model, what=f"to-torch {src.name}")  # raises the producer's sentence: pass samples
+            raise
     limits = tolerance or (lambda _name: {"rel_l2": Limit(1e-4, "default (model-checks to-torch)"), "max_abs": Limit(1e-3, "default (model-checks to-torch)")})
-    scripted, how = to_torchscript(conv, cases[0].inputs)
+    try:
+        scripted, how = to_torchscript(conv, cases[0].inputs)
+    except Exception as e:  # tracing runs the module: an op the converter mapped wrongly fails here
+        raise ProducerError(f"{src.name}: the converted module does not run ({type(e).__name__}: {str(e).strip()[:300]}); nothing was written") from None
     saved = Converted(scripted, conv.input_names, conv.output_names)
     for case in cases:
-        comparison = compare_outputs(saved.infer(case.inputs), ort.infer(case.inputs), limits)
+        try:
+            got = saved.infer(case.inputs)
+        except Exception as e:
+            raise ProducerError(f"{src.name}: the converted module fails on {case.label} ({type(e).__name__}: {str(e).strip()[:300]}); "
+                                "nothing was written") from None
+        comparison = compare_outputs(got, ort.infer(case.inputs), limits)
         if not comparison:
             raise ProducerError(f"{src.name}: the converted module differs from onnxruntime ({case.label}); nothing written\n"
                                 + "\n".join(comparison.render()))

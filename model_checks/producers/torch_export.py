@@ -14,7 +14,7 @@ import numpy as np
 from model_checks.core.metrics import Comparison
 from model_checks.producers.progress import stages
 from model_checks.core.fileio import write_bytes
-from model_checks.producers.verify import ProducerError, onnx_outputs, require_match
+from model_checks.producers.verify import ProducerError, Verified, onnx_outputs, require_match, verified
 
 EXPORTERS = ("torchscript", "dynamo")
 DEFAULT_OPSET = 17
@@ -95,8 +95,9 @@ def export_onnx(model: Any, example: Any, path: str | Path, *, input_names: Sequ
             first = " ".join(str(e).strip().splitlines()[:3])[:500]
             raise ProducerError(f"the {exporter} exporter failed: {type(e).__name__}: {first}") from e
         done("exported")
-        comparison = _check(model, example, expected, data, input_names, output_names, exporter, batch_axis, tolerance)
+        checked = _check(model, example, expected, data, input_names, output_names, exporter, batch_axis, tolerance)
         done("checked against PyTorch")
+    data, comparison = checked.data, checked.comparison
     write_bytes(Path(path), data)
     import onnx
 
@@ -105,19 +106,17 @@ def export_onnx(model: Any, example: Any, path: str | Path, *, input_names: Sequ
 
 
 def _check(model: Any, example: tuple[Any, ...], expected: dict[str, np.ndarray], data: bytes, input_names: Sequence[str],
-           output_names: Sequence[str], exporter: str, batch_axis: str | None, tolerance: Mapping[str, float | None] | None) -> Comparison:
-    """onnxruntime against PyTorch at the example's batch and, with a dynamic batch, at one more sample."""
+           output_names: Sequence[str], exporter: str, batch_axis: str | None, tolerance: Mapping[str, float | None] | None) -> Verified:
+    """The export through `verify.verified` at the example's batch and, with a dynamic batch, against PyTorch at one more sample."""
     import torch
 
     cases = [example]
     if batch_axis:
         cases.append(tuple(torch.cat([t, t[:1]]) for t in example))  # one more sample: the batch must really be dynamic
-    comparison = None
-    for case in cases:
-        feeds = {n: t.detach().cpu().numpy() for n, t in zip(input_names, case)}
-        want = expected if case is example else torch_outputs(model, case, output_names)
-        got = onnx_outputs(data, feeds)
-        c = require_match(got, want, f"{exporter} export at batch {len(case[0])}", tolerance)
-        comparison = comparison or c
-    assert comparison is not None
-    return comparison
+    import onnx
+
+    feeds = [{n: t.detach().cpu().numpy() for n, t in zip(input_names, case)} for case in cases]
+    v = verified(onnx.load_from_string(data), f"{exporter} export at batch {len(example[0])}", feeds[0], expected, tolerance)
+    for case, feed in zip(cases[1:], feeds[1:]):
+        require_match(onnx_outputs(v.data, feed), torch_outputs(model, case, output_names), f"{exporter} export at batch {len(case[0])}", tolerance)
+    return v

@@ -7,9 +7,14 @@ from pathlib import Path
 
 
 def sniff_bytes(head: bytes) -> str:
-    """`zip`, `pickle`, `hdf5`, `numpy`, a framework's kind (`onnx`), `text`, `empty` or `unknown`."""
+    """A framework's kind (`tflite`, `onnx`), `zip`, `pickle`, `hdf5`, `numpy`, `text`, `empty` or `unknown`.
+    A framework's magic number is tried first, a heuristic (ONNX's) after the containers."""
+    from model_checks.backends.registry import sniff_kind
+
     if not head:
         return "empty"
+    if (kind := sniff_kind(head, weak=False)) is not None:
+        return kind
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         return "zip"
     if head[0] == 0x80 and len(head) > 1 and 2 <= head[1] <= 5:
@@ -18,10 +23,7 @@ def sniff_bytes(head: bytes) -> str:
         return "hdf5"
     if head.startswith(b"\x93NUMPY"):
         return "numpy"
-    from model_checks.backends.registry import sniff_kind
-
-    kind = sniff_kind(head)
-    if kind is not None:
+    if (kind := sniff_kind(head, weak=True)) is not None:
         return kind
     try:
         head.decode("utf-8")

@@ -18,14 +18,18 @@ from model_checks.isolation.runner import IsolatedRunner
 from model_checks.core.pool import ModelPool
 
 FEEDS = {"input": np.ones((2, 4), np.float32)}
-LIMITS = Limits(memory_mb=1024, timeout_s=2)
+# Long enough for a worker to start, import its runtime and load a model on a 2-core machine with two busy
+# processes beside it (2 s was not: loads timed out), short enough that the models that hang forever (a sleep of
+# an hour, a Loop of 10**15 trips) cost the suite a few such waits.
+TIMEOUT_S = 20
+LIMITS = Limits(memory_mb=1024, timeout_s=TIMEOUT_S)
 
 # what the user reads for each way of breaking the worker
 CRASHES = {
     "segfault": (RuntimeCrashError, ("died from SIGSEGV during", "a segmentation fault in the runtime's native code")),
     "abort": (RuntimeCrashError, ("died from SIGABRT during", "the runtime aborted")),
     "oom": (MemoryLimitError, ("exceeded the worker's memory limit of 1024 MiB", "--model-checks-worker-memory")),
-    "hang": (RuntimeTimeoutError, ("did not finish within 2 s; the onnx worker was killed", "--model-checks-timeout")),
+    "hang": (RuntimeTimeoutError, (f"did not finish within {TIMEOUT_S} s; the onnx worker was killed", "--model-checks-timeout")),
 }
 
 
@@ -62,7 +66,7 @@ def test_a_broken_worker_is_reported_and_replaced(pool: ModelPool, tmp_path: Pat
     if kind == "oom":
         args = (4096,)  # four times the limit
     elif kind == "hang":
-        args = (60,)
+        args = (3600,)  # forever, as far as any timeout is concerned
     error, phrases = CRASHES[kind]
     with pytest.raises(error) as info:
         pool.workers.call("onnx", fn, *args)
@@ -97,7 +101,7 @@ def test_crashing_artifacts_fail_their_own_checks_and_the_session_goes_on(pytest
         onnx_models.save(onnx_models.linear(n_in=1, n_out=1), d / "ref.onnx")
         bad_artifacts.model(d, m, reference={"path": "ref.onnx"}, limits={"dynamic_axes": ["batch"]})
     good = bad_artifacts.good_pair(root)
-    run = run_gate(pytester, root, "--model-checks-timeout=2", "--model-checks-worker-memory=1024")
+    run = run_gate(pytester, root, f"--model-checks-timeout={TIMEOUT_S}", "--model-checks-worker-memory=1024")
     cases = [(f"crash_{kind}@1.0", kind) for kind in CRASHES] + [("real_oom@1.0", "oom"), ("real_hang@1.0", "hang")]
     for aid, kind in cases:
         error, phrases = CRASHES[kind]

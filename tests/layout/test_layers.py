@@ -27,7 +27,7 @@ NAMES = ("ground", "declarations", "contracts", "runtimes", "engine", "checks", 
 FLOORS: dict[str, int] = {
     "model_checks=": 7, "model_checks.__main__": 7, "model_checks.cli": 7,
     "model_checks.plugin": 7, "model_checks.commands": 7, "model_checks.cluster": 7, "model_checks.nightly": 7,
-    "model_checks.producers": 7, "model_checks.examples": 7,
+    "model_checks.producers": 7, "model_checks.examples": 7, "model_checks.canary": 7,
     "model_checks.core.session": 6,
     "model_checks.checks": 5, "model_checks.serving.check": 5,
     "model_checks.core": 4, "model_checks.checks.context": 4, "model_checks.localize": 4, "model_checks.tfmot": 4,
@@ -37,7 +37,7 @@ FLOORS: dict[str, int] = {
     "model_checks.backends.registry": 1, "model_checks.safety.sniff": 1, "model_checks.core.requires": 1,
     "model_checks.core.errors": 0, "model_checks.core.results": 0, "model_checks.core.fileio": 0,
     "model_checks.core.argtypes": 0, "model_checks.safety.text": 0, "model_checks.manifest.model": 0,
-    "model_checks.isolation.limits": 0, "model_checks.backends.precision": 0,
+    "model_checks.isolation.limits": 0, "model_checks.backends.precision": 0, "model_checks.core.quantio": 0,
     "model_checks.core=": 0, "model_checks.safety=": 0,
 }
 

@@ -22,7 +22,8 @@ def test_localize_prints_the_table_and_json(tmp_path, capsys):
     assert "hint: node 'conv3' (Conv) raises rel_l2 by" in out and "above the tolerance rel_l2 <= 0.001 (default (model-checks))" in out
     assert main(["localize", str(var), "--json", "--memory-cap", "1"]) == 0
     found = json.loads(capsys.readouterr().out)
-    assert found["hint"]["node"] == "conv3" and len(found["rows"]) == 21 and found["caps"] == {"time_s": 60.0, "memory_mb": 1}
+    assert found["hint"]["node"] == "conv3" and len(found["rows"]) == 21
+    assert found["caps"] == {"time_s": 60.0, "memory_mb": 1, "basis": "--time-cap"}
 
 
 def test_localize_refuses_what_it_cannot_compare(tmp_path, capsys):
@@ -57,3 +58,12 @@ def test_localize_caps_name_the_bad_value(tmp_path, capsys, flag, value, unit):
     with pytest.raises(SystemExit):
         main(["localize", str(tmp_path), flag, value])
     assert f"argument {flag}: {value!r} is not a positive number of {unit}" in capsys.readouterr().err
+
+
+def test_localize_escapes_a_hostile_directory_name(tmp_path):
+    ref, _ = A.pair(tmp_path / "arts", L.convnet(), L.convnet(), **IFACE)
+    hostile = ref.rename(ref.parent / "ref\x1b[32m\rPASSED")
+    with pytest.raises(SystemExit) as e:
+        main(["localize", str(hostile)])
+    assert str(e.value) == ("model-checks localize: error: ref\\x1b[32m\\rPASSED: needs an ONNX artifact whose "
+                            "reference.path is an ONNX model")

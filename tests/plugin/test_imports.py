@@ -5,7 +5,8 @@ import textwrap
 
 from fixtures import artifacts as A
 
-HEAVY = ("torch", "tensorflow", "tf_keras", "keras", "onnxruntime", "tf2onnx", "tensorflow_model_optimization", "ray", "junitparser")
+HEAVY = ("torch", "tensorflow", "tf_keras", "keras", "onnxruntime", "tf2onnx", "tensorflow_model_optimization", "ray", "junitparser",
+         "openvino", "ai_edge_litert")
 
 
 def test_collection_loads_no_model_and_imports_no_framework(pytester):
@@ -24,4 +25,4 @@ def test_collection_loads_no_model_and_imports_no_framework(pytester):
     r.assert_outcomes(passed=21, skipped=15)
     r.stdout.fnmatch_lines(["*HEAVY_AT_COLLECTION []*"])
     end = next(line for line in r.stdout.lines if "HEAVY_AT_END" in line)
-    assert "torch" not in end and "tensorflow" not in end, end  # onnxruntime only (here or in the worker)
+    assert "torch" not in end and "tensorflow" not in end and "openvino" not in end, end  # onnxruntime only (here or in the worker)

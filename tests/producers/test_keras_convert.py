@@ -43,7 +43,7 @@ def test_four_variants_pass_the_gate_and_leave_no_temporary_files(tmp_path, kera
         assert p.manifest["precision"] == variant
         assert p.manifest["inputs"][0] == {"name": "image", "dtype": "float32", "shape": ["batch", 8, 8, 1]}
         assert_passes(gate(root, d, "integrity", "metadata", "limits", *(("equivalence",) if reference else ())))
-    assert made["int8"].steps == ("tf2onnx", "quant_pre_process", "quantize_qdq", "per_channel")
+    assert made["int8"].steps == ("tf2onnx", "quant_pre_process", "quantize_qdq", "target_portable", "per_channel", "reduce_range")
     assert made["fp16"].size_bytes < made["fp32"].size_bytes
     # TensorFlow's autograph keeps the source of converted functions until the interpreter exits: its own, not ours
     assert [p.name for p in (tmp_path / "tmp").iterdir() if not p.name.startswith("__autograph_generated_file")] == []

@@ -37,19 +37,25 @@ def test_the_manifest_is_true_and_the_gate_passes_it(fp32_onnx, labelled, gate):
     assert m["outputs"] == [{"name": "logits", "dtype": "float32", "shape": ["batch", 10]}]
     assert m["reference"] == {"path": "../fp32/model.onnx"} and m["accuracy_drop"] == 0.0 and p.accuracy == 28 / 32
     assert m["latency_ms"] > 0 and len(m["sha256"]) == 64
+    from model_checks.core.machine import this_machine
+
+    here = this_machine()
+    assert list(m["machine"]) == ["cpu", "isa", "calibration_us", "runtime"]  # where latency_ms was measured, on its scale
+    assert m["machine"]["cpu"] == here.cpu and m["machine"]["isa"] == list(here.isa) and m["machine"]["calibration_us"] > 0
+    assert m["machine"]["runtime"] == m["runtime"]
     assert yaml.safe_load((root / "copy" / "metadata.yaml").read_text()) == m
     results = gate(root, root / "copy", *CHECKS)
     assert_passes(results)
     assert results[-1].figures["accuracy"] == 28 / 32
 
 
-def test_repackaging_gives_the_same_manifest_latency_aside(fp32_onnx, labelled, tmp_path):
+def test_repackaging_gives_the_same_manifest_latency_and_calibration_aside(fp32_onnx, labelled, tmp_path):
     root = fp32_onnx.parent.parent
     written = []
     for _ in range(2):
         package(fp32_onnx, root / "again", model_name="cnn", reference=fp32_onnx, samples=labelled[0], eval_data=labelled, runs=3)
         text = (root / "again" / "metadata.yaml").read_text()
-        written.append(([line for line in text.splitlines() if not line.startswith("latency_ms:")],
+        written.append(([line for line in text.splitlines() if not line.startswith(("latency_ms:", "  calibration_us:"))],
                         (root / "again" / "samples.npz").read_bytes(), (root / "again" / "eval.npz").read_bytes()))
     assert written[0] == written[1]
 

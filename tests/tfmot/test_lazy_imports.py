@@ -1,5 +1,5 @@
 """A gate run over ONNX artifacts only, every check run, imports neither torch nor tensorflow (nor tfmot),
-even with the TorchScript/Keras backends and tfmot checks registered. Pinned in a subprocess."""
+even with the TorchScript/Keras/TFLite backends and tfmot checks registered (nor LiteRT). Pinned in a subprocess."""
 
 import textwrap
 
@@ -11,7 +11,7 @@ def test_onnx_only_run_imports_no_framework(pytester):
     A.pair(root, inputs=[{"name": "input", "dtype": "float32", "shape": ["batch", 4], "layout": "NC"}], tfmot={"quantize": True})
     pytester.makeconftest(textwrap.dedent("""
         import sys
-        HEAVY = ("torch", "tensorflow", "tf_keras", "tensorflow_model_optimization")
+        HEAVY = ("torch", "tensorflow", "tf_keras", "tensorflow_model_optimization", "ai_edge_litert")
         def pytest_sessionfinish(session):
             heavy = sorted({m.split(".")[0] for m in sys.modules} & set(HEAVY))
             assert not heavy, f"imported {heavy}"

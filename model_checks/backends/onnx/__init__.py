@@ -26,4 +26,5 @@ FRAMEWORK = Framework(
     kind="onnx",
     sniff=looks_like_onnx,
     sniff_weak=True,
+    checker="onnx.checker (full check, shape inference)",
 )

@@ -12,11 +12,17 @@ from model_checks.backends.onnx.loader import load_proto
 from model_checks.core.errors import ArtifactLoadError, InferenceError, runtime_error_text
 
 
-def session_options(threads: int | None = None):  # type: ignore[no-untyped-def]
-    import onnxruntime as ort
+def session_options(threads: int | None = None, optimize: bool = True):  # type: ignore[no-untyped-def]
+    from model_checks.backends.onnx.runtime import onnxruntime
+
+    ort = onnxruntime()
 
     so = ort.SessionOptions()
-    so.log_severity_level = 3
+    # fatal only: onnxruntime's own error log quotes node names raw onto stderr (an escape sequence in a name would
+    # act on the terminal); the same error reaches the user as an exception, whose message the gate escapes
+    so.log_severity_level = 4
+    if not optimize:  # the graph as written: the determinism check's "optimizations off" configuration
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     if threads:
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
@@ -26,15 +32,19 @@ def session_options(threads: int | None = None):  # type: ignore[no-untyped-def]
 class OnnxRunner(Runner):
     format = "onnx"
 
-    def __init__(self, path: Path, root: Path, threads: int | None = None, providers: list[str] | None = None):
-        import onnxruntime as ort
+    def __init__(self, path: Path, root: Path, threads: int | None = None, providers: list[str] | None = None,
+                 optimize: bool = True):
+        from model_checks.backends.onnx.runtime import onnxruntime
+
+        ort = onnxruntime()
 
         self.path = path
         model = load_proto(path, root, with_external=False)  # checks content and external data first
         self.inputs = input_specs(model.graph)
         self.outputs = tuple(value_spec(v) for v in model.graph.output)
         try:
-            self.session = ort.InferenceSession(str(path), session_options(threads), providers=providers or ["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), session_options(threads, optimize),
+                                                providers=providers or ["CPUExecutionProvider"])
         except Exception as e:
             raise ArtifactLoadError(f"{path.name}: onnxruntime cannot open it: {runtime_error_text(e)}") from None
         self._input_types = {i.name: ORT_TYPES.get(i.type) for i in self.session.get_inputs()}

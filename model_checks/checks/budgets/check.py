@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -18,7 +19,7 @@ from model_checks.checks.budgets.fingerprint import fingerprint
 from model_checks.checks.budgets.calibration import Calibration
 from model_checks.checks.budgets.measure import BLOCKS, MIN_BLOCK, Bench, Deadline, Measurement, block_starts, samples_ns, timed, warm_up
 from model_checks.checks.budgets.percentiles import median, rounds_for
-from model_checks.checks.budgets.policy import CLAIM_FACTOR, LatencyBudget, LatencyClaim, SpeedupBudget, ThroughputBudget
+from model_checks.checks.budgets.policy import CLAIM_FACTOR, ClaimNotGated, LatencyBudget, LatencyClaim, Scale, SpeedupBudget, ThroughputBudget
 from model_checks.checks.budgets.spec import DeviceBudget, device_budget, devices_for
 from model_checks.checks.context import CheckContext
 from model_checks.checks.registry import Check
@@ -38,6 +39,7 @@ class BudgetOptions:
     min_effect: float = MIN_EFFECT
     trust_code: bool = False
     latency_claim_factor: float = CLAIM_FACTOR  # 0: the `latency_ms` claim is reported, not gated
+    strict_claims: bool = False  # gate a claim with no recorded calibration even when measured on another CPU
     timeout_s: float = DEFAULT_TIMEOUT_S  # the longest any one measurement may take (see measure.Deadline)
 
 
@@ -174,41 +176,75 @@ def _where_to_change(limits: list[Limit], ctx: CheckContext) -> str:
     return f"to change a limit, edit {', '.join(sorted({lim.source for lim in limits}))} (a key in {ctx.where} overrides policy.yaml)"
 
 
+def calibration_us(m: Measurement) -> float | None:
+    """This run's calibration p50 in microseconds (the median of its bursts), or None when none ran."""
+    return median(list(m.calibration_ns)) / 1e3 if m.calibration_ns else None
+
+
+def scale_for(budget: DeviceBudget, m: Measurement) -> tuple[Scale | None, list[str]]:
+    """How the budgets scale to this machine, when they carry `calibration_us`; and a note when they cannot."""
+    if budget.calibration_us is None:
+        return None, []
+    here = calibration_us(m)
+    if here is None:
+        return None, [f"  {budget.calibration_us.source} is ignored on {m.device}: the calibration workload runs on the CPU only"]
+    scale = Scale(budget.calibration_us.value, here)
+    return scale, [f"  budgets scaled to this machine: {scale} ({budget.calibration_us.source})"]
+
+
 def _latency(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, subject: str) -> CheckResult:
-    policies = [LatencyBudget(s, lim) for s, lim in budget.latency_ms.items()]
-    claim = LatencyClaim(budget.latency_claim_ms, options.latency_claim_factor) if budget.latency_claim_ms is not None else None
+    from model_checks.core.machine import this_machine
+
+    claim = (LatencyClaim(budget.latency_claim_ms, options.latency_claim_factor, budget.claim_machine, options.strict_claims)
+             if budget.latency_claim_ms is not None else None)
     rounds = rounds_for(list(budget.latency_ms) or ["p50"], floor=BLOCKS * MIN_BLOCK)
-    loosest = [(p.limit.value, f"{p.statistic} {p.limit.value:g} ms") for p in policies]
+    loosest = [(lim.value, f"{s} {lim.value:g} ms") for s, lim in budget.latency_ms.items()]
     if claim is not None:
         loosest.append((claim.claim.value * max(claim.factor, 1.0), f"{max(claim.factor, 1.0):g} x the claimed {claim.claim.value:g} ms"))
     m = measure(ctx, budget, bench, options, batch=1, rounds=rounds, per_call=max(loosest) if loosest else None)
+    scale, scale_notes = scale_for(budget, m)
+    policies = [LatencyBudget(s, lim, scale) for s, lim in budget.latency_ms.items()]
     failing = [p for p in policies if p.fails(m.percentiles)]
     problems = [p.fails(m.percentiles) or "" for p in failing]
     if failing:
         problems.append(_where_to_change([p.limit for p in failing], ctx))
-    if claim is not None and (wrong := claim.fails(m.percentiles)):
-        problems.append(wrong)
-    comparison, notes, saved = _baseline("latency", ctx, m, options)
-    passed = [f"{p.statistic} {m.percentiles.get(p.statistic):.3f} ms <= {p.limit.value:g}" for p in policies]
+    claim_figures: dict = {}
+    notes = list(scale_notes)
     if claim is not None:
-        passed.append(f"p50 {m.percentiles.p50:.3f} ms within {claim.factor:g}x of the claimed {claim.claim.value:g} ms"
-                      if claim.factor else f"claimed p50 {claim.claim.value:g} ms (not gated)")
-    extra = {**({"claimed_latency_ms": claim.claim.value} if claim is not None else {}), **saved,
-             **{f"limit_{p.statistic}_ms": p.limit.value for p in policies}}
-    return _result("latency", ctx.artifact.id, subject, bench, m, problems, f"{', '.join(passed)} (n={m.percentiles.n}, batch 1)", comparison, notes, extra)
+        here = this_machine(providers=False)
+        cal = calibration_us(m)
+        rec = (budget.claim_machine or {}).get("calibration_us")
+        normalized = (median(m.normalized_blocks) * float(rec) / 1e3) if m.normalized_blocks and rec else None
+        verdict = claim.judge(m.percentiles.p50, here.cpu, cal, normalized)
+        claim_figures = {**verdict.figures, "claim_gated": verdict.gated}
+        if verdict.problem:
+            problems.append(verdict.problem)
+        else:
+            notes.append(f"  {verdict.line}")
+        if not verdict.gated and claim.factor:
+            warnings.warn(ClaimNotGated(f"{ctx.artifact.id}: {verdict.line}"), stacklevel=2)
+    comparison, base_notes, saved = _baseline("latency", ctx, m, options)
+    passed = [f"{p.statistic} {m.percentiles.get(p.statistic):.3f} ms <= {p.value:.4g}" for p in policies]
+    if claim is not None:
+        passed.append("the latency_ms claim " + ("holds" if claim_figures["claim_gated"] else "is reported, not gated"))
+    extra = {**claim_figures, **saved, **{f"limit_{p.statistic}_ms": p.value for p in policies},
+             **({"budget_scale": scale.ratio} if scale else {})}
+    return _result("latency", ctx.artifact.id, subject, bench, m, problems, f"{', '.join(passed)} (n={m.percentiles.n}, batch 1)", comparison,
+                   notes + base_notes, extra)
 
 
 def _throughput(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, subject: str) -> CheckResult:
     assert budget.throughput_per_s is not None
-    policy = ThroughputBudget(budget.throughput_per_s, budget.batch_size)
     per_call_ms = 1e3 * budget.batch_size / budget.throughput_per_s.value
     m = measure(ctx, budget, bench, options, batch=budget.batch_size, rounds=rounds_for(["p50"], floor=BLOCKS * MIN_BLOCK),
                 per_call=(per_call_ms, f"the budget's {per_call_ms:.3g} ms a call ({budget.throughput_per_s.value:g} items/s at batch {budget.batch_size})"))
+    scale, scale_notes = scale_for(budget, m)
+    policy = ThroughputBudget(budget.throughput_per_s, budget.batch_size, scale)
     msg = policy.fails(m.throughput_per_s)
     comparison, notes, saved = _baseline("throughput", ctx, m, options)
     problems = [msg, _where_to_change([policy.limit], ctx)] if msg else []
-    return _result("throughput", ctx.artifact.id, subject, bench, m, problems, f"{m.throughput_per_s:.1f} items/s >= {policy.limit.value:g} at batch {budget.batch_size}",
-                   comparison, notes, {**saved, "limit_throughput_per_s": policy.limit.value})
+    return _result("throughput", ctx.artifact.id, subject, bench, m, problems, f"{m.throughput_per_s:.1f} items/s >= {policy.value:.1f} at batch {budget.batch_size}",
+                   comparison, scale_notes + notes, {**saved, "limit_throughput_per_s": policy.value, **({"budget_scale": scale.ratio} if scale else {})})
 
 
 def _speedup(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, subject: str) -> CheckResult:
@@ -249,7 +285,8 @@ CHECKS = {"latency": _latency, "throughput": _throughput, "speedup": _speedup}
 def _declared(name: str) -> Check:
     """A budget check: collected once per device whose budget declares it (`test_latency[<id>-cpu]`), measured
     through pytest-benchmark's fixture."""
-    return Check(name, run, applies=lambda m: bool(devices_for(m, name)), per_device=True, variants=lambda m: devices_for(m, name))
+    return Check(name, run, applies=lambda m: bool(devices_for(m, name)), per_device=True, variants=lambda m: devices_for(m, name),
+                 machine_dependent=True)
 
 
 LATENCY, THROUGHPUT, SPEEDUP = (_declared(name) for name in CHECKS)

@@ -1,0 +1,121 @@
+"""test_portability: an int8 model that only holds on VNNI CPUs fails on any CPU, naming the kernels, the
+simulated figures and the fix; a 7-bit one passes. The ISA is injected (MODEL_CHECKS_ISA), never this machine's."""
+
+import numpy as np
+import pytest
+
+from fixtures import artifacts as A
+from fixtures import int8_models as Q
+from model_checks.backends.onnx import int8
+from model_checks.backends.onnx.runner import OnnxRunner
+from model_checks.core.machine import ISA_ENV
+from model_checks.core.session import GateSession
+
+INPUTS = [{"name": "input", "dtype": "float32", "shape": ["batch", Q.K], "range": [0.0, 1.0]}]
+TOLERANCE = {"rel_l2": 0.05, "mae": None}
+
+
+def check(root, name="variant"):
+    gs = GateSession([root])
+    return gs.run_check("portability", next(a for a in gs.artifacts if a.id.startswith(name)))
+
+
+def int8_pair(root, bits=8, **manifest):
+    return A.pair(
+        root, Q.qdq_matmul(weight_bits=bits), Q.fp32(), precision="int8", inputs=INPUTS, tolerance=TOLERANCE, **manifest
+    )
+
+
+@pytest.fixture(params=["avx512f,avx512_vnni,avx2", "neon,asimd,asimddp", "avx2,fma"])
+def any_cpu(request, monkeypatch):
+    monkeypatch.setenv(ISA_ENV, request.param)
+    return request.param
+
+
+def test_full_range_int8_weights_are_predicted_to_fail_on_x86_without_vnni_on_any_cpu(tmp_path, any_cpu):
+    int8_pair(tmp_path)
+    r = check(tmp_path)
+    text = str(r)
+    assert not r
+    assert "portability: variant@1.0 (1 int8 kernel(s), 1 that can saturate a 16-bit pair sum): 1 problem" in text
+    assert (
+        "on an x86-64 CPU without VNNI (AVX2, or AVX-512 without VNNI) this model's int8 kernels saturate: "
+        "the emulated "
+        "VPMADDUBSW pair sums (u8 x s8, clipped to int16) give rel_l2 "
+    ) in text
+    assert "against its reference ../ref/model.onnx, outside the tolerance (without saturation: rel_l2 0.0" in text
+    assert " pair sums saturated, in: head/MatMul (MatMul U8S8, weights [" in text
+    assert "Fix: quantize the weights to 7 bits (onnxruntime.quantization: reduce_range=True" in text
+    assert "deploy with the session option session.x64quantprecision=1" in text
+    assert "must hold on x86-avx2, x86-vnni, arm64 (default: every kernel family)" in text
+    assert r.figures["x86_avx2_simulated_rel_l2"] > 0.05 and r.figures["saturated_pair_sums"] > 0
+
+
+def test_seven_bit_weights_pass_with_the_prediction_shown(tmp_path, any_cpu):
+    int8_pair(tmp_path, bits=7)
+    r = check(tmp_path)
+    assert r, str(r)
+    assert (
+        r.headline
+        == "portability: variant@1.0 (1 int8 kernel(s), 0 that can saturate a 16-bit pair sum): "
+        "holds on x86-avx2, x86-vnni, arm64"
+    )
+    assert "x86-avx2: none of the 1 int8 kernel(s) can saturate" in str(r)
+
+
+def test_portable_to_without_x86_avx2_skips_the_prediction(tmp_path, monkeypatch):
+    monkeypatch.setenv(ISA_ENV, "avx2,avx512_vnni")
+    int8_pair(tmp_path, limits={"portable_to": ["x86-vnni", "arm64"]})
+    r = check(tmp_path)
+    assert r, str(r)
+    assert "must hold on x86-vnni, arm64 (limits.portable_to from metadata.yaml)" in str(r)
+    assert "x86_avx2_simulated_rel_l2" not in r.figures
+
+
+def test_on_an_avx2_cpu_both_kernel_paths_are_run_and_saturation_is_named(tmp_path, monkeypatch):
+    """This machine has VNNI, so the saturating default kernels are stood in for by the emulation; the U8U8 path
+    (session.x64quantprecision=1) is onnxruntime's own."""
+    monkeypatch.setenv(ISA_ENV, "avx2,fma")
+    real = OnnxRunner.infer_impl
+
+    def saturating(self, feeds):
+        if self.path.parent.name == "variant":
+            return int8.simulate(self.path, feeds).outputs
+        return real(self, feeds)
+
+    monkeypatch.setattr(OnnxRunner, "infer_impl", saturating)
+    int8_pair(tmp_path)
+    r = check(tmp_path)
+    text = str(r)
+    assert not r and "2 problems" in r.headline
+    assert "this CPU's int8 kernels saturate: " in text and "(avx2 fma) gives rel_l2 " in text
+    assert (
+        "with its default kernels and rel_l2 0.0" in text
+        and "with session.x64quantprecision=1, which differ beyond the tolerance" in text
+    )
+    assert "Kernels that can saturate: head/MatMul (MatMul U8S8" in text
+    assert (
+        "measured here (" in text
+        and r.figures["measured_x64quantprecision_rel_l2"] < 0.05 < r.figures["measured_rel_l2"]
+    )
+
+
+def test_an_fp32_onnx_model_is_skipped_and_the_check_is_not_collected_for_fp32(tmp_path):
+    A.onnx_artifact(tmp_path / "m", name="m", precision="int8")
+    r = check(tmp_path, "m")
+    assert r.skipped == "m@1.0 has no integer Conv, MatMul or Gemm kernels"
+    from model_checks.checks import applicable
+
+    A.onnx_artifact(tmp_path / "f", name="f", precision="fp32")
+    gs = GateSession([tmp_path])
+    assert "portability" not in applicable(next(a for a in gs.artifacts if a.id == "f@1.0"))
+
+
+def test_the_example_emulation_is_deterministic(tmp_path):
+    int8_pair(tmp_path)
+    feeds = {"input": np.full((2, Q.K), 1.0, np.float32)}
+    a, b = (
+        int8.simulate(tmp_path / "variant" / "model.onnx", feeds),
+        int8.simulate(tmp_path / "variant" / "model.onnx", feeds),
+    )
+    assert (a.outputs["logits"] == b.outputs["logits"]).all() and a.saturated == b.saturated

@@ -1,0 +1,30 @@
+"""The one place that reads the CPU's ISA: parsed from /proc/cpuinfo text, injectable through MODEL_CHECKS_ISA."""
+
+from model_checks.core import machine as M
+
+XEON_AVX2 = "processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse sse2 avx avx2 fma bmi2\n\nprocessor\t: 1\n"
+XEON_VNNI = "model name\t: Intel Xeon Gold 6338\nflags\t\t: avx2 fma avx512f avx512bw avx512_vnni\n"
+GRAVITON = "processor\t: 0\nFeatures\t: fp asimd evtstrm aes asimddp i8mm\nCPU part\t: 0xd40\n"
+
+
+def test_flags_and_family_from_cpuinfo_text():
+    avx2 = M.cpu_flags(env={}, cpuinfo=XEON_AVX2)
+    assert M.isa(avx2) == ("avx2", "fma") and M.kernel_family(avx2, "x86_64") == "x86-avx2"
+    vnni = M.cpu_flags(env={}, cpuinfo=XEON_VNNI)
+    assert M.kernel_family(vnni, "x86_64") == "x86-vnni" and "avx512_vnni" in M.isa(vnni)
+    arm = M.cpu_flags(env={}, cpuinfo=GRAVITON)
+    assert M.kernel_family(arm, "aarch64") == "arm64" and M.isa(arm) == ("asimd", "asimddp", "i8mm")
+    assert M.cpu_model(XEON_AVX2) == "AMD EPYC 7B13"
+
+
+def test_the_isa_is_injected_by_the_environment():
+    flags = M.cpu_flags(env={M.ISA_ENV: "AVX2, fma"}, cpuinfo=XEON_VNNI)
+    assert flags == {"avx2", "fma"} and M.kernel_family(flags, "x86_64") == "x86-avx2"
+
+
+def test_the_machine_line_names_cpu_family_flags_runtime_and_where_the_flags_came_from(monkeypatch):
+    monkeypatch.setenv(M.ISA_ENV, "avx2,fma")
+    m = M.this_machine()
+    assert m.isa == ("avx2", "fma") and m.family == "x86-avx2"
+    assert f"(x86-avx2: avx2 fma, ISA from {M.ISA_ENV}), onnxruntime " in m.describe()
+    assert m.properties()["machine_isa"] == "avx2 fma" and m.properties()["machine_family"] == "x86-avx2"

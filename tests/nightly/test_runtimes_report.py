@@ -1,0 +1,44 @@
+"""The reports with runtimes: summary.md has one cell per runtime, the nightly report a runtime matrix and the
+last canary's verdict line."""
+
+import json
+
+import pytest
+
+from fixtures import artifacts as A
+
+pytest.importorskip("openvino")
+
+
+def test_summary_and_nightly_show_each_runtime_and_the_last_canary(pytester):
+    A.pair(pytester.path / "arts", runtimes=["onnxruntime", "openvino"])
+    reports = pytester.path / "reports"
+    reports.mkdir()
+    (reports / "canary.json").write_text(
+        json.dumps({"verdict": "onnxruntime 1.31.1 -> 1.32.0: safe to bump: 2 of 2", "safe": True})
+    )
+    r = pytester.runpytest_subprocess(
+        "--model-checks",
+        "arts",
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "equivalence",
+        "--model-checks-summary",
+        "reports/summary.md",
+        "--model-checks-nightly-report",
+        "reports",
+    )
+    assert r.ret == 0, r.stdout.str()
+    summary = (reports / "summary.md").read_text()
+    head = next(line for line in summary.splitlines() if line.startswith("| artifact"))
+    assert head.endswith("| equivalence | accuracy | equivalence on openvino |")
+    row = next(line for line in summary.splitlines() if line.startswith("| `variant@1.0`"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[-3] == "pass" and cells[-1].startswith("pass (") and cells[-1].endswith(")")
+    nightly = (reports / "nightly.md").read_text()
+    assert "Runtime canary (last run): onnxruntime 1.31.1 -> 1.32.0: safe to bump: 2 of 2" in nightly
+    assert "## Runtime matrix" in nightly
+    assert "| artifact | onnxruntime (rel_l2) | openvino (rel_l2; vs onnxruntime) |" in nightly
+    line = next(x for x in nightly.splitlines() if x.startswith("| variant@1.0 | pass ("))
+    assert line.count("| pass (") == 2 and "; vs onnxruntime max abs " in line
