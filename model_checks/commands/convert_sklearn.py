@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import joblib
 
-    from model_checks.commands.producer_args import load_array
+    from model_checks.producers.loading import load_array
     from model_checks.producers.sklearn_convert import convert_sklearn
 
     model = joblib.load(args.model)

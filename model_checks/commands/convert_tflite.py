@@ -54,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from model_checks.commands.producer_args import load_array
+    from model_checks.producers.loading import load_array
     from model_checks.producers.tflite_convert import convert_tflite
     from model_checks.producers.verify import ProducerError
 

@@ -58,7 +58,7 @@ def _tf() -> Any:
 
 def _array(source: Any, what: str) -> np.ndarray:
     if isinstance(source, (str, Path)):
-        from model_checks.commands.producer_args import load_array
+        from model_checks.producers.loading import load_array
 
         return np.asarray(load_array(Path(source), what), np.float32)
     return np.asarray(source, np.float32)

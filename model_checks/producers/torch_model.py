@@ -11,7 +11,7 @@ def build_model(ref: str, weights: Path | None, input_shapes: Sequence[Sequence[
     """The nn.Module `ref` names, with its weights loaded, in eval mode, and seeded example inputs."""
     import torch
 
-    from model_checks.commands.producer_args import load_object
+    from model_checks.producers.loading import load_object
     from model_checks.producers.verify import ProducerError
 
     factory = load_object(ref, "--model")
