@@ -36,7 +36,7 @@ def run(ctx: CheckContext) -> CheckResult:
     runner = ctx.runner()
     cases = ctx.cases()
     # Converting builds and compiles code (torch.fx): it runs in the confined worker, on a copy of the model whose
-    # names the gate chose (model_checks.safety.onnx_names), whether or not --model-checks-trust-code is given.
+    # names the gate chose (model_checks.backends.onnx.names), whether or not --model-checks-trust-code is given.
     feeds = [c.inputs for c in cases]
     got = ctx.pool.run_confined(ctx.model_path, converted_outputs, ctx.model_path, ctx.artifact.root, feeds)
     if isinstance(got, str):

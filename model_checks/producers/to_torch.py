@@ -119,7 +119,7 @@ class Converted:
 
 def convert(model: Any) -> Converted:
     """The ONNX model as a torch module; Unconvertible (naming the ops and the converter) where it cannot be. No name
-    from the model reaches the generated code (model_checks.safety.onnx_names).
+    from the model reaches the generated code (model_checks.backends.onnx.names).
 
     onnx2torch reads a Conv's weight only from an initializer (a Constant node's output fails with a KeyError
     naming the weight), so Constant weights are made initializers first, in a copy: the same function."""
@@ -133,7 +133,7 @@ def convert(model: Any) -> Converted:
     reasons = unsupported(model)
     if reasons:
         raise Unconvertible("; ".join(reasons))
-    from model_checks.safety.onnx_names import anonymised
+    from model_checks.backends.onnx.names import anonymised
 
     package = onnx2torch()
     inits = {i.name for i in model.graph.initializer}
