@@ -7,10 +7,11 @@ below, whether the import runs at load time or inside a function. The floors fol
   2 contracts     safety (paths, digests), manifest (YAML, schema, policy, the typed Manifest)
   3 runtimes      backends (loader, runner, facts, timing), isolation (worker processes)
   4 engine        artifacts, discovery and roots, inputs, references, layout, metrics, the model pool, shards,
-                  the check context; the libraries checks call (localize, tfmot, serving, the ONNX -> torch conversion)
+                  the check context; the libraries checks call (localize, tfmot, serving, the producers' converters)
   5 checks        each check module and the registry of them, budgets, serving's check
   6 session       the gate session (runs checks)
-  7 faces         plugin, commands and the CLI, cluster, nightly, producers, examples, the public API
+  7 faces         plugin, commands and the CLI, cluster, nightly, canary, examples, the public API, and the
+                  producers that measure and package with the checks (package, figures, torch_precision)
 
 A module's floor is that of the longest matching entry of FLOORS (an entry ending in `=` matches that module only)."""
 
@@ -27,11 +28,13 @@ NAMES = ("ground", "declarations", "contracts", "runtimes", "engine", "checks", 
 FLOORS: dict[str, int] = {
     "model_checks=": 7, "model_checks.__main__": 7, "model_checks.cli": 7,
     "model_checks.plugin": 7, "model_checks.commands": 7, "model_checks.cluster": 7, "model_checks.nightly": 7,
-    "model_checks.producers": 7, "model_checks.examples": 7, "model_checks.canary": 7,
+    "model_checks.examples": 7, "model_checks.canary": 7,
+    # the producers measure and package with the checks' own code: above them
+    "model_checks.producers.package": 7, "model_checks.producers.figures": 7, "model_checks.producers.torch_precision": 7,
     "model_checks.core.session": 6,
     "model_checks.checks": 5, "model_checks.serving.check": 5,
     "model_checks.core": 4, "model_checks.checks.context": 4, "model_checks.localize": 4, "model_checks.tfmot": 4,
-    "model_checks.serving": 4, "model_checks.producers.to_torch": 4, "model_checks.producers.verify": 4,
+    "model_checks.serving": 4, "model_checks.producers": 4,
     "model_checks.backends": 3, "model_checks.isolation": 3,
     "model_checks.safety": 2, "model_checks.manifest": 2, "model_checks.schema": 2,
     "model_checks.backends.registry": 1, "model_checks.safety.sniff": 1, "model_checks.core.requires": 1,
