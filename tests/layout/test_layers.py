@@ -111,7 +111,6 @@ FRAMEWORKS = ("torch", "tensorflow", "tf_keras", "keras", "onnx", "onnxruntime",
 # Where a framework may be imported: its backend, and the wings that exist to drive frameworks.
 FRAMEWORK_HOMES = ("model_checks.backends", "model_checks.producers", "model_checks.tfmot", "model_checks.examples",
                    "model_checks.serving", "model_checks.localize")
-NOT_YET = {"model_checks.checks.budgets.calibration"}  # its ONNX workload moves into backends/onnx with issue 25's calibration
 
 
 def framework_imports(path: Path) -> set[str]:
@@ -124,6 +123,5 @@ def framework_imports(path: Path) -> set[str]:
 
 def test_no_framework_is_imported_outside_its_homes():
     outside = {m: sorted(framework_imports(p)) for m, p in MODULES.items()
-               if not m.startswith(FRAMEWORK_HOMES) and m not in NOT_YET and framework_imports(p)}
+               if not m.startswith(FRAMEWORK_HOMES) and framework_imports(p)}
     assert not outside, f"framework imports outside {', '.join(FRAMEWORK_HOMES)}: {outside}"
-    assert all(framework_imports(MODULES[m]) for m in NOT_YET), "an exception that no longer imports a framework: drop it from NOT_YET"
