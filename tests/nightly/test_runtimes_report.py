@@ -37,8 +37,9 @@ def test_summary_and_nightly_show_each_runtime_and_the_last_canary(pytester):
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[-3] == "pass" and cells[-1].startswith("pass (") and cells[-1].endswith(")")
     nightly = (reports / "nightly.md").read_text()
-    assert "Runtime canary (last run): onnxruntime 1.31.1 -> 1.32.0: safe to bump: 2 of 2" in nightly
+    # md_text: no raw markup in the nightly report
+    assert "Runtime canary (last run): onnxruntime 1.31.1 -&gt; 1.32.0: safe to bump: 2 of 2" in nightly
     assert "## Runtime matrix" in nightly
-    assert "| artifact | onnxruntime (rel_l2) | openvino (rel_l2; vs onnxruntime) |" in nightly
-    line = next(x for x in nightly.splitlines() if x.startswith("| variant@1.0 | pass ("))
+    assert r"| artifact | onnxruntime (rel\_l2) | openvino (rel\_l2; vs onnxruntime) |" in nightly  # md_text
+    line = next(x for x in nightly.splitlines() if x.startswith("| `variant@1.0` | pass ("))
     assert line.count("| pass (") == 2 and "; vs onnxruntime max abs " in line

@@ -162,7 +162,7 @@ def test_the_litert_worker_family_runs_the_model_without_tensorflow_or_torch(mod
     try:
         r = IsolatedRunner(workers, models["int8"], "tflite", models["int8"].parent)
         assert r.infer({"image": images(2)})["logits"].dtype == np.float32
-        assert r.note is not None and r.note.endswith("XNNPACK on") and r.inputs[0].quantization is not None
+        assert r.description.endswith("XNNPACK on") and r.inputs[0].quantization is not None
         assert workers.worker("tflite").family == "litert"
         heavy = "{'tensorflow', 'tf_keras', 'keras', 'torch'}"
         expr = f"sorted({{m.split('.')[0] for m in __import__('sys').modules}} & {heavy})"
