@@ -12,7 +12,6 @@ import numpy as np
 from model_checks.core.errors import InferenceError, ModelChecksError, runtime_error_text
 from model_checks.manifest.model import TensorSpec
 
-
 # The input and output names a manifest declares for a model that has none of its own (a TorchScript
 # archive): passed in the call by whoever read the manifest, never looked up by a backend.
 Names = tuple[tuple[str, ...] | None, tuple[str, ...] | None] | None

@@ -8,13 +8,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
-from model_checks.core.artifact import Artifact
 from model_checks.backends.base import ModelFacts, Names, Runner, declared_names
+from model_checks.core.artifact import Artifact
 from model_checks.core.errors import ManifestError, ModelChecksError, with_context
 from model_checks.core.inputs import Case, cast_feeds, generated_cases, merge_interface, sample_cases
-from model_checks.manifest import Manifest, guess_format
 from model_checks.core.pool import ModelPool
 from model_checks.core.references import recorded_cases, reference_kind, testdata_cases
+from model_checks.manifest import Manifest, guess_format
 
 
 @dataclass

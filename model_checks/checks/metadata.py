@@ -11,8 +11,8 @@ from packaging.version import InvalidVersion, Version
 from model_checks.backends.base import ModelFacts
 from model_checks.checks.context import CheckContext
 from model_checks.checks.registry import Check, Figure
-from model_checks.manifest.model import TensorSpec
 from model_checks.core.results import CheckResult
+from model_checks.manifest.model import TensorSpec
 
 NAME = "metadata"
 

@@ -27,8 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from model_checks.producers.loading import load_array
     from model_checks.producers.keras_convert import convert_keras
+    from model_checks.producers.loading import load_array
     from model_checks.producers.verify import ProducerError
 
     if args.variant == "int8" and args.calibration is None:

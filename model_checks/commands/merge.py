@@ -54,9 +54,8 @@ class Lost:
 
 def read_shards(dirs: list[Path], lost: tuple[Lost, ...] = ()) -> list[Shard]:
     """Each DIR's run record, checked: every shard 1..N of one N present once (or lost), no artifact gated twice."""
-    from model_checks.plugin.summary import RECORD_SCHEMA
-
     from model_checks.commands.shard_files import read_record
+    from model_checks.plugin.summary import RECORD_SCHEMA
 
     shards = []
     for d in dirs:
@@ -131,12 +130,11 @@ def lost_message(x: Lost) -> str:
 
 def merge(dirs: list[Path], out: Path, storage: str | None = None, lost: tuple[Lost, ...] = ()) -> tuple[int, list[Path]]:
     """Merge the shards in `dirs` (and the `lost` ones) into `out`; (artifacts failing or lost, files written)."""
+    from model_checks.commands.shard_files import disagreements, junit_outcomes, read_junit, record_outcomes
     from model_checks.core.fileio import write_bytes, write_text
     from model_checks.nightly.document import gather
     from model_checks.plugin.summary import Summary, record_path, reports_of
     from model_checks.plugin.verdict import read_record
-
-    from model_checks.commands.shard_files import disagreements, junit_outcomes, read_junit, record_outcomes
 
     shards = read_shards(dirs, lost)
     texts = [read_junit(s.directory / "junit.xml") for s in shards]

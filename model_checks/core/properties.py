@@ -24,10 +24,10 @@ import numpy as np
 from model_checks.core.artifact import Artifact
 from model_checks.core.batch import find as find_batch
 from model_checks.core.inputs import BATCH_SIZES, DEFAULT_RANGES, concrete_shape, integer_range
-from model_checks.manifest.model import TensorSpec
 from model_checks.core.metrics import Comparison, compare_outputs
 from model_checks.core.pool import ModelPool
 from model_checks.core.results import CheckResult
+from model_checks.manifest.model import TensorSpec
 
 NAME = "equivalence_property"
 MAX_EXAMPLES = 25

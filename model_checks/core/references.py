@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-
 from model_checks.backends.onnx.testdata import read_tensor
 from model_checks.backends.registry import format_by_suffix, reference_formats
 from model_checks.core.errors import ArtifactLoadError
 from model_checks.core.inputs import Case, load_npz
 from model_checks.manifest import guess_format
 from model_checks.safety.paths import resolve_inside
+
 
 def reference_kind(path: Path) -> str:
     """`model`, `npz` or `testdata`, from the path (as the manifest spec says)."""

@@ -9,14 +9,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from model_checks import checks
-from model_checks.core.artifact import Artifact
 from model_checks.backends.base import Names, declared_names
 from model_checks.checks.context import CheckContext
+from model_checks.core.artifact import Artifact
 from model_checks.core.discovery import discover
 from model_checks.core.errors import ModelChecksError, runtime_error_text
-from model_checks.isolation.limits import Limits
 from model_checks.core.pool import ModelPool
 from model_checks.core.results import CheckResult
+from model_checks.isolation.limits import Limits
+
 
 @dataclass
 class GateSession:

@@ -8,7 +8,6 @@ parent beyond `ErrorInfo` and `WorkerSetup`; the process runs `main(FD)`, starte
 from __future__ import annotations
 
 import os
-
 import resource
 import signal
 from dataclasses import dataclass

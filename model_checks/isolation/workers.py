@@ -19,6 +19,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from model_checks.backends import family as backend_family
 from model_checks.core.errors import (
     ArtifactLoadError,
     InferenceError,
@@ -30,7 +31,6 @@ from model_checks.core.errors import (
     of_kind,
     runtime_error_text,
 )
-from model_checks.backends import family as backend_family
 from model_checks.isolation.limits import Limits
 from model_checks.isolation.worker import ErrorInfo, WorkerSetup
 

@@ -112,6 +112,7 @@ class Exposed:
 
     def session(self, names: Sequence[str] = (), save: Path | None = None) -> Any:
         import onnx
+
         from model_checks.backends.onnx.runtime import onnxruntime
 
         ort = onnxruntime()

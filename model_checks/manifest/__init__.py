@@ -7,7 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from model_checks.core.errors import ManifestError
-from model_checks.manifest.model import DeviceBudget, Limit, Limits, Manifest, TensorSpec, Tolerance, build_limits, build_tolerance
+from model_checks.manifest.model import (
+    DeviceBudget,
+    Limit,
+    Limits,
+    Manifest,
+    TensorSpec,
+    Tolerance,
+    build_limits,
+    build_tolerance,
+)
 from model_checks.manifest.policy import merge
 from model_checks.manifest.schema import schema, validate
 from model_checks.manifest.yamlsafe import load_yaml_file, load_yaml_text

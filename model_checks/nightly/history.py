@@ -15,7 +15,6 @@ from model_checks.checks.budgets.fingerprint import MACHINE_INFO_KEY
 from model_checks.core.errors import ModelChecksError
 from model_checks.safety.text import printable
 
-
 SERVING_KEY = "model_checks_serving"  # top level of a saved run: {artifact id: served figures}
 SERVING = ("serving", "http")  # the (check, device) that served figures are stored under
 SERVED_LATENCIES = ("p50", "p95", "p99")

@@ -8,8 +8,8 @@ from __future__ import annotations
 import io
 from datetime import datetime, timezone
 
-from model_checks.nightly.document import Point, Section
 from model_checks.core.requires import require
+from model_checks.nightly.document import Point, Section
 from model_checks.safety.text import mpl_text
 
 LATENCY_LINES = ("p50", "p90", "p99")

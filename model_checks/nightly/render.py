@@ -9,9 +9,9 @@ import html
 from pathlib import Path
 
 from model_checks.core.errors import MissingDependencyError
+from model_checks.core.fileio import write_bytes, write_text
 from model_checks.nightly.document import FAILING, Report, Section, Table
 from model_checks.nightly.plots import trend_png
-from model_checks.core.fileio import write_bytes, write_text
 from model_checks.safety.text import html_text, md_cell, md_text
 
 PLOTS = "nightly-plots"

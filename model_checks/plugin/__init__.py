@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from model_checks.plugin.collect import Gate, _arg_path
-from model_checks.plugin.fixtures import model_checks_artifact, model_checks_budget, model_checks_device, model_checks_session, model_checks_verdict
+from model_checks.plugin.fixtures import (
+    model_checks_artifact,
+    model_checks_budget,
+    model_checks_device,
+    model_checks_session,
+    model_checks_verdict,
+)
 from model_checks.plugin.options import Options, add_options
 from model_checks.plugin.state import NO_ROOTS, OPTIONS_KEY, SESSION_KEY, session
 

@@ -40,8 +40,8 @@ class Gate:
     def _nodeid(self, path: Path, rest: str) -> str:
         """The node id of a manifest (or a selector naming one), its directory names escaped: they head every
         line of the log about the artifact, so a name from a pull request can never start a line or colour it."""
-        from model_checks.safety.text import printable
         from model_checks.core.roots import relative
+        from model_checks.safety.text import printable
 
         rel = relative(path, self.config.rootpath)
         return printable(f"{rel}::{rest}" if rest else rel)

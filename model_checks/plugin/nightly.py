@@ -11,7 +11,6 @@ import pytest
 from model_checks.plugin.verdict import read_record
 
 
-
 @dataclass(eq=False)  # a plugin object must stay hashable: pluggy keeps plugins in sets
 class NightlyReport:
     directory: Path

@@ -10,9 +10,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from model_checks.safety.digest import sha256_of
 from model_checks.manifest.model import TensorSpec
 from model_checks.producers.progress import progress
+from model_checks.safety.digest import sha256_of
 
 WARMUP = 5
 RUNS = 200  # p50 of fewer calls moved by 30% between packagings of the same Keras model (measured: README)
@@ -66,11 +66,9 @@ def target_timing(path: Path, fmt: str, root: Path, specs: Sequence[TensorSpec],
     through torch, Keras as a traced graph), after a warm-up until the latency settles, on seeded inputs at `batch`
     generated from `specs` (one per input, in order). So the `latency_ms` a manifest records is the figure that
     test_latency[<id>-cpu] measures and compares with the claim."""
-    from model_checks.backends import load_runtime, open_target
+    from model_checks.backends import family, load_runtime, open_target
     from model_checks.checks.budgets.measure import warm_up
     from model_checks.core.inputs import generate
-
-    from model_checks.backends import family
 
     if family(fmt) == "tensorflow" and threads and "tensorflow" in sys.modules:
         # TensorFlow sizes its thread pools once, when it starts (here it has: training, conversion): time the model

@@ -9,8 +9,8 @@ from typing import Mapping
 
 import numpy as np
 
-from model_checks.core.metrics import Comparison
 from model_checks.core.fileio import write_bytes
+from model_checks.core.metrics import Comparison
 from model_checks.producers.verify import ProducerError, seeded_feeds, source_outputs, verified
 
 # fp16 keeps ~3 significant digits: what a converted classifier's outputs hold against fp32.

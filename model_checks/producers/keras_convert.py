@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from model_checks.producers.progress import stages
 from model_checks.core.fileio import write_bytes
+from model_checks.producers.progress import stages
 from model_checks.producers.verify import ProducerError, input_specs, verified
 
 VARIANTS = ("fp32", "fp16", "uint8", "int8")

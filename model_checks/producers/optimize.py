@@ -9,8 +9,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from model_checks.core.metrics import Comparison
 from model_checks.core.fileio import write_bytes
+from model_checks.core.metrics import Comparison
 from model_checks.producers.verify import ProducerError, _first_line, seeded_feeds, source_outputs, verified
 
 # Passes that leave the function unchanged and only remove or fuse nodes: a safe default.
@@ -61,10 +61,8 @@ def fold_constants(model):  # type: ignore[no-untyped-def]
     onnxoptimizer's fuse_bn_into_conv writes the fused weights as a subgraph over the old initializers (Add,
     Sqrt, Div, Mul...) and leaves folding to a later tool; without this the "optimized" graph grows.
     """
-    from onnx import numpy_helper
+    from onnx import helper, numpy_helper
     from onnx.reference import ReferenceEvaluator
-
-    from onnx import helper
 
     # A lone NodeProto is evaluated at the latest opset: an opset-12 Unsqueeze (axes an attribute) is then read as
     # opset 13's (axes an input) and fails. So each node is evaluated as a one-node model at the model's opsets.

@@ -478,6 +478,7 @@ def quantize_dynamic(
     """Dynamic quantization: weights stored as `weight_type` (default: the target's), activations quantized per run.
     Checked against the source on `samples` (default: seeded inputs) under `tolerance` before it is written."""
     import onnx
+
     from model_checks.backends.onnx.runtime import onnxruntime
 
     onnxruntime()  # the package itself first, its cache kept out of the user's home

@@ -19,17 +19,17 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import yaml
 
-from model_checks.checks.accuracy import accuracy
 from model_checks.backends.registry import runtime_package
+from model_checks.checks.accuracy import accuracy
 from model_checks.core.errors import ModelChecksError
 from model_checks.core.fileio import write_text
 from model_checks.core.inputs import load_npz
-from model_checks.manifest import TensorSpec, guess_format, parse_manifest
-from model_checks.safety.paths import resolve_inside
 from model_checks.core.pool import ModelPool
+from model_checks.manifest import TensorSpec, guess_format, parse_manifest
 from model_checks.producers.figures import RUNS, Timing, sha256, target_timing
 from model_checks.producers.npz import write_npz
 from model_checks.producers.verify import ProducerError
+from model_checks.safety.paths import resolve_inside
 
 TENSOR_DTYPES = ("float16", "float32", "float64", "bfloat16", "int8", "uint8", "int16", "uint16", "int32", "int64", "uint32", "uint64", "bool")
 SAMPLES = "samples.npz"
@@ -126,6 +126,7 @@ def _samples_arrays(samples: Any, inputs: Sequence[TensorSpec]) -> Any:
 def _loadable(model: Path) -> None:
     """An ONNX model onnx.checker passes and onnxruntime loads, checked before anything is copied or written."""
     import onnx
+
     from model_checks.backends.onnx.runtime import onnxruntime
 
     ort = onnxruntime()

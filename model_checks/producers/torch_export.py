@@ -11,9 +11,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from model_checks.core.fileio import write_bytes
 from model_checks.core.metrics import Comparison
 from model_checks.producers.progress import stages
-from model_checks.core.fileio import write_bytes
 from model_checks.producers.verify import ProducerError, Verified, onnx_outputs, require_match, verified
 
 EXPORTERS = ("torchscript", "dynamo")

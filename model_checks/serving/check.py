@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from model_checks.core.artifact import Artifact
 from model_checks.checks.context import CheckContext
 from model_checks.checks.registry import Check
 from model_checks.core import batch as batching
+from model_checks.core.artifact import Artifact
 from model_checks.core.errors import ModelChecksError
 from model_checks.core.inputs import Case, seed_for
 from model_checks.core.results import CheckResult

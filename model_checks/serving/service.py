@@ -17,9 +17,16 @@ import numpy as np
 
 from model_checks.core.artifact import Artifact
 from model_checks.core.errors import ModelChecksError
-from model_checks.isolation.limits import Limits
 from model_checks.core.pool import ModelPool
-from model_checks.serving.protocol import MAX_BODY_BYTES, ProtocolError, decode_request, encode_response, model_metadata, parse_json
+from model_checks.isolation.limits import Limits
+from model_checks.serving.protocol import (
+    MAX_BODY_BYTES,
+    ProtocolError,
+    decode_request,
+    encode_response,
+    model_metadata,
+    parse_json,
+)
 
 KEEP_ALIVE_S = 75  # seconds an idle keep-alive connection stays open, as common proxies keep theirs
 REQUEST_READ_S = 30.0  # a request whose head or body stops arriving for this long is dropped (slowloris)

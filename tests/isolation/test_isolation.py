@@ -13,9 +13,9 @@ from fixtures.crash_backend import BACKEND as CRASH_BACKEND
 from fixtures.gate_run import run_gate
 from model_checks.backends import BACKENDS
 from model_checks.core.errors import InferenceError, MemoryLimitError, RuntimeCrashError, RuntimeTimeoutError
+from model_checks.core.pool import ModelPool
 from model_checks.isolation.limits import Limits
 from model_checks.isolation.runner import IsolatedRunner
-from model_checks.core.pool import ModelPool
 
 FEEDS = {"input": np.ones((2, 4), np.float32)}
 # Long enough for a worker to start, import its runtime and load a model on a 2-core machine with two busy

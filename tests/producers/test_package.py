@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import yaml
 
+from model_checks.checks import registry
 from model_checks.core.errors import UnsafePathError
 from model_checks.producers.package import package
 from model_checks.producers.verify import ProducerError
-from model_checks.checks import registry
 from tests.producers.helpers import assert_passes
 
 # every check each artifact gets (the registry's, not a list of ours), the run-order the gate uses

@@ -16,9 +16,9 @@ from onnx import TensorProto, helper
 
 from fixtures import artifacts as A
 from fixtures import probes
+from model_checks.backends.onnx.names import IDENTIFIER, anonymised
 from model_checks.isolation.limits import Limits
 from model_checks.isolation.workers import Workers, allowed_variable
-from model_checks.backends.onnx.names import IDENTIFIER, anonymised
 
 LIMITS = Limits(memory_mb=2048, timeout_s=120)
 _HAS = importlib.util.find_spec("onnx2torch") and importlib.util.find_spec("torch")

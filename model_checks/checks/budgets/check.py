@@ -11,23 +11,41 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from model_checks.checks.budgets.baseline import Baseline, BaselineStore
-from model_checks.checks.budgets.compare import MIN_EFFECT, BaselineComparison
 from model_checks.backends import load_runtime, open_target
 from model_checks.backends.base import Target
-from model_checks.checks.budgets.fingerprint import fingerprint
+from model_checks.checks.budgets.baseline import Baseline, BaselineStore
 from model_checks.checks.budgets.calibration import Calibration
-from model_checks.checks.budgets.measure import BLOCKS, MIN_BLOCK, Bench, Deadline, Measurement, block_starts, samples_ns, timed, warm_up
+from model_checks.checks.budgets.compare import MIN_EFFECT, BaselineComparison
+from model_checks.checks.budgets.fingerprint import fingerprint
+from model_checks.checks.budgets.measure import (
+    BLOCKS,
+    MIN_BLOCK,
+    Bench,
+    Deadline,
+    Measurement,
+    block_starts,
+    samples_ns,
+    timed,
+    warm_up,
+)
 from model_checks.checks.budgets.percentiles import median, rounds_for
-from model_checks.checks.budgets.policy import CLAIM_FACTOR, ClaimNotGated, LatencyBudget, LatencyClaim, Scale, SpeedupBudget, ThroughputBudget
+from model_checks.checks.budgets.policy import (
+    CLAIM_FACTOR,
+    ClaimNotGated,
+    LatencyBudget,
+    LatencyClaim,
+    Scale,
+    SpeedupBudget,
+    ThroughputBudget,
+)
 from model_checks.checks.budgets.spec import DeviceBudget, device_budget, devices_for
 from model_checks.checks.context import CheckContext
 from model_checks.checks.registry import Check
 from model_checks.core.errors import DeviceUnavailable
 from model_checks.core.inputs import generate, merge_interface, seed_for
+from model_checks.core.results import CheckResult
 from model_checks.isolation.limits import DEFAULT_TIMEOUT_S
 from model_checks.manifest.model import Limit
-from model_checks.core.results import CheckResult
 
 EXTRA_INFO_KEY = "model_checks"
 

@@ -1,6 +1,6 @@
+from model_checks.checks import registry
 from model_checks.checks.budgets.percentiles import Percentiles
 from model_checks.checks.budgets.policy import LatencyBudget, LatencyClaim, SpeedupBudget, ThroughputBudget
-from model_checks.checks import registry
 from model_checks.checks.budgets.spec import device_budget, devices_for
 from model_checks.manifest.model import Limit
 
