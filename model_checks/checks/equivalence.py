@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from model_checks.checks.context import CheckContext
+from model_checks.core.errors import ModelChecksError, WorkerBrokeError
 from model_checks.core.metrics import Comparison, OutputComparison, compare_outputs
 from model_checks.core.results import CheckResult
 
@@ -12,9 +13,16 @@ NAME = "equivalence"
 def comparisons(ctx: CheckContext) -> list[tuple[str, Comparison]]:
     """Each case compared: (label, Comparison)."""
     runner = ctx.runner()
+    cases = ctx.cases()
+    try:  # every case in one round trip to the worker
+        outputs = runner.infer_many([case.inputs for case in cases])
+    except WorkerBrokeError:
+        raise  # a crash, hang or exhaustion is the failure (the first case would have met it just the same)
+    except ModelChecksError:
+        outputs = None  # case by case below, so the failure reported is the one met first, as ever
     out = []
-    for case in ctx.cases():
-        got = runner.infer(case.inputs)
+    for i, case in enumerate(cases):
+        got = outputs[i] if outputs is not None else runner.infer(case.inputs)
         expected = case.outputs if case.outputs is not None else ctx.reference_outputs(case.inputs)
         out.append((case.label, compare_outputs(got, expected, ctx.manifest.tolerance.for_output)))
     return out

@@ -173,6 +173,25 @@ class Gate:
         for p, nodeid in last.items():
             plan.setdefault(nodeid, []).append(p)
         session.config.stash[RELEASE_KEY] = plan
+        self._start_workers(session)
+
+    def _start_workers(self, session: pytest.Session) -> None:
+        """Start the workers the selected checks run in now: their start-up (an interpreter, the runtime's import)
+        overlaps the rest of the session's start instead of delaying its first check."""
+        pool = self.gs.pool
+        if pool.isolation is None or session.config.option.collectonly:
+            return
+        from model_checks.backends import require_trust_for
+
+        formats = set()
+        for a in {id(a): a for item in session.items if (a := artifact_of(item)) is not None and a.format}.values():
+            try:
+                require_trust_for(a.model_path, a.format, pool.trust_code)  # no worker for a model that will be refused
+            except Exception:  # refused, or no model file: its checks say so; nothing to start early for it
+                continue
+            formats.add(a.format)
+        if formats and pool.workers is not None:
+            pool.workers.start_early(formats)
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
