@@ -17,6 +17,9 @@ def _arg_path(config: pytest.Config, arg: str) -> Path:
     return Path(os.path.normpath(config.invocation_params.dir / str(arg).split("::")[0]))
 
 
+FIXTUREINFO_KEY = pytest.StashKey[dict]()
+
+
 class ModelChecksWarning(pytest.PytestWarning):
     """Something under an artifact root the gate ignored on purpose (a Python file pytest would have imported)."""
 
@@ -262,6 +265,9 @@ class ArtifactModule(pytest.Module):
         from model_checks.checks import applicable
 
         art = self.artifact
+        # What a check function's items need of fixtures is the same for every artifact (their only parents are
+        # an ArtifactModule and the session, so the same fixtures are visible to all): worked out once, not per item.
+        fixtureinfo = self.config.stash.setdefault(FIXTUREINFO_KEY, {})
         no_benchmark = None if self.config.pluginmanager.hasplugin("benchmark") else pytest.mark.skip(
             reason="pytest-benchmark is disabled (-p no:benchmark): budgets are measured through its benchmark fixture")
         for check in applicable(art):
@@ -271,7 +277,9 @@ class ArtifactModule(pytest.Module):
                 continue
             for device, marks in _devices(art, check):
                 # pytest 9 builds a node id from originalname + callspec; with neither, from the full name
-                item = CheckItem.from_parent(self, name=f"{name}[{art.id}{'-' + device if device else ''}]", callobj=fn)
+                item = CheckItem.from_parent(self, name=f"{name}[{art.id}{'-' + device if device else ''}]", callobj=fn,
+                                             fixtureinfo=fixtureinfo.get(name))
+                fixtureinfo.setdefault(name, item._fixtureinfo)
                 item.stash[ITEM_KEY] = (art, device)
                 for mark in (pytest.mark.model_checks, *marks, *([no_benchmark] if device and no_benchmark else [])):
                     item.add_marker(mark)
