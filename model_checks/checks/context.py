@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from model_checks.core.artifact import Artifact
 from model_checks.backends.base import ModelFacts, Names, Runner, declared_names
@@ -22,6 +22,7 @@ class CheckContext:
     artifact: Artifact
     pool: ModelPool
     localize: bool = True  # a failed equivalence says where the models diverge (--model-checks-localize)
+    serving_caps: Any = None  # serving.caps.ServingCaps from the gate's options; None: their defaults
 
     @property
     def manifest(self) -> Manifest:

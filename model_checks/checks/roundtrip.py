@@ -1,6 +1,7 @@
 """`roundtrip`: an ONNX artifact converted to PyTorch (`roundtrip: [torch]` in the manifest) matches the
 artifact itself under its tolerance. An op the converter cannot handle is a skip that names the op and the
-converter, never a pass. The conversion runs in the ONNX worker when models are isolated."""
+converter, never a pass. The conversion runs in the confined worker (no network, no processes, writes only in its
+sandbox, a scrubbed environment), on a copy of the model with every name replaced by one the gate chose."""
 
 from __future__ import annotations
 
@@ -33,7 +34,10 @@ def run(ctx: CheckContext) -> CheckResult:
         return CheckResult.skip(NAME, f"roundtrip converts ONNX models; {ctx.artifact.id} is {ctx.fmt}")
     runner = ctx.runner()
     cases = ctx.cases()
-    got = ctx.pool.run_isolated("onnx", ctx.model_path, converted_outputs, ctx.model_path, ctx.artifact.root, [c.inputs for c in cases])
+    # Converting builds and compiles code (torch.fx): it runs in the confined worker, on a copy of the model whose
+    # names the gate chose (model_checks.safety.onnx_names), whether or not --model-checks-trust-code is given.
+    feeds = [c.inputs for c in cases]
+    got = ctx.pool.run_confined(ctx.model_path, converted_outputs, ctx.model_path, ctx.artifact.root, feeds)
     if isinstance(got, str):
         return CheckResult.skip(NAME, f"{ctx.artifact.id} does not convert to PyTorch: {got}")
     results = [(c.label, compare_outputs(out, runner.infer(c.inputs), ctx.manifest.tolerance.for_output)) for c, out in zip(cases, got)]

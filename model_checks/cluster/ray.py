@@ -4,6 +4,7 @@ once when its worker or node dies, and is then reported as lost, never as passed
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -31,15 +32,26 @@ def node_cpus(ray: Any) -> float:
     return max((n.get("Resources", {}).get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=1.0)
 
 
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
 def start(address: str | None, local_cpus: int | None = None) -> Any:
     """Ray, connected to `address` or started locally (the embedded default) when there is none."""
+    if not address:
+        # A local cluster listens on loopback only: Ray binds its node's address, which on Linux it takes to be the
+        # machine's reachable one (every port then open to the network) unless clusters are off, as on macOS.
+        os.environ[LOOPBACK_ENV] = "0"  # read when ray is imported, here and in the processes it starts
     ray = require("ray", "ray", "model-checks run --ray")
     if not ray.is_initialized():
         kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if address:
             kw["address"] = address
-        elif local_cpus:
-            kw["num_cpus"] = local_cpus
+        else:
+            import ray._private.ray_constants as constants  # checked with ray 2.60
+
+            constants.ENABLE_RAY_CLUSTER = False  # when ray was imported before the variable was set
+            if local_cpus:
+                kw["num_cpus"] = local_cpus
         ray.init(**kw)
     return ray
 

@@ -28,6 +28,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=positive_number(float, "seconds"), default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                    help=f"longest one load or inference may take in the worker before it is killed. Default: {DEFAULT_TIMEOUT_S:g}")
     p.add_argument("--max-body-mb", type=positive_number(float, "MiB"), default=16, metavar="MIB", help="largest request body accepted. Default: 16")
+    p.add_argument("--max-response-mb", type=positive_number(float, "MiB"), default=64, metavar="MIB",
+                   help="largest infer response sent (as JSON); a model whose outputs need more gets a 500 naming the cap. "
+                        "Default: 64")
+    p.add_argument("--read-timeout", type=positive_number(float, "seconds"), default=30.0, metavar="SECONDS",
+                   help="a connection that sends nothing, or stops halfway through a request, is closed after this long. "
+                        "Default: 30")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,4 +42,5 @@ def run(args: argparse.Namespace) -> int:
 
     art = open_artifact(args.artifact, args.root)
     limits = None if args.isolate == "off" else Limits(memory_mb=int(args.worker_memory), timeout_s=args.timeout)
-    return serve(art, args.host, args.port, trust_code=args.trust_code, isolation=limits, max_body=int(args.max_body_mb * 1024**2))
+    return serve(art, args.host, args.port, trust_code=args.trust_code, isolation=limits, max_body=int(args.max_body_mb * 1024**2),
+                 max_response=int(args.max_response_mb * 1024**2), read_timeout_s=args.read_timeout)

@@ -48,8 +48,11 @@ def port(text: str) -> int:
     return int(text)
 
 
+MAX_SHARDS = 10_000  # more CI jobs than any matrix runs; a bigger N is a typo or an attack (memory grows with N)
+
+
 def shard(text: str) -> tuple[int, int]:
-    """`K/N`: shard K (1-based) of N."""
+    """`K/N`: shard K (1-based) of N, N at most MAX_SHARDS."""
     k, sep, n = text.partition("/")
     try:
         kk, nn = int(k), int(n)
@@ -57,4 +60,6 @@ def shard(text: str) -> tuple[int, int]:
         kk = nn = 0
     if not sep or not 1 <= kk <= nn:
         raise argparse.ArgumentTypeError(f"{text!r} is not a shard K/N with 1 <= K <= N, such as 2/4")
+    if nn > MAX_SHARDS:
+        raise argparse.ArgumentTypeError(f"{text!r}: {nn} shards is more than the {MAX_SHARDS} the gate deals")
     return kk, nn

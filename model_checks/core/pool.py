@@ -93,6 +93,7 @@ class ModelPool:
         self.trust_code = trust_code
         self.isolation = isolation
         self._workers: Workers | None = None
+        self._confined: Workers | None = None  # the confined worker's, when models otherwise run in process
         self._runners: dict[tuple, Runner] = {}
         self._facts: dict[tuple, ModelFacts] = {}
         self.declared: dict[Path, Names] = {}
@@ -162,6 +163,20 @@ class ModelPool:
             return self.workers.request(fmt, "call", (fn, args), path)
         return fn(*args)
 
+    def run_confined(self, path: Path, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)` about the model at `path` in the confined worker (no network, no processes, writes only in its
+        sandbox, the scrubbed environment), whatever --model-checks-isolate says: for steps that turn a model into
+        code, such as onnx2torch's torch.fx module. With isolation off, a worker of its own serves it under the
+        default limits."""
+        workers = self.workers
+        if workers is None:
+            if self._confined is None:
+                from model_checks.isolation.workers import Workers
+
+                self._confined = Workers(Limits())
+            workers = self._confined
+        return workers.request("convert", "call", (fn, args), path)
+
     def release(self, path: Path) -> None:
         for key in [k for k in self._runners if k[0] == path]:
             self._runners.pop(key).close()
@@ -176,9 +191,10 @@ class ModelPool:
             r.close()
         self._runners.clear()
         self._facts.clear()
-        if self._workers is not None:
-            self._workers.close()
-            self._workers = None
+        for w in (self._workers, self._confined):
+            if w is not None:
+                w.close()
+        self._workers = self._confined = None
 
     def __enter__(self) -> ModelPool:
         return self

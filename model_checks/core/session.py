@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from model_checks import checks
 from model_checks.core.artifact import Artifact
@@ -29,6 +29,7 @@ class GateSession:
     isolation: Limits | None = None  # None: models run in this process
     rootdir: Path | None = None  # junit properties name directories relative to it
     localize: bool = True  # failing ONNX equivalence adds where the two models diverge
+    serving_caps: Any = None  # serving.caps.ServingCaps: what the gate allows the serving check (None: the defaults)
     pool: ModelPool = field(init=False)
     _artifacts: list[Artifact] | None = field(default=None, init=False)
     _by_dir: dict[Path, Artifact] | None = field(default=None, init=False)
@@ -53,7 +54,7 @@ class GateSession:
     def run_check(self, name: str, artifact: Artifact, run: Callable[[CheckContext], CheckResult] | None = None) -> CheckResult:
         """Run one check (`run`, else the built-in `name`); a ModelChecksError (unsafe path, unreadable file,
         refused format) is a failure."""
-        ctx = CheckContext(artifact, self.pool, self.localize)
+        ctx = CheckContext(artifact, self.pool, self.localize, self.serving_caps)
         try:
             result = (run or checks.module(name).run)(ctx)
         except ModelChecksError as e:

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from model_checks.core.errors import ModelChecksError
+from model_checks.safety.text import printable
 
+MAX_DURATIONS_BYTES = 256 * 1024**2
 _CASE = re.compile(r"::test_\w+\[(?P<id>.+?)(?:-(?:cpu|gpu))?\]$")
 
 
@@ -61,21 +63,24 @@ def groups(artifacts: Sequence, models_of: Callable[[object], list[Path]]) -> li
 def read_durations(path: Path) -> dict[str, float]:
     """Seconds per artifact id from a last run: pytest's junit XML (testcase `time`, summed per artifact) or a
     JSON object {artifact id: seconds}."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ModelChecksError(f"{path}: cannot read the durations file ({e.strerror})") from None
+    from model_checks.safety.files import read_regular_text
+
+    text = read_regular_text(path, MAX_DURATIONS_BYTES, "durations file")
     if text.lstrip().startswith("{"):
         try:
             data = json.loads(text)
-        except ValueError as e:
-            raise ModelChecksError(f"{path}: not a JSON object of artifact id -> seconds ({e})") from None
-        bad = [k for k, v in data.items() if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0]
+        except (ValueError, RecursionError) as e:
+            raise ModelChecksError(f"{path}: not a JSON object of artifact id -> seconds ({str(e)[:200]})") from None
+        if not isinstance(data, dict):
+            raise ModelChecksError(f"{path}: not a JSON object of artifact id -> seconds")
+        bad = [k for k, v in data.items() if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v < float("inf")]
         if bad:
             raise ModelChecksError(f"{path}: durations must be numbers of seconds >= 0; not so for {', '.join(map(repr, bad[:5]))}")
         return {str(k): float(v) for k, v in data.items()}
     import xml.etree.ElementTree as ET
 
+    if re.search(r"<!\s*(DOCTYPE|ENTITY)", text, re.IGNORECASE):
+        raise ModelChecksError(f"{path}: holds a DTD (<!DOCTYPE or <!ENTITY); pytest's junit XML has none")
     try:
         tree = ET.fromstring(text)
     except ET.ParseError as e:
@@ -84,7 +89,12 @@ def read_durations(path: Path) -> dict[str, float]:
     for case in tree.iter("testcase"):
         m = _CASE.search(f"{case.get('classname', '')}::{case.get('name', '')}")
         if m:
-            out[m["id"]] = out.get(m["id"], 0.0) + float(case.get("time") or 0.0)
+            try:
+                seconds = float(case.get("time") or 0.0)
+            except ValueError:
+                raise ModelChecksError(f"{path}: testcase {printable(case.get('name', ''))[:80]!r}: time "
+                                       f"{printable(case.get('time', ''))[:40]!r} is not a number") from None
+            out[m["id"]] = out.get(m["id"], 0.0) + max(0.0, seconds)
     return out
 
 

@@ -144,6 +144,56 @@ class WorkerSetup:
 
     memory_mb: int
     backends: dict[str, tuple[str, str, bool]]  # the parent's table, so backends registered at run time are found
+    confine_to: str | None = None  # a directory: confine the worker to it (see `confine`)
+
+
+# Audit events refused in a confined worker (https://docs.python.org/3/library/audit_events.html).
+_NETWORK_EVENTS = frozenset({"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
+                             "socket.gethostbyname", "socket.gethostbyaddr", "socket.getnameinfo", "urllib.Request"})
+_PROCESS_EVENTS = frozenset({"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
+                             "os.forkpty", "os.startfile", "pty.spawn", "os.kill", "os.killpg", "signal.pthread_kill"})
+_PATH_EVENTS = frozenset({"os.remove", "os.rename", "os.mkdir", "os.rmdir", "os.chmod", "os.chown", "os.truncate",
+                          "os.symlink", "os.link", "os.utime", "shutil.rmtree", "shutil.move", "shutil.copyfile",
+                          "os.mkfifo", "os.mknod", "os.setxattr", "os.removexattr"})
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+
+def confine(directory: str) -> None:
+    """From now on this process may not use the network, start or signal processes, or write, create, remove or
+    rename anything outside `directory` (and /dev/null): an audit hook, which Python code cannot remove, refuses
+    each with PermissionError. It holds against Python code a converter generates; native code is bounded by the
+    rest of the sandbox (the scrubbed environment, the memory limit, the timeout)."""
+    import sys
+
+    root = os.path.realpath(directory)
+
+    def inside(path: object) -> bool:
+        if isinstance(path, int) or path is None:  # an fd already open: its opening was judged
+            return True
+        try:
+            real = os.path.realpath(os.fsdecode(path))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return False
+        return real == os.devnull or real == root or real.startswith(root + os.sep)
+
+    def hook(event: str, args: tuple) -> None:
+        if event in _NETWORK_EVENTS:
+            raise PermissionError(f"model-checks: no network in a confined worker ({event})")
+        if event in _PROCESS_EVENTS:
+            raise PermissionError(f"model-checks: no processes from a confined worker ({event})")
+        if event == "open":
+            path, mode, flags = (tuple(args) + (None, None, 0))[:3]
+            writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool((flags or 0) & _WRITE_FLAGS)
+            if writes and not inside(path):
+                raise PermissionError(f"model-checks: a confined worker writes only inside its sandbox, not {path!r}")
+        elif event in _PATH_EVENTS:
+            two = event in ("os.rename", "os.symlink", "os.link", "shutil.move", "shutil.copyfile")
+            for p in args[:2] if two else args[:1]:
+                if not inside(p):
+                    raise PermissionError(f"model-checks: a confined worker changes only its sandbox ({event} {p!r})")
+
+    sys.dont_write_bytecode = True
+    sys.addaudithook(hook)
 
 
 def serve(conn: Connection) -> None:
@@ -152,6 +202,8 @@ def serve(conn: Connection) -> None:
     _die_with_parent()
     setup: WorkerSetup = conn.recv()
     apply_limits(setup.memory_mb)
+    if setup.confine_to is not None:
+        confine(setup.confine_to)
     from model_checks.backends import BACKENDS
 
     BACKENDS.update(setup.backends)

@@ -43,6 +43,9 @@ SIGNAL_MEANING = {
     "SIGKILL": "killed from outside (perhaps the kernel's out-of-memory killer)",
 }
 STARTUP_TIMEOUT_S = 120.0
+# Workers that turn a model into code (onnx2torch and torch.fx): no network, no new processes, and writes only
+# inside the sandbox, enforced by an audit hook from before the request runs (see worker.confine).
+CONFINED_FAMILIES = frozenset({"convert"})
 # Package directories (os.pathsep-separated) a worker may import beyond the standard library, site-packages and
 # model_checks: for the gate's own tests, whose crash hooks live in a package of theirs. Each is linked by name.
 EXTRA_IMPORTS_ENV = "MODEL_CHECKS_WORKER_IMPORTS"
@@ -53,6 +56,27 @@ _BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from model_checks.isolatio
 _PRIVATE_DIRS = {"HOME": "home", "TMPDIR": "tmp", "TMP": "tmp", "TEMP": "tmp", "XDG_CACHE_HOME": "home/.cache",
                  "XDG_CONFIG_HOME": "home/.config", "XDG_DATA_HOME": "home/.local/share", "KERAS_HOME": "home/.keras",
                  "TORCH_HOME": "home/.cache/torch"}
+
+
+# The variables a worker inherits (exact names, then prefixes): the rest of the environment stays with the gate.
+ENV_ALLOWED = frozenset({
+    "PATH", "LANG", "LANGUAGE", "TZ", "TERM", "LD_LIBRARY_PATH", "LD_PRELOAD", "CUDA_VISIBLE_DEVICES", "CUDA_HOME",
+    "CUDA_PATH", "NVIDIA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "TF_USE_LEGACY_KERAS", "TF_CPP_MIN_LOG_LEVEL",
+    "TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "ORT_DISABLE_TELEMETRY",
+    "SOURCE_DATE_EPOCH", "CONDA_PREFIX", "VIRTUAL_ENV", EXTRA_IMPORTS_ENV,
+})
+ENV_ALLOWED_PREFIXES = ("LC_", "OMP_", "KMP_", "MKL_", "DNNL_", "ONEDNN_", "CUDA_", "CUDNN_", "NCCL_", "OV_",
+                        "OPENVINO_")
+# Never, whatever the prefix: names that commonly hold a secret.
+_SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "_KEY", "AUTH", "COOKIE", "SESSION")
+
+
+def allowed_variable(name: str) -> bool:
+    """Whether a worker inherits the environment variable `name` (see ENV_ALLOWED)."""
+    if any(w in name.upper() for w in _SECRET_WORDS):
+        return False
+    return name in ENV_ALLOWED or name.startswith(ENV_ALLOWED_PREFIXES)
 
 
 class Sandbox:
@@ -73,7 +97,9 @@ class Sandbox:
             (self.imports / package.name).symlink_to(package, target_is_directory=True)
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        """An allow-list, not the parent's environment: a CI job's secrets (tokens, keys, cloud credentials) never
+        reach code that handles an artifact; only what runtimes read to find libraries, threads and devices does."""
+        env = {k: v for k, v in os.environ.items() if allowed_variable(k)}
         env.update({k: str(self.dir / sub) for k, sub in _PRIVATE_DIRS.items()})
         return env
 
@@ -124,7 +150,8 @@ class Worker:
         finally:
             theirs.close()
         self.conn = Connection(ours.detach())
-        self.conn.send(WorkerSetup(self.limits.memory_mb, dict(BACKENDS)))
+        confine = str(self.sandbox.dir) if self.family in CONFINED_FAMILIES else None
+        self.conn.send(WorkerSetup(self.limits.memory_mb, dict(BACKENDS), confine))
         self.generation += 1
 
     def request(self, op: str, args: tuple, what: str, requests: int = 1) -> Any:

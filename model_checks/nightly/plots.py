@@ -6,10 +6,11 @@ small as it is. matplotlib is imported here only."""
 from __future__ import annotations
 
 import io
-from datetime import datetime
+from datetime import datetime, timezone
 
 from model_checks.nightly.document import Point, Section
 from model_checks.core.requires import require
+from model_checks.safety.text import mpl_text
 
 LATENCY_LINES = ("p50", "p90", "p99")
 # (title, check, lines, y label): a check may fill several panels (serving: its latency and its rate)
@@ -20,10 +21,13 @@ PANELS = (("latency", "latency", LATENCY_LINES, "latency ({unit})"), ("throughpu
 
 
 def _when(text: str) -> datetime:
+    """A point's time, in UTC without a zone (matplotlib cannot mix aware and naive ones); the epoch when unreadable
+    (stored runs are checked on reading, this run's own time is ISO 8601)."""
     try:
-        return datetime.fromisoformat(text)
+        when = datetime.fromisoformat(text)
     except ValueError:
-        return datetime.min
+        return datetime(1970, 1, 1)
+    return when.astimezone(timezone.utc).replace(tzinfo=None) if when.tzinfo else when
 
 
 def _latency_scale(points: tuple[Point, ...]) -> tuple[float, str]:
@@ -41,6 +45,7 @@ def trend_png(section: Section) -> bytes:
     """The section's trend as a PNG (needs matplotlib: `model-checks[report]`)."""
     matplotlib = require("matplotlib", "report", "the nightly report's plots")
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.usetex"] = False  # no LaTeX run on text from stored runs, whatever the user's rc says
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
@@ -57,17 +62,17 @@ def trend_png(section: Section) -> bytes:
                 if not xy:
                     continue
                 xs, ys = zip(*xy)
-                (line,) = axis.plot(xs, ys, marker="o", label=f"{device} {key.removesuffix('_per_s')}")
+                (line,) = axis.plot(xs, ys, marker="o", label=mpl_text(f"{device} {key.removesuffix('_per_s')}"))
                 if len(ys) > 1:  # the earlier runs' range: where this run is expected to land
                     axis.axhspan(min(ys[:-1]), max(ys[:-1]), color=line.get_color(), alpha=0.12)
                 if (check, device) in section.flagged:
                     axis.plot([xs[-1]], [ys[-1]], marker="X", markersize=12, color="red", linestyle="none")
                 limit = section.limits.get((check, device), {}).get(f"limit_{key}_ms" if key in LATENCY_LINES else f"limit_{key}")
                 if limit is not None:
-                    axis.axhline(limit * scale, color=line.get_color(), linestyle="--", linewidth=1, label=f"{device} {key.removesuffix('_per_s')} limit")
+                    axis.axhline(limit * scale, color=line.get_color(), linestyle="--", linewidth=1, label=mpl_text(f"{device} {key.removesuffix('_per_s')} limit"))
         axis.set_ylim(bottom=0)
         axis.set_ylabel(ylabel.format(unit=unit))
-        axis.set_title(f"{section.artifact}: {title}", fontsize="medium")
+        axis.set_title(mpl_text(f"{section.artifact}: {title}"), fontsize="medium")
         axis.grid(alpha=0.3)
         axis.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
         axis.tick_params(axis="x", labelrotation=30, labelsize="x-small")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,9 +17,14 @@ def write_nightly(artifacts: dict, directory: Path, storage: str | None = None, 
     from model_checks.nightly.history import load_runs, storage_dir
 
     machine = fingerprint()
-    runs = load_runs(storage_dir(storage), machine)
+    skipped: list[str] = []
+    runs = load_runs(storage_dir(storage), machine, skipped)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if not saved:
         runs.append(document.as_stored_run(artifacts, now))
     report = document.build(artifacts, runs, machine, now)
+    if skipped:  # a stored run that cannot be used costs its own points, not the report
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        note = f"{len(skipped)} stored run file(s) left out: {'; '.join(skipped[:5])}{more}."
+        report = replace(report, lines=(*report.lines, note))
     return render.write(report, directory, os.environ.get("GITHUB_STEP_SUMMARY"))

@@ -92,7 +92,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     opts = config.stash[OPTIONS_KEY] = Options.from_config(config)
     config.stash[SESSION_KEY] = GateSession(roots=roots, trust_code=opts.trust_code, isolation=opts.isolation, rootdir=config.rootpath,
-                                           localize=opts.localize)
+                                           localize=opts.localize, serving_caps=opts.serving_caps)
     every = _every_root(config, config.getoption("model_checks_roots"))
     # Paths inside a root are never handed to pytest's Python collection: they narrow what the gate runs instead.
     selectors = [a for a in config.args if _arg_in_roots(config, a, every)]

@@ -74,6 +74,8 @@ class Gate:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         from model_checks.plugin.roots import display, inside, no_artifact_message
 
+        self._interrupt_on_sigterm()
+
         for r in self.gs.roots:
             if not r.is_dir():
                 raise pytest.UsageError(f"model-checks: artifact root {display(r, self.config.rootpath)} is not a directory "
@@ -138,7 +140,13 @@ class Gate:
             durations = read_durations(opts.shard_weights) if opts.shard_weights else None
         except ModelChecksError as e:
             raise pytest.UsageError(f"model-checks: --model-checks-shard-weights: {e}") from None
-        self.shard = shard_ids(groups(self.gs.artifacts, self.gs.models_of), *opts.shard, durations)
+        gs = groups(self.gs.artifacts, self.gs.models_of)
+        k, n = opts.shard
+        if n > max(1, len(gs)):
+            raise pytest.UsageError(f"model-checks: --model-checks-shard {k}/{n}: the tree has {len(gs)} group(s) of artifacts "
+                                    f"(an artifact with those it shares a model with), so at most {max(1, len(gs))} shard(s) "
+                                    "hold any; lower N")
+        self.shard = shard_ids(gs, k, n, durations)
         return self.shard
 
     def _warn_python_files(self, config: pytest.Config) -> None:
@@ -201,8 +209,22 @@ class Gate:
         for p in item.config.stash.get(RELEASE_KEY, {}).get(item.nodeid, []):
             self.gs.pool.release(p)
 
+    def _interrupt_on_sigterm(self) -> None:
+        # SIGTERM (a CI job cancelled, a timeout) ends the session as Ctrl-C does: workers and services stop and their
+        # temporary directories are removed, instead of the process vanishing and leaving them behind.
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            self._sigterm = signal.signal(signal.SIGTERM, _interrupt)
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self.gs.pool.close()
+        if getattr(self, "_sigterm", None) is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, self._sigterm)
+            self._sigterm = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         from model_checks.plugin.verdict import read_record
@@ -305,3 +327,7 @@ def _device_params(arts: list) -> list:
         devices = sorted({d for c in CHECK_KEYS for d in devices_for(a.manifest, c)})
         params += [pytest.param(a, d, id=f"{a.id}-{d}", marks=[getattr(pytest.mark, d)]) for d in devices]
     return params
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"model-checks: stopped by signal {signum}")

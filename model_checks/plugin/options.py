@@ -10,6 +10,13 @@ import pytest
 
 from model_checks.core.argtypes import fraction, non_negative_float, positive_number, shard
 from model_checks.isolation.limits import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, Limits
+from model_checks.serving.caps import (
+    DEFAULT_MAX_DURATION_S,
+    DEFAULT_MAX_RATE,
+    DEFAULT_MAX_REQUESTS,
+    DEFAULT_MAX_RESPONSE_MB,
+    ServingCaps,
+)
 
 GROUP = "model-checks"
 
@@ -67,6 +74,21 @@ def add_options(parser: pytest.Parser) -> None:
     g.addoption("--model-checks-shard-weights", default=None, metavar="FILE", dest="model_checks_shard_weights",
                 help="a last run's junit XML (testcase times) or a JSON {artifact id: seconds}, to deal shards by duration "
                      "instead of model size. Default: none")
+    g.addoption("--model-checks-serving-max-rate", default=DEFAULT_MAX_RATE, type=positive_number(float, "requests/s"),
+                metavar="PER_S", dest="model_checks_serving_max_rate",
+                help="highest serving.rate_per_s the gate load-tests; a manifest asking for more fails test_serving "
+                     f"unloaded (a manifest asks, the gate decides). Default: {DEFAULT_MAX_RATE:g}")
+    g.addoption("--model-checks-serving-max-requests", default=DEFAULT_MAX_REQUESTS, type=positive_number(int, "requests"),
+                metavar="N", dest="model_checks_serving_max_requests",
+                help=f"most requests one open-loop phase sends; serving.requests above it is lowered. Default: {DEFAULT_MAX_REQUESTS}")
+    g.addoption("--model-checks-serving-max-duration", default=DEFAULT_MAX_DURATION_S, type=positive_number(float, "seconds"),
+                metavar="SECONDS", dest="model_checks_serving_max_duration",
+                help="longest open-loop phase; serving.duration_s above it is lowered (the whole check also ends within "
+                     f"--model-checks-timeout). Default: {DEFAULT_MAX_DURATION_S:g}")
+    g.addoption("--model-checks-serving-max-response-mb", default=DEFAULT_MAX_RESPONSE_MB, type=positive_number(float, "MiB"),
+                metavar="MIB", dest="model_checks_serving_max_response_mb",
+                help="largest infer response a service sends and the gate reads; a larger one is an error. "
+                     f"Default: {DEFAULT_MAX_RESPONSE_MB:g}")
     parser.addini("model_checks_roots", type="paths", default=[],
                   help="artifact roots gated when --model-checks is not given, whatever testpaths says, unless pytest is given "
                        "paths that do not overlap them")
@@ -90,6 +112,7 @@ class Options:
     dist: str = "artifact"
     shard: tuple[int, int] | None = None
     shard_weights: Path | None = None
+    serving_caps: ServingCaps = ServingCaps()
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Options:
@@ -104,7 +127,12 @@ class Options:
                    nightly_report=config.rootpath / nightly if nightly else None,
                    localize=opt("model_checks_localize") == "on",
                    dist=opt("model_checks_dist"), shard=opt("model_checks_shard"),
-                   shard_weights=Path(opt("model_checks_shard_weights")) if opt("model_checks_shard_weights") else None)
+                   shard_weights=Path(opt("model_checks_shard_weights")) if opt("model_checks_shard_weights") else None,
+                   serving_caps=ServingCaps(max_rate=opt("model_checks_serving_max_rate"),
+                                            max_requests=opt("model_checks_serving_max_requests"),
+                                            max_duration_s=opt("model_checks_serving_max_duration"),
+                                            max_response_mb=opt("model_checks_serving_max_response_mb"),
+                                            timeout_s=opt("model_checks_timeout")))
 
     @property
     def isolation(self) -> Limits | None:

@@ -33,9 +33,11 @@ def verdict(gs: GateSession, name: str, artifact: Artifact, item: pytest.Item | 
     if result.skipped:
         # Reported at the item's location, the artifact's metadata.yaml, not at this line: pytest's skip has no
         # public way to say so (`_use_item_location`, private; pytest 8 and 9, pinned by tests/plugin).
-        raise pytest.skip.Exception(result.skipped, _use_item_location=True)
+        raise pytest.skip.Exception(printable(result.skipped), _use_item_location=True)
     if not result:
-        pytest.fail(str(result), pytrace=False)
+        # Messages quote runtimes, models and manifests: each line is made printable (an escape sequence, a
+        # carriage return or a line break inside a quoted name shows as its escape, never acts on the terminal).
+        pytest.fail("\n".join(printable(line) for line in str(result).split("\n")), pytrace=False)
     return result
 
 

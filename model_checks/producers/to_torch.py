@@ -117,15 +117,20 @@ class Converted:
 
 
 def convert(model: Any) -> Converted:
-    """The ONNX model as a torch module; Unconvertible (naming the ops and the converter) where it cannot be."""
+    """The ONNX model as a torch module; Unconvertible (naming the ops and the converter) where it cannot be. No name
+    from the model reaches the generated code (model_checks.safety.onnx_names)."""
     reasons = unsupported(model)
     if reasons:
         raise Unconvertible("; ".join(reasons))
+    from model_checks.safety.onnx_names import anonymised
+
     package = onnx2torch()
     inits = {i.name for i in model.graph.initializer}
     inputs = [i.name for i in model.graph.input if i.name not in inits]
     try:
-        module = package.convert(model)
+        # torch.fx pastes node and tensor names into the Python source it compiles: the converter sees only names
+        # chosen here, and the module's positional inputs and outputs are mapped back to the ONNX names.
+        module = package.convert(anonymised(model))
     except Exception as e:
         raise Unconvertible(f"{CONVERTER} failed: {type(e).__name__}: {str(e)[:200]}") from None
     return Converted(module.eval(), inputs, [o.name for o in model.graph.output])

@@ -16,3 +16,30 @@ def printable(text: str) -> str:
 def md_cell(text: str) -> str:
     """Text as one table cell: escaped (printable), with no `|` to split the row and no backtick to end a span."""
     return printable(text).replace("|", "\\|").replace("`", "\\u0060")
+
+
+# One function per medium; every text from an artifact, a manifest, a stored run or a record goes through the one
+# for where it is written. `printable` is the terminal's (and junit's), `md_cell` a markdown table cell's.
+terminal = printable
+
+_MD_SPECIAL = {c: "\\" + c for c in "\\`*_[]|#!~"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+
+
+def md_text(text: str) -> str:
+    """Text as markdown outside a code span (a list item, a cell not in backticks): printable, and every character
+    that could start emphasis, a link (`[x](javascript:...)`), an autolink or raw HTML (`<script>`), a heading or a
+    table cell escaped, so it reads as the characters it holds."""
+    return "".join(_MD_SPECIAL.get(c, c) for c in printable(text))
+
+
+def html_text(text: str) -> str:
+    """Text as HTML element content or a quoted attribute value: printable, then &, <, >, " and ' escaped."""
+    import html
+
+    return html.escape(printable(text), quote=True)
+
+
+def mpl_text(text: str) -> str:
+    """Text for a matplotlib title, label or legend: printable, and `$` escaped so that no mathtext is parsed
+    (a `$\\mathdefault{...}$` from a stored run could otherwise fail the drawing or draw what it likes)."""
+    return printable(text).replace("$", r"\$")

@@ -21,6 +21,7 @@ from model_checks.checks.context import CheckContext
 from model_checks.core.errors import ModelChecksError
 from model_checks.core.inputs import Case, seed_for
 from model_checks.core.results import CheckResult
+from model_checks.safety.text import printable
 from model_checks.serving.load import LoadResult, Sweep, Target, open_loop, sweep
 from model_checks.serving.protocol import ProtocolError, decode_response, encode_request
 from model_checks.serving.spec import ACHIEVED_SHARE, ServingSpec, serving_spec
@@ -40,16 +41,24 @@ def refused() -> str | None:
 
 
 def run(ctx: CheckContext) -> CheckResult:
-    spec = serving_spec(ctx.manifest)
-    if spec is None:
+    from model_checks.serving.caps import ServingCaps
+
+    asked = serving_spec(ctx.manifest)
+    if asked is None:
         return CheckResult.skip(NAME, f"no serving: block in {ctx.where}")
     if (why := refused()) is not None:
         return CheckResult.skip(NAME, why)
+    caps = ctx.serving_caps or ServingCaps(timeout_s=ctx.pool.isolation.timeout_s if ctx.pool.isolation else 300.0)
+    spec, notes, problems = caps.bounded(asked)
+    if spec is None:
+        return CheckResult.from_problems(NAME, ctx.artifact.id, problems, passed="")
     from model_checks.serving import require
 
     for module in ("starlette", "uvicorn", "httpx", "hdrh"):
         require(module)
-    return Serving(ctx, spec).run()
+    serving = Serving(ctx, spec, caps)
+    serving.notes += notes
+    return serving.run()
 
 
 @dataclass
@@ -88,8 +97,12 @@ def _rows(case: Case) -> list[dict[str, np.ndarray]]:
 
 
 class Serving:
-    def __init__(self, ctx: CheckContext, spec: ServingSpec):
+    def __init__(self, ctx: CheckContext, spec: ServingSpec, caps: Any = None):
+        from model_checks.serving.caps import Deadline, ServingCaps
+
         self.ctx, self.spec = ctx, spec
+        self.caps = caps or ServingCaps()
+        self.deadline = Deadline(self.caps.timeout_s)  # the whole check: services, functional part and load
         self.problems: list[str] = []
         self.notes: list[str] = []
         self.figures: dict[str, Any] = {}
@@ -104,18 +117,26 @@ class Serving:
         ctx = self.ctx
         other = self._other()
         pool = ctx.pool
+
+        def service(artifact: Artifact) -> str:
+            return stack.enter_context(running_service(artifact, pool.trust_code, pool.isolation, self.deadline.left(),
+                                                       self.caps.max_response_mb))
+
         with ExitStack() as stack:
-            mine = Served(ctx.artifact, stack.enter_context(running_service(ctx.artifact, pool.trust_code, pool.isolation)))
+            mine = Served(ctx.artifact, service(ctx.artifact))
             theirs = None
             if other is not None:
-                theirs = Served(other, stack.enter_context(running_service(other, pool.trust_code, pool.isolation)))
+                theirs = Served(other, service(other))
             self._functional(mine)
             bodies = self._bodies()
             if theirs is None:
-                load = self._open_loop(mine, bodies, self.spec.requests, self.spec.duration_s)
+                load = self._open_loop(mine, bodies, self.spec.requests, self._phase_s(self.spec.duration_s, 1))
                 sweep_mine = self._sweep(mine, bodies)
             else:
                 load, sweep_mine = self._compare(mine, theirs, bodies)
+        if self.deadline.passed:
+            self.problems.append(f"the serving check took longer than --model-checks-timeout {self.caps.timeout_s:g} s "
+                                 "(services, functional part and load together); what ran is reported below")
         self._gate(load, sweep_mine)
         headline = (f"{self.figures['serving_achieved_rate']:.1f} req/s of {self.spec.rate.value:g} answered, p50 "
                     f"{_ms(load.latency_ms(50))}, p99 {_ms(load.latency_ms(99))} ms, {load.errors} error(s) over HTTP")
@@ -133,6 +154,12 @@ class Serving:
             raise ModelChecksError(f"{self.ctx.where}: serving.compare_with {self.spec.compare_with}: not an artifact directory")
         return open_artifact(path, self.ctx.artifact.root)
 
+    def _phase_s(self, wanted: float, phases_left: int) -> float:
+        """An open-loop phase's wall time: what the spec asks, within this phase's share of the time left (the
+        closed-loop sweeps and the drain keep theirs)."""
+        spare = self.deadline.left() - SWEEP_SECONDS * 3 * (2 if self.spec.compare_with else 1) - 5.0
+        return max(0.5, min(wanted, spare / max(1, phases_left)))
+
     def _bodies(self) -> tuple[bytes, ...]:
         return _encoded(self.ctx.cases()[0])
 
@@ -143,13 +170,17 @@ class Serving:
         from model_checks.core.metrics import compare_outputs
 
         ctx = self.ctx
-        with httpx.Client(timeout=30.0) as client:
+        with httpx.Client(timeout=max(1.0, min(30.0, self.deadline.left()))) as client:
             case = ctx.cases()[0]
-            r = client.post(served.infer_url, json=encode_request(case.inputs, "model-checks-functional"))
-            if r.status_code != 200:
-                self.problems.append(f"infer on {case.label}: HTTP {r.status_code}, expected 200: {r.text[:300]}")
+            status, text = _post_capped(client, served.infer_url, encode_request(case.inputs, "model-checks-functional"),
+                                        self.caps.max_response_bytes)
+            if status == 0:
+                self.problems.append(f"infer on {case.label}: {text}")
+            elif status != 200:
+                self.problems.append(f"infer on {case.label}: HTTP {status}, expected 200: "
+                                     f"{printable(_error_of(text)[:300])}")
             else:
-                over_http = decode_response(r.json())
+                over_http = decode_response(json.loads(text))
                 comparison = compare_outputs(over_http, ctx.runner().infer(case.inputs), ctx.manifest.tolerance.for_output)
                 self.figures["serving_outputs_match"] = bool(comparison)
                 if not comparison:
@@ -186,21 +217,29 @@ class Serving:
 
     # -- load ----------------------------------------------------------------------------------------
     def _open_loop(self, served: Served, bodies: tuple[bytes, ...], requests: int, duration_s: float) -> LoadResult:
-        return open_loop(Target(served.infer_url, bodies), self.spec.rate.value, requests, duration_s, self.spec.arrivals,
-                         seed_for(served.artifact.id))
+        asked = self.spec.duration_s / (2 if self.spec.compare_with else 1)
+        if duration_s < asked:
+            self.notes.append(f"  an open-loop phase of {served.artifact.id} ran {duration_s:.1f} s of the {asked:g} s asked: "
+                              f"the check ends within --model-checks-timeout {self.caps.timeout_s:g} s")
+        return open_loop(Target(served.infer_url, bodies, self.caps.max_response_bytes), self.spec.rate.value, requests,
+                         duration_s, self.spec.arrivals, seed_for(served.artifact.id), timeout_s=self._request_timeout())
 
     def _sweep(self, served: Served, bodies: tuple[bytes, ...]) -> Sweep:
-        return sweep(Target(served.infer_url, bodies), (1, 2, 4), SWEEP_REQUESTS, SWEEP_SECONDS)
+        return sweep(Target(served.infer_url, bodies, self.caps.max_response_bytes), (1, 2, 4), SWEEP_REQUESTS,
+                     min(SWEEP_SECONDS, max(0.1, self.deadline.left() / 6)), timeout_s=self._request_timeout())
+
+    def _request_timeout(self) -> float:
+        return max(0.5, min(5.0, self.deadline.left()))
 
     def _compare(self, mine: Served, theirs: Served, bodies: tuple[bytes, ...]) -> tuple[LoadResult, Sweep]:
         """A B A B: each side gets half the requests and half the wall time in each of two phases, so a
         machine that slows down mid-run slows both."""
         half_n, half_s = max(1, self.spec.requests // 2), self.spec.duration_s / 2
         their_bodies = request_bodies(theirs.artifact, self.ctx.pool)
-        a1 = self._open_loop(mine, bodies, half_n, half_s)
-        b1 = self._open_loop(theirs, their_bodies, half_n, half_s)
-        a2 = self._open_loop(mine, bodies, half_n, half_s)
-        b2 = self._open_loop(theirs, their_bodies, half_n, half_s)
+        a1 = self._open_loop(mine, bodies, half_n, self._phase_s(half_s, 4))
+        b1 = self._open_loop(theirs, their_bodies, half_n, self._phase_s(half_s, 3))
+        a2 = self._open_loop(mine, bodies, half_n, self._phase_s(half_s, 2))
+        b2 = self._open_loop(theirs, their_bodies, half_n, self._phase_s(half_s, 1))
         sweep_a = self._sweep(mine, bodies)
         sweep_b = self._sweep(theirs, their_bodies)
         a, b = a1.merged(a2), b1.merged(b2)
@@ -286,6 +325,29 @@ def _http_accuracy(served: Served, name: str, x: np.ndarray, y: np.ndarray, batc
             out = next(iter(decode_response(r.json()).values()))
             hits += int(np.sum(np.argmax(out.reshape(len(out), -1), axis=-1) == y[i : i + batch]))
     return hits / len(x)
+
+
+def _error_of(text: str) -> str:
+    """The message of a protocol error body ({"error": ...}), else the text itself."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return text
+    return str(doc["error"]) if isinstance(doc, dict) and "error" in doc else text
+
+
+def _post_capped(client: Any, url: str, doc: Any, cap: int) -> tuple[int, str]:
+    """POST `doc` as JSON; (status, body text), reading at most `cap` bytes of the answer: a model whose output is
+    huge is an error here, never the gate's memory."""
+    with client.stream("POST", url, json=doc) as r:
+        chunks, size = [], 0
+        for chunk in r.iter_bytes():
+            size += len(chunk)
+            if size > cap:
+                return 0, (f"the response exceeds the gate's cap of {cap / 1024**2:g} MiB "
+                           "(--model-checks-serving-max-response-mb); not read further")
+            chunks.append(chunk)
+        return r.status_code, b"".join(chunks).decode("utf-8", "replace")
 
 
 def _wrong_shape(feeds: dict[str, np.ndarray], interface: list) -> dict[str, np.ndarray]:

@@ -20,14 +20,16 @@ LOWEST_US, HIGHEST_US, SIGNIFICANT = 1, 120_000_000, 3  # 1 µs .. 120 s at 3 si
 PERCENTILES = (50.0, 95.0, 99.0)
 MAX_CONNECTIONS = 64
 SHOWN_ERRORS = 3
+MAX_RESPONSE_BYTES = 64 * 1024**2  # the gate reads no larger answer (--model-checks-serving-max-response-mb)
 TAIL_SHARE = 0.2  # the final share of the schedule whose median lateness closes a run (counted_time)
 
 
 class _Conn:
-    """One keep-alive connection; a request on it returns (status, body)."""
+    """One keep-alive connection; a request on it returns (status, body), a body of at most `max_body` bytes."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_body: int = MAX_RESPONSE_BYTES):
         self.reader, self.writer, self.usable = reader, writer, True
+        self.max_body = max_body
 
     async def request(self, data: bytes) -> tuple[int, bytes]:
         self.writer.write(data)
@@ -44,7 +46,14 @@ class _Conn:
                 length = int(value)
             elif key == "connection" and "close" in value.lower():
                 close = True
-        body = await self.reader.readexactly(length) if length is not None else await self.reader.read()
+        if length is not None and length > self.max_body:
+            self.usable = False
+            raise ValueError(f"a response of {length} bytes exceeds the cap of {self.max_body} bytes "
+                             "(--model-checks-serving-max-response-mb); not read")
+        body = await self.reader.readexactly(length) if length is not None else await self.reader.read(self.max_body + 1)
+        if len(body) > self.max_body:
+            self.usable = False
+            raise ValueError(f"a response of more than {self.max_body} bytes exceeds the cap; not read further")
         self.usable = not close and length is not None
         return status, body
 
@@ -56,13 +65,13 @@ class _Conn:
 class _Client:
     """A bounded pool of connections to one host; requests beyond it wait (their clock keeps running)."""
 
-    def __init__(self, host: str, port: int, max_connections: int = MAX_CONNECTIONS):
-        self.host, self.port = host, port
+    def __init__(self, host: str, port: int, max_connections: int = MAX_CONNECTIONS, max_body: int = MAX_RESPONSE_BYTES):
+        self.host, self.port, self.max_body = host, port, max_body
         self._idle: list[_Conn] = []
         self._slots = asyncio.Semaphore(max_connections)
 
     async def _open(self) -> _Conn:
-        return _Conn(*await asyncio.open_connection(self.host, self.port))
+        return _Conn(*await asyncio.open_connection(self.host, self.port), self.max_body)
 
     async def send(self, data: bytes) -> tuple[int, bytes]:
         async with self._slots:
@@ -191,6 +200,7 @@ class Target:
 
     url: str
     bodies: tuple[bytes, ...]
+    max_response_bytes: int = MAX_RESPONSE_BYTES
 
     def requests(self) -> tuple[str, int, list[bytes]]:
         host, port, path = split_url(self.url)
@@ -200,7 +210,7 @@ class Target:
 async def _open_loop(target: Target, rate: float, requests: int, duration_s: float, arrivals: str, seed: int, timeout_s: float,
                      progress: Callable[[int, int, int], None] | None) -> LoadResult:
     host, port, payloads = target.requests()
-    client = _Client(host, port)
+    client = _Client(host, port, max_body=target.max_response_bytes)
     hist = _histogram()
     loop = asyncio.get_running_loop()
     offsets = schedule(rate, requests, arrivals, seed)
@@ -298,7 +308,7 @@ class Sweep:
 
 async def _closed_loop(target: Target, concurrency: int, requests: int, duration_s: float, timeout_s: float) -> SweepLevel:
     host, port, payloads = target.requests()
-    client = _Client(host, port, concurrency)
+    client = _Client(host, port, concurrency, target.max_response_bytes)
     loop = asyncio.get_running_loop()
     hist = _histogram()
     done = errors = 0

@@ -53,6 +53,8 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body, parse_constant=_refuse_constant)
     except ProtocolError:
         raise
+    except RecursionError:  # nesting deeper than the parser's stack: the client's fault, and the service goes on
+        raise ProtocolError(400, "request body is nested too deeply to parse (arrays and objects inside each other)") from None
     except (ValueError, UnicodeDecodeError) as e:
         where = f" at line {e.lineno} column {e.colno}" if isinstance(e, json.JSONDecodeError) else ""
         raise ProtocolError(400, f"request body is not valid JSON{where}: {getattr(e, 'msg', str(e))}") from None

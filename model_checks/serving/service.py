@@ -4,12 +4,16 @@ The model runs through the gate's pool (its backends, trust rules and worker lim
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+
+import numpy as np
 
 from model_checks.core.artifact import Artifact
 from model_checks.core.errors import ModelChecksError
@@ -18,6 +22,9 @@ from model_checks.core.pool import ModelPool
 from model_checks.serving.protocol import MAX_BODY_BYTES, ProtocolError, decode_request, encode_response, model_metadata, parse_json
 
 KEEP_ALIVE_S = 75  # seconds an idle keep-alive connection stays open, as common proxies keep theirs
+REQUEST_READ_S = 30.0  # a request whose head or body stops arriving for this long is dropped (slowloris)
+MAX_RESPONSE_BYTES = 64 * 1024**2
+JSON_BYTES_PER_VALUE = 24  # the most one number takes in a response (a float's repr, a comma, a space)
 
 
 def open_artifact(directory: Path, root: Path | None = None) -> Artifact:
@@ -48,6 +55,7 @@ class ServedModel:
     outputs: list = field(default_factory=list)
     ready: bool = False
     error: str | None = None
+    max_response: int = MAX_RESPONSE_BYTES  # an answer larger than this (as JSON) is refused before it is encoded
     # One long-lived thread loads the model and runs every inference: inferences are serialized, and the
     # worker process it starts lives as long as the thread (a worker dies with the thread that started it).
     thread: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="model-checks-model"))
@@ -91,6 +99,11 @@ class ServedModel:
             outputs = CheckContext(self.artifact, self.pool).runner().infer(feeds)
         except ModelChecksError as e:
             raise ProtocolError(500, f"model {self.name}: {e}") from None
+        values = sum(int(np.asarray(a).size) for a in outputs.values())
+        if values * JSON_BYTES_PER_VALUE > self.max_response:
+            raise ProtocolError(500, f"model {self.name}: the response would hold {values} values (up to "
+                                     f"{values * JSON_BYTES_PER_VALUE / 1024**2:.1f} MiB as JSON), over the cap of "
+                                     f"{self.max_response / 1024**2:g} MiB (--max-response-mb); not encoded")
         return encode_response(self.name, self.version, outputs, rid)
 
     def metadata(self) -> dict[str, Any]:
@@ -192,8 +205,50 @@ def build_app(model: ServedModel, max_body: int = MAX_BODY_BYTES, load_in_backgr
     return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)  # type: ignore[arg-type]
 
 
+def bounded_protocol(read_timeout_s: float = REQUEST_READ_S) -> type:
+    """uvicorn's h11 protocol with a read timeout: a connection that sends nothing, or stops halfway through a
+    request's head or body, is closed after `read_timeout_s` (uvicorn's own keep-alive timer only runs between
+    requests). A request the application is still answering is left alone."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class Bounded(H11Protocol):
+        _read_timer: Any = None
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._read_timer is not None:
+                self._read_timer.cancel()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self._read_timer is not None:
+                self._read_timer.cancel()
+            self._read_timer = self.loop.call_later(read_timeout_s, self._on_read_timeout)
+
+        def _on_read_timeout(self) -> None:
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_complete and self.conn.their_state is h11.DONE:
+                self._arm()  # the application is answering; the worker's timeout bounds that
+                return
+            half_sent = self.conn.their_state is h11.SEND_BODY or bool(self.conn.trailing_data[0])
+            never_asked = self.cycle is None and self.conn.their_state is h11.IDLE
+            if (half_sent or never_asked) and not self.transport.is_closing():
+                self.transport.close()
+
+    return Bounded
+
+
 def serve(artifact: Artifact, host: str = "127.0.0.1", port: int = 0, trust_code: bool = False, isolation: Limits | None = None,
-          max_body: int = MAX_BODY_BYTES, out: TextIO = sys.stdout) -> int:
+          max_body: int = MAX_BODY_BYTES, out: TextIO = sys.stdout, max_response: int = MAX_RESPONSE_BYTES,
+          read_timeout_s: float = REQUEST_READ_S) -> int:
     """Serve until SIGTERM or SIGINT (graceful: in-flight requests finish). Prints `http://HOST:PORT` on a line of its own."""
     from model_checks.serving import require
 
@@ -204,16 +259,22 @@ def serve(artifact: Artifact, host: str = "127.0.0.1", port: int = 0, trust_code
     from model_checks.serving.net import bound_socket
 
     sock = bound_socket(host, port)
+    home = _private_home()
+    if isolation is not None:  # the service answers under the gate's memory limit too, not only its worker
+        from model_checks.isolation.worker import apply_limits
+
+        apply_limits(isolation.memory_mb)
     pool = ModelPool(trust_code=trust_code, isolation=isolation)
     try:
         from model_checks.backends import require_trust_for
 
         require_trust_for(artifact.model_path, artifact.format or "?", trust_code)  # refused before anything listens
-        model = ServedModel(artifact, pool)
+        model = ServedModel(artifact, pool, max_response=max_response)
         app = build_app(model, max_body)
         # keep-alive connections live across a load test's pauses (uvicorn closes idle ones after 5 s by default)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=10,
-                                timeout_keep_alive=KEEP_ALIVE_S)
+                                timeout_keep_alive=KEEP_ALIVE_S, http=bounded_protocol(read_timeout_s),
+                                h11_max_incomplete_event_size=64 * 1024)
         server = uvicorn.Server(config)
         h, p = sock.getsockname()[:2]
         print(f"http://{'[' + h + ']' if ':' in h else h}:{p}", file=out, flush=True)
@@ -227,3 +288,15 @@ def serve(artifact: Artifact, host: str = "127.0.0.1", port: int = 0, trust_code
     finally:
         sock.close()
         pool.close()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _private_home() -> str:
+    """A home, cache and temporary directory of the service's own (removed when it stops): onnxruntime, when it runs
+    here, writes a device id under the cache directory, which must not be the user's."""
+    home = tempfile.mkdtemp(prefix="model-checks-serve-")
+    for key, sub in (("HOME", ""), ("XDG_CACHE_HOME", ".cache"), ("TMPDIR", "tmp")):
+        os.makedirs(os.path.join(home, sub), exist_ok=True)
+        os.environ[key] = os.path.join(home, sub).rstrip(os.sep)
+    tempfile.tempdir = None  # tempfile re-reads TMPDIR
+    return home

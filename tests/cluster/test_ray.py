@@ -1,7 +1,9 @@
 """`model-checks run --ray` on a local Ray (the embedded default): the same reports as a single run, what each
 shard's task asks for, and a task whose worker dies retried once and then reported as lost, never as passed."""
 
+import json
 import os
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -98,3 +100,59 @@ def test_without_ray_the_command_names_the_extra(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["run", "--ray", "--model-checks", "arts", "-o", "out"]) == 1
     assert "model-checks run: error: model-checks run --ray needs ray, which is not installed: pip install 'model-checks[ray]'" in capsys.readouterr().err
+
+
+def _listening(pids: set[int]) -> set[str]:
+    """The local addresses of TCP sockets in LISTEN state that the processes `pids` hold (from /proc)."""
+    import os
+
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue
+    out = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in list(f)[1:]:
+                cols = line.split()
+                if cols[3] == "0A" and cols[9] in inodes:  # 0A: LISTEN
+                    out.add(cols[1].rsplit(":", 1)[0])
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_local_ray_cluster_listens_on_loopback_only(tmp_path):
+    import subprocess
+    import textwrap
+
+    code = textwrap.dedent("""
+        import json, os, sys
+        from model_checks.cluster.ray import start
+        ray = start(None, 1)
+        print(json.dumps({"nodes": [n["NodeManagerAddress"] for n in ray.nodes()], "pid": os.getpid()}), flush=True)
+        sys.stdin.readline()
+        ray.shutdown()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[2], start_new_session=True)
+    try:
+        info = json.loads(proc.stdout.readline())
+        assert info["nodes"] == ["127.0.0.1"]
+        group = {int(p) for p in os.listdir("/proc") if p.isdigit() and _pgid(int(p)) == proc.pid}
+        addresses = _listening(group)
+        loopback = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
+        assert addresses and addresses <= loopback, addresses  # never 00000000 (every interface)
+    finally:
+        proc.communicate("\n", timeout=120)
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None

@@ -129,5 +129,5 @@ def test_without_matplotlib_the_report_is_written_without_plots_and_says_how_to_
     rep = document.build(current(), runs, {"cpu": "X", "cores": 2}, "2026-11-14T02:00:00+00:00")
     written = render.write(rep, tmp_path / "reports")
     md = (tmp_path / "reports" / "nightly.md").read_text()
-    assert "Plots need matplotlib: pip install 'model-checks[report]'." in md and "![" not in md
+    assert "Plots need matplotlib: pip install 'model-checks\\[report\\]'." in md and "![" not in md  # markdown-escaped
     assert not (tmp_path / "reports" / "nightly-plots").exists() and len(written) == 2

@@ -13,10 +13,14 @@ from model_checks.core.errors import ArtifactLoadError, InferenceError, runtime_
 
 
 def session_options(threads: int | None = None):  # type: ignore[no-untyped-def]
-    import onnxruntime as ort
+    from model_checks.backends.onnx.runtime import onnxruntime
+
+    ort = onnxruntime()
 
     so = ort.SessionOptions()
-    so.log_severity_level = 3
+    # fatal only: onnxruntime's own error log quotes node names raw onto stderr (an escape sequence in a name would
+    # act on the terminal); the same error reaches the user as an exception, whose message the gate escapes
+    so.log_severity_level = 4
     if threads:
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
@@ -27,7 +31,9 @@ class OnnxRunner(Runner):
     format = "onnx"
 
     def __init__(self, path: Path, root: Path, threads: int | None = None, providers: list[str] | None = None):
-        import onnxruntime as ort
+        from model_checks.backends.onnx.runtime import onnxruntime
+
+        ort = onnxruntime()
 
         self.path = path
         model = load_proto(path, root, with_external=False)  # checks content and external data first

@@ -13,11 +13,15 @@ CUDA_EP = "CUDAExecutionProvider"
 
 
 def load_runtime() -> None:
-    import onnxruntime  # noqa: F401  (imported before the model is opened, so its import is not timed)
+    from model_checks.backends.onnx.runtime import onnxruntime
+
+    onnxruntime()  # imported before the model is opened, so its import is not timed
 
 
 def open_target(path: Path, root: Path, device: str, threads: int | None) -> Target:
-    import onnxruntime as ort
+    from model_checks.backends.onnx.runtime import onnxruntime
+
+    ort = onnxruntime()
 
     if device == "gpu":
         available = ort.get_available_providers()

@@ -35,7 +35,9 @@ class Calibration:
     """The calibration workload on onnxruntime's CPU provider with the budget's threads."""
 
     def __init__(self, threads: int | None):
-        import onnxruntime as ort
+        from model_checks.backends.onnx.runtime import onnxruntime
+
+        ort = onnxruntime()
 
         from model_checks.backends.onnx.runner import session_options
 
