@@ -89,9 +89,10 @@ class SharedRunner(Runner):
 class ModelPool:
     """A cache of runners and facts keyed by (path, format, threads)."""
 
-    def __init__(self, trust_code: bool = False, isolation: Limits | None = None):
+    def __init__(self, trust_code: bool = False, isolation: Limits | None = None, share_outputs: bool = True):
         self.trust_code = trust_code
         self.isolation = isolation
+        self.share_outputs = share_outputs  # off for a service: every request is answered by the model afresh
         self._workers: Workers | None = None
         self._confined: Workers | None = None  # the confined worker's, when models otherwise run in process
         self._runners: dict[tuple, Runner] = {}
@@ -126,14 +127,14 @@ class ModelPool:
                                                 before_load=self._unload_large)
             else:
                 runner = backend(fmt, "runner").load(path, root, threads=threads, names=names)
-            self._runners[key] = SharedRunner(runner)
+            self._runners[key] = SharedRunner(runner) if self.share_outputs else runner
             self.loads[path] = self.loads.get(path, 0) + 1
         return self._runners[key]
 
     def _unload_large(self, loading: Any) -> None:
         """Before `loading` loads: unload the other large models its worker holds (see LARGE_MODEL_BYTES)."""
-        for shared in self._runners.values():
-            r = shared.inner
+        for held in self._runners.values():
+            r = getattr(held, "inner", held)
             if r is not loading and getattr(r, "loaded", False) and r.resident_bytes >= LARGE_MODEL_BYTES:
                 r.close()
 

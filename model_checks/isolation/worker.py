@@ -198,6 +198,8 @@ def confine(directory: str) -> None:
 
 def serve(conn: Connection) -> None:
     """The worker's main loop; returns when the parent closes the pipe, exits at once on `exit`."""
+    from model_checks.isolation import frames
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops us
     _die_with_parent()
     setup: WorkerSetup = conn.recv()
@@ -210,7 +212,7 @@ def serve(conn: Connection) -> None:
     models = _Models()
     while True:
         try:
-            op, args = conn.recv()
+            op, args = frames.decode_request(conn.recv_bytes())
         except (EOFError, OSError):
             return
         if op in QUIET_OPS:  # no answer is awaited: the parent goes on at once
@@ -229,7 +231,7 @@ def serve(conn: Connection) -> None:
         except BaseException as e:  # everything goes back to the parent as a value
             reply = ("err", _describe(e))
         try:
-            conn.send(reply)
+            conn.send_bytes(frames.encode_reply(*reply))  # outputs as a binary frame, not pickled
         except Exception as e:  # an unpicklable result: say so instead of dying silently
             conn.send(("err", _describe(e)))
 

@@ -31,6 +31,7 @@ from model_checks.core.errors import (
     runtime_error_text,
 )
 from model_checks.backends import family as backend_family
+from model_checks.isolation import frames
 from model_checks.isolation.limits import Limits
 from model_checks.isolation.worker import ErrorInfo, WorkerSetup
 
@@ -163,7 +164,7 @@ class Worker:
         assert self.conn is not None
         timeout_s = self.limits.timeout_s * requests
         try:
-            self.conn.send((op, args))
+            self.conn.send_bytes(frames.encode_request(op, args))  # tensors as a binary frame, not pickled
             ready = self.conn.poll(timeout_s)
         except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
             raise self._died(op, what) from None
@@ -177,7 +178,7 @@ class Worker:
                 "(the model hangs its runtime, or needs a longer --model-checks-timeout)"
             )
         try:
-            status, value = self.conn.recv()
+            status, value = frames.decode_reply(self.conn.recv_bytes())
         except (EOFError, ConnectionResetError, OSError):
             raise self._died(op, what) from None
         if status == "ok":
