@@ -178,6 +178,15 @@ class ModelPool:
             workers = self._confined
         return workers.request("convert", "call", (fn, args), path)
 
+    def reset_peak_memory(self) -> None:
+        """Start the workers' peak resident memory over: the next figure is the next artifact's."""
+        if self._workers is not None:
+            self._workers.reset_peaks()
+
+    def peak_memory_bytes(self) -> int | None:
+        """The workers' peak resident memory since the last reset (None when models run in this process)."""
+        return self._workers.peak_bytes() if self._workers is not None else None
+
     def release(self, path: Path) -> None:
         for key in [k for k in self._runners if k[0] == path]:
             self._runners.pop(key).close()

@@ -74,16 +74,18 @@ def decode_request(message: bytes) -> tuple[str, tuple]:
     return op, (*rest, value)
 
 
-def encode_reply(status: str, value: Any) -> bytes:
-    """Outputs as a frame; anything else (a handle, facts, an error) pickled as (status, value)."""
+def encode_reply(status: str, value: Any, peak: int = 0) -> bytes:
+    """Outputs as a frame; anything else (a handle, facts, an error) pickled as (status, value, peak). `peak` is
+    the worker's peak resident memory in bytes, carried by every answer."""
     dicts = _tensors(value)
     if dicts is None:
-        return pickle.dumps((status, value), protocol=pickle.HIGHEST_PROTOCOL)
-    return _frame((status,), dicts, isinstance(value, list))
+        return pickle.dumps((status, value, peak), protocol=pickle.HIGHEST_PROTOCOL)
+    return _frame((status, peak), dicts, isinstance(value, list))
 
 
-def decode_reply(message: bytes) -> tuple[str, Any]:
+def decode_reply(message: bytes) -> tuple[str, Any, int]:
     if not message.startswith(MAGIC):
-        return pickle.loads(message)
-    (status,), value = _unframe(message)
-    return status, value
+        answer = pickle.loads(message)
+        return answer if len(answer) == 3 else (*answer, 0)
+    (status, peak), value = _unframe(message)
+    return status, value, peak

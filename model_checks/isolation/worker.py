@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 # Requests the parent does not wait on: they get no answer, so the pipe stays one answer per awaited request.
-QUIET_OPS = ("close_quietly", "warm")
+QUIET_OPS = ("close_quietly", "warm", "reset_peak")
 # Text of allocation failures that C++ runtimes turn into ordinary exceptions.
 _MEMORY_WORDS = ("bad_alloc", "failed to allocate", "out of memory", "cannot allocate memory")
 
@@ -49,6 +49,18 @@ def resident_bytes() -> int:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return 0
+
+
+def peak_bytes() -> int:
+    """This process's peak resident memory since the last `reset_peak` (Linux's VmHWM; else ru_maxrss)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def apply_limits(memory_mb: int) -> None:
@@ -108,6 +120,15 @@ class _Models:
     def close_quietly(self, handle: int) -> None:
         """`close` without an answer: the parent does not wait on a release (see `serve`)."""
         self.close(handle)
+
+    @staticmethod
+    def reset_peak() -> None:
+        """Start the peak resident memory over from now (Linux: clear_refs 5), so it is one artifact's peak."""
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
 
     @staticmethod
     def warm(formats: tuple[str, ...]) -> None:
@@ -231,7 +252,7 @@ def serve(conn: Connection) -> None:
         except BaseException as e:  # everything goes back to the parent as a value
             reply = ("err", _describe(e))
         try:
-            conn.send_bytes(frames.encode_reply(*reply))  # outputs as a binary frame, not pickled
+            conn.send_bytes(frames.encode_reply(*reply, peak_bytes()))  # outputs as a binary frame, not pickled
         except Exception as e:  # an unpicklable result: say so instead of dying silently
             conn.send(("err", _describe(e)))
 

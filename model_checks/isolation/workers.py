@@ -130,6 +130,7 @@ class Worker:
         self.proc: subprocess.Popen | None = None
         self.conn: Connection | None = None
         self._exit_requested = False
+        self.peak_bytes = 0  # the worker's peak resident memory as of its last answer
 
     @property
     def alive(self) -> bool:
@@ -178,7 +179,7 @@ class Worker:
                 "(the model hangs its runtime, or needs a longer --model-checks-timeout)"
             )
         try:
-            status, value = frames.decode_reply(self.conn.recv_bytes())
+            status, value, self.peak_bytes = frames.decode_reply(self.conn.recv_bytes())
         except (EOFError, ConnectionResetError, OSError):
             raise self._died(op, what) from None
         if status == "ok":
@@ -293,6 +294,17 @@ class Workers:
             w = self.worker(fmts[0])
             if not w.alive:
                 w.send_quietly("warm", (tuple(fmts),))
+
+    def reset_peaks(self) -> None:
+        """Start every running worker's peak resident memory over (for the next artifact's figure)."""
+        for w in self._workers.values():
+            if w.alive:
+                w.send_quietly("reset_peak", ())
+                w.peak_bytes = 0
+
+    def peak_bytes(self) -> int:
+        """The highest peak resident memory of the workers, as of their last answers."""
+        return max((w.peak_bytes for w in self._workers.values()), default=0)
 
     def request(self, fmt: str, op: str, args: tuple, path: Path, requests: int = 1) -> Any:
         """Ask `fmt`'s worker; a model that crashed, starved or hung a worker is not sent again for `op`."""

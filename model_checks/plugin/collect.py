@@ -38,6 +38,7 @@ class Gate:
         self.gs = config.stash[SESSION_KEY]
         self.saved: dict[tuple, int] = {}  # (artifact, check, device) -> sessions its saved baseline pools
         self.shard: set[str] | None = None  # the artifact ids of this run's shard (--model-checks-shard), None for all
+        self._measuring: str | None = None  # the artifact whose workers' peak memory is being measured
         self.selectors = [self._nodeid(_arg_path(config, a), a.partition("::")[2]) for a in selectors]
 
     def _nodeid(self, path: Path, rest: str) -> str:
@@ -203,6 +204,12 @@ class Gate:
             formats.add(a.format)
         if formats and pool.workers is not None:
             pool.workers.start_early(formats)
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        art = artifact_of(item)
+        if art is not None and art.id != self._measuring:  # an artifact's first check: its peak memory starts here
+            self._measuring = art.id
+            self.gs.pool.reset_peak_memory()
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:

@@ -110,3 +110,18 @@ def test_a_large_model_is_unloaded_before_another_loads_and_loads_again_only_for
         assert sent == ["load", "infer", "load", "load", "infer"]
         assert pool.loads == {a: 1, b: 1}  # a reload is the pool's business, not another load of the artifact
     np.testing.assert_allclose(fresh["logits"], _expected(a, _feeds(1)), rtol=1e-6)
+
+
+def test_each_artifact_reports_its_workers_peak_memory_in_the_junit_properties(pytester: pytest.Pytester) -> None:
+    from fixtures import artifacts as A
+    from fixtures.gate_run import run_gate
+
+    root = pytester.path / "arts"
+    A.onnx_artifact(root / "small", onnx_models.linear(), name="small")
+    A.onnx_artifact(root / "wide", onnx_models.linear(n_in=2048, n_out=4096), name="wide")  # 32 MiB of weights
+    run = run_gate(pytester, root)
+    peaks = {}
+    for aid in ("small@1.0", "wide@1.0"):
+        props = dict(run.reports[("integrity", aid)].user_properties)
+        peaks[aid] = props["model_checks.worker_peak_rss_mb"]
+    assert 10 < peaks["small@1.0"] < peaks["wide@1.0"]  # a worker holds at least an interpreter; the wide model more

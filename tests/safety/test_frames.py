@@ -35,8 +35,8 @@ def test_feeds_and_outputs_round_trip_as_a_frame_without_a_pickled_array() -> No
     op, (handle, feeds) = frames.decode_request(message)
     assert (op, handle) == ("infer", 7)
     _same(ARRAYS, feeds)
-    status, outs = frames.decode_reply(frames.encode_reply("ok", [ARRAYS, {"y": ARRAYS["f32"]}]))
-    assert status == "ok" and isinstance(outs, list) and len(outs) == 2
+    status, outs, peak = frames.decode_reply(frames.encode_reply("ok", [ARRAYS, {"y": ARRAYS["f32"]}], 123))
+    assert status == "ok" and isinstance(outs, list) and len(outs) == 2 and peak == 123
     _same(ARRAYS, outs[0])
     outs[1]["y"][0, 0] = -1  # the receiver owns its arrays: a runner may write into its feeds
     assert ARRAYS["f32"][0, 0] == 0
@@ -47,8 +47,8 @@ def test_anything_else_is_pickled_as_before() -> None:
         message = frames.encode_request(op, args)
         assert not message.startswith(frames.MAGIC)
         assert pickle.loads(message)[0] == op
-    status, value = frames.decode_reply(frames.encode_reply("err", ValueError("x")))
-    assert status == "err" and isinstance(value, ValueError)
+    status, value, peak = frames.decode_reply(frames.encode_reply("err", ValueError("x"), 5))
+    assert status == "err" and isinstance(value, ValueError) and peak == 5
 
 
 def test_a_frame_whose_header_does_not_account_for_its_bytes_is_refused() -> None:
