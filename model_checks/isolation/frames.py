@@ -44,8 +44,8 @@ def _unframe(message: bytes) -> tuple[tuple, Any]:
     """(head, tensors) of a frame; its arrays are writable views over one copy of the message."""
     (n,) = _LEN.unpack_from(message, len(MAGIC))
     start = len(MAGIC) + _LEN.size
-    head, many, layout = pickle.loads(message[start:start + n])
-    buf = bytearray(message[start + n:])
+    head, many, layout = pickle.loads(message[start : start + n])
+    buf = bytearray(message[start + n :])
     offset, dicts = 0, []
     for entries in layout:
         d = {}

@@ -43,8 +43,9 @@ def _expected(path: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:
     return s.run(None, feeds)[0]
 
 
-def test_the_same_feeds_run_once_and_every_check_reads_the_same_read_only_outputs(tmp_path: Path,
-                                                                                 sent: list[str]) -> None:
+def test_the_same_feeds_run_once_and_every_check_reads_the_same_read_only_outputs(
+    tmp_path: Path, sent: list[str]
+) -> None:
     path = onnx_models.save(onnx_models.linear(), tmp_path / "m.onnx")
     with ModelPool(isolation=LIMITS) as pool:
         first = pool.runner(path, "onnx", tmp_path).infer(_feeds(0))
@@ -94,7 +95,8 @@ def test_releases_and_warm_ups_are_not_waited_on_and_leave_the_pipe_in_step(tmp_
 
 
 def test_a_large_model_is_unloaded_before_another_loads_and_loads_again_only_for_new_feeds(
-        tmp_path: Path, sent: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, sent: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(pool_module, "LARGE_MODEL_BYTES", 0)  # every model counts as large
     a = onnx_models.save(onnx_models.linear(), tmp_path / "a.onnx")
     b = onnx_models.save(onnx_models.linear(n_in=4, n_out=5), tmp_path / "b.onnx")

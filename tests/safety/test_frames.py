@@ -43,7 +43,8 @@ def test_feeds_and_outputs_round_trip_as_a_frame_without_a_pickled_array() -> No
 
 
 def test_anything_else_is_pickled_as_before() -> None:
-    for op, args in (("load", ("m.onnx", "onnx", None)), ("infer", (1, {"s": np.array(["a"], dtype=object)})), ("close", (3,))):
+    objects = {"s": np.array(["a"], dtype=object)}
+    for op, args in (("load", ("m.onnx", "onnx", None)), ("infer", (1, objects)), ("close", (3,))):
         message = frames.encode_request(op, args)
         assert not message.startswith(frames.MAGIC)
         assert pickle.loads(message)[0] == op
