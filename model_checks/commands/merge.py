@@ -138,7 +138,7 @@ def merge(dirs: list[Path], out: Path, storage: str | None = None, lost: tuple[L
     shards = read_shards(dirs, lost)
     texts = [read_junit(s.directory / "junit.xml") for s in shards]
     verdicts: dict[str, str] = {}
-    for s, text in zip(shards, texts):  # the junit XML and the record must tell the same story
+    for s, text in zip(shards, texts, strict=True):  # the junit XML and the record must tell the same story
         said = junit_outcomes(text)
         differ = disagreements(said, record_outcomes(s.record))
         if differ:

@@ -107,21 +107,28 @@ def as_stored_run(current: dict[str, ArtifactFigures], when: str) -> StoredRun:
     return StoredRun(when=when, source="this run", fingerprint={}, figures=figures)
 
 
-def trend_of(artifact: str, runs: list[StoredRun]) -> tuple[Point, ...]:
-    points = []
+def trend_index(runs: list[StoredRun], wanted: set[str] | None = None) -> dict[str, tuple[Point, ...]]:
+    """Every artifact's trend points (only those in `wanted`, when given), in one pass over the runs: the report
+    costs the figures stored, not the figures stored times the artifacts reported (forged runs hold thousands)."""
+    points: dict[str, list[Point]] = {}
     for run in runs:
         for (aid, check, device), info in run.figures.items():
-            if aid != artifact:
+            if wanted is not None and aid not in wanted:
                 continue
             values = {k: float(v) for k, v in (info.get("latency_ms") or {}).items() if k in STATS}
             for key in ("throughput_per_s", "speedup", "achieved_rate_per_s"):
                 if isinstance(info.get(key), (int, float)):
                     values[key] = float(info[key])
-            points.append(Point(run.when, device, check, values))
-    return tuple(points)
+            points.setdefault(aid, []).append(Point(run.when, device, check, values))
+    return {aid: tuple(p) for aid, p in points.items()}
 
 
-def section(artifact: str, a: ArtifactFigures, runs: list[StoredRun]) -> Section:
+def trend_of(artifact: str, runs: list[StoredRun]) -> tuple[Point, ...]:
+    return trend_index(runs, {artifact}).get(artifact, ())
+
+
+def section(artifact: str, a: ArtifactFigures, runs: list[StoredRun],
+            trends: dict[str, tuple[Point, ...]] | None = None) -> Section:
     f = dict(a.figures)
     f.setdefault("size_mb", next((b["size_mb"] for b in a.budgets.values() if b.get("size_mb") is not None), None))
     lines = [f"size {_num(f.get('size_mb'), '.4g')} MB; accuracy drop {_num(f.get('accuracy_drop'), '+.4f')}"
@@ -139,7 +146,7 @@ def section(artifact: str, a: ArtifactFigures, runs: list[StoredRun]) -> Section
                      _num(b.get("batch_size"), "d"), _num(b.get("speedup"), ".2f"), _num(b.get("session_create_ms"), ".1f"),
                      _num(b.get("first_call_ms"), ".2f"), b["outcome"], "n/a (in-run ratio)" if check == "speedup" else _baseline(b)))
     head = ("check", "device", *STATS, "items/s", "batch", "speedup", "session ms", "first call ms", "outcome", "vs baseline")
-    trend = trend_of(artifact, runs)
+    trend = trends.get(artifact, ()) if trends is not None else trend_of(artifact, runs)
     if len({p.when for p in trend}) < 2:
         trend = ()
     limits = {key: {k: v for k, v in b.items() if k.startswith("limit_") and isinstance(v, (int, float))} for key, b in a.budgets.items()}
@@ -183,5 +190,7 @@ def build(current: dict[str, ArtifactFigures], runs: list[StoredRun], environmen
     lines = [f"Generated {when}: {len(current)} artifact(s), {len(runs)} stored run(s) for the trends.",
              f"Environment: {environment.get('cpu')} ({environment.get('cores')} cores); "
              + (f"GPU {gpu['name']} (driver {gpu['driver']}); " if gpu else "no GPU; ") + versions + "."]
-    report = Report("model-checks nightly report", tuple(lines), tuple(section(aid, current[aid], runs) for aid in sorted(current)))
+    trends = trend_index(runs, set(current))
+    report = Report("model-checks nightly report", tuple(lines),
+                    tuple(section(aid, current[aid], runs, trends) for aid in sorted(current)))
     return Report(report.title, (verdict(current, report.regressions), *report.lines), report.sections, overview(current))

@@ -12,7 +12,7 @@ import pytest
 
 from model_checks.core.fileio import write_text
 from model_checks.plugin.verdict import OUTCOME, read_record
-from model_checks.safety.text import md_cell
+from model_checks.safety.text import md_cell, md_text
 
 COLUMNS = ("manifest", "integrity", "metadata", "limits", "equivalence", "accuracy")
 RECORD_SCHEMA = 1
@@ -28,7 +28,7 @@ def _fmt(v: object, spec: str = ".3g") -> str:
         return "-"
     if isinstance(v, float):
         return format(v, spec)
-    return md_cell(str(v))
+    return md_text(str(v))  # not a code span: markup in a figure (a merged record's) stays text
 
 
 def _served(f: dict, status: str | None) -> str:

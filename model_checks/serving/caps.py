@@ -21,6 +21,8 @@ DEFAULT_TIMEOUT_S = 300.0
 
 @dataclass(frozen=True)
 class ServingCaps:
+    """The gate's limits on test_serving (from its options): what a manifest asks is checked against them."""
+
     max_rate: float = DEFAULT_MAX_RATE
     max_requests: int = DEFAULT_MAX_REQUESTS
     max_duration_s: float = DEFAULT_MAX_DURATION_S

@@ -125,6 +125,7 @@ def _listening(pids: set[int]) -> set[str]:
     return out
 
 
+@pytest.mark.slow  # starting Ray: about 40 s on a loaded machine
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_local_ray_cluster_listens_on_loopback_only(tmp_path):
     import subprocess

@@ -242,3 +242,14 @@ def test_a_shard_count_that_does_not_fit_is_a_usage_error(pytester, value: str, 
     r = pytester.runpytest("--model-checks", "arts", "-p", "no:cacheprovider", "--model-checks-shard", value)
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     assert message in r.stderr.str()
+
+
+def test_record_text_cannot_split_summary_rows_or_carry_markup(tmp_path: Path, capsys) -> None:
+    rec = _record()
+    rec["reports"][0]["properties"] += [["model_checks.precision", "fp32 | pass | <script>x</script>[a](javascript:b)"]]
+    rc, err = merge(tmp_path, shard(tmp_path, rec), capsys)
+    assert (rc, err) == (0, "")
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    row = next(line for line in summary.splitlines() if line.startswith("| `a@1.0`"))
+    assert "<script>" not in summary and "[a](javascript:" not in summary  # the brackets are escaped: no link
+    assert "fp32 \\| pass \\| &lt;script&gt;x&lt;/script&gt;\\[a\\](javascript:b)" in row

@@ -175,3 +175,31 @@ def test_a_failing_check_prints_control_characters_as_escapes(pytester, capfd) -
     assert "Name:'evil\\x1b[2J" in out  # shown, escaped (the message is cut at the carriage return)
     raw = capfd.readouterr()  # what the worker's runtime wrote to the terminal itself
     assert all("\x1b[2J" not in t and "\rtest_x" not in t for t in (out, raw.out, raw.err))
+
+
+def test_runs_forging_thousands_of_artifacts_cost_one_pass(store: Path, tmp_path: Path) -> None:
+    bench = [
+        {
+            "name": f"b{i}",
+            "extra_info": {
+                "model_checks": {
+                    "artifact": f"a{i}@1.0",
+                    "check": "latency",
+                    "device": "cpu",
+                    "latency_ms": {"p50": 1.0},
+                }
+            },
+        }
+        for i in range(3000)
+    ]
+    for i in range(3, 23):
+        put(
+            store,
+            f"{i:04d}_forged.json",
+            {"datetime": f"2026-11-{i:02d}T00:00:00+00:00", "machine_info": MACHINE, "benchmarks": bench},
+        )
+    current_many = {f"a{i}@1.0": next(iter(current().values())) for i in range(300)}
+    start = time.monotonic()
+    rep = document.build(current_many, load_runs(store), {"cpu": "X", "cores": 2}, "2026-11-24T02:00:00+00:00")
+    assert time.monotonic() - start < 20  # 20 runs x 3,000 figures, 300 artifacts reported: one pass, not 300
+    assert len(rep.sections) == 300 and len(rep.sections[0].trend) == 20

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -172,6 +173,17 @@ def test_the_converting_worker_has_no_network_no_processes_and_writes_only_its_s
     assert seen["write_inside"] == "ok" and seen["read"] == "ok"
     assert not outside.exists()
     assert plain["write_outside"] == "ok" and plain["process"] == "ok"
+    if _user_namespaces():  # where the kernel allows it, the network is gone below Python too
+        assert seen["net_namespace"] != plain["net_namespace"] == os.readlink("/proc/self/ns/net")
+
+
+def _user_namespaces() -> bool:
+    """Whether this machine lets an unprivileged process make a user and network namespace (tried in a child)."""
+    import subprocess
+    import sys
+
+    code = "import ctypes, sys; sys.exit(ctypes.CDLL(None, use_errno=True).unshare(0x10000000 | 0x40000000) != 0)"
+    return sys.platform.startswith("linux") and subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
 
 
 def test_onnxruntime_writes_nothing_under_the_users_home_in_process(tmp_path: Path) -> None:
