@@ -240,15 +240,15 @@ def _own_network_namespace() -> bool:
 
 def serve(conn: Connection) -> None:
     """The worker's main loop; returns when the parent closes the pipe, exits at once on `exit`."""
-    from model_checks.isolation import frames
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops us
     _die_with_parent()
     setup: WorkerSetup = conn.recv()
     apply_limits(setup.memory_mb)
     if setup.confine_to is not None:
         confine(setup.confine_to)
+    # numpy (which frames needs) starts threads: only after confine, which may unshare namespaces (single-threaded)
     from model_checks.backends import BACKENDS
+    from model_checks.isolation import frames
 
     BACKENDS.update(setup.backends)
     models = _Models()
