@@ -29,13 +29,18 @@ def pytest_collection_finish(session):
 """
 
 
+def build_tree(root: Path, n: int) -> Path:
+    """`n` small ONNX artifacts under `root` (bench/overhead.py's row b collects the same tree)."""
+    model = M.linear()
+    for i in range(n):
+        A.onnx_artifact(root / f"a{i:04d}", model, name=f"model{i}", version="1.0", opset=13, precision="fp32",
+                        tolerance={"rel_l2": 1e-3}, limits={"opset": {"min": 13}}, reference={"path": "model.onnx"})
+    return root
+
+
 def main(n: int = 1000) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "arts"
-        model = M.linear()
-        for i in range(n):
-            A.onnx_artifact(root / f"a{i:04d}", model, name=f"model{i}", version="1.0", opset=13, precision="fp32",
-                            tolerance={"rel_l2": 1e-3}, limits={"opset": {"min": 13}}, reference={"path": "model.onnx"})
+        build_tree(Path(tmp) / "arts", n)
         (Path(tmp) / "conftest.py").write_text(PROBE % (HEAVY,))
         times, line = [], ""
         for _ in range(3):

@@ -10,7 +10,7 @@ import numpy as np
 from model_checks.checks.context import CheckContext
 from model_checks.checks.registry import Check, Figure
 from model_checks.core import runtimes
-from model_checks.core.errors import ModelChecksError
+from model_checks.core.errors import ModelChecksError, WorkerBrokeError
 from model_checks.core.metrics import Comparison, compare_outputs
 from model_checks.core.quantio import io_note, saturation_lines
 from model_checks.core.results import CheckResult
@@ -24,11 +24,19 @@ UNGATED = {"top1_agreement": Limit(0.0, "not gated"), "mismatch_fraction": Limit
 
 def comparisons(ctx: CheckContext, outputs: list[dict] | None = None) -> list[tuple[str, Comparison]]:
     """Each case compared: (label, Comparison); `outputs`, one per case, when another runtime computed them."""
-    runner = ctx.runner() if outputs is None else None
     specs = ctx.runner()  # the artifact's interface (a quantized input's range is read off it)
+    runner = specs if outputs is None else None
+    cases = ctx.cases()
+    if runner is not None:
+        try:  # every case in one round trip to the worker
+            outputs = runner.infer_many([case.inputs for case in cases])
+        except WorkerBrokeError:
+            raise  # a crash, hang or exhaustion is the failure (the first case would have met it just the same)
+        except ModelChecksError:
+            outputs = None  # case by case below, so the failure reported is the one met first, as ever
     out = []
-    for i, case in enumerate(ctx.cases()):
-        got = runner.infer(case.inputs) if runner is not None else outputs[i]  # type: ignore[index]
+    for i, case in enumerate(cases):
+        got = outputs[i] if outputs is not None else runner.infer(case.inputs)  # type: ignore[union-attr]
         expected = case.outputs if case.outputs is not None else ctx.reference_outputs(case.inputs)
         got, expected, widened = widened_floats(ctx, got, expected)
         c = compare_outputs(got, expected, ctx.manifest.tolerance.for_output)

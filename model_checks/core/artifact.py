@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from model_checks.manifest import Manifest
@@ -19,6 +19,8 @@ class Artifact:
     dir: Path
     manifest: Manifest | None
     error: str | None = None
+    # paths already resolved and proven inside the root, by manifest key: collection and every check ask again
+    _resolved: dict[str, Path] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def rel_dir(self) -> str:
@@ -37,10 +39,13 @@ class Artifact:
     def path(self, key: str) -> Path | None:
         """The resolved path a manifest key names (`file`, `reference.path`, `samples`, `eval_data`)."""
         assert self.manifest is not None
+        if key in self._resolved:
+            return self._resolved[key]
         text = self.manifest.get(key)
         if text is None:
             return None
-        return resolve_inside(self.root, self.dir, text, f"{self.rel_dir}/metadata.yaml: {key}")
+        path = self._resolved[key] = resolve_inside(self.root, self.dir, text, f"{self.rel_dir}/metadata.yaml: {key}")
+        return path
 
     @property
     def model_path(self) -> Path:

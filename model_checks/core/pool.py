@@ -3,8 +3,11 @@ check is done. Works without pytest; the plugin tells it when a model's last use
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+import numpy as np
 
 from model_checks.backends import backend, require_trust_for
 from model_checks.backends.base import ModelFacts, Names, Runner
@@ -14,13 +17,85 @@ if TYPE_CHECKING:
     from model_checks.isolation.workers import Workers
 
 
+# A model whose loading took this much of its worker's memory is held alone: loading another model unloads it
+# first (it loads again if asked to run on feeds it has not answered yet), so that a large variant and its
+# large reference never sit in memory together, and a session's peak follows its largest model, not the sum.
+LARGE_MODEL_BYTES = 256 * 1024**2
+# Outputs a runner keeps for reuse, at most: beyond it a model's answers are recomputed rather than held.
+SHARED_OUTPUTS_BYTES = 64 * 1024**2
+
+
+def feeds_key(feeds: Mapping[str, Any]) -> tuple | None:
+    """What identifies a set of feeds: names, dtypes, shapes and a digest of the bytes; None for feeds that
+    cannot be hashed by value (object arrays hold pointers)."""
+    key = []
+    for name in sorted(feeds):
+        a = np.asarray(feeds[name])
+        if a.dtype.hasobject:
+            return None
+        digest = hashlib.blake2b(np.ascontiguousarray(a).view(np.uint8).reshape(-1) if a.size else b"", digest_size=16)
+        key.append((name, a.dtype.str, a.shape, digest.digest()))
+    return tuple(key)
+
+
+class SharedRunner(Runner):
+    """A pooled runner whose answers are shared: the same feeds run once per session, and every check that asks
+    again (equivalence of each variant against one reference, limits, round trip, serving) gets the same
+    outputs, read-only. Held up to SHARED_OUTPUTS_BYTES, dropped when the model is released."""
+
+    def __init__(self, inner: Runner):
+        self.inner = inner
+        self._outputs: dict[tuple, dict[str, np.ndarray]] = {}
+        self._bytes = 0
+
+    # the loaded model's own interface (an isolated runner reloads it after a worker restart)
+    format = property(lambda self: self.inner.format)  # type: ignore[assignment]
+    path = property(lambda self: self.inner.path)  # type: ignore[assignment]
+    inputs = property(lambda self: self.inner.inputs)  # type: ignore[assignment]
+    outputs = property(lambda self: self.inner.outputs)  # type: ignore[assignment]
+    description = property(lambda self: self.inner.description)  # type: ignore[assignment]
+
+    def __getattr__(self, name: str) -> Any:  # what a backend's runner offers beyond Runner (timed, session...)
+        return getattr(self.inner, name)
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        __tracebackhide__ = True
+        return self.infer_many([feeds])[0]
+
+    def infer_many(self, feeds: list[Mapping[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        __tracebackhide__ = True
+        keys = [feeds_key(f) for f in feeds]
+        todo = [i for i, k in enumerate(keys) if k is None or k not in self._outputs]
+        fresh = dict(zip(todo, self.inner.infer_many([feeds[i] for i in todo]) if todo else [], strict=True))
+        for i, out in fresh.items():
+            self._keep(keys[i], out)
+        return [dict(fresh[i]) if i in fresh else dict(self._outputs[k]) for i, k in enumerate(keys)]  # type: ignore[index]
+
+    def _keep(self, key: tuple | None, out: dict[str, np.ndarray]) -> None:
+        size = sum(np.asarray(v).nbytes for v in out.values())
+        if key is None or self._bytes + size > SHARED_OUTPUTS_BYTES:
+            return
+        for v in out.values():
+            if isinstance(v, np.ndarray):
+                v.flags.writeable = False  # shared between checks: none may change what another reads
+        self._outputs[key] = out
+        self._bytes += size
+
+    def close(self) -> None:
+        self._outputs.clear()
+        self._bytes = 0
+        self.inner.close()
+
+
 class ModelPool:
     """A cache of runners and facts keyed by (path, format, threads)."""
 
-    def __init__(self, trust_code: bool = False, isolation: Limits | None = None, first: tuple[Path, ...] = ()):
+    def __init__(self, trust_code: bool = False, isolation: Limits | None = None, first: tuple[Path, ...] = (),
+                 share_outputs: bool = True):
         self.trust_code = trust_code
         self.isolation = isolation
         self.first = first  # what the workers import ahead of site-packages (a candidate runtime)
+        self.share_outputs = share_outputs  # off for a service: every request is answered by the model afresh
         self._workers: Workers | None = None
         self._confined: Workers | None = None  # the confined worker's, when models otherwise run in process
         self._runners: dict[tuple, Runner] = {}
@@ -51,11 +126,20 @@ class ModelPool:
             if self.workers is not None:
                 from model_checks.isolation.runner import IsolatedRunner
 
-                self._runners[key] = IsolatedRunner(self.workers, path, fmt, root, threads, names)
+                runner: Runner = IsolatedRunner(self.workers, path, fmt, root, threads, names,
+                                                before_load=self._unload_large)
             else:
-                self._runners[key] = backend(fmt, "runner").load(path, root, threads=threads, names=names)
+                runner = backend(fmt, "runner").load(path, root, threads=threads, names=names)
+            self._runners[key] = SharedRunner(runner) if self.share_outputs else runner
             self.loads[path] = self.loads.get(path, 0) + 1
         return self._runners[key]
+
+    def _unload_large(self, loading: Any) -> None:
+        """Before `loading` loads: unload the other large models its worker holds (see LARGE_MODEL_BYTES)."""
+        for held in self._runners.values():
+            r = getattr(held, "inner", held)
+            if r is not loading and getattr(r, "loaded", False) and r.resident_bytes >= LARGE_MODEL_BYTES:
+                r.close()
 
     def facts(self, path: Path, fmt: str, root: Path, names: Names = None) -> ModelFacts:
         names = names or self.declared.get(path)
@@ -96,6 +180,15 @@ class ModelPool:
                 self._confined = Workers(Limits())
             workers = self._confined
         return workers.request("convert", "call", (fn, args), path)
+
+    def reset_peak_memory(self) -> None:
+        """Start the workers' peak resident memory over: the next figure is the next artifact's."""
+        if self._workers is not None:
+            self._workers.reset_peaks()
+
+    def peak_memory_bytes(self) -> int | None:
+        """The workers' peak resident memory since the last reset (None when models run in this process)."""
+        return self._workers.peak_bytes() if self._workers is not None else None
 
     def release(self, path: Path) -> None:
         for key in [k for k in self._runners if k[0] == path]:

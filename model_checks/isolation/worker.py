@@ -15,6 +15,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Callable
 
+# Requests the parent does not wait on: they get no answer, so the pipe stays one answer per awaited request.
+QUIET_OPS = ("close_quietly", "warm", "reset_peak")
 # Text of allocation failures that C++ runtimes turn into ordinary exceptions.
 _MEMORY_WORDS = ("bad_alloc", "failed to allocate", "out of memory", "cannot allocate memory")
 
@@ -37,6 +39,27 @@ def _describe(e: BaseException) -> ErrorInfo:
         cur = cur.__cause__ or cur.__context__
     memory = any(isinstance(c, MemoryError) or any(w in str(c).lower() for w in _MEMORY_WORDS) for c in chain)
     return ErrorInfo(type(e).__module__, type(e).__qualname__, str(e), memory)
+
+
+def resident_bytes() -> int:
+    """This process's resident memory now (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def peak_bytes() -> int:
+    """This process's peak resident memory since the last `reset_peak` (Linux's VmHWM; else ru_maxrss)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def apply_limits(memory_mb: int) -> None:
@@ -71,21 +94,52 @@ class _Models:
         self.next = 0
 
     def load(self, path: Path, fmt: str, root: Path, threads: int | None,
-             names: Any = None) -> tuple[int, tuple, tuple, str]:
+             names: Any = None) -> tuple[int, tuple, tuple, str, int]:
+        """(handle, inputs, outputs, what runs it (Runner.description), the bytes of memory loading it took: what
+        the parent weighs when it holds several models at once)."""
         from model_checks.backends import backend
 
+        before = resident_bytes()
         runner = backend(fmt, "runner").load(path, root, threads=threads, names=names)
         self.next += 1
         self.runners[self.next] = runner
-        return self.next, tuple(runner.inputs), tuple(runner.outputs), runner.description
+        return (self.next, tuple(runner.inputs), tuple(runner.outputs), runner.description,
+                max(0, resident_bytes() - before))
 
-    def infer(self, handle: int, feeds: dict) -> dict:
-        return self.runners[handle].infer(feeds)
+    def infer(self, handle: int, feeds: dict | list[dict]) -> dict | list[dict]:
+        """Outputs of one set of feeds, or of each of a list of them (one round trip for all of an artifact's
+        cases; the first failure answers for the whole list, as it would have case by case)."""
+        runner = self.runners[handle]
+        return [runner.infer(f) for f in feeds] if isinstance(feeds, list) else runner.infer(feeds)
 
     def close(self, handle: int) -> None:
         runner = self.runners.pop(handle, None)
         if runner is not None:
             runner.close()
+
+    def close_quietly(self, handle: int) -> None:
+        """`close` without an answer: the parent does not wait on a release (see `serve`)."""
+        self.close(handle)
+
+    @staticmethod
+    def reset_peak() -> None:
+        """Start the peak resident memory over from now (Linux: clear_refs 5), so it is one artifact's peak."""
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+
+    @staticmethod
+    def warm(formats: tuple[str, ...]) -> None:
+        """Import the runtimes of `formats` now, while the parent is still collecting (see Workers.start_early)."""
+        from model_checks.backends import backend
+
+        for fmt in formats:
+            try:
+                backend(fmt, "runner")
+            except Exception:  # a runtime that cannot be imported says so on the request that needs it
+                pass
 
     @staticmethod
     def facts(path: Path, fmt: str, root: Path, names: Any = None) -> Any:
@@ -192,15 +246,23 @@ def serve(conn: Connection) -> None:
     apply_limits(setup.memory_mb)
     if setup.confine_to is not None:
         confine(setup.confine_to)
+    # numpy (which frames needs) starts threads: only after confine, which may unshare namespaces (single-threaded)
     from model_checks.backends import BACKENDS
+    from model_checks.isolation import frames
 
     BACKENDS.update(setup.backends)
     models = _Models()
     while True:
         try:
-            op, args = conn.recv()
+            op, args = frames.decode_request(conn.recv_bytes())
         except (EOFError, OSError):
             return
+        if op in QUIET_OPS:  # no answer is awaited: the parent goes on at once
+            try:
+                getattr(models, op)(*args)
+            except BaseException:
+                pass
+            continue
         if op == "exit":
             # Nothing to flush (models live in memory, replies went over the pipe); skipping finalization
             # saves the second or so TensorFlow and torch take to tear down at interpreter exit.
@@ -211,7 +273,7 @@ def serve(conn: Connection) -> None:
         except BaseException as e:  # everything goes back to the parent as a value
             reply = ("err", _describe(e))
         try:
-            conn.send(reply)
+            conn.send_bytes(frames.encode_reply(*reply, peak_bytes()))  # outputs as a binary frame, not pickled
         except Exception as e:  # an unpicklable result: say so instead of dying silently
             conn.send(("err", _describe(e)))
 

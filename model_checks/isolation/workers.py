@@ -31,6 +31,7 @@ from model_checks.core.errors import (
     of_kind,
     runtime_error_text,
 )
+from model_checks.isolation import frames
 from model_checks.isolation.limits import Limits
 from model_checks.isolation.worker import ErrorInfo, WorkerSetup
 
@@ -137,6 +138,7 @@ class Worker:
         self.proc: subprocess.Popen | None = None
         self.conn: Connection | None = None
         self._exit_requested = False
+        self.peak_bytes = 0  # the worker's peak resident memory as of its last answer
 
     @property
     def alive(self) -> bool:
@@ -162,15 +164,17 @@ class Worker:
         self.conn.send(WorkerSetup(self.limits.memory_mb, dict(BACKENDS), confine))
         self.generation += 1
 
-    def request(self, op: str, args: tuple, what: str) -> Any:
-        """Send one request and wait for its answer; `what` names the model in errors."""
+    def request(self, op: str, args: tuple, what: str, requests: int = 1) -> Any:
+        """Send one request and wait for its answer; `what` names the model in errors. `requests` is how many
+        requests it stands for (an inference of several cases): each gets the timeout, as if sent one by one."""
         __tracebackhide__ = True
         if not self.alive:
             self._start()
         assert self.conn is not None
+        timeout_s = self.limits.timeout_s * requests
         try:
-            self.conn.send((op, args))
-            ready = self.conn.poll(self.limits.timeout_s)
+            self.conn.send_bytes(frames.encode_request(op, args))  # tensors as a binary frame, not pickled
+            ready = self.conn.poll(timeout_s)
         except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
             raise self._died(op, what) from None
         except KeyboardInterrupt:  # Ctrl-C: the worker is busy with this request; waiting on it would take the timeout
@@ -179,16 +183,26 @@ class Worker:
         if not ready:
             self.stop(kill=True)
             raise RuntimeTimeoutError(
-                f"{what}: {op} did not finish within {self.limits.timeout_s:g} s; the {self.family} worker was killed "
+                f"{what}: {op} did not finish within {timeout_s:g} s; the {self.family} worker was killed "
                 "(the model hangs its runtime, or needs a longer --model-checks-timeout)"
             )
         try:
-            status, value = self.conn.recv()
+            status, value, self.peak_bytes = frames.decode_reply(self.conn.recv_bytes())
         except (EOFError, ConnectionResetError, OSError):
             raise self._died(op, what) from None
         if status == "ok":
             return value
         raise self._error(op, what, value)
+
+    def send_quietly(self, op: str, args: tuple) -> None:
+        """A request that gets no answer (`worker.QUIET_OPS`): a release, or warming up; nothing to wait for."""
+        if not self.alive:
+            self._start()
+        assert self.conn is not None
+        try:
+            self.conn.send((op, args))
+        except OSError:  # a dead worker: the next awaited request finds out and says so
+            pass
 
     def _died(self, op: str, what: str) -> ModelChecksError:
         assert self.proc is not None
@@ -278,7 +292,30 @@ class Workers:
             self._workers[family] = Worker(family, self.limits, self._sandbox)
         return self._workers[family]
 
-    def request(self, fmt: str, op: str, args: tuple, path: Path) -> Any:
+    def start_early(self, formats: set[str]) -> None:
+        """Start the workers `formats` run in, and have them import their runtimes, without waiting: a worker's
+        start-up (an interpreter, numpy, the runtime) then overlaps the rest of collection instead of delaying
+        the first check."""
+        by_family: dict[str, list[str]] = {}
+        for fmt in sorted(formats):
+            by_family.setdefault(backend_family(fmt), []).append(fmt)
+        for fmts in by_family.values():
+            w = self.worker(fmts[0])
+            if not w.alive:
+                w.send_quietly("warm", (tuple(fmts),))
+
+    def reset_peaks(self) -> None:
+        """Start every running worker's peak resident memory over (for the next artifact's figure)."""
+        for w in self._workers.values():
+            if w.alive:
+                w.send_quietly("reset_peak", ())
+                w.peak_bytes = 0
+
+    def peak_bytes(self) -> int:
+        """The highest peak resident memory of the workers, as of their last answers."""
+        return max((w.peak_bytes for w in self._workers.values()), default=0)
+
+    def request(self, fmt: str, op: str, args: tuple, path: Path, requests: int = 1) -> Any:
         """Ask `fmt`'s worker; a model that crashed, starved or hung a worker is not sent again for `op`."""
         __tracebackhide__ = True
         key = (str(path), op)
@@ -286,7 +323,7 @@ class Workers:
             first = self._failed[key]
             raise type(first)(f"{first} [not retried: this model already did this earlier in the session]")
         try:
-            return self.worker(fmt).request(op, args, path.name)
+            return self.worker(fmt).request(op, args, path.name, requests)
         except WorkerBrokeError as e:
             self._failed[key] = e
             if op == "load":

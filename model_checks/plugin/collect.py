@@ -17,6 +17,9 @@ def _arg_path(config: pytest.Config, arg: str) -> Path:
     return Path(os.path.normpath(config.invocation_params.dir / str(arg).split("::")[0]))
 
 
+FIXTUREINFO_KEY = pytest.StashKey[dict]()
+
+
 class ModelChecksWarning(pytest.PytestWarning):
     """Something under an artifact root the gate ignored on purpose (a Python file pytest would have imported)."""
 
@@ -35,6 +38,7 @@ class Gate:
         self.gs = config.stash[SESSION_KEY]
         self.saved: dict[tuple, int] = {}  # (artifact, check, device) -> sessions its saved baseline pools
         self.shard: set[str] | None = None  # the artifact ids of this run's shard (--model-checks-shard), None for all
+        self._measuring: str | None = None  # the artifact whose workers' peak memory is being measured
         self.selectors = [self._nodeid(_arg_path(config, a), a.partition("::")[2]) for a in selectors]
 
     def _nodeid(self, path: Path, rest: str) -> str:
@@ -184,6 +188,31 @@ class Gate:
         for p, nodeid in last.items():
             plan.setdefault(nodeid, []).append(p)
         session.config.stash[RELEASE_KEY] = plan
+        self._start_workers(session)
+
+    def _start_workers(self, session: pytest.Session) -> None:
+        """Start the workers the selected checks run in now: their start-up (an interpreter, the runtime's import)
+        overlaps the rest of the session's start instead of delaying its first check."""
+        pool = self.gs.pool
+        if pool.isolation is None or session.config.option.collectonly:
+            return
+        from model_checks.backends import require_trust_for
+
+        formats = set()
+        for a in {id(a): a for item in session.items if (a := artifact_of(item)) is not None and a.format}.values():
+            try:
+                require_trust_for(a.model_path, a.format, pool.trust_code)  # no worker for a model that will be refused
+            except Exception:  # refused, or no model file: its checks say so; nothing to start early for it
+                continue
+            formats.add(a.format)
+        if formats and pool.workers is not None:
+            pool.workers.start_early(formats)
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        art = artifact_of(item)
+        if art is not None and art.id != self._measuring:  # an artifact's first check: its peak memory starts here
+            self._measuring = art.id
+            self.gs.pool.reset_peak_memory()
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
@@ -268,6 +297,9 @@ class ArtifactModule(pytest.Module):
         from model_checks.checks import applicable, get
 
         art = self.artifact
+        # What a check function's items need of fixtures is the same for every artifact (their only parents are
+        # an ArtifactModule and the session, so the same fixtures are visible to all): worked out once, not per item.
+        fixtureinfo = self.config.stash.setdefault(FIXTUREINFO_KEY, {})
         no_benchmark = None if self.config.pluginmanager.hasplugin("benchmark") else pytest.mark.skip(
             reason="pytest-benchmark is disabled (-p no:benchmark): budgets are measured through its benchmark fixture")
         for name in applicable(art, nightly=options(self.config).nightly_report is not None):
@@ -276,7 +308,9 @@ class ArtifactModule(pytest.Module):
             marks = [pytest.mark.model_checks, *(getattr(pytest.mark, m) for m, _ in check.markers)]
             for variant in check.variants(art.manifest) if check.variants else [None]:
                 # pytest 9 builds a node id from originalname + callspec; with neither, from the full name
-                item = CheckItem.from_parent(self, name=f"test_{name}[{art.id}{'-' + variant if variant else ''}]", callobj=fn)
+                item = CheckItem.from_parent(self, name=f"test_{name}[{art.id}{'-' + variant if variant else ''}]", callobj=fn,
+                                             fixtureinfo=fixtureinfo.get(fn.__name__))
+                fixtureinfo.setdefault(fn.__name__, item._fixtureinfo)
                 item.stash[ITEM_KEY] = (art, variant, name)
                 device_marks = [getattr(pytest.mark, variant), *([no_benchmark] if no_benchmark else [])] if check.per_device else []
                 for mark in (*marks, *device_marks):

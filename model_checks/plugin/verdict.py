@@ -29,6 +29,9 @@ def verdict(gs: GateSession, name: str, artifact: Artifact, item: pytest.Item | 
     if result.skipped and benchmark is not None:
         benchmark.skipped = True  # pytest-benchmark would warn that its fixture went unused
     record(item, artifact, result, gs.rootdir)
+    peak = gs.pool.peak_memory_bytes()
+    if item is not None and peak:  # the workers' peak resident memory since this artifact's first check
+        item.user_properties.append((f"{PROPERTY}.worker_peak_rss_mb", round(peak / 1024**2, 1)))
     if result.skipped:
         # Reported at the item's location, the artifact's metadata.yaml, not at this line: pytest's skip has no
         # public way to say so (`_use_item_location`, private; pytest 8 and 9, pinned by tests/plugin).

@@ -62,6 +62,7 @@ class ServedModel:
     outputs: list = field(default_factory=list)
     ready: bool = False
     error: str | None = None
+    runner: Any = None  # the loaded model, once ready
     max_response: int = MAX_RESPONSE_BYTES  # an answer larger than this (as JSON) is refused before it is encoded
     # One long-lived thread loads the model and runs every inference: inferences are serialized, and the
     # worker process it starts lives as long as the thread (a worker dies with the thread that started it).
@@ -89,7 +90,7 @@ class ServedModel:
             declared = {t.name: t for t in self.artifact.manifest.outputs or ()}  # type: ignore[union-attr]
             self.outputs = merge_interface(list(declared.values()) if declared else None, runner.outputs)
             runner.infer(ctx.cases()[0].inputs)
-            self.ready = True
+            self.runner, self.ready = runner, True
         except ModelChecksError as e:
             self.error = str(e)
         except Exception as e:  # a broken model must leave a service that says why, not a dead thread
@@ -100,10 +101,8 @@ class ServedModel:
         if not self.ready:
             raise ProtocolError(503, f"model {self.name} is not ready" + (f": {self.error}" if self.error else " yet"))
         feeds, rid = decode_request(parse_json(body), self.interface)
-        from model_checks.checks.context import CheckContext
-
         try:
-            outputs = CheckContext(self.artifact, self.pool).runner().infer(feeds)
+            outputs = self.runner.infer(feeds)
         except ModelChecksError as e:
             raise ProtocolError(500, f"model {self.name}: {e}") from None
         values = sum(int(np.asarray(a).size) for a in outputs.values())
@@ -271,7 +270,7 @@ def serve(artifact: Artifact, host: str = "127.0.0.1", port: int = 0, trust_code
         from model_checks.isolation.worker import apply_limits
 
         apply_limits(isolation.memory_mb)
-    pool = ModelPool(trust_code=trust_code, isolation=isolation)
+    pool = ModelPool(trust_code=trust_code, isolation=isolation, share_outputs=False)
     try:
         from model_checks.backends import require_trust_for
 

@@ -42,7 +42,7 @@ def pool(tmp_path: Path):  # type: ignore[no-untyped-def]
 def test_a_model_runs_in_the_worker_behind_the_runner_interface(pool: ModelPool, tmp_path: Path) -> None:
     path = onnx_models.save(onnx_models.linear(), tmp_path / "m.onnx")
     runner = pool.runner(path, "onnx", tmp_path)
-    assert isinstance(runner, IsolatedRunner)
+    assert isinstance(runner.inner, IsolatedRunner)  # behind the pool's shared outputs
     assert [t.name for t in runner.inputs] == ["input"] and [t.name for t in runner.outputs] == ["logits"]
     assert runner.infer(FEEDS)["logits"].shape == (2, 3)
     assert pool.workers is not None and pool.workers.worker("onnx").alive

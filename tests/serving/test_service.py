@@ -89,10 +89,14 @@ def test_an_error_inside_the_model_is_a_500_with_a_message_not_a_traceback(clien
         def infer(self, feeds):
             raise InferenceError("model.onnx: inference failed (RuntimeError: kernel exploded)")
 
-    monkeypatch.setattr(client.model.pool, "runner", lambda *a, **k: Broken())
+    class Buggy:
+        def infer(self, feeds):
+            return 1 / 0
+
+    monkeypatch.setattr(client.model, "runner", Broken())  # the service holds its loaded model's runner
     r = client.post(INFER, json=good_body())
     assert (r.status_code, r.json()) == (500, {"error": "model tiny: model.onnx: inference failed (RuntimeError: kernel exploded)"})
-    monkeypatch.setattr(client.model.pool, "runner", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(client.model, "runner", Buggy())
     r = client.post(INFER, json=good_body())
     assert (r.status_code, r.json()) == (500, {"error": f"internal error (ZeroDivisionError) while answering POST {INFER}"})
 

@@ -1,0 +1,546 @@
+"""The gate's own cost (issue 24): the four rows, each beside its floor (the same work by hand), in one run,
+medians of `--runs` (default 3), ratios printed.
+
+    PYTHONPATH=$PWD .venv/bin/python bench/overhead.py [--runs 3] [--rows a,b,c,d] [--json out.json]
+
+a. ONNX backend-test artifacts (the onnx wheel's `backend/test/data/{node,pytorch-converted,...}` with their
+   recorded test data, as tests/backends/onnx/test_backend_testdata.py reads them): the gate, against one process
+   that loads each model with onnxruntime and compares every test_data_set with numpy.
+b. Collecting 1,000 artifacts (bench/collect.py's tree): `pytest --collect-only` with the gate, against pytest
+   collecting as many trivial parametrized items.
+c. `model-checks serve` (digits_cnn_fp32, batch 1, closed loop at 1 and 4 connections, the project's own load
+   generator) against the same KServe v2 route in a bare Starlette + uvicorn + onnxruntime app, on loopback.
+d. A large fp32 model with external data and its fp16 variant: peak RSS (the process tree's, sampled from
+   /proc) and wall time of the gate, against one process opening both and running the samples.
+
+Every figure is a whole process (imports included) on the same loaded machine, a row's gate and floor run
+alternately, so the ratio is what counts, not the seconds. Ratios: time gate/floor (rows a, b, d), throughput
+gate/floor (row c), peak RSS gate/floor (row d).
+
+This onnx wheel ships pytorch-converted, pytorch-operator and simple (not node): 97 of their cases load in
+onnxruntime and match their recorded outputs, and make row a's tree.
+
+Where the seconds went before issue 24 (cProfile, `python -m cProfile -m pytest ...` over row a's tree and
+`--collect-only` over row b's; profiled seconds, 2-core machine shared with seven other engineers):
+
+    golden run, 97 artifacts, 582 items (25.7 s profiled; 10.4 s unprofiled, 4.7 s of it inside the session)
+      pytest start-up, config, plugin entry points              3.5   (hypothesis's plugin: 3.3 more at the summary)
+      importing model_checks, compiled + assertion-rewritten    5.4   (no bytecode written on this machine)
+      discovery: manifests (schema 0.7), path resolution 1.1    1.2
+      collection of the items                                    0.8
+      checks (run_check)                                         7.7
+        worker round trips (485: 5 an artifact)                  5.8   of which waiting on the worker 3.6
+          in the worker: checker 0.43, load 0.22, facts 0.05     0.7   (measured in process)
+        test data read in the parent (.pb)                       0.6
+        releases (a round trip each)                             1.0
+    collection, 1,000 artifacts, 6,000 items (10.0 s profiled)
+      discovery: manifest read 2.7 (schema 1.7, YAML 0.75), paths 1.7   3.6
+      items: pytest's Function() 2.0, of which fixture closure 1.5      2.9
+      models_of / release plan (paths resolved again per item)          1.3
+
+Ratios (medians of three, gate / floor; row c throughput, so higher is better): base 9bd11f7 (this file copied
+into `git archive 9bd11f7`) and issue 24's branch run back to back, on a busy machine (load ~4) / nearly idle (~1):
+
+    row                                     before                    after
+    a. 97 backend-test artifacts            5.71x / 6.74x             4.25x / 6.26x
+    b. collect 1,000 artifacts              2.82x / 2.64x             2.04x / 2.07x
+    c. serve, 1 connection                  0.34x / 0.41x             0.48x / 0.43x
+    c. serve, 4 connections                 0.24x / 0.38x             0.59x / 0.39x
+    d. 403 MB fp32 + fp16, peak RSS         1.94x / 1.94x             1.18x / 1.18x
+    d. the same, wall time                  1.47x / 1.59x             1.89x / 1.68x
+
+After (profiled again, idle machine): the checks' worker round trips are 4 an artifact (checker, load, facts,
+all cases at once), pytest's own protocol about 2.4 ms an item, test data read in the parent 3 ms an artifact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "TF_USE_LEGACY_KERAS": "1"}
+SETS = ("node", "pytorch-converted", "pytorch-operator", "simple")
+
+# -- a. backend-test artifacts ----------------------------------------------------------------------------------
+
+BARE_A = r"""
+import sys, numpy as np, onnx
+from pathlib import Path
+from onnx import numpy_helper
+import onnxruntime as ort
+o = ort.SessionOptions(); o.log_severity_level = 4
+def read(p):
+    t = onnx.TensorProto(); t.ParseFromString(p.read_bytes()); return numpy_helper.to_array(t)
+bad = 0
+for d in sorted(Path(sys.argv[1]).iterdir()):
+    if not d.is_dir():
+        continue
+    s = ort.InferenceSession(str(d / "model.onnx"), o, providers=["CPUExecutionProvider"])
+    names = [i.name for i in s.get_inputs()]
+    for ds in sorted(d.glob("test_data_set_*")):
+        ins = [read(p) for p in sorted(ds.glob("input_*.pb"), key=lambda p: int(p.stem.split("_")[1]))]
+        outs = [read(p) for p in sorted(ds.glob("output_*.pb"), key=lambda p: int(p.stem.split("_")[1]))]
+        got = s.run(None, dict(zip(names, ins)))
+        for g, e in zip(got, outs):
+            g, e = np.asarray(g, dtype=np.float64), np.asarray(e, dtype=np.float64)
+            if not np.allclose(g, e, rtol=1e-3, atol=1e-5, equal_nan=True):
+                bad += 1
+print("BARE_OK", bad)
+"""
+
+
+def backend_tree(root: Path, n: int) -> int:
+    """`n` backend-test cases onnxruntime runs and matches, each an artifact with `reference.path: .`."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    from fixtures import artifacts as A
+
+    data = Path(onnx.__file__).parent / "backend" / "test" / "data"
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 4
+
+    def read(p: Path) -> np.ndarray:
+        t = onnx.TensorProto()
+        t.ParseFromString(p.read_bytes())
+        return numpy_helper.to_array(t)
+
+    kept = 0
+    for s in SETS:
+        if not (data / s).is_dir():  # this wheel ships pytorch-converted, pytorch-operator and simple, not node
+            continue
+        for d in sorted((data / s).iterdir()):
+            if kept >= n:
+                return kept
+            sets = sorted(d.glob("test_data_set_*"))
+            if not (d / "model.onnx").is_file() or not sets or (d / "model.onnx").stat().st_size > 4_000_000:
+                continue
+            try:
+                sess = ort.InferenceSession(str(d / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+                ins = [read(p) for p in sorted(sets[0].glob("input_*.pb"))]
+                outs = [read(p) for p in sorted(sets[0].glob("output_*.pb"))]
+                if len(ins) != len(sess.get_inputs()) or any(x.dtype.kind not in "fiub" for x in ins + outs):
+                    continue
+                got = sess.run(None, {i.name: x for i, x in zip(sess.get_inputs(), ins, strict=True)})
+                if len(got) != len(outs):
+                    continue
+                if not all(np.allclose(g, e, rtol=1e-3, atol=1e-5) for g, e in zip(got, outs, strict=True)):
+                    continue
+            except Exception:
+                continue
+            name = f"{s}_{d.name}".replace("-", "_")
+            shutil.copytree(d, root / name)
+            A.write_manifest(
+                root / name, {"model_name": name, "version": "1", "file": "model.onnx", "reference": {"path": "."}}
+            )
+            kept += 1
+    return kept
+
+
+def gate_cmd(root: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(root),
+        "--model-checks",
+        str(root),
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-m",
+        "not cpu and not gpu",
+        *extra,
+    ]
+
+
+def timed(cmd: list[str], cwd: Path, ok=(0,), sample_rss: bool = False) -> tuple[float, str, int]:
+    """Wall seconds, stdout and (when asked) the process tree's peak RSS in bytes."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sampler = TreeRss(proc.pid) if sample_rss else None
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t
+    peak = sampler.stop() if sampler else 0
+    if proc.returncode not in ok:
+        raise SystemExit(f"{cmd[:5]} failed ({proc.returncode}):\n{out[-3000:]}\n{err[-3000:]}")
+    return wall, out, peak
+
+
+def row_a(runs: int, n: int, tmp: Path) -> dict:
+    root = tmp / "backend"
+    root.mkdir()
+    kept = backend_tree(root, n)
+    gate, bare, summary = [], [], ""
+    for _ in range(runs):
+        gate_s, out, _ = timed(gate_cmd(root), tmp, ok=(0, 1))
+        summary = out.strip().splitlines()[-1]
+        gate.append(gate_s)
+        bare.append(timed([sys.executable, "-c", BARE_A, str(root)], tmp)[0])
+    g, b = statistics.median(gate), statistics.median(bare)
+    return {
+        "artifacts": kept,
+        "gate_s": g,
+        "floor_s": b,
+        "ratio": g / b,
+        "gate_runs": gate,
+        "floor_runs": bare,
+        "gate_summary": summary,
+    }
+
+
+# -- b. collection ----------------------------------------------------------------------------------------------
+
+FLOOR_B = """
+import pytest
+@pytest.mark.parametrize("i", range({n}))
+def test_item(i):
+    pass
+"""
+
+
+def row_b(runs: int, n: int, tmp: Path) -> dict:
+    sys.path.insert(0, str(REPO / "bench"))
+    from collect import build_tree
+
+    base = tmp / "collect"
+    build_tree(base / "arts", n)
+    gate, floor, items = [], [], 0
+    for _ in range(runs):
+        wall, out, _ = timed(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "--collect-only",
+                "-q",
+                "--model-checks",
+                "arts",
+                "-p",
+                "no:cacheprovider",
+            ],
+            base,
+        )
+        gate.append(wall)
+        items = int(next(x for x in out.splitlines() if "tests collected" in x or "test collected" in x).split()[0])
+        fl = tmp / "floor_b"
+        fl.mkdir(exist_ok=True)
+        (fl / "test_floor.py").write_text(FLOOR_B.format(n=items))
+        floor.append(
+            timed(
+                [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "test_floor.py"], fl
+            )[0]
+        )
+    g, f = statistics.median(gate), statistics.median(floor)
+    return {
+        "artifacts": n,
+        "items": items,
+        "gate_s": g,
+        "floor_s": f,
+        "ratio": g / f,
+        "gate_runs": gate,
+        "floor_runs": floor,
+    }
+
+
+# -- c. serving -------------------------------------------------------------------------------------------------
+
+BARE_C = r"""
+import json, sys, socket
+import numpy as np, onnxruntime as ort, uvicorn
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+o = ort.SessionOptions(); o.log_severity_level = 4
+s = ort.InferenceSession(sys.argv[1], o, providers=["CPUExecutionProvider"])
+DT = {"FP32": np.float32, "FP16": np.float16, "INT64": np.int64, "INT32": np.int32, "UINT8": np.uint8, "INT8": np.int8}
+async def infer(request):
+    doc = json.loads(await request.body())
+    feeds = {t["name"]: np.asarray(t["data"], dtype=DT[t["datatype"]]).reshape(t["shape"]) for t in doc["inputs"]}
+    outs = s.run(None, feeds)
+    return JSONResponse({"model_name": request.path_params["name"], "outputs": [
+        {"name": m.name, "shape": list(v.shape), "datatype": "FP32", "data": v.ravel().tolist()}
+        for m, v in zip(s.get_outputs(), outs)]})
+app = Starlette(routes=[Route("/v2/models/{name}/infer", infer, methods=["POST"])])
+sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP, so asyncio sets NODELAY
+sock.bind(("127.0.0.1", 0))
+print(f"http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
+"""
+
+
+def _bare_service(model: Path):  # type: ignore[no-untyped-def]
+    proc = subprocess.Popen([sys.executable, "-c", BARE_C, str(model)], stdout=subprocess.PIPE, text=True, env=ENV)
+    assert proc.stdout is not None
+    url = proc.stdout.readline().strip()
+    return proc, url
+
+
+def row_c(runs: int, seconds: float) -> dict:
+    from model_checks.isolation.limits import Limits
+    from model_checks.serving.check import Served, request_bodies
+    from model_checks.serving.load import Target, sweep
+    from model_checks.serving.process import running_service
+    from model_checks.serving.service import open_artifact
+
+    art = open_artifact(REPO / "artifacts" / "digits_cnn_fp32")
+    bodies = tuple(request_bodies(art)[:16])
+    res: dict = {}
+    with running_service(art, isolation=Limits()) as url:
+        gate_target = Target(Served(art, url).infer_url, bodies)
+        proc, bare_url = _bare_service(art.model_path)
+        try:
+            bare_infer = bare_url + Served(art, bare_url).infer_url[len(bare_url) :]
+            deadline = time.monotonic() + 60
+            while True:  # ready when it answers an inference
+                try:
+                    urllib.request.urlopen(
+                        urllib.request.Request(bare_infer, bodies[0], {"Content-Type": "application/json"}), timeout=5
+                    ).read()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+            bare_target = Target(bare_infer, bodies)
+            for c in (1, 4):
+                g, f = [], []
+                for _ in range(runs):
+                    g.append(sweep(gate_target, (c,), 100_000, seconds).levels[0])
+                    f.append(sweep(bare_target, (c,), 100_000, seconds).levels[0])
+                gr = statistics.median(x.throughput_per_s for x in g)
+                fr = statistics.median(x.throughput_per_s for x in f)
+                res[f"c{c}"] = {
+                    "gate_per_s": gr,
+                    "floor_per_s": fr,
+                    "ratio": gr / fr,
+                    "gate_p50_ms": statistics.median(x.p50_ms for x in g),
+                    "floor_p50_ms": statistics.median(x.p50_ms for x in f),
+                }
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    return res
+
+
+# -- d. a large model with external data and its fp16 variant ---------------------------------------------------
+
+BARE_D = r"""
+import sys, numpy as np, onnxruntime as ort
+from pathlib import Path
+root = Path(sys.argv[1])
+o = ort.SessionOptions(); o.log_severity_level = 4
+x = np.load(root / "big_fp32" / "samples.npz")["x"]
+s32 = ort.InferenceSession(str(root / "big_fp32" / "model.onnx"), o, providers=["CPUExecutionProvider"])
+a = s32.run(None, {"x": x})[0]
+del s32
+s16 = ort.InferenceSession(str(root / "big_fp16" / "model.onnx"), o, providers=["CPUExecutionProvider"])
+b = s16.run(None, {"x": x})[0]
+rel = float(np.linalg.norm(a - b) / np.linalg.norm(a))
+print("BARE_OK", rel)
+"""
+
+
+def big_tree(root: Path, width: int, layers: int) -> float:
+    """big_fp32 (weights in model.onnx.data) and big_fp16 (fp16 weights, fp32 inputs and outputs), its reference
+    the fp32 model; each ships samples. Returns the fp32 model's size in MB."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from fixtures import artifacts as A
+
+    rng = np.random.default_rng(0)
+    ws = [(rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32) for _ in range(layers)]
+    x = rng.standard_normal((4, width)).astype(np.float32)
+
+    def graph(dtype: np.dtype) -> onnx.ModelProto:
+        nodes, inits, prev = [], [], "x"
+        if dtype == np.float16:
+            nodes.append(helper.make_node("Cast", ["x"], ["x16"], to=TensorProto.FLOAT16))
+            prev = "x16"
+        for i, w in enumerate(ws):
+            inits.append(numpy_helper.from_array(w.astype(dtype), f"w{i}"))
+            nodes += [
+                helper.make_node("MatMul", [prev, f"w{i}"], [f"m{i}"]),
+                helper.make_node("Tanh", [f"m{i}"], [f"t{i}"]),
+            ]
+            prev = f"t{i}"
+        if dtype == np.float16:
+            nodes.append(helper.make_node("Cast", [prev], ["y"], to=TensorProto.FLOAT))
+        else:
+            nodes.append(helper.make_node("Identity", [prev], ["y"]))
+        g = helper.make_graph(
+            nodes,
+            "big",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", width])],
+            inits,
+        )
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+
+    for name, dtype, extra in (
+        ("big_fp32", np.float32, {}),
+        ("big_fp16", np.float16, {"reference": {"path": "../big_fp32/model.onnx"}}),
+    ):
+        d = root / name
+        d.mkdir(parents=True)
+        onnx.save_model(
+            graph(dtype),
+            str(d / "model.onnx"),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location="model.onnx.data",
+            size_threshold=1024,
+        )
+        np.savez(d / "samples.npz", x=x)
+        A.write_manifest(
+            d,
+            {
+                "model_name": name,
+                "version": "1",
+                "file": "model.onnx",
+                "format": "onnx",
+                "samples": "samples.npz",
+                "precision": "fp32" if dtype == np.float32 else "fp16",
+                "inputs": [{"name": "x", "dtype": "float32", "shape": ["batch", width]}],
+                "tolerance": {"rel_l2": 0.01},
+                **extra,
+            },
+        )
+    (root / "policy.yaml").write_text("{}\n")
+    return (root / "big_fp32" / "model.onnx.data").stat().st_size / 1e6
+
+
+class TreeRss:
+    """The summed RSS of a process and its descendants, sampled every 20 ms from /proc; `stop` gives the peak."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _tree(self) -> int:
+        children: dict[int, list[int]] = {}
+        for p in os.listdir("/proc"):
+            if p.isdigit():
+                try:
+                    with open(f"/proc/{p}/stat") as f:
+                        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                    children.setdefault(ppid, []).append(int(p))
+                except (OSError, ValueError, IndexError):
+                    pass
+        total, todo = 0, [self.pid]
+        while todo:
+            pid = todo.pop()
+            todo += children.get(pid, [])
+            try:
+                with open(f"/proc/{pid}/statm") as f:
+                    total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            except (OSError, ValueError, IndexError):
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self._tree())
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._t.join()
+        return self.peak
+
+
+def row_d(runs: int, width: int, layers: int, tmp: Path) -> dict:
+    root = tmp / "big"
+    mb = big_tree(root, width, layers)
+    gate, bare, summary = [], [], ""
+    for _ in range(runs):
+        wall, out, peak = timed(gate_cmd(root), tmp, ok=(0, 1), sample_rss=True)
+        summary = out.strip().splitlines()[-1]
+        gate.append((wall, peak))
+        w, _, p = timed([sys.executable, "-c", BARE_D, str(root)], tmp, sample_rss=True)
+        bare.append((w, p))
+    gt, gm = statistics.median(x[0] for x in gate), statistics.median(x[1] for x in gate)
+    bt, bm = statistics.median(x[0] for x in bare), statistics.median(x[1] for x in bare)
+    return {
+        "fp32_mb": mb,
+        "gate_s": gt,
+        "floor_s": bt,
+        "time_ratio": gt / bt,
+        "gate_peak_mb": gm / 1e6,
+        "floor_peak_mb": bm / 1e6,
+        "memory_ratio": gm / bm,
+        "gate_summary": summary,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--rows", default="a,b,c,d")
+    p.add_argument("--backend-cases", type=int, default=171)
+    p.add_argument("--collect", type=int, default=1000)
+    p.add_argument("--seconds", type=float, default=3.0, help="length of each closed-loop phase of row c")
+    p.add_argument("--width", type=int, default=4096, help="row d: the large model's width (width^2 * 4 bytes a layer)")
+    p.add_argument("--layers", type=int, default=6)
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args(argv)
+    rows = set(args.rows.split(","))
+    res: dict = {}
+    with tempfile.TemporaryDirectory(prefix="mc-overhead-") as t:
+        tmp = Path(t)
+        if "a" in rows:
+            res["a"] = r = row_a(args.runs, args.backend_cases, tmp)
+            print(
+                f"a. {r['artifacts']} backend-test artifacts: gate {r['gate_s']:.2f} s, floor {r['floor_s']:.2f} s, "
+                f"ratio {r['ratio']:.2f}x  [{r['gate_summary']}]",
+                flush=True,
+            )
+        if "b" in rows:
+            res["b"] = r = row_b(args.runs, args.collect, tmp)
+            print(
+                f"b. collecting {r['artifacts']} artifacts ({r['items']} items): gate {r['gate_s']:.2f} s, "
+                f"floor {r['floor_s']:.2f} s, ratio {r['ratio']:.2f}x",
+                flush=True,
+            )
+        if "c" in rows:
+            res["c"] = r = row_c(args.runs, args.seconds)
+            for c, v in r.items():
+                print(
+                    f"c. serve, {c}: gate {v['gate_per_s']:.0f}/s p50 {v['gate_p50_ms']:.2f} ms, "
+                    f"floor {v['floor_per_s']:.0f}/s "
+                    f"p50 {v['floor_p50_ms']:.2f} ms, ratio {v['ratio']:.2f}x",
+                    flush=True,
+                )
+        if "d" in rows:
+            res["d"] = r = row_d(args.runs, args.width, args.layers, tmp)
+            print(
+                f"d. {r['fp32_mb']:.0f} MB fp32 + fp16: gate {r['gate_s']:.2f} s, peak {r['gate_peak_mb']:.0f} MB; "
+                f"floor {r['floor_s']:.2f} s, peak {r['floor_peak_mb']:.0f} MB; "
+                f"time {r['time_ratio']:.2f}x, memory {r['memory_ratio']:.2f}x "
+                f" [{r['gate_summary']}]",
+                flush=True,
+            )
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

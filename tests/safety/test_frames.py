@@ -1,0 +1,60 @@
+"""Tensors cross the worker's pipe as a binary frame (no pickled array), everything else pickled as before."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from model_checks.isolation import frames
+
+ARRAYS = {
+    "f32": np.arange(12, dtype=np.float32).reshape(3, 4),
+    "f16": np.linspace(-1, 1, 5).astype(np.float16),
+    "i64": np.array([[1, -2]], dtype=np.int64),
+    "u8": np.arange(7, dtype=np.uint8),
+    "bool": np.array([True, False, True]),
+    "scalar": np.array(3.5, dtype=np.float64),
+    "empty": np.zeros((0, 4), dtype=np.float32),
+    "strided": np.arange(20, dtype=np.int32).reshape(4, 5)[:, ::2],  # not contiguous: sent as a contiguous copy
+}
+
+
+def _same(a: dict, b: dict) -> None:
+    assert list(a) == list(b)
+    for k in a:
+        assert b[k].dtype == a[k].dtype and b[k].shape == a[k].shape, k
+        np.testing.assert_array_equal(b[k], a[k])
+
+
+def test_feeds_and_outputs_round_trip_as_a_frame_without_a_pickled_array() -> None:
+    message = frames.encode_request("infer", (7, ARRAYS))
+    assert message.startswith(frames.MAGIC)
+    assert b"numpy" not in message  # no array was pickled (a pickled array names numpy's reconstructor)
+    op, (handle, feeds) = frames.decode_request(message)
+    assert (op, handle) == ("infer", 7)
+    _same(ARRAYS, feeds)
+    status, outs, peak = frames.decode_reply(frames.encode_reply("ok", [ARRAYS, {"y": ARRAYS["f32"]}], 123))
+    assert status == "ok" and isinstance(outs, list) and len(outs) == 2 and peak == 123
+    _same(ARRAYS, outs[0])
+    outs[1]["y"][0, 0] = -1  # the receiver owns its arrays: a runner may write into its feeds
+    assert ARRAYS["f32"][0, 0] == 0
+
+
+def test_anything_else_is_pickled_as_before() -> None:
+    objects = {"s": np.array(["a"], dtype=object)}
+    for op, args in (("load", ("m.onnx", "onnx", None)), ("infer", (1, objects)), ("close", (3,))):
+        message = frames.encode_request(op, args)
+        assert not message.startswith(frames.MAGIC)
+        assert pickle.loads(message)[0] == op
+    status, value, peak = frames.decode_reply(frames.encode_reply("err", ValueError("x"), 5))
+    assert status == "err" and isinstance(value, ValueError) and peak == 5
+
+
+def test_a_frame_whose_header_does_not_account_for_its_bytes_is_refused() -> None:
+    message = frames.encode_reply("ok", {"y": np.ones(4, np.float32)})
+    with pytest.raises(ValueError, match="a tensor frame of 20 bytes whose header accounts for 16"):
+        frames.decode_reply(message + b"\0" * 4)
+    with pytest.raises(ValueError):
+        frames.decode_reply(message[:-4])  # too short for the header's arrays
