@@ -9,6 +9,7 @@ import pytest
 
 from fixtures import artifacts as A
 from fixtures import runtime_models as R
+from model_checks.backends.base import Runner
 from model_checks.checks.context import CheckContext
 from model_checks.core.session import GateSession
 
@@ -61,9 +62,10 @@ def test_each_runtime_is_its_own_item_and_the_one_that_differs_fails_naming_it(p
     assert r.ret == 1
 
 
-class Shifted:
-    """An injected OpenVINO runner: onnxruntime's outputs, one logit moved."""
+class Shifted(Runner):
+    """An injected OpenVINO runner (a Runner, as every backend's is): onnxruntime's outputs, one logit moved."""
 
+    format = "openvino"
     description = "injected runner"
 
     def __init__(self, path, root):
@@ -72,7 +74,7 @@ class Shifted:
         self.inner = load(path, root)
         self.inputs, self.outputs = self.inner.inputs, self.inner.outputs
 
-    def infer(self, feeds):
+    def infer_impl(self, feeds):
         out = self.inner.infer(feeds)
         return {k: v + np.float32(0.5) for k, v in out.items()}
 
