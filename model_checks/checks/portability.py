@@ -150,7 +150,7 @@ def measured(ctx: CheckContext, machine: Machine, risky: list[dict]) -> tuple[li
     )
     if all(between) or all(default):
         return [], [line], figures
-    names = _kernels_text(risky) if risky else "no kernel whose weight pairs can leave int16 (|w1 + w2| > 128) (check the activations' range)"
+    names = _kernels_text(risky) if risky else "no kernel with a weight pair that can leave int16 (same-signed pair summing past 128 in magnitude) (check the activations' range)"
     return (
         [
             f"this CPU's int8 kernels saturate: {printable(machine.cpu)} ({' '.join(machine.isa) or 'no VNNI'}) gives "

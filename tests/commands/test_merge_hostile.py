@@ -184,6 +184,14 @@ def test_a_fifo_or_a_device_is_refused_without_hanging(tmp_path: Path, capsys) -
             },
             'reports[0].properties[1] (model_checks.serving_achieved_rate): expected a number, got "abc"',
         ),
+        # the machine a shard ran on (issue 25) is read back for the merge's warning: as strictly as the rest
+        ({"machine": "x86"}, 'machine: expected an object (cpu, isa, family, runtime, providers), got "x86"'),
+        ({"machine": {"cpu": 5}}, "machine.cpu: expected text of at most 4096 characters, got 5"),
+        ({"machine": {"cpu": "c", "isa": 5}}, "machine.isa: expected a list of at most 1000000 entries, got 5"),
+        (
+            {"machine": {"cpu": "c", "isa": ["avx2", {"a": 1}]}},
+            "machine.isa[1]: expected text of at most 4096 characters, got dict",
+        ),
     ],
 )
 def test_a_malformed_record_names_the_file_and_the_key(tmp_path: Path, capsys, change: dict, message: str) -> None:
