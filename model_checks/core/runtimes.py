@@ -16,12 +16,12 @@ class Runtime:
     name: str
     backend: str  # the backend format that runs an ONNX file on it (its worker family)
     provider: str | None = None  # onnxruntime's execution provider, for the GPU providers
-    extra: str = "model-checks"
+    package: str = ""  # what a GPU provider needs installed beside it (a runtime with its own backend: its extra)
 
 
 RUNTIMES: dict[str, Runtime] = {
     "onnxruntime": Runtime("onnxruntime", "onnx"),
-    "openvino": Runtime("openvino", "openvino", extra="model-checks[openvino]"),
+    "openvino": Runtime("openvino", "openvino"),  # its extra is the OpenVINO backend's declaration
     "cuda": Runtime("cuda", "onnx", "CUDAExecutionProvider", "onnxruntime-gpu"),
     "tensorrt": Runtime("tensorrt", "onnx", "TensorrtExecutionProvider", "onnxruntime-gpu"),
 }
@@ -48,7 +48,7 @@ def unavailable(runtime: str) -> str | None:
     return (
         f"runtime {runtime}: {rt.provider} is not available here "
         f"(onnxruntime {ort.__version__} has {', '.join(have)}); "
-        f"it runs where a GPU and {rt.extra} are installed"
+        f"it runs where a GPU and {rt.package} are installed"
     )
 
 
