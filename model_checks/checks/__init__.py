@@ -39,7 +39,10 @@ FIRST = "manifest"  # runs first, and alone for an artifact whose manifest is in
 def declaration(entry: str) -> Check:
     """The Check a CHECKS entry names; a module without one is a message naming what to add."""
     path, _, attr = entry.partition(":")
-    mod = importlib.import_module(path)
+    try:
+        mod = importlib.import_module(path)
+    except ValueError as e:  # a declaration that contradicts itself (Check.__post_init__)
+        raise ModelChecksError(f"{entry}: {e}") from None
     found = getattr(mod, attr or "CHECK", None)
     if not isinstance(found, Check):
         raise ModelChecksError(f"{entry} is listed in model_checks.checks.CHECKS but declares no check: end the module with "

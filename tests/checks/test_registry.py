@@ -80,3 +80,14 @@ def test_a_listed_module_without_a_declaration_is_a_usage_error_naming_what_to_a
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     r.stderr.fnmatch_lines(["ERROR: model-checks: undeclared is listed in model_checks.checks.CHECKS but declares no check: end the module "
                             "with `CHECK = Check(NAME, run, ...)` (model_checks/checks/registry.py)"])
+
+
+def test_a_declaration_with_an_unknown_blocking_is_a_message_naming_the_values(monkeypatch, tmp_path):
+    from model_checks.core.errors import ModelChecksError
+
+    (tmp_path / "badblocking.py").write_text(
+        "from model_checks.checks.registry import Check\nCHECK = Check('bad', print, blocking='sometimes')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModelChecksError, match=r"^badblocking: check 'bad': blocking is 'sometimes'; it must be 'failure', "
+                                               r"'model' or 'never'$"):
+        checks.declaration("badblocking")
