@@ -65,16 +65,24 @@ def measured(sessions: int, depth: int) -> None:
         ratio = true_slowdown(same / "m" / "model.onnx", slow / "m" / "model.onnx")
         for _ in range(3):
             session(same, store, update=True)
-        floor = Baseline(**{k: v for k, v in json.loads((store / "m@1.0" / "latency-cpu.json").read_text()).items() if k != "schema"}).noise_floor(normalized=True)
+        floor = Baseline(
+            **{k: v for k, v in json.loads((store / "m@1.0" / "latency-cpu.json").read_text()).items() if k != "schema"}
+        ).noise_floor(normalized=True)
         verdicts: dict[str, Counter] = {"unchanged": Counter(), "slower": Counter()}
         for _ in range(sessions):
             verdicts["unchanged"][session(same, store)["baseline_verdict"]] += 1
             verdicts["slower"][session(slow, store)["baseline_verdict"]] += 1
-        print(f"measured: chain({depth}) vs chain({round(depth * 1.1)}), true slowdown {ratio - 1:+.1%} (interleaved, one process); "
-              f"baseline noise floor {floor:.1%} over 3 calibrated sessions")
+        print(
+            f"measured: chain({depth}) vs chain({round(depth * 1.1)}), true slowdown {ratio - 1:+.1%} (interleaved, one process); "
+            f"baseline noise floor {floor:.1%} over 3 calibrated sessions"
+        )
         fa, pw = verdicts["unchanged"]["regression"], verdicts["slower"]["regression"]
-        print(f"  unchanged model, {sessions} sessions: regression flagged {fa}/{sessions} ({fa / sessions:.0%}); all verdicts {dict(verdicts['unchanged'])}")
-        print(f"  ~10% slower model, {sessions} sessions: caught {pw}/{sessions} ({pw / sessions:.0%}); all verdicts {dict(verdicts['slower'])}")
+        print(
+            f"  unchanged model, {sessions} sessions: regression flagged {fa}/{sessions} ({fa / sessions:.0%}); all verdicts {dict(verdicts['unchanged'])}"
+        )
+        print(
+            f"  ~10% slower model, {sessions} sessions: caught {pw}/{sessions} ({pw / sessions:.0%}); all verdicts {dict(verdicts['slower'])}"
+        )
 
 
 def simulated(trials: int = 2000) -> None:
@@ -91,11 +99,15 @@ def simulated(trials: int = 2000) -> None:
                 hits = 0
                 for _ in range(trials):
                     fp = {"x": 1}
-                    b = Baseline("m", "latency", "cpu", fp, [], {}, sessions=[blocks(1.0, shift) for _ in range(pooled)])
+                    b = Baseline(
+                        "m", "latency", "cpu", fp, [], {}, sessions=[blocks(1.0, shift) for _ in range(pooled)]
+                    )
                     hits += b.compare(blocks(scale, shift), fp, 0.05).verdict == "regression"
                 rates.append(hits / trials)
-            print(f"simulated: session shift sd {shift:.0%}, baseline of {pooled} session(s): false alarms {rates[0]:.1%}, "
-                  f"power at +10% {rates[1]:.1%} ({trials} trials)")
+            print(
+                f"simulated: session shift sd {shift:.0%}, baseline of {pooled} session(s): false alarms {rates[0]:.1%}, "
+                f"power at +10% {rates[1]:.1%} ({trials} trials)"
+            )
 
 
 def main() -> None:

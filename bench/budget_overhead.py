@@ -26,8 +26,29 @@ def through_gate(root: Path, out: Path) -> float:
     """p50 (µs) of test_latency through pytest and pytest-benchmark, in this process."""
     import pytest
 
-    code = pytest.main([str(root), "--model-checks", str(root), "-m", "cpu", "-q", "-p", "no:cacheprovider", "--model-checks-isolate", "off",
-                        "--benchmark-json", str(out), "--benchmark-quiet", "--rootdir", str(root), "-c", "/dev/null", "-W", "ignore"])
+    code = pytest.main(
+        [
+            str(root),
+            "--model-checks",
+            str(root),
+            "-m",
+            "cpu",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--model-checks-isolate",
+            "off",
+            "--benchmark-json",
+            str(out),
+            "--benchmark-quiet",
+            "--rootdir",
+            str(root),
+            "-c",
+            "/dev/null",
+            "-W",
+            "ignore",
+        ]
+    )
     assert code == 0, f"the gate failed ({code})"
     (b,) = json.loads(out.read_text())["benchmarks"]
     return b["extra_info"]["p50"] * 1e3
@@ -59,7 +80,9 @@ def main() -> None:
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "arts"
-        artifacts.onnx_artifact(root / "tiny", name="tiny", budgets={"cpu": {"threads": 1, "latency_ms": {"p50": 100.0, "p99": 100.0}}})
+        artifacts.onnx_artifact(
+            root / "tiny", name="tiny", budgets={"cpu": {"threads": 1, "latency_ms": {"p50": 100.0, "p99": 100.0}}}
+        )
         gate, plain = [], []
         for i in range(a.repeats):
             gate.append(through_gate(root, Path(tmp) / f"b{i}.json"))
@@ -67,7 +90,9 @@ def main() -> None:
         g, p = statistics.median(gate), statistics.median(plain)
         print(json.dumps({"gate_p50_us": [round(x, 2) for x in gate], "bare_p50_us": [round(x, 2) for x in plain]}))
         print(f"trivial ONNX model, 1 thread, {a.repeats} alternating repeats of 662 calls each:")
-        print(f"  median p50 through the budget check: {g:.2f} us; bare perf_counter_ns loop: {p:.2f} us; overhead {g - p:+.2f} us ({g / p - 1:+.1%})")
+        print(
+            f"  median p50 through the budget check: {g:.2f} us; bare perf_counter_ns loop: {p:.2f} us; overhead {g - p:+.2f} us ({g / p - 1:+.1%})"
+        )
 
 
 if __name__ == "__main__":

@@ -19,13 +19,22 @@ from model_checks.core.discovery import discover  # noqa: E402
 from model_checks.core.pool import ModelPool  # noqa: E402
 
 
-def session(root: Path, artifact_id: str, baselines: Path | None = None, update: bool = False, check: str = "latency") -> dict:
+def session(
+    root: Path, artifact_id: str, baselines: Path | None = None, update: bool = False, check: str = "latency"
+) -> dict:
     art = next(a for a in discover([root]) if a.id == artifact_id)
     bench = BareBench()
     with ModelPool() as pool:
-        result = run(check, CheckContext(art, pool), "cpu", bench, BudgetOptions(baselines=baselines, update_baselines=update))
+        result = run(
+            check, CheckContext(art, pool), "cpu", bench, BudgetOptions(baselines=baselines, update_baselines=update)
+        )
     info = bench.extra_info.get("model_checks", {})
-    return {"ok": result.ok, "skipped": result.skipped, **result.figures, "normalized_blocks": info.get("normalized_blocks")}
+    return {
+        "ok": result.ok,
+        "skipped": result.skipped,
+        **result.figures,
+        "normalized_blocks": info.get("normalized_blocks"),
+    }
 
 
 def main() -> None:

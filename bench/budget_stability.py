@@ -24,8 +24,12 @@ MODELS = {"trivial (MatMul+Add, 4x3)": None, "chain of 40 MatMul+Tanh, 128 wide"
 
 
 def session(root: Path, artifact: str) -> dict:
-    out = subprocess.run([sys.executable, str(REPO / "bench" / "budget_session.py"), str(root), artifact],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "budget_session.py"), str(root), artifact],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -41,12 +45,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i, (label, model) in enumerate(MODELS.items()):
             root = Path(tmp) / f"arts{i}"
-            artifacts.onnx_artifact(root / "m", model, name="m", budgets={"cpu": {"threads": 1, "latency_ms": {"p50": 1000.0, "p99": 1000.0}}})
+            artifacts.onnx_artifact(
+                root / "m",
+                model,
+                name="m",
+                budgets={"cpu": {"threads": 1, "latency_ms": {"p50": 1000.0, "p99": 1000.0}}},
+            )
             runs = [session(root, "m@1.0") for _ in range(a.sessions)]
             p50s = [r["p50_ms"] * 1e3 for r in runs]
             norm = [statistics.median(r["normalized_blocks"]) for r in runs]
-            print(f"{label}: p50 over {a.sessions} sessions (us) {[round(p, 2) for p in p50s]}; CV {cv(p50s):.1%}; "
-                  f"calibrated (multiples of the calibration workload) {[round(n, 3) for n in norm]}; CV {cv(norm):.1%}")
+            print(
+                f"{label}: p50 over {a.sessions} sessions (us) {[round(p, 2) for p in p50s]}; CV {cv(p50s):.1%}; "
+                f"calibrated (multiples of the calibration workload) {[round(n, 3) for n in norm]}; CV {cv(norm):.1%}"
+            )
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 

@@ -33,8 +33,17 @@ def build_tree(root: Path, n: int) -> Path:
     """`n` small ONNX artifacts under `root` (bench/overhead.py's row b collects the same tree)."""
     model = M.linear()
     for i in range(n):
-        A.onnx_artifact(root / f"a{i:04d}", model, name=f"model{i}", version="1.0", opset=13, precision="fp32",
-                        tolerance={"rel_l2": 1e-3}, limits={"opset": {"min": 13}}, reference={"path": "model.onnx"})
+        A.onnx_artifact(
+            root / f"a{i:04d}",
+            model,
+            name=f"model{i}",
+            version="1.0",
+            opset=13,
+            precision="fp32",
+            tolerance={"rel_l2": 1e-3},
+            limits={"opset": {"min": 13}},
+            reference={"path": "model.onnx"},
+        )
     return root
 
 
@@ -45,15 +54,52 @@ def main(n: int = 1000) -> dict:
         times, line = [], ""
         for _ in range(3):
             t = time.perf_counter()
-            out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "--model-checks", "arts", "-p", "no:cacheprovider", "-s"],
-                                 cwd=tmp, capture_output=True, text=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "--collect-only",
+                    "-q",
+                    "--model-checks",
+                    "arts",
+                    "-p",
+                    "no:cacheprovider",
+                    "-s",
+                ],
+                cwd=tmp,
+                capture_output=True,
+                text=True,
+            )
             times.append(time.perf_counter() - t)
-            line = next((x for x in out.stdout.splitlines() if x.startswith("BENCH")), out.stdout[-500:] + out.stderr[-500:])
+            line = next(
+                (x for x in out.stdout.splitlines() if x.startswith("BENCH")), out.stdout[-500:] + out.stderr[-500:]
+            )
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "--co", "-s", "--version"], cwd=tmp, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "--collect-only",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--co",
+                "-s",
+                "--version",
+            ],
+            cwd=tmp,
+            capture_output=True,
+        )
         startup = time.perf_counter() - t
-    result = {"artifacts": n, "collect_wall_s_median": round(statistics.median(times), 3), "runs_s": [round(x, 3) for x in times],
-              "pytest_startup_s": round(startup, 3), "probe": line}
+    result = {
+        "artifacts": n,
+        "collect_wall_s_median": round(statistics.median(times), 3),
+        "runs_s": [round(x, 3) for x in times],
+        "pytest_startup_s": round(startup, 3),
+        "probe": line,
+    }
     print(json.dumps(result, indent=2))
     return result
 

@@ -62,8 +62,21 @@ def main() -> None:
     ap.add_argument("--root", default="artifacts")
     ap.add_argument("pytest_args", nargs="*")
     args = ap.parse_args()
-    gate_cmd = [sys.executable, "-m", "pytest", args.root, "--model-checks", args.root, "--model-checks-trust-code",
-                "-p", "no:cacheprovider", "-q", "--durations=0", "--durations-min=0", *args.pytest_args]
+    gate_cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        args.root,
+        "--model-checks",
+        args.root,
+        "--model-checks-trust-code",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--durations=0",
+        "--durations-min=0",
+        *args.pytest_args,
+    ]
     bare, gate, per_check = [], [], defaultdict(list)
     for _ in range(args.runs):
         bare.append(timed([sys.executable, "-c", BARE, args.root])[0])
@@ -79,7 +92,10 @@ def main() -> None:
         "bare_s_median": round(statistics.median(bare), 3),
         "gate_s_median": round(statistics.median(gate), 3),
         "ratio": round(statistics.median(gate) / statistics.median(bare), 2),
-        "gate_breakdown_s": {k: round(statistics.median(v), 3) for k, v in sorted(per_check.items(), key=lambda kv: -statistics.median(kv[1]))},
+        "gate_breakdown_s": {
+            k: round(statistics.median(v), 3)
+            for k, v in sorted(per_check.items(), key=lambda kv: -statistics.median(kv[1]))
+        },
         "runs": args.runs,
     }
     print(json.dumps(result, indent=2))

@@ -23,11 +23,30 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def pytest_args(out: Path) -> list[str]:
     installed = any(e.name == "model_checks" for e in entry_points(group="pytest11"))
-    return [sys.executable, "-m", "pytest", "artifacts", "tests/backends/test_timing.py", "--model-checks", "artifacts",
-            *([] if installed else ["-p", "model_checks.plugin"]), "--model-checks-trust-code", "-p", "no:cacheprovider",
-            # the examples' latency_ms was recorded on the development machine, not this one: reported, not gated here
-            "--model-checks-latency-claim-factor", "0",
-            "-m", "cpu or gpu", "-k", "traced or scripted or gpu", "-rs", "-q", "--benchmark-json", str(out / "gpu_proof.json")]
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        "artifacts",
+        "tests/backends/test_timing.py",
+        "--model-checks",
+        "artifacts",
+        *([] if installed else ["-p", "model_checks.plugin"]),
+        "--model-checks-trust-code",
+        "-p",
+        "no:cacheprovider",
+        # the examples' latency_ms was recorded on the development machine, not this one: reported, not gated here
+        "--model-checks-latency-claim-factor",
+        "0",
+        "-m",
+        "cpu or gpu",
+        "-k",
+        "traced or scripted or gpu",
+        "-rs",
+        "-q",
+        "--benchmark-json",
+        str(out / "gpu_proof.json"),
+    ]
 
 
 def rows(data: dict) -> list[dict]:
@@ -37,22 +56,42 @@ def rows(data: dict) -> list[dict]:
         if not info:
             continue
         lat = info.get("latency_ms", {})
-        out.append({"artifact": info["artifact"], "check": info["check"], "device": info["device"], "target": info.get("target", ""),
-                    "p50": lat.get("p50"), "p99": lat.get("p99"), "n": lat.get("n"), "items_per_s": info.get("throughput_per_s"),
-                    "batch": info.get("batch_size"), "session_ms": info.get("session_create_ms"), "first_ms": info.get("first_call_ms")})
+        out.append(
+            {
+                "artifact": info["artifact"],
+                "check": info["check"],
+                "device": info["device"],
+                "target": info.get("target", ""),
+                "p50": lat.get("p50"),
+                "p99": lat.get("p99"),
+                "n": lat.get("n"),
+                "items_per_s": info.get("throughput_per_s"),
+                "batch": info.get("batch_size"),
+                "session_ms": info.get("session_create_ms"),
+                "first_ms": info.get("first_call_ms"),
+            }
+        )
     return sorted(out, key=lambda r: (r["artifact"], r["check"], r["device"]))
 
 
 def table(found: list[dict], skipped: list[str]) -> str:
-    lines = ["# GPU proof: the example TorchScript budgets on the CPU and on CUDA", "",
-             "| artifact | check | device | runs on | p50 ms | p99 ms | n | items/s | batch | session ms | first call ms |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# GPU proof: the example TorchScript budgets on the CPU and on CUDA",
+        "",
+        "| artifact | check | device | runs on | p50 ms | p99 ms | n | items/s | batch | session ms | first call ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in found:
-        lines.append(f"| {r['artifact']} | {r['check']} | {r['device']} | {r['target']} | {r['p50']:.4f} | {r['p99']:.4f} | {r['n']} | "
-                     f"{r['items_per_s']:,.0f} | {r['batch']} | {r['session_ms']:.1f} | {r['first_ms']:.2f} |")
+        lines.append(
+            f"| {r['artifact']} | {r['check']} | {r['device']} | {r['target']} | {r['p50']:.4f} | {r['p99']:.4f} | {r['n']} | "
+            f"{r['items_per_s']:,.0f} | {r['batch']} | {r['session_ms']:.1f} | {r['first_ms']:.2f} |"
+        )
     by = {(r["artifact"], r["check"], r["device"]): r for r in found}
-    ratios = [f"- {a} {c}: GPU p50 {g['p50']:.4f} ms against CPU {cpu['p50']:.4f} ms ({cpu['p50'] / g['p50']:.1f}x faster on the GPU)"
-              for (a, c, d), g in by.items() if d == "gpu" and (cpu := by.get((a, c, "cpu")))]
+    ratios = [
+        f"- {a} {c}: GPU p50 {g['p50']:.4f} ms against CPU {cpu['p50']:.4f} ms ({cpu['p50'] / g['p50']:.1f}x faster on the GPU)"
+        for (a, c, d), g in by.items()
+        if d == "gpu" and (cpu := by.get((a, c, "cpu")))
+    ]
     lines += ["", "## GPU against CPU", "", *(ratios or ["- no gpu figure: every gpu test skipped (below)"])]
     if skipped:
         lines += ["", "## Skipped", "", *[f"- {s}" for s in skipped]]
@@ -61,7 +100,12 @@ def table(found: list[dict], skipped: list[str]) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=ROOT / "reports", help="where gpu_proof.md and gpu_proof.json go (default: reports/)")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "reports",
+        help="where gpu_proof.md and gpu_proof.json go (default: reports/)",
+    )
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     run = subprocess.run(pytest_args(args.out), cwd=ROOT, capture_output=True, text=True)

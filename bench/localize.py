@@ -73,13 +73,22 @@ def variants(tmp: Path) -> None:
     ref = L.convnet()
     onnx.save(ref, tmp / "ref.onnx")
     int8 = L.int8_miscalibrated(ref, tmp, "relu3_out", L.inputs(32, seed=5))
-    cases = {"conv3 weight perturbed": (L.perturbed(ref, "conv3.weight"), 1e-3),
-             "int8 static, relu3_out scale / 20": (int8, 0.1),
-             "fp16": (L.fp16(ref), 1e-3)}
+    cases = {
+        "conv3 weight perturbed": (L.perturbed(ref, "conv3.weight"), 1e-3),
+        "int8 static, relu3_out scale / 20": (int8, 0.1),
+        "fp16": (L.fp16(ref), 1e-3),
+    }
     for name, (model, limit) in cases.items():
         onnx.save(model, tmp / "variant.onnx")
-        found = localize(tmp / "variant.onnx", tmp / "ref.onnx", tmp, {"input": L.inputs()}, "4 seeded samples", limit,
-                         "set in bench/localize.py")
+        found = localize(
+            tmp / "variant.onnx",
+            tmp / "ref.onnx",
+            tmp,
+            {"input": L.inputs()},
+            "4 seeded samples",
+            limit,
+            "set in bench/localize.py",
+        )
         print(f"\n## {name}: first named: {found.hint.node if found.hint else 'none'}")
         print(found)
 
@@ -116,9 +125,13 @@ def costs(tmp: Path) -> None:
             m.write_text(yaml.safe_dump(data, sort_keys=False))
             ids.append(f"{data['model_name']}@{data['version']}")
     big = L.convnet(depth=40, channels=256, size=14, residual=True)
-    A.pair(root / "resnet", L.perturbed(big, "conv20.weight", 0.05), big,
-           inputs=[{"name": "input", "dtype": "float32", "shape": [1, 3, 14, 14]}],
-           outputs=[{"name": "logits", "dtype": "float32", "shape": [1, 10]}])
+    A.pair(
+        root / "resnet",
+        L.perturbed(big, "conv20.weight", 0.05),
+        big,
+        inputs=[{"name": "input", "dtype": "float32", "shape": [1, 3, 14, 14]}],
+        outputs=[{"name": "logits", "dtype": "float32", "shape": [1, 10]}],
+    )
     ids.append("variant@1.0")
     print("\n| artifact | check, localisation off (s) | on (s) | added (s) |\n|---|---|---|---|")
     for aid in ids:
@@ -155,8 +168,10 @@ def _chain(tmp: Path, nodes: int) -> None:
     found = localize(tmp / "chain_bad.onnx", tmp / "chain_ref.onnx", tmp, feeds, "1 sample", 1e-3, "bench", caps)
     took = time.perf_counter() - start
     named = found.hint.node if found.hint else "none"
-    print(f"| {nodes}-node chain | match {matched:.2f} s ({len(pairs)} pairs); both models run once {check:.2f} s | "
-          f"localize under --time-cap 3: {took:.2f} s, {len(found.rows)} rows, first named {named} |")
+    print(
+        f"| {nodes}-node chain | match {matched:.2f} s ({len(pairs)} pairs); both models run once {check:.2f} s | "
+        f"localize under --time-cap 3: {took:.2f} s, {len(found.rows)} rows, first named {named} |"
+    )
 
 
 _PEAK = """
@@ -189,11 +204,17 @@ def bounds(tmp: Path) -> None:
 
     paths = [str(Path(model_checks.__file__).resolve().parents[1]), str(ROOT)]
     script = _PEAK.format(paths=", ".join(repr(p) for p in paths), tmp=str(tmp))
-    peak = {how: json.loads(subprocess.run([sys.executable, "-c", script, how], capture_output=True, text=True,
-                                           check=True).stdout) for how in ("run", "localize")}
-    print(f"| {rows} x 256 float32 intermediate (229 MB a side) | peak RSS running both models once "
-          f"{peak['run']['peak_mb']:.0f} MB; localising under the default caps {peak['localize']['peak_mb']:.0f} MB; "
-          f"skipped: {peak['localize'].get('skipped')} |")
+    peak = {
+        how: json.loads(
+            subprocess.run([sys.executable, "-c", script, how], capture_output=True, text=True, check=True).stdout
+        )
+        for how in ("run", "localize")
+    }
+    print(
+        f"| {rows} x 256 float32 intermediate (229 MB a side) | peak RSS running both models once "
+        f"{peak['run']['peak_mb']:.0f} MB; localising under the default caps {peak['localize']['peak_mb']:.0f} MB; "
+        f"skipped: {peak['localize'].get('skipped')} |"
+    )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,10 @@ def main() -> None:
     except ManifestError:
         pass
     refused_ms = (time.perf_counter() - t0) * 1e3
-    print(f"{len(texts)} example manifests: {ours:.0f} us a load (events, bounded depth), {theirs:.0f} us with PyYAML's "
-          f"CSafeLoader; 100,000 levels refused in {refused_ms:.2f} ms")
+    print(
+        f"{len(texts)} example manifests: {ours:.0f} us a load (events, bounded depth), {theirs:.0f} us with PyYAML's "
+        f"CSafeLoader; 100,000 levels refused in {refused_ms:.2f} ms"
+    )
 
 
 if __name__ == "__main__":

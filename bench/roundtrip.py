@@ -32,7 +32,12 @@ def main(root: Path) -> None:
             if isinstance(got, str):
                 print(f"| {art.id} | skip: {got} | | {took:.2f} |")
                 continue
-            worst = max(max_abs(out[k], ref[k]) for c, out in zip(cases, got) for ref in [ctx.runner().infer(c.inputs)] for k in out)
+            worst = max(
+                max_abs(out[k], ref[k])
+                for c, out in zip(cases, got)
+                for ref in [ctx.runner().infer(c.inputs)]
+                for k in out
+            )
             print(f"| {art.id} | converts | {worst:.3g} | {took:.2f} |")
 
 

@@ -56,8 +56,13 @@ def build(root: Path, n: int) -> None:
         if k == 0:
             A.onnx_artifact(root / f"g{g:04d}_ref", model, name=f"g{g}_ref")
         else:
-            A.onnx_artifact(root / f"g{g:04d}_v{k}", model, name=f"g{g}_v{k}", reference={"path": f"../g{g:04d}_ref/model.onnx"},
-                            tolerance={"rel_l2": 1e-3})
+            A.onnx_artifact(
+                root / f"g{g:04d}_v{k}",
+                model,
+                name=f"g{g}_v{k}",
+                reference={"path": f"../g{g:04d}_ref/model.onnx"},
+                tolerance={"rel_l2": 1e-3},
+            )
 
 
 def timed(cmd: list[str], cwd: Path) -> tuple[float, str]:
@@ -67,17 +72,33 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, str]:
 
 
 def gate(cwd: Path, roots: list[str], out: str, *extra: str) -> dict:
-    cmd = [sys.executable, "-m", "pytest", *(a for r in roots for a in ("--model-checks", r)), *GATE,
-           "--junitxml", f"{out}/junit.xml", "--model-checks-summary", f"{out}/summary.md", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *(a for r in roots for a in ("--model-checks", r)),
+        *GATE,
+        "--junitxml",
+        f"{out}/junit.xml",
+        "--model-checks-summary",
+        f"{out}/summary.md",
+        *extra,
+    ]
     wall, text = timed(cmd, cwd)
     m = LOADS.search(text)
-    return {"wall_s": round(wall, 2), "models": int(m[1]) if m else None, "loads": int(m[2]) if m else None,
-            "tail": text.strip().splitlines()[-1] if text.strip() else ""}
+    return {
+        "wall_s": round(wall, 2),
+        "models": int(m[1]) if m else None,
+        "loads": int(m[2]) if m else None,
+        "tail": text.strip().splitlines()[-1] if text.strip() else "",
+    }
 
 
 def same(cwd: Path, a: str, b: str) -> bool:
-    return junit_verdicts(cwd / a / "junit.xml") == junit_verdicts(cwd / b / "junit.xml") and \
-        (cwd / a / "summary.md").read_text() == (cwd / b / "summary.md").read_text()
+    return (
+        junit_verdicts(cwd / a / "junit.xml") == junit_verdicts(cwd / b / "junit.xml")
+        and (cwd / a / "summary.md").read_text() == (cwd / b / "summary.md").read_text()
+    )
 
 
 def ray_startup() -> float:
@@ -103,19 +124,50 @@ def main(n: int, examples: bool) -> int:
         shards, t = [], time.perf_counter()
         for k in range(1, 5):
             shards.append(gate(cwd, roots, f"shard{k}", "--model-checks-shard", f"{k}/4", *extra))
-        merge_s, merge_out = timed([sys.executable, "-m", "model_checks", "merge", *(f"shard{k}" for k in range(1, 5)), "-o", "merged"], cwd)
-        r["shards_4_then_merge"] = {"wall_s": round(time.perf_counter() - t, 2), "merge_s": round(merge_s, 2),
-                                    "shard_wall_s": [s["wall_s"] for s in shards], "loads": sum(s["loads"] or 0 for s in shards)}
-        ray_s, ray_out = timed([sys.executable, "-m", "model_checks", "run", "--ray", "--local-cpus", "2", "--shards", "2",
-                                *(a for root in roots for a in ("--model-checks", root)), "-o", "ray", *extra], cwd)
-        r["ray_local_2"] = {"wall_s": round(ray_s, 2), "said": [x for x in ray_out.splitlines() if x.startswith("model-checks run: ") and "wrote" not in x]}
-        r["verdicts_equal_serial"] = {name: same(cwd, "serial", d) for name, d in
-                                      (("xdist_load", "load"), ("xdist_artifact", "artifact"), ("merge", "merged"), ("ray", "ray"))}
+        merge_s, merge_out = timed(
+            [sys.executable, "-m", "model_checks", "merge", *(f"shard{k}" for k in range(1, 5)), "-o", "merged"], cwd
+        )
+        r["shards_4_then_merge"] = {
+            "wall_s": round(time.perf_counter() - t, 2),
+            "merge_s": round(merge_s, 2),
+            "shard_wall_s": [s["wall_s"] for s in shards],
+            "loads": sum(s["loads"] or 0 for s in shards),
+        }
+        ray_s, ray_out = timed(
+            [
+                sys.executable,
+                "-m",
+                "model_checks",
+                "run",
+                "--ray",
+                "--local-cpus",
+                "2",
+                "--shards",
+                "2",
+                *(a for root in roots for a in ("--model-checks", root)),
+                "-o",
+                "ray",
+                *extra,
+            ],
+            cwd,
+        )
+        r["ray_local_2"] = {
+            "wall_s": round(ray_s, 2),
+            "said": [x for x in ray_out.splitlines() if x.startswith("model-checks run: ") and "wrote" not in x],
+        }
+        r["verdicts_equal_serial"] = {
+            name: same(cwd, "serial", d)
+            for name, d in (("xdist_load", "load"), ("xdist_artifact", "artifact"), ("merge", "merged"), ("ray", "ray"))
+        }
         build(cwd / "one", 1)
         one0 = gate(cwd, ["one"], "one0", "-n", "0")["wall_s"]
         one2 = gate(cwd, ["one"], "one2", "-n", "2")["wall_s"]
-        r["machinery"] = {"gate_one_artifact_n0_s": one0, "gate_one_artifact_n2_s": one2,
-                          "xdist_startup_s": round(one2 - one0, 2), "ray_startup_s": ray_startup()}
+        r["machinery"] = {
+            "gate_one_artifact_n0_s": one0,
+            "gate_one_artifact_n2_s": one2,
+            "xdist_startup_s": round(one2 - one0, 2),
+            "ray_startup_s": ray_startup(),
+        }
     print(json.dumps(r, indent=2))
     return 0 if all(r["verdicts_equal_serial"].values()) else 1
 

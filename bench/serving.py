@@ -25,7 +25,10 @@ REPO = Path(__file__).resolve().parents[1]
 ROOT = REPO / "artifacts"
 LADDER = (100, 200, 300, 500, 700, 1000)
 P99_LIMIT_MS = 20.0
-FAMILIES = {"digits_cnn": ("fp32", "int8_dynamic", "int8_static", "fp16"), "digits_keras": ("fp32", "int8", "uint8", "fp16")}
+FAMILIES = {
+    "digits_cnn": ("fp32", "int8_dynamic", "int8_static", "fp16"),
+    "digits_keras": ("fp32", "int8", "uint8", "fp16"),
+}
 
 
 def in_process(art, n: int = 500) -> dict:
@@ -39,7 +42,11 @@ def in_process(art, n: int = 500) -> dict:
         feeds = {k: v[:1] for k, v in ctx.cases()[0].inputs.items()}
         times = ctx.runner().timed(feeds, n, warmup=20)
     ms = np.array(times) * 1e3
-    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "per_s": float(n / sum(times))}
+    return {
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "per_s": float(n / sum(times)),
+    }
 
 
 def http_layer(seconds: float) -> dict:
@@ -100,9 +107,20 @@ def families(seconds: float) -> list[dict]:
                 target = Target(Served(art, url).infer_url, bodies)
                 r = open_loop(target, 100, int(100 * seconds), seconds)
                 peak = sweep(target, (4,), 5000, seconds).peak_per_s
-            rows.append({"artifact": art.id, "size_kb": art.model_path.stat().st_size / 1024,
-                         "accuracy_drop": art.manifest.get("accuracy_drop"), "in_process": inproc,
-                         "http": {"p50_ms": r.latency_ms(50), "p99_ms": r.latency_ms(99), "errors": r.errors, "peak_per_s": peak}})
+            rows.append(
+                {
+                    "artifact": art.id,
+                    "size_kb": art.model_path.stat().st_size / 1024,
+                    "accuracy_drop": art.manifest.get("accuracy_drop"),
+                    "in_process": inproc,
+                    "http": {
+                        "p50_ms": r.latency_ms(50),
+                        "p99_ms": r.latency_ms(99),
+                        "errors": r.errors,
+                        "peak_per_s": peak,
+                    },
+                }
+            )
     return rows
 
 
@@ -111,30 +129,50 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=3.0, help="length of each load phase. Default: 3")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = p.parse_args(argv)
-    res = {"http_layer": http_layer(args.seconds), "generator": generator_accuracy(args.seconds), "families": families(min(args.seconds, 2.0))}
+    res = {
+        "http_layer": http_layer(args.seconds),
+        "generator": generator_accuracy(args.seconds),
+        "families": families(min(args.seconds, 2.0)),
+    }
     h = res["http_layer"]
     ip = h["in_process"]
     print("1. HTTP layer, digits_cnn_fp32, batch 1")
-    print(f"   in process: p50 {ip['p50_ms']:.3f} ms, p99 {ip['p99_ms']:.3f} ms, {ip['per_s']:.0f} calls/s (one caller)")
-    print(f"   over HTTP at 50 req/s: p50 {h['http_at_50']['latency_ms']['p50']:.3f} ms, p99 {h['http_at_50']['latency_ms']['p99']:.3f} ms")
-    print(f"   {'target':>7} {'achieved':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}  sustained (>=99%, p99<={P99_LIMIT_MS:g} ms)")
+    print(
+        f"   in process: p50 {ip['p50_ms']:.3f} ms, p99 {ip['p99_ms']:.3f} ms, {ip['per_s']:.0f} calls/s (one caller)"
+    )
+    print(
+        f"   over HTTP at 50 req/s: p50 {h['http_at_50']['latency_ms']['p50']:.3f} ms, p99 {h['http_at_50']['latency_ms']['p99']:.3f} ms"
+    )
+    print(
+        f"   {'target':>7} {'achieved':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}  sustained (>=99%, p99<={P99_LIMIT_MS:g} ms)"
+    )
     for r in h["ladder"]:
         lat = r["latency_ms"]
-        print(f"   {r['target_rate']:>7g} {r['achieved_rate']:>9.1f} {lat['p50']:>8.2f} {lat['p99']:>8.2f} {r['errors']:>6}  {r['sustained']}")
-    print(f"   highest sustained rate: {h['sustained_rate']} req/s; closed loop: "
-          + ", ".join(f"c={lv['concurrency']} {lv['throughput_per_s']:.0f}/s" for lv in h["sweep"]))
+        print(
+            f"   {r['target_rate']:>7g} {r['achieved_rate']:>9.1f} {lat['p50']:>8.2f} {lat['p99']:>8.2f} {r['errors']:>6}  {r['sustained']}"
+        )
+    print(
+        f"   highest sustained rate: {h['sustained_rate']} req/s; closed loop: "
+        + ", ".join(f"c={lv['concurrency']} {lv['throughput_per_s']:.0f}/s" for lv in h["sweep"])
+    )
     print("2. load generator against a no-op endpoint")
     for r in res["generator"]:
         lat = r["latency_ms"]
-        print(f"   target {r['target_rate']:>5g}: achieved {r['achieved_rate']:.1f} ({r['achieved_rate'] / r['target_rate']:.2%}), "
-              f"added latency p50 {lat['p50']:.3f} ms, p99 {lat['p99']:.3f} ms, errors {r['errors']}")
+        print(
+            f"   target {r['target_rate']:>5g}: achieved {r['achieved_rate']:.1f} ({r['achieved_rate'] / r['target_rate']:.2%}), "
+            f"added latency p50 {lat['p50']:.3f} ms, p99 {lat['p99']:.3f} ms, errors {r['errors']}"
+        )
     print("3. families, batch 1: in process | over HTTP (100 req/s open loop; peak closed loop c=4)")
-    print(f"   {'artifact':<26} {'KB':>6} {'drop':>7} | {'p50':>6} {'p99':>6} {'/s':>6} | {'p50':>6} {'p99':>6} {'peak/s':>7}")
+    print(
+        f"   {'artifact':<26} {'KB':>6} {'drop':>7} | {'p50':>6} {'p99':>6} {'/s':>6} | {'p50':>6} {'p99':>6} {'peak/s':>7}"
+    )
     for r in res["families"]:
         i, w = r["in_process"], r["http"]
         drop = "-" if r["accuracy_drop"] is None else f"{r['accuracy_drop']:+.4f}"
-        print(f"   {r['artifact']:<26} {r['size_kb']:>6.1f} {drop:>7} | {i['p50_ms']:>6.3f} {i['p99_ms']:>6.3f} {i['per_s']:>6.0f} | "
-              f"{w['p50_ms']:>6.2f} {w['p99_ms']:>6.2f} {w['peak_per_s']:>7.0f}")
+        print(
+            f"   {r['artifact']:<26} {r['size_kb']:>6.1f} {drop:>7} | {i['p50_ms']:>6.3f} {i['p99_ms']:>6.3f} {i['per_s']:>6.0f} | "
+            f"{w['p50_ms']:>6.2f} {w['p99_ms']:>6.2f} {w['peak_per_s']:>7.0f}"
+        )
     if args.json:
         from model_checks.core.fileio import write_text
 

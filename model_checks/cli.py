@@ -52,8 +52,16 @@ def _doc(module: str) -> tuple[str, str, str]:
         with open(spec.origin, encoding="utf-8") as f:
             tree = ast.parse(f.read())
         text = ast.get_docstring(tree) or ""
-        extras = next((n.value.value for n in tree.body if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant)
-                       and any(getattr(t, "id", None) == "EXTRAS" for t in n.targets)), "")
+        extras = next(
+            (
+                n.value.value
+                for n in tree.body
+                if isinstance(n, ast.Assign)
+                and isinstance(n.value, ast.Constant)
+                and any(getattr(t, "id", None) == "EXTRAS" for t in n.targets)
+            ),
+            "",
+        )
     first, _, rest = text.partition("\n")
     return first.strip(), rest.strip(), extras
 
@@ -74,7 +82,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         summary, epilog, extras = _doc(module)
         if extras:
             summary = f"{summary} [extra: {extras}]"
-        p = sub.add_parser(name, help=summary, description=summary, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name, help=summary, description=summary, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         if name == only:
             importlib.import_module(module).add_arguments(p)
     return parser

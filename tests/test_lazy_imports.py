@@ -11,9 +11,30 @@ import pytest
 from model_checks.cli import COMMANDS
 
 # frameworks and every optional extra's packages (core/requires.EXTRAS, the frameworks' from their declarations)
-HEAVY = ("torch", "tensorflow", "tf_keras", "keras", "onnxruntime", "tf2onnx", "onnxconverter_common", "onnxscript",
-         "tensorflow_model_optimization", "openvino", "ai_edge_litert", "onnx2torch", "ray", "junitparser", "matplotlib",
-         "starlette", "uvicorn", "httpx", "hdrh", "sklearn", "skl2onnx", "hypothesis")
+HEAVY = (
+    "torch",
+    "tensorflow",
+    "tf_keras",
+    "keras",
+    "onnxruntime",
+    "tf2onnx",
+    "onnxconverter_common",
+    "onnxscript",
+    "tensorflow_model_optimization",
+    "openvino",
+    "ai_edge_litert",
+    "onnx2torch",
+    "ray",
+    "junitparser",
+    "matplotlib",
+    "starlette",
+    "uvicorn",
+    "httpx",
+    "hdrh",
+    "sklearn",
+    "skl2onnx",
+    "hypothesis",
+)
 PACKAGE = Path(__file__).resolve().parents[1] / "model_checks"
 PRODUCERS = sorted(p.stem for p in (PACKAGE / "producers").glob("*.py") if p.stem != "__init__")
 
@@ -23,9 +44,13 @@ ENTRY_POINTS = {
     "the pytest plugin": "import model_checks.plugin, model_checks.plugin.gate, model_checks.plugin.summary, model_checks.core.session",
     "python -m model_checks": "import runpy, sys\nsys.argv = ['model-checks', '--version']\ntry: runpy.run_module('model_checks', run_name='__main__')\nexcept SystemExit: pass",
     "model-checks schema": "from model_checks.cli import main\nmain(['schema'])",
-    "the producers": "import importlib\nfor m in %r: importlib.import_module('model_checks.producers.' + m)" % (PRODUCERS,),
+    "the producers": "import importlib\nfor m in %r: importlib.import_module('model_checks.producers.' + m)"
+    % (PRODUCERS,),
     "the examples' builders": "import model_checks.examples.build, model_checks.examples.table",
-    **{f"model-checks {c} (its parser)": f"from model_checks.cli import build_parser\nbuild_parser({c!r})" for c in COMMANDS},
+    **{
+        f"model-checks {c} (its parser)": f"from model_checks.cli import build_parser\nbuild_parser({c!r})"
+        for c in COMMANDS
+    },
 }
 
 
@@ -37,6 +62,10 @@ def test_an_entry_point_imports_no_framework_and_no_extra(code):
 
 
 def test_import_model_checks_imports_not_even_numpy():
-    out = subprocess.run([sys.executable, "-c", "import sys, model_checks; print('numpy' in sys.modules)"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, model_checks; print('numpy' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.strip() == "False"

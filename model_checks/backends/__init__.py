@@ -46,14 +46,18 @@ def __getattr__(name: str) -> Any:
 def backend(fmt: str, submodule: str) -> ModuleType:
     """`backend("onnx", "runner")`: import a backend module, naming what to install when it fails."""
     if fmt not in _table():
-        raise MissingDependencyError(f"no backend for format {fmt!r}; known: {', '.join(_table())} "
-                                     "(a framework is declared in its folder's __init__.py and listed in backends/registry.py)")
+        raise MissingDependencyError(
+            f"no backend for format {fmt!r}; known: {', '.join(_table())} "
+            "(a framework is declared in its folder's __init__.py and listed in backends/registry.py)"
+        )
     pkg, extra = _table()[fmt].package, _table()[fmt].extra
     try:
         return importlib.import_module(f"{pkg}.{submodule}")
     except ModuleNotFoundError as e:
         if e.name and e.name.startswith("model_checks"):
-            raise MissingDependencyError(f"format {fmt!r} is not supported yet by this version of model-checks ({e.name})") from None
+            raise MissingDependencyError(
+                f"format {fmt!r} is not supported yet by this version of model-checks ({e.name})"
+            ) from None
         raise MissingDependencyError(f"checking {fmt} artifacts needs {e.name}: pip install '{extra}'") from None
 
 
@@ -72,7 +76,9 @@ def open_target(path: Path, fmt: str, root: Path, device: str, threads: int | No
     """Open `path` for timing on `device` ("cpu" or "gpu") with `threads` intra-op threads, through its backend."""
     require_trust_for(path, fmt, trust_code)
     if fmt not in _table():
-        raise DeviceUnavailable(f"budgets for {fmt} artifacts are not measured by this version of model-checks ({', '.join(_table())} are)")
+        raise DeviceUnavailable(
+            f"budgets for {fmt} artifacts are not measured by this version of model-checks ({', '.join(_table())} are)"
+        )
     return backend(fmt, "timing").open_target(path, root, device, threads)
 
 

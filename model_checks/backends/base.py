@@ -57,7 +57,9 @@ class Runner:
         missing = [n for n in want if n not in feeds]
         extra = [n for n in feeds if n not in want]
         if missing or extra:
-            raise InferenceError(f"{self.path.name}: feeds do not match the model's inputs {want}: missing {missing}, unexpected {extra}")
+            raise InferenceError(
+                f"{self.path.name}: feeds do not match the model's inputs {want}: missing {missing}, unexpected {extra}"
+            )
         return {n: np.asarray(feeds[n]) for n in want}
 
     def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

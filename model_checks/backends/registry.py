@@ -71,12 +71,16 @@ def declaration(package: str) -> Framework:
     try:
         mod = importlib.import_module(package)
     except ModuleNotFoundError as e:
-        raise ModelChecksError(f"{package} is listed in model_checks.backends.registry.FRAMEWORKS but cannot be imported "
-                               f"({e.name}); a backend folder's __init__.py must import no framework") from None
+        raise ModelChecksError(
+            f"{package} is listed in model_checks.backends.registry.FRAMEWORKS but cannot be imported "
+            f"({e.name}); a backend folder's __init__.py must import no framework"
+        ) from None
     found = getattr(mod, "FRAMEWORK", None)
     if not isinstance(found, Framework):
-        raise ModelChecksError(f"{package} is listed in model_checks.backends.registry.FRAMEWORKS but declares no framework: "
-                               "add `FRAMEWORK = Framework(...)` to its __init__.py (model_checks/backends/registry.py)")
+        raise ModelChecksError(
+            f"{package} is listed in model_checks.backends.registry.FRAMEWORKS but declares no framework: "
+            "add `FRAMEWORK = Framework(...)` to its __init__.py (model_checks/backends/registry.py)"
+        )
     return Framework(**{**found.__dict__, "package": package})
 
 

@@ -96,8 +96,10 @@ def _drift(art: Artifact, got: list[dict], pinned: list[dict]) -> str | None:
         op = "<" if r.metric == "top1_agreement" else ">"
         lim = r.limit
         assert lim is not None  # a row that fails has a limit
-        return (f"output '{o.name}' {r.metric} {r.value:.3g} {op} {lim.value:.3g} ({lim.source}) "
-                "against the pinned runtime's outputs")
+        return (
+            f"output '{o.name}' {r.metric} {r.value:.3g} {op} {lim.value:.3g} ({lim.source}) "
+            "against the pinned runtime's outputs"
+        )
     return None
 
 

@@ -45,8 +45,10 @@ def declaration(entry: str) -> Check:
         raise ModelChecksError(f"{entry}: {e}") from None
     found = getattr(mod, attr or "CHECK", None)
     if not isinstance(found, Check):
-        raise ModelChecksError(f"{entry} is listed in model_checks.checks.CHECKS but declares no check: end the module with "
-                               f"`{attr or 'CHECK'} = Check(NAME, run, ...)` (model_checks/checks/registry.py)")
+        raise ModelChecksError(
+            f"{entry} is listed in model_checks.checks.CHECKS but declares no check: end the module with "
+            f"`{attr or 'CHECK'} = Check(NAME, run, ...)` (model_checks/checks/registry.py)"
+        )
     return found
 
 
@@ -61,7 +63,9 @@ def _registry(entries: tuple[str, ...]) -> dict[str, Check]:
     for entry in entries:
         check = declaration(entry)
         if check.name in found:
-            raise ModelChecksError(f"two checks are named {check.name!r} in model_checks.checks.CHECKS ({entry} and another)")
+            raise ModelChecksError(
+                f"two checks are named {check.name!r} in model_checks.checks.CHECKS ({entry} and another)"
+            )
         found[check.name] = check
     return found
 

@@ -37,18 +37,24 @@ def pick_output(outs: dict[str, np.ndarray], n: int, wanted: str | None, where: 
             raise InferenceError(f"{where}: accuracy.output '{wanted}' is not an output of the model (it has {shapes})")
         h = how(outs[wanted])
         if h is None:
-            raise InferenceError(f"{where}: accuracy.output '{wanted}' is {outs[wanted].dtype} {list(outs[wanted].shape)} for {n} samples; "
-                                    "it must hold one row of class scores per sample, or one label per sample")
+            raise InferenceError(
+                f"{where}: accuracy.output '{wanted}' is {outs[wanted].dtype} {list(outs[wanted].shape)} for {n} samples; "
+                "it must hold one row of class scores per sample, or one label per sample"
+            )
         return wanted, h
     for kind in ("argmax of scores", "labels"):
         for k, a in outs.items():
             if how(a) == kind:
                 return k, kind
-    raise InferenceError(f"{where}: no output holds one row of class scores or one label per sample for a batch of {n} "
-                         f"(outputs: {shapes}); accuracy needs one, named by accuracy.output")
+    raise InferenceError(
+        f"{where}: no output holds one row of class scores or one label per sample for a batch of {n} "
+        f"(outputs: {shapes}); accuracy needs one, named by accuracy.output"
+    )
 
 
-def accuracy(runner: Runner, x: np.ndarray, y: np.ndarray, wanted: str | None = None, where: str = "", batch: int = BATCH) -> tuple[float, str]:
+def accuracy(
+    runner: Runner, x: np.ndarray, y: np.ndarray, wanted: str | None = None, where: str = "", batch: int = BATCH
+) -> tuple[float, str]:
     """Top-1 accuracy and the output it scored ("'probabilities' (argmax of scores)"); the batch is fixed
     at 1 when the model's is."""
     spec = runner.inputs[0]
@@ -63,8 +69,10 @@ def accuracy(runner: Runner, x: np.ndarray, y: np.ndarray, wanted: str | None = 
         chosen = chosen or pick_output(outs, len(chunk), wanted, where or runner.path.name)
         out = np.asarray(outs[chosen[0]])
         if out.ndim == 0 or out.shape[0] != len(chunk):  # never let numpy broadcast predictions against labels
-            raise InferenceError(f"{runner.path.name}: output '{chosen[0]}' has shape {list(out.shape)} for a batch of {len(chunk)} samples; "
-                                 "accuracy needs one row of scores or one label per sample")
+            raise InferenceError(
+                f"{runner.path.name}: output '{chosen[0]}' has shape {list(out.shape)} for a batch of {len(chunk)} samples; "
+                "accuracy needs one row of scores or one label per sample"
+            )
         predicted = np.argmax(out, axis=-1) if chosen[1] == "argmax of scores" else out.reshape(len(out))
         hits += int(np.sum(predicted == y[i : i + batch]))
     assert chosen is not None
@@ -78,7 +86,9 @@ def eval_data(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise ModelChecksError(f"{path.name} needs arrays x and y (it has {', '.join(data) or 'none'})")
     x, y = data["x"], data["y"]
     if x.ndim == 0 or y.ndim != 1 or len(x) == 0 or len(x) != len(y):
-        raise ModelChecksError(f"{path.name} needs x with one sample per label of a 1-d y (x has shape {list(x.shape)}, y {list(y.shape)})")
+        raise ModelChecksError(
+            f"{path.name} needs x with one sample per label of a 1-d y (x has shape {list(x.shape)}, y {list(y.shape)})"
+        )
     return x, y
 
 
@@ -90,8 +100,12 @@ def run(ctx: CheckContext) -> CheckResult:
     try:
         x, y = eval_data(eval_path)
     except ModelChecksError as e:  # the data, not the model: the model's other checks and budgets still run
-        return CheckResult(NAME, False, f"{NAME}: {ctx.artifact.id}: invalid eval_data: {str(e).removeprefix('eval_data: ')}",
-                           (f"  fix {eval_path.name} or eval_data in {ctx.where}",))
+        return CheckResult(
+            NAME,
+            False,
+            f"{NAME}: {ctx.artifact.id}: invalid eval_data: {str(e).removeprefix('eval_data: ')}",
+            (f"  fix {eval_path.name} or eval_data in {ctx.where}",),
+        )
     runner = ctx.runner()
     if len(runner.inputs) != 1:
         raise InferenceError(f"{ctx.where}: eval_data needs a single-input model; this one has {len(runner.inputs)}")
@@ -103,7 +117,9 @@ def run(ctx: CheckContext) -> CheckResult:
     if ctx.reference_kind == "model":
         ref_runner = ctx.reference_runner()
         ref_x = next(iter(ctx.reference_feeds({runner.inputs[0].name: x}).values()))  # in the reference's layout
-        ref_acc, ref_scored = accuracy(ref_runner, ref_x, y, None if ctx.cross_framework else wanted, f"{ctx.where}: reference.path")
+        ref_acc, ref_scored = accuracy(
+            ref_runner, ref_x, y, None if ctx.cross_framework else wanted, f"{ctx.where}: reference.path"
+        )
         drop = ref_acc - acc
         figures.update(reference_accuracy=ref_acc, accuracy_drop=drop)
         limit = m.limits.max_accuracy_drop
@@ -114,11 +130,15 @@ def run(ctx: CheckContext) -> CheckResult:
             )
         claimed = m.get("accuracy_drop")
         if claimed is not None and abs(claimed - drop) > CLAIM_SLACK:
-            problems.append(f"accuracy_drop: declared {claimed}, measured {drop:.4f} (more than {CLAIM_SLACK} apart); update accuracy_drop in {ctx.where}")
+            problems.append(
+                f"accuracy_drop: declared {claimed}, measured {drop:.4f} (more than {CLAIM_SLACK} apart); update accuracy_drop in {ctx.where}"
+            )
         headline = f"accuracy {acc:.4f} from output {scored}, reference {ref_acc:.4f} from {ref_scored}, drop {drop:+.4f} on {len(y)} samples"
     else:
         if m.get("accuracy_drop") is not None or m.limits.max_accuracy_drop is not None:
-            problems.append("accuracy_drop / limits.max_accuracy_drop need a model as reference.path to measure the reference's accuracy")
+            problems.append(
+                "accuracy_drop / limits.max_accuracy_drop need a model as reference.path to measure the reference's accuracy"
+            )
         headline = f"accuracy {acc:.4f} from output {scored} on {len(y)} samples (no reference model to compare)"
     return CheckResult.from_problems(NAME, ctx.artifact.id, problems, passed=headline, figures=figures, notes=notes)
 

@@ -58,8 +58,11 @@ class CheckContext:
     def reference_path(self) -> Path | None:
         path = self.artifact.path("reference.path")
         if path is not None and path.exists() and path.resolve() == self.model_path.resolve():
-            raise ManifestError(self.where, f"reference.path: {self.manifest.get('reference.path')} resolves to this artifact's own model "
-                                            f"({self.manifest.get('file')}); a model compared with itself proves nothing: name the model it was made from")
+            raise ManifestError(
+                self.where,
+                f"reference.path: {self.manifest.get('reference.path')} resolves to this artifact's own model "
+                f"({self.manifest.get('file')}); a model compared with itself proves nothing: name the model it was made from",
+            )
         return path
 
     @cached_property
@@ -144,7 +147,9 @@ class CheckContext:
             return recorded_cases(self.reference_path, key)  # type: ignore[arg-type]
         if self.reference_kind == "testdata":
             r = self.runner()
-            return testdata_cases(self.reference_path, [t.name for t in r.inputs], [t.name for t in r.outputs], key, self.artifact.root)  # type: ignore[arg-type]
+            return testdata_cases(
+                self.reference_path, [t.name for t in r.inputs], [t.name for t in r.outputs], key, self.artifact.root
+            )  # type: ignore[arg-type]
         samples = self.artifact.path("samples")
         if samples is not None:
             cases = sample_cases(samples, self.interface(), f"{self.where}: samples")

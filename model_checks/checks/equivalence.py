@@ -41,8 +41,10 @@ def comparisons(ctx: CheckContext, outputs: list[dict] | None = None) -> list[tu
         got, expected, widened = widened_floats(ctx, got, expected)
         c = compare_outputs(got, expected, ctx.manifest.tolerance.for_output)
         if widened:  # said under the output it concerns (the case's label is how localisation finds the case again)
-            outs = tuple(replace(o, note="; ".join(filter(None, (widened[o.name], o.note)))) if o.name in widened else o
-                         for o in c.outputs)
+            outs = tuple(
+                replace(o, note="; ".join(filter(None, (widened[o.name], o.note)))) if o.name in widened else o
+                for o in c.outputs
+            )
             c = replace(c, outputs=outs)
         if not c and (clipped := saturation_lines(case.inputs, expected, specs.inputs, specs.outputs)):
             c = replace(c, notes=tuple(clipped))
@@ -88,12 +90,21 @@ def run(ctx: CheckContext) -> CheckResult:
         return CheckResult.skip(NAME, f"no reference declared in {ctx.where} (reference.path)")
     start = time.monotonic()
     results = comparisons(ctx)
-    return verdict(ctx, results, check_s=time.monotonic() - start)  # localisation's default time cap is a multiple of it
+    return verdict(
+        ctx, results, check_s=time.monotonic() - start
+    )  # localisation's default time cap is a multiple of it
 
 
-def verdict(ctx: CheckContext, results: list[tuple[str, Comparison]], runtime: str = "", ran: str = "",
-            notes: list[str] | None = None, extra_figures: dict | None = None, ref: str | None = None,
-            check_s: float = 0.0) -> CheckResult:
+def verdict(
+    ctx: CheckContext,
+    results: list[tuple[str, Comparison]],
+    runtime: str = "",
+    ran: str = "",
+    notes: list[str] | None = None,
+    extra_figures: dict | None = None,
+    ref: str | None = None,
+    check_s: float = 0.0,
+) -> CheckResult:
     """The check's result from its comparisons; `runtime` and `ran` (what ran it, with its settings) name an item of
     `runtimes:` in the headline and each case line; `check_s`: how long the comparisons took."""
     figures = {m: worst(results, m) for m in METRICS}
@@ -106,10 +117,14 @@ def verdict(ctx: CheckContext, results: list[tuple[str, Comparison]], runtime: s
         for label, c in failed:
             lines.append(f"  case: {label}" + (f" (ran on {ran})" if ran else ""))
             lines += c.render()
-        lines.append(f"  limits come from the 'tolerance' of {ctx.where} or policy.yaml; raise them there only if the difference is expected")
+        lines.append(
+            f"  limits come from the 'tolerance' of {ctx.where} or policy.yaml; raise them there only if the difference is expected"
+        )
         if runtime:
-            lines.append(f"  or, if {runtime} is not a runtime this artifact ships to, leave it out of 'runtimes' in "
-                         f"{ctx.where} (with a comment that says why)")
+            lines.append(
+                f"  or, if {runtime} is not a runtime this artifact ships to, leave it out of 'runtimes' in "
+                f"{ctx.where} (with a comment that says why)"
+            )
         else:
             from model_checks.localize.gate import lines as localisation
 
@@ -118,14 +133,20 @@ def verdict(ctx: CheckContext, results: list[tuple[str, Comparison]], runtime: s
             figures.update(found)
         lines += notes or []
         n_out = sum(1 for _, c in failed for o in c.outputs if not o.ok) + sum(len(c.problems) for _, c in failed)
-        head = (f"{NAME}: {ctx.artifact.id}{on} differs from its reference {ref} "
-                f"({n_out} failure(s) in {len(failed)} of {len(results)} case(s))")
+        head = (
+            f"{NAME}: {ctx.artifact.id}{on} differs from its reference {ref} "
+            f"({n_out} failure(s) in {len(failed)} of {len(results)} case(s))"
+        )
         return CheckResult(NAME, False, head, tuple(lines), figures=figures)
     summary = ", ".join(f"{k} {v:.3g}" for k, v in figures.items() if v is not None and k in METRICS)
     how = f" ({how})" if (how := how_run(ctx)) and not runtime else ""
-    return CheckResult(NAME, True,
-                       f"{NAME}: {ctx.artifact.id}{on} matches {ref} over {len(results)} case(s): worst {summary}{how}",
-                       tuple(notes or ()), figures=figures)
+    return CheckResult(
+        NAME,
+        True,
+        f"{NAME}: {ctx.artifact.id}{on} matches {ref} over {len(results)} case(s): worst {summary}{how}",
+        tuple(notes or ()),
+        figures=figures,
+    )
 
 
 def on_runtime(ctx: CheckContext, runtime: str) -> CheckResult:
@@ -135,10 +156,17 @@ def on_runtime(ctx: CheckContext, runtime: str) -> CheckResult:
     try:
         return _on_runtime(ctx, runtime)
     except ModelChecksError as e:
-        return CheckResult(NAME, False, f"{NAME}: {ctx.artifact.id} on {runtime}: {e.what}",
-                           (*(f"  {line}" for line in str(e).splitlines()),
-                            f"  if {runtime} is not a runtime this artifact ships to, leave it out of 'runtimes' in "
-                            f"{ctx.where} (with a comment that says why)"), figures={"runtime": runtime})
+        return CheckResult(
+            NAME,
+            False,
+            f"{NAME}: {ctx.artifact.id} on {runtime}: {e.what}",
+            (
+                *(f"  {line}" for line in str(e).splitlines()),
+                f"  if {runtime} is not a runtime this artifact ships to, leave it out of 'runtimes' in "
+                f"{ctx.where} (with a comment that says why)",
+            ),
+            figures={"runtime": runtime},
+        )
 
 
 def _on_runtime(ctx: CheckContext, runtime: str) -> CheckResult:
@@ -149,8 +177,15 @@ def _on_runtime(ctx: CheckContext, runtime: str) -> CheckResult:
     rt = runtimes.RUNTIMES[runtime]
     cases = ctx.cases()
     if rt.provider is not None:
-        ran, outputs = ctx.pool.run_isolated(rt.backend, ctx.model_path, runtimes.provider_outputs, ctx.model_path,
-                                             ctx.artifact.root, rt.provider, [c.inputs for c in cases])
+        ran, outputs = ctx.pool.run_isolated(
+            rt.backend,
+            ctx.model_path,
+            runtimes.provider_outputs,
+            ctx.model_path,
+            ctx.artifact.root,
+            rt.provider,
+            [c.inputs for c in cases],
+        )
     else:
         runner = ctx.pool.runner(ctx.model_path, rt.backend, ctx.artifact.root)
         ran, outputs = runner.description or runtime, [runner.infer(c.inputs) for c in cases]
@@ -160,13 +195,15 @@ def _on_runtime(ctx: CheckContext, runtime: str) -> CheckResult:
     if ctx.reference_path is None:  # nothing to compare with but the runtime the artifact was made on
         ref = "onnxruntime's outputs (no reference.path: the same model on onnxruntime is the reference)"
         tol = ctx.manifest.tolerance.for_output
-        results = [(c.label, compare_outputs(out, b, tol))
-                   for c, out, b in zip(cases, outputs, base_outputs, strict=True)]
+        results = [
+            (c.label, compare_outputs(out, b, tol)) for c, out, b in zip(cases, outputs, base_outputs, strict=True)
+        ]
     else:
         results = comparisons(ctx, outputs)
     direct = [compare_outputs(out, b, lambda name: UNGATED) for out, b in zip(outputs, base_outputs, strict=True)]
-    between = {m: worst([("", c) for c in direct], m)
-               for m in ("rel_l2", "max_abs", "top1_agreement", "mismatch_fraction")}
+    between = {
+        m: worst([("", c) for c in direct], m) for m in ("rel_l2", "max_abs", "top1_agreement", "mismatch_fraction")
+    }
     said = ", ".join(f"{k} {v:.3g}" for k, v in between.items() if v is not None) or "nothing comparable"
     note = f"  {runtime} against onnxruntime, output by output over {len(cases)} case(s): worst {said}"
     # "runtime" routes these figures to the runtime's own cell in the reports (never over onnxruntime's)
@@ -183,5 +220,10 @@ def cell(status: str, figures: dict) -> str:
 
 # One item on the format's own runtime, and one per other runtime the manifest (or policy.yaml) declares for an ONNX
 # file, `test_equivalence[<id>-openvino]`, under the same reference, cases and tolerance.
-CHECK = Check(NAME, run, variants=lambda m: [None, *runtimes.declared(m)[1:]], cell=cell,
-              figures=(Figure("worst rel_l2", "rel_l2"), Figure("worst MAE", "mae")))
+CHECK = Check(
+    NAME,
+    run,
+    variants=lambda m: [None, *runtimes.declared(m)[1:]],
+    cell=cell,
+    figures=(Figure("worst rel_l2", "rel_l2"), Figure("worst MAE", "mae")),
+)

@@ -27,13 +27,19 @@ def run(ctx: CheckContext) -> CheckResult:
         actual = sha256_of(files)
         if actual.lower() != declared.lower():
             what = ctx.model_path.name + (f" with {len(files) - 1} external data file(s)" if len(files) > 1 else "")
-            problems.append(f"sha256: declared {declared} but {what} hashes to {actual}; the file changed after packaging, or update sha256 in {ctx.where}")
+            problems.append(
+                f"sha256: declared {declared} but {what} hashes to {actual}; the file changed after packaging, or update sha256 in {ctx.where}"
+            )
     opens(ctx, problems)
     runtime = runtime_package(ctx.fmt) or "its runtime"
     notes = [f"  {runtime} opens it all the same: the other checks run on it"] if problems else []
     return CheckResult.from_problems(
-        NAME, ctx.artifact.id, problems, notes=notes,
-        passed=f"{ctx.model_path.name} is a valid {ctx.fmt} model, opens in its runtime" + (", sha256 matches" if declared else ""),
+        NAME,
+        ctx.artifact.id,
+        problems,
+        notes=notes,
+        passed=f"{ctx.model_path.name} is a valid {ctx.fmt} model, opens in its runtime"
+        + (", sha256 matches" if declared else ""),
     )
 
 
@@ -49,8 +55,10 @@ def opens(ctx: CheckContext, problems: list[str]) -> None:
         if problems:
             verdict = [f"{checker} refuses it too:", *(f"  - {p}" for p in problems)]
         else:
-            verdict = [f"{checker} accepts it: the model is valid, but this runtime cannot run it (an op, a domain "
-                       "or a type it lacks: check the op against the runtime's version, or export without it)"]
+            verdict = [
+                f"{checker} accepts it: the model is valid, but this runtime cannot run it (an op, a domain "
+                "or a type it lacks: check the op against the runtime's version, or export without it)"
+            ]
         raise of_kind(ArtifactLoadError, "\n".join([str(e), *verdict])) from None
 
 

@@ -236,7 +236,9 @@ def _length_problems(ctx: CheckContext, specs: list, axis: str, holders: list) -
 
 def run(ctx: CheckContext) -> CheckResult:
     limits = ctx.manifest.limits
-    gated = [k for k in limits.declared if k not in ("max_accuracy_drop", "portable_to")]  # test_accuracy, test_portability gate those
+    gated = [
+        k for k in limits.declared if k not in ("max_accuracy_drop", "portable_to")
+    ]  # test_accuracy, test_portability gate those
     if not gated:
         return CheckResult.skip(NAME, f"no limits declared in {ctx.where} or policy.yaml")
     facts = ctx.facts()
@@ -247,29 +249,41 @@ def run(ctx: CheckContext) -> CheckResult:
         if facts.opset is None:
             problems.append(f"opset: a {facts.format} model has no ONNX opset to limit [{_src(ctx, 'opset')}]")
         elif (lo is not None and facts.opset < lo) or (hi is not None and facts.opset > hi):
-            problems.append(f"opset: the model imports opset {facts.opset}, outside [{lo if lo is not None else '-'}, {hi if hi is not None else '-'}] [{_src(ctx, 'opset')}]")
+            problems.append(
+                f"opset: the model imports opset {facts.opset}, outside [{lo if lo is not None else '-'}, {hi if hi is not None else '-'}] [{_src(ctx, 'opset')}]"
+            )
     if limits.max_size_mb is not None:
         mb = facts.size_bytes / 1e6
         if mb > limits.max_size_mb.value:
-            problems.append(f"max_size_mb: the model is {mb:.3f} MB, over {limits.max_size_mb.value:g} MB [{_src(ctx, 'max_size_mb')}]")
+            problems.append(
+                f"max_size_mb: the model is {mb:.3f} MB, over {limits.max_size_mb.value:g} MB [{_src(ctx, 'max_size_mb')}]"
+            )
     if limits.max_size_ratio is not None:
         if ctx.reference_kind != "model":
-            problems.append(f"max_size_ratio: needs a model as reference.path to compare sizes with [{_src(ctx, 'max_size_ratio')}]")
+            problems.append(
+                f"max_size_ratio: needs a model as reference.path to compare sizes with [{_src(ctx, 'max_size_ratio')}]"
+            )
         else:
             ref_size = ctx.reference_facts().size_bytes
             ratio = facts.size_bytes / ref_size
             figures["size_ratio"] = ratio
             if ratio > limits.max_size_ratio.value:
-                problems.append(f"max_size_ratio: the model is {ratio:.3f} times its reference's size ({facts.size_bytes} vs {ref_size} bytes), "
-                                f"over {limits.max_size_ratio.value:g} [{_src(ctx, 'max_size_ratio')}]")
+                problems.append(
+                    f"max_size_ratio: the model is {ratio:.3f} times its reference's size ({facts.size_bytes} vs {ref_size} bytes), "
+                    f"over {limits.max_size_ratio.value:g} [{_src(ctx, 'max_size_ratio')}]"
+                )
     if limits.allowed_ops is not None:
         allowed = set(limits.allowed_ops)
         extra = {op: n for op, n in sorted(facts.ops.items()) if op not in allowed}
         if extra:
-            problems.append(f"allowed_ops: the model uses ops outside the list: {', '.join(f'{op} (x{n})' for op, n in extra.items())} [{_src(ctx, 'allowed_ops')}]")
+            problems.append(
+                f"allowed_ops: the model uses ops outside the list: {', '.join(f'{op} (x{n})' for op, n in extra.items())} [{_src(ctx, 'allowed_ops')}]"
+            )
     for axis in limits.dynamic_axes:
         problems += dynamic_axis_problems(ctx, axis)
-    return CheckResult.from_problems(NAME, ctx.artifact.id, problems, passed=f"{', '.join(gated)} hold", figures=figures)
+    return CheckResult.from_problems(
+        NAME, ctx.artifact.id, problems, passed=f"{', '.join(gated)} hold", figures=figures
+    )
 
 
 CHECK = Check(NAME, run)

@@ -15,7 +15,12 @@ def run(ctx: CheckContext) -> CheckResult:
     """The schema, and that every file the manifest's `file` and `reference.path` name is there."""
     artifact = ctx.artifact
     if artifact.error:
-        return CheckResult("manifest", False, f"manifest: {artifact.rel_dir}/metadata.yaml is invalid", tuple("  " + line for line in artifact.error.splitlines()))
+        return CheckResult(
+            "manifest",
+            False,
+            f"manifest: {artifact.rel_dir}/metadata.yaml is invalid",
+            tuple("  " + line for line in artifact.error.splitlines()),
+        )
     problems = []
     for key in ("file", "reference.path"):
         try:
@@ -24,8 +29,10 @@ def run(ctx: CheckContext) -> CheckResult:
             problems.append(str(e))
             continue
         if p is not None and not (p.exists() or p.is_symlink()):
-            problems.append(f"{key}: {artifact.manifest.get(key)} does not exist in {artifact.rel_dir}/ "
-                            f"(fix the path in {artifact.rel_dir}/metadata.yaml or add the file)")
+            problems.append(
+                f"{key}: {artifact.manifest.get(key)} does not exist in {artifact.rel_dir}/ "
+                f"(fix the path in {artifact.rel_dir}/metadata.yaml or add the file)"
+            )
     if problems:
         return CheckResult.from_problems("manifest", f"{artifact.rel_dir}/metadata.yaml", problems, "")
     return CheckResult("manifest", True, f"manifest: {artifact.id} follows schema 1")

@@ -18,11 +18,38 @@ NAME = "metadata"
 
 # Producer steps that name what was done but leave nothing the graph can show.
 PRODUCER_STEPS = {
-    "quantize_dynamic", "quantize_static", "quantize_qdq", "quant_pre_process", "fp16", "convert_float_to_float16",
-    "keep_io_types", "per_channel", "torch_dynamic_quantization", "trace", "script", "tf2onnx", "skl2onnx", "zipmap", "no_zipmap", "torch.export", "ort_optimize",
+    "quantize_dynamic",
+    "quantize_static",
+    "quantize_qdq",
+    "quant_pre_process",
+    "fp16",
+    "convert_float_to_float16",
+    "keep_io_types",
+    "per_channel",
+    "torch_dynamic_quantization",
+    "trace",
+    "script",
+    "tf2onnx",
+    "skl2onnx",
+    "zipmap",
+    "no_zipmap",
+    "torch.export",
+    "ort_optimize",
     # model-checks quantize: the CPU family its settings are for, 7-bit weights, and the repairs made to its source
-    "target_portable", "target_x86_avx2", "target_x86_vnni", "target_arm64", "reduce_range", "constants_to_initializers", "opset_upgrade",
-    "tflite_converter", "float16", "dynamic_range", "full_integer", "qat", "int8_io", "uint8_io",
+    "target_portable",
+    "target_x86_avx2",
+    "target_x86_vnni",
+    "target_arm64",
+    "reduce_range",
+    "constants_to_initializers",
+    "opset_upgrade",
+    "tflite_converter",
+    "float16",
+    "dynamic_range",
+    "full_integer",
+    "qat",
+    "int8_io",
+    "uint8_io",
 }
 
 
@@ -63,11 +90,16 @@ def dims_problems(side: str, decl: TensorSpec, actual: TensorSpec) -> list[str]:
         out.append(f"{where}: declared dtype {decl.dtype}, the model has {actual.dtype}")
     if decl.shape is not None and actual.shape is not None:
         if len(decl.shape) != len(actual.shape):
-            out.append(f"{where}: declared rank {len(decl.shape)} {list(decl.shape)}, the model has rank {len(actual.shape)} {list(actual.shape)}")
+            out.append(
+                f"{where}: declared rank {len(decl.shape)} {list(decl.shape)}, the model has rank {len(actual.shape)} {list(actual.shape)}"
+            )
         else:
             for i, (d, a) in enumerate(zip(decl.shape, actual.shape)):
                 if isinstance(d, int) and d != a:
-                    out.append(f"{where}: dim {i} declared {d}, the model has {a!r}" + (" (dynamic)" if isinstance(a, str) else ""))
+                    out.append(
+                        f"{where}: dim {i} declared {d}, the model has {a!r}"
+                        + (" (dynamic)" if isinstance(a, str) else "")
+                    )
                 elif isinstance(d, str) and isinstance(a, int) and a > 0:
                     out.append(f"{where}: dim {i} declared dynamic '{d}', but the model fixes it to {a}")
     return out
@@ -112,7 +144,9 @@ def claim_problems(ctx: CheckContext, facts: ModelFacts) -> list[str]:
     per_output = (m.get("tolerance") or {}).get("per_output") or {}
     unknown = [n for n in per_output if n not in {o.name for o in facts.outputs}]
     if unknown:
-        problems.append(f"tolerance.per_output: {', '.join(unknown)} is not an output of the model ({', '.join(o.name for o in facts.outputs)})")
+        problems.append(
+            f"tolerance.per_output: {', '.join(unknown)} is not an output of the model ({', '.join(o.name for o in facts.outputs)})"
+        )
     return problems
 
 
@@ -133,19 +167,33 @@ def optimization_problems(claimed: tuple[str, ...], facts: ModelFacts) -> list[s
                 problems.append(f"optimization: claims {name}, but {what}: {shown}")
         elif name not in known:
             near = difflib.get_close_matches(name, sorted(known), n=1)
-            problems.append(f"optimization: {name!r} is not an onnxoptimizer pass or producer step" + (f"; did you mean {near[0]!r}?" if near else ""))
+            problems.append(
+                f"optimization: {name!r} is not an onnxoptimizer pass or producer step"
+                + (f"; did you mean {near[0]!r}?" if near else "")
+            )
     return problems
 
 
 def run(ctx: CheckContext) -> CheckResult:
     facts = ctx.facts()
     problems = claim_problems(ctx, facts)
-    checked = [k for k in ("opset", "precision", "runtime", "inputs", "outputs", "optimization") if ctx.manifest.get(k) is not None]
+    checked = [
+        k
+        for k in ("opset", "precision", "runtime", "inputs", "outputs", "optimization")
+        if ctx.manifest.get(k) is not None
+    ]
     return CheckResult.from_problems(
-        NAME, ctx.artifact.id, [f"{p}   [{ctx.where}]" for p in problems],
-        passed=f"{', '.join(checked) or 'no claims'} match the model" + ("" if checked else " (declare opset, precision, inputs... to check them)"),
+        NAME,
+        ctx.artifact.id,
+        [f"{p}   [{ctx.where}]" for p in problems],
+        passed=f"{', '.join(checked) or 'no claims'} match the model"
+        + ("" if checked else " (declare opset, precision, inputs... to check them)"),
         figures={"precision": facts.precision, "opset": facts.opset, "size_mb": facts.size_bytes / 1e6},
     )
 
 
-CHECK = Check(NAME, run, figures=(Figure("precision", "precision"), Figure("opset", "opset"), Figure("size (MB)", "size_mb", ".3f")))
+CHECK = Check(
+    NAME,
+    run,
+    figures=(Figure("precision", "precision"), Figure("opset", "opset"), Figure("size (MB)", "size_mb", ".3f")),
+)

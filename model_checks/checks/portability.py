@@ -150,7 +150,11 @@ def measured(ctx: CheckContext, machine: Machine, risky: list[dict]) -> tuple[li
     )
     if all(between) or all(default):
         return [], [line], figures
-    names = _kernels_text(risky) if risky else "no kernel with a weight pair that can leave int16 (same-signed pair summing past 128 in magnitude) (check the activations' range)"
+    names = (
+        _kernels_text(risky)
+        if risky
+        else "no kernel with a weight pair that can leave int16 (same-signed pair summing past 128 in magnitude) (check the activations' range)"
+    )
     return (
         [
             f"this CPU's int8 kernels saturate: {printable(machine.cpu)} ({' '.join(machine.isa) or 'no VNNI'}) gives "
@@ -201,5 +205,9 @@ def run(ctx: CheckContext) -> CheckResult:
 
 # ONNX models that declare integer precision (test_metadata holds the graph to it); its verdict depends on the
 # machine's integer kernels, so the machine travels with it
-CHECK = Check(NAME, run, applies=lambda m: m.format == "onnx" and m.get("precision") in ("int8", "uint8", "mixed"),
-              machine_dependent=True)
+CHECK = Check(
+    NAME,
+    run,
+    applies=lambda m: m.format == "onnx" and m.get("precision") in ("int8", "uint8", "mixed"),
+    machine_dependent=True,
+)

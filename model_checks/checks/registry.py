@@ -54,7 +54,9 @@ class Check:
 
     def __post_init__(self) -> None:
         if self.blocking not in ("failure", "model", "never"):
-            raise ValueError(f"check {self.name!r}: blocking is {self.blocking!r}; it must be 'failure', 'model' or 'never'")
+            raise ValueError(
+                f"check {self.name!r}: blocking is {self.blocking!r}; it must be 'failure', 'model' or 'never'"
+            )
 
     @property
     def header(self) -> str:

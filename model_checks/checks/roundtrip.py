@@ -41,17 +41,33 @@ def run(ctx: CheckContext) -> CheckResult:
     got = ctx.pool.run_confined(ctx.model_path, converted_outputs, ctx.model_path, ctx.artifact.root, feeds)
     if isinstance(got, str):
         return CheckResult.skip(NAME, f"{ctx.artifact.id} does not convert to PyTorch: {got}")
-    results = [(c.label, compare_outputs(out, runner.infer(c.inputs), ctx.manifest.tolerance.for_output)) for c, out in zip(cases, got)]
+    results = [
+        (c.label, compare_outputs(out, runner.infer(c.inputs), ctx.manifest.tolerance.for_output))
+        for c, out in zip(cases, got)
+    ]
     figures = {"roundtrip_max_abs": max((v for _, c in results if (v := c.worst("max_abs")) is not None), default=None)}
     failed = [(label, c) for label, c in results if not c]
     if failed:
         lines = [line for label, c in failed for line in (f"  case: {label}", *c.render())]
-        lines.append(f"  limits come from the 'tolerance' of {ctx.where}; the converter is onnx2torch: "
-                     "a difference here is a conversion bug, or drop roundtrip: [torch]")
-        return CheckResult(NAME, False, f"{NAME}: {ctx.artifact.id} converted to PyTorch differs from the ONNX model "
-                           f"({len(failed)} of {len(results)} case(s))", tuple(lines), figures=figures)
-    return CheckResult(NAME, True, f"{NAME}: {ctx.artifact.id} converted to PyTorch matches the ONNX model over {len(results)} case(s): "
-                       f"max_abs {figures['roundtrip_max_abs']:.3g}", figures=figures)
+        lines.append(
+            f"  limits come from the 'tolerance' of {ctx.where}; the converter is onnx2torch: "
+            "a difference here is a conversion bug, or drop roundtrip: [torch]"
+        )
+        return CheckResult(
+            NAME,
+            False,
+            f"{NAME}: {ctx.artifact.id} converted to PyTorch differs from the ONNX model "
+            f"({len(failed)} of {len(results)} case(s))",
+            tuple(lines),
+            figures=figures,
+        )
+    return CheckResult(
+        NAME,
+        True,
+        f"{NAME}: {ctx.artifact.id} converted to PyTorch matches the ONNX model over {len(results)} case(s): "
+        f"max_abs {figures['roundtrip_max_abs']:.3g}",
+        figures=figures,
+    )
 
 
 # collected only where the manifest opts in (`roundtrip: [torch]`)

@@ -18,12 +18,26 @@ def run(ctx: CheckContext) -> CheckResult:
     from model_checks.tfmot.artifact import prune_report, verdict
     from model_checks.tfmot.prune import TARGET_SPARSITY
 
-    report = ctx.pool.run_isolated(ctx.fmt, ctx.model_path, prune_report,
-                                   ctx.model_path, ctx.fmt, m.inputs, ctx.pool.trust_code, seed_for(ctx.artifact.id),
-                                   m.get("tfmot.target_sparsity", TARGET_SPARSITY), tuple(m.get("tfmot.skip_layers") or ()))
-    return verdict(NAME, ctx.artifact.id, report, "pruning does not apply",
-                   f"the target and skipped layers come from tfmot.target_sparsity and tfmot.skip_layers in {ctx.where}",
-                   {"tfmot_min_sparsity": min(report.sparsity.values()) if report.sparsity else None})
+    report = ctx.pool.run_isolated(
+        ctx.fmt,
+        ctx.model_path,
+        prune_report,
+        ctx.model_path,
+        ctx.fmt,
+        m.inputs,
+        ctx.pool.trust_code,
+        seed_for(ctx.artifact.id),
+        m.get("tfmot.target_sparsity", TARGET_SPARSITY),
+        tuple(m.get("tfmot.skip_layers") or ()),
+    )
+    return verdict(
+        NAME,
+        ctx.artifact.id,
+        report,
+        "pruning does not apply",
+        f"the target and skipped layers come from tfmot.target_sparsity and tfmot.skip_layers in {ctx.where}",
+        {"tfmot_min_sparsity": min(report.sparsity.values()) if report.sparsity else None},
+    )
 
 
 # collected only for Keras artifacts whose manifest asks for it (`tfmot: {prune: true}`)

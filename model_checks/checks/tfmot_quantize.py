@@ -17,11 +17,24 @@ def run(ctx: CheckContext) -> CheckResult:
         return CheckResult.skip(NAME, f"tfmot.quantize is not set in {ctx.where}")
     from model_checks.tfmot.artifact import quantize_report, verdict
 
-    report = ctx.pool.run_isolated(ctx.fmt, ctx.model_path, quantize_report,
-                                   ctx.model_path, ctx.fmt, ctx.manifest.inputs, ctx.pool.trust_code, seed_for(ctx.artifact.id))
-    result = verdict(NAME, ctx.artifact.id, report, "quantization-aware training does not apply",
-                     f"{ctx.where} declares tfmot.quantize: true; set it false if QAT is not planned for this model",
-                     {"tfmot_quantize_rel_l2": report.rel_l2})
+    report = ctx.pool.run_isolated(
+        ctx.fmt,
+        ctx.model_path,
+        quantize_report,
+        ctx.model_path,
+        ctx.fmt,
+        ctx.manifest.inputs,
+        ctx.pool.trust_code,
+        seed_for(ctx.artifact.id),
+    )
+    result = verdict(
+        NAME,
+        ctx.artifact.id,
+        report,
+        "quantization-aware training does not apply",
+        f"{ctx.where} declares tfmot.quantize: true; set it false if QAT is not planned for this model",
+        {"tfmot_quantize_rel_l2": report.rel_l2},
+    )
     if not result or not ctx.manifest.get("tfmot.tflite"):
         return result
     return with_tflite(ctx, result)

@@ -20,7 +20,9 @@ class ShardPlan:
         return f"{self.index}/{self.count}"
 
 
-def plan(roots: list[Path], count: int | None = None, durations_file: Path | None = None, rootdir: Path | None = None) -> list[ShardPlan]:
+def plan(
+    roots: list[Path], count: int | None = None, durations_file: Path | None = None, rootdir: Path | None = None
+) -> list[ShardPlan]:
     """The shards of the artifacts under `roots`, as `--model-checks-shard K/N` deals them (the same groups and
     weights, so each task's gate picks exactly its plan's artifacts). `count`: how many (default: one per group)."""
     from model_checks.checks.budgets.spec import CHECK_KEYS, devices_for
@@ -32,7 +34,9 @@ def plan(roots: list[Path], count: int | None = None, durations_file: Path | Non
     n = max(1, min(count or len(found), len(found)))
     by_id = {a.id: a for a in gs.artifacts}
     out = []
-    for k, shard in enumerate(deal(found, n, weights(found, read_durations(durations_file) if durations_file else None)), 1):
+    for k, shard in enumerate(
+        deal(found, n, weights(found, read_durations(durations_file) if durations_file else None)), 1
+    ):
         ids = tuple(i for g in shard for i in g.ids)
         devices = {d for i in ids for c in CHECK_KEYS for d in devices_for(by_id[i].manifest, c)}
         out.append(ShardPlan(k, n, ids, "gpu" in devices, "cpu" in devices))

@@ -56,8 +56,12 @@ def start(address: str | None, local_cpus: int | None = None) -> Any:
     return ray
 
 
-def run_shards(ray: Any, plans: list[ShardPlan], job: Callable[[ShardPlan], ShardJob],
-               body: Callable[[ShardJob], dict] = gate_shard) -> list[ShardOutcome]:
+def run_shards(
+    ray: Any,
+    plans: list[ShardPlan],
+    job: Callable[[ShardPlan], ShardJob],
+    body: Callable[[ShardJob], dict] = gate_shard,
+) -> list[ShardOutcome]:
     """Run every plan's job as a Ray task and wait for all; a task that fails twice (its worker or node died, or
     `body` raised) is lost, with the reason."""
     task = ray.remote(max_retries=RETRIES, retry_exceptions=False)(body)

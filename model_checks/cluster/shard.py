@@ -29,11 +29,30 @@ class ShardJob:
 def gate_shard(job: ShardJob) -> dict:
     """Run the gate on `job`'s shard; {"rc", "files": {name: text}, "output": its last lines}."""
     with tempfile.TemporaryDirectory(prefix="model-checks-shard-") as tmp:
-        cmd = [sys.executable, "-m", "pytest", *(a for r in job.roots for a in ("--model-checks", r)),
-               "--model-checks-shard", f"{job.shard[0]}/{job.shard[1]}", "--junitxml", str(Path(tmp, "junit.xml")),
-               "--model-checks-summary", str(Path(tmp, "summary.md")), "-p", "no:cacheprovider",
-               *(("--model-checks-shard-weights", job.weights) if job.weights else ()), *job.pytest_args]
-        proc = subprocess.run(cmd, cwd=job.cwd, env={**os.environ, **job.env}, capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, check=False)
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            *(a for r in job.roots for a in ("--model-checks", r)),
+            "--model-checks-shard",
+            f"{job.shard[0]}/{job.shard[1]}",
+            "--junitxml",
+            str(Path(tmp, "junit.xml")),
+            "--model-checks-summary",
+            str(Path(tmp, "summary.md")),
+            "-p",
+            "no:cacheprovider",
+            *(("--model-checks-shard-weights", job.weights) if job.weights else ()),
+            *job.pytest_args,
+        ]
+        proc = subprocess.run(
+            cmd,
+            cwd=job.cwd,
+            env={**os.environ, **job.env},
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
         files = {name: Path(tmp, name).read_text(encoding="utf-8") for name in REPORTS if Path(tmp, name).is_file()}
     return {"rc": proc.returncode, "files": files, "output": (proc.stdout + proc.stderr)[-TAIL:]}

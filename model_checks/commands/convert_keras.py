@@ -18,11 +18,25 @@ EXTRAS = "keras,producers"  # the extras it needs beyond the base install, named
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", type=existing_file(".keras", ".h5"), metavar="MODEL", help="the Keras model (.keras, or .h5)")
+    p.add_argument(
+        "model", type=existing_file(".keras", ".h5"), metavar="MODEL", help="the Keras model (.keras, or .h5)"
+    )
     p.add_argument("--out", required=True, type=Path, metavar="FILE", help="where to write the ONNX model (required)")
-    p.add_argument("--variant", choices=("fp32", "fp16", "uint8", "int8"), default="fp32", help="what to make (default: fp32)")
-    p.add_argument("--calibration", type=existing_file(".npz"), metavar="NPZ", help="calibration inputs; required for --variant int8")
-    p.add_argument("--samples", type=existing_file(".npz"), metavar="NPZ", help="inputs to check the conversion on (default: seeded)")
+    p.add_argument(
+        "--variant", choices=("fp32", "fp16", "uint8", "int8"), default="fp32", help="what to make (default: fp32)"
+    )
+    p.add_argument(
+        "--calibration",
+        type=existing_file(".npz"),
+        metavar="NPZ",
+        help="calibration inputs; required for --variant int8",
+    )
+    p.add_argument(
+        "--samples",
+        type=existing_file(".npz"),
+        metavar="NPZ",
+        help="inputs to check the conversion on (default: seeded)",
+    )
     p.add_argument("--opset", type=positive_int, default=17, metavar="N", help="ONNX opset (default: 17)")
 
 
@@ -34,5 +48,9 @@ def run(args: argparse.Namespace) -> int:
     if args.variant == "int8" and args.calibration is None:
         raise ProducerError("--calibration: --variant int8 is calibrated on real inputs; pass an .npz of them")
     samples = load_array(args.samples, "--samples") if args.samples else None
-    print(convert_keras(args.model, args.out, args.variant, samples=samples, calibration=args.calibration, opset=args.opset))
+    print(
+        convert_keras(
+            args.model, args.out, args.variant, samples=samples, calibration=args.calibration, opset=args.opset
+        )
+    )
     return 0

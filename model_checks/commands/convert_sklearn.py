@@ -17,11 +17,25 @@ from model_checks.core.argtypes import existing_file, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", type=existing_file(".joblib", ".pkl", ".pickle"), metavar="MODEL", help="the fitted estimator, saved with joblib.dump")
+    p.add_argument(
+        "model",
+        type=existing_file(".joblib", ".pkl", ".pickle"),
+        metavar="MODEL",
+        help="the fitted estimator, saved with joblib.dump",
+    )
     p.add_argument("--out", required=True, type=Path, metavar="FILE", help="where to write the ONNX model (required)")
-    p.add_argument("--samples", required=True, type=existing_file(".npz"), metavar="NPZ",
-                   help="rows of features to check the conversion on (one array, or one named 'input'; required)")
-    p.add_argument("--no-zipmap", action="store_true", help="probabilities as a [batch, classes] tensor instead of a sequence of maps (default: ZipMap, as skl2onnx does)")
+    p.add_argument(
+        "--samples",
+        required=True,
+        type=existing_file(".npz"),
+        metavar="NPZ",
+        help="rows of features to check the conversion on (one array, or one named 'input'; required)",
+    )
+    p.add_argument(
+        "--no-zipmap",
+        action="store_true",
+        help="probabilities as a [batch, classes] tensor instead of a sequence of maps (default: ZipMap, as skl2onnx does)",
+    )
     p.add_argument("--opset", type=positive_int, default=17, metavar="N", help="ONNX opset (default: 17)")
 
 

@@ -20,8 +20,18 @@ EXTRAS = "producers"  # the extras it needs beyond the base install, named in --
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=existing_file(".onnx"), metavar="MODEL", help="the fp32 ONNX model")
     p.add_argument("--out", required=True, type=Path, metavar="FILE", help="where to write the fp16 model (required)")
-    p.add_argument("--keep-io-types", action=argparse.BooleanOptionalAction, default=True, help="keep fp32 inputs and outputs (default: on)")
-    p.add_argument("--samples", type=existing_file(".npz"), metavar="NPZ", help="inputs to compare on, arrays named by input (default: seeded)")
+    p.add_argument(
+        "--keep-io-types",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep fp32 inputs and outputs (default: on)",
+    )
+    p.add_argument(
+        "--samples",
+        type=existing_file(".npz"),
+        metavar="NPZ",
+        help="inputs to compare on, arrays named by input (default: seeded)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,13 +18,45 @@ from model_checks.core.argtypes import positive_number
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("url", metavar="URL", help="an infer URL (…/v2/models/NAME/infer) or a base URL on loopback")
-    p.add_argument("--rate", type=positive_number(float, "requests/s"), required=True, metavar="R", help="open-loop arrival rate, requests/s")
-    p.add_argument("--duration", type=positive_number(float, "seconds"), required=True, metavar="S", help="wall-time cap of the load phase, s")
-    p.add_argument("--body-from", type=Path, required=True, metavar="ARTIFACT_DIR", help="request bodies from this artifact's samples")
-    p.add_argument("--requests", type=positive_number(int, "requests"), default=None, metavar="N", help="request cap. Default: rate x duration")
-    p.add_argument("--arrivals", choices=("constant", "poisson"), default="constant", help="arrival process. Default: constant")
+    p.add_argument(
+        "--rate",
+        type=positive_number(float, "requests/s"),
+        required=True,
+        metavar="R",
+        help="open-loop arrival rate, requests/s",
+    )
+    p.add_argument(
+        "--duration",
+        type=positive_number(float, "seconds"),
+        required=True,
+        metavar="S",
+        help="wall-time cap of the load phase, s",
+    )
+    p.add_argument(
+        "--body-from",
+        type=Path,
+        required=True,
+        metavar="ARTIFACT_DIR",
+        help="request bodies from this artifact's samples",
+    )
+    p.add_argument(
+        "--requests",
+        type=positive_number(int, "requests"),
+        default=None,
+        metavar="N",
+        help="request cap. Default: rate x duration",
+    )
+    p.add_argument(
+        "--arrivals", choices=("constant", "poisson"), default="constant", help="arrival process. Default: constant"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of Poisson arrivals. Default: 0")
-    p.add_argument("--timeout", type=positive_number(float, "seconds"), default=5.0, metavar="S", help="per-request timeout. Default: 5")
+    p.add_argument(
+        "--timeout",
+        type=positive_number(float, "seconds"),
+        default=5.0,
+        metavar="S",
+        help="per-request timeout. Default: 5",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table. Default: off")
 
 
@@ -49,16 +81,28 @@ def run(args: argparse.Namespace) -> int:
     if not path.endswith("/infer"):
         url = f"{url}/v2/models/{art.manifest.model_name}/infer"  # type: ignore[union-attr]
     n = args.requests or max(1, int(args.rate * args.duration))
-    result = open_loop(Target(url, request_bodies(art)), args.rate, n, args.duration, args.arrivals, args.seed, args.timeout,
-                       progress=None if args.json else _progress(n))
+    result = open_loop(
+        Target(url, request_bodies(art)),
+        args.rate,
+        n,
+        args.duration,
+        args.arrivals,
+        args.seed,
+        args.timeout,
+        progress=None if args.json else _progress(n),
+    )
     if args.json:
         print(json.dumps({"url": url, **result.as_dict()}))
     else:
         sys.stderr.write("\n")
         lat = result.latencies_ms
-        rows = [("target rate", f"{args.rate:g} req/s ({args.arrivals})"), ("achieved rate", f"{result.achieved_rate:.1f} req/s"),
-                ("sent / ok / errors", f"{result.sent} / {result.ok} / {result.errors}"), ("stopped by", result.stopped_by),
-                *((f"latency {k}", "-" if v is None else f"{v:.2f} ms") for k, v in lat.items())]
+        rows = [
+            ("target rate", f"{args.rate:g} req/s ({args.arrivals})"),
+            ("achieved rate", f"{result.achieved_rate:.1f} req/s"),
+            ("sent / ok / errors", f"{result.sent} / {result.ok} / {result.errors}"),
+            ("stopped by", result.stopped_by),
+            *((f"latency {k}", "-" if v is None else f"{v:.2f} ms") for k, v in lat.items()),
+        ]
         print(f"loadtest {url}")
         for k, v in rows:
             print(f"  {k:<20} {v}")

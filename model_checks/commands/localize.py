@@ -22,12 +22,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from model_checks.localize.runner import DEFAULT_MEMORY_CAP_MB, DEFAULT_TIME_CAP_S
 
     p.add_argument("artifact", type=existing_dir, metavar="ARTIFACT_DIR", help="a directory with metadata.yaml")
-    p.add_argument("--root", type=existing_dir, default=None, metavar="DIR",
-                   help="the artifacts root every path must stay inside (default: the artifact's parent)")
+    p.add_argument(
+        "--root",
+        type=existing_dir,
+        default=None,
+        metavar="DIR",
+        help="the artifacts root every path must stay inside (default: the artifact's parent)",
+    )
     p.add_argument("--json", action="store_true", help="print the table as JSON (default: text)")
-    p.add_argument("--time-cap", type=positive_number(float, "seconds"), default=DEFAULT_TIME_CAP_S, metavar="S", help=f"stop measuring after S seconds (default: {DEFAULT_TIME_CAP_S:g})")
-    p.add_argument("--memory-cap", type=positive_number(int, "MiB"), default=DEFAULT_MEMORY_CAP_MB, metavar="MIB",
-                   help=f"intermediate tensors alive at once, both models together (default: {DEFAULT_MEMORY_CAP_MB})")
+    p.add_argument(
+        "--time-cap",
+        type=positive_number(float, "seconds"),
+        default=DEFAULT_TIME_CAP_S,
+        metavar="S",
+        help=f"stop measuring after S seconds (default: {DEFAULT_TIME_CAP_S:g})",
+    )
+    p.add_argument(
+        "--memory-cap",
+        type=positive_number(int, "MiB"),
+        default=DEFAULT_MEMORY_CAP_MB,
+        metavar="MIB",
+        help=f"intermediate tensors alive at once, both models together (default: {DEFAULT_MEMORY_CAP_MB})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
     with ModelPool(isolation=Limits()) as pool:
         ctx = CheckContext(art, pool)
         if ctx.reference_path is None or not applies(ctx):
-            raise SystemExit(f"model-checks localize: error: {printable(str(art.rel_dir))}: needs an ONNX artifact "
-                             f"whose reference.path is an ONNX model")
+            raise SystemExit(
+                f"model-checks localize: error: {printable(str(art.rel_dir))}: needs an ONNX artifact "
+                f"whose reference.path is an ONNX model"
+            )
         start = time.monotonic()
         results = comparisons(ctx)
         check_s = time.monotonic() - start

@@ -25,11 +25,27 @@ EXTRAS = "merge"  # the extras it needs beyond the base install, named in --help
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="one shard's output folder (junit.xml, summary.md, summary.json)")
-    p.add_argument("-o", "--out", type=Path, required=True, metavar="OUT",
-                   help="where to write junit.xml, summary.md, summary.json (and nightly.md/.html when the shards wrote one)")
-    p.add_argument("--benchmark-storage", default=None, metavar="DIR",
-                   help="pytest-benchmark's storage, for the nightly report's trends. Default: pytest-benchmark's (.benchmarks)")
+    p.add_argument(
+        "dirs",
+        nargs="+",
+        type=Path,
+        metavar="DIR",
+        help="one shard's output folder (junit.xml, summary.md, summary.json)",
+    )
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        required=True,
+        metavar="OUT",
+        help="where to write junit.xml, summary.md, summary.json (and nightly.md/.html when the shards wrote one)",
+    )
+    p.add_argument(
+        "--benchmark-storage",
+        default=None,
+        metavar="DIR",
+        help="pytest-benchmark's storage, for the nightly report's trends. Default: pytest-benchmark's (.benchmarks)",
+    )
 
 
 @dataclass(frozen=True)
@@ -62,14 +78,20 @@ def read_shards(dirs: list[Path], lost: tuple[Lost, ...] = ()) -> list[Shard]:
         p = d / "summary.json"
         for need in (d / "junit.xml", p):
             if not os.path.lexists(need):
-                raise ModelChecksError(f"{need}: missing; run each shard with --junitxml {d}/junit.xml "
-                                       f"--model-checks-summary {d}/summary.md --model-checks-shard K/N")
+                raise ModelChecksError(
+                    f"{need}: missing; run each shard with --junitxml {d}/junit.xml "
+                    f"--model-checks-summary {d}/summary.md --model-checks-shard K/N"
+                )
         shards.append(Shard(d, read_record(p, RECORD_SCHEMA)))
-    counts = {tuple(s.record["shard"])[1] if s.record.get("shard") else None for s in shards} | {x.shard[1] for x in lost}
+    counts = {tuple(s.record["shard"])[1] if s.record.get("shard") else None for s in shards} | {
+        x.shard[1] for x in lost
+    }
     if len(counts) != 1 or None in counts:
         got = ", ".join(f"{s.directory}: {s.label}" for s in shards)
-        raise ModelChecksError(f"the folders are not shards of one run ({got}); every shard must be run with "
-                               "--model-checks-shard K/N with the same N")
+        raise ModelChecksError(
+            f"the folders are not shards of one run ({got}); every shard must be run with "
+            "--model-checks-shard K/N with the same N"
+        )
     (n,) = counts
     seen: dict[int, Path] = {x.shard[0]: Path(f"(lost: {x.reason})") for x in lost}
     for s in shards:
@@ -80,20 +102,26 @@ def read_shards(dirs: list[Path], lost: tuple[Lost, ...] = ()) -> list[Shard]:
     if n - len(seen) > 0:
         missing = [f"{k}/{n}" for k in range(1, min(n, len(seen) + 10) + 1) if k not in seen][:5]
         more = f" and {n - len(seen) - len(missing)} more" if n - len(seen) > len(missing) else ""
-        raise ModelChecksError(f"shard(s) {', '.join(missing)}{more} missing: only {len(seen)} of {n} given "
-                               f"({', '.join(f'{s.label} in {s.directory}' for s in sorted(shards, key=lambda s: s.record['shard'][0]))}); "
-                               "a lost CI job must be rerun, or its artifacts are reported as checked when they were not")
+        raise ModelChecksError(
+            f"shard(s) {', '.join(missing)}{more} missing: only {len(seen)} of {n} given "
+            f"({', '.join(f'{s.label} in {s.directory}' for s in sorted(shards, key=lambda s: s.record['shard'][0]))}); "
+            "a lost CI job must be rerun, or its artifacts are reported as checked when they were not"
+        )
     owner: dict[str, Shard] = {}
     twice = []
     for s in shards:
         for aid in s.record.get("artifacts", []):
             if aid in owner:
-                twice.append(f"{aid} (shard {owner[aid].label} in {owner[aid].directory} and {s.label} in {s.directory})")
+                twice.append(
+                    f"{aid} (shard {owner[aid].label} in {owner[aid].directory} and {s.label} in {s.directory})"
+                )
             owner.setdefault(aid, s)
     if twice:
-        raise ModelChecksError(f"{len(twice)} artifact(s) gated twice: {'; '.join(twice[:5])}{' ...' if len(twice) > 5 else ''}; "
-                               "the shards come from different trees or different --model-checks-shard-weights: "
-                               "run every shard on the same checkout with the same options")
+        raise ModelChecksError(
+            f"{len(twice)} artifact(s) gated twice: {'; '.join(twice[:5])}{' ...' if len(twice) > 5 else ''}; "
+            "the shards come from different trees or different --model-checks-shard-weights: "
+            "run every shard on the same checkout with the same options"
+        )
     return sorted(shards, key=lambda s: s.record["shard"][0])
 
 
@@ -107,7 +135,7 @@ def merged_junit(files: list[Path], lost: tuple[Lost, ...] = (), texts: list[byt
     suite = jp.TestSuite("pytest")
     for n, f in enumerate(files):
         xml = jp.JUnitXml.fromstring(texts[n] if texts is not None else read_junit(f))
-        for s in (xml if isinstance(xml, jp.JUnitXml) else [xml]):
+        for s in xml if isinstance(xml, jp.JUnitXml) else [xml]:
             for case in s:
                 suite.append(case)  # add_testcase recounts the whole suite on every call: quadratic in testcases
     for x in lost:
@@ -123,12 +151,16 @@ def merged_junit(files: list[Path], lost: tuple[Lost, ...] = (), texts: list[byt
 
 
 def lost_message(x: Lost) -> str:
-    return (f"lost: shard {x.shard[0]}/{x.shard[1]} never reported ({x.reason}); it was retried once. Its artifacts were not "
-            "checked: rerun them with pytest --model-checks ROOT --model-checks-shard "
-            f"{x.shard[0]}/{x.shard[1]} before trusting this report")
+    return (
+        f"lost: shard {x.shard[0]}/{x.shard[1]} never reported ({x.reason}); it was retried once. Its artifacts were not "
+        "checked: rerun them with pytest --model-checks ROOT --model-checks-shard "
+        f"{x.shard[0]}/{x.shard[1]} before trusting this report"
+    )
 
 
-def merge(dirs: list[Path], out: Path, storage: str | None = None, lost: tuple[Lost, ...] = ()) -> tuple[int, list[Path]]:
+def merge(
+    dirs: list[Path], out: Path, storage: str | None = None, lost: tuple[Lost, ...] = ()
+) -> tuple[int, list[Path]]:
     """Merge the shards in `dirs` (and the `lost` ones) into `out`; (artifacts failing or lost, files written)."""
     from model_checks.commands.shard_files import disagreements, junit_outcomes, read_junit, record_outcomes
     from model_checks.core.fileio import write_bytes, write_text
@@ -143,9 +175,11 @@ def merge(dirs: list[Path], out: Path, storage: str | None = None, lost: tuple[L
         said = junit_outcomes(text)
         differ = disagreements(said, record_outcomes(s.record))
         if differ:
-            raise ModelChecksError(f"shard {s.label} in {s.directory}: its junit.xml and summary.json disagree on {len(differ)} "
-                                   f"test(s): {'; '.join(printable(d) for d in differ[:5])}{' ...' if len(differ) > 5 else ''}. "
-                                   "One of them was edited or comes from another run: rerun the shard")
+            raise ModelChecksError(
+                f"shard {s.label} in {s.directory}: its junit.xml and summary.json disagree on {len(differ)} "
+                f"test(s): {'; '.join(printable(d) for d in differ[:5])}{' ...' if len(differ) > 5 else ''}. "
+                "One of them was edited or comes from another run: rerun the shard"
+            )
         verdicts.update(said)
     junit = merged_junit([s.directory / "junit.xml" for s in shards], lost, texts)
     summary = Summary(out / "summary.md", lost={aid: lost_message(x) for x in lost for aid in x.ids})
@@ -159,8 +193,11 @@ def merge(dirs: list[Path], out: Path, storage: str | None = None, lost: tuple[L
     record["shard"] = None
     record["merged"] = [s.label for s in shards]
     record["lost"] = {f"{x.shard[0]}/{x.shard[1]}": list(x.ids) for x in lost}
-    written = [write_bytes(out / "junit.xml", junit), write_text(out / "summary.md", summary.render()),
-               write_text(record_path(out / "summary.md"), json.dumps(record, indent=1, sort_keys=True) + "\n")]
+    written = [
+        write_bytes(out / "junit.xml", junit),
+        write_text(out / "summary.md", summary.render()),
+        write_text(record_path(out / "summary.md"), json.dumps(record, indent=1, sort_keys=True) + "\n"),
+    ]
     if nightly is not None:
         from model_checks.nightly.write import write_nightly
 

@@ -15,10 +15,22 @@ from model_checks.core.argtypes import existing_file, names
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=existing_file(".onnx"), metavar="MODEL", help="the ONNX model")
-    p.add_argument("--out", required=True, type=Path, metavar="FILE", help="where to write the optimized model (required)")
-    p.add_argument("--passes", type=names, default=None, metavar="A,B",
-                   help="onnxoptimizer passes (default: eliminate_* and fuse_* passes that keep the function: see producers.optimize.DEFAULT_PASSES)")
-    p.add_argument("--samples", type=existing_file(".npz"), metavar="NPZ", help="inputs to compare on, arrays named by input (default: seeded)")
+    p.add_argument(
+        "--out", required=True, type=Path, metavar="FILE", help="where to write the optimized model (required)"
+    )
+    p.add_argument(
+        "--passes",
+        type=names,
+        default=None,
+        metavar="A,B",
+        help="onnxoptimizer passes (default: eliminate_* and fuse_* passes that keep the function: see producers.optimize.DEFAULT_PASSES)",
+    )
+    p.add_argument(
+        "--samples",
+        type=existing_file(".npz"),
+        metavar="NPZ",
+        help="inputs to compare on, arrays named by input (default: seeded)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,16 +25,40 @@ PYTEST_ARGS = True  # unknown options are handed to pytest (cli.main)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS", required=True,
-                   help="the Ray cluster to use (ray://host:10001, or 'auto'); without ADDRESS, Ray starts on this machine")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        required=True,
+        help="the Ray cluster to use (ray://host:10001, or 'auto'); without ADDRESS, Ray starts on this machine",
+    )
     from model_checks.plugin.options import add_to
 
     add_to(p, "--model-checks", required=True, type=Path, default=None, dest="roots")
-    p.add_argument("-o", "--out", required=True, type=Path, metavar="OUT", help="where to write junit.xml, summary.md, summary.json")
-    p.add_argument("--shards", type=_positive, default=None, metavar="N",
-                   help="how many shards (tasks). Default: the cluster's CPUs, at most one per artifact group")
-    p.add_argument("--local-cpus", type=_positive, default=None, metavar="N",
-                   help="CPUs of a locally started Ray (without ADDRESS). Default: all of this machine's")
+    p.add_argument(
+        "-o",
+        "--out",
+        required=True,
+        type=Path,
+        metavar="OUT",
+        help="where to write junit.xml, summary.md, summary.json",
+    )
+    p.add_argument(
+        "--shards",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="how many shards (tasks). Default: the cluster's CPUs, at most one per artifact group",
+    )
+    p.add_argument(
+        "--local-cpus",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="CPUs of a locally started Ray (without ADDRESS). Default: all of this machine's",
+    )
     add_to(p, "--model-checks-shard-weights", type=Path, dest="weights")
 
 
@@ -75,12 +99,18 @@ def run(args: argparse.Namespace) -> int:
                 write_text(d / name, text)
             dirs.append(d)
         else:
-            why = o.lost or f"its gate exited {o.result['rc']} without reports: {o.result['output'].strip().splitlines()[-1:] or ''}"
+            why = (
+                o.lost
+                or f"its gate exited {o.result['rc']} without reports: {o.result['output'].strip().splitlines()[-1:] or ''}"
+            )
             lost.append(Lost((o.plan.index, o.plan.count), o.plan.ids, why))
     failed, written = merge(dirs, args.out, lost=tuple(lost))
     for p in written:
         print(f"model-checks run: wrote {p}")
     for x in lost:
-        print(f"model-checks run: shard {x.shard[0]}/{x.shard[1]} lost ({x.reason}): {len(x.ids)} artifact(s) not checked", file=sys.stderr)
+        print(
+            f"model-checks run: shard {x.shard[0]}/{x.shard[1]} lost ({x.reason}): {len(x.ids)} artifact(s) not checked",
+            file=sys.stderr,
+        )
     print(f"model-checks run: {len(plans)} shard(s) on Ray, {len(lost)} lost; {failed} artifact(s) failing or lost")
     return 1 if failed else 0

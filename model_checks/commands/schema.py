@@ -12,7 +12,9 @@ import json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kind", choices=("metadata", "policy"), default="metadata", help="which file's schema (default: metadata)")
+    p.add_argument(
+        "--kind", choices=("metadata", "policy"), default="metadata", help="which file's schema (default: metadata)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,10 +20,20 @@ from model_checks.core.argtypes import existing_file, metric_limit
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=existing_file(".onnx"), metavar="MODEL.onnx", help="the ONNX model")
     p.add_argument("out", type=Path, metavar="OUT.pt", help="where to write the TorchScript archive")
-    p.add_argument("--tolerance", type=metric_limit, action="append", default=[], metavar="METRIC=VALUE",
-                   help="a limit for the check against onnxruntime, repeatable (default: rel_l2=1e-4 and max_abs=1e-3)")
-    p.add_argument("--samples", type=existing_file(".npz"), metavar="NPZ",
-                   help="inputs to compare on, arrays named by input (default: seeded, at each batch size the gate tries)")
+    p.add_argument(
+        "--tolerance",
+        type=metric_limit,
+        action="append",
+        default=[],
+        metavar="METRIC=VALUE",
+        help="a limit for the check against onnxruntime, repeatable (default: rel_l2=1e-4 and max_abs=1e-3)",
+    )
+    p.add_argument(
+        "--samples",
+        type=existing_file(".npz"),
+        metavar="NPZ",
+        help="inputs to compare on, arrays named by input (default: seeded, at each batch size the gate tries)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

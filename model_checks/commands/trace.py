@@ -20,9 +20,20 @@ EXTRAS = "torch"  # the extras it needs beyond the base install, named in --help
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
-    p.add_argument("--kind", choices=("trace", "script"), default="trace", help="torch.jit.trace or torch.jit.script (default: trace)")
-    p.add_argument("--check-shape", type=shape, action="append", default=[], metavar="DIMS",
-                   help="also compare on seeded inputs of this shape, negative and positive (repeatable; default: none)")
+    p.add_argument(
+        "--kind",
+        choices=("trace", "script"),
+        default="trace",
+        help="torch.jit.trace or torch.jit.script (default: trace)",
+    )
+    p.add_argument(
+        "--check-shape",
+        type=shape,
+        action="append",
+        default=[],
+        metavar="DIMS",
+        help="also compare on seeded inputs of this shape, negative and positive (repeatable; default: none)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
     checks = check_inputs(args.check_shape)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FrozenBranchWarning)
-        result = to_torchscript(model, example, args.out, args.kind, check_inputs=[(c,) for c in checks] if len(example) == 1 else [])
+        result = to_torchscript(
+            model, example, args.out, args.kind, check_inputs=[(c,) for c in checks] if len(example) == 1 else []
+        )
     for w in caught:
         if issubclass(w.category, FrozenBranchWarning):
             print(f"warning: {w.message}")

@@ -32,6 +32,11 @@ def run(args: argparse.Namespace) -> int:
         from model_checks.core.roots import no_artifact_message
 
         for r in args.roots:
-            print(no_artifact_message(r.absolute(), Path.cwd()).replace("model-checks: ", "model-checks validate: error: ", 1), file=sys.stderr)
+            print(
+                no_artifact_message(r.absolute(), Path.cwd()).replace(
+                    "model-checks: ", "model-checks validate: error: ", 1
+                ),
+                file=sys.stderr,
+            )
         return 1
     return 1 if bad else 0

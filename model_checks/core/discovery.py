@@ -29,7 +29,10 @@ def _walk(root: Path):  # type: ignore[no-untyped-def]
         for d in dirnames:
             link = os.path.join(dirpath, d)
             if os.path.islink(link) and os.path.commonpath([real_root, os.path.realpath(link)]) != real_root:
-                yield Path(link), f"{d} is a symlink to a directory outside the artifacts root; links are not followed (copy the artifact in instead)"
+                yield (
+                    Path(link),
+                    f"{d} is a symlink to a directory outside the artifacts root; links are not followed (copy the artifact in instead)",
+                )
         if MANIFEST in filenames:
             yield Path(dirpath), None
 
@@ -54,7 +57,10 @@ def _read(read, display: str):  # type: ignore[no-untyped-def]
     except (OSError, ValueError) as e:
         return None, f"{display}: cannot be read ({type(e).__name__}: {printable(str(e))})"
     except Exception as e:  # noqa: BLE001 - a bug of ours, but one manifest must not end the session
-        return None, f"{display}: internal error of model-checks while reading it ({type(e).__name__}: {printable(str(e))}); please report it"
+        return (
+            None,
+            f"{display}: internal error of model-checks while reading it ({type(e).__name__}: {printable(str(e))}); please report it",
+        )
 
 
 def discover(roots: list[Path]) -> list[Artifact]:

@@ -77,7 +77,9 @@ def concrete_shape(
     return tuple(shape)
 
 
-def generate(specs: list[TensorSpec], batch: int, seed: int = 0, sizes: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+def generate(
+    specs: list[TensorSpec], batch: int, seed: int = 0, sizes: dict[str, int] | None = None
+) -> dict[str, np.ndarray]:
     """Seeded inputs for `specs` at `batch` (along the batch dim wherever each input carries it; inputs without
     it are generated whole), within each spec's range; refuses gigantic inputs first."""
     rng = np.random.default_rng(seed)
@@ -85,13 +87,17 @@ def generate(specs: list[TensorSpec], batch: int, seed: int = 0, sizes: dict[str
     feeds = {}
     for spec in specs:
         if spec.shape is None:
-            raise InputGenerationError(f"input '{spec.name}': no shape declared or in the model; declare inputs[].shape or give samples")
+            raise InputGenerationError(
+                f"input '{spec.name}': no shape declared or in the model; declare inputs[].shape or give samples"
+            )
         try:
             dtype = np.dtype(spec.dtype or "float32")
         except TypeError:
             dtype = None
         if dtype is None or dtype.kind not in "fbiu":
-            raise InputGenerationError(f"input '{spec.name}' is {spec.dtype}: the gate generates numbers and bools only; give samples (an .npz with an array named '{spec.name}')")
+            raise InputGenerationError(
+                f"input '{spec.name}' is {spec.dtype}: the gate generates numbers and bools only; give samples (an .npz with an array named '{spec.name}')"
+            )
         shape = concrete_shape(spec, batch, sizes, found.name if found else "")
         nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
         if nbytes > MAX_GENERATED_BYTES:
@@ -120,7 +126,9 @@ def integer_range(spec: TensorSpec) -> tuple[int, int]:
         )
     lo, hi = spec.range
     if int(lo) != lo or int(hi) != hi:
-        raise InputGenerationError(f"input '{spec.name}' ({spec.dtype}): range {list(spec.range)} is not a pair of integers; declare whole numbers")
+        raise InputGenerationError(
+            f"input '{spec.name}' ({spec.dtype}): range {list(spec.range)} is not a pair of integers; declare whole numbers"
+        )
     return int(lo), int(hi)
 
 
@@ -199,7 +207,10 @@ def _unpacked_bytes(path: Path, key: str) -> int:
             for info in z.infolist():
                 with z.open(info) as f:
                     version = np.lib.format.read_magic(f)
-                    read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}[version]
+                    read_header = {
+                        (1, 0): np.lib.format.read_array_header_1_0,
+                        (2, 0): np.lib.format.read_array_header_2_0,
+                    }[version]
                     shape, _, dtype = read_header(f, max_header_size=10_000)
                 total += max(info.file_size, int(np.prod(shape, dtype=np.float64)) * dtype.itemsize)
     except Exception as e:
@@ -212,7 +223,9 @@ def load_npz(path: Path, key: str) -> dict[str, np.ndarray]:
     check_regular_file(path, key, MAX_NPZ_BYTES)
     unpacked = _unpacked_bytes(path, key)
     if unpacked > MAX_NPZ_BYTES:
-        raise ArtifactLoadError(f"{key}: {path.name} unpacks to {unpacked / 1024**3:.1f} GiB, over the {MAX_NPZ_BYTES // 1024**2} MiB cap")
+        raise ArtifactLoadError(
+            f"{key}: {path.name} unpacks to {unpacked / 1024**3:.1f} GiB, over the {MAX_NPZ_BYTES // 1024**2} MiB cap"
+        )
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
@@ -229,7 +242,9 @@ def sample_cases(path: Path, specs: list[TensorSpec], key: str) -> list[Case]:
     for s in specs:
         arr = arrays.get(s.name, arrays.get(f"input:{s.name}"))
         if arr is None:
-            raise ArtifactLoadError(f"{key}: {path.name} has no array for input '{s.name}' (it has {', '.join(arrays) or 'none'})")
+            raise ArtifactLoadError(
+                f"{key}: {path.name} has no array for input '{s.name}' (it has {', '.join(arrays) or 'none'})"
+            )
         feeds[s.name] = arr
     cases = [Case(f"samples ({path.name})", feeds)]
     found = batching.find(specs)

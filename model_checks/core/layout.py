@@ -55,7 +55,9 @@ def to_first(a: np.ndarray) -> np.ndarray:
 def _fits(shape: tuple[int, ...], spec: TensorSpec) -> bool:
     if spec.shape is None:
         return True
-    return len(shape) == len(spec.shape) and all(not isinstance(d, int) or d <= 0 or d == s for s, d in zip(shape, spec.shape))
+    return len(shape) == len(spec.shape) and all(
+        not isinstance(d, int) or d <= 0 or d == s for s, d in zip(shape, spec.shape)
+    )
 
 
 def convert(a: np.ndarray, src: str | None, dst: TensorSpec, dst_fmt: str) -> np.ndarray:
@@ -78,12 +80,19 @@ def pair(src: Sequence[str], dst: Sequence[str], what: str) -> list[tuple[str, s
     if set(src) == set(dst):
         return [(n, n) for n in src]
     if len(src) != len(dst):
-        raise ArtifactLoadError(f"{what}: names differ ({', '.join(src)} against {', '.join(dst)}) and so do their counts, so they cannot be matched by order either")
+        raise ArtifactLoadError(
+            f"{what}: names differ ({', '.join(src)} against {', '.join(dst)}) and so do their counts, so they cannot be matched by order either"
+        )
     return list(zip(src, dst))
 
 
-def feeds_for(feeds: Mapping[str, np.ndarray], src_specs: Sequence[TensorSpec], src_fmt: str,
-              dst_specs: Sequence[TensorSpec], dst_fmt: str) -> dict[str, np.ndarray]:
+def feeds_for(
+    feeds: Mapping[str, np.ndarray],
+    src_specs: Sequence[TensorSpec],
+    src_fmt: str,
+    dst_specs: Sequence[TensorSpec],
+    dst_fmt: str,
+) -> dict[str, np.ndarray]:
     """The artifact's feeds as the reference model wants them."""
     by_name = {s.name: s for s in src_specs}
     out = {}
@@ -91,7 +100,12 @@ def feeds_for(feeds: Mapping[str, np.ndarray], src_specs: Sequence[TensorSpec], 
         spec = by_name.get(s, TensorSpec(name=s))
         dst = next(t for t in dst_specs if t.name == d)
         arr = np.asarray(feeds[s])
-        out[d] = convert(arr, layout_of(TensorSpec(s, shape=arr.shape, layout=spec.layout), src_fmt) if arr.ndim == 4 else None, dst, dst_fmt)
+        out[d] = convert(
+            arr,
+            layout_of(TensorSpec(s, shape=arr.shape, layout=spec.layout), src_fmt) if arr.ndim == 4 else None,
+            dst,
+            dst_fmt,
+        )
         if dst.dtype and dst.dtype != "bfloat16" and out[d].dtype != np.dtype(dst.dtype):
             out[d] = out[d].astype(dst.dtype)
     return out

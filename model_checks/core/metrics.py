@@ -54,7 +54,13 @@ EXACT_KINDS = "iubUSO"  # integers, bools, strings (and the objects ORT returns 
 EXACT_DEFAULT = Limit(0.0, "default (model-checks): integer, bool and string outputs are exact")
 FLOAT_METRICS = ("rel_l2", "mae", "max_abs", "top1_agreement")
 
-METRIC_FUNCS = {"mismatch_fraction": mismatch_fraction, "rel_l2": rel_l2, "mae": mae, "max_abs": max_abs, "top1_agreement": top1_agreement}
+METRIC_FUNCS = {
+    "mismatch_fraction": mismatch_fraction,
+    "rel_l2": rel_l2,
+    "mae": mae,
+    "max_abs": max_abs,
+    "top1_agreement": top1_agreement,
+}
 HIGHER_IS_BETTER = {"top1_agreement"}
 
 
@@ -104,11 +110,17 @@ class OutputComparison:
             op = ">=" if r.metric in HIGHER_IS_BETTER else "<="
             lim = f"{op} {r.limit.value:.3g}" if r.limit else "-"
             flag = "" if r.ok else "   <-- exceeds" if r.metric not in HIGHER_IS_BETTER else "   <-- below"
-            lines.append(f"    {r.metric:<16}{r.value:>12.4g}  {lim:>10}  {r.limit.source if r.limit else 'not gated'}{flag}")
+            lines.append(
+                f"    {r.metric:<16}{r.value:>12.4g}  {lim:>10}  {r.limit.source if r.limit else 'not gated'}{flag}"
+            )
         if self.note:
             lines.append(f"    note: {self.note}")
         if self.worst and not self.ok:
-            lines.append("    worst elements (index: value vs reference):" if self.rows[0].metric != "mismatch_fraction" else "    first differing elements (index: value vs reference):")
+            lines.append(
+                "    worst elements (index: value vs reference):"
+                if self.rows[0].metric != "mismatch_fraction"
+                else "    first differing elements (index: value vs reference):"
+            )
             lines += [f"      {list(idx)}: {_fmt(v)} vs {_fmt(rv)}" for idx, v, rv in self.worst]
         return lines
 
@@ -152,7 +164,10 @@ def compare_output(name: str, out: np.ndarray, ref: np.ndarray, limits: Mapping[
     """Compare one output with its reference under `limits` (metric -> Limit)."""
     out, ref = np.asarray(out), np.asarray(ref)
     if out.shape != ref.shape:
-        return OutputComparison(name, problem=f"shape {list(out.shape)} differs from the reference's {list(ref.shape)}; shapes must match exactly (nothing is broadcast)")
+        return OutputComparison(
+            name,
+            problem=f"shape {list(out.shape)} differs from the reference's {list(ref.shape)}; shapes must match exactly (nothing is broadcast)",
+        )
     if out.dtype != ref.dtype:
         return OutputComparison(
             name,
@@ -161,7 +176,9 @@ def compare_output(name: str, out: np.ndarray, ref: np.ndarray, limits: Mapping[
             "(fp16 is never compared with fp32 silently)",
         )
     if out.size == 0:
-        return OutputComparison(name, problem=f"output is empty (shape {list(out.shape)}); an empty comparison proves nothing")
+        return OutputComparison(
+            name, problem=f"output is empty (shape {list(out.shape)}); an empty comparison proves nothing"
+        )
     for arr, side in ((out, "the output"), (ref, "the reference")):
         if (p := _finite_problem(arr, side)) is not None:
             return OutputComparison(name, problem=p)
@@ -182,7 +199,8 @@ def compare_output(name: str, out: np.ndarray, ref: np.ndarray, limits: Mapping[
     top = np.argpartition(-diff, k - 1)[:k]
     top = top[np.argsort(-diff[top], kind="stable")]
     worst = tuple(
-        (tuple(int(i) for i in np.unravel_index(int(j), out.shape)), float(out.ravel()[j]), float(ref.ravel()[j])) for j in top
+        (tuple(int(i) for i in np.unravel_index(int(j), out.shape)), float(out.ravel()[j]), float(ref.ravel()[j]))
+        for j in top
     )
     return OutputComparison(name, tuple(rows), worst=worst, note=note)
 

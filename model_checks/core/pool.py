@@ -90,8 +90,13 @@ class SharedRunner(Runner):
 class ModelPool:
     """A cache of runners and facts keyed by (path, format, threads)."""
 
-    def __init__(self, trust_code: bool = False, isolation: Limits | None = None, first: tuple[Path, ...] = (),
-                 share_outputs: bool = True):
+    def __init__(
+        self,
+        trust_code: bool = False,
+        isolation: Limits | None = None,
+        first: tuple[Path, ...] = (),
+        share_outputs: bool = True,
+    ):
         self.trust_code = trust_code
         self.isolation = isolation
         self.first = first  # what the workers import ahead of site-packages (a candidate runtime)
@@ -126,8 +131,9 @@ class ModelPool:
             if self.workers is not None:
                 from model_checks.isolation.runner import IsolatedRunner
 
-                runner: Runner = IsolatedRunner(self.workers, path, fmt, root, threads, names,
-                                                before_load=self._unload_large)
+                runner: Runner = IsolatedRunner(
+                    self.workers, path, fmt, root, threads, names, before_load=self._unload_large
+                )
             else:
                 runner = backend(fmt, "runner").load(path, root, threads=threads, names=names)
             self._runners[key] = SharedRunner(runner) if self.share_outputs else runner

@@ -75,13 +75,21 @@ def describe(feeds: Mapping[str, np.ndarray]) -> list[str]:
         fill = values[np.argmax(counts)]
         odd = np.argwhere(a != fill)[:5]
         shown = ", ".join(f"{list(map(int, i))}={a[tuple(i)]!r}" for i in odd)
-        lines.append(f"{name}: shape {list(a.shape)}, range [{a.min()!r}, {a.max()!r}], {a.size - int((a == fill).sum())} value(s) other than {fill!r}"
-                     + (f": {shown}" if shown else ""))
+        lines.append(
+            f"{name}: shape {list(a.shape)}, range [{a.min()!r}, {a.max()!r}], {a.size - int((a == fill).sum())} value(s) other than {fill!r}"
+            + (f": {shown}" if shown else "")
+        )
     return lines
 
 
-def check(run_model: Callable[[dict], dict], run_reference: Callable[[dict], dict], specs: Sequence[TensorSpec], limits_for: Callable,
-          max_examples: int = MAX_EXAMPLES, derandomize: bool | None = None) -> tuple[int, dict | None, Comparison | None]:
+def check(
+    run_model: Callable[[dict], dict],
+    run_reference: Callable[[dict], dict],
+    specs: Sequence[TensorSpec],
+    limits_for: Callable,
+    max_examples: int = MAX_EXAMPLES,
+    derandomize: bool | None = None,
+) -> tuple[int, dict | None, Comparison | None]:
     """(examples run, the smallest failing feeds or None, its comparison). Derandomized when CI is set, unless told."""
     from hypothesis import HealthCheck, given, settings
 
@@ -89,8 +97,14 @@ def check(run_model: Callable[[dict], dict], run_reference: Callable[[dict], dic
     seen = {"n": 0}
     last: dict[str, Any] = {}
 
-    @settings(max_examples=max_examples, derandomize=derandomize, deadline=None, database=None, print_blob=False,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
+    @settings(
+        max_examples=max_examples,
+        derandomize=derandomize,
+        deadline=None,
+        database=None,
+        print_blob=False,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+    )
     @given(feeds_strategy(specs))
     def prop(feeds: dict) -> None:
         seen["n"] += 1
@@ -106,7 +120,9 @@ def check(run_model: Callable[[dict], dict], run_reference: Callable[[dict], dic
     return seen["n"], None, None
 
 
-def equivalence_property(pool: ModelPool, artifact: Artifact, max_examples: int = MAX_EXAMPLES, derandomize: bool | None = None) -> CheckResult:
+def equivalence_property(
+    pool: ModelPool, artifact: Artifact, max_examples: int = MAX_EXAMPLES, derandomize: bool | None = None
+) -> CheckResult:
     """Equivalence of `artifact` with its reference model on hypothesis-drawn inputs, as a CheckResult."""
     from model_checks.checks.context import CheckContext
 
@@ -114,8 +130,23 @@ def equivalence_property(pool: ModelPool, artifact: Artifact, max_examples: int 
     if ctx.reference_path is None or ctx.reference_kind != "model":
         return CheckResult.skip(NAME, f"needs a model as reference.path in {ctx.where}")
     runner = ctx.runner()
-    n, smallest, comparison = check(runner.infer, ctx.reference_outputs, ctx.interface(), ctx.manifest.tolerance.for_output, max_examples, derandomize)
+    n, smallest, comparison = check(
+        runner.infer,
+        ctx.reference_outputs,
+        ctx.interface(),
+        ctx.manifest.tolerance.for_output,
+        max_examples,
+        derandomize,
+    )
     if smallest is None:
-        return CheckResult(NAME, True, f"{NAME}: {artifact.id} matches {ctx.manifest.get('reference.path')} on {n} generated input(s)")
-    lines = ["  smallest input found (hypothesis shrank it):", *(f"    {line}" for line in describe(smallest)), *comparison.render()]  # type: ignore[union-attr]
-    return CheckResult(NAME, False, f"{NAME}: {artifact.id} differs from its reference on a generated input ({n} tried)", tuple(lines))
+        return CheckResult(
+            NAME, True, f"{NAME}: {artifact.id} matches {ctx.manifest.get('reference.path')} on {n} generated input(s)"
+        )
+    lines = [
+        "  smallest input found (hypothesis shrank it):",
+        *(f"    {line}" for line in describe(smallest)),
+        *comparison.render(),
+    ]  # type: ignore[union-attr]
+    return CheckResult(
+        NAME, False, f"{NAME}: {artifact.id} differs from its reference on a generated input ({n} tried)", tuple(lines)
+    )

@@ -22,7 +22,9 @@ def reference_kind(path: Path) -> str:
     if path.suffix and guess_format(path.name) in reference_formats():
         return "model"
     suffixes = ", ".join(s for s, f in format_by_suffix().items() if s and f in reference_formats())
-    raise ArtifactLoadError(f"reference.path: cannot tell what {path.name} is; use a model ({suffixes}), an .npz, or an ONNX test data directory")
+    raise ArtifactLoadError(
+        f"reference.path: cannot tell what {path.name} is; use a model ({suffixes}), an .npz, or an ONNX test data directory"
+    )
 
 
 def recorded_cases(path: Path, key: str) -> list[Case]:
@@ -31,7 +33,9 @@ def recorded_cases(path: Path, key: str) -> list[Case]:
     ins = {k.split(":", 1)[1]: v for k, v in arrays.items() if k.startswith("input:")}
     outs = {k.split(":", 1)[1]: v for k, v in arrays.items() if k.startswith("output:")}
     if not ins or not outs:
-        raise ArtifactLoadError(f"{key}: {path.name} needs arrays named input:<name> and output:<name> (it has {', '.join(arrays) or 'none'})")
+        raise ArtifactLoadError(
+            f"{key}: {path.name} needs arrays named input:<name> and output:<name> (it has {', '.join(arrays) or 'none'})"
+        )
     return [Case(f"recorded ({path.name})", ins, outs)]
 
 
@@ -47,11 +51,18 @@ def _numbered(folder: Path, stem: str) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def testdata_cases(path: Path, input_names: list[str], output_names: list[str], key: str, root: Path | None = None) -> list[Case]:
+def testdata_cases(
+    path: Path, input_names: list[str], output_names: list[str], key: str, root: Path | None = None
+) -> list[Case]:
     """ONNX test data: `test_data_set_N/input_K.pb` and `output_K.pb`; unnamed tensors map by order.
     With `root`, every set and tensor file must resolve inside it (symlinks leading out are refused)."""
-    sets = [path] if path.name.startswith("test_data_set_") else sorted(
-        (p for p in path.iterdir() if p.is_dir() and p.name.startswith("test_data_set_")), key=lambda p: int(p.name.rsplit("_", 1)[1]) if p.name.rsplit("_", 1)[1].isdigit() else 0
+    sets = (
+        [path]
+        if path.name.startswith("test_data_set_")
+        else sorted(
+            (p for p in path.iterdir() if p.is_dir() and p.name.startswith("test_data_set_")),
+            key=lambda p: int(p.name.rsplit("_", 1)[1]) if p.name.rsplit("_", 1)[1].isdigit() else 0,
+        )
     )
     if not sets:
         raise ArtifactLoadError(f"{key}: {path.name} holds no test_data_set_N directories")
@@ -63,6 +74,8 @@ def testdata_cases(path: Path, input_names: list[str], output_names: list[str], 
         if not outs:
             raise ArtifactLoadError(f"{key}: {s.name} has no output_K.pb files")
         feeds = {(n or input_names[i] if i < len(input_names) else n): a for i, (n, a) in enumerate(ins)}
-        expected = {(n or (output_names[i] if i < len(output_names) else f"output_{i}")): a for i, (n, a) in enumerate(outs)}
+        expected = {
+            (n or (output_names[i] if i < len(output_names) else f"output_{i}")): a for i, (n, a) in enumerate(outs)
+        }
         cases.append(Case(s.name, feeds, expected))
     return cases

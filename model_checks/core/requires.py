@@ -12,13 +12,23 @@ from model_checks.core.errors import MissingDependencyError
 # top-level module -> the extra of model-checks that installs it; the frameworks' own come from their declarations
 # (`Framework.modules`, backends/registry.py). The one extras table: the CLI's commands name theirs from here too.
 EXTRAS: dict[str, str] = {
-    "onnxconverter_common": "producers", "onnxscript": "producers", "tf2onnx": "producers", "tqdm": "producers",
-    "sklearn": "producers", "skl2onnx": "producers", "sympy": "producers",
+    "onnxconverter_common": "producers",
+    "onnxscript": "producers",
+    "tf2onnx": "producers",
+    "tqdm": "producers",
+    "sklearn": "producers",
+    "skl2onnx": "producers",
+    "sympy": "producers",
     "matplotlib": "report",
     "onnx2torch": "roundtrip",
-    "starlette": "serving", "uvicorn": "serving", "httpx": "serving", "hdrh": "serving",
-    "hypothesis": "dev", "xdist": "dev",
-    "junitparser": "merge", "ray": "ray",
+    "starlette": "serving",
+    "uvicorn": "serving",
+    "httpx": "serving",
+    "hdrh": "serving",
+    "hypothesis": "dev",
+    "xdist": "dev",
+    "junitparser": "merge",
+    "ray": "ray",
 }
 
 

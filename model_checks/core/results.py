@@ -36,7 +36,7 @@ class CheckResult:
             text, more = problems[0], (f" (+{len(problems) - 1} more)" if len(problems) > 1 else "")
         for prefix in (f"{self.check}: ", f"{subject}: " if subject else None):
             if prefix and text.startswith(prefix):
-                text = text[len(prefix):]
+                text = text[len(prefix) :]
         text = " ".join(text.split())
         return (text if len(text) <= width else text[: width - 1].rstrip() + "…") + more
 
@@ -45,7 +45,15 @@ class CheckResult:
         return cls(check=check, ok=True, headline=f"skipped: {reason}", skipped=reason)
 
     @classmethod
-    def from_problems(cls, check: str, subject: str, problems: list[str], passed: str, figures: dict | None = None, notes: list[str] | None = None) -> CheckResult:
+    def from_problems(
+        cls,
+        check: str,
+        subject: str,
+        problems: list[str],
+        passed: str,
+        figures: dict | None = None,
+        notes: list[str] | None = None,
+    ) -> CheckResult:
         """A check that collects independent problems: failing lists them all, passing says what held."""
         figures = figures or {}
         if problems:

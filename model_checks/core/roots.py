@@ -58,17 +58,25 @@ def near_misses(root: Path, limit: int = 5) -> list[Path]:
 
 def display(path: Path, base: Path) -> str:
     """`path` relative to `base` where it lies below it, else as is; a folder ends with '/'."""
-    text = path.relative_to(base).as_posix() if inside(path, base) and path != base else (path.name if path == base else str(path))
+    text = (
+        path.relative_to(base).as_posix()
+        if inside(path, base) and path != base
+        else (path.name if path == base else str(path))
+    )
     return text + "/" if path.is_dir() and not text.endswith("/") else text
 
 
 def no_artifact_message(root: Path, base: Path) -> str:
     """Why a root gates nothing, with what was looked for and the near misses found."""
-    lines = [f"model-checks: no artifact under {display(root, base)}: looked for a {MANIFEST} in every folder below it "
-             "(hidden folders and symlinks are not entered)"]
+    lines = [
+        f"model-checks: no artifact under {display(root, base)}: looked for a {MANIFEST} in every folder below it "
+        "(hidden folders and symlinks are not entered)"
+    ]
     misses = near_misses(root)
     if misses:
         names = ", ".join(display(p, base) for p in misses)
         lines.append(f"  found {names}: the manifest must be named {MANIFEST} exactly (rename it)")
-    lines.append(f"  an artifact is a folder with a model file and a {MANIFEST}; or point --model-checks / model_checks_roots at the folder that holds them")
+    lines.append(
+        f"  an artifact is a folder with a model file and a {MANIFEST}; or point --model-checks / model_checks_roots at the folder that holds them"
+    )
     return "\n".join(lines)

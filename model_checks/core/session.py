@@ -31,7 +31,9 @@ class GateSession:
     _artifacts: list[Artifact] | None = field(default=None, init=False)
     _by_dir: dict[Path, Artifact] | None = field(default=None, init=False)
     _models_of: dict[str, list[Path]] = field(default_factory=dict, init=False)
-    _blocked: dict[str, str] = field(default_factory=dict, init=False)  # artifact id -> the first check that could not have it
+    _blocked: dict[str, str] = field(
+        default_factory=dict, init=False
+    )  # artifact id -> the first check that could not have it
 
     def __post_init__(self) -> None:
         self.pool = ModelPool(trust_code=self.trust_code, isolation=self.isolation)
@@ -48,7 +50,9 @@ class GateSession:
             self._by_dir = {a.dir: a for a in self.artifacts}
         return self._by_dir.get(d)
 
-    def run_check(self, name: str, artifact: Artifact, run: Callable[[CheckContext], CheckResult] | None = None) -> CheckResult:
+    def run_check(
+        self, name: str, artifact: Artifact, run: Callable[[CheckContext], CheckResult] | None = None
+    ) -> CheckResult:
         """Run one check (`run`, else the built-in `name`); a ModelChecksError (unsafe path, unreadable file,
         refused format) is a failure. Whether the failure stops the artifact's later checks is the check's own
         declaration (`Check.blocking`), never the kind of error alone."""
@@ -60,18 +64,26 @@ class GateSession:
         except ModelChecksError as e:
             if blocking == "failure" or (blocking == "model" and e.model_unavailable):
                 self._blocked.setdefault(artifact.id, f"test_{name}[{artifact.id}]")
-            return CheckResult(name, False, f"{name}: {artifact.id}: {e.what}", tuple(f"  {line}" for line in str(e).splitlines()))
+            return CheckResult(
+                name, False, f"{name}: {artifact.id}: {e.what}", tuple(f"  {line}" for line in str(e).splitlines())
+            )
         except Exception as e:  # a check's own bug, or a library's surprise: still a message, never a traceback
             if blocking == "failure":
                 self._blocked.setdefault(artifact.id, f"test_{name}[{artifact.id}]")
-            return CheckResult(name, False, f"{name}: {artifact.id}: the check could not finish",
-                               tuple(f"  {line}" for line in runtime_error_text(e).splitlines())
-                               + ("  this is a fault of the gate or of a library it uses; please report it with this message",))
+            return CheckResult(
+                name,
+                False,
+                f"{name}: {artifact.id}: the check could not finish",
+                tuple(f"  {line}" for line in runtime_error_text(e).splitlines())
+                + ("  this is a fault of the gate or of a library it uses; please report it with this message",),
+            )
         if not result and blocking == "failure":
             self._blocked.setdefault(artifact.id, f"test_{name}[{artifact.id}]")
         return result
 
-    def result(self, name: str, artifact: Artifact, run: Callable[[CheckContext], CheckResult] | None = None) -> CheckResult:
+    def result(
+        self, name: str, artifact: Artifact, run: Callable[[CheckContext], CheckResult] | None = None
+    ) -> CheckResult:
         """`run_check`, except for an artifact whose model an earlier check could not have (refused, missing,
         unloadable, an invalid manifest): then a skip naming that check, so the refusal is read once."""
         first = self._blocked.get(artifact.id)
@@ -94,7 +106,6 @@ class GateSession:
             if p is not None:
                 paths.append(p)
         return paths
-
 
 
 def _names_by_model(artifacts: list[Artifact]) -> dict[Path, Names]:

@@ -73,9 +73,15 @@ def read_durations(path: Path) -> dict[str, float]:
             raise ModelChecksError(f"{path}: not a JSON object of artifact id -> seconds ({str(e)[:200]})") from None
         if not isinstance(data, dict):
             raise ModelChecksError(f"{path}: not a JSON object of artifact id -> seconds")
-        bad = [k for k, v in data.items() if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v < float("inf")]
+        bad = [
+            k
+            for k, v in data.items()
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v < float("inf")
+        ]
         if bad:
-            raise ModelChecksError(f"{path}: durations must be numbers of seconds >= 0; not so for {', '.join(map(repr, bad[:5]))}")
+            raise ModelChecksError(
+                f"{path}: durations must be numbers of seconds >= 0; not so for {', '.join(map(repr, bad[:5]))}"
+            )
         return {str(k): float(v) for k, v in data.items()}
     import xml.etree.ElementTree as ET
 
@@ -92,8 +98,10 @@ def read_durations(path: Path) -> dict[str, float]:
             try:
                 seconds = float(case.get("time") or 0.0)
             except ValueError:
-                raise ModelChecksError(f"{path}: testcase {printable(case.get('name', ''))[:80]!r}: time "
-                                       f"{printable(case.get('time', ''))[:40]!r} is not a number") from None
+                raise ModelChecksError(
+                    f"{path}: testcase {printable(case.get('name', ''))[:80]!r}: time "
+                    f"{printable(case.get('time', ''))[:40]!r} is not a number"
+                ) from None
             out[m["id"]] = out.get(m["id"], 0.0) + max(0.0, seconds)
     return out
 

@@ -22,10 +22,23 @@ def main(argv: list[str] | None = None) -> int:
         return subprocess.run([sys.executable, "-m", "model_checks.examples", *argv], env=env).returncode
     p = argparse.ArgumentParser(prog="python -m model_checks.examples", description=__doc__)
     p.add_argument("what", choices=["artifacts"], help="what to build")
-    p.add_argument("--out", type=Path, default=Path("artifacts"), metavar="DIR", help="the artifacts root to write (default: artifacts)")
-    p.add_argument("--only", choices=list(FAMILIES), action="append", help="build one family (repeatable; default: all)")
-    p.add_argument("--table", type=Path, default=Path("reports/artifacts-table.md"), metavar="PATH",
-                   help="where to write the measured table (default: reports/artifacts-table.md)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("artifacts"),
+        metavar="DIR",
+        help="the artifacts root to write (default: artifacts)",
+    )
+    p.add_argument(
+        "--only", choices=list(FAMILIES), action="append", help="build one family (repeatable; default: all)"
+    )
+    p.add_argument(
+        "--table",
+        type=Path,
+        default=Path("reports/artifacts-table.md"),
+        metavar="PATH",
+        help="where to write the measured table (default: reports/artifacts-table.md)",
+    )
     args = p.parse_args(argv)
     from model_checks.examples.build import build
     from model_checks.examples.table import markdown, rows

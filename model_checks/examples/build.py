@@ -30,15 +30,26 @@ VERSION = "1.0"
 # 14-38 ms while ONNX stayed under 5, so the p99 limit is 100 ms. calibration_us is the calibration workload's p50
 # on the 2-core Xeon the limits were set on (13.6-16.2 us over the examples' packaging): a slower CPU gets
 # proportionally looser limits, a faster one tighter.
-POLICY = {"budgets": {"cpu": {"threads": 1, "batch_size": 32, "latency_ms": {"p50": 1.0, "p99": 100.0}, "throughput_per_s": 10000,
-                              "calibration_us": 14.5}},
-          "runtimes": ["onnxruntime", "openvino"]}
+POLICY = {
+    "budgets": {
+        "cpu": {
+            "threads": 1,
+            "batch_size": 32,
+            "latency_ms": {"p50": 1.0, "p99": 100.0},
+            "throughput_per_s": 10000,
+            "calibration_us": 14.5,
+        }
+    },
+    "runtimes": ["onnxruntime", "openvino"],
+}
 # Every ONNX example is gated on OpenVINO too (the policy above), under its own tolerance; measured with OpenVINO
 # 2026.4.1 at f32, the int8 variants hold theirs (top-1 agreement 1.0 against onnxruntime). The scikit-learn
 # family opts out, and says why in its manifest: OpenVINO has no converter for the ai.onnx.ml operators.
-SKLEARN_OPT_OUT = ("# OpenVINO 2026.4 cannot read this model: it has no converter for the ai.onnx.ml operators "
-                   "(Normalizer, LinearClassifier, ZipMap)\n# that skl2onnx emits, so this artifact is gated on onnxruntime only.\n"
-                   "runtimes: [onnxruntime]\n")
+SKLEARN_OPT_OUT = (
+    "# OpenVINO 2026.4 cannot read this model: it has no converter for the ai.onnx.ml operators "
+    "(Normalizer, LinearClassifier, ZipMap)\n# that skl2onnx emits, so this artifact is gated on onnxruntime only.\n"
+    "runtimes: [onnxruntime]\n"
+)
 # The optimized graph must not be much slower than the graph it came from, measured interleaved in one run.
 OPT_BUDGETS = {"cpu": {"speedup_vs_reference": 0.8}}
 # TorchScript runs on CUDA through torch where there is a GPU; elsewhere these tests skip and say why.
@@ -48,8 +59,15 @@ OPT_BUDGETS = {"cpu": {"speedup_vs_reference": 0.8}}
 # near 3 ms, p99 near 30 ms at 50 req/s) and the speedup gate far below the measured 0.8 (each side's closed-loop
 # peak is measured once, 1 s a level, one after the other), so `make check` stays steady and an int8 variant made
 # four times slower than its fp32 sibling still fails.
-SERVING = {"rate_per_s": 50, "arrivals": "poisson", "requests": 600, "duration_s": 15, "latency_ms": {"p50": 50.0, "p99": 500.0},
-           "compare_with": "../digits_cnn_fp32", "speedup_vs": 0.3}
+SERVING = {
+    "rate_per_s": 50,
+    "arrivals": "poisson",
+    "requests": 600,
+    "duration_s": 15,
+    "latency_ms": {"p50": 50.0, "p99": 500.0},
+    "compare_with": "../digits_cnn_fp32",
+    "speedup_vs": 0.3,
+}
 GPU_BUDGETS = {"gpu": {"batch_size": 32, "latency_ms": {"p50": 1.0, "p99": 5.0}, "throughput_per_s": 10000}}
 # The CNN's fp32 export is converted back to PyTorch by the gate (onnx2torch), so test_roundtrip runs on an example.
 ROUNDTRIP = ("torch",)
@@ -77,9 +95,20 @@ class Family:
             reference, limits = None, {k: v for k, v in LIMITS.items() if k != "max_accuracy_drop"}
         else:
             reference, limits = self.fp32, LIMITS
-        return package(model, self.dir(variant), model_name=f"{self.prefix}_{variant}", version=VERSION, root=self.out,
-                       reference=reference, samples=self.samples, eval_data=self.eval, input_range=INPUT_RANGE, layout=self.layout,
-                       limits=limits, **kw)
+        return package(
+            model,
+            self.dir(variant),
+            model_name=f"{self.prefix}_{variant}",
+            version=VERSION,
+            root=self.out,
+            reference=reference,
+            samples=self.samples,
+            eval_data=self.eval,
+            input_range=INPUT_RANGE,
+            layout=self.layout,
+            limits=limits,
+            **kw,
+        )
 
 
 def _fresh(d: Path) -> Path:
@@ -105,22 +134,31 @@ def torch_family(out: Path, data: Digits) -> list[Packaged]:
     for variant in ("fp32", "opt", "fp16", "int8_dynamic", "int8_static", "traced", "scripted"):
         _fresh(fam.dir(variant))
     # fp32 keeps BatchNormalization (no constant folding) so the optimized variant has a fusion to show
-    torch_export.export_onnx(model, example, fam.fp32, input_names=("input",), output_names=("logits",), fold_constants=False)
+    torch_export.export_onnx(
+        model, example, fam.fp32, input_names=("input",), output_names=("logits",), fold_constants=False
+    )
     made.append(fam.package("fp32", fam.fp32, roundtrip=ROUNDTRIP))
     opt = optimize.optimize(fam.fp32, fam.dir("opt") / "model.onnx", OPT_PASSES, samples={"input": fam.samples})
     made.append(fam.package("opt", opt.path, optimization=list(OPT_PASSES), budgets=OPT_BUDGETS))
     f16 = fp16.to_fp16(fam.fp32, fam.dir("fp16") / "model.onnx", keep_io_types=True, samples={"input": fam.samples})
     made.append(fam.package("fp16", f16.path, optimization=["fp16", "keep_io_types"], tolerance=FP16_TOLERANCE))
     dyn = ort_quantize.quantize_dynamic(opt.path, fam.dir("int8_dynamic") / "model.onnx", weight_type="int8")
-    made.append(fam.package("int8_dynamic", dyn.path, optimization=[*OPT_PASSES, *dyn.steps], tolerance=INT8_TOLERANCE,
-                             serving=SERVING))
+    made.append(
+        fam.package(
+            "int8_dynamic", dyn.path, optimization=[*OPT_PASSES, *dyn.steps], tolerance=INT8_TOLERANCE, serving=SERVING
+        )
+    )
     calibration = data.nchw(data.x_train)[:512]
     qdq = ort_quantize.quantize_static(opt.path, fam.dir("int8_static") / "model.onnx", calibration, per_channel=True)
     made.append(fam.package("int8_static", qdq.path, optimization=[*OPT_PASSES, *qdq.steps], tolerance=INT8_TOLERANCE))
     facts = model_facts(fam.fp32, out)  # a TorchScript archive names no inputs: declare the ONNX model's
     for variant, kind in (("traced", "trace"), ("scripted", "script")):
         ts = torchscript.to_torchscript(model, example, fam.dir(variant) / "model.pt", kind)
-        made.append(fam.package(variant, ts.path, optimization=[kind], inputs=facts.inputs, outputs=facts.outputs, budgets=GPU_BUDGETS))
+        made.append(
+            fam.package(
+                variant, ts.path, optimization=[kind], inputs=facts.inputs, outputs=facts.outputs, budgets=GPU_BUDGETS
+            )
+        )
     return made
 
 
@@ -135,9 +173,20 @@ def keras_family(out: Path, data: Digits) -> list[Packaged]:
     fam = Family(out, "digits_keras", x_test[:N_SAMPLES], (x_test, data.y_test), "NHWC")
     calibration = data.nhwc(data.x_train)[:512]
     made = []
-    for variant, tolerance in (("fp32", None), ("fp16", FP16_TOLERANCE), ("uint8", INT8_TOLERANCE), ("int8", INT8_TOLERANCE)):
+    for variant, tolerance in (
+        ("fp32", None),
+        ("fp16", FP16_TOLERANCE),
+        ("uint8", INT8_TOLERANCE),
+        ("int8", INT8_TOLERANCE),
+    ):
         d = _fresh(fam.dir(variant))
-        conv = convert_keras(model, d / "model.onnx", variant, samples=fam.samples, calibration=calibration if variant == "int8" else None)
+        conv = convert_keras(
+            model,
+            d / "model.onnx",
+            variant,
+            samples=fam.samples,
+            calibration=calibration if variant == "int8" else None,
+        )
         made.append(fam.package(variant, conv.path, optimization=list(conv.steps), tolerance=tolerance))
     from model_checks.examples import tfmot_keras
 
@@ -159,7 +208,9 @@ def sklearn_family(out: Path, data: Digits) -> list[Packaged]:
     from model_checks.producers.sklearn_convert import convert_sklearn
 
     flat = lambda x: x.reshape(len(x), -1)  # noqa: E731
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500, random_state=0)).fit(flat(data.x_train), data.y_train)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500, random_state=0)).fit(
+        flat(data.x_train), data.y_train
+    )
     x_test = flat(data.x_test)
     fam = Family(out, "digits_sklearn", x_test[:N_SAMPLES], (x_test, data.y_test), "NC")
     made = []
@@ -196,4 +247,3 @@ def build(out: Path, families: tuple[str, ...] = FAMILIES) -> list[Packaged]:
 
         made += transformer_family(out)
     return made
-

@@ -24,7 +24,14 @@ class Row:
     def cells(self) -> list[str]:
         acc = f"{self.accuracy:.4f}" if self.accuracy is not None else "-"
         drop = f"{self.drop:+.4f}" if self.drop is not None else "-"
-        return [self.artifact, f"{self.size_mb:.4f}", f"{self.latency_p50_ms:.3f}", f"{self.throughput_per_s:,.0f}", acc, drop]
+        return [
+            self.artifact,
+            f"{self.size_mb:.4f}",
+            f"{self.latency_p50_ms:.3f}",
+            f"{self.throughput_per_s:,.0f}",
+            acc,
+            drop,
+        ]
 
 
 def rows(made: list[Packaged], root: Path) -> list[Row]:
@@ -32,13 +39,19 @@ def rows(made: list[Packaged], root: Path) -> list[Row]:
     from model_checks.manifest.model import TensorSpec
     from model_checks.producers.figures import target_timing
 
-    fp32_acc = {p.manifest["model_name"].rsplit("_", 1)[0]: p.accuracy for p in made if p.manifest["model_name"].endswith("_fp32")}
+    fp32_acc = {
+        p.manifest["model_name"].rsplit("_", 1)[0]: p.accuracy
+        for p in made
+        if p.manifest["model_name"].endswith("_fp32")
+    }
     out = []
     for p in made:
         m = p.manifest
         path = p.dir / m["file"]
         specs = [TensorSpec.parse(t) for t in m["inputs"]]
-        thr = target_timing(path, m["format"], root, specs, batch=THROUGHPUT_BATCH, threads=1, runs=THROUGHPUT_RUNS).throughput_per_s
+        thr = target_timing(
+            path, m["format"], root, specs, batch=THROUGHPUT_BATCH, threads=1, runs=THROUGHPUT_RUNS
+        ).throughput_per_s
         family = next((f for f in fp32_acc if m["model_name"].startswith(f + "_")), None)
         base = fp32_acc.get(family) if family else None
         drop = base - p.accuracy if base is not None and p.accuracy is not None else None
@@ -47,7 +60,14 @@ def rows(made: list[Packaged], root: Path) -> list[Row]:
 
 
 def markdown(table: list[Row]) -> str:
-    head = ["variant", "size MB", "latency p50 ms (batch 1)", f"throughput /s (batch {THROUGHPUT_BATCH})", "accuracy", "drop vs fp32"]
+    head = [
+        "variant",
+        "size MB",
+        "latency p50 ms (batch 1)",
+        f"throughput /s (batch {THROUGHPUT_BATCH})",
+        "accuracy",
+        "drop vs fp32",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r.cells()) + " |" for r in table]
     return "\n".join(lines)

@@ -34,7 +34,9 @@ def _declare_tfmot(packaged: Packaged, tfmot: dict[str, Any]) -> Packaged:
     from dataclasses import replace
 
     manifest = {**packaged.manifest, "tfmot": dict(tfmot)}
-    (packaged.dir / "metadata.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False, default_flow_style=None, width=120), encoding="utf-8")
+    (packaged.dir / "metadata.yaml").write_text(
+        yaml.safe_dump(manifest, sort_keys=False, default_flow_style=None, width=120), encoding="utf-8"
+    )
     return replace(packaged, manifest=manifest)
 
 
@@ -81,8 +83,15 @@ def failing_artifact(d: Path) -> Path:
     """`tfmot_unsupported` written to `d` (an artifact directory outside any root `make check` gates)."""
     d.mkdir(parents=True, exist_ok=True)
     save_keras(unsupported_model(), d / "model.keras")
-    manifest = {"model_name": "tfmot_unsupported", "version": "1.0", "file": "model.keras", "precision": "fp32",
-                "inputs": [{"name": "input", "dtype": "float32", "shape": ["batch", 8, 8, 1], "layout": "NHWC", "range": [0.0, 1.0]}],
-                "tfmot": TFMOT}
+    manifest = {
+        "model_name": "tfmot_unsupported",
+        "version": "1.0",
+        "file": "model.keras",
+        "precision": "fp32",
+        "inputs": [
+            {"name": "input", "dtype": "float32", "shape": ["batch", 8, 8, 1], "layout": "NHWC", "range": [0.0, 1.0]}
+        ],
+        "tfmot": TFMOT,
+    }
     (d / "metadata.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
     return d

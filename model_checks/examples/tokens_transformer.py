@@ -29,12 +29,18 @@ def build() -> Any:
     class TokenClassifier(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.tokens, self.types, self.positions = nn.Embedding(VOCAB, WIDTH), nn.Embedding(TYPES, WIDTH), nn.Embedding(MAX_LEN, WIDTH)
+            self.tokens, self.types, self.positions = (
+                nn.Embedding(VOCAB, WIDTH),
+                nn.Embedding(TYPES, WIDTH),
+                nn.Embedding(MAX_LEN, WIDTH),
+            )
             layer = nn.TransformerEncoderLayer(WIDTH, HEADS, dim_feedforward=2 * WIDTH, dropout=0.0, batch_first=True)
             self.encoder = nn.TransformerEncoder(layer, LAYERS, enable_nested_tensor=False)
             self.head = nn.Linear(WIDTH, CLASSES)
 
-        def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        def forward(
+            self, input_ids: torch.Tensor, token_type_ids: torch.Tensor, attention_mask: torch.Tensor
+        ) -> torch.Tensor:
             positions = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
             h = self.tokens(input_ids) + self.types(token_type_ids) + self.positions(positions)
             h = self.encoder(h, src_key_padding_mask=attention_mask == 0)
@@ -63,7 +69,9 @@ def train() -> Any:
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(STEPS):
         feeds, y = batch(rng, 64)
-        loss = torch.nn.functional.cross_entropy(model(*(torch.from_numpy(feeds[k]) for k in INPUTS)), torch.from_numpy(y))
+        loss = torch.nn.functional.cross_entropy(
+            model(*(torch.from_numpy(feeds[k]) for k in INPUTS)), torch.from_numpy(y)
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -78,12 +86,22 @@ def export(model: Any, feeds: dict[str, np.ndarray], path: Path) -> Path:
 
     batch_dim, seq_dim = torch.export.Dim("batch"), torch.export.Dim("sequence", max=MAX_LEN)
     args = tuple(torch.from_numpy(feeds[k]) for k in INPUTS)
-    torch.onnx.export(model, args, str(path), input_names=list(INPUTS), output_names=["logits"], opset_version=18, dynamo=True,
-                      dynamic_shapes={k: {0: batch_dim, 1: seq_dim} for k in INPUTS})
+    torch.onnx.export(
+        model,
+        args,
+        str(path),
+        input_names=list(INPUTS),
+        output_names=["logits"],
+        opset_version=18,
+        dynamo=True,
+        dynamic_shapes={k: {0: batch_dim, 1: seq_dim} for k in INPUTS},
+    )
     import onnx
 
     model_proto = onnx.load(str(path))
-    del model_proto.graph.value_info[:]  # stale intermediate shapes that onnx's shape inference (in quantization) rejects
+    del model_proto.graph.value_info[
+        :
+    ]  # stale intermediate shapes that onnx's shape inference (in quantization) rejects
     onnx.save(model_proto, str(path), save_as_external_data=False)  # one file: the exporter wrote the weights beside it
     Path(f"{path}.data").unlink(missing_ok=True)
     return path
@@ -104,10 +122,25 @@ def transformer_family(out: Path) -> list:
     f16 = fp16.to_fp16(fp32, fam.dir("fp16") / "model.onnx", keep_io_types=True, samples=samples)
     made.append((f16.path, "fp16", ["fp16", "keep_io_types"]))
     # quant_pre_process cannot infer shapes through a dynamic sequence axis here; the graph is quantized as exported
-    q = ort_quantize.quantize_dynamic(fp32, fam.dir("int8") / "model.onnx", weight_type="int8", preprocess=False, samples=samples)
+    q = ort_quantize.quantize_dynamic(
+        fp32, fam.dir("int8") / "model.onnx", weight_type="int8", preprocess=False, samples=samples
+    )
     made.append((q.path, "int8", list(q.steps)))
     # input_ids and token_type_ids index embeddings, so their ranges are proven by the graph; the mask is declared.
-    return [package(path, fam.dir(variant), model_name=f"tokens_encoder_{variant}", version="1.0", root=out,
-                    reference=None if variant == "fp32" else fp32, samples=samples, input_range={"attention_mask": (0, 1)},
-                    optimization=steps, tolerance=TOLERANCE.get(variant), limits=LIMITS, budgets=BUDGETS)
-            for path, variant, steps in made]
+    return [
+        package(
+            path,
+            fam.dir(variant),
+            model_name=f"tokens_encoder_{variant}",
+            version="1.0",
+            root=out,
+            reference=None if variant == "fp32" else fp32,
+            samples=samples,
+            input_range={"attention_mask": (0, 1)},
+            optimization=steps,
+            tolerance=TOLERANCE.get(variant),
+            limits=LIMITS,
+            budgets=BUDGETS,
+        )
+        for path, variant, steps in made
+    ]

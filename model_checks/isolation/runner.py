@@ -14,8 +14,16 @@ from model_checks.isolation.workers import Workers
 class IsolatedRunner(Runner):
     """Loads in the worker on creation, and again if the worker was restarted since (another model crashed it)."""
 
-    def __init__(self, workers: Workers, path: Path, fmt: str, root: Path, threads: int | None = None,
-                 names: Names = None, before_load: Callable[[IsolatedRunner], None] | None = None):
+    def __init__(
+        self,
+        workers: Workers,
+        path: Path,
+        fmt: str,
+        root: Path,
+        threads: int | None = None,
+        names: Names = None,
+        before_load: Callable[[IsolatedRunner], None] | None = None,
+    ):
         self.workers = workers
         self.path = path
         self.format = fmt

@@ -93,8 +93,9 @@ class _Models:
         self.runners: dict[int, Any] = {}
         self.next = 0
 
-    def load(self, path: Path, fmt: str, root: Path, threads: int | None,
-             names: Any = None) -> tuple[int, tuple, tuple, str, int]:
+    def load(
+        self, path: Path, fmt: str, root: Path, threads: int | None, names: Any = None
+    ) -> tuple[int, tuple, tuple, str, int]:
         """(handle, inputs, outputs, what runs it (Runner.description), the bytes of memory loading it took: what
         the parent weighs when it holds several models at once)."""
         from model_checks.backends import backend
@@ -103,8 +104,13 @@ class _Models:
         runner = backend(fmt, "runner").load(path, root, threads=threads, names=names)
         self.next += 1
         self.runners[self.next] = runner
-        return (self.next, tuple(runner.inputs), tuple(runner.outputs), runner.description,
-                max(0, resident_bytes() - before))
+        return (
+            self.next,
+            tuple(runner.inputs),
+            tuple(runner.outputs),
+            runner.description,
+            max(0, resident_bytes() - before),
+        )
 
     def infer(self, handle: int, feeds: dict | list[dict]) -> dict | list[dict]:
         """Outputs of one set of feeds, or of each of a list of them (one round trip for all of an artifact's
@@ -169,13 +175,56 @@ class WorkerSetup:
 
 
 # Audit events refused in a confined worker (https://docs.python.org/3/library/audit_events.html).
-_NETWORK_EVENTS = frozenset({"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
-                             "socket.gethostbyname", "socket.gethostbyaddr", "socket.getnameinfo", "urllib.Request"})
-_PROCESS_EVENTS = frozenset({"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
-                             "os.forkpty", "os.startfile", "pty.spawn", "os.kill", "os.killpg", "signal.pthread_kill"})
-_PATH_EVENTS = frozenset({"os.remove", "os.rename", "os.mkdir", "os.rmdir", "os.chmod", "os.chown", "os.truncate",
-                          "os.symlink", "os.link", "os.utime", "shutil.rmtree", "shutil.move", "shutil.copyfile",
-                          "os.mkfifo", "os.mknod", "os.setxattr", "os.removexattr"})
+_NETWORK_EVENTS = frozenset(
+    {
+        "socket.connect",
+        "socket.bind",
+        "socket.sendto",
+        "socket.sendmsg",
+        "socket.getaddrinfo",
+        "socket.gethostbyname",
+        "socket.gethostbyaddr",
+        "socket.getnameinfo",
+        "urllib.Request",
+    }
+)
+_PROCESS_EVENTS = frozenset(
+    {
+        "subprocess.Popen",
+        "os.system",
+        "os.exec",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.fork",
+        "os.forkpty",
+        "os.startfile",
+        "pty.spawn",
+        "os.kill",
+        "os.killpg",
+        "signal.pthread_kill",
+    }
+)
+_PATH_EVENTS = frozenset(
+    {
+        "os.remove",
+        "os.rename",
+        "os.mkdir",
+        "os.rmdir",
+        "os.chmod",
+        "os.chown",
+        "os.truncate",
+        "os.symlink",
+        "os.link",
+        "os.utime",
+        "shutil.rmtree",
+        "shutil.move",
+        "shutil.copyfile",
+        "os.mkfifo",
+        "os.mknod",
+        "os.setxattr",
+        "os.removexattr",
+    }
+)
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
 

@@ -54,21 +54,64 @@ EXTRA_IMPORTS_ENV = "MODEL_CHECKS_WORKER_IMPORTS"
 # import directory in front: it holds links to model_checks (and EXTRA_IMPORTS_ENV's packages), nothing else.
 _BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from model_checks.isolation.worker import main; main(int(sys.argv[2]))"
 # Where libraries look for a home, a cache or a temporary directory: all pointed into the sandbox.
-_PRIVATE_DIRS = {"HOME": "home", "TMPDIR": "tmp", "TMP": "tmp", "TEMP": "tmp", "XDG_CACHE_HOME": "home/.cache",
-                 "XDG_CONFIG_HOME": "home/.config", "XDG_DATA_HOME": "home/.local/share", "KERAS_HOME": "home/.keras",
-                 "TORCH_HOME": "home/.cache/torch"}
+_PRIVATE_DIRS = {
+    "HOME": "home",
+    "TMPDIR": "tmp",
+    "TMP": "tmp",
+    "TEMP": "tmp",
+    "XDG_CACHE_HOME": "home/.cache",
+    "XDG_CONFIG_HOME": "home/.config",
+    "XDG_DATA_HOME": "home/.local/share",
+    "KERAS_HOME": "home/.keras",
+    "TORCH_HOME": "home/.cache/torch",
+}
 
 
 # The variables a worker inherits (exact names, then prefixes): the rest of the environment stays with the gate.
-ENV_ALLOWED = frozenset({
-    "PATH", "LANG", "LANGUAGE", "TZ", "TERM", "LD_LIBRARY_PATH", "LD_PRELOAD", "CUDA_VISIBLE_DEVICES", "CUDA_HOME",
-    "CUDA_PATH", "NVIDIA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "TF_USE_LEGACY_KERAS", "TF_CPP_MIN_LOG_LEVEL",
-    "TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "ORT_DISABLE_TELEMETRY",
-    "SOURCE_DATE_EPOCH", "CONDA_PREFIX", "VIRTUAL_ENV", EXTRA_IMPORTS_ENV,
-})
-ENV_ALLOWED_PREFIXES = ("LC_", "OMP_", "KMP_", "MKL_", "DNNL_", "ONEDNN_", "CUDA_", "CUDNN_", "NCCL_", "OV_",
-                        "OPENVINO_")
+ENV_ALLOWED = frozenset(
+    {
+        "PATH",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TERM",
+        "LD_LIBRARY_PATH",
+        "LD_PRELOAD",
+        "CUDA_VISIBLE_DEVICES",
+        "CUDA_HOME",
+        "CUDA_PATH",
+        "NVIDIA_VISIBLE_DEVICES",
+        "HIP_VISIBLE_DEVICES",
+        "ROCR_VISIBLE_DEVICES",
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+        "TF_USE_LEGACY_KERAS",
+        "TF_CPP_MIN_LOG_LEVEL",
+        "TF_ENABLE_ONEDNN_OPTS",
+        "TF_NUM_INTRAOP_THREADS",
+        "TF_NUM_INTEROP_THREADS",
+        "ORT_DISABLE_TELEMETRY",
+        "SOURCE_DATE_EPOCH",
+        "CONDA_PREFIX",
+        "VIRTUAL_ENV",
+        EXTRA_IMPORTS_ENV,
+    }
+)
+ENV_ALLOWED_PREFIXES = (
+    "LC_",
+    "OMP_",
+    "KMP_",
+    "MKL_",
+    "DNNL_",
+    "ONEDNN_",
+    "CUDA_",
+    "CUDNN_",
+    "NCCL_",
+    "OV_",
+    "OPENVINO_",
+)
 # Never, whatever the prefix: names that commonly hold a secret.
 _SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "_KEY", "AUTH", "COOKIE", "SESSION")
 
@@ -154,9 +197,13 @@ class Worker:
             self.sandbox = Sandbox()
         ours, theirs = socket.socketpair()
         try:
-            self.proc = subprocess.Popen([sys.executable, "-I", "-c", _BOOT, str(self.sandbox.imports), str(theirs.fileno())],
-                                         pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=self.sandbox.env(),
-                                         cwd=self.sandbox.cwd)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-c", _BOOT, str(self.sandbox.imports), str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                env=self.sandbox.env(),
+                cwd=self.sandbox.cwd,
+            )
         finally:
             theirs.close()
         self.conn = Connection(ours.detach())

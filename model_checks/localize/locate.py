@@ -31,14 +31,14 @@ def _rel_l2(got: np.ndarray, want: np.ndarray) -> tuple[float, str]:
     g, w = got.reshape(-1), want.reshape(-1)
     diff = norm = 0.0
     for i in range(0, g.size, _BLOCK):
-        gb, wb = np.asarray(g[i:i + _BLOCK], np.float64), np.asarray(w[i:i + _BLOCK], np.float64)
+        gb, wb = np.asarray(g[i : i + _BLOCK], np.float64), np.asarray(w[i : i + _BLOCK], np.float64)
         if not np.isfinite(gb).all():
             return 0.0, "here"
         if not np.isfinite(wb).all():
             return 0.0, "in the reference"
         diff += float(np.square(gb - wb).sum())  # not np.dot: BLAS threads crawl on a loaded machine
         norm += float(np.square(wb).sum())
-    return (diff ** 0.5 / norm ** 0.5 if norm > 0 else diff ** 0.5), ""
+    return (diff**0.5 / norm**0.5 if norm > 0 else diff**0.5), ""
 
 
 def _measure(got: np.ndarray, want: np.ndarray, sqnr: bool = False) -> tuple[float, float | None] | str:
@@ -173,10 +173,20 @@ def _fused(original: Any, rewritten: Any) -> dict[str, tuple[Any, list[str]]]:
     return out
 
 
-def localize(artifact_path: Path, reference_path: Path, root: Path, feeds: Mapping[str, np.ndarray], case: str,
-             limit: float | None = None, limit_source: str = "", caps: Caps = Caps(), output: str | None = None,
-             check_error: float | None = None, first_only: bool = False,
-             reference_feeds: Mapping[str, np.ndarray] | None = None) -> Localization:
+def localize(
+    artifact_path: Path,
+    reference_path: Path,
+    root: Path,
+    feeds: Mapping[str, np.ndarray],
+    case: str,
+    limit: float | None = None,
+    limit_source: str = "",
+    caps: Caps = Caps(),
+    output: str | None = None,
+    check_error: float | None = None,
+    first_only: bool = False,
+    reference_feeds: Mapping[str, np.ndarray] | None = None,
+) -> Localization:
     """The table for one case: each comparable tensor's rel_l2 against the reference and the error it introduces.
 
     `output` and `check_error`: the failing output and its rel_l2 as the check measured it (reused, not rerun);
@@ -194,8 +204,9 @@ def localize(artifact_path: Path, reference_path: Path, root: Path, feeds: Mappi
         kw.setdefault("rows", ())
         kw.setdefault("skipped", ())
         kw.setdefault("absent", 0)
-        return Localization(case, limit=limit, limit_source=limit_source, caps=capd, seconds=time.monotonic() - start,
-                            **kw)
+        return Localization(
+            case, limit=limit, limit_source=limit_source, caps=capd, seconds=time.monotonic() - start, **kw
+        )
 
     art = load_proto(artifact_path, root)
     ref = load_proto(reference_path, root)
@@ -245,20 +256,37 @@ def localize(artifact_path: Path, reference_path: Path, root: Path, feeds: Mappi
         table.run(artifact, reference, reads, gone, fused, None)
     weights = sqnr.weights(reference_path, artifact_path) if table.quantized and time.monotonic() <= deadline else []
     worst = tuple(sorted([*table.act_db, *weights], key=lambda s: s.db))
-    fused_list = tuple(dict.fromkeys(f"{n.op_type} '{n.name}' (from {', '.join(names)})"
-                                     for n, names in fused.values()))
+    fused_list = tuple(
+        dict.fromkeys(f"{n.op_type} '{n.name}' (from {', '.join(names)})" for n, names in fused.values())
+    )
     skip = [(s.tensor, s.reason) for s in skipped] + table.skip
-    return result(rows=tuple(table.rows), skipped=tuple(skip), absent=absent, unmeasured=table.unmeasured,
-                  sqnr=worst, optimizations="on" if optimized else "off", final=final, fused=fused_list,
-                  stopped=table.stopped)
+    return result(
+        rows=tuple(table.rows),
+        skipped=tuple(skip),
+        absent=absent,
+        unmeasured=table.unmeasured,
+        sqnr=worst,
+        optimizations="on" if optimized else "off",
+        final=final,
+        fused=fused_list,
+        stopped=table.stopped,
+    )
 
 
 class _Table:
     """The rows of one configuration, measured chunk by chunk in the artifact's order until the pairs, the
     time cap or (`first_only`) the first node over the limit run out."""
 
-    def __init__(self, pairs: list[Any], graph: Graph, limit: float | None, quantized: bool, caps: Caps,
-                 deadline: float, first_only: bool):
+    def __init__(
+        self,
+        pairs: list[Any],
+        graph: Graph,
+        limit: float | None,
+        quantized: bool,
+        caps: Caps,
+        deadline: float,
+        first_only: bool,
+    ):
         self.pairs, self.graph, self.limit, self.quantized = pairs, graph, limit, quantized
         self.caps, self.deadline, self.first_only = caps, deadline, first_only
         self.rows: list[Row] = []
@@ -268,9 +296,15 @@ class _Table:
         self.stopped = ""
         self.aborted = False
 
-    def run(self, artifact: Exposed, reference: Exposed,
-            reads: dict[int, tuple[str, Callable[[np.ndarray], np.ndarray]]], gone: dict[int, str],
-            fused: dict[str, tuple[Any, list[str]]], abort: Callable[[], bool] | None) -> None:
+    def run(
+        self,
+        artifact: Exposed,
+        reference: Exposed,
+        reads: dict[int, tuple[str, Callable[[np.ndarray], np.ndarray]]],
+        gone: dict[int, str],
+        fused: dict[str, tuple[Any, list[str]]],
+        abort: Callable[[], bool] | None,
+    ) -> None:
         """`reads`: pairs read from another tensor (a quantized one) through a function; `gone`: pairs that cannot be
         read here, with why; `abort`, asked after the first chunk: whether to drop this run for another."""
         index: dict[tuple[str, str], int] = {}

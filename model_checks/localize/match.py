@@ -55,7 +55,9 @@ class Graph:
     def __init__(self, model: Any):
         g = model.graph
         self.nodes = list(g.node)
-        self.constants = {i.name for i in g.initializer} | {o for n in g.node if n.op_type == "Constant" for o in n.output}
+        self.constants = {i.name for i in g.initializer} | {
+            o for n in g.node if n.op_type == "Constant" for o in n.output
+        }
         self.inputs = {i.name for i in g.input} - self.constants
         self.outputs = [o.name for o in g.output]
         self.inits = {i.name: i for i in g.initializer}
@@ -94,8 +96,13 @@ class Graph:
     def source(self, t: str) -> tuple[str, list[Any]]:
         """Up through transparent ops: (the tensor they start from, the transparent nodes passed)."""
         chain: list[Any] = []
-        while (len(chain) < MAX_TRANSPARENT and (n := self.producer.get(t)) is not None and n.op_type in TRANSPARENT
-               and n.input and n.input[0]):
+        while (
+            len(chain) < MAX_TRANSPARENT
+            and (n := self.producer.get(t)) is not None
+            and n.op_type in TRANSPARENT
+            and n.input
+            and n.input[0]
+        ):
             chain.append(n)
             t = n.input[0]
         return t, chain
@@ -124,7 +131,11 @@ class Graph:
             if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in self.inits:
                 zp = self.inits[n.input[2]]
                 lowest = _QMIN.get(zp.data_type)
-                if lowest is not None and numpy_helper.to_array(zp).size == 1 and int(numpy_helper.to_array(zp).ravel()[0]) == lowest:
+                if (
+                    lowest is not None
+                    and numpy_helper.to_array(zp).size == 1
+                    and int(numpy_helper.to_array(zp).ravel()[0]) == lowest
+                ):
                     return True
         return False
 
@@ -174,7 +185,9 @@ def match(artifact: Any, reference: Any, deadline: float | None = None) -> tuple
                 continue
             note = ""
             if producer.op_type != ref_node.op_type:
-                folded = ref_node.op_type == "Relu" and producer.op_type in _feeding_ops(r, ref_node) and a.zero_clip(chain)
+                folded = (
+                    ref_node.op_type == "Relu" and producer.op_type in _feeding_ops(r, ref_node) and a.zero_clip(chain)
+                )
                 if not folded:
                     skipped[t] = f"produced by {producer.op_type} here, by {ref_node.op_type} in the reference"
                     continue
@@ -182,8 +195,10 @@ def match(artifact: Any, reference: Any, deadline: float | None = None) -> tuple
             have = {c.op_type for c in a.effective_consumers(t)}
             lost = [c for c in r.effective_consumers(ref) if c.op_type not in have and not (note and c is ref_node)]
             if lost:
-                skipped[t] = (f"in the reference it feeds {lost[0].op_type} '{_label(lost[0])}', which is not among its "
-                              f"consumers here (fused or rewritten)")
+                skipped[t] = (
+                    f"in the reference it feeds {lost[0].op_type} '{_label(lost[0])}', which is not among its "
+                    f"consumers here (fused or rewritten)"
+                )
                 continue
             prev = best.get(ref)
             if prev is None or len(chain) > prev[0]:

@@ -67,29 +67,40 @@ class Localization:
     def render(self, indent: str = "  ") -> list[str]:
         """The table as a user reads it; every name from the models escaped (`printable`): a node name can
         neither colour the terminal nor start a line of its own."""
-        where = ("runtime graph optimizations off on both sides" if self.optimizations == "off"
-                 else "runtime graph optimizations on, as the check ran them")
-        lines = [f"{indent}localisation (case: {printable(self.case)}; {where}): {len(self.rows)} tensor(s) compared, "
-                 f"{len(self.skipped)} not comparable, {self.absent} without a counterpart in the reference "
-                 f"({self.seconds:.2f} s)"]
+        where = (
+            "runtime graph optimizations off on both sides"
+            if self.optimizations == "off"
+            else "runtime graph optimizations on, as the check ran them"
+        )
+        lines = [
+            f"{indent}localisation (case: {printable(self.case)}; {where}): {len(self.rows)} tensor(s) compared, "
+            f"{len(self.skipped)} not comparable, {self.absent} without a counterpart in the reference "
+            f"({self.seconds:.2f} s)"
+        ]
         add = lines.append
         final, source, full = self.final, printable(self.limit_source), "model-checks localize ARTIFACT_DIR"
         tolerance = f"the tolerance rel_l2 <= {self.limit:g} ({source})" if self.limit is not None else ""
         if self.optimizations == "on" and self.limit is not None:
-            add(f"{indent}  the divergence appears only with runtime graph optimizations on: output "
+            add(
+                f"{indent}  the divergence appears only with runtime graph optimizations on: output "
                 f"'{printable(final['output'])}' rel_l2 {final['on']:.3g} with them (as the check ran), "
                 f"{final['off']:.3g} with them off, against {tolerance}: onnxruntime's rewritten kernels compute "
-                f"differently")
+                f"differently"
+            )
             if self.fused:
                 more = f"; and {len(self.fused) - 3} more" if len(self.fused) > 3 else ""
-                add(f"{indent}  fused nodes: {printable('; '.join(self.fused[:3]))}{more}: look there first; with "
-                    f"graph_optimization_level ORT_DISABLE_ALL at deployment the artifact stays within the tolerance")
+                add(
+                    f"{indent}  fused nodes: {printable('; '.join(self.fused[:3]))}{more}: look there first; with "
+                    f"graph_optimization_level ORT_DISABLE_ALL at deployment the artifact stays within the tolerance"
+                )
         if self.stopped == "matching":
             add(f"{indent}  stopped at the time cap of {self._cap()} while matching the two graphs: nothing measured")
             return lines
         if not self.rows:
-            add(f"{indent}  no tensor of the artifact stands for one of the reference: are both derived from the same "
-                f"source?")
+            add(
+                f"{indent}  no tensor of the artifact stands for one of the reference: are both derived from the same "
+                f"source?"
+            )
         shown = self.shown()
         if shown:
             cells = [(printable(r.tensor), printable(f"{r.node} ({r.op})"), r) for r in shown]
@@ -99,43 +110,61 @@ class Localization:
             for t, n, r in cells:
                 mark = "   <-- first over the limit" if r is self.hint and self.limit is not None else ""
                 note = f"   ({printable(r.note)})" if r.note else ""
-                add(f"{indent}    {_cut(t, w):<{w}}  {_cut(n, wn):<{wn}}  {r.rel_l2:>10.3g}  {r.introduced:>+10.3g}"
-                    f"{mark}{note}")
+                add(
+                    f"{indent}    {_cut(t, w):<{w}}  {_cut(n, wn):<{wn}}  {r.rel_l2:>10.3g}  {r.introduced:>+10.3g}"
+                    f"{mark}{note}"
+                )
             if len(shown) < len(self.rows):
                 add(f"{indent}    ({len(self.rows) - len(shown)} more row(s): {full})")
         if self.stopped == "time":
-            add(f"{indent}  stopped at the time cap of {self._cap()}: {self.unmeasured} tensor(s) not measured "
-                f"(the full table: {full} --time-cap S)")
+            add(
+                f"{indent}  stopped at the time cap of {self._cap()}: {self.unmeasured} tensor(s) not measured "
+                f"(the full table: {full} --time-cap S)"
+            )
         elif self.stopped == "first":
-            add(f"{indent}  stopped at the first node over the tolerance: {self.unmeasured} later tensor(s) not "
-                f"measured (the full table: {full})")
+            add(
+                f"{indent}  stopped at the first node over the tolerance: {self.unmeasured} later tensor(s) not "
+                f"measured (the full table: {full})"
+            )
         hint = self.hint
         # the run's own final error where it measured the output, else the figure it chose the configuration by
-        last = next((r.rel_l2 for r in self.rows if r.tensor == final.get("output")),
-                    final.get("on" if self.optimizations == "on" else "off"))
+        last = next(
+            (r.rel_l2 for r in self.rows if r.tensor == final.get("output")),
+            final.get("on" if self.optimizations == "on" else "off"),
+        )
         if hint is not None and self.limit is not None:
-            add(f"{indent}  hint: node '{printable(hint.node)}' ({printable(hint.op)}) raises rel_l2 by "
-                f"{hint.introduced:.3g} over its inputs, above {tolerance}: look there first")
+            add(
+                f"{indent}  hint: node '{printable(hint.node)}' ({printable(hint.op)}) raises rel_l2 by "
+                f"{hint.introduced:.3g} over its inputs, above {tolerance}: look there first"
+            )
         elif hint is not None and self.rows:
             what = f"above {tolerance}" if self.limit is not None else "the largest rise"
-            add(f"{indent}  hint: no node crosses a rel_l2 limit on its own; node '{printable(hint.node)}' "
-                f"({printable(hint.op)}) adds {hint.introduced:.3g}, {what}")
+            add(
+                f"{indent}  hint: no node crosses a rel_l2 limit on its own; node '{printable(hint.node)}' "
+                f"({printable(hint.op)}) adds {hint.introduced:.3g}, {what}"
+            )
         elif self.rows and self.limit is not None and self.stopped:
             pass  # a stopped table proves nothing about the tensors it did not reach
         elif self.rows and self.limit is not None and last is not None and last <= self.limit:
-            add(f"{indent}  hint: this run's final rel_l2 {last:.3g} (output '{printable(final['output'])}') is "
+            add(
+                f"{indent}  hint: this run's final rel_l2 {last:.3g} (output '{printable(final['output'])}') is "
                 f"within {tolerance}: it does not reproduce the failure as rel_l2; the failing metric is in the "
-                f"lines above")
+                f"lines above"
+            )
         elif self.rows and self.limit is not None:
-            add(f"{indent}  hint: no single node raises rel_l2 by more than {self.limit:g} ({source}): the error "
-                f"accumulates")
+            add(
+                f"{indent}  hint: no single node raises rel_l2 by more than {self.limit:g} ({source}): the error "
+                f"accumulates"
+            )
         if self.skipped:
             first = "; ".join(f"{printable(t)}: {printable(why)}" for t, why in self.skipped[:3])
             more = f"; and {len(self.skipped) - 3} more" if len(self.skipped) > 3 else ""
             add(f"{indent}  not comparable: {first}{more}")
         if self.sqnr:
-            add(f"{indent}  SQNR, {min(WORST_SQNR, len(self.sqnr))} worst tensor(s) (lower is worse): "
-                f"{self.sqnr_summary()}; to keep a node in float: model-checks quantize ... --exclude NODE")
+            add(
+                f"{indent}  SQNR, {min(WORST_SQNR, len(self.sqnr))} worst tensor(s) (lower is worse): "
+                f"{self.sqnr_summary()}; to keep a node in float: model-checks quantize ... --exclude NODE"
+            )
         return lines
 
     def _cap(self) -> str:
@@ -143,8 +172,10 @@ class Localization:
         return f"{self.caps.get('time_s'):g} s" + (f" ({basis})" if basis else "")
 
     def sqnr_summary(self) -> str:
-        return ", ".join(printable(f"{s.tensor} ({s.kind}{', node ' + s.node if s.node else ''})") + f" {s.db:.1f} dB"
-                         for s in self.sqnr[:WORST_SQNR])
+        return ", ".join(
+            printable(f"{s.tensor} ({s.kind}{', node ' + s.node if s.node else ''})") + f" {s.db:.1f} dB"
+            for s in self.sqnr[:WORST_SQNR]
+        )
 
     def __str__(self) -> str:
         return "\n".join(self.render(""))
@@ -157,4 +188,4 @@ class Localization:
 
 
 def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else "..." + text[-(width - 3):]
+    return text if len(text) <= width else "..." + text[-(width - 3) :]

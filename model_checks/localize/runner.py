@@ -73,8 +73,9 @@ class Exposed:
         self.final: dict[str, np.ndarray] | None = None
         # a copy for shape inference with the feeds' shapes on the inputs, so it resolves computed shapes too; built
         # field by field, the weights left out (inputs of their shape to it): never a second copy of megabytes
-        concrete = onnx.ModelProto(ir_version=model.ir_version, opset_import=model.opset_import,
-                                   functions=model.functions)
+        concrete = onnx.ModelProto(
+            ir_version=model.ir_version, opset_import=model.opset_import, functions=model.functions
+        )
         src, g = model.graph, concrete.graph
         g.node.extend(src.node)
         g.input.extend(src.input)
@@ -82,8 +83,11 @@ class Exposed:
         g.value_info.extend(src.value_info)
         g.initializer.extend(t for t in src.initializer if _elements(t) <= _SMALL)
         declared = {i.name for i in src.input}
-        g.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
-                       for t in src.initializer if _elements(t) > _SMALL and t.name not in declared)
+        g.input.extend(
+            onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+            for t in src.initializer
+            if _elements(t) > _SMALL and t.name not in declared
+        )
         for i in concrete.graph.input:
             if i.name in feeds and i.type.HasField("tensor_type"):
                 shape = i.type.tensor_type.shape
@@ -185,8 +189,9 @@ class Over:
         return f"{self.nbytes / 2**20:.1f} MiB, over the memory cap of {self.cap / 2**20:.1f} MiB a side: skipped{when}"
 
 
-def chunks(pairs: Sequence[tuple[str, str]], sizes: Callable[[tuple[str, str]], int],
-           budget: int) -> Iterator[list[tuple[str, str]]]:
+def chunks(
+    pairs: Sequence[tuple[str, str]], sizes: Callable[[tuple[str, str]], int], budget: int
+) -> Iterator[list[tuple[str, str]]]:
     """Consecutive runs of pairs whose summed size stays within `budget` (a pair larger than it goes alone)."""
     cur: list[tuple[str, str]] = []
     used = 0
@@ -201,9 +206,13 @@ def chunks(pairs: Sequence[tuple[str, str]], sizes: Callable[[tuple[str, str]], 
         yield cur
 
 
-def measure_chunks(artifact: Exposed, reference: Exposed, pairs: Sequence[tuple[str, str]], caps: Caps,
-                   measure: Callable[[tuple[str, str], np.ndarray, np.ndarray], Any],
-                   ) -> Iterator[dict[tuple[str, str], Any]]:
+def measure_chunks(
+    artifact: Exposed,
+    reference: Exposed,
+    pairs: Sequence[tuple[str, str]],
+    caps: Caps,
+    measure: Callable[[tuple[str, str], np.ndarray, np.ndarray], Any],
+) -> Iterator[dict[tuple[str, str], Any]]:
     """`measure(pair, artifact value, reference value)` for each (artifact tensor, reference tensor), one chunk
     a step, in order; a pair over the cap yields an `Over` instead. The caller stops when its caps say so."""
     budget = caps.side_bytes

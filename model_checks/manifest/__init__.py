@@ -79,8 +79,12 @@ def _semantic_problems(data: dict[str, Any]) -> list[str]:
             r = t.get("range")
             if r and r[0] > r[1]:
                 problems.append(f"{side}[{i}].range: low {r[0]} is greater than high {r[1]}")
-    if data.get("serving") is not None and (data.get("serving") or {}).get("rate_per_s") is None:  # here: policy.yaml may set it
-        problems.append("serving.rate_per_s: required (in metadata.yaml or the root's policy.yaml): the open-loop arrival rate")
+    if (
+        data.get("serving") is not None and (data.get("serving") or {}).get("rate_per_s") is None
+    ):  # here: policy.yaml may set it
+        problems.append(
+            "serving.rate_per_s: required (in metadata.yaml or the root's policy.yaml): the open-loop arrival rate"
+        )
     tol = data.get("tolerance") or {}
     effective = {m: tol.get(m, "default") for m in ("rel_l2", "mae", "max_abs", "top1_agreement")}
     effective.setdefault("rel_l2", "default")
@@ -91,7 +95,9 @@ def _semantic_problems(data: dict[str, Any]) -> list[str]:
     return problems
 
 
-def parse_manifest(data: Any, display: str, policy: dict[str, Any] | None = None, policy_display: str = "policy.yaml") -> Manifest:
+def parse_manifest(
+    data: Any, display: str, policy: dict[str, Any] | None = None, policy_display: str = "policy.yaml"
+) -> Manifest:
     """Validate a loaded metadata mapping, merge the policy under it and build the typed Manifest."""
     problems = validate(data, "metadata")
     if problems:
@@ -100,8 +106,10 @@ def parse_manifest(data: Any, display: str, policy: dict[str, Any] | None = None
     problems = _semantic_problems(merged)
     fmt = merged.get("format") or guess_format(merged["file"])
     if fmt is None:
-        problems.append(f"format: cannot tell the format of {merged['file']!r} from its name; "
-                        "set format: onnx | torchscript | keras | saved_model | tflite | openvino")
+        problems.append(
+            f"format: cannot tell the format of {merged['file']!r} from its name; "
+            "set format: onnx | torchscript | keras | saved_model | tflite | openvino"
+        )
     if problems:
         raise ManifestError(display, problems)
     return Manifest(
@@ -118,7 +126,9 @@ def parse_manifest(data: Any, display: str, policy: dict[str, Any] | None = None
     )
 
 
-def load_manifest(path: Path, display: str | None = None, policy: dict[str, Any] | None = None, policy_display: str = "policy.yaml") -> Manifest:
+def load_manifest(
+    path: Path, display: str | None = None, policy: dict[str, Any] | None = None, policy_display: str = "policy.yaml"
+) -> Manifest:
     """Read, validate and type a metadata.yaml file."""
     display = display or str(path)
     return parse_manifest(load_yaml_file(path, display), display, policy, policy_display)

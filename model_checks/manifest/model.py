@@ -8,6 +8,7 @@ from typing import Any
 METRICS = ("rel_l2", "mae", "max_abs", "top1_agreement", "mismatch_fraction")
 DEFAULT_TOLERANCE = {"rel_l2": 1.0e-3, "mae": 1.0e-3}
 
+
 @dataclass(frozen=True)
 class QuantParams:
     """How a quantized tensor maps to real values: real = (stored - zero_point) * scale, `dtype` the stored type.
@@ -66,7 +67,15 @@ class Tolerance:
         return {k: v for k, v in limits.items() if v is not None}
 
 
-LIMIT_KEYS = ("opset", "max_size_mb", "max_size_ratio", "allowed_ops", "dynamic_axes", "max_accuracy_drop", "portable_to")
+LIMIT_KEYS = (
+    "opset",
+    "max_size_mb",
+    "max_size_ratio",
+    "allowed_ops",
+    "dynamic_axes",
+    "max_accuracy_drop",
+    "portable_to",
+)
 DEVICES = ("cpu", "gpu")
 # a budget check -> the key of budgets.<device> that makes it apply
 BUDGET_CHECK_KEYS = {"latency": "latency_ms", "throughput": "throughput_per_s", "speedup": "speedup_vs_reference"}
@@ -85,7 +94,9 @@ class Limits:
     dynamic_axes: tuple[str, ...] = ()
     max_accuracy_drop: Limit | None = None
     sources: dict[str, str] = field(default_factory=dict)
-    portable_to: tuple[str, ...] | None = None  # int8: the CPU kernel families equivalence must hold on (None: all); test_portability
+    portable_to: tuple[str, ...] | None = (
+        None  # int8: the CPU kernel families equivalence must hold on (None: all); test_portability
+    )
 
     def source(self, key: str) -> str:
         return self.sources.get(key, "metadata.yaml")
@@ -102,8 +113,12 @@ class DeviceBudget:
     latency_ms: dict[str, Limit] = field(default_factory=dict)
     throughput_per_s: Limit | None = None
     speedup_vs_reference: Limit | None = None
-    latency_claim_ms: Limit | None = None  # the manifest's top-level `latency_ms` (cpu only): checked by the latency test
-    calibration_us: Limit | None = None  # `budgets.<device>.calibration_us`: the budgets scale with this machine's calibration
+    latency_claim_ms: Limit | None = (
+        None  # the manifest's top-level `latency_ms` (cpu only): checked by the latency test
+    )
+    calibration_us: Limit | None = (
+        None  # `budgets.<device>.calibration_us`: the budgets scale with this machine's calibration
+    )
     claim_machine: dict[str, Any] | None = None  # the manifest's `machine:`, where the `latency_ms` claim was measured
 
     def declares(self, check: str) -> bool:
@@ -145,13 +160,21 @@ class Manifest:
         def limit(value: Any, key: str) -> Limit | None:
             return None if value is None else Limit(float(value), f"{self.source_of(f'{prefix}.{key}')} {prefix}.{key}")
 
-        latency = {s: lim for s, v in (raw.get("latency_ms") or {}).items() if (lim := limit(v, f"latency_ms.{s}")) is not None}
-        return DeviceBudget(device=device, where=where, batch_size=int(raw.get("batch_size") or 1), threads=raw.get("threads"),
-                            latency_ms=latency, throughput_per_s=limit(raw.get("throughput_per_s"), "throughput_per_s"),
-                            speedup_vs_reference=limit(raw.get("speedup_vs_reference"), "speedup_vs_reference"),
-                            latency_claim_ms=None if claim is None else Limit(float(claim), where),
-                            calibration_us=limit(raw.get("calibration_us"), "calibration_us"),
-                            claim_machine=self.raw.get("machine") if claim is not None else None)
+        latency = {
+            s: lim for s, v in (raw.get("latency_ms") or {}).items() if (lim := limit(v, f"latency_ms.{s}")) is not None
+        }
+        return DeviceBudget(
+            device=device,
+            where=where,
+            batch_size=int(raw.get("batch_size") or 1),
+            threads=raw.get("threads"),
+            latency_ms=latency,
+            throughput_per_s=limit(raw.get("throughput_per_s"), "throughput_per_s"),
+            speedup_vs_reference=limit(raw.get("speedup_vs_reference"), "speedup_vs_reference"),
+            latency_claim_ms=None if claim is None else Limit(float(claim), where),
+            calibration_us=limit(raw.get("calibration_us"), "calibration_us"),
+            claim_machine=self.raw.get("machine") if claim is not None else None,
+        )
 
     @property
     def roundtrip(self) -> tuple[str, ...]:
@@ -209,7 +232,13 @@ def build_tolerance(merged: dict[str, Any], sources: dict[str, str]) -> Toleranc
     per_output: dict[str, dict[str, Limit | None]] = {}
     for out, over in (tol.get("per_output") or {}).items():
         per_output[out] = {
-            m: (None if v is None else Limit(float(v), sources.get(f"tolerance.per_output.{out}.{m}", "metadata.yaml") + f" per_output.{out}"))
+            m: (
+                None
+                if v is None
+                else Limit(
+                    float(v), sources.get(f"tolerance.per_output.{out}.{m}", "metadata.yaml") + f" per_output.{out}"
+                )
+            )
             for m, v in over.items()
         }
     return Tolerance(base=base, per_output=per_output)
@@ -223,8 +252,15 @@ def build_limits(merged: dict[str, Any], sources: dict[str, str]) -> Limits:
         return None if lim.get(key) is None else Limit(float(lim[key]), f"{src[key]} limits.{key}")
 
     opset = lim.get("opset") or {}
-    return Limits(declared=tuple(k for k in LIMIT_KEYS if k in lim), opset_min=opset.get("min"), opset_max=opset.get("max"),
-                  max_size_mb=limit("max_size_mb"), max_size_ratio=limit("max_size_ratio"),
-                  allowed_ops=tuple(lim["allowed_ops"]) if lim.get("allowed_ops") is not None else None,
-                  dynamic_axes=tuple(lim.get("dynamic_axes") or ()), max_accuracy_drop=limit("max_accuracy_drop"), sources=src,
-                  portable_to=tuple(lim["portable_to"]) if lim.get("portable_to") is not None else None)
+    return Limits(
+        declared=tuple(k for k in LIMIT_KEYS if k in lim),
+        opset_min=opset.get("min"),
+        opset_max=opset.get("max"),
+        max_size_mb=limit("max_size_mb"),
+        max_size_ratio=limit("max_size_ratio"),
+        allowed_ops=tuple(lim["allowed_ops"]) if lim.get("allowed_ops") is not None else None,
+        dynamic_axes=tuple(lim.get("dynamic_axes") or ()),
+        max_accuracy_drop=limit("max_accuracy_drop"),
+        sources=src,
+        portable_to=tuple(lim["portable_to"]) if lim.get("portable_to") is not None else None,
+    )

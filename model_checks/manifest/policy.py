@@ -8,7 +8,9 @@ from typing import Any
 POLICY_KEYS = ("tolerance", "limits", "budgets", "serving", "runtimes", "determinism")
 
 
-def merge(policy: dict[str, Any], manifest: dict[str, Any], policy_name: str, manifest_name: str) -> tuple[dict[str, Any], dict[str, str]]:
+def merge(
+    policy: dict[str, Any], manifest: dict[str, Any], policy_name: str, manifest_name: str
+) -> tuple[dict[str, Any], dict[str, str]]:
     """Deep-merge the policy under the manifest; return the result and the file that set each key path."""
     sources: dict[str, str] = {}
 

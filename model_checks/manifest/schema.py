@@ -97,17 +97,24 @@ def _describe(err, root: dict[str, Any]) -> list[str]:  # type: ignore[no-untype
     if err.validator == "enum":
         return [f"{where}: {err.instance!r} is not one of {', '.join(map(str, err.validator_value))}"]
     if "propertyNames" in err.relative_schema_path:
-        return [f"{where}: key {err.instance!r} is not an output name; per_output keys are the names of outputs (quote it: '{err.instance}')"]
+        return [
+            f"{where}: key {err.instance!r} is not an output name; per_output keys are the names of outputs (quote it: '{err.instance}')"
+        ]
     if err.validator == "type":
         want = err.validator_value if isinstance(err.validator_value, str) else " or ".join(err.validator_value)
         return [f"{where}: expected {want}, got {type(err.instance).__name__} {err.instance!r}"]
     if err.validator == "not" and "pattern" in err.validator_value:
         from model_checks.safety.text import printable
 
-        return [f"{where}: '{printable(str(err.instance))}' holds a control character, line break or invisible formatting mark; "
-                "it must be printable text (the spec: no control characters or newlines), as it is printed in logs and reports"]
+        return [
+            f"{where}: '{printable(str(err.instance))}' holds a control character, line break or invisible formatting mark; "
+            "it must be printable text (the spec: no control characters or newlines), as it is printed in logs and reports"
+        ]
     if err.validator == "oneOf" and err.context:
-        return [f"{where}: {err.instance!r} is neither " + " nor ".join(sorted({c.message.split(' is not ')[-1] for c in err.context}))]
+        return [
+            f"{where}: {err.instance!r} is neither "
+            + " nor ".join(sorted({c.message.split(" is not ")[-1] for c in err.context}))
+        ]
     return [f"{where}: {err.message}"]
 
 
@@ -123,8 +130,10 @@ def validate(data: Any, kind: str = "metadata") -> list[str]:
     for path, value in _numbers(data, GATED_SECTIONS):
         where = key_path(path)
         if math.isnan(value) or math.isinf(value):
-            problems.append(f"{where}: {value} is not a finite number; every tolerance, limit and budget is a finite number >= 0 "
-                            "(a tolerance of .inf passes anything, .nan fails everything); set a number, or null to turn it off")
+            problems.append(
+                f"{where}: {value} is not a finite number; every tolerance, limit and budget is a finite number >= 0 "
+                "(a tolerance of .inf passes anything, .nan fails everything); set a number, or null to turn it off"
+            )
         elif value < 0 and not any(p.startswith(f"{where}:") for p in problems):
             problems.append(f"{where}: {value} is negative; every tolerance, limit and budget is a finite number >= 0")
     return list(dict.fromkeys(problems))

@@ -39,7 +39,9 @@ def _check_key(key: Any, line: int, seen: dict[Any, int]) -> None:
     if key == "<<":
         raise _Refused(f"line {line}: merge keys (<<) are not allowed in a manifest; write the keys out")
     if not isinstance(key, str):
-        raise _Refused(f"line {line}: the key {key!r} is {type(key).__name__}, not text; quote it ('{key}') if it is a name")
+        raise _Refused(
+            f"line {line}: the key {key!r} is {type(key).__name__}, not text; quote it ('{key}') if it is a name"
+        )
     if key in seen:
         raise _Refused(f"line {line}: duplicate key {key!r} (first at line {seen[key]})")
     seen[key] = line
@@ -79,7 +81,9 @@ class _Loader(yaml.SafeLoader):
 
     def construct_undefined(self, node):  # type: ignore[no-untyped-def]
         tag = node.tag.replace("tag:yaml.org,2002:", "!!")
-        raise _Refused(f"line {node.start_mark.line + 1}: the tag {tag} is not allowed in a manifest (no Python tags, no custom tags)")
+        raise _Refused(
+            f"line {node.start_mark.line + 1}: the tag {tag} is not allowed in a manifest (no Python tags, no custom tags)"
+        )
 
 
 class _Refused(Exception):
@@ -154,7 +158,9 @@ def _events(text: str) -> Iterator[yaml.Event]:
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_DEPTH:
-                    raise _Refused(f"line {event.start_mark.line + 1}: nested more than {MAX_DEPTH} levels deep; a manifest needs a few")
+                    raise _Refused(
+                        f"line {event.start_mark.line + 1}: nested more than {MAX_DEPTH} levels deep; a manifest needs a few"
+                    )
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
             yield event
@@ -279,9 +285,13 @@ def load_yaml_file(path: Path, display: str | None = None) -> Any:
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise ManifestError(name, "is not a regular file (a named pipe, a device or a socket); a manifest is a small text file")
+            raise ManifestError(
+                name, "is not a regular file (a named pipe, a device or a socket); a manifest is a small text file"
+            )
         if st.st_size > MAX_MANIFEST_BYTES:
-            raise ManifestError(name, f"is {st.st_size} bytes, larger than {MAX_MANIFEST_BYTES // 1024} KiB; a manifest is a small file")
+            raise ManifestError(
+                name, f"is {st.st_size} bytes, larger than {MAX_MANIFEST_BYTES // 1024} KiB; a manifest is a small file"
+            )
         raw = f.read(MAX_MANIFEST_BYTES + 1)
     try:
         text = raw.decode("utf-8")

@@ -45,7 +45,9 @@ def gather(artifacts: dict[str, ArtifactFigures], facts: dict | None, when: str,
     says it (passed, failed, skipped)."""
     if facts is not None and (when == "call" or outcome != "passed"):
         status = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}.get(outcome, outcome)
-        artifacts.setdefault(facts["artifact"], ArtifactFigures()).add(facts["check"], status, facts.get("figures") or {})
+        artifacts.setdefault(facts["artifact"], ArtifactFigures()).add(
+            facts["check"], status, facts.get("figures") or {}
+        )
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,9 @@ class Section:
     lines: tuple[str, ...]
     table: Table | None
     trend: tuple[Point, ...]  # empty until two runs are stored: one dot is no trend
-    limits: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)  # (check, device) -> limit_* figures of this run
+    limits: dict[tuple[str, str], dict[str, float]] = field(
+        default_factory=dict
+    )  # (check, device) -> limit_* figures of this run
     flagged: tuple[tuple[str, str], ...] = ()  # (check, device) whose outcome in this run is a failure or a regression
 
     @property
@@ -88,7 +92,9 @@ class Report:
 
     @property
     def regressions(self) -> int:
-        return sum(1 for s in self.sections for r in (s.table.rows if s.table else ()) if r[-1].startswith("regression"))
+        return sum(
+            1 for s in self.sections for r in (s.table.rows if s.table else ()) if r[-1].startswith("regression")
+        )
 
 
 def _num(v: Any, spec: str = ".3f") -> str:
@@ -119,8 +125,11 @@ def as_stored_run(current: dict[str, ArtifactFigures], when: str) -> StoredRun:
     figures = {}
     for aid, a in current.items():
         for (check, device), b in a.budgets.items():
-            figures[(aid, check, device)] = {"latency_ms": {s: b[f"{s}_ms"] for s in STATS if b.get(f"{s}_ms") is not None},
-                                             "throughput_per_s": b.get("throughput_per_s"), "speedup": b.get("speedup")}
+            figures[(aid, check, device)] = {
+                "latency_ms": {s: b[f"{s}_ms"] for s in STATS if b.get(f"{s}_ms") is not None},
+                "throughput_per_s": b.get("throughput_per_s"),
+                "speedup": b.get("speedup"),
+            }
         if (served := served_figures(a.figures)) is not None:
             figures[(aid, *SERVING)] = served
     return StoredRun(when=when, source="this run", fingerprint={}, figures=figures)
@@ -146,33 +155,71 @@ def trend_of(artifact: str, runs: list[StoredRun]) -> tuple[Point, ...]:
     return trend_index(runs, {artifact}).get(artifact, ())
 
 
-def section(artifact: str, a: ArtifactFigures, runs: list[StoredRun],
-            trends: dict[str, tuple[Point, ...]] | None = None) -> Section:
+def section(
+    artifact: str, a: ArtifactFigures, runs: list[StoredRun], trends: dict[str, tuple[Point, ...]] | None = None
+) -> Section:
     f = dict(a.figures)
     f.setdefault("size_mb", next((b["size_mb"] for b in a.budgets.values() if b.get("size_mb") is not None), None))
-    lines = [f"size {_num(f.get('size_mb'), '.4g')} MB; accuracy drop {_num(f.get('accuracy_drop'), '+.4f')}"
-             + (f" (accuracy {_num(f.get('accuracy'), '.4f')})" if f.get("accuracy") is not None else ""),
-             "checks: " + (", ".join(f"{c} {s}" for c, s in a.status.items()) or "none ran")]
+    lines = [
+        f"size {_num(f.get('size_mb'), '.4g')} MB; accuracy drop {_num(f.get('accuracy_drop'), '+.4f')}"
+        + (f" (accuracy {_num(f.get('accuracy'), '.4f')})" if f.get("accuracy") is not None else ""),
+        "checks: " + (", ".join(f"{c} {s}" for c, s in a.status.items()) or "none ran"),
+    ]
     if f.get("sqnr_worst"):  # from a failed equivalence's localisation (model_checks.localize)
         lines.append(f"five worst tensors by SQNR: {f['sqnr_worst']}")
     if f.get("serving_p99_ms") is not None:  # test_serving's figures (model_checks.serving.check)
-        lines.append(f"served over HTTP: {_num(f.get('serving_achieved_rate'), '.1f')} of {_num(f.get('serving_target_rate'), 'g')} req/s, "
-                     f"p50 {_num(f.get('serving_p50_ms'), '.2f')} / p99 {_num(f.get('serving_p99_ms'), '.2f')} ms, "
-                     f"peak {_num(f.get('serving_peak_per_s'), '.1f')} req/s")
+        lines.append(
+            f"served over HTTP: {_num(f.get('serving_achieved_rate'), '.1f')} of {_num(f.get('serving_target_rate'), 'g')} req/s, "
+            f"p50 {_num(f.get('serving_p50_ms'), '.2f')} / p99 {_num(f.get('serving_p99_ms'), '.2f')} ms, "
+            f"peak {_num(f.get('serving_peak_per_s'), '.1f')} req/s"
+        )
     rows = []
     order = budget_checks()
     for (check, device), b in sorted(a.budgets.items(), key=lambda kv: (kv[0][1], order.index(kv[0][0]))):
-        rows.append((check, device, *(duration(b.get(f"{s}_ms")) for s in STATS), _num(b.get("throughput_per_s"), ".1f"),
-                     _num(b.get("batch_size"), "d"), _num(b.get("speedup"), ".2f"), _num(b.get("session_create_ms"), ".1f"),
-                     _num(b.get("first_call_ms"), ".2f"), b["outcome"], "n/a (in-run ratio)" if check == "speedup" else _baseline(b)))
-    head = ("check", "device", *STATS, "items/s", "batch", "speedup", "session ms", "first call ms", "outcome", "vs baseline")
+        rows.append(
+            (
+                check,
+                device,
+                *(duration(b.get(f"{s}_ms")) for s in STATS),
+                _num(b.get("throughput_per_s"), ".1f"),
+                _num(b.get("batch_size"), "d"),
+                _num(b.get("speedup"), ".2f"),
+                _num(b.get("session_create_ms"), ".1f"),
+                _num(b.get("first_call_ms"), ".2f"),
+                b["outcome"],
+                "n/a (in-run ratio)" if check == "speedup" else _baseline(b),
+            )
+        )
+    head = (
+        "check",
+        "device",
+        *STATS,
+        "items/s",
+        "batch",
+        "speedup",
+        "session ms",
+        "first call ms",
+        "outcome",
+        "vs baseline",
+    )
     trend = trends.get(artifact, ()) if trends is not None else trend_of(artifact, runs)
     if len({p.when for p in trend}) < 2:
         trend = ()
-    limits = {key: {k: v for k, v in b.items() if k.startswith("limit_") and isinstance(v, (int, float))} for key, b in a.budgets.items()}
-    flagged = tuple(key for key, b in a.budgets.items() if b["outcome"] in ("FAIL", "ERROR") or b.get("baseline_verdict") == "regression")
-    if f.get("serving_p99_ms") is not None:  # the served trend's limits: this run's serving.latency_ms and 99% of serving.rate_per_s
-        served = {f"limit_{p}_ms": f.get(f"serving_limit_{p}_ms") for p in SERVED_LATENCIES} | {"limit_achieved_rate_per_s": f.get("serving_limit_rate")}
+    limits = {
+        key: {k: v for k, v in b.items() if k.startswith("limit_") and isinstance(v, (int, float))}
+        for key, b in a.budgets.items()
+    }
+    flagged = tuple(
+        key
+        for key, b in a.budgets.items()
+        if b["outcome"] in ("FAIL", "ERROR") or b.get("baseline_verdict") == "regression"
+    )
+    if (
+        f.get("serving_p99_ms") is not None
+    ):  # the served trend's limits: this run's serving.latency_ms and 99% of serving.rate_per_s
+        served = {f"limit_{p}_ms": f.get(f"serving_limit_{p}_ms") for p in SERVED_LATENCIES} | {
+            "limit_achieved_rate_per_s": f.get("serving_limit_rate")
+        }
         limits[SERVING] = {k: v for k, v in served.items() if isinstance(v, (int, float))}
         flagged += (SERVING,) if a.status.get("serving") in FAILING else ()
     return Section(artifact, tuple(lines), Table(head, tuple(rows)) if rows else None, trend, limits, flagged)
@@ -190,14 +237,21 @@ def overview(current: dict[str, ArtifactFigures]) -> Table:
 
 def verdict(current: dict[str, ArtifactFigures], regressions: int) -> str:
     """The headline: regressions, else how many budgets have no baseline to compare with, else none found."""
-    budgets = [b for a in current.values() for (check, _), b in a.budgets.items() if check != "speedup" and b["outcome"] != "skip"]
+    budgets = [
+        b
+        for a in current.values()
+        for (check, _), b in a.budgets.items()
+        if check != "speedup" and b["outcome"] != "skip"
+    ]
     missing = sum(1 for b in budgets if not b.get("baseline_verdict"))
     failed = sum(1 for a in current.values() for o in a.status.values() if o in FAILING)
     parts = [f"{failed} check(s) failed." if failed else "Every check passed or did not apply."]
     if regressions:
         parts.append(f"{regressions} regression(s) against baseline.")
     if missing:
-        parts.append(f"{missing} budget(s) have no baseline yet; run with --model-checks-update-baselines to create one.")
+        parts.append(
+            f"{missing} budget(s) have no baseline yet; run with --model-checks-update-baselines to create one."
+        )
     elif not regressions and budgets:
         parts.append(f"No regression against baseline ({len(budgets)} budget(s) compared).")
     return " ".join(parts)
@@ -217,8 +271,12 @@ def runtime_matrix(current: dict[str, ArtifactFigures]) -> Table | None:
         cells = [f"{a.status.get('equivalence', '-')} ({_num(a.figures.get('rel_l2'), '.3g')})"]
         for rt in names:
             f = a.runtimes.get(rt)
-            cells.append("-" if f is None else f"{f['outcome']} ({_num(f.get('rel_l2'), '.3g')}; "
-                         f"vs onnxruntime max abs {_num(f.get('vs_onnxruntime_max_abs'), '.3g')})")
+            cells.append(
+                "-"
+                if f is None
+                else f"{f['outcome']} ({_num(f.get('rel_l2'), '.3g')}; "
+                f"vs onnxruntime max abs {_num(f.get('vs_onnxruntime_max_abs'), '.3g')})"
+            )
         rows.append((aid, *cells))
     return Table(("artifact", "onnxruntime (rel_l2)", *(f"{rt} (rel_l2; vs onnxruntime)" for rt in names)), tuple(rows))
 
@@ -226,26 +284,51 @@ def runtime_matrix(current: dict[str, ArtifactFigures]) -> Table | None:
 def canary_line(canary: dict | None) -> str:
     """The last `model-checks canary` written beside the report, in one line."""
     if not canary:
-        return ("Runtime canary: none written to this directory yet "
-                "(`model-checks canary onnxruntime==X --out <this directory>`).")
+        return (
+            "Runtime canary: none written to this directory yet "
+            "(`model-checks canary onnxruntime==X --out <this directory>`)."
+        )
     return f"Runtime canary (last run): {canary.get('verdict')}"
 
 
-def build(current: dict[str, ArtifactFigures], runs: list[StoredRun], environment: dict, when: str,
-          machines: list[str] | None = None, canary: dict | None = None) -> Report:
+def build(
+    current: dict[str, ArtifactFigures],
+    runs: list[StoredRun],
+    environment: dict,
+    when: str,
+    machines: list[str] | None = None,
+    canary: dict | None = None,
+) -> Report:
     """The report for this run's artifacts, with trends from `runs`, the runtime matrix and the last canary;
     `machines`: where the verdicts were reached (CPU, ISA flags, runtime and providers; several when merged shards
     ran on different machines)."""
     versions = ", ".join(f"{k} {v}" for k, v in (environment.get("versions") or {}).items())
     gpu = environment.get("gpu")
-    lines = [f"Generated {when}: {len(current)} artifact(s), {len(runs)} stored run(s) for the trends.",
-             f"Environment: {environment.get('cpu')} ({environment.get('cores')} cores); "
-             + (f"GPU {gpu['name']} (driver {gpu['driver']}); " if gpu else "no GPU; ") + versions + ".",
-             *([f"Machine: {machines[0]}."] if machines and len(machines) == 1 else
-               [f"Machines (shards; timings and int8 verdicts may depend on which): {'; '.join(machines)}."] if machines else [])]
+    lines = [
+        f"Generated {when}: {len(current)} artifact(s), {len(runs)} stored run(s) for the trends.",
+        f"Environment: {environment.get('cpu')} ({environment.get('cores')} cores); "
+        + (f"GPU {gpu['name']} (driver {gpu['driver']}); " if gpu else "no GPU; ")
+        + versions
+        + ".",
+        *(
+            [f"Machine: {machines[0]}."]
+            if machines and len(machines) == 1
+            else [f"Machines (shards; timings and int8 verdicts may depend on which): {'; '.join(machines)}."]
+            if machines
+            else []
+        ),
+    ]
     lines.append(canary_line(canary))
     trends = trend_index(runs, set(current))
-    report = Report("model-checks nightly report", tuple(lines),
-                    tuple(section(aid, current[aid], runs, trends) for aid in sorted(current)))
-    return Report(report.title, (verdict(current, report.regressions), *report.lines), report.sections, overview(current),
-                  runtime_matrix(current))
+    report = Report(
+        "model-checks nightly report",
+        tuple(lines),
+        tuple(section(aid, current[aid], runs, trends) for aid in sorted(current)),
+    )
+    return Report(
+        report.title,
+        (verdict(current, report.regressions), *report.lines),
+        report.sections,
+        overview(current),
+        runtime_matrix(current),
+    )

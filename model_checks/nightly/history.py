@@ -25,9 +25,16 @@ def served_figures(figures: dict) -> dict | None:
     measured nothing (skipped, or failed before the load phase)."""
     if not isinstance(figures.get("serving_p99_ms"), (int, float)):
         return None
-    latency = {p: figures[f"serving_{p}_ms"] for p in SERVED_LATENCIES if isinstance(figures.get(f"serving_{p}_ms"), (int, float))}
-    return {"latency_ms": latency, "achieved_rate_per_s": figures.get("serving_achieved_rate"),
-            "target_rate_per_s": figures.get("serving_target_rate")}
+    latency = {
+        p: figures[f"serving_{p}_ms"]
+        for p in SERVED_LATENCIES
+        if isinstance(figures.get(f"serving_{p}_ms"), (int, float))
+    }
+    return {
+        "latency_ms": latency,
+        "achieved_rate_per_s": figures.get("serving_achieved_rate"),
+        "target_rate_per_s": figures.get("serving_target_rate"),
+    }
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,7 @@ def parse_run(path: Path) -> StoredRun | None:
                 key = (info["artifact"], info["check"], info["device"])
                 figures[key] = {**_figures(info), "artifact": key[0], "check": key[1], "device": key[2]}
     served = doc.get(SERVING_KEY)
-    for aid, info in (served.items() if isinstance(served, dict) else ()):
+    for aid, info in served.items() if isinstance(served, dict) else ():
         if isinstance(info, dict) and len(figures) < MAX_FIGURES:
             figures[(str(aid), *SERVING)] = _figures(info)
     machine = doc.get("machine_info")

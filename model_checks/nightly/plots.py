@@ -14,10 +14,13 @@ from model_checks.safety.text import mpl_text
 
 LATENCY_LINES = ("p50", "p90", "p99")
 # (title, check, lines, y label): a check may fill several panels (serving: its latency and its rate)
-PANELS = (("latency", "latency", LATENCY_LINES, "latency ({unit})"), ("throughput", "throughput", ("throughput_per_s",), "items/s"),
-          ("speedup", "speedup", ("speedup",), "x over reference"),
-          ("served latency", "serving", ("p50", "p99"), "latency over HTTP (ms)"),
-          ("served rate", "serving", ("achieved_rate_per_s",), "requests/s answered"))
+PANELS = (
+    ("latency", "latency", LATENCY_LINES, "latency ({unit})"),
+    ("throughput", "throughput", ("throughput_per_s",), "items/s"),
+    ("speedup", "speedup", ("speedup",), "x over reference"),
+    ("served latency", "serving", ("p50", "p99"), "latency over HTTP (ms)"),
+    ("served rate", "serving", ("achieved_rate_per_s",), "requests/s answered"),
+)
 
 
 def _when(text: str) -> datetime:
@@ -32,13 +35,17 @@ def _when(text: str) -> datetime:
 
 def _latency_scale(points: tuple[Point, ...]) -> tuple[float, str]:
     """(factor from ms, unit) so that latencies read in µs when they are under a millisecond."""
-    top = max((v for p in points if p.check == "latency" for k, v in p.values.items() if k in LATENCY_LINES), default=1.0)
+    top = max(
+        (v for p in points if p.check == "latency" for k, v in p.values.items() if k in LATENCY_LINES), default=1.0
+    )
     return (1000.0, "µs") if top < 1 else (1.0, "ms")
 
 
 def panels(points: tuple[Point, ...]) -> list[tuple[str, str, tuple[str, ...], str]]:
     """The PANELS that the points fill, in order."""
-    return [panel for panel in PANELS if any(p.check == panel[1] and any(k in p.values for k in panel[2]) for p in points)]
+    return [
+        panel for panel in PANELS if any(p.check == panel[1] and any(k in p.values for k in panel[2]) for p in points)
+    ]
 
 
 def trend_png(section: Section) -> bytes:
@@ -67,9 +74,17 @@ def trend_png(section: Section) -> bytes:
                     axis.axhspan(min(ys[:-1]), max(ys[:-1]), color=line.get_color(), alpha=0.12)
                 if (check, device) in section.flagged:
                     axis.plot([xs[-1]], [ys[-1]], marker="X", markersize=12, color="red", linestyle="none")
-                limit = section.limits.get((check, device), {}).get(f"limit_{key}_ms" if key in LATENCY_LINES else f"limit_{key}")
+                limit = section.limits.get((check, device), {}).get(
+                    f"limit_{key}_ms" if key in LATENCY_LINES else f"limit_{key}"
+                )
                 if limit is not None:
-                    axis.axhline(limit * scale, color=line.get_color(), linestyle="--", linewidth=1, label=mpl_text(f"{device} {key.removesuffix('_per_s')} limit"))
+                    axis.axhline(
+                        limit * scale,
+                        color=line.get_color(),
+                        linestyle="--",
+                        linewidth=1,
+                        label=mpl_text(f"{device} {key.removesuffix('_per_s')} limit"),
+                    )
         axis.set_ylim(bottom=0)
         axis.set_ylabel(ylabel.format(unit=unit))
         axis.set_title(mpl_text(f"{section.artifact}: {title}"), fontsize="medium")

@@ -8,8 +8,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
-def write_nightly(artifacts: dict, directory: Path, storage: str | None = None, saved: bool = False,
-                  machines: dict | None = None) -> list[Path]:
+def write_nightly(
+    artifacts: dict, directory: Path, storage: str | None = None, saved: bool = False, machines: dict | None = None
+) -> list[Path]:
     """Write nightly.md and nightly.html for `artifacts` (id -> ArtifactFigures) to `directory`, with trends from the
     runs pytest-benchmark stored under `storage`; `saved`: this run is one of them already (else it is added as the
     last point); `machines`: where merged shards ran (default: this machine). With GITHUB_STEP_SUMMARY set, the

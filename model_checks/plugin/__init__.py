@@ -24,7 +24,13 @@ from model_checks.plugin.fixtures import (
 from model_checks.plugin.options import Options, add_options
 from model_checks.plugin.state import NO_ROOTS, OPTIONS_KEY, SESSION_KEY, session
 
-__all__ = ["model_checks_artifact", "model_checks_budget", "model_checks_device", "model_checks_session", "model_checks_verdict"]
+__all__ = [
+    "model_checks_artifact",
+    "model_checks_budget",
+    "model_checks_device",
+    "model_checks_session",
+    "model_checks_verdict",
+]
 
 MARKERS = {
     "model_checks": "a built-in check of an artifact (selected with -m model_checks)",
@@ -103,8 +109,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {text}")
 
     opts = config.stash[OPTIONS_KEY] = Options.from_config(config)
-    config.stash[SESSION_KEY] = GateSession(roots=roots, trust_code=opts.trust_code, isolation=opts.isolation, rootdir=config.rootpath,
-                                           localize=opts.localize, serving_caps=opts.serving_caps)
+    config.stash[SESSION_KEY] = GateSession(
+        roots=roots,
+        trust_code=opts.trust_code,
+        isolation=opts.isolation,
+        rootdir=config.rootpath,
+        localize=opts.localize,
+        serving_caps=opts.serving_caps,
+    )
     every = _every_root(config, config.getoption("model_checks_roots"))
     # Paths inside a root are never handed to pytest's Python collection: they narrow what the gate runs instead.
     selectors = [a for a in config.args if _arg_in_roots(config, a, every)]
@@ -133,5 +145,3 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     """The one word the plugin says without roots: when nothing was collected at all, where the gate looks."""
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and session(config) is None:
         terminalreporter.write_line(f"model-checks: gated nothing ({NO_ROOTS})")
-
-

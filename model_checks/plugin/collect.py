@@ -72,8 +72,10 @@ class Gate:
         shard = f", shard {opts.shard[0]}/{opts.shard[1]}" if opts.shard else ""
         from model_checks.core.machine import this_machine
 
-        return [f"model-checks: {n} artifact{'s' if n != 1 else ''} under {where} (isolate={opts.isolate}, trust-code={trust}{shard})",
-                f"model-checks: machine: {this_machine().describe()}"]
+        return [
+            f"model-checks: {n} artifact{'s' if n != 1 else ''} under {where} (isolate={opts.isolate}, trust-code={trust}{shard})",
+            f"model-checks: machine: {this_machine().describe()}",
+        ]
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         from model_checks.core.roots import display, inside, no_artifact_message
@@ -82,16 +84,20 @@ class Gate:
 
         for r in self.gs.roots:
             if not r.is_dir():
-                raise pytest.UsageError(f"model-checks: artifact root {display(r, self.config.rootpath)} is not a directory "
-                                        "(from --model-checks or model_checks_roots)")
+                raise pytest.UsageError(
+                    f"model-checks: artifact root {display(r, self.config.rootpath)} is not a directory "
+                    "(from --model-checks or model_checks_roots)"
+                )
         # A conftest.py pytest imported at startup, before this plugin could step in (a root named test* below a
         # path pytest was given): its code has run, so the run is refused rather than trusted.
         for plugin in self.config.pluginmanager.get_plugins():
             f = getattr(plugin, "__file__", None)
             if f and any(inside(Path(f), r) for r in self.gs.roots):
-                raise pytest.UsageError(f"model-checks: pytest imported {display(Path(f), self.config.rootpath)} from inside an artifact root "
-                                        "at startup (a folder named test* below a path it was given); nothing under a root may run: "
-                                        "remove the file or rename the folder")
+                raise pytest.UsageError(
+                    f"model-checks: pytest imported {display(Path(f), self.config.rootpath)} from inside an artifact root "
+                    "at startup (a folder named test* below a path it was given); nothing under a root may run: "
+                    "remove the file or rename the folder"
+                )
         found = {a.root for a in self.gs.artifacts}
         empty = [r for r in self.gs.roots if r not in found]
         if empty:
@@ -104,7 +110,9 @@ class Gate:
         return True if any(inside(p, r) for r in self.gs.roots) else None
 
     @pytest.hookimpl(tryfirst=True)  # before -k / -m deselect, so they apply to the gate's tests too
-    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
         self._warn_python_files(config)
         hook = config.hook
         shard = self._shard(config)
@@ -129,8 +137,10 @@ class Gate:
                 items[:] = kept
         unmatched = [s for s in self.selectors if not any(self._matches(s, i.nodeid) for i in items)]
         if unmatched:
-            raise pytest.UsageError(f"model-checks: not found: {', '.join(unmatched)} (no artifact check there; "
-                                    f"{len(self.gs.artifacts)} artifact(s) under {', '.join(str(r) for r in self.gs.roots)})")
+            raise pytest.UsageError(
+                f"model-checks: not found: {', '.join(unmatched)} (no artifact check there; "
+                f"{len(self.gs.artifacts)} artifact(s) under {', '.join(str(r) for r in self.gs.roots)})"
+            )
 
     def _shard(self, config: pytest.Config) -> set[str] | None:
         """The artifact ids of this run's shard (`--model-checks-shard K/N`), or None for all."""
@@ -147,9 +157,11 @@ class Gate:
         gs = groups(self.gs.artifacts, self.gs.models_of)
         k, n = opts.shard
         if n > max(1, len(gs)):
-            raise pytest.UsageError(f"model-checks: --model-checks-shard {k}/{n}: the tree has {len(gs)} group(s) of artifacts "
-                                    f"(an artifact with those it shares a model with), so at most {max(1, len(gs))} shard(s) "
-                                    "hold any; lower N")
+            raise pytest.UsageError(
+                f"model-checks: --model-checks-shard {k}/{n}: the tree has {len(gs)} group(s) of artifacts "
+                f"(an artifact with those it shares a model with), so at most {max(1, len(gs))} shard(s) "
+                "hold any; lower N"
+            )
         self.shard = shard_ids(gs, k, n, durations)
         return self.shard
 
@@ -161,10 +173,17 @@ class Gate:
         for r in self.gs.roots:
             files = python_files(r, config.getini("python_files"))
             if files:
-                names = ", ".join(display(f, config.rootpath) for f in files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
-                warnings.warn(ModelChecksWarning(f"model-checks: ignored {len(files)} Python file(s) under the artifact root "
-                                                 f"{display(r, config.rootpath)}: {names}. Nothing under a root is imported or run; "
-                                                 "tests of artifacts belong outside it (take the model_checks_artifact fixture)"), stacklevel=1)
+                names = ", ".join(display(f, config.rootpath) for f in files[:5]) + (
+                    f" and {len(files) - 5} more" if len(files) > 5 else ""
+                )
+                warnings.warn(
+                    ModelChecksWarning(
+                        f"model-checks: ignored {len(files)} Python file(s) under the artifact root "
+                        f"{display(r, config.rootpath)}: {names}. Nothing under a root is imported or run; "
+                        "tests of artifacts belong outside it (take the model_checks_artifact fixture)"
+                    ),
+                    stacklevel=1,
+                )
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         """A user's test that takes `model_checks_artifact` runs once per valid artifact (the gate's items carry theirs)."""
@@ -172,7 +191,9 @@ class Gate:
             return
         arts = [a for a in self.gs.artifacts if a.manifest is not None]
         if "model_checks_device" in metafunc.fixturenames:
-            metafunc.parametrize(("model_checks_artifact", "model_checks_device"), _device_params(arts), scope="function")
+            metafunc.parametrize(
+                ("model_checks_artifact", "model_checks_device"), _device_params(arts), scope="function"
+            )
             return
         metafunc.parametrize("model_checks_artifact", arts, ids=[a.id for a in arts], scope="function")
 
@@ -249,7 +270,9 @@ class Gate:
         from model_checks.plugin.parallel import load_line
 
         par = self.config.pluginmanager.get_plugin("model_checks_parallel")
-        line = load_line(par.loads, par.workers) if par is not None and par.workers else load_line(self.gs.pool.loads, 0)
+        line = (
+            load_line(par.loads, par.workers) if par is not None and par.workers else load_line(self.gs.pool.loads, 0)
+        )
         if line:
             terminalreporter.write_line(line)
         if not self.saved:
@@ -274,7 +297,11 @@ class CheckItem(pytest.Function):
 
         # relative to where pytest was started, so a skip's location in junit.xml names no checkout directory;
         # escaped, since skips and the short summary print it
-        return printable(os.path.relpath(self.parent.artifact.manifest_path, self.config.invocation_params.dir)), 0, self.name
+        return (
+            printable(os.path.relpath(self.parent.artifact.manifest_path, self.config.invocation_params.dir)),
+            0,
+            self.name,
+        )
 
 
 class ArtifactModule(pytest.Module):
@@ -300,19 +327,32 @@ class ArtifactModule(pytest.Module):
         # What a check function's items need of fixtures is the same for every artifact (their only parents are
         # an ArtifactModule and the session, so the same fixtures are visible to all): worked out once, not per item.
         fixtureinfo = self.config.stash.setdefault(FIXTUREINFO_KEY, {})
-        no_benchmark = None if self.config.pluginmanager.hasplugin("benchmark") else pytest.mark.skip(
-            reason="pytest-benchmark is disabled (-p no:benchmark): budgets are measured through its benchmark fixture")
+        no_benchmark = (
+            None
+            if self.config.pluginmanager.hasplugin("benchmark")
+            else pytest.mark.skip(
+                reason="pytest-benchmark is disabled (-p no:benchmark): budgets are measured through its benchmark fixture"
+            )
+        )
         for name in applicable(art, nightly=options(self.config).nightly_report is not None):
             check = get(name)
             fn = self.obj.run_per_device if check.per_device else self.obj.run_check
             marks = [pytest.mark.model_checks, *(getattr(pytest.mark, m) for m, _ in check.markers)]
             for variant in check.variants(art.manifest) if check.variants else [None]:
                 # pytest 9 builds a node id from originalname + callspec; with neither, from the full name
-                item = CheckItem.from_parent(self, name=f"test_{name}[{art.id}{'-' + variant if variant else ''}]", callobj=fn,
-                                             fixtureinfo=fixtureinfo.get(fn.__name__))
+                item = CheckItem.from_parent(
+                    self,
+                    name=f"test_{name}[{art.id}{'-' + variant if variant else ''}]",
+                    callobj=fn,
+                    fixtureinfo=fixtureinfo.get(fn.__name__),
+                )
                 fixtureinfo.setdefault(fn.__name__, item._fixtureinfo)
                 item.stash[ITEM_KEY] = (art, variant, name)
-                device_marks = [getattr(pytest.mark, variant), *([no_benchmark] if no_benchmark else [])] if check.per_device else []
+                device_marks = (
+                    [getattr(pytest.mark, variant), *([no_benchmark] if no_benchmark else [])]
+                    if check.per_device
+                    else []
+                )
                 for mark in (*marks, *device_marks):
                     item.add_marker(mark)
                 yield item

@@ -60,14 +60,26 @@ def model_checks_budget(request: pytest.FixtureRequest, model_checks_artifact: A
     from model_checks.checks.budgets.check import BudgetOptions, run
 
     o = options(request.config)
-    budget_options = BudgetOptions(baselines=o.baselines, update_baselines=o.update_baselines, min_effect=o.min_effect,
-                                   trust_code=o.trust_code, latency_claim_factor=o.latency_claim_factor, timeout_s=o.timeout_s,
-                                   strict_claims=o.strict_claims)
+    budget_options = BudgetOptions(
+        baselines=o.baselines,
+        update_baselines=o.update_baselines,
+        min_effect=o.min_effect,
+        trust_code=o.trust_code,
+        latency_claim_factor=o.latency_claim_factor,
+        timeout_s=o.timeout_s,
+        strict_claims=o.strict_claims,
+    )
 
     def verdict(check: str, benchmark: Any):  # type: ignore[no-untyped-def]
         __tracebackhide__ = True
-        return gate_verdict(gs, check, model_checks_artifact, request.node, run=lambda ctx: run(check, ctx, model_checks_device, benchmark, budget_options),
-                          benchmark=benchmark)
+        return gate_verdict(
+            gs,
+            check,
+            model_checks_artifact,
+            request.node,
+            run=lambda ctx: run(check, ctx, model_checks_device, benchmark, budget_options),
+            benchmark=benchmark,
+        )
 
     return verdict
 

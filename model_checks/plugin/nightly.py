@@ -45,4 +45,6 @@ class NightlyReport:
             terminalreporter.write_line(self.failure, red=True)
         if not self.written:
             return
-        terminalreporter.write_line(f"model-checks: nightly report written to {self.directory / 'nightly.md'} and nightly.html")
+        terminalreporter.write_line(
+            f"model-checks: nightly report written to {self.directory / 'nightly.md'} and nightly.html"
+        )

@@ -35,7 +35,9 @@ def worker_gpu(worker: str, outer: str | None, count: int) -> str | None:
     m = re.fullmatch(r"gw(\d+)", worker)
     if m is None:
         return None
-    visible = [d.strip() for d in outer.split(",") if d.strip()] if outer is not None else [str(i) for i in range(count)]
+    visible = (
+        [d.strip() for d in outer.split(",") if d.strip()] if outer is not None else [str(i) for i in range(count)]
+    )
     if outer is not None and not visible:
         return outer  # an empty mask hides every GPU: keep it so
     return visible[int(m[1]) % len(visible)] if visible else None
@@ -55,8 +57,9 @@ class Parallel:
         if worker is None:
             return
         # before any check can start CUDA (workers and their model processes inherit the environment)
-        mask = worker_gpu(worker, os.environ.get("CUDA_VISIBLE_DEVICES"),
-                          0 if "CUDA_VISIBLE_DEVICES" in os.environ else gpu_count())
+        mask = worker_gpu(
+            worker, os.environ.get("CUDA_VISIBLE_DEVICES"), 0 if "CUDA_VISIBLE_DEVICES" in os.environ else gpu_count()
+        )
         if mask is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = mask
 
@@ -83,7 +86,11 @@ def load_line(loads: dict[Any, int], workers: int) -> str | None:
     total = sum(loads.values())
     where = f" on {workers} worker(s)" if workers else ""
     again = sorted(str(p) for p, n in loads.items() if n > 1)
-    tail = "each once" if not again else f"{len(again)} more than once: {', '.join(os.path.basename(os.path.dirname(p)) for p in again[:5])}"
+    tail = (
+        "each once"
+        if not again
+        else f"{len(again)} more than once: {', '.join(os.path.basename(os.path.dirname(p)) for p in again[:5])}"
+    )
     return f"model-checks: {len(loads)} model(s) loaded {total} time(s){where} ({tail})"
 
 

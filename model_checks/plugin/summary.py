@@ -42,9 +42,15 @@ class Summary:
     expected: dict[str, list[str]] = field(default_factory=dict)  # the checks collected, by artifact id
     interrupted: bool = False
     shard: tuple[int, int] | None = None  # --model-checks-shard K/N, named in the record for `model-checks merge`
-    records: list[dict] = field(default_factory=list)  # every report with model-checks facts, as `model-checks merge` replays them
-    lost: dict[str, str] = field(default_factory=dict)  # artifact id -> why it was not checked (a shard whose node died)
-    machines: dict[str, dict] = field(default_factory=dict)  # where each replayed run ran, by shard label (merge); empty: here
+    records: list[dict] = field(
+        default_factory=list
+    )  # every report with model-checks facts, as `model-checks merge` replays them
+    lost: dict[str, str] = field(
+        default_factory=dict
+    )  # artifact id -> why it was not checked (a shard whose node died)
+    machines: dict[str, dict] = field(
+        default_factory=dict
+    )  # where each replayed run ran, by shard label (merge); empty: here
 
     def _not_checked(self) -> dict[str, list[str]]:
         done = {aid: set(r["status"]) for aid, r in self.rows.items()}
@@ -60,9 +66,12 @@ class Summary:
         p = read_record(properties)
         if p is None:
             return
-        self.records.append({"nodeid": nodeid, "when": when, "outcome": outcome, "properties": [[k, v] for k, v in properties]})
-        row = self.rows.setdefault(p["artifact"], {"format": p.get("format"), "figures": {}, "status": {}, "reasons": {},
-                                                   "variants": {}})
+        self.records.append(
+            {"nodeid": nodeid, "when": when, "outcome": outcome, "properties": [[k, v] for k, v in properties]}
+        )
+        row = self.rows.setdefault(
+            p["artifact"], {"format": p.get("format"), "figures": {}, "status": {}, "reasons": {}, "variants": {}}
+        )
         figures = {k: v for k, v in (p.get("figures") or {}).items() if v is not None}
         variant = p.get("variant") or figures.get("device")  # a record of before variants named only a budget's device
         key = p["check"] + (f"[{variant}]" if variant else "")
@@ -104,7 +113,11 @@ class Summary:
         parts = []
         for k in keys:
             status = row["status"][k]
-            text = f"{status}: {md_cell(row['reasons'][k])}" if status in FAILED and row.get("reasons", {}).get(k) else status
+            text = (
+                f"{status}: {md_cell(row['reasons'][k])}"
+                if status in FAILED and row.get("reasons", {}).get(k)
+                else status
+            )
             text = check.cell(text, row.get("variants", {}).get(k, row["figures"])) if check.cell else text
             parts.append(f"{k.split('[', 1)[1].rstrip(']')} {text}" if "[" in k else text)
         return "; ".join(parts)
@@ -119,34 +132,60 @@ class Summary:
         missing = self._not_checked() if self.interrupted else {}
         if self.interrupted:
             count = sum(map(len, missing.values()))
-            lines += [f"**INTERRUPTED: this run was stopped before it finished; {count} collected check(s) of {len(missing)} artifact(s) "
-                      "did not run, so this summary is incomplete and proves nothing about them.**", ""]
+            lines += [
+                f"**INTERRUPTED: this run was stopped before it finished; {count} collected check(s) of {len(missing)} artifact(s) "
+                "did not run, so this summary is incomplete and proves nothing about them.**",
+                "",
+            ]
         lines += [*self._machine_lines(), ""]
-        lines += [f"{len(self.rows) + len(set(self.lost) - set(self.rows))} artifact(s).", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += [
+            f"{len(self.rows) + len(set(self.lost) - set(self.rows))} artifact(s).",
+            "",
+            "| " + " | ".join(head) + " |",
+            "|" + "---|" * len(head),
+        ]
         for aid in sorted(self.rows):
             r = self.rows[aid]
             cells = [f"`{md_cell(aid)}`", _fmt(r["format"]), *(_fmt(r["figures"].get(f.key), f.spec) for f in figures)]
             cells += [self._cell(c, r) for c in columns]
             lines.append("| " + " | ".join(cells) + " |")
         lost = sorted(set(self.lost) - set(self.rows))
-        lines += [f"| `{md_cell(aid)}` | " + " | ".join(["-"] * (1 + len(figures)) + ["LOST"] * len(columns)) + " |" for aid in lost]
+        lines += [
+            f"| `{md_cell(aid)}` | " + " | ".join(["-"] * (1 + len(figures)) + ["LOST"] * len(columns)) + " |"
+            for aid in lost
+        ]
         failed = self.failed
         if lost:
             lines += ["", f"## Lost ({len(lost)} artifact(s) not checked)", ""]
             lines += [f"- `{md_cell(aid)}`: {md_cell(self.lost[aid])}" for aid in lost]
         if self.interrupted:
-            lines += ["", f"{failed} artifact(s) with a failing check before the interruption." if failed else "No check failed before the interruption.",
-                      "", "## Not checked (interrupted)", ""]
-            lines += [f"- `{md_cell(aid)}`: {', '.join(names)}" for aid, names in sorted(missing.items())] or ["- (every collected check had run)"]
+            lines += [
+                "",
+                f"{failed} artifact(s) with a failing check before the interruption."
+                if failed
+                else "No check failed before the interruption.",
+                "",
+                "## Not checked (interrupted)",
+                "",
+            ]
+            lines += [f"- `{md_cell(aid)}`: {', '.join(names)}" for aid, names in sorted(missing.items())] or [
+                "- (every collected check had run)"
+            ]
         else:
-            lines += ["", f"{failed} artifact(s) with a failing check{' or lost' if lost else ''}." if failed
-                      else "Every collected check passed or did not apply."]
+            lines += [
+                "",
+                f"{failed} artifact(s) with a failing check{' or lost' if lost else ''}."
+                if failed
+                else "Every collected check passed or did not apply.",
+            ]
         return "\n".join(lines) + "\n"
 
     def write(self) -> list[Path]:
         """summary.md and the run record beside it."""
-        return [write_text(self.path, self.render()),
-                write_text(record_path(self.path), json.dumps(self.record(), indent=1, sort_keys=True) + "\n")]
+        return [
+            write_text(self.path, self.render()),
+            write_text(record_path(self.path), json.dumps(self.record(), indent=1, sort_keys=True) + "\n"),
+        ]
 
     def _machine_lines(self) -> list[str]:
         from model_checks.core.machine import describe_record, this_machine
@@ -156,16 +195,25 @@ class Summary:
         distinct = {describe_record(m) for m in self.machines.values()}
         if len(distinct) == 1:
             return [f"Machine: {md_cell(distinct.pop())}."]
-        return ["Machines: the shards ran on different machines; timings and int8 verdicts may depend on which:", "",
-                *(f"- shard {label}: {md_cell(describe_record(m))}" for label, m in sorted(self.machines.items()))]
+        return [
+            "Machines: the shards ran on different machines; timings and int8 verdicts may depend on which:",
+            "",
+            *(f"- shard {label}: {md_cell(describe_record(m))}" for label, m in sorted(self.machines.items())),
+        ]
 
     def record(self) -> dict:
         """What this run said, for `model-checks merge`: its shard, the artifacts it gated, each report's facts."""
         from model_checks.core.machine import this_machine
 
-        return {"schema": RECORD_SCHEMA, "shard": list(self.shard) if self.shard else None, "interrupted": self.interrupted,
-                "artifacts": sorted(set(self.rows) | set(self.expected)), "expected": self.expected, "reports": self.records,
-                **({"machines": self.machines} if self.machines else {"machine": this_machine().record()})}
+        return {
+            "schema": RECORD_SCHEMA,
+            "shard": list(self.shard) if self.shard else None,
+            "interrupted": self.interrupted,
+            "artifacts": sorted(set(self.rows) | set(self.expected)),
+            "expected": self.expected,
+            "reports": self.records,
+            **({"machines": self.machines} if self.machines else {"machine": this_machine().record()}),
+        }
 
     def replay(self, record: dict, label: str = "") -> None:
         """Take a recorded run's reports into this summary, as if they had been reported here (`label`: the shard)."""
@@ -226,9 +274,15 @@ def machine_warning(records: dict[str, dict]) -> str | None:
     for label, r in sorted(records.items()):
         for report in reports_of(r):
             p = read_record(report["properties"])
-            if p and report["when"] == "call" and (p["check"] in dependent or (p.get("figures") or {}).get("int8_kernels")):
+            if (
+                p
+                and report["when"] == "call"
+                and (p["check"] in dependent or (p.get("figures") or {}).get("int8_kernels"))
+            ):
                 verdicts.append(f"{p['check']} of {p['artifact']} (shard {label})")
     machines = "; ".join(f"shard {label}: {text}" for label, text in sorted(seen.items()))
     shown = ", ".join(verdicts[:12]) + (f" and {len(verdicts) - 12} more" if len(verdicts) > 12 else "")
-    return (f"the shards ran on different machines ({machines}); verdicts that may depend on the machine: "
-            f"{shown or 'none recorded'}. Compare timings and int8 results across shards with care, or pin the CI jobs to one machine type")
+    return (
+        f"the shards ran on different machines ({machines}); verdicts that may depend on the machine: "
+        f"{shown or 'none recorded'}. Compare timings and int8 results across shards with care, or pin the CI jobs to one machine type"
+    )

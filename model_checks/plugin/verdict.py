@@ -21,8 +21,14 @@ PROPERTY = "model_checks"
 FACTS = ("artifact", "dir", "check", "variant", "ok", "skipped", "reason", "format")
 
 
-def verdict(gs: GateSession, name: str, artifact: Artifact, item: pytest.Item | None = None,
-            run: Callable[[CheckContext], CheckResult] | None = None, benchmark: object = None) -> CheckResult:
+def verdict(
+    gs: GateSession,
+    name: str,
+    artifact: Artifact,
+    item: pytest.Item | None = None,
+    run: Callable[[CheckContext], CheckResult] | None = None,
+    benchmark: object = None,
+) -> CheckResult:
     """Run the check and let pytest decide: skip, pass, or fail with the check's own message."""
     __tracebackhide__ = True
     result = gs.result(name, artifact, run)
@@ -57,8 +63,17 @@ def record(item: pytest.Item | None, artifact: Artifact, result: CheckResult, ro
     variant = item.stash[ITEM_KEY][1] if ITEM_KEY in item.stash else None
     device = {"device": variant} if variant and item.stash[ITEM_KEY][2] in _declared("per_device") else {}
     figures = {**device, **{k: v for k, v in result.figures.items() if k not in FACTS}}
-    facts = {"artifact": artifact.id, "dir": where.as_posix(), "check": result.check, "variant": variant, "ok": result.ok, "skipped": result.skipped,
-             "reason": None if result or result.skipped else result.reason(artifact.id), "format": artifact.format, **figures}
+    facts = {
+        "artifact": artifact.id,
+        "dir": where.as_posix(),
+        "check": result.check,
+        "variant": variant,
+        "ok": result.ok,
+        "skipped": result.skipped,
+        "reason": None if result or result.skipped else result.reason(artifact.id),
+        "format": artifact.format,
+        **figures,
+    }
     if result.check in _declared("machine_dependent"):  # the machine's properties travel with its verdict
         from model_checks.core.machine import this_machine
 
@@ -87,7 +102,7 @@ def read_record(user_properties: list[tuple[str, object]]) -> dict | None:
     facts: dict = {}
     for key, value in user_properties:
         if key.startswith(PROPERTY + "."):
-            name = key[len(PROPERTY) + 1:]
+            name = key[len(PROPERTY) + 1 :]
             if name == "artifact":
                 facts = {}
             facts[name] = value

@@ -51,27 +51,35 @@ class CalibrationReader:
             if source.ndim == self.rank - 1:
                 source = source[None]
             if source.ndim != self.rank:
-                raise ProducerError(f"calibration: an array of shape {list(source.shape)} for input '{self.input_name}' of rank {self.rank}")
+                raise ProducerError(
+                    f"calibration: an array of shape {list(source.shape)} for input '{self.input_name}' of rank {self.rank}"
+                )
             return (source[i : i + self.batch] for i in range(0, len(source), self.batch))
         if isinstance(source, dict):
             raise ProducerError("calibration: a dict is one feed; pass a list of feed dicts, or arrays")
         try:
             return iter(source)
         except TypeError:
-            raise ProducerError(f"calibration: {type(source).__name__} is neither an array, an iterable of arrays nor an .npz path") from None
+            raise ProducerError(
+                f"calibration: {type(source).__name__} is neither an array, an iterable of arrays nor an .npz path"
+            ) from None
 
     def _feeds(self, source: Any) -> Iterator[dict[str, np.ndarray]]:
         for item in self._items(source):
             if isinstance(item, dict):
                 if self.input_name not in item:
-                    raise ProducerError(f"calibration: a feed dict has {', '.join(item)}, not the model's input '{self.input_name}'")
+                    raise ProducerError(
+                        f"calibration: a feed dict has {', '.join(item)}, not the model's input '{self.input_name}'"
+                    )
                 arr = np.asarray(item[self.input_name])
             else:
                 arr = np.asarray(item)
             if arr.ndim == self.rank - 1:
                 arr = arr[None]
             if arr.ndim != self.rank:
-                raise ProducerError(f"calibration: a batch of shape {list(arr.shape)} for input '{self.input_name}' of rank {self.rank}")
+                raise ProducerError(
+                    f"calibration: a batch of shape {list(arr.shape)} for input '{self.input_name}' of rank {self.rank}"
+                )
             yield {self.input_name: arr.astype(self.dtype, copy=False)}
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -100,7 +108,9 @@ def _model_input(model: Any) -> tuple[str, int, np.dtype]:
     proto = onnx.load(str(model), load_external_data=False) if isinstance(model, (str, Path)) else model
     specs = input_specs(proto)
     if len(specs) != 1:
-        raise ProducerError(f"calibration: the model has {len(specs)} inputs ({', '.join(s.name for s in specs)}); this adapter feeds single-input models")
+        raise ProducerError(
+            f"calibration: the model has {len(specs)} inputs ({', '.join(s.name for s in specs)}); this adapter feeds single-input models"
+        )
     s = specs[0]
     return s.name, len(s.shape or ()), np.dtype(s.dtype if s.dtype and s.dtype != "bfloat16" else "float32")
 

@@ -39,8 +39,14 @@ class Timing:
 CALIBRATION_BLOCKS = 5
 
 
-def timing(call: Callable[[], Any], batch: int = 1, runs: int = RUNS, warmup: int = WARMUP, desc: str = "measuring",
-           calibration: Any = None) -> Timing:
+def timing(
+    call: Callable[[], Any],
+    batch: int = 1,
+    runs: int = RUNS,
+    warmup: int = WARMUP,
+    desc: str = "measuring",
+    calibration: Any = None,
+) -> Timing:
     """Time `call` `runs` times after `warmup` calls; with a `Calibration`, a burst of it before every fifth of the
     runs and after the last (interleaved, as the gate's latency test does), whose median is `calibration_us`."""
     for _ in range(warmup):
@@ -60,8 +66,16 @@ def timing(call: Callable[[], Any], batch: int = 1, runs: int = RUNS, warmup: in
     return Timing(float(np.percentile(times, 50)), float(np.percentile(times, 90)), batch, runs, cal_us)
 
 
-def target_timing(path: Path, fmt: str, root: Path, specs: Sequence[TensorSpec], batch: int = 1, threads: int | None = 1,
-                  runs: int = RUNS, seed: int = 0) -> Timing:
+def target_timing(
+    path: Path,
+    fmt: str,
+    root: Path,
+    specs: Sequence[TensorSpec],
+    batch: int = 1,
+    threads: int | None = 1,
+    runs: int = RUNS,
+    seed: int = 0,
+) -> Timing:
     """Time the model as the gate's budget tests do (`backends.open_target` on the CPU: ONNX Runtime, TorchScript
     through torch, Keras as a traced graph), after a warm-up until the latency settles, on seeded inputs at `batch`
     generated from `specs` (one per input, in order). So the `latency_ms` a manifest records is the figure that
@@ -85,8 +99,14 @@ def target_timing(path: Path, fmt: str, root: Path, specs: Sequence[TensorSpec],
     try:
         target.prepare(generate(list(specs), batch=batch, seed=seed))
         warm_up(target.call)
-        return timing(target.call, batch=batch, runs=runs, warmup=0, desc=f"timing {path.name} (batch {batch})",
-                      calibration=Calibration(threads))
+        return timing(
+            target.call,
+            batch=batch,
+            runs=runs,
+            warmup=0,
+            desc=f"timing {path.name} (batch {batch})",
+            calibration=Calibration(threads),
+        )
     finally:
         target.close()
 

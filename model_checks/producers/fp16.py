@@ -26,8 +26,10 @@ class Fp16Result:
     comparison: Comparison
 
     def __str__(self) -> str:
-        return (f"{self.path}: fp16{' (fp32 inputs/outputs kept)' if self.keep_io_types else ''}; {self.source_bytes / 1e6:.3f} MB -> "
-                f"{self.size_bytes / 1e6:.3f} MB; worst rel_l2 against fp32 {self.comparison.worst('rel_l2'):.2g}")
+        return (
+            f"{self.path}: fp16{' (fp32 inputs/outputs kept)' if self.keep_io_types else ''}; {self.source_bytes / 1e6:.3f} MB -> "
+            f"{self.size_bytes / 1e6:.3f} MB; worst rel_l2 against fp32 {self.comparison.worst('rel_l2'):.2g}"
+        )
 
 
 def _graphs(graph):  # type: ignore[no-untyped-def]
@@ -45,8 +47,12 @@ def _casts_follow_types(model):  # type: ignore[no-untyped-def]
     refuses the model. Make each such Cast, in the graph and in its subgraphs, produce the type its output was given."""
     import onnx
 
-    fp16_values = {v.name for g in _graphs(model.graph) for v in [*g.value_info, *g.output]
-                   if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16}
+    fp16_values = {
+        v.name
+        for g in _graphs(model.graph)
+        for v in [*g.value_info, *g.output]
+        if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
+    }
     for g in _graphs(model.graph):
         for node in g.node:
             if node.op_type == "Cast" and node.output[0] in fp16_values:
@@ -56,8 +62,13 @@ def _casts_follow_types(model):  # type: ignore[no-untyped-def]
     return model
 
 
-def to_fp16(src: str | Path, dst: str | Path, keep_io_types: bool = True, samples: Mapping[str, np.ndarray] | None = None,
-            tolerance: Mapping[str, float | None] | None = None) -> Fp16Result:
+def to_fp16(
+    src: str | Path,
+    dst: str | Path,
+    keep_io_types: bool = True,
+    samples: Mapping[str, np.ndarray] | None = None,
+    tolerance: Mapping[str, float | None] | None = None,
+) -> Fp16Result:
     """Convert `src` to fp16 at `dst`. The result goes through `verify.verified` (onnx.checker, onnxruntime, and
     the outputs on `samples`, or seeded inputs, under `tolerance`, default rel_l2 1e-2) before it is written; with
     `keep_io_types=False` it is fed fp16 inputs and its outputs are cast up to compare."""
@@ -73,8 +84,10 @@ def to_fp16(src: str | Path, dst: str | Path, keep_io_types: bool = True, sample
     try:
         converted = _casts_follow_types(float16.convert_float_to_float16(model, keep_io_types=keep_io_types))
     except Exception as e:  # the converter asserts and raises on graphs it does not expect
-        raise ProducerError(f"fp16: onnxconverter-common could not convert {src.name} ({type(e).__name__}: "
-                            f"{str(e).strip().splitlines()[0][:300] if str(e).strip() else 'no message'}); nothing was written") from None
+        raise ProducerError(
+            f"fp16: onnxconverter-common could not convert {src.name} ({type(e).__name__}: "
+            f"{str(e).strip().splitlines()[0][:300] if str(e).strip() else 'no message'}); nothing was written"
+        ) from None
     half = {k: (v.astype(np.float16) if not keep_io_types and v.dtype == np.float32 else v) for k, v in feeds.items()}
     hint = "" if keep_io_types else "try keeping fp32 inputs and outputs (keep_io_types=True)"
     try:

@@ -79,11 +79,19 @@ def keras_to_onnx(model: Any, samples: np.ndarray, opset: int = DEFAULT_OPSET, b
     keras_out = model(x, training=False)
     keras_out = keras_out if isinstance(keras_out, (list, tuple)) else [keras_out]
     names = [o.name for o in proto.graph.output]
-    return verified(proto, "tf2onnx conversion", {name: x}, {n: np.asarray(k) for n, k in zip(names, keras_out)}, CONVERT_TOLERANCE).data
+    return verified(
+        proto, "tf2onnx conversion", {name: x}, {n: np.asarray(k) for n, k in zip(names, keras_out)}, CONVERT_TOLERANCE
+    ).data
 
 
-def convert_keras(model: Any, dst: str | Path, variant: str = "fp32", samples: np.ndarray | None = None, calibration: Any = None,
-                  opset: int = DEFAULT_OPSET) -> KerasConversion:
+def convert_keras(
+    model: Any,
+    dst: str | Path,
+    variant: str = "fp32",
+    samples: np.ndarray | None = None,
+    calibration: Any = None,
+    opset: int = DEFAULT_OPSET,
+) -> KerasConversion:
     """Convert a Keras model (or a path to one) to ONNX `variant` at `dst`.
 
     `samples`: a batch of real inputs for checking the conversion (default: seeded uniform [0, 1) inputs). `calibration` is required for int8 (see CalibrationReader for its forms).
@@ -99,7 +107,10 @@ def convert_keras(model: Any, dst: str | Path, variant: str = "fp32", samples: n
         shape = (2, *model.inputs[0].shape[1:])
         samples = np.random.default_rng(0).uniform(0, 1, shape).astype(np.float32)
     dst = Path(dst)
-    with tempfile.TemporaryDirectory(prefix="model-checks-keras-") as tmp, stages(f"Keras -> ONNX {variant}", 1 if variant == "fp32" else 2) as done:
+    with (
+        tempfile.TemporaryDirectory(prefix="model-checks-keras-") as tmp,
+        stages(f"Keras -> ONNX {variant}", 1 if variant == "fp32" else 2) as done,
+    ):
         fp32 = Path(tmp) / "fp32.onnx"
         write_bytes(fp32, keras_to_onnx(model, samples, opset))
         done("tf2onnx, checked against Keras")

@@ -55,15 +55,20 @@ class ONNXModel:
     may be any float dtype: it is converted to what the model's first input wants.
     """
 
-    def __init__(self, model: str | Path | bytes, available_providers: list[str] | None = None, threads: int | None = None):
+    def __init__(
+        self, model: str | Path | bytes, available_providers: list[str] | None = None, threads: int | None = None
+    ):
         from model_checks.backends.onnx.runtime import onnxruntime
 
         ort = onnxruntime()
 
         from model_checks.backends.onnx.runner import session_options
 
-        self.session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), session_options(threads),
-                                            providers=providers(available_providers))
+        self.session = ort.InferenceSession(
+            model if isinstance(model, bytes) else str(model),
+            session_options(threads),
+            providers=providers(available_providers),
+        )
         first = self.session.get_inputs()[0]
         self.input_name: str = first.name
         self.input_shape: list[Any] = list(first.shape)
@@ -100,5 +105,7 @@ class ONNXModel:
 
     def accuracy(self, x: np.ndarray, y: np.ndarray, batch: int = 256) -> float:
         """Top-1 accuracy of the first output on labelled data."""
-        hits = sum(int(np.sum(np.argmax(self(x[i : i + batch]), axis=-1) == y[i : i + batch])) for i in range(0, len(x), batch))
+        hits = sum(
+            int(np.sum(np.argmax(self(x[i : i + batch]), axis=-1) == y[i : i + batch])) for i in range(0, len(x), batch)
+        )
         return hits / len(x)

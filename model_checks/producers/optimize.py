@@ -37,8 +37,10 @@ class OptimizeResult:
     notes: tuple[str, ...] = ()  # repairs made before writing
 
     def __str__(self) -> str:
-        return (f"{self.path}: {len(self.passes)} pass(es), {self.nodes_before} -> {self.nodes_after} nodes; outputs match the input model"
-                + "".join(f"; {n}" for n in self.notes))
+        return (
+            f"{self.path}: {len(self.passes)} pass(es), {self.nodes_before} -> {self.nodes_after} nodes; outputs match the input model"
+            + "".join(f"; {n}" for n in self.notes)
+        )
 
 
 def check_passes(passes: Sequence[str]) -> tuple[str, ...]:
@@ -51,7 +53,9 @@ def check_passes(passes: Sequence[str]) -> tuple[str, ...]:
     for p in passes:
         if p not in known:
             near = difflib.get_close_matches(p, known, n=1)
-            raise ProducerError(f"passes: {p!r} is not an onnxoptimizer pass" + (f"; did you mean {near[0]!r}?" if near else ""))
+            raise ProducerError(
+                f"passes: {p!r} is not an onnxoptimizer pass" + (f"; did you mean {near[0]!r}?" if near else "")
+            )
     return tuple(passes)
 
 
@@ -67,8 +71,12 @@ def fold_constants(model):  # type: ignore[no-untyped-def]
     # A lone NodeProto is evaluated at the latest opset: an opset-12 Unsqueeze (axes an attribute) is then read as
     # opset 13's (axes an input) and fails. So each node is evaluated as a one-node model at the model's opsets.
     def evaluate(node, feeds):  # type: ignore[no-untyped-def]
-        one = helper.make_graph([node], "fold", [helper.make_empty_tensor_value_info(i) for i in node.input if i],
-                                [helper.make_empty_tensor_value_info(o) for o in node.output])
+        one = helper.make_graph(
+            [node],
+            "fold",
+            [helper.make_empty_tensor_value_info(i) for i in node.input if i],
+            [helper.make_empty_tensor_value_info(o) for o in node.output],
+        )
         return ReferenceEvaluator(helper.make_model(one, opset_imports=model.opset_import)).run(None, feeds)
 
     graph = model.graph
@@ -76,8 +84,11 @@ def fold_constants(model):  # type: ignore[no-untyped-def]
     graph_inputs = {i.name for i in graph.input}
     kept, folded = [], []
     for node in graph.node:
-        constant = node.domain in ("", "ai.onnx") and not any(a.g.node or a.graphs for a in node.attribute) and all(
-            i == "" or (i in known and i not in graph_inputs) for i in node.input)
+        constant = (
+            node.domain in ("", "ai.onnx")
+            and not any(a.g.node or a.graphs for a in node.attribute)
+            and all(i == "" or (i in known and i not in graph_inputs) for i in node.input)
+        )
         if not constant:
             kept.append(node)
             continue
@@ -100,8 +111,13 @@ def fold_constants(model):  # type: ignore[no-untyped-def]
     return model
 
 
-def optimize(src: str | Path, dst: str | Path, passes: Sequence[str] = DEFAULT_PASSES, samples: Mapping[str, np.ndarray] | None = None,
-             tolerance: Mapping[str, float | None] | None = None) -> OptimizeResult:
+def optimize(
+    src: str | Path,
+    dst: str | Path,
+    passes: Sequence[str] = DEFAULT_PASSES,
+    samples: Mapping[str, np.ndarray] | None = None,
+    tolerance: Mapping[str, float | None] | None = None,
+) -> OptimizeResult:
     """Run `passes` on `src`, then fold what became constant; write `dst` only when the outputs on `samples`
     (or seeded inputs) still match."""
     import onnx
@@ -118,9 +134,12 @@ def optimize(src: str | Path, dst: str | Path, passes: Sequence[str] = DEFAULT_P
     try:
         optimized = onnxoptimizer.optimize(model, list(passes))
     except Exception as e:  # onnxoptimizer raises bare RuntimeErrors from C++
-        raise ProducerError(f"optimize: onnxoptimizer failed on {src.name} ({_first_line(e)}); nothing was written; "
-                            "leave out the pass that fails (passes=[...])", cli=f"optimize: onnxoptimizer failed on {src.name} "
-                            f"({_first_line(e)}); nothing was written; leave out the pass that fails (--passes A,B)") from None
+        raise ProducerError(
+            f"optimize: onnxoptimizer failed on {src.name} ({_first_line(e)}); nothing was written; "
+            "leave out the pass that fails (passes=[...])",
+            cli=f"optimize: onnxoptimizer failed on {src.name} "
+            f"({_first_line(e)}); nothing was written; leave out the pass that fails (--passes A,B)",
+        ) from None
     v = verified(fold_constants(optimized), "optimize", feeds, want, tolerance)
     write_bytes(Path(dst), v.data)
     return OptimizeResult(Path(dst), passes, nodes_before, len(optimized.graph.node), v.comparison, v.notes)

@@ -31,7 +31,21 @@ from model_checks.producers.npz import write_npz
 from model_checks.producers.verify import ProducerError
 from model_checks.safety.paths import resolve_inside
 
-TENSOR_DTYPES = ("float16", "float32", "float64", "bfloat16", "int8", "uint8", "int16", "uint16", "int32", "int64", "uint32", "uint64", "bool")
+TENSOR_DTYPES = (
+    "float16",
+    "float32",
+    "float64",
+    "bfloat16",
+    "int8",
+    "uint8",
+    "int16",
+    "uint16",
+    "int32",
+    "int64",
+    "uint32",
+    "uint64",
+    "bool",
+)
 SAMPLES = "samples.npz"
 EVAL = "eval.npz"
 
@@ -58,7 +72,9 @@ def runtime_of(fmt: str) -> str:
     """`<package> <version>` of the installed runtime for `fmt` (a bare version: >= it, same major)."""
     package = runtime_package(fmt)
     if package is None:
-        raise ModelChecksError(f"no runtime package is declared for format {fmt!r} (Framework.runtime in its backend folder)")
+        raise ModelChecksError(
+            f"no runtime package is declared for format {fmt!r} (Framework.runtime in its backend folder)"
+        )
     from packaging.version import Version
 
     return f"{package} {Version(md.version(package)).base_version}"
@@ -137,18 +153,40 @@ def _loadable(model: Path) -> None:
     try:
         onnx.checker.check_model(str(model))
     except (onnx.checker.ValidationError, ValueError) as e:
-        raise ProducerError(f"package: {model.name} is not a valid ONNX model (onnx.checker: {_first_line(e)}); nothing was written") from None
+        raise ProducerError(
+            f"package: {model.name} is not a valid ONNX model (onnx.checker: {_first_line(e)}); nothing was written"
+        ) from None
     try:
         ort.InferenceSession(str(model), session_options(), providers=["CPUExecutionProvider"])
     except Exception as e:
-        raise ProducerError(f"package: onnxruntime cannot load {model.name} ({_first_line(e)}); nothing was written") from None
+        raise ProducerError(
+            f"package: onnxruntime cannot load {model.name} ({_first_line(e)}); nothing was written"
+        ) from None
 
 
-def package(model: str | Path, out_dir: str | Path, *, model_name: str, version: str = "1.0", root: str | Path | None = None,
-            reference: str | Path | None = None, samples: Any = None, eval_data: Any = None, optimization: Sequence[str] = (),
-            tolerance: Mapping[str, Any] | None = None, limits: Mapping[str, Any] | None = None,
-            budgets: Mapping[str, Any] | None = None, serving: Mapping[str, Any] | None = None, input_range: Sequence[float] | Mapping[str, Sequence[float]] | None = None, layout: str | None = None, inputs: Sequence[TensorSpec] | None = None,
-            outputs: Sequence[TensorSpec] | None = None, roundtrip: Sequence[str] = (), threads: int = 1, runs: int = RUNS) -> Packaged:
+def package(
+    model: str | Path,
+    out_dir: str | Path,
+    *,
+    model_name: str,
+    version: str = "1.0",
+    root: str | Path | None = None,
+    reference: str | Path | None = None,
+    samples: Any = None,
+    eval_data: Any = None,
+    optimization: Sequence[str] = (),
+    tolerance: Mapping[str, Any] | None = None,
+    limits: Mapping[str, Any] | None = None,
+    budgets: Mapping[str, Any] | None = None,
+    serving: Mapping[str, Any] | None = None,
+    input_range: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
+    layout: str | None = None,
+    inputs: Sequence[TensorSpec] | None = None,
+    outputs: Sequence[TensorSpec] | None = None,
+    roundtrip: Sequence[str] = (),
+    threads: int = 1,
+    runs: int = RUNS,
+) -> Packaged:
     """Write the artifact directory `out_dir`: the model (copied unless it is already there), metadata.yaml,
     and `samples.npz` / `eval.npz` when given (a path, an array or dict of arrays, or for eval an (x, y) pair).
 
@@ -164,7 +202,9 @@ def package(model: str | Path, out_dir: str | Path, *, model_name: str, version:
         raise ProducerError(f"model: {model} does not exist")
     fmt = guess_format(model.name)
     if fmt is None:
-        raise ProducerError(f"model: cannot tell the format of {model.name} from its name (.onnx, .pt, .keras, .h5, .tflite)")
+        raise ProducerError(
+            f"model: cannot tell the format of {model.name} from its name (.onnx, .pt, .keras, .h5, .tflite)"
+        )
     root = Path(root) if root is not None else out_dir.parent
     resolve_inside(root, out_dir, ".", "out_dir")  # the artifact itself must lie inside the root
     if fmt == "onnx":
@@ -190,7 +230,9 @@ def package(model: str | Path, out_dir: str | Path, *, model_name: str, version:
         if samples is not None:
             _write_data(samples, out_dir / SAMPLES, "samples", lambda s: _samples_arrays(s, declared_in))
         if eval_data is not None:
-            _write_data(eval_data, out_dir / EVAL, "eval_data", lambda e: {"x": np.asarray(e[0]), "y": np.asarray(e[1])})
+            _write_data(
+                eval_data, out_dir / EVAL, "eval_data", lambda e: {"x": np.asarray(e[0]), "y": np.asarray(e[1])}
+            )
             data = load_npz(out_dir / EVAL, "eval_data")
             if "x" not in data or "y" not in data:
                 raise ProducerError(f"eval_data: needs arrays x and y (it has {', '.join(data)})")
@@ -199,8 +241,14 @@ def package(model: str | Path, out_dir: str | Path, *, model_name: str, version:
                 ref = Path(reference).resolve()
                 ref_acc = accuracy(pool.runner(ref, guess_format(ref.name) or "onnx", root), data["x"], data["y"])[0]
 
-    manifest: dict[str, Any] = {"schema": 1, "model_name": model_name, "version": str(version), "file": dst.name, "format": fmt,
-                                "sha256": sha256(dst)}
+    manifest: dict[str, Any] = {
+        "schema": 1,
+        "model_name": model_name,
+        "version": str(version),
+        "file": dst.name,
+        "format": fmt,
+        "sha256": sha256(dst),
+    }
     if facts.opset is not None:
         manifest["opset"] = facts.opset
     manifest["precision"] = facts.precision

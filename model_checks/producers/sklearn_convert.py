@@ -51,8 +51,15 @@ def _final(model: Any) -> Any:
     return model.steps[-1][1] if hasattr(model, "steps") else model
 
 
-def convert_sklearn(model: Any, out: str | Path, samples: np.ndarray, *, zipmap: bool = True, opset: int = DEFAULT_OPSET,
-                    input_name: str = "input") -> SklearnConversion:
+def convert_sklearn(
+    model: Any,
+    out: str | Path,
+    samples: np.ndarray,
+    *,
+    zipmap: bool = True,
+    opset: int = DEFAULT_OPSET,
+    input_name: str = "input",
+) -> SklearnConversion:
     """Write `model` as ONNX at `out`; refuses (ProducerError) when labels or probabilities on `samples` differ."""
     from model_checks.core.requires import require
 
@@ -66,21 +73,38 @@ def convert_sklearn(model: Any, out: str | Path, samples: np.ndarray, *, zipmap:
         raise ProducerError(f"model: {type(final).__name__} has no predict_proba; convert-sklearn packages classifiers")
     options = {id(final): {"zipmap": bool(zipmap)}}
     try:
-        onx = to_onnx(model, initial_types=[(input_name, FloatTensorType([None, x.shape[1]]))], target_opset={"": opset, "ai.onnx.ml": 3},
-                      options=options)
+        onx = to_onnx(
+            model,
+            initial_types=[(input_name, FloatTensorType([None, x.shape[1]]))],
+            target_opset={"": opset, "ai.onnx.ml": 3},
+            options=options,
+        )
     except Exception as e:
         from model_checks.core.errors import runtime_error_text
 
         raise ProducerError(f"skl2onnx could not convert {type(model).__name__}: {runtime_error_text(e)}") from None
     _rename_outputs(onx, OUTPUT_NAMES)
     for v in [*onx.graph.input, *onx.graph.output]:  # skl2onnx leaves the batch unnamed
-        if v.type.HasField("tensor_type") and v.type.tensor_type.shape.dim and not v.type.tensor_type.shape.dim[0].HasField("dim_value"):
+        if (
+            v.type.HasField("tensor_type")
+            and v.type.tensor_type.shape.dim
+            and not v.type.tensor_type.shape.dim[0].HasField("dim_value")
+        ):
             v.type.tensor_type.shape.dim[0].dim_param = BATCH_AXIS
     data = onx.SerializeToString()
     got = onnx_outputs(data, {input_name: x})
     label_name, proba_name = [o.name for o in onx.graph.output][:2]
-    expected = {label_name: np.asarray(model.predict(x)).astype(got[label_name].dtype), proba_name: model.predict_proba(x).astype(np.float32)}
-    v = verified(onx, f"skl2onnx {type(final).__name__}", {input_name: x}, expected, {**PROBA_TOLERANCE, "mismatch_fraction": 0.0})
+    expected = {
+        label_name: np.asarray(model.predict(x)).astype(got[label_name].dtype),
+        proba_name: model.predict_proba(x).astype(np.float32),
+    }
+    v = verified(
+        onx,
+        f"skl2onnx {type(final).__name__}",
+        {input_name: x},
+        expected,
+        {**PROBA_TOLERANCE, "mismatch_fraction": 0.0},
+    )
     path = write_bytes(Path(out), v.data)
     steps = ("skl2onnx", "zipmap" if zipmap else "no_zipmap")
     return SklearnConversion(path, steps, tuple(o.name for o in onx.graph.output), path.stat().st_size)

@@ -92,6 +92,7 @@ def _named_converter(tf: Any, model: Any, input_name: str, output_names: list[st
     """A converter whose signature names the input and outputs as given: tfmot renames a QAT model's layers
     (`quant_logits`), and the TFLite model should keep its source's names."""
     spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), model.inputs[0].dtype, name=input_name)
+
     def serve(x: Any) -> dict[str, Any]:
         return dict(zip(output_names, keras_list(model(x, training=False)), strict=True))
 

@@ -56,6 +56,7 @@ def onnx2torch(problem: str | None = None) -> Any:
     problem = problem or _torchvision_problem()
     added = []
     if problem is not None:
+
         def missing(*_: Any, **__: Any) -> Any:
             raise Unconvertible(f"this op needs a working torchvision ({problem})")
 
@@ -73,7 +74,9 @@ def onnx2torch(problem: str | None = None) -> Any:
         from model_checks.core.requires import missing
 
         why = missing(e, "roundtrip", "converting ONNX to PyTorch")
-        raise MissingDependencyError(f"{why} (then pip install --no-deps onnx2torch==1.5.15 if pip wants torchvision)") from None
+        raise MissingDependencyError(
+            f"{why} (then pip install --no-deps onnx2torch==1.5.15 if pip wants torchvision)"
+        ) from None
     finally:
         for name in added:  # the placeholder serves onnx2torch's imports only
             sys.modules.pop(name, None)
@@ -98,7 +101,9 @@ def unsupported(model: Any) -> list[str]:
             vision.add(n.op_type)
     reasons = [f"{CONVERTER} has no converter for {', '.join(sorted(missing))}"] if missing else []
     if vision:
-        reasons.append(f"{', '.join(sorted(vision))} need(s) a working torchvision, which does not import here ({problem})")
+        reasons.append(
+            f"{', '.join(sorted(vision))} need(s) a working torchvision, which does not import here ({problem})"
+        )
     return reasons
 
 
@@ -154,8 +159,9 @@ class ToTorchResult:
     comparison: Any
 
     def __str__(self) -> str:
-        return (f"wrote {self.path} ({self.how} TorchScript, {CONVERTER}); matches onnxruntime: "
-                + ", ".join(f"{m} {v:.3g}" for m in ("rel_l2", "max_abs") if (v := self.comparison.worst(m)) is not None))
+        return f"wrote {self.path} ({self.how} TorchScript, {CONVERTER}); matches onnxruntime: " + ", ".join(
+            f"{m} {v:.3g}" for m in ("rel_l2", "max_abs") if (v := self.comparison.worst(m)) is not None
+        )
 
 
 def to_torchscript(conv: Converted, example: Mapping[str, np.ndarray]) -> tuple[Any, str]:
@@ -169,7 +175,13 @@ def to_torchscript(conv: Converted, example: Mapping[str, np.ndarray]) -> tuple[
             return torch.jit.trace(conv.module, ex, check_trace=False), "traced"
 
 
-def write(src: Path, dst: Path, root: Path | None = None, tolerance: Any = None, samples: Mapping[str, np.ndarray] | None = None) -> ToTorchResult:
+def write(
+    src: Path,
+    dst: Path,
+    root: Path | None = None,
+    tolerance: Any = None,
+    samples: Mapping[str, np.ndarray] | None = None,
+) -> ToTorchResult:
     """Convert `src`, compare with onnxruntime on `samples` (default: seeded inputs at each batch size the gate
     tries) under `tolerance` (default: the gate's), and only then save a TorchScript archive that records the ONNX
     input and output names."""
@@ -199,23 +211,36 @@ def write(src: Path, dst: Path, root: Path | None = None, tolerance: Any = None,
         except InputGenerationError:
             seeded_feeds(model, what=f"to-torch {src.name}")  # raises the producer's sentence: pass samples
             raise
-    limits = tolerance or (lambda _name: {"rel_l2": Limit(1e-4, "default (model-checks to-torch)"), "max_abs": Limit(1e-3, "default (model-checks to-torch)")})
+    limits = tolerance or (
+        lambda _name: {
+            "rel_l2": Limit(1e-4, "default (model-checks to-torch)"),
+            "max_abs": Limit(1e-3, "default (model-checks to-torch)"),
+        }
+    )
     try:
         scripted, how = to_torchscript(conv, cases[0].inputs)
     except Exception as e:  # tracing runs the module: an op the converter mapped wrongly fails here
-        raise ProducerError(f"{src.name}: the converted module does not run ({type(e).__name__}: {str(e).strip()[:300]}); nothing was written") from None
+        raise ProducerError(
+            f"{src.name}: the converted module does not run ({type(e).__name__}: {str(e).strip()[:300]}); nothing was written"
+        ) from None
     saved = Converted(scripted, conv.input_names, conv.output_names)
     for case in cases:
         try:
             got = saved.infer(case.inputs)
         except Exception as e:
-            raise ProducerError(f"{src.name}: the converted module fails on {case.label} ({type(e).__name__}: {str(e).strip()[:300]}); "
-                                "nothing was written") from None
+            raise ProducerError(
+                f"{src.name}: the converted module fails on {case.label} ({type(e).__name__}: {str(e).strip()[:300]}); "
+                "nothing was written"
+            ) from None
         comparison = compare_outputs(got, ort.infer(case.inputs), limits)
         if not comparison:
-            raise ProducerError(f"{src.name}: the converted module differs from onnxruntime ({case.label}); nothing written\n"
-                                + "\n".join(comparison.render()))
-    names = json.dumps({"inputs": conv.input_names, "outputs": conv.output_names, "converter": CONVERTER, "source": src.name})
+            raise ProducerError(
+                f"{src.name}: the converted module differs from onnxruntime ({case.label}); nothing written\n"
+                + "\n".join(comparison.render())
+            )
+    names = json.dumps(
+        {"inputs": conv.input_names, "outputs": conv.output_names, "converter": CONVERTER, "source": src.name}
+    )
     buf = io.BytesIO()
     torch.jit.save(scripted, buf, _extra_files={NAMES_FILE: names})
     write_bytes(dst, buf.getvalue())

@@ -38,7 +38,9 @@ def as_tuple(example: Any) -> tuple[Any, ...]:
     return tuple(example) if isinstance(example, (tuple, list)) else (example,)
 
 
-def torch_outputs(model: Any, example: tuple[Any, ...], output_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+def torch_outputs(
+    model: Any, example: tuple[Any, ...], output_names: Sequence[str] | None = None
+) -> dict[str, np.ndarray]:
     """Outputs of `model` by name (a single tensor, or a tuple/list in `output_names` order; `output_<i>` without names)."""
     import torch
 
@@ -48,31 +50,71 @@ def torch_outputs(model: Any, example: tuple[Any, ...], output_names: Sequence[s
     if output_names is None:
         output_names = [f"output_{i}" for i in range(len(outs))]
     if len(outs) != len(output_names):
-        raise ProducerError(f"output_names: {len(output_names)} name(s) {list(output_names)} for {len(outs)} model output(s)")
+        raise ProducerError(
+            f"output_names: {len(output_names)} name(s) {list(output_names)} for {len(outs)} model output(s)"
+        )
     return {n: o.detach().cpu().numpy() for n, o in zip(output_names, outs)}
 
 
-def _export_bytes(model: Any, example: tuple[Any, ...], input_names: Sequence[str], output_names: Sequence[str], opset: int,
-                  dynamo: bool, batch_axis: str | None, fold_constants: bool) -> bytes:
+def _export_bytes(
+    model: Any,
+    example: tuple[Any, ...],
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+    opset: int,
+    dynamo: bool,
+    batch_axis: str | None,
+    fold_constants: bool,
+) -> bytes:
     import torch
 
     if dynamo:
         shapes = tuple({0: torch.export.Dim(batch_axis, min=1)} for _ in example) if batch_axis else None
-        program = torch.onnx.export(model, example, dynamo=True, input_names=list(input_names), output_names=list(output_names),
-                                    opset_version=opset, dynamic_shapes=shapes, optimize=fold_constants, verbose=False)
+        program = torch.onnx.export(
+            model,
+            example,
+            dynamo=True,
+            input_names=list(input_names),
+            output_names=list(output_names),
+            opset_version=opset,
+            dynamic_shapes=shapes,
+            optimize=fold_constants,
+            verbose=False,
+        )
         return program.model_proto.SerializeToString()
     axes = {n: {0: batch_axis} for n in [*input_names, *output_names]} if batch_axis else None
     buf = io.BytesIO()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # choosing the TorchScript-based exporter is deliberate here
-        torch.onnx.export(model, example, buf, dynamo=False, input_names=list(input_names), output_names=list(output_names),
-                          opset_version=opset, dynamic_axes=axes, do_constant_folding=fold_constants)
+        warnings.simplefilter(
+            "ignore", DeprecationWarning
+        )  # choosing the TorchScript-based exporter is deliberate here
+        torch.onnx.export(
+            model,
+            example,
+            buf,
+            dynamo=False,
+            input_names=list(input_names),
+            output_names=list(output_names),
+            opset_version=opset,
+            dynamic_axes=axes,
+            do_constant_folding=fold_constants,
+        )
     return buf.getvalue()
 
 
-def export_onnx(model: Any, example: Any, path: str | Path, *, input_names: Sequence[str] = ("input",), output_names: Sequence[str] = ("output",),
-                opset: int = DEFAULT_OPSET, exporter: str = "torchscript", batch_axis: str | None = "batch", fold_constants: bool = True,
-                tolerance: Mapping[str, float | None] | None = None) -> ExportResult:
+def export_onnx(
+    model: Any,
+    example: Any,
+    path: str | Path,
+    *,
+    input_names: Sequence[str] = ("input",),
+    output_names: Sequence[str] = ("output",),
+    opset: int = DEFAULT_OPSET,
+    exporter: str = "torchscript",
+    batch_axis: str | None = "batch",
+    fold_constants: bool = True,
+    tolerance: Mapping[str, float | None] | None = None,
+) -> ExportResult:
     """Export `model` (eval mode) on `example` inputs to `path`.
 
     `exporter`: "torchscript" (torch.onnx.export dynamo=False) or "dynamo" (torch.export-based; needs onnxscript).
@@ -85,12 +127,16 @@ def export_onnx(model: Any, example: Any, path: str | Path, *, input_names: Sequ
         raise ProducerError(f"exporter: {exporter!r} is not one of {', '.join(EXPORTERS)}")
     example = as_tuple(example)
     if len(input_names) != len(example):
-        raise ProducerError(f"input_names: {len(input_names)} name(s) {list(input_names)} for {len(example)} example input(s)")
+        raise ProducerError(
+            f"input_names: {len(input_names)} name(s) {list(input_names)} for {len(example)} example input(s)"
+        )
     model = model.eval()
     expected = torch_outputs(model, example, output_names)
     with stages(f"export ({exporter})", 2) as done:
         try:
-            data = _export_bytes(model, example, input_names, output_names, opset, exporter == "dynamo", batch_axis, fold_constants)
+            data = _export_bytes(
+                model, example, input_names, output_names, opset, exporter == "dynamo", batch_axis, fold_constants
+            )
         except Exception as e:  # the exporters raise many types; the user needs the first lines
             first = " ".join(str(e).strip().splitlines()[:3])[:500]
             raise ProducerError(f"the {exporter} exporter failed: {type(e).__name__}: {first}") from e
@@ -105,8 +151,17 @@ def export_onnx(model: Any, example: Any, path: str | Path, *, input_names: Sequ
     return ExportResult(Path(path), exporter, opset_seen, tuple(input_names), tuple(output_names), comparison)
 
 
-def _check(model: Any, example: tuple[Any, ...], expected: dict[str, np.ndarray], data: bytes, input_names: Sequence[str],
-           output_names: Sequence[str], exporter: str, batch_axis: str | None, tolerance: Mapping[str, float | None] | None) -> Verified:
+def _check(
+    model: Any,
+    example: tuple[Any, ...],
+    expected: dict[str, np.ndarray],
+    data: bytes,
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+    exporter: str,
+    batch_axis: str | None,
+    tolerance: Mapping[str, float | None] | None,
+) -> Verified:
     """The export through `verify.verified` at the example's batch and, with a dynamic batch, against PyTorch at one more sample."""
     import torch
 
@@ -116,7 +171,14 @@ def _check(model: Any, example: tuple[Any, ...], expected: dict[str, np.ndarray]
     import onnx
 
     feeds = [{n: t.detach().cpu().numpy() for n, t in zip(input_names, case)} for case in cases]
-    v = verified(onnx.load_from_string(data), f"{exporter} export at batch {len(example[0])}", feeds[0], expected, tolerance)
+    v = verified(
+        onnx.load_from_string(data), f"{exporter} export at batch {len(example[0])}", feeds[0], expected, tolerance
+    )
     for case, feed in zip(cases[1:], feeds[1:]):
-        require_match(onnx_outputs(v.data, feed), torch_outputs(model, case, output_names), f"{exporter} export at batch {len(case[0])}", tolerance)
+        require_match(
+            onnx_outputs(v.data, feed),
+            torch_outputs(model, case, output_names),
+            f"{exporter} export at batch {len(case[0])}",
+            tolerance,
+        )
     return v

@@ -22,7 +22,9 @@ def build_model(ref: str, weights: Path | None, input_shapes: Sequence[Sequence[
         try:
             model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         except Exception as e:
-            raise ProducerError(f"--weights: {weights} does not load into {type(model).__name__}: {str(e).splitlines()[0][:300]}") from None
+            raise ProducerError(
+                f"--weights: {weights} does not load into {type(model).__name__}: {str(e).splitlines()[0][:300]}"
+            ) from None
     g = torch.Generator().manual_seed(0)
     example = tuple(torch.rand(s, generator=g) for s in input_shapes)
     return model.eval(), example

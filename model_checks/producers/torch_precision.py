@@ -26,8 +26,10 @@ class PrecisionVariant:
     rel_l2: float
 
     def __str__(self) -> str:
-        return (f"{self.name:<12} {self.size_bytes / 1e6:8.3f} MB  {self.timing.p50_ms:8.3f} ms p50  "
-                f"{self.timing.throughput_per_s:10.0f}/s  top-1 agreement {self.top1_agreement:.4f}  rel_l2 {self.rel_l2:.2e}")
+        return (
+            f"{self.name:<12} {self.size_bytes / 1e6:8.3f} MB  {self.timing.p50_ms:8.3f} ms p50  "
+            f"{self.timing.throughput_per_s:10.0f}/s  top-1 agreement {self.top1_agreement:.4f}  rel_l2 {self.rel_l2:.2e}"
+        )
 
 
 def state_size(model: Any) -> int:
@@ -43,7 +45,9 @@ def autocast_supported(device: str = "cpu") -> bool:
     import torch
 
     try:
-        return bool(torch.amp.autocast_mode.is_autocast_available(device)) and (device != "cuda" or torch.cuda.is_available())
+        return bool(torch.amp.autocast_mode.is_autocast_available(device)) and (
+            device != "cuda" or torch.cuda.is_available()
+        )
     except Exception:
         return False
 
@@ -74,7 +78,9 @@ def dynamic_int8(model: Any) -> Any:
         return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).eval(), {torch.nn.Linear}, dtype=torch.qint8)
 
 
-def _measure(name: str, size: int, call: Callable[[Any], Any], x: Any, x1: Any, ref: np.ndarray, runs: int) -> PrecisionVariant:
+def _measure(
+    name: str, size: int, call: Callable[[Any], Any], x: Any, x1: Any, ref: np.ndarray, runs: int
+) -> PrecisionVariant:
     import torch
 
     with torch.no_grad():
@@ -83,7 +89,9 @@ def _measure(name: str, size: int, call: Callable[[Any], Any], x: Any, x1: Any, 
     return PrecisionVariant(name, size, t, top1_agreement(out, ref), rel_l2(out, ref))
 
 
-def precision_variants(model: Any, x: Any, batch: int = 1, runs: int = 50, device: str = "cpu") -> list[PrecisionVariant]:
+def precision_variants(
+    model: Any, x: Any, batch: int = 1, runs: int = 50, device: str = "cpu"
+) -> list[PrecisionVariant]:
     """fp32, fp16 (autocast, when `device` supports it) and int8 dynamic of `model`, measured on `x`
     (agreement over all of `x`; latency at `batch`). Autocast keeps fp32 weights, so its size is fp32's."""
     import torch

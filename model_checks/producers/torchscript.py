@@ -43,19 +43,33 @@ class TorchScriptResult:
 
     def __str__(self) -> str:
         bad = [label for label, c in self.comparisons if not c]
-        head = f"{self.path} ({self.kind}): " + ("matches the eager model" if not bad else f"differs from the eager model on {', '.join(bad)}")
+        head = f"{self.path} ({self.kind}): " + (
+            "matches the eager model" if not bad else f"differs from the eager model on {', '.join(bad)}"
+        )
         return "\n".join([head, *(f"  frozen branch: {w}" for w in self.frozen_branches)])
 
 
 def _frozen(caught: list[warnings.WarningMessage]) -> tuple[str, ...]:
     import torch
 
-    return tuple(dict.fromkeys(f"{Path(w.filename).name}:{w.lineno}: {str(w.message).splitlines()[0]}"
-                               for w in caught if issubclass(w.category, torch.jit.TracerWarning)))
+    return tuple(
+        dict.fromkeys(
+            f"{Path(w.filename).name}:{w.lineno}: {str(w.message).splitlines()[0]}"
+            for w in caught
+            if issubclass(w.category, torch.jit.TracerWarning)
+        )
+    )
 
 
-def to_torchscript(model: Any, example: Any, path: str | Path, kind: str = "trace", check_inputs: Sequence[Any] = (),
-                   tolerance: Mapping[str, float | None] | None = None, keep_debug: bool = False) -> TorchScriptResult:
+def to_torchscript(
+    model: Any,
+    example: Any,
+    path: str | Path,
+    kind: str = "trace",
+    check_inputs: Sequence[Any] = (),
+    tolerance: Mapping[str, float | None] | None = None,
+    keep_debug: bool = False,
+) -> TorchScriptResult:
     """Trace or script `model` (eval mode), compare with eager on `example` (must match, or nothing is written)
     and on each of `check_inputs` (differences are reported in the result and warned about), save to `path`
     (reproducibly, without debug records, unless `keep_debug`: see `archive_bytes`)."""
@@ -75,18 +89,38 @@ def to_torchscript(model: Any, example: Any, path: str | Path, kind: str = "trac
             try:
                 compiled = torch.jit.script(model)
             except Exception as e:
-                raise ProducerError(f"torch.jit.script cannot compile {type(model).__name__}: {' '.join(str(e).splitlines()[:3])[:400]}; try kind='trace'") from e
+                raise ProducerError(
+                    f"torch.jit.script cannot compile {type(model).__name__}: {' '.join(str(e).splitlines()[:3])[:400]}; try kind='trace'"
+                ) from e
     frozen = _frozen(caught)
     if frozen:
-        warnings.warn(FrozenBranchWarning(f"the trace froze {len(frozen)} data-dependent decision(s); other inputs may take another branch: "
-                                          + "; ".join(frozen)), stacklevel=2)
-    comparisons = [("example", require_match(torch_outputs(compiled, example), torch_outputs(model, example), f"{kind} on the example", tolerance))]
+        warnings.warn(
+            FrozenBranchWarning(
+                f"the trace froze {len(frozen)} data-dependent decision(s); other inputs may take another branch: "
+                + "; ".join(frozen)
+            ),
+            stacklevel=2,
+        )
+    comparisons = [
+        (
+            "example",
+            require_match(
+                torch_outputs(compiled, example), torch_outputs(model, example), f"{kind} on the example", tolerance
+            ),
+        )
+    ]
     for i, inp in enumerate(check_inputs):
         inp = as_tuple(inp)
         c = compare(torch_outputs(compiled, inp), torch_outputs(model, inp), tolerance)
         comparisons.append((f"check input {i}", c))
         if not c:
-            warnings.warn(FrozenBranchWarning(f"the {kind}d model differs from the eager model on check input {i}" + (" (a frozen branch)" if frozen else "")), stacklevel=2)
+            warnings.warn(
+                FrozenBranchWarning(
+                    f"the {kind}d model differs from the eager model on check input {i}"
+                    + (" (a frozen branch)" if frozen else "")
+                ),
+                stacklevel=2,
+            )
     path = Path(path)
     write_bytes(path, archive_bytes(compiled, keep_debug))
     return TorchScriptResult(path, kind, tuple(comparisons), frozen)
@@ -120,5 +154,7 @@ def trace(model: Any, example: Any, path: str | Path, check_inputs: Sequence[Any
     return to_torchscript(model, example, path, "trace", check_inputs, **kw)
 
 
-def script(model: Any, example: Any, path: str | Path, check_inputs: Sequence[Any] = (), **kw: Any) -> TorchScriptResult:
+def script(
+    model: Any, example: Any, path: str | Path, check_inputs: Sequence[Any] = (), **kw: Any
+) -> TorchScriptResult:
     return to_torchscript(model, example, path, "script", check_inputs, **kw)

@@ -18,22 +18,37 @@ from model_checks.manifest.model import Limit, TensorSpec
 EXACT = {"rel_l2": 1e-4, "max_abs": 1e-3}
 
 
-def compare(got: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray], tolerance: Mapping[str, float | None] | None = None,
-            source: str = "producer default") -> Comparison:
+def compare(
+    got: Mapping[str, np.ndarray],
+    expected: Mapping[str, np.ndarray],
+    tolerance: Mapping[str, float | None] | None = None,
+    source: str = "producer default",
+) -> Comparison:
     """`got` against `expected`, output by output, under `tolerance` (metric -> limit; None drops a metric)."""
-    limits = {m: Limit(float(v), source) for m, v in (EXACT if tolerance is None else tolerance).items() if v is not None}
+    limits = {
+        m: Limit(float(v), source) for m, v in (EXACT if tolerance is None else tolerance).items() if v is not None
+    }
     return compare_outputs(got, expected, lambda _name: limits)
 
 
-def require_match(got: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray], what: str, tolerance: Mapping[str, float | None] | None = None) -> Comparison:
+def require_match(
+    got: Mapping[str, np.ndarray],
+    expected: Mapping[str, np.ndarray],
+    what: str,
+    tolerance: Mapping[str, float | None] | None = None,
+) -> Comparison:
     """Compare and raise a ProducerError that shows the comparison when the outputs differ."""
     c = compare(got, expected, tolerance)
     if not c:
-        raise ProducerError("\n".join([f"{what}: outputs differ from the source model; nothing was written", *c.render()]))
+        raise ProducerError(
+            "\n".join([f"{what}: outputs differ from the source model; nothing was written", *c.render()])
+        )
     return c
 
 
-def onnx_outputs(model: bytes | str | Path, feeds: Mapping[str, np.ndarray], config: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
+def onnx_outputs(
+    model: bytes | str | Path, feeds: Mapping[str, np.ndarray], config: Mapping[str, str] | None = None
+) -> dict[str, np.ndarray]:
     """Run an ONNX model (bytes or a path) on CPU once, with session `config` entries; outputs by name."""
     from model_checks.backends.onnx.runtime import onnxruntime
 
@@ -44,10 +59,14 @@ def onnx_outputs(model: bytes | str | Path, feeds: Mapping[str, np.ndarray], con
     so = session_options()
     for key, value in (config or {}).items():
         so.add_session_config_entry(key, value)
-    sess = ort.InferenceSession(model if isinstance(model, bytes) else str(model), so, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(
+        model if isinstance(model, bytes) else str(model), so, providers=["CPUExecutionProvider"]
+    )
     outs = sess.get_outputs()
     values = sess.run([o.name for o in outs], dict(feeds))
-    return {o.name: as_array(o.name, v, map_value_dtype(o.type)) for o, v in zip(outs, values)}  # ZipMap maps as arrays, as the gate reads them
+    return {
+        o.name: as_array(o.name, v, map_value_dtype(o.type)) for o, v in zip(outs, values)
+    }  # ZipMap maps as arrays, as the gate reads them
 
 
 def source_outputs(src: Path, feeds: Mapping[str, np.ndarray], what: str) -> dict[str, np.ndarray]:
@@ -57,8 +76,10 @@ def source_outputs(src: Path, feeds: Mapping[str, np.ndarray], what: str) -> dic
         return onnx_outputs(src, feeds)
     except Exception as e:  # onnxruntime's own exception types
         head = f"{what}: onnxruntime cannot run the source model {Path(src).name} on the inputs to compare on ({_first_line(e)})"
-        raise ProducerError(f"{head}; nothing was written; check the samples' names and shapes (samples=)",
-                            cli=f"{head}; nothing was written; check the names and shapes of the arrays in --samples") from None
+        raise ProducerError(
+            f"{head}; nothing was written; check the samples' names and shapes (samples=)",
+            cli=f"{head}; nothing was written; check the names and shapes of the arrays in --samples",
+        ) from None
 
 
 def input_specs(model) -> list[TensorSpec]:  # type: ignore[no-untyped-def]
@@ -75,8 +96,10 @@ def _why_not_generated(spec: TensorSpec) -> str | None:
     if spec.shape is None:
         return f"input '{spec.name}' has no shape in the model"
     if dtype.startswith(("int", "uint")) and spec.range is None:
-        return (f"input '{spec.name}' ({dtype}) has no range the graph proves (an index into an embedding's rows), so seeded "
-                "values could be ids the model cannot take")
+        return (
+            f"input '{spec.name}' ({dtype}) has no range the graph proves (an index into an embedding's rows), so seeded "
+            "values could be ids the model cannot take"
+        )
     if not (dtype.startswith(("float", "int", "uint", "bfloat")) or dtype == "bool"):
         return f"input '{spec.name}' is {dtype}: only numbers and bools can be generated"
     return None
@@ -97,8 +120,10 @@ def seeded_feeds(model, batch: int = 2, seed: int = 0, what: str = "producer") -
             why = str(e).split("; ")[0]
     names = ", ".join(f"'{s.name}'" for s in specs)
     head = f"{what}: cannot compare the result with its source on generated inputs: {why}; nothing was written"
-    raise ProducerError(f"{head}; pass samples (a dict of arrays named by input: {names})",
-                        cli=f"{head}; pass --samples FILE.npz (arrays named by input: {names})")
+    raise ProducerError(
+        f"{head}; pass samples (a dict of arrays named by input: {names})",
+        cli=f"{head}; pass --samples FILE.npz (arrays named by input: {names})",
+    )
 
 
 @dataclass(frozen=True)
@@ -115,9 +140,16 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text.splitlines()[0][:300]}" if text else type(e).__name__
 
 
-def verified(model: Any, what: str, feeds: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray],
-             tolerance: Mapping[str, float | None] | None = None, hint: str = "", cli_hint: str | None = None,
-             config: Mapping[str, str] | None = None) -> Verified:
+def verified(
+    model: Any,
+    what: str,
+    feeds: Mapping[str, np.ndarray],
+    expected: Mapping[str, np.ndarray],
+    tolerance: Mapping[str, float | None] | None = None,
+    hint: str = "",
+    cli_hint: str | None = None,
+    config: Mapping[str, str] | None = None,
+) -> Verified:
     """The one check every ONNX producer runs on what it is about to write (a ModelProto, repaired in place): nodes
     put in topological order, onnx.checker, an onnxruntime session, and the outputs on `feeds` compared with
     `expected` (the source's, float outputs compared in the source's dtype) under `tolerance`. A failure is a
@@ -141,8 +173,11 @@ def verified(model: Any, what: str, feeds: Mapping[str, np.ndarray], expected: M
     except Exception as e:  # onnxruntime raises its own Fail, InvalidGraph, InvalidArgument...
         head = f"{what}: onnxruntime cannot run the result ({_first_line(e)}); nothing was written"
         raise ProducerError(head + fix, cli=cli_fix and head + cli_fix) from None
-    got = {k: (v.astype(expected[k].dtype) if v.dtype.kind == "f" and expected[k].dtype.kind == "f" else v)
-           for k, v in got.items() if k in expected}  # outputs the source does not have (skl2onnx's tensors behind ZipMap) aside
+    got = {
+        k: (v.astype(expected[k].dtype) if v.dtype.kind == "f" and expected[k].dtype.kind == "f" else v)
+        for k, v in got.items()
+        if k in expected
+    }  # outputs the source does not have (skl2onnx's tensors behind ZipMap) aside
     c = compare(got, expected, tolerance)
     if not c:
         head = f"{what}: outputs differ from the source model; nothing was written"

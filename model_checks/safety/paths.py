@@ -30,7 +30,9 @@ def resolve_inside(root: Path, base: Path, text: str, key: str) -> Path:
     real = Path(os.path.realpath(lexical))
     for candidate, what in ((lexical, "climbs out of"), (real, "resolves (through a symlink) outside")):
         try:
-            candidate.relative_to(root_real if what != "climbs out of" else Path(os.path.normpath(os.path.abspath(root))))
+            candidate.relative_to(
+                root_real if what != "climbs out of" else Path(os.path.normpath(os.path.abspath(root)))
+            )
         except ValueError:
             raise UnsafePathError(f"{key}: {text!r} {what} the artifacts root {root}") from None
     return real
@@ -45,7 +47,9 @@ def check_regular_file(path: Path, key: str, max_bytes: int = MAX_FILE_BYTES) ->
     if not path.is_file():
         raise UnsafePathError(f"{key}: {path.name} is not a regular file")
     if st.st_nlink > 1:
-        raise UnsafePathError(f"{key}: {path.name} has {st.st_nlink} hard links; a hard link can alias a file outside the root")
+        raise UnsafePathError(
+            f"{key}: {path.name} has {st.st_nlink} hard links; a hard link can alias a file outside the root"
+        )
     if st.st_size > max_bytes:
         raise UnsafePathError(f"{key}: {path.name} is {st.st_size} bytes, over the cap of {max_bytes} bytes")
     return st.st_size

@@ -31,14 +31,18 @@ from model_checks.serving.spec import ACHIEVED_SHARE, ServingSpec, serving_spec
 NAME = "serving"
 MAX_BODIES = 64
 SWEEP_REQUESTS, SWEEP_SECONDS = 200, 1.0
-HOW_TO_FIX = ("limits come from `serving:` in {where} or policy.yaml; lower the rate or raise a latency limit only when the "
-              "machine, not the model, is slower")
+HOW_TO_FIX = (
+    "limits come from `serving:` in {where} or policy.yaml; lower the rate or raise a latency limit only when the "
+    "machine, not the model, is slower"
+)
 
 
 def refused() -> str | None:
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        return ("serving is not load-tested under pytest-xdist (-n): parallel workers share the cores, so rates and latencies would "
-                "be noise. Run it without -n (e.g. `pytest -m serving -p no:xdist`)")
+        return (
+            "serving is not load-tested under pytest-xdist (-n): parallel workers share the cores, so rates and latencies would "
+            "be noise. Run it without -n (e.g. `pytest -m serving -p no:xdist`)"
+        )
     return None
 
 
@@ -119,8 +123,11 @@ class Serving:
         pool = ctx.pool
 
         def service(artifact: Artifact) -> str:
-            return stack.enter_context(running_service(artifact, pool.trust_code, pool.isolation, self.deadline.left(),
-                                                       self.caps.max_response_mb))
+            return stack.enter_context(
+                running_service(
+                    artifact, pool.trust_code, pool.isolation, self.deadline.left(), self.caps.max_response_mb
+                )
+            )
 
         with ExitStack() as stack:
             mine = Served(ctx.artifact, service(ctx.artifact))
@@ -135,12 +142,18 @@ class Serving:
             else:
                 load, sweep_mine = self._compare(mine, theirs, bodies)
         if self.deadline.passed:
-            self.problems.append(f"the serving check took longer than --model-checks-timeout {self.caps.timeout_s:g} s "
-                                 "(services, functional part and load together); what ran is reported below")
+            self.problems.append(
+                f"the serving check took longer than --model-checks-timeout {self.caps.timeout_s:g} s "
+                "(services, functional part and load together); what ran is reported below"
+            )
         self._gate(load, sweep_mine)
-        headline = (f"{self.figures['serving_achieved_rate']:.1f} req/s of {self.spec.rate.value:g} answered, p50 "
-                    f"{_ms(load.latency_ms(50))}, p99 {_ms(load.latency_ms(99))} ms, {load.errors} error(s) over HTTP")
-        return CheckResult.from_problems(NAME, self.subject, self.problems, passed=headline, figures=self.figures, notes=self.notes)
+        headline = (
+            f"{self.figures['serving_achieved_rate']:.1f} req/s of {self.spec.rate.value:g} answered, p50 "
+            f"{_ms(load.latency_ms(50))}, p99 {_ms(load.latency_ms(99))} ms, {load.errors} error(s) over HTTP"
+        )
+        return CheckResult.from_problems(
+            NAME, self.subject, self.problems, passed=headline, figures=self.figures, notes=self.notes
+        )
 
     # -- what is served ------------------------------------------------------------------------------
     def _other(self) -> Artifact | None:
@@ -151,7 +164,9 @@ class Serving:
         path = self.ctx.artifact.path("serving.compare_with")
         assert path is not None
         if not path.is_dir():
-            raise ModelChecksError(f"{self.ctx.where}: serving.compare_with {self.spec.compare_with}: not an artifact directory")
+            raise ModelChecksError(
+                f"{self.ctx.where}: serving.compare_with {self.spec.compare_with}: not an artifact directory"
+            )
         return open_artifact(path, self.ctx.artifact.root)
 
     def _phase_s(self, wanted: float, phases_left: int) -> float:
@@ -172,25 +187,36 @@ class Serving:
         ctx = self.ctx
         with httpx.Client(timeout=max(1.0, min(30.0, self.deadline.left()))) as client:
             case = ctx.cases()[0]
-            status, text = _post_capped(client, served.infer_url, encode_request(case.inputs, "model-checks-functional"),
-                                        self.caps.max_response_bytes)
+            status, text = _post_capped(
+                client,
+                served.infer_url,
+                encode_request(case.inputs, "model-checks-functional"),
+                self.caps.max_response_bytes,
+            )
             if status == 0:
                 self.problems.append(f"infer on {case.label}: {text}")
             elif status != 200:
-                self.problems.append(f"infer on {case.label}: HTTP {status}, expected 200: "
-                                     f"{printable(_error_of(text)[:300])}")
+                self.problems.append(
+                    f"infer on {case.label}: HTTP {status}, expected 200: {printable(_error_of(text)[:300])}"
+                )
             else:
                 over_http = decode_response(json.loads(text))
-                comparison = compare_outputs(over_http, ctx.runner().infer(case.inputs), ctx.manifest.tolerance.for_output)
+                comparison = compare_outputs(
+                    over_http, ctx.runner().infer(case.inputs), ctx.manifest.tolerance.for_output
+                )
                 self.figures["serving_outputs_match"] = bool(comparison)
                 if not comparison:
-                    self.problems.append(f"outputs over HTTP differ from the in-process outputs on {case.label} "
-                                         "(limits: the artifact's tolerance):\n" + "\n".join(comparison.render()))
+                    self.problems.append(
+                        f"outputs over HTTP differ from the in-process outputs on {case.label} "
+                        "(limits: the artifact's tolerance):\n" + "\n".join(comparison.render())
+                    )
             bad = _wrong_shape(case.inputs, ctx.interface())
             r = client.post(served.infer_url, json=encode_request(bad))
             if not 400 <= r.status_code < 500:
                 shapes = {k: list(v.shape) for k, v in bad.items()}
-                self.problems.append(f"a request with a shape the interface forbids ({shapes}) got HTTP {r.status_code}, expected a 4xx")
+                self.problems.append(
+                    f"a request with a shape the interface forbids ({shapes}) got HTTP {r.status_code}, expected a 4xx"
+                )
             meta = client.get(served.infer_url.rsplit("/", 1)[0])
             self._metadata(meta.status_code, meta.json() if meta.status_code == 200 else meta.text)
 
@@ -202,8 +228,10 @@ class Serving:
             self.problems.append(f"GET /v2/models/{m.model_name}: HTTP {status}, expected 200: {str(doc)[:200]}")
             return
         if doc.get("name") != m.model_name or m.version not in (doc.get("versions") or []):
-            self.problems.append(f"model metadata names {doc.get('name')!r} versions {doc.get('versions')}, expected "
-                                 f"{m.model_name!r} version {m.version!r} (from {self.ctx.where})")
+            self.problems.append(
+                f"model metadata names {doc.get('name')!r} versions {doc.get('versions')}, expected "
+                f"{m.model_name!r} version {m.version!r} (from {self.ctx.where})"
+            )
         for side, declared in (("inputs", m.inputs), ("outputs", m.outputs)):
             got = {t.get("name"): t for t in doc.get(side) or []}
             for spec in declared or ():
@@ -211,22 +239,40 @@ class Serving:
                 want_shape = [d if isinstance(d, int) and d > 0 else -1 for d in spec.shape or ()]
                 if t is None:
                     self.problems.append(f"model metadata {side}: no {spec.name!r}, which {self.ctx.where} declares")
-                elif (spec.dtype and t.get("datatype") != datatype_of(spec.dtype)) or (spec.shape is not None and t.get("shape") != want_shape):
-                    self.problems.append(f"model metadata {side} {spec.name!r}: {t.get('datatype')} {t.get('shape')}, expected "
-                                         f"{datatype_of(spec.dtype or 'float32')} {want_shape} from {self.ctx.where}")
+                elif (spec.dtype and t.get("datatype") != datatype_of(spec.dtype)) or (
+                    spec.shape is not None and t.get("shape") != want_shape
+                ):
+                    self.problems.append(
+                        f"model metadata {side} {spec.name!r}: {t.get('datatype')} {t.get('shape')}, expected "
+                        f"{datatype_of(spec.dtype or 'float32')} {want_shape} from {self.ctx.where}"
+                    )
 
     # -- load ----------------------------------------------------------------------------------------
     def _open_loop(self, served: Served, bodies: tuple[bytes, ...], requests: int, duration_s: float) -> LoadResult:
         asked = self.spec.duration_s / (2 if self.spec.compare_with else 1)
         if duration_s < asked:
-            self.notes.append(f"  an open-loop phase of {served.artifact.id} ran {duration_s:.1f} s of the {asked:g} s asked: "
-                              f"the check ends within --model-checks-timeout {self.caps.timeout_s:g} s")
-        return open_loop(Target(served.infer_url, bodies, self.caps.max_response_bytes), self.spec.rate.value, requests,
-                         duration_s, self.spec.arrivals, seed_for(served.artifact.id), timeout_s=self._request_timeout())
+            self.notes.append(
+                f"  an open-loop phase of {served.artifact.id} ran {duration_s:.1f} s of the {asked:g} s asked: "
+                f"the check ends within --model-checks-timeout {self.caps.timeout_s:g} s"
+            )
+        return open_loop(
+            Target(served.infer_url, bodies, self.caps.max_response_bytes),
+            self.spec.rate.value,
+            requests,
+            duration_s,
+            self.spec.arrivals,
+            seed_for(served.artifact.id),
+            timeout_s=self._request_timeout(),
+        )
 
     def _sweep(self, served: Served, bodies: tuple[bytes, ...]) -> Sweep:
-        return sweep(Target(served.infer_url, bodies, self.caps.max_response_bytes), (1, 2, 4), SWEEP_REQUESTS,
-                     min(SWEEP_SECONDS, max(0.1, self.deadline.left() / 6)), timeout_s=self._request_timeout())
+        return sweep(
+            Target(served.infer_url, bodies, self.caps.max_response_bytes),
+            (1, 2, 4),
+            SWEEP_REQUESTS,
+            min(SWEEP_SECONDS, max(0.1, self.deadline.left() / 6)),
+            timeout_s=self._request_timeout(),
+        )
 
     def _request_timeout(self) -> float:
         return max(0.5, min(5.0, self.deadline.left()))
@@ -251,20 +297,26 @@ class Serving:
         f["serving_speedup"] = _ratio(sweep_a.peak_per_s, sweep_b.peak_per_s)
         drop = self._accuracy_drop(mine, theirs)
         f["serving_accuracy_drop"] = drop
-        self.notes += [f"  against {theirs.artifact.id} (served alongside, loaded in turn A B A B):",
-                       f"      achieved rate {a.achieved_rate:.1f} vs {b.achieved_rate:.1f} req/s (ratio {_ms(f['serving_rate_ratio'])})",
-                       f"      p50 {_ms(a.latency_ms(50))} vs {_ms(b.latency_ms(50))} ms (ratio {_ms(f['serving_p50_ratio'])}), "
-                       f"p99 {_ms(a.latency_ms(99))} vs {_ms(b.latency_ms(99))} ms (ratio {_ms(f['serving_p99_ratio'])})",
-                       f"      peak closed-loop throughput {sweep_a.peak_per_s:.1f} vs {sweep_b.peak_per_s:.1f} req/s (speedup {_ms(f['serving_speedup'])})",
-                       f"      accuracy drop over HTTP: {'-' if drop is None else f'{drop:+.4f}'}"]
+        self.notes += [
+            f"  against {theirs.artifact.id} (served alongside, loaded in turn A B A B):",
+            f"      achieved rate {a.achieved_rate:.1f} vs {b.achieved_rate:.1f} req/s (ratio {_ms(f['serving_rate_ratio'])})",
+            f"      p50 {_ms(a.latency_ms(50))} vs {_ms(b.latency_ms(50))} ms (ratio {_ms(f['serving_p50_ratio'])}), "
+            f"p99 {_ms(a.latency_ms(99))} vs {_ms(b.latency_ms(99))} ms (ratio {_ms(f['serving_p99_ratio'])})",
+            f"      peak closed-loop throughput {sweep_a.peak_per_s:.1f} vs {sweep_b.peak_per_s:.1f} req/s (speedup {_ms(f['serving_speedup'])})",
+            f"      accuracy drop over HTTP: {'-' if drop is None else f'{drop:+.4f}'}",
+        ]
         if b.errors:
-            self.problems.append(f"{theirs.artifact.id} (serving.compare_with) answered {b.errors} request(s) with an error, "
-                                 f"e.g. {b.error_samples[0] if b.error_samples else '?'}")
+            self.problems.append(
+                f"{theirs.artifact.id} (serving.compare_with) answered {b.errors} request(s) with an error, "
+                f"e.g. {b.error_samples[0] if b.error_samples else '?'}"
+            )
         lim = self.spec.speedup_vs
         if lim is not None and (f["serving_speedup"] is None or f["serving_speedup"] < lim.value):
-            self.problems.append(f"speedup over {theirs.artifact.id} (peak closed-loop throughput ratio) {_ms(f['serving_speedup'])} is below "
-                                 f"{lim.value:g} from {lim.source} ({sweep_a.peak_per_s:.1f} vs {sweep_b.peak_per_s:.1f} req/s); "
-                                 "lower serving.speedup_vs only if the variant is not meant to be faster")
+            self.problems.append(
+                f"speedup over {theirs.artifact.id} (peak closed-loop throughput ratio) {_ms(f['serving_speedup'])} is below "
+                f"{lim.value:g} from {lim.source} ({sweep_a.peak_per_s:.1f} vs {sweep_b.peak_per_s:.1f} req/s); "
+                "lower serving.speedup_vs only if the variant is not meant to be faster"
+            )
         return a, sweep_a
 
     def _accuracy_drop(self, mine: Served, theirs: Served) -> float | None:
@@ -288,27 +340,45 @@ class Serving:
     def _gate(self, load: LoadResult, sw: Sweep) -> None:
         spec, f, where = self.spec, self.figures, self.ctx.where
         lat = load.latencies_ms
-        f.update(serving_target_rate=spec.rate.value, serving_achieved_rate=load.achieved_rate, serving_sent=load.sent,
-                 serving_errors=load.errors, serving_p50_ms=lat["p50"], serving_p95_ms=lat["p95"], serving_p99_ms=lat["p99"],
-                 serving_max_ms=lat["max"], serving_knee=sw.knee, serving_peak_per_s=sw.peak_per_s)
+        f.update(
+            serving_target_rate=spec.rate.value,
+            serving_achieved_rate=load.achieved_rate,
+            serving_sent=load.sent,
+            serving_errors=load.errors,
+            serving_p50_ms=lat["p50"],
+            serving_p95_ms=lat["p95"],
+            serving_p99_ms=lat["p99"],
+            serving_max_ms=lat["max"],
+            serving_knee=sw.knee,
+            serving_peak_per_s=sw.peak_per_s,
+        )
         need = ACHIEVED_SHARE * spec.rate.value
         f.update(serving_limit_rate=need, **{f"serving_limit_{p}_ms": lim.value for p, lim in spec.latency_ms.items()})
         if load.achieved_rate < need:
-            self.problems.append(f"achieved rate {load.achieved_rate:.1f} req/s is below {ACHIEVED_SHARE:.0%} of serving.rate_per_s "
-                                 f"{spec.rate.value:g} from {spec.rate.source} (needs {need:.1f}; {load.ok} answered of {load.sent} sent, "
-                                 f"counted over {load.elapsed_s:.2f} s: to the last scheduled send plus the median lateness of the last fifth; "
-                                 f"stopped by {load.stopped_by}): the service falls behind this rate")
+            self.problems.append(
+                f"achieved rate {load.achieved_rate:.1f} req/s is below {ACHIEVED_SHARE:.0%} of serving.rate_per_s "
+                f"{spec.rate.value:g} from {spec.rate.source} (needs {need:.1f}; {load.ok} answered of {load.sent} sent, "
+                f"counted over {load.elapsed_s:.2f} s: to the last scheduled send plus the median lateness of the last fifth; "
+                f"stopped by {load.stopped_by}): the service falls behind this rate"
+            )
         if load.errors:
-            self.problems.append(f"{load.errors} of {load.sent} request(s) failed (the limit is 0), e.g. "
-                                 + "; ".join(load.error_samples))
+            self.problems.append(
+                f"{load.errors} of {load.sent} request(s) failed (the limit is 0), e.g. "
+                + "; ".join(load.error_samples)
+            )
         for p, lim in spec.latency_ms.items():
             value = lat[p]
             if value is not None and value > lim.value:
-                self.problems.append(f"latency {p} {value:.2f} ms exceeds {lim.value:g} ms from {lim.source} (by {value - lim.value:.2f} ms, "
-                                     f"measured from each request's intended send time over {load.ok} requests)")
-        self.notes += [f"  open loop: {load.sent} request(s) at {spec.rate.value:g}/s ({spec.arrivals}), stopped by {load.stopped_by}: "
-                       f"p50 {_ms(lat['p50'])}, p95 {_ms(lat['p95'])}, p99 {_ms(lat['p99'])}, max {_ms(lat['max'])} ms",
-                       "  closed loop:", *sw.render()]
+                self.problems.append(
+                    f"latency {p} {value:.2f} ms exceeds {lim.value:g} ms from {lim.source} (by {value - lim.value:.2f} ms, "
+                    f"measured from each request's intended send time over {load.ok} requests)"
+                )
+        self.notes += [
+            f"  open loop: {load.sent} request(s) at {spec.rate.value:g}/s ({spec.arrivals}), stopped by {load.stopped_by}: "
+            f"p50 {_ms(lat['p50'])}, p95 {_ms(lat['p95'])}, p99 {_ms(lat['p99'])}, max {_ms(lat['max'])} ms",
+            "  closed loop:",
+            *sw.render(),
+        ]
         if self.problems:
             self.notes.append("  " + HOW_TO_FIX.format(where=where))
 
@@ -321,7 +391,9 @@ def _http_accuracy(served: Served, name: str, x: np.ndarray, y: np.ndarray, batc
         for i in range(0, len(x), batch):
             r = client.post(served.infer_url, json=encode_request({name: x[i : i + batch]}))
             if r.status_code != 200:
-                raise ProtocolError(r.status_code, f"{served.artifact.id}: eval_data batch {i // batch}: {r.text[:200]}")
+                raise ProtocolError(
+                    r.status_code, f"{served.artifact.id}: eval_data batch {i // batch}: {r.text[:200]}"
+                )
             out = next(iter(decode_response(r.json()).values()))
             hits += int(np.sum(np.argmax(out.reshape(len(out), -1), axis=-1) == y[i : i + batch]))
     return hits / len(x)
@@ -344,8 +416,10 @@ def _post_capped(client: Any, url: str, doc: Any, cap: int) -> tuple[int, str]:
         for chunk in r.iter_bytes():
             size += len(chunk)
             if size > cap:
-                return 0, (f"the response exceeds the gate's cap of {cap / 1024**2:g} MiB "
-                           "(--model-checks-serving-max-response-mb); not read further")
+                return 0, (
+                    f"the response exceeds the gate's cap of {cap / 1024**2:g} MiB "
+                    "(--model-checks-serving-max-response-mb); not read further"
+                )
             chunks.append(chunk)
         return r.status_code, b"".join(chunks).decode("utf-8", "replace")
 
@@ -379,6 +453,12 @@ def cell(status: str, figures: dict) -> str:
 
 # Collected only where the manifest (or policy.yaml) declares `serving.rate_per_s`; never under xdist (it skips
 # there and says why).
-CHECK = Check(NAME, run, applies=lambda m: m.get("serving.rate_per_s") is not None,
-              markers=(("serving", "the artifact behind its own inference service on loopback, load-tested (test_serving)"),),
-              column="serving (req/s, p99 ms)", cell=cell, machine_dependent=True)
+CHECK = Check(
+    NAME,
+    run,
+    applies=lambda m: m.get("serving.rate_per_s") is not None,
+    markers=(("serving", "the artifact behind its own inference service on loopback, load-tested (test_serving)"),),
+    column="serving (req/s, p99 ms)",
+    cell=cell,
+    machine_dependent=True,
+)

@@ -48,9 +48,13 @@ class _Conn:
                 close = True
         if length is not None and length > self.max_body:
             self.usable = False
-            raise ValueError(f"a response of {length} bytes exceeds the cap of {self.max_body} bytes "
-                             "(--model-checks-serving-max-response-mb); not read")
-        body = await self.reader.readexactly(length) if length is not None else await self.reader.read(self.max_body + 1)
+            raise ValueError(
+                f"a response of {length} bytes exceeds the cap of {self.max_body} bytes "
+                "(--model-checks-serving-max-response-mb); not read"
+            )
+        body = (
+            await self.reader.readexactly(length) if length is not None else await self.reader.read(self.max_body + 1)
+        )
         if len(body) > self.max_body:
             self.usable = False
             raise ValueError(f"a response of more than {self.max_body} bytes exceeds the cap; not read further")
@@ -65,7 +69,9 @@ class _Conn:
 class _Client:
     """A bounded pool of connections to one host; requests beyond it wait (their clock keeps running)."""
 
-    def __init__(self, host: str, port: int, max_connections: int = MAX_CONNECTIONS, max_body: int = MAX_RESPONSE_BYTES):
+    def __init__(
+        self, host: str, port: int, max_connections: int = MAX_CONNECTIONS, max_body: int = MAX_RESPONSE_BYTES
+    ):
         self.host, self.port, self.max_body = host, port, max_body
         self._idle: list[_Conn] = []
         self._slots = asyncio.Semaphore(max_connections)
@@ -109,8 +115,10 @@ class _Client:
 
 def http_post(host: str, port: int, path: str, body: bytes) -> bytes:
     """A keep-alive HTTP/1.1 POST of a JSON body, ready to send."""
-    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode("ascii")
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode("ascii")
     return head + body
 
 
@@ -174,7 +182,11 @@ class LoadResult:
     @property
     def latencies_ms(self) -> dict[str, float | None]:
         out = {f"p{p:g}": self.latency_ms(p) for p in PERCENTILES}
-        out["max"] = self.histogram.get_max_value() / 1000.0 if self.histogram is not None and self.histogram.get_total_count() else None
+        out["max"] = (
+            self.histogram.get_max_value() / 1000.0
+            if self.histogram is not None and self.histogram.get_total_count()
+            else None
+        )
         return out
 
     def merged(self, other: LoadResult) -> LoadResult:
@@ -183,15 +195,31 @@ class LoadResult:
         for h in (self.histogram, other.histogram):
             if h is not None:
                 hist.add(h)
-        return LoadResult(self.target_rate, self.arrivals, self.sent + other.sent, self.ok + other.ok, self.errors + other.errors,
-                          self.elapsed_s + other.elapsed_s, "requests" if "requests" == self.stopped_by == other.stopped_by else "duration",
-                          (self.error_samples + other.error_samples)[:SHOWN_ERRORS], hist)
+        return LoadResult(
+            self.target_rate,
+            self.arrivals,
+            self.sent + other.sent,
+            self.ok + other.ok,
+            self.errors + other.errors,
+            self.elapsed_s + other.elapsed_s,
+            "requests" if "requests" == self.stopped_by == other.stopped_by else "duration",
+            (self.error_samples + other.error_samples)[:SHOWN_ERRORS],
+            hist,
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"target_rate": self.target_rate, "arrivals": self.arrivals, "sent": self.sent, "ok": self.ok, "errors": self.errors,
-                "achieved_rate": round(self.achieved_rate, 3), "elapsed_s": round(self.elapsed_s, 4), "stopped_by": self.stopped_by,
-                "latency_ms": {k: None if v is None else round(v, 4) for k, v in self.latencies_ms.items()},
-                "error_samples": list(self.error_samples)}
+        return {
+            "target_rate": self.target_rate,
+            "arrivals": self.arrivals,
+            "sent": self.sent,
+            "ok": self.ok,
+            "errors": self.errors,
+            "achieved_rate": round(self.achieved_rate, 3),
+            "elapsed_s": round(self.elapsed_s, 4),
+            "stopped_by": self.stopped_by,
+            "latency_ms": {k: None if v is None else round(v, 4) for k, v in self.latencies_ms.items()},
+            "error_samples": list(self.error_samples),
+        }
 
 
 @dataclass(frozen=True)
@@ -207,8 +235,16 @@ class Target:
         return host, port, [http_post(host, port, path, b) for b in self.bodies]
 
 
-async def _open_loop(target: Target, rate: float, requests: int, duration_s: float, arrivals: str, seed: int, timeout_s: float,
-                     progress: Callable[[int, int, int], None] | None) -> LoadResult:
+async def _open_loop(
+    target: Target,
+    rate: float,
+    requests: int,
+    duration_s: float,
+    arrivals: str,
+    seed: int,
+    timeout_s: float,
+    progress: Callable[[int, int, int], None] | None,
+) -> LoadResult:
     host, port, payloads = target.requests()
     client = _Client(host, port, max_body=target.max_response_bytes)
     hist = _histogram()
@@ -265,8 +301,16 @@ async def _open_loop(target: Target, rate: float, requests: int, duration_s: flo
     return LoadResult(rate, arrivals, sent, ok, errors, elapsed, stopped_by, tuple(samples), hist)
 
 
-def open_loop(target: Target, rate: float, requests: int, duration_s: float, arrivals: str = "constant", seed: int = 0,
-              timeout_s: float = 5.0, progress: Callable[[int, int, int], None] | None = None) -> LoadResult:
+def open_loop(
+    target: Target,
+    rate: float,
+    requests: int,
+    duration_s: float,
+    arrivals: str = "constant",
+    seed: int = 0,
+    timeout_s: float = 5.0,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> LoadResult:
     """Send up to `requests` requests at `rate`/s for at most `duration_s` s (plus `timeout_s` to drain)."""
     return asyncio.run(_open_loop(target, rate, requests, duration_s, arrivals, seed, timeout_s, progress))
 
@@ -306,7 +350,9 @@ class Sweep:
         return lines
 
 
-async def _closed_loop(target: Target, concurrency: int, requests: int, duration_s: float, timeout_s: float) -> SweepLevel:
+async def _closed_loop(
+    target: Target, concurrency: int, requests: int, duration_s: float, timeout_s: float
+) -> SweepLevel:
     host, port, payloads = target.requests()
     client = _Client(host, port, concurrency, target.max_response_bytes)
     loop = asyncio.get_running_loop()
@@ -339,7 +385,12 @@ async def _closed_loop(target: Target, concurrency: int, requests: int, duration
     return SweepLevel(concurrency, done / elapsed, p50, errors)
 
 
-def sweep(target: Target, levels: Sequence[int] = (1, 2, 4), requests: int = 200, duration_s: float = 1.0, timeout_s: float = 5.0) -> Sweep:
+def sweep(
+    target: Target,
+    levels: Sequence[int] = (1, 2, 4),
+    requests: int = 200,
+    duration_s: float = 1.0,
+    timeout_s: float = 5.0,
+) -> Sweep:
     """Closed loop at each concurrency, each level bounded by `requests` and `duration_s`."""
     return Sweep(tuple(asyncio.run(_closed_loop(target, c, requests, duration_s, timeout_s)) for c in levels))
-

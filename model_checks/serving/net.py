@@ -17,10 +17,14 @@ def require_loopback(host: str, what: str = "host") -> str:
     try:
         ip = ipaddress.ip_address(name)
     except ValueError:
-        raise NotLoopback(f"{what} {host!r} is not an IP address; only loopback (127.0.0.1, ::1, localhost) is allowed") from None
+        raise NotLoopback(
+            f"{what} {host!r} is not an IP address; only loopback (127.0.0.1, ::1, localhost) is allowed"
+        ) from None
     if not ip.is_loopback:
-        raise NotLoopback(f"{what} {host!r} is not a loopback address; model-checks serves and load-tests on this machine only "
-                          "(127.0.0.1, ::1, localhost)")
+        raise NotLoopback(
+            f"{what} {host!r} is not a loopback address; model-checks serves and load-tests on this machine only "
+            "(127.0.0.1, ::1, localhost)"
+        )
     return name
 
 

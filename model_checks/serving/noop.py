@@ -10,7 +10,7 @@ import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-ANSWER = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}'
+ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 
 
 class _Delays:

@@ -22,13 +22,28 @@ from model_checks.serving.net import split_url
 STARTUP_TIMEOUT_S = 120.0
 # The service runs this very model_checks (not whichever `python -m model_checks` finds from the current directory),
 # isolated (-I: no current directory, PYTHONPATH or user site on its path, so no module of the gated tree shadows one).
-_BOOT = "import sys; sys.path.insert(0, sys.argv.pop(1)); from model_checks.cli import main; sys.exit(main(sys.argv[1:]))"
+_BOOT = (
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); from model_checks.cli import main; sys.exit(main(sys.argv[1:]))"
+)
 STOP_GRACE_S = 10.0
 
 
-def serve_command(artifact: Artifact, trust_code: bool, isolation: Limits | None, max_response_mb: float | None = None) -> list[str]:
-    cmd = [sys.executable, "-I", "-c", _BOOT, str(Path(__file__).resolve().parents[2]), "serve", str(artifact.dir),
-           "--root", str(artifact.root), "--port", "0"]
+def serve_command(
+    artifact: Artifact, trust_code: bool, isolation: Limits | None, max_response_mb: float | None = None
+) -> list[str]:
+    cmd = [
+        sys.executable,
+        "-I",
+        "-c",
+        _BOOT,
+        str(Path(__file__).resolve().parents[2]),
+        "serve",
+        str(artifact.dir),
+        "--root",
+        str(artifact.root),
+        "--port",
+        "0",
+    ]
     if max_response_mb is not None:
         cmd += ["--max-response-mb", f"{max_response_mb:g}"]
     if trust_code:
@@ -106,21 +121,34 @@ def _parent_death_signal() -> Callable[[], None]:
 
 
 @contextmanager
-def running_service(artifact: Artifact, trust_code: bool = False, isolation: Limits | None = None,
-                    startup_timeout_s: float = STARTUP_TIMEOUT_S, max_response_mb: float | None = None) -> Iterator[str]:
+def running_service(
+    artifact: Artifact,
+    trust_code: bool = False,
+    isolation: Limits | None = None,
+    startup_timeout_s: float = STARTUP_TIMEOUT_S,
+    max_response_mb: float | None = None,
+) -> Iterator[str]:
     """Start `model-checks serve` for the artifact; yield its base URL once /v2/health/ready answers 200. The service
     dies with this process (a parent-death signal), and its stderr log is a file already unlinked: nothing is left
     behind even when the gate is killed."""
     startup_timeout_s = min(startup_timeout_s, STARTUP_TIMEOUT_S)
     log = tempfile.TemporaryFile(prefix="model-checks-serve-", suffix=".log")  # unlinked at once (O_TMPFILE or unlink)
-    proc = subprocess.Popen(serve_command(artifact, trust_code, isolation, max_response_mb), stdout=subprocess.PIPE,
-                            stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_parent_death_signal())
+    proc = subprocess.Popen(
+        serve_command(artifact, trust_code, isolation, max_response_mb),
+        stdout=subprocess.PIPE,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=_parent_death_signal(),
+    )
     try:
         deadline = time.monotonic() + startup_timeout_s
         url = _first_line(proc, deadline)
         if not url.startswith("http://"):
-            raise ServiceFailed(f"the service for {artifact.id} did not start within {startup_timeout_s:g} s "
-                                f"(exit code {proc.poll()}); its stderr:\n{_tail(log)}")
+            raise ServiceFailed(
+                f"the service for {artifact.id} did not start within {startup_timeout_s:g} s "
+                f"(exit code {proc.poll()}); its stderr:\n{_tail(log)}"
+            )
         split_url(url)
         why = wait_ready(url, deadline)
         if why:

@@ -66,7 +66,9 @@ class ServedModel:
     max_response: int = MAX_RESPONSE_BYTES  # an answer larger than this (as JSON) is refused before it is encoded
     # One long-lived thread loads the model and runs every inference: inferences are serialized, and the
     # worker process it starts lives as long as the thread (a worker dies with the thread that started it).
-    thread: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="model-checks-model"))
+    thread: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="model-checks-model")
+    )
 
     @property
     def name(self) -> str:
@@ -107,9 +109,12 @@ class ServedModel:
             raise ProtocolError(500, f"model {self.name}: {e}") from None
         values = sum(int(np.asarray(a).size) for a in outputs.values())
         if values * JSON_BYTES_PER_VALUE > self.max_response:
-            raise ProtocolError(500, f"model {self.name}: the response would hold {values} values (up to "
-                                     f"{values * JSON_BYTES_PER_VALUE / 1024**2:.1f} MiB as JSON), over the cap of "
-                                     f"{self.max_response / 1024**2:g} MiB (--max-response-mb); not encoded")
+            raise ProtocolError(
+                500,
+                f"model {self.name}: the response would hold {values} values (up to "
+                f"{values * JSON_BYTES_PER_VALUE / 1024**2:.1f} MiB as JSON), over the cap of "
+                f"{self.max_response / 1024**2:g} MiB (--max-response-mb); not encoded",
+            )
         return encode_response(self.name, self.version, outputs, rid)
 
     def metadata(self) -> dict[str, Any]:
@@ -138,12 +143,16 @@ def build_app(model: ServedModel, max_body: int = MAX_BODY_BYTES, load_in_backgr
             raise ProtocolError(404, f"unknown model {name!r}; this service serves {model.name!r}")
         version = request.path_params.get("version")
         if version is not None and version != model.version:
-            raise ProtocolError(404, f"unknown version {version!r} of model {model.name!r}; it has version {model.version!r}")
+            raise ProtocolError(
+                404, f"unknown version {version!r} of model {model.name!r}; it has version {model.version!r}"
+            )
 
     async def read_body(request: Request) -> bytes:
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > max_body:
-            raise ProtocolError(413, f"request body: {int(length)} bytes exceeds the cap of {max_body} bytes (--max-body-mb)")
+            raise ProtocolError(
+                413, f"request body: {int(length)} bytes exceeds the cap of {max_body} bytes (--max-body-mb)"
+            )
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
@@ -202,10 +211,15 @@ def build_app(model: ServedModel, max_body: int = MAX_BODY_BYTES, load_in_backgr
 
     prefix = "/v2/models/{name}"
     routes = [
-        Route("/v2", server_metadata), Route("/v2/health/live", live), Route("/v2/health/ready", ready),
-        Route(prefix, metadata), Route(prefix + "/versions/{version}", metadata),
-        Route(prefix + "/ready", model_ready), Route(prefix + "/versions/{version}/ready", model_ready),
-        Route(prefix + "/infer", infer, methods=["POST"]), Route(prefix + "/versions/{version}/infer", infer, methods=["POST"]),
+        Route("/v2", server_metadata),
+        Route("/v2/health/live", live),
+        Route("/v2/health/ready", ready),
+        Route(prefix, metadata),
+        Route(prefix + "/versions/{version}", metadata),
+        Route(prefix + "/ready", model_ready),
+        Route(prefix + "/versions/{version}/ready", model_ready),
+        Route(prefix + "/infer", infer, methods=["POST"]),
+        Route(prefix + "/versions/{version}/infer", infer, methods=["POST"]),
     ]
     handlers = {ProtocolError: on_protocol_error, HTTPException: on_http_error, Exception: on_any_error}
     return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)  # type: ignore[arg-type]
@@ -252,9 +266,17 @@ def bounded_protocol(read_timeout_s: float = REQUEST_READ_S) -> type:
     return Bounded
 
 
-def serve(artifact: Artifact, host: str = "127.0.0.1", port: int = 0, trust_code: bool = False, isolation: Limits | None = None,
-          max_body: int = MAX_BODY_BYTES, out: TextIO = sys.stdout, max_response: int = MAX_RESPONSE_BYTES,
-          read_timeout_s: float = REQUEST_READ_S) -> int:
+def serve(
+    artifact: Artifact,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    trust_code: bool = False,
+    isolation: Limits | None = None,
+    max_body: int = MAX_BODY_BYTES,
+    out: TextIO = sys.stdout,
+    max_response: int = MAX_RESPONSE_BYTES,
+    read_timeout_s: float = REQUEST_READ_S,
+) -> int:
     """Serve until SIGTERM or SIGINT (graceful: in-flight requests finish). Prints `http://HOST:PORT` on a line of its own."""
     from model_checks.core.requires import require
 
@@ -278,9 +300,16 @@ def serve(artifact: Artifact, host: str = "127.0.0.1", port: int = 0, trust_code
         model = ServedModel(artifact, pool, max_response=max_response)
         app = build_app(model, max_body)
         # keep-alive connections live across a load test's pauses (uvicorn closes idle ones after 5 s by default)
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=10,
-                                timeout_keep_alive=KEEP_ALIVE_S, http=bounded_protocol(read_timeout_s),
-                                h11_max_incomplete_event_size=64 * 1024)
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+            timeout_keep_alive=KEEP_ALIVE_S,
+            http=bounded_protocol(read_timeout_s),
+            h11_max_incomplete_event_size=64 * 1024,
+        )
         server = uvicorn.Server(config)
         h, p = sock.getsockname()[:2]
         print(f"http://{'[' + h + ']' if ':' in h else h}:{p}", file=out, flush=True)

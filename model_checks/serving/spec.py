@@ -31,9 +31,12 @@ def serving_spec(manifest: Manifest | None) -> ServingSpec | None:
         return Limit(float(manifest.get(f"serving.{key}")), f"{manifest.source_of(f'serving.{key}')} serving.{key}")
 
     lat = manifest.get("serving.latency_ms") or {}
-    return ServingSpec(rate=limit("rate_per_s"), arrivals=manifest.get("serving.arrivals", DEFAULTS["arrivals"]),
-                       requests=int(manifest.get("serving.requests", DEFAULTS["requests"])),
-                       duration_s=float(manifest.get("serving.duration_s", DEFAULTS["duration_s"])),
-                       latency_ms={p: limit(f"latency_ms.{p}") for p in ("p50", "p95", "p99") if lat.get(p) is not None},
-                       compare_with=manifest.get("serving.compare_with"),
-                       speedup_vs=limit("speedup_vs") if manifest.get("serving.speedup_vs") is not None else None)
+    return ServingSpec(
+        rate=limit("rate_per_s"),
+        arrivals=manifest.get("serving.arrivals", DEFAULTS["arrivals"]),
+        requests=int(manifest.get("serving.requests", DEFAULTS["requests"])),
+        duration_s=float(manifest.get("serving.duration_s", DEFAULTS["duration_s"])),
+        latency_ms={p: limit(f"latency_ms.{p}") for p in ("p50", "p95", "p99") if lat.get(p) is not None},
+        compare_with=manifest.get("serving.compare_with"),
+        speedup_vs=limit("speedup_vs") if manifest.get("serving.speedup_vs") is not None else None,
+    )

@@ -18,7 +18,9 @@ from model_checks.manifest.model import TensorSpec
 BATCH = 4  # the short pruning fit takes two steps of 2
 
 
-def model_and_feeds(path: Path, fmt: str, declared: tuple[TensorSpec, ...] | None, trust_code: bool, seed: int) -> tuple[Any, list[np.ndarray]]:
+def model_and_feeds(
+    path: Path, fmt: str, declared: tuple[TensorSpec, ...] | None, trust_code: bool, seed: int
+) -> tuple[Any, list[np.ndarray]]:
     """(tf_keras Model, one generated array per model input, in the model's order)."""
     from model_checks.backends.keras.facts import interface
     from model_checks.backends.keras.loader import load_model
@@ -40,8 +42,15 @@ def quantize_report(path: Path, fmt: str, declared: tuple[TensorSpec, ...] | Non
     return check_quantize(*model_and_feeds(path, fmt, declared, trust_code, seed))
 
 
-def prune_report(path: Path, fmt: str, declared: tuple[TensorSpec, ...] | None, trust_code: bool, seed: int,
-                 target: float, skip: tuple[str, ...]) -> Any:
+def prune_report(
+    path: Path,
+    fmt: str,
+    declared: tuple[TensorSpec, ...] | None,
+    trust_code: bool,
+    seed: int,
+    target: float,
+    skip: tuple[str, ...],
+) -> Any:
     """The PruneReport of the Keras model at `path` (module-level, so a worker process can run it)."""
     from model_checks.tfmot.prune import check_prune
 
@@ -54,6 +63,15 @@ def verdict(check: str, subject: str, report: Any, failing: str, hint: str, figu
         return CheckResult(check, True, f"{check}: {subject}: {report}", figures=figures)
     classes = sorted({p.reason for p in report.problems})
     # Without problems it did apply; what failed came after (distance, save and load): say that, not "does not apply".
-    head = f"{failing} ({', '.join(classes)})" if classes else "applies, but the applied model fails: " + "; ".join(report.lines())[:300]
-    return CheckResult(check, False, f"{check}: {subject}: {head}",
-                       tuple(f"  - {line}" for line in report.lines()) + (f"  {hint}",), figures=figures)
+    head = (
+        f"{failing} ({', '.join(classes)})"
+        if classes
+        else "applies, but the applied model fails: " + "; ".join(report.lines())[:300]
+    )
+    return CheckResult(
+        check,
+        False,
+        f"{check}: {subject}: {head}",
+        tuple(f"  - {line}" for line in report.lines()) + (f"  {hint}",),
+        figures=figures,
+    )

@@ -22,8 +22,25 @@ DEFAULT_SIZE = 32  # the smallest input most applications accept: the matrix ask
 MIN_SIZE = {"InceptionV3": 75, "InceptionResNetV2": 75, "Xception": 71, "NASNetLarge": 32}
 CLASSES = 10
 # The smallest member of each family first, so a run cut short by its time budget still covers every family.
-FIRST = ("MobileNet", "MobileNetV2", "MobileNetV3Small", "EfficientNetB0", "EfficientNetV2B0", "ResNet50", "ResNet50V2", "ResNetRS50",
-         "DenseNet121", "RegNetX002", "RegNetY002", "ConvNeXtTiny", "NASNetMobile", "VGG16", "Xception", "InceptionV3", "InceptionResNetV2")
+FIRST = (
+    "MobileNet",
+    "MobileNetV2",
+    "MobileNetV3Small",
+    "EfficientNetB0",
+    "EfficientNetV2B0",
+    "ResNet50",
+    "ResNet50V2",
+    "ResNetRS50",
+    "DenseNet121",
+    "RegNetX002",
+    "RegNetY002",
+    "ConvNeXtTiny",
+    "NASNetMobile",
+    "VGG16",
+    "Xception",
+    "InceptionV3",
+    "InceptionResNetV2",
+)
 
 
 @dataclass(frozen=True)
@@ -72,10 +89,17 @@ class Matrix:
     carried: int = 0  # entries taken from the results of earlier runs (`--resume`), not re-run
 
     def counts(self) -> dict[str, int]:
-        return {"entries": len(self.entries), "quantize_pass": sum(e.quantize.ok for e in self.entries),
-                "prune_pass": sum(e.prune.ok for e in self.entries), "both_pass": sum(e.quantize.ok and e.prune.ok for e in self.entries),
-                "quantize_close": sum(e.quantize.ok and e.quantize_rel_l2 is not None and e.quantize_rel_l2 <= MAX_REL_L2 for e in self.entries),
-                "not_run": len(self.not_run)}
+        return {
+            "entries": len(self.entries),
+            "quantize_pass": sum(e.quantize.ok for e in self.entries),
+            "prune_pass": sum(e.prune.ok for e in self.entries),
+            "both_pass": sum(e.quantize.ok and e.prune.ok for e in self.entries),
+            "quantize_close": sum(
+                e.quantize.ok and e.quantize_rel_l2 is not None and e.quantize_rel_l2 <= MAX_REL_L2
+                for e in self.entries
+            ),
+            "not_run": len(self.not_run),
+        }
 
     def failure_classes(self, transform: str) -> Counter:
         c: Counter = Counter()
@@ -124,11 +148,20 @@ def run_entry(app: str, top: bool, size: int | None = None, batch: int = 2) -> E
     # The matrix asks whether QAT applies and runs; how close the fake-quantized model stays is shown, not gated:
     # with random weights and one calibration pass, deep feature maps (no top) can sit far from the float ones.
     far = q.rel_l2 is not None and q.rel_l2 > q.max_rel_l2
-    quantize = Outcome(q.applied, q.problems, "" if q.rel_l2 is None else f"rel_l2 {q.rel_l2:.2g}" + (f" > {q.max_rel_l2:g}" if far else ""))
+    quantize = Outcome(
+        q.applied,
+        q.problems,
+        "" if q.rel_l2 is None else f"rel_l2 {q.rel_l2:.2g}" + (f" > {q.max_rel_l2:g}" if far else ""),
+    )
     t2 = time.perf_counter()
     p = check_prune(model, x)
-    prune = Outcome(bool(p), p.problems, (f"fit diverged in {len(p.diverged)} layer(s)" if p.diverged else "") if p or p.problems
-                    else "; ".join(p.lines())[:160])
+    prune = Outcome(
+        bool(p),
+        p.problems,
+        (f"fit diverged in {len(p.diverged)} layer(s)" if p.diverged else "")
+        if p or p.problems
+        else "; ".join(p.lines())[:160],
+    )
     t3 = time.perf_counter()
     phases = {"build": round(t1 - t0, 2), "quantize": round(t2 - t1, 2), "prune": round(t3 - t2, 2)}
     entry = Entry(app, top, size, int(model.count_params()), quantize, prune, t3 - t0, phases, q.rel_l2)
@@ -138,8 +171,13 @@ def run_entry(app: str, top: bool, size: int | None = None, batch: int = 2) -> E
     return entry
 
 
-def run_matrix(apps: Iterable[str] | None = None, tops: Iterable[bool] = (False, True), budget_s: float | None = None,
-               on_entry: Callable[[Entry], None] | None = None, done: Mapping[tuple[str, bool], Entry] | None = None) -> Matrix:
+def run_matrix(
+    apps: Iterable[str] | None = None,
+    tops: Iterable[bool] = (False, True),
+    budget_s: float | None = None,
+    on_entry: Callable[[Entry], None] | None = None,
+    done: Mapping[tuple[str, bool], Entry] | None = None,
+) -> Matrix:
     """Every (application, top) pair in order; pairs in `done` are taken as they are, pairs left when `budget_s`
     runs out are listed as not run."""
     pairs = [(a, t) for a in (list(apps) if apps is not None else constructors()) for t in tops]
@@ -176,8 +214,14 @@ def matrix_fingerprint() -> dict[str, str]:
     tf, keras = keras_modules()
     here = Path(__file__).resolve().parent
     code = hashlib.sha256(b"".join((here / name).read_bytes() for name in DECIDING)).hexdigest()[:16]
-    return {"tensorflow": tf.__version__, "tf-keras": keras.__version__, "tfmot": tfmot_module().__version__,
-            "input": str(DEFAULT_SIZE), "classes": str(CLASSES), "code": code}
+    return {
+        "tensorflow": tf.__version__,
+        "tf-keras": keras.__version__,
+        "tfmot": tfmot_module().__version__,
+        "input": str(DEFAULT_SIZE),
+        "classes": str(CLASSES),
+        "code": code,
+    }
 
 
 def entry_line(e: Entry, fp: Mapping[str, str]) -> str:
@@ -200,8 +244,17 @@ def load_results(path: Path, fp: Mapping[str, str]) -> tuple[dict[tuple[str, boo
             if d.pop("fingerprint") != dict(fp):
                 other += 1
                 continue
-            e = Entry(d["app"], bool(d["top"]), int(d["size"]), int(d["params"]), _outcome(d["quantize"]), _outcome(d["prune"]),
-                      float(d["seconds"]), dict(d.get("phases", {})), d.get("quantize_rel_l2"))
+            e = Entry(
+                d["app"],
+                bool(d["top"]),
+                int(d["size"]),
+                int(d["params"]),
+                _outcome(d["quantize"]),
+                _outcome(d["prune"]),
+                float(d["seconds"]),
+                dict(d.get("phases", {})),
+                d.get("quantize_rel_l2"),
+            )
         except (ValueError, KeyError, TypeError):
             other += 1
             continue
@@ -233,20 +286,38 @@ def _label(app: str, top: bool) -> str:
 def render(m: Matrix) -> str:
     """The matrix as markdown: counts, failure classes, one row per (application, top)."""
     c = m.counts()
-    carried = (f" ({m.carried} of them carried over from earlier runs with the same library versions; "
-               f"{sum(e.seconds for e in m.entries):.0f} s of work in all)") if m.carried else ""
-    lines = ["# tfmot compatibility of Keras Applications", "",
-             f"Random weights, input {DEFAULT_SIZE}x{DEFAULT_SIZE} (larger where an application needs it), {CLASSES} classes with the top. "
-             "Quantize: QAT with BatchNormalization on an 8-bit moving-average config and preprocessing layers on a no-op config, "
-             "wrapped model run after calibration, its distance to the float model shown (save/load is left to the per-artifact check). Prune: supported layers wrapped, "
-             "a 2-step fit with UpdatePruningStep and PruningSummaries must reach 0.5 sparsity.", "",
-             f"{c['entries']} configurations in {m.seconds:.0f} s{carried}: quantize applies to {c['quantize_pass']}, prune passes {c['prune_pass']}, "
-             f"both {c['both_pass']}. Of those quantize applies to, {c['quantize_close']} stay within rel_l2 {MAX_REL_L2:g} of the float model before "
-             "training; the rest run but sit further off (random weights, one calibration pass; the per-artifact check gates it)." + (f" **{c['not_run']} not run** (time budget): {', '.join(_label(a, t) for a, t in m.not_run)}." if m.not_run else ""), ""]
+    carried = (
+        (
+            f" ({m.carried} of them carried over from earlier runs with the same library versions; "
+            f"{sum(e.seconds for e in m.entries):.0f} s of work in all)"
+        )
+        if m.carried
+        else ""
+    )
+    lines = [
+        "# tfmot compatibility of Keras Applications",
+        "",
+        f"Random weights, input {DEFAULT_SIZE}x{DEFAULT_SIZE} (larger where an application needs it), {CLASSES} classes with the top. "
+        "Quantize: QAT with BatchNormalization on an 8-bit moving-average config and preprocessing layers on a no-op config, "
+        "wrapped model run after calibration, its distance to the float model shown (save/load is left to the per-artifact check). Prune: supported layers wrapped, "
+        "a 2-step fit with UpdatePruningStep and PruningSummaries must reach 0.5 sparsity.",
+        "",
+        f"{c['entries']} configurations in {m.seconds:.0f} s{carried}: quantize applies to {c['quantize_pass']}, prune passes {c['prune_pass']}, "
+        f"both {c['both_pass']}. Of those quantize applies to, {c['quantize_close']} stay within rel_l2 {MAX_REL_L2:g} of the float model before "
+        "training; the rest run but sit further off (random weights, one calibration pass; the per-artifact check gates it)."
+        + (
+            f" **{c['not_run']} not run** (time budget): {', '.join(_label(a, t) for a, t in m.not_run)}."
+            if m.not_run
+            else ""
+        ),
+        "",
+    ]
     for t in ("quantize", "prune"):
         fc = m.failure_classes(t)
         lines.append(f"- {t} failures by class: " + (", ".join(f"{k} {v}" for k, v in fc.most_common()) or "none"))
     lines += ["", "| application | top | input | params | quantize | prune | s |", "|---|---|---|---|---|---|---|"]
     for e in m.entries:
-        lines.append(f"| {e.app} | {'yes' if e.top else 'no'} | {e.size} | {e.params / 1e6:.1f}M | {e.quantize.cell()} | {e.prune.cell()} | {e.seconds:.0f} |")
+        lines.append(
+            f"| {e.app} | {'yes' if e.top else 'no'} | {e.size} | {e.params / 1e6:.1f}M | {e.quantize.cell()} | {e.prune.cell()} | {e.seconds:.0f} |"
+        )
     return "\n".join(lines) + "\n"

@@ -51,7 +51,9 @@ class PruneReport:
         out = [str(p) for p in self.problems]
         if self.applied and not self.pruned:
             out.append("no layer could be pruned: the model has no prunable weights outside skipped layers")
-        out += [f"layer '{n}' reached sparsity {s:.3f}, below the target {self.target}" for n, s in self.short().items()]
+        out += [
+            f"layer '{n}' reached sparsity {s:.3f}, below the target {self.target}" for n, s in self.short().items()
+        ]
         if self.applied and self.pruned and not self.summaries:
             out.append("PruningSummaries wrote no TensorBoard event file")
         return out
@@ -62,16 +64,22 @@ class PruneReport:
     def __str__(self) -> str:
         if self:
             low = min(self.sparsity.values()) if self.sparsity else 0.0
-            return (f"pruning applies ({len(self.sparsity)} layer(s) with weights pruned, {len(self.skipped)} left as they are); after a "
-                    f"short fit every pruned layer reached >= {low:.3f} sparsity (target {self.target}); {self.summaries} TensorBoard event file(s)"
-                    + (f"; {self.divergence()}" if self.diverged else ""))
+            return (
+                f"pruning applies ({len(self.sparsity)} layer(s) with weights pruned, {len(self.skipped)} left as they are); after a "
+                f"short fit every pruned layer reached >= {low:.3f} sparsity (target {self.target}); {self.summaries} TensorBoard event file(s)"
+                + (f"; {self.divergence()}" if self.diverged else "")
+            )
         return "\n".join(self.lines() + ([self.divergence()] if self.diverged else []))
 
     def divergence(self) -> str:
         """The fit only drives the pruning schedule; weights it sends to NaN say nothing of pruning, but a user should know."""
-        first = ", ".join(f"'{n}'" for n in self.diverged[:3]) + (f" and {len(self.diverged) - 3} more" if len(self.diverged) > 3 else "")
-        return (f"note: the short fit on generated data diverged (NaN or Inf weights in {len(self.diverged)} pruned layer(s): {first}); "
-                "sparsity is read from the pruning masks, which are unaffected")
+        first = ", ".join(f"'{n}'" for n in self.diverged[:3]) + (
+            f" and {len(self.diverged) - 3} more" if len(self.diverged) > 3 else ""
+        )
+        return (
+            f"note: the short fit on generated data diverged (NaN or Inf weights in {len(self.diverged)} pruned layer(s): {first}); "
+            "sparsity is read from the pruning masks, which are unaffected"
+        )
 
 
 def plan(model: Any, skip: Iterable[str] = ()) -> tuple[dict[int, str], list[Problem]]:
@@ -88,19 +96,34 @@ def plan(model: Any, skip: Iterable[str] = ()) -> tuple[dict[int, str], list[Pro
             cls = type(layer).__name__
             if isinstance(layer, keras.Model):
                 if not layer._is_graph_network and not isinstance(layer, keras.Sequential):  # noqa: SLF001 (Keras' own test)
-                    problems.append(nested(layer, "a subclassed model used as a layer cannot be cloned to wrap its layers"))
+                    problems.append(
+                        nested(layer, "a subclassed model used as a layer cannot be cloned to wrap its layers")
+                    )
                     continue
                 decisions[id(layer)] = "enter"
                 walk(layer)
-            elif isinstance(layer, keras.layers.InputLayer) or layer.name in skip or cls in skip or cls in PREPROCESSING:
+            elif (
+                isinstance(layer, keras.layers.InputLayer) or layer.name in skip or cls in skip or cls in PREPROCESSING
+            ):
                 decisions[id(layer)] = "keep"
             elif cls in OP_LAYERS:
                 problems.append(non_layer_op(layer, "pruning"))
-            elif isinstance(layer, prunable_layer.PrunableLayer) or hasattr(layer, "get_prunable_weights") or prune_registry.PruneRegistry.supports(layer):
+            elif (
+                isinstance(layer, prunable_layer.PrunableLayer)
+                or hasattr(layer, "get_prunable_weights")
+                or prune_registry.PruneRegistry.supports(layer)
+            ):
                 decisions[id(layer)] = "prune"
             else:
-                problems.append(Problem(layer.name, cls, UNSUPPORTED, "tfmot's PruneRegistry does not know it and it has no get_prunable_weights()",
-                                        "list it in tfmot.skip_layers of metadata.yaml, or implement tfmot.sparsity.keras.PrunableLayer"))
+                problems.append(
+                    Problem(
+                        layer.name,
+                        cls,
+                        UNSUPPORTED,
+                        "tfmot's PruneRegistry does not know it and it has no get_prunable_weights()",
+                        "list it in tfmot.skip_layers of metadata.yaml, or implement tfmot.sparsity.keras.PrunableLayer",
+                    )
+                )
 
     walk(model)
     return decisions, problems
@@ -145,7 +168,9 @@ def reached_sparsity(model: Any) -> tuple[dict[str, float], list[str]]:
             pairs = [(np.asarray(w), np.asarray(m)) for w, m, _t in layer.pruning_vars]
             total = sum(m.size for _w, m in pairs)
             if total:
-                out[layer.layer.name] = sum(int(np.sum((m == 0) & ((w == 0) | ~np.isfinite(w)))) for w, m in pairs) / total
+                out[layer.layer.name] = (
+                    sum(int(np.sum((m == 0) & ((w == 0) | ~np.isfinite(w)))) for w, m in pairs) / total
+                )
             if not all(np.isfinite(w).all() for w, _m in pairs):
                 diverged.append(layer.layer.name)
     return out, sorted(diverged)
@@ -158,12 +183,23 @@ def fit_briefly(pmodel: Any, feeds: list[np.ndarray], targets: list[np.ndarray],
     pmodel.compile(optimizer="adam", loss="mse", run_eagerly=True)
     x = feeds if len(feeds) > 1 else feeds[0]
     y = targets if len(targets) > 1 else targets[0]
-    pmodel.fit(x, y, epochs=EPOCHS, batch_size=BATCH, verbose=0,
-               callbacks=[sparsity.UpdatePruningStep(), sparsity.PruningSummaries(log_dir=str(log_dir))])
+    pmodel.fit(
+        x,
+        y,
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        verbose=0,
+        callbacks=[sparsity.UpdatePruningStep(), sparsity.PruningSummaries(log_dir=str(log_dir))],
+    )
 
 
-def check_prune(model: Any, feeds: list[np.ndarray], target: float = TARGET_SPARSITY, skip: Iterable[str] = (),
-                log_dir: Path | None = None) -> PruneReport:
+def check_prune(
+    model: Any,
+    feeds: list[np.ndarray],
+    target: float = TARGET_SPARSITY,
+    skip: Iterable[str] = (),
+    log_dir: Path | None = None,
+) -> PruneReport:
     """Try pruning on `model`; `feeds` (one array per input, batch >= 2) also serve as the fit's data."""
     decisions, problems = plan(model, skip)
     if problems:

@@ -61,7 +61,9 @@ class QuantizeReport:
     def lines(self) -> list[str]:
         out = [str(p) for p in self.problems]
         if self.rel_l2 is not None and self.rel_l2 > self.max_rel_l2:
-            out.append(f"the quantized model differs from the float model before training: rel_l2 {self.rel_l2:.3g} over {self.max_rel_l2}")
+            out.append(
+                f"the quantized model differs from the float model before training: rel_l2 {self.rel_l2:.3g} over {self.max_rel_l2}"
+            )
         if self.roundtrip:
             out.append(f"save and load under quantize_scope: {self.roundtrip}")
         return out
@@ -110,11 +112,25 @@ def plan(model: Any) -> tuple[dict[str, str], list[Problem]]:
         elif registry.supports(layer) or cls in TRANSFORMED:
             configs[layer.name] = "default"
         elif sib := _rank_sibling(cls, registry, keras):
-            problems.append(Problem(layer.name, cls, TENSOR_RANK, f"the default 8-bit scheme quantizes {sib} on rank-4 tensors, not {cls} on rank-{3 if '1D' in cls else 5} tensors",
-                                    f"reshape and use {sib}, or annotate it with your own QuantizeConfig"))
+            problems.append(
+                Problem(
+                    layer.name,
+                    cls,
+                    TENSOR_RANK,
+                    f"the default 8-bit scheme quantizes {sib} on rank-4 tensors, not {cls} on rank-{3 if '1D' in cls else 5} tensors",
+                    f"reshape and use {sib}, or annotate it with your own QuantizeConfig",
+                )
+            )
         else:
-            problems.append(Problem(layer.name, cls, UNSUPPORTED, "the default 8-bit scheme has no config for this layer",
-                                    "annotate it with a QuantizeConfig (tfmot.quantization.keras.quantize_annotate_layer) or replace it"))
+            problems.append(
+                Problem(
+                    layer.name,
+                    cls,
+                    UNSUPPORTED,
+                    "the default 8-bit scheme has no config for this layer",
+                    "annotate it with a QuantizeConfig (tfmot.quantization.keras.quantize_annotate_layer) or replace it",
+                )
+            )
     return configs, problems
 
 
@@ -123,7 +139,10 @@ def _config_objects() -> dict[str, Any]:
         default_8bit_quantize_configs as c,
     )
 
-    return {"Default8BitOutputQuantizeConfig": c.Default8BitOutputQuantizeConfig, "NoOpQuantizeConfig": c.NoOpQuantizeConfig}
+    return {
+        "Default8BitOutputQuantizeConfig": c.Default8BitOutputQuantizeConfig,
+        "NoOpQuantizeConfig": c.NoOpQuantizeConfig,
+    }
 
 
 def quantize_model(model: Any, configs: Mapping[str, str]) -> Any:
@@ -227,7 +246,9 @@ def _leaves(model: Any) -> list[Any]:
     return out
 
 
-def check_quantize(model: Any, feeds: list[np.ndarray], max_rel_l2: float = MAX_REL_L2, roundtrip: bool = True) -> QuantizeReport:
+def check_quantize(
+    model: Any, feeds: list[np.ndarray], max_rel_l2: float = MAX_REL_L2, roundtrip: bool = True
+) -> QuantizeReport:
     """Try QAT on `model` with inputs `feeds` (one array per model input)."""
     configs, problems = plan(model)
     if problems:

@@ -55,21 +55,26 @@ def test_a_listed_folder_without_a_declaration_is_a_message(tmp_path, monkeypatc
     (tmp_path / "undeclared_fw").mkdir()
     (tmp_path / "undeclared_fw" / "__init__.py").write_text("")
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(ModelChecksError, match=r"^undeclared_fw is listed in model_checks.backends.registry.FRAMEWORKS but declares no "
-                                               r"framework: add `FRAMEWORK = Framework\(...\)` to its __init__.py"):
+    with pytest.raises(
+        ModelChecksError,
+        match=r"^undeclared_fw is listed in model_checks.backends.registry.FRAMEWORKS but declares no "
+        r"framework: add `FRAMEWORK = Framework\(...\)` to its __init__.py",
+    ):
         registry._frameworks((*registry.FRAMEWORKS, "undeclared_fw"))
-    with pytest.raises(ModelChecksError, match=r"^format 'onnx' is declared by two backends: model_checks.backends.onnx and "):
+    with pytest.raises(
+        ModelChecksError, match=r"^format 'onnx' is declared by two backends: model_checks.backends.onnx and "
+    ):
         registry._frameworks((*registry.FRAMEWORKS, "model_checks.backends.onnx"))
 
 
 TOY = {
-    "__init__.py": '''
+    "__init__.py": """
         from model_checks.backends.registry import Framework
 
         FRAMEWORK = Framework(name="Toy", formats=("toy",), suffixes={".toy": "toy"}, family="toy", modules=("toy_runtime",),
                               runtime={"toy": "pytest"}, kind="toy", sniff=lambda head: head.startswith(b"TOY1"))
-    ''',
-    "loader.py": '''
+    """,
+    "loader.py": """
         from model_checks.safety.sniff import sniff
         from model_checks.core.errors import ArtifactLoadError
 
@@ -77,8 +82,8 @@ TOY = {
             if sniff(path) != "toy":
                 raise ArtifactLoadError(f"{path.name}: not a toy model (it holds {sniff(path)} data)")
             return float(path.read_bytes()[4:].decode())
-    ''',
-    "runner.py": '''
+    """,
+    "runner.py": """
         from model_checks.backends.base import Runner
         from model_checks.manifest.model import TensorSpec
         from toy_backend.loader import load as read
@@ -96,8 +101,8 @@ TOY = {
 
         def load(path, root, threads=None, names=None):
             return ToyRunner(path, root)
-    ''',
-    "facts.py": '''
+    """,
+    "facts.py": """
         from collections import Counter
         from model_checks.backends.base import ModelFacts
         from model_checks.manifest.model import TensorSpec
@@ -111,14 +116,14 @@ TOY = {
         def validate(path, root):
             load(path)
             return []
-    ''',
-    "timing.py": '''
+    """,
+    "timing.py": """
         def load_runtime():
             pass
 
         def open_target(path, root, device, threads):
             raise NotImplementedError
-    ''',
+    """,
 }
 
 
@@ -136,7 +141,17 @@ def test_a_toy_framework_added_through_the_registry_alone_is_gated(pytester):
         d.mkdir(parents=True)
         (d / "model.toy").write_bytes(content)
         (d / "metadata.yaml").write_text(f"model_name: {name}\nversion: '1'\nfile: model.toy\nprecision: fp32\n")
-    r = pytester.runpytest_subprocess("--model-checks", "arts", "-p", "no:cacheprovider", "--model-checks-isolate", "off", "-v")
-    r.stdout.fnmatch_lines(["*test_integrity[[]bad@1[]] FAILED*", "*test_integrity[[]good@1[]] PASSED*", "*test_metadata[[]good@1[]] PASSED*"])
+    r = pytester.runpytest_subprocess(
+        "--model-checks", "arts", "-p", "no:cacheprovider", "--model-checks-isolate", "off", "-v"
+    )
+    r.stdout.fnmatch_lines(
+        [
+            "*test_integrity[[]bad@1[]] FAILED*",
+            "*test_integrity[[]good@1[]] PASSED*",
+            "*test_metadata[[]good@1[]] PASSED*",
+        ]
+    )
     r.stdout.fnmatch_lines(["*model.toy: not a toy model (it holds pickle data)*"])
-    r.assert_outcomes(passed=4, failed=1, skipped=7)  # manifest x2, good's integrity and metadata; bad's refusal blocks its rest
+    r.assert_outcomes(
+        passed=4, failed=1, skipped=7
+    )  # manifest x2, good's integrity and metadata; bad's refusal blocks its rest

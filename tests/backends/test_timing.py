@@ -63,7 +63,9 @@ def test_cpu_target_runs_on_the_cpu_provider(onnx_model):
 def test_unsupported_format_is_unavailable_not_a_crash(tmp_path):
     from model_checks.backends.registry import formats
 
-    with pytest.raises(DeviceUnavailable, match=rf"budgets for nosuch artifacts are not measured .*\({', '.join(formats())} are\)"):
+    with pytest.raises(
+        DeviceUnavailable, match=rf"budgets for nosuch artifacts are not measured .*\({', '.join(formats())} are\)"
+    ):
         open_target(tmp_path / "m.nosuch", "nosuch", tmp_path, "cpu", 1)
 
 

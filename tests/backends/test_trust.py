@@ -15,17 +15,22 @@ HDF5 = b"\x89HDF\r\n\x1a\n" + b"\x00" * 56
 ZIP = b"PK\x03\x04" + b"\x00" * 60
 
 
-@pytest.mark.parametrize(("name", "content", "fmt", "refused"), [
-    ("model.onnx", None, "onnx", False),
-    ("model.keras", ZIP, "keras", False),  # a .keras zip: loaded in safe mode
-    ("model.keras", HDF5, "keras", True),  # HDF5 named .keras: tf-keras's legacy loader would run its code
-    ("model.h5", HDF5, "keras", True),
-    ("model.bin", HDF5, "keras", True),
-    ("sm", "dir", "keras", True),  # a folder loaded as Keras is a SavedModel
-    ("sm", "dir", "saved_model", True),
-    ("model.pt", ZIP, "torchscript", True),
-])
-def test_trust_is_judged_by_content(tmp_path: Path, name: str, content: bytes | str | None, fmt: str, refused: bool) -> None:
+@pytest.mark.parametrize(
+    ("name", "content", "fmt", "refused"),
+    [
+        ("model.onnx", None, "onnx", False),
+        ("model.keras", ZIP, "keras", False),  # a .keras zip: loaded in safe mode
+        ("model.keras", HDF5, "keras", True),  # HDF5 named .keras: tf-keras's legacy loader would run its code
+        ("model.h5", HDF5, "keras", True),
+        ("model.bin", HDF5, "keras", True),
+        ("sm", "dir", "keras", True),  # a folder loaded as Keras is a SavedModel
+        ("sm", "dir", "saved_model", True),
+        ("model.pt", ZIP, "torchscript", True),
+    ],
+)
+def test_trust_is_judged_by_content(
+    tmp_path: Path, name: str, content: bytes | str | None, fmt: str, refused: bool
+) -> None:
     path = tmp_path / name
     if content == "dir":
         path.mkdir()
@@ -46,7 +51,10 @@ def test_trusted_code_formats_reach_their_backend(pytester: pytest.Pytester) -> 
     root, outside = pytester.path / "artifacts", pytester.path / "outside"
     bad_artifacts.build_all(root, outside, ["pickled_pt", "torchscript"])
     run = run_gate(pytester, root, "--model-checks-trust-code")
-    for case, phrase in (("pickled_pt", "a pickled torch.save() checkpoint is not TorchScript"), ("torchscript", "zip")):
+    for case, phrase in (
+        ("pickled_pt", "a pickled torch.save() checkpoint is not TorchScript"),
+        ("torchscript", "zip"),
+    ):
         message = run.message("integrity", f"{case}@1.0")
         assert "refused to load" not in message and phrase in message, message
 
@@ -54,7 +62,13 @@ def test_trusted_code_formats_reach_their_backend(pytester: pytest.Pytester) -> 
 def test_help_explains_the_threat_model(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     text = " ".join(result.stdout.str().split())
-    for phrase in ("--model-checks-trust-code", "Threat model: artifacts come from pull requests", "a model file can be a program",
-                   "Set this only in CI jobs for trusted branches", "--model-checks-isolate=MODE", "--model-checks-timeout=SECONDS",
-                   "--model-checks-worker-memory=MIB"):
+    for phrase in (
+        "--model-checks-trust-code",
+        "Threat model: artifacts come from pull requests",
+        "a model file can be a program",
+        "Set this only in CI jobs for trusted branches",
+        "--model-checks-isolate=MODE",
+        "--model-checks-timeout=SECONDS",
+        "--model-checks-worker-memory=MIB",
+    ):
         assert phrase in text, phrase

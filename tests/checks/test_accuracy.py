@@ -8,18 +8,35 @@ from fixtures import artifacts as A
 
 
 def run(pytester, *args):
-    return pytester.runpytest("--model-checks", "arts", "-p", "no:cacheprovider", "--model-checks-isolate", "off", *args)
+    return pytester.runpytest(
+        "--model-checks", "arts", "-p", "no:cacheprovider", "--model-checks-isolate", "off", *args
+    )
 
 
-@pytest.mark.parametrize(("write", "message"), [
-    (lambda p: np.savez(p, inputs=np.zeros((4, 4), np.float32)), "invalid eval_data: eval.npz needs arrays x and y (it has inputs)"),
-    (lambda p: np.savez(p, x=np.zeros((4, 4), np.float32), y=np.zeros(3, np.int64)),
-     "invalid eval_data: eval.npz needs x with one sample per label of a 1-d y (x has shape [4, 4], y [3])"),
-    (lambda p: p.write_bytes(b"PK\x03\x04 not a zip at all"), "invalid eval_data: eval.npz is not a readable .npz (BadZipFile: "),
-])
+@pytest.mark.parametrize(
+    ("write", "message"),
+    [
+        (
+            lambda p: np.savez(p, inputs=np.zeros((4, 4), np.float32)),
+            "invalid eval_data: eval.npz needs arrays x and y (it has inputs)",
+        ),
+        (
+            lambda p: np.savez(p, x=np.zeros((4, 4), np.float32), y=np.zeros(3, np.int64)),
+            "invalid eval_data: eval.npz needs x with one sample per label of a 1-d y (x has shape [4, 4], y [3])",
+        ),
+        (
+            lambda p: p.write_bytes(b"PK\x03\x04 not a zip at all"),
+            "invalid eval_data: eval.npz is not a readable .npz (BadZipFile: ",
+        ),
+    ],
+)
 def test_a_bad_eval_npz_fails_accuracy_as_data_and_the_budgets_still_run(pytester, write, message):
-    d = A.onnx_artifact(pytester.path / "arts" / "m", name="m", eval_data="eval.npz",
-                        budgets={"cpu": {"threads": 1, "latency_ms": {"p99": 10_000.0}}})
+    d = A.onnx_artifact(
+        pytester.path / "arts" / "m",
+        name="m",
+        eval_data="eval.npz",
+        budgets={"cpu": {"threads": 1, "latency_ms": {"p99": 10_000.0}}},
+    )
     write(d / "eval.npz")
     r = run(pytester, "-v")
     r.assert_outcomes(passed=4, failed=1, skipped=2)  # manifest, integrity, metadata, latency; limits, equivalence skip

@@ -10,7 +10,14 @@ from model_checks.core.session import GateSession
 def external_artifact(d, sha=None):
     d.mkdir(parents=True)
     model = M.linear(n_in=64, n_out=64)
-    onnx.save(model, str(d / "model.onnx"), save_as_external_data=True, all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
+    onnx.save(
+        model,
+        str(d / "model.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="weights.bin",
+        size_threshold=0,
+    )
     digest = hashlib.sha256((d / "model.onnx").read_bytes() + (d / "weights.bin").read_bytes()).hexdigest()
     A.write_manifest(d, {"model_name": "ext", "version": "1", "file": "model.onnx", "sha256": sha or digest})
     return d
@@ -32,7 +39,9 @@ def test_sha256_covers_external_data(tmp_path):
     (d / "weights.bin").write_bytes(bytes(data))
     r = run(tmp_path)
     assert not r
-    assert "model.onnx with 1 external data file(s) hashes to" in str(r) and "update sha256 in ext/metadata.yaml" in str(r)
+    assert "model.onnx with 1 external data file(s) hashes to" in str(
+        r
+    ) and "update sha256 in ext/metadata.yaml" in str(r)
 
 
 def test_checker_failure_is_reported(tmp_path):

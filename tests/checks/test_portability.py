@@ -56,8 +56,7 @@ def test_seven_bit_weights_pass_with_the_prediction_shown(tmp_path, any_cpu):
     r = check(tmp_path)
     assert r, str(r)
     assert (
-        r.headline
-        == "portability: variant@1.0 (1 int8 kernel(s), 0 that can saturate a 16-bit pair sum): "
+        r.headline == "portability: variant@1.0 (1 int8 kernel(s), 0 that can saturate a 16-bit pair sum): "
         "holds on x86-avx2, x86-vnni, arm64"
     )
     assert "x86-avx2: none of the 1 int8 kernel(s) can saturate" in str(r)

@@ -32,7 +32,7 @@ def test_an_unknown_check_is_a_message_naming_the_known_ones():
         checks.get("nope")
 
 
-TOY = '''
+TOY = """
     from model_checks.checks.registry import Check, Figure
     from model_checks.core.results import CheckResult
 
@@ -44,7 +44,7 @@ TOY = '''
 
 
     CHECK = Check("toy", run, markers=(("toy", "the toy check"),), blocking="never", figures=(Figure("toy score", "toy_score", ".2f"),))
-'''
+"""
 
 
 def _toy_project(pytester, name: str, module: str) -> None:
@@ -61,11 +61,28 @@ def _toy_project(pytester, name: str, module: str) -> None:
 def test_a_toy_check_added_through_the_registry_alone_is_collected_marked_run_and_summarised(pytester, monkeypatch):
     monkeypatch.setattr(checks, "CHECKS", checks.CHECKS)  # the conftest's change is undone after the test
     _toy_project(pytester, "toycheck", TOY)
-    r = pytester.runpytest("--model-checks", "arts", "-p", "no:cacheprovider", "--model-checks-isolate", "off", "-m", "toy",
-                           "--model-checks-summary", "summary.md", "-v")
+    r = pytester.runpytest(
+        "--model-checks",
+        "arts",
+        "-p",
+        "no:cacheprovider",
+        "--model-checks-isolate",
+        "off",
+        "-m",
+        "toy",
+        "--model-checks-summary",
+        "summary.md",
+        "-v",
+    )
     r.assert_outcomes(passed=1, failed=1)
-    r.stdout.fnmatch_lines(["*arts/bad/metadata.yaml::test_toy[[]bad@1.0[]] FAILED*", "*arts/good/metadata.yaml::test_toy[[]good@1.0[]] PASSED*",
-                            "*toy: bad@1.0: 2 problems*", "*  - the toy says no*"])
+    r.stdout.fnmatch_lines(
+        [
+            "*arts/bad/metadata.yaml::test_toy[[]bad@1.0[]] FAILED*",
+            "*arts/good/metadata.yaml::test_toy[[]good@1.0[]] PASSED*",
+            "*toy: bad@1.0: 2 problems*",
+            "*  - the toy says no*",
+        ]
+    )
     text = (pytester.path / "summary.md").read_text()
     head = next(line for line in text.splitlines() if line.startswith("| artifact"))
     assert head.endswith("| toy score | toy |"), head
@@ -78,16 +95,24 @@ def test_a_listed_module_without_a_declaration_is_a_usage_error_naming_what_to_a
     _toy_project(pytester, "undeclared", "def run(ctx):\n    pass\n")
     r = pytester.runpytest("--model-checks", "arts", "-p", "no:cacheprovider")
     assert r.ret == pytest.ExitCode.USAGE_ERROR
-    r.stderr.fnmatch_lines(["ERROR: model-checks: undeclared is listed in model_checks.checks.CHECKS but declares no check: end the module "
-                            "with `CHECK = Check(NAME, run, ...)` (model_checks/checks/registry.py)"])
+    r.stderr.fnmatch_lines(
+        [
+            "ERROR: model-checks: undeclared is listed in model_checks.checks.CHECKS but declares no check: end the module "
+            "with `CHECK = Check(NAME, run, ...)` (model_checks/checks/registry.py)"
+        ]
+    )
 
 
 def test_a_declaration_with_an_unknown_blocking_is_a_message_naming_the_values(monkeypatch, tmp_path):
     from model_checks.core.errors import ModelChecksError
 
     (tmp_path / "badblocking.py").write_text(
-        "from model_checks.checks.registry import Check\nCHECK = Check('bad', print, blocking='sometimes')\n")
+        "from model_checks.checks.registry import Check\nCHECK = Check('bad', print, blocking='sometimes')\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(ModelChecksError, match=r"^badblocking: check 'bad': blocking is 'sometimes'; it must be 'failure', "
-                                               r"'model' or 'never'$"):
+    with pytest.raises(
+        ModelChecksError,
+        match=r"^badblocking: check 'bad': blocking is 'sometimes'; it must be 'failure', "
+        r"'model' or 'never'$",
+    ):
         checks.declaration("badblocking")

@@ -38,8 +38,18 @@ def tree(pytester):
 
 @pytest.mark.slow  # starts Ray (about 5 s here) and a gate per shard
 def test_a_run_on_local_ray_reports_what_a_single_run_does(pytester, tree, local_ray, monkeypatch, capsys):
-    single = pytester.runpytest_subprocess("--model-checks", "arts", "-p", "no:cacheprovider", "--model-checks-isolate", "off",
-                                           "--junitxml", "single/junit.xml", "--model-checks-summary", "single/summary.md")
+    single = pytester.runpytest_subprocess(
+        "--model-checks",
+        "arts",
+        "-p",
+        "no:cacheprovider",
+        "--model-checks-isolate",
+        "off",
+        "--junitxml",
+        "single/junit.xml",
+        "--model-checks-summary",
+        "single/summary.md",
+    )
     single.assert_outcomes(passed=10, skipped=8, failed=1)
     monkeypatch.chdir(pytester.path)
     rc = main(["run", "--ray", "--model-checks", "arts", "-o", "out", "--shards", "3", "--model-checks-isolate", "off"])
@@ -75,11 +85,15 @@ def test_a_lost_shard_is_an_error_in_junit_and_lost_in_the_summary(tmp_path):
     assert failed == 1
     text = (tmp_path / "out" / "summary.md").read_text()
     assert "| `a@1` | - | - | - | - | - | - | - | LOST | LOST | LOST | LOST | LOST | LOST |" in text
-    assert ("- `a@1`: lost: shard 1/1 never reported (WorkerCrashedError: node died); it was retried once. Its artifacts were not "
-            "checked: rerun them with pytest --model-checks ROOT --model-checks-shard 1/1 before trusting this report") in text
+    assert (
+        "- `a@1`: lost: shard 1/1 never reported (WorkerCrashedError: node died); it was retried once. Its artifacts were not "
+        "checked: rerun them with pytest --model-checks ROOT --model-checks-shard 1/1 before trusting this report"
+    ) in text
     assert "1 artifact(s) with a failing check or lost." in text
     (case,) = ET.parse(tmp_path / "out" / "junit.xml").getroot().iter("testcase")
-    assert case.get("name") == "lost[a@1]" and case.find("error").get("message").startswith("lost: shard 1/1 never reported")
+    assert case.get("name") == "lost[a@1]" and case.find("error").get("message").startswith(
+        "lost: shard 1/1 never reported"
+    )
 
 
 def test_gpu_budget_shards_ask_for_a_gpu_and_cpu_budget_shards_for_a_whole_node(tmp_path):
@@ -99,7 +113,10 @@ def test_without_ray_the_command_names_the_extra(tmp_path, monkeypatch, capsys):
     (tmp_path / "arts").mkdir()
     monkeypatch.chdir(tmp_path)
     assert main(["run", "--ray", "--model-checks", "arts", "-o", "out"]) == 1
-    assert "model-checks run: error: model-checks run --ray needs ray, which is not installed: pip install 'model-checks[ray]'" in capsys.readouterr().err
+    assert (
+        "model-checks run: error: model-checks run --ray needs ray, which is not installed: pip install 'model-checks[ray]'"
+        in capsys.readouterr().err
+    )
 
 
 def _listening(pids: set[int]) -> set[str]:
@@ -139,8 +156,14 @@ def test_a_local_ray_cluster_listens_on_loopback_only(tmp_path):
         sys.stdin.readline()
         ray.shutdown()
     """)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                            cwd=Path(__file__).resolve().parents[2], start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        start_new_session=True,
+    )
     try:
         info = json.loads(proc.stdout.readline())
         assert info["nodes"] == ["127.0.0.1"]

@@ -21,8 +21,16 @@ def tree(pytester):
 
 
 def gate(pytester, out, *args):
-    return pytester.runpytest_subprocess("--model-checks", "arts", *ISO, "--junitxml", f"{out}/junit.xml",
-                                         "--model-checks-summary", f"{out}/summary.md", *args)
+    return pytester.runpytest_subprocess(
+        "--model-checks",
+        "arts",
+        *ISO,
+        "--junitxml",
+        f"{out}/junit.xml",
+        "--model-checks-summary",
+        f"{out}/summary.md",
+        *args,
+    )
 
 
 def test_three_shards_merged_equal_a_single_run(pytester, tree, capsys):
@@ -48,8 +56,12 @@ def test_three_shards_merged_equal_a_single_run(pytester, tree, capsys):
 def test_a_shard_is_chosen_by_the_weights_file(pytester, tree):
     ids = ["ref", "v1", "v2", "s1", "s2", "s3", "s4", "bad"]
     (pytester.path / "w.json").write_text(json.dumps({f"{i}@1.0": 1000.0 if i == "s1" else 1.0 for i in ids}))
-    r = gate(pytester, "one", "--model-checks-shard", "1/2", "--model-checks-shard-weights", "w.json", "--collect-only", "-q")
-    r.stdout.fnmatch_lines(["arts/s1/metadata.yaml::test_manifest[s1@1.0]", "6 tests collected*"])  # the heaviest has shard 1 to itself
+    r = gate(
+        pytester, "one", "--model-checks-shard", "1/2", "--model-checks-shard-weights", "w.json", "--collect-only", "-q"
+    )
+    r.stdout.fnmatch_lines(
+        ["arts/s1/metadata.yaml::test_manifest[s1@1.0]", "6 tests collected*"]
+    )  # the heaviest has shard 1 to itself
 
 
 @pytest.mark.parametrize("value", ["0/3", "4/3", "a/b", "2"])
@@ -60,15 +72,21 @@ def test_a_bad_shard_is_named(pytester, tree, value):
 
 def test_a_bad_weights_file_is_a_usage_error(pytester, tree):
     (pytester.path / "w.json").write_text("{")
-    r = pytester.runpytest("--model-checks", "arts", *ISO, "--model-checks-shard", "1/2", "--model-checks-shard-weights", "w.json")
-    r.stderr.fnmatch_lines(["*model-checks: --model-checks-shard-weights: w.json: not a JSON object of artifact id -> seconds*"])
+    r = pytester.runpytest(
+        "--model-checks", "arts", *ISO, "--model-checks-shard", "1/2", "--model-checks-shard-weights", "w.json"
+    )
+    r.stderr.fnmatch_lines(
+        ["*model-checks: --model-checks-shard-weights: w.json: not a JSON object of artifact id -> seconds*"]
+    )
 
 
 def _shard_dir(root, name, shard, artifacts):
     d = root / name
     d.mkdir()
     (d / "junit.xml").write_text('<testsuites><testsuite name="pytest"></testsuite></testsuites>')
-    (d / "summary.json").write_text(json.dumps({"schema": 1, "shard": shard, "artifacts": artifacts, "expected": {}, "reports": []}))
+    (d / "summary.json").write_text(
+        json.dumps({"schema": 1, "shard": shard, "artifacts": artifacts, "expected": {}, "reports": []})
+    )
     return str(d)
 
 
@@ -76,23 +94,29 @@ def test_a_missing_shard_fails_the_merge_and_writes_nothing(tmp_path, capsys):
     dirs = [_shard_dir(tmp_path, "a", [1, 3], ["x@1"]), _shard_dir(tmp_path, "c", [3, 3], ["y@1"])]
     assert main(["merge", *dirs, "-o", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
-    assert (f"model-checks merge: error: shard(s) 2/3 missing: only 2 of 3 given (1/3 in {dirs[0]}, 3/3 in {dirs[1]}); "
-            "a lost CI job must be rerun, or its artifacts are reported as checked when they were not") in err
+    assert (
+        f"model-checks merge: error: shard(s) 2/3 missing: only 2 of 3 given (1/3 in {dirs[0]}, 3/3 in {dirs[1]}); "
+        "a lost CI job must be rerun, or its artifacts are reported as checked when they were not"
+    ) in err
     assert not (tmp_path / "out").exists()
 
 
 def test_an_artifact_gated_twice_fails_the_merge(tmp_path, capsys):
     dirs = [_shard_dir(tmp_path, "a", [1, 2], ["x@1", "y@1"]), _shard_dir(tmp_path, "b", [2, 2], ["y@1"])]
     assert main(["merge", *dirs, "-o", str(tmp_path / "out")]) == 1
-    assert (f"model-checks merge: error: 1 artifact(s) gated twice: y@1 (shard 1/2 in {dirs[0]} and 2/2 in {dirs[1]}); "
-            "the shards come from different trees") in capsys.readouterr().err
+    assert (
+        f"model-checks merge: error: 1 artifact(s) gated twice: y@1 (shard 1/2 in {dirs[0]} and 2/2 in {dirs[1]}); "
+        "the shards come from different trees"
+    ) in capsys.readouterr().err
 
 
 def test_a_folder_without_the_shard_reports_says_how_to_write_them(tmp_path, capsys):
     (tmp_path / "a").mkdir()
     assert main(["merge", str(tmp_path / "a"), "-o", str(tmp_path / "out")]) == 1
-    assert (f"model-checks merge: error: {tmp_path / 'a' / 'junit.xml'}: missing; run each shard with --junitxml {tmp_path / 'a'}/junit.xml "
-            f"--model-checks-summary {tmp_path / 'a'}/summary.md --model-checks-shard K/N") in capsys.readouterr().err
+    assert (
+        f"model-checks merge: error: {tmp_path / 'a' / 'junit.xml'}: missing; run each shard with --junitxml {tmp_path / 'a'}/junit.xml "
+        f"--model-checks-summary {tmp_path / 'a'}/summary.md --model-checks-shard K/N"
+    ) in capsys.readouterr().err
 
 
 def test_an_unsharded_run_is_not_a_shard(tmp_path, capsys):
@@ -104,7 +128,12 @@ def test_an_unsharded_run_is_not_a_shard(tmp_path, capsys):
 def test_the_shards_nightly_data_merge_into_one_nightly_report(pytester, tree):
     for k in (1, 2):
         gate(pytester, f"shard{k}", "--model-checks-shard", f"{k}/2", "--model-checks-nightly-report", f"shard{k}")
-    assert main(["merge", str(pytester.path / "shard1"), str(pytester.path / "shard2"), "-o", str(pytester.path / "merged")]) == 1
+    assert (
+        main(
+            ["merge", str(pytester.path / "shard1"), str(pytester.path / "shard2"), "-o", str(pytester.path / "merged")]
+        )
+        == 1
+    )
     text = (pytester.path / "merged" / "nightly.md").read_text()
     assert "8 artifact(s)" in text and (pytester.path / "merged" / "nightly.html").is_file()
     # the overview's ids are code spans (issue 19: an id cannot forge a row or carry markup)

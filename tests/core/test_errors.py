@@ -2,11 +2,15 @@
 
 from model_checks.core.errors import runtime_error_text
 
-TORCHSCRIPT = """The following operation failed in the TorchScript interpreter.
+TORCHSCRIPT = (
+    """The following operation failed in the TorchScript interpreter.
 Traceback of TorchScript (most recent call last):
   File "code/__torch__/model.py", line 12, in forward
     _0 = self.fc
-""" + "    padding line of the interpreter traceback\n" * 20 + """RuntimeError: mat1 and mat2 shapes cannot be multiplied (2x5 and 4x3)"""
+"""
+    + "    padding line of the interpreter traceback\n" * 20
+    + """RuntimeError: mat1 and mat2 shapes cannot be multiplied (2x5 and 4x3)"""
+)
 
 
 def test_the_cause_comes_first_and_nothing_is_cut():

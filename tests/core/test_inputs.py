@@ -20,7 +20,12 @@ def test_every_declared_value_occurs_once_the_draw_is_large_enough(lo, width, se
 
 
 @settings(max_examples=200, deadline=None)
-@given(lo=st.integers(-(2**40), 2**40), width=st.integers(0, 2**40), size=st.integers(0, 50), seed=st.integers(0, 2**32 - 1))
+@given(
+    lo=st.integers(-(2**40), 2**40),
+    width=st.integers(0, 2**40),
+    size=st.integers(0, 50),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_nothing_outside_the_range_and_both_ends_drawn_where_there_is_room(lo, width, size, seed):
     hi = lo + width
     out = integers(np.random.default_rng(seed), (lo, hi), (size,))
@@ -45,17 +50,24 @@ def test_an_integer_input_without_a_range_is_refused_with_the_key_to_declare():
     assert str(e.value) == (
         "input 'attention_mask' (int64): no range declared and none the graph proves (an index into an embedding's rows); "
         "declare inputs[].range for 'attention_mask' in metadata.yaml (inclusive: [0, 1] for a mask or token types, "
-        "[0, vocab_size - 1] for token ids) or give samples")
+        "[0, vocab_size - 1] for token ids) or give samples"
+    )
 
 
 def test_a_string_input_is_refused_not_a_type_error():
     with pytest.raises(InputGenerationError) as e:
         generate([TensorSpec("text", "string", ("batch",))], batch=1)
-    assert str(e.value) == "input 'text' is string: the gate generates numbers and bools only; give samples (an .npz with an array named 'text')"
+    assert (
+        str(e.value)
+        == "input 'text' is string: the gate generates numbers and bools only; give samples (an .npz with an array named 'text')"
+    )
 
 
 def test_named_dynamic_dims_run_at_two_lengths():
     specs = [TensorSpec("ids", "int64", ("batch", "sequence"), range=(0, 9))]
     cases = generated_cases(specs, "a@1")
     assert [(c.label, c.inputs["ids"].shape) for c in cases] == [
-        ("generated, batch 1", (1, 8)), ("generated, batch 4", (4, 8)), ("generated, batch 4, sequence 3", (4, 3))]
+        ("generated, batch 1", (1, 8)),
+        ("generated, batch 4", (4, 8)),
+        ("generated, batch 4, sequence 3", (4, 3)),
+    ]

@@ -8,8 +8,11 @@ from model_checks.core.metrics import compare_output, compare_outputs, mae, max_
 from model_checks.manifest.model import Limit
 
 DEFAULT = {"rel_l2": Limit(1e-3, "default"), "mae": Limit(1e-3, "default")}
-finite = hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=6),
-                    elements=st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False, width=32))
+finite = hnp.arrays(
+    np.float32,
+    hnp.array_shapes(min_dims=1, max_dims=3, max_side=6),
+    elements=st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False, width=32),
+)
 
 
 @given(finite)
@@ -27,7 +30,9 @@ def test_any_nan_fails(a, data):
     for out, ref in ((b, a), (a, b)):
         c = compare_output("y", out, ref, DEFAULT)
         assert not c.ok
-        assert "NaN" in c.problem and list(idx) == [int(i) for i in c.problem.split("index [")[1].split("]")[0].split(", ")]
+        assert "NaN" in c.problem and list(idx) == [
+            int(i) for i in c.problem.split("index [")[1].split("]")[0].split(", ")
+        ]
 
 
 @settings(max_examples=50)

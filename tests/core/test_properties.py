@@ -17,9 +17,18 @@ def kinked(threshold: float | None) -> onnx.ModelProto:
     inits = []
     if threshold is not None:
         inits = [numpy_helper.from_array(np.array(threshold, np.float32), "T")]
-        nodes = [helper.make_node("Sub", ["input", "T"], ["d"]), helper.make_node("Relu", ["d"], ["r"]), helper.make_node("Add", ["input", "r"], ["y"])]
-    g = helper.make_graph(nodes, "kinked", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 6])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 6])], inits)
+        nodes = [
+            helper.make_node("Sub", ["input", "T"], ["d"]),
+            helper.make_node("Relu", ["d"], ["r"]),
+            helper.make_node("Add", ["input", "r"], ["y"]),
+        ]
+    g = helper.make_graph(
+        nodes,
+        "kinked",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 6])],
+        inits,
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
     m.ir_version = 8
     return m
@@ -37,14 +46,19 @@ def art(tmp_path, threshold):
 def test_drawn_feeds_respect_the_interface():
     from hypothesis import given, settings
 
-    specs = [TensorSpec("x", "float32", ("batch", 3), range=(-2.0, -1.0)), TensorSpec("k", "int64", ("batch", 2), range=(0, 5))]
+    specs = [
+        TensorSpec("x", "float32", ("batch", 3), range=(-2.0, -1.0)),
+        TensorSpec("k", "int64", ("batch", 2), range=(0, 5)),
+    ]
 
     @settings(max_examples=30, deadline=None, database=None)
     @given(feeds_strategy(specs, max_batch=3))
     def prop(feeds):
         assert 1 <= feeds["x"].shape[0] <= 3 and feeds["x"].shape[0] == feeds["k"].shape[0]  # one batch for all inputs
         assert feeds["x"].dtype == np.float32 and -2.0 <= feeds["x"].min() and feeds["x"].max() <= -1.0
-        assert feeds["k"].dtype == np.int64 and 0 <= feeds["k"].min() and feeds["k"].max() <= 5  # inclusive since issue 10
+        assert (
+            feeds["k"].dtype == np.int64 and 0 <= feeds["k"].min() and feeds["k"].max() <= 5
+        )  # inclusive since issue 10
 
     prop()
 
@@ -78,8 +92,15 @@ def test_the_documented_opt_in_runs_per_artifact(pytester):
     import model_checks.core.properties as P
 
     A.pair(pytester.path / "arts", variant_model=kinked(0.5), reference_model=kinked(None), **IFACE)
-    code = "import pytest\n" + "\n".join(line[4:] for line in P.__doc__.splitlines() if line.startswith("    "))  # the indented snippet
+    code = "import pytest\n" + "\n".join(
+        line[4:] for line in P.__doc__.splitlines() if line.startswith("    ")
+    )  # the indented snippet
     pytester.makepyfile(test_property=code)
     r = pytester.runpytest_subprocess("--model-checks", "arts", "test_property.py", "-p", "no:cacheprovider", "-v")
-    r.stdout.fnmatch_lines(["*test_equivalence_by_property?ref@1.0? SKIPPED*", "*test_equivalence_by_property?variant@1.0? FAILED*",
-                            "*smallest input found*"])
+    r.stdout.fnmatch_lines(
+        [
+            "*test_equivalence_by_property?ref@1.0? SKIPPED*",
+            "*test_equivalence_by_property?variant@1.0? FAILED*",
+            "*smallest input found*",
+        ]
+    )

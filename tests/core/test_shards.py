@@ -20,7 +20,9 @@ def _groups(*arts):
 
 
 def test_a_reference_its_variants_and_a_chain_through_them_form_one_group():
-    found = _groups(Art("ref", ("r",)), Art("solo", ("s",)), Art("v1", ("v1", "r")), Art("v2", ("v2", "r")), Art("w", ("w", "v2")))
+    found = _groups(
+        Art("ref", ("r",)), Art("solo", ("s",)), Art("v1", ("v1", "r")), Art("v2", ("v2", "r")), Art("w", ("w", "v2"))
+    )
     assert [g.ids for g in found] == [("ref", "v1", "v2", "w"), ("solo",)]
     assert found[0].models == tuple(Path(m) for m in ("r", "v1", "v2", "w"))
 
@@ -52,18 +54,23 @@ def test_weights_from_durations_give_an_unknown_artifact_the_mean(tmp_path):
 
 def test_durations_from_pytest_junit_sum_each_artifacts_checks(tmp_path):
     p = tmp_path / "junit.xml"
-    p.write_text('<testsuites><testsuite name="pytest">'
-                 '<testcase classname="arts.a.metadata.yaml" name="test_limits[a@1.0]" time="1.5"/>'
-                 '<testcase classname="arts.a.metadata.yaml" name="test_latency[a@1.0-cpu]" time="2.0"/>'
-                 '<testcase classname="tests.test_x" name="test_other" time="9"/></testsuite></testsuites>')
+    p.write_text(
+        '<testsuites><testsuite name="pytest">'
+        '<testcase classname="arts.a.metadata.yaml" name="test_limits[a@1.0]" time="1.5"/>'
+        '<testcase classname="arts.a.metadata.yaml" name="test_latency[a@1.0-cpu]" time="2.0"/>'
+        '<testcase classname="tests.test_x" name="test_other" time="9"/></testsuite></testsuites>'
+    )
     assert read_durations(p) == {"a@1.0": 3.5}
 
 
-@pytest.mark.parametrize("text, message", [
-    ("{\"a@1\": -1}", "durations must be numbers of seconds >= 0; not so for 'a@1'"),
-    ("{\"a@1\": ", "not a JSON object of artifact id -> seconds"),
-    ("<junit", "neither JSON nor junit XML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"a@1": -1}', "durations must be numbers of seconds >= 0; not so for 'a@1'"),
+        ('{"a@1": ', "not a JSON object of artifact id -> seconds"),
+        ("<junit", "neither JSON nor junit XML"),
+    ],
+)
 def test_a_bad_durations_file_says_what_is_wrong(tmp_path, text, message):
     p = tmp_path / "d.json"
     p.write_text(text)

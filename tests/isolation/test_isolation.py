@@ -29,7 +29,10 @@ CRASHES = {
     "segfault": (RuntimeCrashError, ("died from SIGSEGV during", "a segmentation fault in the runtime's native code")),
     "abort": (RuntimeCrashError, ("died from SIGABRT during", "the runtime aborted")),
     "oom": (MemoryLimitError, ("exceeded the worker's memory limit of 1024 MiB", "--model-checks-worker-memory")),
-    "hang": (RuntimeTimeoutError, (f"did not finish within {TIMEOUT_S} s; the onnx worker was killed", "--model-checks-timeout")),
+    "hang": (
+        RuntimeTimeoutError,
+        (f"did not finish within {TIMEOUT_S} s; the onnx worker was killed", "--model-checks-timeout"),
+    ),
 }
 
 
@@ -86,7 +89,9 @@ def test_close_stops_the_workers(tmp_path: Path) -> None:
     assert proc is not None and proc.poll() is not None
 
 
-def test_crashing_artifacts_fail_their_own_checks_and_the_session_goes_on(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crashing_artifacts_fail_their_own_checks_and_the_session_goes_on(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """End to end: four artifacts break their worker through the crash backend, and two real ONNX models exhaust
     the memory limit (8 GiB asked in ConstantOfShape) or hang (a Loop of 10**15 trips); all sort before the good
     pair, so the good ones run after them."""
@@ -95,7 +100,9 @@ def test_crashing_artifacts_fail_their_own_checks_and_the_session_goes_on(pytest
     for kind in CRASHES:
         d = root / f"crash_{kind}"
         onnx_models.save(onnx_models.linear(), d / "ref.onnx")
-        bad_artifacts.model(d, bad_models.crashing(kind), reference={"path": "ref.onnx"}, limits={"dynamic_axes": ["batch"]})
+        bad_artifacts.model(
+            d, bad_models.crashing(kind), reference={"path": "ref.onnx"}, limits={"dynamic_axes": ["batch"]}
+        )
     for kind, m in (("oom", bad_models.memory_hog()), ("hang", bad_models.endless_loop())):  # real models, no hook
         d = root / f"real_{kind}"
         onnx_models.save(onnx_models.linear(n_in=1, n_out=1), d / "ref.onnx")
@@ -126,11 +133,14 @@ def test_isolation_off_runs_models_in_process(pytester: pytest.Pytester) -> None
     assert ModelPool(isolation=None).workers is None
 
 
-@pytest.mark.parametrize(("option", "value", "error"), [
-    ("--model-checks-isolate", "thread", "invalid choice: 'thread' (choose from 'process', 'off')"),
-    ("--model-checks-timeout", "-3", "'-3' is not a positive number of seconds"),
-    ("--model-checks-worker-memory", "lots", "'lots' is not a positive number of MiB"),
-])
+@pytest.mark.parametrize(
+    ("option", "value", "error"),
+    [
+        ("--model-checks-isolate", "thread", "invalid choice: 'thread' (choose from 'process', 'off')"),
+        ("--model-checks-timeout", "-3", "'-3' is not a positive number of seconds"),
+        ("--model-checks-worker-memory", "lots", "'lots' is not a positive number of MiB"),
+    ],
+)
 def test_isolation_options_name_a_bad_value(pytester: pytest.Pytester, option: str, value: str, error: str) -> None:
     pytester.mkdir("artifacts")
     result = pytester.runpytest("--model-checks", "artifacts", f"{option}={value}")

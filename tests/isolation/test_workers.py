@@ -17,7 +17,9 @@ from model_checks.isolation.workers import Workers
 LIMITS = Limits(memory_mb=2048, timeout_s=60)
 
 
-def test_a_worker_imports_nothing_from_the_tree_and_writes_nowhere_of_the_users(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_worker_imports_nothing_from_the_tree_and_writes_nowhere_of_the_users(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     tree = tmp_path / "tree"
     tree.mkdir()
     canary = tmp_path / "canary"
@@ -35,7 +37,9 @@ def test_a_worker_imports_nothing_from_the_tree_and_writes_nowhere_of_the_users(
     assert not seen["importable"] and not canary.exists()
     repo = str(Path(__file__).resolve().parents[2])
     assert str(tree) not in seen["sys_path"] and repo not in seen["sys_path"] and "" not in seen["sys_path"]
-    private = [p for p in seen["sys_path"] if not p.startswith((sys.base_prefix, sys.prefix)) and "__editable__" not in p]
+    private = [
+        p for p in seen["sys_path"] if not p.startswith((sys.base_prefix, sys.prefix)) and "__editable__" not in p
+    ]
     assert private == [str(sandbox.imports)]  # beside the standard library and site-packages, only the links
     assert sorted(os.listdir(tree)) == ["helpers.py"]  # nothing written into the tree
     assert seen["cwd"] == str(sandbox.cwd) and seen["cwd_entries"] == []

@@ -26,22 +26,47 @@ PACKAGE = Path(__file__).resolve().parents[2] / "model_checks"
 NAMES = ("ground", "declarations", "contracts", "runtimes", "engine", "checks", "session", "faces")
 
 FLOORS: dict[str, int] = {
-    "model_checks=": 7, "model_checks.__main__": 7, "model_checks.cli": 7,
-    "model_checks.plugin": 7, "model_checks.commands": 7, "model_checks.cluster": 7, "model_checks.nightly": 7,
-    "model_checks.examples": 7, "model_checks.canary": 7,
+    "model_checks=": 7,
+    "model_checks.__main__": 7,
+    "model_checks.cli": 7,
+    "model_checks.plugin": 7,
+    "model_checks.commands": 7,
+    "model_checks.cluster": 7,
+    "model_checks.nightly": 7,
+    "model_checks.examples": 7,
+    "model_checks.canary": 7,
     # the producers measure and package with the checks' own code: above them
-    "model_checks.producers.package": 7, "model_checks.producers.figures": 7, "model_checks.producers.torch_precision": 7,
+    "model_checks.producers.package": 7,
+    "model_checks.producers.figures": 7,
+    "model_checks.producers.torch_precision": 7,
     "model_checks.core.session": 6,
-    "model_checks.checks": 5, "model_checks.serving.check": 5,
-    "model_checks.core": 4, "model_checks.checks.context": 4, "model_checks.localize": 4, "model_checks.tfmot": 4,
-    "model_checks.serving": 4, "model_checks.producers": 4,
-    "model_checks.backends": 3, "model_checks.isolation": 3,
-    "model_checks.safety": 2, "model_checks.manifest": 2, "model_checks.schema": 2,
-    "model_checks.backends.registry": 1, "model_checks.safety.sniff": 1, "model_checks.core.requires": 1,
-    "model_checks.core.errors": 0, "model_checks.core.results": 0, "model_checks.core.fileio": 0,
-    "model_checks.core.argtypes": 0, "model_checks.safety.text": 0, "model_checks.manifest.model": 0,
-    "model_checks.isolation.limits": 0, "model_checks.backends.precision": 0, "model_checks.core.quantio": 0,
-    "model_checks.core=": 0, "model_checks.safety=": 0,
+    "model_checks.checks": 5,
+    "model_checks.serving.check": 5,
+    "model_checks.core": 4,
+    "model_checks.checks.context": 4,
+    "model_checks.localize": 4,
+    "model_checks.tfmot": 4,
+    "model_checks.serving": 4,
+    "model_checks.producers": 4,
+    "model_checks.backends": 3,
+    "model_checks.isolation": 3,
+    "model_checks.safety": 2,
+    "model_checks.manifest": 2,
+    "model_checks.schema": 2,
+    "model_checks.backends.registry": 1,
+    "model_checks.safety.sniff": 1,
+    "model_checks.core.requires": 1,
+    "model_checks.core.errors": 0,
+    "model_checks.core.results": 0,
+    "model_checks.core.fileio": 0,
+    "model_checks.core.argtypes": 0,
+    "model_checks.safety.text": 0,
+    "model_checks.manifest.model": 0,
+    "model_checks.isolation.limits": 0,
+    "model_checks.backends.precision": 0,
+    "model_checks.core.quantio": 0,
+    "model_checks.core=": 0,
+    "model_checks.safety=": 0,
 }
 
 
@@ -52,12 +77,17 @@ def module_name(path: Path) -> str:
 
 MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 # each backend folder's __init__.py is its declaration (floor 1); its other modules are the runtime (floor 3)
-FLOORS.update({f"{name}=": 1 for name, p in MODULES.items() if p.parent.parent.name == "backends" and p.name == "__init__.py"})
+FLOORS.update(
+    {f"{name}=": 1 for name, p in MODULES.items() if p.parent.parent.name == "backends" and p.name == "__init__.py"}
+)
 
 
 def floor_of(module: str) -> int:
-    best = max((k for k in FLOORS if (module == k[:-1] if k.endswith("=") else module == k or module.startswith(k + "."))),
-               key=lambda k: (len(k.rstrip("=")), k.endswith("=")), default=None)
+    best = max(
+        (k for k in FLOORS if (module == k[:-1] if k.endswith("=") else module == k or module.startswith(k + "."))),
+        key=lambda k: (len(k.rstrip("=")), k.endswith("=")),
+        default=None,
+    )
     assert best is not None, f"{module} is on no floor: add it to FLOORS in {__file__}"
     return FLOORS[best]
 
@@ -91,8 +121,11 @@ def _type_checking_only(path: Path) -> set[str]:
 def test_no_module_imports_a_floor_above_its_own(module):
     path = MODULES[module]
     mine = floor_of(module)
-    above = sorted(f"{m} (floor {floor_of(m)}, {NAMES[floor_of(m)]})" for m in imports_of(module, path) - _type_checking_only(path)
-                   if floor_of(m) > mine)
+    above = sorted(
+        f"{m} (floor {floor_of(m)}, {NAMES[floor_of(m)]})"
+        for m in imports_of(module, path) - _type_checking_only(path)
+        if floor_of(m) > mine
+    )
     assert not above, f"{module} (floor {mine}, {NAMES[mine]}) imports from above its floor: {', '.join(above)}"
 
 
@@ -102,26 +135,55 @@ def test_every_module_is_on_a_floor():
 
 def test_the_library_never_imports_the_pytest_face():
     library = [m for m in MODULES if floor_of(m) < 7]
-    offenders = {m: sorted(i for i in imports_of(m, MODULES[m]) if i.startswith("model_checks.plugin")) for m in library}
+    offenders = {
+        m: sorted(i for i in imports_of(m, MODULES[m]) if i.startswith("model_checks.plugin")) for m in library
+    }
     assert not {m: v for m, v in offenders.items() if v}
 
 
-FRAMEWORKS = ("torch", "tensorflow", "tf_keras", "keras", "onnx", "onnxruntime", "onnxoptimizer", "onnx2torch", "openvino",
-              "ai_edge_litert", "tflite_runtime", "tensorflow_model_optimization")
+FRAMEWORKS = (
+    "torch",
+    "tensorflow",
+    "tf_keras",
+    "keras",
+    "onnx",
+    "onnxruntime",
+    "onnxoptimizer",
+    "onnx2torch",
+    "openvino",
+    "ai_edge_litert",
+    "tflite_runtime",
+    "tensorflow_model_optimization",
+)
 # Where a framework may be imported: its backend, and the wings that exist to drive frameworks.
-FRAMEWORK_HOMES = ("model_checks.backends", "model_checks.producers", "model_checks.tfmot", "model_checks.examples",
-                   "model_checks.serving", "model_checks.localize")
+FRAMEWORK_HOMES = (
+    "model_checks.backends",
+    "model_checks.producers",
+    "model_checks.tfmot",
+    "model_checks.examples",
+    "model_checks.serving",
+    "model_checks.localize",
+)
 
 
 def framework_imports(path: Path) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+        names = (
+            [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom) and not node.level
+            else []
+        )
         found |= {n for n in names if n.split(".")[0] in FRAMEWORKS}
     return found
 
 
 def test_no_framework_is_imported_outside_its_homes():
-    outside = {m: sorted(framework_imports(p)) for m, p in MODULES.items()
-               if not m.startswith(FRAMEWORK_HOMES) and framework_imports(p)}
+    outside = {
+        m: sorted(framework_imports(p))
+        for m, p in MODULES.items()
+        if not m.startswith(FRAMEWORK_HOMES) and framework_imports(p)
+    }
     assert not outside, f"framework imports outside {', '.join(FRAMEWORK_HOMES)}: {outside}"

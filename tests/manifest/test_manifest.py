@@ -28,8 +28,14 @@ def test_yaml_number_version_is_text():
     "extra, expected",
     [
         ({"tolerence": {}}, "tolerence: unknown key; did you mean 'tolerance'?"),
-        ({"budgets": {"cpu": {"latency_ms": {"p_50": 1.0}}}}, "budgets.cpu.latency_ms.p_50: unknown key; did you mean 'p50'?"),
-        ({"budgets": {"cpu": {"latency_ms": {"p95": "fast"}}}}, "budgets.cpu.latency_ms.p95: expected number, got str 'fast'"),
+        (
+            {"budgets": {"cpu": {"latency_ms": {"p_50": 1.0}}}},
+            "budgets.cpu.latency_ms.p_50: unknown key; did you mean 'p50'?",
+        ),
+        (
+            {"budgets": {"cpu": {"latency_ms": {"p95": "fast"}}}},
+            "budgets.cpu.latency_ms.p95: expected number, got str 'fast'",
+        ),
         ({"precision": "int4"}, "precision: 'int4' is not one of fp32, fp16, bf16, int8, uint8, mixed"),
         ({"inputs": [{"name": "x", "dtype": "float33"}]}, "inputs[0].dtype: 'float33' is not one of"),
         ({"limits": {"opset": {"min": 18, "max": 13}}}, "limits.opset: min 18 is greater than max 13"),
@@ -54,7 +60,9 @@ def test_every_problem_is_reported_at_once():
 
 def test_policy_merges_key_by_key_with_sources():
     policy = {"tolerance": {"rel_l2": 1e-2, "mae": 5e-3}, "limits": {"max_size_mb": 10, "opset": {"min": 11}}}
-    m = parse_manifest({**MIN, "tolerance": {"mae": 1e-4}, "limits": {"opset": {"max": 17}}}, "m", policy, "arts/policy.yaml")
+    m = parse_manifest(
+        {**MIN, "tolerance": {"mae": 1e-4}, "limits": {"opset": {"max": 17}}}, "m", policy, "arts/policy.yaml"
+    )
     tol = m.tolerance.for_output("logits")
     assert tol["rel_l2"].value == 1e-2 and tol["rel_l2"].source == "arts/policy.yaml"
     assert tol["mae"].value == 1e-4 and tol["mae"].source == "metadata.yaml"
@@ -63,7 +71,9 @@ def test_policy_merges_key_by_key_with_sources():
 
 
 def test_per_output_override_and_null_disables():
-    m = parse_manifest({**MIN, "tolerance": {"rel_l2": None, "top1_agreement": 0.98, "per_output": {"probs": {"mae": 0.5}}}}, "m")
+    m = parse_manifest(
+        {**MIN, "tolerance": {"rel_l2": None, "top1_agreement": 0.98, "per_output": {"probs": {"mae": 0.5}}}}, "m"
+    )
     assert set(m.tolerance.for_output("logits")) == {"mae", "top1_agreement"}
     probs = m.tolerance.for_output("probs")
     assert probs["mae"].value == 0.5 and "per_output.probs" in probs["mae"].source
@@ -87,16 +97,25 @@ def test_schema_command_prints_the_shipped_schema(capsys):
 FINITE = "every tolerance, limit and budget is a finite number >= 0"
 
 
-@pytest.mark.parametrize("doc, expected", [
-    # issue 10: .inf passed anything, .nan failed everything, an integer per_output key ended in a TypeError
-    ("tolerance: {rel_l2: .inf}", f"tolerance.rel_l2: inf is not a finite number; {FINITE} (a tolerance of .inf passes anything, "
-                                  ".nan fails everything); set a number, or null to turn it off"),
-    ("tolerance: {per_output: {logits: {mae: .nan}}}", "tolerance.per_output.logits.mae: nan is not a finite number; "),
-    ("limits: {max_size_mb: .inf}", "limits.max_size_mb: inf is not a finite number; "),
-    ("limits: {max_accuracy_drop: -0.1}", "limits.max_accuracy_drop: -0.1 is less than the minimum of 0"),
-    ("tolerance: {mismatch_fraction: 1.5}", "tolerance.mismatch_fraction: 1.5 is greater than the maximum of 1"),
-    ("accuracy: {outptu: probabilities}", "accuracy.outptu: unknown key; did you mean 'output'?"),
-])
+@pytest.mark.parametrize(
+    "doc, expected",
+    [
+        # issue 10: .inf passed anything, .nan failed everything, an integer per_output key ended in a TypeError
+        (
+            "tolerance: {rel_l2: .inf}",
+            f"tolerance.rel_l2: inf is not a finite number; {FINITE} (a tolerance of .inf passes anything, "
+            ".nan fails everything); set a number, or null to turn it off",
+        ),
+        (
+            "tolerance: {per_output: {logits: {mae: .nan}}}",
+            "tolerance.per_output.logits.mae: nan is not a finite number; ",
+        ),
+        ("limits: {max_size_mb: .inf}", "limits.max_size_mb: inf is not a finite number; "),
+        ("limits: {max_accuracy_drop: -0.1}", "limits.max_accuracy_drop: -0.1 is less than the minimum of 0"),
+        ("tolerance: {mismatch_fraction: 1.5}", "tolerance.mismatch_fraction: 1.5 is greater than the maximum of 1"),
+        ("accuracy: {outptu: probabilities}", "accuracy.outptu: unknown key; did you mean 'output'?"),
+    ],
+)
 def test_tolerances_and_limits_must_be_finite_and_keys_output_names(doc, expected):
     data = load_yaml_text(f"model_name: a\nversion: '1'\nfile: m.onnx\n{doc}\n", "m.yaml")
     with pytest.raises(ManifestError) as e:
@@ -108,15 +127,27 @@ def test_an_integer_per_output_key_is_refused_by_the_yaml_loader_and_by_the_sche
     """The YAML loader refuses any key that is not text (issue 11) before the schema sees it; a mapping built
     in code still meets the schema's own rule (issue 10)."""
     with pytest.raises(ManifestError, match=r"line 4: the key 1 is int, not text; quote it \('1'\)"):
-        load_yaml_text("model_name: a\nversion: '1'\nfile: m.onnx\ntolerance: {per_output: {1: {rel_l2: 0.1}}}\n", "m.yaml")
+        load_yaml_text(
+            "model_name: a\nversion: '1'\nfile: m.onnx\ntolerance: {per_output: {1: {rel_l2: 0.1}}}\n", "m.yaml"
+        )
     with pytest.raises(ManifestError) as e:
         parse_manifest({**MIN, "tolerance": {"per_output": {1: {"rel_l2": 0.1}}}}, "m.yaml")
-    assert any(p.startswith("tolerance.per_output: key 1 is not an output name; per_output keys are the names of outputs (quote it: '1')")
-               for p in e.value.problems), e.value.problems
+    assert any(
+        p.startswith(
+            "tolerance.per_output: key 1 is not an output name; per_output keys are the names of outputs (quote it: '1')"
+        )
+        for p in e.value.problems
+    ), e.value.problems
 
 
 def test_mismatch_fraction_and_accuracy_output_are_read():
-    data = load_yaml_text("model_name: a\nversion: '1'\nfile: m.onnx\ntolerance: {per_output: {label: {mismatch_fraction: 0.01}}}\n"
-                          "accuracy: {output: probabilities}\n", "m.yaml")
+    data = load_yaml_text(
+        "model_name: a\nversion: '1'\nfile: m.onnx\ntolerance: {per_output: {label: {mismatch_fraction: 0.01}}}\n"
+        "accuracy: {output: probabilities}\n",
+        "m.yaml",
+    )
     m = parse_manifest(data, "m.yaml")
-    assert m.tolerance.for_output("label")["mismatch_fraction"].value == 0.01 and m.get("accuracy.output") == "probabilities"
+    assert (
+        m.tolerance.for_output("label")["mismatch_fraction"].value == 0.01
+        and m.get("accuracy.output") == "probabilities"
+    )

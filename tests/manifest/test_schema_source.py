@@ -20,7 +20,9 @@ def test_the_policy_schema_defines_no_subtree_of_its_own():
     meta, policy = schema("metadata"), schema("policy")
     for key, node in policy["properties"].items():
         own = "serving_defaults" if key == "serving" else key  # a policy sets no artifact's compare_with
-        assert node == {"$ref": f"{DEFS}{own}"}, f"policy.{key} is written out again instead of referencing metadata's $defs"
+        assert node == {"$ref": f"{DEFS}{own}"}, (
+            f"policy.{key} is written out again instead of referencing metadata's $defs"
+        )
         assert meta["properties"][key] == {"$ref": f"#/$defs/{key}"}
         assert resolve(node) is meta["$defs"][own]
 
@@ -41,22 +43,40 @@ def test_the_typed_manifest_and_the_schema_agree():
     defs = schema("metadata")["$defs"]
     assert set(defs["tolerance"]["properties"]) == {*METRICS, "per_output"}
     assert set(defs["limits"]["properties"]) == set(LIMIT_KEYS)
-    assert {f.name for f in dataclasses.fields(Limits)} >= {k for k in LIMIT_KEYS if k != "opset"} | {"opset_min", "opset_max"}
+    assert {f.name for f in dataclasses.fields(Limits)} >= {k for k in LIMIT_KEYS if k != "opset"} | {
+        "opset_min",
+        "opset_max",
+    }
     budget_keys = set(defs["budgets"]["properties"]["cpu"]["properties"])
-    assert budget_keys <= {f.name for f in dataclasses.fields(DeviceBudget)} and set(BUDGET_CHECK_KEYS.values()) <= budget_keys
+    assert (
+        budget_keys <= {f.name for f in dataclasses.fields(DeviceBudget)}
+        and set(BUDGET_CHECK_KEYS.values()) <= budget_keys
+    )
     assert defs["budgets"]["properties"]["cpu"] == defs["budgets"]["properties"]["gpu"]
 
 
 def test_typed_limits_and_budgets_keep_their_sources():
-    m = parse_manifest({**MIN, "limits": {"max_size_mb": 2, "dynamic_axes": ["batch"], "opset": {"min": 13}},
-                        "budgets": {"cpu": {"threads": 1, "latency_ms": {"p50": 2}}}}, "m.yaml", {"limits": {"max_size_ratio": 0.5}}, "policy.yaml")
+    m = parse_manifest(
+        {
+            **MIN,
+            "limits": {"max_size_mb": 2, "dynamic_axes": ["batch"], "opset": {"min": 13}},
+            "budgets": {"cpu": {"threads": 1, "latency_ms": {"p50": 2}}},
+        },
+        "m.yaml",
+        {"limits": {"max_size_ratio": 0.5}},
+        "policy.yaml",
+    )
     lim = m.limits
     assert lim.declared == ("opset", "max_size_mb", "max_size_ratio", "dynamic_axes")
     assert lim.max_size_mb.value == 2.0 and "metadata.yaml" in lim.max_size_mb.source
     assert lim.max_size_ratio.value == 0.5 and "policy.yaml" in lim.max_size_ratio.source
     assert (lim.opset_min, lim.opset_max, lim.dynamic_axes) == (13, None, ("batch",))
     cpu = m.budget("cpu")
-    assert cpu.threads == 1 and cpu.latency_ms["p50"].value == 2.0 and cpu.latency_ms["p50"].source.endswith("budgets.cpu.latency_ms.p50")
+    assert (
+        cpu.threads == 1
+        and cpu.latency_ms["p50"].value == 2.0
+        and cpu.latency_ms["p50"].source.endswith("budgets.cpu.latency_ms.p50")
+    )
     assert m.budget("gpu") is None
 
 

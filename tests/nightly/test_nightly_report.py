@@ -12,12 +12,28 @@ from model_checks.nightly.history import load_runs, storage_dir
 
 
 def stored_run(directory, i, p50, thr):
-    info = {"artifact": "tiny@1.0", "check": "latency", "device": "cpu", "latency_ms": {"p50": p50, "p90": p50 * 1.2, "p99": p50 * 2, "n": 662}}
-    tinfo = {"artifact": "tiny@1.0", "check": "throughput", "device": "cpu", "latency_ms": {"p50": p50}, "throughput_per_s": thr}
-    data = {"datetime": f"2026-11-{10 + i:02d}T02:00:00+00:00", "machine_info": {"model_checks": {"cpu": "X", "cores": 2}},
-            "benchmarks": [{"name": "test_latency[tiny@1.0-cpu]", "extra_info": {"model_checks": info}},
-                           {"name": "test_throughput[tiny@1.0-cpu]", "extra_info": {"model_checks": tinfo}},
-                           {"name": "test_other", "extra_info": {}}]}
+    info = {
+        "artifact": "tiny@1.0",
+        "check": "latency",
+        "device": "cpu",
+        "latency_ms": {"p50": p50, "p90": p50 * 1.2, "p99": p50 * 2, "n": 662},
+    }
+    tinfo = {
+        "artifact": "tiny@1.0",
+        "check": "throughput",
+        "device": "cpu",
+        "latency_ms": {"p50": p50},
+        "throughput_per_s": thr,
+    }
+    data = {
+        "datetime": f"2026-11-{10 + i:02d}T02:00:00+00:00",
+        "machine_info": {"model_checks": {"cpu": "X", "cores": 2}},
+        "benchmarks": [
+            {"name": "test_latency[tiny@1.0-cpu]", "extra_info": {"model_checks": info}},
+            {"name": "test_throughput[tiny@1.0-cpu]", "extra_info": {"model_checks": tinfo}},
+            {"name": "test_other", "extra_info": {}},
+        ],
+    }
     p = directory / "Linux-CPython-3.11-64bit" / f"{i:04d}_nightly.json"
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(json.dumps(data))
@@ -36,15 +52,32 @@ def current():
     a = ArtifactFigures()
     a.add("limits", "pass", {"size_mb": 1.5})
     a.add("accuracy", "pass", {"accuracy": 0.97, "accuracy_drop": 0.004})
-    a.add("latency", "FAIL", {"device": "cpu", "p50_ms": 1.4, "p90_ms": 1.7, "p95_ms": 2.0, "p99_ms": 2.8, "mean_ms": 1.5,
-                              "throughput_per_s": 714.0, "batch_size": 1, "baseline_verdict": "regression", "baseline_change": 0.31})
+    a.add(
+        "latency",
+        "FAIL",
+        {
+            "device": "cpu",
+            "p50_ms": 1.4,
+            "p90_ms": 1.7,
+            "p95_ms": 2.0,
+            "p99_ms": 2.8,
+            "mean_ms": 1.5,
+            "throughput_per_s": 714.0,
+            "batch_size": 1,
+            "baseline_verdict": "regression",
+            "baseline_change": 0.31,
+        },
+    )
     a.add("latency", "skip", {"device": "gpu"})
     return {"tiny@1.0": a}
 
 
 def test_stored_runs_are_read_oldest_first_and_junk_ignored(runs):
     assert [r.when[:10] for r in runs] == ["2026-11-10", "2026-11-11", "2026-11-12", "2026-11-13"]
-    assert runs[0].figures[("tiny@1.0", "latency", "cpu")]["latency_ms"]["p50"] == 1.0 and runs[0].fingerprint["cpu"] == "X"
+    assert (
+        runs[0].figures[("tiny@1.0", "latency", "cpu")]["latency_ms"]["p50"] == 1.0
+        and runs[0].fingerprint["cpu"] == "X"
+    )
     assert storage_dir("file://./.benchmarks").as_posix() == ".benchmarks"
 
 
@@ -57,10 +90,15 @@ def test_trends_never_mix_machines(tmp_path, runs):
 
 
 def test_report_has_every_figure_and_the_verdict(runs):
-    rep = document.build(current(), runs, {"cpu": "X", "cores": 2, "versions": {"onnxruntime": "1.31"}}, "2026-11-14T02:00:00+00:00")
+    rep = document.build(
+        current(), runs, {"cpu": "X", "cores": 2, "versions": {"onnxruntime": "1.31"}}, "2026-11-14T02:00:00+00:00"
+    )
     md = render.markdown(rep)
     assert "size 1.5 MB; accuracy drop +0.0040 (accuracy 0.9700)" in md
-    assert "| latency | cpu | 1.4 ms | 1.7 ms | 2 ms | 2.8 ms | 1.5 ms | 714.0 | 1 |" in md and "| FAIL | regression (+31.0%) |" in md
+    assert (
+        "| latency | cpu | 1.4 ms | 1.7 ms | 2 ms | 2.8 ms | 1.5 ms | 714.0 | 1 |" in md
+        and "| FAIL | regression (+31.0%) |" in md
+    )
     assert "| latency | gpu |" in md and "| skip |" in md
     assert rep.lines[0] == "1 check(s) failed. 1 regression(s) against baseline." and "4 stored run(s)" in md
     assert len(rep.sections[0].trend) == 8  # 4 runs x (latency, throughput)
@@ -85,8 +123,10 @@ def test_this_run_is_the_last_point_when_it_was_not_saved():
 
 
 def test_matplotlib_and_frameworks_are_not_imported_until_a_report_is_drawn():
-    code = ("import sys, model_checks.plugin, model_checks.checks.budgets.check, model_checks.nightly.render, model_checks.plugin.nightly; "
-            "print(sorted(m for m in ('matplotlib', 'torch', 'tensorflow') if m in sys.modules))")
+    code = (
+        "import sys, model_checks.plugin, model_checks.checks.budgets.check, model_checks.nightly.render, model_checks.plugin.nightly; "
+        "print(sorted(m for m in ('matplotlib', 'torch', 'tensorflow') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -108,8 +148,9 @@ def test_the_verdict_says_when_budgets_have_no_baseline_and_the_overview_puts_fa
     b = ArtifactFigures()
     b.add("equivalence", "FAIL", {})
     rep = document.build({"a@1": a, "b@1": b}, [], {"cpu": "X", "cores": 2}, "2026-11-14T02:00:00+00:00")
-    assert rep.lines[0] == ("1 check(s) failed. 2 budget(s) have no baseline yet; run with --model-checks-update-baselines "
-                            "to create one.")
+    assert rep.lines[0] == (
+        "1 check(s) failed. 2 budget(s) have no baseline yet; run with --model-checks-update-baselines to create one."
+    )
     assert rep.overview.rows[0] == ("b@1", "equivalence", "FAIL")
     md = render.markdown(rep)
     assert md.index("## Overview") < md.index("## `a@1`") and "| latency | cpu | 10 µs |" in md

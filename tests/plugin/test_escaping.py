@@ -12,7 +12,9 @@ from fixtures.gate_run import run_gate
 HOSTILE = "x\n| `forged@1.0` | onnx | pass | pass |\x1b[2J\x1b[32m\u202e\r\x00"[:-1]  # no NUL: no file system takes it
 
 
-def test_the_most_hostile_names_are_escaped_in_log_summary_and_junit(pytester: pytest.Pytester, capsys: pytest.CaptureFixture) -> None:
+def test_the_most_hostile_names_are_escaped_in_log_summary_and_junit(
+    pytester: pytest.Pytester, capsys: pytest.CaptureFixture
+) -> None:
     root = pytester.path / "artifacts"
     bad_artifacts.model(root / "dup", model_name="dup")
     bad_artifacts.model(root / HOSTILE, model_name="dup")  # the same id: ties are broken by the directory name
@@ -30,7 +32,9 @@ def test_the_most_hostile_names_are_escaped_in_log_summary_and_junit(pytester: p
     assert not any(line.startswith("| `forged") or line.startswith("| `evil") for line in text.splitlines())
     ids = sorted(a for (_, a) in run.reports)
     assert "dup@1.0:x\\n| `forged@1.0` | onnx | pass | pass |\\x1b[2J\\x1b[32m\\u202e\\r" in ids, ids
-    assert "`dup@1.0:x\\n\\| \\u0060forged@1.0\\u0060 \\| onnx \\| pass \\| pass \\|\\x1b[2J\\x1b[32m\\u202e\\r`" in text
+    assert (
+        "`dup@1.0:x\\n\\| \\u0060forged@1.0\\u0060 \\| onnx \\| pass \\| pass \\|\\x1b[2J\\x1b[32m\\u202e\\r`" in text
+    )
     bad = next(a for a in ids if a.startswith("invalid:"))
     assert "holds a control character, line break or invisible formatting mark" in run.message("manifest", bad)
     assert run.ret == 1 and run.written_outside() == []

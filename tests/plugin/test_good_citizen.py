@@ -41,7 +41,11 @@ def foreign_suite(pytester):
 
 
 def outcome_lines(result):
-    return sorted(line.split(" ")[0] + " " + line.split(" ")[1] for line in result.stdout.lines if "::test_" in line and (" PASSED" in line or " SKIPPED" in line or " FAILED" in line))
+    return sorted(
+        line.split(" ")[0] + " " + line.split(" ")[1]
+        for line in result.stdout.lines
+        if "::test_" in line and (" PASSED" in line or " SKIPPED" in line or " FAILED" in line)
+    )
 
 
 def test_a_foreign_suite_runs_identically_with_and_without_the_plugin(pytester):
@@ -76,7 +80,11 @@ def test_without_roots_no_marker_is_registered_and_no_header_printed(pytester):
 def test_no_tests_and_no_roots_says_where_the_gate_looks(pytester):
     r = pytester.runpytest("-p", "no:cacheprovider")
     assert r.ret == pytest.ExitCode.NO_TESTS_COLLECTED
-    r.stdout.fnmatch_lines(["model-checks: gated nothing (no artifact roots: pass --model-checks DIR or set model_checks_roots in the ini file)"])
+    r.stdout.fnmatch_lines(
+        [
+            "model-checks: gated nothing (no artifact roots: pass --model-checks DIR or set model_checks_roots in the ini file)"
+        ]
+    )
 
 
 def test_model_checks_artifact_without_roots_skips_and_says_why(pytester):
@@ -104,11 +112,15 @@ def test_ini_roots_are_gated_whatever_testpaths_says_and_the_header_says_what(py
 
 def test_a_path_inside_a_root_selects_artifacts_and_checks(pytester):
     A.pair(pytester.path / "arts")
-    r = pytester.runpytest("--model-checks", "arts", "arts/variant/metadata.yaml::test_metadata", "-p", "no:cacheprovider", "-v")
+    r = pytester.runpytest(
+        "--model-checks", "arts", "arts/variant/metadata.yaml::test_metadata", "-p", "no:cacheprovider", "-v"
+    )
     r.assert_outcomes(passed=1)
     r = pytester.runpytest("--model-checks", "arts", "arts/nothere", "-p", "no:cacheprovider")
     assert r.ret == pytest.ExitCode.USAGE_ERROR
-    r.stderr.fnmatch_lines(["ERROR: model-checks: not found: arts/nothere (no artifact check there; 2 artifact(s) under *arts)"])
+    r.stderr.fnmatch_lines(
+        ["ERROR: model-checks: not found: arts/nothere (no artifact check there; 2 artifact(s) under *arts)"]
+    )
 
 
 def test_a_root_without_artifacts_fails_naming_it_and_a_misnamed_manifest(pytester):
@@ -116,10 +128,12 @@ def test_a_root_without_artifacts_fails_naming_it_and_a_misnamed_manifest(pytest
     (pytester.path / "arts" / "cnn" / "metadata.yml").write_text("model_name: cnn\n")
     r = pytester.runpytest("--model-checks", "arts", "-p", "no:cacheprovider")
     assert r.ret == pytest.ExitCode.USAGE_ERROR
-    r.stderr.fnmatch_lines([
-        "ERROR: model-checks: no artifact under arts/: looked for a metadata.yaml in every folder below it (hidden folders and symlinks are not entered)",
-        "  found arts/cnn/metadata.yml: the manifest must be named metadata.yaml exactly (rename it)",
-    ])
+    r.stderr.fnmatch_lines(
+        [
+            "ERROR: model-checks: no artifact under arts/: looked for a metadata.yaml in every folder below it (hidden folders and symlinks are not entered)",
+            "  found arts/cnn/metadata.yml: the manifest must be named metadata.yaml exactly (rename it)",
+        ]
+    )
     assert "Traceback" not in r.stdout.str() + r.stderr.str()
 
 
@@ -150,18 +164,37 @@ def test_a_conftest_beside_a_nan_model_is_never_imported(pytester, how):
     r = pytester.runpytest(*args, "-p", "no:cacheprovider", "-k", "equivalence")
     assert r.ret == pytest.ExitCode.TESTS_FAILED
     r.assert_outcomes(failed=1, deselected=5, warnings=1)
-    r.stdout.fnmatch_lines(["*ModelChecksWarning: model-checks: ignored 2 Python file(s) under the artifact root artifacts/: "
-                            "artifacts/test_sneaky.py, artifacts/nan/conftest.py. Nothing under a root is imported or run; "
-                            "tests of artifacts belong outside it (take the model_checks_artifact fixture)"])
+    r.stdout.fnmatch_lines(
+        [
+            "*ModelChecksWarning: model-checks: ignored 2 Python file(s) under the artifact root artifacts/: "
+            "artifacts/test_sneaky.py, artifacts/nan/conftest.py. Nothing under a root is imported or run; "
+            "tests of artifacts belong outside it (take the model_checks_artifact fixture)"
+        ]
+    )
     assert not list(pytester.path.rglob("CANARY"))
 
 
 def test_a_refused_model_fails_once_and_its_other_checks_say_not_run(pytester):
     root = pytester.path / "arts"
     bad_artifacts.torchscript(root / "ts", pytester.path / "outside")
-    A.write_manifest(root / "ts", {"model_name": "ts", "version": "1.0", "file": "model.pt",
-                                   "budgets": {"cpu": {"latency_ms": {"p50": 1.0}, "throughput_per_s": 1}}})
-    r = pytester.runpytest("--model-checks", "arts", "-p", "no:cacheprovider", "-rs", "-W", "error::pytest_benchmark.logger.PytestBenchmarkWarning")
+    A.write_manifest(
+        root / "ts",
+        {
+            "model_name": "ts",
+            "version": "1.0",
+            "file": "model.pt",
+            "budgets": {"cpu": {"latency_ms": {"p50": 1.0}, "throughput_per_s": 1}},
+        },
+    )
+    r = pytester.runpytest(
+        "--model-checks",
+        "arts",
+        "-p",
+        "no:cacheprovider",
+        "-rs",
+        "-W",
+        "error::pytest_benchmark.logger.PytestBenchmarkWarning",
+    )
     r.assert_outcomes(passed=1, failed=1, skipped=6)
     out = r.stdout.str()
     assert out.count("refused to load a torchscript model") == 1
@@ -173,9 +206,13 @@ def test_a_missing_reference_fails_the_manifest_with_the_key_and_folder(pytester
     A.onnx_artifact(pytester.path / "arts" / "v", name="v", reference={"path": "../ref/model.onnx"})
     r = pytester.runpytest("--model-checks", "arts", "-p", "no:cacheprovider", "-rs")
     r.assert_outcomes(failed=1, skipped=5)
-    r.stdout.fnmatch_lines(["manifest: v/metadata.yaml: 1 problem",
-                            "  - reference.path: ../ref/model.onnx does not exist in v/ (fix the path in v/metadata.yaml or add the file)",
-                            "SKIPPED [5] arts/v/metadata.yaml:1: not run: test_manifest[v@1.0] failed"])
+    r.stdout.fnmatch_lines(
+        [
+            "manifest: v/metadata.yaml: 1 problem",
+            "  - reference.path: ../ref/model.onnx does not exist in v/ (fix the path in v/metadata.yaml or add the file)",
+            "SKIPPED [5] arts/v/metadata.yaml:1: not run: test_manifest[v@1.0] failed",
+        ]
+    )
 
 
 def test_a_root_named_test_star_keeps_its_conftest_unimported(pytester):
@@ -211,7 +248,9 @@ def test_the_other_private_apis_are_still_there():
     assert int(version("pytest-benchmark").split(".")[0]) == 5
     from pytest_benchmark.stats import Metadata, Stats
 
-    assert "self.stats = Stats()" in inspect.getsource(Metadata.__init__) and "self.data = []" in inspect.getsource(Stats.__init__)
+    assert "self.stats = Stats()" in inspect.getsource(Metadata.__init__) and "self.data = []" in inspect.getsource(
+        Stats.__init__
+    )
 
 
 def test_the_foreign_suite_ci_runs_in_the_base_install_passes_beside_the_plugin(pytester):
@@ -231,5 +270,7 @@ def test_a_root_that_is_not_a_directory_is_a_usage_error_and_help_still_works(py
     pytester.makeini("[pytest]\nmodel_checks_roots = nowhere\n")
     r = pytester.runpytest("-p", "no:cacheprovider")
     assert r.ret == pytest.ExitCode.USAGE_ERROR
-    r.stderr.fnmatch_lines(["ERROR: model-checks: artifact root nowhere is not a directory (from --model-checks or model_checks_roots)"])
+    r.stderr.fnmatch_lines(
+        ["ERROR: model-checks: artifact root nowhere is not a directory (from --model-checks or model_checks_roots)"]
+    )
     assert pytester.runpytest("--help").ret == pytest.ExitCode.OK

@@ -5,14 +5,26 @@ import textwrap
 
 from fixtures import artifacts as A
 
-HEAVY = ("torch", "tensorflow", "tf_keras", "keras", "onnxruntime", "tf2onnx", "tensorflow_model_optimization", "ray", "junitparser",
-         "openvino", "ai_edge_litert")
+HEAVY = (
+    "torch",
+    "tensorflow",
+    "tf_keras",
+    "keras",
+    "onnxruntime",
+    "tf2onnx",
+    "tensorflow_model_optimization",
+    "ray",
+    "junitparser",
+    "openvino",
+    "ai_edge_litert",
+)
 
 
 def test_collection_loads_no_model_and_imports_no_framework(pytester):
     for i in range(3):
         A.pair(pytester.path / "arts" / f"p{i}")
-    pytester.makeconftest(textwrap.dedent(f"""
+    pytester.makeconftest(
+        textwrap.dedent(f"""
         import sys
         def pytest_collection_finish(session):
             heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))
@@ -20,9 +32,12 @@ def test_collection_loads_no_model_and_imports_no_framework(pytester):
         def pytest_sessionfinish(session):
             heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))
             print("HEAVY_AT_END", heavy)
-    """))
+    """)
+    )
     r = pytester.runpytest_subprocess("--model-checks", "arts", "-p", "no:cacheprovider", "-s")
     r.assert_outcomes(passed=21, skipped=15)
     r.stdout.fnmatch_lines(["*HEAVY_AT_COLLECTION []*"])
     end = next(line for line in r.stdout.lines if "HEAVY_AT_END" in line)
-    assert "torch" not in end and "tensorflow" not in end and "openvino" not in end, end  # onnxruntime only (here or in the worker)
+    assert "torch" not in end and "tensorflow" not in end and "openvino" not in end, (
+        end
+    )  # onnxruntime only (here or in the worker)

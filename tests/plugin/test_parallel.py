@@ -18,8 +18,12 @@ def tree(pytester):
 
 
 def test_under_xdist_each_model_loads_once_and_reports_equal_a_serial_run(pytester, tree):
-    serial = pytester.runpytest_subprocess("--model-checks", "arts", *ISO, "--junitxml", "serial.xml", "--model-checks-summary", "serial.md")
-    par = pytester.runpytest_subprocess("--model-checks", "arts", *ISO, "-n", "2", "--junitxml", "par.xml", "--model-checks-summary", "par.md")
+    serial = pytester.runpytest_subprocess(
+        "--model-checks", "arts", *ISO, "--junitxml", "serial.xml", "--model-checks-summary", "serial.md"
+    )
+    par = pytester.runpytest_subprocess(
+        "--model-checks", "arts", *ISO, "-n", "2", "--junitxml", "par.xml", "--model-checks-summary", "par.md"
+    )
     serial.assert_outcomes(passed=20, skipped=16)
     par.assert_outcomes(passed=20, skipped=16)
     serial.stdout.fnmatch_lines(["model-checks: 6 model(s) loaded 6 time(s) (each once)"])
@@ -44,21 +48,34 @@ def test_plain_xdist_scheduling_stays_available(pytester, tree):
 
 
 def test_each_worker_sees_one_gpu_of_the_outer_mask(pytester, tree, monkeypatch):
-    pytester.makepyfile(test_env="""
+    pytester.makepyfile(
+        test_env="""
         import os
 
         def test_env(model_checks_artifact):
             with open(f"env-{os.environ['PYTEST_XDIST_WORKER']}.txt", "w") as f:
                 f.write(os.environ.get("CUDA_VISIBLE_DEVICES", "unset"))
-        """)
+        """
+    )
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,GPU-5f1e")
     r = pytester.runpytest_subprocess("--model-checks", "arts", *ISO, "-n", "2", "test_env.py", "-k", "test_env")
     r.assert_outcomes(passed=6)
-    assert {p.name: p.read_text() for p in pytester.path.glob("env-*.txt")} == {"env-gw0.txt": "3", "env-gw1.txt": "GPU-5f1e"}
+    assert {p.name: p.read_text() for p in pytester.path.glob("env-*.txt")} == {
+        "env-gw0.txt": "3",
+        "env-gw1.txt": "GPU-5f1e",
+    }
 
 
-@pytest.mark.parametrize("worker, outer, count, expected", [
-    ("gw0", None, 0, None), ("gw1", None, 2, "1"), ("gw3", None, 2, "1"), ("gw2", "4,6", 0, "4"),
-    ("gw1", "", 8, ""), ("master", "1", 0, None)])
+@pytest.mark.parametrize(
+    "worker, outer, count, expected",
+    [
+        ("gw0", None, 0, None),
+        ("gw1", None, 2, "1"),
+        ("gw3", None, 2, "1"),
+        ("gw2", "4,6", 0, "4"),
+        ("gw1", "", 8, ""),
+        ("master", "1", 0, None),
+    ],
+)
 def test_worker_gpu_follows_the_outer_mask(worker, outer, count, expected):
     assert worker_gpu(worker, outer, count) == expected

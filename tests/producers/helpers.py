@@ -13,7 +13,9 @@ def make_cnn(seed: int = 0):  # type: ignore[no-untyped-def]
     from torch import nn
 
     torch.manual_seed(seed)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 10))
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 10)
+    )
     bn = model[1]
     bn.running_mean.uniform_(-0.5, 0.5)
     bn.running_var.uniform_(0.5, 2.0)

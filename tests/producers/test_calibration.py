@@ -10,7 +10,9 @@ from fixtures import onnx_models
 from model_checks.producers.calibration import CalibrationReader
 from model_checks.producers.verify import ProducerError
 
-X = np.random.default_rng(0).uniform(0, 1, (10, 4)).astype(np.float64)  # float64: the reader casts to the model's float32
+X = (
+    np.random.default_rng(0).uniform(0, 1, (10, 4)).astype(np.float64)
+)  # float64: the reader casts to the model's float32
 
 
 @pytest.fixture
@@ -31,7 +33,9 @@ def _npz(path, **arrays):  # type: ignore[no-untyped-def]
     return path
 
 
-@pytest.mark.parametrize("kind", ["array", "list", "generator", "dicts", "npz-by-input", "npz-x", "npz-single", "samples"])
+@pytest.mark.parametrize(
+    "kind", ["array", "list", "generator", "dicts", "npz-by-input", "npz-x", "npz-single", "samples"]
+)
 def test_every_source_gives_the_same_batches(tmp_path, model, kind):
     source = {
         "array": lambda: X,
@@ -60,13 +64,16 @@ def test_the_model_can_be_a_proto(model):
     assert CalibrationReader(X, onnx.load(str(model))).input_name == "features"
 
 
-@pytest.mark.parametrize("source, message", [
-    ({"features": X}, "a dict is one feed"),
-    (X[:, :2, None, None], r"shape \[10, 2, 1, 1\] for input 'features' of rank 2"),
-    ([{"wrong": X}], "a feed dict has wrong, not the model's input 'features'"),
-    (42, "int is neither an array"),
-    ("missing.npz", "missing.npz is not an .npz file"),
-])
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ({"features": X}, "a dict is one feed"),
+        (X[:, :2, None, None], r"shape \[10, 2, 1, 1\] for input 'features' of rank 2"),
+        ([{"wrong": X}], "a feed dict has wrong, not the model's input 'features'"),
+        (42, "int is neither an array"),
+        ("missing.npz", "missing.npz is not an .npz file"),
+    ],
+)
 def test_bad_sources_say_what_is_wrong(model, source, message):
     with pytest.raises(ProducerError, match=message):
         batches(CalibrationReader(source, model))
@@ -82,9 +89,12 @@ def test_multi_input_models_are_refused(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    g = helper.make_graph([helper.make_node("Add", ["a", "b"], ["c"])], "add",
-                          [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1]) for n in "ab"],
-                          [helper.make_tensor_value_info("c", TensorProto.FLOAT, [1])])
+    g = helper.make_graph(
+        [helper.make_node("Add", ["a", "b"], ["c"])],
+        "add",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1]) for n in "ab"],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [1])],
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
     with pytest.raises(ProducerError, match="the model has 2 inputs"):
         CalibrationReader([], m)

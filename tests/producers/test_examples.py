@@ -19,8 +19,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _digests(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != "metadata.yaml"}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "metadata.yaml"
+    }
 
 
 @pytest.mark.slow
@@ -29,8 +32,24 @@ def test_the_torch_family_rebuilds_identically_and_passes_the_gate(tmp_path, gat
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for out in ("a", "b"):
-        subprocess.run([sys.executable, "-m", "model_checks.examples", "artifacts", "--only", "torch", "--out", str(tmp_path / out),
-                        "--table", str(tmp_path / f"{out}.md")], check=True, env=env, cwd=REPO, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "model_checks.examples",
+                "artifacts",
+                "--only",
+                "torch",
+                "--out",
+                str(tmp_path / out),
+                "--table",
+                str(tmp_path / f"{out}.md"),
+            ],
+            check=True,
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+        )
     assert _digests(tmp_path / "a") == _digests(tmp_path / "b")
     assert "| digits_cnn_int8_static |" in (tmp_path / "a.md").read_text()
     root = tmp_path / "a"
@@ -52,16 +71,35 @@ def test_the_committed_artifacts_are_small():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family, ids", [
-    ("sklearn", {"digits_sklearn_fp32@1.0", "digits_sklearn_zipmap@1.0"}),
-    ("transformer", {"tokens_encoder_fp32@1.0", "tokens_encoder_fp16@1.0", "tokens_encoder_int8@1.0"}),
-])
+@pytest.mark.parametrize(
+    "family, ids",
+    [
+        ("sklearn", {"digits_sklearn_fp32@1.0", "digits_sklearn_zipmap@1.0"}),
+        ("transformer", {"tokens_encoder_fp32@1.0", "tokens_encoder_fp16@1.0", "tokens_encoder_int8@1.0"}),
+    ],
+)
 def test_the_issue_10_families_build_and_pass_the_gate(tmp_path, gate, family, ids):
     from model_checks.core.session import GateSession
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    subprocess.run([sys.executable, "-m", "model_checks.examples", "artifacts", "--only", family, "--out", str(tmp_path),
-                    "--table", str(tmp_path / "table.md")], check=True, env=env, cwd=REPO, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "model_checks.examples",
+            "artifacts",
+            "--only",
+            family,
+            "--out",
+            str(tmp_path),
+            "--table",
+            str(tmp_path / "table.md"),
+        ],
+        check=True,
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+    )
     arts = GateSession(roots=[tmp_path], trust_code=True).artifacts
     assert {a.id for a in arts} == ids
     for art in arts:

@@ -17,7 +17,16 @@ def test_keep_io_types_compares_like_dtypes_with_fp32(fp32_onnx, images, gate):
     root = fp32_onnx.parent.parent
     r = to_fp16(fp32_onnx, root / "fp16" / "model.onnx", keep_io_types=True, samples={"input": images})
     assert r.size_bytes < 0.6 * r.source_bytes and r.comparison.worst("rel_l2") < 1e-2
-    p = package(r.path, r.path.parent, model_name="fp16", reference=fp32_onnx, samples=images, tolerance=FP16, optimization=["fp16", "keep_io_types"], runs=3)
+    p = package(
+        r.path,
+        r.path.parent,
+        model_name="fp16",
+        reference=fp32_onnx,
+        samples=images,
+        tolerance=FP16,
+        optimization=["fp16", "keep_io_types"],
+        runs=3,
+    )
     assert p.manifest["precision"] == "fp16" and p.manifest["inputs"][0]["dtype"] == "float32"
     assert_passes(gate(root, r.path.parent, "integrity", "metadata", "equivalence"))
 

@@ -59,8 +59,7 @@ def test_s8s8_per_channel_without_reduce_range_is_not_portable_and_with_it_is(fp
     assert not full
     assert (
         "this model's int8 kernels saturate: the emulated VPMADDUBSW pair sums (u8 x s8, clipped to int16) "
-        "give rel_l2 0.1"
-        in text
+        "give rel_l2 0.1" in text
     )
     assert "outside the tolerance (without saturation: rel_l2 0.00" in text
     assert "Fix: quantize the weights to 7 bits (onnxruntime.quantization: reduce_range=True" in text

@@ -14,8 +14,12 @@ from model_checks.producers.package import package
 from model_checks.producers.verify import ProducerError
 from tests.producers.helpers import assert_passes
 
-TOLERANCE = {"fp32": None, "fp16": {"rel_l2": 1e-2, "mae": None}, "uint8": {"rel_l2": 0.1, "mae": None, "top1_agreement": 0.9},
-             "int8": {"rel_l2": 0.1, "mae": None, "top1_agreement": 0.9}}
+TOLERANCE = {
+    "fp32": None,
+    "fp16": {"rel_l2": 1e-2, "mae": None},
+    "uint8": {"rel_l2": 0.1, "mae": None, "top1_agreement": 0.9},
+    "int8": {"rel_l2": 0.1, "mae": None, "top1_agreement": 0.9},
+}
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +28,14 @@ def keras_model():  # type: ignore[no-untyped-def]
     tf = keras_convert.tensorflow()
     tf.keras.utils.set_random_seed(0)
     layers = tf.keras.layers
-    return tf.keras.Sequential([layers.Input((8, 8, 1), name="image"), layers.Conv2D(4, 3, activation="relu"), layers.Flatten(),
-                                layers.Dense(10, name="logits")])
+    return tf.keras.Sequential(
+        [
+            layers.Input((8, 8, 1), name="image"),
+            layers.Conv2D(4, 3, activation="relu"),
+            layers.Flatten(),
+            layers.Dense(10, name="logits"),
+        ]
+    )
 
 
 def test_four_variants_pass_the_gate_and_leave_no_temporary_files(tmp_path, keras_model, gate, monkeypatch):
@@ -36,14 +46,32 @@ def test_four_variants_pass_the_gate_and_leave_no_temporary_files(tmp_path, kera
     made = {}
     for variant in keras_convert.VARIANTS:
         d = root / variant
-        made[variant] = keras_convert.convert_keras(keras_model, d / "model.onnx", variant, samples=x[:4], calibration=x if variant == "int8" else None)
+        made[variant] = keras_convert.convert_keras(
+            keras_model, d / "model.onnx", variant, samples=x[:4], calibration=x if variant == "int8" else None
+        )
         reference = None if variant == "fp32" else root / "fp32" / "model.onnx"
-        p = package(d / "model.onnx", d, model_name=f"k_{variant}", reference=reference, samples=x, tolerance=TOLERANCE[variant],
-                    optimization=list(made[variant].steps), limits={"dynamic_axes": ["batch"]}, runs=3)
+        p = package(
+            d / "model.onnx",
+            d,
+            model_name=f"k_{variant}",
+            reference=reference,
+            samples=x,
+            tolerance=TOLERANCE[variant],
+            optimization=list(made[variant].steps),
+            limits={"dynamic_axes": ["batch"]},
+            runs=3,
+        )
         assert p.manifest["precision"] == variant
         assert p.manifest["inputs"][0] == {"name": "image", "dtype": "float32", "shape": ["batch", 8, 8, 1]}
         assert_passes(gate(root, d, "integrity", "metadata", "limits", *(("equivalence",) if reference else ())))
-    assert made["int8"].steps == ("tf2onnx", "quant_pre_process", "quantize_qdq", "target_portable", "per_channel", "reduce_range")
+    assert made["int8"].steps == (
+        "tf2onnx",
+        "quant_pre_process",
+        "quantize_qdq",
+        "target_portable",
+        "per_channel",
+        "reduce_range",
+    )
     assert made["fp16"].size_bytes < made["fp32"].size_bytes
     # TensorFlow's autograph keeps the source of converted functions until the interpreter exits: its own, not ours
     assert [p.name for p in (tmp_path / "tmp").iterdir() if not p.name.startswith("__autograph_generated_file")] == []

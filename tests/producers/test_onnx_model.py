@@ -45,7 +45,10 @@ def test_accuracy_of_a_model_on_its_own_labels(tmp_path):
 
 
 def test_a_gpu_provider_comes_first_when_there_is_one():
-    assert providers(["CPUExecutionProvider", "CUDAExecutionProvider"]) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert providers(["CPUExecutionProvider", "CUDAExecutionProvider"]) == [
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]
     assert providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
 
 

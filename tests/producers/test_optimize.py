@@ -28,7 +28,14 @@ def test_dead_nodes_and_bias_adds_go(tmp_path, gate):
     r = opt.optimize(src, root / "opt" / "model.onnx")
     ops = [n.op_type for n in onnx.load(str(r.path)).graph.node]
     assert "Neg" not in ops and "Add" not in ops and r.nodes_after < r.nodes_before
-    package(r.path, r.path.parent, model_name="opt", reference=src, optimization=["eliminate_deadend", "fuse_add_bias_into_conv"], runs=3)
+    package(
+        r.path,
+        r.path.parent,
+        model_name="opt",
+        reference=src,
+        optimization=["eliminate_deadend", "fuse_add_bias_into_conv"],
+        runs=3,
+    )
     assert_passes(gate(root, r.path.parent, "metadata", "equivalence"))
 
 
@@ -37,13 +44,15 @@ def test_the_gate_catches_a_claimed_fusion_that_did_not_happen(tmp_path, gate):
     src = onnx_models.save(onnx_models.conv_bn(), root / "src" / "model.onnx")
     r = opt.optimize(src, root / "opt" / "model.onnx", passes=["eliminate_deadend"])
     package(r.path, r.path.parent, model_name="opt", optimization=["fuse_bn_into_conv"], runs=3)
-    meta, = gate(root, r.path.parent, "metadata")
+    (meta,) = gate(root, r.path.parent, "metadata")
     assert not meta and "claims fuse_bn_into_conv, but BatchNormalization nodes remain" in str(meta)
 
 
 def test_unknown_pass_names_the_closest(tmp_path):
     src = onnx_models.save(onnx_models.conv_bn(), tmp_path / "m.onnx")
-    with pytest.raises(ProducerError, match="passes: 'fuse_bn_into_cnv' is not an onnxoptimizer pass; did you mean 'fuse_bn_into_conv'"):
+    with pytest.raises(
+        ProducerError, match="passes: 'fuse_bn_into_cnv' is not an onnxoptimizer pass; did you mean 'fuse_bn_into_conv'"
+    ):
         opt.optimize(src, tmp_path / "o.onnx", passes=["fuse_bn_into_cnv"])
 
 

@@ -18,8 +18,17 @@ INT8_TOLERANCE = {"rel_l2": 0.1, "mae": None, "top1_agreement": 0.9}
 
 def _package_and_gate(gate, fp32, q, images, precision):  # type: ignore[no-untyped-def]
     root = fp32.parent.parent
-    p = package(q.path, q.path.parent, model_name=q.path.parent.name, root=root, reference=fp32, samples=images, tolerance=INT8_TOLERANCE,
-                optimization=list(q.steps), runs=3)
+    p = package(
+        q.path,
+        q.path.parent,
+        model_name=q.path.parent.name,
+        root=root,
+        reference=fp32,
+        samples=images,
+        tolerance=INT8_TOLERANCE,
+        optimization=list(q.steps),
+        runs=3,
+    )
     assert p.manifest["precision"] == precision
     results = gate(root, q.path.parent, "integrity", "metadata", "equivalence")
     assert_passes(results)
@@ -44,8 +53,11 @@ def _generator(images):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("source", ["array", "generator", "npz"])
 def test_static_qdq_from_each_source(fp32_onnx, images, gate, tmp_path, source):
-    calibration = {"array": lambda: images, "generator": lambda: _generator(images),
-                   "npz": lambda: (np.savez(tmp_path / "cal.npz", input=images), tmp_path / "cal.npz")[1]}[source]()
+    calibration = {
+        "array": lambda: images,
+        "generator": lambda: _generator(images),
+        "npz": lambda: (np.savez(tmp_path / "cal.npz", input=images), tmp_path / "cal.npz")[1],
+    }[source]()
     out = fp32_onnx.parent.parent / f"qdq_{source}" / "model.onnx"
     q = ort_quantize.quantize_static(fp32_onnx, out, calibration, batch=8)
     assert q.calibration_batches == 4 and q.per_channel and "quantize_qdq" in q.steps

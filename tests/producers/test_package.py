@@ -28,20 +28,45 @@ def labelled(fp32_onnx, images):  # type: ignore[no-untyped-def]
 
 def test_the_manifest_is_true_and_the_gate_passes_it(fp32_onnx, labelled, gate):
     root = fp32_onnx.parent.parent
-    p = package(fp32_onnx, root / "copy", model_name="cnn", version="2.1", reference=fp32_onnx, samples=labelled[0], eval_data=labelled,
-                limits={"dynamic_axes": ["batch"], "max_accuracy_drop": 0.0}, input_range=(0, 1), layout="NCHW", runs=5)
+    p = package(
+        fp32_onnx,
+        root / "copy",
+        model_name="cnn",
+        version="2.1",
+        reference=fp32_onnx,
+        samples=labelled[0],
+        eval_data=labelled,
+        limits={"dynamic_axes": ["batch"], "max_accuracy_drop": 0.0},
+        input_range=(0, 1),
+        layout="NCHW",
+        runs=5,
+    )
     m = p.manifest
     assert (root / "copy" / "model.onnx").read_bytes() == fp32_onnx.read_bytes()
-    assert m["opset"] == 17 and m["precision"] == "fp32" and m["format"] == "onnx" and m["runtime"].startswith("onnxruntime ")
-    assert m["inputs"] == [{"name": "input", "dtype": "float32", "shape": ["batch", 1, 8, 8], "layout": "NCHW", "range": [0.0, 1.0]}]
+    assert (
+        m["opset"] == 17
+        and m["precision"] == "fp32"
+        and m["format"] == "onnx"
+        and m["runtime"].startswith("onnxruntime ")
+    )
+    assert m["inputs"] == [
+        {"name": "input", "dtype": "float32", "shape": ["batch", 1, 8, 8], "layout": "NCHW", "range": [0.0, 1.0]}
+    ]
     assert m["outputs"] == [{"name": "logits", "dtype": "float32", "shape": ["batch", 10]}]
     assert m["reference"] == {"path": "../fp32/model.onnx"} and m["accuracy_drop"] == 0.0 and p.accuracy == 28 / 32
     assert m["latency_ms"] > 0 and len(m["sha256"]) == 64
     from model_checks.core.machine import this_machine
 
     here = this_machine()
-    assert list(m["machine"]) == ["cpu", "isa", "calibration_us", "runtime"]  # where latency_ms was measured, on its scale
-    assert m["machine"]["cpu"] == here.cpu and m["machine"]["isa"] == list(here.isa) and m["machine"]["calibration_us"] > 0
+    assert list(m["machine"]) == [
+        "cpu",
+        "isa",
+        "calibration_us",
+        "runtime",
+    ]  # where latency_ms was measured, on its scale
+    assert (
+        m["machine"]["cpu"] == here.cpu and m["machine"]["isa"] == list(here.isa) and m["machine"]["calibration_us"] > 0
+    )
     assert m["machine"]["runtime"] == m["runtime"]
     assert yaml.safe_load((root / "copy" / "metadata.yaml").read_text()) == m
     results = gate(root, root / "copy", *CHECKS)
@@ -53,19 +78,35 @@ def test_repackaging_gives_the_same_manifest_latency_and_calibration_aside(fp32_
     root = fp32_onnx.parent.parent
     written = []
     for _ in range(2):
-        package(fp32_onnx, root / "again", model_name="cnn", reference=fp32_onnx, samples=labelled[0], eval_data=labelled, runs=3)
+        package(
+            fp32_onnx,
+            root / "again",
+            model_name="cnn",
+            reference=fp32_onnx,
+            samples=labelled[0],
+            eval_data=labelled,
+            runs=3,
+        )
         text = (root / "again" / "metadata.yaml").read_text()
-        written.append(([line for line in text.splitlines() if not line.startswith(("latency_ms:", "  calibration_us:"))],
-                        (root / "again" / "samples.npz").read_bytes(), (root / "again" / "eval.npz").read_bytes()))
+        written.append(
+            (
+                [line for line in text.splitlines() if not line.startswith(("latency_ms:", "  calibration_us:"))],
+                (root / "again" / "samples.npz").read_bytes(),
+                (root / "again" / "eval.npz").read_bytes(),
+            )
+        )
     assert written[0] == written[1]
 
 
-@pytest.mark.parametrize("edit, message", [
-    (("precision", "int8"), "precision: declared int8, the model is fp32"),
-    (("opset", 13), "opset: declared 13, the model imports opset 17"),
-    (("sha256", "0" * 64), "sha256: declared 000"),
-    (("accuracy_drop", 0.2), "accuracy_drop: declared 0.2, measured"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (("precision", "int8"), "precision: declared int8, the model is fp32"),
+        (("opset", 13), "opset: declared 13, the model imports opset 17"),
+        (("sha256", "0" * 64), "sha256: declared 000"),
+        (("accuracy_drop", 0.2), "accuracy_drop: declared 0.2, measured"),
+    ],
+)
 def test_a_hand_edit_that_lies_is_caught(fp32_onnx, labelled, gate, edit, message):
     root = fp32_onnx.parent.parent
     d = root / "edited"
@@ -83,7 +124,9 @@ def test_paths_must_stay_inside_the_root(fp32_onnx, tmp_path):
     outside = tmp_path / "elsewhere" / "model.onnx"
     outside.parent.mkdir()
     outside.write_bytes(fp32_onnx.read_bytes())
-    with pytest.raises(UnsafePathError, match="reference: '../../elsewhere/model.onnx' climbs out of the artifacts root"):
+    with pytest.raises(
+        UnsafePathError, match="reference: '../../elsewhere/model.onnx' climbs out of the artifacts root"
+    ):
         package(fp32_onnx, root / "x", model_name="cnn", reference=outside, runs=1)
     with pytest.raises(UnsafePathError, match="out_dir"):
         package(fp32_onnx, tmp_path / "not-under-root", model_name="cnn", root=root, runs=1)
@@ -116,4 +159,10 @@ def test_roundtrip_is_written_as_given_and_the_gate_runs_it(fp32_onnx, gate):
     if importlib.util.find_spec("onnx2torch") is None:
         pytest.skip("onnx2torch is not installed: pip install 'model-checks[roundtrip]'")
     (result,) = gate(root, root / "rt", "roundtrip")
-    assert result and not result.skipped and result.headline.startswith("roundtrip: cnn@1.0 converted to PyTorch matches the ONNX model over 2 case(s): max_abs ")
+    assert (
+        result
+        and not result.skipped
+        and result.headline.startswith(
+            "roundtrip: cnn@1.0 converted to PyTorch matches the ONNX model over 2 case(s): max_abs "
+        )
+    )

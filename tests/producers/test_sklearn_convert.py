@@ -29,16 +29,28 @@ def family(classifier, tmp_path_factory):
     made = {}
     for variant, zipmap in (("plain", False), ("zipmap", True)):
         conv = convert_sklearn(model, root / f"{variant}.onnx", x[:32], zipmap=zipmap)
-        made[variant] = package(conv.path, root / variant, model_name=f"skl_{variant}", root=root, samples=x[:32], eval_data=(x, y),
-                                reference=None if variant == "plain" else root / "plain" / "model.onnx",
-                                optimization=list(conv.steps), limits={"dynamic_axes": ["batch"]}, runs=3)
+        made[variant] = package(
+            conv.path,
+            root / variant,
+            model_name=f"skl_{variant}",
+            root=root,
+            samples=x[:32],
+            eval_data=(x, y),
+            reference=None if variant == "plain" else root / "plain" / "model.onnx",
+            optimization=list(conv.steps),
+            limits={"dynamic_axes": ["batch"]},
+            runs=3,
+        )
     return root, made
 
 
 def test_zipmap_output_type_is_named(family):
     root, _ = family
     facts = model_facts(root / "zipmap" / "model.onnx", root)
-    assert [(o.name, o.dtype) for o in facts.outputs] == [("label", "int64"), ("probabilities", "seq(map(int64,float32))")]
+    assert [(o.name, o.dtype) for o in facts.outputs] == [
+        ("label", "int64"),
+        ("probabilities", "seq(map(int64,float32))"),
+    ]
 
 
 @pytest.mark.parametrize("check", ["integrity", "metadata", "limits", "equivalence", "accuracy"])
@@ -57,8 +69,10 @@ def test_accuracy_scores_the_probabilities_not_the_label_vector(family, classifi
     gs = GateSession([root])
     r = gs.run_check("accuracy", next(a for a in gs.artifacts if a.id == "skl_zipmap@1.0"))
     expected = float(np.mean(model.predict(x) == y))
-    assert r.headline == (f"accuracy: skl_zipmap@1.0: accuracy {expected:.4f} from output 'probabilities' (argmax of scores), "
-                          f"reference {expected:.4f} from 'probabilities' (argmax of scores), drop +0.0000 on 300 samples")
+    assert r.headline == (
+        f"accuracy: skl_zipmap@1.0: accuracy {expected:.4f} from output 'probabilities' (argmax of scores), "
+        f"reference {expected:.4f} from 'probabilities' (argmax of scores), drop +0.0000 on 300 samples"
+    )
 
 
 def test_accuracy_output_can_name_the_label_output(family, classifier, tmp_path):
@@ -79,6 +93,21 @@ def test_convert_sklearn_command(classifier, tmp_path, capsys):
     model, x, _ = classifier
     joblib.dump(model, tmp_path / "clf.joblib")
     np.savez(tmp_path / "samples.npz", input=x[:16])
-    assert main(["convert-sklearn", str(tmp_path / "clf.joblib"), "--samples", str(tmp_path / "samples.npz"), "--no-zipmap",
-                 "--out", str(tmp_path / "m.onnx")]) == 0
-    assert f"{tmp_path / 'm.onnx'}: scikit-learn -> ONNX (skl2onnx, no_zipmap), outputs label, probabilities" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "convert-sklearn",
+                str(tmp_path / "clf.joblib"),
+                "--samples",
+                str(tmp_path / "samples.npz"),
+                "--no-zipmap",
+                "--out",
+                str(tmp_path / "m.onnx"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        f"{tmp_path / 'm.onnx'}: scikit-learn -> ONNX (skl2onnx, no_zipmap), outputs label, probabilities"
+        in capsys.readouterr().out
+    )

@@ -16,8 +16,15 @@ from tests.producers.helpers import assert_passes, make_cnn, record
 def test_export_names_a_dynamic_batch_and_matches_pytorch_in_the_gate(tmp_path, cnn, images, gate, exporter):
     root = tmp_path / "root"
     d = root / exporter
-    result = export_onnx(cnn, torch.from_numpy(images[:4]), d / "model.onnx", input_names=("pixels",), output_names=("logits",),
-                         exporter=exporter, opset=18 if exporter == "dynamo" else 17)
+    result = export_onnx(
+        cnn,
+        torch.from_numpy(images[:4]),
+        d / "model.onnx",
+        input_names=("pixels",),
+        output_names=("logits",),
+        exporter=exporter,
+        opset=18 if exporter == "dynamo" else 17,
+    )
     assert result.exporter == exporter and result.comparison
     model = onnx.load(str(d / "model.onnx"))
     assert [i.name for i in model.graph.input] == ["pixels"] and [o.name for o in model.graph.output] == ["logits"]
@@ -25,7 +32,14 @@ def test_export_names_a_dynamic_batch_and_matches_pytorch_in_the_gate(tmp_path, 
     with torch.no_grad():
         eager = cnn(torch.from_numpy(images)).numpy()
     record(d / "eager.npz", {"pixels": images}, {"logits": eager})  # PyTorch's outputs at batch 32, as the reference
-    package(d / "model.onnx", d, model_name=f"cnn_{exporter}", reference=d / "eager.npz", limits={"dynamic_axes": ["batch"]}, runs=3)
+    package(
+        d / "model.onnx",
+        d,
+        model_name=f"cnn_{exporter}",
+        reference=d / "eager.npz",
+        limits={"dynamic_axes": ["batch"]},
+        runs=3,
+    )
     assert_passes(gate(root, d, "integrity", "metadata", "limits", "equivalence"))
 
 
@@ -48,6 +62,7 @@ def test_export_refuses_bad_arguments_and_writes_nothing(tmp_path, cnn, images):
 def test_export_refuses_a_model_onnx_cannot_reproduce(tmp_path, cnn, images, monkeypatch):
     """The check before writing is real: an exporter that returns another model's graph is caught."""
     from model_checks.producers import torch_export
+
     other = make_cnn(seed=1)
     real = torch_export._export_bytes
     monkeypatch.setattr(torch_export, "_export_bytes", lambda model, *a, **kw: real(other, *a, **kw))

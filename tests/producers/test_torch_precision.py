@@ -47,9 +47,16 @@ def test_the_int8_model_passes_the_gate_against_fp32(tmp_path, gate):
     trace(dynamic_int8(model), torch.from_numpy(x[:4]), d / "model.pt")
     with torch.no_grad():
         record(d / "fp32.npz", {"x": x}, {"logits": model(torch.from_numpy(x)).numpy()})
-    package(d / "model.pt", d, model_name="mlp_int8", reference=d / "fp32.npz", runs=3,
-            inputs=[TensorSpec("x", "float32", ("batch", 64))], outputs=[TensorSpec("logits")],
-            tolerance={"rel_l2": 0.05, "mae": None, "top1_agreement": 0.95})
+    package(
+        d / "model.pt",
+        d,
+        model_name="mlp_int8",
+        reference=d / "fp32.npz",
+        runs=3,
+        inputs=[TensorSpec("x", "float32", ("batch", 64))],
+        outputs=[TensorSpec("logits")],
+        tolerance={"rel_l2": 0.05, "mae": None, "top1_agreement": 0.95},
+    )
     results = gate(root, d, "metadata", "equivalence")
     assert_passes(results)
     assert results[1].figures["top1_agreement"] >= 0.95

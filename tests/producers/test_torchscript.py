@@ -55,9 +55,16 @@ def test_the_gate_fails_the_trace_and_passes_the_script_on_the_other_branch(tmp_
         with pytest.warns(FrozenBranchWarning) if kind == "trace" else contextlib.nullcontext():
             make(Branchy(), POS, d / "model.pt")
         record(d / "eager.npz", {"x": x}, {"y": x - 1})  # eager's output on the branch the trace did not take
-        package(d / "model.pt", d, model_name=f"branchy_{kind}", reference=d / "eager.npz", runs=3,
-                inputs=[TensorSpec("x", "float32", ("batch", 3))], outputs=[TensorSpec("y")])
-    traced, = gate(root, root / "trace", "equivalence")
+        package(
+            d / "model.pt",
+            d,
+            model_name=f"branchy_{kind}",
+            reference=d / "eager.npz",
+            runs=3,
+            inputs=[TensorSpec("x", "float32", ("batch", 3))],
+            outputs=[TensorSpec("y")],
+        )
+    (traced,) = gate(root, root / "trace", "equivalence")
     assert not traced and "differs from its reference" in str(traced)
     assert_passes(gate(root, root / "script", "integrity", "metadata", "equivalence"))
 

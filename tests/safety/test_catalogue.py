@@ -34,9 +34,15 @@ EXPECTED: dict[str, tuple[str, tuple[str, ...]]] = {
     "deep_nesting": ("manifest", ("line 4: nested more than 64 levels deep",)),
     "manifest_dangling_symlink": ("manifest", ("nowhere.yaml does not exist",)),
     "manifest_fifo": ("manifest", ("metadata.yaml is not a regular file",)),
-    "control_chars_version": ("manifest", ("version: '1.0\\n| `forged@1.0` | onnx | pass |\\x1b[32m\\u202e' holds a control character",)),
+    "control_chars_version": (
+        "manifest",
+        ("version: '1.0\\n| `forged@1.0` | onnx | pass |\\x1b[32m\\u202e' holds a control character",),
+    ),
     "unknown_format": ("manifest", ("cannot tell the format of 'model.bin'", "set format: onnx")),
-    "symlink_dir_out": ("manifest", ("symlink_dir_out is a symlink to a directory outside the artifacts root", "not followed")),
+    "symlink_dir_out": (
+        "manifest",
+        ("symlink_dir_out is a symlink to a directory outside the artifacts root", "not followed"),
+    ),
     # the model file
     "truncated": ("integrity", ("model.onnx: not a readable ONNX model (DecodeError",)),
     "bitflip_structure": ("integrity", ("onnx.checker (full check, shape inference)",)),
@@ -58,7 +64,10 @@ EXPECTED: dict[str, tuple[str, tuple[str, ...]]] = {
     "external_past_end": ("integrity", ("external data: bytes 1048576..1048624 lie outside weights.bin",)),
     "external_negative_offset": ("integrity", ("external data: bytes -16..32 lie outside weights.bin",)),
     "external_hardlink": ("integrity", ("external data: weights.bin has 2 hard links",)),
-    "external_sparse_symlink_out": ("integrity", ("initializer 'W' external data: 'link.bin' resolves (through a symlink) outside",)),
+    "external_sparse_symlink_out": (
+        "integrity",
+        ("initializer 'W' external data: 'link.bin' resolves (through a symlink) outside",),
+    ),
     "external_missing": ("integrity", ("external data: nowhere.bin does not exist",)),
     # references, samples, eval data
     "reference_broken": ("equivalence", ("reference.path ref/model.onnx: model.onnx: not a readable ONNX model",)),
@@ -66,7 +75,10 @@ EXPECTED: dict[str, tuple[str, tuple[str, ...]]] = {
     "reference_dotdot": ("manifest", ("reference.path: '../../outside/secret.onnx' climbs out",)),
     "reference_symlink_out": ("manifest", ("reference.path: 'ref.onnx' resolves (through a symlink) outside",)),
     "reference_npz_pickle": ("equivalence", ("recorded.npz holds pickled objects, which are refused",)),
-    "reference_untrusted": ("equivalence", ("reference.path ref.pt: refused to load a torchscript model", "--model-checks-trust-code")),
+    "reference_untrusted": (
+        "equivalence",
+        ("reference.path ref.pt: refused to load a torchscript model", "--model-checks-trust-code"),
+    ),
     "testdata_dir_symlink_out": ("equivalence", ("'test_data_set_0' resolves (through a symlink) outside",)),
     "testdata_file_symlink_out": ("equivalence", ("'output_0.pb' resolves (through a symlink) outside",)),
     "testdata_broken": ("equivalence", ("output_0.pb is not a readable TensorProto",)),
@@ -78,26 +90,61 @@ EXPECTED: dict[str, tuple[str, tuple[str, ...]]] = {
     "testdata_dims_lie": ("equivalence", ("output_0.pb declares dims [1, 1000000, 1000000]", "but holds")),
     "eval_pickle": ("accuracy", ("eval_data: eval.npz holds pickled objects, which are refused",)),
     "eval_symlink_out": ("accuracy", ("eval_data: 'eval.npz' resolves (through a symlink) outside",)),
-    "eval_lengths_differ": ("accuracy", ("invalid eval_data: eval.npz needs x with one sample per label of a 1-d y (x has shape [4, 4], y [3])",)),
+    "eval_lengths_differ": (
+        "accuracy",
+        ("invalid eval_data: eval.npz needs x with one sample per label of a 1-d y (x has shape [4, 4], y [3])",),
+    ),
     # issue 10: accuracy picks the scores or label output; none here holds one row per sample
-    "eval_output_not_per_sample": ("accuracy", ("no output holds one row of class scores or one label per sample for a batch of 2 (outputs: 'W' float32 [4, 3]); "
-                                                "accuracy needs one, named by accuracy.output",)),
-    "huge_input": ("equivalence", ("would need 149.0 GiB, over the 256 MiB cap; declare smaller dims or give samples",)),
+    "eval_output_not_per_sample": (
+        "accuracy",
+        (
+            "no output holds one row of class scores or one label per sample for a batch of 2 (outputs: 'W' float32 [4, 3]); "
+            "accuracy needs one, named by accuracy.output",
+        ),
+    ),
+    "huge_input": (
+        "equivalence",
+        ("would need 149.0 GiB, over the 256 MiB cap; declare smaller dims or give samples",),
+    ),
     # formats that carry code
-    "torchscript": ("integrity", ("refused to load a torchscript model: a TorchScript archive carries code", "--model-checks-trust-code")),
+    "torchscript": (
+        "integrity",
+        ("refused to load a torchscript model: a TorchScript archive carries code", "--model-checks-trust-code"),
+    ),
     "pickled_pt": ("integrity", ("refused to load a torchscript model", "--model-checks-trust-code")),
-    "keras_h5": ("integrity", ("refused to load a keras model: a Keras .h5 file can hold Lambda layers", "--model-checks-trust-code")),
-    "keras_hdf5_named_keras": ("integrity", ("refused to load a keras model: a Keras .h5 file", "--model-checks-trust-code")),
-    "saved_model": ("integrity", ("refused to load a saved_model model: a SavedModel carries TensorFlow functions", "--model-checks-trust-code")),
+    "keras_h5": (
+        "integrity",
+        ("refused to load a keras model: a Keras .h5 file can hold Lambda layers", "--model-checks-trust-code"),
+    ),
+    "keras_hdf5_named_keras": (
+        "integrity",
+        ("refused to load a keras model: a Keras .h5 file", "--model-checks-trust-code"),
+    ),
+    "saved_model": (
+        "integrity",
+        ("refused to load a saved_model model: a SavedModel carries TensorFlow functions", "--model-checks-trust-code"),
+    ),
     # never a false pass
     "nan_output": ("equivalence", ("the output has", "NaN", "a non-finite output never passes")),
     "inf_output": ("equivalence", ("the output has 0 NaN and", "Inf values", "a non-finite output never passes")),
     "nan_reference": ("equivalence", ("the reference has", "a non-finite output never passes")),
-    "zero_norm_reference": ("equivalence", ("the reference is all zeros: rel_l2 is the absolute L2 norm", "<-- exceeds")),
+    "zero_norm_reference": (
+        "equivalence",
+        ("the reference is all zeros: rel_l2 is the absolute L2 norm", "<-- exceeds"),
+    ),
     "empty_outputs": ("equivalence", ("output is empty (shape [1, 0]); an empty comparison proves nothing",)),
-    "broadcast_shape": ("equivalence", ("shape [1, 1] differs from the reference's [1, 3]; shapes must match exactly (nothing is broadcast)",)),
-    "fp16_vs_fp32": ("equivalence", ("dtype float16 differs from the reference's float32", "fp16 is never compared with fp32 silently")),
-    "missing_output": ("equivalence", ("outputs missing from the model: logits", "outputs the reference does not have: scores")),
+    "broadcast_shape": (
+        "equivalence",
+        ("shape [1, 1] differs from the reference's [1, 3]; shapes must match exactly (nothing is broadcast)",),
+    ),
+    "fp16_vs_fp32": (
+        "equivalence",
+        ("dtype float16 differs from the reference's float32", "fp16 is never compared with fp32 silently"),
+    ),
+    "missing_output": (
+        "equivalence",
+        ("outputs missing from the model: logits", "outputs the reference does not have: scores"),
+    ),
     "extra_output": ("equivalence", ("outputs the reference does not have: extra",)),
     "reordered_outputs": ("equivalence", ("output 'a': FAILED", "output 'b': FAILED")),
 }
@@ -106,7 +153,11 @@ _runs: dict[str, tuple[GateRun, dict[str, str], dict[str, str]]] = {}
 
 
 def _digests(d: Path) -> dict[str, str]:
-    return {str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.rglob("*")) if p.is_file() and not p.is_symlink()}
+    return {
+        str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(d.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
 
 
 @pytest.fixture
@@ -125,7 +176,9 @@ def catalogue(pytester: pytest.Pytester) -> tuple[GateRun, dict[str, str], dict[
 
 def assert_went_on(run: GateRun) -> None:
     """The good pair, checked after the bad artifacts in the same session, passed every check it has."""
-    for good, checks in zip(GOOD, (("manifest", "integrity", "metadata", "limits", "accuracy"), ("integrity", "equivalence", "accuracy"))):
+    for good, checks in zip(
+        GOOD, (("manifest", "integrity", "metadata", "limits", "accuracy"), ("integrity", "equivalence", "accuracy"))
+    ):
         outcomes = run.outcomes(good)
         assert "failed" not in outcomes.values() and all(outcomes[c] == "passed" for c in checks), outcomes
 
@@ -147,7 +200,9 @@ def test_bad_input(catalogue: tuple[GateRun, dict[str, str], dict[str, str]], ca
     message = run.message(check, aid)
     for phrase in phrases:
         assert phrase in message, f"{case}: {phrase!r} not in:\n{message}"
-    assert "Traceback" not in message and "model_checks/" not in message, f"{case}: an internal error, not a verdict:\n{message}"
+    assert "Traceback" not in message and "model_checks/" not in message, (
+        f"{case}: an internal error, not a verdict:\n{message}"
+    )
     assert_went_on(run)
     assert run.written_outside() == [], f"written outside {run.path}: {run.written_outside()}"
     assert before == after and not (run.path / "outside" / "pwned").exists()

@@ -9,14 +9,21 @@ import sys
 from fixtures import artifacts as A
 from model_checks.cli import main
 
-IFACE = {"inputs": [{"name": "input", "dtype": "float32", "shape": ["batch", 4]}],
-         "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", 3]}]}
+IFACE = {
+    "inputs": [{"name": "input", "dtype": "float32", "shape": ["batch", 4]}],
+    "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", 3]}],
+}
 
 
 def test_serve_prints_its_address_then_loadtest_json_then_sigterm_exits_cleanly(tmp_path, capsys):
     d = A.onnx_artifact(tmp_path / "arts" / "tiny", name="tiny", **IFACE)
-    proc = subprocess.Popen([sys.executable, "-m", "model_checks", "serve", str(d), "--port", "0", "--isolate", "off"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "model_checks", "serve", str(d), "--port", "0", "--isolate", "off"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:") and url.rsplit(":", 1)[1].isdigit()
@@ -36,8 +43,10 @@ def test_serve_prints_its_address_then_loadtest_json_then_sigterm_exits_cleanly(
 def test_serve_refuses_a_non_loopback_host(tmp_path, capsys):
     d = A.onnx_artifact(tmp_path / "arts" / "tiny", name="tiny", **IFACE)
     assert main(["serve", str(d), "--host", "0.0.0.0"]) == 1
-    assert capsys.readouterr().err == ("model-checks serve: error: host '0.0.0.0' is not a loopback address; model-checks serves and "
-                                       "load-tests on this machine only (127.0.0.1, ::1, localhost)\n")
+    assert capsys.readouterr().err == (
+        "model-checks serve: error: host '0.0.0.0' is not a loopback address; model-checks serves and "
+        "load-tests on this machine only (127.0.0.1, ::1, localhost)\n"
+    )
 
 
 def test_loadtest_refuses_a_remote_url_before_sending(tmp_path, capsys):

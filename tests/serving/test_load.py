@@ -11,7 +11,12 @@ from model_checks.serving.noop import noop_server
 def test_constant_and_poisson_schedules_offer_exactly_the_rate():
     assert np.allclose(schedule(100, 5), [0, 0.01, 0.02, 0.03, 0.04])
     t = schedule(100, 1000, "poisson", seed=3)
-    assert np.all(np.diff(t) >= 0) and t[0] == 0 and t[-1] <= 10.0 and np.array_equal(t, schedule(100, 1000, "poisson", seed=3))
+    assert (
+        np.all(np.diff(t) >= 0)
+        and t[0] == 0
+        and t[-1] <= 10.0
+        and np.array_equal(t, schedule(100, 1000, "poisson", seed=3))
+    )
     gaps = np.diff(t)
     assert gaps.std() / gaps.mean() > 0.8  # exponential-like spacing (cv 1), not constant (cv 0)
     with pytest.raises(ValueError, match="arrivals 'burst': expected constant or poisson"):
@@ -28,7 +33,12 @@ def test_any_address_but_loopback_is_refused(host):
 
 
 def test_loopback_names_are_accepted():
-    assert [require_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "127.0.0.2")] == ["127.0.0.1", "127.0.0.1", "::1", "127.0.0.2"]
+    assert [require_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "127.0.0.2")] == [
+        "127.0.0.1",
+        "127.0.0.1",
+        "::1",
+        "127.0.0.2",
+    ]
     assert split_url("http://localhost:9/v2/") == ("127.0.0.1", 9, "/v2")
 
 
@@ -69,7 +79,9 @@ def test_a_dead_endpoint_is_counted_as_errors_not_raised():
     sock = bound_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
     sock.close()
-    r = open_loop(Target(f"http://127.0.0.1:{port}/v2/models/m/infer", (b"{}",)), rate=100, requests=5, duration_s=1, timeout_s=1)
+    r = open_loop(
+        Target(f"http://127.0.0.1:{port}/v2/models/m/infer", (b"{}",)), rate=100, requests=5, duration_s=1, timeout_s=1
+    )
     assert (r.ok, r.errors) == (0, 5) and r.error_samples[0].startswith("ConnectionRefusedError")
 
 

@@ -6,13 +6,21 @@ from model_checks.nightly.document import ArtifactFigures, section
 from model_checks.plugin.summary import SummaryReport
 from model_checks.plugin.verdict import PROPERTY
 
-FIGURES = {"serving_achieved_rate": 49.81, "serving_target_rate": 50.0, "serving_p50_ms": 2.1, "serving_p99_ms": 7.254, "serving_peak_per_s": 612.3}
+FIGURES = {
+    "serving_achieved_rate": 49.81,
+    "serving_target_rate": 50.0,
+    "serving_p50_ms": 2.1,
+    "serving_p99_ms": 7.254,
+    "serving_peak_per_s": 612.3,
+}
 
 
 class Report:
     when, outcome, nodeid = "call", "passed", "arts/m/metadata.yaml::test_serving[m@1]"
     # one property per fact and figure, as plugin.verdict.record attaches them
-    user_properties = [(f"{PROPERTY}.{k}", v) for k, v in {"artifact": "m@1", "check": "serving", "format": "onnx", **FIGURES}.items()]
+    user_properties = [
+        (f"{PROPERTY}.{k}", v) for k, v in {"artifact": "m@1", "check": "serving", "format": "onnx", **FIGURES}.items()
+    ]
 
 
 def test_summary_shows_the_served_rate_and_p99_and_the_serving_status(tmp_path):
@@ -38,8 +46,15 @@ def test_a_saved_benchmark_run_carries_this_runs_served_figures():
     from model_checks.plugin.benchmark import BenchmarkHooks
 
     hooks = BenchmarkHooks()
-    skipped = type("Skipped", (), {"when": "call", "outcome": "skipped",
-                                   "user_properties": [(f"{PROPERTY}.artifact", "n@1"), (f"{PROPERTY}.check", "serving")]})
+    skipped = type(
+        "Skipped",
+        (),
+        {
+            "when": "call",
+            "outcome": "skipped",
+            "user_properties": [(f"{PROPERTY}.artifact", "n@1"), (f"{PROPERTY}.check", "serving")],
+        },
+    )
     for report in (Report(), skipped()):
         hooks.pytest_runtest_logreport(report)
     saved: dict = {}
@@ -48,9 +63,14 @@ def test_a_saved_benchmark_run_carries_this_runs_served_figures():
 
 
 def stored_run(directory, day, p99, rate):
-    data = {"datetime": f"2026-11-{day:02d}T02:00:00+00:00", "machine_info": {"model_checks": {"cpu": "X", "cores": 2}},
-            "benchmarks": [{"name": "test_other", "extra_info": {}}],
-            "model_checks_serving": {"m@1": {"latency_ms": {"p50": 2.0, "p99": p99}, "achieved_rate_per_s": rate, "target_rate_per_s": 50.0}}}
+    data = {
+        "datetime": f"2026-11-{day:02d}T02:00:00+00:00",
+        "machine_info": {"model_checks": {"cpu": "X", "cores": 2}},
+        "benchmarks": [{"name": "test_other", "extra_info": {}}],
+        "model_checks_serving": {
+            "m@1": {"latency_ms": {"p50": 2.0, "p99": p99}, "achieved_rate_per_s": rate, "target_rate_per_s": 50.0}
+        },
+    }
     p = directory / "Linux-CPython-3.11-64bit" / f"{day:04d}_nightly.json"
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(json.dumps(data))
@@ -76,8 +96,13 @@ def test_served_p99_and_achieved_rate_are_plotted_over_stored_runs_with_this_run
     rep = document.build(served("pass"), runs, {"cpu": "X", "cores": 2}, "2026-11-12T02:00:00+00:00")
     s = rep.sections[0]
     assert [(p.when[:10], p.values["p99"], p.values["achieved_rate_per_s"]) for p in s.trend] == [
-        ("2026-11-10", 6.5, 49.9), ("2026-11-11", 7.0, 49.7), ("2026-11-12", 7.254, 49.81)]
-    assert s.limits[("serving", "http")] == {"limit_p99_ms": 20.0, "limit_achieved_rate_per_s": 49.5} and s.flagged == ()
+        ("2026-11-10", 6.5, 49.9),
+        ("2026-11-11", 7.0, 49.7),
+        ("2026-11-12", 7.254, 49.81),
+    ]
+    assert (
+        s.limits[("serving", "http")] == {"limit_p99_ms": 20.0, "limit_achieved_rate_per_s": 49.5} and s.flagged == ()
+    )
     assert [title for title, *_ in panels(s.trend)] == ["served latency", "served rate"]
     written = render.write(rep, tmp_path / "reports")
     png = tmp_path / "reports" / "nightly-plots" / "m_1.png"
@@ -89,5 +114,8 @@ def test_a_failed_serving_run_is_marked_on_its_trend():
     from model_checks.nightly import document
 
     now = "2026-11-12T02:00:00+00:00"
-    runs = [document.as_stored_run(served("pass"), "2026-11-11T02:00:00+00:00"), document.as_stored_run(served("FAIL"), now)]
+    runs = [
+        document.as_stored_run(served("pass"), "2026-11-11T02:00:00+00:00"),
+        document.as_stored_run(served("FAIL"), now),
+    ]
     assert document.build(served("FAIL"), runs, {}, now).sections[0].flagged == (("serving", "http"),)

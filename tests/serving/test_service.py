@@ -12,8 +12,10 @@ from model_checks.core.pool import ModelPool
 from model_checks.serving.protocol import encode_request
 from model_checks.serving.service import ServedModel, build_app, open_artifact
 
-IFACE = {"inputs": [{"name": "input", "dtype": "float32", "shape": ["batch", 4]}],
-         "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", 3]}]}
+IFACE = {
+    "inputs": [{"name": "input", "dtype": "float32", "shape": ["batch", 4]}],
+    "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", 3]}],
+}
 INFER = "/v2/models/tiny/infer"
 # starlette 1.7 prefers httpx2 for its TestClient; httpx is what the serving extra pins
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
@@ -41,9 +43,13 @@ def good_body(n=2):
 def test_health_metadata_and_infer(client):
     assert client.get("/v2/health/live").json() == {"live": True}
     assert client.get("/v2/health/ready").json() == {"ready": True}
-    assert client.get("/v2/models/tiny").json() == {"name": "tiny", "versions": ["1.0"], "platform": "onnx",
-                                                    "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}],
-                                                    "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 3]}]}
+    assert client.get("/v2/models/tiny").json() == {
+        "name": "tiny",
+        "versions": ["1.0"],
+        "platform": "onnx",
+        "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}],
+        "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 3]}],
+    }
     r = client.post(INFER, json={**good_body(), "id": "a1"})
     assert r.status_code == 200
     doc = r.json()
@@ -52,18 +58,38 @@ def test_health_metadata_and_infer(client):
     assert client.post("/v2/models/tiny/versions/1.0/infer", json=good_body()).status_code == 200
 
 
-@pytest.mark.parametrize("path, body, status, error", [
-    ("/v2/models/other/infer", b"{}", 404, "unknown model 'other'; this service serves 'tiny'"),
-    ("/v2/models/tiny/versions/9/infer", b"{}", 404, "unknown version '9' of model 'tiny'; it has version '1.0'"),
-    (INFER, b'{"inputs": [', 400, "request body is not valid JSON at line 1 column 13: Expecting value"),
-    (INFER, b'{"inputs": [{"name": "input", "shape": [1, 5], "datatype": "FP32", "data": [0, 0, 0, 0, 0]}]}', 400,
-     "inputs[0] 'input'.shape[1]: 5, expected 4 (the model declares [batch, 4])"),
-    (INFER, b'{"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [0, 0, 0, Infinity]}]}', 400,
-     "request body: Infinity is not a finite number; the protocol's JSON carries finite numbers only"),
-    (INFER, b'{"inputs": [{"name": "input", "shape": [1, 4], "datatype": "INT32", "data": [0, 0, 0, 1]}]}', 400,
-     "inputs[0] 'input'.datatype: \"INT32\", expected FP32"),
-    (INFER, b" " * (64 * 1024 + 1), 413, "request body: 65537 bytes exceeds the cap of 65536 bytes (--max-body-mb)"),
-])
+@pytest.mark.parametrize(
+    "path, body, status, error",
+    [
+        ("/v2/models/other/infer", b"{}", 404, "unknown model 'other'; this service serves 'tiny'"),
+        ("/v2/models/tiny/versions/9/infer", b"{}", 404, "unknown version '9' of model 'tiny'; it has version '1.0'"),
+        (INFER, b'{"inputs": [', 400, "request body is not valid JSON at line 1 column 13: Expecting value"),
+        (
+            INFER,
+            b'{"inputs": [{"name": "input", "shape": [1, 5], "datatype": "FP32", "data": [0, 0, 0, 0, 0]}]}',
+            400,
+            "inputs[0] 'input'.shape[1]: 5, expected 4 (the model declares [batch, 4])",
+        ),
+        (
+            INFER,
+            b'{"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [0, 0, 0, Infinity]}]}',
+            400,
+            "request body: Infinity is not a finite number; the protocol's JSON carries finite numbers only",
+        ),
+        (
+            INFER,
+            b'{"inputs": [{"name": "input", "shape": [1, 4], "datatype": "INT32", "data": [0, 0, 0, 1]}]}',
+            400,
+            "inputs[0] 'input'.datatype: \"INT32\", expected FP32",
+        ),
+        (
+            INFER,
+            b" " * (64 * 1024 + 1),
+            413,
+            "request body: 65537 bytes exceeds the cap of 65536 bytes (--max-body-mb)",
+        ),
+    ],
+)
 def test_bad_requests_get_a_4xx_naming_the_field(client, path, body, status, error):
     r = client.post(path, content=body, headers={"content-type": "application/json"})
     assert (r.status_code, r.json()) == (status, {"error": error})
@@ -76,8 +102,13 @@ def test_unknown_routes_and_methods_answer_in_the_protocols_error_body(client):
 
 
 def test_a_thousand_malformed_requests_then_a_good_one_is_answered(client):
-    bad = [b"{", b"[]", b'{"inputs": 3}', b'{"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}',
-           b'{"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, NaN]}]}']
+    bad = [
+        b"{",
+        b"[]",
+        b'{"inputs": 3}',
+        b'{"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}',
+        b'{"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, NaN]}]}',
+    ]
     statuses = {client.post(INFER, content=bad[i % len(bad)]).status_code for i in range(1000)}
     assert statuses == {400}
     r = client.post(INFER, json=good_body(1))
@@ -95,10 +126,16 @@ def test_an_error_inside_the_model_is_a_500_with_a_message_not_a_traceback(clien
 
     monkeypatch.setattr(client.model, "runner", Broken())  # the service holds its loaded model's runner
     r = client.post(INFER, json=good_body())
-    assert (r.status_code, r.json()) == (500, {"error": "model tiny: model.onnx: inference failed (RuntimeError: kernel exploded)"})
+    assert (r.status_code, r.json()) == (
+        500,
+        {"error": "model tiny: model.onnx: inference failed (RuntimeError: kernel exploded)"},
+    )
     monkeypatch.setattr(client.model, "runner", Buggy())
     r = client.post(INFER, json=good_body())
-    assert (r.status_code, r.json()) == (500, {"error": f"internal error (ZeroDivisionError) while answering POST {INFER}"})
+    assert (r.status_code, r.json()) == (
+        500,
+        {"error": f"internal error (ZeroDivisionError) while answering POST {INFER}"},
+    )
 
 
 def test_not_ready_until_loaded_and_a_load_failure_is_reported(tmp_path):

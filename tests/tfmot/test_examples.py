@@ -10,13 +10,17 @@ from model_checks.examples.tfmot_keras import failing_artifact  # noqa: E402
 
 def test_the_unsupported_example_fails_both_tfmot_checks_with_the_layer_named(pytester):
     failing_artifact(pytester.path / "arts" / "tfmot_unsupported")
-    r = pytester.runpytest("--model-checks", "arts", "-p", "no:cacheprovider", "-k", "test_tfmot_quantize or test_tfmot_prune")
+    r = pytester.runpytest(
+        "--model-checks", "arts", "-p", "no:cacheprovider", "-k", "test_tfmot_quantize or test_tfmot_prune"
+    )
     r.assert_outcomes(failed=2)
-    r.stdout.fnmatch_lines([
-        "*tfmot_quantize: tfmot_unsupported@1.0: quantization-aware training does not apply (non-layer operation)*",
-        "*layer 'tf.__operators__.add*' (TFOpLambda): non-layer operation: a bare tensor operation (a + b)*fix: write it as a layer*",
-        "*tfmot_prune: tfmot_unsupported@1.0: pruning does not apply (non-layer operation)*",
-    ])
+    r.stdout.fnmatch_lines(
+        [
+            "*tfmot_quantize: tfmot_unsupported@1.0: quantization-aware training does not apply (non-layer operation)*",
+            "*layer 'tf.__operators__.add*' (TFOpLambda): non-layer operation: a bare tensor operation (a + b)*fix: write it as a layer*",
+            "*tfmot_prune: tfmot_unsupported@1.0: pruning does not apply (non-layer operation)*",
+        ]
+    )
 
 
 def test_the_example_is_otherwise_a_valid_artifact(pytester):

@@ -46,7 +46,12 @@ def good():
 
 def nested_sequential():
     i = keras.Input((8,))
-    return keras.Model(i, keras.Sequential([keras.layers.Dense(16, name="inner1"), keras.layers.Dense(3, name="inner2")], name="head")(keras.layers.Dense(8, name="stem")(i)))
+    return keras.Model(
+        i,
+        keras.Sequential([keras.layers.Dense(16, name="inner1"), keras.layers.Dense(3, name="inner2")], name="head")(
+            keras.layers.Dense(8, name="stem")(i)
+        ),
+    )
 
 
 def bare_sum():
@@ -66,7 +71,9 @@ def custom():
 
 def only(report, reason, layer):
     assert not report
-    assert [p.reason for p in report.problems] == [reason] and report.problems[0].layer.startswith(layer), report.problems
+    assert [p.reason for p in report.problems] == [reason] and report.problems[0].layer.startswith(layer), (
+        report.problems
+    )
     return str(report)
 
 
@@ -100,8 +107,10 @@ def test_sparsity_comes_from_the_masks_and_the_weights_together(tmp_path):
     decisions, _ = prune_plan(model)
     pmodel, _, _ = prune_model(model, decisions, 0.5)
     fit_briefly(pmodel, [X_IMG], [model(X_IMG).numpy()], tmp_path)
-    conv = next(layer for layer in pmodel.layers if getattr(layer, "layer", None) is not None and layer.layer.name == "conv")
-    (weight, mask, _), = conv.pruning_vars
+    conv = next(
+        layer for layer in pmodel.layers if getattr(layer, "layer", None) is not None and layer.layer.name == "conv"
+    )
+    ((weight, mask, _),) = conv.pruning_vars
     on_target, diverged = reached_sparsity(pmodel)
     assert abs(on_target["conv"] - 0.5) < 0.01 and diverged == []
     pruned = np.asarray(mask) == 0
@@ -151,7 +160,9 @@ def test_a_custom_layer_is_unsupported_until_listed_for_pruning():
 def artifact(d: Path, model, **tfmot) -> Path:
     d.mkdir(parents=True)
     model.save(d / "model.keras")
-    (d / "metadata.yaml").write_text(yaml.safe_dump({"model_name": d.name, "version": "1", "file": "model.keras", "tfmot": tfmot}))
+    (d / "metadata.yaml").write_text(
+        yaml.safe_dump({"model_name": d.name, "version": "1", "file": "model.keras", "tfmot": tfmot})
+    )
     return d
 
 

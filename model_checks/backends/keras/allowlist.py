@@ -14,18 +14,48 @@ import re
 from typing import Any, Iterator
 
 # Keras modules objects may come from (Keras 2 as tf_keras writes them, and Keras 3's public names).
-_KERAS_SUBMODULES = ("layers", "initializers", "regularizers", "constraints", "activations", "losses", "metrics",
-                     "optimizers", "mixed_precision", "models", "engine", "saving", "dtype_policies")
-_ALLOWED_MODULE = re.compile(r"^(?:tf_)?keras(?:\.src)?(?:\.(?:%s)(?:\.[A-Za-z0-9_]+)*)?$" % "|".join(_KERAS_SUBMODULES))
+_KERAS_SUBMODULES = (
+    "layers",
+    "initializers",
+    "regularizers",
+    "constraints",
+    "activations",
+    "losses",
+    "metrics",
+    "optimizers",
+    "mixed_precision",
+    "models",
+    "engine",
+    "saving",
+    "dtype_policies",
+)
+_ALLOWED_MODULE = re.compile(
+    r"^(?:tf_)?keras(?:\.src)?(?:\.(?:%s)(?:\.[A-Za-z0-9_]+)*)?$" % "|".join(_KERAS_SUBMODULES)
+)
 # Serialization markers Keras writes for plain values (no import behind them); `__lambda__` is bytecode.
 _VALUE_MARKERS = {"__tensor__", "__numpy__", "__bytes__", "__tuple__", "__typespec__", "__ellipsis__", "__slice__"}
 # TensorFlow namespaces a TFOpLambda may call into: arithmetic on tensors, nothing that reaches a file,
 # the network, a debugger, Python callbacks or a native library.
-_TF_NAMESPACES = {"math", "nn", "linalg", "signal", "bitwise", "__operators__", "image", "sparse", "ragged", "strings",
-                  "random", "dtypes", "experimental.numpy"}
-_SIDE_EFFECTS = re.compile(r"(?i)write|save|print|debug|summary|file|py_?func|numpy_function|load_(?:op_)?library|"
-                           r"assert|variable|checkpoint|queue|profiler|callback|tpu|distribute|compat|raw_ops|^io\.|"
-                           r"^data\.|^config\.|^sysconfig|^autograph|^test\.|^train\.|^saved_model|^keras\.|^xla|^mlir")
+_TF_NAMESPACES = {
+    "math",
+    "nn",
+    "linalg",
+    "signal",
+    "bitwise",
+    "__operators__",
+    "image",
+    "sparse",
+    "ragged",
+    "strings",
+    "random",
+    "dtypes",
+    "experimental.numpy",
+}
+_SIDE_EFFECTS = re.compile(
+    r"(?i)write|save|print|debug|summary|file|py_?func|numpy_function|load_(?:op_)?library|"
+    r"assert|variable|checkpoint|queue|profiler|callback|tpu|distribute|compat|raw_ops|^io\.|"
+    r"^data\.|^config\.|^sysconfig|^autograph|^test\.|^train\.|^saved_model|^keras\.|^xla|^mlir"
+)
 _TF_TOP_LEVEL = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -81,7 +111,11 @@ def _object_problem(obj: dict) -> str | None:
 def _lambda_problem(config: dict) -> str | None:
     """A Lambda layer runs its function: bytecode is refused, and so is a named function outside Keras."""
     for key in ("function", "output_shape"):
-        kind, value, module = config.get(f"{key}_type"), config.get(key), config.get(f"{key}_module" if key != "function" else "module")
+        kind, value, module = (
+            config.get(f"{key}_type"),
+            config.get(key),
+            config.get(f"{key}_module" if key != "function" else "module"),
+        )
         if kind == "lambda" or (isinstance(value, list) and value and isinstance(value[0], str)):
             return f"holds Python bytecode as its {key} (a lambda), which would run when the model is built (refused, as Keras' safe mode does)"
         if kind == "function" and isinstance(value, str):

@@ -11,7 +11,15 @@ from model_checks.backends.keras.loader import check_keras_zip, kind_of, load_mo
 from model_checks.backends.precision import FLOAT_NAMES, float_precision
 from model_checks.manifest.model import TensorSpec
 
-GRAPH_BOOKKEEPING = {"Placeholder", "Const", "NoOp", "Identity", "ReadVariableOp", "StatefulPartitionedCall", "PartitionedCall"}
+GRAPH_BOOKKEEPING = {
+    "Placeholder",
+    "Const",
+    "NoOp",
+    "Identity",
+    "ReadVariableOp",
+    "StatefulPartitionedCall",
+    "PartitionedCall",
+}
 
 
 def _dim(d: Any, i: int) -> int | str:
@@ -31,8 +39,10 @@ def interface(kind: str, fn: Any) -> tuple[tuple[TensorSpec, ...], tuple[TensorS
         ins = fn.structured_input_signature[1]
         outs = fn.structured_outputs
         return tuple(spec_of(n, t) for n, t in ins.items()), tuple(spec_of(n, t) for n, t in outs.items())
-    return (tuple(spec_of(n, t) for n, t in zip(fn.input_names, fn.inputs)),
-            tuple(spec_of(n, t) for n, t in zip(fn.output_names, fn.outputs)))
+    return (
+        tuple(spec_of(n, t) for n, t in zip(fn.input_names, fn.inputs)),
+        tuple(spec_of(n, t) for n, t in zip(fn.output_names, fn.outputs)),
+    )
 
 
 def all_layers(model: Any) -> Iterator[Any]:
@@ -67,13 +77,17 @@ def model_facts(path: Path, root: Path, names: Names = None) -> ModelFacts:
             ops.update(n.op for n in f.definition.node_def if n.op not in GRAPH_BOOKKEEPING)
         prec, why = precision_of(list(getattr(obj, "variables", [])), set())
         ins, outs = interface(kind, fn)
-        return ModelFacts(format="saved_model", precision=prec, precision_why=why, inputs=ins, outputs=outs, ops=ops, size_bytes=size)
+        return ModelFacts(
+            format="saved_model", precision=prec, precision_why=why, inputs=ins, outputs=outs, ops=ops, size_bytes=size
+        )
     layers = list(all_layers(obj))
     ops = Counter(type(layer).__name__ for layer in layers if not hasattr(layer, "layers"))
     compute = {str(getattr(layer, "compute_dtype", None)) for layer in layers}
     prec, why = precision_of(obj.weights, compute)
     ins, outs = interface(kind, obj)
-    return ModelFacts(format="keras", precision=prec, precision_why=why, inputs=ins, outputs=outs, ops=ops, size_bytes=size)
+    return ModelFacts(
+        format="keras", precision=prec, precision_why=why, inputs=ins, outputs=outs, ops=ops, size_bytes=size
+    )
 
 
 def validate(path: Path, root: Path) -> list[str]:

@@ -29,7 +29,9 @@ def keras_modules() -> tuple[Any, Any]:
             os.environ.setdefault(k, v)
     from model_checks.core.requires import require
 
-    return require("tensorflow", "keras", "checking keras artifacts"), require("tf_keras", "keras", "checking keras artifacts")
+    return require("tensorflow", "keras", "checking keras artifacts"), require(
+        "tf_keras", "keras", "checking keras artifacts"
+    )
 
 
 def set_threads(threads: int | None) -> str:
@@ -58,7 +60,9 @@ def kind_of(path: Path) -> str:
         return "keras"
     if head == "hdf5":
         return "h5"
-    raise ArtifactLoadError(f"{path.name}: the file holds {head} data, not a Keras model (.keras is a zip, .h5 is HDF5; judged by its first bytes)")
+    raise ArtifactLoadError(
+        f"{path.name}: the file holds {head} data, not a Keras model (.keras is a zip, .h5 is HDF5; judged by its first bytes)"
+    )
 
 
 MAX_CONFIG_BYTES = 64 * 1024 * 1024  # a config.json is text describing layers; weights live elsewhere
@@ -127,12 +131,20 @@ def load_model(path: Path) -> tuple[str, Any]:
             return "keras", keras.models.load_model(str(path), compile=False, safe_mode=True)
         return "keras", keras.models.load_model(str(path), compile=False)
     except Exception as e:
-        hint = "; the archive holds a Lambda layer or custom object that safe mode refuses" if kind == "keras" and ("safe_mode" in str(e) or "Unknown" in str(e)) else ""
-        raise ArtifactLoadError(f"{path.name}: cannot be loaded as {kind} ({type(e).__name__}: {str(e).strip()[:300]}){hint}") from None
+        hint = (
+            "; the archive holds a Lambda layer or custom object that safe mode refuses"
+            if kind == "keras" and ("safe_mode" in str(e) or "Unknown" in str(e))
+            else ""
+        )
+        raise ArtifactLoadError(
+            f"{path.name}: cannot be loaded as {kind} ({type(e).__name__}: {str(e).strip()[:300]}){hint}"
+        ) from None
 
 
 def serving_signature(obj: Any, path: Path) -> Any:
     sigs = getattr(obj, "signatures", {})
     if "serving_default" not in sigs:
-        raise ArtifactLoadError(f"{path.name}: the SavedModel has no serving_default signature (it has {', '.join(sigs) or 'none'})")
+        raise ArtifactLoadError(
+            f"{path.name}: the SavedModel has no serving_default signature (it has {', '.join(sigs) or 'none'})"
+        )
     return sigs["serving_default"]

@@ -35,7 +35,9 @@ class KerasRunner(Runner):
             args = list(tensors.values())
             out = self.fn(args if len(args) > 1 else args[0], training=False)
         except Exception as e:
-            raise InferenceError(f"{self.path.name}: the model failed on inputs {[list(a.shape) for a in feeds.values()]}: {runtime_error_text(e)}") from None
+            raise InferenceError(
+                f"{self.path.name}: the model failed on inputs {[list(a.shape) for a in feeds.values()]}: {runtime_error_text(e)}"
+            ) from None
         outs = list(out.values()) if isinstance(out, dict) else (list(out) if isinstance(out, (list, tuple)) else [out])
         return {o.name: np.asarray(t) for o, t in zip(self.outputs, outs)}
 

@@ -26,12 +26,18 @@ def open_target(path: Path, root: Path, device: str, threads: int | None) -> Tar
     tf, _ = keras_modules()
     if device == "gpu" and not tf.config.list_physical_devices("GPU"):
         build = "built with CUDA" if tf.test.is_built_with_cuda() else "a CPU-only build"
-        raise DeviceUnavailable(f"no GPU for TensorFlow: tf.config.list_physical_devices('GPU') is empty (tensorflow {tf.__version__}, {build})")
+        raise DeviceUnavailable(
+            f"no GPU for TensorFlow: tf.config.list_physical_devices('GPU') is empty (tensorflow {tf.__version__}, {build})"
+        )
     pools = set_threads(threads)
     kind, model = load_model(path)
     fn = serving_signature(model, path) if kind == "saved_model" else model
     where = "/GPU:0" if device == "gpu" else "/CPU:0"
-    graph = fn if kind == "saved_model" else tf.function(lambda args: fn(args if len(args) > 1 else args[0], training=False), reduce_retracing=True)
+    graph = (
+        fn
+        if kind == "saved_model"
+        else tf.function(lambda args: fn(args if len(args) > 1 else args[0], training=False), reduce_retracing=True)
+    )
 
     def run(args: Any) -> Any:
         with tf.device(where):

@@ -18,8 +18,13 @@ def _model() -> Any:
     for i in range(DEPTH):
         nodes += [helper.make_node("MatMul", [last, "W"], [f"m{i}"]), helper.make_node("Tanh", [f"m{i}"], [f"t{i}"])]
         last = f"t{i}"
-    graph = helper.make_graph(nodes, "calibration", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, WIDTH])],
-                              [helper.make_tensor_value_info(last, TensorProto.FLOAT, [1, WIDTH])], [numpy_helper.from_array(w, "W")])
+    graph = helper.make_graph(
+        nodes,
+        "calibration",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, WIDTH])],
+        [helper.make_tensor_value_info(last, TensorProto.FLOAT, [1, WIDTH])],
+        [numpy_helper.from_array(w, "W")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     return model
@@ -30,6 +35,8 @@ def workload(threads: int | None) -> Callable[[], Any]:
     from model_checks.backends.onnx.runner import session_options
     from model_checks.backends.onnx.runtime import onnxruntime
 
-    session = onnxruntime().InferenceSession(_model().SerializeToString(), session_options(threads), providers=["CPUExecutionProvider"])
+    session = onnxruntime().InferenceSession(
+        _model().SerializeToString(), session_options(threads), providers=["CPUExecutionProvider"]
+    )
     feeds = {"x": np.full((1, WIDTH), 0.5, np.float32)}
     return lambda: session.run(None, feeds)

@@ -13,19 +13,55 @@ from model_checks.core.errors import runtime_error_text
 from model_checks.manifest.model import TensorSpec
 
 ORT_TYPES = {
-    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-    "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(int16)": np.int16, "tensor(uint16)": np.uint16,
-    "tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(uint32)": np.uint32, "tensor(uint64)": np.uint64,
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(int16)": np.int16,
+    "tensor(uint16)": np.uint16,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+    "tensor(uint32)": np.uint32,
+    "tensor(uint64)": np.uint64,
     "tensor(bool)": np.bool_,
 }
 
 # TensorProto.DataType -> numpy dtype name (bfloat16 has no numpy dtype; its name is enough here)
-ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
-               10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}
+ONNX_DTYPES = {
+    1: "float32",
+    2: "uint8",
+    3: "int8",
+    4: "uint16",
+    5: "int16",
+    6: "int32",
+    7: "int64",
+    9: "bool",
+    10: "float16",
+    11: "float64",
+    12: "uint32",
+    13: "uint64",
+    16: "bfloat16",
+}
 
-QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
-             "MatMulInteger", "ConvInteger", "QLinearAdd", "QLinearMul", "DynamicQuantizeMatMul", "QGemm",
-             "QLinearSigmoid", "QLinearLeakyRelu", "QLinearConcat", "QLinearAveragePool", "QLinearGlobalAveragePool"}
+QUANT_OPS = {
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "DynamicQuantizeLinear",
+    "QLinearConv",
+    "QLinearMatMul",
+    "MatMulInteger",
+    "ConvInteger",
+    "QLinearAdd",
+    "QLinearMul",
+    "DynamicQuantizeMatMul",
+    "QGemm",
+    "QLinearSigmoid",
+    "QLinearLeakyRelu",
+    "QLinearConcat",
+    "QLinearAveragePool",
+    "QLinearGlobalAveragePool",
+}
 
 
 def elem_name(elem_type: int) -> str:
@@ -33,7 +69,11 @@ def elem_name(elem_type: int) -> str:
 
     if elem_type in ONNX_DTYPES:
         return ONNX_DTYPES[elem_type]
-    name = onnx.TensorProto.DataType.Name(elem_type) if elem_type in onnx.TensorProto.DataType.values() else f"type-{elem_type}"
+    name = (
+        onnx.TensorProto.DataType.Name(elem_type)
+        if elem_type in onnx.TensorProto.DataType.values()
+        else f"type-{elem_type}"
+    )
     return name.lower()
 
 
@@ -83,7 +123,12 @@ def index_ranges(graph) -> dict[str, tuple[int, int]]:  # type: ignore[no-untype
         while todo:
             name = todo.pop()
             for node, k in consumers.get(name, ()):
-                if node.op_type == "Gather" and k == 1 and node.input[0] in rows and not any(a.name == "axis" and a.i != 0 for a in node.attribute):
+                if (
+                    node.op_type == "Gather"
+                    and k == 1
+                    and node.input[0] in rows
+                    and not any(a.name == "axis" and a.i != 0 for a in node.attribute)
+                ):
                     found.append(rows[node.input[0]])
                 elif node.op_type in _VALUE_PRESERVING and k == 0:
                     todo += [o for o in node.output if o not in seen]
@@ -143,12 +188,18 @@ def facts(model, size_bytes: int = 0) -> ModelFacts:  # type: ignore[no-untyped-
     inits = {i.name for i in g.initializer}
     consts = inits | {o for n in g.node if n.op_type == "Constant" for o in n.output}
     consumed = {i for n in _all_nodes(g) for i in n.input} | {o.name for o in g.output}
-    dead = tuple(n.name or f"{n.op_type}#{i}" for i, n in enumerate(g.node) if n.output and not any(o in consumed for o in n.output))
+    dead = tuple(
+        n.name or f"{n.op_type}#{i}"
+        for i, n in enumerate(g.node)
+        if n.output and not any(o in consumed for o in n.output)
+    )
     bn = tuple(n.name or "BatchNormalization" for n in g.node if n.op_type == "BatchNormalization")
     conv_out = {n.output[0] for n in g.node if n.op_type == "Conv"}
     adds = tuple(
-        n.name or "Add" for n in g.node
-        if n.op_type == "Add" and len(n.input) == 2
+        n.name or "Add"
+        for n in g.node
+        if n.op_type == "Add"
+        and len(n.input) == 2
         and ((n.input[0] in conv_out and n.input[1] in consts) or (n.input[1] in conv_out and n.input[0] in consts))
     )
     prec, why = precision_of(model)
@@ -203,7 +254,9 @@ def output_problems(graph) -> list[str]:  # type: ignore[no-untyped-def]
         return ["the graph declares no outputs: it computes nothing that could be checked"]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        return [f"output names are not unique: {', '.join(repr(n) for n in dupes)} appear more than once among {len(names)} outputs; outputs are matched by name"]
+        return [
+            f"output names are not unique: {', '.join(repr(n) for n in dupes)} appear more than once among {len(names)} outputs; outputs are matched by name"
+        ]
     return []
 
 

@@ -32,8 +32,14 @@ def session_options(threads: int | None = None, optimize: bool = True):  # type:
 class OnnxRunner(Runner):
     format = "onnx"
 
-    def __init__(self, path: Path, root: Path, threads: int | None = None, providers: list[str] | None = None,
-                 optimize: bool = True):
+    def __init__(
+        self,
+        path: Path,
+        root: Path,
+        threads: int | None = None,
+        providers: list[str] | None = None,
+        optimize: bool = True,
+    ):
         from model_checks.backends.onnx.runtime import onnxruntime
 
         ort = onnxruntime()
@@ -43,8 +49,9 @@ class OnnxRunner(Runner):
         self.inputs = input_specs(model.graph)
         self.outputs = tuple(value_spec(v) for v in model.graph.output)
         try:
-            self.session = ort.InferenceSession(str(path), session_options(threads, optimize),
-                                                providers=providers or ["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(
+                str(path), session_options(threads, optimize), providers=providers or ["CPUExecutionProvider"]
+            )
         except Exception as e:
             raise ArtifactLoadError(f"{path.name}: onnxruntime cannot open it: {runtime_error_text(e)}") from None
         self._input_types = {i.name: ORT_TYPES.get(i.type) for i in self.session.get_inputs()}
@@ -55,7 +62,10 @@ class OnnxRunner(Runner):
             if want is not None and arr.dtype != want:
                 raise TypeError(f"input '{name}' is {arr.dtype}, the model wants {np.dtype(want)}")
         names = [o.name for o in self.outputs]
-        return {o.name: as_array(o.name, v, map_value_dtype(o.dtype)) for o, v in zip(self.outputs, self.session.run(names, feeds))}
+        return {
+            o.name: as_array(o.name, v, map_value_dtype(o.dtype))
+            for o, v in zip(self.outputs, self.session.run(names, feeds))
+        }
 
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]
@@ -88,13 +98,17 @@ def as_array(name: str, value: object, map_dtype: np.dtype | None = None) -> np.
         if all(isinstance(v, dict) for v in value):
             keys = sorted(value[0])
             if any(sorted(v) != keys for v in value):
-                raise InferenceError(f"output '{name}': a sequence of maps whose keys differ from item to item; it cannot be compared as one array")
+                raise InferenceError(
+                    f"output '{name}': a sequence of maps whose keys differ from item to item; it cannot be compared as one array"
+                )
             return np.asarray([[v[k] for k in keys] for v in value], dtype=map_dtype)
         arrays = [np.asarray(v) for v in value]
         if len({(a.shape, a.dtype) for a in arrays}) == 1:
             return np.stack(arrays)
         shapes = sorted({str(list(a.shape)) for a in arrays})
-        raise InferenceError(f"output '{name}': a sequence of tensors of differing shapes ({', '.join(shapes[:4])}); it cannot be compared as one array")
+        raise InferenceError(
+            f"output '{name}': a sequence of tensors of differing shapes ({', '.join(shapes[:4])}); it cannot be compared as one array"
+        )
     return np.asarray(value)
 
 

@@ -25,10 +25,14 @@ def read_tensor(path: Path, key: str) -> tuple[str, np.ndarray]:
         raise ArtifactLoadError(f"{key}: {path.name} is not a readable TensorProto ({type(e).__name__}: {e})") from None
     if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data):
         # onnx would read it relative to the working directory, i.e. from outside the artifacts root
-        raise ArtifactLoadError(f"{key}: {path.name} keeps its values in an external file; test data must hold its values itself")
+        raise ArtifactLoadError(
+            f"{key}: {path.name} keeps its values in an external file; test data must hold its values itself"
+        )
     elements = int(np.prod([max(int(d), 0) for d in t.dims], dtype=np.float64))
     if elements > 8 * size:  # no TensorProto encoding stores more than 8 values a byte: the dims lie
-        raise ArtifactLoadError(f"{key}: {path.name} declares dims {list(t.dims)} ({elements:.3g} values) but holds {size} bytes")
+        raise ArtifactLoadError(
+            f"{key}: {path.name} declares dims {list(t.dims)} ({elements:.3g} values) but holds {size} bytes"
+        )
     try:
         return t.name, numpy_helper.to_array(t)
     except Exception as e:

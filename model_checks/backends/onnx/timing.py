@@ -26,13 +26,17 @@ def open_target(path: Path, root: Path, device: str, threads: int | None) -> Tar
     if device == "gpu":
         available = ort.get_available_providers()
         if CUDA_EP not in available:
-            raise DeviceUnavailable(f"no GPU for onnxruntime: {CUDA_EP} is not available (onnxruntime {ort.__version__} has "
-                                    f"{', '.join(available)}); install onnxruntime-gpu on a machine with CUDA")
+            raise DeviceUnavailable(
+                f"no GPU for onnxruntime: {CUDA_EP} is not available (onnxruntime {ort.__version__} has "
+                f"{', '.join(available)}); install onnxruntime-gpu on a machine with CUDA"
+            )
         runner = OnnxRunner(path, root, threads, providers=[CUDA_EP])
         used = runner.session.get_providers()
         if not used or used[0] != CUDA_EP:  # onnxruntime falls back to the CPU when CUDA fails to load
-            raise DeviceUnavailable(f"onnxruntime could not start {CUDA_EP} (the session runs on {', '.join(used)}): "
-                                    "check the CUDA and cuDNN libraries")
+            raise DeviceUnavailable(
+                f"onnxruntime could not start {CUDA_EP} (the session runs on {', '.join(used)}): "
+                "check the CUDA and cuDNN libraries"
+            )
         what = f"onnxruntime {ort.__version__} {CUDA_EP}"
     else:
         runner = OnnxRunner(path, root, threads)

@@ -54,8 +54,15 @@ def model_facts(path: Path, root: Path, names: Names = None) -> ModelFacts:
     ins, outs = interface(module, names)
     ops = ops_of(module)
     prec, why = precision_of(module, ops)
-    return ModelFacts(format="torchscript", precision=prec, precision_why=why, inputs=ins, outputs=outs, ops=ops,
-                      size_bytes=path.stat().st_size)
+    return ModelFacts(
+        format="torchscript",
+        precision=prec,
+        precision_why=why,
+        inputs=ins,
+        outputs=outs,
+        ops=ops,
+        size_bytes=path.stat().st_size,
+    )
 
 
 def validate(path: Path, root: Path) -> list[str]:

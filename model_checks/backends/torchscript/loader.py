@@ -28,8 +28,14 @@ def check_archive(path: Path, display: str | None = None) -> None:
     check_regular_file(path, display)
     kind = sniff(path)
     if kind != "zip":
-        raise ArtifactLoadError(f"{display}: the file holds {kind} data, not a TorchScript archive (a zip, judged by its first bytes)"
-                                + ("; a pickled torch.save() checkpoint is not TorchScript: export with torch.jit.trace/script and torch.jit.save" if kind == "pickle" else ""))
+        raise ArtifactLoadError(
+            f"{display}: the file holds {kind} data, not a TorchScript archive (a zip, judged by its first bytes)"
+            + (
+                "; a pickled torch.save() checkpoint is not TorchScript: export with torch.jit.trace/script and torch.jit.save"
+                if kind == "pickle"
+                else ""
+            )
+        )
     try:
         with zipfile.ZipFile(path) as z:
             names = z.namelist()
@@ -37,7 +43,9 @@ def check_archive(path: Path, display: str | None = None) -> None:
         raise ArtifactLoadError(f"{display}: a damaged zip archive ({e})") from None
     if not any("/code/" in n for n in names):
         what = "a pickled torch.save() checkpoint" if any(n.endswith("data.pkl") for n in names) else "a zip"
-        raise ArtifactLoadError(f"{display}: {what}, not a TorchScript archive (no code/ inside); export with torch.jit.trace or torch.jit.script, then torch.jit.save")
+        raise ArtifactLoadError(
+            f"{display}: {what}, not a TorchScript archive (no code/ inside); export with torch.jit.trace or torch.jit.script, then torch.jit.save"
+        )
 
 
 def set_threads(threads: int | None) -> int:
@@ -57,7 +65,9 @@ def load_module(path: Path, display: str | None = None, map_location: Any = "cpu
     try:
         module = torch.jit.load(str(path), map_location=map_location)
     except Exception as e:
-        raise ArtifactLoadError(f"{display or path.name}: torch.jit.load cannot read it: {runtime_error_text(e)}") from None
+        raise ArtifactLoadError(
+            f"{display or path.name}: torch.jit.load cannot read it: {runtime_error_text(e)}"
+        ) from None
     module.eval()
     return module
 

@@ -42,7 +42,9 @@ class TorchScriptRunner(Runner):
             with torch.inference_mode():
                 out = self.module(*args)
         except Exception as e:
-            raise InferenceError(f"{self.path.name}: forward failed on inputs {[list(a.shape) for a in args]}: {runtime_error_text(e)}") from None
+            raise InferenceError(
+                f"{self.path.name}: forward failed on inputs {[list(a.shape) for a in args]}: {runtime_error_text(e)}"
+            ) from None
         tensors, keys = flatten_outputs(out)
         names = [o.name for o in self.outputs]
         if len(names) != len(tensors):  # the schema could not tell how many; name them by position now

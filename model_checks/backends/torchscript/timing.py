@@ -23,8 +23,10 @@ def open_target(path: Path, root: Path, device: str, threads: int | None) -> Tar
     except MissingDependencyError as e:
         raise DeviceUnavailable(f"timing a TorchScript model needs torch: {e}") from None
     if device == "gpu" and not torch.cuda.is_available():
-        raise DeviceUnavailable(f"no GPU for torch: torch.cuda.is_available() is False (torch {torch.__version__}, "
-                                f"built for CUDA {torch.version.cuda or 'none'})")
+        raise DeviceUnavailable(
+            f"no GPU for torch: torch.cuda.is_available() is False (torch {torch.__version__}, "
+            f"built for CUDA {torch.version.cuda or 'none'})"
+        )
     dev = torch.device("cuda" if device == "gpu" else "cpu")
     before = set_threads(threads)
     module = load_module(path, map_location=dev)  # the archive is checked before torch reads it

@@ -38,7 +38,9 @@ class Baseline:
     block_medians_ms: list[float]
     latency_ms: dict[str, float]
     created: str = ""
-    sessions: list[list[float]] = field(default_factory=list)  # block medians of each session it was taken in, oldest first
+    sessions: list[list[float]] = field(
+        default_factory=list
+    )  # block medians of each session it was taken in, oldest first
     normalized_sessions: list[list[float]] = field(default_factory=list)  # the same over the calibration's speed (CPU)
 
     def _units(self, normalized: bool) -> list[list[float]]:
@@ -52,34 +54,65 @@ class Baseline:
         medians = [median(s) for s in self._units(normalized) if s]
         return max(medians) / min(medians) - 1.0 if len(medians) > 1 else 0.0
 
-    def compare(self, block_medians_ms: list[float], fingerprint: dict, min_effect: float, normalized: list[float] | None = None) -> BaselineComparison:
+    def compare(
+        self, block_medians_ms: list[float], fingerprint: dict, min_effect: float, normalized: list[float] | None = None
+    ) -> BaselineComparison:
         """The current run against this baseline; a different environment is reported, never compared. Where
         both sides were calibrated, the normalized blocks are compared. The minimum effect is raised to the
         baseline's noise floor when its sessions disagree by more."""
         diff = differences(fingerprint, self.fingerprint)
         if diff:
-            return not_compared(f"the baseline ({self.created}) was taken in another environment: {'; '.join(diff)}. "
-                                "Update it here with --model-checks-update-baselines", min_effect)
-        use = bool(normalized) and len(self.normalized_sessions) == len(self._units(False)) and all(self.normalized_sessions)
+            return not_compared(
+                f"the baseline ({self.created}) was taken in another environment: {'; '.join(diff)}. "
+                "Update it here with --model-checks-update-baselines",
+                min_effect,
+            )
+        use = (
+            bool(normalized)
+            and len(self.normalized_sessions) == len(self._units(False))
+            and all(self.normalized_sessions)
+        )
         current = normalized if use else block_medians_ms
         units = self._units(use)
         c = compare(current, [b for s in units for b in s], max(min_effect, self.noise_floor(use)), calibrated=use)  # type: ignore[arg-type]
         if c.verdict in (REGRESSION, IMPROVEMENT) and len(units) < MIN_SESSIONS:
-            return replace(c, verdict=INCONCLUSIVE, reason=(
-                f"{c.verdict} within this session, but the baseline holds {len(units)} session(s) and {MIN_SESSIONS} are needed to know "
-                f"how much reruns of the same model differ here: run with --model-checks-update-baselines "
-                f"{MIN_SESSIONS - len(units)} more time(s) on an unchanged model"))
+            return replace(
+                c,
+                verdict=INCONCLUSIVE,
+                reason=(
+                    f"{c.verdict} within this session, but the baseline holds {len(units)} session(s) and {MIN_SESSIONS} are needed to know "
+                    f"how much reruns of the same model differ here: run with --model-checks-update-baselines "
+                    f"{MIN_SESSIONS - len(units)} more time(s) on an unchanged model"
+                ),
+            )
         return c
 
-    def updated(self, block_medians_ms: list[float], fingerprint: dict, latency_ms: dict[str, float], normalized: list[float] | None = None) -> Baseline:
+    def updated(
+        self,
+        block_medians_ms: list[float],
+        fingerprint: dict,
+        latency_ms: dict[str, float],
+        normalized: list[float] | None = None,
+    ) -> Baseline:
         """This baseline with one more session (the last KEEP_SESSIONS are kept); a new one in another environment."""
         same = not differences(fingerprint, self.fingerprint)
         units, keep = self._units(False), KEEP_SESSIONS - 1
         kept = units[-keep:] if same else []
         aligned = len(self.normalized_sessions) == len(units)  # a baseline from before calibration cannot be mixed
-        norm = [*(self.normalized_sessions[-keep:] if kept else []), normalized] if normalized and (aligned or not kept) else []
-        return replace(self, fingerprint=fingerprint, block_medians_ms=block_medians_ms, latency_ms=latency_ms, created="",
-                       sessions=[*kept, block_medians_ms], normalized_sessions=norm)
+        norm = (
+            [*(self.normalized_sessions[-keep:] if kept else []), normalized]
+            if normalized and (aligned or not kept)
+            else []
+        )
+        return replace(
+            self,
+            fingerprint=fingerprint,
+            block_medians_ms=block_medians_ms,
+            latency_ms=latency_ms,
+            created="",
+            sessions=[*kept, block_medians_ms],
+            normalized_sessions=norm,
+        )
 
 
 class BaselineStore:

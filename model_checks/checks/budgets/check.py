@@ -64,14 +64,18 @@ class BudgetOptions:
 def refused(bench: Any) -> str | None:
     """Why budgets cannot be measured in this run, or None."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        return ("budgets are not measured under pytest-xdist (-n): parallel workers share the cores, so the timings would be "
-                "noise. Run the budget tests without -n (e.g. `pytest -m 'cpu or gpu' -p no:xdist`)")
+        return (
+            "budgets are not measured under pytest-xdist (-n): parallel workers share the cores, so the timings would be "
+            "noise. Run the budget tests without -n (e.g. `pytest -m 'cpu or gpu' -p no:xdist`)"
+        )
     if getattr(bench, "disabled", False):
         return "pytest-benchmark is disabled (--benchmark-disable): budgets need real timings"
     return None
 
 
-def run(check: str, ctx: CheckContext, device: str, bench: Bench, options: BudgetOptions = BudgetOptions()) -> CheckResult:
+def run(
+    check: str, ctx: CheckContext, device: str, bench: Bench, options: BudgetOptions = BudgetOptions()
+) -> CheckResult:
     """Measure and gate `check` ("latency", "throughput" or "speedup") of the artifact on `device`."""
     budget = device_budget(ctx.manifest, device, ctx.where)
     subject = f"{ctx.artifact.id} on {device}"
@@ -96,7 +100,9 @@ def _feeds(ctx: CheckContext, batch: int, reference: bool = False) -> dict:
     return generate(specs, batch, seed_for(ctx.artifact.id) + batch)
 
 
-def _open(ctx: CheckContext, budget: DeviceBudget, options: BudgetOptions, batch: int, reference: bool = False) -> tuple[Target, float, float]:
+def _open(
+    ctx: CheckContext, budget: DeviceBudget, options: BudgetOptions, batch: int, reference: bool = False
+) -> tuple[Target, float, float]:
     """Open the model (timed), prepare its inputs and make its first call (timed): both figures stay out of the samples."""
     path, fmt = (ctx.reference_path, ctx.reference_format) if reference else (ctx.model_path, ctx.fmt)
     feeds = _feeds(ctx, batch, reference)
@@ -105,15 +111,25 @@ def _open(ctx: CheckContext, budget: DeviceBudget, options: BudgetOptions, batch
     # exhausts memory fails this test there, with what happened, instead of taking the session down.
     (ctx.reference_runner() if reference else ctx.runner()).infer(feeds)
     load_runtime(fmt)
-    target, create_ms = timed(lambda: open_target(path, fmt, ctx.artifact.root, budget.device, budget.threads, options.trust_code))
+    target, create_ms = timed(
+        lambda: open_target(path, fmt, ctx.artifact.root, budget.device, budget.threads, options.trust_code)
+    )
     target.prepare(feeds)
     _, first_ms = timed(target.call)
     return target, create_ms, first_ms
 
 
-def measure(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, batch: int, rounds: int,
-            setup: Callable[[], Any] | None = None, teardown: Callable[[], Any] | None = None,
-            per_call: tuple[float, str] | None = None) -> Measurement:
+def measure(
+    ctx: CheckContext,
+    budget: DeviceBudget,
+    bench: Bench,
+    options: BudgetOptions,
+    batch: int,
+    rounds: int,
+    setup: Callable[[], Any] | None = None,
+    teardown: Callable[[], Any] | None = None,
+    per_call: tuple[float, str] | None = None,
+) -> Measurement:
     """Session creation, first call, warm-up until stable, then `rounds` samples of one call each; `setup` and
     `teardown` run untimed around each sample (they replace the calibration bursts). Warm-up and rounds run
     under one Deadline, from the timeout and `per_call` (the budget per call in ms, and how to name it)."""
@@ -125,13 +141,25 @@ def measure(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: Budg
         deadline.check("after warm-up", warm.window_median_ms)
         if calibration is not None:
             setup = _calibrating(calibration, target, block_starts(rounds))
-        bench.pedantic(target.call, setup=deadline.bounded(setup), teardown=teardown, rounds=rounds, iterations=1, warmup_rounds=0)
+        bench.pedantic(
+            target.call, setup=deadline.bounded(setup), teardown=teardown, rounds=rounds, iterations=1, warmup_rounds=0
+        )
         if calibration is not None:
             calibration.burst()
     finally:
         target.close()
-    return Measurement(budget.device, target.description, batch, budget.threads, create_ms, first_ms, warm, tuple(samples_ns(bench)),
-                       model_bytes=ctx.model_path.stat().st_size, calibration_ns=tuple(calibration.bursts) if calibration else ())
+    return Measurement(
+        budget.device,
+        target.description,
+        batch,
+        budget.threads,
+        create_ms,
+        first_ms,
+        warm,
+        tuple(samples_ns(bench)),
+        model_bytes=ctx.model_path.stat().st_size,
+        calibration_ns=tuple(calibration.bursts) if calibration else (),
+    )
 
 
 def _calibrating(calibration: Calibration, target: Target, starts: set[int]) -> Callable[[], None]:
@@ -147,7 +175,9 @@ def _calibrating(calibration: Calibration, target: Target, starts: set[int]) -> 
     return setup
 
 
-def _baseline(check: str, ctx: CheckContext, m: Measurement, options: BudgetOptions) -> tuple[BaselineComparison | None, list[str], dict]:
+def _baseline(
+    check: str, ctx: CheckContext, m: Measurement, options: BudgetOptions
+) -> tuple[BaselineComparison | None, list[str], dict]:
     """Compare with the stored baseline, and replace it when asked; lines for the result's details, and figures
     (`baseline_sessions`: how many sessions a baseline saved by this run pools)."""
     if options.baselines is None:
@@ -156,36 +186,82 @@ def _baseline(check: str, ctx: CheckContext, m: Measurement, options: BudgetOpti
     fp = fingerprint(m.device, m.threads)
     old = store.load(ctx.artifact.id, check, m.device)
     comparison = old.compare(m.blocks_ms, fp, options.min_effect, m.normalized_blocks) if old is not None else None
-    notes = [f"  baseline: {comparison}"] if comparison is not None else [f"  baseline: none stored in {options.baselines}"]
+    notes = (
+        [f"  baseline: {comparison}"] if comparison is not None else [f"  baseline: none stored in {options.baselines}"]
+    )
     if options.update_baselines:
-        new = (old.updated(m.blocks_ms, fp, m.percentiles.as_dict(), m.normalized_blocks) if old is not None
-               else Baseline(ctx.artifact.id, check, m.device, fp, m.blocks_ms, m.percentiles.as_dict(), sessions=[m.blocks_ms],
-                             normalized_sessions=[m.normalized_blocks] if m.normalized_blocks else []))
+        new = (
+            old.updated(m.blocks_ms, fp, m.percentiles.as_dict(), m.normalized_blocks)
+            if old is not None
+            else Baseline(
+                ctx.artifact.id,
+                check,
+                m.device,
+                fp,
+                m.blocks_ms,
+                m.percentiles.as_dict(),
+                sessions=[m.blocks_ms],
+                normalized_sessions=[m.normalized_blocks] if m.normalized_blocks else [],
+            )
+        )
         path = store.save(new)
         notes.append(f"  baseline updated: {path} ({len(new.sessions)} session(s) pooled)")
         return comparison, notes, {"baseline_sessions": len(new.sessions)}
     if comparison is not None and not comparison:
-        notes.append("  if the slowdown is intended, accept it as the new baseline with --model-checks-update-baselines")
+        notes.append(
+            "  if the slowdown is intended, accept it as the new baseline with --model-checks-update-baselines"
+        )
     return comparison, notes, {}
 
 
-def _result(check: str, artifact: str, subject: str, bench: Bench, m: Measurement, problems: list[str], passed: str, comparison: BaselineComparison | None,
-            notes: list[str], extra: dict | None = None) -> CheckResult:
+def _result(
+    check: str,
+    artifact: str,
+    subject: str,
+    bench: Bench,
+    m: Measurement,
+    problems: list[str],
+    passed: str,
+    comparison: BaselineComparison | None,
+    notes: list[str],
+    extra: dict | None = None,
+) -> CheckResult:
     size_mb = m.model_bytes / 1e6
-    info = {"check": check, "artifact": artifact, **m.figures(), **(extra or {}), "baseline": comparison.as_dict() if comparison is not None else None}
+    info = {
+        "check": check,
+        "artifact": artifact,
+        **m.figures(),
+        **(extra or {}),
+        "baseline": comparison.as_dict() if comparison is not None else None,
+    }
     bench.extra_info[EXTRA_INFO_KEY] = info
     bench.extra_info.update({k: v for k, v in m.percentiles.as_dict().items() if k != "n"})  # p50..p99 in ms, top level
     if comparison is not None and not comparison:
         problems = [*problems, f"regression against the baseline: {comparison}"]
-    lines = [f"  measured: {m.percentiles}; {m.throughput_per_s:.1f} items/s at batch {m.batch_size}",
-             f"  start-up, not in the samples: session creation {m.session_create_ms:.2f} ms, first call {m.first_call_ms:.3f} ms",
-             f"  warm-up: {m.warmup.calls} calls, {'stable' if m.warmup.stable else 'NOT stable (gave up)'}; on {m.target}",
-             *(["  the machine was under load (1-min load average above its cores): figures are noisier"] if m.under_load() else []),
-             *notes]
-    figures = {"device": m.device, **{f"{k}_ms": v for k, v in m.percentiles.as_dict().items() if k != "n"}, "samples": m.percentiles.n,
-               "throughput_per_s": m.throughput_per_s, "batch_size": m.batch_size, "session_create_ms": m.session_create_ms,
-               "first_call_ms": m.first_call_ms, "size_mb": size_mb, "baseline_verdict": comparison.verdict if comparison is not None else None,
-               "baseline_change": comparison.change if comparison is not None else None, **{k: v for k, v in (extra or {}).items() if not isinstance(v, (list, dict))}}
+    lines = [
+        f"  measured: {m.percentiles}; {m.throughput_per_s:.1f} items/s at batch {m.batch_size}",
+        f"  start-up, not in the samples: session creation {m.session_create_ms:.2f} ms, first call {m.first_call_ms:.3f} ms",
+        f"  warm-up: {m.warmup.calls} calls, {'stable' if m.warmup.stable else 'NOT stable (gave up)'}; on {m.target}",
+        *(
+            ["  the machine was under load (1-min load average above its cores): figures are noisier"]
+            if m.under_load()
+            else []
+        ),
+        *notes,
+    ]
+    figures = {
+        "device": m.device,
+        **{f"{k}_ms": v for k, v in m.percentiles.as_dict().items() if k != "n"},
+        "samples": m.percentiles.n,
+        "throughput_per_s": m.throughput_per_s,
+        "batch_size": m.batch_size,
+        "session_create_ms": m.session_create_ms,
+        "first_call_ms": m.first_call_ms,
+        "size_mb": size_mb,
+        "baseline_verdict": comparison.verdict if comparison is not None else None,
+        "baseline_change": comparison.change if comparison is not None else None,
+        **{k: v for k, v in (extra or {}).items() if not isinstance(v, (list, dict))},
+    }
     return CheckResult.from_problems(check, subject, problems, passed=passed, figures=figures, notes=lines)
 
 
@@ -205,20 +281,32 @@ def scale_for(budget: DeviceBudget, m: Measurement) -> tuple[Scale | None, list[
         return None, []
     here = calibration_us(m)
     if here is None:
-        return None, [f"  {budget.calibration_us.source} is ignored on {m.device}: the calibration workload runs on the CPU only"]
+        return None, [
+            f"  {budget.calibration_us.source} is ignored on {m.device}: the calibration workload runs on the CPU only"
+        ]
     scale = Scale(budget.calibration_us.value, here)
     return scale, [f"  budgets scaled to this machine: {scale} ({budget.calibration_us.source})"]
 
 
-def _latency(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, subject: str) -> CheckResult:
+def _latency(
+    ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, subject: str
+) -> CheckResult:
     from model_checks.core.machine import this_machine
 
-    claim = (LatencyClaim(budget.latency_claim_ms, options.latency_claim_factor, budget.claim_machine, options.strict_claims)
-             if budget.latency_claim_ms is not None else None)
+    claim = (
+        LatencyClaim(budget.latency_claim_ms, options.latency_claim_factor, budget.claim_machine, options.strict_claims)
+        if budget.latency_claim_ms is not None
+        else None
+    )
     rounds = rounds_for(list(budget.latency_ms) or ["p50"], floor=BLOCKS * MIN_BLOCK)
     loosest = [(lim.value, f"{s} {lim.value:g} ms") for s, lim in budget.latency_ms.items()]
     if claim is not None:
-        loosest.append((claim.claim.value * max(claim.factor, 1.0), f"{max(claim.factor, 1.0):g} x the claimed {claim.claim.value:g} ms"))
+        loosest.append(
+            (
+                claim.claim.value * max(claim.factor, 1.0),
+                f"{max(claim.factor, 1.0):g} x the claimed {claim.claim.value:g} ms",
+            )
+        )
     m = measure(ctx, budget, bench, options, batch=1, rounds=rounds, per_call=max(loosest) if loosest else None)
     scale, scale_notes = scale_for(budget, m)
     policies = [LatencyBudget(s, lim, scale) for s, lim in budget.latency_ms.items()]
@@ -245,30 +333,72 @@ def _latency(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: Bud
     passed = [f"{p.statistic} {m.percentiles.get(p.statistic):.3f} ms <= {p.value:.4g}" for p in policies]
     if claim is not None:
         passed.append("the latency_ms claim " + ("holds" if claim_figures["claim_gated"] else "is reported, not gated"))
-    extra = {**claim_figures, **saved, **{f"limit_{p.statistic}_ms": p.value for p in policies},
-             **({"budget_scale": scale.ratio} if scale else {})}
-    return _result("latency", ctx.artifact.id, subject, bench, m, problems, f"{', '.join(passed)} (n={m.percentiles.n}, batch 1)", comparison,
-                   notes + base_notes, extra)
+    extra = {
+        **claim_figures,
+        **saved,
+        **{f"limit_{p.statistic}_ms": p.value for p in policies},
+        **({"budget_scale": scale.ratio} if scale else {}),
+    }
+    return _result(
+        "latency",
+        ctx.artifact.id,
+        subject,
+        bench,
+        m,
+        problems,
+        f"{', '.join(passed)} (n={m.percentiles.n}, batch 1)",
+        comparison,
+        notes + base_notes,
+        extra,
+    )
 
 
-def _throughput(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, subject: str) -> CheckResult:
+def _throughput(
+    ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, subject: str
+) -> CheckResult:
     assert budget.throughput_per_s is not None
     per_call_ms = 1e3 * budget.batch_size / budget.throughput_per_s.value
-    m = measure(ctx, budget, bench, options, batch=budget.batch_size, rounds=rounds_for(["p50"], floor=BLOCKS * MIN_BLOCK),
-                per_call=(per_call_ms, f"the budget's {per_call_ms:.3g} ms a call ({budget.throughput_per_s.value:g} items/s at batch {budget.batch_size})"))
+    m = measure(
+        ctx,
+        budget,
+        bench,
+        options,
+        batch=budget.batch_size,
+        rounds=rounds_for(["p50"], floor=BLOCKS * MIN_BLOCK),
+        per_call=(
+            per_call_ms,
+            f"the budget's {per_call_ms:.3g} ms a call ({budget.throughput_per_s.value:g} items/s at batch {budget.batch_size})",
+        ),
+    )
     scale, scale_notes = scale_for(budget, m)
     policy = ThroughputBudget(budget.throughput_per_s, budget.batch_size, scale)
     msg = policy.fails(m.throughput_per_s)
     comparison, notes, saved = _baseline("throughput", ctx, m, options)
     problems = [msg, _where_to_change([policy.limit], ctx)] if msg else []
-    return _result("throughput", ctx.artifact.id, subject, bench, m, problems, f"{m.throughput_per_s:.1f} items/s >= {policy.value:.1f} at batch {budget.batch_size}",
-                   comparison, scale_notes + notes, {**saved, "limit_throughput_per_s": policy.value, **({"budget_scale": scale.ratio} if scale else {})})
+    return _result(
+        "throughput",
+        ctx.artifact.id,
+        subject,
+        bench,
+        m,
+        problems,
+        f"{m.throughput_per_s:.1f} items/s >= {policy.value:.1f} at batch {budget.batch_size}",
+        comparison,
+        scale_notes + notes,
+        {**saved, "limit_throughput_per_s": policy.value, **({"budget_scale": scale.ratio} if scale else {})},
+    )
 
 
-def _speedup(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, subject: str) -> CheckResult:
+def _speedup(
+    ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: BudgetOptions, subject: str
+) -> CheckResult:
     assert budget.speedup_vs_reference is not None
     if ctx.reference_kind != "model":
-        return skip("speedup", budget.device, f"{subject}: speedup_vs_reference needs reference.path to name a model in {ctx.where}")
+        return skip(
+            "speedup",
+            budget.device,
+            f"{subject}: speedup_vs_reference needs reference.path to name a model in {ctx.where}",
+        )
     policy = SpeedupBudget(budget.speedup_vs_reference)
     ref, ref_create_ms, ref_first_ms = _open(ctx, budget, options, 1, reference=True)
     ref_ns: list[float] = []
@@ -292,9 +422,28 @@ def _speedup(ctx: CheckContext, budget: DeviceBudget, bench: Bench, options: Bud
     speedup = ref_ms / m.percentiles.p50
     msg = policy.fails(speedup)
     problems = [msg, _where_to_change([policy.limit], ctx)] if msg else []
-    extra = {"speedup": speedup, "limit_speedup": policy.limit.value, "reference_p50_ms": ref_ms, "reference_session_create_ms": ref_create_ms, "reference_first_call_ms": ref_first_ms}
-    notes = [f"  interleaved in one run (R A A R ...): reference p50 {ref_ms:.3f} ms, artifact p50 {m.percentiles.p50:.3f} ms ({len(ref_ns)} pairs)"]
-    return _result("speedup", ctx.artifact.id, subject, bench, m, problems, f"speedup {speedup:.2f}x over the reference >= {policy.limit.value:g}x", None, notes, extra)
+    extra = {
+        "speedup": speedup,
+        "limit_speedup": policy.limit.value,
+        "reference_p50_ms": ref_ms,
+        "reference_session_create_ms": ref_create_ms,
+        "reference_first_call_ms": ref_first_ms,
+    }
+    notes = [
+        f"  interleaved in one run (R A A R ...): reference p50 {ref_ms:.3f} ms, artifact p50 {m.percentiles.p50:.3f} ms ({len(ref_ns)} pairs)"
+    ]
+    return _result(
+        "speedup",
+        ctx.artifact.id,
+        subject,
+        bench,
+        m,
+        problems,
+        f"speedup {speedup:.2f}x over the reference >= {policy.limit.value:g}x",
+        None,
+        notes,
+        extra,
+    )
 
 
 CHECKS = {"latency": _latency, "throughput": _throughput, "speedup": _speedup}
@@ -303,8 +452,14 @@ CHECKS = {"latency": _latency, "throughput": _throughput, "speedup": _speedup}
 def _declared(name: str) -> Check:
     """A budget check: collected once per device whose budget declares it (`test_latency[<id>-cpu]`), measured
     through pytest-benchmark's fixture."""
-    return Check(name, run, applies=lambda m: bool(devices_for(m, name)), per_device=True, variants=lambda m: devices_for(m, name),
-                 machine_dependent=True)
+    return Check(
+        name,
+        run,
+        applies=lambda m: bool(devices_for(m, name)),
+        per_device=True,
+        variants=lambda m: devices_for(m, name),
+        machine_dependent=True,
+    )
 
 
 LATENCY, THROUGHPUT, SPEEDUP = (_declared(name) for name in CHECKS)

@@ -22,7 +22,13 @@ from model_checks.checks.budgets.percentiles import median
 MIN_EFFECT = 0.05
 CONFIDENCE = 0.95
 
-REGRESSION, IMPROVEMENT, UNCHANGED, INCONCLUSIVE, NOT_COMPARED = "regression", "improvement", "unchanged", "inconclusive", "not compared"
+REGRESSION, IMPROVEMENT, UNCHANGED, INCONCLUSIVE, NOT_COMPARED = (
+    "regression",
+    "improvement",
+    "unchanged",
+    "inconclusive",
+    "not compared",
+)
 
 
 @lru_cache(maxsize=256)
@@ -95,18 +101,39 @@ class BaselineComparison:
     def __str__(self) -> str:
         if self.ratio is None:
             return f"{self.verdict}: {self.reason}"
-        ci = f"{self.confidence:.0%} CI [{self.low - 1:+.1%}, {self.high - 1:+.1%}]" if self.low is not None else "no interval"
-        return (f"{self.verdict}: {self.change:+.1%} vs baseline ({ci}; one-sided Mann-Whitney p={self.p_value:.3g}; "
-                f"{self.n_current} vs {self.n_baseline} block medians{', calibrated' if self.calibrated else ''}; minimum effect {self.min_effect:.0%})"
-                + (f": {self.reason}" if self.reason else ""))
+        ci = (
+            f"{self.confidence:.0%} CI [{self.low - 1:+.1%}, {self.high - 1:+.1%}]"
+            if self.low is not None
+            else "no interval"
+        )
+        return (
+            f"{self.verdict}: {self.change:+.1%} vs baseline ({ci}; one-sided Mann-Whitney p={self.p_value:.3g}; "
+            f"{self.n_current} vs {self.n_baseline} block medians{', calibrated' if self.calibrated else ''}; minimum effect {self.min_effect:.0%})"
+            + (f": {self.reason}" if self.reason else "")
+        )
 
     def as_dict(self) -> dict:
-        return {"verdict": self.verdict, "change": self.change, "low": self.low, "high": self.high, "p_value": self.p_value,
-                "n_current": self.n_current, "n_baseline": self.n_baseline, "min_effect": self.min_effect, "reason": self.reason, "calibrated": self.calibrated}
+        return {
+            "verdict": self.verdict,
+            "change": self.change,
+            "low": self.low,
+            "high": self.high,
+            "p_value": self.p_value,
+            "n_current": self.n_current,
+            "n_baseline": self.n_baseline,
+            "min_effect": self.min_effect,
+            "reason": self.reason,
+            "calibrated": self.calibrated,
+        }
 
 
-def compare(current: Sequence[float], baseline: Sequence[float], min_effect: float = MIN_EFFECT,
-            confidence: float = CONFIDENCE, calibrated: bool = False) -> BaselineComparison:
+def compare(
+    current: Sequence[float],
+    baseline: Sequence[float],
+    min_effect: float = MIN_EFFECT,
+    confidence: float = CONFIDENCE,
+    calibrated: bool = False,
+) -> BaselineComparison:
     """Compare per-block medians of a time (larger is slower) against the baseline's."""
     if not current or not baseline or min(current) <= 0 or min(baseline) <= 0:
         return BaselineComparison(INCONCLUSIVE, reason="no positive block medians to compare", min_effect=min_effect)
@@ -116,7 +143,15 @@ def compare(current: Sequence[float], baseline: Sequence[float], min_effect: flo
     ratio = math.exp(median(diffs))
     k = interval_rank(len(x), len(y), confidence)
     p = p_greater(x, y)
-    common = dict(ratio=ratio, p_value=p, n_current=len(x), n_baseline=len(y), min_effect=min_effect, confidence=confidence, calibrated=calibrated)
+    common = dict(
+        ratio=ratio,
+        p_value=p,
+        n_current=len(x),
+        n_baseline=len(y),
+        min_effect=min_effect,
+        confidence=confidence,
+        calibrated=calibrated,
+    )
     if k == 0:
         return BaselineComparison(INCONCLUSIVE, reason=f"too few blocks for a {confidence:.0%} interval", **common)
     low, high = math.exp(diffs[k - 1]), math.exp(diffs[len(diffs) - k])
@@ -127,7 +162,9 @@ def compare(current: Sequence[float], baseline: Sequence[float], min_effect: flo
         return BaselineComparison(IMPROVEMENT, **common)
     if low >= 1.0 - min_effect and high <= 1.0 + min_effect:
         return BaselineComparison(UNCHANGED, **common)
-    return BaselineComparison(INCONCLUSIVE, reason=f"the interval reaches past +-{min_effect:.0%}: too noisy to tell", **common)
+    return BaselineComparison(
+        INCONCLUSIVE, reason=f"the interval reaches past +-{min_effect:.0%}: too noisy to tell", **common
+    )
 
 
 def not_compared(reason: str, min_effect: float = MIN_EFFECT) -> BaselineComparison:

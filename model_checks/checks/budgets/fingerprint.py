@@ -33,7 +33,12 @@ def gpu() -> dict[str, str] | None:
     if exe is None:
         return None
     try:
-        out = subprocess.run([exe, "--query-gpu=name,driver_version", "--format=csv,noheader"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            [exe, "--query-gpu=name,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     first = out.stdout.strip().splitlines()[:1]
@@ -58,8 +63,14 @@ MACHINE_INFO_KEY = "model_checks"  # where pytest-benchmark's saved runs carry t
 
 def fingerprint(device: str | None = None, threads: int | None = None) -> dict:
     """The environment of a measurement on `device` with `threads` (None: the machine as a whole)."""
-    fp: dict = {"cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(), "system": platform.system(),
-                "python": platform.python_version(), "versions": versions()}
+    fp: dict = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "python": platform.python_version(),
+        "versions": versions(),
+    }
     if device is not None:
         fp["device"] = device
         fp["threads"] = threads

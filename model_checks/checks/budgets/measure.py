@@ -20,8 +20,17 @@ class Bench(Protocol):
 
     extra_info: dict
 
-    def pedantic(self, target: Callable, args: tuple = (), kwargs: dict | None = None, setup: Callable | None = None,
-                 teardown: Callable | None = None, rounds: int = 1, warmup_rounds: int = 0, iterations: int = 1) -> Any: ...
+    def pedantic(
+        self,
+        target: Callable,
+        args: tuple = (),
+        kwargs: dict | None = None,
+        setup: Callable | None = None,
+        teardown: Callable | None = None,
+        rounds: int = 1,
+        warmup_rounds: int = 0,
+        iterations: int = 1,
+    ) -> Any: ...
 
 
 class BareBench:
@@ -31,8 +40,17 @@ class BareBench:
         self.extra_info: dict = {}
         self.data: list[float] = []
 
-    def pedantic(self, target: Callable, args: tuple = (), kwargs: dict | None = None, setup: Callable | None = None,
-                 teardown: Callable | None = None, rounds: int = 1, warmup_rounds: int = 0, iterations: int = 1) -> Any:
+    def pedantic(
+        self,
+        target: Callable,
+        args: tuple = (),
+        kwargs: dict | None = None,
+        setup: Callable | None = None,
+        teardown: Callable | None = None,
+        rounds: int = 1,
+        warmup_rounds: int = 0,
+        iterations: int = 1,
+    ) -> Any:
         assert iterations == 1, "each sample is one call"
         result = None
         for i in range(warmup_rounds + rounds):
@@ -65,13 +83,22 @@ class Deadline:
     timeout and warm-up plus `rounds` times ROUND_ALLOWANCE x the budget per call. A model far slower than its
     budget then fails in seconds, naming both, instead of running hundreds of rounds in the pytest process."""
 
-    def __init__(self, timeout_s: float, rounds: int, per_call_ms: float | None, what: str,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        timeout_s: float,
+        rounds: int,
+        per_call_ms: float | None,
+        what: str,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         allowance = None if per_call_ms is None else WARMUP_SECONDS + rounds * ROUND_ALLOWANCE * per_call_ms / 1e3
         self.seconds = timeout_s if allowance is None else min(timeout_s, max(MIN_DEADLINE_S, allowance))
-        self.origin = (f"--model-checks-timeout ({timeout_s:g} s)" if allowance is None or allowance >= timeout_s
-                       else f"{WARMUP_SECONDS:g} s of warm-up + {rounds} rounds x {ROUND_ALLOWANCE:g} x {what}"
-                       + (f", at least {MIN_DEADLINE_S:g} s" if allowance < MIN_DEADLINE_S else ""))
+        self.origin = (
+            f"--model-checks-timeout ({timeout_s:g} s)"
+            if allowance is None or allowance >= timeout_s
+            else f"{WARMUP_SECONDS:g} s of warm-up + {rounds} rounds x {ROUND_ALLOWANCE:g} x {what}"
+            + (f", at least {MIN_DEADLINE_S:g} s" if allowance < MIN_DEADLINE_S else "")
+        )
         self.rounds = rounds
         self.clock = clock
         self.start = clock()
@@ -88,11 +115,16 @@ class Deadline:
         need = None if call_ms is None else (self.rounds - self.done) * call_ms / 1e3
         if left > 0 and (need is None or need <= left):
             return
-        pace = f"; a call takes {call_ms:.3g} ms, so {self.rounds - self.done} more round(s) need about {need:.3g} s" if need else ""
+        pace = (
+            f"; a call takes {call_ms:.3g} ms, so {self.rounds - self.done} more round(s) need about {need:.3g} s"
+            if need
+            else ""
+        )
         raise MeasurementDeadlineError(
             f"the measurement (warm-up and {self.rounds} rounds) cannot finish within its deadline of {self.seconds:.3g} s "
             f"({self.origin}): stopped {phase}, {self.done} round(s) done, {max(left, 0):.3g} s left{pace}. The model is far "
-            "slower than its budget: make it faster, or raise the budget (or --model-checks-timeout) if this speed is expected")
+            "slower than its budget: make it faster, or raise the budget (or --model-checks-timeout) if this speed is expected"
+        )
 
     def bounded(self, setup: Callable[[], Any] | None) -> Callable[[], None]:
         """pedantic's setup (untimed), checking the deadline before each round."""
@@ -113,9 +145,16 @@ class WarmUp:
     window_median_ms: float
 
 
-def warm_up(call: Callable[[], Any], window: int = 10, tolerance: float = 0.05, min_calls: int = 20,
-            max_calls: int = 2000, max_seconds: float = WARMUP_SECONDS, clock: Callable[[], int] = time.perf_counter_ns,
-            deadline: Deadline | None = None) -> WarmUp:
+def warm_up(
+    call: Callable[[], Any],
+    window: int = 10,
+    tolerance: float = 0.05,
+    min_calls: int = 20,
+    max_calls: int = 2000,
+    max_seconds: float = WARMUP_SECONDS,
+    clock: Callable[[], int] = time.perf_counter_ns,
+    deadline: Deadline | None = None,
+) -> WarmUp:
     """Call until the median of a window of calls is within `tolerance` of the previous window's: caches,
     allocators, lazy initialisation and CPU frequency have settled. Gives up (stable=False) at `max_calls`
     or `max_seconds`, whichever comes first; the measurement says so."""
@@ -149,7 +188,7 @@ def block_medians(samples: list[float], blocks: int = BLOCKS) -> list[float]:
     size = len(samples) // blocks
     if size == 0:
         return [median(samples)] if samples else []
-    return [median(samples[i * size:(i + 1) * size if i < blocks - 1 else len(samples)]) for i in range(blocks)]
+    return [median(samples[i * size : (i + 1) * size if i < blocks - 1 else len(samples)]) for i in range(blocks)]
 
 
 @dataclass(frozen=True)
@@ -166,7 +205,9 @@ class Measurement:
     samples_ns: tuple[float, ...]
     model_bytes: int = 0
     calibration_ns: tuple[float, ...] = ()  # calibration bursts: before each block, and one after the last
-    load: tuple[float, float, float] | None = field(default_factory=lambda: os.getloadavg() if hasattr(os, "getloadavg") else None)
+    load: tuple[float, float, float] | None = field(
+        default_factory=lambda: os.getloadavg() if hasattr(os, "getloadavg") else None
+    )
 
     @property
     def percentiles(self) -> Percentiles:
@@ -196,12 +237,23 @@ class Measurement:
 
     def figures(self) -> dict[str, Any]:
         """Everything a report or the benchmark JSON needs, as plain values."""
-        return {"device": self.device, "target": self.target, "batch_size": self.batch_size, "threads": self.threads,
-                "session_create_ms": self.session_create_ms, "first_call_ms": self.first_call_ms,
-                "warmup_calls": self.warmup.calls, "warmed_up": self.warmup.stable, "latency_ms": self.percentiles.as_dict(),
-                "throughput_per_s": self.throughput_per_s, "block_medians_ms": self.blocks_ms,
-                "calibration_ms": [c / 1e6 for c in self.calibration_ns], "normalized_blocks": self.normalized_blocks,
-                "loadavg": list(self.load) if self.load else None, "under_load": self.under_load()}
+        return {
+            "device": self.device,
+            "target": self.target,
+            "batch_size": self.batch_size,
+            "threads": self.threads,
+            "session_create_ms": self.session_create_ms,
+            "first_call_ms": self.first_call_ms,
+            "warmup_calls": self.warmup.calls,
+            "warmed_up": self.warmup.stable,
+            "latency_ms": self.percentiles.as_dict(),
+            "throughput_per_s": self.throughput_per_s,
+            "block_medians_ms": self.blocks_ms,
+            "calibration_ms": [c / 1e6 for c in self.calibration_ns],
+            "normalized_blocks": self.normalized_blocks,
+            "loadavg": list(self.load) if self.load else None,
+            "under_load": self.under_load(),
+        }
 
 
 def timed(fn: Callable[[], Any], clock: Callable[[], int] = time.perf_counter_ns) -> tuple[Any, float]:

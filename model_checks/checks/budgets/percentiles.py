@@ -69,8 +69,16 @@ class Percentiles:
     @classmethod
     def of_ns(cls, samples_ns: Sequence[float]) -> Percentiles:
         ms = [s / 1e6 for s in samples_ns]
-        return cls(n=len(ms), p50=percentile(ms, 0.5), p90=percentile(ms, 0.9), p95=percentile(ms, 0.95),
-                   p99=percentile(ms, 0.99), mean=math.fsum(ms) / len(ms), min=min(ms), max=max(ms))
+        return cls(
+            n=len(ms),
+            p50=percentile(ms, 0.5),
+            p90=percentile(ms, 0.9),
+            p95=percentile(ms, 0.95),
+            p99=percentile(ms, 0.99),
+            mean=math.fsum(ms) / len(ms),
+            min=min(ms),
+            max=max(ms),
+        )
 
     def get(self, statistic: str) -> float:
         if statistic not in STATISTICS:

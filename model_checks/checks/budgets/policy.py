@@ -51,8 +51,10 @@ class LatencyBudget:
         if value <= self.value:
             return None
         over = value / self.value - 1.0
-        return (f"latency {self.statistic} {value:.3f} ms > {self.value:.4g} ms ({over:+.1%} over the limit set in "
-                f"{self.limit.source}{_scaled(self.limit, 'ms', self.scale, round(self.value, 4))}, n={figures.n})")
+        return (
+            f"latency {self.statistic} {value:.3f} ms > {self.value:.4g} ms ({over:+.1%} over the limit set in "
+            f"{self.limit.source}{_scaled(self.limit, 'ms', self.scale, round(self.value, 4))}, n={figures.n})"
+        )
 
     def __str__(self) -> str:
         return f"{self.statistic} <= {self.value:.4g} ms"
@@ -75,8 +77,10 @@ class ThroughputBudget:
         if items_per_s >= self.value:
             return None
         short = 1.0 - items_per_s / self.value
-        return (f"throughput {items_per_s:.1f}/s at batch {self.batch_size} < {self.value:.4g}/s "
-                f"({short:.1%} short of the limit set in {self.limit.source}{_scaled(self.limit, '/s', self.scale, round(self.value, 1))})")
+        return (
+            f"throughput {items_per_s:.1f}/s at batch {self.batch_size} < {self.value:.4g}/s "
+            f"({short:.1%} short of the limit set in {self.limit.source}{_scaled(self.limit, '/s', self.scale, round(self.value, 1))})"
+        )
 
     def __str__(self) -> str:
         return f"throughput >= {self.value:.1f}/s at batch {self.batch_size}"
@@ -127,32 +131,54 @@ class LatencyClaim:
     machine: dict | None = None
     strict: bool = False
 
-    def judge(self, p50_ms: float, here_cpu: str, calibration_us: float | None = None,
-              normalized_ms: float | None = None) -> ClaimVerdict:
+    def judge(
+        self, p50_ms: float, here_cpu: str, calibration_us: float | None = None, normalized_ms: float | None = None
+    ) -> ClaimVerdict:
         """`normalized_ms`: the p50 on the recording machine's scale measured block by block (else p50 x the ratio)."""
         m = self.machine or {}
         claimed = self.claim.value
         there = printable(str(m["cpu"])) if m.get("cpu") is not None else None  # text from the artifact
-        figures: dict[str, Any] = {"claimed_latency_ms": claimed, "claim_cpu": there, "claim_calibration_us": m.get("calibration_us")}
+        figures: dict[str, Any] = {
+            "claimed_latency_ms": claimed,
+            "claim_cpu": there,
+            "claim_calibration_us": m.get("calibration_us"),
+        }
         if m.get("calibration_us") and calibration_us:
             scale = Scale(float(m["calibration_us"]), calibration_us)
             normalized = normalized_ms if normalized_ms is not None else p50_ms / scale.ratio
-            figures |= {"calibration_us": calibration_us, "machine_ratio": scale.ratio, "normalized_latency_ms": normalized}
-            what = (f"p50 {p50_ms:.4g} ms here ({here_cpu}, calibration {calibration_us:.2f} us), "
-                    f"{normalized:.4g} ms on the scale of the machine the claim was measured on ({there or 'unnamed'}, calibration "
-                    f"{scale.recorded_us:g} us; this one runs the calibration x{scale.ratio:.2f} as long)")
+            figures |= {
+                "calibration_us": calibration_us,
+                "machine_ratio": scale.ratio,
+                "normalized_latency_ms": normalized,
+            }
+            what = (
+                f"p50 {p50_ms:.4g} ms here ({here_cpu}, calibration {calibration_us:.2f} us), "
+                f"{normalized:.4g} ms on the scale of the machine the claim was measured on ({there or 'unnamed'}, calibration "
+                f"{scale.recorded_us:g} us; this one runs the calibration x{scale.ratio:.2f} as long)"
+            )
             return self._gate(normalized, what, figures, "on the recording machine's scale")
         if self.strict or (there is not None and there == here_cpu):
             why = "--model-checks-strict-claims" if self.strict and there != here_cpu else f"the same CPU ({here_cpu})"
-            return self._gate(p50_ms, f"p50 {p50_ms:.4g} ms here, compared as measured ({why}, no calibration recorded)", figures, "as measured")
+            return self._gate(
+                p50_ms,
+                f"p50 {p50_ms:.4g} ms here, compared as measured ({why}, no calibration recorded)",
+                figures,
+                "as measured",
+            )
         ratio = p50_ms / claimed if claimed > 0 else float("inf")
         figures["claim_ratio"] = ratio
         where = f"on {there}" if there else "on a machine the manifest does not record (no machine:)"
-        return ClaimVerdict(None, (
-            f"latency_ms: the claim of p50 {claimed:g} ms was measured {where}, not on this {here_cpu}; measured p50 {p50_ms:.4g} ms "
-            f"here ({ratio:.2f}x the claim) is reported, not gated. Re-record the claim with `model-checks package` (it records "
-            f"machine.calibration_us, which makes the claim comparable anywhere), or gate it as measured with "
-            f"--model-checks-strict-claims"), figures, gated=False)
+        return ClaimVerdict(
+            None,
+            (
+                f"latency_ms: the claim of p50 {claimed:g} ms was measured {where}, not on this {here_cpu}; measured p50 {p50_ms:.4g} ms "
+                f"here ({ratio:.2f}x the claim) is reported, not gated. Re-record the claim with `model-checks package` (it records "
+                f"machine.calibration_us, which makes the claim comparable anywhere), or gate it as measured with "
+                f"--model-checks-strict-claims"
+            ),
+            figures,
+            gated=False,
+        )
 
     def _gate(self, p50: float, what: str, figures: dict, scale: str) -> ClaimVerdict:
         claimed = self.claim.value
@@ -162,10 +188,17 @@ class LatencyClaim:
         if not self.factor or 1 / self.factor <= ratio <= self.factor:
             held = f"within {self.factor:g}x" if self.factor else "not gated (factor 0)"
             return ClaimVerdict(None, f"{line}: {ratio:.2f}x the claim, {held}", figures, gated=bool(self.factor))
-        how, fix = ((f"{ratio:.2f}x slower than", "re-record it when packaging, or find what slowed the model") if ratio > 1
-                    else (f"{1 / ratio:.2f}x faster than", "re-record it when packaging"))
-        return ClaimVerdict(f"{line}: {how} the claim {scale}, beyond the {self.factor:g}x allowed "
-                            f"(--model-checks-latency-claim-factor; {fix})", line, figures)
+        how, fix = (
+            (f"{ratio:.2f}x slower than", "re-record it when packaging, or find what slowed the model")
+            if ratio > 1
+            else (f"{1 / ratio:.2f}x faster than", "re-record it when packaging")
+        )
+        return ClaimVerdict(
+            f"{line}: {how} the claim {scale}, beyond the {self.factor:g}x allowed "
+            f"(--model-checks-latency-claim-factor; {fix})",
+            line,
+            figures,
+        )
 
     def __str__(self) -> str:
         return f"claimed p50 {self.claim.value:g} ms within {self.factor:g}x"

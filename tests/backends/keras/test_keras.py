@@ -33,7 +33,9 @@ def small(seed=0):
 
 def write(d: Path, file: str, **manifest) -> Path:
     d.mkdir(parents=True, exist_ok=True)
-    (d / "metadata.yaml").write_text(yaml.safe_dump({"model_name": d.name, "version": "1", "file": file, **manifest}, sort_keys=False))
+    (d / "metadata.yaml").write_text(
+        yaml.safe_dump({"model_name": d.name, "version": "1", "file": file, **manifest}, sort_keys=False)
+    )
     return d
 
 
@@ -72,17 +74,35 @@ def root(tmp_path_factory, model):
 
 
 def test_keras_passes_every_check(root):
-    write(root / "k", "../ref/model.keras", precision="fp32", eval_data="../eval.npz", accuracy_drop=0.0, reference={"path": "../h5/model.h5"},
-          limits={"max_size_mb": 1, "dynamic_axes": ["batch"], "allowed_ops": ["InputLayer", "Conv2D", "GlobalAveragePooling2D", "Dense"],
-                  "max_accuracy_drop": 0.0}, **IFACE)
+    write(
+        root / "k",
+        "../ref/model.keras",
+        precision="fp32",
+        eval_data="../eval.npz",
+        accuracy_drop=0.0,
+        reference={"path": "../h5/model.h5"},
+        limits={
+            "max_size_mb": 1,
+            "dynamic_axes": ["batch"],
+            "allowed_ops": ["InputLayer", "Conv2D", "GlobalAveragePooling2D", "Dense"],
+            "max_accuracy_drop": 0.0,
+        },
+        **IFACE,
+    )
     r = results(root, "k")
     assert all(r.values()) and not any(x.skipped for x in r.values()), "\n".join(map(str, r.values()))
     assert r["equivalence"].figures["max_abs"] == 0.0 and r["accuracy"].figures["accuracy"] == 1.0
 
 
 def test_claims_against_the_keras_model(root):
-    write(root / "bad", "../ref/model.keras", precision="fp16", limits={"allowed_ops": ["Dense"]},
-          inputs=[{"name": "pixels", "shape": ["batch", 8, 8, 3]}], outputs=[{"name": "logits", "dtype": "float32", "shape": ["batch", 10]}])
+    write(
+        root / "bad",
+        "../ref/model.keras",
+        precision="fp16",
+        limits={"allowed_ops": ["Dense"]},
+        inputs=[{"name": "pixels", "shape": ["batch", 8, 8, 3]}],
+        outputs=[{"name": "logits", "dtype": "float32", "shape": ["batch", 10]}],
+    )
     r = results(root, "bad")
     text = str(r["metadata"])
     assert "precision: declared fp16, the model is fp32" in text
@@ -115,10 +135,19 @@ def test_keras_safe_mode_refuses_a_lambda(tmp_path):
 def test_onnx_against_keras_and_keras_against_onnx(root, onnx_dir, layout):
     """Both directions, both ONNX layouts: the Keras side is always fed NHWC, the ONNX side as declared or detected."""
     shape = ["batch", 8, 8, 3] if layout == "NHWC" else ["batch", 3, 8, 8]
-    write(root / onnx_dir, "model.onnx", reference={"path": "../ref/model.keras"},
-          inputs=[{"name": "image", "dtype": "float32", "shape": shape, "layout": layout}])
-    write(root / f"k_vs_{onnx_dir}", "../ref/model.keras", reference={"path": f"../{onnx_dir}/model.onnx"}, eval_data="../eval.npz",
-          limits={"max_accuracy_drop": 0.0})
+    write(
+        root / onnx_dir,
+        "model.onnx",
+        reference={"path": "../ref/model.keras"},
+        inputs=[{"name": "image", "dtype": "float32", "shape": shape, "layout": layout}],
+    )
+    write(
+        root / f"k_vs_{onnx_dir}",
+        "../ref/model.keras",
+        reference={"path": f"../{onnx_dir}/model.onnx"},
+        eval_data="../eval.npz",
+        limits={"max_accuracy_drop": 0.0},
+    )
     for name in (onnx_dir, f"k_vs_{onnx_dir}"):
         r = results(root, name)["equivalence"]
         assert r and not r.skipped and r.figures["rel_l2"] < 1e-5, str(r)
@@ -150,5 +179,8 @@ def test_budget_on_gpu_without_one_names_what_is_missing(root):
     from model_checks.backends import open_target
     from model_checks.core.errors import DeviceUnavailable
 
-    with pytest.raises(DeviceUnavailable, match=r"no GPU for TensorFlow: tf.config.list_physical_devices\('GPU'\) is empty \(tensorflow 2"):
+    with pytest.raises(
+        DeviceUnavailable,
+        match=r"no GPU for TensorFlow: tf.config.list_physical_devices\('GPU'\) is empty \(tensorflow 2",
+    ):
         open_target(root / "ref" / "model.keras", "keras", root, "gpu", 1)

@@ -29,7 +29,9 @@ def root(tmp_path_factory):
     t.ParseFromString((bad / "test_data_set_0" / "output_0.pb").read_bytes())
     arr = numpy_helper.to_array(t) + 0.5
     (bad / "test_data_set_0" / "output_0.pb").write_bytes(numpy_helper.from_array(arr, t.name).SerializeToString())
-    A.write_manifest(bad, {"model_name": "bad_relu", "version": "1", "file": "model.onnx", "reference": {"path": "test_data_set_0"}})
+    A.write_manifest(
+        bad, {"model_name": "bad_relu", "version": "1", "file": "model.onnx", "reference": {"path": "test_data_set_0"}}
+    )
     return root
 
 
@@ -53,8 +55,12 @@ def test_disturbed_recorded_output_fails(root):
 def test_an_opset_the_runtime_cannot_run_fails_integrity_with_its_reason(tmp_path):
     """test_Linear is a Gemm at opset 6, which onnxruntime no longer implements: a real failure, clearly told."""
     shutil.copytree(DATA / "test_Linear", tmp_path / "linear")
-    A.write_manifest(tmp_path / "linear", {"model_name": "linear", "version": "1", "file": "model.onnx", "reference": {"path": "."}})
+    A.write_manifest(
+        tmp_path / "linear", {"model_name": "linear", "version": "1", "file": "model.onnx", "reference": {"path": "."}}
+    )
     gs = GateSession([tmp_path])
     r = gs.run_check("integrity", gs.artifacts[0])
     assert not r
-    assert "integrity: linear@1: model cannot be loaded" in str(r) and "Could not find an implementation for Gemm(6)" in str(r)
+    assert "integrity: linear@1: model cannot be loaded" in str(
+        r
+    ) and "Could not find an implementation for Gemm(6)" in str(r)

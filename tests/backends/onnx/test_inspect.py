@@ -31,9 +31,15 @@ def test_quantized_graph_is_int8_or_uint8_by_its_weights():
         s = numpy_helper.from_array(np.array(0.1, np.float32), "s")
         z = numpy_helper.from_array(np.array(0, dtype), "z")
         g = helper.make_graph(
-            [helper.make_node("DequantizeLinear", ["Wq", "s", "z"], ["W"]), helper.make_node("MatMul", ["input", "W"], ["logits"])],
-            "q", [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["batch", 4])],
-            [helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, ["batch", 3])], [w, s, z])
+            [
+                helper.make_node("DequantizeLinear", ["Wq", "s", "z"], ["W"]),
+                helper.make_node("MatMul", ["input", "W"], ["logits"]),
+            ],
+            "q",
+            [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["batch", 4])],
+            [helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, ["batch", 3])],
+            [w, s, z],
+        )
         prec, why = precision_of(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]))
         assert prec == name and "DequantizeLinear" in why
 
@@ -47,8 +53,17 @@ def test_optimization_leftovers():
     assert not any(nodes for _, nodes in clean.optimization_leftovers.values())
 
 
-@pytest.mark.parametrize("runtime, ok", [("onnxruntime 1.17", True), ("onnxruntime >=1.0,<99", True), ("onnxruntime 0.5", False),
-                                         ("onnxruntime >=99", False), ("notapackage 1.0", False), ("onnxruntime", False)])
+@pytest.mark.parametrize(
+    "runtime, ok",
+    [
+        ("onnxruntime 1.17", True),
+        ("onnxruntime >=1.0,<99", True),
+        ("onnxruntime 0.5", False),
+        ("onnxruntime >=99", False),
+        ("notapackage 1.0", False),
+        ("onnxruntime", False),
+    ],
+)
 def test_runtime_requirements(runtime, ok):
     from model_checks.checks.metadata import _runtime_problem
 

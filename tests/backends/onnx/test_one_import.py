@@ -18,14 +18,19 @@ def _ort_imports(tree: ast.AST) -> list[tuple[int, bool]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             out += [(node.lineno, "." in a.name) for a in node.names if a.name.split(".")[0] == "onnxruntime"]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "onnxruntime":
+        elif (
+            isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "onnxruntime"
+        ):
             out.append((node.lineno, "." in node.module))
     return out
 
 
 def _first_call(tree: ast.AST) -> int | None:
-    lines = [n.lineno for n in ast.walk(tree)
-             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "onnxruntime"]
+    lines = [
+        n.lineno
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "onnxruntime"
+    ]
     return min(lines, default=None)
 
 

@@ -137,8 +137,7 @@ def test_the_tflite_report_shows_float_qat_and_tflite_side_by_side():
     )
     assert not r
     assert (
-        str(r)
-        == "full-integer TFLite (LiteRT) does not hold against the float model on 64 samples: "
+        str(r) == "full-integer TFLite (LiteRT) does not hold against the float model on 64 samples: "
         "rel_l2 0.31, top1_agreement 0.81"
     )
     assert r.table() == [
@@ -188,8 +187,13 @@ def test_a_tflite_step_that_does_not_hold_fails_the_check_with_the_figures_and_t
     manifest = "model_name: k\nversion: '1'\nfile: model.keras\ntfmot: {quantize: true, tflite: true}\n"
     (d / "metadata.yaml").write_text(manifest)
     gs = GateSession(roots=[tmp_path])
-    report = TFLiteReport(8, "generated inputs", {"TFLite int8": {"rel_l2": 0.4, "top1_agreement": 0.5}},
-                          {"rel_l2": 0.15, "top1_agreement": 0.95}, ("rel_l2 0.4 over the limit 0.15",))
+    report = TFLiteReport(
+        8,
+        "generated inputs",
+        {"TFLite int8": {"rel_l2": 0.4, "top1_agreement": 0.5}},
+        {"rel_l2": 0.15, "top1_agreement": 0.95},
+        ("rel_l2 0.4 over the limit 0.15",),
+    )
     gs.pool.run_isolated = lambda *args: report  # type: ignore[method-assign]
     qat = CheckResult("tfmot_quantize", True, "tfmot_quantize: k@1: quantization-aware training applies")
     r = with_tflite(CheckContext(gs.artifacts[0], gs.pool), qat)

@@ -210,10 +210,13 @@ def test_a_trusted_flex_model_says_the_flex_delegate_is_not_available_here(model
     assert "bazel build //tensorflow/lite/delegates/flex:tensorflowlite_flex" in msg
 
 
-@pytest.mark.parametrize("head, why", [
-    (b"\xff\xff\xff\x7fTFL3", "offset 2147483647 outside the file"),
-    (b"\x08\x00\x00\x00TFL3\x40\x00\x00\x00", "a vtable outside the file"),
-])
+@pytest.mark.parametrize(
+    "head, why",
+    [
+        (b"\xff\xff\xff\x7fTFL3", "offset 2147483647 outside the file"),
+        (b"\x08\x00\x00\x00TFL3\x40\x00\x00\x00", "a vtable outside the file"),
+    ],
+)
 def test_a_damaged_flatbuffer_is_refused_before_any_runtime_reads_it(tmp_path, head, why):
     """Trust is judged in the parent by a bounds-checked reader: a lying offset is an error, never a crash."""
     from model_checks.backends import require_trust_for
@@ -323,8 +326,7 @@ def test_a_mutant_whose_zero_point_is_out_of_range_fails_integrity_naming_the_te
     assert not r.ok and "model.tflite: tensor 'logits': quantization scale" in text
     assert (
         "and zero point 300 cannot map int8 values "
-        "(the scale must be finite and > 0, the zero point within [-128, 127])"
-        in text
+        "(the scale must be finite and > 0, the zero point within [-128, 127])" in text
     )
 
 
@@ -404,8 +406,18 @@ def test_the_gate_reports_a_tflite_artifact_in_the_summary_and_junit_with_its_bu
     shutil.copytree(root / "int8", pytester.path / "arts" / "int8")
     manifest = pytester.path / "arts" / "int8" / "metadata.yaml"
     manifest.write_text(manifest.read_text() + "budgets:\n  cpu: {threads: 1, latency_ms: {p50: 50.0}}\n")
-    r = pytester.runpytest("--model-checks", "arts", "-p", "no:cacheprovider", "--model-checks-summary", "s.md",
-                           "--junitxml", "j.xml", "-k", "int8 and (metadata or latency)")
+    r = pytester.runpytest(
+        "--model-checks",
+        "arts",
+        "-p",
+        "no:cacheprovider",
+        "--model-checks-summary",
+        "s.md",
+        "--junitxml",
+        "j.xml",
+        "-k",
+        "int8 and (metadata or latency)",
+    )
     r.assert_outcomes(passed=2)
     row = next(line for line in (pytester.path / "s.md").read_text().splitlines() if "`int8@1.0`" in line)
     assert row.startswith("| `int8@1.0` | tflite | int8 |")

@@ -38,15 +38,20 @@ def test_loading_never_reads_a_manifest_not_even_a_named_pipe_beside_it(tmp_path
     os.mkfifo(tmp_path / "metadata.yaml")  # opening it for reading would block forever
     with ModelPool(trust_code=True) as pool:
         runner = pool.runner(path, "torchscript", tmp_path, names=(("x", "y"), None))
-        assert [t.name for t in runner.inputs] == ["x", "y"] and [t.name for t in runner.outputs] == ["output_0", "output_1"]
+        assert [t.name for t in runner.inputs] == ["x", "y"] and [t.name for t in runner.outputs] == [
+            "output_0",
+            "output_1",
+        ]
 
 
 def test_a_reference_gets_the_names_its_own_manifest_declares(tmp_path):
     root = tmp_path / "arts"
     (root / "ts").mkdir(parents=True)
     _archive(root / "ts" / "model.pt")
-    (root / "ts" / "metadata.yaml").write_text("model_name: ts\nversion: '1'\nfile: model.pt\n"
-                                               "inputs: [{name: x}, {name: y}]\noutputs: [{name: sum}, {name: prod}]\n")
+    (root / "ts" / "metadata.yaml").write_text(
+        "model_name: ts\nversion: '1'\nfile: model.pt\n"
+        "inputs: [{name: x}, {name: y}]\noutputs: [{name: sum}, {name: prod}]\n"
+    )
     gs = GateSession(roots=[root], trust_code=True)
     assert len(gs.artifacts) == 1  # discovery hands the declared names to the pool
     runner = gs.pool.runner((root / "ts" / "model.pt").resolve(), "torchscript", root)

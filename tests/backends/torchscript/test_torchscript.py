@@ -38,7 +38,9 @@ def save(module, path: Path, how: str = "trace") -> Path:
 
 def artifact(d: Path, how: str = "trace", seed: int = 0, **manifest) -> Path:
     save(net(seed), d / "model.pt", how)
-    (d / "metadata.yaml").write_text(yaml.safe_dump({"model_name": d.name, "version": "1", "file": "model.pt", **manifest}, sort_keys=False))
+    (d / "metadata.yaml").write_text(
+        yaml.safe_dump({"model_name": d.name, "version": "1", "file": "model.pt", **manifest}, sort_keys=False)
+    )
     return d
 
 
@@ -48,6 +50,8 @@ def eval_data(path: Path, module, n: int = 32) -> Path:
         y = module(torch.from_numpy(x)).argmax(1).numpy()
     np.savez(path, x=x, y=y)
     return path
+
+
 from model_checks.checks import registry
 from model_checks.core.session import GateSession
 
@@ -68,10 +72,23 @@ def results(gs, name):
 def test_every_check_passes(tmp_path, how):
     root = tmp_path / "arts"
     artifact(root / "ref", how, seed=0)
-    var = artifact(root / "var", how, seed=0, precision="fp32", eval_data="eval.npz", accuracy_drop=0.0,
-                   limits={"max_size_mb": 1, "max_size_ratio": 1.1, "dynamic_axes": ["batch"], "max_accuracy_drop": 0.0,
-                           "allowed_ops": ["aten::_convolution", "aten::relu", "aten::mean", "aten::linear", "aten::conv2d"]},
-                   reference={"path": "../ref/model.pt"}, **IFACE)
+    var = artifact(
+        root / "var",
+        how,
+        seed=0,
+        precision="fp32",
+        eval_data="eval.npz",
+        accuracy_drop=0.0,
+        limits={
+            "max_size_mb": 1,
+            "max_size_ratio": 1.1,
+            "dynamic_axes": ["batch"],
+            "max_accuracy_drop": 0.0,
+            "allowed_ops": ["aten::_convolution", "aten::relu", "aten::mean", "aten::linear", "aten::conv2d"],
+        },
+        reference={"path": "../ref/model.pt"},
+        **IFACE,
+    )
     eval_data(var / "eval.npz", net(0))
     r = results(gate(root), "var")
     assert all(r.values()) and not any(x.skipped for x in r.values()), "\n".join(map(str, r.values()))
@@ -83,13 +100,23 @@ def test_every_check_passes(tmp_path, how):
 def test_claims_and_a_different_model_fail(tmp_path):
     root = tmp_path / "arts"
     artifact(root / "ref", seed=0)
-    artifact(root / "var", seed=1, precision="fp16", limits={"allowed_ops": ["aten::linear"]}, reference={"path": "../ref/model.pt"},
-             inputs=[{"name": "image", "shape": ["batch", 3, 8, 8]}, {"name": "mask", "shape": [1]}])
+    artifact(
+        root / "var",
+        seed=1,
+        precision="fp16",
+        limits={"allowed_ops": ["aten::linear"]},
+        reference={"path": "../ref/model.pt"},
+        inputs=[{"name": "image", "shape": ["batch", 3, 8, 8]}, {"name": "mask", "shape": [1]}],
+    )
     r = results(gate(root), "var")
     assert not r["metadata"]
     assert "precision: declared fp16, the model is fp32" in str(r["metadata"])
-    assert "inputs: declared image, mask but the model's inputs are input_0" in str(r["metadata"])  # 2 declared, 1 real: positional names
-    assert not r["equivalence"] and "no shape declared" in str(r["equivalence"])  # input_0 is not declared: its shape is unknown
+    assert "inputs: declared image, mask but the model's inputs are input_0" in str(
+        r["metadata"]
+    )  # 2 declared, 1 real: positional names
+    assert not r["equivalence"] and "no shape declared" in str(
+        r["equivalence"]
+    )  # input_0 is not declared: its shape is unknown
     assert not r["limits"] and "aten::" in str(r["limits"])
 
 
@@ -126,11 +153,32 @@ def test_onnx_artifact_against_torchscript_reference_and_back(tmp_path):
     root = tmp_path / "arts"
     artifact(root / "ts")
     (root / "onnx").mkdir()
-    torch.onnx.export(net(0), torch.rand(1, 3, 8, 8), str(root / "onnx" / "model.onnx"), input_names=["pixels"], output_names=["scores"],
-                      dynamic_axes={"pixels": {0: "batch"}, "scores": {0: "batch"}}, dynamo=False)
-    (root / "onnx" / "metadata.yaml").write_text(yaml.safe_dump({"model_name": "onnx", "version": "1", "file": "model.onnx", "reference": {"path": "../ts/model.pt"}}))
+    torch.onnx.export(
+        net(0),
+        torch.rand(1, 3, 8, 8),
+        str(root / "onnx" / "model.onnx"),
+        input_names=["pixels"],
+        output_names=["scores"],
+        dynamic_axes={"pixels": {0: "batch"}, "scores": {0: "batch"}},
+        dynamo=False,
+    )
+    (root / "onnx" / "metadata.yaml").write_text(
+        yaml.safe_dump(
+            {"model_name": "onnx", "version": "1", "file": "model.onnx", "reference": {"path": "../ts/model.pt"}}
+        )
+    )
     (root / "back").mkdir()
-    (root / "back" / "metadata.yaml").write_text(yaml.safe_dump({"model_name": "back", "version": "1", "file": "../ts/model.pt", "reference": {"path": "../onnx/model.onnx"}, **IFACE}))
+    (root / "back" / "metadata.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "model_name": "back",
+                "version": "1",
+                "file": "../ts/model.pt",
+                "reference": {"path": "../onnx/model.onnx"},
+                **IFACE,
+            }
+        )
+    )
     gs = gate(root)
     for name in ("onnx", "back"):
         r = results(gs, name)["equivalence"]

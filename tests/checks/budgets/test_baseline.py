@@ -35,7 +35,9 @@ def test_a_baseline_from_too_few_sessions_cannot_make_a_regression():
     fp = fingerprint("cpu", 1)
     c = baseline(fp, sessions=1).compare([b * 1.3 for b in BLOCKS], fp, 0.05)
     assert c.verdict == INCONCLUSIVE and c and c.change == pytest.approx(0.3, abs=0.02)
-    assert f"holds 1 session(s) and {MIN_SESSIONS} are needed" in str(c) and "--model-checks-update-baselines 2 more time(s)" in str(c)
+    assert f"holds 1 session(s) and {MIN_SESSIONS} are needed" in str(
+        c
+    ) and "--model-checks-update-baselines 2 more time(s)" in str(c)
 
 
 def test_another_environment_is_never_compared_silently():
@@ -43,12 +45,22 @@ def test_another_environment_is_never_compared_silently():
     other = {**fp, "threads": 4, "versions": {**fp["versions"], "onnxruntime": "0.0.1"}}
     c = baseline(other).compare([b * 1.3 for b in BLOCKS], fp, 0.05)
     assert c.verdict == NOT_COMPARED and c  # reported, not a failure
-    assert "threads: 4 -> 1" in str(c) and "versions.onnxruntime: '0.0.1' ->" in str(c) and "--model-checks-update-baselines" in str(c)
+    assert (
+        "threads: 4 -> 1" in str(c)
+        and "versions.onnxruntime: '0.0.1' ->" in str(c)
+        and "--model-checks-update-baselines" in str(c)
+    )
 
 
 def test_fingerprint_names_cpu_threads_and_versions():
     fp = fingerprint("cpu", 2)
-    assert fp["cpu"] and fp["cores"] >= 1 and fp["threads"] == 2 and "onnxruntime" in fp["versions"] and "numpy" in fp["versions"]
+    assert (
+        fp["cpu"]
+        and fp["cores"] >= 1
+        and fp["threads"] == 2
+        and "onnxruntime" in fp["versions"]
+        and "numpy" in fp["versions"]
+    )
     assert differences(fp, fp) == []
 
 

@@ -22,12 +22,21 @@ def context(root: Path, name: str = "variant") -> CheckContext:
 
 
 def test_a_slowed_model_fails_its_latency_budget(tmp_path):
-    artifacts.onnx_artifact(tmp_path / "variant", chain(300), name="variant", budgets={"cpu": {"threads": 1, "latency_ms": {"p50": 0.02, "p99": 500}}})
+    artifacts.onnx_artifact(
+        tmp_path / "variant",
+        chain(300),
+        name="variant",
+        budgets={"cpu": {"threads": 1, "latency_ms": {"p50": 0.02, "p99": 500}}},
+    )
     bench = BareBench()
     r = run("latency", context(tmp_path), "cpu", bench)
     assert not r and not r.skipped
     text = str(r)
-    assert "latency p50" in text and "> 0.02 ms" in text and "over the limit set in metadata.yaml budgets.cpu.latency_ms.p50" in text
+    assert (
+        "latency p50" in text
+        and "> 0.02 ms" in text
+        and "over the limit set in metadata.yaml budgets.cpu.latency_ms.p50" in text
+    )
     assert "latency p99" not in text.split("measured:")[0]  # p99 held
     assert "to change a limit, edit metadata.yaml budgets.cpu.latency_ms.p50 (a key in variant/metadata.yaml" in text
     assert "session creation" in text and "first call" in text
@@ -41,8 +50,13 @@ def test_a_slowed_model_fails_its_latency_budget(tmp_path):
 
 
 def test_a_tiny_model_passes_latency_and_throughput(tmp_path):
-    artifacts.onnx_artifact(tmp_path / "variant", name="variant",
-                            budgets={"cpu": {"threads": 1, "batch_size": 8, "latency_ms": {"p50": 50.0, "mean": 100.0}, "throughput_per_s": 10}})
+    artifacts.onnx_artifact(
+        tmp_path / "variant",
+        name="variant",
+        budgets={
+            "cpu": {"threads": 1, "batch_size": 8, "latency_ms": {"p50": 50.0, "mean": 100.0}, "throughput_per_s": 10}
+        },
+    )
     ctx = context(tmp_path)
     lat = run("latency", ctx, "cpu", BareBench())
     assert lat and not lat.skipped and lat.figures["p50_ms"] < 50.0
@@ -90,7 +104,13 @@ def test_a_regression_against_the_baseline_is_flagged_and_an_unchanged_run_is_no
     artifacts.onnx_artifact(tmp_path / "arts" / "variant", chain(20), name="variant", budgets=budgets)
     store = tmp_path / "baselines"
     for _ in range(3):  # a regression needs a baseline from three sessions
-        first = run("latency", context(tmp_path / "arts"), "cpu", BareBench(), BudgetOptions(baselines=store, update_baselines=True))
+        first = run(
+            "latency",
+            context(tmp_path / "arts"),
+            "cpu",
+            BareBench(),
+            BudgetOptions(baselines=store, update_baselines=True),
+        )
     assert first and "baseline updated" in str(first) and "3 session(s) pooled" in str(first)
     # the same model again: compared, and never a large regression. A live rerun on a loaded 2-core machine can
     # honestly measure 13% slower than the sessions before it (seen beside other jobs), which the statistics then

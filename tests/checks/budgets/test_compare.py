@@ -78,7 +78,12 @@ def test_regression_message_says_by_how_much_and_how_sure():
     assert c.verdict == REGRESSION and not c
     assert c.change == pytest.approx(0.2, abs=0.02)
     text = str(c)
-    assert text.startswith("regression: +20") and "95% CI" in text and "Mann-Whitney p=" in text and "minimum effect 5%" in text
+    assert (
+        text.startswith("regression: +20")
+        and "95% CI" in text
+        and "Mann-Whitney p=" in text
+        and "minimum effect 5%" in text
+    )
 
 
 def test_min_effect_is_respected():

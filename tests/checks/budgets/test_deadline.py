@@ -26,7 +26,8 @@ def test_a_measurement_far_slower_than_its_budget_stops_at_its_deadline() -> Non
     assert str(e.value) == (
         "the measurement (warm-up and 662 rounds) cannot finish within its deadline of 31.5 s (5 s of warm-up + 662 rounds x 10 x "
         "p99 4 ms): stopped after warm-up, 0 round(s) done, 31.5 s left; a call takes 500 ms, so 662 more round(s) need about 331 s. "
-        "The model is far slower than its budget: make it faster, or raise the budget (or --model-checks-timeout) if this speed is expected")
+        "The model is far slower than its budget: make it faster, or raise the budget (or --model-checks-timeout) if this speed is expected"
+    )
     before_round = deadline.bounded(None)
     before_round()
     clock.now = 40.0

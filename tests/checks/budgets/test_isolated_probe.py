@@ -12,8 +12,23 @@ def test_a_model_that_exhausts_memory_fails_its_budget_in_the_worker(pytester):
     root = pytester.path / "arts"
     A.onnx_artifact(root / "hog", bad_models.memory_hog(), name="hog", budgets=BUDGET)
     A.onnx_artifact(root / "ok", M.linear(), name="ok", budgets=BUDGET)
-    r = pytester.runpytest("--model-checks", "arts", "-p", "no:cacheprovider", "-m", "cpu", "-k", "test_latency",
-                           "--model-checks-worker-memory", "1024", "--benchmark-disable-gc")
+    r = pytester.runpytest(
+        "--model-checks",
+        "arts",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "cpu",
+        "-k",
+        "test_latency",
+        "--model-checks-worker-memory",
+        "1024",
+        "--benchmark-disable-gc",
+    )
     r.assert_outcomes(passed=1, failed=1)
     out = r.stdout.str()
-    assert "test_latency[hog@1.0-cpu]" in out and "memory limit exceeded" in out and "exceeded the worker's memory limit of 1024 MiB" in out
+    assert (
+        "test_latency[hog@1.0-cpu]" in out
+        and "memory limit exceeded" in out
+        and "exceeded the worker's memory limit of 1024 MiB" in out
+    )

@@ -52,19 +52,32 @@ def test_block_medians_cut_consecutive_blocks():
 def test_bare_bench_takes_one_call_per_sample_and_runs_setup_untimed():
     order = []
     bench = BareBench()
-    bench.pedantic(lambda: order.append("call"), setup=lambda: order.append("setup"), rounds=5, warmup_rounds=2, iterations=1)
+    bench.pedantic(
+        lambda: order.append("call"), setup=lambda: order.append("setup"), rounds=5, warmup_rounds=2, iterations=1
+    )
     assert order == ["setup", "call"] * 7 and len(samples_ns(bench)) == 5
     with pytest.raises(AssertionError):
         bench.pedantic(lambda: None, rounds=1, iterations=2)
 
 
 def test_measurement_keeps_start_up_out_of_the_samples():
-    m = Measurement("cpu", "fake", 4, 1, session_create_ms=50.0, first_call_ms=20.0, warmup=WarmUp(30, True, 1.0),
-                    samples_ns=tuple([1e6] * 100), load=(0.5, 0.5, 0.5))
+    m = Measurement(
+        "cpu",
+        "fake",
+        4,
+        1,
+        session_create_ms=50.0,
+        first_call_ms=20.0,
+        warmup=WarmUp(30, True, 1.0),
+        samples_ns=tuple([1e6] * 100),
+        load=(0.5, 0.5, 0.5),
+    )
     assert m.percentiles.max == pytest.approx(1.0)  # neither 50 ms nor 20 ms is a sample
     assert m.throughput_per_s == pytest.approx(4000.0)
     f = m.figures()
-    assert f["session_create_ms"] == 50.0 and f["first_call_ms"] == 20.0 and f["latency_ms"]["p99"] == pytest.approx(1.0)
+    assert (
+        f["session_create_ms"] == 50.0 and f["first_call_ms"] == 20.0 and f["latency_ms"]["p99"] == pytest.approx(1.0)
+    )
     assert len(f["block_medians_ms"]) == 8 and not f["under_load"]
 
 

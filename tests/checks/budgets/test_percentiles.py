@@ -15,8 +15,10 @@ def test_percentile_matches_numpy_on_known_samples(q):
     assert percentile(KNOWN, q) == pytest.approx(np.percentile(KNOWN, 100 * q))
 
 
-@given(st.lists(st.floats(min_value=1e-3, max_value=1e6, allow_nan=False), min_size=1, max_size=300),
-       st.floats(min_value=0.0, max_value=1.0))
+@given(
+    st.lists(st.floats(min_value=1e-3, max_value=1e6, allow_nan=False), min_size=1, max_size=300),
+    st.floats(min_value=0.0, max_value=1.0),
+)
 def test_percentile_matches_numpy_everywhere(samples, q):
     assert percentile(samples, q) == pytest.approx(float(np.percentile(samples, 100 * q)), rel=1e-9, abs=1e-9)
 
