@@ -201,6 +201,19 @@ def tensor_at(ctx: Any, index: int) -> Any:
     return C.cast(c.tensors + C.sizeof(Tensor) * index, C.POINTER(Tensor))
 
 
+def check_layout(ctx: Any) -> None:
+    """Refuse, before writing anything, a runtime whose TfLiteTensor is not the struct declared here: read at
+    that stride, every tensor must show a known type and allocation type (a wrong stride reads other fields)."""
+    c = ctx.contents
+    for i in range(c.tensors_size):
+        t = tensor_at(ctx, i).contents
+        if not (0 <= t.type <= 19 and 0 <= t.allocation_type <= 8):
+            raise FlexError(
+                f"the runtime's TfLiteTensor is not the {C.sizeof(Tensor)}-byte struct this delegate reads (tensor "
+                f"{i}: type {t.type}, allocation type {t.allocation_type}); it was written for ai-edge-litert 2.3"
+            )
+
+
 def int_array(values: list[int]) -> Any:
     """A TfLiteIntArray the runtime reads and does not keep (ReplaceNodeSubsetsWithDelegateKernels copies it)."""
     arr = (C.c_int * (len(values) + 1))(len(values), *values)
@@ -304,6 +317,7 @@ class PythonFlexDelegate:
     # -- the delegate: claim every Flex node, one node a kernel ------------------------------------------
     def _delegate_prepare(self, ctx: Any) -> int:
         c = ctx.contents
+        check_layout(ctx)
         plan_p = C.POINTER(IntArray)()
         if c.GetExecutionPlan(ctx, C.byref(plan_p)) != OK:
             raise FlexError("GetExecutionPlan failed")

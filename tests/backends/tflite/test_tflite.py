@@ -272,6 +272,25 @@ def test_a_flex_node_naming_an_op_tensorflow_lacks_fails_to_load_naming_the_node
     )
 
 
+def test_the_delegate_refuses_a_runtime_whose_tensor_struct_it_does_not_know():
+    """Read at the wrong stride, a tensor shows an impossible type: refused before anything is written."""
+    import ctypes
+
+    from model_checks.backends.tflite import flex
+
+    tensors = (flex.Tensor * 2)()
+    tensors[0].type, tensors[1].type, tensors[1].allocation_type = 1, 1, 77
+    ctx = flex.Context(tensors_size=2, tensors=ctypes.addressof(tensors))
+    with pytest.raises(flex.FlexError) as e:
+        flex.check_layout(ctypes.pointer(ctx))
+    assert str(e.value) == (
+        "the runtime's TfLiteTensor is not the 112-byte struct this delegate reads (tensor 1: type 1, allocation "
+        "type 77); it was written for ai-edge-litert 2.3"
+    )
+    tensors[1].allocation_type = 4
+    flex.check_layout(ctypes.pointer(ctx))
+
+
 def tf_version() -> str:
     import importlib.metadata as md
 
