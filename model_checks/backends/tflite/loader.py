@@ -185,7 +185,13 @@ class FlexRun:
         except OSError as e:
             self.native_why = runtime_error_text(e)[:200]
         else:
-            self.delegate: Any = litert().load_delegate(FLEX_LIBRARY)
+            try:
+                self.delegate: Any = litert().load_delegate(FLEX_LIBRARY)
+            except (OSError, ValueError, RuntimeError) as e:
+                raise ArtifactLoadError(
+                    f"{path.name}: trusted, but {FLEX_LIBRARY} (found on the library path, and preferred for its "
+                    f"Flex ops {ops}) does not load as a LiteRT delegate: {runtime_error_text(e)[:200]}"
+                ) from None
             self.note = f"Flex ops {ops} run by TensorFlow's Flex delegate ({FLEX_LIBRARY})"
             return
         from model_checks.backends.keras.loader import keras_modules
@@ -244,15 +250,17 @@ def check_io_quantization(data: bytes) -> None:
 
 
 def open_interpreter(path: Path, threads: int | None = None, xnnpack: bool = True, allocate: bool = True) -> Any:
+    """The interpreter `open_model` opens (facts and mutants need no more)."""
     return open_model(path, threads, xnnpack, allocate)[0]
 
 
 def open_model(
     path: Path, threads: int | None = None, xnnpack: bool = True, allocate: bool = True
 ) -> tuple[Any, FlexRun | None]:
-    """(interpreter, how its Flex ops run or None). An allocated interpreter for the model at `path` (the caller checked trust first). `xnnpack`: LiteRT's
-    default CPU delegate applied (on), or the builtin kernels alone (off). `allocate=False` reads the interface
-    only: no kernel is prepared, so a model whose Flex or custom ops cannot run here still shows its facts."""
+    """(interpreter, how its Flex ops run or None): an allocated interpreter for the model at `path` (the caller
+    checked trust first). `xnnpack`: LiteRT's default CPU delegate applied (on), or the builtin kernels alone
+    (off). `allocate=False` reads the interface only: no kernel is prepared and no Flex delegate made, so a model
+    whose Flex or custom ops cannot run here still shows its facts."""
     data = read_model(path)
     flex, custom = code_ops(data, path.name)
     try:

@@ -311,6 +311,18 @@ def test_a_flex_delegate_library_the_user_provides_is_preferred(models, monkeypa
     assert run.delegate is native
     assert run.note == "Flex ops FlexMatrixInverse run by TensorFlow's Flex delegate (libtensorflowlite_flex.so)"
 
+    def broken(name):  # type: ignore[no-untyped-def]
+        raise ValueError("Failed to load delegate from libtensorflowlite_flex.so")
+
+    monkeypatch.setattr(loader.litert(), "load_delegate", broken)
+    with pytest.raises(ArtifactLoadError) as e:
+        loader.FlexRun(models["flex"], ["FlexMatrixInverse"])
+    assert str(e.value) == (
+        "flex.tflite: trusted, but libtensorflowlite_flex.so (found on the library path, and preferred for its Flex "
+        "ops FlexMatrixInverse) does not load as a LiteRT delegate: ValueError: Failed to load delegate from "
+        "libtensorflowlite_flex.so"
+    )
+
 
 def test_a_trusted_flex_model_without_tensorflow_says_what_is_missing(models, monkeypatch):
     from model_checks.backends.keras import loader as keras_loader
