@@ -273,7 +273,10 @@ class PythonFlexDelegate:
 
     def __init__(self, tf: Any):
         self.tf = tf
-        self.nodes: dict[int, FlexNode] = {}
+        # each subgraph's Prepare hands its own context: a node is known by (context, index) until its kernel is
+        # made, then by its place in `kernels` (the kernel node's user_data, plus one: never null)
+        self.pending: dict[tuple[int, int], FlexNode] = {}
+        self.kernels: list[FlexNode] = []
         self.error: str | None = None  # the first failure inside a callback, raised by the runner
         self._keep: list[Any] = []
         self._prepare = PREPARE(self._guard_prepare)
@@ -337,7 +340,7 @@ class PythonFlexDelegate:
             op = printable(op)  # the artifact's text, printed in messages
             found.append(FlexNode(index, op, node_def, node.inputs.contents.values(), node.outputs.contents.values()))
         for fx in found:
-            self.nodes[fx.index] = fx
+            self.pending[(C.addressof(c), fx.index)] = fx
             nodes, keep = int_array([fx.index])
             self._keep.append(keep)
             status = c.ReplaceNodeSubsetsWithDelegateKernels(ctx, self._reg, nodes, C.pointer(self._delegate))
@@ -349,7 +352,7 @@ class PythonFlexDelegate:
     def _init(self, ctx: Any, buffer: int, length: int) -> int:
         params = C.cast(buffer, C.POINTER(DelegateParams)).contents
         index = params.nodes_to_replace.contents.values()[0]
-        fx = self.nodes[index]
+        fx = self.pending.pop((C.addressof(ctx.contents), index))
         try:
             fx.fn = self._function(ctx, fx)
         except FlexError as e:
@@ -358,13 +361,14 @@ class PythonFlexDelegate:
             raise FlexError(
                 f"node {fx.index} ({fx.op}): TensorFlow cannot build the op: {tensorflow_says(e)}"
             ) from None
-        return index + 1  # the node's user_data: a non-null key
+        self.kernels.append(fx)
+        return len(self.kernels)  # the node's user_data
 
     def _free(self, ctx: Any, buffer: int) -> None:
         return None
 
     def _kernel_prepare(self, ctx: Any, node: Any) -> int:
-        fx = self.nodes[node.contents.user_data - 1]
+        fx = self.kernels[node.contents.user_data - 1]
         for t in fx.outputs:
             tensor = tensor_at(ctx, t).contents
             if tensor.allocation_type != DYNAMIC:  # shapes are known at invoke: TensorFlow computes them
@@ -373,7 +377,7 @@ class PythonFlexDelegate:
         return OK
 
     def _invoke(self, ctx: Any, node: Any) -> int:
-        fx = self.nodes[node.contents.user_data - 1]
+        fx = self.kernels[node.contents.user_data - 1]
         args = [self._read(tensor_at(ctx, t).contents, fx, t) for t in fx.inputs]
         try:
             results = fx.fn(*args)

@@ -60,6 +60,29 @@ def op_model(tf, select_ops: bool, function=matrix_inverse) -> bytes:  # type: i
     return conv.convert()
 
 
+def two_signatures(tf):  # type: ignore[no-untyped-def]
+    """A tf.Module with two signatures, `inverse` and `determinant`, each with one Flex op: two subgraphs, whose
+    Flex nodes sit at the same node index in each."""
+
+    class TwoOps(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="a")])
+        def inverse(self, a):  # type: ignore[no-untyped-def]
+            return {"out": tf.reshape(tf.linalg.inv(tf.reshape(a, [-1, 2, 2])), [-1, 4])}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="a")])
+        def determinant(self, a):  # type: ignore[no-untyped-def]
+            return {"out": tf.linalg.det(tf.reshape(a, [-1, 2, 2])) + 1.0}
+
+    return TwoOps()
+
+
+def two_signature_model(tf, module) -> bytes:  # type: ignore[no-untyped-def]
+    fns = [module.inverse.get_concrete_function(), module.determinant.get_concrete_function()]
+    conv = tf.lite.TFLiteConverter.from_concrete_functions(fns, module)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    return conv.convert()
+
+
 def matrices(n: int, seed: int = 0) -> np.ndarray:
     """`n` invertible 2x2 matrices, flattened: a dominant diagonal keeps them well away from singular."""
     a = np.random.default_rng(seed).uniform(-1, 1, (n, 4)).astype(np.float32)

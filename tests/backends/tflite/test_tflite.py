@@ -25,6 +25,8 @@ from tests.backends.tflite.models import (
     matrix_inverse,
     mutate,
     tiny,
+    two_signature_model,
+    two_signatures,
 )
 
 
@@ -237,7 +239,7 @@ def test_a_trusted_flex_model_runs_its_flex_ops_with_tensorflow_and_agrees_with_
         f"LiteRT 2.3.0 interpreter on the CPU, 1 thread(s), XNNPACK {xnn}; Flex ops {ops} run by TensorFlow "
         f"{tf.__version__} {NOTE}"
     )
-    assert sorted(n.op for n in r.flex.delegate.nodes.values()) == flex_ops
+    assert sorted(n.op for n in r.flex.delegate.kernels) == flex_ops
     assert builtins <= {d["op_name"] for d in r.interp._get_ops_details()}  # still in LiteRT's plan
     for batch in (1, 5, 2):
         a = matrices(batch, seed=batch)
@@ -245,7 +247,25 @@ def test_a_trusted_flex_model_runs_its_flex_ops_with_tensorflow_and_agrees_with_
         (want,) = fn(tf.constant(a)).values()
         assert got.shape == (batch, 4)
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-6, atol=1e-6)
-    assert all(n.calls == 3 for n in r.flex.delegate.nodes.values())
+    assert all(n.calls == 3 for n in r.flex.delegate.kernels)
+
+
+def test_flex_ops_in_two_subgraphs_each_run_their_own_op(tmp_path):
+    """Each subgraph's context is its own: two signatures whose Flex nodes share a node index each run theirs
+    (keyed by index alone, the determinant signature ran MatrixInverse)."""
+    from model_checks.backends.keras.loader import keras_modules
+    from model_checks.backends.tflite.runner import TFLiteRunner
+
+    tf, _ = keras_modules()
+    module = two_signatures(tf)
+    p = tmp_path / "two.tflite"
+    p.write_bytes(two_signature_model(tf, module))
+    r = TFLiteRunner(p, tmp_path)
+    assert sorted(k.op for k in r.flex.delegate.kernels) == ["MatrixDeterminant", "MatrixInverse"]
+    a = matrices(3)
+    for name in ("inverse", "determinant"):
+        got = r.interp.get_signature_runner(name)(a=a)["out"]
+        np.testing.assert_allclose(got, getattr(module, name)(tf.constant(a))["out"].numpy(), rtol=1e-6, atol=1e-6)
 
 
 def test_a_flex_op_that_fails_in_tensorflow_names_the_node_and_the_op(models):
