@@ -1,15 +1,21 @@
 """`tfmot_quantize`: quantization-aware training applies to a Keras artifact that declares `tfmot.quantize`; with
-`tfmot.tflite`, the QAT model also converts to a full-integer TFLite model that holds against the float model."""
+`tfmot.tflite`, the QAT model also converts to a full-integer TFLite model that holds the artifact's `tolerance`
+against the float model (the tolerance equivalence applies to the model's output, from the same places)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from model_checks.checks.context import CheckContext
 from model_checks.checks.registry import Check
 from model_checks.core.inputs import seed_for
+from model_checks.core.metrics import HIGHER_IS_BETTER
 from model_checks.core.results import CheckResult
 
+if TYPE_CHECKING:
+    from model_checks.tfmot.tflite import TFLiteReport
+
 NAME = "tfmot_quantize"
-TFLITE_LIMITS_FROM = "convert-tflite's int8 tolerance (model_checks.producers.tflite_convert.TOLERANCE)"
 
 
 def run(ctx: CheckContext) -> CheckResult:
@@ -42,7 +48,7 @@ def run(ctx: CheckContext) -> CheckResult:
 
 def with_tflite(ctx: CheckContext, result: CheckResult) -> CheckResult:
     """The QAT model to full-integer TFLite, in LiteRT, against the float model on the samples."""
-    from model_checks.tfmot.tflite import tflite_report
+    from model_checks.tfmot.tflite import judge, tflite_report
 
     feeds = ctx.sample_feeds()
     samples = next(iter(feeds.values())) if feeds and len(feeds) == 1 else None
@@ -57,18 +63,34 @@ def with_tflite(ctx: CheckContext, result: CheckResult) -> CheckResult:
         seed_for(ctx.artifact.id),
         samples,
     )
+    tl = judge(tl, ctx.manifest.tolerance.for_output(tl.output))
     figures = dict(result.figures)
     figures.update({f"tfmot_tflite_{k}": v for k, v in tl.figures.get("TFLite int8", {}).items()})
-    lines = tuple(tl.table()) + (f"  limits: {TFLITE_LIMITS_FROM}",)
+    lines = (*tl.table(), tolerance_line(ctx, tl)) if not tl.problem else ()
     if tl:
         return CheckResult(NAME, True, f"{result.headline}; {tl}", lines, figures=figures)
-    fix = (
-        "  fit the QAT model longer, or keep its most sensitive layers in float (annotate only the others with "
+    fix = "  fit the QAT model longer, or keep its most sensitive layers in float (annotate only the others with "
+    fix += (
         f"quantize_annotate_layer); or set tfmot.tflite: false in {ctx.where} if no TFLite model is shipped"
+        if tl.problem
+        else "quantize_annotate_layer). The limits are this artifact's `tolerance`, which equivalence applies "
+        "against its reference too: a float model's tolerance is rarely one an int8 model holds, so gate the "
+        f"TFLite model as its own artifact with an int8 tolerance and set tfmot.tflite: false in {ctx.where}"
     )
     detail = tuple(f"  - {f}" for f in tl.failures)
     return CheckResult(
         NAME, False, f"{NAME}: {ctx.artifact.id}: QAT applies, but {tl}", detail + lines + (fix,), figures=figures
+    )
+
+
+def tolerance_line(ctx: CheckContext, tl: TFLiteReport) -> str:
+    """Which tolerance held the TFLite model, and where each limit came from."""
+    limits = ", ".join(
+        f"{m} {'>=' if m in HIGHER_IS_BETTER else '<='} {lim.value:g} from {lim.source}" for m, lim in tl.limits.items()
+    )
+    return (
+        f"  tolerance: {ctx.where}'s `tolerance` for output '{tl.output}', as equivalence resolves it "
+        f"(metadata.yaml, then policy.yaml, then model-checks' defaults): {limits or 'none'}"
     )
 
 

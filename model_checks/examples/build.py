@@ -164,7 +164,8 @@ def torch_family(out: Path, data: Digits) -> list[Packaged]:
 
 def keras_family(out: Path, data: Digits) -> list[Packaged]:
     """digits_keras: fp32, fp16, uint8 (dynamic) and int8 (static QDQ) ONNX through tf2onnx; the Keras model;
-    TFLite float32, float16, dynamic-range and full-int8 (from the QAT model) against it."""
+    TFLite float32, float16, dynamic-range and full-int8 (from the QAT model) against it; the Keras model against
+    the full-int8 one, asking for the tfmot TFLite step (`_qat_tflite`)."""
     from model_checks.examples import digits_keras
     from model_checks.producers.keras_convert import convert_keras
 
@@ -195,6 +196,10 @@ def keras_family(out: Path, data: Digits) -> list[Packaged]:
     from model_checks.examples.tflite_keras import tflite_artifacts
 
     made += tflite_artifacts(fam.dir("model") / "model.keras", fam, calibration)  # TFLite, against that .keras source
+    # the Keras model again, its QAT road to TFLite gated under an int8 tolerance (reference: the int8 TFLite)
+    made.append(
+        tfmot_keras.qat_tflite_artifact(fam.dir("model") / "model.keras", fam, fam.dir("tflite_int8") / "model.tflite")
+    )
     return made
 
 

@@ -1,9 +1,14 @@
 """Keras example artifacts for the tfmot checks, made by the example builder (`build.keras_family`).
 
 - `digits_keras_model`: the trained digits Keras model itself, as a `.keras` artifact whose reference is its
-  own fp32 ONNX conversion (a cross-framework equivalence), with `tfmot: {quantize: true, prune: true}`:
-  it passes every check, both tfmot checks included (quantize with `tflite: true`: the QAT model converted to
-  full-integer TFLite holds against it on the samples).
+  own fp32 ONNX conversion (a cross-framework equivalence under a float tolerance, rel_l2 1e-4), with
+  `tfmot: {quantize: true, prune: true}`: it passes every check, both tfmot checks included.
+- `digits_keras_qat_tflite`: the same Keras model, asking for the end of the QAT road (`tfmot: {quantize:
+  true, tflite: true}`): the QAT model converted to full-integer TFLite must hold the artifact's `tolerance`
+  against it. That tolerance is an int8 one (top-1 agreement 0.95), and it is honest for the artifact's
+  equivalence too: its reference is the full-integer TFLite model `digits_keras_tflite_int8`. (On
+  `digits_keras_model`, `tflite: true` would hold an int8 model to rel_l2 1e-4, which none holds, and
+  loosening that tolerance would loosen its ONNX equivalence.)
 - `tfmot_unsupported`: a model tfmot cannot handle (a residual sum written as `x + y`, a bare tensor
   operation). Its failure is the point, so it is never written under `artifacts/` (an always-red example
   would break `make check`): `failing_artifact(dir)` builds it where a test wants it, and
@@ -25,8 +30,8 @@ if TYPE_CHECKING:
     from model_checks.producers.package import Packaged
 
 TFMOT = {"quantize": True, "prune": True, "target_sparsity": 0.5}
-# the example also asks for the end of the QAT road: a full-integer TFLite model that holds against it
-EXAMPLE_TFMOT = {**TFMOT, "tflite": True}
+# the end of the QAT road, asked of its own artifact: a full-integer TFLite model holding `tolerance` against it
+QAT_TFLITE = {"quantize": True, "tflite": True}
 
 
 def _declare_tfmot(packaged: Packaged, tfmot: dict[str, Any]) -> Packaged:
@@ -62,7 +67,35 @@ def keras_artifacts(model: Any, fam: Family) -> list[Packaged]:
     with tempfile.TemporaryDirectory() as tmp:
         path = save_keras(model, Path(tmp) / "model.keras")
         packaged = fam.package("model", path, tolerance={"rel_l2": 1e-4, "mae": 1e-5})
-    return [_declare_tfmot(packaged, EXAMPLE_TFMOT)]
+    return [_declare_tfmot(packaged, TFMOT)]
+
+
+def qat_tflite_artifact(keras_path: Path, fam: Family, int8_tflite: Path) -> Packaged:
+    """The Keras model at `keras_path` as `<prefix>_qat_tflite`: reference the full-integer TFLite model
+    `int8_tflite`, an int8 tolerance (which the tfmot TFLite step holds too), `tfmot: {quantize, tflite}`."""
+    import shutil
+
+    from model_checks.examples.build import INT8_TOLERANCE, LIMITS, VERSION
+    from model_checks.producers.package import package
+
+    d = fam.dir("qat_tflite")
+    if d.exists():
+        shutil.rmtree(d)
+    packaged = package(
+        keras_path,
+        d,
+        model_name=f"{fam.prefix}_qat_tflite",
+        version=VERSION,
+        root=fam.out,
+        reference=int8_tflite,
+        samples=fam.samples,
+        eval_data=fam.eval,
+        input_range=(0.0, 1.0),
+        layout=fam.layout,
+        limits=LIMITS,
+        tolerance=INT8_TOLERANCE,
+    )
+    return _declare_tfmot(packaged, QAT_TFLITE)
 
 
 def unsupported_model() -> Any:

@@ -4,9 +4,10 @@ judge trust before any worker starts), and the model is opened with `ai_edge_lit
 
 A model whose ops are all builtins carries no code and loads untrusted. Flex ops (TensorFlow "select" ops,
 custom code `Flex<Op>`) need TensorFlow's Flex delegate and custom ops a registration from a native library:
-both are code outside the runtime, refused unless trusted. Trusted, Flex ops run where the Flex delegate
-library can be loaded (`libtensorflowlite_flex.so` on the library path: neither the ai-edge-litert nor the
-tensorflow wheel ships it), and the error says exactly that where it cannot.
+both are code outside the runtime, refused unless trusted. Trusted, Flex ops run through TensorFlow's Flex
+delegate library where it can be loaded (`libtensorflowlite_flex.so` on the library path: neither the
+ai-edge-litert nor the tensorflow wheel ships it), else through model-checks' Python Flex delegate (flex.py),
+which runs each Flex op with the TensorFlow installed here; LiteRT runs every builtin op either way.
 """
 
 from __future__ import annotations
@@ -166,25 +167,53 @@ def litert_version() -> str:
     return md.version("ai-edge-litert")
 
 
-def _flex_delegate(path: Path, flex: list[str]) -> list[Any]:
-    """The Flex delegate, loaded for a trusted model that needs it; where it cannot be, say exactly why."""
-    import ctypes
+class FlexRun:
+    """How a trusted model's Flex ops run: the delegate handed to LiteRT, and the sentence the runner's note
+    states. TensorFlow's own Flex delegate library where one can be loaded (a user who built it), else
+    model-checks' Python Flex delegate (flex.py), which runs each Flex op with the TensorFlow installed here."""
 
-    try:
-        # opened by ctypes first: LiteRT's Delegate, failing to load a library, leaves an object whose finalizer
-        # raises (an unraisable exception in whatever code the garbage collector interrupts)
-        ctypes.CDLL(FLEX_LIBRARY)
-        return [litert().load_delegate(FLEX_LIBRARY)]
-    except (OSError, ValueError, RuntimeError) as e:
-        raise ArtifactLoadError(
-            f"{path.name}: trusted, but its Flex ops {', '.join(flex)} need TensorFlow's Flex delegate, "
-            f"and it is not available here: {FLEX_LIBRARY} could not be loaded ({runtime_error_text(e)[:200]}). "
-            f"Neither the ai-edge-litert {litert_version()} "
-            "wheel nor the tensorflow wheel ships it; build it from TensorFlow's sources "
-            "(bazel build //tensorflow/lite/delegates/flex:tensorflowlite_flex) "
-            f"and put {FLEX_LIBRARY} on LD_LIBRARY_PATH, "
-            "or convert the model with builtin ops only (no SELECT_TF_OPS)"
-        ) from None
+    def __init__(self, path: Path, flex: list[str]):
+        import ctypes
+
+        from model_checks.safety.text import printable
+
+        ops = ", ".join(printable(o) for o in flex)
+        try:
+            # opened by ctypes first: LiteRT's Delegate, failing to load a library, leaves an object whose
+            # finalizer raises (an unraisable exception in whatever code the garbage collector interrupts)
+            ctypes.CDLL(FLEX_LIBRARY)
+        except OSError as e:
+            self.native_why = runtime_error_text(e)[:200]
+        else:
+            try:
+                self.delegate: Any = litert().load_delegate(FLEX_LIBRARY)
+            except (OSError, ValueError, RuntimeError) as e:
+                raise ArtifactLoadError(
+                    f"{path.name}: trusted, but {FLEX_LIBRARY} (found on the library path, and preferred for its "
+                    f"Flex ops {ops}) does not load as a LiteRT delegate: {runtime_error_text(e)[:200]}"
+                ) from None
+            self.note = f"Flex ops {ops} run by TensorFlow's Flex delegate ({FLEX_LIBRARY})"
+            return
+        from model_checks.backends.keras.loader import keras_modules
+        from model_checks.backends.tflite.flex import PythonFlexDelegate
+
+        try:
+            tf, _ = keras_modules()
+        except MissingDependencyError as e:
+            raise ArtifactLoadError(
+                f"{path.name}: trusted, but its Flex ops {ops} need TensorFlow, and neither TensorFlow's Flex "
+                f"delegate ({FLEX_LIBRARY}: {self.native_why}) nor TensorFlow is available here: {e}"
+            ) from None
+        self.delegate = PythonFlexDelegate(tf)
+        self.note = f"Flex ops {ops} run by TensorFlow {tf.__version__} through model-checks' Python Flex delegate"
+
+    def error(self) -> str | None:
+        """What failed inside the Python delegate's callbacks (the runtime only says a node failed)."""
+        return getattr(self.delegate, "error", None)
+
+    def clear(self) -> None:
+        if hasattr(self.delegate, "error"):
+            self.delegate.error = None
 
 
 def check_io_quantization(data: bytes) -> None:
@@ -221,9 +250,17 @@ def check_io_quantization(data: bytes) -> None:
 
 
 def open_interpreter(path: Path, threads: int | None = None, xnnpack: bool = True, allocate: bool = True) -> Any:
-    """An allocated interpreter for the model at `path` (the caller checked trust first). `xnnpack`: LiteRT's
-    default CPU delegate applied (on), or the builtin kernels alone (off). `allocate=False` reads the interface
-    only: no kernel is prepared, so a model whose Flex or custom ops cannot run here still shows its facts."""
+    """The interpreter `open_model` opens (facts and mutants need no more)."""
+    return open_model(path, threads, xnnpack, allocate)[0]
+
+
+def open_model(
+    path: Path, threads: int | None = None, xnnpack: bool = True, allocate: bool = True
+) -> tuple[Any, FlexRun | None]:
+    """(interpreter, how its Flex ops run or None): an allocated interpreter for the model at `path` (the caller
+    checked trust first). `xnnpack`: LiteRT's default CPU delegate applied (on), or the builtin kernels alone
+    (off). `allocate=False` reads the interface only: no kernel is prepared and no Flex delegate made, so a model
+    whose Flex or custom ops cannot run here still shows its facts."""
     data = read_model(path)
     flex, custom = code_ops(data, path.name)
     try:
@@ -232,25 +269,27 @@ def open_interpreter(path: Path, threads: int | None = None, xnnpack: bool = Tru
         raise ArtifactLoadError(f"{path.name}: {e}") from None
     mod = litert()
     resolver = mod.OpResolverType.AUTO if xnnpack else mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    delegates = _flex_delegate(path, flex) if flex and allocate else None
+    flex_run = FlexRun(path, flex) if flex and allocate else None
     try:
         interp = mod.Interpreter(
             model_content=data,
             num_threads=threads or None,
             experimental_op_resolver_type=resolver,
-            experimental_delegates=delegates,
+            experimental_delegates=[flex_run.delegate] if flex_run else None,
         )
         if allocate:
             interp.allocate_tensors()
     except Exception as e:
         text = runtime_error_text(e)
+        if flex_run and flex_run.error():
+            raise ArtifactLoadError(f"{path.name}: {flex_run.note}, and it failed: {flex_run.error()}") from None
         if custom and ("custom" in text.lower() or "registration" in text.lower() or any(c in text for c in custom)):
             raise ArtifactLoadError(
                 f"{path.name}: trusted, but LiteRT has no kernel for its custom ops {', '.join(custom)}: the gate "
                 f"registers no custom-op libraries ({text[:200]})"
             ) from None
         raise ArtifactLoadError(f"{path.name}: LiteRT cannot open the model ({text[:300]})") from None
-    return interp
+    return interp, flex_run
 
 
 def signature_io(interp: Any) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from model_checks.backends.base import Names, Runner
 from model_checks.backends.tflite.facts import interface
-from model_checks.backends.tflite.loader import litert_version, open_interpreter, signature_io
+from model_checks.backends.tflite.loader import litert_version, open_model, signature_io
 from model_checks.core.errors import InferenceError
 from model_checks.core.quantio import dequantize, quantize
 from model_checks.manifest.model import TensorSpec
@@ -36,7 +36,8 @@ class TFLiteRunner(Runner):
 
     def __init__(self, path: Path, root: Path, threads: int | None = None, xnnpack: bool = True):
         self.path = path
-        self.interp: Any = open_interpreter(path, threads, xnnpack)
+        self.interp: Any
+        self.interp, self.flex = open_model(path, threads, xnnpack)
         ins, outs = signature_io(self.interp)
         self._in = {n: d["index"] for n, d in ins}
         self._out = {n: d["index"] for n, d in outs}
@@ -44,7 +45,7 @@ class TFLiteRunner(Runner):
         self.stored_inputs, self.stored_outputs = interface(self.interp)
         self.inputs = tuple(as_float(s) for s in self.stored_inputs)
         self.outputs = tuple(as_float(s) for s in self.stored_outputs)
-        self.description = describe(threads, xnnpack)
+        self.description = describe(threads, xnnpack) + (f"; {self.flex.note}" if self.flex else "")
 
     def _feed(self, spec: TensorSpec, a: np.ndarray) -> np.ndarray:
         q = spec.quantization
@@ -73,12 +74,24 @@ class TFLiteRunner(Runner):
         self.resize(feeds)
         for spec in self.stored_inputs:
             interp.set_tensor(self._in[spec.name], self._feed(spec, feeds[spec.name]))
-        interp.invoke()
+        self.invoke()
         out = {}
         for spec in self.stored_outputs:
             a = interp.get_tensor(self._out[spec.name]).copy()
             out[spec.name] = dequantize(a, spec.quantization) if spec.quantization is not None else a
         return out
+
+    def invoke(self) -> None:
+        """Run the model; a Flex op that failed in the Python delegate is named with what TensorFlow said."""
+        if self.flex:
+            self.flex.clear()
+        try:
+            self.interp.invoke()
+        except RuntimeError:
+            why = self.flex.error() if self.flex else None
+            if why:
+                raise InferenceError(f"{self.path.name}: {self.flex.note}, and it failed: {why}") from None
+            raise
 
     def close(self) -> None:
         self.interp = None

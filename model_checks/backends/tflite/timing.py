@@ -41,7 +41,7 @@ def open_target(path: Path, root: Path, device: str, threads: int | None) -> Tar
     def run(prepared: Any) -> Any:
         for idx, a in prepared:
             interp.set_tensor(idx, a)
-        interp.invoke()
+        runner.invoke()
         return [interp.get_tensor(i) for i in outs]  # get_tensor copies: the outputs are complete
 
     return Target(runner.description, run=run, convert=convert, release=runner.close)

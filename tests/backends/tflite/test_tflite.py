@@ -17,7 +17,17 @@ from hypothesis import strategies as st
 
 from model_checks.core.errors import ArtifactLoadError, DeviceUnavailable, InferenceError, UntrustedFormatError
 from model_checks.core.session import GateSession
-from tests.backends.tflite.models import images, mutate, tiny
+from tests.backends.tflite.models import (
+    flex_op_renamed,
+    images,
+    inverse_times_determinant,
+    matrices,
+    matrix_inverse,
+    mutate,
+    tiny,
+    two_signature_model,
+    two_signatures,
+)
 
 
 def packaged(root: Path, name: str, model: Path, reference: Path | None = None, tolerance=None, samples=None) -> Path:
@@ -196,18 +206,176 @@ def test_a_flex_model_is_refused_untrusted_with_its_op_names(models):
     require_trust_for(models["float32"], "tflite", trust_code=False)  # builtins only: no trust needed
 
 
-def test_a_trusted_flex_model_says_the_flex_delegate_is_not_available_here(models):
+NOTE = "through model-checks' Python Flex delegate"
+
+
+def flex_runner(models, name: str, xnnpack: bool = True):  # type: ignore[no-untyped-def]
     from model_checks.backends.tflite.runner import TFLiteRunner
 
+    return TFLiteRunner(models[name], models[name].parent, xnnpack=xnnpack)
+
+
+@pytest.mark.parametrize("xnnpack", [True, False], ids=["xnnpack", "builtin-kernels"])
+@pytest.mark.parametrize(
+    "name, function, flex_ops, builtins",
+    [
+        ("flex", matrix_inverse, ["MatrixInverse"], {"RESHAPE"}),
+        ("flex2", inverse_times_determinant, ["MatrixDeterminant", "MatrixInverse"], {"RESHAPE", "MUL", "ADD"}),
+    ],
+)
+def test_a_trusted_flex_model_runs_its_flex_ops_with_tensorflow_and_agrees_with_tensorflow(
+    models, xnnpack, name, function, flex_ops, builtins
+):
+    """The Python Flex delegate claims the Flex nodes only, one kernel each; LiteRT runs the builtins. At every
+    batch size (the models' batch is dynamic) the outputs are TensorFlow's own for the same function."""
+    from model_checks.backends.keras.loader import keras_modules
+
+    tf, _ = keras_modules()
+    fn = function(tf)
+    r = flex_runner(models, name, xnnpack)
+    ops = ", ".join(f"Flex{op}" for op in flex_ops)
+    xnn = "on" if xnnpack else "off"
+    assert r.description == (
+        f"LiteRT 2.3.0 interpreter on the CPU, 1 thread(s), XNNPACK {xnn}; Flex ops {ops} run by TensorFlow "
+        f"{tf.__version__} {NOTE}"
+    )
+    assert sorted(n.op for n in r.flex.delegate.kernels) == flex_ops
+    assert builtins <= {d["op_name"] for d in r.interp._get_ops_details()}  # still in LiteRT's plan
+    for batch in (1, 5, 2):
+        a = matrices(batch, seed=batch)
+        got = r.infer({"a": a})[r.outputs[0].name]
+        (want,) = fn(tf.constant(a)).values()
+        assert got.shape == (batch, 4)
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-6, atol=1e-6)
+    assert all(n.calls == 3 for n in r.flex.delegate.kernels)
+
+
+def test_flex_ops_in_two_subgraphs_each_run_their_own_op(tmp_path):
+    """Each subgraph's context is its own: two signatures whose Flex nodes share a node index each run theirs
+    (keyed by index alone, the determinant signature ran MatrixInverse)."""
+    from model_checks.backends.keras.loader import keras_modules
+    from model_checks.backends.tflite.runner import TFLiteRunner
+
+    tf, _ = keras_modules()
+    module = two_signatures(tf)
+    p = tmp_path / "two.tflite"
+    p.write_bytes(two_signature_model(tf, module))
+    r = TFLiteRunner(p, tmp_path)
+    assert sorted(k.op for k in r.flex.delegate.kernels) == ["MatrixDeterminant", "MatrixInverse"]
+    a = matrices(3)
+    for name in ("inverse", "determinant"):
+        got = r.interp.get_signature_runner(name)(a=a)["out"]
+        np.testing.assert_allclose(got, getattr(module, name)(tf.constant(a))["out"].numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_a_flex_op_that_fails_in_tensorflow_names_the_node_and_the_op(models):
+    r = flex_runner(models, "flex")
+    with pytest.raises(InferenceError) as e:
+        r.infer({"a": np.zeros((2, 4), np.float32)})  # singular: no inverse
+    assert str(e.value) == (
+        f"flex.tflite: Flex ops FlexMatrixInverse run by TensorFlow {tf_version()} {NOTE}, and it failed: "
+        "node 1 (MatrixInverse): TensorFlow failed: Input is not invertible."
+    )
+    got = r.infer({"a": matrices(2)})  # the failure does not stick to the next call
+    assert got[r.outputs[0].name].shape == (2, 4)
+
+
+def test_a_flex_node_naming_an_op_tensorflow_lacks_fails_to_load_naming_the_node_and_the_op(tmp_path, models):
+    from model_checks.backends.tflite.runner import TFLiteRunner
+
+    bad = flex_op_renamed(models["flex"], tmp_path / "bad.tflite", "NoSuchOp")
+    with pytest.raises(ArtifactLoadError) as e:
+        TFLiteRunner(bad, tmp_path)
+    assert str(e.value).startswith(
+        f"bad.tflite: Flex ops FlexMatrixInverse run by TensorFlow {tf_version()} {NOTE}, and it failed: "
+        "node 1 (NoSuchOp): TensorFlow cannot build the op: Op type not registered 'NoSuchOp'"
+    )
+
+
+def test_the_delegate_refuses_a_runtime_whose_tensor_struct_it_does_not_know():
+    """Read at the wrong stride, a tensor shows an impossible type: refused before anything is written."""
+    import ctypes
+
+    from model_checks.backends.tflite import flex
+
+    tensors = (flex.Tensor * 2)()
+    tensors[0].type, tensors[1].type, tensors[1].allocation_type = 1, 1, 77
+    ctx = flex.Context(tensors_size=2, tensors=ctypes.addressof(tensors))
+    with pytest.raises(flex.FlexError) as e:
+        flex.check_layout(ctypes.pointer(ctx))
+    assert str(e.value) == (
+        "the runtime's TfLiteTensor is not the 112-byte struct this delegate reads (tensor 1: type 1, allocation "
+        "type 77); it was written for ai-edge-litert 2.3"
+    )
+    tensors[1].allocation_type = 4
+    flex.check_layout(ctypes.pointer(ctx))
+
+
+def tf_version() -> str:
+    import importlib.metadata as md
+
+    return md.version("tensorflow")
+
+
+def test_a_flex_delegate_library_the_user_provides_is_preferred(models, monkeypatch):
+    """Where `libtensorflowlite_flex.so` loads (a user who built it), TensorFlow's own delegate runs the Flex ops
+    and the note says so; the Python delegate is the fallback."""
+    import ctypes
+
+    from model_checks.backends.tflite import loader
+
+    native = object()
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: name)
+    monkeypatch.setattr(loader.litert(), "load_delegate", lambda name: native)
+    run = loader.FlexRun(models["flex"], ["FlexMatrixInverse"])
+    assert run.delegate is native
+    assert run.note == "Flex ops FlexMatrixInverse run by TensorFlow's Flex delegate (libtensorflowlite_flex.so)"
+
+    def broken(name):  # type: ignore[no-untyped-def]
+        raise ValueError("Failed to load delegate from libtensorflowlite_flex.so")
+
+    monkeypatch.setattr(loader.litert(), "load_delegate", broken)
+    with pytest.raises(ArtifactLoadError) as e:
+        loader.FlexRun(models["flex"], ["FlexMatrixInverse"])
+    assert str(e.value) == (
+        "flex.tflite: trusted, but libtensorflowlite_flex.so (found on the library path, and preferred for its Flex "
+        "ops FlexMatrixInverse) does not load as a LiteRT delegate: ValueError: Failed to load delegate from "
+        "libtensorflowlite_flex.so"
+    )
+
+
+def test_a_trusted_flex_model_without_tensorflow_says_what_is_missing(models, monkeypatch):
+    from model_checks.backends.keras import loader as keras_loader
+    from model_checks.backends.tflite.runner import TFLiteRunner
+    from model_checks.core.errors import MissingDependencyError
+
+    def no_tensorflow():  # type: ignore[no-untyped-def]
+        raise MissingDependencyError("checking keras artifacts needs tensorflow, which is not installed: pip install X")
+
+    monkeypatch.setattr(keras_loader, "keras_modules", no_tensorflow)
     with pytest.raises(ArtifactLoadError) as e:
         TFLiteRunner(models["flex"], models["flex"].parent)
-    msg = str(e.value)
-    assert msg.startswith(
-        "flex.tflite: trusted, but its Flex ops FlexMatrixInverse need TensorFlow's Flex delegate, and it is not "
-        "available here: libtensorflowlite_flex.so could not be loaded"
+    assert str(e.value).startswith(
+        "flex.tflite: trusted, but its Flex ops FlexMatrixInverse need TensorFlow, and neither TensorFlow's Flex "
+        "delegate (libtensorflowlite_flex.so: "
     )
-    assert "Neither the ai-edge-litert 2.3.0 wheel nor the tensorflow wheel ships it" in msg
-    assert "bazel build //tensorflow/lite/delegates/flex:tensorflowlite_flex" in msg
+    assert str(e.value).endswith(
+        ") nor TensorFlow is available here: checking keras artifacts needs tensorflow, which is not installed: "
+        "pip install X"
+    )
+
+
+def test_a_flex_model_is_timed_with_its_flex_ops_run_by_tensorflow(models):
+    from model_checks.backends import open_target
+
+    with pytest.raises(UntrustedFormatError):
+        open_target(models["flex2"], "tflite", models["flex2"].parent, "cpu", 1)
+    t = open_target(models["flex2"], "tflite", models["flex2"].parent, "cpu", 1, trust_code=True)
+    t.prepare({"a": matrices(3)})
+    assert t.call()[0].shape == (3, 4)
+    assert t.description.endswith(
+        f"XNNPACK on; Flex ops FlexMatrixDeterminant, FlexMatrixInverse run by TensorFlow {tf_version()} {NOTE}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -250,18 +418,37 @@ def test_a_custom_op_model_is_refused_untrusted_and_trusted_says_no_kernel(model
     assert str(e.value).startswith("custom.tflite: trusted, but LiteRT has no kernel for its custom ops MatrixInverse")
 
 
-def test_the_gate_refuses_the_flex_model_untrusted_and_names_the_delegate_trusted(tmp_path, models):
+def test_the_gate_refuses_the_flex_model_untrusted_and_runs_it_trusted(tmp_path, models):
+    """Trusted, the Flex model passes integrity and holds against TensorFlow's own outputs (a recorded .npz
+    reference computed by running the function in TensorFlow), the pass line stating how its Flex ops ran."""
+    from model_checks.backends.keras.loader import keras_modules
+
+    tf, _ = keras_modules()
     d = tmp_path / "flex"
     d.mkdir()
-    shutil.copyfile(models["flex"], d / "model.tflite")
-    (d / "metadata.yaml").write_text("model_name: flex\nversion: '1'\nfile: model.tflite\n")
+    shutil.copyfile(models["flex2"], d / "model.tflite")
+    a = matrices(8, seed=3)
+    (want,) = inverse_times_determinant(tf)(tf.constant(a)).values()
+    np.savez(d / "reference.npz", **{"input:a": a, "output:Identity": want.numpy()})
+    (d / "metadata.yaml").write_text(
+        "model_name: flex\nversion: '1'\nfile: model.tflite\nreference: {path: reference.npz}\n"
+        "tolerance: {rel_l2: 1.0e-6, mae: 1.0e-6}\n"
+    )
     untrusted = check(tmp_path, "flex", "integrity")
     assert not untrusted and untrusted.headline == "integrity: flex@1: untrusted format refused"
-    assert "refused to load a tflite model: it uses Flex (TensorFlow) ops FlexMatrixInverse" in untrusted.details[0]
-    trusted = check(tmp_path, "flex", "integrity", trust=True)
-    assert not trusted and "trusted, but its Flex ops FlexMatrixInverse need TensorFlow's Flex delegate" in "\n".join(
-        trusted.details
+    assert (
+        untrusted.details[0]
+        .strip()
+        .startswith(
+            "refused to load a tflite model: it uses Flex (TensorFlow) ops FlexMatrixDeterminant, FlexMatrixInverse, "
+            "which run TensorFlow kernels through its Flex delegate"
+        )
     )
+    assert check(tmp_path, "flex", "integrity", trust=True)
+    trusted = check(tmp_path, "flex", "equivalence", trust=True)
+    assert trusted, "\n".join([trusted.headline, *trusted.details])
+    text = "\n".join([trusted.headline, *trusted.details])
+    assert f"Flex ops FlexMatrixDeterminant, FlexMatrixInverse run by TensorFlow {tf_version()} {NOTE}" in text, text
 
 
 # -- the gate: references both ways, quantized I/O, mutants -----------------------------------------------
