@@ -11,6 +11,10 @@ from model_checks.backends.onnx.facts import ORT_TYPES, input_specs, value_spec
 from model_checks.backends.onnx.loader import load_proto
 from model_checks.core.errors import ArtifactLoadError, InferenceError, runtime_error_text
 
+# The runner's inputs and outputs are the facts' (both `input_specs`/`value_spec` of the graph, read without the
+# weights): what only needs the interface of a model not loaded yet reads its facts (checks/context.py).
+INTERFACE_IS_FACTS = True
+
 
 def session_options(threads: int | None = None, optimize: bool = True):  # type: ignore[no-untyped-def]
     from model_checks.backends.onnx.runtime import onnxruntime
