@@ -123,3 +123,33 @@ def test_a_sha256_mismatch_is_caught_from_the_shared_parse_with_the_same_message
         "after packaging, or update sha256 in ext/metadata.yaml"
     ) in str(r)
     assert parses == ["ext"]
+
+
+def test_a_model_over_2_gb_with_external_data_is_checked_and_measured_without_reading_its_weights(
+    tmp_path: Path,
+) -> None:
+    """2.4 GB of float32 weights in a sparse file: the checker and shape inference run on the path and the facts on
+    the graph, so neither protobuf's 2 GB limit nor the weights' size is met (reading them would take seconds)."""
+    n = 600_000_000
+    w = onnx.TensorProto(name="W", data_type=onnx.TensorProto.FLOAT, dims=[n])
+    w.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", "weights.bin"), ("offset", "0"), ("length", str(n * 4))):
+        entry = w.external_data.add()
+        entry.key, entry.value = key, value
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Gather", ["W", "idx"], ["y"])],
+        "huge",
+        [onnx.helper.make_tensor_value_info("idx", onnx.TensorProto.INT64, [3])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [3])],
+        [w],
+    )
+    d = tmp_path / "huge"
+    path = M.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), d / "model.onnx")
+    with open(d / "weights.bin", "wb") as f:
+        f.truncate(n * 4)
+    if os.stat(d / "weights.bin").st_blocks * 512 > 1 << 20:
+        pytest.skip("this file system does not keep a file of zeros sparse")
+    assert facts.validate(path, tmp_path) == []
+    got = facts.model_facts(path, tmp_path)
+    assert got.size_bytes == path.stat().st_size + n * 4 and got.precision == "fp32"
+    assert got.files == (path, d / "weights.bin")
