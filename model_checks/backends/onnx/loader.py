@@ -92,7 +92,7 @@ def graph_of(model_path: Path, root: Path, display: str | None = None):  # type:
     """The ModelProto without the bytes of its weights (names, types, shapes and external-data references stay), after
     the same checks as `load_proto`: what reads a model's graph and interface and never its weights. A large file is
     parsed once while it is unchanged (SHARED_PARSE_BYTES), never held with its weights: no second full copy of them
-    sits beside the checker's or the runtime's."""
+    sits beside the checker's or the runtime's. Callers share what it returns: read it, never change it."""
     display = display or model_path.name
     key = _stat_key(model_path)
     held = _shared.get(os.fspath(model_path))
@@ -104,8 +104,8 @@ def graph_of(model_path: Path, root: Path, display: str | None = None):  # type:
     model = _without_weights(_checked_parse(model_path, root, display))
     if key is not None and key[3] >= SHARED_PARSE_BYTES:
         _shared.pop(os.fspath(model_path), None)
-        while len(_shared) >= _SHARED_MAX:
-            _shared.pop(next(iter(_shared)))
+        while len(_shared) >= _SHARED_MAX:  # the oldest goes (a race between threads at worst parses again)
+            _shared.pop(next(iter(_shared), ""), None)
         _shared[os.fspath(model_path)] = (key, model)
     return model
 
