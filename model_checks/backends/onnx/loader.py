@@ -140,17 +140,21 @@ def _parse(model_path: Path, size: int):  # type: ignore[no-untyped-def]
     of its bytes (onnx.load reads them all into memory first: twice the file at the peak, and slower)."""
     import onnx
 
-    if size < SHARED_PARSE_BYTES:
+    if size < SHARED_PARSE_BYTES or model_path.suffix.lower() != ".onnx":  # onnx.load reads other suffixes as text
         return onnx.load(os.fspath(model_path), load_external_data=False)
     import mmap
+
+    from google.protobuf.message import DecodeError
 
     model = onnx.ModelProto()
     with open(model_path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
         view = memoryview(mapped)
         try:
-            model.ParseFromString(view)  # copies what it keeps: the mapping can go
+            decoded = model.ParseFromString(view)  # copies what it keeps: the mapping can go
         finally:
             view.release()
+    if decoded is not None and decoded != size:  # as onnx.load says it
+        raise DecodeError(f"Protobuf decoding consumed too few bytes: {decoded} out of {size}")
     return model
 
 

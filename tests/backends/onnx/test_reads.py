@@ -153,3 +153,22 @@ def test_a_model_over_2_gb_with_external_data_is_checked_and_measured_without_re
     got = facts.model_facts(path, tmp_path)
     assert got.size_bytes == path.stat().st_size + n * 4 and got.precision == "fp32"
     assert got.files == (path, d / "weights.bin")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_damaged_large_file_read_through_its_mapping_is_refused_as_onnx_load_refuses_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    from model_checks.core.errors import ArtifactLoadError
+
+    path = M.save(M.linear(n_in=64, n_out=64), tmp_path / "m" / "model.onnx")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if damage == "truncated" else data[:40] + b"\xff" * 60 + data[100:])
+    said = []
+    for threshold in (1 << 40, 0):  # onnx.load, then the mapping
+        monkeypatch.setattr(loader, "SHARED_PARSE_BYTES", threshold)
+        monkeypatch.setattr(loader, "_shared", {})
+        with pytest.raises(ArtifactLoadError, match=r"^model.onnx: not a readable ONNX model \(DecodeError: ") as e:
+            loader.graph_of(path, tmp_path)
+        said.append(str(e.value))
+    assert said[0] == said[1]
