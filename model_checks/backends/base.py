@@ -87,6 +87,9 @@ class ModelFacts:
     opset: int | None = None
     opsets: dict[str, int] = field(default_factory=dict)
     optimization_leftovers: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    # the files the model is made of where its format keeps it in more than one (ONNX: with its external data), each
+    # proven inside the root, in the order `sha256` covers them; empty: the model file alone
+    files: tuple[Path, ...] = ()
 
 
 @dataclass

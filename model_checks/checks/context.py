@@ -8,6 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
+from model_checks.backends import backend
 from model_checks.backends.base import ModelFacts, Names, Runner, declared_names
 from model_checks.core.artifact import Artifact
 from model_checks.core.errors import ManifestError, ModelChecksError, with_context
@@ -94,8 +95,15 @@ class CheckContext:
         return self._reference_feeds(feeds)[0]
 
     def reference_casts(self, feeds: dict) -> list[str]:
-        """The casts `reference_feeds` makes for the reference model (float16 samples for a float32 reference)."""
-        return self._reference_feeds(feeds)[1] if self.reference_kind == "model" else []
+        """The casts `reference_feeds` makes for the reference model (float16 samples for a float32 reference).
+        Read off the reference's facts where its runner's interface is its facts' (`INTERFACE_IS_FACTS` in the
+        backend's runner module: ONNX), so that naming a case does not load the reference: a large model and its
+        large reference would otherwise take turns in memory once more (see pool.LARGE_MODEL_BYTES)."""
+        if self.reference_kind != "model":
+            return []
+        if not self.cross_framework and getattr(backend(self.reference_format, "runner"), "INTERFACE_IS_FACTS", False):
+            return cast_feeds(feeds, self.reference_facts().inputs)[1]
+        return self._reference_feeds(feeds)[1]
 
     def _reference_feeds(self, feeds: dict) -> tuple[dict, list[str]]:
         if self.cross_framework:

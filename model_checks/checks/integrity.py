@@ -21,10 +21,12 @@ def run(ctx: CheckContext) -> CheckResult:
     if declared:
         from model_checks.backends import backend
 
-        # the files the model is made of, where its format keeps it in more than one (ONNX external data)
-        model_files = getattr(backend(ctx.fmt, "facts"), "model_files", None)
-        files = model_files(ctx.model_path, ctx.artifact.root) if model_files else [ctx.model_path]
-        actual = sha256_of(files)
+        # the files the model is made of, where its format keeps it in more than one (ONNX external data), as its
+        # facts found them (in the worker, from the parse the checker's problems were read off): this process neither
+        # parses the model nor imports its framework to hash it, and reads each file once, as it hashes it
+        several = hasattr(backend(ctx.fmt, "facts"), "model_files")
+        files = list(ctx.facts().files) if several else [ctx.model_path]
+        actual = sha256_of(files or [ctx.model_path])
         if actual.lower() != declared.lower():
             what = ctx.model_path.name + (f" with {len(files) - 1} external data file(s)" if len(files) > 1 else "")
             problems.append(

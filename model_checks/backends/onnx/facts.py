@@ -181,7 +181,7 @@ def precision_of(model) -> tuple[str, str]:  # type: ignore[no-untyped-def]
     return float_precision(elems, "float weight")
 
 
-def facts(model, size_bytes: int = 0) -> ModelFacts:  # type: ignore[no-untyped-def]
+def facts(model, size_bytes: int = 0, files: tuple[Path, ...] = ()) -> ModelFacts:  # type: ignore[no-untyped-def]
     g = model.graph
     opsets = {(o.domain or "ai.onnx"): o.version for o in model.opset_import}
     ops = Counter(n.op_type for n in _all_nodes(g))
@@ -219,26 +219,29 @@ def facts(model, size_bytes: int = 0) -> ModelFacts:  # type: ignore[no-untyped-
             "eliminate_deadend": ("nodes whose outputs nothing uses remain", dead),
             "fuse_add_bias_into_conv": ("Add of a constant straight after a Conv remains", adds),
         },
+        files=files,
     )
 
 
 def model_facts(path: Path, root: Path, names: Names = None) -> ModelFacts:
-    """Facts of the ONNX model at `path` (external data is checked, not loaded)."""
-    from model_checks.backends.onnx.loader import external_files, load_proto
+    """Facts of the ONNX model at `path` (external data is checked, not loaded), read off its graph without weights."""
+    from model_checks.backends.onnx.loader import graph_of
 
-    model = load_proto(path, root, with_external=False)
-    size = path.stat().st_size + sum(p.stat().st_size for p in external_files(model, path, root, path.name))
-    return facts(model, size)
+    model = graph_of(path, root)
+    files = tuple(files_of(model, path, root))
+    return facts(model, sum(p.stat().st_size for p in files), files)
 
 
 def validate(path: Path, root: Path) -> list[str]:
-    """Integrity problems: onnx.checker's full check with shape inference."""
+    """Integrity problems: onnx.checker's full check with shape inference, on the file's path (it reads the model and
+    checks its external data itself: a model over 2 GB with external data is checked without being loaded here)."""
     import onnx
 
-    from model_checks.backends.onnx.loader import load_proto
+    from model_checks.backends.onnx.loader import graph_of
 
-    model = load_proto(path, root, with_external=False)  # content sniffed and external data proven safe first
-    problems = output_problems(model.graph)
+    # content sniffed and external data proven safe first; the graph without its weights (facts and the runner read
+    # the same parse of a large file), so no copy of them is held while the checker reads its own
+    problems = output_problems(graph_of(path, root).graph)
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as e:  # ValidationError, InferenceError, and protobuf errors on damage
@@ -273,6 +276,13 @@ def optimizer_passes() -> tuple[str, ...]:
 def model_files(path: Path, root: Path) -> list[Path]:
     """The model file and its external data files, each proven inside the root (what `sha256` covers). Optional
     in a backend's facts module: a format kept in one file has only that."""
-    from model_checks.backends.onnx.loader import external_files, load_proto
+    from model_checks.backends.onnx.loader import graph_of
 
-    return [path, *external_files(load_proto(path, root, with_external=False), path, root, path.name)]
+    return files_of(graph_of(path, root), path, root)
+
+
+def files_of(model, path: Path, root: Path) -> list[Path]:  # type: ignore[no-untyped-def]
+    """`model_files` of a graph already read (from `graph_of`)."""
+    from model_checks.backends.onnx.loader import external_files
+
+    return [path, *external_files(model, path, root, path.name)]

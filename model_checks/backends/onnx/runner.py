@@ -8,8 +8,12 @@ import numpy as np
 
 from model_checks.backends.base import Names, Runner
 from model_checks.backends.onnx.facts import ORT_TYPES, input_specs, value_spec
-from model_checks.backends.onnx.loader import load_proto
+from model_checks.backends.onnx.loader import graph_of
 from model_checks.core.errors import ArtifactLoadError, InferenceError, runtime_error_text
+
+# The runner's inputs and outputs are the facts' (both `input_specs`/`value_spec` of the graph, read without the
+# weights): what only needs the interface of a model not loaded yet reads its facts (checks/context.py).
+INTERFACE_IS_FACTS = True
 
 
 def session_options(threads: int | None = None, optimize: bool = True):  # type: ignore[no-untyped-def]
@@ -45,9 +49,10 @@ class OnnxRunner(Runner):
         ort = onnxruntime()
 
         self.path = path
-        model = load_proto(path, root, with_external=False)  # checks content and external data first
-        self.inputs = input_specs(model.graph)
-        self.outputs = tuple(value_spec(v) for v in model.graph.output)
+        graph = graph_of(path, root).graph  # checks content and external data first; never holds the weights
+        self.inputs = input_specs(graph)
+        self.outputs = tuple(value_spec(v) for v in graph.output)
+        del graph  # onnxruntime reads the file itself (from its path: a session from bytes peaks at 2.5x the model)
         try:
             self.session = ort.InferenceSession(
                 str(path), session_options(threads, optimize), providers=providers or ["CPUExecutionProvider"]
