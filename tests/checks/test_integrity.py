@@ -50,3 +50,35 @@ def test_checker_failure_is_reported(tmp_path):
     A.onnx_artifact(tmp_path / "bad", model, name="bad")
     r = run(tmp_path)
     assert not r and "onnx.checker (full check, shape inference)" in str(r) and "NoSuchOp" in str(r)
+
+
+def test_a_file_list_from_the_worker_is_proven_again_before_it_is_hashed(tmp_path, monkeypatch):
+    """The worker parsed a stranger's file: a list of files it answers (as a subverted worker could) that leaves
+    the artifacts root is refused by name, and the outside file is never read."""
+    from dataclasses import replace
+
+    from model_checks.checks.context import CheckContext
+
+    root = tmp_path / "root"
+    external_artifact(root / "ext")
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not the model's")
+    real_facts = CheckContext.facts
+
+    def lying_facts(self):  # type: ignore[no-untyped-def]
+        facts = real_facts(self)
+        return replace(facts, files=(*facts.files, outside))
+
+    monkeypatch.setattr(CheckContext, "facts", lying_facts)
+    opened = []
+    real_open = open
+
+    def spy(p, *a, **k):  # type: ignore[no-untyped-def]
+        opened.append(str(p))
+        return real_open(p, *a, **k)
+
+    monkeypatch.setattr("builtins.open", spy)
+    r = run(root)
+    assert not r
+    assert "sha256: '../secret.txt' climbs out of the artifacts root" in str(r), str(r)
+    assert str(outside) not in opened
