@@ -200,8 +200,14 @@ class Gate:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Plan releases: each model is released after the last test that may need it."""
         last: dict[Path, str] = {}
+        runs: list[tuple[Any, pytest.Item]] = []  # (artifact, its last item) for each run of items of one artifact
         for item in session.items:
             art = artifact_of(item)
+            if runs and runs[-1][0] is art:
+                runs[-1] = (art, item)
+            else:
+                runs.append((art, item))
+        for art, item in runs:  # an artifact's models asked for once per run of its tests, not once per test
             if art is not None:
                 for p in self.gs.models_of(art):
                     last[p] = item.nodeid
