@@ -176,7 +176,15 @@ class _Compiler:
             tests.append(lambda x: sum(1 for b in branches if b(x)) == 1)
         if "items" in schema:
             each = self.node(schema["items"])
-            tests.append(lambda x: type(x) is not list or all(each(i) for i in x))
+
+            def items(x: Any, each: Predicate = each) -> bool:
+                if type(x) is list:
+                    for i in x:
+                        if not each(i):
+                            return False
+                return True
+
+            tests.append(items)
         if "minItems" in schema:
             tests.append(lambda x, n=schema["minItems"]: type(x) is not list or len(x) >= n)
         if "maxItems" in schema:
@@ -189,11 +197,7 @@ class _Compiler:
             k in schema for k in ("properties", "additionalProperties", "required", "minProperties", "propertyNames")
         ):
             tests.append(self.mapping(schema))
-        if not tests:
-            return lambda x: True
-        if len(tests) == 1:
-            return tests[0]
-        return lambda x: all(t(x) for t in tests)
+        return _all_of(tests)
 
     def mapping(self, schema: dict[str, Any]) -> Predicate:
         """properties, additionalProperties, required, minProperties and propertyNames together: one pass over a
@@ -227,6 +231,29 @@ class _Compiler:
             return True
 
         return test
+
+
+def _all_of(tests: list[Predicate]) -> Predicate:
+    """One predicate that holds where every one of `tests` does (written out for the usual few: this runs for
+    every value of every manifest)."""
+    if not tests:
+        return lambda x: True
+    if len(tests) == 1:
+        return tests[0]
+    if len(tests) == 2:
+        a, b = tests
+        return lambda x: a(x) and b(x)
+    if len(tests) == 3:
+        a, b, c = tests
+        return lambda x: a(x) and b(x) and c(x)
+
+    def every(x: Any) -> bool:
+        for t in tests:
+            if not t(x):
+                return False
+        return True
+
+    return every
 
 
 def compile_schema(schema: dict[str, Any]) -> Predicate:

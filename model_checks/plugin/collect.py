@@ -18,6 +18,7 @@ def _arg_path(config: pytest.Config, arg: str) -> Path:
 
 
 FIXTUREINFO_KEY = pytest.StashKey[dict]()
+MARKS_KEY = pytest.StashKey[dict]()
 
 
 class ModelChecksWarning(pytest.PytestWarning):
@@ -340,10 +341,16 @@ class ArtifactModule(pytest.Module):
                 reason="pytest-benchmark is disabled (-p no:benchmark): budgets are measured through its benchmark fixture"
             )
         )
+        marks_of = self.config.stash.setdefault(MARKS_KEY, {})  # check name -> its marks, made once a session
         for name in applicable(art, nightly=options(self.config).nightly_report is not None):
             check = get(name)
             fn = self.obj.run_per_device if check.per_device else self.obj.run_check
-            marks = [pytest.mark.model_checks, *(getattr(pytest.mark, m) for m, _ in check.markers)]
+            marks = marks_of.get(name)
+            if marks is None:
+                marks = marks_of[name] = [
+                    pytest.mark.model_checks,
+                    *(getattr(pytest.mark, m) for m, _ in check.markers),
+                ]
             for variant in check.variants(art.manifest) if check.variants else [None]:
                 # pytest 9 builds a node id from originalname + callspec; with neither, from the full name
                 item = CheckItem.from_parent(

@@ -17,6 +17,8 @@ MAX_FILE_BYTES = 4 * 1024**3  # a cap on any single file the gate reads
 
 
 def _is_absolute(text: str) -> bool:
+    if ":" not in text and not text.startswith(("/", "\\", "~")):
+        return False  # no root and no drive, on either flavour: the common case, without building two paths
     return PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute() or text.startswith("~")
 
 

@@ -143,3 +143,19 @@ def test_check_regular_file_says_what_is_wrong_with_one_stat(tree: Path) -> None
     os.link(a / "model.onnx", a / "alias.onnx")
     with pytest.raises(UnsafePathError, match="^file: alias.onnx has 2 hard links; a hard link can alias a file"):
         check_regular_file(a / "alias.onnx", "file")
+
+
+def test_absolute_on_either_flavour_as_pathlib_says() -> None:
+    """The shortcut for text with no root and no drive answers as PurePosixPath and PureWindowsPath do, on every
+    text of up to four characters from the ones that matter."""
+    import itertools
+    from pathlib import PurePosixPath, PureWindowsPath
+
+    def pathlib_says(t: str) -> bool:
+        return PurePosixPath(t).is_absolute() or PureWindowsPath(t).is_absolute() or t.startswith("~")
+
+    texts = [
+        "".join(p) for k in range(1, 5) for p in itertools.product(["a", "/", "\\", ":", "C", "~", ".", "?"], repeat=k)
+    ]
+    assert [t for t in texts if paths._is_absolute(t) != pathlib_says(t)] == []
+    assert paths._is_absolute("C:\\x") and paths._is_absolute("//srv/share/x") and not paths._is_absolute("a/b")
