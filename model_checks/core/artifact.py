@@ -29,7 +29,7 @@ class Artifact:
         rel = self.dir.relative_to(self.root).as_posix()
         return printable(rel if rel != "." else self.root.name)
 
-    @property
+    @cached_property
     def manifest_path(self) -> Path:
         return self.dir / "metadata.yaml"
 

@@ -48,7 +48,11 @@ class Gate:
         from model_checks.core.roots import relative
         from model_checks.safety.text import printable
 
-        rel = relative(path, self.config.rootpath)
+        text, base = os.fspath(path), os.path.join(self.config.rootpath, "")
+        if os.sep == "/" and text.startswith(base) and os.path.normpath(text) == text:  # the usual case, as text
+            rel = text[len(base) :]
+        else:
+            rel = relative(path, self.config.rootpath)
         return printable(f"{rel}::{rest}" if rest else rel)
 
     @staticmethod
