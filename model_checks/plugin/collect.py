@@ -346,9 +346,10 @@ class ArtifactModule(pytest.Module):
             )
         )
         marks_of = self.config.stash.setdefault(MARKS_KEY, {})  # check name -> its marks, made once a session
+        gate = self.obj  # the gate's test module (a property: asked once here, not once per check)
         for name in applicable(art, nightly=options(self.config).nightly_report is not None):
             check = get(name)
-            fn = self.obj.run_per_device if check.per_device else self.obj.run_check
+            fn = gate.run_per_device if check.per_device else gate.run_check
             marks = marks_of.get(name)
             if marks is None:
                 marks = marks_of[name] = [
