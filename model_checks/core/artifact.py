@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from model_checks.manifest import Manifest
@@ -22,13 +23,13 @@ class Artifact:
     # paths already resolved and proven inside the root, by manifest key: collection and every check ask again
     _resolved: dict[str, Path] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
-    @property
+    @cached_property  # fields never change (frozen); worked out once, not for every path it names
     def rel_dir(self) -> str:
         """The directory under its root, as shown to people (escaped: a directory name may hold anything)."""
         rel = self.dir.relative_to(self.root).as_posix()
         return printable(rel if rel != "." else self.root.name)
 
-    @property
+    @cached_property
     def manifest_path(self) -> Path:
         return self.dir / "metadata.yaml"
 

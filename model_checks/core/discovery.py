@@ -74,9 +74,15 @@ def discover(roots: list[Path]) -> list[Artifact]:
             policy_error = _unreadable(root, root, POLICY, policy_display)
         if policy_error is None:
             policy, policy_error = _read(partial(load_policy, root / POLICY, policy_display), policy_display)
+        prefix = os.path.join(root, "")  # the root with one separator after it: below it, a directory is prefix + rel
+        shown_root = printable(root.name)
         for d, refused in _walk(root):
-            rel = printable(d.relative_to(root).as_posix())  # a directory name is shown, never trusted to be text
-            display = f"{printable(root.name)}/{rel}/{MANIFEST}" if rel != "." else f"{printable(root.name)}/{MANIFEST}"
+            text = os.fspath(d)
+            rel = (
+                text[len(prefix) :].replace(os.sep, "/") if text.startswith(prefix) else d.relative_to(root).as_posix()
+            )
+            rel = printable(rel or ".")  # a directory name is shown, never trusted to be text
+            display = f"{shown_root}/{rel}/{MANIFEST}" if rel != "." else f"{shown_root}/{MANIFEST}"
             refused = refused or policy_error or _unreadable(root, d, MANIFEST, display)
             m = None
             if not refused:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -47,7 +48,9 @@ def _walk(root: Path) -> Iterator[tuple[str, list[str]]]:
 def python_files(root: Path, patterns: Iterable[str]) -> list[Path]:
     """Files under `root` pytest would import if it collected there: conftest.py and `python_files` matches."""
     pats = ["conftest.py", *patterns]
-    return [Path(d) / f for d, files in _walk(root) for f in files if any(fnmatch.fnmatch(f, p) for p in pats)]
+    # fnmatch.fnmatch(f, p) for any p, as one expression compiled once (a tree holds thousands of files)
+    match = re.compile("|".join(fnmatch.translate(os.path.normcase(p)) for p in pats)).match
+    return [Path(d) / f for d, files in _walk(root) for f in files if match(os.path.normcase(f))]
 
 
 def near_misses(root: Path, limit: int = 5) -> list[Path]:

@@ -59,6 +59,31 @@ def _validator(kind: str):  # type: ignore[no-untyped-def]
     return jsonschema.validators.validator_for(s)(s)
 
 
+@functools.cache
+def _fast_validator(kind: str):  # type: ignore[no-untyped-def]
+    """The schema compiled to predicates (`manifest.compiled`), or None where it uses a keyword they don't know."""
+    from model_checks.manifest.compiled import Unsupported, compile_schema
+
+    try:
+        return compile_schema(bundled(kind))
+    except Unsupported:
+        return None
+
+
+def _valid_fast(data: Any, kind: str) -> bool:
+    """True only where jsonschema would find no error (the common case, a valid manifest, without jsonschema);
+    False where it should look (an error, or a document the predicates cannot judge)."""
+    from model_checks.manifest.compiled import Unsure
+
+    fast = _fast_validator(kind)
+    if fast is None:
+        return False
+    try:
+        return fast(data)
+    except Unsure:
+        return False
+
+
 def key_path(parts: Any) -> str:
     """`budgets.cpu.latency_ms.p95`, with list indices as `inputs[0].dtype`."""
     out = ""
@@ -124,7 +149,11 @@ def validate(data: Any, kind: str = "metadata") -> list[str]:
         what = "empty" if data is None else f"a {type(data).__name__}, not a mapping of keys"
         return [f"the document is {what}"]
     problems: list[str] = []
-    errors = sorted(_validator(kind).iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+    errors = (
+        []
+        if _valid_fast(data, kind)
+        else sorted(_validator(kind).iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+    )
     for err in errors:
         problems.extend(_describe(err, schema(kind)))
     for path, value in _numbers(data, GATED_SECTIONS):

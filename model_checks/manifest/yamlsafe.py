@@ -119,8 +119,26 @@ except ImportError:  # PyYAML built without libyaml: only the pure-Python loader
     _CParser = None  # type: ignore[assignment,misc]
 
 
+_PLAIN_SEEN: dict[str, Any] = {}  # plain scalar text -> its value (text, number, bool or None: nothing mutable)
+_PLAIN_SEEN_MAX = 4096
+
+
 def _plain(text: str) -> Any:
-    """A plain scalar resolved by _Loader's rules (YAML 1.2 floats, no timestamps)."""
+    """A plain scalar resolved by _Loader's rules (YAML 1.2 floats, no timestamps); manifests repeat the same few
+    (`fp32`, `model.onnx`, `1e-3`), so short ones are remembered."""
+    try:
+        return _PLAIN_SEEN[text]
+    except KeyError:
+        pass
+    value = _resolve_plain(text)
+    if len(text) <= 64:
+        if len(_PLAIN_SEEN) >= _PLAIN_SEEN_MAX:
+            _PLAIN_SEEN.clear()
+        _PLAIN_SEEN[text] = value
+    return value
+
+
+def _resolve_plain(text: str) -> Any:
     tag = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))
     if tag == "tag:yaml.org,2002:str":
         return text
@@ -200,38 +218,73 @@ def _place(frame: _Frame | None, value: Any, event: yaml.Event, scalar: bool) ->
         frame.key = _NO_KEY
 
 
+# What each event libyaml's parser makes means to _fast (it makes these exact classes; any other, such as the
+# stream's start or a document's end, changes nothing).
+_SCALAR, _START, _END, _DOCUMENT, _STOP = range(5)
+_EVENT_KIND = {
+    yaml.ScalarEvent: _SCALAR,
+    yaml.MappingStartEvent: _START,
+    yaml.SequenceStartEvent: _START,
+    yaml.MappingEndEvent: _END,
+    yaml.SequenceEndEvent: _END,
+    yaml.DocumentStartEvent: _DOCUMENT,
+    yaml.StreamEndEvent: _STOP,
+}
+
+
 def _fast(text: str) -> tuple[bool, Any]:
     """libyaml parses, Python builds from its events: about 3 times faster than the pure-Python loader, and
     without recursion (libyaml's composer recurses in C, and 100,000 `[` fit under the size cap), so depth
     is counted as it goes. Only for text that cannot hold anchors, aliases or tags; the pure-Python loader,
-    with its exact messages, takes everything else, and any text libyaml cannot parse."""
+    with its exact messages, takes everything else, and any text libyaml cannot parse. (The loop is `_events`
+    and `_place` written out, one dispatch an event: it runs for every manifest of a tree.)"""
     if _CParser is None or any(c in text for c in "&*!"):
         return False, None
     stack: list[_Frame] = []
     root: Any = None
     version: str | None = None
     documents = 0
-    for event in _events(text):
-        if isinstance(event, yaml.DocumentStartEvent):
-            documents += 1
-            if documents > 1:
-                raise yaml.YAMLError("more than one document")  # the pure-Python loader says where
-        elif isinstance(event, yaml.CollectionStartEvent):
-            frame = _Frame({} if isinstance(event, yaml.MappingStartEvent) else [])
-            _place(stack[-1] if stack else None, frame.value, event, scalar=False)
-            stack.append(frame)
-        elif isinstance(event, yaml.CollectionEndEvent):
-            done = stack.pop()
-            if not stack:
-                root = done.value
-        elif isinstance(event, yaml.ScalarEvent):
-            value = _plain(event.value) if not event.style else event.value  # libyaml marks plain scalars with style ""
-            top = stack[-1] if stack else None
-            if top is not None and len(stack) == 1 and top.key == "version" and isinstance(top.value, dict):
-                version = event.value  # as written: `1.10` stays "1.10", not the float 1.1
-            _place(top, value, event, scalar=True)
-            if top is None:
-                root = value
+    parser = _CParser(text)
+    try:
+        while True:
+            event = parser.get_event()
+            kind = _EVENT_KIND.get(type(event))
+            if kind == _SCALAR:
+                value = _plain(event.value) if not event.style else event.value  # libyaml: plain scalars style ""
+                if not stack:
+                    root = value
+                    continue
+                top = stack[-1]
+                if type(top.value) is list:
+                    top.value.append(value)
+                elif top.key is _NO_KEY:
+                    _check_key(value, event.start_mark.line + 1, top.lines)
+                    top.key = value
+                else:
+                    if len(stack) == 1 and top.key == "version":
+                        version = event.value  # as written: `1.10` stays "1.10", not the float 1.1
+                    top.value[top.key] = value
+                    top.key = _NO_KEY
+            elif kind == _START:
+                if len(stack) >= MAX_DEPTH:
+                    raise _Refused(
+                        f"line {event.start_mark.line + 1}: nested more than {MAX_DEPTH} levels deep; a manifest needs a few"
+                    )
+                frame = _Frame({} if type(event) is yaml.MappingStartEvent else [])
+                _place(stack[-1] if stack else None, frame.value, event, scalar=False)
+                stack.append(frame)
+            elif kind == _END:
+                done = stack.pop()
+                if not stack:
+                    root = done.value
+            elif kind == _DOCUMENT:
+                documents += 1
+                if documents > 1:
+                    raise yaml.YAMLError("more than one document")  # the pure-Python loader says where
+            elif event is None or kind == _STOP:
+                break
+    finally:
+        parser.dispose()
     return True, _version_as_written(root, version)
 
 

@@ -18,6 +18,7 @@ def _arg_path(config: pytest.Config, arg: str) -> Path:
 
 
 FIXTUREINFO_KEY = pytest.StashKey[dict]()
+MARKS_KEY = pytest.StashKey[dict]()
 
 
 class ModelChecksWarning(pytest.PytestWarning):
@@ -47,7 +48,11 @@ class Gate:
         from model_checks.core.roots import relative
         from model_checks.safety.text import printable
 
-        rel = relative(path, self.config.rootpath)
+        text, base = os.fspath(path), os.path.join(self.config.rootpath, "")
+        if os.sep == "/" and text.startswith(base) and os.path.normpath(text) == text:  # the usual case, as text
+            rel = text[len(base) :]
+        else:
+            rel = relative(path, self.config.rootpath)
         return printable(f"{rel}::{rest}" if rest else rel)
 
     @staticmethod
@@ -200,8 +205,14 @@ class Gate:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Plan releases: each model is released after the last test that may need it."""
         last: dict[Path, str] = {}
+        runs: list[tuple[Any, pytest.Item]] = []  # (artifact, its last item) for each run of items of one artifact
         for item in session.items:
             art = artifact_of(item)
+            if runs and runs[-1][0] is art:
+                runs[-1] = (art, item)
+            else:
+                runs.append((art, item))
+        for art, item in runs:  # an artifact's models asked for once per run of its tests, not once per test
             if art is not None:
                 for p in self.gs.models_of(art):
                     last[p] = item.nodeid
@@ -334,10 +345,17 @@ class ArtifactModule(pytest.Module):
                 reason="pytest-benchmark is disabled (-p no:benchmark): budgets are measured through its benchmark fixture"
             )
         )
+        marks_of = self.config.stash.setdefault(MARKS_KEY, {})  # check name -> its marks, made once a session
+        gate = self.obj  # the gate's test module (a property: asked once here, not once per check)
         for name in applicable(art, nightly=options(self.config).nightly_report is not None):
             check = get(name)
-            fn = self.obj.run_per_device if check.per_device else self.obj.run_check
-            marks = [pytest.mark.model_checks, *(getattr(pytest.mark, m) for m, _ in check.markers)]
+            fn = gate.run_per_device if check.per_device else gate.run_check
+            marks = marks_of.get(name)
+            if marks is None:
+                marks = marks_of[name] = [
+                    pytest.mark.model_checks,
+                    *(getattr(pytest.mark, m) for m, _ in check.markers),
+                ]
             for variant in check.variants(art.manifest) if check.variants else [None]:
                 # pytest 9 builds a node id from originalname + callspec; with neither, from the full name
                 item = CheckItem.from_parent(

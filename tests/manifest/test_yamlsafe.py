@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from model_checks.core.errors import ManifestError
 from model_checks.manifest.yamlsafe import MAX_MANIFEST_BYTES, load_yaml_file, load_yaml_text
@@ -66,3 +68,70 @@ def test_fast_path_reads_like_the_strict_loader(text):
 
 def test_negative_fraction_is_a_float():
     assert load_yaml_text("g: -.5\nh: +1.5e3\n", "m") == {"g": -0.5, "h": 1500.0}
+
+
+def _strict(text):
+    """What the pure-Python loader makes of `text`: the data, or the refusal's message."""
+    from model_checks.manifest import yamlsafe
+
+    loader = yamlsafe._Loader(text)
+    try:
+        root = loader.get_single_node()
+        return "data", yamlsafe._version_as_written(loader.construct_document(root), yamlsafe._version_text(root))
+    except yamlsafe._Refused as e:
+        return "refused", str(e)
+    finally:
+        loader.dispose()
+
+
+_keys = st.sampled_from(["a", "b", "version", "name", "1", "yes", "x y"])
+_values = st.recursive(
+    st.one_of(
+        st.sampled_from(["1.10", "1e-3", "-.5", "0x1F", "yes", "~", "null", "2026-01-01", ".inf", "fp32", "", "a: b"]),
+        st.integers(-5, 5),
+        st.floats(allow_nan=False, width=32),
+        st.booleans(),
+        st.none(),
+        st.text(max_size=4),
+    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_keys, inner, max_size=3)),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    doc=st.dictionaries(_keys, _values, max_size=5),
+    flow=st.sampled_from([None, True, False]),
+    dupe=st.booleans(),
+)
+def test_fast_path_reads_and_refuses_like_the_strict_loader_on_generated_documents(doc, flow, dupe):
+    """Any document (block or flow style, plain or quoted scalars, a duplicate key now and then): the fast path
+    builds the same data as the pure-Python loader, or refuses with the same message."""
+    import yaml
+
+    from model_checks.manifest import yamlsafe
+
+    text = yaml.safe_dump(doc, default_flow_style=flow, sort_keys=False)
+    if dupe and doc:
+        text += f"{next(iter(doc))}: 1\n" if flow is not True else ""
+    try:
+        done, fast = yamlsafe._fast(text)
+        got = ("data", fast) if done else None
+    except yamlsafe._Refused as e:
+        got = ("refused", str(e))
+    except yaml.YAMLError:  # not YAML libyaml reads: the pure-Python loader takes it (and says where)
+        got = None
+    if got is not None:
+        assert got == _strict(text)
+
+
+def test_depth_cap_on_the_fast_path():
+    """The top-level mapping is one level: 63 lists inside it are read, 64 refused, by line."""
+    from model_checks.manifest import yamlsafe
+
+    n = yamlsafe.MAX_DEPTH - 1
+    assert yamlsafe._fast("a: " + "[" * n + "]" * n + "\n")[0]
+    with pytest.raises(ManifestError) as e:
+        load_yaml_text("a:\n  " + "[" * (n + 1) + "]" * (n + 1) + "\n", "m")
+    assert str(e.value) == f"m: line 2: nested more than {yamlsafe.MAX_DEPTH} levels deep; a manifest needs a few"
