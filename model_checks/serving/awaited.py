@@ -18,31 +18,34 @@ import numpy as np
 from model_checks.core.errors import WorkerBrokeError
 
 
-async def infer(runner: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray] | None:
-    """`runner.infer(feeds)` awaited on the running loop; None when this way does not apply (not an isolated
-    runner, the model not loaded in the running worker, feeds not exactly its inputs): then the caller runs
-    `runner.infer` on the model's thread, as before. The caller serializes inferences (one request on the pipe)."""
+async def infer(runner: Any, feeds: list[Mapping[str, np.ndarray]]) -> list[dict[str, np.ndarray]] | None:
+    """`runner.infer_many(feeds)` awaited on the running loop: all of them in one round trip, the timeout per set of
+    feeds as the gate's `infer_many` has it. None when this way does not apply (not an isolated runner, the model not
+    loaded in the running worker, feeds not exactly its inputs): then the caller runs `runner.infer` on the model's
+    thread, as before. The caller serializes inferences (one request on the pipe)."""
     from model_checks.isolation.runner import IsolatedRunner
 
     if not isinstance(runner, IsolatedRunner) or (handle := runner.handle_now()) is None:
         return None
     names = [t.name for t in runner.inputs]
-    if len(names) != len(feeds) or any(n not in feeds for n in names):
+    if any(len(names) != len(f) or any(n not in f for n in names) for f in feeds):
         return None  # the runner's own check words the refusal
-    workers, what = runner.workers, runner.path.name
+    arrays = [{n: np.asarray(f[n]) for n in names} for f in feeds]
+    workers, what, n = runner.workers, runner.path.name, len(feeds)
     workers.refuse_again(runner.path, "infer")
     worker = workers.worker(runner.format)
     try:
-        conn = worker.send_request("infer", (handle, {n: np.asarray(feeds[n]) for n in names}), what)
+        conn = worker.send_request("infer", (handle, arrays if n > 1 else arrays[0]), what)
         try:
-            ready = await readable(conn, workers.limits.timeout_s)
+            ready = await readable(conn, workers.limits.timeout_s * n)
         except asyncio.CancelledError:  # its answer would be read as the next request's: end the worker instead
             worker.stop(kill=True)
             raise
-        return worker.answer("infer", what, ready)
+        answer = worker.answer("infer", what, ready, n)
     except WorkerBrokeError as e:
         workers.broke(runner.path, "infer", e)
         raise
+    return answer if n > 1 else [answer]
 
 
 async def readable(conn: Connection, timeout_s: float) -> bool:

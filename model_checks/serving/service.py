@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from model_checks.core.artifact import Artifact
-from model_checks.core.errors import ModelChecksError
+from model_checks.core.errors import ModelChecksError, WorkerBrokeError
 from model_checks.core.pool import ModelPool
 from model_checks.isolation.limits import Limits
 from model_checks.serving.protocol import (
@@ -95,6 +95,7 @@ class ServedModel:
     )
     # One request on the worker's pipe at a time, whether the loop or the model's thread sends it.
     pipe: asyncio.Lock = field(default_factory=asyncio.Lock)
+    waiting: list = field(default_factory=list)  # (feeds, future) of requests waiting for the pipe
 
     @property
     def name(self) -> str:
@@ -170,21 +171,62 @@ class ServedModel:
         """`infer` from the event loop. A small request is decoded here and, when the model is loaded in its running
         worker, its inference awaited here too (`awaited`): no hop to the model's thread and back. A large body is
         decoded on the model's thread, so parsing it does not hold up the loop's other connections."""
-        from model_checks.serving import awaited
-
         loop = asyncio.get_running_loop()
         if len(body) > INLINE_BODY_BYTES:
             async with self.pipe:
                 return await loop.run_in_executor(self.thread, self.infer, body, header_length)
         request = self.decode(body, header_length)  # outside the lock: read while the worker runs the one before
+        return self.encode(await self._outputs(request.feeds), request)
+
+    async def _outputs(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The model's outputs for `feeds`. Requests that arrive while the worker is busy wait together, and the
+        first of them to get the pipe sends them all in one round trip (each still its own inference)."""
+        loop = asyncio.get_running_loop()
+        mine = loop.create_future()
+        self.waiting.append((feeds, mine))
         async with self.pipe:
+            if not mine.done():
+                batch, self.waiting = self.waiting, []
+                await self._run_together(batch)
+        return mine.result()
+
+    async def _run_together(self, batch: list[tuple[dict[str, np.ndarray], asyncio.Future]]) -> None:
+        """Answer every future of `batch`: one round trip for all, or, when that cannot be (a model not loaded in
+        its running worker) or one of them failed in the model, each on its own, so only that one gets the
+        failure. A crash, a hang or a memory limit answers all of them (they were all in the worker then)."""
+        from model_checks.serving import awaited
+
+        try:
             try:
-                outputs = await awaited.infer(self.runner, request.feeds)
+                outputs = await awaited.infer(self.runner, [f for f, _ in batch])
             except ModelChecksError as e:
-                raise ProtocolError(500, f"model {self.name}: {e}") from None
-            if outputs is None:
-                outputs = await loop.run_in_executor(self.thread, self.run, request.feeds)
-        return self.encode(outputs, request)
+                if len(batch) == 1 or isinstance(e, WorkerBrokeError):
+                    raise ProtocolError(500, f"model {self.name}: {e}") from None
+                outputs = None
+            for i, (feeds, future) in enumerate(batch):
+                try:
+                    future.set_result(outputs[i] if outputs is not None else await self._one(feeds))
+                except Exception as e:  # this request's failure, not its neighbours'
+                    future.set_exception(e)
+        except Exception as e:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(e)
+        finally:  # cancelled (the service stopping): no request is left waiting for an answer that will not come
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(ProtocolError(503, f"model {self.name}: the service is stopping"))
+
+    async def _one(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from model_checks.serving import awaited
+
+        try:
+            outputs = await awaited.infer(self.runner, [feeds])
+        except ModelChecksError as e:
+            raise ProtocolError(500, f"model {self.name}: {e}") from None
+        if outputs is None:
+            return await asyncio.get_running_loop().run_in_executor(self.thread, self.run, feeds)
+        return outputs[0]
 
     def metadata(self) -> dict[str, Any]:
         if not self.ready:

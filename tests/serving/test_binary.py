@@ -312,3 +312,63 @@ def test_a_worker_that_dies_during_an_inference_is_a_500_naming_the_signal(isola
         "kernel's out-of-memory killer). The model crashes its runtime; the session goes on with a fresh worker"
     )
     assert "[not retried" in isolated.post(INFER, json=body()).json()["error"]
+
+
+def reshaping(tmp_path):
+    """x [2, 4] reshaped to the shape given as input s: a request whose s does not fit fails in the model only."""
+    from onnx import TensorProto, helper
+
+    from fixtures import onnx_models
+
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "s"], ["y"])],
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4]),
+            helper.make_tensor_value_info("s", TensorProto.INT64, [2]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    d = tmp_path / "arts" / "reshape"
+    d.mkdir(parents=True)
+    np.savez(d / "samples.npz", x=np.ones((2, 4), np.float32), s=np.array([4, 2], np.int64))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx_models.save(model, d / "model.onnx")
+    return A.write_manifest(
+        d, {"model_name": "reshape", "version": "1", "file": "model.onnx", "samples": "samples.npz"}
+    )
+
+
+def test_requests_waiting_for_the_worker_go_in_one_round_trip_and_a_failure_stays_its_own(tmp_path, monkeypatch):
+    import asyncio
+
+    from model_checks.isolation.limits import Limits
+    from model_checks.isolation.workers import Worker
+
+    sends = []
+    send = Worker.send_request
+    monkeypatch.setattr(Worker, "send_request", lambda self, *a: sends.append(a) or send(self, *a))
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    shapes = [(4, 2), (8, 1), (3, 3), (1, 8), (2, 4)]  # the third does not fit
+    bodies = [json.dumps(encode_request({"x": x, "s": np.array(s, np.int64)})).encode() for s in shapes]
+    with ModelPool(isolation=Limits(timeout_s=30), share_outputs=False) as pool:
+        model = ServedModel(open_artifact(reshaping(tmp_path)), pool)
+        model.load()
+        assert model.ready, model.error
+
+        async def all_at_once():
+            return await asyncio.gather(*(model.answer(b) for b in bodies), return_exceptions=True)
+
+        sends.clear()
+        answers = asyncio.run(all_at_once())
+    for shape, answer in zip(shapes, answers):
+        if shape == (3, 3):
+            assert isinstance(answer, ProtocolError) and answer.status == 500
+            assert str(answer).startswith("model reshape: model.onnx: inference failed: ")
+            assert "The input tensor cannot be reshaped to the requested shape" in str(answer)
+        else:
+            assert answer.doc["outputs"][0]["shape"] == list(shape)
+            assert answer.doc["outputs"][0]["data"] == x.ravel().tolist()
+    # the first alone, the four that waited in one round trip, which failed: then each of those on its own
+    assert [len(a[1][1]) if isinstance(a[1][1], list) else 1 for a in sends] == [1, 4, 1, 1, 1, 1]
