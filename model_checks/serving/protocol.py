@@ -37,12 +37,17 @@ DATATYPES = {
     "FP64": "float64",
 }
 DTYPE_TO_DATATYPE = {v: k for k, v in DATATYPES.items()}
+_DATATYPE_OF = {np.dtype(v): k for k, v in DATATYPES.items()}  # by dtype: a dtype's .name costs microseconds
+_LARGEST = {np.dtype(t): float(np.finfo(t).max) for t in ("float16", "float32", "float64")}
 MAX_BODY_BYTES = 16 * 1024**2
 HEADER_LENGTH = "Inference-Header-Content-Length"  # the binary extension's header: the JSON part's length in bytes
 
 
 def datatype_of(dtype: str | np.dtype) -> str:
     """The protocol datatype of a numpy dtype (`float32` -> `FP32`)."""
+    known = _DATATYPE_OF.get(np.dtype(dtype))
+    if known is not None:
+        return known
     name = np.dtype(dtype).name
     if name not in DTYPE_TO_DATATYPE:
         raise ProtocolError(
@@ -147,20 +152,20 @@ def _data_array(entry: Mapping[str, Any], shape: tuple[int, ...], dtype: np.dtyp
     want = math.prod(shape)
     if flat.size != want:
         raise ProtocolError(400, f"{field}.data: {flat.size} value(s), but shape {list(shape)} holds {want}")
-    if flat.dtype.kind == "f":
+    peak = float(np.abs(flat).max()) if flat.size and (flat.dtype.kind == "f" or dtype.kind == "f") else 0.0
+    if flat.dtype.kind == "f" and not math.isfinite(peak):  # a NaN or an infinity somewhere: say where
         bad = ~np.isfinite(flat.ravel())
-        if bad.any():
-            raise ProtocolError(
-                400,
-                f"{field}.data[{int(np.argmax(bad))}]: {flat.ravel()[bad][0]} is not finite; inputs must be finite numbers",
-            )
+        raise ProtocolError(
+            400,
+            f"{field}.data[{int(np.argmax(bad))}]: {flat.ravel()[bad][0]} is not finite; inputs must be finite numbers",
+        )
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         if flat.size and (flat.min() < info.min or flat.max() > info.max):
             raise ProtocolError(400, f"{field}.data: values outside the range of {dtype.name} [{info.min}, {info.max}]")
-    if dtype.kind == "f" and flat.size and np.abs(flat).max() > np.finfo(dtype).max:
+    if dtype.kind == "f" and peak > _LARGEST[dtype]:
         raise ProtocolError(
-            400, f"{field}.data: values beyond the largest {dtype.name} ({np.finfo(dtype).max:g}) would become Inf"
+            400, f"{field}.data: values beyond the largest {dtype.name} ({_LARGEST[dtype]:g}) would become Inf"
         )
     return flat.reshape(shape).astype(dtype, copy=False)
 
@@ -254,7 +259,7 @@ def decode_request(
             raise ProtocolError(400, f"{field}: given twice")
         spec = specs[name]
         dtype = np.dtype(spec.dtype or "float32")
-        want_type = DTYPE_TO_DATATYPE.get(dtype.name, dtype.name)
+        want_type = _DATATYPE_OF.get(dtype) or dtype.name
         if entry.get("datatype") != want_type:
             raise ProtocolError(400, f"{field}.datatype: {json.dumps(entry.get('datatype'))}, expected {want_type}")
         shape = _shape_of(entry, field)
