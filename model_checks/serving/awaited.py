@@ -37,7 +37,9 @@ async def infer(runner: Any, feeds: list[Mapping[str, np.ndarray]]) -> list[dict
     try:
         conn = worker.send_request("infer", (handle, arrays if n > 1 else arrays[0]), what)
         try:
-            ready = await readable(conn, workers.limits.timeout_s * n)
+            # Often answered already (on two cores the worker runs while this process is still in its write): then
+            # read it now, without a trip through the event loop; else wait for the pipe there.
+            ready = conn.poll(0) or await readable(conn, workers.limits.timeout_s * n)
         except asyncio.CancelledError:  # its answer would be read as the next request's: end the worker instead
             worker.stop(kill=True)
             raise

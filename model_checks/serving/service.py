@@ -181,8 +181,10 @@ class ServedModel:
     async def _outputs(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The model's outputs for `feeds`. Requests that arrive while the worker is busy wait together, and the
         first of them to get the pipe sends them all in one round trip (each still its own inference)."""
-        loop = asyncio.get_running_loop()
-        mine = loop.create_future()
+        if not self.pipe.locked():  # nobody to wait with
+            async with self.pipe:
+                return await self._one(feeds)
+        mine = asyncio.get_running_loop().create_future()
         self.waiting.append((feeds, mine))
         async with self.pipe:
             if not mine.done():
