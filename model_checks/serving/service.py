@@ -170,9 +170,10 @@ class ServedModel:
     async def answer(self, body: bytes, header_length: str | None = None) -> Answer:
         """`infer` from the event loop. A small request is decoded here and, when the model is loaded in its running
         worker, its inference awaited here too (`awaited`): no hop to the model's thread and back. A large body is
-        decoded on the model's thread, so parsing it does not hold up the loop's other connections."""
+        decoded on the model's thread, so parsing it does not hold up the loop's other connections; a request that
+        comes while the model is loading waits there for the load (then answered, or told why not), as before."""
         loop = asyncio.get_running_loop()
-        if len(body) > INLINE_BODY_BYTES:
+        if len(body) > INLINE_BODY_BYTES or not self.ready:  # large, or asked while loading: waits for the load
             async with self.pipe:
                 return await loop.run_in_executor(self.thread, self.infer, body, header_length)
         request = self.decode(body, header_length)  # outside the lock: read while the worker runs the one before

@@ -342,6 +342,9 @@ def reshaping(tmp_path):
 
 def test_requests_waiting_for_the_worker_go_in_one_round_trip_and_a_failure_stays_its_own(tmp_path, monkeypatch):
     import asyncio
+    import os
+    import signal
+    import threading
 
     from model_checks.isolation.limits import Limits
     from model_checks.isolation.workers import Worker
@@ -360,6 +363,10 @@ def test_requests_waiting_for_the_worker_go_in_one_round_trip_and_a_failure_stay
         async def all_at_once():
             return await asyncio.gather(*(model.answer(b) for b in bodies), return_exceptions=True)
 
+        # The worker paused until all five have arrived: the first is in the worker, the other four wait for it.
+        pid = model.runner.workers.worker("onnx").proc.pid
+        os.kill(pid, signal.SIGSTOP)
+        threading.Timer(0.5, os.kill, (pid, signal.SIGCONT)).start()
         sends.clear()
         answers = asyncio.run(all_at_once())
     for shape, answer in zip(shapes, answers):
