@@ -9,7 +9,8 @@ a. ONNX backend-test artifacts (the onnx wheel's `backend/test/data/{node,pytorc
 b. Collecting 1,000 artifacts (bench/collect.py's tree): `pytest --collect-only` with the gate, against pytest
    collecting as many trivial parametrized items.
 c. `model-checks serve` (digits_cnn_fp32, batch 1, closed loop at 1 and 4 connections, the project's own load
-   generator) against the same KServe v2 route in a bare Starlette + uvicorn + onnxruntime app, on loopback.
+   generator) against the same KServe v2 route in a bare Starlette + uvicorn + onnxruntime app, on loopback; JSON
+   bodies (the headline), then the same tensors with the binary tensor extension on both sides.
 d. A large fp32 model with external data and its fp16 variant: peak RSS (the process tree's, sampled from
    /proc) and wall time of the gate, against one process opening both and running the samples.
 
