@@ -37,6 +37,9 @@ KEEP_ALIVE_S = 75  # seconds an idle keep-alive connection stays open, as common
 REQUEST_READ_S = 30.0  # a request whose head or body stops arriving for this long is dropped (slowloris)
 MAX_RESPONSE_BYTES = 64 * 1024**2
 JSON_BYTES_PER_VALUE = 24  # the most one number takes in a response (a float's repr, a comma, a space)
+# Requests sent to the worker in one round trip at most: the round trip's timeout is the worker's timeout times
+# their number (as for the gate's cases), so this also bounds how long a hung model keeps them waiting.
+MAX_TOGETHER = 8
 INLINE_BODY_BYTES = 256 * 1024  # a request body up to this size is decoded on the event loop (see ServedModel.answer)
 
 
@@ -189,7 +192,7 @@ class ServedModel:
         self.waiting.append((feeds, mine))
         async with self.pipe:
             if not mine.done():
-                batch, self.waiting = self.waiting, []
+                batch, self.waiting = self.waiting[:MAX_TOGETHER], self.waiting[MAX_TOGETHER:]
                 await self._run_together(batch)
         return mine.result()
 

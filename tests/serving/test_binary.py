@@ -379,3 +379,34 @@ def test_requests_waiting_for_the_worker_go_in_one_round_trip_and_a_failure_stay
             assert answer.doc["outputs"][0]["data"] == x.ravel().tolist()
     # the first alone, the four that waited in one round trip, which failed: then each of those on its own
     assert [len(a[1][1]) if isinstance(a[1][1], list) else 1 for a in sends] == [1, 4, 1, 1, 1, 1]
+
+
+def test_at_most_max_together_requests_share_a_round_trip(tmp_path, monkeypatch):
+    import asyncio
+    import os
+    import signal
+    import threading
+
+    from model_checks.isolation.limits import Limits
+    from model_checks.isolation.workers import Worker
+    from model_checks.serving import service
+
+    monkeypatch.setattr(service, "MAX_TOGETHER", 3)
+    sends = []
+    send = Worker.send_request
+    monkeypatch.setattr(Worker, "send_request", lambda self, *a: sends.append(a) or send(self, *a))
+    art = open_artifact(A.onnx_artifact(tmp_path / "arts" / "tiny", **IO))
+    with ModelPool(isolation=Limits(timeout_s=30), share_outputs=False) as pool:
+        model = ServedModel(art, pool)
+        model.load()
+        pid = model.runner.workers.worker("onnx").proc.pid
+
+        async def eight():
+            return await asyncio.gather(*(model.answer(json.dumps(body(1)).encode()) for _ in range(8)))
+
+        os.kill(pid, signal.SIGSTOP)
+        threading.Timer(0.5, os.kill, (pid, signal.SIGCONT)).start()
+        sends.clear()
+        answers = asyncio.run(eight())
+    assert all(a.doc["outputs"][0]["shape"] == [1, 3] for a in answers)
+    assert [len(a[1][1]) if isinstance(a[1][1], list) else 1 for a in sends] == [1, 3, 3, 1]
