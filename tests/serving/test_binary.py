@@ -410,3 +410,28 @@ def test_at_most_max_together_requests_share_a_round_trip(tmp_path, monkeypatch)
         answers = asyncio.run(eight())
     assert all(a.doc["outputs"][0]["shape"] == [1, 3] for a in answers)
     assert [len(a[1][1]) if isinstance(a[1][1], list) else 1 for a in sends] == [1, 3, 3, 1]
+
+
+def test_the_response_cap_counts_binary_outputs_as_their_bytes(tmp_path):
+    from starlette.testclient import TestClient
+
+    art = open_artifact(A.onnx_artifact(tmp_path / "arts" / "tiny", **IO))
+    with ModelPool(share_outputs=False) as pool:
+        model = ServedModel(art, pool, max_response=1024 * 1024)
+        with TestClient(build_app(model), raise_server_exceptions=False) as c:
+            deadline = time.monotonic() + 60
+            while c.get("/v2/health/ready").status_code != 200 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            # 100,000 rows: a 1.6 MB body (decoded on the model's thread), 1.2 MB of binary outputs
+            body, n = encode_binary_request({"input": np.zeros((100_000, 4), np.float32)})
+            r = c.post(INFER, content=body, headers={HEADER_LENGTH: str(n)})
+            assert (r.status_code, r.json()) == (
+                500,
+                {
+                    "error": "model tiny: the response would hold 0 values as JSON and 1200000 bytes of binary data "
+                    "(up to 1.1 MiB), over the cap of 1 MiB (--max-response-mb); not encoded"
+                },
+            )
+            body, n = encode_binary_request({"input": np.zeros((80_000, 4), np.float32)})  # 0.96 MB: under it
+            r = c.post(INFER, content=body, headers={HEADER_LENGTH: str(n)})
+            assert r.status_code == 200 and len(r.content) == int(r.headers[HEADER_LENGTH]) + 80_000 * 3 * 4
