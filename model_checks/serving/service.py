@@ -302,7 +302,7 @@ def build_app(model: ServedModel, max_body: int = MAX_BODY_BYTES, load_in_backgr
         check_name(request)
         return JSONResponse({"name": model.name, "ready": model.ready}, status_code=200 if model.ready else 503)
 
-    async def infer(request: Request) -> JSONResponse:
+    async def infer(request: Request) -> Response:
         check_name(request)
         body = await read_body(request)
         answer = await model.answer(body, request.headers.get(HEADER_LENGTH))
