@@ -9,7 +9,8 @@ a. ONNX backend-test artifacts (the onnx wheel's `backend/test/data/{node,pytorc
 b. Collecting 1,000 artifacts (bench/collect.py's tree): `pytest --collect-only` with the gate, against pytest
    collecting as many trivial parametrized items.
 c. `model-checks serve` (digits_cnn_fp32, batch 1, closed loop at 1 and 4 connections, the project's own load
-   generator) against the same KServe v2 route in a bare Starlette + uvicorn + onnxruntime app, on loopback.
+   generator) against the same KServe v2 route in a bare Starlette + uvicorn + onnxruntime app, on loopback; JSON
+   bodies (the headline), then the same tensors with the binary tensor extension on both sides.
 d. A large fp32 model with external data and its fp16 variant: peak RSS (the process tree's, sampled from
    /proc) and wall time of the gate, against one process opening both and running the samples.
 
@@ -281,15 +282,31 @@ BARE_C = r"""
 import json, sys, socket
 import numpy as np, onnxruntime as ort, uvicorn
 from starlette.applications import Starlette
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 o = ort.SessionOptions(); o.log_severity_level = 4
 s = ort.InferenceSession(sys.argv[1], o, providers=["CPUExecutionProvider"])
 DT = {"FP32": np.float32, "FP16": np.float16, "INT64": np.int64, "INT32": np.int32, "UINT8": np.uint8, "INT8": np.int8}
 async def infer(request):
-    doc = json.loads(await request.body())
-    feeds = {t["name"]: np.asarray(t["data"], dtype=DT[t["datatype"]]).reshape(t["shape"]) for t in doc["inputs"]}
+    body = await request.body()
+    n = request.headers.get("inference-header-content-length")  # the binary tensor extension: JSON, then raw bytes
+    doc = json.loads(body[: int(n)] if n else body)
+    feeds, at = {}, int(n or 0)
+    for t in doc["inputs"]:
+        size = t.get("parameters", {}).get("binary_data_size")
+        dt = np.dtype(DT[t["datatype"]])
+        if size is None:
+            feeds[t["name"]] = np.asarray(t["data"], dtype=dt).reshape(t["shape"])
+        else:
+            feeds[t["name"]] = np.frombuffer(body, dt, size // dt.itemsize, at).reshape(t["shape"])
+            at += size
     outs = s.run(None, feeds)
+    if doc.get("parameters", {}).get("binary_data_output"):
+        head = json.dumps({"model_name": request.path_params["name"], "outputs": [
+            {"name": m.name, "shape": list(v.shape), "datatype": "FP32", "parameters": {"binary_data_size": v.nbytes}}
+            for m, v in zip(s.get_outputs(), outs)]}).encode()
+        return Response(head + b"".join(v.tobytes() for v in outs), media_type="application/octet-stream",
+                        headers={"Inference-Header-Content-Length": str(len(head))})
     return JSONResponse({"model_name": request.path_params["name"], "outputs": [
         {"name": m.name, "shape": list(v.shape), "datatype": "FP32", "data": v.ravel().tolist()}
         for m, v in zip(s.get_outputs(), outs)]})
@@ -308,11 +325,19 @@ def _bare_service(model: Path):  # type: ignore[no-untyped-def]
     return proc, url
 
 
+def _feeds(body: bytes) -> dict[str, np.ndarray]:
+    from model_checks.serving.protocol import DATATYPES
+
+    doc = json.loads(body)
+    return {t["name"]: np.asarray(t["data"], DATATYPES[t["datatype"]]).reshape(t["shape"]) for t in doc["inputs"]}
+
+
 def row_c(runs: int, seconds: float) -> dict:
     from model_checks.isolation.limits import Limits
     from model_checks.serving.check import Served, request_bodies
     from model_checks.serving.load import Target, sweep
     from model_checks.serving.process import running_service
+    from model_checks.serving.protocol import encode_binary_request
     from model_checks.serving.service import open_artifact
 
     art = open_artifact(REPO / "artifacts" / "digits_cnn_fp32")
@@ -334,21 +359,30 @@ def row_c(runs: int, seconds: float) -> dict:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.2)
-            bare_target = Target(bare_infer, bodies)
-            for c in (1, 4):
-                g, f = [], []
-                for _ in range(runs):
-                    g.append(sweep(gate_target, (c,), 100_000, seconds).levels[0])
-                    f.append(sweep(bare_target, (c,), 100_000, seconds).levels[0])
-                gr = statistics.median(x.throughput_per_s for x in g)
-                fr = statistics.median(x.throughput_per_s for x in f)
-                res[f"c{c}"] = {
-                    "gate_per_s": gr,
-                    "floor_per_s": fr,
-                    "ratio": gr / fr,
-                    "gate_p50_ms": statistics.median(x.p50_ms for x in g),
-                    "floor_p50_ms": statistics.median(x.p50_ms for x in f),
-                }
+            binary = [encode_binary_request(_feeds(b)) for b in bodies]  # the same tensors, raw, binary outputs
+            pairs = {
+                "": (gate_target, Target(bare_infer, bodies)),
+                " binary": tuple(
+                    Target(t.url, tuple(b for b, _ in binary), header_lengths=tuple(n for _, n in binary))
+                    for t in (gate_target, Target(bare_infer, bodies))
+                ),
+            }
+            for kind, (gate_t, bare_t) in pairs.items():
+                for c in (1, 4):
+                    g, f = [], []
+                    for _ in range(runs):
+                        g.append(sweep(gate_t, (c,), 100_000, seconds).levels[0])
+                        f.append(sweep(bare_t, (c,), 100_000, seconds).levels[0])
+                    gr = statistics.median(x.throughput_per_s for x in g)
+                    fr = statistics.median(x.throughput_per_s for x in f)
+                    res[f"c{c}{kind}"] = {
+                        "gate_per_s": gr,
+                        "floor_per_s": fr,
+                        "ratio": gr / fr,
+                        "gate_p50_ms": statistics.median(x.p50_ms for x in g),
+                        "floor_p50_ms": statistics.median(x.p50_ms for x in f),
+                        "errors": sum(x.errors for x in g + f),
+                    }
         finally:
             proc.terminate()
             proc.wait(10)
@@ -547,7 +581,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"c. serve, {c}: gate {v['gate_per_s']:.0f}/s p50 {v['gate_p50_ms']:.2f} ms, "
                     f"floor {v['floor_per_s']:.0f}/s "
-                    f"p50 {v['floor_p50_ms']:.2f} ms, ratio {v['ratio']:.2f}x",
+                    f"p50 {v['floor_p50_ms']:.2f} ms, ratio {v['ratio']:.2f}x"
+                    + (f" ({v['errors']} errors)" if v.get("errors") else ""),
                     flush=True,
                 )
         if "d" in rows:

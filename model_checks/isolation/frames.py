@@ -9,6 +9,7 @@ the message. Anything else (a load, facts, an error) is pickled as before; a pic
 
 from __future__ import annotations
 
+import math
 import pickle
 import struct
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 
 MAGIC = b"MCF1"
 _LEN = struct.Struct("<I")
+_DTYPES: dict[str, np.dtype] = {}  # dtype strings seen in frames, parsed once
 _KINDS = "biuf"  # numeric and boolean arrays travel raw; object, string and structured arrays are pickled
 
 
@@ -40,18 +42,28 @@ def _frame(head: tuple, dicts: list[dict], many: bool) -> bytes:
     return b"".join([MAGIC, _LEN.pack(len(header)), header, *raw])
 
 
+def _dtype(text: str) -> np.dtype:
+    dt = np.dtype(text)
+    if len(_DTYPES) < 64:  # a handful in practice; a frame cannot grow the table without bound
+        _DTYPES[text] = dt
+    return dt
+
+
 def _unframe(message: bytes) -> tuple[tuple, Any]:
     """(head, tensors) of a frame; its arrays are writable views over one copy of the message."""
     (n,) = _LEN.unpack_from(message, len(MAGIC))
     start = len(MAGIC) + _LEN.size
-    head, many, layout = pickle.loads(message[start : start + n])
-    buf = bytearray(message[start + n :])
+    view = memoryview(message)
+    head, many, layout = pickle.loads(view[start : start + n])
+    buf = bytearray(view[start + n :])  # the one copy: the receiver owns its arrays
     offset, dicts = 0, []
     for entries in layout:
         d = {}
         for name, dtype, shape in entries:
-            dt = np.dtype(dtype)
-            count = int(np.prod(shape, dtype=np.int64))
+            dt = _DTYPES.get(dtype) or _dtype(dtype)
+            count = math.prod(shape)
+            if count < 0:
+                raise ValueError(f"a tensor frame whose header gives {name!r} the shape {shape}")
             d[name] = np.frombuffer(buf, dt, count, offset).reshape(shape) if count else np.empty(shape, dt)
             offset += count * dt.itemsize
         dicts.append(d)

@@ -38,6 +38,13 @@ class IsolatedRunner(Runner):
     def loaded(self) -> bool:
         return self._handle is not None
 
+    def handle_now(self) -> int | None:
+        """The model's handle when it is loaded in the worker as it runs now, else None (`infer` would load it)."""
+        worker = self.workers.worker(self.format)
+        if self._handle is not None and self._generation == worker.generation and worker.alive:
+            return self._handle
+        return None
+
     def _ensure_loaded(self) -> int:
         worker = self.workers.worker(self.format)
         if self._handle is None or self._generation != worker.generation or not worker.alive:

@@ -215,24 +215,42 @@ class Worker:
         """Send one request and wait for its answer; `what` names the model in errors. `requests` is how many
         requests it stands for (an inference of several cases): each gets the timeout, as if sent one by one."""
         __tracebackhide__ = True
-        if not self.alive:
-            self._start()
-        assert self.conn is not None
-        timeout_s = self.limits.timeout_s * requests
         try:
-            self.conn.send_bytes(frames.encode_request(op, args))  # tensors as a binary frame, not pickled
-            ready = self.conn.poll(timeout_s)
-        except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
-            raise self._died(op, what) from None
+            conn = self.send_request(op, args, what)
+            try:
+                ready = conn.poll(self.limits.timeout_s * requests)
+            except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
+                raise self._died(op, what) from None
         except KeyboardInterrupt:  # Ctrl-C: the worker is busy with this request; waiting on it would take the timeout
             self.stop(kill=True)
             raise
+        return self.answer(op, what, ready, requests)
+
+    def send_request(self, op: str, args: tuple, what: str) -> Connection:
+        """`request`'s first half: send (starting the worker if need be); the pipe its answer comes back on. A caller
+        that waits on the pipe itself (the service, on its event loop) then calls `answer`."""
+        __tracebackhide__ = True
+        if not self.alive:
+            self._start()
+        assert self.conn is not None
+        try:
+            self.conn.send_bytes(frames.encode_request(op, args))  # tensors as a binary frame, not pickled
+        except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
+            raise self._died(op, what) from None
+        return self.conn
+
+    def answer(self, op: str, what: str, ready: bool, requests: int = 1) -> Any:
+        """`request`'s second half: the answer once the pipe is readable (`ready`), else the timeout's error, the
+        worker killed."""
+        __tracebackhide__ = True
         if not ready:
+            timeout_s = self.limits.timeout_s * requests
             self.stop(kill=True)
             raise RuntimeTimeoutError(
                 f"{what}: {op} did not finish within {timeout_s:g} s; the {self.family} worker was killed "
                 "(the model hangs its runtime, or needs a longer --model-checks-timeout)"
             )
+        assert self.conn is not None
         try:
             status, value, self.peak_bytes = frames.decode_reply(self.conn.recv_bytes())
         except (EOFError, ConnectionResetError, OSError):
@@ -365,17 +383,24 @@ class Workers:
     def request(self, fmt: str, op: str, args: tuple, path: Path, requests: int = 1) -> Any:
         """Ask `fmt`'s worker; a model that crashed, starved or hung a worker is not sent again for `op`."""
         __tracebackhide__ = True
-        key = (str(path), op)
-        if key in self._failed:
-            first = self._failed[key]
-            raise type(first)(f"{first} [not retried: this model already did this earlier in the session]")
+        self.refuse_again(path, op)
         try:
             return self.worker(fmt).request(op, args, path.name, requests)
         except WorkerBrokeError as e:
-            self._failed[key] = e
-            if op == "load":
-                self._failed[(str(path), "infer")] = e
+            self.broke(path, op, e)
             raise
+
+    def refuse_again(self, path: Path, op: str) -> None:
+        """The first account again, when the model at `path` already broke a worker doing `op` in this session."""
+        first = self._failed.get((str(path), op))
+        if first is not None:
+            raise type(first)(f"{first} [not retried: this model already did this earlier in the session]")
+
+    def broke(self, path: Path, op: str, e: WorkerBrokeError) -> None:
+        """Remember that the model at `path` broke a worker doing `op` (a failed load fails its inferences too)."""
+        self._failed[(str(path), op)] = e
+        if op == "load":
+            self._failed[(str(path), "infer")] = e
 
     def call(self, fmt: str, fn: Any, *args: Any) -> Any:
         """Run a picklable callable in `fmt`'s worker (the test hook for crashes on purpose)."""

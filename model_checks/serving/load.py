@@ -113,10 +113,13 @@ class _Client:
         self._idle.clear()
 
 
-def http_post(host: str, port: int, path: str, body: bytes) -> bytes:
-    """A keep-alive HTTP/1.1 POST of a JSON body, ready to send."""
+def http_post(host: str, port: int, path: str, body: bytes, header_length: int | None = None) -> bytes:
+    """A keep-alive HTTP/1.1 POST of a JSON body, ready to send; with `header_length`, a body in the binary tensor
+    extension (its JSON part that long, then raw tensors)."""
+    kind = "application/json" if header_length is None else "application/octet-stream"
+    extra = "" if header_length is None else f"Inference-Header-Content-Length: {header_length}\r\n"
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {kind}\r\n{extra}"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode("ascii")
     return head + body
@@ -229,10 +232,12 @@ class Target:
     url: str
     bodies: tuple[bytes, ...]
     max_response_bytes: int = MAX_RESPONSE_BYTES
+    header_lengths: tuple[int, ...] = ()  # binary tensor extension bodies: each one's JSON length (else JSON bodies)
 
     def requests(self) -> tuple[str, int, list[bytes]]:
         host, port, path = split_url(self.url)
-        return host, port, [http_post(host, port, path, b) for b in self.bodies]
+        lengths = self.header_lengths or (None,) * len(self.bodies)
+        return host, port, [http_post(host, port, path, b, n) for b, n in zip(self.bodies, lengths)]
 
 
 async def _open_loop(

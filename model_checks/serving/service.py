@@ -3,6 +3,7 @@ The model runs through the gate's pool (its backends, trust rules and worker lim
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -16,22 +17,30 @@ from typing import Any, TextIO
 import numpy as np
 
 from model_checks.core.artifact import Artifact
-from model_checks.core.errors import ModelChecksError
+from model_checks.core.errors import ModelChecksError, WorkerBrokeError
 from model_checks.core.pool import ModelPool
 from model_checks.isolation.limits import Limits
 from model_checks.serving.protocol import (
+    HEADER_LENGTH,
     MAX_BODY_BYTES,
     ProtocolError,
+    binary_body,
+    binary_outputs,
     decode_request,
     encode_response,
     model_metadata,
     parse_json,
+    split_body,
 )
 
 KEEP_ALIVE_S = 75  # seconds an idle keep-alive connection stays open, as common proxies keep theirs
 REQUEST_READ_S = 30.0  # a request whose head or body stops arriving for this long is dropped (slowloris)
 MAX_RESPONSE_BYTES = 64 * 1024**2
 JSON_BYTES_PER_VALUE = 24  # the most one number takes in a response (a float's repr, a comma, a space)
+# Requests sent to the worker in one round trip at most: the round trip's timeout is the worker's timeout times
+# their number (as for the gate's cases), so this also bounds how long a hung model keeps them waiting.
+MAX_TOGETHER = 8
+INLINE_BODY_BYTES = 256 * 1024  # a request body up to this size is decoded on the event loop (see ServedModel.answer)
 
 
 def open_artifact(directory: Path, root: Path | None = None) -> Artifact:
@@ -52,6 +61,24 @@ def open_artifact(directory: Path, root: Path | None = None) -> Artifact:
     return Artifact(id=m.id, root=root, dir=directory, manifest=m)
 
 
+@dataclass(frozen=True)
+class InferRequest:
+    """A checked infer request: the feeds, its id, and the outputs it wants back as binary data."""
+
+    feeds: dict[str, np.ndarray]
+    id: str | None
+    binary: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An infer response: the document, and with binary outputs the whole body and the length of its JSON part."""
+
+    doc: dict[str, Any]
+    body: bytes | None = None
+    header_length: int = 0
+
+
 @dataclass
 class ServedModel:
     """The loaded model and its interface; `ready` once loaded and one warm-up inference ran."""
@@ -69,6 +96,9 @@ class ServedModel:
     thread: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="model-checks-model")
     )
+    # One request on the worker's pipe at a time, whether the loop or the model's thread sends it.
+    pipe: asyncio.Lock = field(default_factory=asyncio.Lock)
+    waiting: list = field(default_factory=list)  # (feeds, future) of requests waiting for the pipe
 
     @property
     def name(self) -> str:
@@ -98,24 +128,111 @@ class ServedModel:
         except Exception as e:  # a broken model must leave a service that says why, not a dead thread
             self.error = f"{type(e).__name__}: {e}"
 
-    def infer(self, body: bytes) -> dict[str, Any]:
-        """An infer request's body -> the response document (ProtocolError for the client's or the model's fault)."""
+    def decode(self, body: bytes, header_length: str | None = None) -> InferRequest:
+        """An infer request's body (and its Inference-Header-Content-Length, if any), checked against the model."""
         if not self.ready:
             raise ProtocolError(503, f"model {self.name} is not ready" + (f": {self.error}" if self.error else " yet"))
-        feeds, rid = decode_request(parse_json(body), self.interface)
+        text, raw = split_body(body, header_length)
+        doc = parse_json(text)
+        feeds, rid = decode_request(doc, self.interface, raw)
+        return InferRequest(feeds, rid, binary_outputs(doc, [t.name for t in self.outputs]))
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The model's outputs, on the model's thread (a failure of the model's is a 500 naming it)."""
         try:
-            outputs = self.runner.infer(feeds)
+            return self.runner.infer(feeds)
         except ModelChecksError as e:
             raise ProtocolError(500, f"model {self.name}: {e}") from None
-        values = sum(int(np.asarray(a).size) for a in outputs.values())
-        if values * JSON_BYTES_PER_VALUE > self.max_response:
+
+    def encode(self, outputs: dict[str, np.ndarray], request: InferRequest) -> Answer:
+        arrays = [(n, np.asarray(a)) for n, a in outputs.items()]
+        values = sum(a.size for n, a in arrays if n not in request.binary)
+        size = values * JSON_BYTES_PER_VALUE + sum(a.nbytes for n, a in arrays if n in request.binary)
+        if size > self.max_response:
             raise ProtocolError(
                 500,
-                f"model {self.name}: the response would hold {values} values (up to "
+                f"model {self.name}: the response would hold {values} values as JSON and "
+                f"{size - values * JSON_BYTES_PER_VALUE} bytes of binary data (up to {size / 1024**2:.1f} MiB), over "
+                f"the cap of {self.max_response / 1024**2:g} MiB (--max-response-mb); not encoded"
+                if request.binary
+                else f"model {self.name}: the response would hold {values} values (up to "
                 f"{values * JSON_BYTES_PER_VALUE / 1024**2:.1f} MiB as JSON), over the cap of "
                 f"{self.max_response / 1024**2:g} MiB (--max-response-mb); not encoded",
             )
-        return encode_response(self.name, self.version, outputs, rid)
+        doc = encode_response(self.name, self.version, outputs, request.id, request.binary)
+        if not request.binary:
+            return Answer(doc)
+        return Answer(doc, *binary_body(doc, outputs, request.binary))
+
+    def infer(self, body: bytes, header_length: str | None = None) -> Answer:
+        """An infer request's body -> the answer (ProtocolError for the client's or the model's fault), all of it on
+        the model's thread."""
+        request = self.decode(body, header_length)
+        return self.encode(self.run(request.feeds), request)
+
+    async def answer(self, body: bytes, header_length: str | None = None) -> Answer:
+        """`infer` from the event loop. A small request is decoded here and, when the model is loaded in its running
+        worker, its inference awaited here too (`awaited`): no hop to the model's thread and back. A large body is
+        decoded on the model's thread, so parsing it does not hold up the loop's other connections; a request that
+        comes while the model is loading waits there for the load (then answered, or told why not), as before."""
+        loop = asyncio.get_running_loop()
+        if len(body) > INLINE_BODY_BYTES or not self.ready:  # large, or asked while loading: waits for the load
+            async with self.pipe:
+                return await loop.run_in_executor(self.thread, self.infer, body, header_length)
+        request = self.decode(body, header_length)  # outside the lock: read while the worker runs the one before
+        return self.encode(await self._outputs(request.feeds), request)
+
+    async def _outputs(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The model's outputs for `feeds`. Requests that arrive while the worker is busy wait together, and the
+        first of them to get the pipe sends them all in one round trip (each still its own inference)."""
+        if not self.pipe.locked():  # nobody to wait with
+            async with self.pipe:
+                return await self._one(feeds)
+        mine = asyncio.get_running_loop().create_future()
+        self.waiting.append((feeds, mine))
+        async with self.pipe:
+            if not mine.done():
+                batch, self.waiting = self.waiting[:MAX_TOGETHER], self.waiting[MAX_TOGETHER:]
+                await self._run_together(batch)
+        return mine.result()
+
+    async def _run_together(self, batch: list[tuple[dict[str, np.ndarray], asyncio.Future]]) -> None:
+        """Answer every future of `batch`: one round trip for all, or, when that cannot be (a model not loaded in
+        its running worker) or one of them failed in the model, each on its own, so only that one gets the
+        failure. A crash, a hang or a memory limit answers all of them (they were all in the worker then)."""
+        from model_checks.serving import awaited
+
+        try:
+            try:
+                outputs = await awaited.infer(self.runner, [f for f, _ in batch])
+            except ModelChecksError as e:
+                if len(batch) == 1 or isinstance(e, WorkerBrokeError):
+                    raise ProtocolError(500, f"model {self.name}: {e}") from None
+                outputs = None
+            for i, (feeds, future) in enumerate(batch):
+                try:
+                    future.set_result(outputs[i] if outputs is not None else await self._one(feeds))
+                except Exception as e:  # this request's failure, not its neighbours'
+                    future.set_exception(e)
+        except Exception as e:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(e)
+        finally:  # cancelled (the service stopping): no request is left waiting for an answer that will not come
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(ProtocolError(503, f"model {self.name}: the service is stopping"))
+
+    async def _one(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from model_checks.serving import awaited
+
+        try:
+            outputs = await awaited.infer(self.runner, [feeds])
+        except ModelChecksError as e:
+            raise ProtocolError(500, f"model {self.name}: {e}") from None
+        if outputs is None:
+            return await asyncio.get_running_loop().run_in_executor(self.thread, self.run, feeds)
+        return outputs[0]
 
     def metadata(self) -> dict[str, Any]:
         if not self.ready:
@@ -125,13 +242,12 @@ class ServedModel:
 
 def build_app(model: ServedModel, max_body: int = MAX_BODY_BYTES, load_in_background: bool = True):  # type: ignore[no-untyped-def]
     """The Starlette application; with `load_in_background` the model loads after startup (live at once, ready later)."""
-    import asyncio
     import contextlib
 
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.requests import Request
-    from starlette.responses import JSONResponse
+    from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
     def error(status: int, message: str) -> JSONResponse:
@@ -176,7 +292,7 @@ def build_app(model: ServedModel, max_body: int = MAX_BODY_BYTES, load_in_backgr
             v = version("model-checks")
         except PackageNotFoundError:
             v = "0"
-        return JSONResponse({"name": "model-checks", "version": v, "extensions": []})
+        return JSONResponse({"name": "model-checks", "version": v, "extensions": ["binary_tensor_data"]})
 
     async def metadata(request: Request) -> JSONResponse:
         check_name(request)
@@ -186,10 +302,15 @@ def build_app(model: ServedModel, max_body: int = MAX_BODY_BYTES, load_in_backgr
         check_name(request)
         return JSONResponse({"name": model.name, "ready": model.ready}, status_code=200 if model.ready else 503)
 
-    async def infer(request: Request) -> JSONResponse:
+    async def infer(request: Request) -> Response:
         check_name(request)
         body = await read_body(request)
-        return JSONResponse(await asyncio.get_running_loop().run_in_executor(model.thread, model.infer, body))
+        answer = await model.answer(body, request.headers.get(HEADER_LENGTH))
+        if answer.body is None:
+            return JSONResponse(answer.doc)
+        return Response(
+            answer.body, media_type="application/octet-stream", headers={HEADER_LENGTH: str(answer.header_length)}
+        )
 
     async def on_protocol_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ProtocolError)

@@ -58,3 +58,11 @@ def test_a_frame_whose_header_does_not_account_for_its_bytes_is_refused() -> Non
         frames.decode_reply(message + b"\0" * 4)
     with pytest.raises(ValueError):
         frames.decode_reply(message[:-4])  # too short for the header's arrays
+
+
+def test_a_frame_header_with_a_negative_dimension_is_refused() -> None:
+    # A negative count would read "the rest of the buffer" in numpy: the header's shapes are checked, not trusted.
+    header = pickle.dumps((("ok", 0), False, [[("y", "<f4", (-1,))]]))
+    message = frames.MAGIC + frames._LEN.pack(len(header)) + header + b"\0" * 16
+    with pytest.raises(ValueError, match=r"a tensor frame whose header gives 'y' the shape \(-1,\)"):
+        frames.decode_reply(message)

@@ -124,3 +124,18 @@ def test_a_keep_alive_connection_the_server_closed_while_idle_is_not_an_error():
             await server.wait_closed()
 
     assert asyncio.run(main()) == [(200, b"{}")] * 3
+
+
+def test_binary_extension_bodies_carry_the_length_of_their_json_part():
+    from model_checks.serving.load import Target
+
+    target = Target(
+        "http://127.0.0.1:8000/v2/models/m/infer", (b'{"inputs":[]}\0\0\0\0', b"{}"), header_lengths=(13, 2)
+    )
+    _, _, (first, second) = target.requests()
+    head, _, body = first.partition(b"\r\n\r\n")
+    assert body == b'{"inputs":[]}\0\0\0\0'
+    assert b"\r\nContent-Type: application/octet-stream\r\n" in head
+    assert b"\r\nInference-Header-Content-Length: 13\r\n" in head and b"\r\nContent-Length: 17" in head
+    plain = Target("http://127.0.0.1:8000/x", (b"{}",)).requests()[2][0]
+    assert b"Inference-Header" not in plain and b"Content-Type: application/json" in plain
