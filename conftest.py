@@ -8,3 +8,11 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("MODEL_CHECKS_WORKER_IMPORTS", str(Path(__file__).resolve().parent / "fixtures"))
+
+# pytester's in-process runs put sys.modules back as they found it; a check module first imported inside one such run
+# would be dropped after it while the registry's cache kept its old functions, and the next run's worker could not
+# pickle them ("not the same object as model_checks.checks.roundtrip.converted_outputs"). Importing every check
+# before any test runs keeps one copy of each for the whole session, whatever order the tests run in.
+from model_checks.checks import registry  # noqa: E402
+
+registry()
