@@ -97,19 +97,14 @@ def pytest_configure(config: pytest.Config) -> None:
     roots = _gated_roots(config)
     if not roots:
         return
+    # checks before core.session (which takes `checks` from the package): in pytester's in-process runs a package
+    # keeps the submodule of an earlier run as its attribute after sys.modules forgot it
     from model_checks.checks import registry
     from model_checks.core.errors import ModelChecksError
     from model_checks.core.session import GateSession
 
-    try:
-        checks = registry()
-    except ModelChecksError as e:  # a check listed without its declaration: a sentence, not a traceback
-        raise pytest.UsageError(f"model-checks: {e}") from None
-    for name, text in [*MARKERS.items(), *(m for c in checks.values() for m in c.markers)]:
-        config.addinivalue_line("markers", f"{name}: {text}")
-
     opts = config.stash[OPTIONS_KEY] = Options.from_config(config)
-    config.stash[SESSION_KEY] = GateSession(
+    gs = config.stash[SESSION_KEY] = GateSession(
         roots=roots,
         trust_code=opts.trust_code,
         isolation=opts.isolation,
@@ -117,6 +112,15 @@ def pytest_configure(config: pytest.Config) -> None:
         localize=opts.localize,
         serving_caps=opts.serving_caps,
     )
+    if gs.pool.workers is not None and _runs_tests(config):
+        gs.pool.workers.start_spare()  # its start-up overlaps the rest of ours (see Workers.start_spare)
+
+    try:
+        checks = registry()
+    except ModelChecksError as e:  # a check listed without its declaration: a sentence, not a traceback
+        raise pytest.UsageError(f"model-checks: {e}") from None
+    for name, text in [*MARKERS.items(), *(m for c in checks.values() for m in c.markers)]:
+        config.addinivalue_line("markers", f"{name}: {text}")
     every = _every_root(config, config.getoption("model_checks_roots"))
     # Paths inside a root are never handed to pytest's Python collection: they narrow what the gate runs instead.
     selectors = [a for a in config.args if _arg_in_roots(config, a, every)]
@@ -139,6 +143,24 @@ def pytest_configure(config: pytest.Config) -> None:
         from model_checks.plugin.nightly import NightlyReport
 
         config.pluginmanager.register(NightlyReport(opts.nightly_report, config), "model_checks_nightly")
+
+
+def _runs_tests(config: pytest.Config) -> bool:
+    """Whether this process will run the gate's items: not a listing (--collect-only, --fixtures, --markers, --help,
+    --version) and not xdist's controller, whose workers run them."""
+    o = config.option
+    if any(getattr(o, flag, False) for flag in ("collectonly", "showfixtures", "show_fixtures_per_test", "markers")):
+        return False
+    if getattr(o, "help", False) or getattr(o, "version", False):
+        return False
+    return hasattr(config, "workerinput") or getattr(o, "dist", "no") == "no"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The workers stop with the run, also one that ended before its session did (a usage error, --help)."""
+    gs = session(config)
+    if gs is not None:
+        gs.pool.close()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
