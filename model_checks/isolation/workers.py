@@ -208,6 +208,15 @@ class Worker:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def _ensure_started(self) -> None:
+        """A worker for the next request: this one, or a fresh one where it has died. A worker that died owing
+        answers is first read to its end (what it answered before dying stays answered, the request it died on
+        says so, the rest are lost), so that no answer of the fresh worker is ever taken for one of its."""
+        if not self.alive:
+            self.settle()
+        if not self.alive:
+            self._start()
+
     def _start(self) -> None:
         """A fresh interpreter running `python -m model_checks.isolation.worker`, not a fork (a fork would
         copy runtime threads and locks) and not multiprocessing's spawn (which re-imports the caller's
@@ -232,6 +241,7 @@ class Worker:
         self.conn.send(WorkerSetup(self.limits.memory_mb, dict(BACKENDS), confine))
         self.generation += 1
         self.warmed = False
+        self._pending.clear()  # (none: see _ensure_started) a fresh process owes nothing
 
     def request(self, op: str, args: tuple, what: str, requests: int = 1) -> Any:
         """Send one request and wait for its answer; `what` names the model in errors. `requests` is how many
@@ -243,8 +253,7 @@ class Worker:
     def send(self, op: str, args: tuple, what: str, requests: int = 1) -> Sent:
         """Send a request without waiting for its answer (`answer` reads it). The worker answers in the order it
         was asked, so answers are read in that order, each within its own timeout from when it is waited on."""
-        if not self.alive:
-            self._start()
+        self._ensure_started()
         assert self.conn is not None
         sent = Sent(op, what, requests, self.generation)
         try:
@@ -310,8 +319,7 @@ class Worker:
 
     def send_quietly(self, op: str, args: tuple) -> None:
         """A request that gets no answer (`worker.QUIET_OPS`): a release, or warming up; nothing to wait for."""
-        if not self.alive:
-            self._start()
+        self._ensure_started()
         assert self.conn is not None
         try:
             self.conn.send((op, args))

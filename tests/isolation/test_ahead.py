@@ -57,6 +57,24 @@ def test_a_crash_in_a_request_nobody_asked_for_yet_is_not_reported_by_the_next_o
         workers.request("onnx", "call", (segfault, ()), a)  # told when asked for, as if sent now
 
 
+def test_a_request_sent_after_the_worker_died_on_an_earlier_one_goes_to_a_fresh_worker_in_step(
+    workers: Workers, tmp_path: Path
+) -> None:
+    """The worker dies on a request sent ahead before the next is sent: the next starts a fresh worker, and the
+    fresh worker's answers are never read as the dead one's (found flaky under load before it was handled)."""
+    a, b, c = (tmp_path / n for n in ("a.onnx", "b.onnx", "c.onnx"))
+    workers.prefetch("onnx", "call", (allocate, (1,)), a)
+    workers.prefetch("onnx", "call", (segfault, ()), b)
+    proc = workers.worker("onnx").proc
+    assert proc is not None
+    proc.wait(60)  # dead, its death not yet read
+    workers.prefetch("onnx", "call", (allocate, (3,)), c)
+    with pytest.raises(RuntimeCrashError, match=r"b\.onnx: the onnx worker died from SIGSEGV during call"):
+        workers.request("onnx", "call", (segfault, ()), b)
+    assert workers.request("onnx", "call", (allocate, (3,)), c) == 3 * MIB
+    assert workers.request("onnx", "call", (allocate, (1,)), a) == MIB  # answered before the crash
+
+
 def test_a_request_sent_ahead_that_hangs_times_out_under_its_own_name(tmp_path: Path) -> None:
     workers = Workers(Limits(memory_mb=2048, timeout_s=1))
     try:
