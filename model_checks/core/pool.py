@@ -117,6 +117,11 @@ class ModelPool:
             self._workers = Workers(self.isolation, self.first)
         return self._workers
 
+    @property
+    def spare_waiting(self) -> bool:
+        """Whether a worker process was started before its framework was known (Workers.start_spare) and waits."""
+        return self._workers is not None and self._workers.spare_waiting
+
     def declare(self, names: dict[Path, Names]) -> None:
         """Input and output names manifests declare for models that carry none (TorchScript), by model path: used
         when a model is asked for without names, as another artifact's reference. Set by the session from the

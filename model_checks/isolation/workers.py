@@ -450,6 +450,16 @@ class Workers:
                 w.send_quietly("warm", (tuple(fmts),))
                 w.warmed = True
 
+    @property
+    def spare_waiting(self) -> bool:
+        return self._spare is not None
+
+    def give_spare(self, fmt: str) -> None:
+        """The spare worker, if one is waiting, goes to `fmt`'s family now and imports its runtime (start_early):
+        for the framework the session needs first, as soon as it is known, ahead of collection."""
+        if self._spare is not None and backend_family(fmt) not in CONFINED_FAMILIES:
+            self.start_early({fmt})
+
     def reset_peaks(self) -> None:
         """Start every running worker's peak resident memory over (for the next artifact's figure)."""
         for w in self._workers.values():

@@ -175,6 +175,26 @@ def _runs_tests(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput") or getattr(o, "dist", "no") == "no"
 
 
+@pytest.hookimpl(trylast=True)  # after the gate's own, which discovers the artifacts
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The spare worker (see pytest_configure) goes to the framework of the first artifact the session may load,
+    and imports its runtime while pytest collects; the other frameworks' workers start once collection is done,
+    for the items selected (`collect.Gate._start_workers`)."""
+    gs = session.config.stash.get(SESSION_KEY, None)
+    if gs is None or not gs.pool.spare_waiting or gs.pool.workers is None:
+        return
+    from model_checks.backends import require_trust_for
+
+    for a in gs.artifacts:
+        if a.format:
+            try:
+                require_trust_for(a.model_path, a.format, gs.pool.trust_code)
+            except Exception:  # refused, or no model file: its checks say so
+                continue
+            gs.pool.workers.give_spare(a.format)
+            return
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     """The workers stop with the run, also one that ended before its session did (a usage error, --help)."""
     gs = session(config)

@@ -117,11 +117,26 @@ def test_a_spare_worker_is_taken_by_the_first_framework_and_stopped_when_unclaim
     assert proc is not None and proc.poll() is not None and sandbox is not None and not sandbox.dir.exists()
 
 
+def test_the_spare_goes_to_the_framework_needed_first_and_imports_its_runtime_then(tmp_path: Path) -> None:
+    workers = Workers(LIMITS)
+    try:
+        workers.start_spare()
+        spare = workers._spare
+        workers.give_spare("onnx")
+        assert not workers.spare_waiting and workers.worker("onnx") is spare and spare.warmed  # type: ignore[union-attr]
+        workers.start_early({"onnx"})  # at collection's end: already started and warming, nothing more to send
+        assert workers.request("onnx", "call", (allocate, (1,)), tmp_path / "m.onnx") == MIB
+    finally:
+        workers.close()
+
+
 def test_a_confined_framework_never_takes_the_spare(tmp_path: Path) -> None:
     workers = Workers(LIMITS)
     try:
         workers.start_spare()
         spare = workers._spare
+        workers.give_spare("convert")  # not given: a confined worker is confined from its first instruction
+        assert workers.spare_waiting
         confined = workers.worker("convert")  # its own process, confined from its first instruction
         assert confined is not spare and spare is not None and not spare.alive
     finally:
