@@ -117,6 +117,11 @@ class ModelPool:
             self._workers = Workers(self.isolation, self.first)
         return self._workers
 
+    @property
+    def spare_waiting(self) -> bool:
+        """Whether a worker process was started before its framework was known (Workers.start_spare) and waits."""
+        return self._workers is not None and self._workers.spare_waiting
+
     def declare(self, names: dict[Path, Names]) -> None:
         """Input and output names manifests declare for models that carry none (TorchScript), by model path: used
         when a model is asked for without names, as another artifact's reference. Set by the session from the
@@ -158,6 +163,28 @@ class ModelPool:
                 self._facts[key] = backend(fmt, "facts").model_facts(path, root, names=names)
         return self._facts[key]
 
+    def prefetch(self, path: Path, fmt: str, root: Path, ops: tuple[str, ...], names: Names = None) -> None:
+        """Have the model's worker start on `ops` ("validate", "load", "facts", in that order) now, for checks
+        about to ask for them with these arguments (`validate`, `runner`, `facts`): the worker works while this
+        process goes on, and their answers come back in one wake-up instead of one round trip each. What each
+        operation meets (an error, a crash, a timeout) is reported by the request that asks for it, as before.
+        Nothing when models run in this process, or when the model may not be loaded here (its checks say why)."""
+        workers = self.workers
+        if workers is None:
+            return
+        try:
+            require_trust_for(path, fmt, self.trust_code)
+        except Exception:
+            return
+        names = names or self.declared.get(path)
+        if "validate" in ops:
+            workers.prefetch(fmt, "validate", (path, fmt, root), path)
+        if "load" in ops and (path, fmt, None, names) not in self._runners:
+            self._unload_large(None)  # as before any load (see LARGE_MODEL_BYTES)
+            workers.prefetch(fmt, "load", (path, fmt, root, None, names), path)
+        if "facts" in ops and (path, fmt, names) not in self._facts:
+            workers.prefetch(fmt, "facts", (path, fmt, root, names), path)
+
     def validate(self, path: Path, fmt: str, root: Path) -> list[str]:
         """The format's own integrity check (e.g. onnx.checker), in the worker when isolated."""
         require_trust_for(path, fmt, self.trust_code)
@@ -197,6 +224,8 @@ class ModelPool:
         return self._workers.peak_bytes() if self._workers is not None else None
 
     def release(self, path: Path) -> None:
+        if self._workers is not None:
+            self._workers.forget(path)
         for key in [k for k in self._runners if k[0] == path]:
             self._runners.pop(key).close()
         for key in [k for k in self._facts if k[0] == path]:

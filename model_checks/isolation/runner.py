@@ -46,6 +46,7 @@ class IsolatedRunner(Runner):
         return None
 
     def _ensure_loaded(self) -> int:
+        self.workers.settle(self.format)  # a worker broken by a request sent ahead is found out before choosing
         worker = self.workers.worker(self.format)
         if self._handle is None or self._generation != worker.generation or not worker.alive:
             if self.before_load is not None:

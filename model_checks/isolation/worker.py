@@ -144,12 +144,17 @@ class _Models:
 
     @staticmethod
     def warm(formats: tuple[str, ...]) -> None:
-        """Import the runtimes of `formats` now, while the parent is still collecting (see Workers.start_early)."""
-        from model_checks.backends import backend
+        """Import the runtimes of `formats` now, while the parent is still starting (see Workers.start_early): each
+        format's runner and facts modules, and what its runner's `warm()` imports (the runtime itself). With no
+        formats (a spare worker, Workers.start_spare), the interface every backend's modules import."""
+        from model_checks.backends import backend, base  # noqa: F401
 
         for fmt in formats:
             try:
-                backend(fmt, "runner")
+                backend(fmt, "facts")
+                warm = getattr(backend(fmt, "runner"), "warm", None)
+                if warm is not None:
+                    warm()
             except Exception:  # a runtime that cannot be imported says so on the request that needs it
                 pass
 

@@ -15,6 +15,8 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections import deque
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -170,6 +172,23 @@ def _signal_name(exitcode: int | None) -> str:
     return f"exit status {exitcode}"
 
 
+class Lost(Exception):
+    """A request sent ahead whose worker broke on an earlier request before answering it (see Worker.answer)."""
+
+
+@dataclass(eq=False)
+class Sent:
+    """A request sent to a worker, and in time its answer: a value, or the error it ended in."""
+
+    op: str
+    what: str  # the model, as errors name it
+    requests: int  # how many requests' timeouts it may take (an inference of several cases)
+    generation: int  # the worker's generation it was sent to
+    done: bool = False
+    value: Any = None
+    error: ModelChecksError | None = None
+
+
 class Worker:
     """One worker process and its pipe; `generation` counts restarts, so runners know to load again."""
 
@@ -181,11 +200,22 @@ class Worker:
         self.proc: subprocess.Popen | None = None
         self.conn: Connection | None = None
         self._exit_requested = False
+        self._pending: deque[Sent] = deque()  # requests sent and not answered yet, oldest first
         self.peak_bytes = 0  # the worker's peak resident memory as of its last answer
+        self.warmed = False  # told to import its runtimes (start_early) since it started
 
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def _ensure_started(self) -> None:
+        """A worker for the next request: this one, or a fresh one where it has died. A worker that died owing
+        answers is first read to its end (what it answered before dying stays answered, the request it died on
+        says so, the rest are lost), so that no answer of the fresh worker is ever taken for one of its."""
+        if not self.alive:
+            self.settle()
+        if not self.alive:
+            self._start()
 
     def _start(self) -> None:
         """A fresh interpreter running `python -m model_checks.isolation.worker`, not a fork (a fork would
@@ -210,59 +240,109 @@ class Worker:
         confine = str(self.sandbox.dir) if self.family in CONFINED_FAMILIES else None
         self.conn.send(WorkerSetup(self.limits.memory_mb, dict(BACKENDS), confine))
         self.generation += 1
+        self.warmed = False
+        self._pending.clear()  # (none: see _ensure_started) a fresh process owes nothing
 
     def request(self, op: str, args: tuple, what: str, requests: int = 1) -> Any:
         """Send one request and wait for its answer; `what` names the model in errors. `requests` is how many
         requests it stands for (an inference of several cases): each gets the timeout, as if sent one by one."""
         __tracebackhide__ = True
-        try:
-            conn = self.send_request(op, args, what)
-            try:
-                ready = conn.poll(self.limits.timeout_s * requests)
-            except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
-                raise self._died(op, what) from None
-        except KeyboardInterrupt:  # Ctrl-C: the worker is busy with this request; waiting on it would take the timeout
-            self.stop(kill=True)
-            raise
-        return self.answer(op, what, ready, requests)
+        self.settle()
+        return self.answer(self.send(op, args, what, requests))
 
-    def send_request(self, op: str, args: tuple, what: str) -> Connection:
-        """`request`'s first half: send (starting the worker if need be); the pipe its answer comes back on. A caller
-        that waits on the pipe itself (the service, on its event loop) then calls `answer`."""
+    def send_request(self, op: str, args: tuple, what: str, requests: int = 1) -> Connection:
+        """`request`'s first half, for a caller that waits on the pipe itself (the service, on its event loop) and
+        then calls `answer_ready`: every answer still owed is read first, so the next one on the pipe is this one's."""
         __tracebackhide__ = True
-        if not self.alive:
-            self._start()
+        self.settle()
+        sent = self.send(op, args, what, requests)
+        if sent.error is not None:
+            raise sent.error
         assert self.conn is not None
-        try:
-            self.conn.send_bytes(frames.encode_request(op, args))  # tensors as a binary frame, not pickled
-        except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
-            raise self._died(op, what) from None
         return self.conn
 
-    def answer(self, op: str, what: str, ready: bool, requests: int = 1) -> Any:
+    def answer_ready(self, op: str, what: str, ready: bool, requests: int = 1) -> Any:
         """`request`'s second half: the answer once the pipe is readable (`ready`), else the timeout's error, the
         worker killed."""
         __tracebackhide__ = True
         if not ready:
-            timeout_s = self.limits.timeout_s * requests
             self.stop(kill=True)
             raise RuntimeTimeoutError(
+                f"{what}: {op} did not finish within {self.limits.timeout_s * requests:g} s; the {self.family} worker "
+                "was killed (the model hangs its runtime, or needs a longer --model-checks-timeout)"
+            )
+        return self.answer(self._pending[0])
+
+    def send(self, op: str, args: tuple, what: str, requests: int = 1) -> Sent:
+        """Send a request without waiting for its answer (`answer` reads it). The worker answers in the order it
+        was asked, so answers are read in that order, each within its own timeout from when it is waited on."""
+        self._ensure_started()
+        assert self.conn is not None
+        sent = Sent(op, what, requests, self.generation)
+        try:
+            self.conn.send_bytes(frames.encode_request(op, args))  # tensors as a binary frame, not pickled
+        except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
+            if self._pending:  # it broke on a request sent before: that one says so, this one is lost
+                self.settle()
+            else:
+                sent.error = self._died(op, what)
+            return sent
+        self._pending.append(sent)
+        return sent
+
+    def answer(self, sent: Sent) -> Any:
+        """The answer to `sent`, reading those sent before it first (each kept for whoever asks for it). A worker
+        that breaks is reported for the request it was busy with, never for one behind it: those are `lost` (the
+        worker that would have answered is gone; they are asked again of the next one)."""
+        __tracebackhide__ = True
+        while sent.error is None and not sent.done and sent in self._pending:
+            self._read(self._pending[0])
+        if sent.error is not None:
+            raise sent.error
+        if not sent.done:
+            raise Lost(sent.op)
+        return sent.value
+
+    def settle(self) -> None:
+        """Read every answer still owed (so that a worker broken by one of them is found out now, and restarted
+        before the next request chooses a loaded model's handle)."""
+        while self._pending:
+            self._read(self._pending[0])
+
+    def _read(self, sent: Sent) -> None:
+        assert self.conn is not None and self._pending[0] is sent
+        op, what = sent.op, sent.what
+        timeout_s = self.limits.timeout_s * sent.requests
+        try:
+            ready = self.conn.poll(timeout_s)
+        except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
+            sent.error = self._died(op, what)
+            return
+        except KeyboardInterrupt:  # Ctrl-C: the worker is busy with this request; waiting on it would take the timeout
+            self.stop(kill=True)
+            raise
+        if not ready:
+            self.stop(kill=True)
+            sent.error = RuntimeTimeoutError(
                 f"{what}: {op} did not finish within {timeout_s:g} s; the {self.family} worker was killed "
                 "(the model hangs its runtime, or needs a longer --model-checks-timeout)"
             )
-        assert self.conn is not None
+            return
         try:
             status, value, self.peak_bytes = frames.decode_reply(self.conn.recv_bytes())
         except (EOFError, ConnectionResetError, OSError):
-            raise self._died(op, what) from None
+            sent.error = self._died(op, what)
+            return
+        self._pending.popleft()
+        sent.done = True
         if status == "ok":
-            return value
-        raise self._error(op, what, value)
+            sent.value = value
+        else:
+            sent.error = self._error(op, what, value)
 
     def send_quietly(self, op: str, args: tuple) -> None:
         """A request that gets no answer (`worker.QUIET_OPS`): a release, or warming up; nothing to wait for."""
-        if not self.alive:
-            self._start()
+        self._ensure_started()
         assert self.conn is not None
         try:
             self.conn.send((op, args))
@@ -306,9 +386,11 @@ class Worker:
             self._exit_requested = True
 
     def stop(self, kill: bool = False) -> None:
-        """End the worker: politely, or with SIGKILL when it may be stuck."""
+        """End the worker: politely, or with SIGKILL when it may be stuck. Requests it still owed answers to are
+        lost: nobody will answer them (see `answer`)."""
         proc, conn = self.proc, self.conn
         self.proc = self.conn = None
+        self._pending.clear()
         if proc is None:
             return
         if not kill and conn is not None and proc.poll() is None:
@@ -347,15 +429,36 @@ class Workers:
         self.first = first  # imported ahead of site-packages (see Sandbox)
         self._sandbox: Sandbox | None = None
         self._workers: dict[str, Worker] = {}
+        self._spare: Worker | None = None  # started before its framework was known (see start_spare)
+        self._ahead: dict[tuple, Sent] = {}  # (format, op, args) -> a request sent ahead (see prefetch)
         self._failed: dict[tuple[str, str], ModelChecksError] = {}
 
     def worker(self, fmt: str) -> Worker:
         family = backend_family(fmt)
         if family not in self._workers:
-            if self._sandbox is None:
-                self._sandbox = Sandbox(self.first)
-            self._workers[family] = Worker(family, self.limits, self._sandbox)
+            spare, self._spare = self._spare, None
+            if spare is not None and family not in CONFINED_FAMILIES and spare.alive:
+                spare.family = family  # the first framework asked for takes the process already started
+                self._workers[family] = spare
+            else:
+                if spare is not None:
+                    spare.stop()
+                self._workers[family] = Worker(family, self.limits, self._sandbox_now())
         return self._workers[family]
+
+    def _sandbox_now(self) -> Sandbox:
+        if self._sandbox is None:
+            self._sandbox = Sandbox(self.first)
+        return self._sandbox
+
+    def start_spare(self) -> None:
+        """Start one worker process before it is known which framework it will serve: its interpreter, numpy and
+        the gate's own modules load while the parent is still starting (configuring, discovering, collecting).
+        The first unconfined framework asked for (`worker`, `start_early`) takes it; unclaimed, `close` stops it.
+        It is given no model and no artifact's path until then, and runs under the same limits and sandbox."""
+        if self._spare is None and not self._workers:
+            self._spare = Worker("unassigned", self.limits, self._sandbox_now())
+            self._spare.send_quietly("warm", ((),))  # no runtime yet: the backends' common modules only
 
     def start_early(self, formats: set[str]) -> None:
         """Start the workers `formats` run in, and have them import their runtimes, without waiting: a worker's
@@ -366,8 +469,19 @@ class Workers:
             by_family.setdefault(backend_family(fmt), []).append(fmt)
         for fmts in by_family.values():
             w = self.worker(fmts[0])
-            if not w.alive:
+            if not w.alive or not w.warmed:  # a fresh process, or the spare it took
                 w.send_quietly("warm", (tuple(fmts),))
+                w.warmed = True
+
+    @property
+    def spare_waiting(self) -> bool:
+        return self._spare is not None
+
+    def give_spare(self, fmt: str) -> None:
+        """The spare worker, if one is waiting, goes to `fmt`'s family now and imports its runtime (start_early):
+        for the framework the session needs first, as soon as it is known, ahead of collection."""
+        if self._spare is not None and backend_family(fmt) not in CONFINED_FAMILIES:
+            self.start_early({fmt})
 
     def reset_peaks(self) -> None:
         """Start every running worker's peak resident memory over (for the next artifact's figure)."""
@@ -381,10 +495,21 @@ class Workers:
         return max((w.peak_bytes for w in self._workers.values()), default=0)
 
     def request(self, fmt: str, op: str, args: tuple, path: Path, requests: int = 1) -> Any:
-        """Ask `fmt`'s worker; a model that crashed, starved or hung a worker is not sent again for `op`."""
+        """Ask `fmt`'s worker; a model that crashed, starved or hung a worker is not sent again for `op`. A
+        request `prefetch` sent ahead is answered by that one's answer (or its error, as if asked now)."""
         __tracebackhide__ = True
         self.refuse_again(path, op)
+        ahead = self._ahead.pop((fmt, op, args), None)
         try:
+            if ahead is not None:
+                w = self.worker(fmt)
+                try:
+                    value = w.answer(ahead)
+                except Lost:  # its worker broke on another request first: ask the fresh one
+                    pass
+                else:  # a model loaded by a worker that has since broken is not there to use
+                    if op != "load" or (w.alive and ahead.generation == w.generation):
+                        return value
             return self.worker(fmt).request(op, args, path.name, requests)
         except WorkerBrokeError as e:
             self.broke(path, op, e)
@@ -402,17 +527,50 @@ class Workers:
         if op == "load":
             self._failed[(str(path), "infer")] = e
 
+    def prefetch(self, fmt: str, op: str, args: tuple, path: Path) -> None:
+        """Send `op` ahead, without waiting: the worker does it while the parent goes on, and `request` with the
+        same arguments takes its answer. A crash, a timeout or an error it meets is reported when, and only
+        if, it is asked for, under its own operation, as if sent then. Only for operations that hold nothing
+        of the worker's state in their arguments (validate, facts, load), and not for a model already known to
+        break its worker."""
+        if (str(path), op) in self._failed or (fmt, op, args) in self._ahead:
+            return
+        self._ahead[(fmt, op, args)] = self.worker(fmt).send(op, args, path.name)
+
+    def settle(self, fmt: str) -> None:
+        """Read what `fmt`'s worker still owes (see Worker.settle): before a request that names a loaded model."""
+        family = backend_family(fmt)
+        if family in self._workers:
+            self._workers[family].settle()
+
+    def forget(self, path: Path) -> None:
+        """Requests sent ahead for `path` that nobody asked for: their answers are read and dropped, and a model
+        loaded for them is released, so that nothing of `path` stays in a worker after its last check."""
+        for key in [k for k in self._ahead if Path(k[2][0]) == path]:
+            fmt, op, _ = key
+            sent = self._ahead.pop(key)
+            w = self.worker(fmt)
+            try:
+                handle = w.answer(sent)
+            except (ModelChecksError, Lost):
+                continue
+            if op == "load" and w.alive and sent.generation == w.generation:
+                w.send_quietly("close_quietly", (handle[0],))
+
     def call(self, fmt: str, fn: Any, *args: Any) -> Any:
         """Run a picklable callable in `fmt`'s worker (the test hook for crashes on purpose)."""
         return self.worker(fmt).request("call", (fn, args), getattr(fn, "__name__", "call"))
 
     def close(self) -> None:
         # Ask every worker to exit first, then wait: they wind down side by side, not one after another.
-        for w in self._workers.values():
+        every = [*self._workers.values(), *([self._spare] if self._spare is not None else [])]
+        for w in every:
             w.request_exit()
-        for w in self._workers.values():
+        for w in every:
             w.stop()
         self._workers.clear()
+        self._spare = None
+        self._ahead.clear()
         if self._sandbox is not None:
             self._sandbox.remove()
             self._sandbox = None

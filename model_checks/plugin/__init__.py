@@ -39,8 +39,27 @@ MARKERS = {
 }  # and each check's own (`Check.markers`, e.g. serving)
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     add_options(parser)
+    _import_plainly(pluginmanager)
+
+
+def _import_plainly(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Have the rest of model_checks imported as Python imports it, not assertion-rewritten. pytest rewrites every
+    module of a plugin's distribution on import (for a gate run, some 85 modules of this package) and caches the
+    result beside the source; where no bytecode may be written (PYTHONDONTWRITEBYTECODE=1, read-only installs) it
+    parses, rewrites and compiles each of them again on every run: about a fifth of a second of a small gate run.
+    The plugin reports through pytest.fail and skip, never through a failing assert, so rewriting gains nothing.
+    No public API takes a package off the list pytest marks (`pytest.register_assert_rewrite` only adds), so this
+    removes it from the import hook's `_must_rewrite` (private; pytest 8 and 9, pinned by tests/plugin/
+    test_rewrite.py). The modules already imported (this one and the few the options need) stay as they are."""
+    hook = getattr(pluginmanager, "rewrite_hook", None)
+    marked = getattr(hook, "_must_rewrite", None)
+    if isinstance(marked, set) and __name__.partition(".")[0] in marked:
+        marked.discard(__name__.partition(".")[0])
+        cached = getattr(hook, "_marked_for_rewrite_cache", None)
+        if isinstance(cached, dict):
+            cached.clear()
 
 
 def _every_root(config: pytest.Config, cli: list) -> list[Path]:
@@ -97,19 +116,14 @@ def pytest_configure(config: pytest.Config) -> None:
     roots = _gated_roots(config)
     if not roots:
         return
+    # checks before core.session (which takes `checks` from the package): in pytester's in-process runs a package
+    # keeps the submodule of an earlier run as its attribute after sys.modules forgot it
     from model_checks.checks import registry
     from model_checks.core.errors import ModelChecksError
     from model_checks.core.session import GateSession
 
-    try:
-        checks = registry()
-    except ModelChecksError as e:  # a check listed without its declaration: a sentence, not a traceback
-        raise pytest.UsageError(f"model-checks: {e}") from None
-    for name, text in [*MARKERS.items(), *(m for c in checks.values() for m in c.markers)]:
-        config.addinivalue_line("markers", f"{name}: {text}")
-
     opts = config.stash[OPTIONS_KEY] = Options.from_config(config)
-    config.stash[SESSION_KEY] = GateSession(
+    gs = config.stash[SESSION_KEY] = GateSession(
         roots=roots,
         trust_code=opts.trust_code,
         isolation=opts.isolation,
@@ -117,6 +131,15 @@ def pytest_configure(config: pytest.Config) -> None:
         localize=opts.localize,
         serving_caps=opts.serving_caps,
     )
+    if gs.pool.workers is not None and _runs_tests(config):
+        gs.pool.workers.start_spare()  # its start-up overlaps the rest of ours (see Workers.start_spare)
+
+    try:
+        checks = registry()
+    except ModelChecksError as e:  # a check listed without its declaration: a sentence, not a traceback
+        raise pytest.UsageError(f"model-checks: {e}") from None
+    for name, text in [*MARKERS.items(), *(m for c in checks.values() for m in c.markers)]:
+        config.addinivalue_line("markers", f"{name}: {text}")
     every = _every_root(config, config.getoption("model_checks_roots"))
     # Paths inside a root are never handed to pytest's Python collection: they narrow what the gate runs instead.
     selectors = [a for a in config.args if _arg_in_roots(config, a, every)]
@@ -139,6 +162,44 @@ def pytest_configure(config: pytest.Config) -> None:
         from model_checks.plugin.nightly import NightlyReport
 
         config.pluginmanager.register(NightlyReport(opts.nightly_report, config), "model_checks_nightly")
+
+
+def _runs_tests(config: pytest.Config) -> bool:
+    """Whether this process will run the gate's items: not a listing (--collect-only, --fixtures, --markers, --help,
+    --version) and not xdist's controller, whose workers run them."""
+    o = config.option
+    if any(getattr(o, flag, False) for flag in ("collectonly", "showfixtures", "show_fixtures_per_test", "markers")):
+        return False
+    if getattr(o, "help", False) or getattr(o, "version", False):
+        return False
+    return hasattr(config, "workerinput") or getattr(o, "dist", "no") == "no"
+
+
+@pytest.hookimpl(trylast=True)  # after the gate's own, which discovers the artifacts
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The spare worker (see pytest_configure) goes to the framework of the first artifact the session may load,
+    and imports its runtime while pytest collects; the other frameworks' workers start once collection is done,
+    for the items selected (`collect.Gate._start_workers`)."""
+    gs = session.config.stash.get(SESSION_KEY, None)
+    if gs is None or not gs.pool.spare_waiting or gs.pool.workers is None:
+        return
+    from model_checks.backends import require_trust_for
+
+    for a in gs.artifacts:
+        if a.format:
+            try:
+                require_trust_for(a.model_path, a.format, gs.pool.trust_code)
+            except Exception:  # refused, or no model file: its checks say so
+                continue
+            gs.pool.workers.give_spare(a.format)
+            return
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The workers stop with the run, also one that ended before its session did (a usage error, --help)."""
+    gs = session(config)
+    if gs is not None:
+        gs.pool.close()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]

@@ -34,22 +34,30 @@ def model_checks_device(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def model_checks_verdict(request: pytest.FixtureRequest, model_checks_artifact: Any):  # type: ignore[no-untyped-def]
     """`model_checks_verdict("equivalence")`: run a built-in check on this test's artifact."""
-    gs = session(request.config)
-    runtime = request.node.stash[ITEM_KEY][1] if ITEM_KEY in request.node.stash else None
 
-    def on_runtime(check: str):  # type: ignore[no-untyped-def]
-        """The check run with its context set to the item's runtime (`test_equivalence[<id>-openvino]`)."""
+    def verdict(check: str):  # type: ignore[no-untyped-def]
+        __tracebackhide__ = True
+        return item_verdict(request.node, check, model_checks_artifact)
+
+    return verdict
+
+
+def item_verdict(item: pytest.Item, check: str, artifact: Any) -> Any:
+    """Run a built-in check on `artifact` for `item`, on the item's runtime where it has one
+    (`test_equivalence[<id>-openvino]`): what `model_checks_verdict` does, and every gate item (`gate.run_check`)."""
+    __tracebackhide__ = True
+    gs = session(item.config)
+    runtime = item.stash[ITEM_KEY][1] if ITEM_KEY in item.stash else None
+    run = None
+    if runtime:
         import dataclasses
 
         from model_checks import checks
 
-        return lambda ctx: checks.module(check).run(dataclasses.replace(ctx, runtime=runtime))
+        def run(ctx):  # type: ignore[no-untyped-def]
+            return checks.module(check).run(dataclasses.replace(ctx, runtime=runtime))
 
-    def verdict(check: str):  # type: ignore[no-untyped-def]
-        __tracebackhide__ = True
-        return gate_verdict(gs, check, model_checks_artifact, request.node, run=on_runtime(check) if runtime else None)
-
-    return verdict
+    return gate_verdict(gs, check, artifact, item, run=run)
 
 
 @pytest.fixture

@@ -19,6 +19,10 @@ if TYPE_CHECKING:  # the plugin's import stays light: the library is loaded when
 
 PROPERTY = "model_checks"
 FACTS = ("artifact", "dir", "check", "variant", "ok", "skipped", "reason", "format")
+# What checks ask of the artifact's model in its worker first, in the order they ask: sent ahead once the
+# manifest check has passed (see `_start_model`), for the checks of the artifact this run selected.
+ASKS = {"integrity": ("validate", "load"), "metadata": ("facts",)}
+SELECTED_KEY = pytest.StashKey[dict]()
 
 
 def verdict(
@@ -32,6 +36,8 @@ def verdict(
     """Run the check and let pytest decide: skip, pass, or fail with the check's own message."""
     __tracebackhide__ = True
     result = gs.result(name, artifact, run)
+    if result and item is not None and name == _first():
+        _start_model(gs, artifact, item)
     if result.skipped and benchmark is not None:
         benchmark.skipped = True  # pytest-benchmark would warn that its fixture went unused
     record(item, artifact, result, gs.rootdir)
@@ -47,6 +53,37 @@ def verdict(
         # carriage return or a line break inside a quoted name shows as its escape, never acts on the terminal).
         pytest.fail("\n".join(printable(line) for line in str(result).split("\n")), pytrace=False)
     return result
+
+
+def _first() -> str:
+    from model_checks.checks import FIRST
+
+    return FIRST
+
+
+def _start_model(gs: GateSession, artifact: Artifact, item: pytest.Item) -> None:
+    """Have the worker start on what this artifact's selected checks will ask of its model first (ASKS), while
+    pytest reports this item and sets up the next: their answers are then waiting, instead of a round trip each."""
+    selected = item.config.stash.get(SELECTED_KEY, None)
+    if selected is None:  # the checks each artifact runs in this session, worked out once
+        from model_checks.plugin.state import ITEM_KEY
+
+        selected = item.config.stash[SELECTED_KEY] = {}
+        for i in item.session.items:
+            if ITEM_KEY in i.stash:
+                selected.setdefault(i.stash[ITEM_KEY][0].id, set()).add(i.stash[ITEM_KEY][2])
+    asked = {op for check in selected.get(artifact.id, ()) for op in ASKS.get(check, ())}
+    if not asked:
+        return
+    from model_checks.checks.context import CheckContext
+    from model_checks.core.errors import ModelChecksError
+
+    ctx = CheckContext(artifact, gs.pool)
+    try:  # the arguments the checks will ask with
+        path, fmt, root, names = ctx.model_path, ctx.fmt, artifact.root, ctx.names
+    except ModelChecksError:  # no model to start on: the checks say why
+        return
+    gs.pool.prefetch(path, fmt, root, tuple(op for op in ("validate", "load", "facts") if op in asked), names)
 
 
 def record(item: pytest.Item | None, artifact: Artifact, result: CheckResult, rootdir: Path | None = None) -> None:

@@ -35,7 +35,7 @@ async def infer(runner: Any, feeds: list[Mapping[str, np.ndarray]]) -> list[dict
     workers.refuse_again(runner.path, "infer")
     worker = workers.worker(runner.format)
     try:
-        conn = worker.send_request("infer", (handle, arrays if n > 1 else arrays[0]), what)
+        conn = worker.send_request("infer", (handle, arrays if n > 1 else arrays[0]), what, n)
         try:
             # Often answered already (on two cores the worker runs while this process is still in its write): then
             # read it now, without a trip through the event loop; else wait for the pipe there.
@@ -43,7 +43,7 @@ async def infer(runner: Any, feeds: list[Mapping[str, np.ndarray]]) -> list[dict
         except asyncio.CancelledError:  # its answer would be read as the next request's: end the worker instead
             worker.stop(kill=True)
             raise
-        answer = worker.answer("infer", what, ready, n)
+        answer = worker.answer_ready("infer", what, ready, n)
     except WorkerBrokeError as e:
         workers.broke(runner.path, "infer", e)
         raise

@@ -117,6 +117,15 @@ def as_array(name: str, value: object, map_dtype: np.dtype | None = None) -> np.
     return np.asarray(value)
 
 
+def warm() -> None:
+    """Import what the first load needs (onnx for the proto, onnxruntime), ahead of it (a worker's warm-up)."""
+    import onnx  # noqa: F401
+
+    from model_checks.backends.onnx.runtime import onnxruntime
+
+    onnxruntime()
+
+
 def load(path: Path, root: Path, threads: int | None = None, names: Names = None) -> OnnxRunner:
     """`names` is for formats without names of their own; this one's come from the model."""
     return OnnxRunner(path, root, threads)

@@ -1,0 +1,204 @@
+"""Requests sent ahead (issue 24): once an artifact's manifest check has passed, its worker starts on the checker,
+the load and the facts while pytest goes on, and their answers come back in one wake-up. What each of them meets
+(a crash, a timeout) is still reported by the check that asks for it, under that operation's name, as if sent
+then; and a worker process starts before the session knows which framework it serves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fixtures import artifacts as A
+from fixtures import bad_artifacts, onnx_models
+from fixtures.crash_at_backend import BACKEND as CRASH_AT_BACKEND
+from fixtures.crash_at_backend import PREFIX
+from fixtures.crashing import allocate, hang, segfault
+from fixtures.gate_run import run_gate
+from model_checks.backends import BACKENDS
+from model_checks.core.errors import RuntimeCrashError, RuntimeTimeoutError
+from model_checks.isolation.limits import Limits
+from model_checks.isolation.workers import Worker, Workers
+
+LIMITS = Limits(memory_mb=2048, timeout_s=60)
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+def workers():  # type: ignore[no-untyped-def]
+    w = Workers(LIMITS)
+    yield w
+    w.close()
+
+
+def test_answers_come_back_in_order_and_a_crash_is_reported_by_the_request_it_broke_on(
+    workers: Workers, tmp_path: Path
+) -> None:
+    a, b, c = (tmp_path / n for n in ("a.onnx", "b.onnx", "c.onnx"))
+    workers.prefetch("onnx", "call", (allocate, (1,)), a)
+    workers.prefetch("onnx", "call", (segfault, ()), b)
+    workers.prefetch("onnx", "call", (allocate, (2,)), c)
+    first = workers.worker("onnx").generation
+    assert workers.request("onnx", "call", (allocate, (1,)), a) == MIB
+    with pytest.raises(RuntimeCrashError, match=r"b\.onnx: the onnx worker died from SIGSEGV during call"):
+        workers.request("onnx", "call", (segfault, ()), b)
+    # sent behind the crash, never answered: asked again of a fresh worker, with nothing of the crash in its answer
+    assert workers.request("onnx", "call", (allocate, (2,)), c) == 2 * MIB
+    assert workers.worker("onnx").generation == first + 1
+
+
+def test_a_crash_in_a_request_nobody_asked_for_yet_is_not_reported_by_the_next_one(
+    workers: Workers, tmp_path: Path
+) -> None:
+    a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    workers.prefetch("onnx", "call", (segfault, ()), a)
+    assert workers.request("onnx", "call", (allocate, (1,)), b) == MIB  # a fresh worker answers it
+    with pytest.raises(RuntimeCrashError, match=r"a\.onnx: the onnx worker died from SIGSEGV during call"):
+        workers.request("onnx", "call", (segfault, ()), a)  # told when asked for, as if sent now
+
+
+def test_a_request_sent_after_the_worker_died_on_an_earlier_one_goes_to_a_fresh_worker_in_step(
+    workers: Workers, tmp_path: Path
+) -> None:
+    """The worker dies on a request sent ahead before the next is sent: the next starts a fresh worker, and the
+    fresh worker's answers are never read as the dead one's (found flaky under load before it was handled)."""
+    a, b, c = (tmp_path / n for n in ("a.onnx", "b.onnx", "c.onnx"))
+    workers.prefetch("onnx", "call", (allocate, (1,)), a)
+    workers.prefetch("onnx", "call", (segfault, ()), b)
+    proc = workers.worker("onnx").proc
+    assert proc is not None
+    proc.wait(60)  # dead, its death not yet read
+    workers.prefetch("onnx", "call", (allocate, (3,)), c)
+    with pytest.raises(RuntimeCrashError, match=r"b\.onnx: the onnx worker died from SIGSEGV during call"):
+        workers.request("onnx", "call", (segfault, ()), b)
+    assert workers.request("onnx", "call", (allocate, (3,)), c) == 3 * MIB
+    assert workers.request("onnx", "call", (allocate, (1,)), a) == MIB  # answered before the crash
+
+
+def test_a_request_sent_ahead_that_hangs_times_out_under_its_own_name(tmp_path: Path) -> None:
+    workers = Workers(Limits(memory_mb=2048, timeout_s=1))
+    try:
+        workers.prefetch("onnx", "call", (hang, (60,)), tmp_path / "slow.onnx")
+        with pytest.raises(RuntimeTimeoutError, match=r"slow\.onnx: call did not finish within 1 s; the onnx worker"):
+            workers.request("onnx", "call", (hang, (60,)), tmp_path / "slow.onnx")
+    finally:
+        workers.close()
+
+
+def test_a_load_sent_ahead_and_never_asked_for_is_released_with_its_model(
+    workers: Workers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = onnx_models.save(onnx_models.linear(), tmp_path / "m.onnx")
+    quiet: list[str] = []
+    real = Worker.send_quietly
+    monkeypatch.setattr(Worker, "send_quietly", lambda self, op, args: (quiet.append(op), real(self, op, args)))
+    workers.prefetch("onnx", "load", (path, "onnx", tmp_path, None, None), path)
+    workers.forget(path)
+    assert quiet == ["close_quietly"]
+    assert workers.request("onnx", "call", (allocate, (1,)), path) == MIB  # and the pipe is in step
+
+
+def test_a_spare_worker_is_taken_by_the_first_framework_and_stopped_when_unclaimed(tmp_path: Path) -> None:
+    workers = Workers(LIMITS)
+    try:
+        workers.start_spare()
+        spare = workers._spare
+        assert spare is not None and spare.alive
+        pid = spare.proc.pid  # type: ignore[union-attr]
+        w = workers.worker("onnx")
+        assert w is spare and w.family == "onnx" and w.proc.pid == pid  # type: ignore[union-attr]
+        assert workers.request("onnx", "call", (allocate, (1,)), tmp_path / "m.onnx") == MIB
+    finally:
+        workers.close()
+    unclaimed = Workers(LIMITS)
+    unclaimed.start_spare()
+    proc, sandbox = unclaimed._spare.proc, unclaimed._sandbox  # type: ignore[union-attr]
+    unclaimed.close()
+    assert proc is not None and proc.poll() is not None and sandbox is not None and not sandbox.dir.exists()
+
+
+def test_the_spare_goes_to_the_framework_needed_first_and_imports_its_runtime_then(tmp_path: Path) -> None:
+    workers = Workers(LIMITS)
+    try:
+        workers.start_spare()
+        spare = workers._spare
+        workers.give_spare("onnx")
+        assert not workers.spare_waiting and workers.worker("onnx") is spare and spare.warmed  # type: ignore[union-attr]
+        workers.start_early({"onnx"})  # at collection's end: already started and warming, nothing more to send
+        assert workers.request("onnx", "call", (allocate, (1,)), tmp_path / "m.onnx") == MIB
+    finally:
+        workers.close()
+
+
+def test_a_confined_framework_never_takes_the_spare(tmp_path: Path) -> None:
+    workers = Workers(LIMITS)
+    try:
+        workers.start_spare()
+        spare = workers._spare
+        workers.give_spare("convert")  # not given: a confined worker is confined from its first instruction
+        assert workers.spare_waiting
+        confined = workers.worker("convert")  # its own process, confined from its first instruction
+        assert confined is not spare and spare is not None and not spare.alive
+    finally:
+        workers.close()
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """The ops the parent sends ahead, and those it sends and waits on at once, in order."""
+    ops: dict[str, list[str]] = {"ahead": [], "waited": []}
+    real_send, real_request = Worker.send, Worker.request
+    inside = []
+
+    def send(self, op, args, what, requests=1):  # type: ignore[no-untyped-def]
+        if not inside:  # request sends through send: counted once, as waited on
+            ops["ahead"].append(op)
+        return real_send(self, op, args, what, requests)
+
+    def request(self, op, args, what, requests=1):  # type: ignore[no-untyped-def]
+        ops["waited"].append(op)
+        inside.append(op)
+        try:
+            return real_request(self, op, args, what, requests)
+        finally:
+            inside.pop()
+
+    monkeypatch.setattr(Worker, "send", send)
+    monkeypatch.setattr(Worker, "request", request)
+    return ops
+
+
+def test_an_artifact_costs_one_wait_on_its_worker_beyond_its_inference(
+    pytester: pytest.Pytester, sent: dict[str, list[str]]
+) -> None:
+    root = pytester.path / "arts"
+    A.onnx_artifact(root / "one", onnx_models.linear(), name="one")
+    run = run_gate(pytester, root)
+    assert run.outcome("integrity", "one@1.0") == "passed" and run.outcome("metadata", "one@1.0") == "passed"
+    assert sent["ahead"] == ["validate", "load", "facts"]  # after test_manifest passed, before test_integrity
+    assert "validate" not in sent["waited"] and "load" not in sent["waited"] and "facts" not in sent["waited"]
+
+
+def test_the_checks_that_ask_say_which_operation_broke_the_worker(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model that crashes its worker in the checker, the load or the facts: sent ahead together, each crash is
+    still the failure of the check that asks for that operation, named as before (`during validate`...)."""
+    monkeypatch.setitem(BACKENDS, "onnx", CRASH_AT_BACKEND)  # the workers inherit this table
+    root = pytester.path / "arts"
+    for op in ("validate", "load", "facts"):
+        m = onnx_models.linear()
+        m.doc_string = f"{PREFIX}{op}:segfault"
+        A.onnx_artifact(root / f"at_{op}", m, name=f"at_{op}")
+    good = bad_artifacts.good_pair(root)
+    run = run_gate(pytester, root)
+    during = "the onnx worker died from SIGSEGV during"
+    assert run.outcome("integrity", "at_validate@1.0") == "failed"
+    assert f"model.onnx: {during} validate" in run.message("integrity", "at_validate@1.0")
+    assert run.outcome("integrity", "at_load@1.0") == "failed"
+    assert f"model.onnx: {during} load" in run.message("integrity", "at_load@1.0")
+    assert run.outcome("integrity", "at_facts@1.0") == "passed"  # the checker and the load went well
+    assert run.outcome("metadata", "at_facts@1.0") == "failed"
+    assert f"model.onnx: {during} facts" in run.message("metadata", "at_facts@1.0")
+    for aid in good:
+        assert "failed" not in run.outcomes(aid).values(), run.outcomes(aid)
