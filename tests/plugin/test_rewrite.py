@@ -30,9 +30,9 @@ def test_the_gate_s_modules_are_imported_plainly_and_a_user_s_asserts_are_still_
     r.stdout.fnmatch_lines(["*assert 1 == 2*"])  # pytest's introspection of the user's assert
     rewritten = json.loads((pytester.path / "rewritten.json").read_text())
     assert "test_user" in rewritten and "conftest" in rewritten
-    # the plugin module and what it imports stay rewritten (imported before pytest hands it its pluginmanager);
-    # what a gate run imports after that does not
-    assert "model_checks.plugin" in rewritten
+    # the plugin module and what it imports may stay rewritten (imported before pytest hands it its pluginmanager;
+    # whether pytest marked the package at all depends on how it is installed: an editable install's files are not
+    # listed in its distribution); what a gate run imports after that is not rewritten either way
     run_time = (
         "model_checks.core.pool",
         "model_checks.core.session",
