@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import numpy as np
-
 from model_checks.core.errors import InferenceError, ModelChecksError, runtime_error_text
+from model_checks.core.lazy import lazy
 from model_checks.manifest.model import TensorSpec
+
+np = lazy("numpy")
 
 # The input and output names a manifest declares for a model that has none of its own (a TorchScript
 # archive): passed in the call by whoever read the manifest, never looked up by a backend.

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from model_checks.backends.base import Runner
 from model_checks.checks.context import CheckContext
 from model_checks.checks.registry import Check, Figure
 from model_checks.core.errors import InferenceError, ModelChecksError
 from model_checks.core.inputs import load_npz
+from model_checks.core.lazy import lazy
 from model_checks.core.results import CheckResult
+
+np = lazy("numpy")
 
 NAME = "accuracy"
 CLAIM_SLACK = 0.005

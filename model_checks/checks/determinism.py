@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from model_checks.checks.context import CheckContext
 from model_checks.checks.registry import Check
+from model_checks.core.lazy import lazy
 from model_checks.core.results import CheckResult
+
+np = lazy("numpy")
 
 NAME = "determinism"
 REPEATS = 3

@@ -5,16 +5,17 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-import numpy as np
-
 from model_checks.checks.context import CheckContext
 from model_checks.checks.registry import Check, Figure
 from model_checks.core import runtimes
 from model_checks.core.errors import ModelChecksError, WorkerBrokeError
+from model_checks.core.lazy import lazy
 from model_checks.core.metrics import Comparison, compare_outputs
 from model_checks.core.quantio import io_note, saturation_lines
 from model_checks.core.results import CheckResult
 from model_checks.manifest.model import Limit
+
+np = lazy("numpy")
 
 NAME = "equivalence"
 METRICS = ("rel_l2", "mae", "max_abs", "top1_agreement")

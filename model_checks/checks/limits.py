@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from model_checks.checks.context import CheckContext
 from model_checks.checks.registry import Check
 from model_checks.core import batch as batching
 from model_checks.core.errors import InputGenerationError, WorkerBrokeError
 from model_checks.core.inputs import generate, merge_interface
+from model_checks.core.lazy import lazy
 from model_checks.core.metrics import compare_output
 from model_checks.core.results import CheckResult
+
+np = lazy("numpy")
 
 NAME = "limits"
 DYNAMIC_SIZES = (1, 3)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import re
-
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
+from typing import TYPE_CHECKING
 
 from model_checks.backends.base import ModelFacts
 from model_checks.checks.context import CheckContext
 from model_checks.checks.registry import Check, Figure
 from model_checks.core.results import CheckResult
 from model_checks.manifest.model import TensorSpec
+
+if TYPE_CHECKING:  # packaging is imported when the check runs, not when it is collected
+    from packaging.specifiers import SpecifierSet
 
 NAME = "metadata"
 
@@ -55,6 +56,9 @@ PRODUCER_STEPS = {
 
 def runtime_specifier(text: str) -> tuple[str, SpecifierSet]:
     """`onnxruntime 1.18.0` means `>=1.18.0, <2`; a PEP 440 specifier is taken as written."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import Version
+
     parts = text.strip().split(None, 1)
     if len(parts) != 2:
         raise ValueError(f"runtime: {text!r} should be '<package> <version or specifier>', e.g. 'onnxruntime 1.18.0'")
@@ -70,6 +74,8 @@ def runtime_specifier(text: str) -> tuple[str, SpecifierSet]:
 
 
 def _runtime_problem(text: str) -> str | None:
+    from packaging.version import InvalidVersion, Version
+
     try:
         package, spec = runtime_specifier(text)
     except (ValueError, InvalidVersion) as e:

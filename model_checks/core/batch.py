@@ -19,9 +19,10 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-import numpy as np
-
+from model_checks.core.lazy import lazy
 from model_checks.manifest.model import TensorSpec
+
+np = lazy("numpy")
 
 BATCH_NAMES = frozenset({"n", "b", "bs"})
 NOT_BATCH = re.compile(r"seq|len|time|step|frame|token|height|width|^[thwcl]$|^(?:num_)?channels?$", re.IGNORECASE)

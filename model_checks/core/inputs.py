@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-import numpy as np
-
 from model_checks.core import batch as batching
 from model_checks.core.errors import ArtifactLoadError, InputGenerationError
+from model_checks.core.lazy import lazy
 from model_checks.manifest.model import TensorSpec
 from model_checks.safety.paths import check_regular_file
+
+np = lazy("numpy")
 
 MAX_GENERATED_BYTES = 256 * 1024**2  # one generated input; larger is refused before allocating
 BATCH_SIZES = (1, 4)  # a dynamic batch is exercised at more than one size

@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-import numpy as np
-
+from model_checks.core.lazy import lazy
 from model_checks.manifest.model import Limit
+
+np = lazy("numpy")
 
 WORST_SHOWN = 5
 

@@ -7,11 +7,12 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-import numpy as np
-
 from model_checks.backends import backend, require_trust_for
 from model_checks.backends.base import ModelFacts, Names, Runner
+from model_checks.core.lazy import lazy
 from model_checks.isolation.limits import Limits
+
+np = lazy("numpy")
 
 if TYPE_CHECKING:
     from model_checks.isolation.workers import Workers

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-import numpy as np
-
+from model_checks.core.lazy import lazy
 from model_checks.manifest.model import QuantParams, TensorSpec
+
+np = lazy("numpy")
 
 SATURATION_SHARE = 0.01  # more than this share of values clipped: the parameters do not cover the values
 

@@ -131,7 +131,7 @@ def pytest_configure(config: pytest.Config) -> None:
         localize=opts.localize,
         serving_caps=opts.serving_caps,
     )
-    if gs.pool.workers is not None and _runs_tests(config):
+    if _runs_tests(config) and gs.pool.workers is not None:
         gs.pool.workers.start_spare()  # its start-up overlaps the rest of ours (see Workers.start_spare)
 
     try:

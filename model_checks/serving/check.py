@@ -12,21 +12,24 @@ import json
 import os
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from model_checks.checks.context import CheckContext
 from model_checks.checks.registry import Check
 from model_checks.core import batch as batching
 from model_checks.core.artifact import Artifact
-from model_checks.core.errors import ModelChecksError
+from model_checks.core.errors import ModelChecksError, ProtocolError
 from model_checks.core.inputs import Case, seed_for
+from model_checks.core.lazy import lazy
 from model_checks.core.results import CheckResult
 from model_checks.safety.text import printable
-from model_checks.serving.load import LoadResult, Sweep, Target, open_loop, sweep
-from model_checks.serving.protocol import ProtocolError, decode_response, encode_request
 from model_checks.serving.spec import ACHIEVED_SHARE, ServingSpec, serving_spec
+
+if TYPE_CHECKING:
+    from model_checks.serving.load import LoadResult, Sweep
+
+# the load generator (asyncio) and the protocol are imported when the check runs, not when it is collected
+np = lazy("numpy")
 
 NAME = "serving"
 MAX_BODIES = 64
@@ -81,6 +84,8 @@ class Served:
 
 
 def _encoded(ctx: CheckContext) -> tuple[bytes, ...]:
+    from model_checks.serving.protocol import encode_request
+
     return tuple(json.dumps(encode_request(r)).encode() for r in _rows(ctx.cases()[0], ctx.interface()))
 
 
@@ -183,6 +188,7 @@ class Serving:
         import httpx
 
         from model_checks.core.metrics import compare_outputs
+        from model_checks.serving.protocol import decode_response, encode_request
 
         ctx = self.ctx
         with httpx.Client(timeout=max(1.0, min(30.0, self.deadline.left()))) as client:
@@ -255,6 +261,8 @@ class Serving:
                 f"  an open-loop phase of {served.artifact.id} ran {duration_s:.1f} s of the {asked:g} s asked: "
                 f"the check ends within --model-checks-timeout {self.caps.timeout_s:g} s"
             )
+        from model_checks.serving.load import Target, open_loop
+
         return open_loop(
             Target(served.infer_url, bodies, self.caps.max_response_bytes),
             self.spec.rate.value,
@@ -266,6 +274,8 @@ class Serving:
         )
 
     def _sweep(self, served: Served, bodies: tuple[bytes, ...]) -> Sweep:
+        from model_checks.serving.load import Target, sweep
+
         return sweep(
             Target(served.infer_url, bodies, self.caps.max_response_bytes),
             (1, 2, 4),
@@ -385,6 +395,8 @@ class Serving:
 
 def _http_accuracy(served: Served, name: str, x: np.ndarray, y: np.ndarray, batch: int = 256) -> float:
     import httpx
+
+    from model_checks.serving.protocol import decode_response, encode_request
 
     hits = 0
     with httpx.Client(timeout=60.0) as client:

@@ -41,3 +41,27 @@ def test_collection_loads_no_model_and_imports_no_framework(pytester):
     assert "torch" not in end and "tensorflow" not in end and "openvino" not in end, (
         end
     )  # onnxruntime only (here or in the worker)
+
+
+# What collecting never needs: numpy (a check's arrays), the serving check's load generator (asyncio) and protocol,
+# packaging (the metadata check's version specifiers). The checks' registry imports every check module at configure
+# to read its declaration; those modules name these lazily (core/lazy.py, imports inside the functions that run).
+NOT_FOR_COLLECTING = ("numpy", "asyncio", "model_checks.serving.load", "model_checks.serving.protocol", "packaging")
+
+
+def test_collect_only_imports_no_numpy_asyncio_or_serving_code(pytester):
+    for i in range(2):
+        A.pair(pytester.path / "arts" / f"p{i}")
+    pytester.makeconftest(
+        textwrap.dedent(f"""
+        import sys
+        def pytest_collection_finish(session):
+            print("LOADED_AT_COLLECTION", sorted(m for m in {NOT_FOR_COLLECTING!r} if m in sys.modules))
+    """)
+    )
+    # anyio's pytest plugin imports asyncio itself, gate or not
+    r = pytester.runpytest_subprocess(
+        "--model-checks", "arts", "-p", "no:cacheprovider", "-p", "no:anyio", "-s", "--collect-only"
+    )
+    assert r.ret == 0, r.stdout.str()
+    r.stdout.fnmatch_lines(["*LOADED_AT_COLLECTION []*", "*tests collected*"])

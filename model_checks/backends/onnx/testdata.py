@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from model_checks.core.errors import ArtifactLoadError
+from model_checks.core.lazy import lazy
 from model_checks.safety.paths import check_regular_file
+
+np = lazy("numpy")
 
 MAX_PB_BYTES = 1024**3
 
