@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import re
+import warnings
 from typing import TYPE_CHECKING
 
 from model_checks.backends.base import ModelFacts
@@ -191,6 +192,11 @@ def run(ctx: CheckContext) -> CheckResult:
         for k in ("opset", "precision", "runtime", "inputs", "outputs", "optimization")
         if ctx.manifest.get(k) is not None
     ]
+    from model_checks.checks.portability import PortabilityNotChecked, unchecked_int8
+
+    unchecked = unchecked_int8(ctx.fmt, ctx.manifest.get("precision"), facts.precision, facts.precision_why, ctx.where)
+    if unchecked:
+        warnings.warn(PortabilityNotChecked(f"{ctx.artifact.id}: {unchecked}"), stacklevel=2)
     return CheckResult.from_problems(
         NAME,
         ctx.artifact.id,
@@ -198,6 +204,7 @@ def run(ctx: CheckContext) -> CheckResult:
         passed=f"{', '.join(checked) or 'no claims'} match the model"
         + ("" if checked else " (declare opset, precision, inputs... to check them)"),
         figures={"precision": facts.precision, "opset": facts.opset, "size_mb": facts.size_bytes / 1e6},
+        notes=[f"  note: {unchecked}"] if unchecked else None,
     )
 
 

@@ -166,6 +166,23 @@ def measured(ctx: CheckContext, machine: Machine, risky: list[dict]) -> tuple[li
     )
 
 
+class PortabilityNotChecked(UserWarning):
+    """An int8 ONNX model whose manifest declares no precision: test_portability is not collected for it (collection
+    reads manifests, not models), so its verdicts may hold on this machine's int8 kernels only. Reported by the
+    metadata check (pytest lists it under warnings), not failed: the manifest claims nothing false."""
+
+
+def unchecked_int8(fmt: str, declared: object, precision: str, why: str, where: str) -> str | None:
+    """The sentence for an int8 ONNX model whose manifest (`where`) declares no precision, else None."""
+    if fmt != "onnx" or declared is not None or precision not in ("int8", "uint8", "mixed"):
+        return None
+    return (
+        f"the model is {precision} ({why}) but {where} declares no precision, so its int8 portability across CPU "
+        "kernel families (x86 with and without VNNI, ARM) is not checked and its equivalence verdict may hold on "
+        f"this machine only; declare precision: {precision} to have test_portability check it"
+    )
+
+
 def run(ctx: CheckContext) -> CheckResult:
     if ctx.fmt != "onnx":
         return CheckResult.skip(

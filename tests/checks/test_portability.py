@@ -8,6 +8,7 @@ from fixtures import artifacts as A
 from fixtures import int8_models as Q
 from model_checks.backends.onnx import int8
 from model_checks.backends.onnx.runner import OnnxRunner
+from model_checks.checks.portability import PortabilityNotChecked
 from model_checks.core.machine import ISA_ENV
 from model_checks.core.session import GateSession
 
@@ -118,3 +119,36 @@ def test_the_example_emulation_is_deterministic(tmp_path):
         int8.simulate(tmp_path / "variant" / "model.onnx", feeds),
     )
     assert (a.outputs["logits"] == b.outputs["logits"]).all() and a.saturated == b.saturated
+
+
+def metadata_of(root, name="variant"):
+    gs = GateSession([root])
+    return gs.run_check("metadata", next(a for a in gs.artifacts if a.id.startswith(name)))
+
+
+def test_an_int8_model_that_declares_no_precision_is_said_to_go_unchecked_not_passed_silently(tmp_path):
+    """Collection reads the manifest, not the model: without `precision`, test_portability is not collected for an
+    int8 model, so the metadata check (which reads the model) says so, as a pytest warning and in its pass line."""
+    A.pair(tmp_path, Q.qdq_matmul(), Q.fp32(), inputs=INPUTS, tolerance=TOLERANCE)
+    with pytest.warns(PortabilityNotChecked) as seen:
+        r = metadata_of(tmp_path)
+    assert r, str(r)
+    said = (
+        "declares no precision, so its int8 portability across CPU kernel families (x86 with and without VNNI, ARM) "
+        "is not checked and its equivalence verdict may hold on this machine only; declare precision: int8 to have "
+        "test_portability check it"
+    )
+    assert str(seen[0].message).startswith("variant@1.0: the model is int8 (") and said in str(seen[0].message)
+    assert "note: the model is int8 (" in str(r) and "variant/metadata.yaml" + " " + said in str(r)
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["int8 declared", "fp32 model"])
+def test_no_such_warning_where_portability_is_checked_or_cannot_matter(tmp_path, recwarn, declared):
+    if declared:
+        int8_pair(tmp_path)
+    else:
+        A.pair(tmp_path, Q.fp32(seed=1), Q.fp32(), inputs=INPUTS, tolerance=TOLERANCE)
+    r = metadata_of(tmp_path)
+    assert r, str(r)
+    assert not [w for w in recwarn if isinstance(w.message, PortabilityNotChecked)]
+    assert "portability is not checked" not in str(r)
