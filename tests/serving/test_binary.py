@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from fixtures import artifacts as A
+from fixtures.serving import ready_client
 from model_checks.core.pool import ModelPool
 from model_checks.manifest.model import TensorSpec
 from model_checks.serving.protocol import (
@@ -234,19 +235,11 @@ def test_the_service_refuses_a_binary_body_that_does_not_add_up(client):
 
 @pytest.fixture
 def isolated(tmp_path):
-    from starlette.testclient import TestClient
-
     from model_checks.isolation.limits import Limits
 
-    art = open_artifact(A.onnx_artifact(tmp_path / "arts" / "tiny", **IO))
-    with ModelPool(isolation=Limits(timeout_s=2), share_outputs=False) as pool:
-        model = ServedModel(art, pool)
-        with TestClient(build_app(model), raise_server_exceptions=False) as c:
-            deadline = time.monotonic() + 60
-            while c.get("/v2/health/ready").status_code != 200 and time.monotonic() < deadline:
-                time.sleep(0.02)
-            c.model = model
-            yield c
+    art = A.onnx_artifact(tmp_path / "arts" / "tiny", **IO)
+    with ModelPool(isolation=Limits(timeout_s=2), share_outputs=False) as pool, ready_client(art, pool) as c:
+        yield c
 
 
 def body(n=1):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from fixtures import artifacts as A
+from fixtures.serving import ready_client
 from model_checks.core.errors import InferenceError
 from model_checks.core.pool import ModelPool
 from model_checks.serving.protocol import encode_request
@@ -23,17 +24,11 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.te
 
 @pytest.fixture
 def client(tmp_path):
-    from starlette.testclient import TestClient
-
-    art = open_artifact(A.onnx_artifact(tmp_path / "arts" / "tiny", **IFACE))
-    with ModelPool() as pool:
-        model = ServedModel(art, pool)
-        with TestClient(build_app(model, max_body=64 * 1024), raise_server_exceptions=False) as c:
-            deadline = time.monotonic() + 30
-            while c.get("/v2/health/ready").status_code != 200 and time.monotonic() < deadline:
-                time.sleep(0.02)
-            c.model = model
-            yield c
+    with (
+        ModelPool() as pool,
+        ready_client(A.onnx_artifact(tmp_path / "arts" / "tiny", **IFACE), pool, 30, max_body=64 * 1024) as c,
+    ):
+        yield c
 
 
 def good_body(n=2):
