@@ -266,11 +266,7 @@ class Worker:
         worker killed."""
         __tracebackhide__ = True
         if not ready:
-            self.stop(kill=True)
-            raise RuntimeTimeoutError(
-                f"{what}: {op} did not finish within {self.limits.timeout_s * requests:g} s; the {self.family} worker "
-                "was killed (the model hangs its runtime, or needs a longer --model-checks-timeout)"
-            )
+            raise self._timed_out(op, what, self.limits.timeout_s * requests)
         return self.answer(self._pending[0])
 
     def send(self, op: str, args: tuple, what: str, requests: int = 1) -> Sent:
@@ -322,11 +318,7 @@ class Worker:
             self.stop(kill=True)
             raise
         if not ready:
-            self.stop(kill=True)
-            sent.error = RuntimeTimeoutError(
-                f"{what}: {op} did not finish within {timeout_s:g} s; the {self.family} worker was killed "
-                "(the model hangs its runtime, or needs a longer --model-checks-timeout)"
-            )
+            sent.error = self._timed_out(op, what, timeout_s)
             return
         try:
             status, value, self.peak_bytes = frames.decode_reply(self.conn.recv_bytes())
@@ -339,6 +331,14 @@ class Worker:
             sent.value = value
         else:
             sent.error = self._error(op, what, value)
+
+    def _timed_out(self, op: str, what: str, timeout_s: float) -> ModelChecksError:
+        """The worker killed, and the error of the request it did not answer within `timeout_s`."""
+        self.stop(kill=True)
+        return RuntimeTimeoutError(
+            f"{what}: {op} did not finish within {timeout_s:g} s; the {self.family} worker was killed "
+            "(the model hangs its runtime, or needs a longer --model-checks-timeout)"
+        )
 
     def send_quietly(self, op: str, args: tuple) -> None:
         """A request that gets no answer (`worker.QUIET_OPS`): a release, or warming up; nothing to wait for."""
