@@ -166,6 +166,9 @@ def measured(ctx: CheckContext, machine: Machine, risky: list[dict]) -> tuple[li
     )
 
 
+INT8_PRECISIONS = ("int8", "uint8", "mixed")  # the declared precisions test_portability is collected for
+
+
 class PortabilityNotChecked(UserWarning):
     """An int8 ONNX model whose manifest declares no precision: test_portability is not collected for it (collection
     reads manifests, not models), so its verdicts may hold on this machine's int8 kernels only. Reported by the
@@ -174,7 +177,7 @@ class PortabilityNotChecked(UserWarning):
 
 def unchecked_int8(fmt: str, declared: object, precision: str, why: str, where: str) -> str | None:
     """The sentence for an int8 ONNX model whose manifest (`where`) declares no precision, else None."""
-    if fmt != "onnx" or declared is not None or precision not in ("int8", "uint8", "mixed"):
+    if fmt != "onnx" or declared is not None or precision not in INT8_PRECISIONS:
         return None
     return (
         f"the model is {precision} ({why}) but {where} declares no precision, so its int8 portability across CPU "
@@ -225,6 +228,6 @@ def run(ctx: CheckContext) -> CheckResult:
 CHECK = Check(
     NAME,
     run,
-    applies=lambda m: m.format == "onnx" and m.get("precision") in ("int8", "uint8", "mixed"),
+    applies=lambda m: m.format == "onnx" and m.get("precision") in INT8_PRECISIONS,
     machine_dependent=True,
 )
