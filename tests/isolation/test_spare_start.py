@@ -5,6 +5,8 @@ subprocess, with an audit hook that sees the worker's process start."""
 
 import textwrap
 
+import pytest
+
 from fixtures import artifacts as A
 
 
@@ -13,7 +15,7 @@ def test_the_spare_worker_starts_before_the_gate_imports_numpy(pytester):
     pytester.makeconftest(
         textwrap.dedent("""
         import sys
-        SEEN = []
+        SEEN = ["numpy" in sys.modules]  # already there before the gate (another plugin's doing): nothing to pin
         def hook(event, args):
             if event == "subprocess.Popen" and any("model_checks.isolation.worker" in str(a) for a in args[1]):
                 SEEN.append("numpy" in sys.modules)
@@ -24,4 +26,6 @@ def test_the_spare_worker_starts_before_the_gate_imports_numpy(pytester):
     )
     r = pytester.runpytest_subprocess("--model-checks", "arts", "-p", "no:cacheprovider", "-s", "-q")
     assert r.ret == 0, r.stdout.str()
-    r.stdout.fnmatch_lines(["*NUMPY_AT_WORKER_START [[]False[]]*"])
+    if "NUMPY_AT_WORKER_START [True," in r.stdout.str():
+        pytest.skip("a plugin of this environment imports numpy before the gate configures")
+    r.stdout.fnmatch_lines(["*NUMPY_AT_WORKER_START [[]False, False[]]*"])
