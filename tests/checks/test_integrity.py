@@ -135,3 +135,30 @@ def test_the_hash_reads_each_file_once_in_bounded_chunks_while_the_worker_loads(
         assert gs.pool.loads == {art.model_path: 1}  # and the load the hash overlapped is the one the checks use
     finally:
         gs.pool.close()
+
+
+def test_a_gate_run_without_metadata_hashes_while_the_load_is_in_flight(pytester, monkeypatch):
+    """The plugin sends integrity's facts ahead with its checker and load, before the load (no metadata check in
+    this run to ask for the facts): the hash runs while the worker loads, and the verdict is the same."""
+    from fixtures.gate_run import run_gate
+    from model_checks.checks import integrity
+    from model_checks.isolation.workers import Workers
+
+    external_artifact(pytester.path / "arts" / "ext")
+    pending_at_hash = []
+    real_sha, real_prefetch = integrity.sha256_of, Workers.prefetch
+    seen: list[Workers] = []
+
+    def prefetch(self, fmt, op, args, path):  # type: ignore[no-untyped-def]
+        seen.append(self)
+        return real_prefetch(self, fmt, op, args, path)
+
+    def spy_sha(paths):  # type: ignore[no-untyped-def]
+        pending_at_hash.append([op for (_, op, _), s in seen[-1]._ahead.items() if not s.done])
+        return real_sha(paths)
+
+    monkeypatch.setattr(Workers, "prefetch", prefetch)
+    monkeypatch.setattr(integrity, "sha256_of", spy_sha)
+    run = run_gate(pytester, pytester.path / "arts", "-k", "manifest or integrity")
+    assert run.outcome("integrity", "ext@1") == "passed", run.message("integrity", "ext@1")
+    assert pending_at_hash == [["load"]]
