@@ -12,7 +12,8 @@ c. `model-checks serve` (digits_cnn_fp32, batch 1, closed loop at 1 and 4 connec
    generator) against the same KServe v2 route in a bare Starlette + uvicorn + onnxruntime app, on loopback; JSON
    bodies (the headline), then the same tensors with the binary tensor extension on both sides.
 d. A large fp32 model with external data and its fp16 variant: peak RSS (the process tree's, sampled from
-   /proc) and wall time of the gate, against one process opening both and running the samples.
+   /proc) and wall time of the gate, against one process opening both and running the samples. With `--d-sha256`,
+   again with a sha256 declared in both manifests, against the same process hashing each model's files first.
 
 Every figure is a whole process (imports included) on the same loaded machine, a row's gate and floor run
 alternately, so the ratio is what counts, not the seconds. Ratios: time gate/floor (rows a, b, d), throughput
@@ -396,21 +397,34 @@ BARE_D = r"""
 import sys, numpy as np, onnxruntime as ort
 from pathlib import Path
 root = Path(sys.argv[1])
+def hashed(d):  # with --d-sha256: the files' sha256 checked against the manifest's, before the model opens
+    if sys.argv[2:] == ["sha256"]:
+        import hashlib  # only then: the row without sha256 keeps its floor (hashlib's libcrypto is 4 MB resident)
+        h = hashlib.sha256()
+        for name in ("model.onnx", "model.onnx.data"):
+            with open(d / name, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+        assert h.hexdigest() in (d / "metadata.yaml").read_text()
+    return str(d / "model.onnx")
 o = ort.SessionOptions(); o.log_severity_level = 4
 x = np.load(root / "big_fp32" / "samples.npz")["x"]
-s32 = ort.InferenceSession(str(root / "big_fp32" / "model.onnx"), o, providers=["CPUExecutionProvider"])
+s32 = ort.InferenceSession(hashed(root / "big_fp32"), o, providers=["CPUExecutionProvider"])
 a = s32.run(None, {"x": x})[0]
 del s32
-s16 = ort.InferenceSession(str(root / "big_fp16" / "model.onnx"), o, providers=["CPUExecutionProvider"])
+s16 = ort.InferenceSession(hashed(root / "big_fp16"), o, providers=["CPUExecutionProvider"])
 b = s16.run(None, {"x": x})[0]
 rel = float(np.linalg.norm(a - b) / np.linalg.norm(a))
 print("BARE_OK", rel)
 """
 
 
-def big_tree(root: Path, width: int, layers: int) -> float:
+def big_tree(root: Path, width: int, layers: int, sha256: bool = False) -> float:
     """big_fp32 (weights in model.onnx.data) and big_fp16 (fp16 weights, fp32 inputs and outputs), its reference
-    the fp32 model; each ships samples. Returns the fp32 model's size in MB."""
+    the fp32 model; each ships samples, and with `sha256` declares its files' digest. Returns the fp32 model's size
+    in MB."""
+    import hashlib
+
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -460,6 +474,9 @@ def big_tree(root: Path, width: int, layers: int) -> float:
             size_threshold=1024,
         )
         np.savez(d / "samples.npz", x=x)
+        if sha256:
+            digest = hashlib.sha256((d / "model.onnx").read_bytes() + (d / "model.onnx.data").read_bytes())
+            extra = {**extra, "sha256": digest.hexdigest()}
         A.write_manifest(
             d,
             {
@@ -517,18 +534,21 @@ class TreeRss:
         return self.peak
 
 
-def row_d(runs: int, width: int, layers: int, tmp: Path) -> dict:
+def row_d(runs: int, width: int, layers: int, tmp: Path, sha256: bool = False) -> dict:
     """Both sides do the whole work or the row stops: the gate must pass every check it runs (a check failing early,
     as the fp16 equivalence once did on a float16-input bug, costs less than the real run), and the floor's fp16
-    outputs must match its fp32 ones within the manifests' tolerance (rel_l2 0.01)."""
-    root = tmp / "big"
-    mb = big_tree(root, width, layers)
+    outputs must match its fp32 ones within the manifests' tolerance (rel_l2 0.01). With `sha256`, both manifests
+    declare one: the gate checks it (integrity), the floor hashes each model's files before opening it."""
+    root = tmp / ("big_sha256" if sha256 else "big")
+    mb = big_tree(root, width, layers, sha256)
     gate, bare, summary = [], [], ""
     for _ in range(runs):
         wall, out, peak = timed(gate_cmd(root), tmp, sample_rss=True)
         summary = out.strip().splitlines()[-1]  # timed() stops the row on a failed check (exit status 1)
         gate.append((wall, peak))
-        w, out, p = timed([sys.executable, "-c", BARE_D, str(root)], tmp, sample_rss=True)
+        w, out, p = timed(
+            [sys.executable, "-c", BARE_D, str(root), *(["sha256"] if sha256 else [])], tmp, sample_rss=True
+        )
         if not out.startswith("BARE_OK ") or not float(out.split()[1]) < 0.01:
             raise SystemExit(f"row d: the floor's fp16 outputs do not match its fp32 ones: {out.strip()}")
         bare.append((w, p))
@@ -555,6 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=3.0, help="length of each closed-loop phase of row c")
     p.add_argument("--width", type=int, default=4096, help="row d: the large model's width (width^2 * 4 bytes a layer)")
     p.add_argument("--layers", type=int, default=6)
+    p.add_argument("--d-sha256", action="store_true", help="row d again, with a sha256 declared in both manifests")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     rows = set(args.rows.split(","))
@@ -589,14 +610,16 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
         if "d" in rows:
-            res["d"] = r = row_d(args.runs, args.width, args.layers, tmp)
-            print(
-                f"d. {r['fp32_mb']:.0f} MB fp32 + fp16: gate {r['gate_s']:.2f} s, peak {r['gate_peak_mb']:.0f} MB; "
-                f"floor {r['floor_s']:.2f} s, peak {r['floor_peak_mb']:.0f} MB; "
-                f"time {r['time_ratio']:.2f}x, memory {r['memory_ratio']:.2f}x "
-                f" [{r['gate_summary']}]",
-                flush=True,
-            )
+            for sha256 in (False, True) if args.d_sha256 else (False,):
+                res["d_sha256" if sha256 else "d"] = r = row_d(args.runs, args.width, args.layers, tmp, sha256)
+                print(
+                    f"d. {r['fp32_mb']:.0f} MB fp32 + fp16{', sha256 declared' if sha256 else ''}: "
+                    f"gate {r['gate_s']:.2f} s, peak {r['gate_peak_mb']:.0f} MB; "
+                    f"floor {r['floor_s']:.2f} s, peak {r['floor_peak_mb']:.0f} MB; "
+                    f"time {r['time_ratio']:.2f}x, memory {r['memory_ratio']:.2f}x "
+                    f" [{r['gate_summary']}]",
+                    flush=True,
+                )
     if args.json:
         args.json.write_text(json.dumps(res, indent=1, default=str))
     return 0

@@ -14,7 +14,9 @@ import pickle
 import struct
 from typing import Any
 
-import numpy as np
+from model_checks.core.lazy import lazy
+
+np = lazy("numpy")  # not at import: the parent starts its spare worker (Workers.start_spare) before numpy loads
 
 MAGIC = b"MCF1"
 _LEN = struct.Struct("<I")

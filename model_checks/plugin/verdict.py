@@ -21,7 +21,7 @@ PROPERTY = "model_checks"
 FACTS = ("artifact", "dir", "check", "variant", "ok", "skipped", "reason", "format")
 # What checks ask of the artifact's model in its worker first, in the order they ask: sent ahead once the
 # manifest check has passed (see `_start_model`), for the checks of the artifact this run selected.
-ASKS = {"integrity": ("validate", "load"), "metadata": ("facts",)}
+ASKS = {"integrity": ("validate", "facts", "load"), "metadata": ("facts",)}  # integrity: facts for sha256's files
 SELECTED_KEY = pytest.StashKey[dict]()
 
 
@@ -83,7 +83,7 @@ def _start_model(gs: GateSession, artifact: Artifact, item: pytest.Item) -> None
         path, fmt, root, names = ctx.model_path, ctx.fmt, artifact.root, ctx.names
     except ModelChecksError:  # no model to start on: the checks say why
         return
-    gs.pool.prefetch(path, fmt, root, tuple(op for op in ("validate", "load", "facts") if op in asked), names)
+    gs.pool.prefetch(path, fmt, root, tuple(op for op in ("validate", "facts", "load") if op in asked), names)
 
 
 def record(item: pytest.Item | None, artifact: Artifact, result: CheckResult, rootdir: Path | None = None) -> None:

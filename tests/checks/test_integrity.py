@@ -1,4 +1,5 @@
 import hashlib
+import os
 
 import onnx
 
@@ -82,3 +83,82 @@ def test_a_file_list_from_the_worker_is_proven_again_before_it_is_hashed(tmp_pat
     assert not r
     assert "sha256: '../secret.txt' climbs out of the artifacts root" in str(r), str(r)
     assert str(outside) not in opened
+
+
+def test_the_hash_reads_each_file_once_in_bounded_chunks_while_the_worker_loads(tmp_path, monkeypatch):
+    """With the requests sent ahead (the plugin does so once the manifest check passed), the facts that name the
+    model's files are answered before its load: this process hashes the files while the worker is still loading
+    (the load's answer not read yet), reading each file once, in chunks of at most 1 MiB (no second copy of the
+    weights in memory), and then waits for the load. A changed byte still fails with the same message."""
+    import builtins
+    import io
+
+    from model_checks.checks import integrity
+    from model_checks.isolation.limits import Limits
+
+    d = external_artifact(tmp_path / "ext")
+    files = {str(d / "model.onnx"), str(d / "weights.bin")}
+    gs = GateSession([tmp_path], isolation=Limits(memory_mb=2048, timeout_s=60))
+    try:
+        art = gs.artifacts[0]
+        workers = gs.pool.workers
+        assert workers is not None
+        real_open, real_sha = builtins.open, integrity.sha256_of
+        reads: dict[str, list[int]] = {}
+        load_unread_at_hash = []
+
+        class Counted(io.BufferedReader):
+            def read(self, n=-1):  # type: ignore[no-untyped-def]
+                chunk = super().read(n)
+                reads.setdefault(self.name, []).append(len(chunk))
+                return chunk
+
+        def spy_open(p, mode="r", *a, **k):  # type: ignore[no-untyped-def]
+            if str(p) in files and mode == "rb":
+                return Counted(real_open(p, "rb", buffering=0))
+            return real_open(p, mode, *a, **k)
+
+        def spy_sha(paths):  # type: ignore[no-untyped-def]
+            load = [s for (_, op, _), s in workers._ahead.items() if op == "load"]
+            load_unread_at_hash.append(len(load) == 1 and not load[0].done)
+            return real_sha(paths)
+
+        monkeypatch.setattr(builtins, "open", spy_open)
+        monkeypatch.setattr(integrity, "sha256_of", spy_sha)
+        gs.pool.prefetch(art.model_path, "onnx", art.root, ("validate", "load", "facts"))
+        r = gs.run_check("integrity", art)
+        assert r and "sha256 matches" in str(r), str(r)
+        assert load_unread_at_hash == [True]  # hashed while the load was in flight, before its answer was read
+        assert sorted(reads) == sorted(files)
+        for name, sizes in reads.items():
+            assert sum(sizes) == os.path.getsize(name) and max(sizes) <= 1 << 20, (name, sizes)
+        assert gs.pool.loads == {art.model_path: 1}  # and the load the hash overlapped is the one the checks use
+    finally:
+        gs.pool.close()
+
+
+def test_a_gate_run_without_metadata_hashes_while_the_load_is_in_flight(pytester, monkeypatch):
+    """The plugin sends integrity's facts ahead with its checker and load, before the load (no metadata check in
+    this run to ask for the facts): the hash runs while the worker loads, and the verdict is the same."""
+    from fixtures.gate_run import run_gate
+    from model_checks.checks import integrity
+    from model_checks.isolation.workers import Workers
+
+    external_artifact(pytester.path / "arts" / "ext")
+    pending_at_hash = []
+    real_sha, real_prefetch = integrity.sha256_of, Workers.prefetch
+    seen: list[Workers] = []
+
+    def prefetch(self, fmt, op, args, path):  # type: ignore[no-untyped-def]
+        seen.append(self)
+        return real_prefetch(self, fmt, op, args, path)
+
+    def spy_sha(paths):  # type: ignore[no-untyped-def]
+        pending_at_hash.append([op for (_, op, _), s in seen[-1]._ahead.items() if not s.done])
+        return real_sha(paths)
+
+    monkeypatch.setattr(Workers, "prefetch", prefetch)
+    monkeypatch.setattr(integrity, "sha256_of", spy_sha)
+    run = run_gate(pytester, pytester.path / "arts", "-k", "manifest or integrity")
+    assert run.outcome("integrity", "ext@1") == "passed", run.message("integrity", "ext@1")
+    assert pending_at_hash == [["load"]]

@@ -175,7 +175,7 @@ def test_an_artifact_costs_one_wait_on_its_worker_beyond_its_inference(
     A.onnx_artifact(root / "one", onnx_models.linear(), name="one")
     run = run_gate(pytester, root)
     assert run.outcome("integrity", "one@1.0") == "passed" and run.outcome("metadata", "one@1.0") == "passed"
-    assert sent["ahead"] == ["validate", "load", "facts"]  # after test_manifest passed, before test_integrity
+    assert sent["ahead"] == ["validate", "facts", "load"]  # after test_manifest passed, before test_integrity
     assert "validate" not in sent["waited"] and "load" not in sent["waited"] and "facts" not in sent["waited"]
 
 

@@ -85,9 +85,11 @@ def read_model(path: Path, root: Path) -> Any:
             return ov.Core().read_model(str(path), str(weights) if weights else None)
         except Exception as e:
             raise ArtifactLoadError(f"{path.name}: OpenVINO cannot read the IR: {str(e)[:300]}") from None
-    from model_checks.backends.onnx.loader import load_proto
+    from model_checks.backends.onnx.loader import graph_of
 
-    load_proto(path, root, with_external=False)  # content sniffed, external data proven inside the root
+    # content sniffed, external data proven inside the root; parsed without keeping the weights' bytes, and a large
+    # file once for the runner's interface too (graph_of)
+    graph_of(path, root)
     ov = openvino()
     try:
         return ov.Core().read_model(str(path))

@@ -42,16 +42,16 @@ class OpenVinoRunner(Runner):
         ov = openvino()
         self.path = path
         model = read_model(path, root)
-        onnx_names = self._onnx_names(path, root)
         self._ports_in = list(model.inputs)
         self._ports_out = list(model.outputs)
-        self.inputs = tuple(port_spec(p, self._name(p, onnx_names[0])) for p in self._ports_in)
-        self.outputs = tuple(port_spec(p, self._name(p, onnx_names[1])) for p in self._ports_out)
-        if not is_ir(path):  # ONNX: the graph's own specs (named dynamic dimensions, index ranges)
+        if is_ir(path):
+            self.inputs = tuple(port_spec(p) for p in self._ports_in)
+            self.outputs = tuple(port_spec(p) for p in self._ports_out)
+        else:  # ONNX: the graph's own specs (named dynamic dimensions, index ranges), off the parse read_model shared
             from model_checks.backends.onnx.facts import input_specs, value_spec
-            from model_checks.backends.onnx.loader import load_proto
+            from model_checks.backends.onnx.loader import graph_of
 
-            g = load_proto(path, root, with_external=False).graph
+            g = graph_of(path, root).graph  # without the weights' bytes: OpenVINO reads those itself
             self.inputs, self.outputs = input_specs(g), tuple(value_spec(v) for v in g.output)
         try:
             self.compiled = ov.Core().compile_model(model, "CPU", compile_config(threads, precision))
@@ -63,22 +63,6 @@ class OpenVinoRunner(Runner):
         self.precision = getattr(ran, "get_type_name", lambda: str(ran))()
         self.description = f"openvino {version(ov)} CPU, INFERENCE_PRECISION_HINT={self.precision}"
         self.request = self.compiled.create_infer_request()
-
-    @staticmethod
-    def _onnx_names(path: Path, root: Path) -> tuple[set[str], set[str]]:
-        if is_ir(path):
-            return set(), set()
-        from model_checks.backends.onnx.loader import load_proto
-
-        g = load_proto(path, root, with_external=False).graph
-        inits = {i.name for i in g.initializer}
-        return {v.name for v in g.input if v.name not in inits}, {v.name for v in g.output}
-
-    @staticmethod
-    def _name(port: Any, wanted: set[str]) -> str:
-        """The port's name as the model file spells it: OpenVINO keeps several names per tensor."""
-        names = port.get_names()
-        return next((n for n in sorted(names) if n in wanted), port.get_any_name())
 
     def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         result = self.request.infer({i: feeds[spec.name] for i, spec in enumerate(self.inputs)})

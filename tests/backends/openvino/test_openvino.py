@@ -37,6 +37,56 @@ def test_an_onnx_model_runs_on_openvino_at_f32_and_matches_onnxruntime(tmp_path)
     np.testing.assert_allclose(r.infer(x)["logits"], ort_load(path, tmp_path).infer(x)["logits"], rtol=1e-5, atol=1e-6)
 
 
+def test_an_onnx_model_on_openvino_is_parsed_once_and_never_held_with_its_weights(tmp_path, monkeypatch):
+    """OpenVINO reads the ONNX file itself: the gate parses it only for its safety checks and the interface, once
+    for the checker and the runner (the shared parse, loader.graph_of), kept without the weights' bytes. An embedded
+    model's weights are not held a second time beside OpenVINO's; an external-data model's weights file is never
+    opened by the gate (OpenVINO reads it). It was four parses, each holding an embedded model's weights."""
+    import builtins
+
+    import onnx
+
+    from model_checks.backends.onnx import loader
+    from model_checks.backends.openvino import facts
+    from model_checks.backends.openvino.runner import load
+
+    monkeypatch.setattr(loader, "SHARED_PARSE_BYTES", 0)  # every file counts as large (shared)
+    monkeypatch.setattr(loader, "_shared", {})
+    parsed, opened = [], []
+    real_parse, real_open = loader._parse, builtins.open
+
+    def counting(path, size):  # type: ignore[no-untyped-def]
+        parsed.append(Path(path).parent.name)
+        return real_parse(path, size)
+
+    def spy(p, *a, **k):  # type: ignore[no-untyped-def]
+        opened.append(Path(p).name if isinstance(p, (str, Path)) else p)
+        return real_open(p, *a, **k)
+
+    monkeypatch.setattr(loader, "_parse", counting)
+    monkeypatch.setattr(builtins, "open", spy)
+    embedded = M.save(M.linear(n_in=64, n_out=64), tmp_path / "embedded" / "model.onnx")
+    ext = tmp_path / "ext"
+    ext.mkdir()
+    onnx.save(
+        M.linear(n_in=64, n_out=64),
+        str(ext / "model.onnx"),
+        save_as_external_data=True,
+        location="weights.bin",
+        size_threshold=0,
+    )
+    x = {"input": np.ones((2, 64), np.float32)}
+    for path in (embedded, ext / "model.onnx"):
+        assert facts.validate(path, tmp_path) == []
+        r = load(path, tmp_path)
+        assert [t.name for t in r.inputs] == ["input"] and r.inputs[0].shape == ("batch", 64)
+        assert r.infer(x)["logits"].shape == (2, 64)
+        assert parsed.count(path.parent.name) == 1, parsed  # once, for the checker and the runner
+        held = loader._shared[str(path)][1]
+        assert all(not t.raw_data and not t.float_data for t in held.graph.initializer)
+    assert "weights.bin" not in opened
+
+
 def test_an_ir_artifact_is_gated_against_its_onnx_reference(tmp_path):
     ref, _ = A.pair(tmp_path)
     (tmp_path / "variant").rename(tmp_path / "unused")
