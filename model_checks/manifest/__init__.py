@@ -50,9 +50,29 @@ def load_policy(path: Path, display: str) -> dict[str, Any]:
     return data
 
 
+_GUESSED: dict[str, str | None] = {}  # file -> its format, for the frameworks in `_GUESSED_FOR`
+_GUESSED_FOR: list[Any] = [None]
+
+
 def guess_format(file: str) -> str | None:
     """The format a file's suffix implies (a folder's: the one stored as a directory), from the frameworks'
-    declarations; None when no framework claims it."""
+    declarations; None when no framework claims it. Remembered per file name while the declarations are the same
+    (a tree names the same few: `model.onnx`)."""
+    from model_checks.backends.registry import frameworks
+
+    declared = frameworks()
+    if _GUESSED_FOR[0] is not declared or len(_GUESSED) >= 4096:
+        _GUESSED.clear()
+        _GUESSED_FOR[0] = declared
+    try:
+        return _GUESSED[file]
+    except KeyError:
+        pass
+    fmt = _GUESSED[file] = _guess_format(file)
+    return fmt
+
+
+def _guess_format(file: str) -> str | None:
     from model_checks.backends.registry import DIRECTORY, format_by_suffix
 
     by_suffix = format_by_suffix()

@@ -151,3 +151,37 @@ def test_mismatch_fraction_and_accuracy_output_are_read():
         m.tolerance.for_output("label")["mismatch_fraction"].value == 0.01
         and m.get("accuracy.output") == "probabilities"
     )
+
+
+def test_every_number_problem_in_document_order_after_the_schema_s():
+    """The finite/negative rule walks the gated sections as the document orders them (pinned as e8e4d9f prints it)."""
+    from model_checks.manifest import validate
+
+    data = load_yaml_text(
+        "model_name: a\nversion: '1'\nfile: m.onnx\nlimits: {max_size_mb: .inf, opset: {min: 13}}\n"
+        "tolerance: {rel_l2: .nan, per_output: {y: {mae: .inf}, x: {max_abs: -1}}}\nserving: {rate_per_s: .inf}\n"
+        "budgets: {cpu: {latency_ms: {p50: .nan}}}\n",
+        "m",
+    )
+    rest = f"is not a finite number; {FINITE} (a tolerance of .inf passes anything, .nan fails everything); set a number, or null to turn it off"
+    assert validate(data) == [
+        "serving.rate_per_s: inf is greater than the maximum of 100000",
+        "tolerance.per_output.x.max_abs: -1 is less than the minimum of 0",
+        f"limits.max_size_mb: inf {rest}",
+        f"tolerance.rel_l2: nan {rest}",
+        f"tolerance.per_output.y.mae: inf {rest}",
+        f"serving.rate_per_s: inf {rest}",
+        f"budgets.cpu.latency_ms.p50: nan {rest}",
+    ]
+
+
+def test_guess_format_remembers_per_file_and_forgets_when_the_frameworks_change(monkeypatch):
+    import model_checks.backends.registry as registry
+    from model_checks.manifest import _guess_format, guess_format
+
+    names = ["model.onnx", "m.ONNX", "model.pt", "saved/", "model", "x.tflite", "x.xml", "x.keras", "x.zip", "a.b.onnx"]
+    want = [_guess_format(n) for n in names]
+    assert want[0] == "onnx" and [guess_format(n) for n in names] == want == [guess_format(n) for n in names]
+    every = registry.frameworks()
+    monkeypatch.setattr(registry, "frameworks", lambda: tuple(f for f in every if "onnx" not in f.formats))
+    assert guess_format("model.onnx") is None
