@@ -127,7 +127,7 @@ class Gate:
             nodeid = self._nodeid(art.manifest_path, "")
             mod = ArtifactModule.from_parent(session, path=config.rootpath, name=art.id, nodeid=nodeid)
             mod.artifact = art
-            new = [i for i in mod.collect() if self._selected(i.nodeid)]
+            new = [i for i in mod.collect() if self._selected(i.nodeid)] if self.selectors else list(mod.collect())
             if not new:
                 continue
             hook.pytest_collectstart(collector=mod)
@@ -345,17 +345,18 @@ class ArtifactModule(pytest.Module):
                 reason="pytest-benchmark is disabled (-p no:benchmark): budgets are measured through its benchmark fixture"
             )
         )
-        marks_of = self.config.stash.setdefault(MARKS_KEY, {})  # check name -> its marks, made once a session
+        # check name -> its marks and their keywords, made once a session (as Node.add_marker adds each: the mark
+        # to own_markers and under its name to the keywords; all of them at once)
+        marks_of = self.config.stash.setdefault(MARKS_KEY, {})
         gate = self.obj  # the gate's test module (a property: asked once here, not once per check)
         for name in applicable(art, nightly=options(self.config).nightly_report is not None):
             check = get(name)
             fn = gate.run_per_device if check.per_device else gate.run_check
             marks = marks_of.get(name)
             if marks is None:
-                marks = marks_of[name] = [
-                    pytest.mark.model_checks,
-                    *(getattr(pytest.mark, m) for m, _ in check.markers),
-                ]
+                marks = marks_of[name] = _marks(
+                    [pytest.mark.model_checks, *(getattr(pytest.mark, m) for m, _ in check.markers)]
+                )
             for variant in check.variants(art.manifest) if check.variants else [None]:
                 # pytest 9 builds a node id from originalname + callspec; with neither, from the full name
                 item = CheckItem.from_parent(
@@ -366,14 +367,23 @@ class ArtifactModule(pytest.Module):
                 )
                 fixtureinfo.setdefault(fn.__name__, item._fixtureinfo)
                 item.stash[ITEM_KEY] = (art, variant, name)
-                device_marks = (
-                    [getattr(pytest.mark, variant), *([no_benchmark] if no_benchmark else [])]
-                    if check.per_device
-                    else []
-                )
-                for mark in (*marks, *device_marks):
-                    item.add_marker(mark)
+                if check.per_device:
+                    key = (name, variant)
+                    if key not in marks_of:
+                        decorators = [getattr(pytest.mark, variant), *([no_benchmark] if no_benchmark else [])]
+                        marks_of[key] = _marks(marks[2] + decorators)
+                    own, keywords, _ = marks_of[key]
+                else:
+                    own, keywords, _ = marks
+                item.own_markers.extend(own)
+                item.keywords.update(keywords)
                 yield item
+
+
+def _marks(decorators: list) -> tuple[list, dict, list]:
+    """(the marks, {name: mark}, the decorators): what Node.add_marker adds for each decorator, in order (the
+    keywords' values are the marks, as pytest 9 keeps them; -k reads only their names)."""
+    return [d.mark for d in decorators], {d.name: d.mark for d in decorators}, decorators
 
 
 def _device_params(arts: list) -> list:
