@@ -132,7 +132,8 @@ def discover(roots: list[Path]) -> list[Artifact]:
             refused = refused or policy_error or _unreadable(root, d, MANIFEST, display)
             m = None
             if not refused:
-                m, refused = _read(partial(load_manifest, d / MANIFEST, display, policy or {}, policy_display), display)
+                path = os.path.join(text, MANIFEST)  # text: the loader only opens it (a Path costs more than the open)
+                m, refused = _read(partial(load_manifest, path, display, policy or {}, policy_display), display)
             if m is None:
                 found.append(Artifact(id=f"invalid:{rel}", root=root, dir=d, manifest=None, error=refused))
             else:
