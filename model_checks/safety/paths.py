@@ -77,18 +77,20 @@ def _realpath_below(lexical: str, root_abs: str, real_root: str, ident: tuple[in
     The common case, no link anywhere below the root, costs an lstat a component below the root rather than one
     for every component from `/`. Where the kept `real_root` still names that same directory (one stat), each
     component below it is lstat'ed now and must be there and not be a link; the answer is then `real_root` and
-    those components: a path into the root's own directory with no link in it, which is what realpath finds.
+    those components: the root's own directory (the same device and inode) and, below it, no link, which is what
+    realpath finds (spelled through the root's kept realpath).
     Anything else (a link below the root, a component missing or not a directory, the kept path no longer naming
     the root) is os.path.realpath's to answer, from `/`. So a link swapped in below the root is still seen as a
     link and judged by where it leads now."""
     if os.sep != "/" or os.altsep:
         return os.path.realpath(lexical)
-    try:
-        st = os.stat(real_root)
-    except OSError:
-        return os.path.realpath(lexical)
-    if (st.st_dev, st.st_ino) != ident:
-        return os.path.realpath(lexical)
+    if real_root != root_abs:  # (a root that is its own realpath was stat'ed just now, as `ident`)
+        try:
+            st = os.stat(real_root)
+        except OSError:
+            return os.path.realpath(lexical)
+        if (st.st_dev, st.st_ino) != ident:
+            return os.path.realpath(lexical)
     path = real_root.rstrip("/")
     for part in lexical[len(root_abs) :].split("/"):
         if not part:
