@@ -207,7 +207,8 @@ class Gate:
         last: dict[Path, str] = {}
         runs: list[tuple[Any, pytest.Item]] = []  # (artifact, its last item) for each run of items of one artifact
         for item in session.items:
-            art = artifact_of(item)
+            known = item.stash.get(ITEM_KEY, None)  # a gate item's own artifact (artifact_of, without a second lookup)
+            art = known[0] if known is not None else artifact_of(item)
             if runs and runs[-1][0] is art:
                 runs[-1] = (art, item)
             else:
