@@ -203,7 +203,12 @@ class Gate:
         metafunc.parametrize("model_checks_artifact", arts, ids=[a.id for a in arts], scope="function")
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """Plan releases: each model is released after the last test that may need it."""
+        self._start_workers(session)
+
+    def _release_plan(self, session: pytest.Session) -> dict[str, list[Path]]:
+        """Plan releases: each model is released after the last test that may need it. Made at the first teardown
+        (`pytest_runtest_teardown`), from the same final list of items: a run that collects and runs nothing
+        (--collect-only, --co under xdist's controller) does not resolve every artifact's models for it."""
         last: dict[Path, str] = {}
         runs: list[tuple[Any, pytest.Item]] = []  # (artifact, its last item) for each run of items of one artifact
         for item in session.items:
@@ -220,8 +225,7 @@ class Gate:
         plan: dict[str, list[Path]] = {}
         for p, nodeid in last.items():
             plan.setdefault(nodeid, []).append(p)
-        session.config.stash[RELEASE_KEY] = plan
-        self._start_workers(session)
+        return plan
 
     def _start_workers(self, session: pytest.Session) -> None:
         """Start the workers the selected checks run in now: their start-up (an interpreter, the runtime's import)
@@ -249,7 +253,10 @@ class Gate:
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
-        for p in item.config.stash.get(RELEASE_KEY, {}).get(item.nodeid, []):
+        plan = item.config.stash.get(RELEASE_KEY, None)
+        if plan is None:
+            plan = item.config.stash[RELEASE_KEY] = self._release_plan(item.session)
+        for p in plan.get(item.nodeid, []):
             self.gs.pool.release(p)
 
     def _interrupt_on_sigterm(self) -> None:

@@ -55,3 +55,32 @@ def test_without_pytest_benchmark_a_budget_item_carries_the_skip(pytester, arts)
     assert item.get_closest_marker("skip").kwargs == {
         "reason": "pytest-benchmark is disabled (-p no:benchmark): budgets are measured through its benchmark fixture"
     }
+
+
+def test_the_release_plan_is_made_at_the_first_teardown_from_the_final_items(pytester, arts, monkeypatch):
+    """A listing (--collect-only) resolves no artifact's models for a plan it never uses; a run makes the plan from
+    the items it runs, before the first release: each model after the last item that may need it."""
+    from model_checks.core.session import GateSession
+
+    asked = []
+    models_of = GateSession.models_of
+    monkeypatch.setattr(GateSession, "models_of", lambda self, a: asked.append(a.id) or models_of(self, a))
+    pytester.runpytest_inprocess("--model-checks", "arts", "-p", "no:cacheprovider", "--collect-only", "-q")
+    assert asked == []
+    pytester.makeconftest(
+        "import pytest\n"
+        "from model_checks.plugin.state import RELEASE_KEY\n"
+        "@pytest.hookimpl(trylast=True)\n"
+        "def pytest_sessionfinish(session):\n"
+        "    plan = session.config.stash[RELEASE_KEY]\n"
+        "    print('PLAN', sorted((k.split('::')[1], [p.parent.name for p in v]) for k, v in plan.items()))\n"
+        "    print('ITEMS', [i.nodeid.split('::')[1] for i in session.items])\n"
+    )
+    r = pytester.runpytest_inprocess("--model-checks", "arts", "-p", "no:cacheprovider", "-s", "-k", "manifest or b")
+    assert r.parseoutcomes()["deselected"] == 8 and "failed" not in r.parseoutcomes()
+    assert sorted(asked) == ["a@1.0", "b@1.0"]  # once an artifact
+    said = {k: line.partition(k + " ")[2] for line in r.outlines for k in ("PLAN", "ITEMS") if k + " [" in line}
+    items = eval(said["ITEMS"])  # noqa: S307 - our own print
+    last = {a: [i for i in items if f"[{a}@" in i][-1] for a in "ab"}
+    assert last == {"a": "test_manifest[a@1.0]", "b": "test_accuracy[b@1.0]"}
+    assert said["PLAN"] == str(sorted((last[a], [a]) for a in "ab"))
