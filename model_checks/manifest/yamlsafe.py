@@ -364,7 +364,7 @@ def _read_lines(text: str) -> Any:  # noqa: C901 - one loop over lines, as _fast
             raise _Other
         if is_list:
             if key is None:
-                container.append(_value(item))
+                container.append(_value_of(item))
                 continue
             container.append(new := {})
             ind += 2
@@ -378,7 +378,7 @@ def _read_lines(text: str) -> Any:  # noqa: C901 - one loop over lines, as _fast
         if value is None:
             pending = (container, k, ind)
             continue
-        container[k] = _value(value)
+        container[k] = _value_of(value)
         if container is root and k == "version" and value[0] not in "[{'\"":
             version = value
     if pending is not None:
@@ -389,6 +389,22 @@ def _read_lines(text: str) -> Any:  # noqa: C901 - one loop over lines, as _fast
     if not root:
         raise _Other  # an empty document (or only comments): rare, the general readers say what it is
     return _version_as_written(root, version)
+
+
+_VALUES_SEEN: dict[str, Any] = {}  # a scalar's text as written -> its value (immutable: text, number, bool, None)
+_NOTHING = object()
+
+
+def _value_of(text: str) -> Any:
+    """`_value`, remembered for scalars (manifests repeat the same few: `model.onnx`, `fp32`, `'1.0'`)."""
+    value = _VALUES_SEEN.get(text, _NOTHING)
+    if value is _NOTHING:
+        value = _value(text)
+        if type(value) is not list and type(value) is not dict and len(text) <= 64:
+            if len(_VALUES_SEEN) >= _PLAIN_SEEN_MAX:
+                _VALUES_SEEN.clear()
+            _VALUES_SEEN[text] = value
+    return value
 
 
 def _value(text: str) -> Any:

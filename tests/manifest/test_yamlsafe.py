@@ -460,3 +460,16 @@ def test_a_file_is_read_to_its_end_and_no_further(tmp_path):
         assert len(_read_at_most(fd, 10)) == 10 and len(_read_at_most(fd, 10**9)) == MAX_MANIFEST_BYTES - 10
     finally:
         os.close(fd)
+
+
+def test_remembered_values_are_the_values_the_text_means():
+    """A scalar's text read once is read the same again (texts, numbers, null; never a list or mapping, which the
+    reader of the second document could change)."""
+    from model_checks.manifest import yamlsafe
+
+    for _ in range(2):
+        got = yamlsafe._lines("a: 1\nb: '1'\nc: ~\nd: [1]\ne: {f: 1}\ng:\n- 1\n- '1'\n")
+        assert _typed(got) == _typed({"a": 1, "b": "1", "c": None, "d": [1], "e": {"f": 1}, "g": [1, "1"]})
+        got["d"].append(2)
+        got["e"]["x"] = 1
+    assert "[1]" not in yamlsafe._VALUES_SEEN and "{f: 1}" not in yamlsafe._VALUES_SEEN
