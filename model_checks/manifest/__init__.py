@@ -91,6 +91,8 @@ def _semantic_problems(data: dict[str, Any]) -> list[str]:
     if "min" in opset and "max" in opset and opset["min"] > opset["max"]:
         problems.append(f"limits.opset: min {opset['min']} is greater than max {opset['max']}")
     for side in ("inputs", "outputs"):
+        if not data.get(side):
+            continue  # (most manifests declare neither)
         names = [t["name"] for t in data.get(side) or []]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -106,10 +108,10 @@ def _semantic_problems(data: dict[str, Any]) -> list[str]:
             "serving.rate_per_s: required (in metadata.yaml or the root's policy.yaml): the open-loop arrival rate"
         )
     tol = data.get("tolerance") or {}
-    effective = {m: tol.get(m, "default") for m in ("rel_l2", "mae", "max_abs", "top1_agreement")}
-    effective.setdefault("rel_l2", "default")
-    if all(v is None for m, v in effective.items() if m in ("rel_l2", "mae")) and not any(
-        effective[m] not in (None, "default") for m in ("max_abs", "top1_agreement")
+    if (
+        tol.get("rel_l2", "default") is None
+        and tol.get("mae", "default") is None
+        and not any(tol.get(m, "default") not in (None, "default") for m in ("max_abs", "top1_agreement"))
     ):
         problems.append("tolerance: every metric is null, so equivalence could pass anything; keep at least one")
     return problems

@@ -185,3 +185,54 @@ def test_guess_format_remembers_per_file_and_forgets_when_the_frameworks_change(
     every = registry.frameworks()
     monkeypatch.setattr(registry, "frameworks", lambda: tuple(f for f in every if "onnx" not in f.formats))
     assert guess_format("model.onnx") is None
+
+
+def _semantic_reference(data):
+    """manifest._semantic_problems as e8e4d9f wrote it (the rules, in their order)."""
+    problems = []
+    opset = (data.get("limits") or {}).get("opset") or {}
+    if "min" in opset and "max" in opset and opset["min"] > opset["max"]:
+        problems.append(f"limits.opset: min {opset['min']} is greater than max {opset['max']}")
+    for side in ("inputs", "outputs"):
+        names = [t["name"] for t in data.get(side) or []]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            problems.append(f"{side}: names are not unique: {', '.join(dupes)}")
+        for i, t in enumerate(data.get(side) or []):
+            r = t.get("range")
+            if r and r[0] > r[1]:
+                problems.append(f"{side}[{i}].range: low {r[0]} is greater than high {r[1]}")
+    if data.get("serving") is not None and (data.get("serving") or {}).get("rate_per_s") is None:
+        problems.append(
+            "serving.rate_per_s: required (in metadata.yaml or the root's policy.yaml): the open-loop arrival rate"
+        )
+    tol = data.get("tolerance") or {}
+    effective = {m: tol.get(m, "default") for m in ("rel_l2", "mae", "max_abs", "top1_agreement")}
+    effective.setdefault("rel_l2", "default")
+    if all(v is None for m, v in effective.items() if m in ("rel_l2", "mae")) and not any(
+        effective[m] not in (None, "default") for m in ("max_abs", "top1_agreement")
+    ):
+        problems.append("tolerance: every metric is null, so equivalence could pass anything; keep at least one")
+    return problems
+
+
+def test_the_cross_key_rules_say_what_they_said():
+    """Every combination of set, null and missing tolerance metrics, and of inputs/outputs (none, empty, duplicate
+    names, reversed ranges), gives the same problems in the same order as before."""
+    import itertools
+
+    from model_checks.manifest import _semantic_problems
+
+    missing = object()
+    sides = [missing, None, [], [{"name": "x"}], [{"name": "x"}, {"name": "x", "range": [2, 1]}]]
+    tolerances = [missing, None, {}]
+    for values in itertools.product([missing, None, 0.0, 1e-3], repeat=4):
+        tolerances.append(
+            {m: v for m, v in zip(("rel_l2", "mae", "max_abs", "top1_agreement"), values) if v is not missing}
+        )
+    for tol, inputs, outputs in itertools.product(tolerances, sides, sides):
+        data = {"limits": {"opset": {"min": 14, "max": 13}}, "serving": {}}
+        for key, value in (("tolerance", tol), ("inputs", inputs), ("outputs", outputs)):
+            if value is not missing:
+                data[key] = value
+        assert _semantic_problems(data) == _semantic_reference(data), data
