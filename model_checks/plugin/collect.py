@@ -40,19 +40,21 @@ class Gate:
         self.saved: dict[tuple, int] = {}  # (artifact, check, device) -> sessions its saved baseline pools
         self.shard: set[str] | None = None  # the artifact ids of this run's shard (--model-checks-shard), None for all
         self._measuring: str | None = None  # the artifact whose workers' peak memory is being measured
+        self._base = os.path.join(config.rootpath, "")  # the rootdir with a separator after it
         self.selectors = [self._nodeid(_arg_path(config, a), a.partition("::")[2]) for a in selectors]
 
-    def _nodeid(self, path: Path, rest: str) -> str:
+    def _nodeid(self, path: Path | str, rest: str) -> str:
         """The node id of a manifest (or a selector naming one), its directory names escaped: they head every
         line of the log about the artifact, so a name from a pull request can never start a line or colour it."""
-        from model_checks.core.roots import relative
         from model_checks.safety.text import printable
 
-        text, base = os.fspath(path), os.path.join(self.config.rootpath, "")
+        text, base = os.fspath(path), self._base
         if os.sep == "/" and text.startswith(base) and os.path.normpath(text) == text:  # the usual case, as text
             rel = text[len(base) :]
         else:
-            rel = relative(path, self.config.rootpath)
+            from model_checks.core.roots import relative
+
+            rel = relative(Path(path), self.config.rootpath)
         return printable(f"{rel}::{rest}" if rest else rel)
 
     @staticmethod
@@ -124,7 +126,7 @@ class Gate:
         for art in self.gs.artifacts:
             if shard is not None and art.id not in shard:
                 continue
-            nodeid = self._nodeid(art.manifest_path, "")
+            nodeid = self._nodeid(os.path.join(art.dir, "metadata.yaml"), "")  # (text: art.manifest_path, as a Path)
             mod = ArtifactModule.from_parent(session, path=config.rootpath, name=art.id, nodeid=nodeid)
             mod.artifact = art
             new = [i for i in mod.collect() if self._selected(i.nodeid)] if self.selectors else list(mod.collect())
