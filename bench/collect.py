@@ -11,7 +11,8 @@ item. CPU time (the process's own) reads much the same on a loaded machine; wall
 Phases: `start` (interpreter, pytest, plugins imported, options), `configure` (the gate's configure: the checks'
 registry and the session), `discover` (pytest_sessionstart: every manifest read, validated and typed), `items`
 (the gate's items: pytest_collection up to the other plugins' modifyitems), `modifyitems` (the other plugins'),
-`finish` (pytest_collection_finish: the release plan), `end` (the report, session finish, exit).
+`finish` (pytest_collection_finish; the release plan is made at the first teardown, so not here), `end` (the
+report, session finish, exit).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -26,7 +27,11 @@ class Artifact:
     @cached_property  # fields never change (frozen); worked out once, not for every path it names
     def rel_dir(self) -> str:
         """The directory under its root, as shown to people (escaped: a directory name may hold anything)."""
-        rel = self.dir.relative_to(self.root).as_posix()
+        text, prefix = os.fspath(self.dir), os.path.join(self.root, "")
+        if text.startswith(prefix):  # the usual case, as text (what relative_to gives for paths below the root)
+            rel = text[len(prefix) :].replace(os.sep, "/")
+        else:
+            rel = self.dir.relative_to(self.root).as_posix()
         return printable(rel if rel != "." else self.root.name)
 
     @cached_property

@@ -17,24 +17,69 @@ MANIFEST = "metadata.yaml"
 POLICY = "policy.yaml"
 
 
-def _walk(root: Path):  # type: ignore[no-untyped-def]
+def _walk(root: Path, listing: list[tuple[str, list[str]]] | None = None):  # type: ignore[no-untyped-def]
     """Directories holding a metadata.yaml, in a stable order; hidden folders and symlinks are not entered.
 
     Yields (directory, why it is refused or None). A directory link whose target lies inside the root is
     skipped silently (the walk reaches its target anyway); one that leads out is refused, not ignored, so
-    an artifact cannot pass unchecked by living behind a link."""
-    real_root = os.path.realpath(root)
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
-        for d in dirnames:
-            link = os.path.join(dirpath, d)
-            if os.path.islink(link) and os.path.commonpath([real_root, os.path.realpath(link)]) != real_root:
+    an artifact cannot pass unchecked by living behind a link. `listing`, when given, gets (directory, its file
+    names sorted) for every directory walked, in the same order (`roots.python_files` reads it: one walk a root).
+
+    The order and the answers are os.walk's (followlinks=False, sub-directories sorted, top-down), taken from one
+    scandir of each directory: a sub-directory is a link or not as its entry says, not by one more lstat each."""
+    real_root = None
+    stack = [os.fspath(root)]
+    while stack:
+        dirpath = stack.pop()
+        try:
+            with os.scandir(dirpath) as it:
+                entries = list(it)
+        except OSError:
+            continue  # as os.walk: a folder that cannot be listed holds nothing found
+        dirs, files = [], []
+        for e in entries:
+            try:
+                is_dir = e.is_dir()
+            except OSError:
+                is_dir = False
+            if not is_dir:
+                files.append(e.name)
+            elif not e.name.startswith(".") and e.name != "__pycache__":
+                dirs.append(e)
+        dirs.sort(key=lambda e: e.name)
+        if listing is not None:
+            files.sort()
+            listing.append((dirpath, files))
+        below = []
+        for e in dirs:
+            if not e.is_symlink():
+                below.append(e.path)
+                continue
+            if real_root is None:
+                real_root = os.path.realpath(root)
+            if os.path.commonpath([real_root, os.path.realpath(e.path)]) != real_root:
                 yield (
-                    Path(link),
-                    f"{d} is a symlink to a directory outside the artifacts root; links are not followed (copy the artifact in instead)",
+                    Path(e.path),
+                    f"{e.name} is a symlink to a directory outside the artifacts root; links are not followed (copy the artifact in instead)",
                 )
-        if MANIFEST in filenames:
+        if MANIFEST in files:
             yield Path(dirpath), None
+        stack.extend(reversed(below))
+
+
+_LISTINGS: dict[str, list[tuple[str, list[str]]]] = {}  # root -> what the last discovery's walk of it listed
+
+
+def listing(root: Path) -> list[tuple[str, list[str]]]:
+    """(directory, its file names sorted) for every directory below `root` that discovery walks: the listing the
+    last discovery of `root` (the same absolute, normalized path) made, handed over once; else a fresh walk."""
+    known = _LISTINGS.pop(os.fspath(root), None)
+    if known is not None:
+        return known
+    out: list[tuple[str, list[str]]] = []
+    for _ in _walk(root, out):
+        pass
+    return out
 
 
 def _unreadable(root: Path, d: Path, name: str, display: str) -> str | None:
@@ -76,7 +121,8 @@ def discover(roots: list[Path]) -> list[Artifact]:
             policy, policy_error = _read(partial(load_policy, root / POLICY, policy_display), policy_display)
         prefix = os.path.join(root, "")  # the root with one separator after it: below it, a directory is prefix + rel
         shown_root = printable(root.name)
-        for d, refused in _walk(root):
+        walked: list[tuple[str, list[str]]] = []
+        for d, refused in _walk(root, walked):
             text = os.fspath(d)
             rel = (
                 text[len(prefix) :].replace(os.sep, "/") if text.startswith(prefix) else d.relative_to(root).as_posix()
@@ -86,11 +132,15 @@ def discover(roots: list[Path]) -> list[Artifact]:
             refused = refused or policy_error or _unreadable(root, d, MANIFEST, display)
             m = None
             if not refused:
-                m, refused = _read(partial(load_manifest, d / MANIFEST, display, policy or {}, policy_display), display)
+                path = os.path.join(text, MANIFEST)  # text: the loader only opens it (a Path costs more than the open)
+                m, refused = _read(partial(load_manifest, path, display, policy or {}, policy_display), display)
             if m is None:
                 found.append(Artifact(id=f"invalid:{rel}", root=root, dir=d, manifest=None, error=refused))
             else:
                 found.append(Artifact(id=printable(m.id), root=root, dir=d, manifest=m))
+        if len(_LISTINGS) >= 64:
+            _LISTINGS.clear()
+        _LISTINGS[os.fspath(root)] = walked
     return _break_ties(found)
 
 

@@ -7,9 +7,9 @@ import fnmatch
 import os
 import re
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
-from model_checks.core.discovery import MANIFEST
+from model_checks.core.discovery import MANIFEST, listing
 
 # Names a user may have meant for the manifest: each is reported when a root holds no artifact.
 NEAR_MISSES = ("metadata.yml", "Metadata.yaml", "metadata.yaml.txt", "metadata.json")
@@ -38,24 +38,17 @@ def unique(roots: Iterable[Path]) -> list[Path]:
     return out
 
 
-def _walk(root: Path) -> Iterator[tuple[str, list[str]]]:
-    """(directory, file names) below `root`, links not followed, hidden folders not entered, as discovery walks."""
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
-        yield dirpath, sorted(filenames)
-
-
 def python_files(root: Path, patterns: Iterable[str]) -> list[Path]:
     """Files under `root` pytest would import if it collected there: conftest.py and `python_files` matches."""
     pats = ["conftest.py", *patterns]
     # fnmatch.fnmatch(f, p) for any p, as one expression compiled once (a tree holds thousands of files)
     match = re.compile("|".join(fnmatch.translate(os.path.normcase(p)) for p in pats)).match
-    return [Path(d) / f for d, files in _walk(root) for f in files if match(os.path.normcase(f))]
+    return [Path(d) / f for d, files in listing(root) for f in files if match(os.path.normcase(f))]
 
 
 def near_misses(root: Path, limit: int = 5) -> list[Path]:
     """Files that look like a misnamed manifest (`metadata.yml`), the first `limit` of them."""
-    found = [Path(d) / f for d, files in _walk(root) for f in files if f in NEAR_MISSES]
+    found = [Path(d) / f for d, files in listing(root) for f in files if f in NEAR_MISSES]
     return found[:limit]
 
 

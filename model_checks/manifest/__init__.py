@@ -50,9 +50,29 @@ def load_policy(path: Path, display: str) -> dict[str, Any]:
     return data
 
 
+_GUESSED: dict[str, str | None] = {}  # file -> its format, for the frameworks in `_GUESSED_FOR`
+_GUESSED_FOR: list[Any] = [None]
+
+
 def guess_format(file: str) -> str | None:
     """The format a file's suffix implies (a folder's: the one stored as a directory), from the frameworks'
-    declarations; None when no framework claims it."""
+    declarations; None when no framework claims it. Remembered per file name while the declarations are the same
+    (a tree names the same few: `model.onnx`)."""
+    from model_checks.backends.registry import frameworks
+
+    declared = frameworks()
+    if _GUESSED_FOR[0] is not declared or len(_GUESSED) >= 4096:
+        _GUESSED.clear()
+        _GUESSED_FOR[0] = declared
+    try:
+        return _GUESSED[file]
+    except KeyError:
+        pass
+    fmt = _GUESSED[file] = _guess_format(file)
+    return fmt
+
+
+def _guess_format(file: str) -> str | None:
     from model_checks.backends.registry import DIRECTORY, format_by_suffix
 
     by_suffix = format_by_suffix()
@@ -71,6 +91,8 @@ def _semantic_problems(data: dict[str, Any]) -> list[str]:
     if "min" in opset and "max" in opset and opset["min"] > opset["max"]:
         problems.append(f"limits.opset: min {opset['min']} is greater than max {opset['max']}")
     for side in ("inputs", "outputs"):
+        if not data.get(side):
+            continue  # (most manifests declare neither)
         names = [t["name"] for t in data.get(side) or []]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -86,10 +108,10 @@ def _semantic_problems(data: dict[str, Any]) -> list[str]:
             "serving.rate_per_s: required (in metadata.yaml or the root's policy.yaml): the open-loop arrival rate"
         )
     tol = data.get("tolerance") or {}
-    effective = {m: tol.get(m, "default") for m in ("rel_l2", "mae", "max_abs", "top1_agreement")}
-    effective.setdefault("rel_l2", "default")
-    if all(v is None for m, v in effective.items() if m in ("rel_l2", "mae")) and not any(
-        effective[m] not in (None, "default") for m in ("max_abs", "top1_agreement")
+    if (
+        tol.get("rel_l2", "default") is None
+        and tol.get("mae", "default") is None
+        and not any(tol.get(m, "default") not in (None, "default") for m in ("max_abs", "top1_agreement"))
     ):
         problems.append("tolerance: every metric is null, so equivalence could pass anything; keep at least one")
     return problems

@@ -50,6 +50,8 @@ KEYWORDS = frozenset(
         "propertyNames",
     }
 )
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_SEEN_MAX = 4096  # answers kept per mapping schema
 UNIQUE_MAX = 256  # uniqueItems over longer lists is left to jsonschema (its own algorithm, whatever the cost)
 _JSON_TYPES = (dict, list, str, int, float, bool, type(None))
 
@@ -209,6 +211,10 @@ class _Compiler:
         least = schema.get("minProperties", 0)
         names = self.node(schema["propertyNames"]) if "propertyNames" in schema else None
 
+        # (key, type, value) -> the answer for it, for scalar values: manifests repeat the same few (`precision:
+        # fp32`), and each answer is a pure function of the key and the value (of its type: 1 is not True or 1.0)
+        seen: dict[tuple, bool] = {}
+
         def test(x: Any) -> bool:
             if type(x) is not dict:
                 return True
@@ -220,13 +226,19 @@ class _Compiler:
             for k, v in x.items():
                 if type(k) is not str:
                     raise Unsure("a key that is not text")
-                if names is not None and not names(k):
-                    return False
+                t = type(v)
+                scalar = t in _SCALARS and (t is not str or len(v) <= 64)  # (no long text kept)
+                if scalar:
+                    known = seen.get((k, t, v))
+                    if known is not None:
+                        if not known:
+                            return False
+                        continue
                 p = props.get(k)
-                if p is not None:
-                    if not p(v):
-                        return False
-                elif extra is not None and not extra(v):
+                ok = (names is None or names(k)) and (p(v) if p is not None else (extra is None or extra(v)))
+                if scalar and len(seen) < _SEEN_MAX:
+                    seen[(k, t, v)] = bool(ok)
+                if not ok:
                     return False
             return True
 

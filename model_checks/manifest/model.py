@@ -219,9 +219,12 @@ class Manifest:
         return (opt,) if isinstance(opt, str) else tuple(opt)
 
 
+_DEFAULT_LIMITS = {k: Limit(v, "default (model-checks)") for k, v in DEFAULT_TOLERANCE.items()}
+
+
 def build_tolerance(merged: dict[str, Any], sources: dict[str, str]) -> Tolerance:
     tol = merged.get("tolerance") or {}
-    base: dict[str, Limit] = {k: Limit(v, "default (model-checks)") for k, v in DEFAULT_TOLERANCE.items()}
+    base: dict[str, Limit] = dict(_DEFAULT_LIMITS)  # a Limit is frozen: every manifest may share the defaults'
     for metric in METRICS:
         if metric in tol:
             src = sources.get(f"tolerance.{metric}", "metadata.yaml")

@@ -13,27 +13,28 @@ def merge(
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Deep-merge the policy under the manifest; return the result and the file that set each key path."""
     sources: dict[str, str] = {}
-
-    def walk(base: Any, over: Any, prefix: str, name: str) -> Any:
-        if isinstance(base, dict) and isinstance(over, dict):
-            out = dict(base)
-            for k, v in over.items():
-                path = f"{prefix}.{k}" if prefix else str(k)
-                out[k] = walk(base.get(k), v, path, name)
-            return out
-        record(over, prefix, name)
-        return over
-
-    def record(value: Any, prefix: str, name: str) -> None:
-        sources[prefix] = name
-        if isinstance(value, dict):
-            for k, v in value.items():
-                record(v, f"{prefix}.{k}", name)
-
     merged: dict[str, Any] = {}
     for key in POLICY_KEYS:
         if key in policy:
-            merged[key] = walk(None, policy[key], key, policy_name)
+            merged[key] = _walk(None, policy[key], key, policy_name, sources)
     for key, value in manifest.items():
-        merged[key] = walk(merged.get(key), value, key, manifest_name)
+        merged[key] = _walk(merged.get(key), value, key, manifest_name, sources)
     return merged, sources
+
+
+def _walk(base: Any, over: Any, prefix: str, name: str, sources: dict[str, str]) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            path = f"{prefix}.{k}" if prefix else str(k)
+            out[k] = _walk(base.get(k), v, path, name, sources)
+        return out
+    _record(over, prefix, name, sources)
+    return over
+
+
+def _record(value: Any, prefix: str, name: str, sources: dict[str, str]) -> None:
+    sources[prefix] = name
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _record(v, f"{prefix}.{k}", name, sources)

@@ -156,7 +156,11 @@ def validate(data: Any, kind: str = "metadata") -> list[str]:
     )
     for err in errors:
         problems.extend(_describe(err, schema(kind)))
-    for path, value in _numbers(data, GATED_SECTIONS):
+    numbers: list[tuple[tuple, float]] = []
+    for key, value in data.items():
+        if key in GATED_SECTIONS:
+            _numbers(value, (key,), numbers)
+    for path, value in numbers:
         where = key_path(path)
         if math.isnan(value) or math.isinf(value):
             problems.append(
@@ -171,14 +175,13 @@ def validate(data: Any, kind: str = "metadata") -> list[str]:
 GATED_SECTIONS = ("tolerance", "limits", "budgets", "serving")
 
 
-def _numbers(node: Any, keys: tuple[str, ...] | None = None, path: tuple = ()) -> Any:
-    """(key path, value) of every number under the top-level `keys` (bools are not numbers here)."""
+def _numbers(node: Any, path: tuple, out: list[tuple[tuple, float]]) -> None:
+    """Add (key path, value) of every number under `node` to `out`, in document order (bools are not numbers)."""
     if isinstance(node, dict):
         for k, v in node.items():
-            if keys is None or k in keys:
-                yield from _numbers(v, None, (*path, k))
+            _numbers(v, (*path, k), out)
     elif isinstance(node, list):
         for i, v in enumerate(node):
-            yield from _numbers(v, None, (*path, i))
+            _numbers(v, (*path, i), out)
     elif isinstance(node, (int, float)) and not isinstance(node, bool):
-        yield path, float(node)
+        out.append((path, float(node)))

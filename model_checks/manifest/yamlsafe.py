@@ -288,12 +288,178 @@ def _fast(text: str) -> tuple[bool, Any]:
     return True, _version_as_written(root, version)
 
 
+# -- the common shape, read line by line ---------------------------------------------------------------------------
+# Nearly every manifest is block mappings and lists of plain or simply quoted scalars, with short flow lists and
+# mappings of plain scalars (`shape: [batch, 3]`, `tolerance: {rel_l2: 1e-3}`). `_lines` reads exactly that
+# shape without libyaml's events (a third of the cost of reading a manifest), and answers None for anything else:
+# then `_fast` and the pure-Python loader read the text as before, so every refusal and message comes from them.
+# Scalars are resolved by the same `_plain` as on the fast path; what `_lines` must get right is only the text of
+# each scalar and which container it belongs to (tests/manifest/test_yamlsafe.py compares it with the pure-Python
+# loader on generated and mutated documents).
+_LINE = re.compile(r"( *)(- )?(?:([A-Za-z_][A-Za-z0-9_.-]{0,127}):(?: +(.+))?|(.+))")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
+# a plain scalar on one line, of characters that mean nothing to YAML there (no `:#,[]{}&*!|>'"%@?` and no tab);
+# a leading `-` only before a letter, a digit or a dot (`-1`, `-.5`: `- ` starts a list item)
+_PLAIN = re.compile(r"(?:-[A-Za-z0-9.]|[A-Za-z0-9_./()+~=^$])(?:[A-Za-z0-9_./()+~=^$ -]*[A-Za-z0-9_./()+~=^$-])?")
+_AWKWARD = re.compile(r"[\x00-\x09\x0b-\x1f\x7f&*!\\\r]")  # control characters, tabs, CR, anchors, aliases, tags
+_LINES_DEPTH = 16  # deeper documents are left to the readers that count depth and say so
+
+
+class _Other(Exception):
+    """Not the common shape: the text goes to the general readers."""
+
+
+def _lines(text: str) -> Any:
+    """The document, read line by line, or None where its text is not the common shape (see above)."""
+    if not text.isascii() or _AWKWARD.search(text):
+        return None
+    try:
+        return _read_lines(text)
+    except Exception:  # noqa: BLE001 - _Other, or a scalar the resolver cannot build (`._`): the general readers
+        return None  # then read it exactly as they did before, and say what they said
+
+
+def _read_lines(text: str) -> Any:  # noqa: C901 - one loop over lines, as _fast is one loop over events
+    root: dict[str, Any] = {}
+    stack: list[tuple[int, Any, bool]] = [(0, root, False)]  # (indent, container, is a list)
+    pending: tuple[dict, str, int] | None = None  # a `key:` with nothing after it: (its mapping, key, indent)
+    version: str | None = None
+    match = _LINE.fullmatch
+    for line in text.split("\n"):
+        line = line.rstrip(" ")
+        if not line or line.lstrip(" ")[0] == "#":
+            continue  # a blank line or a whole-line comment
+        if "#" in line:
+            raise _Other
+        m = match(line)
+        if m is None:
+            raise _Other
+        indent, dash, key, value, item = m.groups()
+        ind = len(indent)
+        if pending is not None:  # what follows `key:` is its value: a nested block, or nothing (null)
+            parent, pkey, pind = pending
+            pending = None
+            if dash and ind >= pind:
+                parent[pkey] = new = []
+                stack.append((ind, new, True))
+            elif not dash and ind > pind:
+                parent[pkey] = new = {}
+                stack.append((ind, new, False))
+            else:
+                parent[pkey] = None
+                if parent is root and pkey == "version":
+                    version = ""  # as libyaml reads an empty value
+        is_list = dash is not None
+        while True:
+            sind, container, seq = stack[-1]
+            if sind == ind and seq == is_list:
+                break
+            if sind > ind or (sind == ind and seq):
+                stack.pop()
+                if not stack:
+                    raise _Other
+                continue
+            raise _Other  # deeper than the block it is in (a continued scalar), or an item among keys
+        if len(stack) > _LINES_DEPTH:
+            raise _Other
+        if is_list:
+            if key is None:
+                container.append(_value_of(item))
+                continue
+            container.append(new := {})
+            ind += 2
+            stack.append((ind, new, False))
+            container = new
+        elif key is None:
+            raise _Other  # a bare scalar among keys
+        k = _plain(key)
+        if type(k) is not str or k in container:
+            raise _Other  # a key that is not text, or a duplicate: the general readers refuse it with its line
+        if value is None:
+            pending = (container, k, ind)
+            continue
+        container[k] = _value_of(value)
+        if container is root and k == "version" and value[0] not in "[{'\"":
+            version = value
+    if pending is not None:
+        parent, pkey, _ = pending
+        parent[pkey] = None
+        if parent is root and pkey == "version":
+            version = ""
+    if not root:
+        raise _Other  # an empty document (or only comments): rare, the general readers say what it is
+    return _version_as_written(root, version)
+
+
+_VALUES_SEEN: dict[str, Any] = {}  # a scalar's text as written -> its value (immutable: text, number, bool, None)
+_NOTHING = object()
+
+
+def _value_of(text: str) -> Any:
+    """`_value`, remembered for scalars (manifests repeat the same few: `model.onnx`, `fp32`, `'1.0'`)."""
+    value = _VALUES_SEEN.get(text, _NOTHING)
+    if value is _NOTHING:
+        value = _value(text)
+        if type(value) is not list and type(value) is not dict and len(text) <= 64:
+            if len(_VALUES_SEEN) >= _PLAIN_SEEN_MAX:
+                _VALUES_SEEN.clear()
+            _VALUES_SEEN[text] = value
+    return value
+
+
+def _value(text: str) -> Any:
+    first = text[0]
+    if first == "[":
+        if text[-1] != "]":
+            raise _Other
+        inner = text[1:-1].strip(" ")
+        return [_flow(t) for t in inner.split(",")] if inner else []
+    if first == "{":
+        if text[-1] != "}":
+            raise _Other
+        inner = text[1:-1].strip(" ")
+        out: dict[str, Any] = {}
+        for pair in inner.split(",") if inner else ():
+            k, sep, v = pair.strip(" ").partition(": ")
+            if not sep or _KEY.fullmatch(k) is None:
+                raise _Other
+            key = _plain(k)
+            if type(key) is not str or key in out:
+                raise _Other
+            out[key] = _flow(v)
+        return out
+    return _scalar(text)
+
+
+def _scalar(text: str) -> Any:
+    """A scalar in block context: plain, or quoted without a quote or backslash inside."""
+    first = text[0]
+    if first == "'" or first == '"':
+        if len(text) >= 2 and text[-1] == first and first not in text[1:-1]:
+            return text[1:-1]
+        raise _Other
+    if _PLAIN.fullmatch(text) is None:
+        raise _Other
+    return _plain(text)
+
+
+def _flow(text: str) -> Any:
+    """A plain scalar inside `[...]` or `{...}`."""
+    text = text.strip(" ")
+    if _PLAIN.fullmatch(text) is None:
+        raise _Other
+    return _plain(text)
+
+
 def load_yaml_text(text: str, file: str) -> Any:
     """Parse manifest text; every refusal is a ManifestError that names the file."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_MANIFEST_BYTES:
         raise ManifestError(file, f"larger than {MAX_MANIFEST_BYTES // 1024} KiB; a manifest is a small file")
     if "\x00" in text:
         raise ManifestError(file, "is binary, not YAML text")
+    data = _lines(text)
+    if data is not None:
+        return data
     try:
         done, data = _fast(text)
         if done:
@@ -325,6 +491,19 @@ def load_yaml_text(text: str, file: str) -> Any:
         loader.dispose()
 
 
+def _read_at_most(fd: int, limit: int) -> bytes:
+    """Up to `limit` bytes of an open file, to its end (os.read on the descriptor: a buffered file object around it
+    costs as much as the read of a small manifest)."""
+    chunks = []
+    while limit > 0:
+        chunk = os.read(fd, limit)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        limit -= len(chunk)
+    return b"".join(chunks)
+
+
 def load_yaml_file(path: Path, display: str | None = None) -> Any:
     """Read and parse a manifest file, refusing oversized, undecodable or non-regular files before parsing.
 
@@ -335,7 +514,7 @@ def load_yaml_file(path: Path, display: str | None = None) -> Any:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except OSError as e:
         raise ManifestError(name, f"cannot be read ({e.strerror})") from None
-    with os.fdopen(fd, "rb") as f:
+    try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ManifestError(
@@ -345,7 +524,9 @@ def load_yaml_file(path: Path, display: str | None = None) -> Any:
             raise ManifestError(
                 name, f"is {st.st_size} bytes, larger than {MAX_MANIFEST_BYTES // 1024} KiB; a manifest is a small file"
             )
-        raw = f.read(MAX_MANIFEST_BYTES + 1)
+        raw = _read_at_most(fd, MAX_MANIFEST_BYTES + 1)
+    finally:
+        os.close(fd)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

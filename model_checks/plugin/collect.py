@@ -40,19 +40,21 @@ class Gate:
         self.saved: dict[tuple, int] = {}  # (artifact, check, device) -> sessions its saved baseline pools
         self.shard: set[str] | None = None  # the artifact ids of this run's shard (--model-checks-shard), None for all
         self._measuring: str | None = None  # the artifact whose workers' peak memory is being measured
+        self._base = os.path.join(config.rootpath, "")  # the rootdir with a separator after it
         self.selectors = [self._nodeid(_arg_path(config, a), a.partition("::")[2]) for a in selectors]
 
-    def _nodeid(self, path: Path, rest: str) -> str:
+    def _nodeid(self, path: Path | str, rest: str) -> str:
         """The node id of a manifest (or a selector naming one), its directory names escaped: they head every
         line of the log about the artifact, so a name from a pull request can never start a line or colour it."""
-        from model_checks.core.roots import relative
         from model_checks.safety.text import printable
 
-        text, base = os.fspath(path), os.path.join(self.config.rootpath, "")
+        text, base = os.fspath(path), self._base
         if os.sep == "/" and text.startswith(base) and os.path.normpath(text) == text:  # the usual case, as text
             rel = text[len(base) :]
         else:
-            rel = relative(path, self.config.rootpath)
+            from model_checks.core.roots import relative
+
+            rel = relative(Path(path), self.config.rootpath)
         return printable(f"{rel}::{rest}" if rest else rel)
 
     @staticmethod
@@ -124,10 +126,10 @@ class Gate:
         for art in self.gs.artifacts:
             if shard is not None and art.id not in shard:
                 continue
-            nodeid = self._nodeid(art.manifest_path, "")
+            nodeid = self._nodeid(os.path.join(art.dir, "metadata.yaml"), "")  # (text: art.manifest_path, as a Path)
             mod = ArtifactModule.from_parent(session, path=config.rootpath, name=art.id, nodeid=nodeid)
             mod.artifact = art
-            new = [i for i in mod.collect() if self._selected(i.nodeid)]
+            new = [i for i in mod.collect() if self._selected(i.nodeid)] if self.selectors else list(mod.collect())
             if not new:
                 continue
             hook.pytest_collectstart(collector=mod)
@@ -203,11 +205,17 @@ class Gate:
         metafunc.parametrize("model_checks_artifact", arts, ids=[a.id for a in arts], scope="function")
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """Plan releases: each model is released after the last test that may need it."""
+        self._start_workers(session)
+
+    def _release_plan(self, session: pytest.Session) -> dict[str, list[Path]]:
+        """Plan releases: each model is released after the last test that may need it. Made at the first teardown
+        (`pytest_runtest_teardown`), from the same final list of items: a run that collects and runs nothing
+        (--collect-only, --co under xdist's controller) does not resolve every artifact's models for it."""
         last: dict[Path, str] = {}
         runs: list[tuple[Any, pytest.Item]] = []  # (artifact, its last item) for each run of items of one artifact
         for item in session.items:
-            art = artifact_of(item)
+            known = item.stash.get(ITEM_KEY, None)  # a gate item's own artifact (artifact_of, without a second lookup)
+            art = known[0] if known is not None else artifact_of(item)
             if runs and runs[-1][0] is art:
                 runs[-1] = (art, item)
             else:
@@ -219,8 +227,7 @@ class Gate:
         plan: dict[str, list[Path]] = {}
         for p, nodeid in last.items():
             plan.setdefault(nodeid, []).append(p)
-        session.config.stash[RELEASE_KEY] = plan
-        self._start_workers(session)
+        return plan
 
     def _start_workers(self, session: pytest.Session) -> None:
         """Start the workers the selected checks run in now: their start-up (an interpreter, the runtime's import)
@@ -248,7 +255,10 @@ class Gate:
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
-        for p in item.config.stash.get(RELEASE_KEY, {}).get(item.nodeid, []):
+        plan = item.config.stash.get(RELEASE_KEY, None)
+        if plan is None:
+            plan = item.config.stash[RELEASE_KEY] = self._release_plan(item.session)
+        for p in plan.get(item.nodeid, []):
             self.gs.pool.release(p)
 
     def _interrupt_on_sigterm(self) -> None:
@@ -345,17 +355,18 @@ class ArtifactModule(pytest.Module):
                 reason="pytest-benchmark is disabled (-p no:benchmark): budgets are measured through its benchmark fixture"
             )
         )
-        marks_of = self.config.stash.setdefault(MARKS_KEY, {})  # check name -> its marks, made once a session
+        # check name -> its marks and their keywords, made once a session (as Node.add_marker adds each: the mark
+        # to own_markers and under its name to the keywords; all of them at once)
+        marks_of = self.config.stash.setdefault(MARKS_KEY, {})
         gate = self.obj  # the gate's test module (a property: asked once here, not once per check)
         for name in applicable(art, nightly=options(self.config).nightly_report is not None):
             check = get(name)
             fn = gate.run_per_device if check.per_device else gate.run_check
             marks = marks_of.get(name)
             if marks is None:
-                marks = marks_of[name] = [
-                    pytest.mark.model_checks,
-                    *(getattr(pytest.mark, m) for m, _ in check.markers),
-                ]
+                marks = marks_of[name] = _marks(
+                    [pytest.mark.model_checks, *(getattr(pytest.mark, m) for m, _ in check.markers)]
+                )
             for variant in check.variants(art.manifest) if check.variants else [None]:
                 # pytest 9 builds a node id from originalname + callspec; with neither, from the full name
                 item = CheckItem.from_parent(
@@ -366,14 +377,23 @@ class ArtifactModule(pytest.Module):
                 )
                 fixtureinfo.setdefault(fn.__name__, item._fixtureinfo)
                 item.stash[ITEM_KEY] = (art, variant, name)
-                device_marks = (
-                    [getattr(pytest.mark, variant), *([no_benchmark] if no_benchmark else [])]
-                    if check.per_device
-                    else []
-                )
-                for mark in (*marks, *device_marks):
-                    item.add_marker(mark)
+                if check.per_device:
+                    key = (name, variant)
+                    if key not in marks_of:
+                        decorators = [getattr(pytest.mark, variant), *([no_benchmark] if no_benchmark else [])]
+                        marks_of[key] = _marks(marks[2] + decorators)
+                    own, keywords, _ = marks_of[key]
+                else:
+                    own, keywords, _ = marks
+                item.own_markers.extend(own)
+                item.keywords.update(keywords)
                 yield item
+
+
+def _marks(decorators: list) -> tuple[list, dict, list]:
+    """(the marks, {name: mark}, the decorators): what Node.add_marker adds for each decorator, in order (the
+    keywords' values are the marks, as pytest 9 keeps them; -k reads only their names)."""
+    return [d.mark for d in decorators], {d.name: d.mark for d in decorators}, decorators
 
 
 def _device_params(arts: list) -> list:

@@ -26,27 +26,27 @@ _REAL_ROOTS: dict[tuple[str, str], tuple[tuple[int, int], str]] = {}  # (cwd, ro
 _REAL_ROOTS_MAX = 256
 
 
-def _real_root(root: Path) -> str:
+def _real_root(root: Path) -> tuple[str, tuple[int, int] | None]:
     """`os.path.realpath(root)`, worked out once per root rather than once per path (a realpath costs a system
-    call per component): kept while `root` still names the same directory (device and inode, one stat). Only the
-    root's own realpath is kept; every path below it is resolved afresh on every call, so a link inside the root
-    swapped after a check is judged by where it leads now, and a root that has come to name another directory is
-    worked out again."""
+    call per component): kept while `root` still names the same directory (device and inode, one stat), with
+    that identity (None where the root cannot be stat'ed). Only the root's own realpath is kept; every path below
+    it is resolved afresh on every call, so a link inside the root swapped after a check is judged by where it
+    leads now, and a root that has come to name another directory is worked out again."""
     text = os.fspath(root)
     key = ("" if os.path.isabs(text) else os.getcwd(), text)
     try:
         st = os.stat(text)
     except OSError:
-        return os.path.realpath(text)  # not there, or not reachable: nothing to keep
+        return os.path.realpath(text), None  # not there, or not reachable: nothing to keep
     ident = (st.st_dev, st.st_ino)
     known = _REAL_ROOTS.get(key)
     if known is not None and known[0] == ident:
-        return known[1]
+        return known[1], ident
     real = os.path.realpath(text)
     if len(_REAL_ROOTS) >= _REAL_ROOTS_MAX:
         _REAL_ROOTS.clear()
     _REAL_ROOTS[key] = (ident, real)
-    return real
+    return real, ident
 
 
 def resolve_inside(root: Path, base: Path, text: str, key: str) -> Path:
@@ -55,14 +55,53 @@ def resolve_inside(root: Path, base: Path, text: str, key: str) -> Path:
         raise UnsafePathError(f"{key}: {text!r} is not a usable path")
     if _is_absolute(text):
         raise UnsafePathError(f"{key}: {text!r} is absolute; paths in a manifest are relative to its directory")
-    root_abs = os.path.normpath(os.path.abspath(root))
+    root_text = os.fspath(root)
+    root_abs = os.path.normpath(os.path.abspath(root_text))
     lexical = os.path.normpath(os.path.abspath(os.path.join(base, text)))  # absolute: a relative base compares right
     if not _below(lexical, root_abs):
         raise UnsafePathError(f"{key}: {text!r} climbs out of the artifacts root {root}")
-    real = os.path.realpath(lexical)
-    if not _below(real, _real_root(root)):
+    real_root, ident = _real_root(root)
+    if root_text == root_abs and ident is not None:  # the usual root (absolute, normalized): see _realpath_below
+        real = _realpath_below(lexical, root_abs, real_root, ident)
+    else:
+        real = os.path.realpath(lexical)
+    if not _below(real, real_root):
         raise UnsafePathError(f"{key}: {text!r} resolves (through a symlink) outside the artifacts root {root}")
     return Path(real)
+
+
+def _realpath_below(lexical: str, root_abs: str, real_root: str, ident: tuple[int, int]) -> str:
+    """`os.path.realpath(lexical)`, for a normalized absolute path at or below the normalized absolute root
+    `root_abs`, whose realpath is `real_root` and which names the directory `ident` (`_real_root`, just now).
+
+    The common case, no link anywhere below the root, costs an lstat a component below the root rather than one
+    for every component from `/`. Where the kept `real_root` still names that same directory (one stat), each
+    component below it is lstat'ed now and must be there and not be a link; the answer is then `real_root` and
+    those components: the root's own directory (the same device and inode) and, below it, no link, which is what
+    realpath finds (spelled through the root's kept realpath).
+    Anything else (a link below the root, a component missing or not a directory, the kept path no longer naming
+    the root) is os.path.realpath's to answer, from `/`. So a link swapped in below the root is still seen as a
+    link and judged by where it leads now."""
+    if os.sep != "/" or os.altsep:
+        return os.path.realpath(lexical)
+    if real_root != root_abs:  # (a root that is its own realpath was stat'ed just now, as `ident`)
+        try:
+            st = os.stat(real_root)
+        except OSError:
+            return os.path.realpath(lexical)
+        if (st.st_dev, st.st_ino) != ident:
+            return os.path.realpath(lexical)
+    path = real_root.rstrip("/")
+    for part in lexical[len(root_abs) :].split("/"):
+        if not part:
+            continue
+        path = f"{path}/{part}"
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                return os.path.realpath(lexical)
+        except OSError:
+            return os.path.realpath(lexical)
+    return path or "/"
 
 
 def _below(path: str, parent: str) -> bool:

@@ -324,3 +324,19 @@ def test_every_subschema_agrees_on_a_panel_of_values(kind):
             assert said == slow.is_valid(value), (path, value)
             checked += 1
     assert checked > 1000
+
+
+def test_answers_remembered_for_a_value_are_for_that_value_of_that_type():
+    """A mapping remembers its answer for each (key, type, value) of a scalar: 1 is not True, 13 is not 13.5, and
+    what held for one key says nothing of another; a long text is never kept."""
+    valid = compile_schema(S.bundled("metadata"))
+    for _ in range(2):  # the second time from what was remembered
+        assert valid({**MIN, "opset": 13}) and valid({**MIN, "opset": 13.0}) and valid({**MIN, "opset": 1})
+        assert (
+            not valid({**MIN, "opset": True}) and not valid({**MIN, "opset": 13.5}) and not valid({**MIN, "opset": 0})
+        )
+        assert valid({**MIN, "precision": "fp32"}) and not valid({**MIN, "file": "fp32", "format": "fp32"})
+        assert not valid({**MIN, "opset": None}) and not valid({**MIN, "version": None})
+        assert valid({**MIN, "model_name": "m" * 65}) and not valid({**MIN, "model_name": "\n" + "m" * 65})
+    for d in ({**MIN, "opset": True}, {**MIN, "opset": 13.0}, {**MIN, "model_name": "\n" + "m" * 65}):
+        assert (not list(S._validator("metadata").iter_errors(d))) is valid(d)

@@ -151,3 +151,88 @@ def test_mismatch_fraction_and_accuracy_output_are_read():
         m.tolerance.for_output("label")["mismatch_fraction"].value == 0.01
         and m.get("accuracy.output") == "probabilities"
     )
+
+
+def test_every_number_problem_in_document_order_after_the_schema_s():
+    """The finite/negative rule walks the gated sections as the document orders them (pinned as e8e4d9f prints it)."""
+    from model_checks.manifest import validate
+
+    data = load_yaml_text(
+        "model_name: a\nversion: '1'\nfile: m.onnx\nlimits: {max_size_mb: .inf, opset: {min: 13}}\n"
+        "tolerance: {rel_l2: .nan, per_output: {y: {mae: .inf}, x: {max_abs: -1}}}\nserving: {rate_per_s: .inf}\n"
+        "budgets: {cpu: {latency_ms: {p50: .nan}}}\n",
+        "m",
+    )
+    rest = f"is not a finite number; {FINITE} (a tolerance of .inf passes anything, .nan fails everything); set a number, or null to turn it off"
+    assert validate(data) == [
+        "serving.rate_per_s: inf is greater than the maximum of 100000",
+        "tolerance.per_output.x.max_abs: -1 is less than the minimum of 0",
+        f"limits.max_size_mb: inf {rest}",
+        f"tolerance.rel_l2: nan {rest}",
+        f"tolerance.per_output.y.mae: inf {rest}",
+        f"serving.rate_per_s: inf {rest}",
+        f"budgets.cpu.latency_ms.p50: nan {rest}",
+    ]
+
+
+def test_guess_format_remembers_per_file_and_forgets_when_the_frameworks_change(monkeypatch):
+    import model_checks.backends.registry as registry
+    from model_checks.manifest import _guess_format, guess_format
+
+    names = ["model.onnx", "m.ONNX", "model.pt", "saved/", "model", "x.tflite", "x.xml", "x.keras", "x.zip", "a.b.onnx"]
+    want = [_guess_format(n) for n in names]
+    assert want[0] == "onnx" and [guess_format(n) for n in names] == want == [guess_format(n) for n in names]
+    every = registry.frameworks()
+    monkeypatch.setattr(registry, "frameworks", lambda: tuple(f for f in every if "onnx" not in f.formats))
+    assert guess_format("model.onnx") is None
+
+
+def _semantic_reference(data):
+    """manifest._semantic_problems as e8e4d9f wrote it (the rules, in their order)."""
+    problems = []
+    opset = (data.get("limits") or {}).get("opset") or {}
+    if "min" in opset and "max" in opset and opset["min"] > opset["max"]:
+        problems.append(f"limits.opset: min {opset['min']} is greater than max {opset['max']}")
+    for side in ("inputs", "outputs"):
+        names = [t["name"] for t in data.get(side) or []]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            problems.append(f"{side}: names are not unique: {', '.join(dupes)}")
+        for i, t in enumerate(data.get(side) or []):
+            r = t.get("range")
+            if r and r[0] > r[1]:
+                problems.append(f"{side}[{i}].range: low {r[0]} is greater than high {r[1]}")
+    if data.get("serving") is not None and (data.get("serving") or {}).get("rate_per_s") is None:
+        problems.append(
+            "serving.rate_per_s: required (in metadata.yaml or the root's policy.yaml): the open-loop arrival rate"
+        )
+    tol = data.get("tolerance") or {}
+    effective = {m: tol.get(m, "default") for m in ("rel_l2", "mae", "max_abs", "top1_agreement")}
+    effective.setdefault("rel_l2", "default")
+    if all(v is None for m, v in effective.items() if m in ("rel_l2", "mae")) and not any(
+        effective[m] not in (None, "default") for m in ("max_abs", "top1_agreement")
+    ):
+        problems.append("tolerance: every metric is null, so equivalence could pass anything; keep at least one")
+    return problems
+
+
+def test_the_cross_key_rules_say_what_they_said():
+    """Every combination of set, null and missing tolerance metrics, and of inputs/outputs (none, empty, duplicate
+    names, reversed ranges), gives the same problems in the same order as before."""
+    import itertools
+
+    from model_checks.manifest import _semantic_problems
+
+    missing = object()
+    sides = [missing, None, [], [{"name": "x"}], [{"name": "x"}, {"name": "x", "range": [2, 1]}]]
+    tolerances = [missing, None, {}]
+    for values in itertools.product([missing, None, 0.0, 1e-3], repeat=4):
+        tolerances.append(
+            {m: v for m, v in zip(("rel_l2", "mae", "max_abs", "top1_agreement"), values) if v is not missing}
+        )
+    for tol, inputs, outputs in itertools.product(tolerances, sides, sides):
+        data = {"limits": {"opset": {"min": 14, "max": 13}}, "serving": {}}
+        for key, value in (("tolerance", tol), ("inputs", inputs), ("outputs", outputs)):
+            if value is not missing:
+                data[key] = value
+        assert _semantic_problems(data) == _semantic_reference(data), data

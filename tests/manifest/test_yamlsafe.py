@@ -135,3 +135,341 @@ def test_depth_cap_on_the_fast_path():
     with pytest.raises(ManifestError) as e:
         load_yaml_text("a:\n  " + "[" * (n + 1) + "]" * (n + 1) + "\n", "m")
     assert str(e.value) == f"m: line 2: nested more than {yamlsafe.MAX_DEPTH} levels deep; a manifest needs a few"
+
+
+# -- the line reader (`yamlsafe._lines`): the common shape without libyaml's events ---------------------------------
+
+
+def _typed(x):
+    """`x` with every value's type spelled out (True is not 1, 1.0 is not 1, nan equals nan)."""
+    if isinstance(x, dict):
+        return ("dict", [(_typed(k), _typed(v)) for k, v in x.items()])
+    if isinstance(x, list):
+        return ("list", [_typed(v) for v in x])
+    if isinstance(x, float):
+        return ("float", repr(x))
+    return (type(x).__name__, x)
+
+
+def _agrees(text):
+    """The line reader reads `text` as the pure-Python loader does, or leaves it to the general readers (None).
+    Returns whether it read it."""
+    from model_checks.manifest import yamlsafe
+
+    got = yamlsafe._lines(text)
+    if got is None:
+        return False
+    kind, strict = _strict(text)
+    assert kind == "data", f"the line reader read {text!r}, which the loader refuses: {strict}"
+    assert _typed(got) == _typed(strict), text
+    return True
+
+
+BENCH_MANIFEST = (
+    "model_name: model0\nversion: '1.0'\nfile: model.onnx\nopset: 13\nprecision: fp32\ntolerance:\n  rel_l2: 0.001\n"
+    "limits:\n  opset:\n    min: 13\nreference:\n  path: model.onnx\n"
+)
+
+
+def test_line_reader_reads_the_example_manifests_as_the_loader_does():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "artifacts"
+    texts = [p.read_text() for p in sorted(root.glob("*/metadata.yaml"))] + [(root / "policy.yaml").read_text()]
+    read = [_agrees(t) for t in [*texts, BENCH_MANIFEST]]
+    assert read[-1]  # the shape bench/collect.py's tree has
+    assert sum(read) >= len(read) - 4  # most of them: the shape is the common one (others: a comment, a long list)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: 1\n  b: 2\n",  # deeper than the block it is in
+        "b: ._\n",  # a scalar the resolver calls a float and cannot build: the general readers fail as before
+        "a: x\n  continued\n",  # a plain scalar over two lines
+        "a: 1\na: 2\n",  # duplicate key: the general readers refuse it with its line
+        "a: {b: 1, b: 2}\n",
+        "1: x\n",  # a key that is not text
+        "yes: x\n",
+        "a: {null: 1}\n",
+        "a: - x\n",
+        "a: x # note\n",  # a comment after a value
+        "a:\tx\n",
+        "a: x\r\nb: y\r\n",
+        "a: [x,\n  y]\n",  # a flow list over two lines
+        "a: [x, [y]]\n",
+        "a: [x, ]\n",
+        "a: ['x']\n",
+        "a: {b: 'x'}\n",
+        "a: {b:1}\n",
+        "a: |\n  text\n",
+        "a: >\n  text\n",
+        "--- \na: 1\n",
+        "a: 1\n...\n",
+        "%YAML 1.1\n---\na: 1\n",
+        "? a\n: 1\n",
+        "- a\n- b\n",  # the document is a list
+        "  a: 1\n",  # an indented top-level mapping
+        "x\n",  # a scalar document
+        "",
+        "# only a comment\n",
+        "a: 'it''s'\n",
+        'a: "x\\ty"\n',
+        "a: x: y\n",
+        "a: @x\n",
+        "a: `x\n",
+        "a: %x\n",
+        "a: -\n",
+        "a: - \n",
+        "a: --x\n",
+        "a: é\n",
+        "a: &x 1\n",
+        "a: !!str 1\n",
+        "a: *x\n",
+        "a:\n- b\n  - c\n",
+        "a:\n  - b\n - c\n",
+        "-  a: 1\n",
+        "a:\n" + "".join(" " * i + f"k{i}:\n" for i in range(1, 20)) + " " * 20 + "v: 1\n",  # deep
+        "k" * 129 + ": 1\n",  # a longer key than libyaml reads as a simple key
+    ],
+)
+def test_line_reader_leaves_every_other_shape_to_the_general_readers(text):
+    from model_checks.manifest import yamlsafe
+
+    assert yamlsafe._lines(text) is None
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a: 1\nb: 2\na: 3\n", "m: line 3: duplicate key 'a' (first at line 1)"),
+        ("a: {b: 1, b: 2}\n", "m: line 1: duplicate key 'b' (first at line 1)"),
+        ("a:\n  1: x\n", "m: line 2: the key 1 is int, not text; quote it ('1') if it is a name"),
+        ("yes: x\n", "m: line 1: the key True is bool, not text; quote it ('True') if it is a name"),
+        ("<<: {a: 1}\n", "m: line 1: merge keys (<<) are not allowed in a manifest; write the keys out"),
+        ("a: &x 1\nb: *x\n", "m: line 1: anchors (&x) are not allowed"),
+        ("a: 1\n  b: 2\n", "m: line 2, column 4: not valid YAML (mapping values are not allowed here)"),
+        ("a: [x,\n", "m: line 2, column 1: not valid YAML (expected the node content, but found '<stream end>')"),
+    ],
+)
+def test_refusals_keep_their_messages_with_the_line_reader_in_front(text, message):
+    """Text the line reader leaves alone is refused by the general readers, with the same exact message."""
+    with pytest.raises(ManifestError) as e:
+        load_yaml_text(text, "m")
+    assert str(e.value) == message
+
+
+def test_line_reader_values_and_versions():
+    from model_checks.manifest import yamlsafe
+
+    text = (
+        "version: 1.10\nrel: 1e-3\nneg: -2E+2\nfrac: -.5\ninf: .inf\nhex: 0x1F\nunder: 1_000\nb: yes\nn: ~\nd: 2026-01-01\n"
+        "e:\nq: 'a  b'\ndq: \"x y\"\nempty: ''\ncpu: Intel(R) Xeon(R) Processor\npath: ../x/model.onnx\n"
+        "shape: [batch, 3, 224, 224]\nnone: []\nmap: {}\ntol: {rel_l2: null, top1_agreement: 0.95}\n"
+        "inputs:\n- name: x\n  range: [-1, 1.5]\n-   \n".replace("-   \n", "- name: y\n  shape:\n  - 1\n")
+    )
+    assert _agrees(text)
+    got = yamlsafe._lines(text)
+    assert got["version"] == "1.10" and got["e"] is None and got["inputs"][1] == {"name": "y", "shape": [1]}
+    assert yamlsafe._lines("version:\n") == {"version": ""}  # as the loader reads an empty version
+    assert _agrees("version:\n") and _agrees("version: [1]\n") and _agrees("version: '1.0'\n")
+
+
+_PLAIN_TEXTS = [
+    "1.10",
+    "1e-3",
+    "-.5",
+    "+1",
+    "-1",
+    "0x1F",
+    "0o17",
+    "1_000",
+    "yes",
+    "No",
+    "on",
+    "~",
+    "null",
+    "Null",
+    "true",
+    "2026-01-01",
+    "2026-01-01 10:00:00",
+    ".inf",
+    "-.inf",
+    ".nan",
+    "fp32",
+    "a b",
+    "a  b",
+    "model.onnx",
+    "../m.onnx",
+    "(R)",
+    "=",
+    "~x",
+    "$x",
+    "^x",
+    "-x",
+    "_x",
+    ".",
+    "x.",
+    "x-",
+    "/a/b",
+    "1.0.0",
+    "1:30",
+    "a,b",
+    "a#b",
+]
+_plain_text = st.sampled_from(_PLAIN_TEXTS) | st.text(alphabet="ab1.-_ :#,[]{}'\"~", min_size=1, max_size=5)
+_key_text = st.sampled_from(["a", "b", "version", "name", "x.y", "x-y", "_k", "yes", "1", "null", "<<"]) | st.text(
+    alphabet="ab1._-", min_size=1, max_size=4
+)
+
+
+@st.composite
+def _scalar_text(draw, flow=False):
+    text = draw(_plain_text)
+    quote = draw(st.sampled_from(["", "", "'", '"'])) if not flow else draw(st.sampled_from(["", "", "", "'"]))
+    return f"{quote}{text}{quote}"
+
+
+@st.composite
+def _document(draw):
+    """Manifest-shaped text, rendered with the freedom people take: flow or block, lists at their key's indent or
+    deeper, odd indents, comments and blank lines, extra spaces; often not valid YAML, which is the point."""
+    lines: list[str] = []
+
+    def gap():
+        if draw(st.integers(0, 9)) == 0:
+            lines.append(draw(st.sampled_from(["", "   ", "# c", "  # c", "#"])))
+
+    def sp():
+        return " " * draw(st.sampled_from([1, 1, 1, 2]))
+
+    def flow_value():
+        items = draw(st.lists(_scalar_text(flow=True), max_size=3))
+        if draw(st.booleans()):
+            return "[" + draw(st.sampled_from([", ", ",", " , "])).join(items) + "]"
+        keys = draw(st.lists(_key_text, max_size=3))
+        return "{" + ", ".join(f"{k}:{sp()}{v}" for k, v in zip(keys, items)) + "}"
+
+    def mapping(indent, depth, first_prefix=None):
+        for n in range(draw(st.integers(1, 3))):
+            gap()
+            head = first_prefix if (n == 0 and first_prefix is not None) else " " * indent
+            key = draw(_key_text)
+            kind = draw(st.sampled_from(["scalar", "scalar", "flow", "map", "list", "empty"]))
+            if kind in ("map", "list") and depth >= 3:
+                kind = "scalar"
+            trail = " " * draw(st.sampled_from([0, 0, 1]))
+            if kind == "scalar":
+                lines.append(f"{head}{key}:{sp()}{draw(_scalar_text())}{trail}")
+            elif kind == "flow":
+                lines.append(f"{head}{key}:{sp()}{flow_value()}{trail}")
+            elif kind == "empty":
+                lines.append(f"{head}{key}:{trail}")
+            elif kind == "map":
+                lines.append(f"{head}{key}:")
+                mapping(indent + draw(st.sampled_from([1, 2, 2, 4])), depth + 1)
+            else:
+                lines.append(f"{head}{key}:")
+                sequence(indent + draw(st.sampled_from([0, 0, 2, 1])), depth + 1)
+
+    def sequence(indent, depth):
+        for _ in range(draw(st.integers(1, 3))):
+            gap()
+            kind = draw(st.sampled_from(["scalar", "flow", "map"]))
+            if kind == "scalar":
+                lines.append(" " * indent + "- " + draw(_scalar_text()))
+            elif kind == "flow":
+                lines.append(" " * indent + "- " + flow_value())
+            else:
+                mapping(indent + 2, depth + 1, first_prefix=" " * indent + "- ")
+
+    mapping(0, 0)
+    return "\n".join(lines) + draw(st.sampled_from(["\n", "", "\n\n"]))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(text=_document())
+def test_line_reader_reads_like_the_strict_loader_on_generated_text(text):
+    _agrees(text)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    base=st.sampled_from([BENCH_MANIFEST, DOCS[1], DOCS[2]]),
+    edits=st.lists(
+        st.tuples(
+            st.integers(0, 400),
+            st.sampled_from(
+                [
+                    "",
+                    " ",
+                    "  ",
+                    "-",
+                    ":",
+                    "#",
+                    "'",
+                    '"',
+                    "[",
+                    "]",
+                    "{",
+                    "}",
+                    ",",
+                    "\n",
+                    "\n ",
+                    "\n- ",
+                    "a",
+                    "1",
+                    ".",
+                    "~",
+                    "?",
+                    "|",
+                ]
+            ),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    cut=st.booleans(),
+)
+def test_line_reader_reads_like_the_strict_loader_on_mutated_manifests(base, edits, cut):
+    """Real manifests with a few characters inserted or replaced: wherever the line reader still reads the text,
+    it reads what the loader reads."""
+    text = base
+    for at, s in edits:
+        at %= len(text) + 1
+        text = text[:at] + s + text[at + (1 if cut else 0) :]
+    _agrees(text)
+
+
+def test_line_reader_answers_for_the_whole_load():
+    """load_yaml_text takes the line reader's answer where it has one, and the general readers' otherwise."""
+    assert load_yaml_text(BENCH_MANIFEST, "m")["limits"] == {"opset": {"min": 13}}
+    assert load_yaml_text("a: 1 # note\n", "m") == {"a": 1}
+
+
+def test_a_file_is_read_to_its_end_and_no_further(tmp_path):
+    from model_checks.manifest.yamlsafe import _read_at_most
+
+    p = tmp_path / "metadata.yaml"
+    p.write_text("a: " + "x" * (MAX_MANIFEST_BYTES - 4) + "\n")  # the largest manifest read: exactly the cap
+    assert load_yaml_file(p, "m") == {"a": "x" * (MAX_MANIFEST_BYTES - 4)}
+    import os
+
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        assert len(_read_at_most(fd, 10)) == 10 and len(_read_at_most(fd, 10**9)) == MAX_MANIFEST_BYTES - 10
+    finally:
+        os.close(fd)
+
+
+def test_remembered_values_are_the_values_the_text_means():
+    """A scalar's text read once is read the same again (texts, numbers, null; never a list or mapping, which the
+    reader of the second document could change)."""
+    from model_checks.manifest import yamlsafe
+
+    for _ in range(2):
+        got = yamlsafe._lines("a: 1\nb: '1'\nc: ~\nd: [1]\ne: {f: 1}\ng:\n- 1\n- '1'\n")
+        assert _typed(got) == _typed({"a": 1, "b": "1", "c": None, "d": [1], "e": {"f": 1}, "g": [1, "1"]})
+        got["d"].append(2)
+        got["e"]["x"] = 1
+    assert "[1]" not in yamlsafe._VALUES_SEEN and "{f: 1}" not in yamlsafe._VALUES_SEEN

@@ -1,7 +1,8 @@
-"""safety/paths: the artifacts root's realpath is worked out once per root, and that changes no answer: every path
-below it is resolved afresh (a link swapped after a first check is judged by where it leads now), a root that comes
-to name another directory is worked out again, and on a tree of links in and out the answers and messages are
-those of resolving everything on every call (the code before the cache, kept here as the reference)."""
+"""safety/paths: the artifacts root's realpath is worked out once per root, and below it a path without links costs
+an lstat a component; that changes no answer: every path below the root is resolved afresh (a link swapped after a
+first check is judged by where it leads now), a root that comes to name another directory is worked out again, and
+on a tree of links in and out the answers and messages are those of resolving everything on every call (the code
+before the cache, kept here as the reference)."""
 
 from __future__ import annotations
 
@@ -90,7 +91,38 @@ def test_the_root_is_worked_out_once_while_it_names_the_same_directory(tree: Pat
     monkeypatch.setattr(paths.os.path, "realpath", lambda p, *a, **k: asked.append(os.fspath(p)) or real(p, *a, **k))
     for name in ("model.onnx", "link_in", "sub/deep.onnx"):
         resolve_inside(root, base, name, "file")
-    assert asked == [str(base / n) for n in ("model.onnx", "link_in", "sub/deep.onnx")]  # the paths, not the root
+    assert asked == [str(base / "link_in")]  # not the root; and below it only a path with a link in it
+
+
+def test_a_folder_below_the_root_swapped_for_a_link_after_a_check_is_judged_by_where_it_leads(tree: Path) -> None:
+    """The walk below the root lstat's every component on every call: a folder that has become a link since the
+    last call is seen as a link, and realpath judges it."""
+    root = tree / "real_arts"
+    assert resolve_inside(root, root, "a/sub/deep.onnx", "file") == root / "a" / "sub" / "deep.onnx"
+    (tree / "outside" / "sub").mkdir()
+    (tree / "outside" / "sub" / "deep.onnx").write_bytes(b"x")
+    (root / "a" / "sub").rename(tree / "old_sub")
+    (root / "a" / "sub").symlink_to(tree / "outside" / "sub", target_is_directory=True)
+    with pytest.raises(UnsafePathError) as e:
+        resolve_inside(root, root, "a/sub/deep.onnx", "file")
+    assert str(e.value) == f"file: 'a/sub/deep.onnx' resolves (through a symlink) outside the artifacts root {root}"
+
+
+def test_a_kept_root_path_that_no_longer_names_the_root_is_not_used_for_answers(tree: Path) -> None:
+    """The root (a link) keeps its directory, but that directory now lives elsewhere: the kept realpath names
+    nothing or another directory, so realpath answers, and the answer is judged against the kept root as before (refused: stricter,
+    never an answer in the old place)."""
+    root = tree / "arts"
+    assert resolve_inside(root, root / "a", "model.onnx", "file") == tree / "real_arts" / "a" / "model.onnx"
+    (tree / "real_arts").rename(tree / "moved_arts")
+    root.unlink()
+    root.symlink_to(tree / "moved_arts", target_is_directory=True)
+    (tree / "real_arts" / "a").mkdir(parents=True)  # and another directory where the root was
+    (tree / "real_arts" / "a" / "model.onnx").write_bytes(b"other")
+    with pytest.raises(UnsafePathError) as e:
+        resolve_inside(root, root / "a", "model.onnx", "file")
+    assert str(e.value) == f"file: 'model.onnx' resolves (through a symlink) outside the artifacts root {root}"
+    assert reference(root, root / "a", "model.onnx", "file") == tree / "moved_arts" / "a" / "model.onnx"
 
 
 TEXTS = st.lists(
