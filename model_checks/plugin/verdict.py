@@ -22,7 +22,7 @@ FACTS = ("artifact", "dir", "check", "variant", "ok", "skipped", "reason", "form
 # What checks ask of the artifact's model in its worker first, in the order they ask: sent ahead once the
 # manifest check has passed (see `_start_model`), for the checks of the artifact this run selected.
 ASKS = {"integrity": ("validate", "load"), "metadata": ("facts",)}
-SELECTED_KEY = pytest.StashKey[dict]()
+PLAN_KEY = pytest.StashKey["_Plan"]()
 
 
 def verdict(
@@ -44,6 +44,8 @@ def verdict(
     peak = gs.pool.peak_memory_bytes()
     if item is not None and peak:  # the workers' peak resident memory since this artifact's first check
         item.user_properties.append((f"{PROPERTY}.worker_peak_rss_mb", round(peak / 1024**2, 1)))
+    if item is not None and gs.pool.workers is not None:
+        _start_next(gs, item)
     if result.skipped:
         # Reported at the item's location, the artifact's metadata.yaml, not at this line: pytest's skip has no
         # public way to say so (`_use_item_location`, private; pytest 8 and 9, pinned by tests/plugin).
@@ -61,18 +63,38 @@ def _first() -> str:
     return FIRST
 
 
+class _Plan:
+    """What the session's items ask of the workers, worked out once from `session.items` (in their run order): the
+    checks each artifact runs, and after which item the next artifact's first check comes (see `_start_next`)."""
+
+    def __init__(self, session: pytest.Session) -> None:
+        from model_checks.plugin.state import ITEM_KEY
+
+        self.selected: dict[str, set[str]] = {}
+        self.next_of: dict[str, Artifact] = {}  # an artifact's last item (node id) -> the artifact checked next
+        gate = [(i, i.stash[ITEM_KEY]) for i in session.items if ITEM_KEY in i.stash]
+        for _, (art, _, check) in gate:
+            self.selected.setdefault(art.id, set()).add(check)
+        if hasattr(session.config, "workerinput"):  # under xdist this process runs the items it is handed, not these
+            return
+        first, seen = _first(), set()
+        for (item, (art, _, _)), (_, (after, _, check)) in zip(gate, gate[1:]):
+            seen.add(art.id)
+            if after.id != art.id and after.id not in seen and check == first:
+                self.next_of[item.nodeid] = after
+
+
+def _plan(item: pytest.Item) -> _Plan:
+    plan = item.config.stash.get(PLAN_KEY, None)
+    if plan is None:
+        plan = item.config.stash[PLAN_KEY] = _Plan(item.session)
+    return plan
+
+
 def _start_model(gs: GateSession, artifact: Artifact, item: pytest.Item) -> None:
     """Have the worker start on what this artifact's selected checks will ask of its model first (ASKS), while
     pytest reports this item and sets up the next: their answers are then waiting, instead of a round trip each."""
-    selected = item.config.stash.get(SELECTED_KEY, None)
-    if selected is None:  # the checks each artifact runs in this session, worked out once
-        from model_checks.plugin.state import ITEM_KEY
-
-        selected = item.config.stash[SELECTED_KEY] = {}
-        for i in item.session.items:
-            if ITEM_KEY in i.stash:
-                selected.setdefault(i.stash[ITEM_KEY][0].id, set()).add(i.stash[ITEM_KEY][2])
-    asked = {op for check in selected.get(artifact.id, ()) for op in ASKS.get(check, ())}
+    asked = {op for check in _plan(item).selected.get(artifact.id, ()) for op in ASKS.get(check, ())}
     if not asked:
         return
     from model_checks.checks.context import CheckContext
@@ -84,6 +106,22 @@ def _start_model(gs: GateSession, artifact: Artifact, item: pytest.Item) -> None
     except ModelChecksError:  # no model to start on: the checks say why
         return
     gs.pool.prefetch(path, fmt, root, tuple(op for op in ("validate", "load", "facts") if op in asked), names)
+
+
+def _start_next(gs: GateSession, item: pytest.Item) -> None:
+    """After an artifact's last item, when the next item is the next artifact's first check: run that check now
+    (its item reports this very result) and, if it passes, send its model's first requests ahead (`_start_model`),
+    so the worker works on them while pytest reports this item and runs that one, instead of the first of them
+    being waited on. Its peak memory starts over first (the worker reads that before the requests), so the
+    figure stays the next artifact's own. Not under xdist (each process runs the items it is handed)."""
+    following = _plan(item).next_of.get(item.nodeid)
+    if following is None:
+        return
+    from model_checks.checks import FIRST
+
+    if gs.run_ahead(FIRST, following):
+        gs.pool.reset_peak_memory(ahead=True)
+        _start_model(gs, following, item)
 
 
 def record(item: pytest.Item | None, artifact: Artifact, result: CheckResult, rootdir: Path | None = None) -> None:
