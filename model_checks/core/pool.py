@@ -164,12 +164,15 @@ class ModelPool:
                 self._facts[key] = backend(fmt, "facts").model_facts(path, root, names=names)
         return self._facts[key]
 
-    def prefetch(self, path: Path, fmt: str, root: Path, ops: tuple[str, ...], names: Names = None) -> None:
+    def prefetch(
+        self, path: Path, fmt: str, root: Path, ops: tuple[str, ...], names: Names = None, cases: list | None = None
+    ) -> None:
         """Have the model's worker start on `ops` ("validate", "load", "facts", in that order) now, for checks
         about to ask for them with these arguments (`validate`, `runner`, `facts`): the worker works while this
         process goes on, and their answers come back in one wake-up instead of one round trip each. What each
         operation meets (an error, a crash, a timeout) is reported by the request that asks for it, as before.
-        Nothing when models run in this process, or when the model may not be loaded here (its checks say why)."""
+        Nothing when models run in this process, or when the model may not be loaded here (its checks say why).
+        `cases`: test data read ahead (each case's tensors in order), run right behind a load sent now."""
         workers = self.workers
         if workers is None:
             return
@@ -183,6 +186,8 @@ class ModelPool:
         if "load" in ops and (path, fmt, None, names) not in self._runners:
             self._unload_large(None)  # as before any load (see LARGE_MODEL_BYTES)
             workers.prefetch(fmt, "load", (path, fmt, root, None, names), path)
+            if cases:
+                workers.prefetch_infer(fmt, (path, fmt, root, None, names), cases, path)
         if "facts" in ops and (path, fmt, names) not in self._facts:
             workers.prefetch(fmt, "facts", (path, fmt, root, names), path)
 

@@ -66,6 +66,13 @@ class IsolatedRunner(Runner):
         """All of them in one round trip (the same op and the same timeout per set of feeds as one by one)."""
         __tracebackhide__ = True
         arrays = [self._checked_feeds(f) for f in feeds]
+        if self._handle is not None:  # sent ahead with the load (Workers.prefetch_infer), for these very feeds?
+            names = [t.name for t in self.inputs]
+            ahead = self.workers.take_infer(
+                self.format, self._load_args, list(feeds), self._handle, self._generation, names, self.path
+            )
+            if ahead is not None:
+                return ahead
         if len(arrays) == 1:
             return [self.infer(arrays[0])]
         handle = self._ensure_loaded()

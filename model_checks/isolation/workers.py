@@ -421,6 +421,12 @@ def _known_error(info: ErrorInfo) -> type[ModelChecksError] | None:
     return cls if isinstance(cls, type) and issubclass(cls, ModelChecksError) else None
 
 
+def _loads_after(worker: Worker, load: Sent) -> bool:
+    """Whether a load was sent to `worker` after `load` (an inference sent ahead takes the last load's model)."""
+    pending = list(worker._pending)
+    return any(s.op == "load" for s in pending[pending.index(load) + 1 :])
+
+
 class Workers:
     """The workers of one session, one per framework family, and the models that crashed them."""
 
@@ -433,6 +439,8 @@ class Workers:
         self._ahead: dict[tuple, Sent] = {}  # (format, op, args) -> a request sent ahead (see prefetch)
         self._failed: dict[tuple[str, str], ModelChecksError] = {}
         self._peaks_reset_ahead = False  # see reset_peaks
+        # (format, load arguments) -> (the cases' tensors, the load, the inference): see prefetch_infer
+        self._ahead_infer: dict[tuple, tuple[list, Sent, Sent]] = {}
 
     def worker(self, fmt: str) -> Worker:
         family = backend_family(fmt)
@@ -544,6 +552,55 @@ class Workers:
             return
         self._ahead[(fmt, op, args)] = self.worker(fmt).send(op, args, path.name)
 
+    def prefetch_infer(self, fmt: str, load_args: tuple, cases: list[list[tuple[str, Any]]], path: Path) -> None:
+        """Send an inference of `cases` (each its tensors in order, as (name in the file, values): ONNX test data
+        read before the model's input names are known) right behind the load `prefetch` just sent, for the model
+        that load loads (worker.AHEAD: the worker names an unnamed tensor after the model's input at its place,
+        as the check will). `take_infer` gives its answer to the check that runs those very feeds on that load."""
+        load = self._ahead.get((fmt, "load", load_args))
+        w = self.worker(fmt)
+        if load is None or load not in w._pending or _loads_after(w, load):
+            return
+        if (str(path), "infer") in self._failed or (fmt, load_args) in self._ahead_infer:
+            return
+        from model_checks.isolation.worker import AHEAD
+
+        feeds = [{f"{i}:{name}": values for i, (name, values) in enumerate(case)} for case in cases]
+        self._ahead_infer[(fmt, load_args)] = (cases, load, w.send("infer", (AHEAD, feeds), path.name, len(cases)))
+
+    def take_infer(
+        self, fmt: str, load_args: tuple, feeds: list, handle: int, generation: int, names: list[str], path: Path
+    ) -> list | None:
+        """The outputs of the inference `prefetch_infer` sent for these very feeds (the same arrays under the names
+        the model gives them) on the model loaded as `handle` in the worker's `generation`; None when there is none
+        to take (ask as usual). A crash or hang it met is the inference's failure, as if asked now."""
+        from model_checks.core.inputs import named_feeds
+
+        entry = self._ahead_infer.pop((fmt, load_args), None)
+        if entry is None:
+            return None
+        cases, load, sent = entry
+        if not load.done or load.error is not None or load.generation != sent.generation or len(cases) != len(feeds):
+            return None
+        for case, f in zip(cases, feeds):
+            named = named_feeds(case, names)
+            if named.keys() != f.keys() or any(f[k] is not v for k, v in named.items()):
+                return None
+        self.refuse_again(path, "infer")
+        ours = load.generation == generation and load.value[0] == handle  # the check's model is that load's
+        try:
+            value = self.worker(fmt).answer(sent)
+        except Lost:
+            return None
+        except WorkerBrokeError as e:  # these feeds crashed (or hung) the model's worker
+            self.broke(path, "infer", e)
+            raise
+        except ModelChecksError:
+            if ours:
+                raise
+            return None
+        return value if ours else None
+
     def settle(self, fmt: str) -> None:
         """Read what `fmt`'s worker still owes (see Worker.settle): before a request that names a loaded model."""
         family = backend_family(fmt)
@@ -553,6 +610,12 @@ class Workers:
     def forget(self, path: Path) -> None:
         """Requests sent ahead for `path` that nobody asked for: their answers are read and dropped, and a model
         loaded for them is released, so that nothing of `path` stays in a worker after its last check."""
+        for key in [k for k in self._ahead_infer if Path(k[1][0]) == path]:
+            sent = self._ahead_infer.pop(key)[2]
+            try:
+                self.worker(key[0]).answer(sent)
+            except (ModelChecksError, Lost):
+                pass
         for key in [k for k in self._ahead if Path(k[2][0]) == path]:
             fmt, op, _ = key
             sent = self._ahead.pop(key)
@@ -578,6 +641,7 @@ class Workers:
         self._workers.clear()
         self._spare = None
         self._ahead.clear()
+        self._ahead_infer.clear()
         if self._sandbox is not None:
             self._sandbox.remove()
             self._sandbox = None

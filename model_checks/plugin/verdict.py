@@ -72,6 +72,7 @@ class _Plan:
 
         self.selected: dict[str, set[str]] = {}
         self.next_of: dict[str, Artifact] = {}  # an artifact's last item (node id) -> the artifact checked next
+        self.started: set[str] = set()  # the artifacts whose models `_start_model` started
         gate = [(i, i.stash[ITEM_KEY]) for i in session.items if ITEM_KEY in i.stash]
         for _, (art, _, check) in gate:
             self.selected.setdefault(art.id, set()).add(check)
@@ -94,18 +95,32 @@ def _plan(item: pytest.Item) -> _Plan:
 def _start_model(gs: GateSession, artifact: Artifact, item: pytest.Item) -> None:
     """Have the worker start on what this artifact's selected checks will ask of its model first (ASKS), while
     pytest reports this item and sets up the next: their answers are then waiting, instead of a round trip each."""
-    asked = {op for check in _plan(item).selected.get(artifact.id, ()) for op in ASKS.get(check, ())}
-    if not asked:
+    plan = _plan(item)
+    checks = plan.selected.get(artifact.id, set())
+    asked = {op for check in checks for op in ASKS.get(check, ())}
+    if not asked or artifact.id in plan.started:  # (started after the artifact before it: `_start_next`)
         return
+    plan.started.add(artifact.id)
     from model_checks.checks.context import CheckContext
     from model_checks.core.errors import ModelChecksError
+    from model_checks.core.session import TESTDATA_READER
 
     ctx = CheckContext(artifact, gs.pool)
     try:  # the arguments the checks will ask with
         path, fmt, root, names = ctx.model_path, ctx.fmt, artifact.root, ctx.names
     except ModelChecksError:  # no model to start on: the checks say why
         return
-    gs.pool.prefetch(path, fmt, root, tuple(op for op in ("validate", "load", "facts") if op in asked), names)
+    cases = None
+    if "load" in asked and TESTDATA_READER in checks:  # its test data read now, and run right behind the load
+        try:
+            data = ctx.read_testdata()
+        except Exception:  # unreadable, refused: the check reads it again and says why
+            data = None
+        if data is not None:
+            gs.keep_testdata(artifact, data)
+            cases = [ins for _, ins, _ in data]
+    ops = tuple(op for op in ("validate", "load", "facts") if op in asked)
+    gs.pool.prefetch(path, fmt, root, ops, names, cases)
 
 
 def _start_next(gs: GateSession, item: pytest.Item) -> None:

@@ -16,7 +16,7 @@ from fixtures.crash_at_backend import PREFIX
 from fixtures.crashing import allocate, hang, segfault
 from fixtures.gate_run import run_gate
 from model_checks.backends import BACKENDS
-from model_checks.core.errors import RuntimeCrashError, RuntimeTimeoutError
+from model_checks.core.errors import ModelChecksError, RuntimeCrashError, RuntimeTimeoutError
 from model_checks.isolation.limits import Limits
 from model_checks.isolation.workers import Worker, Workers
 
@@ -251,3 +251,91 @@ def test_a_next_artifact_whose_manifest_fails_is_not_started_and_its_item_says_w
     assert "file: model.onnx does not exist in two/" in run.message("manifest", "two@1.0")
     assert run.outcome("integrity", "two@1.0") == "skipped"
     assert not [s for s in sent_during if s[1] == "two"]
+
+
+def _with_testdata(d: Path, model: object, named: bool = False) -> None:
+    """ONNX test data beside the model (`reference.path: .`): one set, its tensors unnamed unless `named`, the
+    outputs onnxruntime gives."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    x = np.random.default_rng(0).uniform(0, 1, (2, 4)).astype(np.float32)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])  # type: ignore[attr-defined]
+    y = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    s = d / "test_data_set_0"
+    s.mkdir()
+    for path, array, name in ((s / "input_0.pb", x, "input"), (s / "output_0.pb", y, "logits")):
+        t = numpy_helper.from_array(array, name if named else "")
+        path.write_bytes(t.SerializeToString())
+    assert isinstance(onnx.load_tensor(str(s / "input_0.pb")), onnx.TensorProto)
+
+
+@pytest.mark.parametrize("named", [False, True])
+def test_an_artifacts_test_data_runs_right_behind_its_load_and_nothing_is_waited_on(
+    pytester: pytest.Pytester, sent: dict[str, list[str]], named: bool
+) -> None:
+    """Its test data is read with the manifest check, before the model's input names are known, and its inference
+    sent behind the load: the worker names an unnamed tensor after the model's input at its place, as the check
+    does, and the check takes that answer for its very feeds."""
+    root = pytester.path / "arts"
+    m = onnx_models.linear()
+    A.onnx_artifact(root / "one", m, name="one", reference={"path": "."})
+    _with_testdata(root / "one", m, named)
+    run = run_gate(pytester, root)
+    assert run.outcome("equivalence", "one@1.0") == "passed"
+    props = dict(run.reports[("equivalence", "one@1.0")].user_properties)
+    assert props["model_checks.rel_l2"] == 0.0
+    assert sent["ahead"] == ["validate", "load", "infer", "facts"]
+    assert sent["waited"] == []
+
+
+def test_a_crash_in_an_inference_sent_ahead_is_the_equivalence_checks_failure(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(BACKENDS, "onnx", CRASH_AT_BACKEND)
+    root = pytester.path / "arts"
+    m = onnx_models.linear()
+    m.doc_string = f"{PREFIX}infer:segfault"
+    A.onnx_artifact(root / "at_infer", m, name="at_infer", reference={"path": "."})
+    _with_testdata(root / "at_infer", m)
+    run = run_gate(pytester, root)
+    assert run.outcome("integrity", "at_infer@1.0") == "passed"  # the checker and the load went well
+    assert run.outcome("metadata", "at_infer@1.0") == "passed"
+    assert run.outcome("equivalence", "at_infer@1.0") == "failed"
+    assert "model.onnx: the onnx worker died from SIGSEGV during infer" in run.message("equivalence", "at_infer@1.0")
+
+
+def test_an_inference_sent_ahead_answers_only_for_its_very_feeds_on_the_load_it_followed(
+    workers: Workers, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    path = onnx_models.save(onnx_models.linear(), tmp_path / "m.onnx")
+    args = (path, "onnx", tmp_path, None, None)
+    x = np.random.default_rng(0).uniform(0, 1, (2, 4)).astype(np.float32)
+
+    def ahead() -> tuple[int, int]:
+        workers.prefetch("onnx", "load", args, path)
+        workers.prefetch_infer("onnx", args, [[("", x)]], path)  # unnamed: the model's first input's name
+        handle = workers.request("onnx", "load", args, path)[0]
+        return handle, workers.worker("onnx").generation
+
+    handle, generation = ahead()
+    expected = workers.request("onnx", "infer", (handle, {"input": x}), path)
+    taken = workers.take_infer("onnx", args, [{"input": x}], handle, generation, ["input"], path)
+    assert taken is not None and np.array_equal(taken[0]["logits"], expected["logits"])
+    handle, generation = ahead()  # equal values in another array: not the feeds it ran, not taken
+    assert workers.take_infer("onnx", args, [{"input": x.copy()}], handle, generation, ["input"], path) is None
+    handle, generation = ahead()  # the check holds another load of the model: not taken
+    assert workers.take_infer("onnx", args, [{"input": x}], handle + 1, generation, ["input"], path) is None
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    bad_args = (bad, "onnx", tmp_path, None, None)
+    workers.prefetch("onnx", "load", bad_args, bad)
+    workers.prefetch_infer("onnx", bad_args, [[("", x)]], bad)  # behind a load that fails: no model to take
+    with pytest.raises(ModelChecksError):
+        workers.request("onnx", "load", bad_args, bad)
+    assert workers.take_infer("onnx", bad_args, [{"input": x}], handle, generation, ["input"], bad) is None
+    assert workers.request("onnx", "call", (allocate, (1,)), path) == MIB  # the pipe is in step after all of it
