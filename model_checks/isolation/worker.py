@@ -21,6 +21,9 @@ QUIET_OPS = ("close_quietly", "warm", "reset_peak")
 # loaded, its feeds given by position as `<K>:<name in the file>` (an unnamed one takes the model's K-th input name,
 # as `core.inputs.named_feeds` names them in the parent). Loaded models' handles count from 1.
 AHEAD = 0
+# A message holding several requests, each an encoded request of its own (`frames.encode_request`), served in
+# order as if they had come one by one: what the parent sends ahead for an artifact goes in one write.
+MANY = "many"
 # Text of allocation failures that C++ runtimes turn into ordinary exceptions.
 _MEMORY_WORDS = ("bad_alloc", "failed to allocate", "out of memory", "cannot allocate memory")
 
@@ -335,25 +338,35 @@ def serve(conn: Connection) -> None:
             op, args = frames.decode_request(conn.recv_bytes())
         except (EOFError, OSError):
             return
-        if op in QUIET_OPS:  # no answer is awaited: the parent goes on at once
-            try:
-                getattr(models, op)(*args)
-            except BaseException:
-                pass
-            continue
-        if op == "exit":
-            # Nothing to flush (models live in memory, replies went over the pipe); skipping finalization
-            # saves the second or so TensorFlow and torch take to tear down at interpreter exit.
-            conn.close()
-            os._exit(0)
+        if op == MANY:  # several requests in one message, each answered (or not, if quiet) in its turn
+            for message in args[0]:
+                _serve_one(conn, models, *frames.decode_request(message))
+        else:
+            _serve_one(conn, models, op, args)
+
+
+def _serve_one(conn: Connection, models: _Models, op: str, args: tuple) -> None:
+    from model_checks.isolation import frames
+
+    if op in QUIET_OPS:  # no answer is awaited: the parent goes on at once
         try:
-            reply: tuple[str, Any] = ("ok", getattr(models, op)(*args))
-        except BaseException as e:  # everything goes back to the parent as a value
-            reply = ("err", _describe(e))
-        try:
-            conn.send_bytes(frames.encode_reply(*reply, peak_bytes()))  # outputs as a binary frame, not pickled
-        except Exception as e:  # an unpicklable result: say so instead of dying silently
-            conn.send(("err", _describe(e)))
+            getattr(models, op)(*args)
+        except BaseException:
+            pass
+        return
+    if op == "exit":
+        # Nothing to flush (models live in memory, replies went over the pipe); skipping finalization
+        # saves the second or so TensorFlow and torch take to tear down at interpreter exit.
+        conn.close()
+        os._exit(0)
+    try:
+        reply: tuple[str, Any] = ("ok", getattr(models, op)(*args))
+    except BaseException as e:  # everything goes back to the parent as a value
+        reply = ("err", _describe(e))
+    try:
+        conn.send_bytes(frames.encode_reply(*reply, peak_bytes()))  # outputs as a binary frame, not pickled
+    except Exception as e:  # an unpicklable result: say so instead of dying silently
+        conn.send(("err", _describe(e)))
 
 
 def main(fd: int) -> None:

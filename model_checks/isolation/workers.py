@@ -9,6 +9,7 @@ its later checks fail at once with the first account, instead of crashing (or ha
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import signal
 import socket
@@ -16,10 +17,11 @@ import subprocess
 import sys
 import tempfile
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from model_checks.backends import family as backend_family
 from model_checks.core.errors import (
@@ -35,7 +37,7 @@ from model_checks.core.errors import (
 )
 from model_checks.isolation import frames
 from model_checks.isolation.limits import Limits
-from model_checks.isolation.worker import ErrorInfo, WorkerSetup
+from model_checks.isolation.worker import MANY, ErrorInfo, WorkerSetup
 
 SIGNAL_MEANING = {
     "SIGSEGV": "a segmentation fault in the runtime's native code",
@@ -203,6 +205,7 @@ class Worker:
         self._pending: deque[Sent] = deque()  # requests sent and not answered yet, oldest first
         self.peak_bytes = 0  # the worker's peak resident memory as of its last answer
         self.warmed = False  # told to import its runtimes (start_early) since it started
+        self._outbox: list[bytes] | None = None  # requests held for one write (see together)
 
     @property
     def alive(self) -> bool:
@@ -272,6 +275,11 @@ class Worker:
     def send(self, op: str, args: tuple, what: str, requests: int = 1) -> Sent:
         """Send a request without waiting for its answer (`answer` reads it). The worker answers in the order it
         was asked, so answers are read in that order, each within its own timeout from when it is waited on."""
+        if self._outbox is not None:  # written with the others at the end of `together`
+            sent = Sent(op, what, requests, self.generation)
+            self._outbox.append(frames.encode_request(op, args))
+            self._pending.append(sent)
+            return sent
         self._ensure_started()
         assert self.conn is not None
         sent = Sent(op, what, requests, self.generation)
@@ -340,8 +348,37 @@ class Worker:
             "(the model hangs its runtime, or needs a longer --model-checks-timeout)"
         )
 
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """The requests sent meanwhile (`send`, `send_quietly`) go to the worker in one write, as one message
+        (worker.MANY) it serves as if they had come one by one: one wake-up of the worker, and one system call,
+        instead of one each. Each is still answered, read and reported on its own."""
+        if self._outbox is not None:
+            yield
+            return
+        self._ensure_started()
+        self._outbox = []
+        try:
+            yield
+        finally:
+            box, self._outbox = self._outbox, None
+            if box:
+                self._write(box[0] if len(box) == 1 else pickle.dumps((MANY, (tuple(box),)), pickle.HIGHEST_PROTOCOL))
+
+    def _write(self, message: bytes) -> None:
+        """Write what `together` held: a worker that broke meanwhile is read to its end (the request it died on, or
+        the first of these, says so; the rest are lost, and asked again of the next worker)."""
+        assert self.conn is not None
+        try:
+            self.conn.send_bytes(message)
+        except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
+            self.settle()
+
     def send_quietly(self, op: str, args: tuple) -> None:
         """A request that gets no answer (`worker.QUIET_OPS`): a release, or warming up; nothing to wait for."""
+        if self._outbox is not None:
+            self._outbox.append(pickle.dumps((op, args), pickle.HIGHEST_PROTOCOL))
+            return
         self._ensure_started()
         assert self.conn is not None
         try:
@@ -551,6 +588,12 @@ class Workers:
         if (str(path), op) in self._failed or (fmt, op, args) in self._ahead:
             return
         self._ahead[(fmt, op, args)] = self.worker(fmt).send(op, args, path.name)
+
+    @contextmanager
+    def together(self, fmt: str) -> Iterator[None]:
+        """The requests sent meanwhile to `fmt`'s worker go in one write (Worker.together)."""
+        with self.worker(fmt).together():
+            yield
 
     def prefetch_infer(self, fmt: str, load_args: tuple, cases: list[list[tuple[str, Any]]], path: Path) -> None:
         """Send an inference of `cases` (each its tensors in order, as (name in the file, values): ONNX test data

@@ -339,3 +339,25 @@ def test_an_inference_sent_ahead_answers_only_for_its_very_feeds_on_the_load_it_
         workers.request("onnx", "load", bad_args, bad)
     assert workers.take_infer("onnx", bad_args, [{"input": x}], handle, generation, ["input"], bad) is None
     assert workers.request("onnx", "call", (allocate, (1,)), path) == MIB  # the pipe is in step after all of it
+
+
+def test_requests_sent_together_go_in_one_write_and_each_is_answered_and_reported_on_its_own(
+    workers: Workers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from multiprocessing.connection import Connection
+
+    a, b, c = (tmp_path / n for n in ("a.onnx", "b.onnx", "c.onnx"))
+    workers.request("onnx", "call", (allocate, (1,)), a)  # started
+    writes: list[int] = []
+    real = Connection.send_bytes
+    monkeypatch.setattr(Connection, "send_bytes", lambda self, buf, *r: (writes.append(len(buf)), real(self, buf, *r)))
+    with workers.together("onnx"):
+        workers.prefetch("onnx", "call", (allocate, (1,)), a)
+        workers.prefetch("onnx", "call", (segfault, ()), b)
+        workers.prefetch("onnx", "call", (allocate, (2,)), c)
+        assert writes == []  # held until the end of the block
+    assert len(writes) == 1
+    assert workers.request("onnx", "call", (allocate, (1,)), a) == MIB
+    with pytest.raises(RuntimeCrashError, match=r"b\.onnx: the onnx worker died from SIGSEGV during call"):
+        workers.request("onnx", "call", (segfault, ()), b)
+    assert workers.request("onnx", "call", (allocate, (2,)), c) == 2 * MIB  # lost behind the crash: asked again
