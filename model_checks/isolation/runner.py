@@ -46,7 +46,8 @@ class IsolatedRunner(Runner):
         return None
 
     def _ensure_loaded(self) -> int:
-        self.workers.settle(self.format)  # a worker broken by a request sent ahead is found out before choosing
+        if self._handle is not None:  # a worker broken by a request sent ahead is found out before choosing it
+            self.workers.settle(self.format)  # (a first load reads only up to its own answer: see Workers.request)
         worker = self.workers.worker(self.format)
         if self._handle is None or self._generation != worker.generation or not worker.alive:
             if self.before_load is not None:
