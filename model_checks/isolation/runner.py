@@ -84,5 +84,5 @@ class IsolatedRunner(Runner):
         # Until the pool drops it, a closed runner loads its model again when asked to infer (see ModelPool).
         worker = self.workers.worker(self.format)
         if self._handle is not None and worker.alive and self._generation == worker.generation:
-            worker.send_quietly("close_quietly", (self._handle,))
+            worker.send_quietly("close_quietly", (self._handle,), later=True)
         self._handle = None

@@ -206,6 +206,7 @@ class Worker:
         self.peak_bytes = 0  # the worker's peak resident memory as of its last answer
         self.warmed = False  # told to import its runtimes (start_early) since it started
         self._outbox: list[bytes] | None = None  # requests held for one write (see together)
+        self._later: list[bytes] = []  # quiet requests that go with the next write (see send_quietly)
 
     @property
     def alive(self) -> bool:
@@ -245,6 +246,7 @@ class Worker:
         self.generation += 1
         self.warmed = False
         self._pending.clear()  # (none: see _ensure_started) a fresh process owes nothing
+        self._later.clear()  # (what was held for the dead one: its handles mean nothing to this one)
 
     def request(self, op: str, args: tuple, what: str, requests: int = 1) -> Any:
         """Send one request and wait for its answer; `what` names the model in errors. `requests` is how many
@@ -284,7 +286,7 @@ class Worker:
         assert self.conn is not None
         sent = Sent(op, what, requests, self.generation)
         try:
-            self.conn.send_bytes(frames.encode_request(op, args))  # tensors as a binary frame, not pickled
+            self.conn.send_bytes(self._with_later(frames.encode_request(op, args)))  # tensors as a binary frame
         except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
             if self._pending:  # it broke on a request sent before: that one says so, this one is lost
                 self.settle()
@@ -363,7 +365,7 @@ class Worker:
         finally:
             box, self._outbox = self._outbox, None
             if box:
-                self._write(box[0] if len(box) == 1 else pickle.dumps((MANY, (tuple(box),)), pickle.HIGHEST_PROTOCOL))
+                self._write(self._with_later(*box))
 
     def _write(self, message: bytes) -> None:
         """Write what `together` held: a worker that broke meanwhile is read to its end (the request it died on, or
@@ -374,15 +376,27 @@ class Worker:
         except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
             self.settle()
 
-    def send_quietly(self, op: str, args: tuple) -> None:
-        """A request that gets no answer (`worker.QUIET_OPS`): a release, or warming up; nothing to wait for."""
+    def _with_later(self, *messages: bytes) -> bytes:
+        """`messages` as one message, behind the quiet requests held for the next write (worker.MANY)."""
+        if self._later:
+            messages, self._later = (*self._later, *messages), []
+        return messages[0] if len(messages) == 1 else pickle.dumps((MANY, (messages,)), pickle.HIGHEST_PROTOCOL)
+
+    def send_quietly(self, op: str, args: tuple, later: bool = False) -> None:
+        """A request that gets no answer (`worker.QUIET_OPS`): a release, or warming up; nothing to wait for.
+        `later`: it goes with the next write instead of one of its own (a release, a peak's reset: the worker does it
+        before the next request, as it would have; a worker that dies meanwhile has nothing left to do it on)."""
+        message = pickle.dumps((op, args), pickle.HIGHEST_PROTOCOL)
         if self._outbox is not None:
-            self._outbox.append(pickle.dumps((op, args), pickle.HIGHEST_PROTOCOL))
+            self._outbox.append(message)
+            return
+        if later and self.alive:
+            self._later.append(message)
             return
         self._ensure_started()
         assert self.conn is not None
         try:
-            self.conn.send((op, args))
+            self.conn.send_bytes(self._with_later(message))
         except OSError:  # a dead worker: the next awaited request finds out and says so
             pass
 
@@ -428,6 +442,7 @@ class Worker:
         proc, conn = self.proc, self.conn
         self.proc = self.conn = None
         self._pending.clear()
+        self._later.clear()
         if proc is None:
             return
         if not kill and conn is not None and proc.poll() is None:
@@ -539,7 +554,7 @@ class Workers:
         self._peaks_reset_ahead = ahead
         for w in self._workers.values():
             if w.alive:
-                w.send_quietly("reset_peak", ())
+                w.send_quietly("reset_peak", (), later=True)
                 w.peak_bytes = 0
 
     def peak_bytes(self) -> int:
@@ -668,7 +683,7 @@ class Workers:
             except (ModelChecksError, Lost):
                 continue
             if op == "load" and w.alive and sent.generation == w.generation:
-                w.send_quietly("close_quietly", (handle[0],))
+                w.send_quietly("close_quietly", (handle[0],), later=True)
 
     def call(self, fmt: str, fn: Any, *args: Any) -> Any:
         """Run a picklable callable in `fmt`'s worker (the test hook for crashes on purpose)."""

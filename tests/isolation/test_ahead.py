@@ -91,7 +91,9 @@ def test_a_load_sent_ahead_and_never_asked_for_is_released_with_its_model(
     path = onnx_models.save(onnx_models.linear(), tmp_path / "m.onnx")
     quiet: list[str] = []
     real = Worker.send_quietly
-    monkeypatch.setattr(Worker, "send_quietly", lambda self, op, args: (quiet.append(op), real(self, op, args)))
+    monkeypatch.setattr(
+        Worker, "send_quietly", lambda self, op, args, later=False: (quiet.append(op), real(self, op, args, later))
+    )
     workers.prefetch("onnx", "load", (path, "onnx", tmp_path, None, None), path)
     workers.forget(path)
     assert quiet == ["close_quietly"]
@@ -361,3 +363,32 @@ def test_requests_sent_together_go_in_one_write_and_each_is_answered_and_reporte
     with pytest.raises(RuntimeCrashError, match=r"b\.onnx: the onnx worker died from SIGSEGV during call"):
         workers.request("onnx", "call", (segfault, ()), b)
     assert workers.request("onnx", "call", (allocate, (2,)), c) == 2 * MIB  # lost behind the crash: asked again
+
+
+def test_a_release_goes_with_the_next_write_is_done_before_its_request_and_never_reaches_a_fresh_worker(
+    workers: Workers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from multiprocessing.connection import Connection
+
+    import numpy as np
+
+    path = onnx_models.save(onnx_models.linear(), tmp_path / "m.onnx")
+    args = (path, "onnx", tmp_path, None, None)
+    feeds = {"input": np.ones((1, 4), np.float32)}
+    handle = workers.request("onnx", "load", args, path)[0]
+    w = workers.worker("onnx")
+    w.send_quietly("close_quietly", (handle,), later=True)
+    assert w.proc is not None
+    w.proc.kill()
+    w.proc.wait(60)
+    fresh = workers.request("onnx", "load", args, path)[0]  # a fresh worker
+    assert fresh == handle  # its first handle has the same number: the release held for the dead one is not its
+    assert workers.request("onnx", "infer", (fresh, feeds), path)["logits"].shape == (1, 3)
+    writes: list[int] = []
+    real = Connection.send_bytes
+    monkeypatch.setattr(Connection, "send_bytes", lambda self, buf, *r: (writes.append(len(buf)), real(self, buf, *r)))
+    w.send_quietly("close_quietly", (fresh,), later=True)
+    assert writes == []  # held
+    with pytest.raises(ModelChecksError, match="infer failed in the onnx worker"):  # released before it ran
+        workers.request("onnx", "infer", (fresh, feeds), path)
+    assert len(writes) == 1  # the release and the request in one write
