@@ -8,7 +8,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from model_checks.backends.base import Names, Runner
-from model_checks.isolation.workers import Workers
+from model_checks.isolation.workers import HOLD_RELEASE_BYTES, Workers
 
 
 class IsolatedRunner(Runner):
@@ -84,5 +84,5 @@ class IsolatedRunner(Runner):
         # Until the pool drops it, a closed runner loads its model again when asked to infer (see ModelPool).
         worker = self.workers.worker(self.format)
         if self._handle is not None and worker.alive and self._generation == worker.generation:
-            worker.send_quietly("close_quietly", (self._handle,), later=True)
+            worker.send_quietly("close_quietly", (self._handle,), later=self.resident_bytes < HOLD_RELEASE_BYTES)
         self._handle = None

@@ -48,6 +48,9 @@ SIGNAL_MEANING = {
     "SIGKILL": "killed from outside (perhaps the kernel's out-of-memory killer)",
 }
 STARTUP_TIMEOUT_S = 120.0
+# A model whose loading took less than this is released with the worker's next write (send_quietly's `later`): it
+# may stay resident a little longer, up to the next artifact's requests. A larger one is released at once.
+HOLD_RELEASE_BYTES = 16 * 1024**2
 # Workers that turn a model into code (onnx2torch and torch.fx): no network, no new processes, and writes only
 # inside the sandbox, enforced by an audit hook from before the request runs (see worker.confine).
 CONFINED_FAMILIES = frozenset({"convert"})
@@ -683,7 +686,7 @@ class Workers:
             except (ModelChecksError, Lost):
                 continue
             if op == "load" and w.alive and sent.generation == w.generation:
-                w.send_quietly("close_quietly", (handle[0],), later=True)
+                w.send_quietly("close_quietly", (handle[0],), later=handle[4] < HOLD_RELEASE_BYTES)
 
     def call(self, fmt: str, fn: Any, *args: Any) -> Any:
         """Run a picklable callable in `fmt`'s worker (the test hook for crashes on purpose)."""
