@@ -181,16 +181,17 @@ class ModelPool:
         except Exception:
             return
         names = names or self.declared.get(path)
-        with workers.together(fmt):  # one write to the worker for all of them
+        load = (path, fmt, root, None, names)
+        with workers.together(fmt):  # one write to the worker for all of them, in the order the checks ask
             if "validate" in ops:
                 workers.prefetch(fmt, "validate", (path, fmt, root), path)
             if "load" in ops and (path, fmt, None, names) not in self._runners:
                 self._unload_large(None)  # as before any load (see LARGE_MODEL_BYTES)
-                workers.prefetch(fmt, "load", (path, fmt, root, None, names), path)
-                if cases:
-                    workers.prefetch_infer(fmt, (path, fmt, root, None, names), cases, path)
+                workers.prefetch(fmt, "load", load, path)
             if "facts" in ops and (path, fmt, names) not in self._facts:
                 workers.prefetch(fmt, "facts", (path, fmt, root, names), path)
+            if cases:  # behind the load just sent, if one was
+                workers.prefetch_infer(fmt, load, cases, path)
 
     def validate(self, path: Path, fmt: str, root: Path) -> list[str]:
         """The format's own integrity check (e.g. onnx.checker), in the worker when isolated."""
