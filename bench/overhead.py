@@ -5,7 +5,8 @@ medians of `--runs` (default 3), ratios printed.
 
 a. ONNX backend-test artifacts (the onnx wheel's `backend/test/data/{node,pytorch-converted,...}` with their
    recorded test data, as tests/backends/onnx/test_backend_testdata.py reads them): the gate, against one process
-   that loads each model with onnxruntime and compares every test_data_set with numpy.
+   that loads each model with onnxruntime and compares every test_data_set with numpy. Printed beside it: pytest
+   alone running as many trivial parametrized items with the gate's flags (its own start-up and per-item cost).
 b. Collecting 1,000 artifacts (bench/collect.py's tree): `pytest --collect-only` with the gate, against pytest
    collecting as many trivial parametrized items.
 c. `model-checks serve` (digits_cnn_fp32, batch 1, closed loop at 1 and 4 connections, the project's own load
