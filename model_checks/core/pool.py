@@ -222,11 +222,10 @@ class ModelPool:
             workers = self._confined
         return workers.request("convert", "call", (fn, args), path)
 
-    def reset_peak_memory(self, ahead: bool = False) -> None:
-        """Start the workers' peak resident memory over: the next figure is the next artifact's. `ahead`: before
-        requests sent ahead for the next artifact, whose first check then does not start it over again."""
+    def reset_peak_memory(self) -> None:
+        """Start the workers' peak resident memory over: the next figure is the next artifact's."""
         if self._workers is not None:
-            self._workers.reset_peaks(ahead)
+            self._workers.reset_peaks()
 
     def peak_memory_bytes(self) -> int | None:
         """The workers' peak resident memory since the last reset (None when models run in this process)."""

@@ -38,7 +38,6 @@ class GateSession:
     _blocked: dict[str, str] = field(
         default_factory=dict, init=False
     )  # artifact id -> the first check that could not have it
-    _ahead: dict[tuple[str, str], CheckResult] = field(default_factory=dict, init=False)  # see run_ahead
     _testdata: dict[str, TestData] = field(default_factory=dict, init=False)  # see keep_testdata
 
     def __post_init__(self) -> None:
@@ -100,19 +99,11 @@ class GateSession:
         first = self._blocked.get(artifact.id)
         if first and name != checks.FIRST:
             return CheckResult.skip(name, f"not run: {first} failed")
-        if run is None and (ahead := self._ahead.pop((name, artifact.id), None)) is not None:
-            return ahead
         return self.run_check(name, artifact, run, testdata if run is None else None)
 
     def keep_testdata(self, artifact: Artifact, data: TestData) -> None:
         """The artifact's reference test data, read ahead: its equivalence check (TESTDATA_READER) takes it."""
         self._testdata[artifact.id] = data
-
-    def run_ahead(self, name: str, artifact: Artifact) -> CheckResult:
-        """Run the built-in check `name` on `artifact` now, before its item: the item's `result` is this one (the
-        plugin runs the next artifact's manifest check early, to start its model in the worker sooner)."""
-        result = self._ahead[(name, artifact.id)] = self.run_check(name, artifact)
-        return result
 
     def models_of(self, artifact: Artifact) -> list[Path]:
         """The model files a check of this artifact may load (its own and its reference)."""

@@ -493,7 +493,6 @@ class Workers:
         self._spare: Worker | None = None  # started before its framework was known (see start_spare)
         self._ahead: dict[tuple, Sent] = {}  # (format, op, args) -> a request sent ahead (see prefetch)
         self._failed: dict[tuple[str, str], ModelChecksError] = {}
-        self._peaks_reset_ahead = False  # see reset_peaks
         # (format, load arguments) -> (the cases' tensors, the load, the inference): see prefetch_infer
         self._ahead_infer: dict[tuple, tuple[list, Sent, Sent]] = {}
 
@@ -547,14 +546,9 @@ class Workers:
         if self._spare is not None and backend_family(fmt) not in CONFINED_FAMILIES:
             self.start_early({fmt})
 
-    def reset_peaks(self, ahead: bool = False) -> None:
-        """Start every running worker's peak resident memory over (for the next artifact's figure). `ahead`: done
-        before requests sent ahead for the next artifact, so the one call that comes at its first check is skipped
-        (it would drop what those requests took)."""
-        if not ahead and self._peaks_reset_ahead:
-            self._peaks_reset_ahead = False
-            return
-        self._peaks_reset_ahead = ahead
+    def reset_peaks(self) -> None:
+        """Start every running worker's peak resident memory over (for the next artifact's figure); it goes with the
+        worker's next write (the requests sent ahead for that artifact), before them."""
         for w in self._workers.values():
             if w.alive:
                 w.send_quietly("reset_peak", (), later=True)

@@ -44,8 +44,6 @@ def verdict(
     peak = gs.pool.peak_memory_bytes()
     if item is not None and peak:  # the workers' peak resident memory since this artifact's first check
         item.user_properties.append((f"{PROPERTY}.worker_peak_rss_mb", round(peak / 1024**2, 1)))
-    if item is not None and gs.pool.workers is not None:
-        _start_next(gs, item)
     if result.skipped:
         # Reported at the item's location, the artifact's metadata.yaml, not at this line: pytest's skip has no
         # public way to say so (`_use_item_location`, private; pytest 8 and 9, pinned by tests/plugin).
@@ -64,25 +62,17 @@ def _first() -> str:
 
 
 class _Plan:
-    """What the session's items ask of the workers, worked out once from `session.items` (in their run order): the
-    checks each artifact runs, and after which item the next artifact's first check comes (see `_start_next`)."""
+    """What the session's items ask of the workers, worked out once from `session.items`: the checks each artifact
+    runs, and the artifacts whose models were started (`_start_model`, once an artifact)."""
 
     def __init__(self, session: pytest.Session) -> None:
         from model_checks.plugin.state import ITEM_KEY
 
         self.selected: dict[str, set[str]] = {}
-        self.next_of: dict[str, Artifact] = {}  # an artifact's last item (node id) -> the artifact checked next
-        self.started: set[str] = set()  # the artifacts whose models `_start_model` started
-        gate = [(i, i.stash[ITEM_KEY]) for i in session.items if ITEM_KEY in i.stash]
-        for _, (art, _, check) in gate:
-            self.selected.setdefault(art.id, set()).add(check)
-        if hasattr(session.config, "workerinput"):  # under xdist this process runs the items it is handed, not these
-            return
-        first, seen = _first(), set()
-        for (item, (art, _, _)), (_, (after, _, check)) in zip(gate, gate[1:]):
-            seen.add(art.id)
-            if after.id != art.id and after.id not in seen and check == first:
-                self.next_of[item.nodeid] = after
+        self.started: set[str] = set()
+        for i in session.items:
+            if ITEM_KEY in i.stash:
+                self.selected.setdefault(i.stash[ITEM_KEY][0].id, set()).add(i.stash[ITEM_KEY][2])
 
 
 def _plan(item: pytest.Item) -> _Plan:
@@ -98,7 +88,7 @@ def _start_model(gs: GateSession, artifact: Artifact, item: pytest.Item) -> None
     plan = _plan(item)
     checks = plan.selected.get(artifact.id, set())
     asked = {op for check in checks for op in ASKS.get(check, ())}
-    if not asked or artifact.id in plan.started:  # (started after the artifact before it: `_start_next`)
+    if not asked or artifact.id in plan.started:
         return
     plan.started.add(artifact.id)
     from model_checks.checks.context import CheckContext
@@ -121,22 +111,6 @@ def _start_model(gs: GateSession, artifact: Artifact, item: pytest.Item) -> None
             cases = [ins for _, ins, _ in data]
     ops = tuple(op for op in ("validate", "load", "facts") if op in asked)
     gs.pool.prefetch(path, fmt, root, ops, names, cases)
-
-
-def _start_next(gs: GateSession, item: pytest.Item) -> None:
-    """After an artifact's last item, when the next item is the next artifact's first check: run that check now
-    (its item reports this very result) and, if it passes, send its model's first requests ahead (`_start_model`),
-    so the worker works on them while pytest reports this item and runs that one, instead of the first of them
-    being waited on. Its peak memory starts over first (the worker reads that before the requests), so the
-    figure stays the next artifact's own. Not under xdist (each process runs the items it is handed)."""
-    following = _plan(item).next_of.get(item.nodeid)
-    if following is None:
-        return
-    from model_checks.checks import FIRST
-
-    if gs.run_ahead(FIRST, following):
-        gs.pool.reset_peak_memory(ahead=True)
-        _start_model(gs, following, item)
 
 
 def record(item: pytest.Item | None, artifact: Artifact, result: CheckResult, rootdir: Path | None = None) -> None:

@@ -206,55 +206,6 @@ def test_the_checks_that_ask_say_which_operation_broke_the_worker(
         assert "failed" not in run.outcomes(aid).values(), run.outcomes(aid)
 
 
-@pytest.fixture
-def sent_during(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
-    """(op, the artifact directory of its model, the test running when it was sent) of every request sent."""
-    import os
-
-    found: list[tuple[str, str, str]] = []
-    real_send = Worker.send
-
-    def send(self, op, args, what, requests=1):  # type: ignore[no-untyped-def]
-        where = Path(args[0]).parent.name if args and isinstance(args[0], Path) else ""
-        found.append((op, where, os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0].rsplit("::", 1)[-1]))
-        return real_send(self, op, args, what, requests)
-
-    monkeypatch.setattr(Worker, "send", send)
-    return found
-
-
-def test_the_next_artifacts_model_is_started_during_the_last_check_of_the_one_before(
-    pytester: pytest.Pytester, sent_during: list[tuple[str, str, str]]
-) -> None:
-    """Its manifest check runs early (its own item reports that result) and its checker, load and facts are sent
-    while the artifact before it finishes: its first check finds them answered."""
-    root = pytester.path / "arts"
-    A.onnx_artifact(root / "one", onnx_models.linear(), name="one")
-    A.onnx_artifact(root / "two", onnx_models.linear(n_in=4, n_out=5), name="two")
-    run = run_gate(pytester, root)
-    assert set(run.outcomes("one@1.0").values()) <= {"passed", "skipped"}, run.outcomes("one@1.0")
-    assert set(run.outcomes("two@1.0").values()) <= {"passed", "skipped"}, run.outcomes("two@1.0")
-    assert run.outcome("manifest", "two@1.0") == "passed"
-    last_of_one = [r.nodeid for (c, a), r in run.reports.items() if a == "one@1.0"][-1].rsplit("::", 1)[-1]
-    two = [(op, during) for op, where, during in sent_during if where == "two"]
-    assert two[:3] == [("validate", last_of_one), ("load", last_of_one), ("facts", last_of_one)]
-    assert not any(op in ("validate", "load", "facts") for op, _ in two[3:])  # none asked again
-
-
-def test_a_next_artifact_whose_manifest_fails_is_not_started_and_its_item_says_why(
-    pytester: pytest.Pytester, sent_during: list[tuple[str, str, str]]
-) -> None:
-    root = pytester.path / "arts"
-    A.onnx_artifact(root / "one", onnx_models.linear(), name="one")
-    A.onnx_artifact(root / "two", onnx_models.linear(), name="two")
-    (root / "two" / "model.onnx").unlink()
-    run = run_gate(pytester, root)
-    assert run.outcome("manifest", "two@1.0") == "failed"
-    assert "file: model.onnx does not exist in two/" in run.message("manifest", "two@1.0")
-    assert run.outcome("integrity", "two@1.0") == "skipped"
-    assert not [s for s in sent_during if s[1] == "two"]
-
-
 def _with_testdata(d: Path, model: object, named: bool = False) -> None:
     """ONNX test data beside the model (`reference.path: .`): one set, its tensors unnamed unless `named`, the
     outputs onnxruntime gives."""
