@@ -5,7 +5,8 @@ medians of `--runs` (default 3), ratios printed.
 
 a. ONNX backend-test artifacts (the onnx wheel's `backend/test/data/{node,pytorch-converted,...}` with their
    recorded test data, as tests/backends/onnx/test_backend_testdata.py reads them): the gate, against one process
-   that loads each model with onnxruntime and compares every test_data_set with numpy.
+   that loads each model with onnxruntime and compares every test_data_set with numpy. Printed beside it: pytest
+   alone running as many trivial parametrized items with the gate's flags (its own start-up and per-item cost).
 b. Collecting 1,000 artifacts (bench/collect.py's tree): `pytest --collect-only` with the gate, against pytest
    collecting as many trivial parametrized items.
 c. `model-checks serve` (digits_cnn_fp32, batch 1, closed loop at 1 and 4 connections, the project's own load
@@ -187,16 +188,39 @@ def timed(cmd: list[str], cwd: Path, ok=(0,), sample_rss: bool = False) -> tuple
 
 
 def row_a(runs: int, n: int, tmp: Path) -> dict:
+    """The gate against the bare loop (the floor), and beside it pytest alone running as many trivial parametrized
+    items with the gate's flags (pytest's own start-up and per-item cost, the part of the ratio no plugin removes)."""
+    import re
+
     root = tmp / "backend"
     root.mkdir()
     kept = backend_tree(root, n)
-    gate, bare, summary = [], [], ""
+    trivial = tmp / "pytest_alone"
+    trivial.mkdir()
+    gate, bare, alone, summary, items = [], [], [], "", 0
     for _ in range(runs):
         gate_s, out, _ = timed(gate_cmd(root), tmp, ok=(0, 1))
         summary = out.strip().splitlines()[-1]
         gate.append(gate_s)
         bare.append(timed([sys.executable, "-c", BARE_A, str(root)], tmp)[0])
-    g, b = statistics.median(gate), statistics.median(bare)
+        if not items:  # as many items as the gate ran (passed, skipped, failed...)
+            items = sum(
+                int(k) for k in re.findall(r"(\d+) (?:passed|skipped|failed|error|errors|xfailed|xpassed)", summary)
+            )
+            (trivial / "test_alone.py").write_text(FLOOR_B.format(n=items))
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "test_alone.py",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-m",
+            "not cpu and not gpu",
+        ]
+        alone.append(timed(cmd, trivial)[0])
+    g, b, p = statistics.median(gate), statistics.median(bare), statistics.median(alone)
     return {
         "artifacts": kept,
         "gate_s": g,
@@ -205,6 +229,10 @@ def row_a(runs: int, n: int, tmp: Path) -> dict:
         "gate_runs": gate,
         "floor_runs": bare,
         "gate_summary": summary,
+        "items": items,
+        "pytest_alone_s": p,
+        "pytest_alone_ratio": p / b,
+        "pytest_alone_runs": alone,
     }
 
 
@@ -588,7 +616,8 @@ def main(argv: list[str] | None = None) -> int:
             res["a"] = r = row_a(args.runs, args.backend_cases, tmp)
             print(
                 f"a. {r['artifacts']} backend-test artifacts: gate {r['gate_s']:.2f} s, floor {r['floor_s']:.2f} s, "
-                f"ratio {r['ratio']:.2f}x  [{r['gate_summary']}]",
+                f"ratio {r['ratio']:.2f}x  [{r['gate_summary']}]; pytest alone, {r['items']} trivial items: "
+                f"{r['pytest_alone_s']:.2f} s, {r['pytest_alone_ratio']:.2f}x of the floor",
                 flush=True,
             )
         if "b" in rows:

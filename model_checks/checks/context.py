@@ -14,7 +14,14 @@ from model_checks.core.artifact import Artifact
 from model_checks.core.errors import ManifestError, ModelChecksError, with_context
 from model_checks.core.inputs import Case, cast_feeds, generated_cases, merge_interface, sample_cases
 from model_checks.core.pool import ModelPool
-from model_checks.core.references import recorded_cases, reference_kind, testdata_cases
+from model_checks.core.references import (
+    TestData,
+    cases_of,
+    read_testdata,
+    recorded_cases,
+    reference_kind,
+    testdata_cases,
+)
 from model_checks.manifest import Manifest, guess_format
 
 
@@ -25,6 +32,7 @@ class CheckContext:
     localize: bool = True  # a failed equivalence says where the models diverge (--model-checks-localize)
     serving_caps: Any = None  # serving.caps.ServingCaps from the gate's options; None: their defaults
     runtime: str | None = None  # the runtime an item of `runtimes:` runs the model on (None: the format's own)
+    testdata: TestData | None = None  # its reference's test data, read ahead (`read_testdata`): read now, else
 
     @property
     def manifest(self) -> Manifest:
@@ -155,6 +163,8 @@ class CheckContext:
             return recorded_cases(self.reference_path, key)  # type: ignore[arg-type]
         if self.reference_kind == "testdata":
             r = self.runner()
+            if self.testdata is not None:
+                return cases_of(self.testdata, [t.name for t in r.inputs], [t.name for t in r.outputs])
             return testdata_cases(
                 self.reference_path, [t.name for t in r.inputs], [t.name for t in r.outputs], key, self.artifact.root
             )  # type: ignore[arg-type]
@@ -164,6 +174,13 @@ class CheckContext:
         else:
             cases = generated_cases(self.interface(), self.artifact.id)
         return [self._as_declared(c) for c in cases]
+
+    def read_testdata(self) -> TestData | None:
+        """The reference's ONNX test data as read, before the model's names are known (`cases` names its unnamed
+        tensors): for reading it, and sending its inference, ahead of the check. None for another reference."""
+        if self.reference_path is None or self.reference_kind != "testdata":
+            return None
+        return read_testdata(self.reference_path, f"{self.where}: reference.path", self.artifact.root)
 
     def _as_declared(self, case: Case) -> Case:
         """`case` with its inputs in the model's own input dtypes, the casts named in its label, with those the

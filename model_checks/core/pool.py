@@ -164,14 +164,17 @@ class ModelPool:
                 self._facts[key] = backend(fmt, "facts").model_facts(path, root, names=names)
         return self._facts[key]
 
-    def prefetch(self, path: Path, fmt: str, root: Path, ops: tuple[str, ...], names: Names = None) -> None:
+    def prefetch(
+        self, path: Path, fmt: str, root: Path, ops: tuple[str, ...], names: Names = None, cases: list | None = None
+    ) -> None:
         """Have the model's worker start on `ops` ("validate", "facts", "load", in that order) now, for checks
         about to ask for them with these arguments (`validate`, `facts`, `runner`): the worker works while this
         process goes on, and their answers come back in one wake-up instead of one round trip each. What each
         operation meets (an error, a crash, a timeout) is reported by the request that asks for it, as before.
         The facts (milliseconds) go before the load (seconds for a large model): integrity hashes the files they
         name while the worker loads. Nothing when models run in this process, or when the model may not be
-        loaded here (its checks say why)."""
+        loaded here (its checks say why). `cases`: test data read ahead (each case's tensors in order), run right
+        behind a load sent now."""
         workers = self.workers
         if workers is None:
             return
@@ -180,13 +183,17 @@ class ModelPool:
         except Exception:
             return
         names = names or self.declared.get(path)
-        if "validate" in ops:
-            workers.prefetch(fmt, "validate", (path, fmt, root), path)
-        if "facts" in ops and (path, fmt, names) not in self._facts:
-            workers.prefetch(fmt, "facts", (path, fmt, root, names), path)
-        if "load" in ops and (path, fmt, None, names) not in self._runners:
-            self._unload_large(None)  # as before any load (see LARGE_MODEL_BYTES)
-            workers.prefetch(fmt, "load", (path, fmt, root, None, names), path)
+        load = (path, fmt, root, None, names)
+        with workers.together(fmt):  # one write to the worker for all of them, in the order the checks ask
+            if "validate" in ops:
+                workers.prefetch(fmt, "validate", (path, fmt, root), path)
+            if "facts" in ops and (path, fmt, names) not in self._facts:
+                workers.prefetch(fmt, "facts", (path, fmt, root, names), path)
+            if "load" in ops and (path, fmt, None, names) not in self._runners:
+                self._unload_large(None)  # as before any load (see LARGE_MODEL_BYTES)
+                workers.prefetch(fmt, "load", load, path)
+            if cases:  # behind the load just sent, if one was
+                workers.prefetch_infer(fmt, load, cases, path)
 
     def validate(self, path: Path, fmt: str, root: Path) -> list[str]:
         """The format's own integrity check (e.g. onnx.checker), in the worker when isolated."""

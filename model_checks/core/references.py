@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from model_checks.backends.onnx.testdata import read_tensor
 from model_checks.backends.registry import format_by_suffix, reference_formats
 from model_checks.core.errors import ArtifactLoadError
-from model_checks.core.inputs import Case, load_npz
+from model_checks.core.inputs import Case, load_npz, named_feeds
 from model_checks.manifest import guess_format
 from model_checks.safety.paths import resolve_inside
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def reference_kind(path: Path) -> str:
@@ -51,11 +55,14 @@ def _numbered(folder: Path, stem: str) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def testdata_cases(
-    path: Path, input_names: list[str], output_names: list[str], key: str, root: Path | None = None
-) -> list[Case]:
-    """ONNX test data: `test_data_set_N/input_K.pb` and `output_K.pb`; unnamed tensors map by order.
-    With `root`, every set and tensor file must resolve inside it (symlinks leading out are refused)."""
+# One test-data set as read: its folder's name, its inputs and its outputs, each (name in the file, values) in order.
+TestData = list[tuple[str, list[tuple[str, "np.ndarray"]], list[tuple[str, "np.ndarray"]]]]
+
+
+def read_testdata(path: Path, key: str, root: Path | None = None) -> TestData:
+    """ONNX test data as read, before its unnamed tensors are named after the model's inputs and outputs
+    (`testdata_cases`). With `root`, every set and tensor file must resolve inside it (symlinks leading out are
+    refused)."""
     sets = (
         [path]
         if path.name.startswith("test_data_set_")
@@ -66,16 +73,31 @@ def testdata_cases(
     )
     if not sets:
         raise ArtifactLoadError(f"{key}: {path.name} holds no test_data_set_N directories")
-    cases = []
+    found: TestData = []
     for s in sets:
         s = _inside(root, s, key)
         ins = [read_tensor(_inside(root, p, key), key) for p in _numbered(s, "input")]
         outs = [read_tensor(_inside(root, p, key), key) for p in _numbered(s, "output")]
         if not outs:
             raise ArtifactLoadError(f"{key}: {s.name} has no output_K.pb files")
-        feeds = {(n or input_names[i] if i < len(input_names) else n): a for i, (n, a) in enumerate(ins)}
+        found.append((s.name, ins, outs))
+    return found
+
+
+def testdata_cases(
+    path: Path, input_names: list[str], output_names: list[str], key: str, root: Path | None = None
+) -> list[Case]:
+    """ONNX test data: `test_data_set_N/input_K.pb` and `output_K.pb`; unnamed tensors map by order.
+    With `root`, every set and tensor file must resolve inside it (symlinks leading out are refused)."""
+    return cases_of(read_testdata(path, key, root), input_names, output_names)
+
+
+def cases_of(data: TestData, input_names: list[str], output_names: list[str]) -> list[Case]:
+    """Test data as read (`read_testdata`) as cases, its unnamed tensors named by their order in the model's."""
+    cases = []
+    for name, ins, outs in data:
         expected = {
             (n or (output_names[i] if i < len(output_names) else f"output_{i}")): a for i, (n, a) in enumerate(outs)
         }
-        cases.append(Case(s.name, feeds, expected))
+        cases.append(Case(name, named_feeds(ins, input_names), expected))
     return cases

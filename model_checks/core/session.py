@@ -15,8 +15,12 @@ from model_checks.core.artifact import Artifact
 from model_checks.core.discovery import discover
 from model_checks.core.errors import ModelChecksError, runtime_error_text
 from model_checks.core.pool import ModelPool
+from model_checks.core.references import TestData
 from model_checks.core.results import CheckResult
 from model_checks.isolation.limits import Limits
+
+# The check that reads an artifact's reference test data; the plugin reads it ahead for that check alone.
+TESTDATA_READER = "equivalence"
 
 
 @dataclass
@@ -34,6 +38,7 @@ class GateSession:
     _blocked: dict[str, str] = field(
         default_factory=dict, init=False
     )  # artifact id -> the first check that could not have it
+    _testdata: dict[str, TestData] = field(default_factory=dict, init=False)  # see keep_testdata
 
     def __post_init__(self) -> None:
         self.pool = ModelPool(trust_code=self.trust_code, isolation=self.isolation)
@@ -51,12 +56,16 @@ class GateSession:
         return self._by_dir.get(d)
 
     def run_check(
-        self, name: str, artifact: Artifact, run: Callable[[CheckContext], CheckResult] | None = None
+        self,
+        name: str,
+        artifact: Artifact,
+        run: Callable[[CheckContext], CheckResult] | None = None,
+        testdata: TestData | None = None,
     ) -> CheckResult:
         """Run one check (`run`, else the built-in `name`); a ModelChecksError (unsafe path, unreadable file,
         refused format) is a failure. Whether the failure stops the artifact's later checks is the check's own
-        declaration (`Check.blocking`), never the kind of error alone."""
-        ctx = CheckContext(artifact, self.pool, self.localize, self.serving_caps)
+        declaration (`Check.blocking`), never the kind of error alone. `testdata`: its reference's, read ahead."""
+        ctx = CheckContext(artifact, self.pool, self.localize, self.serving_caps, testdata=testdata)
         declared = checks.registry().get(name)
         blocking = declared.blocking if declared is not None else "never"
         try:
@@ -86,10 +95,15 @@ class GateSession:
     ) -> CheckResult:
         """`run_check`, except for an artifact whose model an earlier check could not have (refused, missing,
         unloadable, an invalid manifest): then a skip naming that check, so the refusal is read once."""
+        testdata = self._testdata.pop(artifact.id, None) if name == TESTDATA_READER else None
         first = self._blocked.get(artifact.id)
         if first and name != checks.FIRST:
             return CheckResult.skip(name, f"not run: {first} failed")
-        return self.run_check(name, artifact, run)
+        return self.run_check(name, artifact, run, testdata if run is None else None)
+
+    def keep_testdata(self, artifact: Artifact, data: TestData) -> None:
+        """The artifact's reference test data, read ahead: its equivalence check (TESTDATA_READER) takes it."""
+        self._testdata[artifact.id] = data
 
     def models_of(self, artifact: Artifact) -> list[Path]:
         """The model files a check of this artifact may load (its own and its reference)."""

@@ -8,7 +8,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from model_checks.backends.base import Names, Runner
-from model_checks.isolation.workers import Workers
+from model_checks.isolation.workers import HOLD_RELEASE_BYTES, Workers
 
 
 class IsolatedRunner(Runner):
@@ -46,7 +46,8 @@ class IsolatedRunner(Runner):
         return None
 
     def _ensure_loaded(self) -> int:
-        self.workers.settle(self.format)  # a worker broken by a request sent ahead is found out before choosing
+        if self._handle is not None:  # a worker broken by a request sent ahead is found out before choosing it
+            self.workers.settle(self.format)  # (a first load reads only up to its own answer: see Workers.request)
         worker = self.workers.worker(self.format)
         if self._handle is None or self._generation != worker.generation or not worker.alive:
             if self.before_load is not None:
@@ -66,6 +67,13 @@ class IsolatedRunner(Runner):
         """All of them in one round trip (the same op and the same timeout per set of feeds as one by one)."""
         __tracebackhide__ = True
         arrays = [self._checked_feeds(f) for f in feeds]
+        if self._handle is not None:  # sent ahead with the load (Workers.prefetch_infer), for these very feeds?
+            names = [t.name for t in self.inputs]
+            ahead = self.workers.take_infer(
+                self.format, self._load_args, list(feeds), self._handle, self._generation, names, self.path
+            )
+            if ahead is not None:
+                return ahead
         if len(arrays) == 1:
             return [self.infer(arrays[0])]
         handle = self._ensure_loaded()
@@ -76,5 +84,5 @@ class IsolatedRunner(Runner):
         # Until the pool drops it, a closed runner loads its model again when asked to infer (see ModelPool).
         worker = self.workers.worker(self.format)
         if self._handle is not None and worker.alive and self._generation == worker.generation:
-            worker.send_quietly("close_quietly", (self._handle,))
+            worker.send_quietly("close_quietly", (self._handle,), later=self.resident_bytes < HOLD_RELEASE_BYTES)
         self._handle = None

@@ -17,6 +17,13 @@ from typing import Any, Callable
 
 # Requests the parent does not wait on: they get no answer, so the pipe stays one answer per awaited request.
 QUIET_OPS = ("close_quietly", "warm", "reset_peak")
+# The handle an inference sent ahead of its model's load names (`Workers.prefetch_infer`): the model the last load
+# loaded, its feeds given by position as `<K>:<name in the file>` (an unnamed one takes the model's K-th input name,
+# as `core.inputs.named_feeds` names them in the parent). Loaded models' handles count from 1.
+AHEAD = 0
+# A message holding several requests, each an encoded request of its own (`frames.encode_request`), served in
+# order as if they had come one by one: what the parent sends ahead for an artifact goes in one write.
+MANY = "many"
 # Text of allocation failures that C++ runtimes turn into ordinary exceptions.
 _MEMORY_WORDS = ("bad_alloc", "failed to allocate", "out of memory", "cannot allocate memory")
 
@@ -98,6 +105,7 @@ class _Models:
     def __init__(self) -> None:
         self.runners: dict[int, Any] = {}
         self.next = 0
+        self.last_loaded: int | None = None  # the handle of the last load, while that load stands (see AHEAD)
 
     def load(
         self, path: Path, fmt: str, root: Path, threads: int | None, names: Any = None
@@ -106,10 +114,12 @@ class _Models:
         the parent weighs when it holds several models at once)."""
         from model_checks.backends import backend
 
+        self.last_loaded = None  # a load that fails leaves no model for an inference sent ahead to take
         before = resident_bytes()
         runner = backend(fmt, "runner").load(path, root, threads=threads, names=names)
         self.next += 1
         self.runners[self.next] = runner
+        self.last_loaded = self.next
         return (
             self.next,
             tuple(runner.inputs),
@@ -121,10 +131,21 @@ class _Models:
     def infer(self, handle: int, feeds: dict | list[dict]) -> dict | list[dict]:
         """Outputs of one set of feeds, or of each of a list of them (one round trip for all of an artifact's
         cases; the first failure answers for the whole list, as it would have case by case)."""
-        runner = self.runners[handle]
+        if handle == AHEAD:  # sent with the load, before its handle was known: feeds named by position
+            if self.last_loaded is None or not isinstance(feeds, list):
+                raise LookupError("no model loaded for an inference sent ahead")
+            from model_checks.core.inputs import named_feeds
+
+            runner = self.runners[self.last_loaded]
+            names = [t.name for t in runner.inputs]
+            feeds = [named_feeds([(k.split(":", 1)[1], a) for k, a in f.items()], names) for f in feeds]
+        else:
+            runner = self.runners[handle]
         return [runner.infer(f) for f in feeds] if isinstance(feeds, list) else runner.infer(feeds)
 
     def close(self, handle: int) -> None:
+        if handle == self.last_loaded:
+            self.last_loaded = None
         runner = self.runners.pop(handle, None)
         if runner is not None:
             runner.close()
@@ -317,25 +338,35 @@ def serve(conn: Connection) -> None:
             op, args = frames.decode_request(conn.recv_bytes())
         except (EOFError, OSError):
             return
-        if op in QUIET_OPS:  # no answer is awaited: the parent goes on at once
-            try:
-                getattr(models, op)(*args)
-            except BaseException:
-                pass
-            continue
-        if op == "exit":
-            # Nothing to flush (models live in memory, replies went over the pipe); skipping finalization
-            # saves the second or so TensorFlow and torch take to tear down at interpreter exit.
-            conn.close()
-            os._exit(0)
+        if op == MANY:  # several requests in one message, each answered (or not, if quiet) in its turn
+            for message in args[0]:
+                _serve_one(conn, models, *frames.decode_request(message))
+        else:
+            _serve_one(conn, models, op, args)
+
+
+def _serve_one(conn: Connection, models: _Models, op: str, args: tuple) -> None:
+    from model_checks.isolation import frames
+
+    if op in QUIET_OPS:  # no answer is awaited: the parent goes on at once
         try:
-            reply: tuple[str, Any] = ("ok", getattr(models, op)(*args))
-        except BaseException as e:  # everything goes back to the parent as a value
-            reply = ("err", _describe(e))
-        try:
-            conn.send_bytes(frames.encode_reply(*reply, peak_bytes()))  # outputs as a binary frame, not pickled
-        except Exception as e:  # an unpicklable result: say so instead of dying silently
-            conn.send(("err", _describe(e)))
+            getattr(models, op)(*args)
+        except BaseException:
+            pass
+        return
+    if op == "exit":
+        # Nothing to flush (models live in memory, replies went over the pipe); skipping finalization
+        # saves the second or so TensorFlow and torch take to tear down at interpreter exit.
+        conn.close()
+        os._exit(0)
+    try:
+        reply: tuple[str, Any] = ("ok", getattr(models, op)(*args))
+    except BaseException as e:  # everything goes back to the parent as a value
+        reply = ("err", _describe(e))
+    try:
+        conn.send_bytes(frames.encode_reply(*reply, peak_bytes()))  # outputs as a binary frame, not pickled
+    except Exception as e:  # an unpicklable result: say so instead of dying silently
+        conn.send(("err", _describe(e)))
 
 
 def main(fd: int) -> None:

@@ -9,6 +9,7 @@ its later checks fail at once with the first account, instead of crashing (or ha
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import signal
 import socket
@@ -16,10 +17,11 @@ import subprocess
 import sys
 import tempfile
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from model_checks.backends import family as backend_family
 from model_checks.core.errors import (
@@ -35,7 +37,7 @@ from model_checks.core.errors import (
 )
 from model_checks.isolation import frames
 from model_checks.isolation.limits import Limits
-from model_checks.isolation.worker import ErrorInfo, WorkerSetup
+from model_checks.isolation.worker import MANY, ErrorInfo, WorkerSetup
 
 SIGNAL_MEANING = {
     "SIGSEGV": "a segmentation fault in the runtime's native code",
@@ -46,6 +48,9 @@ SIGNAL_MEANING = {
     "SIGKILL": "killed from outside (perhaps the kernel's out-of-memory killer)",
 }
 STARTUP_TIMEOUT_S = 120.0
+# A model whose loading took less than this is released with the worker's next write (send_quietly's `later`): it
+# may stay resident a little longer, up to the next artifact's requests. A larger one is released at once.
+HOLD_RELEASE_BYTES = 16 * 1024**2
 # Workers that turn a model into code (onnx2torch and torch.fx): no network, no new processes, and writes only
 # inside the sandbox, enforced by an audit hook from before the request runs (see worker.confine).
 CONFINED_FAMILIES = frozenset({"convert"})
@@ -203,6 +208,8 @@ class Worker:
         self._pending: deque[Sent] = deque()  # requests sent and not answered yet, oldest first
         self.peak_bytes = 0  # the worker's peak resident memory as of its last answer
         self.warmed = False  # told to import its runtimes (start_early) since it started
+        self._outbox: list[bytes] | None = None  # requests held for one write (see together)
+        self._later: list[bytes] = []  # quiet requests that go with the next write (see send_quietly)
 
     @property
     def alive(self) -> bool:
@@ -242,6 +249,7 @@ class Worker:
         self.generation += 1
         self.warmed = False
         self._pending.clear()  # (none: see _ensure_started) a fresh process owes nothing
+        self._later.clear()  # (what was held for the dead one: its handles mean nothing to this one)
 
     def request(self, op: str, args: tuple, what: str, requests: int = 1) -> Any:
         """Send one request and wait for its answer; `what` names the model in errors. `requests` is how many
@@ -272,11 +280,16 @@ class Worker:
     def send(self, op: str, args: tuple, what: str, requests: int = 1) -> Sent:
         """Send a request without waiting for its answer (`answer` reads it). The worker answers in the order it
         was asked, so answers are read in that order, each within its own timeout from when it is waited on."""
+        if self._outbox is not None:  # written with the others at the end of `together`
+            sent = Sent(op, what, requests, self.generation)
+            self._outbox.append(frames.encode_request(op, args))
+            self._pending.append(sent)
+            return sent
         self._ensure_started()
         assert self.conn is not None
         sent = Sent(op, what, requests, self.generation)
         try:
-            self.conn.send_bytes(frames.encode_request(op, args))  # tensors as a binary frame, not pickled
+            self.conn.send_bytes(self._with_later(frames.encode_request(op, args)))  # tensors as a binary frame
         except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
             if self._pending:  # it broke on a request sent before: that one says so, this one is lost
                 self.settle()
@@ -340,12 +353,53 @@ class Worker:
             "(the model hangs its runtime, or needs a longer --model-checks-timeout)"
         )
 
-    def send_quietly(self, op: str, args: tuple) -> None:
-        """A request that gets no answer (`worker.QUIET_OPS`): a release, or warming up; nothing to wait for."""
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """The requests sent meanwhile (`send`, `send_quietly`) go to the worker in one write, as one message
+        (worker.MANY) it serves as if they had come one by one: one wake-up of the worker, and one system call,
+        instead of one each. Each is still answered, read and reported on its own."""
+        if self._outbox is not None:
+            yield
+            return
+        self._ensure_started()
+        self._outbox = []
+        try:
+            yield
+        finally:
+            box, self._outbox = self._outbox, None
+            if box:
+                self._write(self._with_later(*box))
+
+    def _write(self, message: bytes) -> None:
+        """Write what `together` held: a worker that broke meanwhile is read to its end (the request it died on, or
+        the first of these, says so; the rest are lost, and asked again of the next worker)."""
+        assert self.conn is not None
+        try:
+            self.conn.send_bytes(message)
+        except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
+            self.settle()
+
+    def _with_later(self, *messages: bytes) -> bytes:
+        """`messages` as one message, behind the quiet requests held for the next write (worker.MANY)."""
+        if self._later:
+            messages, self._later = (*self._later, *messages), []
+        return messages[0] if len(messages) == 1 else pickle.dumps((MANY, (messages,)), pickle.HIGHEST_PROTOCOL)
+
+    def send_quietly(self, op: str, args: tuple, later: bool = False) -> None:
+        """A request that gets no answer (`worker.QUIET_OPS`): a release, or warming up; nothing to wait for.
+        `later`: it goes with the next write instead of one of its own (a release, a peak's reset: the worker does it
+        before the next request, as it would have; a worker that dies meanwhile has nothing left to do it on)."""
+        message = pickle.dumps((op, args), pickle.HIGHEST_PROTOCOL)
+        if self._outbox is not None:
+            self._outbox.append(message)
+            return
+        if later and self.alive:
+            self._later.append(message)
+            return
         self._ensure_started()
         assert self.conn is not None
         try:
-            self.conn.send((op, args))
+            self.conn.send_bytes(self._with_later(message))
         except OSError:  # a dead worker: the next awaited request finds out and says so
             pass
 
@@ -391,6 +445,7 @@ class Worker:
         proc, conn = self.proc, self.conn
         self.proc = self.conn = None
         self._pending.clear()
+        self._later.clear()
         if proc is None:
             return
         if not kill and conn is not None and proc.poll() is None:
@@ -421,6 +476,12 @@ def _known_error(info: ErrorInfo) -> type[ModelChecksError] | None:
     return cls if isinstance(cls, type) and issubclass(cls, ModelChecksError) else None
 
 
+def _loads_after(worker: Worker, load: Sent) -> bool:
+    """Whether a load was sent to `worker` after `load` (an inference sent ahead takes the last load's model)."""
+    pending = list(worker._pending)
+    return any(s.op == "load" for s in pending[pending.index(load) + 1 :])
+
+
 class Workers:
     """The workers of one session, one per framework family, and the models that crashed them."""
 
@@ -432,6 +493,8 @@ class Workers:
         self._spare: Worker | None = None  # started before its framework was known (see start_spare)
         self._ahead: dict[tuple, Sent] = {}  # (format, op, args) -> a request sent ahead (see prefetch)
         self._failed: dict[tuple[str, str], ModelChecksError] = {}
+        # (format, load arguments) -> (the cases' tensors, the load, the inference): see prefetch_infer
+        self._ahead_infer: dict[tuple, tuple[list, Sent, Sent]] = {}
 
     def worker(self, fmt: str) -> Worker:
         family = backend_family(fmt)
@@ -484,10 +547,11 @@ class Workers:
             self.start_early({fmt})
 
     def reset_peaks(self) -> None:
-        """Start every running worker's peak resident memory over (for the next artifact's figure)."""
+        """Start every running worker's peak resident memory over (for the next artifact's figure); it goes with the
+        worker's next write (the requests sent ahead for that artifact), before them."""
         for w in self._workers.values():
             if w.alive:
-                w.send_quietly("reset_peak", ())
+                w.send_quietly("reset_peak", (), later=True)
                 w.peak_bytes = 0
 
     def peak_bytes(self) -> int:
@@ -537,6 +601,61 @@ class Workers:
             return
         self._ahead[(fmt, op, args)] = self.worker(fmt).send(op, args, path.name)
 
+    @contextmanager
+    def together(self, fmt: str) -> Iterator[None]:
+        """The requests sent meanwhile to `fmt`'s worker go in one write (Worker.together)."""
+        with self.worker(fmt).together():
+            yield
+
+    def prefetch_infer(self, fmt: str, load_args: tuple, cases: list[list[tuple[str, Any]]], path: Path) -> None:
+        """Send an inference of `cases` (each its tensors in order, as (name in the file, values): ONNX test data
+        read before the model's input names are known) right behind the load `prefetch` just sent, for the model
+        that load loads (worker.AHEAD: the worker names an unnamed tensor after the model's input at its place,
+        as the check will). `take_infer` gives its answer to the check that runs those very feeds on that load."""
+        load = self._ahead.get((fmt, "load", load_args))
+        w = self.worker(fmt)
+        if load is None or load not in w._pending or _loads_after(w, load):
+            return
+        if (str(path), "infer") in self._failed or (fmt, load_args) in self._ahead_infer:
+            return
+        from model_checks.isolation.worker import AHEAD
+
+        feeds = [{f"{i}:{name}": values for i, (name, values) in enumerate(case)} for case in cases]
+        self._ahead_infer[(fmt, load_args)] = (cases, load, w.send("infer", (AHEAD, feeds), path.name, len(cases)))
+
+    def take_infer(
+        self, fmt: str, load_args: tuple, feeds: list, handle: int, generation: int, names: list[str], path: Path
+    ) -> list | None:
+        """The outputs of the inference `prefetch_infer` sent for these very feeds (the same arrays under the names
+        the model gives them) on the model loaded as `handle` in the worker's `generation`; None when there is none
+        to take (ask as usual). A crash or hang it met is the inference's failure, as if asked now."""
+        from model_checks.core.inputs import named_feeds
+
+        entry = self._ahead_infer.pop((fmt, load_args), None)
+        if entry is None:
+            return None
+        cases, load, sent = entry
+        if not load.done or load.error is not None or load.generation != sent.generation or len(cases) != len(feeds):
+            return None
+        for case, f in zip(cases, feeds):
+            named = named_feeds(case, names)
+            if named.keys() != f.keys() or any(f[k] is not v for k, v in named.items()):
+                return None
+        self.refuse_again(path, "infer")
+        ours = load.generation == generation and load.value[0] == handle  # the check's model is that load's
+        try:
+            value = self.worker(fmt).answer(sent)
+        except Lost:
+            return None
+        except WorkerBrokeError as e:  # these feeds crashed (or hung) the model's worker
+            self.broke(path, "infer", e)
+            raise
+        except ModelChecksError:
+            if ours:
+                raise
+            return None
+        return value if ours else None
+
     def settle(self, fmt: str) -> None:
         """Read what `fmt`'s worker still owes (see Worker.settle): before a request that names a loaded model."""
         family = backend_family(fmt)
@@ -546,6 +665,12 @@ class Workers:
     def forget(self, path: Path) -> None:
         """Requests sent ahead for `path` that nobody asked for: their answers are read and dropped, and a model
         loaded for them is released, so that nothing of `path` stays in a worker after its last check."""
+        for key in [k for k in self._ahead_infer if Path(k[1][0]) == path]:
+            sent = self._ahead_infer.pop(key)[2]
+            try:
+                self.worker(key[0]).answer(sent)
+            except (ModelChecksError, Lost):
+                pass
         for key in [k for k in self._ahead if Path(k[2][0]) == path]:
             fmt, op, _ = key
             sent = self._ahead.pop(key)
@@ -555,7 +680,7 @@ class Workers:
             except (ModelChecksError, Lost):
                 continue
             if op == "load" and w.alive and sent.generation == w.generation:
-                w.send_quietly("close_quietly", (handle[0],))
+                w.send_quietly("close_quietly", (handle[0],), later=handle[4] < HOLD_RELEASE_BYTES)
 
     def call(self, fmt: str, fn: Any, *args: Any) -> Any:
         """Run a picklable callable in `fmt`'s worker (the test hook for crashes on purpose)."""
@@ -571,6 +696,7 @@ class Workers:
         self._workers.clear()
         self._spare = None
         self._ahead.clear()
+        self._ahead_infer.clear()
         if self._sandbox is not None:
             self._sandbox.remove()
             self._sandbox = None

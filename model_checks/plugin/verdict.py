@@ -22,7 +22,7 @@ FACTS = ("artifact", "dir", "check", "variant", "ok", "skipped", "reason", "form
 # What checks ask of the artifact's model in its worker first, in the order they ask: sent ahead once the
 # manifest check has passed (see `_start_model`), for the checks of the artifact this run selected.
 ASKS = {"integrity": ("validate", "facts", "load"), "metadata": ("facts",)}  # integrity: facts for sha256's files
-SELECTED_KEY = pytest.StashKey[dict]()
+PLAN_KEY = pytest.StashKey["_Plan"]()
 
 
 def verdict(
@@ -61,29 +61,56 @@ def _first() -> str:
     return FIRST
 
 
+class _Plan:
+    """What the session's items ask of the workers, worked out once from `session.items`: the checks each artifact
+    runs, and the artifacts whose models were started (`_start_model`, once an artifact)."""
+
+    def __init__(self, session: pytest.Session) -> None:
+        from model_checks.plugin.state import ITEM_KEY
+
+        self.selected: dict[str, set[str]] = {}
+        self.started: set[str] = set()
+        for i in session.items:
+            if ITEM_KEY in i.stash:
+                self.selected.setdefault(i.stash[ITEM_KEY][0].id, set()).add(i.stash[ITEM_KEY][2])
+
+
+def _plan(item: pytest.Item) -> _Plan:
+    plan = item.config.stash.get(PLAN_KEY, None)
+    if plan is None:
+        plan = item.config.stash[PLAN_KEY] = _Plan(item.session)
+    return plan
+
+
 def _start_model(gs: GateSession, artifact: Artifact, item: pytest.Item) -> None:
     """Have the worker start on what this artifact's selected checks will ask of its model first (ASKS), while
     pytest reports this item and sets up the next: their answers are then waiting, instead of a round trip each."""
-    selected = item.config.stash.get(SELECTED_KEY, None)
-    if selected is None:  # the checks each artifact runs in this session, worked out once
-        from model_checks.plugin.state import ITEM_KEY
-
-        selected = item.config.stash[SELECTED_KEY] = {}
-        for i in item.session.items:
-            if ITEM_KEY in i.stash:
-                selected.setdefault(i.stash[ITEM_KEY][0].id, set()).add(i.stash[ITEM_KEY][2])
-    asked = {op for check in selected.get(artifact.id, ()) for op in ASKS.get(check, ())}
-    if not asked:
+    plan = _plan(item)
+    checks = plan.selected.get(artifact.id, set())
+    asked = {op for check in checks for op in ASKS.get(check, ())}
+    if not asked or artifact.id in plan.started:
         return
+    plan.started.add(artifact.id)
     from model_checks.checks.context import CheckContext
     from model_checks.core.errors import ModelChecksError
+    from model_checks.core.session import TESTDATA_READER
 
     ctx = CheckContext(artifact, gs.pool)
     try:  # the arguments the checks will ask with
         path, fmt, root, names = ctx.model_path, ctx.fmt, artifact.root, ctx.names
     except ModelChecksError:  # no model to start on: the checks say why
         return
-    gs.pool.prefetch(path, fmt, root, tuple(op for op in ("validate", "facts", "load") if op in asked), names)
+    cases = None
+    if "load" in asked and TESTDATA_READER in checks:  # its test data read now, and run right behind the load
+        try:
+            data = ctx.read_testdata()
+        except Exception:  # unreadable, refused: the check reads it again and says why
+            data = None
+        if data is not None:
+            gs.keep_testdata(artifact, data)
+            cases = [ins for _, ins, _ in data]
+    ops = tuple(op for op in ("validate", "facts", "load") if op in asked)
+    gs.pool.prefetch(path, fmt, root, ops, names, cases)
 
 
 def record(item: pytest.Item | None, artifact: Artifact, result: CheckResult, rootdir: Path | None = None) -> None:

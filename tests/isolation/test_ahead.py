@@ -16,7 +16,7 @@ from fixtures.crash_at_backend import PREFIX
 from fixtures.crashing import allocate, hang, segfault
 from fixtures.gate_run import run_gate
 from model_checks.backends import BACKENDS
-from model_checks.core.errors import RuntimeCrashError, RuntimeTimeoutError
+from model_checks.core.errors import ModelChecksError, RuntimeCrashError, RuntimeTimeoutError
 from model_checks.isolation.limits import Limits
 from model_checks.isolation.workers import Worker, Workers
 
@@ -91,7 +91,9 @@ def test_a_load_sent_ahead_and_never_asked_for_is_released_with_its_model(
     path = onnx_models.save(onnx_models.linear(), tmp_path / "m.onnx")
     quiet: list[str] = []
     real = Worker.send_quietly
-    monkeypatch.setattr(Worker, "send_quietly", lambda self, op, args: (quiet.append(op), real(self, op, args)))
+    monkeypatch.setattr(
+        Worker, "send_quietly", lambda self, op, args, later=False: (quiet.append(op), real(self, op, args, later))
+    )
     workers.prefetch("onnx", "load", (path, "onnx", tmp_path, None, None), path)
     workers.forget(path)
     assert quiet == ["close_quietly"]
@@ -202,3 +204,142 @@ def test_the_checks_that_ask_say_which_operation_broke_the_worker(
     assert f"model.onnx: {during} facts" in run.message("metadata", "at_facts@1.0")
     for aid in good:
         assert "failed" not in run.outcomes(aid).values(), run.outcomes(aid)
+
+
+def _with_testdata(d: Path, model: object, named: bool = False) -> None:
+    """ONNX test data beside the model (`reference.path: .`): one set, its tensors unnamed unless `named`, the
+    outputs onnxruntime gives."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    x = np.random.default_rng(0).uniform(0, 1, (2, 4)).astype(np.float32)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])  # type: ignore[attr-defined]
+    y = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    s = d / "test_data_set_0"
+    s.mkdir()
+    for path, array, name in ((s / "input_0.pb", x, "input"), (s / "output_0.pb", y, "logits")):
+        t = numpy_helper.from_array(array, name if named else "")
+        path.write_bytes(t.SerializeToString())
+    assert isinstance(onnx.load_tensor(str(s / "input_0.pb")), onnx.TensorProto)
+
+
+@pytest.mark.parametrize("named", [False, True])
+def test_an_artifacts_test_data_runs_right_behind_its_load_and_nothing_is_waited_on(
+    pytester: pytest.Pytester, sent: dict[str, list[str]], named: bool
+) -> None:
+    """Its test data is read with the manifest check, before the model's input names are known, and its inference
+    sent behind the load: the worker names an unnamed tensor after the model's input at its place, as the check
+    does, and the check takes that answer for its very feeds."""
+    root = pytester.path / "arts"
+    m = onnx_models.linear()
+    A.onnx_artifact(root / "one", m, name="one", reference={"path": "."})
+    _with_testdata(root / "one", m, named)
+    run = run_gate(pytester, root)
+    assert run.outcome("equivalence", "one@1.0") == "passed"
+    props = dict(run.reports[("equivalence", "one@1.0")].user_properties)
+    assert props["model_checks.rel_l2"] == 0.0
+    assert sent["ahead"] == ["validate", "load", "facts", "infer"]
+    assert sent["waited"] == []
+
+
+def test_a_crash_in_an_inference_sent_ahead_is_the_equivalence_checks_failure(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(BACKENDS, "onnx", CRASH_AT_BACKEND)
+    root = pytester.path / "arts"
+    m = onnx_models.linear()
+    m.doc_string = f"{PREFIX}infer:segfault"
+    A.onnx_artifact(root / "at_infer", m, name="at_infer", reference={"path": "."})
+    _with_testdata(root / "at_infer", m)
+    run = run_gate(pytester, root)
+    assert run.outcome("integrity", "at_infer@1.0") == "passed"  # the checker and the load went well
+    assert run.outcome("metadata", "at_infer@1.0") == "passed"
+    assert run.outcome("equivalence", "at_infer@1.0") == "failed"
+    assert "model.onnx: the onnx worker died from SIGSEGV during infer" in run.message("equivalence", "at_infer@1.0")
+
+
+def test_an_inference_sent_ahead_answers_only_for_its_very_feeds_on_the_load_it_followed(
+    workers: Workers, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    path = onnx_models.save(onnx_models.linear(), tmp_path / "m.onnx")
+    args = (path, "onnx", tmp_path, None, None)
+    x = np.random.default_rng(0).uniform(0, 1, (2, 4)).astype(np.float32)
+
+    def ahead() -> tuple[int, int]:
+        workers.prefetch("onnx", "load", args, path)
+        workers.prefetch_infer("onnx", args, [[("", x)]], path)  # unnamed: the model's first input's name
+        handle = workers.request("onnx", "load", args, path)[0]
+        return handle, workers.worker("onnx").generation
+
+    handle, generation = ahead()
+    expected = workers.request("onnx", "infer", (handle, {"input": x}), path)
+    taken = workers.take_infer("onnx", args, [{"input": x}], handle, generation, ["input"], path)
+    assert taken is not None and np.array_equal(taken[0]["logits"], expected["logits"])
+    handle, generation = ahead()  # equal values in another array: not the feeds it ran, not taken
+    assert workers.take_infer("onnx", args, [{"input": x.copy()}], handle, generation, ["input"], path) is None
+    handle, generation = ahead()  # the check holds another load of the model: not taken
+    assert workers.take_infer("onnx", args, [{"input": x}], handle + 1, generation, ["input"], path) is None
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    bad_args = (bad, "onnx", tmp_path, None, None)
+    workers.prefetch("onnx", "load", bad_args, bad)
+    workers.prefetch_infer("onnx", bad_args, [[("", x)]], bad)  # behind a load that fails: no model to take
+    with pytest.raises(ModelChecksError):
+        workers.request("onnx", "load", bad_args, bad)
+    assert workers.take_infer("onnx", bad_args, [{"input": x}], handle, generation, ["input"], bad) is None
+    assert workers.request("onnx", "call", (allocate, (1,)), path) == MIB  # the pipe is in step after all of it
+
+
+def test_requests_sent_together_go_in_one_write_and_each_is_answered_and_reported_on_its_own(
+    workers: Workers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from multiprocessing.connection import Connection
+
+    a, b, c = (tmp_path / n for n in ("a.onnx", "b.onnx", "c.onnx"))
+    workers.request("onnx", "call", (allocate, (1,)), a)  # started
+    writes: list[int] = []
+    real = Connection.send_bytes
+    monkeypatch.setattr(Connection, "send_bytes", lambda self, buf, *r: (writes.append(len(buf)), real(self, buf, *r)))
+    with workers.together("onnx"):
+        workers.prefetch("onnx", "call", (allocate, (1,)), a)
+        workers.prefetch("onnx", "call", (segfault, ()), b)
+        workers.prefetch("onnx", "call", (allocate, (2,)), c)
+        assert writes == []  # held until the end of the block
+    assert len(writes) == 1
+    assert workers.request("onnx", "call", (allocate, (1,)), a) == MIB
+    with pytest.raises(RuntimeCrashError, match=r"b\.onnx: the onnx worker died from SIGSEGV during call"):
+        workers.request("onnx", "call", (segfault, ()), b)
+    assert workers.request("onnx", "call", (allocate, (2,)), c) == 2 * MIB  # lost behind the crash: asked again
+
+
+def test_a_release_goes_with_the_next_write_is_done_before_its_request_and_never_reaches_a_fresh_worker(
+    workers: Workers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from multiprocessing.connection import Connection
+
+    import numpy as np
+
+    path = onnx_models.save(onnx_models.linear(), tmp_path / "m.onnx")
+    args = (path, "onnx", tmp_path, None, None)
+    feeds = {"input": np.ones((1, 4), np.float32)}
+    handle = workers.request("onnx", "load", args, path)[0]
+    w = workers.worker("onnx")
+    w.send_quietly("close_quietly", (handle,), later=True)
+    assert w.proc is not None
+    w.proc.kill()
+    w.proc.wait(60)
+    fresh = workers.request("onnx", "load", args, path)[0]  # a fresh worker
+    assert fresh == handle  # its first handle has the same number: the release held for the dead one is not its
+    assert workers.request("onnx", "infer", (fresh, feeds), path)["logits"].shape == (1, 3)
+    writes: list[int] = []
+    real = Connection.send_bytes
+    monkeypatch.setattr(Connection, "send_bytes", lambda self, buf, *r: (writes.append(len(buf)), real(self, buf, *r)))
+    w.send_quietly("close_quietly", (fresh,), later=True)
+    assert writes == []  # held
+    with pytest.raises(ModelChecksError, match="infer failed in the onnx worker"):  # released before it ran
+        workers.request("onnx", "infer", (fresh, feeds), path)
+    assert len(writes) == 1  # the release and the request in one write
