@@ -125,7 +125,7 @@ def test_the_hash_reads_each_file_once_in_bounded_chunks_while_the_worker_loads(
 
         monkeypatch.setattr(builtins, "open", spy_open)
         monkeypatch.setattr(integrity, "sha256_of", spy_sha)
-        gs.pool.prefetch(art.model_path, "onnx", art.root, ("validate", "load", "facts"))
+        gs.pool.prefetch(art.model_path, "onnx", art.root, ("validate", "facts", "load"))
         r = gs.run_check("integrity", art)
         assert r and "sha256 matches" in str(r), str(r)
         assert load_unread_at_hash == [True]  # hashed while the load was in flight, before its answer was read

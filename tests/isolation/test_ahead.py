@@ -240,7 +240,7 @@ def test_an_artifacts_test_data_runs_right_behind_its_load_and_nothing_is_waited
     assert run.outcome("equivalence", "one@1.0") == "passed"
     props = dict(run.reports[("equivalence", "one@1.0")].user_properties)
     assert props["model_checks.rel_l2"] == 0.0
-    assert sent["ahead"] == ["validate", "load", "facts", "infer"]
+    assert sent["ahead"] == ["validate", "facts", "load", "infer"]
     assert sent["waited"] == []
 
 
