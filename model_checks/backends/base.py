@@ -25,6 +25,13 @@ def declared_names(manifest: Any) -> Names:
     return (ins, outs) if ins or outs else None
 
 
+def named_feeds(tensors: list[tuple[str, np.ndarray]], names: list[str]) -> dict[str, np.ndarray]:
+    """Tensors read in order (ONNX test data's `input_K.pb`) as feeds: each under its own name, an unnamed one
+    under the model's input name at its position (the worker names the feeds sent ahead of the model's load the
+    same way, `isolation.worker.AHEAD`)."""
+    return {(n or names[i] if i < len(names) else n): a for i, (n, a) in enumerate(tensors)}
+
+
 class Runner:
     """A loaded model. Subclasses fill `inputs`/`outputs` from the model itself and implement `infer_impl`."""
 

@@ -32,13 +32,6 @@ class Case:
     outputs: dict[str, np.ndarray] | None = None
 
 
-def named_feeds(tensors: list[tuple[str, np.ndarray]], names: list[str]) -> dict[str, np.ndarray]:
-    """Tensors read in order (ONNX test data's `input_K.pb`) as feeds: each under its own name, an unnamed one
-    under the model's input name at its position (the worker names the feeds sent ahead of the model's load the
-    same way, `isolation.worker.AHEAD`)."""
-    return {(n or names[i] if i < len(names) else n): a for i, (n, a) in enumerate(tensors)}
-
-
 def merge_interface(declared: Iterable[TensorSpec] | None, model: Iterable[TensorSpec]) -> list[TensorSpec]:
     """The model's inputs, each completed by its declaration (the declaration wins where it speaks)."""
     decl = {t.name: t for t in declared or ()}

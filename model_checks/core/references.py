@@ -6,10 +6,11 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from model_checks.backends.base import named_feeds
 from model_checks.backends.onnx.testdata import read_tensor
 from model_checks.backends.registry import format_by_suffix, reference_formats
 from model_checks.core.errors import ArtifactLoadError
-from model_checks.core.inputs import Case, load_npz, named_feeds
+from model_checks.core.inputs import Case, load_npz
 from model_checks.manifest import guess_format
 from model_checks.safety.paths import resolve_inside
 

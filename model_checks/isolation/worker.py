@@ -19,7 +19,7 @@ from typing import Any, Callable
 QUIET_OPS = ("close_quietly", "warm", "reset_peak")
 # The handle an inference sent ahead of its model's load names (`Workers.prefetch_infer`): the model the last load
 # loaded, its feeds given by position as `<K>:<name in the file>` (an unnamed one takes the model's K-th input name,
-# as `core.inputs.named_feeds` names them in the parent). Loaded models' handles count from 1.
+# as `backends.base.named_feeds` names them in the parent). Loaded models' handles count from 1.
 AHEAD = 0
 # A message holding several requests, each an encoded request of its own (`frames.encode_request`), served in
 # order as if they had come one by one: what the parent sends ahead for an artifact goes in one write.
@@ -134,7 +134,7 @@ class _Models:
         if handle == AHEAD:  # sent with the load, before its handle was known: feeds named by position
             if self.last_loaded is None or not isinstance(feeds, list):
                 raise LookupError("no model loaded for an inference sent ahead")
-            from model_checks.core.inputs import named_feeds
+            from model_checks.backends.base import named_feeds
 
             runner = self.runners[self.last_loaded]
             names = [t.name for t in runner.inputs]

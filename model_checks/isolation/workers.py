@@ -629,7 +629,7 @@ class Workers:
         """The outputs of the inference `prefetch_infer` sent for these very feeds (the same arrays under the names
         the model gives them) on the model loaded as `handle` in the worker's `generation`; None when there is none
         to take (ask as usual). A crash or hang it met is the inference's failure, as if asked now."""
-        from model_checks.core.inputs import named_feeds
+        from model_checks.backends.base import named_feeds
 
         entry = self._ahead_infer.pop((fmt, load_args), None)
         if entry is None:
