@@ -9,6 +9,9 @@ The pytest wing: `options` (flags, read once into Options), `collect` (artifact 
 
 from __future__ import annotations
 
+from model_checks.plugin import plainly  # noqa: F401 - first: the rest of the package is imported plainly
+
+# isort: split
 from pathlib import Path
 
 import pytest
@@ -39,27 +42,8 @@ MARKERS = {
 }  # and each check's own (`Check.markers`, e.g. serving)
 
 
-def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
-    _import_plainly(pluginmanager)
-
-
-def _import_plainly(pluginmanager: pytest.PytestPluginManager) -> None:
-    """Have the rest of model_checks imported as Python imports it, not assertion-rewritten. pytest rewrites every
-    module of a plugin's distribution on import (for a gate run, some 85 modules of this package) and caches the
-    result beside the source; where no bytecode may be written (PYTHONDONTWRITEBYTECODE=1, read-only installs) it
-    parses, rewrites and compiles each of them again on every run: about a fifth of a second of a small gate run.
-    The plugin reports through pytest.fail and skip, never through a failing assert, so rewriting gains nothing.
-    No public API takes a package off the list pytest marks (`pytest.register_assert_rewrite` only adds), so this
-    removes it from the import hook's `_must_rewrite` (private; pytest 8 and 9, pinned by tests/plugin/
-    test_rewrite.py). The modules already imported (this one and the few the options need) stay as they are."""
-    hook = getattr(pluginmanager, "rewrite_hook", None)
-    marked = getattr(hook, "_must_rewrite", None)
-    if isinstance(marked, set) and __name__.partition(".")[0] in marked:
-        marked.discard(__name__.partition(".")[0])
-        cached = getattr(hook, "_marked_for_rewrite_cache", None)
-        if isinstance(cached, dict):
-            cached.clear()
 
 
 def _every_root(config: pytest.Config, cli: list) -> list[Path]:
