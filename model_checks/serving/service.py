@@ -372,7 +372,9 @@ def build_app(model: ServedModel, max_body: int = MAX_BODY_BYTES, load_in_backgr
         model.thread.shutdown(wait=True, cancel_futures=True)
 
     prefix = "/v2/models/{name}"
-    routes = [
+    routes = [  # infer first: Starlette tries the routes in order, and no two of these paths overlap
+        Route(prefix + "/infer", infer, methods=["POST"]),
+        Route(prefix + "/versions/{version}/infer", infer, methods=["POST"]),
         Route("/v2", server_metadata),
         Route("/v2/health/live", live),
         Route("/v2/health/ready", ready),
@@ -380,8 +382,6 @@ def build_app(model: ServedModel, max_body: int = MAX_BODY_BYTES, load_in_backgr
         Route(prefix + "/versions/{version}", metadata),
         Route(prefix + "/ready", model_ready),
         Route(prefix + "/versions/{version}/ready", model_ready),
-        Route(prefix + "/infer", infer, methods=["POST"]),
-        Route(prefix + "/versions/{version}/infer", infer, methods=["POST"]),
     ]
     handlers = {ProtocolError: on_protocol_error, HTTPException: on_http_error, Exception: on_any_error}
     return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)  # type: ignore[arg-type]
