@@ -8,9 +8,10 @@ a. ONNX backend-test artifacts (the onnx wheel's `backend/test/data/{node,pytorc
    that loads each model with onnxruntime and compares every test_data_set with numpy.
 b. Collecting 1,000 artifacts (bench/collect.py's tree): `pytest --collect-only` with the gate, against pytest
    collecting as many trivial parametrized items.
-c. `model-checks serve` (digits_cnn_fp32, batch 1, closed loop at 1 and 4 connections, the project's own load
-   generator) against the same KServe v2 route in a bare Starlette + uvicorn + onnxruntime app, on loopback; JSON
-   bodies (the headline), then the same tensors with the binary tensor extension on both sides.
+c. `model-checks serve` (digits_cnn_fp32, batch 1, closed loop at 1 and 4 connections, driven by wrk when it is
+   on PATH, else by the project's own load generator; `--c-load` chooses) against the same KServe v2 route in a
+   bare Starlette + uvicorn + onnxruntime app (both on h11 and asyncio, access log off), on loopback; JSON bodies
+   (the headline), then the same tensors with the binary tensor extension on both sides.
 d. A large fp32 model with external data and its fp16 variant: peak RSS (the process tree's, sampled from
    /proc) and wall time of the gate, against one process opening both and running the samples.
 
