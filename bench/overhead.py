@@ -9,9 +9,10 @@ a. ONNX backend-test artifacts (the onnx wheel's `backend/test/data/{node,pytorc
    alone running as many trivial parametrized items with the gate's flags (its own start-up and per-item cost).
 b. Collecting 1,000 artifacts (bench/collect.py's tree): `pytest --collect-only` with the gate, against pytest
    collecting as many trivial parametrized items.
-c. `model-checks serve` (digits_cnn_fp32, batch 1, closed loop at 1 and 4 connections, the project's own load
-   generator) against the same KServe v2 route in a bare Starlette + uvicorn + onnxruntime app, on loopback; JSON
-   bodies (the headline), then the same tensors with the binary tensor extension on both sides.
+c. `model-checks serve` (digits_cnn_fp32, batch 1, closed loop at 1 and 4 connections, driven by wrk when it is
+   on PATH, else by the project's own load generator; `--c-load` chooses) against the same KServe v2 route in a
+   bare Starlette + uvicorn + onnxruntime app (both on h11 and asyncio, access log off), on loopback; JSON bodies
+   (the headline), then the same tensors with the binary tensor extension on both sides.
 d. A large fp32 model with external data and its fp16 variant: peak RSS (the process tree's, sampled from
    /proc) and wall time of the gate, against one process opening both and running the samples. With `--d-sha256`,
    again with a sha256 declared in both manifests, against the same process hashing each model's files first.
@@ -362,7 +363,65 @@ def _feeds(body: bytes) -> dict[str, np.ndarray]:
     return {t["name"]: np.asarray(t["data"], DATATYPES[t["datatype"]]).reshape(t["shape"]) for t in doc["inputs"]}
 
 
-def row_c(runs: int, seconds: float) -> dict:
+WRK_LUA = r"""
+-- POST the bodies in turn, each with its own headers; print what the bench reads at the end
+local bodies, headers, i = {BODIES}, {HEADERS}, 0
+request = function()
+  i = i % #bodies + 1
+  return wrk.format("POST", nil, headers[i], bodies[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK %d %d %d %d\n", summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.status + e.timeout, latency:percentile(50)))
+end
+"""
+
+
+def _lua_string(data: bytes) -> str:
+    return '"' + "".join(chr(b) if 32 <= b < 127 and b not in b'"\\' else f"\\{b:03d}" for b in data) + '"'
+
+
+def _wrk_level(target, connections: int, seconds: float, script_dir: Path):  # type: ignore[no-untyped-def]
+    """One closed-loop level driven by wrk (one thread, `connections` keep-alive connections, `seconds` long):
+    the same bodies as the project's generator sends, in turn, from a load generator in C."""
+    from model_checks.serving.load import SweepLevel
+
+    lengths = target.header_lengths or (None,) * len(target.bodies)
+    heads = [
+        {"Content-Type": "application/json"}
+        | ({} if n is None else {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(n)})
+        for n in lengths
+    ]
+    lua = WRK_LUA.replace("{BODIES}", "{" + ", ".join(_lua_string(b) for b in target.bodies) + "}").replace(
+        "{HEADERS}",
+        "{" + ", ".join("{" + ", ".join(f'["{k}"] = "{v}"' for k, v in h.items()) + "}" for h in heads) + "}",
+    )
+    script = script_dir / "post.lua"
+    script.write_text(lua)
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            target.url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("WRK "))
+    n, duration_us, errors, p50_us = (int(v) for v in line.split()[1:])
+    return SweepLevel(connections, (n - errors) / (duration_us / 1e6), p50_us / 1000, errors)
+
+
+def row_c(runs: int, seconds: float, load: str = "auto") -> dict:
     from model_checks.isolation.limits import Limits
     from model_checks.serving.check import Served, request_bodies
     from model_checks.serving.load import Target, sweep
@@ -373,7 +432,8 @@ def row_c(runs: int, seconds: float) -> dict:
     art = open_artifact(REPO / "artifacts" / "digits_cnn_fp32")
     bodies = tuple(request_bodies(art)[:16])
     res: dict = {}
-    with running_service(art, isolation=Limits()) as url:
+    with running_service(art, isolation=Limits()) as url, tempfile.TemporaryDirectory(prefix="mc-wrk-") as t:
+        scripts = Path(t)
         gate_target = Target(Served(art, url).infer_url, bodies)
         proc, bare_url = _bare_service(art.model_path)
         try:
@@ -397,12 +457,18 @@ def row_c(runs: int, seconds: float) -> dict:
                     for t in (gate_target, Target(bare_infer, bodies))
                 ),
             }
+            wrk = load == "wrk" or (load == "auto" and shutil.which("wrk") is not None)
+            res["load"] = "wrk" if wrk else "python"
+
+            def level(t: Target, c: int):  # type: ignore[no-untyped-def]
+                return _wrk_level(t, c, seconds, scripts) if wrk else sweep(t, (c,), 100_000, seconds).levels[0]
+
             for kind, (gate_t, bare_t) in pairs.items():
                 for c in (1, 4):
                     g, f = [], []
                     for _ in range(runs):
-                        g.append(sweep(gate_t, (c,), 100_000, seconds).levels[0])
-                        f.append(sweep(bare_t, (c,), 100_000, seconds).levels[0])
+                        g.append(level(gate_t, c))
+                        f.append(level(bare_t, c))
                     gr = statistics.median(x.throughput_per_s for x in g)
                     fr = statistics.median(x.throughput_per_s for x in f)
                     res[f"c{c}{kind}"] = {
@@ -601,6 +667,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend-cases", type=int, default=171)
     p.add_argument("--collect", type=int, default=1000)
     p.add_argument("--seconds", type=float, default=3.0, help="length of each closed-loop phase of row c")
+    p.add_argument(
+        "--c-load", choices=("auto", "wrk", "python"), default="auto", help="row c: wrk if on PATH, else python"
+    )
     p.add_argument("--width", type=int, default=4096, help="row d: the large model's width (width^2 * 4 bytes a layer)")
     p.add_argument("--layers", type=int, default=6)
     p.add_argument("--d-sha256", action="store_true", help="row d again, with a sha256 declared in both manifests")
@@ -629,7 +698,8 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         if "c" in rows:
-            res["c"] = r = row_c(args.runs, args.seconds)
+            res["c"] = r = row_c(args.runs, args.seconds, args.c_load)
+            print(f"c. load generator: {r.pop('load')}", flush=True)
             for c, v in r.items():
                 print(
                     f"c. serve, {c}: gate {v['gate_per_s']:.0f}/s p50 {v['gate_p50_ms']:.2f} ms, "

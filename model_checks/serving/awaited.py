@@ -10,6 +10,9 @@ worker dies with the thread that started it)."""
 from __future__ import annotations
 
 import asyncio
+import select
+import time
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Mapping
 
@@ -18,11 +21,23 @@ import numpy as np
 from model_checks.core.errors import WorkerBrokeError
 
 
-async def infer(runner: Any, feeds: list[Mapping[str, np.ndarray]]) -> list[dict[str, np.ndarray]] | None:
+@dataclass
+class Spin:
+    """A bounded busy wait for the worker's answer, kept while it pays: up to `limit_s` of polling after the request
+    is written, and only while the last answer came within that after its write (else it is CPU spent for nothing)."""
+
+    limit_s: float
+    quick: bool = True
+
+
+async def infer(
+    runner: Any, feeds: list[Mapping[str, np.ndarray]], spin: Spin | None = None
+) -> list[dict[str, np.ndarray]] | None:
     """`runner.infer_many(feeds)` awaited on the running loop: all of them in one round trip, the timeout per set of
     feeds as the gate's `infer_many` has it. None when this way does not apply (not an isolated runner, the model not
     loaded in the running worker, feeds not exactly its inputs): then the caller runs `runner.infer` on the model's
-    thread, as before. The caller serializes inferences (one request on the pipe)."""
+    thread, as before. The caller serializes inferences (one request on the pipe). With `spin`, an answer not there
+    yet is polled for before the wait goes to the event loop (see Spin)."""
     from model_checks.isolation.runner import IsolatedRunner
 
     if not isinstance(runner, IsolatedRunner) or (handle := runner.handle_now()) is None:
@@ -37,9 +52,14 @@ async def infer(runner: Any, feeds: list[Mapping[str, np.ndarray]]) -> list[dict
     try:
         conn = worker.send_request("infer", (handle, arrays if n > 1 else arrays[0]), what, n)
         try:
-            # Often answered already (on two cores the worker runs while this process is still in its write): then
-            # read it now, without a trip through the event loop; else wait for the pipe there.
-            ready = conn.poll(0) or await readable(conn, workers.limits.timeout_s * n)
+            # Often answered already (on two cores the worker runs while this process is still in its write), or soon
+            # after (`spin`): then read it now, without a trip through the event loop; else wait for the pipe there.
+            written = time.perf_counter()
+            ready = readable_now(conn, spin.limit_s if spin is not None and spin.quick else 0.0) or await readable(
+                conn, workers.limits.timeout_s * n
+            )
+            if spin is not None:
+                spin.quick = time.perf_counter() - written < spin.limit_s
         except asyncio.CancelledError:  # its answer would be read as the next request's: end the worker instead
             worker.stop(kill=True)
             raise
@@ -48,6 +68,20 @@ async def infer(runner: Any, feeds: list[Mapping[str, np.ndarray]]) -> list[dict
         workers.broke(runner.path, "infer", e)
         raise
     return answer if n > 1 else [answer]
+
+
+def readable_now(conn: Connection, spin_s: float = 0.0) -> bool:
+    """Whether `conn` has something to read now, or within `spin_s` of polling (a busy wait, bounded): `conn.poll(0)`
+    without the selector multiprocessing builds and closes on every call."""
+    p = select.poll()
+    p.register(conn.fileno(), select.POLLIN)
+    if p.poll(0):
+        return True
+    end = time.perf_counter() + spin_s
+    while time.perf_counter() < end:
+        if p.poll(0):
+            return True
+    return False
 
 
 async def readable(conn: Connection, timeout_s: float) -> bool:

@@ -40,7 +40,22 @@ JSON_BYTES_PER_VALUE = 24  # the most one number takes in a response (a float's 
 # Requests sent to the worker in one round trip at most: the round trip's timeout is the worker's timeout times
 # their number (as for the gate's cases), so this also bounds how long a hung model keeps them waiting.
 MAX_TOGETHER = 8
+# How long the service polls for the worker's answer before it waits for it on the event loop: only while it has one
+# request in hand and answers have come that fast (see ServedModel.spin, awaited.Spin).
+SPIN_S = 150e-6
 INLINE_BODY_BYTES = 256 * 1024  # a request body up to this size is decoded on the event loop (see ServedModel.answer)
+
+
+def model_threads() -> int:
+    """Intra-op threads for a model served from a worker: every CPU this process may use but one, which the service's
+    event loop needs for HTTP while the worker computes. A runtime's default takes them all, and onnxruntime spins
+    its threads between runs: on two cores that spinning took the core the service needed (the worker used 500-700
+    µs of CPU a digits request with its default, 60-160 µs with one thread; bench/overhead.py row c)."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        usable = os.cpu_count() or 1
+    return max(1, usable - 1)
 
 
 def open_artifact(directory: Path, root: Path | None = None) -> Artifact:
@@ -90,6 +105,7 @@ class ServedModel:
     ready: bool = False
     error: str | None = None
     runner: Any = None  # the loaded model, once ready
+    threads: int | None = None  # the model's intra-op threads (None: the runtime's default; see model_threads)
     max_response: int = MAX_RESPONSE_BYTES  # an answer larger than this (as JSON) is refused before it is encoded
     # One long-lived thread loads the model and runs every inference: inferences are serialized, and the
     # worker process it starts lives as long as the thread (a worker dies with the thread that started it).
@@ -99,6 +115,8 @@ class ServedModel:
     # One request on the worker's pipe at a time, whether the loop or the model's thread sends it.
     pipe: asyncio.Lock = field(default_factory=asyncio.Lock)
     waiting: list = field(default_factory=list)  # (feeds, future) of requests waiting for the pipe
+    active: int = 0  # requests being answered on the event loop
+    spinner: Any = None  # awaited.Spin, made on first use
 
     @property
     def name(self) -> str:
@@ -115,8 +133,14 @@ class ServedModel:
         from model_checks.checks.context import CheckContext
         from model_checks.core.inputs import merge_interface
 
+        served = self.threads
+
+        class Context(CheckContext):  # every runner it asks for (the interface's, the warm-up's) is the served one
+            def runner(self, threads: int | None = None) -> Any:
+                return super().runner(threads or served)
+
         try:
-            ctx = CheckContext(self.artifact, self.pool)
+            ctx = Context(self.artifact, self.pool)
             runner = ctx.runner()
             self.interface = ctx.interface()
             declared = {t.name: t for t in self.artifact.manifest.outputs or ()}  # type: ignore[union-attr]
@@ -179,8 +203,25 @@ class ServedModel:
         if len(body) > INLINE_BODY_BYTES or not self.ready:  # large, or asked while loading: waits for the load
             async with self.pipe:
                 return await loop.run_in_executor(self.thread, self.infer, body, header_length)
-        request = self.decode(body, header_length)  # outside the lock: read while the worker runs the one before
-        return self.encode(await self._outputs(request.feeds), request)
+        self.active += 1
+        try:
+            request = self.decode(body, header_length)  # outside the lock: read while the worker runs the one before
+            return self.encode(await self._outputs(request.feeds), request)
+        finally:
+            self.active -= 1
+
+    @property
+    def spin(self) -> Any:
+        """The bounded poll for the worker's answer (awaited.Spin), only with no other request in hand: polling holds
+        up the loop, which would otherwise read the next requests while the worker computes. With one request in
+        hand the wait on the loop costs about as much CPU as the poll (a sleep and a wake-up) and more latency."""
+        from model_checks.serving.awaited import Spin
+
+        if self.active != 1:
+            return None
+        if self.spinner is None:
+            self.spinner = Spin(SPIN_S)
+        return self.spinner
 
     async def _outputs(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The model's outputs for `feeds`. Requests that arrive while the worker is busy wait together, and the
@@ -227,7 +268,7 @@ class ServedModel:
         from model_checks.serving import awaited
 
         try:
-            outputs = await awaited.infer(self.runner, [feeds])
+            outputs = await awaited.infer(self.runner, [feeds], self.spin)
         except ModelChecksError as e:
             raise ProtocolError(500, f"model {self.name}: {e}") from None
         if outputs is None:
@@ -331,7 +372,9 @@ def build_app(model: ServedModel, max_body: int = MAX_BODY_BYTES, load_in_backgr
         model.thread.shutdown(wait=True, cancel_futures=True)
 
     prefix = "/v2/models/{name}"
-    routes = [
+    routes = [  # infer first: Starlette tries the routes in order, and no two of these paths overlap
+        Route(prefix + "/infer", infer, methods=["POST"]),
+        Route(prefix + "/versions/{version}/infer", infer, methods=["POST"]),
         Route("/v2", server_metadata),
         Route("/v2/health/live", live),
         Route("/v2/health/ready", ready),
@@ -339,8 +382,6 @@ def build_app(model: ServedModel, max_body: int = MAX_BODY_BYTES, load_in_backgr
         Route(prefix + "/versions/{version}", metadata),
         Route(prefix + "/ready", model_ready),
         Route(prefix + "/versions/{version}/ready", model_ready),
-        Route(prefix + "/infer", infer, methods=["POST"]),
-        Route(prefix + "/versions/{version}/infer", infer, methods=["POST"]),
     ]
     handlers = {ProtocolError: on_protocol_error, HTTPException: on_http_error, Exception: on_any_error}
     return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)  # type: ignore[arg-type]
@@ -355,6 +396,12 @@ def bounded_protocol(read_timeout_s: float = REQUEST_READ_S) -> type:
 
     class Bounded(H11Protocol):
         _read_timer: Any = None
+
+        def handle_events(self) -> None:
+            cycle = self.cycle
+            super().handle_events()
+            if self.cycle is not None and self.cycle is not cycle:  # a request began: its response is written once
+                self.cycle.transport = _OneWrite(self.cycle.transport, self.cycle, self.loop)
 
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -385,6 +432,37 @@ def bounded_protocol(read_timeout_s: float = REQUEST_READ_S) -> type:
                 self.transport.close()
 
     return Bounded
+
+
+class _OneWrite:
+    """A response's transport that sends its head with its body: uvicorn writes the status line and headers, then
+    the body, each at once (two sends, two segments, two wake-ups of the client for one answer). The head is held
+    until the next write, a close, or the end of the loop's current step, whichever comes first."""
+
+    def __init__(self, transport: Any, cycle: Any, loop: asyncio.AbstractEventLoop):
+        self._transport, self._cycle, self._loop = transport, cycle, loop
+        self._held = b""
+
+    def write(self, data: bytes) -> None:
+        if self._held:
+            data, self._held = self._held + data, b""
+        elif data and self._cycle.response_started and not self._cycle.response_complete:  # the head
+            self._held = data
+            self._loop.call_soon(self.flush)
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._held:
+            data, self._held = self._held, b""
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def serve(
@@ -418,7 +496,9 @@ def serve(
         from model_checks.backends import require_trust_for
 
         require_trust_for(artifact.model_path, artifact.format or "?", trust_code)  # refused before anything listens
-        model = ServedModel(artifact, pool, max_response=max_response)
+        model = ServedModel(
+            artifact, pool, max_response=max_response, threads=model_threads() if isolation is not None else None
+        )
         app = build_app(model, max_body)
         # keep-alive connections live across a load test's pauses (uvicorn closes idle ones after 5 s by default)
         config = uvicorn.Config(

@@ -291,6 +291,41 @@ def test_a_hung_worker_is_a_500_naming_the_timeout_then_not_retried(isolated):
     assert isolated.get("/v2/health/live").status_code == 200
 
 
+def test_the_answer_is_polled_for_only_with_one_request_in_hand_and_while_answers_come_quickly(isolated):
+    import os
+    import signal
+
+    from model_checks.serving.service import SPIN_S
+
+    model = isolated.model
+    assert isolated.post(INFER, json=body()).status_code == 200
+    assert model.spinner is not None and model.spinner.limit_s == SPIN_S and model.active == 0
+    model.active = 2  # another request in hand: the loop must stay free to read it
+    assert model.spin is None
+    model.active = 1
+    assert model.spin is model.spinner
+    model.active = 0
+    os.kill(the_worker(isolated).proc.pid, signal.SIGSTOP)  # an answer that does not come within the limit
+    assert isolated.post(INFER, json=body()).status_code == 500
+    assert model.spinner.quick is False  # the next request waits on the loop at once
+
+
+def test_readable_now_sees_an_answer_and_the_end_of_a_worker():
+    import socket
+    from multiprocessing.connection import Connection
+
+    from model_checks.serving.awaited import readable_now
+
+    a, b = socket.socketpair()
+    ours, theirs = Connection(a.detach()), Connection(b.detach())
+    assert readable_now(ours) is False and readable_now(ours, 0.001) is False
+    theirs.send_bytes(b"answer")
+    assert readable_now(ours) is True and ours.recv_bytes() == b"answer"
+    theirs.close()  # a worker that died: readable, so that reading it says so
+    assert readable_now(ours, 0.001) is True
+    ours.close()
+
+
 def test_a_worker_that_dies_during_an_inference_is_a_500_naming_the_signal(isolated):
     import os
     import signal

@@ -148,3 +148,66 @@ def test_not_ready_until_loaded_and_a_load_failure_is_reported(tmp_path):
             assert r.status_code == 503 and r.json()["ready"] is False and "model.onnx" in r.json()["error"]
             assert c.get("/v2/health/live").status_code == 200
             assert c.post(INFER, json=good_body()).status_code == 503
+
+
+@pytest.mark.parametrize("cpus, threads", [({0}, 1), ({0, 1}, 1), (set(range(8)), 7)])
+def test_a_served_model_leaves_the_service_a_cpu(monkeypatch, cpus, threads):
+    import model_checks.serving.service as service
+
+    monkeypatch.setattr(service.os, "sched_getaffinity", lambda pid: cpus, raising=False)
+    assert service.model_threads() == threads
+
+
+def test_the_served_model_is_loaded_once_with_its_threads(tmp_path):
+    from model_checks.checks.context import CheckContext
+    from model_checks.isolation.limits import Limits
+
+    art = open_artifact(A.onnx_artifact(tmp_path / "arts" / "tiny", **IFACE))
+    with ModelPool(isolation=Limits(timeout_s=30), share_outputs=False) as pool:
+        model = ServedModel(art, pool, threads=1)
+        model.load()
+        assert model.error is None and model.ready
+        # the interface and the warm-up asked for the same runner: no second copy at the runtime's default threads
+        assert pool.loads == {art.model_path: 1}
+        assert CheckContext(art, pool).runner(threads=1) is model.runner
+
+
+def test_a_response_head_goes_out_with_its_body():
+    import asyncio
+
+    from model_checks.serving.service import _OneWrite
+
+    class Transport:
+        def __init__(self):
+            self.writes, self.closed = [], False
+
+        def write(self, data):
+            self.writes.append(data)
+
+        def close(self):
+            self.closed = True
+
+        def is_closing(self):
+            return self.closed
+
+    class Cycle:
+        response_started = response_complete = False
+
+    async def scenario():
+        t, cycle = Transport(), Cycle()
+        w = _OneWrite(t, cycle, asyncio.get_running_loop())
+        w.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # before the response: at once (the client waits for it)
+        cycle.response_started = True
+        w.write(b"HTTP/1.1 200 OK\r\n\r\n")  # the head: held
+        assert t.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+        w.write(b"{}")  # the body: one write with the head
+        w.write(b"")
+        assert t.writes[1:] == [b"HTTP/1.1 200 OK\r\n\r\n{}", b""] and not w.is_closing()
+        w.write(b"HTTP/1.1 500 Internal Server Error\r\n\r\n")
+        await asyncio.sleep(0)  # a head with no body in the same step of the loop goes out at the next
+        assert t.writes[-1] == b"HTTP/1.1 500 Internal Server Error\r\n\r\n"
+        w.write(b"head")
+        w.close()  # a close sends what is held first
+        assert t.writes[-1] == b"head" and t.closed
+
+    asyncio.run(scenario())
