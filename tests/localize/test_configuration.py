@@ -25,8 +25,8 @@ def approximating(monkeypatch):
 
     real = runner.session_options
 
-    def options(threads=None, optimize=True):
-        so = real(threads, optimize)
+    def options(*args, **kwargs):
+        so = real(*args, **kwargs)
         so.add_session_config_entry("optimization.enable_gelu_approximation", "1")
         return so
 
