@@ -156,7 +156,8 @@ class LatencyClaim:
                 f"{normalized:.4g} ms on the scale of the machine the claim was measured on ({there or 'unnamed'}, calibration "
                 f"{scale.recorded_us:g} us; this one runs the calibration x{scale.ratio:.2f} as long)"
             )
-            return self._gate(normalized, what, figures, "on the recording machine's scale")
+            split = self._split(p50_ms, normalized, what, figures, here_cpu, scale)
+            return split or self._gate(normalized, what, figures, "on the recording machine's scale")
         if self.strict or (there is not None and there == here_cpu):
             why = "--model-checks-strict-claims" if self.strict and there != here_cpu else f"the same CPU ({here_cpu})"
             return self._gate(
@@ -180,12 +181,40 @@ class LatencyClaim:
             gated=False,
         )
 
+    def _within(self, ratio: float) -> bool:
+        return not self.factor or 1 / self.factor <= ratio <= self.factor
+
+    def _split(
+        self, p50_ms: float, normalized: float, what: str, figures: dict, here_cpu: str, scale: Scale
+    ) -> ClaimVerdict | None:
+        """The claim beyond the factor on the recording machine's scale but within it as measured here: whether
+        the model is off its claim or merely does not scale as the calibration workload does on this machine (a
+        small model bound by call overhead on a busy or a different CPU: measured, a LiteRT model at 5 us was
+        "2.17x faster" while a busy sibling core slowed the calibration x1.72) cannot be told from one run, so the
+        claim is reported, not gated (pytest lists a ClaimNotGated warning). None where the two figures agree."""
+        claimed = self.claim.value
+        if claimed <= 0 or self._within(normalized / claimed) or not self._within(p50_ms / claimed):
+            return None
+        ratio, raw = normalized / claimed, p50_ms / claimed
+        return ClaimVerdict(
+            None,
+            (
+                f"latency_ms: {self.claim.source} claims p50 {claimed:g} ms at batch 1; {what}: {ratio:.2f}x the claim "
+                f"on the recording machine's scale, beyond the {self.factor:g}x allowed, but {raw:.2f}x as measured "
+                f"here, within it: this model does not scale with the calibration workload on this {here_cpu} "
+                f"(x{scale.ratio:.2f}), so the claim is reported, not gated. Re-record it with `model-checks package` "
+                "on this kind of machine to gate it here"
+            ),
+            {**figures, "claim_ratio": ratio, "claim_ratio_as_measured": raw},
+            gated=False,
+        )
+
     def _gate(self, p50: float, what: str, figures: dict, scale: str) -> ClaimVerdict:
         claimed = self.claim.value
         ratio = p50 / claimed if claimed > 0 else float("inf")
         figures = {**figures, "claim_ratio": ratio}
         line = f"latency_ms: {self.claim.source} claims p50 {claimed:g} ms at batch 1; {what}"
-        if not self.factor or 1 / self.factor <= ratio <= self.factor:
+        if self._within(ratio):
             held = f"within {self.factor:g}x" if self.factor else "not gated (factor 0)"
             return ClaimVerdict(None, f"{line}: {ratio:.2f}x the claim, {held}", figures, gated=bool(self.factor))
         how, fix = (
