@@ -43,19 +43,26 @@ Where the seconds went before issue 24 (cProfile, `python -m cProfile -m pytest 
       models_of / release plan (paths resolved again per item)          1.3
 
 Ratios (medians of three, gate / floor; row c throughput, so higher is better), each a whole run of this file
-on a nearly idle 2-core machine (load 1 or below); 9bd11f7 is before issue 24 (measured last session), 5c947d8 its first round:
+on a nearly idle 2-core machine (load 1 or below); 9bd11f7 is before issue 24, 5c947d8 its first round, e8e4d9f
+its second; "now" is 3964fea, two runs (`--runs 3`, then `--runs 5` for a, b, d). Row c with the Python
+generator (`--c-load python`), then with wrk (the default where it is installed; it leaves the service more of
+the two cores, so the floor is faster):
 
-    row                                     9bd11f7     5c947d8     now (069108d)   goal
-    a. 97 backend-test artifacts            6.74x       6.57x       5.08x           <= 2x
-    b. collect 1,000 artifacts              2.64x       2.18x       1.47x           <= 1.3x
-    c. serve, 1 / 4 connections             0.41/0.38x  0.39/0.35x  0.50/0.49x      >= 0.7x
-    d. 403 MB fp32 + fp16, peak RSS         1.94x       1.17x       1.15x           <= 1.3x
-    d. the same, wall time                  1.59x       2.47x       1.46x           <= 1.3x
+    row                                     9bd11f7     5c947d8     e8e4d9f     now (3964fea)   goal
+    a. 97 backend-test artifacts            6.74x       6.57x       5.52x       4.30x / 4.14x   <= 2x
+    a. pytest alone, 582 trivial items                                          2.08x / 2.18x
+    b. collect 1,000 artifacts              2.64x       2.18x       1.52x       1.31x / 1.25x   <= 1.3x
+    c. serve, 1 / 4 connections, Python     0.41/0.38x  0.39/0.35x  0.47/0.49x  0.45/0.89x      >= 0.7x
+    c. the same, wrk                                                0.35/0.37x  0.38/0.62x      >= 0.7x
+    d. 403 MB fp32 + fp16, peak RSS         1.94x       1.17x       1.15x       1.15x           <= 1.3x
+    d. the same, wall time                  1.59x       2.47x       1.46x       1.42x / 1.40x   <= 1.3x
 
-Now (profiled, idle machine): an artifact waits on its worker once beyond the checker/load/facts sent ahead
-(its inference); pytest alone running row a's 582 items as trivial tests takes 1.9x of row a's floor; row b's
-configure is 0.07 s of CPU (no numpy), its discovery about 0.16 ms a manifest; row c's remaining cost is the
-process hop (README, "What the gate itself costs").
+Now (idle machine): an artifact's requests, its test data's inference included, go to its worker in one write
+and nothing else is waited on; the checks' onnxruntime sessions do not spin between runs; the gate's own
+process starts its spare worker before it imports numpy, and imports no onnx on row a. What is left of row a is pytest's own
+start-up and items (2.1x of the floor alone) and the second interpreter; of row b about 0.1 ms a manifest; of
+row c the process hop (README, "What the gate itself costs"); of row d pytest's start-up and end around the
+same loads.
 """
 
 from __future__ import annotations
