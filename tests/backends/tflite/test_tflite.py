@@ -604,6 +604,11 @@ def test_the_gate_reports_a_tflite_artifact_in_the_summary_and_junit_with_its_bu
         "j.xml",
         "-k",
         "int8 and (metadata or latency)",
+        # the packaged claim was timed by this very run (a 5 us model, on a machine the rest of the suite keeps
+        # busy): what is tested here is the report, so the claim is reported, not gated (tests/checks/budgets
+        # gate claims)
+        "--model-checks-latency-claim-factor",
+        "0",
     )
     r.assert_outcomes(passed=2)
     row = next(line for line in (pytester.path / "s.md").read_text().splitlines() if "`int8@1.0`" in line)
