@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
+import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
-from fixtures import crashing, probes
+from fixtures import probes
 from model_checks.isolation.limits import Limits
 from model_checks.isolation.workers import Workers
 
@@ -48,17 +47,40 @@ def test_a_worker_imports_nothing_from_the_tree_and_writes_nowhere_of_the_users(
     assert not sandbox.dir.exists()  # removed with the workers
 
 
-def test_ctrl_c_kills_a_busy_worker_at_once() -> None:
-    workers = Workers(LIMITS)
+CTRL_C = """
+import os, signal, threading
+from fixtures import crashing, probes
+from model_checks.isolation.limits import Limits
+from model_checks.isolation.workers import Workers
+
+workers = Workers(Limits(memory_mb=2048, timeout_s=60))
+try:
+    workers.call("onnx", probes.view, "json")  # started
+    proc = workers.worker("onnx").proc
+    assert proc is not None
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
     try:
-        workers.call("onnx", probes.view, "json")  # started
-        proc = workers.worker("onnx").proc
-        assert proc is not None
-        timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
-        timer.start()
-        with pytest.raises(KeyboardInterrupt):
-            workers.call("onnx", crashing.hang, 3600)
-        timer.join()
-        assert proc.poll() is not None and not workers.worker("onnx").alive  # killed, not waited on for the timeout
-    finally:
-        workers.close()
+        workers.call("onnx", crashing.hang, 3600)
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise SystemExit("no KeyboardInterrupt")
+    timer.join()
+    assert proc.poll() is not None and not workers.worker("onnx").alive  # killed, not waited on for the timeout
+finally:
+    workers.close()
+print("KILLED")
+"""
+
+
+def test_ctrl_c_kills_a_busy_worker_at_once() -> None:
+    """In a process of its own, as a user's gate run. In this suite's process, OpenVINO's CPU plugin (loaded in
+    process by earlier tests) changes the main thread's alternate signal stack when it creates its engine
+    (`sigaltstack` from `create_plugin_engine`, seen under gdb), and the kernel later failed to deliver the SIGINT
+    onto it: a SIGSEGV at the interrupted poll, 37% into `make test` on a fresh clone. The gate's own process
+    never loads OpenVINO (it runs in the workers)."""
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, "-c", CTRL_C], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip().endswith("KILLED"), (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
