@@ -56,8 +56,10 @@ def read_tensor(path: Path, key: str) -> tuple[str, np.ndarray]:
 # the file as before: every refusal and message comes from there. The values are what numpy_helper.to_array
 # gives (np.frombuffer of raw_data, reshaped: read-only); tests/backends/onnx/test_testdata_plain.py compares the
 # two on generated and mutated files.
-_RAW_TYPES = {1: "<f4", 2: "u1", 3: "i1", 4: "<u2", 5: "<i2", 6: "<i4", 7: "<i8", 9: "?", 10: "<f2", 11: "<f8"}
-_RAW_TYPES |= {12: "<u4", 13: "<u8"}
+_RAW_TYPES = {  # TensorProto.DataType -> numpy dtype of raw_data (onnx's helper.tensor_dtype_to_np_dtype)
+    1: "<f4", 2: "u1", 3: "i1", 4: "<u2", 5: "<i2", 6: "<i4", 7: "<i8", 9: "?", 10: "<f2", 11: "<f8", 12: "<u4",
+    13: "<u8",
+}  # fmt: skip
 _MAX_DIMS = 64
 
 
