@@ -61,21 +61,28 @@ def batch(rng: np.random.Generator, n: int, seq: int = SEQ) -> tuple[dict[str, n
 
 
 def train() -> Any:
+    """The model trained with fixed seeds, on one thread as the digits CNN is, so the weights do not depend on how
+    many cores the machine has."""
     import torch
 
-    torch.manual_seed(SEED)
-    model = build()
-    rng = np.random.default_rng(SEED)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(STEPS):
-        feeds, y = batch(rng, 64)
-        loss = torch.nn.functional.cross_entropy(
-            model(*(torch.from_numpy(feeds[k]) for k in INPUTS)), torch.from_numpy(y)
-        )
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(SEED)
+        model = build()
+        rng = np.random.default_rng(SEED)
+        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        for _ in range(STEPS):
+            feeds, y = batch(rng, 64)
+            loss = torch.nn.functional.cross_entropy(
+                model(*(torch.from_numpy(feeds[k]) for k in INPUTS)), torch.from_numpy(y)
+            )
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return model.eval()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def export(model: Any, feeds: dict[str, np.ndarray], path: Path) -> Path:
@@ -102,6 +109,8 @@ def export(model: Any, feeds: dict[str, np.ndarray], path: Path) -> Path:
     del model_proto.graph.value_info[
         :
     ]  # stale intermediate shapes that onnx's shape inference (in quantization) rejects
+    for node in model_proto.graph.node:  # the exporter's notes: this file's path and line numbers, per node
+        node.ClearField("metadata_props")
     onnx.save(model_proto, str(path), save_as_external_data=False)  # one file: the exporter wrote the weights beside it
     Path(f"{path}.data").unlink(missing_ok=True)
     return path
