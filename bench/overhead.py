@@ -7,6 +7,9 @@ a. ONNX backend-test artifacts (the onnx wheel's `backend/test/data/{node,pytorc
    recorded test data, as tests/backends/onnx/test_backend_testdata.py reads them): the gate, against one process
    that loads each model with onnxruntime and compares every test_data_set with numpy. Printed beside it: pytest
    alone running as many trivial parametrized items with the gate's flags (its own start-up and per-item cost).
+   `--python PATH` runs the row again under that interpreter, e.g. a venv with the package's base install only
+   (`python3.11 -m venv V && V/bin/pip install -c requirements/constraints.txt .`): what an ONNX-only team's CI has,
+   without this repository's dev plugins (hypothesis, anyio, xdist), which pytest loads on every run here.
 b. Collecting 1,000 artifacts (bench/collect.py's tree): `pytest --collect-only` with the gate, against pytest
    collecting as many trivial parametrized items.
 c. `model-checks serve` (digits_cnn_fp32, batch 1, closed loop at 1 and 4 connections, driven by wrk when it is
@@ -195,41 +198,40 @@ def timed(cmd: list[str], cwd: Path, ok=(0,), sample_rss: bool = False) -> tuple
     return wall, out, peak
 
 
-def row_a(runs: int, n: int, tmp: Path) -> dict:
+def row_a(runs: int, n: int, tmp: Path, python: str | None = None) -> dict:
     """The gate against the bare loop (the floor), and beside it pytest alone running as many trivial parametrized
-    items with the gate's flags (pytest's own start-up and per-item cost, the part of the ratio no plugin removes)."""
+    items with the gate's flags (pytest's own start-up and per-item cost, the part of the ratio no plugin removes).
+    `python`: the interpreter all three run under (default: this one), e.g. a venv holding only the package's base
+    install, as an ONNX-only team's CI has it, without this repository's dev plugins (hypothesis, anyio, xdist)."""
     import re
 
+    py = python or sys.executable
     root = tmp / "backend"
-    root.mkdir()
-    kept = backend_tree(root, n)
+    if not root.is_dir():  # one tree for every interpreter row a runs under
+        root.mkdir()
+        backend_tree(root, n)
+    kept = sum(1 for d in root.iterdir() if d.is_dir())
     trivial = tmp / "pytest_alone"
-    trivial.mkdir()
+    trivial.mkdir(exist_ok=True)
+    if py != sys.executable:  # the package's bytecode for that interpreter too (see main)
+        subprocess.run([py, "-m", "compileall", "-q", str(REPO / "model_checks")], check=True)
     gate, bare, alone, summary, items = [], [], [], "", 0
     for _ in range(runs):
-        gate_s, out, _ = timed(gate_cmd(root), tmp, ok=(0, 1))
+        gate_s, out, _ = timed([py, *gate_cmd(root)[1:]], tmp, ok=(0, 1))
         summary = out.strip().splitlines()[-1]
         gate.append(gate_s)
-        bare.append(timed([sys.executable, "-c", BARE_A, str(root)], tmp)[0])
+        bare.append(timed([py, "-c", BARE_A, str(root)], tmp)[0])
         if not items:  # as many items as the gate ran (passed, skipped, failed...)
             items = sum(
                 int(k) for k in re.findall(r"(\d+) (?:passed|skipped|failed|error|errors|xfailed|xpassed)", summary)
             )
             (trivial / "test_alone.py").write_text(FLOOR_B.format(n=items))
-        cmd = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "test_alone.py",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "-m",
-            "not cpu and not gpu",
-        ]
+        cmd = [py, "-m", "pytest", "test_alone.py", "-p", "no:cacheprovider", "-q", "-m", "not cpu and not gpu"]
         alone.append(timed(cmd, trivial)[0])
     g, b, p = statistics.median(gate), statistics.median(bare), statistics.median(alone)
     return {
+        "python": py,
+        "pytest_plugins": pytest_plugins(py),
         "artifacts": kept,
         "gate_s": g,
         "floor_s": b,
@@ -242,6 +244,23 @@ def row_a(runs: int, n: int, tmp: Path) -> dict:
         "pytest_alone_ratio": p / b,
         "pytest_alone_runs": alone,
     }
+
+
+def pytest_plugins(python: str) -> list[str]:
+    """The pytest plugins installed for `python` (entry points `pytest11`): what every pytest run there loads."""
+    code = "import importlib.metadata as m; print(' '.join(sorted({e.name for e in m.entry_points(group='pytest11')})))"
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, env=ENV, check=True).stdout
+    return out.split()
+
+
+def print_a(r: dict) -> None:
+    print(
+        f"a. {r['artifacts']} backend-test artifacts: gate {r['gate_s']:.2f} s, floor {r['floor_s']:.2f} s, "
+        f"ratio {r['ratio']:.2f}x  [{r['gate_summary']}]; pytest alone, {r['items']} trivial items: "
+        f"{r['pytest_alone_s']:.2f} s, {r['pytest_alone_ratio']:.2f}x of the floor  "
+        f"(under {r['python']}; pytest plugins: {', '.join(r['pytest_plugins']) or 'none'})",
+        flush=True,
+    )
 
 
 # -- b. collection ----------------------------------------------------------------------------------------------
@@ -672,6 +691,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--rows", default="a,b,c,d")
     p.add_argument("--backend-cases", type=int, default=171)
+    p.add_argument(
+        "--python",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="row a again with its gate, floor and pytest alone under this interpreter (e.g. a venv with the package's "
+        "base install only, without the dev plugins); repeatable",
+    )
     p.add_argument("--collect", type=int, default=1000)
     p.add_argument("--seconds", type=float, default=3.0, help="length of each closed-loop phase of row c")
     p.add_argument(
@@ -690,12 +717,10 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(t)
         if "a" in rows:
             res["a"] = r = row_a(args.runs, args.backend_cases, tmp)
-            print(
-                f"a. {r['artifacts']} backend-test artifacts: gate {r['gate_s']:.2f} s, floor {r['floor_s']:.2f} s, "
-                f"ratio {r['ratio']:.2f}x  [{r['gate_summary']}]; pytest alone, {r['items']} trivial items: "
-                f"{r['pytest_alone_s']:.2f} s, {r['pytest_alone_ratio']:.2f}x of the floor",
-                flush=True,
-            )
+            print_a(r)
+            for py in args.python:  # the same row under each other interpreter asked for
+                res.setdefault("a_python", {})[py] = r = row_a(args.runs, args.backend_cases, tmp, py)
+                print_a(r)
         if "b" in rows:
             res["b"] = r = row_b(args.runs, args.collect, tmp)
             print(

@@ -66,7 +66,8 @@ class CheckContext:
     @cached_property
     def reference_path(self) -> Path | None:
         path = self.artifact.path("reference.path")
-        if path is not None and path.exists() and path.resolve() == self.model_path.resolve():
+        # both were resolved (realpath) and proven inside the root by Artifact.path: equal paths are one file
+        if path is not None and path == self.model_path and path.exists():
             raise ManifestError(
                 self.where,
                 f"reference.path: {self.manifest.get('reference.path')} resolves to this artifact's own model "

@@ -167,8 +167,13 @@ class _Models:
     def warm(formats: tuple[str, ...]) -> None:
         """Import the runtimes of `formats` now, while the parent is still starting (see Workers.start_early): each
         format's runner and facts modules, and what its runner's `warm()` imports (the runtime itself). With no
-        formats (a spare worker, Workers.start_spare), the interface every backend's modules import."""
+        formats (a spare worker, Workers.start_spare), the interface every backend's modules import, and numpy, which
+        every framework's worker reads tensors with: the spare imports it while the parent configures and collects,
+        before the framework it will serve is known (unconfined: a confined framework never takes the spare)."""
         from model_checks.backends import backend, base  # noqa: F401
+
+        if not formats:
+            import numpy  # noqa: F401
 
         for fmt in formats:
             try:

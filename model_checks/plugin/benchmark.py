@@ -21,8 +21,10 @@ class BenchmarkHooks:
         machine_info[MACHINE_INFO_KEY] = fingerprint()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":  # (setup and teardown reports carry the same properties: read them once)
+            return
         p = read_record(report.user_properties)
-        if p is None or p["check"] != "serving" or report.when != "call":
+        if p is None or p["check"] != "serving":
             return
         from model_checks.nightly.history import served_figures
 

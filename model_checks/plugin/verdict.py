@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the plugin's import stays light: the library is loaded when
     from model_checks.core.session import GateSession
 
 PROPERTY = "model_checks"
+_PREFIX, _SKIP = PROPERTY + ".", len(PROPERTY) + 1
 FACTS = ("artifact", "dir", "check", "variant", "ok", "skipped", "reason", "format")
 # What checks ask of the artifact's model in its worker first, in the order they ask: sent ahead once the
 # manifest check has passed (see `_start_model`), for the checks of the artifact this run selected.
@@ -145,11 +146,19 @@ def record(item: pytest.Item | None, artifact: Artifact, result: CheckResult, ro
     item.user_properties.extend((f"{PROPERTY}.{k}", _property_value(v)) for k, v in facts.items() if v is not None)
 
 
-def _declared(flag: str) -> set[str]:
-    """The checks whose declaration sets `flag` (per_device, machine_dependent)."""
+_DECLARED: dict[str, tuple[dict, frozenset[str]]] = {}  # flag -> (the registry it was read from, the checks)
+
+
+def _declared(flag: str) -> frozenset[str]:
+    """The checks whose declaration sets `flag` (per_device, machine_dependent): read once from the registry, not
+    for every test's properties (again when the registry is another, as a test that lists other checks makes it)."""
     from model_checks.checks import registry
 
-    return {name for name, c in registry().items() if getattr(c, flag)}
+    checks = registry()
+    known = _DECLARED.get(flag)
+    if known is None or known[0] is not checks:
+        known = _DECLARED[flag] = (checks, frozenset(name for name, c in checks.items() if getattr(c, flag)))
+    return known[1]
 
 
 def _property_value(v: object) -> object:
@@ -165,8 +174,8 @@ def read_record(user_properties: list[tuple[str, object]]) -> dict | None:
     A test that ran several checks keeps the last one's."""
     facts: dict = {}
     for key, value in user_properties:
-        if key.startswith(PROPERTY + "."):
-            name = key[len(PROPERTY) + 1 :]
+        if key.startswith(_PREFIX):
+            name = key[_SKIP:]
             if name == "artifact":
                 facts = {}
             facts[name] = value

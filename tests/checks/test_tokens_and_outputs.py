@@ -2,6 +2,7 @@
 real samples, and the errors that used to reach the user as tracebacks."""
 
 import numpy as np
+import pytest
 
 from fixtures import artifacts as A
 from fixtures import onnx_models as M
@@ -90,12 +91,15 @@ def test_a_label_output_may_allow_a_declared_share_of_mismatches(tmp_path):
     assert r, str(r)
 
 
-def test_a_reference_that_is_the_artifacts_own_model_is_an_error(tmp_path):
-    A.onnx_artifact(tmp_path / "self", name="self", reference={"path": "model.onnx"})
+@pytest.mark.parametrize("ref", ["model.onnx", "./model.onnx", "sub/../model.onnx", "alias.onnx"])
+def test_a_reference_that_is_the_artifacts_own_model_is_an_error(tmp_path, ref):
+    A.onnx_artifact(tmp_path / "self", name="self", reference={"path": ref})
+    (tmp_path / "self" / "sub").mkdir()
+    (tmp_path / "self" / "alias.onnx").symlink_to("model.onnx")  # a link to the model is the model
     r = check(tmp_path, "self", "equivalence")
     assert not r and r.headline == "equivalence: self@1.0: invalid manifest"
     assert (
-        "self/metadata.yaml: reference.path: model.onnx resolves to this artifact's own model (model.onnx); "
+        f"self/metadata.yaml: reference.path: {ref} resolves to this artifact's own model (model.onnx); "
         "a model compared with itself proves nothing: name the model it was made from"
     ) in str(r)
 

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -120,3 +122,26 @@ def test_missing_extra_and_reordered_outputs():
     # reordered names match by name, not position
     b = np.array([5.0, 6.0], np.float32)
     assert compare_outputs({"y": b, "x": a}, {"x": a, "y": b}, lambda n: DEFAULT)
+
+
+def test_rel_l2_sums_its_squares_without_blas(monkeypatch):
+    """The norms are numpy's pairwise sums of squares, not BLAS's dot (np.linalg.norm, np.dot): a threaded BLAS
+    spins on the core the worker needs after every dot of more than ~10,000 values. Values as the textbook says."""
+
+    def no_blas(*a, **k):
+        raise AssertionError("a BLAS norm or dot was called")
+
+    from model_checks.core import metrics
+
+    monkeypatch.setattr(np.linalg, "norm", no_blas)
+    monkeypatch.setattr(np, "dot", no_blas)
+    monkeypatch.setattr(metrics.np, "dot", no_blas)  # the module's lazy numpy holds its own copy of the names
+    ref = np.linspace(-3.0, 5.0, 20_000)
+    out = ref + np.where(np.arange(ref.size) % 7 == 0, 1e-3, 0.0)
+    expected = math.sqrt(math.fsum((o - r) ** 2 for o, r in zip(out, ref))) / math.sqrt(math.fsum(r * r for r in ref))
+    assert rel_l2(out, ref) == pytest.approx(expected, rel=1e-12)
+    c = compare_output("y", out.astype(np.float32), ref.astype(np.float32), DEFAULT)
+    assert c.value("rel_l2") == pytest.approx(rel_l2(out.astype(np.float32), ref.astype(np.float32)), rel=0)
+    zeros = compare_output("y", np.full(20_000, 1e-4), np.zeros(20_000), DEFAULT)
+    assert zeros.note == "the reference is all zeros: rel_l2 is the absolute L2 norm of the difference"
+    assert zeros.value("rel_l2") == pytest.approx(1e-4 * math.sqrt(20_000), rel=1e-12)

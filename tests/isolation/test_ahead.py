@@ -132,6 +132,18 @@ def test_the_spare_goes_to_the_framework_needed_first_and_imports_its_runtime_th
         workers.close()
 
 
+def test_the_spare_imports_numpy_before_its_framework_is_known(tmp_path: Path) -> None:
+    """Every framework's worker reads tensors with numpy: the spare imports it in its warm-up, while the parent is
+    still configuring and collecting, not after the first artifact's framework is known (issue 24, row a)."""
+    workers = Workers(LIMITS)
+    try:
+        workers.start_spare()
+        imported = (eval, ("'numpy' in __import__('sys').modules",))  # a builtin: its unpickling imports nothing
+        assert workers.request("onnx", "call", imported, tmp_path / "m.onnx") is True
+    finally:
+        workers.close()
+
+
 def test_a_confined_framework_never_takes_the_spare(tmp_path: Path) -> None:
     workers = Workers(LIMITS)
     try:

@@ -55,6 +55,9 @@ def test_a_saved_benchmark_run_carries_this_runs_served_figures():
             "user_properties": [(f"{PROPERTY}.artifact", "n@1"), (f"{PROPERTY}.check", "serving")],
         },
     )
+    setup = type("Setup", (Report,), {"when": "setup"})  # the same properties, before the test measured anything
+    hooks.pytest_runtest_logreport(setup())
+    assert hooks.served == {}
     for report in (Report(), skipped()):
         hooks.pytest_runtest_logreport(report)
     saved: dict = {}
