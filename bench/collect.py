@@ -143,6 +143,12 @@ def _phases(marks: dict, i: int) -> dict[str, float]:
 
 
 def main(n: int = 1000, runs: int = 5) -> dict:
+    # the package's bytecode, as bench/overhead.py and a wheel's install make it: with PYTHONDONTWRITEBYTECODE set,
+    # a module without it is compiled again on every run, and the phases would time the compiler
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(Path(__file__).resolve().parents[1] / "model_checks")],
+        check=True,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "gate"  # the floor's folder beside it, not under it (pytest would collect it too)
         build_tree(base / "arts", n)

@@ -10,7 +10,7 @@ from pathlib import Path
 from model_checks.core.artifact import Artifact
 from model_checks.core.errors import ModelChecksError
 from model_checks.manifest import load_manifest, load_policy
-from model_checks.safety.paths import check_regular_file, resolve_inside
+from model_checks.safety.paths import regular_file_inside
 from model_checks.safety.text import printable
 
 MANIFEST = "metadata.yaml"
@@ -86,7 +86,7 @@ def _unreadable(root: Path, d: Path, name: str, display: str) -> str | None:
     """Why `d/name` may not be read: a link out of the root or to nothing, a hard link, not a regular file (a
     named pipe would block the reader)."""
     try:
-        check_regular_file(resolve_inside(root, d, name, display), display)
+        regular_file_inside(root, d, name, display)
     except ModelChecksError as e:
         return str(e)
     return None

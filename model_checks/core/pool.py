@@ -106,7 +106,8 @@ class ModelPool:
         self._confined: Workers | None = None  # the confined worker's, when models otherwise run in process
         self._runners: dict[tuple, Runner] = {}
         self._facts: dict[tuple, ModelFacts] = {}
-        self.declared: dict[Path, Names] = {}
+        self._declared: dict[Path, Names] = {}
+        self._declaring: list[Callable[[], Mapping[Path, Names]]] = []  # see declare
         self.loads: dict[Path, int] = {}  # how often each model was loaded (a test pins "at most once")
 
     @property
@@ -123,11 +124,18 @@ class ModelPool:
         """Whether a worker process was started before its framework was known (Workers.start_spare) and waits."""
         return self._workers is not None and self._workers.spare_waiting
 
-    def declare(self, names: dict[Path, Names]) -> None:
+    def declare(self, names: Mapping[Path, Names] | Callable[[], Mapping[Path, Names]]) -> None:
         """Input and output names manifests declare for models that carry none (TorchScript), by model path: used
         when a model is asked for without names, as another artifact's reference. Set by the session from the
-        manifests it discovered; a backend never reads a manifest."""
-        self.declared.update(names)
+        manifests it discovered; a backend never reads a manifest. A function that finds them is called when they
+        are first read: a run that only lists its tests (--collect-only) resolves no model path for them."""
+        self._declaring.append(names if callable(names) else lambda: names)
+
+    @property
+    def declared(self) -> dict[Path, Names]:
+        while self._declaring:
+            self._declared.update(self._declaring.pop(0)())
+        return self._declared
 
     def runner(self, path: Path, fmt: str, root: Path, threads: int | None = None, names: Names = None) -> Runner:
         names = names or self.declared.get(path)

@@ -5,6 +5,7 @@ Library code that works without pytest; the plugin creates it and turns each res
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,7 +48,7 @@ class GateSession:
     def artifacts(self) -> list[Artifact]:
         if self._artifacts is None:
             self._artifacts = discover(self.roots)
-            self.pool.declare(_names_by_model(self._artifacts))
+            self.pool.declare(partial(_names_by_model, self._artifacts))  # resolved when a model is first asked for
         return self._artifacts
 
     def by_dir(self, d: Path) -> Artifact | None:

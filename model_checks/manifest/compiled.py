@@ -288,11 +288,13 @@ def _plain_json(node: Any, depth: int = 0) -> None:
         if depth > 100:
             raise Unsure("deep")
         for v in node.values():
-            _plain_json(v, depth + 1)
+            if type(v) not in _SCALARS:  # (a scalar of these types is plain: no call for it)
+                _plain_json(v, depth + 1)
     elif t is list:
         if depth > 100:
             raise Unsure("deep")
         for v in node:
-            _plain_json(v, depth + 1)
+            if type(v) not in _SCALARS:
+                _plain_json(v, depth + 1)
     elif t not in _JSON_TYPES:
         raise Unsure(f"a {t.__name__}")

@@ -18,7 +18,11 @@ def merge(
         if key in policy:
             merged[key] = _walk(None, policy[key], key, policy_name, sources)
     for key, value in manifest.items():
-        merged[key] = _walk(merged.get(key), value, key, manifest_name, sources)
+        if isinstance(value, dict):
+            merged[key] = _walk(merged.get(key), value, key, manifest_name, sources)
+        else:  # what _walk does with a value that is no mapping, without the two calls (most of a manifest's keys)
+            sources[key] = manifest_name
+            merged[key] = value
     return merged, sources
 
 
@@ -37,4 +41,7 @@ def _record(value: Any, prefix: str, name: str, sources: dict[str, str]) -> None
     sources[prefix] = name
     if isinstance(value, dict):
         for k, v in value.items():
-            _record(v, f"{prefix}.{k}", name, sources)
+            if isinstance(v, dict):
+                _record(v, f"{prefix}.{k}", name, sources)
+            else:
+                sources[f"{prefix}.{k}"] = name

@@ -161,15 +161,19 @@ def validate(data: Any, kind: str = "metadata") -> list[str]:
         if key in GATED_SECTIONS:
             _numbers(value, (key,), numbers)
     for path, value in numbers:
-        where = key_path(path)
-        if math.isnan(value) or math.isinf(value):
-            problems.append(
-                f"{where}: {value} is not a finite number; every tolerance, limit and budget is a finite number >= 0 "
-                "(a tolerance of .inf passes anything, .nan fails everything); set a number, or null to turn it off"
-            )
-        elif value < 0 and not any(p.startswith(f"{where}:") for p in problems):
-            problems.append(f"{where}: {value} is negative; every tolerance, limit and budget is a finite number >= 0")
-    return list(dict.fromkeys(problems))
+        if not (value >= 0) or value == math.inf:  # (NaN, infinities and negatives; the rest say nothing)
+            where = key_path(path)
+            if math.isnan(value) or math.isinf(value):
+                problems.append(
+                    f"{where}: {value} is not a finite number; every tolerance, limit and budget is a finite number "
+                    ">= 0 (a tolerance of .inf passes anything, .nan fails everything); set a number, or null to turn "
+                    "it off"
+                )
+            elif not any(p.startswith(f"{where}:") for p in problems):
+                problems.append(
+                    f"{where}: {value} is negative; every tolerance, limit and budget is a finite number >= 0"
+                )
+    return list(dict.fromkeys(problems)) if problems else problems
 
 
 GATED_SECTIONS = ("tolerance", "limits", "budgets", "serving")

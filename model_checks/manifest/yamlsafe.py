@@ -324,18 +324,13 @@ def _read_lines(text: str) -> Any:  # noqa: C901 - one loop over lines, as _fast
     stack: list[tuple[int, Any, bool]] = [(0, root, False)]  # (indent, container, is a list)
     pending: tuple[dict, str, int] | None = None  # a `key:` with nothing after it: (its mapping, key, indent)
     version: str | None = None
-    match = _LINE.fullmatch
     for line in text.split("\n"):
-        line = line.rstrip(" ")
-        if not line or line.lstrip(" ")[0] == "#":
+        parts = _LINES_SEEN.get(line)
+        if parts is None:
+            parts = _line_parts(line)
+        if parts is _BLANK:
             continue  # a blank line or a whole-line comment
-        if "#" in line:
-            raise _Other
-        m = match(line)
-        if m is None:
-            raise _Other
-        indent, dash, key, value, item = m.groups()
-        ind = len(indent)
+        ind, dash, key, value, item = parts
         if pending is not None:  # what follows `key:` is its value: a nested block, or nothing (null)
             parent, pkey, pind = pending
             pending = None
@@ -389,6 +384,32 @@ def _read_lines(text: str) -> Any:  # noqa: C901 - one loop over lines, as _fast
     if not root:
         raise _Other  # an empty document (or only comments): rare, the general readers say what it is
     return _version_as_written(root, version)
+
+
+_LINES_SEEN: dict[str, tuple] = {}  # a line as written -> its parts (manifests of a tree repeat most of their lines)
+_BLANK = ()
+
+
+def _line_parts(line: str) -> tuple:
+    """(indent, dash, key, value, item) of one line (`_LINE`'s groups, the indent as its width), or _BLANK for a
+    blank line or a whole-line comment; _Other where the line is not of the common shape. Remembered for short
+    lines: the parts are text, the same for the same line wherever it appears."""
+    text = line.rstrip(" ")
+    if not text or text.lstrip(" ")[0] == "#":
+        parts: tuple = _BLANK
+    else:
+        if "#" in text:
+            raise _Other
+        m = _LINE.fullmatch(text)
+        if m is None:
+            raise _Other
+        indent, dash, key, value, item = m.groups()
+        parts = (len(indent), dash, key, value, item)
+    if len(line) <= 128:
+        if len(_LINES_SEEN) >= _PLAIN_SEEN_MAX:
+            _LINES_SEEN.clear()
+        _LINES_SEEN[line] = parts
+    return parts
 
 
 _VALUES_SEEN: dict[str, Any] = {}  # a scalar's text as written -> its value (immutable: text, number, bool, None)

@@ -51,6 +51,25 @@ def _real_root(root: Path) -> tuple[str, tuple[int, int] | None]:
 
 def resolve_inside(root: Path, base: Path, text: str, key: str) -> Path:
     """Resolve `text` (relative to `base`) and prove it stays inside `root`; `key` names it in errors."""
+    return Path(_resolve(root, base, text, key)[0])
+
+
+def regular_file_inside(root: Path, base: Path, text: str, key: str, max_bytes: int = MAX_FILE_BYTES) -> int:
+    """`check_regular_file(resolve_inside(root, base, text, key), key, max_bytes)`: the same answers and refusals,
+    without a Path, and with the file's own lstat when proving it inside the root took one (it is then no link,
+    so its lstat is its stat): discovery proves each manifest so before reading it."""
+    real, st = _resolve(root, base, text, key)
+    name = os.path.basename(real)
+    if st is None:
+        try:
+            st = os.stat(real)
+        except FileNotFoundError:
+            raise ArtifactLoadError(f"{key}: {name} does not exist") from None
+    return _regular(st, name, key, max_bytes)
+
+
+def _resolve(root: Path, base: Path, text: str, key: str) -> tuple[str, os.stat_result | None]:
+    """resolve_inside's answer as text, with the lstat of its last component where _realpath_below took one."""
     if not text or "\x00" in text:
         raise UnsafePathError(f"{key}: {text!r} is not a usable path")
     if _is_absolute(text):
@@ -62,15 +81,17 @@ def resolve_inside(root: Path, base: Path, text: str, key: str) -> Path:
         raise UnsafePathError(f"{key}: {text!r} climbs out of the artifacts root {root}")
     real_root, ident = _real_root(root)
     if root_text == root_abs and ident is not None:  # the usual root (absolute, normalized): see _realpath_below
-        real = _realpath_below(lexical, root_abs, real_root, ident)
+        real, last = _realpath_below(lexical, root_abs, real_root, ident)
     else:
-        real = os.path.realpath(lexical)
+        real, last = os.path.realpath(lexical), None
     if not _below(real, real_root):
         raise UnsafePathError(f"{key}: {text!r} resolves (through a symlink) outside the artifacts root {root}")
-    return Path(real)
+    return real, last
 
 
-def _realpath_below(lexical: str, root_abs: str, real_root: str, ident: tuple[int, int]) -> str:
+def _realpath_below(
+    lexical: str, root_abs: str, real_root: str, ident: tuple[int, int]
+) -> tuple[str, os.stat_result | None]:
     """`os.path.realpath(lexical)`, for a normalized absolute path at or below the normalized absolute root
     `root_abs`, whose realpath is `real_root` and which names the directory `ident` (`_real_root`, just now).
 
@@ -81,27 +102,29 @@ def _realpath_below(lexical: str, root_abs: str, real_root: str, ident: tuple[in
     realpath finds (spelled through the root's kept realpath).
     Anything else (a link below the root, a component missing or not a directory, the kept path no longer naming
     the root) is os.path.realpath's to answer, from `/`. So a link swapped in below the root is still seen as a
-    link and judged by where it leads now."""
+    link and judged by where it leads now. Also returned: the last component's lstat (None where none was taken)."""
     if os.sep != "/" or os.altsep:
-        return os.path.realpath(lexical)
+        return os.path.realpath(lexical), None
     if real_root != root_abs:  # (a root that is its own realpath was stat'ed just now, as `ident`)
         try:
             st = os.stat(real_root)
         except OSError:
-            return os.path.realpath(lexical)
+            return os.path.realpath(lexical), None
         if (st.st_dev, st.st_ino) != ident:
-            return os.path.realpath(lexical)
+            return os.path.realpath(lexical), None
     path = real_root.rstrip("/")
+    last = None
     for part in lexical[len(root_abs) :].split("/"):
         if not part:
             continue
         path = f"{path}/{part}"
         try:
-            if stat.S_ISLNK(os.lstat(path).st_mode):
-                return os.path.realpath(lexical)
+            last = os.lstat(path)
         except OSError:
-            return os.path.realpath(lexical)
-    return path or "/"
+            return os.path.realpath(lexical), None
+        if stat.S_ISLNK(last.st_mode):
+            return os.path.realpath(lexical), None
+    return path or "/", last
 
 
 def _below(path: str, parent: str) -> bool:
@@ -115,12 +138,16 @@ def check_regular_file(path: Path, key: str, max_bytes: int = MAX_FILE_BYTES) ->
         st = path.stat()
     except FileNotFoundError:
         raise ArtifactLoadError(f"{key}: {path.name} does not exist") from None
+    return _regular(st, path.name, key, max_bytes)
+
+
+def _regular(st: os.stat_result, name: str, key: str, max_bytes: int) -> int:
     if not stat.S_ISREG(st.st_mode):  # the stat just taken (Path.is_file would take another)
-        raise UnsafePathError(f"{key}: {path.name} is not a regular file")
+        raise UnsafePathError(f"{key}: {name} is not a regular file")
     if st.st_nlink > 1:
         raise UnsafePathError(
-            f"{key}: {path.name} has {st.st_nlink} hard links; a hard link can alias a file outside the root"
+            f"{key}: {name} has {st.st_nlink} hard links; a hard link can alias a file outside the root"
         )
     if st.st_size > max_bytes:
-        raise UnsafePathError(f"{key}: {path.name} is {st.st_size} bytes, over the cap of {max_bytes} bytes")
+        raise UnsafePathError(f"{key}: {name} is {st.st_size} bytes, over the cap of {max_bytes} bytes")
     return st.st_size

@@ -252,10 +252,21 @@ def test_a_schema_that_does_not_compile_is_validated_by_jsonschema(monkeypatch):
     assert S.validate({**MIN, "opset": 0}) == ["opset: 0 is less than the minimum of 1"]
 
 
+class _Int(int):
+    pass
+
+
+class _Float(float):
+    pass
+
+
 @pytest.mark.parametrize(
     "document",
     [
         {**MIN, "version": (1, 0)},  # a tuple: no reader of ours makes one
+        {**MIN, "limits": {"opset": {"min": _Int(13)}}},  # a number of a type of its own, deep in a mapping
+        {**MIN, "inputs": [{"name": "x", "shape": [1, _Float(2.0)]}]},  # ... and in a list
+        {**MIN, "inputs": [{"name": "x", "shape": (1, 2)}]},  # a tuple in a list
         {**MIN, 1: "x"},  # a key that is not text
         {**MIN, "machine": {"isa": [str(i) for i in range(1000)]}},  # a long list
     ],

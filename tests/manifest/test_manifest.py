@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from model_checks.core.errors import ManifestError
 from model_checks.manifest import load_yaml_text, parse_manifest
@@ -236,3 +238,60 @@ def test_the_cross_key_rules_say_what_they_said():
             if value is not missing:
                 data[key] = value
         assert _semantic_problems(data) == _semantic_reference(data), data
+
+
+def _merge_before(policy, manifest, policy_name, manifest_name):
+    """policy.merge as it was before its shortcuts for values that are no mapping (kept as the reference)."""
+
+    def walk(base, over, prefix, sources):
+        if isinstance(base, dict) and isinstance(over, dict):
+            out = dict(base)
+            for k, v in over.items():
+                out[k] = walk(base.get(k), v, f"{prefix}.{k}" if prefix else str(k), sources)
+            return out
+        record(over, prefix, sources)
+        return over
+
+    def record(value, prefix, sources):
+        sources[prefix] = name[0]
+        if isinstance(value, dict):
+            for k, v in value.items():
+                record(v, f"{prefix}.{k}", sources)
+
+    sources, merged, name = {}, {}, [policy_name]
+    from model_checks.manifest.policy import POLICY_KEYS
+
+    for key in POLICY_KEYS:
+        if key in policy:
+            merged[key] = walk(None, policy[key], key, sources)
+    name[0] = manifest_name
+    for key, value in manifest.items():
+        merged[key] = walk(merged.get(key), value, key, sources)
+    return merged, sources
+
+
+class _Mapping(dict):
+    """A mapping that is not a plain dict (a caller's own), merged as a mapping all the same."""
+
+
+_LEAF = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["a", "fp32", "x.onnx"]))
+_KEYS = st.sampled_from(["tolerance", "limits", "budgets", "runtimes", "a", "b", "rel_l2", "cpu", "opset"])
+_TREE = st.recursive(
+    _LEAF,
+    lambda kids: st.one_of(
+        st.lists(kids, max_size=2),
+        st.dictionaries(_KEYS, kids, max_size=3),
+        st.dictionaries(_KEYS, kids, max_size=2).map(_Mapping),
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(policy=st.dictionaries(_KEYS, _TREE, max_size=4), manifest=st.dictionaries(_KEYS, _TREE, max_size=5))
+def test_merge_gives_the_same_values_sources_and_order_as_before(policy, manifest):
+    from model_checks.manifest.policy import merge
+
+    got = merge(policy, manifest, "policy.yaml", "metadata.yaml")
+    want = _merge_before(policy, manifest, "policy.yaml", "metadata.yaml")
+    assert repr(got) == repr(want)  # values, types, and the order of keys in both

@@ -473,3 +473,43 @@ def test_remembered_values_are_the_values_the_text_means():
         got["d"].append(2)
         got["e"]["x"] = 1
     assert "[1]" not in yamlsafe._VALUES_SEEN and "{f: 1}" not in yamlsafe._VALUES_SEEN
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=_document())
+def test_remembered_lines_read_as_fresh_ones(text):
+    """The line reader remembers each short line's parts (a tree's manifests repeat most of their lines): a
+    document reads the same, or is left alone the same, with no line remembered, with all of them, and with the
+    lines of other documents remembered."""
+    from model_checks.manifest import yamlsafe
+
+    def read():
+        try:
+            return ("read", _typed(yamlsafe._read_lines(text)))
+        except Exception as e:  # noqa: BLE001 - _Other, or a scalar the resolver cannot build: compared by type
+            return ("left", type(e).__name__)
+
+    warm = read()
+    yamlsafe._LINES_SEEN.clear()
+    cold = read()
+    assert read() == cold == warm
+    for line in text.split("\n"):
+        if line in yamlsafe._LINES_SEEN:
+            try:
+                fresh = yamlsafe._line_parts(line)
+            except yamlsafe._Other:
+                raise AssertionError(f"{line!r} remembered, but it is not of the common shape") from None
+            assert yamlsafe._LINES_SEEN[line] == fresh
+
+
+def test_remembered_lines_are_short_and_bounded(monkeypatch):
+    from model_checks.manifest import yamlsafe
+
+    yamlsafe._LINES_SEEN.clear()
+    long_line = "a: " + "x" * 200
+    assert yamlsafe._lines(f"{long_line}\nb: 1\n") == {"a": "x" * 200, "b": 1}
+    assert long_line not in yamlsafe._LINES_SEEN and yamlsafe._LINES_SEEN["b: 1"] == (0, None, "b", "1", None)
+    monkeypatch.setattr(yamlsafe, "_PLAIN_SEEN_MAX", 2)
+    for i in range(5):
+        yamlsafe._lines(f"k{i}: 1\n")
+        assert len(yamlsafe._LINES_SEEN) <= 2

@@ -44,9 +44,21 @@ def test_collection_loads_no_model_and_imports_no_framework(pytester):
 
 
 # What collecting never needs: numpy (a check's arrays), the serving check's load generator (asyncio) and protocol,
-# packaging (the metadata check's version specifiers). The checks' registry imports every check module at configure
-# to read its declaration; those modules name these lazily (core/lazy.py, imports inside the functions that run).
-NOT_FOR_COLLECTING = ("numpy", "asyncio", "model_checks.serving.load", "model_checks.serving.protocol", "packaging")
+# packaging (the metadata check's version specifiers), the budgets' measuring machinery (budgets/check.py and the
+# policies, baselines and protocol it imports: budgets/declare.py declares them). The checks' registry imports every
+# check module at configure to read its declaration; those modules name these lazily (core/lazy.py, imports inside
+# the functions that run).
+NOT_FOR_COLLECTING = (
+    "numpy",
+    "asyncio",
+    "model_checks.serving.load",
+    "model_checks.serving.protocol",
+    "packaging",
+    "model_checks.checks.budgets.check",
+    "model_checks.checks.budgets.policy",
+    "model_checks.checks.budgets.measure",
+    "model_checks.checks.budgets.baseline",
+)
 
 
 def test_collect_only_imports_no_numpy_asyncio_or_serving_code(pytester):

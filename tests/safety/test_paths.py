@@ -191,3 +191,55 @@ def test_absolute_on_either_flavour_as_pathlib_says() -> None:
     ]
     assert [t for t in texts if paths._is_absolute(t) != pathlib_says(t)] == []
     assert paths._is_absolute("C:\\x") and paths._is_absolute("//srv/share/x") and not paths._is_absolute("a/b")
+
+
+def _outcome(f, *args) -> object:
+    try:
+        return ("size", f(*args))
+    except (UnsafePathError, ArtifactLoadError, OSError) as e:  # OSError: `model.onnx/x` (not a directory), as before
+        return (type(e).__name__, str(e))
+
+
+FILE_TEXTS = st.lists(
+    st.sampled_from(["a", "..", ".", "model.onnx", "link_in", "link_out", "dir_in", "dangling", "sub", "x", "fifo"])
+    | st.sampled_from(["hard.onnx", "deep.onnx", "link_fifo", "link_sub"]),
+    min_size=1,
+    max_size=4,
+).map("/".join) | st.sampled_from(["", "/etc/passwd", "a\x00b", "./", "a//model.onnx", "sub/../model.onnx"])
+_FILE_TREES: dict[str, Path] = {}
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=FILE_TEXTS, through_link=st.booleans(), at_root=st.booleans(), cap=st.sampled_from([0, 1, 1 << 32]))
+def test_regular_file_inside_answers_as_check_regular_file_of_resolve_inside(
+    tmp_path_factory, text, through_link, at_root, cap
+):
+    """Discovery's proof of a manifest (one call, the file's own lstat reused, no Path) gives the size, or the
+    refusal and its message, that proving the path and then stat'ing the file gave: links in and out, dangling,
+    a named pipe (and a link to one), a folder, a hard link, the size cap, climbing out."""
+    if "t" not in _FILE_TREES:
+        tree = build(tmp_path_factory.mktemp("files"))
+        a = tree / "real_arts" / "a"
+        os.mkfifo(a / "fifo")
+        (a / "link_fifo").symlink_to(a / "fifo")
+        (a / "link_sub").symlink_to(a / "sub", target_is_directory=True)
+        (a / "hard.onnx").write_bytes(b"hh")
+        os.link(a / "hard.onnx", tree / "outside" / "alias.onnx")
+        _FILE_TREES["t"] = tree
+    tree = _FILE_TREES["t"]
+    root = tree / ("arts" if through_link else "real_arts")
+    base = root if at_root else root / "a"
+    want = _outcome(lambda: check_regular_file(resolve_inside(root, base, text, "k"), "k", cap))
+    for _ in range(2):  # and again with the root's realpath kept
+        assert _outcome(paths.regular_file_inside, root, base, text, "k", cap) == want
+
+
+def test_regular_file_inside_takes_no_stat_beyond_the_proofs_lstats(tree: Path, monkeypatch) -> None:
+    root = tree / "real_arts"
+    paths.regular_file_inside(root, root / "a", "model.onnx", "k")  # the root's realpath kept
+    calls = []
+    for name in ("stat", "lstat"):
+        real = getattr(os, name)
+        monkeypatch.setattr(paths.os, name, lambda p, *a, _n=name, _r=real, **k: calls.append(_n) or _r(p, *a, **k))
+    assert paths.regular_file_inside(root, root / "a", "model.onnx", "k") == 1
+    assert calls == ["stat", "lstat", "lstat"]  # the root's identity, then a/ and model.onnx

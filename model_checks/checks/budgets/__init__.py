@@ -6,7 +6,8 @@
 - `measure`: the measurement protocol (session creation, first call, warm-up, steady state);
 - `compare`: the statistics of a change against a baseline;
 - `fingerprint` and `baseline`: the environment a figure was taken in, and stored baselines;
-- `check`: the budget checks as the gate runs them, through pytest-benchmark.
+- `check`: the budget checks as the gate runs them, through pytest-benchmark;
+- `declare`: the same checks as collection sees them (`check` is imported when a budget is first measured).
 
 What runs a model on the CPU or a GPU for timing is each backend's `timing` module (`backends.open_target`).
 

@@ -38,9 +38,8 @@ from model_checks.checks.budgets.policy import (
     SpeedupBudget,
     ThroughputBudget,
 )
-from model_checks.checks.budgets.spec import DeviceBudget, device_budget, devices_for
+from model_checks.checks.budgets.spec import DeviceBudget, device_budget
 from model_checks.checks.context import CheckContext
-from model_checks.checks.registry import Check
 from model_checks.core.errors import DeviceUnavailable
 from model_checks.core.inputs import generate, merge_interface, seed_for
 from model_checks.core.results import CheckResult
@@ -446,20 +445,4 @@ def _speedup(
     )
 
 
-CHECKS = {"latency": _latency, "throughput": _throughput, "speedup": _speedup}
-
-
-def _declared(name: str) -> Check:
-    """A budget check: collected once per device whose budget declares it (`test_latency[<id>-cpu]`), measured
-    through pytest-benchmark's fixture."""
-    return Check(
-        name,
-        run,
-        applies=lambda m: bool(devices_for(m, name)),
-        per_device=True,
-        variants=lambda m: devices_for(m, name),
-        machine_dependent=True,
-    )
-
-
-LATENCY, THROUGHPUT, SPEEDUP = (_declared(name) for name in CHECKS)
+CHECKS = {"latency": _latency, "throughput": _throughput, "speedup": _speedup}  # declared in budgets/declare.py
