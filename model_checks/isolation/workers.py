@@ -228,8 +228,11 @@ class Worker:
         """A fresh interpreter running `python -m model_checks.isolation.worker`, not a fork (a fork would
         copy runtime threads and locks) and not multiprocessing's spawn (which re-imports the caller's
         main module: a script without a main guard would start the gate again). It runs in a Sandbox."""
-        from model_checks.backends import BACKENDS
+        self._launch()
+        self._set_up()
 
+    def _launch(self) -> None:
+        """The process only: it starts its interpreter and then waits for its setup (`_set_up`)."""
         if self.sandbox is None:
             self.sandbox = Sandbox()
         ours, theirs = socket.socketpair()
@@ -244,6 +247,12 @@ class Worker:
         finally:
             theirs.close()
         self.conn = Connection(ours.detach())
+
+    def _set_up(self) -> None:
+        """Its limits and the backends' table (as of now: a conftest.py may have added a framework), then it serves."""
+        from model_checks.backends import BACKENDS
+
+        assert self.conn is not None and self.sandbox is not None
         confine = str(self.sandbox.dir) if self.family in CONFINED_FAMILIES else None
         self.conn.send(WorkerSetup(self.limits.memory_mb, dict(BACKENDS), confine))
         self.generation += 1
@@ -463,6 +472,22 @@ class Worker:
         self._exit_requested = False
 
 
+def launch_spare() -> Worker:
+    """A worker process started before the session that will take it exists (Workers.start_spare): its interpreter
+    starts while pytest loads its plugins. Until it is given its setup it only waits: no limits, no backends, no
+    model; `discard` ends it."""
+    w = Worker("unassigned", Limits())
+    w._launch()
+    return w
+
+
+def discard(launched: Worker) -> None:
+    """End a launched worker nobody took, and remove its sandbox."""
+    launched.stop(kill=True)
+    if launched.sandbox is not None:
+        launched.sandbox.remove()
+
+
 def _known_error(info: ErrorInfo) -> type[ModelChecksError] | None:
     """The ModelChecksError class the worker raised, when it is one of ours (rebuilt with its message)."""
     import importlib
@@ -514,14 +539,26 @@ class Workers:
             self._sandbox = Sandbox(self.first)
         return self._sandbox
 
-    def start_spare(self) -> None:
+    def start_spare(self, launched: Worker | None = None) -> None:
         """Start one worker process before it is known which framework it will serve: its interpreter, numpy and
         the gate's own modules load while the parent is still starting (configuring, discovering, collecting).
         The first unconfined framework asked for (`worker`, `start_early`) takes it; unclaimed, `close` stops it.
-        It is given no model and no artifact's path until then, and runs under the same limits and sandbox."""
-        if self._spare is None and not self._workers:
+        It is given no model and no artifact's path until then, and runs under the same limits and sandbox.
+        `launched` (see `launch_spare`): a process already started that waits for its setup; it becomes the spare
+        (with this session's limits and backends), or is stopped where it cannot (a candidate runtime's sandbox)."""
+        if self._spare is not None or self._workers:
+            if launched is not None:
+                discard(launched)
+            return
+        if launched is not None and launched.alive and not self.first and self._sandbox is None:
+            self._sandbox, launched.limits = launched.sandbox, self.limits
+            launched._set_up()
+            self._spare = launched
+        else:
+            if launched is not None:
+                discard(launched)
             self._spare = Worker("unassigned", self.limits, self._sandbox_now())
-            self._spare.send_quietly("warm", ((),))  # no runtime yet: the backends' common modules only
+        self._spare.send_quietly("warm", ((),))  # no runtime yet: the backends' common modules only
 
     def start_early(self, formats: set[str]) -> None:
         """Start the workers `formats` run in, and have them import their runtimes, without waiting: a worker's
