@@ -441,7 +441,7 @@ class Worker:
 
     def request_exit(self) -> None:
         """Ask the worker to exit, without waiting; `stop` then reaps it."""
-        if self.conn is not None and self.proc is not None and self.proc.poll() is None:
+        if self.conn is not None and self.proc is not None and not self._exit_requested and self.proc.poll() is None:
             try:
                 self.conn.send(("exit", ()))
             except OSError:
@@ -723,11 +723,15 @@ class Workers:
         """Run a picklable callable in `fmt`'s worker (the test hook for crashes on purpose)."""
         return self.worker(fmt).request("call", (fn, args), getattr(fn, "__name__", "call"))
 
+    def wind_down(self) -> None:
+        """Ask every worker to exit, without waiting: they wind down while pytest reports, and `close` reaps them."""
+        for w in [*self._workers.values(), *([self._spare] if self._spare is not None else [])]:
+            w.request_exit()
+
     def close(self) -> None:
         # Ask every worker to exit first, then wait: they wind down side by side, not one after another.
         every = [*self._workers.values(), *([self._spare] if self._spare is not None else [])]
-        for w in every:
-            w.request_exit()
+        self.wind_down()
         for w in every:
             w.stop()
         self._workers.clear()
