@@ -117,3 +117,15 @@ def test_a_launched_worker_gets_the_backends_table_as_of_configure(monkeypatch: 
     finally:
         workers.close()
     assert not launched.alive and launched.sandbox is not None and not launched.sandbox.dir.exists()
+
+
+def test_a_wrong_guess_is_ended_at_configure(seen: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`-qh` asks for help in a spelling the guess does not read: the process started is ended at configure, which
+    knows, and its sandbox removed."""
+    tmp = seen.path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    r = seen.runpytest_subprocess("-p", "seen_hook", "-p", "no:cacheprovider", "--model-checks", "arts", "-qh")
+    assert r.ret == 0, r.stdout.str()
+    r.stdout.fnmatch_lines(["EVENTS ['worker', 'configure']"])  # started on the guess
+    assert list(tmp.iterdir()) == []
