@@ -125,12 +125,17 @@ class CheckContext:
     def reference_outputs(self, feeds: dict) -> dict:
         """The reference model run on the artifact's feeds, its outputs under the artifact's names (by order
         where the names differ across frameworks)."""
-        out = self.reference_runner().infer(self.reference_feeds(feeds))
+        return self.reference_outputs_many([feeds])[0]
+
+    def reference_outputs_many(self, feeds: list[dict]) -> list[dict]:
+        """`reference_outputs` of each set of feeds, in one request to the reference's worker."""
+        outs = self.reference_runner().infer_many([self.reference_feeds(f) for f in feeds])
         if not self.cross_framework:
-            return out
+            return outs
         from model_checks.core.layout import outputs_as
 
-        return outputs_as(out, {o.name: None for o in self.runner().outputs})
+        names = {o.name: None for o in self.runner().outputs}
+        return [outputs_as(out, names) for out in outs]
 
     def reference_facts(self) -> ModelFacts:
         assert self.reference_path is not None and self.reference_kind == "model"

@@ -252,6 +252,12 @@ class ModelPool:
     def loaded(self) -> list[Path]:
         return sorted({k[0] for k in self._runners})
 
+    def wind_down(self) -> None:
+        """The workers are asked to exit, not waited on (the session's end: see plugin.collect); `close` reaps them."""
+        for w in (self._workers, self._confined):
+            if w is not None:
+                w.wind_down()
+
     def close(self) -> None:
         for r in self._runners.values():
             r.close()

@@ -328,7 +328,10 @@ def serve(conn: Connection) -> None:
     """The worker's main loop; returns when the parent closes the pipe, exits at once on `exit`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops us
     _die_with_parent()
-    setup: WorkerSetup = conn.recv()
+    try:
+        setup: WorkerSetup = conn.recv()
+    except (EOFError, OSError):  # a process started ahead (plugin/early) that nobody took
+        return
     apply_limits(setup.memory_mb)
     if setup.confine_to is not None:
         confine(setup.confine_to)

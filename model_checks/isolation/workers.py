@@ -228,8 +228,11 @@ class Worker:
         """A fresh interpreter running `python -m model_checks.isolation.worker`, not a fork (a fork would
         copy runtime threads and locks) and not multiprocessing's spawn (which re-imports the caller's
         main module: a script without a main guard would start the gate again). It runs in a Sandbox."""
-        from model_checks.backends import BACKENDS
+        self._launch()
+        self._set_up()
 
+    def _launch(self) -> None:
+        """The process only: it starts its interpreter and then waits for its setup (`_set_up`)."""
         if self.sandbox is None:
             self.sandbox = Sandbox()
         ours, theirs = socket.socketpair()
@@ -244,6 +247,12 @@ class Worker:
         finally:
             theirs.close()
         self.conn = Connection(ours.detach())
+
+    def _set_up(self) -> None:
+        """Its limits and the backends' table (as of now: a conftest.py may have added a framework), then it serves."""
+        from model_checks.backends import BACKENDS
+
+        assert self.conn is not None and self.sandbox is not None
         confine = str(self.sandbox.dir) if self.family in CONFINED_FAMILIES else None
         self.conn.send(WorkerSetup(self.limits.memory_mb, dict(BACKENDS), confine))
         self.generation += 1
@@ -432,7 +441,7 @@ class Worker:
 
     def request_exit(self) -> None:
         """Ask the worker to exit, without waiting; `stop` then reaps it."""
-        if self.conn is not None and self.proc is not None and self.proc.poll() is None:
+        if self.conn is not None and self.proc is not None and not self._exit_requested and self.proc.poll() is None:
             try:
                 self.conn.send(("exit", ()))
             except OSError:
@@ -461,6 +470,22 @@ class Worker:
         if conn is not None:
             conn.close()
         self._exit_requested = False
+
+
+def launch_spare() -> Worker:
+    """A worker process started before the session that will take it exists (Workers.start_spare): its interpreter
+    starts while pytest loads its plugins. Until it is given its setup it only waits: no limits, no backends, no
+    model; `discard` ends it."""
+    w = Worker("unassigned", Limits())
+    w._launch()
+    return w
+
+
+def discard(launched: Worker) -> None:
+    """End a launched worker nobody took, and remove its sandbox."""
+    launched.stop(kill=True)
+    if launched.sandbox is not None:
+        launched.sandbox.remove()
 
 
 def _known_error(info: ErrorInfo) -> type[ModelChecksError] | None:
@@ -514,14 +539,26 @@ class Workers:
             self._sandbox = Sandbox(self.first)
         return self._sandbox
 
-    def start_spare(self) -> None:
+    def start_spare(self, launched: Worker | None = None) -> None:
         """Start one worker process before it is known which framework it will serve: its interpreter, numpy and
         the gate's own modules load while the parent is still starting (configuring, discovering, collecting).
         The first unconfined framework asked for (`worker`, `start_early`) takes it; unclaimed, `close` stops it.
-        It is given no model and no artifact's path until then, and runs under the same limits and sandbox."""
-        if self._spare is None and not self._workers:
+        It is given no model and no artifact's path until then, and runs under the same limits and sandbox.
+        `launched` (see `launch_spare`): a process already started that waits for its setup; it becomes the spare
+        (with this session's limits and backends), or is stopped where it cannot (a candidate runtime's sandbox)."""
+        if self._spare is not None or self._workers:
+            if launched is not None:
+                discard(launched)
+            return
+        if launched is not None and launched.alive and not self.first and self._sandbox is None:
+            self._sandbox, launched.limits = launched.sandbox, self.limits
+            launched._set_up()
+            self._spare = launched
+        else:
+            if launched is not None:
+                discard(launched)
             self._spare = Worker("unassigned", self.limits, self._sandbox_now())
-            self._spare.send_quietly("warm", ((),))  # no runtime yet: the backends' common modules only
+        self._spare.send_quietly("warm", ((),))  # no runtime yet: the backends' common modules only
 
     def start_early(self, formats: set[str]) -> None:
         """Start the workers `formats` run in, and have them import their runtimes, without waiting: a worker's
@@ -686,11 +723,15 @@ class Workers:
         """Run a picklable callable in `fmt`'s worker (the test hook for crashes on purpose)."""
         return self.worker(fmt).request("call", (fn, args), getattr(fn, "__name__", "call"))
 
+    def wind_down(self) -> None:
+        """Ask every worker to exit, without waiting: they wind down while pytest reports, and `close` reaps them."""
+        for w in [*self._workers.values(), *([self._spare] if self._spare is not None else [])]:
+            w.request_exit()
+
     def close(self) -> None:
         # Ask every worker to exit first, then wait: they wind down side by side, not one after another.
         every = [*self._workers.values(), *([self._spare] if self._spare is not None else [])]
-        for w in every:
-            w.request_exit()
+        self.wind_down()
         for w in every:
             w.stop()
         self._workers.clear()

@@ -19,7 +19,8 @@ from model_checks.manifest.model import (
 )
 from model_checks.manifest.policy import merge
 from model_checks.manifest.schema import schema, validate
-from model_checks.manifest.yamlsafe import load_yaml_file, load_yaml_text
+
+# yamlsafe (PyYAML) is imported on first use: a worker imports this package for TensorSpec and never reads YAML.
 
 __all__ = [
     "DeviceBudget",
@@ -37,10 +38,20 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    if name in ("load_yaml_file", "load_yaml_text"):
+        from model_checks.manifest import yamlsafe
+
+        return getattr(yamlsafe, name)
+    raise AttributeError(f"module 'model_checks.manifest' has no attribute {name!r}")
+
+
 def load_policy(path: Path, display: str) -> dict[str, Any]:
     """A root's policy.yaml, validated; an empty mapping when there is none."""
     if not os.path.lexists(path):
         return {}
+    from model_checks.manifest.yamlsafe import load_yaml_file
+
     data = load_yaml_file(path, display)
     if data is None:
         return {}
@@ -152,5 +163,7 @@ def load_manifest(
     path: Path, display: str | None = None, policy: dict[str, Any] | None = None, policy_display: str = "policy.yaml"
 ) -> Manifest:
     """Read, validate and type a metadata.yaml file."""
+    from model_checks.manifest.yamlsafe import load_yaml_file
+
     display = display or str(path)
     return parse_manifest(load_yaml_file(path, display), display, policy, policy_display)

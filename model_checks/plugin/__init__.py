@@ -13,6 +13,7 @@ from model_checks.plugin import plainly  # noqa: F401 - first: the rest of the p
 
 # isort: split
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -26,6 +27,9 @@ from model_checks.plugin.fixtures import (
 )
 from model_checks.plugin.options import Options, add_options
 from model_checks.plugin.state import NO_ROOTS, OPTIONS_KEY, SESSION_KEY, session
+
+if TYPE_CHECKING:
+    from model_checks.core.session import GateSession
 
 __all__ = [
     "model_checks_artifact",
@@ -42,8 +46,13 @@ MARKERS = {
 }  # and each check's own (`Check.markers`, e.g. serving)
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     add_options(parser)
+    config = pluginmanager.get_plugin("pytestconfig")
+    if config is not None:
+        from model_checks.plugin import early
+
+        early.launch(config)  # the spare's process, for a run that asks for the gate (see early)
 
 
 def _every_root(config: pytest.Config, cli: list) -> list[Path]:
@@ -115,8 +124,17 @@ def pytest_configure(config: pytest.Config) -> None:
         localize=opts.localize,
         serving_caps=opts.serving_caps,
     )
+    from model_checks.plugin import early
+
+    launched = early.take(config)
     if _runs_tests(config) and gs.pool.workers is not None:
-        gs.pool.workers.start_spare()  # its start-up overlaps the rest of ours (see Workers.start_spare)
+        gs.pool.workers.start_spare(launched)  # its start-up overlaps the rest of ours (see Workers.start_spare)
+        if all(r.is_dir() for r in roots):  # (else sessionstart refuses the run)
+            _give_spare(gs)  # now rather than at sessionstart: its runtime's import is the next thing it waits for
+    elif launched is not None:
+        from model_checks.isolation.workers import discard
+
+        discard(launched)
 
     try:
         checks = registry()
@@ -161,11 +179,16 @@ def _runs_tests(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(trylast=True)  # after the gate's own, which discovers the artifacts
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """The spare worker (see pytest_configure) goes to the framework of the first artifact the session may load,
-    and imports its runtime while pytest collects; the other frameworks' workers start once collection is done,
-    for the items selected (`collect.Gate._start_workers`)."""
+    """The spare worker (see pytest_configure, which gives it already where every root is a directory) goes to the
+    framework of the first artifact the session may load, and imports its runtime while pytest collects; the other
+    frameworks' workers start once collection is done, for the items selected (`collect.Gate._start_workers`)."""
     gs = session.config.stash.get(SESSION_KEY, None)
-    if gs is None or not gs.pool.spare_waiting or gs.pool.workers is None:
+    if gs is not None:
+        _give_spare(gs)
+
+
+def _give_spare(gs: GateSession) -> None:
+    if not gs.pool.spare_waiting or gs.pool.workers is None:
         return
     from model_checks.backends import require_trust_for
 

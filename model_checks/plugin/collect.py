@@ -271,6 +271,11 @@ class Gate:
             self._sigterm = signal.signal(signal.SIGTERM, _interrupt)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        # The workers exit while pytest writes its summary; they are reaped, and the SIGTERM handler that would stop
+        # them is given back, at unconfigure.
+        self.gs.pool.wind_down()
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.gs.pool.close()
         if getattr(self, "_sigterm", None) is not None:
             import signal

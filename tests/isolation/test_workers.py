@@ -84,3 +84,15 @@ def test_ctrl_c_kills_a_busy_worker_at_once() -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
     r = subprocess.run([sys.executable, "-c", CTRL_C], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip().endswith("KILLED"), (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
+
+
+def test_a_warm_onnx_worker_has_not_imported_yaml() -> None:
+    """A worker reads no YAML (the gate's process does): its backends import the manifest package for TensorSpec,
+    whose YAML reader (PyYAML, ~10 ms of the worker's start) is imported on first use only."""
+    workers = Workers(LIMITS)
+    try:
+        workers.start_early({"onnx"})
+        seen = workers.call("onnx", probes.imported, ["model_checks.manifest", "onnxruntime", "yaml"])
+    finally:
+        workers.close()
+    assert seen == ["model_checks.manifest", "onnxruntime"]
