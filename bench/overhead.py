@@ -7,7 +7,7 @@ a. ONNX backend-test artifacts (the onnx wheel's `backend/test/data/{node,pytorc
    recorded test data, as tests/backends/onnx/test_backend_testdata.py reads them): the gate, against one process
    that loads each model with onnxruntime and compares every test_data_set with numpy. Printed beside it: pytest
    alone running as many trivial parametrized items with the gate's flags (its own start-up and per-item cost).
-   `--python PATH` runs the row again under that interpreter, e.g. a venv with the package's base install only
+   `--python PATH` runs the row (and row d) again under that interpreter, e.g. a venv with the package's base install only
    (`python3.11 -m venv V && V/bin/pip install -c requirements/constraints.txt .`): what an ONNX-only team's CI has,
    without this repository's dev plugins (hypothesis, anyio, xdist), which pytest loads on every run here.
 b. Collecting 1,000 artifacts (bench/collect.py's tree): `pytest --collect-only` with the gate, against pytest
@@ -654,27 +654,30 @@ class TreeRss:
         return self.peak
 
 
-def row_d(runs: int, width: int, layers: int, tmp: Path, sha256: bool = False) -> dict:
+def row_d(runs: int, width: int, layers: int, tmp: Path, sha256: bool = False, python: str | None = None) -> dict:
     """Both sides do the whole work or the row stops: the gate must pass every check it runs (a check failing early,
     as the fp16 equivalence once did on a float16-input bug, costs less than the real run), and the floor's fp16
     outputs must match its fp32 ones within the manifests' tolerance (rel_l2 0.01). With `sha256`, both manifests
-    declare one: the gate checks it (integrity), the floor hashes each model's files before opening it."""
+    declare one: the gate checks it (integrity), the floor hashes each model's files before opening it. `python`:
+    the interpreter both run under (default: this one), as in row a."""
+    py = python or sys.executable
     root = tmp / ("big_sha256" if sha256 else "big")
-    mb = big_tree(root, width, layers, sha256)
+    if not root.is_dir():  # one tree for every interpreter row d runs under
+        big_tree(root, width, layers, sha256)
+    mb = (root / "big_fp32" / "model.onnx.data").stat().st_size / 1e6
     gate, bare, summary = [], [], ""
     for _ in range(runs):
-        wall, out, peak = timed(gate_cmd(root), tmp, sample_rss=True)
+        wall, out, peak = timed([py, *gate_cmd(root)[1:]], tmp, sample_rss=True)
         summary = out.strip().splitlines()[-1]  # timed() stops the row on a failed check (exit status 1)
         gate.append((wall, peak))
-        w, out, p = timed(
-            [sys.executable, "-c", BARE_D, str(root), *(["sha256"] if sha256 else [])], tmp, sample_rss=True
-        )
+        w, out, p = timed([py, "-c", BARE_D, str(root), *(["sha256"] if sha256 else [])], tmp, sample_rss=True)
         if not out.startswith("BARE_OK ") or not float(out.split()[1]) < 0.01:
             raise SystemExit(f"row d: the floor's fp16 outputs do not match its fp32 ones: {out.strip()}")
         bare.append((w, p))
     gt, gm = statistics.median(x[0] for x in gate), statistics.median(x[1] for x in gate)
     bt, bm = statistics.median(x[0] for x in bare), statistics.median(x[1] for x in bare)
     return {
+        "python": py,
         "fp32_mb": mb,
         "gate_s": gt,
         "floor_s": bt,
@@ -696,8 +699,8 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="PATH",
-        help="row a again with its gate, floor and pytest alone under this interpreter (e.g. a venv with the package's "
-        "base install only, without the dev plugins); repeatable",
+        help="rows a and d again with their gate, floor (and row a's pytest alone) under this interpreter (e.g. a venv "
+        "with the package's base install only, without the dev plugins); repeatable",
     )
     p.add_argument("--collect", type=int, default=1000)
     p.add_argument("--seconds", type=float, default=3.0, help="length of each closed-loop phase of row c")
@@ -741,16 +744,18 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
         if "d" in rows:
-            for sha256 in (False, True) if args.d_sha256 else (False,):
-                res["d_sha256" if sha256 else "d"] = r = row_d(args.runs, args.width, args.layers, tmp, sha256)
-                print(
-                    f"d. {r['fp32_mb']:.0f} MB fp32 + fp16{', sha256 declared' if sha256 else ''}: "
-                    f"gate {r['gate_s']:.2f} s, peak {r['gate_peak_mb']:.0f} MB; "
-                    f"floor {r['floor_s']:.2f} s, peak {r['floor_peak_mb']:.0f} MB; "
-                    f"time {r['time_ratio']:.2f}x, memory {r['memory_ratio']:.2f}x "
-                    f" [{r['gate_summary']}]",
-                    flush=True,
-                )
+            for py in [None, *args.python]:  # this interpreter, then each other one asked for
+                for sha256 in (False, True) if args.d_sha256 else (False,):
+                    key = ("d_sha256" if sha256 else "d") + (f" {py}" if py else "")
+                    res[key] = r = row_d(args.runs, args.width, args.layers, tmp, sha256, py)
+                    print(
+                        f"d. {r['fp32_mb']:.0f} MB fp32 + fp16{', sha256 declared' if sha256 else ''}: "
+                        f"gate {r['gate_s']:.2f} s, peak {r['gate_peak_mb']:.0f} MB; "
+                        f"floor {r['floor_s']:.2f} s, peak {r['floor_peak_mb']:.0f} MB; "
+                        f"time {r['time_ratio']:.2f}x, memory {r['memory_ratio']:.2f}x "
+                        f" [{r['gate_summary']}]" + (f" (under {py})" if py else ""),
+                        flush=True,
+                    )
     if args.json:
         args.json.write_text(json.dumps(res, indent=1, default=str))
     return 0
