@@ -57,9 +57,12 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
 
 def _every_root(config: pytest.Config, cli: list) -> list[Path]:
     """Every root this run could gate (from the command line and the ini), before deciding which are."""
+    ini = config.getini("model_checks_roots")
+    if not cli and not ini:  # a run that gates nothing imports no more of the package (discovery, manifests)
+        return []
     from model_checks.core.roots import unique
 
-    return unique([Path(p) for p in cli] + [Path(p) for p in config.getini("model_checks_roots")])
+    return unique([Path(p) for p in cli] + [Path(p) for p in ini])
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -92,12 +95,14 @@ def _arg_in_roots(config: pytest.Config, arg: str, roots: list[Path]) -> bool:
 def _gated_roots(config: pytest.Config) -> list[Path]:
     """--model-checks roots; else the ini's, when pytest is given no paths (testpaths or not) or a path that
     overlaps one of them (`pytest tests` in a repository with ini roots runs its tests only)."""
+    cli, ini_roots = config.getoption("model_checks_roots"), config.getini("model_checks_roots")
+    if not cli and not ini_roots:  # (as in _every_root)
+        return []
     from model_checks.core.roots import inside, unique
 
-    cli = config.getoption("model_checks_roots")
     if cli:
         return unique(Path(p) for p in cli)
-    ini = unique(Path(p) for p in config.getini("model_checks_roots"))
+    ini = unique(Path(p) for p in ini_roots)
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         return ini
     paths = [_arg_path(config, a) for a in config.args]

@@ -274,3 +274,18 @@ def test_a_root_that_is_not_a_directory_is_a_usage_error_and_help_still_works(py
         ["ERROR: model-checks: artifact root nowhere is not a directory (from --model-checks or model_checks_roots)"]
     )
     assert pytester.runpytest("--help").ret == pytest.ExitCode.OK
+
+
+def test_a_run_with_no_roots_imports_none_of_discovery_manifests_or_numpy(pytester):
+    """Every pytest run in an environment holding the package loads the plugin: one that gates nothing pays for its
+    options and hooks only (the roots' module imported discovery, manifests and YAML: about 20 ms a run)."""
+    pytester.makepyfile(
+        test_probe="""
+        import sys
+
+        def test_probe():
+            heavy = ("model_checks.core.roots", "model_checks.core.discovery", "model_checks.manifest", "yaml", "numpy")
+            assert [m for m in heavy if m in sys.modules] == []
+        """
+    )
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
