@@ -7,9 +7,10 @@ a. ONNX backend-test artifacts (the onnx wheel's `backend/test/data/{node,pytorc
    recorded test data, as tests/backends/onnx/test_backend_testdata.py reads them): the gate, against one process
    that loads each model with onnxruntime and compares every test_data_set with numpy. Printed beside it: pytest
    alone running as many trivial parametrized items with the gate's flags (its own start-up and per-item cost).
-   `--python PATH` runs the row (and row d) again under that interpreter, e.g. a venv with the package's base install only
-   (`python3.11 -m venv V && V/bin/pip install -c requirements/constraints.txt .`): what an ONNX-only team's CI has,
-   without this repository's dev plugins (hypothesis, anyio, xdist), which pytest loads on every run here.
+   `--python PATH` runs the row (and row d) again under that interpreter, e.g. a venv with the package's base
+   install only (`python3.11 -m venv V && V/bin/pip install -c requirements/constraints.txt .`): what an ONNX-only
+   team's CI has, without this repository's dev plugins (hypothesis, anyio, xdist), which pytest loads on every run
+   here.
 b. Collecting 1,000 artifacts (bench/collect.py's tree): `pytest --collect-only` with the gate, against pytest
    collecting as many trivial parametrized items.
 c. `model-checks serve` (digits_cnn_fp32, batch 1, closed loop at 1 and 4 connections, driven by wrk when it is
@@ -45,27 +46,33 @@ Where the seconds went before issue 24 (cProfile, `python -m cProfile -m pytest 
       items: pytest's Function() 2.0, of which fixture closure 1.5      2.9
       models_of / release plan (paths resolved again per item)          1.3
 
-Ratios (medians of three, gate / floor; row c throughput, so higher is better), each a whole run of this file
-on a nearly idle 2-core machine (load 1 or below); 9bd11f7 is before issue 24, 5c947d8 its first round, e8e4d9f
-its second; "now" is 3964fea, two runs (`--runs 3`, then `--runs 5` for a, b, d). Row c with the Python
-generator (`--c-load python`), then with wrk (the default where it is installed; it leaves the service more of
-the two cores, so the floor is faster):
+Ratios (medians, gate / floor; row c throughput, so higher is better), each a whole run of this file on a nearly
+idle 2-core machine (load 1 or below); 9bd11f7 is before issue 24, 5c947d8 its first round, e8e4d9f its second,
+3964fea its third (`--runs 3`, then `--runs 5` for a, b, d); "now" its fourth: 73be5e7 with `--runs 3`, 73be5e7
+twice with `--runs 5` for a, b, d alternating with 5c4f232 (a 4.23x / 4.21x, b 1.32x / 1.24x, d 1.46x / 1.47x
+beside them), 8b807ba with `--runs 5` (this session's machine ran the floors slower: a 0.35 s, d 1.52 s). Row c
+with the Python generator (`--c-load python`), then with wrk (the default where it is installed; it leaves the
+service more of the two cores, so the floor is faster). "base": `--python` a venv with the package's base
+install only (no hypothesis, anyio, xdist plugins):
 
-    row                                     9bd11f7     5c947d8     e8e4d9f     now (3964fea)   goal
-    a. 97 backend-test artifacts            6.74x       6.57x       5.52x       4.30x / 4.14x   <= 2x
-    a. pytest alone, 582 trivial items                                          2.08x / 2.18x
-    b. collect 1,000 artifacts              2.64x       2.18x       1.52x       1.31x / 1.25x   <= 1.3x
-    c. serve, 1 / 4 connections, Python     0.41/0.38x  0.39/0.35x  0.47/0.49x  0.45/0.89x      >= 0.7x
-    c. the same, wrk                                                0.35/0.37x  0.38/0.62x      >= 0.7x
-    d. 403 MB fp32 + fp16, peak RSS         1.94x       1.17x       1.15x       1.15x           <= 1.3x
-    d. the same, wall time                  1.59x       2.47x       1.46x       1.42x / 1.40x   <= 1.3x
+    row                                 9bd11f7     5c947d8     e8e4d9f     3964fea         now                  goal
+    a. 97 backend-test artifacts        6.74x       6.57x       5.52x       4.30x / 4.14x   3.79/3.79/3.90/4.01x <= 2x
+    a. pytest alone, 582 trivial items                                      2.08x / 2.18x   2.13/2.13/2.15/2.24x
+    a. base install (pytest alone 1.67x)                                                    3.44x                <= 2x
+    b. collect 1,000 artifacts          2.64x       2.18x       1.52x       1.31x / 1.25x   1.19/1.21/1.22/1.22x <= 1.3x
+    c. serve, 1 / 4 conn., Python       0.41/0.38x  0.39/0.35x  0.47/0.49x  0.45/0.89x      0.49/0.95x           >= 0.7x
+    c. the same, wrk                                            0.35/0.37x  0.38/0.62x      0.37/0.62x,0.40/0.65x  >= 0.7x
+    d. 403 MB fp32 + fp16, peak RSS     1.94x       1.17x       1.15x       1.15x           1.15x                <= 1.3x
+    d. the same, wall time              1.59x       2.47x       1.46x       1.42x / 1.40x   1.38/1.40/1.41/1.40x <= 1.3x
+    d. base install, wall time                                                              1.28x / 1.30x        <= 1.3x
 
 Now (idle machine): an artifact's requests, its test data's inference included, go to its worker in one write
-and nothing else is waited on; the checks' onnxruntime sessions do not spin between runs; the gate's own
-process starts its spare worker before it imports numpy, and imports no onnx on row a. What is left of row a is pytest's own
-start-up and items (2.1x of the floor alone) and the second interpreter; of row b about 0.1 ms a manifest; of
-row c the process hop (README, "What the gate itself costs"); of row d pytest's start-up and end around the
-same loads.
+and nothing else is waited on; the checks' onnxruntime sessions do not spin between runs; the spare worker's
+process starts when the plugin loads and learns its framework at configure; the gate's own process imports no
+onnx on row a and compares without BLAS threads. What is left of row a is pytest's own start-up and items (2.1x
+of the floor alone) and the second interpreter; of row b about 0.085 ms a manifest; of row c the process hop
+(README, "What the gate itself costs"); of row d pytest's start-up and end around the same loads (in the dev
+venv, hypothesis's and anyio's plugins too).
 """
 
 from __future__ import annotations
