@@ -26,10 +26,9 @@ def _digests(root: Path) -> dict[str, str]:
     }
 
 
-@pytest.mark.slow
-def test_the_torch_family_rebuilds_identically_and_passes_the_gate(tmp_path, gate):
-    from model_checks.core.session import GateSession
-
+def _built_twice(tmp_path: Path, family: str) -> bool:
+    """Build `family` into tmp_path/a and tmp_path/b (tables a.md, b.md); whether the two came out byte for byte
+    the same (manifests aside: they carry the measured latency)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for out in ("a", "b"):
         subprocess.run(
@@ -39,7 +38,7 @@ def test_the_torch_family_rebuilds_identically_and_passes_the_gate(tmp_path, gat
                 "model_checks.examples",
                 "artifacts",
                 "--only",
-                "torch",
+                family,
                 "--out",
                 str(tmp_path / out),
                 "--table",
@@ -50,7 +49,14 @@ def test_the_torch_family_rebuilds_identically_and_passes_the_gate(tmp_path, gat
             cwd=REPO,
             capture_output=True,
         )
-    assert _digests(tmp_path / "a") == _digests(tmp_path / "b")
+    return _digests(tmp_path / "a") == _digests(tmp_path / "b")
+
+
+@pytest.mark.slow
+def test_the_torch_family_rebuilds_identically_and_passes_the_gate(tmp_path, gate):
+    from model_checks.core.session import GateSession
+
+    assert _built_twice(tmp_path, "torch")
     assert "| digits_cnn_int8_static |" in (tmp_path / "a.md").read_text()
     root = tmp_path / "a"
     arts = GateSession(roots=[root], trust_code=True).artifacts
@@ -81,27 +87,7 @@ def test_the_committed_artifacts_are_small():
 def test_the_issue_10_families_build_identically_and_pass_the_gate(tmp_path, gate, family, ids):
     from model_checks.core.session import GateSession
 
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for out in ("a", "b"):
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "model_checks.examples",
-                "artifacts",
-                "--only",
-                family,
-                "--out",
-                str(tmp_path / out),
-                "--table",
-                str(tmp_path / f"{out}.md"),
-            ],
-            check=True,
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-        )
-    assert _digests(tmp_path / "a") == _digests(tmp_path / "b")  # the transformer's weights and its exporter's notes
+    assert _built_twice(tmp_path, family)  # the transformer's weights and its exporter's notes
     root = tmp_path / "a"
     leaks = [p.relative_to(root).as_posix() for p in root.rglob("*.onnx") if str(REPO).encode() in p.read_bytes()]
     assert not leaks, f"the build machine's source path is inside {leaks}: a clone elsewhere builds other bytes"
