@@ -324,10 +324,14 @@ def _own_network_namespace() -> bool:
         return False
 
 
-def serve(conn: Connection) -> None:
-    """The worker's main loop; returns when the parent closes the pipe, exits at once on `exit`."""
+def serve(conn: Connection, unconfined: bool = False) -> None:
+    """The worker's main loop; returns when the parent closes the pipe, exits at once on `exit`. A worker that will
+    not be confined (`unconfined`) imports numpy and the backends' interface before it reads its setup: a spare
+    started at plugin load does so while the parent is still starting, not after configure sends the setup."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops us
     _die_with_parent()
+    if unconfined:
+        _Models.warm(())
     try:
         setup: WorkerSetup = conn.recv()
     except (EOFError, OSError):  # a process started ahead (plugin/early) that nobody took
@@ -377,6 +381,6 @@ def _serve_one(conn: Connection, models: _Models, op: str, args: tuple) -> None:
         conn.send(("err", _describe(e)))
 
 
-def main(fd: int) -> None:
+def main(fd: int, unconfined: bool = False) -> None:
     """The worker's entry point (see workers._BOOT): serve the pipe inherited as `fd`."""
-    serve(Connection(fd))
+    serve(Connection(fd), unconfined)

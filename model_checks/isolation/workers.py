@@ -59,7 +59,10 @@ CONFINED_FAMILIES = frozenset({"convert"})
 EXTRA_IMPORTS_ENV = "MODEL_CHECKS_WORKER_IMPORTS"
 # Started with -I (no current directory, no PYTHONPATH, no user site), the worker puts only the sandbox's
 # import directory in front: it holds links to model_checks (and EXTRA_IMPORTS_ENV's packages), nothing else.
-_BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from model_checks.isolation.worker import main; main(int(sys.argv[2]))"
+_BOOT = (
+    "import sys; sys.path.insert(0, sys.argv[1]); from model_checks.isolation.worker import main; "
+    "main(int(sys.argv[2]), sys.argv[3] == 'unconfined')"
+)
 # Where libraries look for a home, a cache or a temporary directory: all pointed into the sandbox.
 _PRIVATE_DIRS = {
     "HOME": "home",
@@ -237,8 +240,9 @@ class Worker:
             self.sandbox = Sandbox()
         ours, theirs = socket.socketpair()
         try:
+            confined = "confined" if self.family in CONFINED_FAMILIES else "unconfined"
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-c", _BOOT, str(self.sandbox.imports), str(theirs.fileno())],
+                [sys.executable, "-I", "-c", _BOOT, str(self.sandbox.imports), str(theirs.fileno()), confined],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 env=self.sandbox.env(),

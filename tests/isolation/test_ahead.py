@@ -5,6 +5,7 @@ then; and a worker process starts before the session knows which framework it se
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from fixtures.gate_run import run_gate
 from model_checks.backends import BACKENDS
 from model_checks.core.errors import ModelChecksError, RuntimeCrashError, RuntimeTimeoutError
 from model_checks.isolation.limits import Limits
-from model_checks.isolation.workers import Worker, Workers
+from model_checks.isolation.workers import Worker, Workers, discard
 
 LIMITS = Limits(memory_mb=2048, timeout_s=60)
 MIB = 1024 * 1024
@@ -142,6 +143,38 @@ def test_the_spare_imports_numpy_before_its_framework_is_known(tmp_path: Path) -
         assert workers.request("onnx", "call", imported, tmp_path / "m.onnx") is True
     finally:
         workers.close()
+
+
+def _idle_in_its_pipe(pid: int) -> str:
+    """/proc/PID/maps once the process sleeps with its CPU time unchanged for 0.1 s: done starting, waiting on its
+    pipe (a process that waits for the CPU on a loaded machine is running, not sleeping)."""
+    last = None
+    for _ in range(600):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        now = (fields[0], fields[11], fields[12])  # state, utime, stime
+        if now[0] == "S" and now == last:
+            return Path(f"/proc/{pid}/maps").read_text()
+        last = now
+        time.sleep(0.1)
+    raise AssertionError(f"worker {pid} never went idle")
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc (Linux)")
+def test_an_unconfined_worker_imports_numpy_while_it_waits_for_its_setup() -> None:
+    """A spare started at plugin load waits for its setup until configure: it imports numpy meanwhile, so the first
+    framework's import starts from there (issue 24, rows a and d). A worker for a confined framework does not: its
+    confinement needs one thread, and numpy starts OpenBLAS's."""
+    spare, confined = Worker("unassigned", LIMITS), Worker("convert", LIMITS)
+    try:
+        for w in (spare, confined):
+            w._launch()  # no setup sent
+        assert spare.proc is not None and confined.proc is not None
+        assert "_multiarray_umath" in _idle_in_its_pipe(spare.proc.pid)
+        assert "_multiarray_umath" not in _idle_in_its_pipe(confined.proc.pid)
+        assert "Threads:\t1\n" in Path(f"/proc/{confined.proc.pid}/status").read_text()
+    finally:
+        for w in (spare, confined):
+            discard(w)
 
 
 def test_a_confined_framework_never_takes_the_spare(tmp_path: Path) -> None:
