@@ -81,7 +81,7 @@ def _export_bytes(
             optimize=fold_constants,
             verbose=False,
         )
-        return program.model_proto.SerializeToString()
+        return _without_stack_traces(program.model_proto).SerializeToString()
     axes = {n: {0: batch_axis} for n in [*input_names, *output_names]} if batch_axis else None
     buf = io.BytesIO()
     with warnings.catch_warnings():
@@ -102,6 +102,41 @@ def _export_bytes(
     return buf.getvalue()
 
 
+# The dynamo exporter's note on each node naming the source lines it came from: absolute paths of the build machine
+# (the user's files, its Python install) and line numbers. The artifact would differ from one checkout, machine or
+# edit above `forward()` to the next, and would carry those paths to whoever it is shipped to. Its other notes
+# (module names, class hierarchy, the FX node) say the same on every machine and stay.
+STACK_TRACE_KEY = "pkg.torch.onnx.stack_trace"
+
+
+def _without_stack_traces(model: Any) -> Any:
+    """`model` (a ModelProto) without STACK_TRACE_KEY on any node: the main graph's, its subgraphs' (If, Loop,
+    Scan bodies) and its functions'."""
+    import onnx
+
+    def graphs_of(nodes: Any) -> Any:
+        for node in nodes:
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    yield attr.g
+                elif attr.type == onnx.AttributeProto.GRAPHS:
+                    yield from attr.graphs
+
+    def clean(nodes: Any) -> None:
+        for node in nodes:
+            kept = [p for p in node.metadata_props if p.key != STACK_TRACE_KEY]
+            if len(kept) != len(node.metadata_props):
+                del node.metadata_props[:]
+                node.metadata_props.extend(kept)
+        for graph in list(graphs_of(nodes)):
+            clean(graph.node)
+
+    clean(model.graph.node)
+    for function in model.functions:
+        clean(function.node)
+    return model
+
+
 def export_onnx(
     model: Any,
     example: Any,
@@ -120,7 +155,8 @@ def export_onnx(
     `exporter`: "torchscript" (torch.onnx.export dynamo=False) or "dynamo" (torch.export-based; needs onnxscript).
     `batch_axis`: the name of the dynamic leading dimension of every input and output; None for fixed shapes.
     `fold_constants=False` keeps the graph as the model is written (a BatchNormalization stays one), for an
-    optimizer to fuse later. Before writing, onnxruntime's outputs are compared with PyTorch's at the example's
+    optimizer to fuse later. The dynamo exporter's per-node source lines (the build machine's paths) are dropped:
+    the same model exported from another checkout or machine gives the same bytes. Before writing, onnxruntime's outputs are compared with PyTorch's at the example's
     batch size and, with a dynamic batch, at one more, under `tolerance` (default: float32 rounding).
     """
     if exporter not in EXPORTERS:
