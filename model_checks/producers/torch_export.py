@@ -65,6 +65,7 @@ def _export_bytes(
     dynamo: bool,
     batch_axis: str | None,
     fold_constants: bool,
+    keep_debug: bool = False,
 ) -> bytes:
     import torch
 
@@ -81,7 +82,7 @@ def _export_bytes(
             optimize=fold_constants,
             verbose=False,
         )
-        return _without_stack_traces(program.model_proto).SerializeToString()
+        return (program.model_proto if keep_debug else _without_stack_traces(program.model_proto)).SerializeToString()
     axes = {n: {0: batch_axis} for n in [*input_names, *output_names]} if batch_axis else None
     buf = io.BytesIO()
     with warnings.catch_warnings():
@@ -149,14 +150,16 @@ def export_onnx(
     batch_axis: str | None = "batch",
     fold_constants: bool = True,
     tolerance: Mapping[str, float | None] | None = None,
+    keep_debug: bool = False,
 ) -> ExportResult:
     """Export `model` (eval mode) on `example` inputs to `path`.
 
     `exporter`: "torchscript" (torch.onnx.export dynamo=False) or "dynamo" (torch.export-based; needs onnxscript).
     `batch_axis`: the name of the dynamic leading dimension of every input and output; None for fixed shapes.
     `fold_constants=False` keeps the graph as the model is written (a BatchNormalization stays one), for an
-    optimizer to fuse later. The dynamo exporter's per-node source lines (the build machine's paths) are dropped:
-    the same model exported from another checkout or machine gives the same bytes. Before writing, onnxruntime's outputs are compared with PyTorch's at the example's
+    optimizer to fuse later. The dynamo exporter's per-node source lines (the build machine's paths) are dropped
+    unless `keep_debug`, as `torchscript.to_torchscript` drops its debug records: the same model exported from
+    another checkout or machine gives the same bytes. Before writing, onnxruntime's outputs are compared with PyTorch's at the example's
     batch size and, with a dynamic batch, at one more, under `tolerance` (default: float32 rounding).
     """
     if exporter not in EXPORTERS:
@@ -171,7 +174,15 @@ def export_onnx(
     with stages(f"export ({exporter})", 2) as done:
         try:
             data = _export_bytes(
-                model, example, input_names, output_names, opset, exporter == "dynamo", batch_axis, fold_constants
+                model,
+                example,
+                input_names,
+                output_names,
+                opset,
+                exporter == "dynamo",
+                batch_axis,
+                fold_constants,
+                keep_debug,
             )
         except Exception as e:  # the exporters raise many types; the user needs the first lines
             first = " ".join(str(e).strip().splitlines()[:3])[:500]

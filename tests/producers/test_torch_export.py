@@ -117,6 +117,9 @@ def test_the_dynamo_export_holds_no_build_path_and_is_the_same_from_another_chec
     assert str(tmp_path).encode() not in data[0] and torch.__file__.rsplit("/", 2)[0].encode() not in data[0]
     notes = {p.key for n in onnx.load_from_string(data[0]).graph.node for p in n.metadata_props}
     assert "pkg.torch.onnx.fx_node" in notes and "pkg.torch.onnx.stack_trace" not in notes
+    kept = tmp_path / "kept.onnx"
+    export_onnx(_small_from(tmp_path / "kept"), example, kept, exporter="dynamo", opset=18, keep_debug=True)
+    assert str(tmp_path / "kept" / "small_model.py").encode() in kept.read_bytes()  # asked for: kept
 
 
 def test_stack_traces_go_from_subgraphs_and_functions_too():
