@@ -91,6 +91,8 @@ class CheckContext:
     def reference_runner(self) -> Runner:
         assert self.reference_path is not None and self.reference_kind == "model"
         with self._as_reference():
+            # its own sha256, if declared, hashed while it loads
+            self.pool.hash_ahead(self.reference_path, self.reference_format, self.artifact.root)
             return self.pool.runner(self.reference_path, self.reference_format, self.artifact.root)
 
     @property

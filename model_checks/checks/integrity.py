@@ -3,7 +3,6 @@ and matches the declared sha256 (ONNX: with its external data files)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from model_checks.backends.registry import framework_of, runtime_package
@@ -12,7 +11,7 @@ from model_checks.checks.registry import Check
 from model_checks.core.errors import ArtifactLoadError, of_kind
 from model_checks.core.results import CheckResult
 from model_checks.safety.digest import sha256_of
-from model_checks.safety.paths import check_regular_file, resolve_inside
+from model_checks.safety.paths import proven_files
 
 NAME = "integrity"
 
@@ -29,8 +28,9 @@ def run(ctx: CheckContext) -> CheckResult:
         # facts found them (in the worker, from the parse the checker's problems were read off): this process neither
         # parses the model nor imports its framework to hash it, and reads each file once, as it hashes it
         several = hasattr(backend(ctx.fmt, "facts"), "model_files")
-        files = proven(ctx, ctx.facts().files) if several else [ctx.model_path]
-        actual = sha256_of(files or [ctx.model_path])
+        files = (proven(ctx, ctx.facts().files) if several else []) or [ctx.model_path]
+        # hashed already if another artifact's equivalence loaded this model as its reference (pool.hash_ahead)
+        actual = ctx.pool.digests.known(files) or sha256_of(files)
         if actual.lower() != declared.lower():
             what = ctx.model_path.name + (f" with {len(files) - 1} external data file(s)" if len(files) > 1 else "")
             problems.append(
@@ -53,14 +53,7 @@ def proven(ctx: CheckContext, files: tuple[Path, ...]) -> list[Path]:
     """The worker's list of the model's files, proven again here before this process reads one: the worker parsed
     a stranger's file, so its answer is held to the same rules as a manifest's paths (inside the artifacts root, no
     symlink out, a regular file under the cap, no hard-link alias)."""
-    root = ctx.artifact.root
-    checked = []
-    for f in files:
-        text = os.path.relpath(f, root) if Path(f).is_absolute() else str(f)
-        path = resolve_inside(root, root, text, "sha256")
-        check_regular_file(path, "sha256")
-        checked.append(path)
-    return checked
+    return proven_files(ctx.artifact.root, files, "sha256")
 
 
 def opens(ctx: CheckContext, problems: list[str]) -> None:

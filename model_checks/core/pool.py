@@ -9,8 +9,11 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from model_checks.backends import backend, require_trust_for
 from model_checks.backends.base import ModelFacts, Names, Runner
+from model_checks.core.errors import ModelChecksError
 from model_checks.core.lazy import lazy
 from model_checks.isolation.limits import Limits
+from model_checks.safety.digest import Digests
+from model_checks.safety.paths import proven_files
 
 np = lazy("numpy")
 
@@ -108,6 +111,8 @@ class ModelPool:
         self._facts: dict[tuple, ModelFacts] = {}
         self._declared: dict[Path, Names] = {}
         self._declaring: list[Callable[[], Mapping[Path, Names]]] = []  # see declare
+        self._hashed: Callable[[], set[Path]] | set[Path] = set()  # see declare_hashed
+        self.digests = Digests()  # files hashed ahead (hash_ahead), for integrity
         self.loads: dict[Path, int] = {}  # how often each model was loaded (a test pins "at most once")
 
     @property
@@ -136,6 +141,30 @@ class ModelPool:
         while self._declaring:
             self._declared.update(self._declaring.pop(0)())
         return self._declared
+
+    def declare_hashed(self, models: Callable[[], set[Path]]) -> None:
+        """The models whose manifests declare a sha256 (a function that finds them, called when first needed; see
+        `hash_ahead`)."""
+        self._hashed = models
+
+    def hash_ahead(self, path: Path, fmt: str, root: Path) -> None:
+        """A model about to be loaded as another artifact's reference, whose own manifest declares a sha256: its
+        load is sent now and its files hashed while the worker loads it, for its integrity check to find
+        (`digests`) instead of hashing them later, when nothing else runs. The files are proven inside `root`
+        first, as integrity proves them. Nothing when models run in this process, when it is loaded already, or
+        when no manifest declares its sha256; an error is left for the check that asks for the same thing."""
+        if callable(self._hashed):
+            self._hashed = self._hashed()
+        names = self.declared.get(path)
+        if self.workers is None or path not in self._hashed or (path, fmt, None, names) in self._runners:
+            return
+        self.prefetch(path, fmt, root, ("facts", "load"))
+        try:
+            several = hasattr(backend(fmt, "facts"), "model_files")
+            files = (proven_files(root, self.facts(path, fmt, root).files, "sha256") if several else []) or [path]
+            self.digests.hash(files)
+        except ModelChecksError:
+            pass
 
     def runner(self, path: Path, fmt: str, root: Path, threads: int | None = None, names: Names = None) -> Runner:
         names = names or self.declared.get(path)

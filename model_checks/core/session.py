@@ -49,6 +49,7 @@ class GateSession:
         if self._artifacts is None:
             self._artifacts = discover(self.roots)
             self.pool.declare(partial(_names_by_model, self._artifacts))  # resolved when a model is first asked for
+            self.pool.declare_hashed(partial(_hashed_models, self._artifacts))
         return self._artifacts
 
     def by_dir(self, d: Path) -> Artifact | None:
@@ -121,6 +122,18 @@ class GateSession:
             if p is not None:
                 paths.append(p)
         return paths
+
+
+def _hashed_models(artifacts: list[Artifact]) -> set[Path]:
+    """The model files whose manifests declare a sha256 (see ModelPool.hash_ahead)."""
+    found = set()
+    for a in artifacts:
+        if a.manifest is not None and a.manifest.get("sha256"):
+            try:
+                found.add(a.model_path)
+            except ModelChecksError:
+                continue
+    return found
 
 
 def _names_by_model(artifacts: list[Artifact]) -> dict[Path, Names]:

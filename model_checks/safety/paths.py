@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Iterable
 
 from model_checks.core.errors import ArtifactLoadError, UnsafePathError
 
@@ -130,6 +131,18 @@ def _realpath_below(
 def _below(path: str, parent: str) -> bool:
     """Whether normalized absolute `path` is `parent` or lies below it (`Path.relative_to`'s test, on text)."""
     return path == parent or path.startswith(parent if parent.endswith(os.sep) else parent + os.sep)
+
+
+def proven_files(root: Path, files: Iterable[Path], key: str) -> list[Path]:
+    """Files a worker named (it parsed a stranger's model to find them), held to the rules of a manifest's paths
+    before this process reads one: inside `root`, no symlink out, a regular file under the cap, no hard-link alias."""
+    checked = []
+    for f in files:
+        text = os.path.relpath(f, root) if Path(f).is_absolute() else str(f)
+        path = resolve_inside(root, root, text, key)
+        check_regular_file(path, key)
+        checked.append(path)
+    return checked
 
 
 def check_regular_file(path: Path, key: str, max_bytes: int = MAX_FILE_BYTES) -> int:

@@ -162,3 +162,89 @@ def test_a_gate_run_without_metadata_hashes_while_the_load_is_in_flight(pytester
     run = run_gate(pytester, pytester.path / "arts", "-k", "manifest or integrity")
     assert run.outcome("integrity", "ext@1") == "passed", run.message("integrity", "ext@1")
     assert pending_at_hash == [["load"]]
+
+
+def test_a_reference_is_hashed_while_its_variant_loads_it_and_not_again(tmp_path, monkeypatch):
+    """A variant's equivalence loads its reference before the reference's own integrity check runs: the reference's
+    files are hashed then, while its worker loads them, and its integrity check takes that digest instead of
+    reading them again while nothing else runs (issue 24, row d with sha256). A byte changed since is still
+    caught, under the same message."""
+    from model_checks.checks import integrity
+    from model_checks.isolation.limits import Limits
+    from model_checks.safety import digest
+
+    monkeypatch.setattr(digest, "SETTLED_NS", 0)  # written just now, and nothing writes them while they are hashed
+    root = tmp_path / "root"
+    ext = external_artifact(root / "ext")
+    A.onnx_artifact(
+        root / "variant", M.linear(n_in=64, n_out=64), name="variant", reference={"path": "../ext/model.onnx"}
+    )
+    gs = GateSession([root], isolation=Limits(memory_mb=2048, timeout_s=60))
+    hashed: list[tuple[list[str], bool]] = []
+    real_sha = digest.sha256_of
+
+    def spy_sha(paths):  # type: ignore[no-untyped-def]
+        paths = list(paths)
+        loads = [s for (_, op, _), s in gs.pool.workers._ahead.items() if op == "load"]
+        hashed.append(([p.name for p in paths], len(loads) == 1 and not loads[0].done))
+        return real_sha(paths)
+
+    monkeypatch.setattr(digest, "sha256_of", spy_sha)
+    monkeypatch.setattr(integrity, "sha256_of", spy_sha)
+    try:
+        by_id = {a.id: a for a in gs.artifacts}
+        r = gs.run_check("equivalence", by_id["variant@1.0"])
+        assert r, str(r)
+        assert hashed == [(["model.onnx", "weights.bin"], True)]  # while the reference's load was in flight
+        r = gs.run_check("integrity", by_id["ext@1"])
+        assert r and "sha256 matches" in str(r), str(r)
+        assert len(hashed) == 1 and gs.pool.loads[by_id["ext@1"].model_path] == 1
+        data = bytearray((ext / "weights.bin").read_bytes())
+        data[10] ^= 0xFF
+        (ext / "weights.bin").write_bytes(bytes(data))
+        r = gs.run_check("integrity", by_id["ext@1"])
+        assert not r and "model.onnx with 1 external data file(s) hashes to" in str(r), str(r)
+        assert len(hashed) == 2
+    finally:
+        gs.pool.close()
+
+
+def test_a_reference_hashed_ahead_reads_only_files_proven_inside_the_root(tmp_path, monkeypatch):
+    """The reference's file list comes from its worker, which parsed a stranger's file: hashed ahead, it is proven
+    as integrity proves it, the outside file is never read, and the reference's integrity check refuses it."""
+    from dataclasses import replace
+
+    from model_checks.core.pool import ModelPool
+    from model_checks.isolation.limits import Limits
+
+    root = tmp_path / "root"
+    external_artifact(root / "ext")
+    A.onnx_artifact(
+        root / "variant", M.linear(n_in=64, n_out=64), name="variant", reference={"path": "../ext/model.onnx"}
+    )
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not the model's")
+    real_facts = ModelPool.facts
+
+    def lying_facts(self, path, *a, **k):  # type: ignore[no-untyped-def]
+        facts = real_facts(self, path, *a, **k)
+        return replace(facts, files=(*facts.files, outside)) if path.parent.name == "ext" else facts
+
+    monkeypatch.setattr(ModelPool, "facts", lying_facts)
+    opened = []
+    real_open = open
+
+    def spy(p, *a, **k):  # type: ignore[no-untyped-def]
+        opened.append(str(p))
+        return real_open(p, *a, **k)
+
+    monkeypatch.setattr("builtins.open", spy)
+    gs = GateSession([root], isolation=Limits(memory_mb=2048, timeout_s=60))
+    try:
+        by_id = {a.id: a for a in gs.artifacts}
+        assert gs.run_check("equivalence", by_id["variant@1.0"])
+        r = gs.run_check("integrity", by_id["ext@1"])
+        assert not r and "sha256: '../secret.txt' climbs out of the artifacts root" in str(r), str(r)
+        assert str(outside) not in opened
+    finally:
+        gs.pool.close()
