@@ -42,13 +42,13 @@ class Digests:
         self._known: dict[tuple, str] = {}
 
     def hash(self, paths: list[Path]) -> str:
-        """The files' sha256, remembered when they were settled and did not change while being read."""
+        """The files' sha256, remembered under their identity as it was before reading, when they were settled then:
+        a change from then on, while they are read included, moves a change time past the one remembered."""
         started = time.time_ns()
         before = _identity(paths)
         digest = sha256_of(paths)
-        if before is not None and before == _identity(paths):
-            if all(max(mtime, ctime) < started - SETTLED_NS for *_, mtime, ctime in before):
-                self._known[before] = digest
+        if before is not None and all(max(mtime, ctime) < started - SETTLED_NS for *_, mtime, ctime in before):
+            self._known[before] = digest
         return digest
 
     def known(self, paths: list[Path]) -> str | None:
