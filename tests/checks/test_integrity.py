@@ -53,6 +53,19 @@ def test_checker_failure_is_reported(tmp_path):
     assert not r and "onnx.checker (full check, shape inference)" in str(r) and "NoSuchOp" in str(r)
 
 
+def _opened(monkeypatch):  # type: ignore[no-untyped-def]
+    """Every path `open` is called with from now on, in order."""
+    opened = []
+    real_open = open
+
+    def spy(p, *a, **k):  # type: ignore[no-untyped-def]
+        opened.append(str(p))
+        return real_open(p, *a, **k)
+
+    monkeypatch.setattr("builtins.open", spy)
+    return opened
+
+
 def test_a_file_list_from_the_worker_is_proven_again_before_it_is_hashed(tmp_path, monkeypatch):
     """The worker parsed a stranger's file: a list of files it answers (as a subverted worker could) that leaves
     the artifacts root is refused by name, and the outside file is never read."""
@@ -71,14 +84,7 @@ def test_a_file_list_from_the_worker_is_proven_again_before_it_is_hashed(tmp_pat
         return replace(facts, files=(*facts.files, outside))
 
     monkeypatch.setattr(CheckContext, "facts", lying_facts)
-    opened = []
-    real_open = open
-
-    def spy(p, *a, **k):  # type: ignore[no-untyped-def]
-        opened.append(str(p))
-        return real_open(p, *a, **k)
-
-    monkeypatch.setattr("builtins.open", spy)
+    opened = _opened(monkeypatch)
     r = run(root)
     assert not r
     assert "sha256: '../secret.txt' climbs out of the artifacts root" in str(r), str(r)
@@ -231,14 +237,7 @@ def test_a_reference_hashed_ahead_reads_only_files_proven_inside_the_root(tmp_pa
         return replace(facts, files=(*facts.files, outside)) if path.parent.name == "ext" else facts
 
     monkeypatch.setattr(ModelPool, "facts", lying_facts)
-    opened = []
-    real_open = open
-
-    def spy(p, *a, **k):  # type: ignore[no-untyped-def]
-        opened.append(str(p))
-        return real_open(p, *a, **k)
-
-    monkeypatch.setattr("builtins.open", spy)
+    opened = _opened(monkeypatch)
     gs = GateSession([root], isolation=Limits(memory_mb=2048, timeout_s=60))
     try:
         by_id = {a.id: a for a in gs.artifacts}
