@@ -338,6 +338,8 @@ def serve(conn: Connection, unconfined: bool = False) -> None:
         return
     apply_limits(setup.memory_mb)
     if setup.confine_to is not None:
+        if unconfined:  # never sent (workers._launch): numpy's threads would keep unshare from confining it
+            raise SystemExit("model-checks: a worker started unconfined cannot be confined")
         confine(setup.confine_to)
     # numpy (which frames needs) starts threads: only after confine, which may unshare namespaces (single-threaded)
     from model_checks.backends import BACKENDS

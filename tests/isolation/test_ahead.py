@@ -177,6 +177,20 @@ def test_an_unconfined_worker_imports_numpy_while_it_waits_for_its_setup() -> No
             discard(w)
 
 
+def test_a_worker_started_unconfined_refuses_to_be_confined() -> None:
+    """Its numpy threads would keep unshare from confining it (the network namespace): it exits instead, and the
+    request it would have served fails, rather than run a converter half confined. Never sent by the parent."""
+    w = Worker("unassigned", LIMITS)
+    try:
+        w._launch()
+        w.family = "convert"
+        w._set_up()
+        with pytest.raises(RuntimeCrashError, match="the convert worker died from exit status 1 during call"):
+            w.request("call", (eval, ("1",)), "m.onnx")
+    finally:
+        discard(w)
+
+
 def test_a_confined_framework_never_takes_the_spare(tmp_path: Path) -> None:
     workers = Workers(LIMITS)
     try:
