@@ -158,9 +158,9 @@ class ModelPool:
         names = self.declared.get(path)
         if self.workers is None or path not in self._hashed or (path, fmt, None, names) in self._runners:
             return
-        self.prefetch(path, fmt, root, ("facts", "load"))
+        several = hasattr(backend(fmt, "facts"), "model_files")  # the facts name its files (ONNX external data)
+        self.prefetch(path, fmt, root, ("facts", "load") if several else ("load",))
         try:
-            several = hasattr(backend(fmt, "facts"), "model_files")
             files = (proven_files(root, self.facts(path, fmt, root).files, "sha256") if several else []) or [path]
             self.digests.hash(files)
         except ModelChecksError:

@@ -604,7 +604,10 @@ class Workers:
         request `prefetch` sent ahead is answered by that one's answer (or its error, as if asked now)."""
         __tracebackhide__ = True
         self.refuse_again(path, op)
-        ahead = self._ahead.pop((fmt, op, args), None)
+        try:
+            ahead = self._ahead.pop((fmt, op, args), None)
+        except TypeError:  # unhashable arguments (an inference's arrays): never sent ahead by `prefetch`
+            ahead = None
         try:
             if ahead is not None:
                 w = self.worker(fmt)

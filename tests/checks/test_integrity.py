@@ -1,6 +1,7 @@
 import hashlib
 import os
 
+import numpy as np
 import onnx
 
 from fixtures import artifacts as A
@@ -205,6 +206,7 @@ def test_a_reference_is_hashed_while_its_variant_loads_it_and_not_again(tmp_path
         r = gs.run_check("integrity", by_id["ext@1"])
         assert r and "sha256 matches" in str(r), str(r)
         assert len(hashed) == 1 and gs.pool.loads[by_id["ext@1"].model_path] == 1
+        assert not gs.pool.workers._ahead  # everything sent ahead was asked for
         data = bytearray((ext / "weights.bin").read_bytes())
         data[10] ^= 0xFF
         (ext / "weights.bin").write_bytes(bytes(data))
@@ -245,5 +247,34 @@ def test_a_reference_hashed_ahead_reads_only_files_proven_inside_the_root(tmp_pa
         r = gs.run_check("integrity", by_id["ext@1"])
         assert not r and "sha256: '../secret.txt' climbs out of the artifacts root" in str(r), str(r)
         assert str(outside) not in opened
+    finally:
+        gs.pool.close()
+
+
+def test_a_reference_whose_facts_name_no_files_is_hashed_ahead_with_nothing_left_waiting(tmp_path, monkeypatch):
+    """A format whose facts do not name its files (one file: Keras, TFLite) is hashed from its path: its facts are
+    not sent ahead, since nothing would ask for them (a request left waiting broke every later inference)."""
+    from model_checks.backends import backend
+    from model_checks.isolation.limits import Limits
+    from model_checks.safety import digest
+
+    monkeypatch.setattr(digest, "SETTLED_NS", 0)
+    monkeypatch.delattr(backend("onnx", "facts"), "model_files")  # as a single-file format's facts
+    monkeypatch.setattr(
+        backend("onnx", "runner"), "INTERFACE_IS_FACTS", False
+    )  # and its runner (Keras): no facts asked
+    root = tmp_path / "root"
+    A.onnx_artifact(root / "ref", M.linear(), name="ref", sha256="0" * 64)
+    A.onnx_artifact(root / "variant", M.linear(), name="variant", reference={"path": "../ref/model.onnx"})
+    gs = GateSession([root], isolation=Limits(memory_mb=2048, timeout_s=60))
+    try:
+        by_id = {a.id: a for a in gs.artifacts}
+        r = gs.run_check("equivalence", by_id["variant@1.0"])
+        assert r, str(r)
+        assert not gs.pool.workers._ahead
+        assert gs.pool.digests.known([by_id["ref@1.0"].model_path]) is not None  # hashed from its path
+        ref = gs.pool.runner(by_id["ref@1.0"].model_path, "onnx", root)
+        feeds = {t.name: np.zeros([d if isinstance(d, int) else 2 for d in t.shape], np.float32) for t in ref.inputs}
+        assert ref.infer(feeds)  # later inferences are served (a fresh set of feeds: not shared outputs)
     finally:
         gs.pool.close()

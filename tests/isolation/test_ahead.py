@@ -145,6 +145,16 @@ def test_the_spare_imports_numpy_before_its_framework_is_known(tmp_path: Path) -
         workers.close()
 
 
+def test_a_request_with_unhashable_arguments_is_served_while_others_wait_ahead(
+    workers: Workers, tmp_path: Path
+) -> None:
+    """An inference's arguments (dicts of arrays) are never sent ahead: looking them up among the requests that
+    were must not fail (it raised TypeError whenever one was waiting)."""
+    workers.prefetch("onnx", "call", (allocate, (1,)), tmp_path / "a.onnx")  # waiting, not asked for yet
+    assert workers.request("onnx", "call", (len, ([1, 2, 3],)), tmp_path / "b.onnx") == 3
+    assert workers.request("onnx", "call", (allocate, (1,)), tmp_path / "a.onnx") == MIB
+
+
 def _idle_in_its_pipe(pid: int) -> str:
     """/proc/PID/maps once the process sleeps with its CPU time unchanged for 0.1 s: done starting, waiting on its
     pipe (a process that waits for the CPU on a loaded machine is running, not sleeping)."""
