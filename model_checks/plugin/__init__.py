@@ -47,12 +47,12 @@ MARKERS = {
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
-    add_options(parser)
     config = pluginmanager.get_plugin("pytestconfig")
-    if config is not None:
+    if config is not None:  # first: the spare's interpreter starts while the options are registered
         from model_checks.plugin import early
 
         early.launch(config)  # the spare's process, for a run that asks for the gate (see early)
+    add_options(parser)
 
 
 def _every_root(config: pytest.Config, cli: list) -> list[Path]:
