@@ -158,12 +158,13 @@ class ModelPool:
         names = self.declared.get(path)
         if self.workers is None or path not in self._hashed or (path, fmt, None, names) in self._runners:
             return
-        several = hasattr(backend(fmt, "facts"), "model_files")  # the facts name its files (ONNX external data)
-        self.prefetch(path, fmt, root, ("facts", "load") if several else ("load",))
         try:
+            require_trust_for(path, fmt, self.trust_code)  # (else it is not loaded here: its checks say why)
+            several = hasattr(backend(fmt, "facts"), "model_files")  # the facts name its files (ONNX external data)
+            self.prefetch(path, fmt, root, ("facts", "load") if several else ("load",))
             files = (proven_files(root, self.facts(path, fmt, root).files, "sha256") if several else []) or [path]
             self.digests.hash(files)
-        except ModelChecksError:
+        except (ModelChecksError, OSError):  # (a folder, an unreadable file) said by its integrity check
             pass
 
     def runner(self, path: Path, fmt: str, root: Path, threads: int | None = None, names: Names = None) -> Runner:

@@ -278,3 +278,26 @@ def test_a_reference_whose_facts_name_no_files_is_hashed_ahead_with_nothing_left
         assert ref.infer(feeds)  # later inferences are served (a fresh set of feeds: not shared outputs)
     finally:
         gs.pool.close()
+
+
+def test_a_reference_that_cannot_be_hashed_ahead_leaves_its_variant_alone(tmp_path, monkeypatch):
+    """What stops the hash ahead (an unreadable file, a folder) is the reference's integrity check's to report, not
+    a failure of the variant whose equivalence loaded it."""
+    from model_checks.isolation.limits import Limits
+    from model_checks.safety.digest import Digests
+
+    def unreadable(self, paths):  # type: ignore[no-untyped-def]
+        raise PermissionError(13, "Permission denied", str(paths[0]))
+
+    monkeypatch.setattr(Digests, "hash", unreadable)
+    root = tmp_path / "root"
+    external_artifact(root / "ext")
+    A.onnx_artifact(
+        root / "variant", M.linear(n_in=64, n_out=64), name="variant", reference={"path": "../ext/model.onnx"}
+    )
+    gs = GateSession([root], isolation=Limits(memory_mb=2048, timeout_s=60))
+    try:
+        r = gs.run_check("equivalence", {a.id: a for a in gs.artifacts}["variant@1.0"])
+        assert r and "rel_l2" in str(r), str(r)
+    finally:
+        gs.pool.close()
