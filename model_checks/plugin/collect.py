@@ -5,6 +5,7 @@ releases of models after their last test, what baselines were saved)."""
 from __future__ import annotations
 
 import os
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -319,21 +320,22 @@ class CheckItem(pytest.Function):
     summary points at the artifact it concerns, not at the gate's test function."""
 
     def reportinfo(self):  # type: ignore[no-untyped-def]
-        from model_checks.safety.text import printable
-
-        # relative to where pytest was started, so a skip's location in junit.xml names no checkout directory;
-        # escaped, since skips and the short summary print it
-        return (
-            printable(os.path.relpath(self.parent.artifact.manifest_path, self.config.invocation_params.dir)),
-            0,
-            self.name,
-        )
+        return self.parent.manifest_location, 0, self.name
 
 
 class ArtifactModule(pytest.Module):
     """One artifact, collected as the gate's test module (`model_checks.plugin.gate`); see `Gate` for its path."""
 
     artifact: Any = None
+
+    @cached_property
+    def manifest_location(self) -> str:
+        """Where its items report (`CheckItem.reportinfo`): the artifact's metadata.yaml relative to where pytest was
+        started, so a skip's location in junit.xml names no checkout directory; escaped, since skips and the short
+        summary print it. Worked out once for the artifact, not for each of its items and again for each skip."""
+        from model_checks.safety.text import printable
+
+        return printable(os.path.relpath(self.artifact.manifest_path, self.config.invocation_params.dir))
 
     def _getobj(self):  # type: ignore[no-untyped-def]
         # pytest.Module imports its path; an artifact's node is bound to the gate's test functions instead. Kept,
