@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from model_checks.plugin.state import ITEM_KEY, RELEASE_KEY, SESSION_KEY, artifact_of, options
+from model_checks.plugin.verdict import PROPERTY
 
 
 def _arg_path(config: pytest.Config, arg: str) -> Path:
@@ -19,6 +20,7 @@ def _arg_path(config: pytest.Config, arg: str) -> Path:
 
 
 FIXTUREINFO_KEY = pytest.StashKey[dict]()
+_SAVED_SESSIONS = f"{PROPERTY}.baseline_sessions"  # the property of a budget's saved baseline (verdict.record)
 MARKS_KEY = pytest.StashKey[dict]()
 
 
@@ -285,9 +287,12 @@ class Gate:
             self._sigterm = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # only a test that saved a baseline says how many sessions it pools: the facts of the others are not read
+        if report.when != "call" or not any(k == _SAVED_SESSIONS for k, _ in report.user_properties):
+            return
         from model_checks.plugin.verdict import read_record
 
-        p = read_record(report.user_properties) if report.when == "call" else None
+        p = read_record(report.user_properties)
         if p and p["figures"].get("baseline_sessions"):
             self.saved[(p["artifact"], p["check"], p["figures"].get("device"))] = int(p["figures"]["baseline_sessions"])
 

@@ -51,3 +51,31 @@ def test_an_artifact_s_directory_is_named_relative_to_the_rootdir_worked_out_onc
     }
     # once for the artifact (is_relative_to, which may ask relative_to, then relative_to), not again for each test
     assert calls.count(inside.dir) <= 2
+
+
+def _report(when: str, **facts: object) -> object:
+    return type("Report", (), {"when": when, "user_properties": [(f"model_checks.{k}", v) for k, v in facts.items()]})()
+
+
+def test_the_report_hooks_read_the_facts_of_the_tests_they_concern_only(monkeypatch):
+    """The gate's hook keeps the baselines a test saved, pytest-benchmark's the served figures: each reads a test's
+    facts only where it holds what it keeps (a baseline's sessions, a serving check), not for every test."""
+    from types import SimpleNamespace
+
+    from model_checks.plugin import benchmark, collect, verdict
+
+    read = []
+    monkeypatch.setattr(verdict, "read_record", lambda props: read.append(props) or read_record(props))
+    monkeypatch.setattr(benchmark, "read_record", verdict.read_record)
+    gate, hooks = SimpleNamespace(saved={}), benchmark.BenchmarkHooks()
+    plain = _report("call", artifact="a@1", check="equivalence", ok=True, rel_l2=0.0)
+    budget = _report("call", artifact="a@1", check="latency", ok=True, device="cpu", baseline_sessions=2)
+    for report in (plain, budget, _report("setup", artifact="a@1", check="latency", baseline_sessions=2)):
+        collect.Gate.pytest_runtest_logreport(gate, report)  # type: ignore[arg-type]
+        hooks.pytest_runtest_logreport(report)  # type: ignore[arg-type]
+    assert gate.saved == {("a@1", "latency", "cpu"): 2}
+    assert read == [budget.user_properties]  # the gate's, for the budget's call; none of pytest-benchmark's
+    served = _report("call", artifact="s@1", check="serving", ok=True, serving_p50_ms=2.0, serving_p99_ms=7.0)
+    served.user_properties = [list(p) for p in served.user_properties]  # (as xdist hands reports back: lists)
+    hooks.pytest_runtest_logreport(served)  # type: ignore[arg-type]
+    assert read[1:] == [served.user_properties]
