@@ -25,9 +25,8 @@ class BenchmarkHooks:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call":  # (setup and teardown reports carry the same properties: read them once)
             return
-        if not any(
-            k == _CHECK and v == "serving" for k, v in report.user_properties
-        ):  # the facts of a serving test only
+        # the facts of a serving test only (the others' are not read)
+        if not any(k == _CHECK and v == "serving" for k, v in report.user_properties):
             return
         p = read_record(report.user_properties)
         if p is None or p["check"] != "serving":

@@ -20,8 +20,8 @@ def _arg_path(config: pytest.Config, arg: str) -> Path:
 
 
 FIXTUREINFO_KEY = pytest.StashKey[dict]()
-_SAVED_SESSIONS = f"{PROPERTY}.baseline_sessions"  # the property of a budget's saved baseline (verdict.record)
 MARKS_KEY = pytest.StashKey[dict]()
+_SAVED_SESSIONS = f"{PROPERTY}.baseline_sessions"  # the property of a budget's saved baseline (verdict.record)
 
 
 class ModelChecksWarning(pytest.PytestWarning):
