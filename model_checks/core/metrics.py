@@ -31,9 +31,13 @@ def l2(a: np.ndarray) -> float:
 def rel_l2(out: np.ndarray, ref: np.ndarray) -> float:
     """||out - ref||_2 / ||ref||_2; the absolute L2 norm of the difference when ||ref|| is 0."""
     o, r = np.asarray(out, np.float64), np.asarray(ref, np.float64)
-    diff = l2(o - r)
-    norm = l2(r)
-    return diff / norm if norm > 0 else diff
+    return _rel_l2(o - r, l2(r))
+
+
+def _rel_l2(diff: np.ndarray, norm: float) -> float:
+    """rel_l2 of `diff` (out - ref, float64) against `norm` (||ref||_2)."""
+    d = l2(diff)
+    return d / norm if norm > 0 else d
 
 
 def mae(out: np.ndarray, ref: np.ndarray) -> float:
@@ -101,6 +105,8 @@ class OutputComparison:
     name: str
     rows: tuple[MetricRow, ...] = ()
     problem: str | None = None
+    # the elements that differ most, (index, value, reference value): worked out, and shown, only for an output that
+    # fails (compare_output; the first that differ, for an exact one)
     worst: tuple[tuple[tuple[int, ...], float, float], ...] = ()
     note: str | None = None
 
@@ -197,23 +203,35 @@ def compare_output(name: str, out: np.ndarray, ref: np.ndarray, limits: Mapping[
         return _compare_exact(name, out, ref, limits.get("mismatch_fraction") or EXACT_DEFAULT)
     if not any(m in limits for m in FLOAT_METRICS):
         return OutputComparison(name, problem="no tolerance applies to this output; equivalence would pass anything")
+    # rel_l2, mae and max_abs (always reported) as rel_l2(), mae() and max_abs() compute them, from one float64 copy
+    # of each side and one difference rather than one each
+    o, r = np.asarray(out, np.float64), np.asarray(ref, np.float64)
+    diff = o - r
+    gap = np.abs(diff)
+    norm = l2(r)
+    shared = {"rel_l2": _rel_l2(diff, norm), "mae": float(np.mean(gap)), "max_abs": float(gap.max())}
     rows = []
     for metric in FLOAT_METRICS:
         lim = limits.get(metric)
-        if lim is not None or metric in ("rel_l2", "mae", "max_abs"):
-            rows.append(MetricRow(metric, METRIC_FUNCS[metric](out, ref), lim))
+        if lim is not None or metric in shared:
+            value = shared[metric] if metric in shared else METRIC_FUNCS[metric](out, ref)
+            rows.append(MetricRow(metric, value, lim))
     note = None
-    if l2(np.asarray(ref, np.float64)) == 0.0:
+    if norm == 0.0:
         note = "the reference is all zeros: rel_l2 is the absolute L2 norm of the difference"
-    diff = np.abs(out.astype(np.float64) - ref.astype(np.float64)).ravel()
-    k = min(WORST_SHOWN, diff.size)
-    top = np.argpartition(-diff, k - 1)[:k]
-    top = top[np.argsort(-diff[top], kind="stable")]
-    worst = tuple(
+    worst = () if all(row.ok for row in rows) else _worst(gap.ravel(), out, ref)
+    return OutputComparison(name, tuple(rows), worst=worst, note=note)
+
+
+def _worst(gap: np.ndarray, out: np.ndarray, ref: np.ndarray) -> tuple[tuple[tuple[int, ...], float, float], ...]:
+    """The WORST_SHOWN elements of largest |out - ref| (`gap`, flat), largest first: (index, value, reference)."""
+    k = min(WORST_SHOWN, gap.size)
+    top = np.argpartition(-gap, k - 1)[:k]
+    top = top[np.argsort(-gap[top], kind="stable")]
+    return tuple(
         (tuple(int(i) for i in np.unravel_index(int(j), out.shape)), float(out.ravel()[j]), float(ref.ravel()[j]))
         for j in top
     )
-    return OutputComparison(name, tuple(rows), worst=worst, note=note)
 
 
 def _compare_exact(name: str, out: np.ndarray, ref: np.ndarray, limit: Limit) -> OutputComparison:

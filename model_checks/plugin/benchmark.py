@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from model_checks.checks.budgets.fingerprint import MACHINE_INFO_KEY, fingerprint
-from model_checks.plugin.verdict import read_record
+from model_checks.plugin.verdict import PROPERTY, read_record
+
+_CHECK = f"{PROPERTY}.check"
 
 
 @dataclass(eq=False)  # a plugin object must stay hashable: pluggy keeps plugins in sets
@@ -22,6 +24,9 @@ class BenchmarkHooks:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call":  # (setup and teardown reports carry the same properties: read them once)
+            return
+        # the facts of a serving test only (the others' are not read)
+        if not any(k == _CHECK and v == "serving" for k, v in report.user_properties):
             return
         p = read_record(report.user_properties)
         if p is None or p["check"] != "serving":

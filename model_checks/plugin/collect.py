@@ -5,12 +5,14 @@ releases of models after their last test, what baselines were saved)."""
 from __future__ import annotations
 
 import os
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from model_checks.plugin.state import ITEM_KEY, RELEASE_KEY, SESSION_KEY, artifact_of, options
+from model_checks.plugin.verdict import PROPERTY
 
 
 def _arg_path(config: pytest.Config, arg: str) -> Path:
@@ -19,6 +21,7 @@ def _arg_path(config: pytest.Config, arg: str) -> Path:
 
 FIXTUREINFO_KEY = pytest.StashKey[dict]()
 MARKS_KEY = pytest.StashKey[dict]()
+_SAVED_SESSIONS = f"{PROPERTY}.baseline_sessions"  # the property of a budget's saved baseline (verdict.record)
 
 
 class ModelChecksWarning(pytest.PytestWarning):
@@ -284,9 +287,12 @@ class Gate:
             self._sigterm = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # only a test that saved a baseline says how many sessions it pools: the facts of the others are not read
+        if report.when != "call" or not any(k == _SAVED_SESSIONS for k, _ in report.user_properties):
+            return
         from model_checks.plugin.verdict import read_record
 
-        p = read_record(report.user_properties) if report.when == "call" else None
+        p = read_record(report.user_properties)
         if p and p["figures"].get("baseline_sessions"):
             self.saved[(p["artifact"], p["check"], p["figures"].get("device"))] = int(p["figures"]["baseline_sessions"])
 
@@ -319,21 +325,22 @@ class CheckItem(pytest.Function):
     summary points at the artifact it concerns, not at the gate's test function."""
 
     def reportinfo(self):  # type: ignore[no-untyped-def]
-        from model_checks.safety.text import printable
-
-        # relative to where pytest was started, so a skip's location in junit.xml names no checkout directory;
-        # escaped, since skips and the short summary print it
-        return (
-            printable(os.path.relpath(self.parent.artifact.manifest_path, self.config.invocation_params.dir)),
-            0,
-            self.name,
-        )
+        return self.parent.manifest_location, 0, self.name
 
 
 class ArtifactModule(pytest.Module):
     """One artifact, collected as the gate's test module (`model_checks.plugin.gate`); see `Gate` for its path."""
 
     artifact: Any = None
+
+    @cached_property
+    def manifest_location(self) -> str:
+        """Where its items report (`CheckItem.reportinfo`): the artifact's metadata.yaml relative to where pytest was
+        started, so a skip's location in junit.xml names no checkout directory; escaped, since skips and the short
+        summary print it. Worked out once for the artifact, not for each of its items and again for each skip."""
+        from model_checks.safety.text import printable
+
+        return printable(os.path.relpath(self.artifact.manifest_path, self.config.invocation_params.dir))
 
     def _getobj(self):  # type: ignore[no-untyped-def]
         # pytest.Module imports its path; an artifact's node is bound to the gate's test functions instead. Kept,

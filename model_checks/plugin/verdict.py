@@ -4,6 +4,7 @@ summary and the nightly report read them back, also from xdist workers)."""
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -119,9 +120,6 @@ def record(item: pytest.Item | None, artifact: Artifact, result: CheckResult, ro
     `model_checks.rel_l2`), the directory relative to the rootdir."""
     if item is None:
         return
-    where = artifact.dir
-    if rootdir is not None and artifact.dir.is_relative_to(rootdir):
-        where = artifact.dir.relative_to(rootdir)
     from model_checks.plugin.state import ITEM_KEY
 
     # the item's variant (`test_latency[<id>-cpu]`), also when the check ended before it could say; a budget's is its device
@@ -130,7 +128,7 @@ def record(item: pytest.Item | None, artifact: Artifact, result: CheckResult, ro
     figures = {**device, **{k: v for k, v in result.figures.items() if k not in FACTS}}
     facts = {
         "artifact": artifact.id,
-        "dir": where.as_posix(),
+        "dir": _dir_text(artifact.dir, rootdir),
         "check": result.check,
         "variant": variant,
         "ok": result.ok,
@@ -144,6 +142,15 @@ def record(item: pytest.Item | None, artifact: Artifact, result: CheckResult, ro
 
         facts = {**this_machine().properties(), **facts}
     item.user_properties.extend((f"{PROPERTY}.{k}", _property_value(v)) for k, v in facts.items() if v is not None)
+
+
+@lru_cache(maxsize=4096)
+def _dir_text(where: Path, rootdir: Path | None) -> str:
+    """An artifact's directory as its properties name it, relative to the rootdir when below it: worked out once an
+    artifact, not again for each of its tests."""
+    if rootdir is not None and where.is_relative_to(rootdir):
+        where = where.relative_to(rootdir)
+    return where.as_posix()
 
 
 _DECLARED: dict[str, tuple[dict, frozenset[str]]] = {}  # flag -> (the registry it was read from, the checks)

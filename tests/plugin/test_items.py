@@ -84,3 +84,19 @@ def test_the_release_plan_is_made_at_the_first_teardown_from_the_final_items(pyt
     last = {a: [i for i in items if f"[{a}@" in i][-1] for a in "ab"}
     assert last == {"a": "test_manifest[a@1.0]", "b": "test_accuracy[b@1.0]"}
     assert said["PLAN"] == str(sorted((last[a], [a]) for a in "ab"))
+
+
+def test_an_artifact_s_items_report_at_its_manifest_worked_out_once(pytester, arts, monkeypatch):
+    """Every item of an artifact, and each of its skips, reports at its metadata.yaml, relative to where pytest was
+    started: the path is worked out once for the artifact, not for each item and again for each skip."""
+    import os
+
+    items = _items(pytester)
+    relpath, calls = os.path.relpath, []
+    monkeypatch.setattr(os.path, "relpath", lambda *a: calls.append(a) or relpath(*a))
+    for _ in range(2):  # an item's location, then its skip's
+        where = {name: item.reportinfo() for name, item in items.items()}
+    assert where["test_manifest[a@1.0]"] == ("arts/a/metadata.yaml", 0, "test_manifest[a@1.0]")
+    assert where["test_latency[a@1.0-cpu]"] == ("arts/a/metadata.yaml", 0, "test_latency[a@1.0-cpu]")
+    assert where["test_integrity[b@1.0]"] == ("arts/b/metadata.yaml", 0, "test_integrity[b@1.0]")
+    assert len(calls) <= 2  # at most one for each artifact (none where collection asked already)
