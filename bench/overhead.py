@@ -46,30 +46,34 @@ Where the seconds went before issue 24 (cProfile, `python -m cProfile -m pytest 
       items: pytest's Function() 2.0, of which fixture closure 1.5      2.9
       models_of / release plan (paths resolved again per item)          1.3
 
-Ratios (medians, gate / floor; row c throughput, so higher is better), each a whole run of this file on a nearly
-idle 2-core machine (load 1 or below); 9bd11f7 is before issue 24, 5c947d8 its first round, e8e4d9f its second,
-3964fea its third (`--runs 3`, then `--runs 5` for a, b, d); "now" its fourth: 73be5e7 with `--runs 3`, 73be5e7
-twice with `--runs 5` for a, b, d alternating with 5c4f232 (a 4.23x / 4.21x, b 1.32x / 1.24x, d 1.46x / 1.47x
-beside them), 8b807ba with `--runs 5` (this session's machine ran the floors slower: a 0.35 s, d 1.52 s). Row c
-with the Python generator (`--c-load python`), then with wrk (the default where it is installed; it leaves the
-service more of the two cores, so the floor is faster). "base": `--python` a venv with the package's base
-install only (no hypothesis, anyio, xdist plugins):
+Ratios (medians, gate / floor; row c throughput, so higher is better), each a whole run of this file on the 2-core
+machine; 9bd11f7 is before issue 24, 5c947d8 its first round, e8e4d9f its second, 3964fea its third (`--runs 3`,
+then `--runs 5` for a, b, d), 8b807ba its fourth (73be5e7 and 8b807ba, `--runs 5` for a, b, d), all on a nearly idle
+machine (load 1 or below); "now" its fifth: 6375b15, `--runs 5` for a, b, d in two invocations alternating with
+8cdcb71 (a 3.78x / 3.89x, base 3.31x / 3.34x, b 1.23x / 1.26x, d 1.42x / 1.40x, base 1.32x / 1.30x beside them),
+on a machine loaded 1.2-1.4 from outside (floors 5-15 % slower). Row c with the Python generator (`--c-load
+python`), then with wrk (the default where it is installed; it leaves the service more of the two cores, so the
+floor is faster). "base": `--python` a venv with the package's base install only (no hypothesis, anyio, xdist
+plugins). "d, sha256": `--d-sha256`:
 
-    row                                 9bd11f7     5c947d8     e8e4d9f     3964fea         now                  goal
-    a. 97 backend-test artifacts        6.74x       6.57x       5.52x       4.30x / 4.14x   3.79/3.79/3.90/4.01x <= 2x
-    a. pytest alone, 582 trivial items                                      2.08x / 2.18x   2.13/2.13/2.15/2.24x
-    a. base install (pytest alone 1.67x)                                                    3.44x                <= 2x
-    b. collect 1,000 artifacts          2.64x       2.18x       1.52x       1.31x / 1.25x   1.19/1.21/1.22/1.22x <= 1.3x
-    c. serve, 1 / 4 conn., Python       0.41/0.38x  0.39/0.35x  0.47/0.49x  0.45/0.89x      0.49/0.95x           >= 0.7x
-    c. the same, wrk                                            0.35/0.37x  0.38/0.62x      0.37/0.62x,0.40/0.65x  >= 0.7x
-    d. 403 MB fp32 + fp16, peak RSS     1.94x       1.17x       1.15x       1.15x           1.15x                <= 1.3x
-    d. the same, wall time              1.59x       2.47x       1.46x       1.42x / 1.40x   1.38/1.40/1.41/1.40x <= 1.3x
-    d. base install, wall time                                                              1.28x / 1.30x        <= 1.3x
+    row                                 9bd11f7     5c947d8     e8e4d9f     3964fea         8b807ba               now           goal
+    a. 97 backend-test artifacts        6.74x       6.57x       5.52x       4.30x / 4.14x   3.79/3.79/3.90/4.01x  3.58x / 3.73x <= 2x
+    a. pytest alone, 582 trivial items                                      2.08x / 2.18x   2.13/2.13/2.15/2.24x  2.13x / 2.21x
+    a. base install                                                                         3.44x                 3.13x / 3.16x <= 2x
+    a. base install, pytest alone                                                           1.67x                 1.60x / 1.58x
+    b. collect 1,000 artifacts          2.64x       2.18x       1.52x       1.31x / 1.25x   1.19/1.21/1.22/1.22x  1.26x / 1.26x <= 1.3x
+    c. serve, 1 / 4 conn., Python       0.41/0.38x  0.39/0.35x  0.47/0.49x  0.45/0.89x      0.49/0.95x            0.47/0.89x    >= 0.7x
+    c. the same, wrk                                            0.35/0.37x  0.38/0.62x      0.37/0.62, 0.40/0.65x 0.40/0.66x    >= 0.7x
+    d. 403 MB fp32 + fp16, peak RSS     1.94x       1.17x       1.15x       1.15x           1.15x                 1.15x         <= 1.3x
+    d. the same, wall time              1.59x       2.47x       1.46x       1.42x / 1.40x   1.38/1.40/1.41/1.40x  1.36x / 1.38x <= 1.3x
+    d. base install, wall time                                                              1.28x / 1.30x         1.30x / 1.29x <= 1.3x
+    d, sha256, wall time (8cdcb71: 1.26x / 1.21x)                                                                 1.04x / 1.06x
 
 Now (idle machine): an artifact's requests, its test data's inference included, go to its worker in one write
 and nothing else is waited on; the checks' onnxruntime sessions do not spin between runs; the spare worker's
-process starts when the plugin loads and learns its framework at configure; the gate's own process imports no
-onnx on row a and compares without BLAS threads. What is left of row a is pytest's own start-up and items (2.1x
+process starts when the plugin loads, imports numpy while pytest starts and learns its framework at configure; the
+gate's own process imports no onnx on row a and compares without BLAS threads, from one float64 copy of each side;
+a variant's reference is hashed (with a sha256 declared) while its worker loads it. What is left of row a is pytest's own start-up and items (2.1x
 of the floor alone) and the second interpreter; of row b about 0.085 ms a manifest; of row c the process hop
 (README, "What the gate itself costs"); of row d pytest's start-up and end around the same loads (in the dev
 venv, hypothesis's and anyio's plugins too).
