@@ -3,8 +3,6 @@ and matches the declared sha256 (ONNX: with its external data files)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from model_checks.backends.registry import framework_of, runtime_package
 from model_checks.checks.context import CheckContext
 from model_checks.checks.registry import Check
@@ -28,7 +26,8 @@ def run(ctx: CheckContext) -> CheckResult:
         # facts found them (in the worker, from the parse the checker's problems were read off): this process neither
         # parses the model nor imports its framework to hash it, and reads each file once, as it hashes it
         several = hasattr(backend(ctx.fmt, "facts"), "model_files")
-        files = (proven(ctx, ctx.facts().files) if several else []) or [ctx.model_path]
+        # the worker parsed a stranger's file: its list is held to the rules of a manifest's paths before one is read
+        files = (proven_files(ctx.artifact.root, ctx.facts().files, "sha256") if several else []) or [ctx.model_path]
         # hashed already if another artifact's equivalence loaded this model as its reference (pool.hash_ahead)
         actual = ctx.pool.digests.known(files) or sha256_of(files)
         if actual.lower() != declared.lower():
@@ -47,13 +46,6 @@ def run(ctx: CheckContext) -> CheckResult:
         passed=f"{ctx.model_path.name} is a valid {ctx.fmt} model, opens in its runtime"
         + (", sha256 matches" if declared else ""),
     )
-
-
-def proven(ctx: CheckContext, files: tuple[Path, ...]) -> list[Path]:
-    """The worker's list of the model's files, proven again here before this process reads one: the worker parsed
-    a stranger's file, so its answer is held to the same rules as a manifest's paths (inside the artifacts root, no
-    symlink out, a regular file under the cap, no hard-link alias)."""
-    return proven_files(ctx.artifact.root, files, "sha256")
 
 
 def opens(ctx: CheckContext, problems: list[str]) -> None:

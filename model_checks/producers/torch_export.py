@@ -159,8 +159,9 @@ def export_onnx(
     `fold_constants=False` keeps the graph as the model is written (a BatchNormalization stays one), for an
     optimizer to fuse later. The dynamo exporter's per-node source lines (the build machine's paths) are dropped
     unless `keep_debug`, as `torchscript.to_torchscript` drops its debug records: the same model exported from
-    another checkout or machine gives the same bytes. Before writing, onnxruntime's outputs are compared with PyTorch's at the example's
-    batch size and, with a dynamic batch, at one more, under `tolerance` (default: float32 rounding).
+    another checkout or machine gives the same bytes. Before writing, onnxruntime's outputs are compared with
+    PyTorch's at the example's batch size and, with a dynamic batch, at one more, under `tolerance` (default:
+    float32 rounding).
     """
     if exporter not in EXPORTERS:
         raise ProducerError(f"exporter: {exporter!r} is not one of {', '.join(EXPORTERS)}")
