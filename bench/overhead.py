@@ -67,7 +67,7 @@ plugins). "d, sha256": `--d-sha256`:
     d. 403 MB fp32 + fp16, peak RSS     1.94x       1.17x       1.15x       1.15x           1.15x                 1.15x         <= 1.3x
     d. the same, wall time              1.59x       2.47x       1.46x       1.42x / 1.40x   1.38/1.40/1.41/1.40x  1.36x / 1.38x <= 1.3x
     d. base install, wall time                                                              1.28x / 1.30x         1.30x / 1.29x <= 1.3x
-    d, sha256, wall time (8cdcb71: 1.26x / 1.21x)                                                                 1.04x / 1.06x
+    d, sha256, wall time (8cdcb71: 1.26/1.21x, 1.24/1.23x)                                                        1.04/1.06x, 1.07/1.08x
 
 Now (idle machine): an artifact's requests, its test data's inference included, go to its worker in one write
 and nothing else is waited on; the checks' onnxruntime sessions do not spin between runs; the spare worker's
