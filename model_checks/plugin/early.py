@@ -71,7 +71,10 @@ def launch(config: pytest.Config) -> None:
         return
     from model_checks.isolation.workers import discard, launch_spare
 
-    w = config.stash[LAUNCHED_KEY] = launch_spare()
+    try:
+        w = config.stash[LAUNCHED_KEY] = launch_spare()
+    except OSError:  # no sandbox or no process now (a full disk, a process limit): configure starts one, or says why
+        return
     config.add_cleanup(lambda: discard(w) if config.stash.get(LAUNCHED_KEY, None) is w else None)
 
 

@@ -129,3 +129,20 @@ def test_a_wrong_guess_is_ended_at_configure(seen: pytest.Pytester, monkeypatch:
     assert r.ret == 0, r.stdout.str()
     r.stdout.fnmatch_lines(["EVENTS ['worker', 'configure']"])  # started on the guess
     assert list(tmp.iterdir()) == []
+
+
+def test_a_launch_that_fails_leaves_the_options_and_the_run_to_configure(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spare is launched before the plugin registers its options: a launch that fails (no sandbox on a full disk,
+    no process under a limit) must not take the options with it. Configure starts the worker then, or says why."""
+    from model_checks.isolation import workers
+
+    def no_process() -> None:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(workers, "launch_spare", no_process)
+    A.pair(pytester.path / "arts" / "p")
+    r = pytester.runpytest_inprocess("--model-checks", "arts", "-p", "no:cacheprovider", "-q", "-k", "equivalence")
+    assert r.ret == 0, r.stdout.str()
+    r.assert_outcomes(passed=1, skipped=1)
