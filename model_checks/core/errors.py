@@ -98,6 +98,14 @@ class DeviceUnavailable(ModelChecksError):
     measured on the CPU instead)."""
 
 
+class WorkerStartError(ModelChecksError):
+    """No worker process could be started for a model: the machine refused a sandbox directory or a process (a full
+    disk, a process limit). Not the model's doing; every model of that framework meets it until the machine allows."""
+
+    what = "worker not started"
+    model_unavailable = True
+
+
 class WorkerBrokeError(ModelChecksError):
     """The worker process running a model broke: it crashed, ran out of memory or hung. Checks let it
     through as is: it says what happened, which no reading of the model's answer could."""

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from model_checks.backends import backend, require_trust_for
 from model_checks.backends.base import ModelFacts, Names, Runner
-from model_checks.core.errors import ModelChecksError
+from model_checks.core.errors import ModelChecksError, WorkerStartError
 from model_checks.core.lazy import lazy
 from model_checks.isolation.limits import Limits
 from model_checks.safety.digest import Digests
@@ -222,16 +222,19 @@ class ModelPool:
             return
         names = names or self.declared.get(path)
         load = (path, fmt, root, None, names)
-        with workers.together(fmt):  # one write to the worker for all of them, in the order the checks ask
-            if "validate" in ops:
-                workers.prefetch(fmt, "validate", (path, fmt, root), path)
-            if "facts" in ops and (path, fmt, names) not in self._facts:
-                workers.prefetch(fmt, "facts", (path, fmt, root, names), path)
-            if "load" in ops and (path, fmt, None, names) not in self._runners:
-                self._unload_large(None)  # as before any load (see LARGE_MODEL_BYTES)
-                workers.prefetch(fmt, "load", load, path)
-            if cases:  # behind the load just sent, if one was
-                workers.prefetch_infer(fmt, load, cases, path)
+        try:
+            with workers.together(fmt):  # one write to the worker for all of them, in the order the checks ask
+                if "validate" in ops:
+                    workers.prefetch(fmt, "validate", (path, fmt, root), path)
+                if "facts" in ops and (path, fmt, names) not in self._facts:
+                    workers.prefetch(fmt, "facts", (path, fmt, root, names), path)
+                if "load" in ops and (path, fmt, None, names) not in self._runners:
+                    self._unload_large(None)  # as before any load (see LARGE_MODEL_BYTES)
+                    workers.prefetch(fmt, "load", load, path)
+                if cases:  # behind the load just sent, if one was
+                    workers.prefetch_infer(fmt, load, cases, path)
+        except WorkerStartError:  # nothing was sent: the check that asks says why
+            pass
 
     def validate(self, path: Path, fmt: str, root: Path) -> list[str]:
         """The format's own integrity check (e.g. onnx.checker), in the worker when isolated."""

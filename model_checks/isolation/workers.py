@@ -32,6 +32,7 @@ from model_checks.core.errors import (
     RuntimeCrashError,
     RuntimeTimeoutError,
     WorkerBrokeError,
+    WorkerStartError,
     of_kind,
     runtime_error_text,
 )
@@ -231,7 +232,10 @@ class Worker:
         """A fresh interpreter running `python -m model_checks.isolation.worker`, not a fork (a fork would
         copy runtime threads and locks) and not multiprocessing's spawn (which re-imports the caller's
         main module: a script without a main guard would start the gate again). It runs in a Sandbox."""
-        self._launch()
+        try:
+            self._launch()
+        except OSError as e:  # no sandbox directory, no process: the machine's, said as such
+            raise not_started(self.family, e) from None
         self._set_up()
 
     def _launch(self) -> None:
@@ -476,6 +480,14 @@ class Worker:
         self._exit_requested = False
 
 
+def not_started(family: str, e: OSError) -> WorkerStartError:
+    """What a check says when the machine refused its worker a sandbox directory or a process."""
+    return WorkerStartError(
+        f"the {family} worker could not be started: {e.strerror or e} ({e.filename or 'a new process'}); free space "
+        f"under {tempfile.gettempdir()} (TMPDIR chooses where its sandbox goes), or raise the process limit"
+    )
+
+
 def launch_spare() -> Worker:
     """A worker process started before the session that will take it exists (Workers.start_spare): its interpreter
     starts while pytest loads its plugins. Until it is given its setup it only waits: no limits, no backends, no
@@ -535,12 +547,15 @@ class Workers:
             else:
                 if spare is not None:
                     spare.stop()
-                self._workers[family] = Worker(family, self.limits, self._sandbox_now())
+                self._workers[family] = Worker(family, self.limits, self._sandbox_now(family))
         return self._workers[family]
 
-    def _sandbox_now(self) -> Sandbox:
+    def _sandbox_now(self, family: str = "unassigned") -> Sandbox:
         if self._sandbox is None:
-            self._sandbox = Sandbox(self.first)
+            try:
+                self._sandbox = Sandbox(self.first)
+            except OSError as e:
+                raise not_started(family, e) from None
         return self._sandbox
 
     def start_spare(self, launched: Worker | None = None) -> None:
@@ -561,8 +576,13 @@ class Workers:
         else:
             if launched is not None:
                 discard(launched)
-            self._spare = Worker("unassigned", self.limits, self._sandbox_now())
-        self._spare.send_quietly("warm", ((),))  # no runtime yet: the backends' common modules only
+            try:
+                self._spare = Worker("unassigned", self.limits, self._sandbox_now())
+                self._spare.send_quietly("warm", ((),))  # no runtime yet: the backends' common modules only
+            except WorkerStartError:  # the first request starts its worker, or its check says why not
+                self._spare = None
+            return
+        self._spare.send_quietly("warm", ((),))
 
     def start_early(self, formats: set[str]) -> None:
         """Start the workers `formats` run in, and have them import their runtimes, without waiting: a worker's
@@ -572,10 +592,13 @@ class Workers:
         for fmt in sorted(formats):
             by_family.setdefault(backend_family(fmt), []).append(fmt)
         for fmts in by_family.values():
-            w = self.worker(fmts[0])
-            if not w.alive or not w.warmed:  # a fresh process, or the spare it took
-                w.send_quietly("warm", (tuple(fmts),))
-                w.warmed = True
+            try:
+                w = self.worker(fmts[0])
+                if not w.alive or not w.warmed:  # a fresh process, or the spare it took
+                    w.send_quietly("warm", (tuple(fmts),))
+                    w.warmed = True
+            except WorkerStartError:  # said by the first check that asks this worker for something
+                pass
 
     @property
     def spare_waiting(self) -> bool:
