@@ -236,6 +236,8 @@ def reports_of(record: dict) -> Iterator[dict[str, Any]]:
 class SummaryReport(Summary):
     """The Summary of a pytest run: what was collected, each report, an interruption; written when the session ends."""
 
+    failure: str | None = None  # why the summary could not be written, said at the end of the session
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         from model_checks.plugin.state import ITEM_KEY
 
@@ -253,10 +255,20 @@ class SummaryReport(Summary):
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         self.interrupted = self.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED
-        self.write()
+        try:
+            self.write()
+        except (
+            OSError
+        ) as e:  # the session's verdicts stand; a summary that cannot be written is said, as the nightly report's
+            from model_checks.safety.text import printable
+
+            self.failure = f"model-checks: the summary could not be written to {printable(str(self.path))}: {printable(e.strerror or str(e))}"
 
     def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
-        terminalreporter.write_line(f"model-checks: summary written to {self.path}")
+        if self.failure:
+            terminalreporter.write_line(self.failure, red=True)
+        else:
+            terminalreporter.write_line(f"model-checks: summary written to {self.path}")
 
 
 def machine_warning(records: dict[str, dict]) -> str | None:
