@@ -7,6 +7,8 @@ Written only when asked (`--model-checks-update-baselines`), atomically."""
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -22,10 +24,22 @@ from model_checks.checks.budgets.compare import (
 )
 from model_checks.checks.budgets.fingerprint import differences
 from model_checks.checks.budgets.percentiles import median
+from model_checks.core.errors import ModelChecksError
 from model_checks.core.fileio import write_text
 
 SCHEMA = 1
 KEEP_SESSIONS = 5  # a baseline pools the block medians of its last sessions
+# A baseline holds a few sessions' block medians: kilobytes. Baselines may be committed, so a pull request can plant
+# one: it is read as a regular file (no link, FIFO or device) under this cap, and its every field checked.
+MAX_BASELINE_BYTES = 1 << 20
+
+
+class BaselineError(ModelChecksError):
+    """A stored baseline this version cannot read or store: a broken or foreign file, or a folder it cannot write."""
+
+    what = "baseline unusable"
+
+
 MIN_SESSIONS = 3  # a regression needs a baseline from this many sessions: the spread between runs must be known
 
 
@@ -126,17 +140,64 @@ class BaselineStore:
         return self.directory / safe / f"{check}-{device}.json"
 
     def load(self, artifact: str, check: str, device: str) -> Baseline | None:
+        """The stored baseline, None when there is none; BaselineError for a file that is not one this version
+        wrote (unreadable, not JSON, a field missing, unknown or of the wrong kind): never compared as if it were."""
+        from model_checks.safety.files import read_regular_text
+
         p = self.path(artifact, check, device)
-        if not p.is_file():
+        if not os.path.lexists(p):
             return None
-        data = json.loads(p.read_text(encoding="utf-8"))
-        data.pop("schema", None)
-        return Baseline(**data)
+        text = read_regular_text(p, MAX_BASELINE_BYTES, "baseline")  # (UnsafeFile names the path and why)
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            data.pop("schema", None)
+            return _checked(Baseline(**data))
+        except (ValueError, TypeError) as e:
+            from model_checks.safety.text import printable
+
+            raise BaselineError(
+                f"{p}: not a baseline this version of model-checks reads ({printable(str(e))[:200]}); delete it, or "
+                "store a new one with --model-checks-update-baselines"
+            ) from None
 
     def save(self, baseline: Baseline) -> Path:
         p = self.path(baseline.artifact, baseline.check, baseline.device)
         data = {"schema": SCHEMA, **asdict(baseline)}
         if not data["created"]:
             data["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        write_text(p, json.dumps(data, indent=2, sort_keys=True) + "\n")
+        try:
+            write_text(p, json.dumps(data, indent=2, sort_keys=True) + "\n")
+        except OSError as e:
+            raise BaselineError(
+                f"{p}: the baseline cannot be stored ({e.strerror or e}); point --model-checks-baselines at a folder "
+                "this run can write"
+            ) from None
         return p
+
+
+def _checked(b: Baseline) -> Baseline:
+    """`b` when each field holds what `save` writes (numbers finite and positive where they are times); else
+    ValueError naming the first field that does not."""
+
+    def times(values: object, name: str) -> None:
+        if not isinstance(values, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in values
+        ):
+            raise ValueError(f"{name}: not a list of finite positive times")
+
+    for name in ("artifact", "check", "device", "created"):
+        if not isinstance(getattr(b, name), str):
+            raise ValueError(f"{name}: not a string")
+    if not isinstance(b.fingerprint, dict):
+        raise ValueError("fingerprint: not a mapping")
+    times(b.block_medians_ms, "block_medians_ms")
+    times(list(b.latency_ms.values()) if isinstance(b.latency_ms, dict) else None, "latency_ms")
+    for name in ("sessions", "normalized_sessions"):
+        sessions = getattr(b, name)
+        if not isinstance(sessions, list):
+            raise ValueError(f"{name}: not a list of sessions")
+        for s in sessions:
+            times(s, name)
+    return b

@@ -40,7 +40,7 @@ from model_checks.checks.budgets.policy import (
 )
 from model_checks.checks.budgets.spec import DeviceBudget, device_budget
 from model_checks.checks.context import CheckContext
-from model_checks.core.errors import DeviceUnavailable
+from model_checks.core.errors import DeviceUnavailable, ModelChecksError
 from model_checks.core.inputs import generate, merge_interface, seed_for
 from model_checks.core.results import CheckResult
 from model_checks.isolation.limits import DEFAULT_TIMEOUT_S
@@ -183,11 +183,18 @@ def _baseline(
         return None, [], {}
     store = BaselineStore(options.baselines)
     fp = fingerprint(m.device, m.threads)
-    old = store.load(ctx.artifact.id, check, m.device)
+    try:
+        old, unusable = store.load(ctx.artifact.id, check, m.device), None
+    except ModelChecksError as e:  # a broken or planted file: never compared; replaced only when asked
+        if not options.update_baselines:
+            raise
+        old, unusable = None, str(e)
     comparison = old.compare(m.blocks_ms, fp, options.min_effect, m.normalized_blocks) if old is not None else None
     notes = (
         [f"  baseline: {comparison}"] if comparison is not None else [f"  baseline: none stored in {options.baselines}"]
     )
+    if unusable:
+        notes = [f"  baseline: the stored one was unusable ({unusable}); a new one replaces it"]
     if options.update_baselines:
         new = (
             old.updated(m.blocks_ms, fp, m.percentiles.as_dict(), m.normalized_blocks)

@@ -99,3 +99,64 @@ def test_calibrated_sessions_are_compared_as_multiples_of_the_calibration():
     assert len(u.sessions) == len(u.normalized_sessions) == 4
     old = Baseline("tiny@1.0", "latency", "cpu", fp, BLOCKS, {}, sessions=[BLOCKS])  # taken before calibration existed
     assert old.updated(BLOCKS, fp, {}, norm).normalized_sessions == []
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        ("not json", "Expecting value"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"schema": 1, "evil": 1}', "unexpected keyword argument 'evil'"),
+        (None, "block_medians_ms: not a list of finite positive times"),
+    ],
+    ids=["not-json", "a-list", "unknown-key", "nan-time"],
+)
+def test_a_stored_baseline_this_version_did_not_write_is_refused_by_name(tmp_path, content, said):
+    """Baselines may be committed, so a pull request can plant one: never compared as if it held figures."""
+    from model_checks.checks.budgets.baseline import BaselineError
+
+    store = BaselineStore(tmp_path)
+    path = store.save(baseline(fingerprint("cpu", 1)))
+    if content is None:  # a real baseline with one time made NaN
+        data = json.loads(path.read_text())
+        data["block_medians_ms"][0] = float("nan")
+        content = json.dumps(data)
+    path.write_text(content)
+    with pytest.raises(BaselineError) as e:
+        store.load("tiny@1.0", "latency", "cpu")
+    assert str(e.value).startswith(f"{path}: not a baseline this version of model-checks reads (") and said in str(
+        e.value
+    )
+    assert "delete it, or store a new one with --model-checks-update-baselines" in str(e.value)
+
+
+def test_a_stored_baseline_is_read_as_a_regular_file_only_and_under_a_cap(tmp_path, monkeypatch):
+    import os
+
+    from model_checks.checks.budgets import baseline as module
+    from model_checks.safety.files import UnsafeFile
+
+    store = BaselineStore(tmp_path)
+    path = store.path("tiny@1.0", "latency", "cpu")
+    path.parent.mkdir(parents=True)
+    secret = tmp_path / "secret.json"
+    secret.write_text("{}")
+    os.symlink(secret, path)
+    with pytest.raises(UnsafeFile, match="the baseline is a symbolic link; it is read only as a regular file"):
+        store.load("tiny@1.0", "latency", "cpu")
+    path.unlink()
+    store.save(baseline(fingerprint("cpu", 1)))
+    monkeypatch.setattr(module, "MAX_BASELINE_BYTES", 100)
+    with pytest.raises(UnsafeFile, match="over the cap of 100 bytes"):
+        store.load("tiny@1.0", "latency", "cpu")
+
+
+def test_a_baseline_that_cannot_be_stored_says_where_and_what_to_do(tmp_path):
+    from model_checks.checks.budgets.baseline import BaselineError
+
+    (tmp_path / "a-file").write_text("not a folder")
+    store = BaselineStore(tmp_path / "a-file" / "baselines")
+    with pytest.raises(
+        BaselineError, match="the baseline cannot be stored .*point --model-checks-baselines at a folder"
+    ):
+        store.save(baseline(fingerprint("cpu", 1)))

@@ -149,3 +149,21 @@ def test_benchmarks_are_refused_under_xdist(tmp_path, monkeypatch):
     bench = BareBench()
     r = run("latency", context(tmp_path), "cpu", bench)
     assert r.skipped and "pytest-xdist" in r.skipped and "timings would be noise" in r.skipped and bench.data == []
+
+
+def test_an_unusable_stored_baseline_fails_the_budget_and_is_replaced_only_when_asked(tmp_path):
+    budgets = {"cpu": {"threads": 1, "latency_ms": {"p50": 1000.0}}}
+    artifacts.onnx_artifact(tmp_path / "arts" / "variant", chain(20), name="variant", budgets=budgets)
+    store = tmp_path / "baselines"
+    planted = store / "variant@1.0" / "latency-cpu.json"
+    planted.parent.mkdir(parents=True)
+    planted.write_text('{"verdict": "unchanged"}')
+    from model_checks.checks.budgets.baseline import BaselineError
+
+    with pytest.raises(BaselineError, match="not a baseline this version of model-checks reads"):  # the check's failure
+        run("latency", context(tmp_path / "arts"), "cpu", BareBench(), BudgetOptions(baselines=store))
+    r = run(
+        "latency", context(tmp_path / "arts"), "cpu", BareBench(), BudgetOptions(baselines=store, update_baselines=True)
+    )
+    assert r and "the stored one was unusable" in str(r) and "a new one replaces it" in str(r), str(r)
+    assert "baseline updated" in str(r) and "1 session(s) pooled" in str(r)
