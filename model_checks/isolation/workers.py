@@ -573,16 +573,14 @@ class Workers:
             self._sandbox, launched.limits = launched.sandbox, self.limits
             launched._set_up()
             self._spare = launched
-        else:
-            if launched is not None:
-                discard(launched)
-            try:
+        elif launched is not None:
+            discard(launched)
+        try:
+            if self._spare is None:
                 self._spare = Worker("unassigned", self.limits, self._sandbox_now())
-                self._spare.send_quietly("warm", ((),))  # no runtime yet: the backends' common modules only
-            except WorkerStartError:  # the first request starts its worker, or its check says why not
-                self._spare = None
-            return
-        self._spare.send_quietly("warm", ((),))
+            self._spare.send_quietly("warm", ((),))  # no runtime yet: the backends' common modules only
+        except WorkerStartError:  # the first request starts its worker, or its check says why not
+            self._spare = None
 
     def start_early(self, formats: set[str]) -> None:
         """Start the workers `formats` run in, and have them import their runtimes, without waiting: a worker's
