@@ -530,7 +530,15 @@ def serve(
 def _private_home() -> str:
     """A home, cache and temporary directory of the service's own (removed when it stops): onnxruntime, when it runs
     here, writes a device id under the cache directory, which must not be the user's."""
-    home = tempfile.mkdtemp(prefix="model-checks-serve-")
+    try:
+        home = tempfile.mkdtemp(prefix="model-checks-serve-")
+    except OSError as e:  # the machine's (a full or read-only disk): a sentence, not a traceback
+        from model_checks.core.errors import ModelChecksError
+
+        raise ModelChecksError(
+            f"the service's private home could not be made: {e.strerror or e} ({e.filename or tempfile.gettempdir()}); "
+            f"free space under {tempfile.gettempdir()} (TMPDIR chooses where)"
+        ) from None
     for key, sub in (("HOME", ""), ("XDG_CACHE_HOME", ".cache"), ("TMPDIR", "tmp")):
         os.makedirs(os.path.join(home, sub), exist_ok=True)
         os.environ[key] = os.path.join(home, sub).rstrip(os.sep)

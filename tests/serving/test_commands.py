@@ -53,3 +53,20 @@ def test_loadtest_refuses_a_remote_url_before_sending(tmp_path, capsys):
     d = A.onnx_artifact(tmp_path / "arts" / "tiny", name="tiny", **IFACE)
     assert main(["loadtest", "http://192.0.2.1:8000", "--rate", "1", "--duration", "1", "--body-from", str(d)]) == 1
     assert "host '192.0.2.1' is not a loopback address" in capsys.readouterr().err
+
+
+def test_serve_on_a_full_disk_says_so_in_a_sentence(tmp_path, capsys, monkeypatch):
+    """The service's private home (and its worker's sandbox) are made under the temporary directory: a disk that
+    refuses it is one line naming what and where, exit status 1, not a traceback."""
+    import tempfile
+
+    A.onnx_artifact(tmp_path / "m", name="m")
+
+    def full(*a, **k):  # type: ignore[no-untyped-def]
+        raise OSError(28, "No space left on device", "/tmp/model-checks-serve-x")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", full)
+    assert main(["serve", str(tmp_path / "m"), "--root", str(tmp_path), "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("model-checks serve: error: the service's private home could not be made: No space left")
+    assert "TMPDIR chooses where" in err and "Traceback" not in err
