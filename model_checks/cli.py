@@ -117,6 +117,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"model-checks {args.command}: error: {missing(e, None, args.command)}", file=sys.stderr)
         return 1
+    except OSError as e:  # the machine's answer about a path (missing folder, full or read-only disk): one line
+        from model_checks.safety.text import printable
+
+        where = f": {printable(str(e.filename))}" if e.filename else ""
+        print(f"model-checks {args.command}: error: {printable(e.strerror or str(e))}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -62,3 +62,18 @@ def test_validate_fails_on_zero_artifacts_and_names_a_misnamed_manifest(tmp_path
         in captured.err
     )
     assert "found arts/cnn/metadata.yml: the manifest must be named metadata.yaml exactly (rename it)" in captured.err
+
+
+def test_a_path_the_machine_refuses_is_one_line_not_a_traceback(tmp_path, capsys, monkeypatch):
+    """A command writing where no folder can be made (or on a full or read-only disk) says so, naming the path."""
+    import importlib
+
+    from model_checks.cli import COMMANDS
+
+    def refused(args):  # type: ignore[no-untyped-def]
+        raise FileNotFoundError(2, "No such file or directory", "/proc/nope\x1b[31m")
+
+    monkeypatch.setattr(importlib.import_module(COMMANDS["validate"]), "run", refused)
+    assert main(["validate", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err == "model-checks validate: error: No such file or directory: /proc/nope\\x1b[31m\n", err
