@@ -257,12 +257,12 @@ class SummaryReport(Summary):
         self.interrupted = self.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED
         try:
             self.write()
-        except (
-            OSError
-        ) as e:  # the session's verdicts stand; a summary that cannot be written is said, as the nightly report's
+        except OSError as e:
+            # the session's verdicts stand; a summary that cannot be written is said, as the nightly report's is
             from model_checks.safety.text import printable
 
-            self.failure = f"model-checks: the summary could not be written to {printable(str(self.path))}: {printable(e.strerror or str(e))}"
+            where, why = printable(str(self.path)), printable(e.strerror or str(e))
+            self.failure = f"model-checks: the summary could not be written to {where}: {why}"
 
     def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
         if self.failure:

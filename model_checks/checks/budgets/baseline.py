@@ -29,6 +29,7 @@ from model_checks.core.fileio import write_text
 
 SCHEMA = 1
 KEEP_SESSIONS = 5  # a baseline pools the block medians of its last sessions
+MIN_SESSIONS = 3  # a regression needs a baseline from this many sessions: the spread between runs must be known
 # A baseline holds a few sessions' block medians: kilobytes. Baselines may be committed, so a pull request can plant
 # one: it is read as a regular file (no link, FIFO or device) under this cap, and its every field checked.
 MAX_BASELINE_BYTES = 1 << 20
@@ -38,9 +39,6 @@ class BaselineError(ModelChecksError):
     """A stored baseline this version cannot read or store: a broken or foreign file, or a folder it cannot write."""
 
     what = "baseline unusable"
-
-
-MIN_SESSIONS = 3  # a regression needs a baseline from this many sessions: the spread between runs must be known
 
 
 @dataclass(frozen=True)

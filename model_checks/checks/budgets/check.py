@@ -190,11 +190,12 @@ def _baseline(
             raise
         old, unusable = None, str(e)
     comparison = old.compare(m.blocks_ms, fp, options.min_effect, m.normalized_blocks) if old is not None else None
-    notes = (
-        [f"  baseline: {comparison}"] if comparison is not None else [f"  baseline: none stored in {options.baselines}"]
-    )
     if unusable:
         notes = [f"  baseline: the stored one was unusable ({unusable}); a new one replaces it"]
+    elif comparison is not None:
+        notes = [f"  baseline: {comparison}"]
+    else:
+        notes = [f"  baseline: none stored in {options.baselines}"]
     if options.update_baselines:
         new = (
             old.updated(m.blocks_ms, fp, m.percentiles.as_dict(), m.normalized_blocks)
