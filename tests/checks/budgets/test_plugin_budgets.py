@@ -93,8 +93,10 @@ def test_a_slowed_model_fails_with_the_limit_and_where_it_came_from(pytester):
 
 def test_a_latency_claim_is_gated_on_the_recording_machines_scale_and_reported_without_one(pytester):
     """`latency_ms` alone collects test_latency[<id>-cpu]. With machine.calibration_us the claim is compared on the
-    recording machine's scale: a true claim passes, one 3x too optimistic fails naming both figures, both machines and
-    the ratio; without a recorded machine it is reported, not gated, unless --model-checks-strict-claims."""
+    recording machine's scale: a true claim passes, one 10x too optimistic fails naming both figures, both machines and
+    the ratio (10x, not 3x: the first measurement and the gate's run a second later may differ by 1.6x on a shared
+    machine, and a claim fails only where it is beyond the 2x factor both calibrated and as measured); without a
+    recorded machine it is reported, not gated, unless --model-checks-strict-claims."""
     from model_checks.checks.budgets.calibration import Calibration
     from model_checks.checks.budgets.percentiles import median
 
@@ -113,9 +115,9 @@ def test_a_latency_claim_is_gated_on_the_recording_machines_scale_and_reported_w
     }
     A.onnx_artifact(pytester.path / "arts" / "m", chain(100), name="m", latency_ms=round(measured, 5), machine=recorded)
     A.onnx_artifact(
-        pytester.path / "arts" / "fast", chain(100), name="fast", latency_ms=round(measured / 3, 5), machine=recorded
+        pytester.path / "arts" / "fast", chain(100), name="fast", latency_ms=round(measured / 10, 5), machine=recorded
     )
-    A.onnx_artifact(pytester.path / "arts" / "bare", chain(100), name="bare", latency_ms=round(measured / 3, 5))
+    A.onnx_artifact(pytester.path / "arts" / "bare", chain(100), name="bare", latency_ms=round(measured / 10, 5))
     r = run(pytester, "-m", "cpu", "-v", "-rA")
     r.assert_outcomes(passed=2, failed=1)
     r.stdout.fnmatch_lines(
