@@ -3,10 +3,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+REWRITTEN := $(VENV)/.rewritten
 
 .PHONY: check test lint artifacts nightly bench fuzz gpu-wheels venv clean bytecode
 
-venv: $(STAMP)
+venv: $(STAMP) $(REWRITTEN)
 
 # onnx2torch (the roundtrip extra, used by the example digits_cnn_fp32) goes in without its torchvision requirement:
 # the torchvision wheels reachable here fail to import beside the CPU torch.
@@ -20,8 +21,16 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 # The package's bytecode, as `pip install` of a wheel writes it: an editable install has none, and where
 # PYTHONDONTWRITEBYTECODE is set (these machines) Python would compile every module again on every gate run.
 # compileall skips what is up to date, so this costs nothing when the code has not changed.
-bytecode: $(STAMP)
+bytecode: $(STAMP) $(REWRITTEN)
 	$(PY) -m compileall -q model_checks
+
+# pytest rewrites the asserts of its plugins' modules (hypothesis, anyio, xdist, pytest-benchmark: 123 of them) as it
+# imports them and keeps the result as bytecode; where none may be written it rewrote and compiled them again in every
+# pytest process, 1-2 s each (every gate run, every run the tests start). One empty run, allowed to write, keeps them.
+$(REWRITTEN): $(STAMP)
+	d="$$(mktemp -d)" && cd "$$d" && { PYTHONDONTWRITEBYTECODE= "$(abspath $(PY))" -m pytest -q -p no:cacheprovider \
+		>/dev/null || [ $$? -eq 5 ]; } && rm -rf "$$d"
+	touch $@
 
 # The gate over the example artifacts; writes reports/junit.xml and reports/summary.md.
 check: $(STAMP) bytecode
@@ -30,7 +39,7 @@ check: $(STAMP) bytecode
 
 # The project's own tests, after the linter and the formatter's check; slow, nightly and fuzz tests are left out
 # (run them by marker). The slowest tests are listed at the end.
-test: $(STAMP)
+test: $(STAMP) $(REWRITTEN)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest tests -m "not slow and not nightly and not fuzz" --durations=15 $(PYTEST_ARGS)
@@ -46,14 +55,14 @@ artifacts: $(STAMP)
 
 # The whole gate plus nightly tests; budgets are saved with pytest-benchmark (.benchmarks/) for the trends, and
 # reports/nightly.md + reports/nightly.html are written (also to $GITHUB_STEP_SUMMARY when set).
-nightly: $(STAMP)
+nightly: $(STAMP) $(REWRITTEN)
 	$(PY) -m pytest tests artifacts --model-checks artifacts --model-checks-trust-code -m "nightly or model_checks" --benchmark-autosave \
 		--model-checks-nightly-report reports $(PYTEST_ARGS)
 
-fuzz: $(STAMP)
+fuzz: $(STAMP) $(REWRITTEN)
 	$(PY) -m pytest tests -m fuzz $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) $(REWRITTEN)
 	$(PY) bench/run_all.py
 
 # Wheels (Python 3.12, manylinux x86_64) of the base requirements that the GPU machine's image lacks, for carrying

@@ -99,6 +99,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from collect import bytecode  # noqa: E402  (bench/ is this script's folder)
+
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "TF_USE_LEGACY_KERAS": "1"}
 SETS = ("node", "pytorch-converted", "pytorch-operator", "simple")
 
@@ -224,8 +226,8 @@ def row_a(runs: int, n: int, tmp: Path, python: str | None = None) -> dict:
     kept = sum(1 for d in root.iterdir() if d.is_dir())
     trivial = tmp / "pytest_alone"
     trivial.mkdir(exist_ok=True)
-    if py != sys.executable:  # the package's bytecode for that interpreter too (see main)
-        subprocess.run([py, "-m", "compileall", "-q", str(REPO / "model_checks")], check=True)
+    if py != sys.executable:  # the bytecode for that interpreter too (see main)
+        bytecode(py)
     gate, bare, alone, summary, items = [], [], [], "", 0
     for _ in range(runs):
         gate_s, out, _ = timed([py, *gate_cmd(root)[1:]], tmp, ok=(0, 1))
@@ -724,8 +726,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     rows = set(args.rows.split(","))
-    # the package's bytecode, as a wheel's install writes it (`make bytecode`): the floors' packages have theirs
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "model_checks")], check=True)
+    bytecode()  # the package's and pytest's rewritten plugins', as an installed environment has them: the floors' have theirs
     res: dict = {}
     with tempfile.TemporaryDirectory(prefix="mc-overhead-") as t:
         tmp = Path(t)
