@@ -184,6 +184,13 @@ class ModelPool:
             self.loads[path] = self.loads.get(path, 0) + 1
         return self._runners[key]
 
+    def holds_large(self) -> bool:
+        """Whether a model whose loading took LARGE_MODEL_BYTES or more is loaded (the next load would unload it)."""
+        return any(
+            getattr(r := getattr(held, "inner", held), "loaded", False) and r.resident_bytes >= LARGE_MODEL_BYTES
+            for held in self._runners.values()
+        )
+
     def _unload_large(self, loading: Any) -> None:
         """Before `loading` loads: unload the other large models its worker holds (see LARGE_MODEL_BYTES)."""
         for held in self._runners.values():

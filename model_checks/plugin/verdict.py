@@ -25,6 +25,10 @@ FACTS = ("artifact", "dir", "check", "variant", "ok", "skipped", "reason", "form
 # manifest check has passed (see `_start_model`), for the checks of the artifact this run selected.
 ASKS = {"integrity": ("validate", "facts", "load"), "metadata": ("facts",)}  # integrity: facts for sha256's files
 PLAN_KEY = pytest.StashKey["_Plan"]()
+# The next artifact's model is started on while this one's checks run (`_start_model`) only when its file is at most
+# this large and no large model is held: a look-ahead never holds a second large model, nor puts a large load's
+# memory in the peak figure of the artifact before it.
+LOOK_AHEAD_BYTES = 16 * 1024**2
 
 
 def verdict(
@@ -72,9 +76,15 @@ class _Plan:
 
         self.selected: dict[str, set[str]] = {}
         self.started: set[str] = set()
+        self.after: dict[str, Artifact] = {}  # artifact id -> the artifact whose items come next in the run's order
+        last = None
         for i in session.items:
             if ITEM_KEY in i.stash:
-                self.selected.setdefault(i.stash[ITEM_KEY][0].id, set()).add(i.stash[ITEM_KEY][2])
+                artifact = i.stash[ITEM_KEY][0]
+                if artifact.id not in self.selected and last is not None:
+                    self.after[last.id] = artifact
+                self.selected.setdefault(artifact.id, set()).add(i.stash[ITEM_KEY][2])
+                last = artifact
 
 
 def _plan(item: pytest.Item) -> _Plan:
@@ -86,8 +96,46 @@ def _plan(item: pytest.Item) -> _Plan:
 
 def _start_model(gs: GateSession, artifact: Artifact, item: pytest.Item) -> None:
     """Have the worker start on what this artifact's selected checks will ask of its model first (ASKS), while
-    pytest reports this item and sets up the next: their answers are then waiting, instead of a round trip each."""
+    pytest reports this item and sets up the next: their answers are then waiting, instead of a round trip each.
+    Then on the next artifact's, while this one's checks run, where its manifest passes and its model is small
+    (LOOK_AHEAD_BYTES): the worker's work for an artifact (checker, facts, load, test data) was otherwise waited on,
+    most of a millisecond to several an artifact, with the gate's own process idle."""
     plan = _plan(item)
+    _start(gs, plan, artifact)
+    following = plan.after.get(artifact.id)
+    if following is not None and following.id not in plan.started and _may_look_ahead(gs, following):
+        _start(gs, plan, following)
+
+
+def _may_look_ahead(gs: GateSession, artifact: Artifact) -> bool:
+    from model_checks.checks import get
+    from model_checks.checks.context import CheckContext
+
+    try:
+        if not get(_first()).run(CheckContext(artifact, gs.pool)):  # its own check says why, when it runs
+            return False
+        return _small(artifact.model_path) and not gs.pool.holds_large()
+    except Exception:  # an unsafe path, an unreadable file: left for its checks to say
+        return False
+
+
+def _small(model: Path) -> bool:
+    """A model file that, with every file beside it (where external weights are), holds at most LOOK_AHEAD_BYTES."""
+    import os
+
+    if not model.is_file():  # a folder (SavedModel, OpenVINO IR's pair is two files): not looked ahead
+        return False
+    total = 0
+    with os.scandir(model.parent) as entries:
+        for e in entries:
+            if e.is_file(follow_symlinks=False):
+                total += e.stat(follow_symlinks=False).st_size
+                if total > LOOK_AHEAD_BYTES:
+                    return False
+    return True
+
+
+def _start(gs: GateSession, plan: _Plan, artifact: Artifact) -> None:
     checks = plan.selected.get(artifact.id, set())
     asked = {op for check in checks for op in ASKS.get(check, ())}
     if not asked or artifact.id in plan.started:

@@ -5,6 +5,7 @@ then; and a worker process starts before the session knows which framework it se
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -412,3 +413,69 @@ def test_a_release_goes_with_the_next_write_is_done_before_its_request_and_never
     with pytest.raises(ModelChecksError, match="infer failed in the onnx worker"):  # released before it ran
         workers.request("onnx", "infer", (fresh, feeds), path)
     assert len(writes) == 1  # the release and the request in one write
+
+
+def test_the_next_artifacts_model_is_started_on_while_this_ones_checks_run_unless_it_is_large_or_broken(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once an artifact's manifest passes, its worker also starts on the next artifact's checker, facts, load and test
+    data, so that the worker's work for it overlaps this artifact's checks instead of being waited on. Not for a
+    next artifact whose manifest fails (its checks say why, nothing is loaded for it), nor for one whose model holds,
+    with the files beside it, more than LOOK_AHEAD_BYTES (its memory would count in this artifact's peak)."""
+    from model_checks.plugin.verdict import LOOK_AHEAD_BYTES
+
+    during: list[tuple[str, str, str]] = []  # (op, the model's folder, the test running when it was sent)
+    real_send = Worker.send
+
+    def send(self, op, args, what, requests=1):  # type: ignore[no-untyped-def]
+        if op in ("validate", "facts", "load"):
+            test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
+            during.append((op, Path(args[0]).parent.name, test.rsplit("::", 1)[-1]))
+        return real_send(self, op, args, what, requests)
+
+    monkeypatch.setattr(Worker, "send", send)
+    root = pytester.path / "arts"
+    for name in ("a_first", "b_next", "c_large", "d_after", "f_last"):
+        m = onnx_models.linear()
+        A.onnx_artifact(root / name, m, name=name, reference={"path": "."})
+        _with_testdata(root / name, m)
+    (root / "c_large" / "weights.bin").write_bytes(b"\0" * (LOOK_AHEAD_BYTES + 1))  # beside its model
+    A.write_manifest(root / "e_broken", {"model_name": "e_broken", "version": "1.0", "file": "gone.onnx"})
+    run = run_gate(pytester, root)
+    for name in ("a_first", "b_next", "c_large", "d_after", "f_last"):
+        assert "failed" not in run.outcomes(f"{name}@1.0").values(), run.outcomes(f"{name}@1.0")
+    assert run.outcome("manifest", "e_broken@1.0") == "failed"
+    sent_in = {(op, folder): test for op, folder, test in during}
+    assert len(sent_in) == len(during)  # each sent once
+    for op in ("validate", "facts", "load"):
+        assert sent_in[(op, "a_first")] == "test_manifest[a_first@1.0]"
+        assert sent_in[(op, "b_next")] == "test_manifest[a_first@1.0]"  # looked ahead
+        assert sent_in[(op, "c_large")] == "test_manifest[c_large@1.0]"  # too large to look ahead at
+        assert sent_in[(op, "d_after")] == "test_manifest[c_large@1.0]"  # the large one is not loaded yet
+        assert sent_in[(op, "f_last")] == "test_manifest[f_last@1.0]"  # e_broken's manifest fails: no look-ahead
+    assert not any(folder == "e_broken" for _, folder, _ in during)
+
+
+def test_a_model_that_hangs_or_crashes_while_looked_ahead_fails_its_own_checks_and_no_other(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The artifacts around one whose load hangs or crashes its worker, looked ahead while the artifact before it
+    runs, keep their verdicts (that one's checks may wait for the timeout, then ask a fresh worker); the hang and the
+    crash are the failures of the checks that ask for that load, as if sent then."""
+    monkeypatch.setitem(BACKENDS, "onnx", CRASH_AT_BACKEND)
+    root = pytester.path / "arts"
+    for name, doc in (("a_good", ""), ("b_hangs", "load:hang"), ("c_crashes", "load:segfault"), ("d_good", "")):
+        m = onnx_models.linear()
+        m.doc_string = f"{PREFIX}{doc}" if doc else ""
+        A.onnx_artifact(root / name, m, name=name, reference={"path": "."}, limits={"dynamic_axes": ["batch"]})
+        _with_testdata(root / name, m)
+    run = run_gate(pytester, root, "--model-checks-timeout=8")
+    for good in ("a_good@1.0", "d_good@1.0"):
+        outcomes = run.outcomes(good)
+        assert "failed" not in outcomes.values() and outcomes["equivalence"] == "passed", outcomes
+    assert run.outcome("integrity", "b_hangs@1.0") == "failed"
+    assert "model.onnx: load did not finish within 8 s; the onnx worker was killed" in run.message(
+        "integrity", "b_hangs@1.0"
+    )
+    assert run.outcome("integrity", "c_crashes@1.0") == "failed"
+    assert "model.onnx: the onnx worker died from SIGSEGV during load" in run.message("integrity", "c_crashes@1.0")
