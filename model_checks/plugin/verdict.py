@@ -77,11 +77,15 @@ class _Plan:
         self.selected: dict[str, set[str]] = {}
         self.started: set[str] = set()
         self.after: dict[str, Artifact] = {}  # artifact id -> the artifact whose items come next in the run's order
+        # An xdist worker holds every item but runs those its controller sends, in an order only the controller
+        # knows: the next in `session.items` is often another worker's, whose model this one would load for
+        # nothing and hold to the end. No look-ahead there.
+        ordered = not hasattr(session.config, "workerinput")
         last = None
         for i in session.items:
             if ITEM_KEY in i.stash:
                 artifact = i.stash[ITEM_KEY][0]
-                if artifact.id not in self.selected and last is not None:
+                if ordered and artifact.id not in self.selected and last is not None:
                     self.after[last.id] = artifact
                 self.selected.setdefault(artifact.id, set()).add(i.stash[ITEM_KEY][2])
                 last = artifact

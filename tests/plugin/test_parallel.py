@@ -47,6 +47,45 @@ def test_plain_xdist_scheduling_stays_available(pytester, tree):
     r.stdout.fnmatch_lines(["model-checks: 6 model(s) loaded * time(s) on 2 worker(s) (*)"])
 
 
+def test_an_xdist_worker_loads_only_the_models_of_the_artifacts_it_runs(pytester, tree):
+    """With isolation on, each xdist worker sends its model worker only the models of artifacts it runs: the artifact
+    after this one in the collected order is often another xdist worker's, so none is looked ahead at there (a serial
+    run looks ahead, tests/isolation/test_ahead.py). Recorded by a conftest in each process: the folders whose
+    checker, facts or load were sent, and the folders of the tests it ran."""
+    for s in ("s4", "s5", "s6", "s7"):
+        A.onnx_artifact(tree / s, name=s)
+    pytester.makeconftest(
+        """
+        import os
+        from pathlib import Path
+
+        from model_checks.isolation.workers import Worker
+
+        def _log(kind, folder):
+            with open(f"{kind}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.txt", "a") as f:
+                f.write(folder + "\\n")
+
+        real_send = Worker.send
+
+        def send(self, op, args, what, requests=1):
+            if op in ("validate", "facts", "load"):
+                _log("sent", Path(args[0]).parent.name)
+            return real_send(self, op, args, what, requests)
+
+        Worker.send = send
+
+        def pytest_runtest_setup(item):
+            _log("ran", item.nodeid.split("/")[1])
+        """
+    )
+    r = pytester.runpytest_subprocess("--model-checks", "arts", "-p", "no:cacheprovider", "-n", "2")
+    r.assert_outcomes(passed=32, skipped=28)
+    for worker in ("gw0", "gw1"):
+        ran = set((pytester.path / f"ran-{worker}.txt").read_text().split())
+        sent = set((pytester.path / f"sent-{worker}.txt").read_text().split())
+        assert ran and sent <= ran, f"{worker} sent the models of {sorted(sent - ran)} and ran only {sorted(ran)}"
+
+
 def test_each_worker_sees_one_gpu_of_the_outer_mask(pytester, tree, monkeypatch):
     pytester.makepyfile(
         test_env="""
