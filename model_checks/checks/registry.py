@@ -36,6 +36,8 @@ class Check:
     - `nightly`: also collected for every artifact when the run writes the nightly report (`applies` aside).
     - `machine_dependent`: its verdict depends on the machine (timings, int8 arithmetic): the machine's properties
       travel with it, and a merge of shards from different machines names it.
+    - `timed`: it times the model (budgets, a service's load test): every worker first finishes what it was sent,
+      so that nothing sent ahead for another artifact shares the cores with the measurement.
     - `figures`: columns of summary.md taken from its figures; `cell(status, figures)`: its own status cell
       (default: the status), under `column` (default: its name)."""
 
@@ -48,6 +50,7 @@ class Check:
     variants: Callable[[Any], Sequence[str | None]] | None = None
     nightly: bool = False
     machine_dependent: bool = False
+    timed: bool = False
     figures: tuple[Figure, ...] = ()
     column: str | None = None
     cell: Callable[[str, dict], str] | None = None

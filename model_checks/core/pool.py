@@ -272,6 +272,13 @@ class ModelPool:
             workers = self._confined
         return workers.request("convert", "call", (fn, args), path)
 
+    def quiet(self) -> None:
+        """Every worker done with what it was sent (Workers.quiet), before a measurement; nothing when models run
+        in this process."""
+        for w in (self._workers, self._confined):
+            if w is not None:
+                w.quiet()
+
     def reset_peak_memory(self) -> None:
         """Start the workers' peak resident memory over: the next figure is the next artifact's."""
         if self._workers is not None:

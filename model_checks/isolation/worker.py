@@ -197,6 +197,10 @@ class _Models:
         return backend(fmt, "facts").validate(path, root)
 
     @staticmethod
+    def idle() -> None:
+        """Nothing: its answer says the worker has done everything it was sent before (Workers.quiet)."""
+
+    @staticmethod
     def call(fn: Callable[..., Any], args: tuple) -> Any:
         """Run a picklable callable here: the hook tests use to crash, starve or hang a worker on purpose."""
         return fn(*args)

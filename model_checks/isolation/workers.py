@@ -721,6 +721,19 @@ class Workers:
             return None
         return value if ours else None
 
+    def quiet(self) -> None:
+        """Every running worker done with what it was sent, its runtime's import included: before this process
+        times a model, nothing sent ahead (the next artifact's load, plugin.verdict) shares the cores with the
+        measurement. The answers read meanwhile are kept for whoever asks, a failure among them said by its own
+        request; a worker that died is not started again for this."""
+        for w in [*self._workers.values(), *([self._spare] if self._spare is not None else [])]:
+            w.settle()
+            if w.alive:
+                try:
+                    w.request("idle", (), "the worker")
+                except (ModelChecksError, Lost):  # a worker dying now: the next request that needs it says so
+                    pass
+
     def settle(self, fmt: str) -> None:
         """Read what `fmt`'s worker still owes (see Worker.settle): before a request that names a loaded model."""
         family = backend_family(fmt)

@@ -41,6 +41,8 @@ def verdict(
 ) -> CheckResult:
     """Run the check and let pytest decide: skip, pass, or fail with the check's own message."""
     __tracebackhide__ = True
+    if name in _declared("timed"):
+        gs.pool.quiet()
     result = gs.result(name, artifact, run)
     if result and item is not None and name == _first():
         _start_model(gs, artifact, item)
@@ -209,7 +211,7 @@ _DECLARED: dict[str, tuple[dict, frozenset[str]]] = {}  # flag -> (the registry 
 
 
 def _declared(flag: str) -> frozenset[str]:
-    """The checks whose declaration sets `flag` (per_device, machine_dependent): read once from the registry, not
+    """The checks whose declaration sets `flag` (per_device, machine_dependent, timed): read once from the registry, not
     for every test's properties (again when the registry is another, as a test that lists other checks makes it)."""
     from model_checks.checks import registry
 

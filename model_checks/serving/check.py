@@ -473,4 +473,5 @@ CHECK = Check(
     column="serving (req/s, p99 ms)",
     cell=cell,
     machine_dependent=True,
+    timed=True,
 )

@@ -479,3 +479,49 @@ def test_a_model_that_hangs_or_crashes_while_looked_ahead_fails_its_own_checks_a
     )
     assert run.outcome("integrity", "c_crashes@1.0") == "failed"
     assert "model.onnx: the onnx worker died from SIGSEGV during load" in run.message("integrity", "c_crashes@1.0")
+
+
+def test_quiet_waits_until_every_worker_has_done_what_it_was_sent_and_keeps_the_answers(workers: Workers) -> None:
+    """`Workers.quiet` (before a timed check): each worker, of every family, has answered everything sent to it; the
+    answers are kept for whoever asks, a crash among them is said by the request it broke on (not by quiet), and a
+    worker that died is not started again for it."""
+    onnx, keras = workers.worker("onnx"), workers.worker("keras")
+    slow = onnx.send("call", (time.sleep, (0.6,)), "slow")
+    crash = keras.send("call", (segfault, ()), "crash")
+    begun = time.monotonic()
+    workers.quiet()
+    assert time.monotonic() - begun >= 0.6
+    assert not onnx._pending and not keras._pending
+    assert onnx.answer(slow) is None
+    with pytest.raises(RuntimeCrashError, match="crash: the tensorflow worker died from SIGSEGV during call"):
+        keras.answer(crash)
+    assert onnx.alive and not keras.alive
+
+
+def test_a_timed_check_begins_with_no_worker_still_working_on_what_was_sent_ahead(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A budget times the model in the gate's own process. The next artifact's checker, facts, load and test data,
+    sent ahead when this artifact's manifest passed, are done before it begins (in whichever worker they went to),
+    so they never share the cores with the measurement. Also for the first artifact, whose workers may still be
+    importing their runtimes."""
+    from model_checks.checks.budgets import check as budget_check
+
+    owed: list[int] = []
+    real_measure = budget_check.measure
+
+    def measure(ctx, *args, **kwargs):  # type: ignore[no-untyped-def]
+        owed.append(sum(len(w._pending) for w in ctx.pool.workers._workers.values()))
+        return real_measure(ctx, *args, **kwargs)
+
+    monkeypatch.setattr(budget_check, "measure", measure)
+    root = pytester.path / "arts"
+    budgets = {"cpu": {"threads": 1, "latency_ms": {"p50": 1000.0}}}
+    for name in ("a_timed", "b_next"):
+        m = onnx_models.linear()
+        A.onnx_artifact(root / name, m, name=name, reference={"path": "."}, budgets=budgets)
+        _with_testdata(root / name, m)
+    run = run_gate(pytester, root, "-m", "cpu or not gpu")
+    for name in ("a_timed@1.0", "b_next@1.0"):
+        assert run.outcome("latency", f"{name}-cpu") == "passed", run.outcomes(name)
+    assert owed == [0, 0]

@@ -35,6 +35,7 @@ def _declared(name: str) -> Check:
         per_device=True,
         variants=lambda m: devices_for(m, name),
         machine_dependent=True,
+        timed=True,
     )
 
 
