@@ -285,7 +285,8 @@ class ModelPool:
             self._workers.reset_peaks()
 
     def peak_memory_bytes(self) -> int | None:
-        """The workers' peak resident memory since the last reset (None when models run in this process)."""
+        """The workers' peak resident memory while they served the requests taken since the last reset (Workers.
+        peak_bytes; None when models run in this process)."""
         return self._workers.peak_bytes() if self._workers is not None else None
 
     def release(self, path: Path) -> None:

@@ -90,7 +90,7 @@ def decode_request(message: bytes) -> tuple[str, tuple]:
 
 def encode_reply(status: str, value: Any, peak: int = 0) -> bytes:
     """Outputs as a frame; anything else (a handle, facts, an error) pickled as (status, value, peak). `peak` is
-    the worker's peak resident memory in bytes, carried by every answer."""
+    the worker's peak resident memory in bytes while it served this request, carried by every answer."""
     dicts = _tensors(value)
     if dicts is None:
         return pickle.dumps((status, value, peak), protocol=pickle.HIGHEST_PROTOCOL)

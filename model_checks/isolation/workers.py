@@ -196,6 +196,7 @@ class Sent:
     done: bool = False
     value: Any = None
     error: ModelChecksError | None = None
+    peak: int = 0  # the worker's peak resident memory while it served this request (bytes)
 
 
 class Worker:
@@ -210,7 +211,9 @@ class Worker:
         self.conn: Connection | None = None
         self._exit_requested = False
         self._pending: deque[Sent] = deque()  # requests sent and not answered yet, oldest first
-        self.peak_bytes = 0  # the worker's peak resident memory as of its last answer
+        # The highest of the peaks of the requests whose answers were taken by their askers since the last reset:
+        # an answer read early (a request sent ahead for the next artifact) counts when that artifact takes it.
+        self.peak_bytes = 0
         self.warmed = False  # told to import its runtimes (start_early) since it started
         self._outbox: list[bytes] | None = None  # requests held for one write (see together)
         self._later: list[bytes] = []  # quiet requests that go with the next write (see send_quietly)
@@ -323,6 +326,7 @@ class Worker:
         __tracebackhide__ = True
         while sent.error is None and not sent.done and sent in self._pending:
             self._read(self._pending[0])
+        self.peak_bytes = max(self.peak_bytes, sent.peak)
         if sent.error is not None:
             raise sent.error
         if not sent.done:
@@ -351,7 +355,7 @@ class Worker:
             sent.error = self._timed_out(op, what, timeout_s)
             return
         try:
-            status, value, self.peak_bytes = frames.decode_reply(self.conn.recv_bytes())
+            status, value, sent.peak = frames.decode_reply(self.conn.recv_bytes())
         except (EOFError, ConnectionResetError, OSError):
             sent.error = self._died(op, what)
             return
@@ -404,7 +408,7 @@ class Worker:
 
     def send_quietly(self, op: str, args: tuple, later: bool = False) -> None:
         """A request that gets no answer (`worker.QUIET_OPS`): a release, or warming up; nothing to wait for.
-        `later`: it goes with the next write instead of one of its own (a release, a peak's reset: the worker does it
+        `later`: it goes with the next write instead of one of its own (a small model's release: the worker does it
         before the next request, as it would have; a worker that dies meanwhile has nothing left to do it on)."""
         message = pickle.dumps((op, args), pickle.HIGHEST_PROTOCOL)
         if self._outbox is not None:
@@ -609,15 +613,14 @@ class Workers:
             self.start_early({fmt})
 
     def reset_peaks(self) -> None:
-        """Start every running worker's peak resident memory over (for the next artifact's figure); it goes with the
-        worker's next write (the requests sent ahead for that artifact), before them."""
+        """Start the workers' peak resident memory over, for the next artifact's figure (see peak_bytes)."""
         for w in self._workers.values():
-            if w.alive:
-                w.send_quietly("reset_peak", (), later=True)
-                w.peak_bytes = 0
+            w.peak_bytes = 0
 
     def peak_bytes(self) -> int:
-        """The highest peak resident memory of the workers, as of their last answers."""
+        """The highest peak resident memory of the workers while they served the requests whose answers were taken
+        since the last reset: an artifact's own, wherever and whenever they ran (its requests sent ahead
+        included), with what the worker held meanwhile (its interpreter and runtime, the models it kept)."""
         return max((w.peak_bytes for w in self._workers.values()), default=0)
 
     def request(self, fmt: str, op: str, args: tuple, path: Path, requests: int = 1) -> Any:

@@ -127,3 +127,29 @@ def test_each_artifact_reports_its_workers_peak_memory_in_the_junit_properties(p
         props = dict(run.reports[("integrity", aid)].user_properties)
         peaks[aid] = props["model_checks.worker_peak_rss_mb"]
     assert 10 < peaks["small@1.0"] < peaks["wide@1.0"]  # a worker holds at least an interpreter; the wide model more
+
+
+def test_an_artifact_whose_model_was_started_on_ahead_reports_the_peak_of_its_own_requests(
+    pytester: pytest.Pytester,
+) -> None:
+    """The next artifact's model (at most 16 MiB) is loaded while this one's checks run (plugin.verdict), and its
+    answers may be read then, by a check of this one that asks its worker something new (the dynamic axes' runs):
+    each answer carries the peak of its own request, and counts for the artifact whose check takes it. The artifact
+    looked ahead at reports its load's peak (the figure was missing, its answers read before its first check)."""
+    from fixtures import artifacts as A
+    from fixtures.gate_run import run_gate
+    from model_checks.plugin.verdict import LOOK_AHEAD_BYTES
+
+    root = pytester.path / "arts"
+    A.onnx_artifact(root / "a_first", onnx_models.linear(), name="a_first", limits={"dynamic_axes": ["batch"]})
+    A.onnx_artifact(root / "b_ahead", onnx_models.linear(n_in=1024, n_out=3584), name="b_ahead")  # 14 MiB
+    A.onnx_artifact(root / "c_last", onnx_models.linear(), name="c_last")
+    assert sum(f.stat().st_size for f in (root / "b_ahead").iterdir()) <= LOOK_AHEAD_BYTES
+    run = run_gate(pytester, root)
+    peaks = {}
+    for aid in ("a_first@1.0", "b_ahead@1.0", "c_last@1.0"):
+        for check in ("integrity", "metadata", "limits"):
+            props = dict(run.reports[(check, aid)].user_properties)
+            assert "model_checks.worker_peak_rss_mb" in props, (check, aid, props)
+            peaks[(check, aid)] = props["model_checks.worker_peak_rss_mb"]
+    assert peaks[("integrity", "b_ahead@1.0")] > peaks[("integrity", "a_first@1.0")] + 10  # its 14 MiB counted there
