@@ -263,6 +263,22 @@ class Gate:
             plan = item.config.stash[RELEASE_KEY] = self._release_plan(item.session)
         for p in plan.get(item.nodeid, []):
             self.gs.pool.release(p)
+        if nextitem is not None and hasattr(item.config, "workerinput"):
+            self._release_passed(item, nextitem)
+
+    def _release_passed(self, item: pytest.Item, nextitem: pytest.Item) -> None:
+        """In an xdist worker, an artifact's models the next item here does not use are released when this process
+        moves on from the artifact. The plan releases a model after the last item that needs it in the collected
+        order, but under xdist's own scheduling (`--model-checks-dist load`) that item is often another worker's,
+        and the model stayed loaded here to the end. xdist deals items in their collected order, so a worker that
+        moved on gets none of that artifact's again (if it does, as work stealing may, the model loads again)."""
+        art, following = artifact_of(item), artifact_of(nextitem)
+        if art is None or following is art:
+            return
+        needed = set(self.gs.models_of(following)) if following is not None else set()
+        for p in self.gs.models_of(art):
+            if p not in needed:
+                self.gs.pool.release(p)
 
     def _interrupt_on_sigterm(self) -> None:
         # SIGTERM (a CI job cancelled, a timeout) ends the session as Ctrl-C does: workers and services stop and their

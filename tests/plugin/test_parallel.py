@@ -86,6 +86,34 @@ def test_an_xdist_worker_loads_only_the_models_of_the_artifacts_it_runs(pytester
         assert ran and sent <= ran, f"{worker} sent the models of {sorted(sent - ran)} and ran only {sorted(ran)}"
 
 
+def test_under_xdists_own_scheduling_a_worker_releases_an_artifacts_models_when_it_moves_on(pytester, tree):
+    """With `--model-checks-dist load` an artifact's last item (where the plan releases its models) is often another
+    worker's: each worker now releases them when its next item is another artifact's that does not use them, so it
+    holds at most one artifact's models (its own and its reference's) when an item starts, not every model it met."""
+    for s in ("s4", "s5", "s6", "s7"):
+        A.onnx_artifact(tree / s, name=s)
+    pytester.makeconftest(
+        """
+        import os
+
+        from model_checks.plugin.state import SESSION_KEY
+
+        def pytest_runtest_setup(item):
+            held = item.config.stash[SESSION_KEY].pool.loaded()
+            with open(f"held-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.txt", "a") as f:
+                f.write(f"{item.nodeid} {' '.join(p.parent.name for p in held)}\\n")
+        """
+    )
+    r = pytester.runpytest_subprocess("--model-checks", "arts", *ISO, "-n", "2", "--model-checks-dist", "load")
+    r.assert_outcomes(passed=32, skipped=28)
+    for worker in ("gw0", "gw1"):
+        for line in (pytester.path / f"held-{worker}.txt").read_text().splitlines():
+            test, *held = line.split()
+            own = test.split("/")[1]
+            uses = {own, "ref"} if own in ("ref", "v1", "v2") else {own}  # v1 and v2 run ref's model too
+            assert set(held) <= uses, f"{worker} held {held} when {test} started"
+
+
 def test_each_worker_sees_one_gpu_of_the_outer_mask(pytester, tree, monkeypatch):
     pytester.makepyfile(
         test_env="""
