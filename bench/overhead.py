@@ -49,32 +49,36 @@ Where the seconds went before issue 24 (cProfile, `python -m cProfile -m pytest 
 Ratios (medians, gate / floor; row c throughput, so higher is better), each a whole run of this file on the 2-core
 machine; 9bd11f7 is before issue 24, 5c947d8 its first round, e8e4d9f its second, 3964fea its third (`--runs 3`,
 then `--runs 5` for a, b, d), 8b807ba its fourth (73be5e7 and 8b807ba, `--runs 5` for a, b, d), all on a nearly idle
-machine (load 1 or below); "now" its fifth: 6375b15, `--runs 5` for a, b, d in two invocations alternating with
+machine (load 1 or below); 6375b15 its fifth, `--runs 5` for a, b, d in two invocations alternating with
 8cdcb71 (a 3.78x / 3.89x, base 3.31x / 3.34x, b 1.23x / 1.26x, d 1.42x / 1.40x, base 1.32x / 1.30x beside them),
-on a machine loaded 1.2-1.4 from outside (floors 5-15 % slower). Row c with the Python generator (`--c-load
+on a machine loaded 1.2-1.4 from outside (floors 5-15 % slower); "now" its seventh: 354b452 (the look-ahead of
+abfa1f9 and its fixes), `--runs 3` for every row, then `--runs 5` for a and d, then a under the base install, on a
+nearly idle machine faster than before (row a's floor 0.26-0.28 s; row d's floor read 2.07 s, then 1.41 s). Row c with the Python generator (`--c-load
 python`), then with wrk (the default where it is installed; it leaves the service more of the two cores, so the
 floor is faster). "base": `--python` a venv with the package's base install only (no hypothesis, anyio, xdist
 plugins). "d, sha256": `--d-sha256`:
 
-    row                                 9bd11f7     5c947d8     e8e4d9f     3964fea         8b807ba               now           goal
-    a. 97 backend-test artifacts        6.74x       6.57x       5.52x       4.30x / 4.14x   3.79/3.79/3.90/4.01x  3.58x / 3.73x <= 2x
-    a. pytest alone, 582 trivial items                                      2.08x / 2.18x   2.13/2.13/2.15/2.24x  2.13x / 2.21x
-    a. base install                                                                         3.44x                 3.13x / 3.16x <= 2x
-    a. base install, pytest alone                                                           1.67x                 1.60x / 1.58x
-    b. collect 1,000 artifacts          2.64x       2.18x       1.52x       1.31x / 1.25x   1.19/1.21/1.22/1.22x  1.26x / 1.26x <= 1.3x
-    c. serve, 1 / 4 conn., Python       0.41/0.38x  0.39/0.35x  0.47/0.49x  0.45/0.89x      0.49/0.95x            0.47/0.89x    >= 0.7x
-    c. the same, wrk                                            0.35/0.37x  0.38/0.62x      0.37/0.62, 0.40/0.65x 0.40/0.66x    >= 0.7x
-    d. 403 MB fp32 + fp16, peak RSS     1.94x       1.17x       1.15x       1.15x           1.15x                 1.15x         <= 1.3x
-    d. the same, wall time              1.59x       2.47x       1.46x       1.42x / 1.40x   1.38/1.40/1.41/1.40x  1.36x / 1.38x <= 1.3x
-    d. base install, wall time                                                              1.28x / 1.30x         1.30x / 1.29x <= 1.3x
+    row                                 9bd11f7     5c947d8     e8e4d9f     3964fea         8b807ba               6375b15        now              goal
+    a. 97 backend-test artifacts        6.74x       6.57x       5.52x       4.30x / 4.14x   3.79/3.79/3.90/4.01x  3.58x / 3.73x  3.36/3.31/3.14x  <= 2x
+    a. pytest alone, 582 trivial items                                      2.08x / 2.18x   2.13/2.13/2.15/2.24x  2.13x / 2.21x  2.11/2.08/1.96x
+    a. base install                                                                         3.44x                 3.13x / 3.16x  2.94x            <= 2x
+    a. base install, pytest alone                                                           1.67x                 1.60x / 1.58x  1.48x
+    b. collect 1,000 artifacts          2.64x       2.18x       1.52x       1.31x / 1.25x   1.19/1.21/1.22/1.22x  1.26x / 1.26x  1.22x            <= 1.3x
+    c. serve, 1 / 4 conn., Python       0.41/0.38x  0.39/0.35x  0.47/0.49x  0.45/0.89x      0.49/0.95x            0.47/0.89x                      >= 0.7x
+    c. the same, wrk                                            0.35/0.37x  0.38/0.62x      0.37/0.62, 0.40/0.65x 0.40/0.66x     0.43/0.61x       >= 0.7x
+    d. 403 MB fp32 + fp16, peak RSS     1.94x       1.17x       1.15x       1.15x           1.15x                 1.15x          1.15x            <= 1.3x
+    d. the same, wall time              1.59x       2.47x       1.46x       1.42x / 1.40x   1.38/1.40/1.41/1.40x  1.36x / 1.38x  0.95x, 1.33x     <= 1.3x
+    d. base install, wall time                                                              1.28x / 1.30x         1.30x / 1.29x                   <= 1.3x
     d, sha256, wall time (8cdcb71: 1.26/1.21x, 1.24/1.23x)                                                        1.04/1.06x, 1.07/1.08x
 
 Now (idle machine): an artifact's requests, its test data's inference included, go to its worker in one write
 and nothing else is waited on; the checks' onnxruntime sessions do not spin between runs; the spare worker's
 process starts when the plugin loads, imports numpy while pytest starts and learns its framework at configure; the
 gate's own process imports no onnx on row a and compares without BLAS threads, from one float64 copy of each side;
-a variant's reference is hashed (with a sha256 declared) while its worker loads it. What is left of row a is pytest's own start-up and items (2.1x
-of the floor alone) and the second interpreter; of row b about 0.085 ms a manifest; of row c the process hop
+a variant's reference is hashed (with a sha256 declared) while its worker loads it; the next artifact's model (at
+most 16 MiB) is checked, loaded and run while this one's checks run. What is left of row a is pytest's own
+start-up and items (2.0-2.1x of the floor alone in the dev venv, 1.5x in the base install) and the second
+interpreter; of row b about 0.085 ms a manifest; of row c the process hop
 (README, "What the gate itself costs"); of row d pytest's start-up and end around the same loads (in the dev
 venv, hypothesis's and anyio's plugins too).
 """
