@@ -118,26 +118,38 @@ def _may_look_ahead(gs: GateSession, artifact: Artifact) -> bool:
     from model_checks.checks.context import CheckContext
 
     try:
-        if not get(_first()).run(CheckContext(artifact, gs.pool)):  # its own check says why, when it runs
+        ctx = CheckContext(artifact, gs.pool)
+        if not get(_first()).run(ctx):  # its own check says why, when it runs
             return False
-        return _small(artifact.model_path) and not gs.pool.holds_large()
+        return _small(ctx) and not gs.pool.holds_large()
     except Exception:  # an unsafe path, an unreadable file: left for its checks to say
         return False
 
 
-def _small(model: Path) -> bool:
-    """A model file that, with every file beside it (where external weights are), holds at most LOOK_AHEAD_BYTES."""
+def _small(ctx: CheckContext) -> bool:
+    """Whether what a look-ahead reads and loads of an artifact holds at most LOOK_AHEAD_BYTES: its model file with
+    every file beside it (where external weights are) and its ONNX test data sets, each file measured where a link
+    leads (a link to a large file is the large file)."""
     import os
 
+    model = ctx.model_path
     if not model.is_file():  # a folder (SavedModel, OpenVINO IR's pair is two files): not looked ahead
         return False
+    folders = [model.parent]
+    data = ctx.reference_path if ctx.reference_kind == "testdata" else None
+    if data is not None and data.name.startswith("test_data_set_"):  # the sets read_testdata reads
+        folders.append(data)
+    elif data is not None:
+        with os.scandir(data) as entries:
+            folders += [Path(e.path) for e in entries if e.name.startswith("test_data_set_") and e.is_dir()]
     total = 0
-    with os.scandir(model.parent) as entries:
-        for e in entries:
-            if e.is_file(follow_symlinks=False):
-                total += e.stat(follow_symlinks=False).st_size
-                if total > LOOK_AHEAD_BYTES:
-                    return False
+    for folder in folders:
+        with os.scandir(folder) as entries:
+            for e in entries:
+                if e.is_file():
+                    total += e.stat().st_size
+                    if total > LOOK_AHEAD_BYTES:
+                        return False
     return True
 
 

@@ -525,3 +525,42 @@ def test_a_timed_check_begins_with_no_worker_still_working_on_what_was_sent_ahea
     for name in ("a_timed@1.0", "b_next@1.0"):
         assert run.outcome("latency", f"{name}-cpu") == "passed", run.outcomes(name)
     assert owed == [0, 0]
+
+
+def test_no_look_ahead_at_an_artifact_whose_test_data_or_linked_files_are_large(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LOOK_AHEAD_BYTES bounds all a look-ahead reads and loads: the model's folder and the ONNX test data sets it
+    reads (both in this process and in the worker), each file measured where a link leads. An artifact over it is
+    started on at its own manifest check, as before the look-ahead, and the artifact after it is looked ahead at."""
+    from model_checks.plugin.verdict import LOOK_AHEAD_BYTES
+
+    during: list[tuple[str, str]] = []  # (the model's folder, the test running when its load was sent)
+    real_send = Worker.send
+
+    def send(self, op, args, what, requests=1):  # type: ignore[no-untyped-def]
+        if op == "load":
+            test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
+            during.append((Path(args[0]).parent.name, test.rsplit("::", 1)[-1]))
+        return real_send(self, op, args, what, requests)
+
+    monkeypatch.setattr(Worker, "send", send)
+    root = pytester.path / "arts"
+    for name in ("a_first", "b_big_data", "c_after", "d_linked", "e_last"):
+        m = onnx_models.linear()
+        A.onnx_artifact(root / name, m, name=name, reference={"path": "."})
+        _with_testdata(root / name, m)
+    (root / "b_big_data" / "test_data_set_0" / "notes.bin").write_bytes(b"\0" * (LOOK_AHEAD_BYTES + 1))
+    (root / "store").mkdir()
+    (root / "store" / "weights.bin").write_bytes(b"\0" * (LOOK_AHEAD_BYTES + 1))
+    (root / "d_linked" / "weights.bin").symlink_to("../store/weights.bin")
+    run = run_gate(pytester, root)
+    for name in ("a_first", "c_after", "e_last"):
+        assert run.outcome("equivalence", f"{name}@1.0") == "passed", run.outcomes(f"{name}@1.0")
+    assert dict(during) == {
+        "a_first": "test_manifest[a_first@1.0]",
+        "b_big_data": "test_manifest[b_big_data@1.0]",  # its test data is too large to read ahead
+        "c_after": "test_manifest[b_big_data@1.0]",  # looked ahead
+        "d_linked": "test_manifest[d_linked@1.0]",  # a link beside its model leads to a large file
+        "e_last": "test_manifest[d_linked@1.0]",
+    }
