@@ -25,10 +25,12 @@ FACTS = ("artifact", "dir", "check", "variant", "ok", "skipped", "reason", "form
 # manifest check has passed (see `_start_model`), for the checks of the artifact this run selected.
 ASKS = {"integrity": ("validate", "facts", "load"), "metadata": ("facts",)}  # integrity: facts for sha256's files
 PLAN_KEY = pytest.StashKey["_Plan"]()
-# The next artifact's model is started on while this one's checks run (`_start_model`) only when its file is at most
-# this large and no large model is held: a look-ahead never holds a second large model, nor puts a large load's
-# memory in the peak figure of the artifact before it.
+# The next artifact's model is started on while this one's checks run (`_start_model`) only when its folder (the
+# model, external weights, test data: `_small`) holds at most this much and no large model is held: a look-ahead
+# never holds a second large model, nor makes the memory of the artifact before it, or a memory limit's verdict,
+# depend on its neighbour.
 LOOK_AHEAD_BYTES = 16 * 1024**2
+LOOK_AHEAD_ENTRIES = 1000
 
 
 def verdict(
@@ -127,26 +129,33 @@ def _may_look_ahead(gs: GateSession, artifact: Artifact) -> bool:
 
 
 def _small(ctx: CheckContext) -> bool:
-    """Whether what a look-ahead reads and loads of an artifact holds at most LOOK_AHEAD_BYTES: its model file with
-    every file beside it (where external weights are) and its ONNX test data sets, each file measured where a link
-    leads (a link to a large file is the large file)."""
+    """Whether what a look-ahead reads and loads of an artifact holds at most LOOK_AHEAD_BYTES: everything under its
+    model's folder (external weights may sit in a subfolder) and its ONNX test data sets, each file measured where a
+    link leads (a link to a large file is the large file). A folder of more than LOOK_AHEAD_ENTRIES entries is
+    not looked ahead at either: measuring it would cost more than the look-ahead saves."""
     import os
 
     model = ctx.model_path
     if not model.is_file():  # a folder (SavedModel, OpenVINO IR's pair is two files): not looked ahead
         return False
-    folders = [model.parent]
     data = ctx.reference_path if ctx.reference_kind == "testdata" else None
-    if data is not None and data.name.startswith("test_data_set_"):  # the sets read_testdata reads
-        folders.append(data)
-    elif data is not None:
-        with os.scandir(data) as entries:
-            folders += [Path(e.path) for e in entries if e.name.startswith("test_data_set_") and e.is_dir()]
-    total = 0
-    for folder in folders:
-        with os.scandir(folder) as entries:
-            for e in entries:
-                if e.is_file():
+    todo = [model.parent, *([data] if data is not None and not data.is_relative_to(model.parent) else [])]
+    seen: set[tuple[int, int]] = set()
+    total = entries = 0
+    while todo:
+        folder = todo.pop()
+        st = folder.stat()
+        if (st.st_dev, st.st_ino) in seen:  # a link back up the tree
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        with os.scandir(folder) as listing:
+            for e in listing:
+                entries += 1
+                if entries > LOOK_AHEAD_ENTRIES:
+                    return False
+                if e.is_dir():
+                    todo.append(Path(e.path))
+                elif e.is_file():
                     total += e.stat().st_size
                     if total > LOOK_AHEAD_BYTES:
                         return False

@@ -530,10 +530,15 @@ def test_a_timed_check_begins_with_no_worker_still_working_on_what_was_sent_ahea
 def test_no_look_ahead_at_an_artifact_whose_test_data_or_linked_files_are_large(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """LOOK_AHEAD_BYTES bounds all a look-ahead reads and loads: the model's folder and the ONNX test data sets it
-    reads (both in this process and in the worker), each file measured where a link leads. An artifact over it is
-    started on at its own manifest check, as before the look-ahead, and the artifact after it is looked ahead at."""
+    """LOOK_AHEAD_BYTES bounds all a look-ahead reads and loads: everything under the model's folder (external
+    weights may sit in a subfolder) and the ONNX test data sets it reads (in this process and in the worker), each
+    file measured where a link leads; and a folder of more than LOOK_AHEAD_ENTRIES entries is not measured. An
+    artifact over either is started on at its own manifest check, as before the look-ahead, and the artifact after
+    it is looked ahead at."""
+    from model_checks.plugin import verdict
     from model_checks.plugin.verdict import LOOK_AHEAD_BYTES
+
+    monkeypatch.setattr(verdict, "LOOK_AHEAD_ENTRIES", 30)
 
     during: list[tuple[str, str]] = []  # (the model's folder, the test running when its load was sent)
     real_send = Worker.send
@@ -546,7 +551,7 @@ def test_no_look_ahead_at_an_artifact_whose_test_data_or_linked_files_are_large(
 
     monkeypatch.setattr(Worker, "send", send)
     root = pytester.path / "arts"
-    for name in ("a_first", "b_big_data", "c_after", "d_linked", "e_last"):
+    for name in ("a_first", "b_big_data", "c_after", "d_linked", "e_next", "f_subfolder", "g_many", "h_last"):
         m = onnx_models.linear()
         A.onnx_artifact(root / name, m, name=name, reference={"path": "."})
         _with_testdata(root / name, m)
@@ -554,13 +559,20 @@ def test_no_look_ahead_at_an_artifact_whose_test_data_or_linked_files_are_large(
     (root / "store").mkdir()
     (root / "store" / "weights.bin").write_bytes(b"\0" * (LOOK_AHEAD_BYTES + 1))
     (root / "d_linked" / "weights.bin").symlink_to("../store/weights.bin")
+    (root / "f_subfolder" / "weights").mkdir()
+    (root / "f_subfolder" / "weights" / "w.bin").write_bytes(b"\0" * (LOOK_AHEAD_BYTES + 1))
+    for i in range(31):
+        (root / "g_many" / f"note_{i}.txt").write_text("")
     run = run_gate(pytester, root)
-    for name in ("a_first", "c_after", "e_last"):
+    for name in ("a_first", "c_after", "e_next", "h_last"):
         assert run.outcome("equivalence", f"{name}@1.0") == "passed", run.outcomes(f"{name}@1.0")
     assert dict(during) == {
         "a_first": "test_manifest[a_first@1.0]",
         "b_big_data": "test_manifest[b_big_data@1.0]",  # its test data is too large to read ahead
         "c_after": "test_manifest[b_big_data@1.0]",  # looked ahead
         "d_linked": "test_manifest[d_linked@1.0]",  # a link beside its model leads to a large file
-        "e_last": "test_manifest[d_linked@1.0]",
+        "e_next": "test_manifest[d_linked@1.0]",
+        "f_subfolder": "test_manifest[f_subfolder@1.0]",  # a large file in a subfolder
+        "g_many": "test_manifest[g_many@1.0]",  # too many entries to measure
+        "h_last": "test_manifest[g_many@1.0]",
     }
