@@ -131,13 +131,15 @@ def _may_look_ahead(gs: GateSession, artifact: Artifact) -> bool:
 def _small(ctx: CheckContext) -> bool:
     """Whether what a look-ahead reads and loads of an artifact holds at most LOOK_AHEAD_BYTES: everything under its
     model's folder (external weights may sit in a subfolder) and its ONNX test data sets, each file measured where a
-    link leads (a link to a large file is the large file). A folder of more than LOOK_AHEAD_ENTRIES entries is
-    not looked ahead at either: measuring it would cost more than the look-ahead saves."""
+    link leads (a link to a large file is the large file). A folder of more than LOOK_AHEAD_ENTRIES entries, or
+    with a link leading out of the artifacts' root, is not looked ahead at either: measuring it would cost more
+    than the look-ahead saves, or look outside the root (its checks say what they make of the link)."""
     import os
 
     model = ctx.model_path
     if not model.is_file():  # a folder (SavedModel, OpenVINO IR's pair is two files): not looked ahead
         return False
+    root = os.path.realpath(ctx.artifact.root)
     data = ctx.reference_path if ctx.reference_kind == "testdata" else None
     todo = [model.parent, *([data] if data is not None and not data.is_relative_to(model.parent) else [])]
     seen: set[tuple[int, int]] = set()
@@ -152,6 +154,8 @@ def _small(ctx: CheckContext) -> bool:
             for e in listing:
                 entries += 1
                 if entries > LOOK_AHEAD_ENTRIES:
+                    return False
+                if e.is_symlink() and os.path.commonpath([root, os.path.realpath(e.path)]) != root:
                     return False
                 if e.is_dir():
                     todo.append(Path(e.path))

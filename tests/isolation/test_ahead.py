@@ -532,9 +532,9 @@ def test_no_look_ahead_at_an_artifact_whose_test_data_or_linked_files_are_large(
 ) -> None:
     """LOOK_AHEAD_BYTES bounds all a look-ahead reads and loads: everything under the model's folder (external
     weights may sit in a subfolder) and the ONNX test data sets it reads (in this process and in the worker), each
-    file measured where a link leads; and a folder of more than LOOK_AHEAD_ENTRIES entries is not measured. An
-    artifact over either is started on at its own manifest check, as before the look-ahead, and the artifact after
-    it is looked ahead at."""
+    file measured where a link leads; a folder of more than LOOK_AHEAD_ENTRIES entries, or with a link out of the
+    root, is not measured. Such an artifact is started on at its own manifest check, as before the look-ahead, and
+    the artifact after it is looked ahead at."""
     from model_checks.plugin import verdict
     from model_checks.plugin.verdict import LOOK_AHEAD_BYTES
 
@@ -551,7 +551,19 @@ def test_no_look_ahead_at_an_artifact_whose_test_data_or_linked_files_are_large(
 
     monkeypatch.setattr(Worker, "send", send)
     root = pytester.path / "arts"
-    for name in ("a_first", "b_big_data", "c_after", "d_linked", "e_next", "f_subfolder", "g_many", "h_last"):
+    names = (
+        "a_first",
+        "b_big_data",
+        "c_after",
+        "d_linked",
+        "e_next",
+        "f_subfolder",
+        "g_many",
+        "h_next",
+        "i_out",
+        "j_last",
+    )
+    for name in names:
         m = onnx_models.linear()
         A.onnx_artifact(root / name, m, name=name, reference={"path": "."})
         _with_testdata(root / name, m)
@@ -563,8 +575,10 @@ def test_no_look_ahead_at_an_artifact_whose_test_data_or_linked_files_are_large(
     (root / "f_subfolder" / "weights" / "w.bin").write_bytes(b"\0" * (LOOK_AHEAD_BYTES + 1))
     for i in range(31):
         (root / "g_many" / f"note_{i}.txt").write_text("")
+    (pytester.path / "elsewhere.bin").write_bytes(b"\0")  # small, but outside the root: not measured
+    (root / "i_out" / "shared.bin").symlink_to("../../elsewhere.bin")
     run = run_gate(pytester, root)
-    for name in ("a_first", "c_after", "e_next", "h_last"):
+    for name in ("a_first", "c_after", "e_next", "h_next", "j_last"):
         assert run.outcome("equivalence", f"{name}@1.0") == "passed", run.outcomes(f"{name}@1.0")
     assert dict(during) == {
         "a_first": "test_manifest[a_first@1.0]",
@@ -574,5 +588,7 @@ def test_no_look_ahead_at_an_artifact_whose_test_data_or_linked_files_are_large(
         "e_next": "test_manifest[d_linked@1.0]",
         "f_subfolder": "test_manifest[f_subfolder@1.0]",  # a large file in a subfolder
         "g_many": "test_manifest[g_many@1.0]",  # too many entries to measure
-        "h_last": "test_manifest[g_many@1.0]",
+        "h_next": "test_manifest[g_many@1.0]",
+        "i_out": "test_manifest[i_out@1.0]",  # a link out of the root
+        "j_last": "test_manifest[i_out@1.0]",
     }
