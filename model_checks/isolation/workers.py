@@ -724,12 +724,16 @@ class Workers:
             return None
         return value if ours else None
 
+    def _every(self) -> list[Worker]:
+        """Every worker process of this session: one a family, and the spare while unclaimed."""
+        return [*self._workers.values(), *([self._spare] if self._spare is not None else [])]
+
     def quiet(self) -> None:
         """Every running worker done with what it was sent, its runtime's import included: before this process
         times a model, nothing sent ahead (the next artifact's load, plugin.verdict) shares the cores with the
         measurement. The answers read meanwhile are kept for whoever asks, a failure among them said by its own
         request; a worker that died is not started again for this."""
-        for w in [*self._workers.values(), *([self._spare] if self._spare is not None else [])]:
+        for w in self._every():
             w.settle()
             if w.alive:
                 try:
@@ -769,12 +773,12 @@ class Workers:
 
     def wind_down(self) -> None:
         """Ask every worker to exit, without waiting: they wind down while pytest reports, and `close` reaps them."""
-        for w in [*self._workers.values(), *([self._spare] if self._spare is not None else [])]:
+        for w in self._every():
             w.request_exit()
 
     def close(self) -> None:
         # Ask every worker to exit first, then wait: they wind down side by side, not one after another.
-        every = [*self._workers.values(), *([self._spare] if self._spare is not None else [])]
+        every = self._every()
         self.wind_down()
         for w in every:
             w.stop()
