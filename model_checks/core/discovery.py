@@ -10,7 +10,7 @@ from pathlib import Path
 from model_checks.core.artifact import Artifact
 from model_checks.core.errors import ModelChecksError
 from model_checks.manifest import load_manifest, load_policy
-from model_checks.safety.paths import regular_file_inside
+from model_checks.safety.paths import leads_out, regular_file_inside
 from model_checks.safety.text import printable
 
 MANIFEST = "metadata.yaml"
@@ -27,7 +27,6 @@ def _walk(root: Path, listing: list[tuple[str, list[str]]] | None = None):  # ty
 
     The order and the answers are os.walk's (followlinks=False, sub-directories sorted, top-down), taken from one
     scandir of each directory: a sub-directory is a link or not as its entry says, not by one more lstat each."""
-    real_root = None
     stack = [os.fspath(root)]
     while stack:
         dirpath = stack.pop()
@@ -55,9 +54,7 @@ def _walk(root: Path, listing: list[tuple[str, list[str]]] | None = None):  # ty
             if not e.is_symlink():
                 below.append(e.path)
                 continue
-            if real_root is None:
-                real_root = os.path.realpath(root)
-            if os.path.commonpath([real_root, os.path.realpath(e.path)]) != real_root:
+            if leads_out(root, e.path):
                 yield (
                     Path(e.path),
                     f"{e.name} is a symlink to a directory outside the artifacts root; links are not followed (copy the artifact in instead)",

@@ -136,10 +136,11 @@ def _small(ctx: CheckContext) -> bool:
     than the look-ahead saves, or look outside the root (its checks say what they make of the link)."""
     import os
 
+    from model_checks.safety.paths import leads_out
+
     model = ctx.model_path
     if not model.is_file():  # a folder (SavedModel, OpenVINO IR's pair is two files): not looked ahead
         return False
-    root = os.path.realpath(ctx.artifact.root)
     data = ctx.reference_path if ctx.reference_kind == "testdata" else None
     todo = [model.parent, *([data] if data is not None and not data.is_relative_to(model.parent) else [])]
     seen: set[tuple[int, int]] = set()
@@ -155,7 +156,7 @@ def _small(ctx: CheckContext) -> bool:
                 entries += 1
                 if entries > LOOK_AHEAD_ENTRIES:
                     return False
-                if e.is_symlink() and os.path.commonpath([root, os.path.realpath(e.path)]) != root:
+                if e.is_symlink() and leads_out(ctx.artifact.root, e.path):
                     return False
                 if e.is_dir():
                     todo.append(Path(e.path))

@@ -133,6 +133,12 @@ def _below(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent if parent.endswith(os.sep) else parent + os.sep)
 
 
+def leads_out(root: Path, path: str | Path) -> bool:
+    """Whether `path`, with every link in it followed, lies outside `root` (for a link met while walking a folder:
+    discovery's and the look-ahead's, which do not follow one that leads out)."""
+    return not _below(os.path.realpath(path), _real_root(root)[0])
+
+
 def proven_files(root: Path, files: Iterable[Path], key: str) -> list[Path]:
     """Files a worker named (it parsed a stranger's model to find them), held to the rules of a manifest's paths
     before this process reads one: inside `root`, no symlink out, a regular file under the cap, no hard-link alias."""
