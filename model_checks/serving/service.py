@@ -513,10 +513,13 @@ def serve(
         )
         server = uvicorn.Server(config)
         h, p = sock.getsockname()[:2]
-        print(f"http://{'[' + h + ']' if ':' in h else h}:{p}", file=out, flush=True)
-        # uvicorn re-raises a caught SIGTERM after its graceful shutdown; ours then ends the process with 0
-        previous = signal.signal(signal.SIGTERM, lambda *_: None)
+        # A SIGTERM from the moment the address is out stops the service gracefully. Until uvicorn's own handler is
+        # in place (in server.run, once its loop runs) this one asks it to stop as soon as it has started; uvicorn
+        # re-raises the SIGTERM it caught after its graceful shutdown, which lands here again, and the process ends
+        # with 0.
+        previous = signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
         try:
+            print(f"http://{'[' + h + ']' if ':' in h else h}:{p}", file=out, flush=True)
             server.run(sockets=[sock])
         finally:
             signal.signal(signal.SIGTERM, previous)

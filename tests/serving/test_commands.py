@@ -70,3 +70,47 @@ def test_serve_on_a_full_disk_says_so_in_a_sentence(tmp_path, capsys, monkeypatc
     err = capsys.readouterr().err
     assert err.startswith("model-checks serve: error: the service's private home could not be made: No space left")
     assert "TMPDIR chooses where" in err and "Traceback" not in err
+
+
+SLOW_START = """
+import sys, time
+import uvicorn
+from model_checks.cli import main
+
+serve = uvicorn.Server.serve
+
+
+async def slow(self, sockets=None):  # a loaded machine: uvicorn takes its time before its signal handlers are in place
+    time.sleep(1.0)
+    return await serve(self, sockets)
+
+
+uvicorn.Server.serve = slow
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_sigterm_as_soon_as_the_address_is_printed_stops_the_service_with_0(tmp_path):
+    """The address line tells a supervisor the service is up, so a SIGTERM may follow at once: one that comes
+    before uvicorn has put its own handler in place (it does so inside its loop, later on a slow machine) still
+    stops the service gracefully, with status 0, and its private home is removed."""
+    d = A.onnx_artifact(tmp_path / "arts" / "tiny", name="tiny", **IFACE)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_START, "serve", str(d), "--port", "0", "--isolate", "off"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "TMPDIR": str(tmp)},
+    )
+    try:
+        assert proc.stdout.readline().startswith("http://127.0.0.1:")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, proc.stderr.read()
+        assert list(tmp.iterdir()) == []
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
