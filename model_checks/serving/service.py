@@ -527,14 +527,21 @@ def serve(
     finally:
         sock.close()
         pool.close()
-        shutil.rmtree(home, ignore_errors=True)
+        _remove_home(home)
+
+
+HOME_PREFIX = "model-checks-serve-"
+HOME_LOCK = ".in-use"  # locked (flock) by the service while it runs (its workers, exec'd, do not hold it)
+_held_locks: list[int] = []  # the lock's descriptor, open until the home is removed or the process ends
 
 
 def _private_home() -> str:
     """A home, cache and temporary directory of the service's own (removed when it stops): onnxruntime, when it runs
-    here, writes a device id under the cache directory, which must not be the user's."""
+    here, writes a device id under the cache directory, which must not be the user's. Made after the homes of
+    services that ended without removing theirs are swept (`_sweep_homes`)."""
+    _sweep_homes()
     try:
-        home = tempfile.mkdtemp(prefix="model-checks-serve-")
+        home = tempfile.mkdtemp(prefix=HOME_PREFIX)
     except OSError as e:  # the machine's (a full or read-only disk): a sentence, not a traceback
         from model_checks.core.errors import ModelChecksError
 
@@ -542,8 +549,61 @@ def _private_home() -> str:
             f"the service's private home could not be made: {e.strerror or e} ({e.filename or tempfile.gettempdir()}); "
             f"free space under {tempfile.gettempdir()} (TMPDIR chooses where)"
         ) from None
+    _lock_home(home)
     for key, sub in (("HOME", ""), ("XDG_CACHE_HOME", ".cache"), ("TMPDIR", "tmp")):
         os.makedirs(os.path.join(home, sub), exist_ok=True)
         os.environ[key] = os.path.join(home, sub).rstrip(os.sep)
     tempfile.tempdir = None  # tempfile re-reads TMPDIR
     return home
+
+
+def _lock_home(home: str) -> None:
+    """Mark `home` in use for this process's life: a lock file locked before it takes its name, so a sweep never sees
+    it unlocked. The kernel drops the lock when the process ends, by SIGKILL or the OOM killer too."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: no lock, and no sweep either
+        return
+    part = os.path.join(home, HOME_LOCK + ".new")
+    try:
+        fd = os.open(part, os.O_CREAT | os.O_WRONLY | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError:  # a full disk: the home works unlocked, and a sweep leaves it (it has no lock file)
+        return
+    _held_locks.append(fd)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.rename(part, os.path.join(home, HOME_LOCK))
+
+
+def _remove_home(home: str) -> None:
+    shutil.rmtree(home, ignore_errors=True)
+    while _held_locks:  # a service run in-process (the CLI's tests) leaves no descriptor behind
+        os.close(_held_locks.pop())
+
+
+def _sweep_homes() -> None:
+    """Remove the private homes that services of this user left behind when they were killed before their cleanup
+    could run (SIGKILL, the OOM killer, a CI job's timeout): those whose lock no living process holds. A home without
+    a lock file (one being made, or an older version's) and another user's are left alone; nothing here fails the
+    service."""
+    try:
+        import fcntl
+
+        entries = list(os.scandir(tempfile.gettempdir()))
+    except (ImportError, OSError):
+        return
+    for entry in entries:
+        try:
+            if not entry.name.startswith(HOME_PREFIX) or not entry.is_dir(follow_symlinks=False):
+                continue
+            if entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+            fd = os.open(os.path.join(entry.path, HOME_LOCK), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held: a running service's home
+        except OSError:
+            os.close(fd)
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        os.close(fd)

@@ -243,9 +243,13 @@ def service(tmp_path: Path):
         url = proc.stdout.readline().strip()
         host, port = url.removeprefix("http://").rsplit(":", 1)
         yield host, int(port)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    finally:  # stopped as a user stops it, so it removes its private home (a SIGKILL leaves it to the next service)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 @pytest.mark.parametrize(

@@ -72,6 +72,53 @@ def test_serve_on_a_full_disk_says_so_in_a_sentence(tmp_path, capsys, monkeypatc
     assert "TMPDIR chooses where" in err and "Traceback" not in err
 
 
+def test_a_killed_services_private_home_is_swept_by_the_next_service_and_a_running_ones_is_kept(tmp_path):
+    """A service killed before its cleanup runs (SIGKILL, the OOM killer, a CI job's timeout) leaves its private
+    home under the temporary directory; the next service to start removes it, and never the home of one still
+    running, nor a home it cannot tell is unused (no lock file: an older version's)."""
+    d = A.onnx_artifact(tmp_path / "arts" / "tiny", name="tiny", **IFACE)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    (tmp / "model-checks-serve-older").mkdir()  # made by a version without the lock: left as it is
+    env = {**os.environ, "TMPDIR": str(tmp)}
+
+    def start() -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "model_checks", "serve", str(d), "--port", "0", "--isolate", "off"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+            env=env,
+        )
+        assert proc.stdout.readline().startswith("http://127.0.0.1:")  # listening: its home is made
+        return proc
+
+    def homes() -> set[str]:
+        return {p.name for p in tmp.iterdir() if p.name.startswith("model-checks-serve-")}
+
+    procs = []
+    try:
+        killed = start()
+        procs.append(killed)
+        (killed_home,) = homes() - {"model-checks-serve-older"}
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait()
+        assert killed_home in homes()  # no cleanup ran
+        running = start()
+        procs.append(running)
+        (running_home,) = homes() - {"model-checks-serve-older"}
+        assert running_home != killed_home  # the killed one's is gone
+        procs.append(start())
+        assert running_home in homes() and len(homes()) == 3  # the running one's kept, beside the new one's
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+    assert homes() == {"model-checks-serve-older"}  # the two that stopped removed theirs
+
+
 SLOW_START = """
 import sys, time
 import uvicorn
