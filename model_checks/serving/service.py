@@ -513,16 +513,18 @@ def serve(
         )
         server = uvicorn.Server(config)
         h, p = sock.getsockname()[:2]
-        # A SIGTERM from the moment the address is out stops the service gracefully. Until uvicorn's own handler is
-        # in place (in server.run, once its loop runs) this one asks it to stop as soon as it has started; uvicorn
-        # re-raises the SIGTERM it caught after its graceful shutdown, which lands here again, and the process ends
-        # with 0.
-        previous = signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
+        # A SIGTERM or SIGINT (Ctrl-C) from the moment the address is out stops the service gracefully. Until
+        # uvicorn's own handlers are in place (in server.run, once its loop runs) these ask it to stop as soon as it
+        # has started; uvicorn re-raises the signal it caught after its graceful shutdown, which lands here again,
+        # and the process ends with 0 (not a KeyboardInterrupt's traceback).
+        stops = (signal.SIGTERM, signal.SIGINT)
+        previous = {sig: signal.signal(sig, lambda *_: setattr(server, "should_exit", True)) for sig in stops}
         try:
             print(f"http://{'[' + h + ']' if ':' in h else h}:{p}", file=out, flush=True)
             server.run(sockets=[sock])
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         return 0
     finally:
         sock.close()

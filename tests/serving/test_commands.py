@@ -6,6 +6,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from fixtures import artifacts as A
 from model_checks.cli import main
 
@@ -137,10 +139,13 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_a_sigterm_as_soon_as_the_address_is_printed_stops_the_service_with_0(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("when", ["at-once", "serving"])
+def test_a_sigterm_or_ctrl_c_stops_the_service_with_0_even_as_soon_as_the_address_is_printed(tmp_path, sig, when):
     """The address line tells a supervisor the service is up, so a SIGTERM may follow at once: one that comes
     before uvicorn has put its own handler in place (it does so inside its loop, later on a slow machine) still
-    stops the service gracefully, with status 0, and its private home is removed."""
+    stops the service gracefully, with status 0, and its private home is removed. Ctrl-C (SIGINT) does the same,
+    then or once it serves, without a KeyboardInterrupt's traceback."""
     d = A.onnx_artifact(tmp_path / "arts" / "tiny", name="tiny", **IFACE)
     tmp = tmp_path / "tmp"
     tmp.mkdir()
@@ -153,10 +158,13 @@ def test_a_sigterm_as_soon_as_the_address_is_printed_stops_the_service_with_0(tm
         env={**os.environ, "TMPDIR": str(tmp)},
     )
     try:
-        assert proc.stdout.readline().startswith("http://127.0.0.1:")
-        proc.send_signal(signal.SIGTERM)
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        if when == "serving":
+            assert main(["loadtest", url, "--rate", "20", "--duration", "0.5", "--body-from", str(d)]) == 0
+        proc.send_signal(sig)
         assert proc.wait(30) == 0, proc.stderr.read()
-        assert list(tmp.iterdir()) == []
+        assert proc.stderr.read() == "" and list(tmp.iterdir()) == []
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
