@@ -14,7 +14,7 @@ import select
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
@@ -24,10 +24,31 @@ from model_checks.core.errors import WorkerBrokeError
 @dataclass
 class Spin:
     """A bounded busy wait for the worker's answer, kept while it pays: up to `limit_s` of polling after the request
-    is written, and only while the last answer came within that after its write (else it is CPU spent for nothing)."""
+    is written. After `OFF_AFTER` answers in a row that did not come within it (a slow model: CPU spent for nothing)
+    it stops, and only one request in `PROBE_EVERY` polls, to see whether answers come that fast again. Whether an
+    answer came in time is judged only by requests that polled: a wait on the event loop includes the loop's own
+    wake-up, and would keep the poll off for good after one slow answer."""
 
     limit_s: float
-    quick: bool = True
+    misses: int = 0  # answers in a row that did not come within the poll
+    skipped: int = 0  # requests that did not poll since the last probe
+    OFF_AFTER: ClassVar[int] = 4
+    PROBE_EVERY: ClassVar[int] = 16
+
+    def now(self) -> float:
+        """How long this request polls."""
+        if self.misses < self.OFF_AFTER:
+            return self.limit_s
+        self.skipped += 1
+        if self.skipped < self.PROBE_EVERY:
+            return 0.0
+        self.skipped = 0
+        return self.limit_s
+
+    def came(self, polled_s: float, in_time: bool) -> None:
+        """What the poll of `polled_s` saw: the answer (`in_time`) or not."""
+        if polled_s > 0:
+            self.misses = 0 if in_time else self.misses + 1
 
 
 async def infer(
@@ -54,12 +75,11 @@ async def infer(
         try:
             # Often answered already (on two cores the worker runs while this process is still in its write), or soon
             # after (`spin`): then read it now, without a trip through the event loop; else wait for the pipe there.
-            written = time.perf_counter()
-            ready = readable_now(conn, spin.limit_s if spin is not None and spin.quick else 0.0) or await readable(
-                conn, workers.limits.timeout_s * n
-            )
+            polled_s = spin.now() if spin is not None else 0.0
+            ready = readable_now(conn, polled_s)
             if spin is not None:
-                spin.quick = time.perf_counter() - written < spin.limit_s
+                spin.came(polled_s, ready)
+            ready = ready or await readable(conn, workers.limits.timeout_s * n)
         except asyncio.CancelledError:  # its answer would be read as the next request's: end the worker instead
             worker.stop(kill=True)
             raise

@@ -305,9 +305,33 @@ def test_the_answer_is_polled_for_only_with_one_request_in_hand_and_while_answer
     model.active = 1
     assert model.spin is model.spinner
     model.active = 0
+    before = model.spinner.misses  # the first answer may or may not have come within the poll
     os.kill(the_worker(isolated).proc.pid, signal.SIGSTOP)  # an answer that does not come within the limit
     assert isolated.post(INFER, json=body()).status_code == 500
-    assert model.spinner.quick is False  # the next request waits on the loop at once
+    assert model.spinner.misses == before + 1 and model.spinner.now() == SPIN_S  # one slow answer: still polled
+
+
+def test_the_poll_stops_after_answers_too_slow_for_it_probes_now_and_then_and_resumes_when_they_are_quick():
+    """A slow model's answers never come within the poll: after a few in a row it stops (CPU spent for nothing),
+    and one request in PROBE_EVERY polls again. Only requests that polled count: a wait on the event loop includes
+    the loop's wake-up, and one slow answer used to switch the poll off for good (at 1 connection 452 of 4,506
+    requests polled, 1,454 req/s; polling on, 1,765 req/s)."""
+    from model_checks.serving.awaited import Spin
+
+    spin = Spin(1e-4)
+    for _ in range(Spin.OFF_AFTER - 1):
+        assert spin.now() == 1e-4
+        spin.came(1e-4, False)
+    assert spin.now() == 1e-4  # a few slow answers in a row: still polled for
+    spin.came(1e-4, True)  # one in time: the count starts again
+    for _ in range(Spin.OFF_AFTER):
+        spin.came(spin.now(), False)
+    polls = [spin.now() for _ in range(2 * Spin.PROBE_EVERY)]
+    assert [i for i, x in enumerate(polls) if x] == [Spin.PROBE_EVERY - 1, 2 * Spin.PROBE_EVERY - 1]
+    spin.came(0.0, True)  # a request that did not poll says nothing of the poll
+    assert spin.now() == 0.0
+    spin.came(1e-4, True)  # a probe answered within the poll: every request polls again
+    assert [spin.now() for _ in range(3)] == [1e-4] * 3
 
 
 def test_readable_now_sees_an_answer_and_the_end_of_a_worker():
