@@ -78,9 +78,9 @@ gate's own process imports no onnx on row a and compares without BLAS threads, f
 a variant's reference is hashed (with a sha256 declared) while its worker loads it; the next artifact's model (at
 most 16 MiB) is checked, loaded and run while this one's checks run. What is left of row a is pytest's own
 start-up and items (2.0-2.1x of the floor alone in the dev venv, 1.5x in the base install) and the second
-interpreter; of row b about 0.085 ms a manifest; of row c the process hop
-(README, "What the gate itself costs"); of row d pytest's start-up and end around the same loads (in the dev
-venv, hypothesis's and anyio's plugins too).
+interpreter; of row b about 0.085 ms a manifest; of row c the gate's own work a request, beside a process hop that
+costs about 50 us (the floor with a hop is printed beside the floor: README, "What the gate itself costs"); of row d
+pytest's start-up and end around the same loads (in the dev venv, hypothesis's and anyio's plugins too).
 """
 
 from __future__ import annotations
@@ -392,8 +392,61 @@ uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(s
 """
 
 
-def _bare_service(model: Path):  # type: ignore[no-untyped-def]
-    proc = subprocess.Popen([sys.executable, "-c", BARE_C, str(model)], stdout=subprocess.PIPE, text=True, env=ENV)
+# The bare app with its model moved into a child process (forked, fed over a socketpair: an 8-byte header and the
+# shape, then the raw float32 tensor each way, the loop awaiting the answer natively, one inference at a time): what
+# any design that keeps the model out of the service's process pays at least. Beside row c's floor, it says how much
+# of the gate's gap is the process hop and how much the gate's own work per request (JSON bodies only).
+BARE_C_HOP = r"""
+import asyncio, json, os, socket, struct, sys
+import numpy as np
+a, b = socket.socketpair()
+if os.fork() == 0:  # the child: the model, nothing else
+    a.close()
+    import onnxruntime as ort
+    o = ort.SessionOptions(); o.log_severity_level = 4
+    s = ort.InferenceSession(sys.argv[1], o, providers=["CPUExecutionProvider"])
+    name, f = s.get_inputs()[0].name, b.makefile("rb")
+    while head := f.read(8):
+        n, nd = struct.unpack("<II", head)
+        shape = struct.unpack(f"<{nd}q", f.read(8 * nd))
+        out = s.run(None, {name: np.frombuffer(f.read(n), np.float32).reshape(shape)})[0].astype(np.float32)
+        b.sendall(struct.pack(f"<II{out.ndim}q", out.nbytes, out.ndim, *out.shape) + out.tobytes())
+    os._exit(0)
+b.close()
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+a.setblocking(False)
+lock = asyncio.Lock()
+async def readn(n):
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = await asyncio.get_running_loop().sock_recv(a, n - len(buf))
+        if not chunk:
+            raise RuntimeError("the model's process ended")
+        buf += chunk
+    return bytes(buf)
+async def infer(request):
+    t = json.loads(await request.body())["inputs"][0]
+    x = np.asarray(t["data"], dtype=np.float32).reshape(t["shape"])
+    async with lock:
+        await asyncio.get_running_loop().sock_sendall(a, struct.pack(f"<II{x.ndim}q", x.nbytes, x.ndim, *x.shape) + x.tobytes())
+        n, nd = struct.unpack("<II", await readn(8))
+        shape = struct.unpack(f"<{nd}q", await readn(8 * nd))
+        out = np.frombuffer(await readn(n), np.float32).reshape(shape)
+    return JSONResponse({"model_name": request.path_params["name"], "outputs": [
+        {"name": "logits", "shape": list(out.shape), "datatype": "FP32", "data": out.ravel().tolist()}]})
+app = Starlette(routes=[Route("/v2/models/{name}/infer", infer, methods=["POST"])])
+sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+sock.bind(("127.0.0.1", 0))
+print(f"http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
+"""
+
+
+def _bare_service(model: Path, code: str = BARE_C):  # type: ignore[no-untyped-def]
+    proc = subprocess.Popen([sys.executable, "-c", code, str(model)], stdout=subprocess.PIPE, text=True, env=ENV)
     assert proc.stdout is not None
     url = proc.stdout.readline().strip()
     return proc, url
@@ -479,19 +532,12 @@ def row_c(runs: int, seconds: float, load: str = "auto") -> dict:
         scripts = Path(t)
         gate_target = Target(Served(art, url).infer_url, bodies)
         proc, bare_url = _bare_service(art.model_path)
+        hop_proc, hop_url = _bare_service(art.model_path, BARE_C_HOP)
         try:
             bare_infer = bare_url + Served(art, bare_url).infer_url[len(bare_url) :]
-            deadline = time.monotonic() + 60
-            while True:  # ready when it answers an inference
-                try:
-                    urllib.request.urlopen(
-                        urllib.request.Request(bare_infer, bodies[0], {"Content-Type": "application/json"}), timeout=5
-                    ).read()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)
+            hop_infer = hop_url + Served(art, hop_url).infer_url[len(hop_url) :]
+            for u in (bare_infer, hop_infer):
+                _answering(u, bodies[0])
             binary = [encode_binary_request(_feeds(b)) for b in bodies]  # the same tensors, raw, binary outputs
             pairs = {
                 "": (gate_target, Target(bare_infer, bodies)),
@@ -506,12 +552,15 @@ def row_c(runs: int, seconds: float, load: str = "auto") -> dict:
             def level(t: Target, c: int):  # type: ignore[no-untyped-def]
                 return _wrk_level(t, c, seconds, scripts) if wrk else sweep(t, (c,), 100_000, seconds).levels[0]
 
+            hop_t = Target(hop_infer, bodies)
             for kind, (gate_t, bare_t) in pairs.items():
                 for c in (1, 4):
-                    g, f = [], []
+                    g, f, h = [], [], []
                     for _ in range(runs):
                         g.append(level(gate_t, c))
                         f.append(level(bare_t, c))
+                        if not kind:  # JSON bodies: the floor with the process hop too
+                            h.append(level(hop_t, c))
                     gr = statistics.median(x.throughput_per_s for x in g)
                     fr = statistics.median(x.throughput_per_s for x in f)
                     res[f"c{c}{kind}"] = {
@@ -520,12 +569,35 @@ def row_c(runs: int, seconds: float, load: str = "auto") -> dict:
                         "ratio": gr / fr,
                         "gate_p50_ms": statistics.median(x.p50_ms for x in g),
                         "floor_p50_ms": statistics.median(x.p50_ms for x in f),
-                        "errors": sum(x.errors for x in g + f),
+                        "errors": sum(x.errors for x in g + f + h),
                     }
+                    if h:
+                        hr = statistics.median(x.throughput_per_s for x in h)
+                        res[f"c{c}{kind}"] |= {
+                            "hop_floor_per_s": hr,
+                            "hop_floor_ratio": hr / fr,
+                            "gate_to_hop": gr / hr,
+                        }
         finally:
-            proc.terminate()
-            proc.wait(10)
+            for p in (proc, hop_proc):
+                p.terminate()
+                p.wait(10)
     return res
+
+
+def _answering(url: str, body: bytes) -> None:
+    """Wait until the service at `url` answers an inference (60 s at most)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(
+                urllib.request.Request(url, body, {"Content-Type": "application/json"}), timeout=5
+            ).read()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 # -- d. a large model with external data and its fp16 variant ---------------------------------------------------
@@ -756,6 +828,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"c. serve, {c}: gate {v['gate_per_s']:.0f}/s p50 {v['gate_p50_ms']:.2f} ms, "
                     f"floor {v['floor_per_s']:.0f}/s "
                     f"p50 {v['floor_p50_ms']:.2f} ms, ratio {v['ratio']:.2f}x"
+                    + (
+                        f"; floor with a process hop {v['hop_floor_per_s']:.0f}/s ({v['hop_floor_ratio']:.2f}x of the "
+                        f"floor; the gate {v['gate_to_hop']:.2f}x of it)"
+                        if "hop_floor_per_s" in v
+                        else ""
+                    )
                     + (f" ({v['errors']} errors)" if v.get("errors") else ""),
                     flush=True,
                 )
