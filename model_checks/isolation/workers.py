@@ -295,7 +295,9 @@ class Worker:
         __tracebackhide__ = True
         if not ready:
             raise self._timed_out(op, what, self.limits.timeout_s * requests)
-        return self.answer(self._pending[0])
+        sent = self._pending[0]
+        self._read(sent, readable=True)  # the caller saw the pipe readable: no second wait on it
+        return self.answer(sent)
 
     def send(self, op: str, args: tuple, what: str, requests: int = 1) -> Sent:
         """Send a request without waiting for its answer (`answer` reads it). The worker answers in the order it
@@ -339,12 +341,12 @@ class Worker:
         while self._pending:
             self._read(self._pending[0])
 
-    def _read(self, sent: Sent) -> None:
+    def _read(self, sent: Sent, readable: bool = False) -> None:
         assert self.conn is not None and self._pending[0] is sent
         op, what = sent.op, sent.what
         timeout_s = self.limits.timeout_s * sent.requests
         try:
-            ready = self.conn.poll(timeout_s)
+            ready = readable or self.conn.poll(timeout_s)
         except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
             sent.error = self._died(op, what)
             return
