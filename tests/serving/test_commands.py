@@ -17,15 +17,22 @@ IFACE = {
 }
 
 
-def test_serve_prints_its_address_then_loadtest_json_then_sigterm_exits_cleanly(tmp_path, capsys):
-    d = A.onnx_artifact(tmp_path / "arts" / "tiny", name="tiny", **IFACE)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "model_checks", "serve", str(d), "--port", "0", "--isolate", "off"],
+def start_service(d, *, launcher=("-m", "model_checks"), stderr=subprocess.PIPE, env=None) -> subprocess.Popen:
+    """`model-checks serve` on the artifact `d`, in a process group of its own, as a user starts it (without
+    isolation: a quick start). `launcher`: how Python runs the CLI."""
+    return subprocess.Popen(
+        [sys.executable, *launcher, "serve", str(d), "--port", "0", "--isolate", "off"],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
         start_new_session=True,
+        env=env,
     )
+
+
+def test_serve_prints_its_address_then_loadtest_json_then_sigterm_exits_cleanly(tmp_path, capsys):
+    d = A.onnx_artifact(tmp_path / "arts" / "tiny", name="tiny", **IFACE)
+    proc = start_service(d)
     try:
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:") and url.rsplit(":", 1)[1].isdigit()
@@ -85,14 +92,7 @@ def test_a_killed_services_private_home_is_swept_by_the_next_service_and_a_runni
     env = {**os.environ, "TMPDIR": str(tmp)}
 
     def start() -> subprocess.Popen:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "model_checks", "serve", str(d), "--port", "0", "--isolate", "off"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-            env=env,
-        )
+        proc = start_service(d, stderr=subprocess.DEVNULL, env=env)
         assert proc.stdout.readline().startswith("http://127.0.0.1:")  # listening: its home is made
         return proc
 
@@ -149,14 +149,7 @@ def test_a_sigterm_or_ctrl_c_stops_the_service_with_0_even_as_soon_as_the_addres
     d = A.onnx_artifact(tmp_path / "arts" / "tiny", name="tiny", **IFACE)
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SLOW_START, "serve", str(d), "--port", "0", "--isolate", "off"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, "TMPDIR": str(tmp)},
-    )
+    proc = start_service(d, launcher=("-c", SLOW_START), env={**os.environ, "TMPDIR": str(tmp)})
     try:
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:")
