@@ -177,6 +177,27 @@ def _finite_problem(a: np.ndarray, side: str) -> str | None:
     return None
 
 
+def _same_non_finite(out: np.ndarray, ref: np.ndarray) -> str | None:
+    """Both sides non-finite at exactly the same places, alike (NaN for NaN, the same infinity): the inputs reach
+    outside what the model computes (a square root or a logarithm of a negative, say), as a test data set recorded
+    from the original often does. Still a failure, said as such: agreeing there proves nothing of the model."""
+    if out.dtype.kind not in "fc" or ref.dtype.kind not in "fc":
+        return None
+    bad = ~np.isfinite(out)
+    if not bad.any() or not np.array_equal(bad, ~np.isfinite(ref)):
+        return None
+    o, r = out[bad], ref[bad]
+    if not np.array_equal(np.isnan(o), np.isnan(r)) or not np.array_equal(o[~np.isnan(o)], r[~np.isnan(r)]):
+        return None
+    idx = tuple(int(i) for i in np.argwhere(bad)[0])
+    n_nan = int(np.isnan(o).sum())
+    return (
+        f"the output and the reference both have {n_nan} NaN and {o.size - n_nan} Inf values, at the same places "
+        f"(first at index {list(idx)}): the inputs reach outside what the model computes (a square root or a "
+        "logarithm of a negative, say); a non-finite output never passes, so compare on inputs inside its domain"
+    )
+
+
 def compare_output(name: str, out: np.ndarray, ref: np.ndarray, limits: Mapping[str, Limit]) -> OutputComparison:
     """Compare one output with its reference under `limits` (metric -> Limit)."""
     out, ref = np.asarray(out), np.asarray(ref)
@@ -196,6 +217,8 @@ def compare_output(name: str, out: np.ndarray, ref: np.ndarray, limits: Mapping[
         return OutputComparison(
             name, problem=f"output is empty (shape {list(out.shape)}); an empty comparison proves nothing"
         )
+    if (p := _same_non_finite(out, ref)) is not None:
+        return OutputComparison(name, problem=p)
     for arr, side in ((out, "the output"), (ref, "the reference")):
         if (p := _finite_problem(arr, side)) is not None:
             return OutputComparison(name, problem=p)

@@ -56,6 +56,27 @@ def test_inf_fails():
     assert not c.ok and "1 Inf" in c.problem and "[1, 2]" in c.problem
 
 
+@given(finite, st.data())
+def test_non_finite_values_at_the_same_places_on_both_sides_fail_and_say_so(a, data):
+    """A reference recorded where the inputs leave the model's domain (an ONNX test's sqrt of negatives) has NaN
+    where the model has them: still a failure (agreeing there proves nothing), said as such. The same places with
+    other values (NaN against an infinity, or an opposite infinity) keep the one-sided message."""
+    idx = data.draw(st.tuples(*[st.integers(0, s - 1) for s in a.shape]))
+    value = data.draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+    out, ref = a.copy(), a.copy() + 1
+    out[idx] = ref[idx] = value
+    c = compare_output("y", out, ref, DEFAULT)
+    assert not c.ok and c.problem == (
+        f"the output and the reference both have {int(np.isnan(value))} NaN and {int(np.isinf(value))} Inf values, "
+        f"at the same places (first at index {list(idx)}): the inputs reach outside what the model computes (a "
+        "square root or a logarithm of a negative, say); a non-finite output never passes, so compare on inputs "
+        "inside its domain"
+    )
+    ref[idx] = -np.inf if value == np.inf else np.inf
+    c = compare_output("y", out, ref, DEFAULT)
+    assert not c.ok and c.problem.startswith("the output has") and "a non-finite output never passes" in c.problem
+
+
 def test_zero_norm_reference_uses_absolute_error():
     ref = np.zeros((2, 2), np.float32)
     out = np.full((2, 2), 0.5, np.float32)
