@@ -131,6 +131,13 @@ class RuntimeTimeoutError(WorkerBrokeError):
     what = "timed out"
 
 
+class AnswerRefusedError(WorkerBrokeError):
+    """A worker's answer that was refused unread: it named something no answer holds (a pickle that calls a function
+    as it is read) or was not well formed. The model's runtime may have been taken over; the worker was killed."""
+
+    what = "answer refused"
+
+
 class ProducerError(ModelChecksError):
     """A producer refused to write: bad input, or an output that does not match its source.
 

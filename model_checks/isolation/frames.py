@@ -5,10 +5,17 @@ An inference's feeds and outputs (dicts of numeric arrays, or lists of such dict
 tag, the length of a small pickled header (the op or status, and each array's name, dtype and shape), the header,
 then each array's raw bytes back to back. No array is pickled, and the receiver builds its arrays over one copy of
 the message. Anything else (a load, facts, an error) is pickled as before; a pickle never starts with the tag.
+
+An answer is read as untrusted data: the worker runs a stranger's model, and one that subverts its runtime holds
+the worker. A pickle names callables to call while it is read, so an answer may name only the classes answers are
+made of (`ANSWER_CLASSES`); anything else, and any answer that is not well formed, raises `UnreadableAnswer`
+before the gate acts on it (the parent then kills the worker: `Worker._read`).
 """
 
 from __future__ import annotations
 
+import builtins
+import io
 import math
 import pickle
 import struct
@@ -51,12 +58,13 @@ def _dtype(text: str) -> np.dtype:
     return dt
 
 
-def _unframe(message: bytes) -> tuple[tuple, Any]:
-    """(head, tensors) of a frame; its arrays are writable views over one copy of the message."""
+def _unframe(message: bytes, loads: Any = pickle.loads) -> tuple[tuple, Any]:
+    """(head, tensors) of a frame; its arrays are writable views over one copy of the message. `loads` reads its
+    header (an answer's: `_loads_answer`)."""
     (n,) = _LEN.unpack_from(message, len(MAGIC))
     start = len(MAGIC) + _LEN.size
     view = memoryview(message)
-    head, many, layout = pickle.loads(view[start : start + n])
+    head, many, layout = loads(view[start : start + n])
     buf = bytearray(view[start + n :])  # the one copy: the receiver owns its arrays
     offset, dicts = 0, []
     for entries in layout:
@@ -72,6 +80,62 @@ def _unframe(message: bytes) -> tuple[tuple, Any]:
     if offset != len(buf):
         raise ValueError(f"a tensor frame of {len(buf)} bytes whose header accounts for {offset}")
     return head, dicts if many else dicts[0]
+
+
+# What an answer's pickle may name, each a class whose construction only stores data (tests/isolation/test_answers.py
+# holds every entry to that): the worker's own answers (a load's interface, facts, an error), what the functions
+# checks run in a worker return (pool.run_isolated and run_confined: tfmot's reports, localisation, the int8
+# simulation), and arrays a frame does not carry (strings, objects) with numpy's scalars. Python's exceptions too.
+ANSWER_CLASSES = frozenset(
+    {
+        ("model_checks.manifest.model", "TensorSpec"),
+        ("model_checks.manifest.model", "QuantParams"),
+        ("model_checks.manifest.model", "Limit"),
+        ("model_checks.backends.base", "ModelFacts"),
+        ("model_checks.isolation.worker", "ErrorInfo"),
+        ("model_checks.tfmot.quantize", "QuantizeReport"),
+        ("model_checks.tfmot.prune", "PruneReport"),
+        ("model_checks.tfmot.tflite", "TFLiteReport"),
+        ("model_checks.tfmot.problems", "Problem"),
+        ("model_checks.localize.report", "Localization"),
+        ("model_checks.localize.report", "Row"),
+        ("model_checks.localize.report", "Sqnr"),
+        ("model_checks.backends.onnx.int8", "Simulation"),
+        ("collections", "Counter"),
+        ("collections", "OrderedDict"),
+        ("pathlib", "PosixPath"),
+        ("pathlib", "PurePosixPath"),
+        ("builtins", "complex"),
+        ("builtins", "set"),
+        ("builtins", "frozenset"),
+        ("builtins", "bytearray"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy._core.numeric", "_frombuffer"),
+    }
+)
+
+
+class UnreadableAnswer(Exception):
+    """A worker's answer that is refused unread: it names something no answer holds, or is not well formed."""
+
+
+class _Answer(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in ANSWER_CLASSES or (module == "builtins" and _is_exception(name)):
+            return super().find_class(module, name)
+        raise UnreadableAnswer(f"it names {module}.{name}, which no answer of a worker holds")
+
+
+def _is_exception(name: str) -> bool:
+    cls = getattr(builtins, name, None)
+    return isinstance(cls, type) and issubclass(cls, BaseException)
+
+
+def _loads_answer(data: bytes | memoryview) -> Any:
+    return _Answer(io.BytesIO(data)).load()
 
 
 def encode_request(op: str, args: tuple) -> bytes:
@@ -98,8 +162,20 @@ def encode_reply(status: str, value: Any, peak: int = 0) -> bytes:
 
 
 def decode_reply(message: bytes) -> tuple[str, Any, int]:
-    if not message.startswith(MAGIC):
-        answer = pickle.loads(message)
-        return answer if len(answer) == 3 else (*answer, 0)
-    (status, peak), value = _unframe(message)
+    """(status, value, peak) of a worker's answer, read as untrusted data (see the module's docstring); anything that
+    is not such an answer raises UnreadableAnswer."""
+    try:
+        if not message.startswith(MAGIC):
+            status, value, *peak = _loads_answer(message)
+            (peak,) = peak or (0,)
+        else:
+            (status, peak), value = _unframe(message, _loads_answer)
+    except UnreadableAnswer:
+        raise
+    except Exception as e:  # a truncated pickle, a frame whose header does not fit its bytes, a wrong shape
+        raise UnreadableAnswer(f"it is not a well-formed answer ({type(e).__name__}: {str(e)[:200]})") from None
+    if status not in ("ok", "err") or type(peak) is not int:
+        raise UnreadableAnswer(
+            f"it is not a well-formed answer (status {str(status)[:40]!r}, peak {type(peak).__name__})"
+        )
     return status, value, peak

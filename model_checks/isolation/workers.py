@@ -25,6 +25,7 @@ from typing import Any, Iterator
 
 from model_checks.backends import family as backend_family
 from model_checks.core.errors import (
+    AnswerRefusedError,
     ArtifactLoadError,
     InferenceError,
     MemoryLimitError,
@@ -39,6 +40,7 @@ from model_checks.core.errors import (
 from model_checks.isolation import frames
 from model_checks.isolation.limits import Limits
 from model_checks.isolation.worker import MANY, ErrorInfo, WorkerSetup
+from model_checks.safety.text import printable
 
 SIGNAL_MEANING = {
     "SIGSEGV": "a segmentation fault in the runtime's native code",
@@ -358,8 +360,13 @@ class Worker:
             return
         try:
             status, value, sent.peak = frames.decode_reply(self.conn.recv_bytes())
+            if status == "err" and not _error_info(value):
+                raise frames.UnreadableAnswer(f"its error is a {type(value).__name__}, not the worker's ErrorInfo")
         except (EOFError, ConnectionResetError, OSError):
             sent.error = self._died(op, what)
+            return
+        except frames.UnreadableAnswer as e:
+            sent.error = self._refused(op, what, str(e))
             return
         self._pending.popleft()
         sent.done = True
@@ -440,6 +447,15 @@ class Worker:
             f"The model crashes its runtime; the session goes on with a fresh worker ({self.limits.describe()})"
         )
 
+    def _refused(self, op: str, what: str, why: str) -> ModelChecksError:
+        """The worker killed, and the error of the request whose answer was refused unread (frames.decode_reply)."""
+        self.stop(kill=True)
+        return AnswerRefusedError(
+            f"{what}: the {self.family} worker's answer to {op} was refused unread: {printable(why)}. A worker answers "
+            "with data only; this one may have been taken over by the model through its runtime. The worker was "
+            "killed; the session goes on with a fresh one"
+        )
+
     def _error(self, op: str, what: str, info: ErrorInfo) -> ModelChecksError:
         if info.memory:
             self.stop(kill=True)  # after a failed allocation the runtime's state is not to be trusted
@@ -511,16 +527,20 @@ def discard(launched: Worker) -> None:
 
 
 def _known_error(info: ErrorInfo) -> type[ModelChecksError] | None:
-    """The ModelChecksError class the worker raised, when it is one of ours (rebuilt with its message)."""
-    import importlib
-
-    if not info.module.startswith("model_checks"):
-        return None
-    try:
-        cls = getattr(importlib.import_module(info.module), info.name)
-    except (ImportError, AttributeError):
-        return None
+    """The ModelChecksError class the worker raised, when it is one of ours that this process has imported (rebuilt
+    with its message). Nothing is imported on an answer's word: the module is only looked up."""
+    module = sys.modules.get(info.module) if info.module.startswith("model_checks") else None
+    cls = getattr(module, info.name, None) if module is not None else None
     return cls if isinstance(cls, type) and issubclass(cls, ModelChecksError) else None
+
+
+def _error_info(value: Any) -> bool:
+    """Whether `value` is an error as the worker words it (an ErrorInfo of text and a flag)."""
+    return (
+        isinstance(value, ErrorInfo)
+        and all(type(x) is str for x in (value.module, value.name, value.message))
+        and type(value.memory) is bool
+    )
 
 
 def _loads_after(worker: Worker, load: Sent) -> bool:

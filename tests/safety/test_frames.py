@@ -54,9 +54,9 @@ def test_anything_else_is_pickled_as_before() -> None:
 
 def test_a_frame_whose_header_does_not_account_for_its_bytes_is_refused() -> None:
     message = frames.encode_reply("ok", {"y": np.ones(4, np.float32)})
-    with pytest.raises(ValueError, match="a tensor frame of 20 bytes whose header accounts for 16"):
+    with pytest.raises(frames.UnreadableAnswer, match="a tensor frame of 20 bytes whose header accounts for 16"):
         frames.decode_reply(message + b"\0" * 4)
-    with pytest.raises(ValueError):
+    with pytest.raises(frames.UnreadableAnswer, match="ValueError"):
         frames.decode_reply(message[:-4])  # too short for the header's arrays
 
 
@@ -64,5 +64,5 @@ def test_a_frame_header_with_a_negative_dimension_is_refused() -> None:
     # A negative count would read "the rest of the buffer" in numpy: the header's shapes are checked, not trusted.
     header = pickle.dumps((("ok", 0), False, [[("y", "<f4", (-1,))]]))
     message = frames.MAGIC + frames._LEN.pack(len(header)) + header + b"\0" * 16
-    with pytest.raises(ValueError, match=r"a tensor frame whose header gives 'y' the shape \(-1,\)"):
+    with pytest.raises(frames.UnreadableAnswer, match=r"a tensor frame whose header gives 'y' the shape \(-1,\)"):
         frames.decode_reply(message)

@@ -1,0 +1,140 @@
+"""A worker's answer is read as untrusted data. The worker runs a stranger's model; one that takes over its runtime
+holds the worker, and a pickle names functions that are called while it is read. So an answer may name only the
+classes answers are made of (frames.ANSWER_CLASSES), and anything else, or an answer that is not well formed, is
+refused unread: the request fails as `answer refused` and the worker is killed."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import re
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fixtures import crashing, onnx_models
+from model_checks.core.errors import AnswerRefusedError
+from model_checks.core.pool import ModelPool
+from model_checks.isolation import frames
+from model_checks.isolation.limits import Limits
+from model_checks.isolation.worker import ErrorInfo
+
+LIMITS = Limits(memory_mb=2048, timeout_s=60)
+FEEDS = {"input": np.ones((2, 4), np.float32)}
+
+
+@pytest.fixture
+def pool():  # type: ignore[no-untyped-def]
+    p = ModelPool(isolation=LIMITS)
+    yield p
+    p.close()
+
+
+@pytest.mark.parametrize("forge", [crashing.forged_answer, crashing.forged_tensors], ids=["pickled", "in-a-frame"])
+def test_an_answer_that_names_a_function_to_call_is_refused_unread_and_its_worker_killed(
+    pool: ModelPool, tmp_path: Path, forge
+) -> None:
+    runner = pool.runner(onnx_models.save(onnx_models.linear(), tmp_path / "m.onnx"), "onnx", tmp_path)
+    assert pool.workers is not None
+    before = pool.workers.worker("onnx").generation
+    canary = tmp_path / "written-by-the-answer"
+    with pytest.raises(AnswerRefusedError) as info:
+        pool.workers.call("onnx", forge, str(canary))
+    assert not canary.exists()  # nothing in the answer ran here
+    assert str(info.value) == (
+        f"{forge.__name__}: the onnx worker's answer to call was refused unread: it names io.open, which no answer "
+        "of a worker holds. A worker answers with data only; this one may have been taken over by the model "
+        "through its runtime. The worker was killed; the session goes on with a fresh one"
+    )
+    assert runner.infer(FEEDS)["logits"].shape == (2, 3)  # loaded again in a fresh worker
+    assert pool.workers.worker("onnx").generation == before + 1
+
+
+def _frame(head: object) -> bytes:
+    header = pickle.dumps(head, pickle.HIGHEST_PROTOCOL)
+    return frames.MAGIC + struct.pack("<I", len(header)) + header
+
+
+@pytest.mark.parametrize(
+    "message, why",
+    [
+        (b"\x80\x05garbage", "it is not a well-formed answer (UnpicklingError"),
+        (pickle.dumps(("ok", 1, 0))[:-3], "it is not a well-formed answer ("),
+        (pickle.dumps(42), "it is not a well-formed answer (TypeError"),
+        (pickle.dumps(("done", 1, 0)), "it is not a well-formed answer (status 'done', peak int)"),
+        (pickle.dumps(("ok", 1, "0")), "it is not a well-formed answer (status 'ok', peak str)"),
+        (_frame((("ok", 0), False, [[("y", "<f4", (1 << 40,))]])), "it is not a well-formed answer (ValueError"),
+        (_frame((("ok", 0), False, [[("y", "|O", (1,))]])), "it is not a well-formed answer ("),
+        (pickle.dumps(("ok", crashing._Calls(print, ("x",)), 0)), "it names builtins.print, which no answer"),
+    ],
+    ids=["garbage", "truncated", "not-a-tuple", "bad-status", "bad-peak", "huge-shape", "object", "call"],
+)
+def test_an_answer_that_is_not_well_formed_is_unreadable_not_an_internal_error(message: bytes, why: str) -> None:
+    with pytest.raises(frames.UnreadableAnswer) as info:
+        frames.decode_reply(message)
+    assert str(info.value).startswith(why), str(info.value)
+
+
+def test_every_kind_of_answer_the_gate_gets_is_read() -> None:
+    """What the worker's operations and the functions checks run there answer with, through decode_reply."""
+    from model_checks.backends.base import ModelFacts
+    from model_checks.backends.onnx.int8 import Simulation
+    from model_checks.localize.report import Localization, Row, Sqnr
+    from model_checks.manifest.model import Limit, QuantParams, TensorSpec
+    from model_checks.tfmot.tflite import TFLiteReport
+
+    spec = TensorSpec("x", "int8", ("batch", 4), quantization=QuantParams(0.5, 3, "int8"))
+    answers = [
+        (1, (spec,), (spec,), "onnxruntime 1.31.1 CPUExecutionProvider", 1024),  # a load
+        ErrorInfo("builtins", "ValueError", "bad", False),
+        Localization("c", (Row("t", "r", "n", "Conv", 0.1, 0.05),), (), 0, sqnr=(Sqnr("t", "weight", 30.0),)),
+        Simulation({"y": np.ones(3, np.float32)}, {}, {"k": 1}, {"k": 2}, {}),
+        TFLiteReport(8, "samples", "y", {"tflite": {"rel_l2": 0.01}}, {"rel_l2": Limit(0.02, "metadata.yaml")}),
+        {"labels": np.array(["cat", "dog"]), "n": np.int64(3), "p": np.float32(0.5), "c": complex(1, 2)},
+        [{"y": np.ones((2, 3), np.float32)}, {"y": np.zeros((2, 3), np.float32)}],
+        (ValueError("shown as found"), {1, 2}, frozenset({3}), Path("/tmp/x"), bytearray(b"ab")),
+    ]
+    for value in answers:
+        status, got, peak = frames.decode_reply(frames.encode_reply("ok", value, 7))
+        assert (status, peak) == ("ok", 7)
+        assert pickle.dumps(got) == pickle.dumps(value) or repr(got) == repr(value)
+    facts_fields = {f.name for f in dataclasses.fields(ModelFacts)}
+    assert facts_fields  # (ModelFacts comes back from every facts request: tests/core cover its content)
+
+
+def test_every_class_an_answer_may_name_only_holds_data() -> None:
+    """Reading an answer calls what it names: each class allowed is a dataclass that only stores its fields (no
+    __post_init__, __setstate__, __reduce__ or __new__ of its own), or a constructor of the standard library or
+    numpy that builds a value and nothing else. A class added to ANSWER_CLASSES must hold to this."""
+    import importlib
+
+    from_library = {
+        ("collections", "Counter"),
+        ("collections", "OrderedDict"),
+        ("pathlib", "PosixPath"),
+        ("pathlib", "PurePosixPath"),
+        ("builtins", "complex"),
+        ("builtins", "set"),
+        ("builtins", "frozenset"),
+        ("builtins", "bytearray"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy._core.numeric", "_frombuffer"),
+    }
+    for module, name in sorted(frames.ANSWER_CLASSES - from_library):
+        assert module.startswith("model_checks."), (module, name)
+        mod = importlib.import_module(module)
+        cls = getattr(mod, name)
+        assert dataclasses.is_dataclass(cls), (module, name)
+        for method in ("__post_init__", "__setstate__", "__reduce__", "__reduce_ex__", "__new__", "__getattr__"):
+            assert method not in vars(cls), f"{module}.{name} defines {method}"
+        for f in dataclasses.fields(cls):  # a data class a field holds comes back with it: it is allowed too
+            for word in re.findall(r"\b[A-Z]\w*", str(f.type)):
+                held = getattr(mod, word, None)
+                if dataclasses.is_dataclass(held):
+                    assert (held.__module__, held.__qualname__) in frames.ANSWER_CLASSES, (name, f.name, word)
+    assert frames.ANSWER_CLASSES >= from_library
