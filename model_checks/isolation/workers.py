@@ -358,13 +358,24 @@ class Worker:
         if not ready:
             sent.error = self._timed_out(op, what, timeout_s)
             return
+        cap = self.limits.memory_mb << 20  # no answer outgrows the memory its worker may hold
         try:
-            status, value, sent.peak = frames.decode_reply(self.conn.recv_bytes())
-            if status == "err" and not _error_info(value):
-                raise frames.UnreadableAnswer(f"its error is a {type(value).__name__}, not the worker's ErrorInfo")
-        except (EOFError, ConnectionResetError, OSError):
+            message = self.conn.recv_bytes(cap)
+        except (EOFError, ConnectionResetError):
             sent.error = self._died(op, what)
             return
+        except OSError as e:
+            if e.errno is not None:  # the pipe itself failed: the worker is gone
+                sent.error = self._died(op, what)
+            else:  # multiprocessing's "bad message length": nothing past the length was read
+                sent.error = self._refused(
+                    op, what, f"it claims to be larger than the worker's memory limit of {self.limits.memory_mb} MiB"
+                )
+            return
+        try:
+            status, value, sent.peak = frames.decode_reply(message)
+            if status == "err" and not _error_info(value):
+                raise frames.UnreadableAnswer(f"its error is a {type(value).__name__}, not the worker's ErrorInfo")
         except frames.UnreadableAnswer as e:
             sent.error = self._refused(op, what, str(e))
             return

@@ -138,3 +138,19 @@ def test_every_class_an_answer_may_name_only_holds_data() -> None:
                 if dataclasses.is_dataclass(held):
                     assert (held.__module__, held.__qualname__) in frames.ANSWER_CLASSES, (name, f.name, word)
     assert frames.ANSWER_CLASSES >= from_library
+
+
+def test_an_answer_longer_than_the_workers_memory_limit_is_refused_before_it_is_read(
+    pool: ModelPool, tmp_path: Path
+) -> None:
+    """A legitimate answer is built in the worker's memory, so none outgrows its limit: a length beyond it is
+    refused from the length alone (nothing allocated for it)."""
+    runner = pool.runner(onnx_models.save(onnx_models.linear(), tmp_path / "m.onnx"), "onnx", tmp_path)
+    with pytest.raises(AnswerRefusedError) as info:
+        pool.workers.call("onnx", crashing.claim_huge_answer)
+    assert str(info.value) == (
+        "claim_huge_answer: the onnx worker's answer to call was refused unread: it claims to be larger than the "
+        "worker's memory limit of 2048 MiB. A worker answers with data only; this one may have been taken over by "
+        "the model through its runtime. The worker was killed; the session goes on with a fresh one"
+    )
+    assert runner.infer(FEEDS)["logits"].shape == (2, 3)
