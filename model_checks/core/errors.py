@@ -132,8 +132,9 @@ class RuntimeTimeoutError(WorkerBrokeError):
 
 
 class AnswerRefusedError(WorkerBrokeError):
-    """A worker's answer that was refused unread: it named something no answer holds (a pickle that calls a function
-    as it is read) or was not well formed. The model's runtime may have been taken over; the worker was killed."""
+    """A worker's answer that was refused before anything used it: it named something no answer holds (a pickle that
+    calls a function as it is read), was not well formed, or was not what its operation answers. The model's runtime
+    may have been taken over; the worker was killed."""
 
     what = "answer refused"
 

@@ -376,6 +376,8 @@ class Worker:
             status, value, sent.peak = frames.decode_reply(message)
             if status == "err" and not _error_info(value):
                 raise frames.UnreadableAnswer(f"its error is a {type(value).__name__}, not the worker's ErrorInfo")
+            if status == "ok" and (why := _not_an_answer(op, value, sent.requests)) is not None:
+                raise frames.UnreadableAnswer(f"it is not what {op} answers: {why}")
         except frames.UnreadableAnswer as e:
             sent.error = self._refused(op, what, str(e))
             return
@@ -459,10 +461,11 @@ class Worker:
         )
 
     def _refused(self, op: str, what: str, why: str) -> ModelChecksError:
-        """The worker killed, and the error of the request whose answer was refused unread (frames.decode_reply)."""
+        """The worker killed, and the error of the request whose answer was refused before anything used it: it could
+        not be read as data (frames.decode_reply), or is not what its operation answers (_not_an_answer)."""
         self.stop(kill=True)
         return AnswerRefusedError(
-            f"{what}: the {self.family} worker's answer to {op} was refused unread: {printable(why)}. A worker answers "
+            f"{what}: the {self.family} worker's answer to {op} was refused: {printable(why)}. A worker answers "
             "with data only; this one may have been taken over by the model through its runtime. The worker was "
             "killed; the session goes on with a fresh one"
         )
@@ -543,6 +546,36 @@ def _known_error(info: ErrorInfo) -> type[ModelChecksError] | None:
     module = sys.modules.get(info.module) if info.module.startswith("model_checks") else None
     cls = getattr(module, info.name, None) if module is not None else None
     return cls if isinstance(cls, type) and issubclass(cls, ModelChecksError) else None
+
+
+def _not_an_answer(op: str, value: Any, requests: int) -> str | None:
+    """Why `value` cannot be a worker's answer to `op` (None when it can): each operation answers with one shape, which
+    the code that asks relies on. `call` answers whatever its function returns (its caller's to check)."""
+    from model_checks.backends.base import ModelFacts
+    from model_checks.manifest.model import TensorSpec
+
+    if op == "infer":
+        sets = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and len(value) != requests:
+            return f"{len(value)} sets of outputs for {requests} sets of feeds"
+        if not all(
+            type(outs) is dict and all(type(k) is str and isinstance(a, frames.np.ndarray) for k, a in outs.items())
+            for outs in sets
+        ):
+            return "outputs that are not arrays by name"
+    elif op == "load" and not (
+        type(value) is tuple
+        and len(value) == 5
+        and all(type(x) is int for x in (value[0], value[4]))
+        and type(value[3]) is str
+        and all(type(t) is tuple and all(isinstance(s, TensorSpec) for s in t) for t in value[1:3])
+    ):
+        return "not a loaded model's (handle, inputs, outputs, description, bytes)"
+    elif op == "facts" and not isinstance(value, ModelFacts):
+        return f"a {type(value).__name__}, not the model's facts"
+    elif op == "validate" and not (type(value) is list and all(type(x) is str for x in value)):
+        return "not a list of problems in words"
+    return None
 
 
 def _error_info(value: Any) -> bool:

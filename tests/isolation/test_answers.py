@@ -45,7 +45,7 @@ def test_an_answer_that_names_a_function_to_call_is_refused_unread_and_its_worke
         pool.workers.call("onnx", forge, str(canary))
     assert not canary.exists()  # nothing in the answer ran here
     assert str(info.value) == (
-        f"{forge.__name__}: the onnx worker's answer to call was refused unread: it names io.open, which no answer "
+        f"{forge.__name__}: the onnx worker's answer to call was refused: it names io.open, which no answer "
         "of a worker holds. A worker answers with data only; this one may have been taken over by the model "
         "through its runtime. The worker was killed; the session goes on with a fresh one"
     )
@@ -139,8 +139,53 @@ def test_an_answer_longer_than_the_workers_memory_limit_is_refused_before_it_is_
     with pytest.raises(AnswerRefusedError) as info:
         pool.workers.call("onnx", crashing.claim_huge_answer)
     assert str(info.value) == (
-        "claim_huge_answer: the onnx worker's answer to call was refused unread: it claims to be larger than the "
+        "claim_huge_answer: the onnx worker's answer to call was refused: it claims to be larger than the "
         "worker's memory limit of 2048 MiB. A worker answers with data only; this one may have been taken over by "
         "the model through its runtime. The worker was killed; the session goes on with a fresh one"
     )
     assert runner.infer(FEEDS)["logits"].shape == (2, 3)
+
+
+@pytest.mark.parametrize(
+    "value, why",
+    [
+        ({"logits": [[0.0, 0.0, 0.0]] * 2}, "outputs that are not arrays by name"),
+        ([{"logits": np.zeros((2, 3), np.float32)}] * 3, "3 sets of outputs for 1 sets of feeds"),
+        ("ok", "outputs that are not arrays by name"),
+    ],
+    ids=["lists", "too-many", "text"],
+)
+def test_an_answer_that_is_not_what_its_operation_answers_is_refused(
+    pool: ModelPool, tmp_path: Path, value, why
+) -> None:
+    """Read as data, an answer may still not be what the code that asked relies on (outputs that are not arrays, a
+    load that is not a model's interface): refused too, rather than an internal error of the check that asked."""
+    runner = pool.runner(onnx_models.save(onnx_models.linear(), tmp_path / "m.onnx"), "onnx", tmp_path)
+    assert runner.infer(FEEDS)["logits"].shape == (2, 3)
+    pool.workers.call("onnx", crashing.answer_infer_with, value)
+    with pytest.raises(AnswerRefusedError) as info:
+        runner.infer({"input": np.full((2, 4), 2.0, np.float32)})  # other feeds: the pool has the first ones' outputs
+    assert str(info.value).startswith(
+        f"m.onnx: the onnx worker's answer to infer was refused: it is not what infer answers: {why}. "
+    )
+    with pytest.raises(AnswerRefusedError, match=r"\[not retried: this model already did this earlier"):
+        runner.infer({"input": np.full((2, 4), 3.0, np.float32)})  # as after a crash: the model is not asked again
+    other = pool.runner(onnx_models.save(onnx_models.linear(), tmp_path / "other.onnx"), "onnx", tmp_path)
+    assert other.infer(FEEDS)["logits"].shape == (2, 3)  # another model, in a fresh worker
+
+
+def test_each_operations_answer_is_held_to_its_shape() -> None:
+    from model_checks.isolation.workers import _not_an_answer
+    from model_checks.manifest.model import TensorSpec
+
+    spec = TensorSpec("x", "float32", (1, 4))
+    assert _not_an_answer("load", (1, (spec,), (spec,), "onnxruntime", 10), 1) is None
+    assert _not_an_answer("load", (1, (spec,), ("x",), "onnxruntime", 10), 1) == (
+        "not a loaded model's (handle, inputs, outputs, description, bytes)"
+    )
+    assert _not_an_answer("load", (1, (spec,), (spec,), "onnxruntime"), 1) is not None
+    assert _not_an_answer("facts", {"ops": 3}, 1) == "a dict, not the model's facts"
+    assert _not_an_answer("validate", ["a problem"], 1) is None
+    assert _not_an_answer("validate", "a problem", 1) == "not a list of problems in words"
+    assert _not_an_answer("infer", [{"y": np.ones(1)}, {"y": np.ones(1)}], 2) is None
+    assert _not_an_answer("call", object(), 1) is None  # whatever its function returns: its caller checks
