@@ -119,7 +119,8 @@ ANSWER_CLASSES = frozenset(
 
 
 class UnreadableAnswer(Exception):
-    """A worker's answer that is refused unread: it names something no answer holds, or is not well formed."""
+    """A worker's answer that is refused before anything uses it: it names something no answer holds, is not well
+    formed, or is not what its operation answers (Worker._read)."""
 
 
 class _Answer(pickle.Unpickler):

@@ -374,10 +374,8 @@ class Worker:
             return
         try:
             status, value, sent.peak = frames.decode_reply(message)
-            if status == "err" and not _error_info(value):
-                raise frames.UnreadableAnswer(f"its error is a {type(value).__name__}, not the worker's ErrorInfo")
-            if status == "ok" and (why := _not_an_answer(op, value, sent.requests)) is not None:
-                raise frames.UnreadableAnswer(f"it is not what {op} answers: {why}")
+            if (why := _not_an_answer(op, status, value, sent.requests)) is not None:
+                raise frames.UnreadableAnswer(why)
         except frames.UnreadableAnswer as e:
             sent.error = self._refused(op, what, str(e))
             return
@@ -548,43 +546,44 @@ def _known_error(info: ErrorInfo) -> type[ModelChecksError] | None:
     return cls if isinstance(cls, type) and issubclass(cls, ModelChecksError) else None
 
 
-def _not_an_answer(op: str, value: Any, requests: int) -> str | None:
-    """Why `value` cannot be a worker's answer to `op` (None when it can): each operation answers with one shape, which
-    the code that asks relies on. `call` answers whatever its function returns (its caller's to check)."""
-    from model_checks.backends.base import ModelFacts
-    from model_checks.manifest.model import TensorSpec
-
+def _not_an_answer(op: str, status: str, value: Any, requests: int) -> str | None:
+    """Why `value` cannot be a worker's answer to `op` (None when it can): an error is the worker's ErrorInfo, and
+    each operation answers with one shape, which the code that asks relies on. `call` answers whatever its function
+    returns (its caller's to check)."""
+    if status == "err":
+        info = isinstance(value, ErrorInfo) and type(value.memory) is bool
+        if info and all(type(x) is str for x in (value.module, value.name, value.message)):
+            return None
+        return f"its error is not the worker's ErrorInfo of text and a flag (a {type(value).__name__})"
+    why = None
     if op == "infer":
         sets = value if isinstance(value, list) else [value]
         if isinstance(value, list) and len(value) != requests:
-            return f"{len(value)} sets of outputs for {requests} sets of feeds"
-        if not all(
+            why = f"{len(value)} sets of outputs for {requests} sets of feeds"
+        elif not all(
             type(outs) is dict and all(type(k) is str and isinstance(a, frames.np.ndarray) for k, a in outs.items())
             for outs in sets
         ):
-            return "outputs that are not arrays by name"
-    elif op == "load" and not (
-        type(value) is tuple
-        and len(value) == 5
-        and all(type(x) is int for x in (value[0], value[4]))
-        and type(value[3]) is str
-        and all(type(t) is tuple and all(isinstance(s, TensorSpec) for s in t) for t in value[1:3])
-    ):
-        return "not a loaded model's (handle, inputs, outputs, description, bytes)"
-    elif op == "facts" and not isinstance(value, ModelFacts):
-        return f"a {type(value).__name__}, not the model's facts"
+            why = "outputs that are not arrays by name"
+    elif op == "load":
+        from model_checks.manifest.model import TensorSpec
+
+        if not (
+            type(value) is tuple
+            and len(value) == 5
+            and all(type(x) is int for x in (value[0], value[4]))
+            and type(value[3]) is str
+            and all(type(t) is tuple and all(isinstance(s, TensorSpec) for s in t) for t in value[1:3])
+        ):
+            why = "not a loaded model's (handle, inputs, outputs, description, bytes)"
+    elif op == "facts":
+        from model_checks.backends.base import ModelFacts
+
+        if not isinstance(value, ModelFacts):
+            why = f"a {type(value).__name__}, not the model's facts"
     elif op == "validate" and not (type(value) is list and all(type(x) is str for x in value)):
-        return "not a list of problems in words"
-    return None
-
-
-def _error_info(value: Any) -> bool:
-    """Whether `value` is an error as the worker words it (an ErrorInfo of text and a flag)."""
-    return (
-        isinstance(value, ErrorInfo)
-        and all(type(x) is str for x in (value.module, value.name, value.message))
-        and type(value.memory) is bool
-    )
+        why = "not a list of problems in words"
+    return None if why is None else f"it is not what {op} answers: {why}"
 
 
 def _loads_after(worker: Worker, load: Sent) -> bool:

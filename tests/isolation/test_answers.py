@@ -179,13 +179,22 @@ def test_each_operations_answer_is_held_to_its_shape() -> None:
     from model_checks.manifest.model import TensorSpec
 
     spec = TensorSpec("x", "float32", (1, 4))
-    assert _not_an_answer("load", (1, (spec,), (spec,), "onnxruntime", 10), 1) is None
-    assert _not_an_answer("load", (1, (spec,), ("x",), "onnxruntime", 10), 1) == (
-        "not a loaded model's (handle, inputs, outputs, description, bytes)"
+    assert _not_an_answer("load", "ok", (1, (spec,), (spec,), "onnxruntime", 10), 1) is None
+    assert _not_an_answer("load", "ok", (1, (spec,), ("x",), "onnxruntime", 10), 1) == (
+        "it is not what load answers: not a loaded model's (handle, inputs, outputs, description, bytes)"
     )
-    assert _not_an_answer("load", (1, (spec,), (spec,), "onnxruntime"), 1) is not None
-    assert _not_an_answer("facts", {"ops": 3}, 1) == "a dict, not the model's facts"
-    assert _not_an_answer("validate", ["a problem"], 1) is None
-    assert _not_an_answer("validate", "a problem", 1) == "not a list of problems in words"
-    assert _not_an_answer("infer", [{"y": np.ones(1)}, {"y": np.ones(1)}], 2) is None
-    assert _not_an_answer("call", object(), 1) is None  # whatever its function returns: its caller checks
+    assert _not_an_answer("load", "ok", (1, (spec,), (spec,), "onnxruntime"), 1) is not None
+    assert _not_an_answer("facts", "ok", {"ops": 3}, 1) == "it is not what facts answers: a dict, not the model's facts"
+    assert _not_an_answer("validate", "ok", ["a problem"], 1) is None
+    assert _not_an_answer("validate", "ok", "a problem", 1) == (
+        "it is not what validate answers: not a list of problems in words"
+    )
+    assert _not_an_answer("infer", "ok", [{"y": np.ones(1)}, {"y": np.ones(1)}], 2) is None
+    assert _not_an_answer("call", "ok", object(), 1) is None  # whatever its function returns: its caller checks
+    assert _not_an_answer("load", "err", ErrorInfo("builtins", "ValueError", "bad", False), 1) is None
+    assert _not_an_answer("load", "err", ErrorInfo("builtins", "ValueError", 3, False), 1) == (
+        "its error is not the worker's ErrorInfo of text and a flag (a ErrorInfo)"
+    )
+    assert (
+        _not_an_answer("load", "err", "bad", 1) == "its error is not the worker's ErrorInfo of text and a flag (a str)"
+    )
