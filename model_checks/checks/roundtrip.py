@@ -6,17 +6,20 @@ sandbox, a scrubbed environment), on a copy of the model with every name replace
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from model_checks.checks.context import CheckContext
 from model_checks.checks.registry import Check
 from model_checks.core.metrics import compare_outputs
 from model_checks.core.results import CheckResult
 
+if TYPE_CHECKING:  # numpy is not imported where the checks are only collected
+    import numpy as np
+
 NAME = "roundtrip"
 
 
-def converted_outputs(path: Path, root: Path, feeds: list[dict]) -> Any:
+def converted_outputs(path: Path, root: Path, feeds: list[dict]) -> list[dict[str, np.ndarray]] | str:
     """The converted module's outputs on each feed, or the reason it cannot be converted (a str)."""
     from model_checks.backends.onnx.loader import load_proto
     from model_checks.producers.to_torch import Unconvertible, convert

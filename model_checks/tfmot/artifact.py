@@ -14,6 +14,8 @@ from model_checks.core.errors import ArtifactLoadError
 from model_checks.core.inputs import generate, merge_interface
 from model_checks.core.results import CheckResult
 from model_checks.manifest.model import TensorSpec
+from model_checks.tfmot.prune import PruneReport
+from model_checks.tfmot.quantize import QuantizeReport
 
 BATCH = 4  # the short pruning fit takes two steps of 2
 
@@ -35,7 +37,9 @@ def model_and_feeds(
     return model, [feeds[s.name] for s in specs]
 
 
-def quantize_report(path: Path, fmt: str, declared: tuple[TensorSpec, ...] | None, trust_code: bool, seed: int) -> Any:
+def quantize_report(
+    path: Path, fmt: str, declared: tuple[TensorSpec, ...] | None, trust_code: bool, seed: int
+) -> QuantizeReport:
     """The QuantizeReport of the Keras model at `path` (module-level, so a worker process can run it)."""
     from model_checks.tfmot.quantize import check_quantize
 
@@ -50,7 +54,7 @@ def prune_report(
     seed: int,
     target: float,
     skip: tuple[str, ...],
-) -> Any:
+) -> PruneReport:
     """The PruneReport of the Keras model at `path` (module-level, so a worker process can run it)."""
     from model_checks.tfmot.prune import check_prune
 
