@@ -39,6 +39,7 @@ from model_checks.core.errors import (
 )
 from model_checks.isolation import frames
 from model_checks.isolation.limits import Limits
+from model_checks.isolation.returns import mismatch, returns_of
 from model_checks.isolation.worker import MANY, ErrorInfo, WorkerSetup
 from model_checks.safety.text import printable
 
@@ -199,6 +200,7 @@ class Sent:
     value: Any = None
     error: ModelChecksError | None = None
     peak: int = 0  # the worker's peak resident memory while it served this request (bytes)
+    returns: tuple[str, Any] | None = None  # for `call`: its function's name and declared return type (returns_of)
 
 
 class Worker:
@@ -304,14 +306,15 @@ class Worker:
     def send(self, op: str, args: tuple, what: str, requests: int = 1) -> Sent:
         """Send a request without waiting for its answer (`answer` reads it). The worker answers in the order it
         was asked, so answers are read in that order, each within its own timeout from when it is waited on."""
+        returns = returns_of(args[0]) if op == "call" else None
         if self._outbox is not None:  # written with the others at the end of `together`
-            sent = Sent(op, what, requests, self.generation)
+            sent = Sent(op, what, requests, self.generation, returns=returns)
             self._outbox.append(frames.encode_request(op, args))
             self._pending.append(sent)
             return sent
         self._ensure_started()
         assert self.conn is not None
-        sent = Sent(op, what, requests, self.generation)
+        sent = Sent(op, what, requests, self.generation, returns=returns)
         try:
             self.conn.send_bytes(self._with_later(frames.encode_request(op, args)))  # tensors as a binary frame
         except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
@@ -374,7 +377,7 @@ class Worker:
             return
         try:
             status, value, sent.peak = frames.decode_reply(message)
-            if (why := _not_an_answer(op, status, value, sent.requests)) is not None:
+            if (why := _not_an_answer(op, status, value, sent.requests, sent.returns)) is not None:
                 raise frames.UnreadableAnswer(why)
         except frames.UnreadableAnswer as e:
             sent.error = self._refused(op, what, str(e))
@@ -546,10 +549,10 @@ def _known_error(info: ErrorInfo) -> type[ModelChecksError] | None:
     return cls if isinstance(cls, type) and issubclass(cls, ModelChecksError) else None
 
 
-def _not_an_answer(op: str, status: str, value: Any, requests: int) -> str | None:
+def _not_an_answer(op: str, status: str, value: Any, requests: int, returns: Any = None) -> str | None:
     """Why `value` cannot be a worker's answer to `op` (None when it can): an error is the worker's ErrorInfo, and
-    each operation answers with one shape, which the code that asks relies on. `call` answers whatever its function
-    returns (its caller's to check)."""
+    each operation answers with one shape, which the code that asks relies on; `call` answers with what its function
+    declares it returns (`returns`, see isolation.returns)."""
     if status == "err":
         info = isinstance(value, ErrorInfo) and type(value.memory) is bool
         if info and all(type(x) is str for x in (value.module, value.name, value.message)):
@@ -583,6 +586,14 @@ def _not_an_answer(op: str, status: str, value: Any, requests: int) -> str | Non
             why = f"a {type(value).__name__}, not the model's facts"
     elif op == "validate" and not (type(value) is list and all(type(x) is str for x in value)):
         why = "not a list of problems in words"
+    elif op == "call" and returns is not None:
+        name, hint = returns
+        try:
+            why = mismatch(value, hint, f"{name}()")
+        except Exception as e:  # whatever the data is, reading it is not the gate's internal error
+            why = f"{name}() could not be held to {hint} ({type(e).__name__})"
+        if why is not None:
+            return f"it is not what {name} returns: {why}"
     return None if why is None else f"it is not what {op} answers: {why}"
 
 
