@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import numbers
 import re
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -78,6 +79,10 @@ def mismatch(value: Any, hint: Any, where: str = "it", depth: int = 0) -> str | 
     if hint in _NUMBERS:
         ok = isinstance(value, _NUMBERS[hint]) and not isinstance(value, bool)
         return None if ok else _is_not(where, value, hint.__name__)
+    if hint is bool:  # numpy's bool is no bool subclass, and `x > 0` on an array's item makes one
+        numpy = sys.modules.get("numpy")  # imported already if the answer holds one: unpickling it imported numpy
+        ok = isinstance(value, bool) or (numpy is not None and isinstance(value, numpy.bool_))
+        return None if ok else _is_not(where, value, "bool")
     if not isinstance(value, hint):
         return _is_not(where, value, _name(hint))
     if dataclasses.is_dataclass(hint):

@@ -71,6 +71,8 @@ def test_a_report_is_held_to_its_dataclass_field_by_field(value: object, why: st
         (3, list[dict] | str, "it is an int, not list[dict] or str"),
         ({"ok": {"y": {"rel_l2": np.float32(0.1)}}}, dict[str, dict[str, dict[str, float]]], None),
         ([0.1, np.float64(2), 3], list[float], None),
+        ([True, np.bool_(False)], list[bool], None),  # numpy's bool, from `x > 0` on an array's item: a bool
+        ([True, 1], list[bool], "it[1] is an int, not bool"),
         (("cpu", [{"y": np.ones(1)}]), tuple[str, list[dict]], None),
         (("cpu", [{"y": np.ones(1)}], "more"), tuple[str, list[dict]], "it has 3 items, not 2"),
     ],
