@@ -86,6 +86,7 @@ pytest's start-up and end around the same loads (in the dev venv, hypothesis's a
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import shutil
@@ -531,6 +532,7 @@ def row_c(runs: int, seconds: float, load: str = "auto") -> dict:
     with running_service(art, isolation=Limits()) as url, tempfile.TemporaryDirectory(prefix="mc-wrk-") as t:
         scripts = Path(t)
         gate_target = Target(Served(art, url).infer_url, bodies)
+        (service,) = _children(os.getpid())  # the gate's service, started by running_service
         proc, bare_url = _bare_service(art.model_path)
         hop_proc, hop_url = _bare_service(art.model_path, BARE_C_HOP)
         try:
@@ -549,18 +551,26 @@ def row_c(runs: int, seconds: float, load: str = "auto") -> dict:
             wrk = load == "wrk" or (load == "auto" and shutil.which("wrk") is not None)
             res["load"] = "wrk" if wrk else "python"
 
-            def level(t: Target, c: int):  # type: ignore[no-untyped-def]
-                return _wrk_level(t, c, seconds, scripts) if wrk else sweep(t, (c,), 100_000, seconds).levels[0]
+            def level(t: Target, c: int, pid: int | None = None):  # type: ignore[no-untyped-def]
+                before = cpu_seconds(pid) if pid else None
+                start = time.perf_counter()
+                got = _wrk_level(t, c, seconds, scripts) if wrk else sweep(t, (c,), 100_000, seconds).levels[0]
+                if before is not None:  # CPU a request: the service's own process, then its children (the model's)
+                    after, n = cpu_seconds(pid), got.throughput_per_s * (time.perf_counter() - start)
+                    cpu[(pid, c)].append(tuple((a - b) / n * 1e6 for a, b in zip(after, before)))
+                return got
+
+            cpu: dict = collections.defaultdict(list)
 
             hop_t = Target(hop_infer, bodies)
             for kind, (gate_t, bare_t) in pairs.items():
                 for c in (1, 4):
                     g, f, h = [], [], []
                     for _ in range(runs):
-                        g.append(level(gate_t, c))
+                        g.append(level(gate_t, c, None if kind else service))
                         f.append(level(bare_t, c))
                         if not kind:  # JSON bodies: the floor with the process hop too
-                            h.append(level(hop_t, c))
+                            h.append(level(hop_t, c, hop_proc.pid))
                     gr = statistics.median(x.throughput_per_s for x in g)
                     fr = statistics.median(x.throughput_per_s for x in f)
                     res[f"c{c}{kind}"] = {
@@ -577,12 +587,47 @@ def row_c(runs: int, seconds: float, load: str = "auto") -> dict:
                             "hop_floor_per_s": hr,
                             "hop_floor_ratio": hr / fr,
                             "gate_to_hop": gr / hr,
+                            "gate_cpu_us": [statistics.median(x) for x in zip(*cpu[(service, c)])],
+                            "hop_cpu_us": [statistics.median(x) for x in zip(*cpu[(hop_proc.pid, c)])],
                         }
         finally:
             for p in (proc, hop_proc):
                 p.terminate()
                 p.wait(10)
     return res
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux's /proc)."""
+    found = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(p))
+            except (OSError, ValueError, IndexError):
+                pass
+    return found
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of process `pid` itself and of its descendants alive now, summed."""
+
+    def own(p: int) -> float:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return 0.0
+
+    kids, todo = 0.0, _children(pid)
+    while todo:
+        p = todo.pop()
+        kids += own(p)
+        todo += _children(p)
+    return own(pid), kids
 
 
 def _answering(url: str, body: bytes) -> None:
@@ -830,7 +875,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"p50 {v['floor_p50_ms']:.2f} ms, ratio {v['ratio']:.2f}x"
                     + (
                         f"; floor with a process hop {v['hop_floor_per_s']:.0f}/s ({v['hop_floor_ratio']:.2f}x of the "
-                        f"floor; the gate {v['gate_to_hop']:.2f}x of it)"
+                        f"floor; the gate {v['gate_to_hop']:.2f}x of it); CPU a request: the gate's service "
+                        f"{v['gate_cpu_us'][0]:.0f} us + its worker {v['gate_cpu_us'][1]:.0f} us, the hop floor's "
+                        f"service {v['hop_cpu_us'][0]:.0f} us + its model's process {v['hop_cpu_us'][1]:.0f} us"
                         if "hop_floor_per_s" in v
                         else ""
                     )
