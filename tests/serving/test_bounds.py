@@ -3,6 +3,7 @@ whose answer is huge, a JSON bomb, a client that stops halfway, and a gate kille
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -268,6 +269,43 @@ def test_a_connection_that_stops_halfway_is_closed_after_the_read_timeout(servic
         got = s.recv(1024)  # b"" once the service closes the connection
         waited = time.monotonic() - start
     assert got == b"" and 0.5 < waited < 25
+
+
+def _request(body: bytes) -> bytes:
+    head = f"POST /v2/models/tiny/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+def _response(s: socket.socket) -> bytes:
+    """One whole response (its head, and a body of its Content-Length) read off a keep-alive connection."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(65536) or pytest.fail(f"closed after {data!r}")
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(next(h.split(b":")[1] for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")))
+    while len(body) < length:
+        body += s.recv(65536) or pytest.fail("closed in the body")
+    return head
+
+
+def test_a_request_that_keeps_arriving_is_served_however_long_it_takes_and_the_next_one_is_watched_too(service) -> None:
+    """The read timeout (1 s here) counts from the last bytes the client sent, not from the first: a request sent
+    a few bytes at a time over three times the timeout is answered. On the same connection, once idle for longer
+    than the timeout, the next request is watched again: stopping halfway through its head closes the connection."""
+    body = json.dumps(encode_request({"input": np.ones((1, 4), np.float32)})).encode()
+    with socket.create_connection(service, timeout=30) as s:
+        message = _request(body)
+        step = len(message) // 8 + 1
+        for i in range(0, len(message), step):
+            s.sendall(message[i : i + step])
+            time.sleep(0.4)  # 8 pieces, 3.2 s in all, never 1 s without a byte
+        assert _response(s).startswith(b"HTTP/1.1 200")
+        time.sleep(1.5)  # idle past the read timeout, well within the keep-alive
+        s.sendall(_request(body)[:40])
+        start = time.monotonic()
+        got = s.recv(1024)
+        waited = time.monotonic() - start
+    assert got == b"" and waited < 25
 
 
 # -- no orphans ----------------------------------------------------------------------------------
