@@ -536,7 +536,7 @@ def row_c(runs: int, seconds: float, load: str = "auto") -> dict:
     with running_service(art, isolation=Limits()) as url, tempfile.TemporaryDirectory(prefix="mc-wrk-") as t:
         scripts = Path(t)
         gate_target = Target(Served(art, url).infer_url, bodies)
-        (service,) = _children(os.getpid())  # the gate's service, started by running_service
+        service = descendants(os.getpid())[0]  # this process's one child so far: the gate's service (running_service)
         proc, bare_url = _bare_service(art.model_path)
         hop_proc, hop_url = _bare_service(art.model_path, BARE_C_HOP)
         try:
@@ -601,17 +601,22 @@ def row_c(runs: int, seconds: float, load: str = "auto") -> dict:
     return res
 
 
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (Linux's /proc)."""
-    found = []
+def descendants(pid: int) -> list[int]:
+    """The processes below `pid`, its children first, then theirs, ..., from one reading of /proc (Linux)."""
+    children: dict[int, list[int]] = {}
     for p in os.listdir("/proc"):
         if p.isdigit():
             try:
                 with open(f"/proc/{p}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        found.append(int(p))
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(p))
             except (OSError, ValueError, IndexError):
                 pass
+    found, todo = [], collections.deque(children.get(pid, []))
+    while todo:  # breadth first: the children come first
+        p = todo.popleft()
+        found.append(p)
+        todo += children.get(p, [])
     return found
 
 
@@ -626,12 +631,7 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
         except (OSError, ValueError, IndexError):
             return 0.0
 
-    kids, todo = 0.0, _children(pid)
-    while todo:
-        p = todo.pop()
-        kids += own(p)
-        todo += _children(p)
-    return own(pid), kids
+    return own(pid), sum(own(p) for p in descendants(pid))
 
 
 def _answering(url: str, body: bytes) -> None:
@@ -762,19 +762,8 @@ class TreeRss:
         self._t.start()
 
     def _tree(self) -> int:
-        children: dict[int, list[int]] = {}
-        for p in os.listdir("/proc"):
-            if p.isdigit():
-                try:
-                    with open(f"/proc/{p}/stat") as f:
-                        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                    children.setdefault(ppid, []).append(int(p))
-                except (OSError, ValueError, IndexError):
-                    pass
-        total, todo = 0, [self.pid]
-        while todo:
-            pid = todo.pop()
-            todo += children.get(pid, [])
+        total = 0
+        for pid in (self.pid, *descendants(self.pid)):
             try:
                 with open(f"/proc/{pid}/statm") as f:
                     total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
