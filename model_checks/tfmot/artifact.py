@@ -14,8 +14,8 @@ from model_checks.core.errors import ArtifactLoadError
 from model_checks.core.inputs import generate, merge_interface
 from model_checks.core.results import CheckResult
 from model_checks.manifest.model import TensorSpec
-from model_checks.tfmot.prune import PruneReport
-from model_checks.tfmot.quantize import QuantizeReport
+from model_checks.tfmot.prune import PruneReport, check_prune
+from model_checks.tfmot.quantize import QuantizeReport, check_quantize
 
 BATCH = 4  # the short pruning fit takes two steps of 2
 
@@ -41,8 +41,6 @@ def quantize_report(
     path: Path, fmt: str, declared: tuple[TensorSpec, ...] | None, trust_code: bool, seed: int
 ) -> QuantizeReport:
     """The QuantizeReport of the Keras model at `path` (module-level, so a worker process can run it)."""
-    from model_checks.tfmot.quantize import check_quantize
-
     return check_quantize(*model_and_feeds(path, fmt, declared, trust_code, seed))
 
 
@@ -56,8 +54,6 @@ def prune_report(
     skip: tuple[str, ...],
 ) -> PruneReport:
     """The PruneReport of the Keras model at `path` (module-level, so a worker process can run it)."""
-    from model_checks.tfmot.prune import check_prune
-
     return check_prune(*model_and_feeds(path, fmt, declared, trust_code, seed), target=target, skip=skip)
 
 
