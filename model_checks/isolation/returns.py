@@ -40,8 +40,10 @@ def declared(fn: Callable[..., Any]) -> Any:
         raise Undeclared(f"{getattr(fn, '__qualname__', fn)}'s return type cannot be resolved: {e}") from None
 
 
+@functools.lru_cache(maxsize=256)
 def returns_of(fn: Callable[..., Any]) -> tuple[str, Any] | None:
-    """(fn's name, the return type it declares) for Worker.send, None when it declares none (tests' helpers)."""
+    """(fn's name, the return type it declares) for Worker.send, None when it declares none (tests' helpers);
+    resolved once a function, not on every request that sends it."""
     hint = declared(fn)
     return None if hint is Any else (getattr(fn, "__qualname__", "call"), hint)
 
