@@ -397,12 +397,6 @@ def bounded_protocol(read_timeout_s: float = REQUEST_READ_S) -> type:
     class Bounded(H11Protocol):
         _read_timer: Any = None
 
-        def handle_events(self) -> None:
-            cycle = self.cycle
-            super().handle_events()
-            if self.cycle is not None and self.cycle is not cycle:  # a request began: its response is written once
-                self.cycle.transport = _OneWrite(self.cycle.transport, self.cycle, self.loop)
-
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._arm()
@@ -432,37 +426,6 @@ def bounded_protocol(read_timeout_s: float = REQUEST_READ_S) -> type:
                 self.transport.close()
 
     return Bounded
-
-
-class _OneWrite:
-    """A response's transport that sends its head with its body: uvicorn writes the status line and headers, then
-    the body, each at once (two sends, two segments, two wake-ups of the client for one answer). The head is held
-    until the next write, a close, or the end of the loop's current step, whichever comes first."""
-
-    def __init__(self, transport: Any, cycle: Any, loop: asyncio.AbstractEventLoop):
-        self._transport, self._cycle, self._loop = transport, cycle, loop
-        self._held = b""
-
-    def write(self, data: bytes) -> None:
-        if self._held:
-            data, self._held = self._held + data, b""
-        elif data and self._cycle.response_started and not self._cycle.response_complete:  # the head
-            self._held = data
-            self._loop.call_soon(self.flush)
-            return
-        self._transport.write(data)
-
-    def flush(self) -> None:
-        if self._held:
-            data, self._held = self._held, b""
-            self._transport.write(data)
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
 
 
 def serve(
