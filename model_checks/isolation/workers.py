@@ -269,7 +269,7 @@ class Worker:
 
         assert self.conn is not None and self.sandbox is not None
         confine = str(self.sandbox.dir) if self.family in CONFINED_FAMILIES else None
-        self.conn.send(WorkerSetup(self.limits.memory_mb, dict(BACKENDS), confine))
+        self.conn.send(WorkerSetup(self.limits.memory_mb, dict(BACKENDS), confine, self.limits.linger_s))
         self.generation += 1
         self.warmed = False
         self._pending.clear()  # (none: see _ensure_started) a fresh process owes nothing

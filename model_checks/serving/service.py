@@ -43,6 +43,9 @@ MAX_TOGETHER = 8
 # How long the service polls for the worker's answer before it waits for it on the event loop: only while it has one
 # request in hand and answers have come that fast (see ServedModel.spin, awaited.Spin).
 SPIN_S = 150e-6
+# How long the model's worker polls for the next request after answering one before it sleeps (Limits.linger_s):
+# waking a sleeping worker took the service more CPU than anything else a request did (isolation.worker._linger).
+WORKER_LINGER_S = 1e-3
 INLINE_BODY_BYTES = 256 * 1024  # a request body up to this size is decoded on the event loop (see ServedModel.answer)
 
 
@@ -281,6 +284,15 @@ class ServedModel:
         return model_metadata(self.name, self.version, self.artifact.format or "?", self.interface, self.outputs)
 
 
+def served_pool(trust_code: bool, isolation: Limits | None) -> ModelPool:
+    """A service's pool: every request answered by the model afresh (no shared outputs), and its worker, under the
+    gate's limits, polling for the next request for WORKER_LINGER_S after each answer."""
+    from dataclasses import replace
+
+    limits = replace(isolation, linger_s=WORKER_LINGER_S) if isolation is not None else None
+    return ModelPool(trust_code=trust_code, isolation=limits, share_outputs=False)
+
+
 def build_app(model: ServedModel, max_body: int = MAX_BODY_BYTES, load_in_background: bool = True):  # type: ignore[no-untyped-def]
     """The Starlette application; with `load_in_background` the model loads after startup (live at once, ready later)."""
     import contextlib
@@ -454,13 +466,16 @@ def serve(
         from model_checks.isolation.worker import apply_limits
 
         apply_limits(isolation.memory_mb)
-    pool = ModelPool(trust_code=trust_code, isolation=isolation, share_outputs=False)
+    pool = served_pool(trust_code, isolation)
     try:
         from model_checks.backends import require_trust_for
 
         require_trust_for(artifact.model_path, artifact.format or "?", trust_code)  # refused before anything listens
         model = ServedModel(
-            artifact, pool, max_response=max_response, threads=model_threads() if isolation is not None else None
+            artifact,
+            pool,
+            max_response=max_response,
+            threads=model_threads() if isolation is not None else None,
         )
         app = build_app(model, max_body)
         # keep-alive connections live across a load test's pauses (uvicorn closes idle ones after 5 s by default)

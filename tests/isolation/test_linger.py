@@ -1,0 +1,75 @@
+"""A worker with `Limits.linger_s` polls its pipe that long after each answer before it sleeps (a service's worker:
+waking a sleeping one cost the service most of a request's CPU on a virtual machine), and no longer: an idle
+service's worker goes to sleep. Without it (the gate's own workers) it sleeps at once."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import pytest
+
+from model_checks.isolation.limits import Limits
+from model_checks.isolation.worker import _linger
+from model_checks.isolation.workers import Workers
+from model_checks.serving.service import WORKER_LINGER_S, served_pool
+
+
+def test_the_poll_ends_as_soon_as_a_request_is_waiting_and_after_linger_s_when_none_comes() -> None:
+    ours, theirs = socket.socketpair()
+    conn = Connection(ours.detach())
+    try:
+        start = time.perf_counter()
+        _linger(conn, 0.2)()  # nothing comes: it polls for the whole time, then leaves the wait to recv
+        assert time.perf_counter() - start >= 0.2
+        theirs.sendall(b"x")
+        start = time.perf_counter()
+        _linger(conn, 60.0)()  # a request is there: at once, not after a minute
+        assert time.perf_counter() - start < 30
+        start = time.perf_counter()
+        _linger(conn, 0.0)()  # no linger: nothing to do
+        assert time.perf_counter() - start < 30
+    finally:
+        conn.close()
+        theirs.close()
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+@pytest.mark.parametrize("linger_s", [0.0, 0.4])
+def test_a_worker_polls_for_linger_s_after_an_answer_then_sleeps(tmp_path: Path, linger_s: float) -> None:
+    workers = Workers(Limits(memory_mb=2048, timeout_s=60, linger_s=linger_s))
+    try:
+        assert workers.request("onnx", "call", (len, ([1, 2, 3],)), tmp_path / "m.onnx") == 3
+        worker = workers.worker("onnx")
+        assert worker.proc is not None
+        before = _cpu_s(worker.proc.pid)
+        time.sleep(linger_s + 0.8)  # its linger, then idle time it must sleep through
+        spent = _cpu_s(worker.proc.pid) - before
+        # margins that hold on a loaded machine: a busy neighbour takes CPU from the poll, never adds to it
+        if linger_s:
+            assert 0.02 <= spent <= linger_s + 0.25, f"polled {spent:.2f} s of CPU for a linger of {linger_s} s"
+        else:
+            assert spent <= 0.1, f"a worker without linger used {spent:.2f} s of CPU while idle"
+        assert workers.request("onnx", "call", (len, ([1],)), tmp_path / "m.onnx") == 1  # and it still answers
+    finally:
+        workers.close()
+
+
+def test_a_services_worker_lingers_and_the_gates_do_not() -> None:
+    pool = served_pool(False, Limits(memory_mb=1024, timeout_s=5))
+    try:
+        assert pool.isolation == Limits(memory_mb=1024, timeout_s=5, linger_s=WORKER_LINGER_S)
+        assert 0 < WORKER_LINGER_S <= 0.01  # bounded: an idle service's worker sleeps within milliseconds
+        assert pool.share_outputs is False
+    finally:
+        pool.close()
+    assert served_pool(False, None).isolation is None  # --isolate off: no worker to linger
+    assert Limits().linger_s == 0  # the gate's workers sleep as soon as they have answered
