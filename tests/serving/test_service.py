@@ -170,3 +170,26 @@ def test_the_served_model_is_loaded_once_with_its_threads(tmp_path):
         # the interface and the warm-up asked for the same runner: no second copy at the runtime's default threads
         assert pool.loads == {art.model_path: 1}
         assert CheckContext(art, pool).runner(threads=1) is model.runner
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_a_service_leaves_what_it_holds_after_its_load_out_of_the_collectors_passes(tmp_path, broken):
+    """A service's model (freeze_heap, as `serve` makes it) freezes the heap once it is loaded, or failed to load (the
+    service runs on either way); a ServedModel made by anyone else leaves the collector alone."""
+    import gc
+
+    d = A.onnx_artifact(tmp_path / "arts" / "tiny", **IFACE)
+    if broken:
+        (d / "model.onnx").write_bytes(b"not a model")
+    art = open_artifact(d)
+    assert gc.get_freeze_count() == 0
+    try:
+        with ModelPool() as pool:
+            ServedModel(art, pool).load()
+            assert gc.get_freeze_count() == 0
+            model = ServedModel(art, pool, freeze_heap=True)
+            model.load()
+            assert (model.error is not None) is broken
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
