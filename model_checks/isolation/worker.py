@@ -357,7 +357,7 @@ def serve(conn: Connection, unconfined: bool = False) -> None:
 
     BACKENDS.update(setup.backends)
     models = _Models()
-    linger = _linger(conn, setup.linger_s)
+    linger = _Linger(conn, setup.linger_s)
     while True:
         linger()
         try:
@@ -371,26 +371,43 @@ def serve(conn: Connection, unconfined: bool = False) -> None:
             _serve_one(conn, models, op, args)
 
 
-def _linger(conn: Connection, linger_s: float) -> Callable[[], None]:
-    """What the worker does before it blocks on its pipe: with `linger_s`, poll it that long for the next request.
-    A process that sleeps is woken by the parent's write, and on a virtual machine waking an idle CPU is what a
-    request cost most: the service's CPU a request fell from 440 to 300 us at one connection and its throughput rose
-    by 40 % (bench/overhead.py row c) when its worker stayed awake between requests, as onnxruntime's own threads do
-    between runs. Bounded: an idle service's worker sleeps after `linger_s`."""
-    if linger_s <= 0:
-        return lambda: None
-    import select
-    import time
+class _Linger:
+    """What the worker does before it blocks on its pipe: with `linger_s`, poll it that long for the next request,
+    giving the CPU away at every turn (sched_yield) to whatever else wants it. A sleeping worker is woken by the
+    parent's write, and on a virtual machine waking an idle CPU was what a request cost most: with its worker awake
+    between requests (as onnxruntime's own threads stay awake between runs) a service's CPU a request fell from 440
+    to 300 us at one connection and its throughput rose by 40 % (bench/overhead.py row c, wrk). Only while that CPU
+    is otherwise idle: after REST_AFTER polls in a row that each gave more than GIVEN_S of their time to other
+    processes (a load generator on the same machine), the worker sleeps at once for the next REST answers. Bounded:
+    an idle service's worker sleeps after `linger_s`."""
 
-    p = select.poll()
-    p.register(conn.fileno(), select.POLLIN)
+    REST, GIVEN_S, REST_AFTER = 64, 250e-6, 4
 
-    def linger() -> None:
-        end = time.perf_counter() + linger_s
-        while not p.poll(0) and time.perf_counter() < end:
-            pass
+    def __init__(self, conn: Connection, linger_s: float):
+        import select
 
-    return linger
+        self.linger_s = linger_s
+        self.resting = 0
+        self.contended = 0  # lingers in a row that gave more than GIVEN_S of their time to other processes
+        self.poll = select.poll()
+        self.poll.register(conn.fileno(), select.POLLIN)
+
+    def __call__(self) -> None:
+        if self.linger_s <= 0:
+            return
+        if self.resting:
+            self.resting -= 1
+            return
+        import time
+
+        start, cpu = time.perf_counter(), time.thread_time()
+        end = start + self.linger_s
+        while not self.poll.poll(0) and time.perf_counter() < end:
+            os.sched_yield()
+        lost = time.perf_counter() - start - (time.thread_time() - cpu)
+        self.contended = self.contended + 1 if lost > self.GIVEN_S else 0
+        if self.contended >= self.REST_AFTER:
+            self.resting, self.contended = self.REST, 0
 
 
 def _serve_one(conn: Connection, models: _Models, op: str, args: tuple) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from model_checks.isolation.limits import Limits
-from model_checks.isolation.worker import _linger
+from model_checks.isolation.worker import _Linger
 from model_checks.isolation.workers import Workers
 from model_checks.serving.service import WORKER_LINGER_S, served_pool
 
@@ -23,16 +25,42 @@ def test_the_poll_ends_as_soon_as_a_request_is_waiting_and_after_linger_s_when_n
     conn = Connection(ours.detach())
     try:
         start = time.perf_counter()
-        _linger(conn, 0.2)()  # nothing comes: it polls for the whole time, then leaves the wait to recv
+        _Linger(conn, 0.2)()  # nothing comes: it polls for the whole time, then leaves the wait to recv
         assert time.perf_counter() - start >= 0.2
         theirs.sendall(b"x")
         start = time.perf_counter()
-        _linger(conn, 60.0)()  # a request is there: at once, not after a minute
+        _Linger(conn, 60.0)()  # a request is there: at once, not after a minute
         assert time.perf_counter() - start < 30
         start = time.perf_counter()
-        _linger(conn, 0.0)()  # no linger: nothing to do
+        _Linger(conn, 0.0)()  # no linger: nothing to do
         assert time.perf_counter() - start < 30
     finally:
+        conn.close()
+        theirs.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="pins two processes to one CPU (Linux)")
+def test_a_worker_that_polls_against_another_process_for_its_cpu_sleeps_at_once_for_a_while() -> None:
+    """A load generator on the same machine: the poll gives it the CPU at every turn, and after REST_AFTER polls in
+    a row that lost time to it, the worker stops polling for REST answers instead of competing."""
+    ours, theirs = socket.socketpair()
+    conn = Connection(ours.detach())
+    mine = os.sched_getaffinity(0)
+    cpu = min(mine)
+    hog = subprocess.Popen([sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"])
+    try:
+        os.sched_setaffinity(0, {cpu})  # the poll and the hog on one CPU: every turn given away is taken
+        time.sleep(0.2)  # the hog is running
+        linger = _Linger(conn, 0.02)
+        for _ in range(_Linger.REST_AFTER):
+            linger()
+        assert linger.resting == _Linger.REST
+        linger()  # resting: no poll at all, one answer fewer to rest for
+        assert linger.resting == _Linger.REST - 1
+    finally:
+        os.sched_setaffinity(0, mine)
+        hog.kill()
+        hog.wait()
         conn.close()
         theirs.close()
 
