@@ -85,6 +85,11 @@ pytest's start-up and end around the same loads (in the dev venv, hypothesis's a
 b304834, `--runs 3`, idle machine: a 3.35x (pytest alone 2.09x), b 1.21x, c 0.43x / 0.60x (hop floor 0.80x / 0.71x),
 d 1.35x time, 1.15x memory. Row c's CPU a request (printed since then): at 4 connections the gate's service is
 CPU-bound at 336 us against the hop floor service's 218 us; the goal needs about 295 us (README).
+
+460b798, `--runs 3`, idle machine: a 3.06x (pytest alone 2.04x), b 1.03x, c 0.65x / 0.64x with wrk (hop floor
+0.81x / 0.71x), 0.70x / 0.87x with the Python generator, d 1.33x time (1.27x in a run before), 1.15x memory. The
+interpreter's exit no longer walks the gate's heap (50-100 ms of rows a, b, d); a service's worker stays awake
+between requests (waking it cost the service 440 -> 300 us of CPU a request at one connection); README.
 """
 
 from __future__ import annotations
