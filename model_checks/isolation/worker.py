@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import resource
 import signal
+import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -398,8 +399,6 @@ class _Linger:
         if self.resting:
             self.resting -= 1
             return
-        import time
-
         start, cpu = time.perf_counter(), time.thread_time()
         end = start + self.linger_s
         while not self.poll.poll(0) and time.perf_counter() < end:

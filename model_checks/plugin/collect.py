@@ -5,7 +5,7 @@ releases of models after their last test, what baselines were saved)."""
 from __future__ import annotations
 
 import os
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +24,16 @@ MARKS_KEY = pytest.StashKey[dict]()
 _SAVED_SESSIONS = f"{PROPERTY}.baseline_sessions"  # the property of a budget's saved baseline (verdict.record)
 
 
-_exit_hook: list = []  # the atexit hook of exit_without_collection, once registered
-
-
+@cache  # once a process, however many runs it makes
 def exit_without_collection() -> None:
     """For a run of the gate's own items only: the interpreter's exit skips the cyclic collector's passes over
     what the process holds (imports, config, items, reports), 50-100 ms of a gate run (issue 24, rows a and b).
     `gc.freeze` at exit, so nothing runs frozen (the session, a caller of pytest.main that goes on); what
     finalizers of cyclic garbage would do at exit the language does not promise, and the reports are closed by then."""
-    if not _exit_hook:
-        import atexit
-        import gc
+    import atexit
+    import gc
 
-        _exit_hook.append(gc.freeze)
-        atexit.register(gc.freeze)
+    atexit.register(gc.freeze)
 
 
 class ModelChecksWarning(pytest.PytestWarning):

@@ -44,7 +44,7 @@ MAX_TOGETHER = 8
 # request in hand and answers have come that fast (see ServedModel.spin, awaited.Spin).
 SPIN_S = 150e-6
 # How long the model's worker polls for the next request after answering one before it sleeps (Limits.linger_s):
-# waking a sleeping worker took the service more CPU than anything else a request did (isolation.worker._linger).
+# waking a sleeping worker took the service more CPU than anything else a request did (isolation.worker._Linger).
 WORKER_LINGER_S = 1e-3
 INLINE_BODY_BYTES = 256 * 1024  # a request body up to this size is decoded on the event loop (see ServedModel.answer)
 
@@ -301,7 +301,7 @@ def _freeze_heap() -> None:
     """Leave what the service holds once its model is loaded (imports, the app, the model's interface and worker)
     out of the cyclic collector's passes for the rest of its life (`gc.freeze`, as long-running servers do after
     start-up): each full pass walked all of it again for a request's few short-lived objects (bench/overhead.py
-    row c: 5-8 us of the service's CPU a request). Garbage already made is collected first, so nothing is kept."""
+    row c: 3-8 us of the service's CPU a request). Garbage already made is collected first, so nothing is kept."""
     import gc
 
     gc.collect()

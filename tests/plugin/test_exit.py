@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -19,7 +20,7 @@ from model_checks.plugin import collect
 
 
 @pytest.fixture
-def registered(monkeypatch: pytest.MonkeyPatch) -> list:
+def registered(monkeypatch: pytest.MonkeyPatch) -> Iterator[list]:
     """What the run registers with atexit (held back here: this test process's own exit is not the test's)."""
     calls: list = []
     real = atexit.register
@@ -30,9 +31,10 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> list:
         calls.append(f)
         return f
 
-    monkeypatch.setattr(collect, "_exit_hook", [])
     monkeypatch.setattr(atexit, "register", register)
-    return calls
+    collect.exit_without_collection.cache_clear()
+    yield calls
+    collect.exit_without_collection.cache_clear()
 
 
 def test_a_gate_only_run_freezes_at_exit_and_not_before(pytester: pytest.Pytester, registered: list) -> None:
