@@ -19,6 +19,7 @@ import io
 import math
 import pickle
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 from model_checks.core.lazy import lazy
@@ -41,6 +42,16 @@ def _tensors(value: Any) -> list[dict] | None:
             if not isinstance(k, str) or type(a) is not np.ndarray or a.dtype.kind not in _KINDS or a.dtype.fields:
                 return None
     return dicts
+
+
+@dataclass(frozen=True)
+class Tagged:
+    """Several sets of tensors, each with a tag of plain values (str, int, None, tuples of them) saying what it is:
+    an answer to several requests whose outcomes differ (worker._Models.infer_bodies). It travels as one frame,
+    the tags in its header."""
+
+    tensors: list
+    tags: list
 
 
 def _frame(head: tuple, dicts: list[dict], many: bool) -> bytes:
@@ -93,6 +104,7 @@ ANSWER_CLASSES = frozenset(
         ("model_checks.manifest.model", "Limit"),
         ("model_checks.backends.base", "ModelFacts"),
         ("model_checks.isolation.worker", "ErrorInfo"),
+        ("model_checks.isolation.frames", "Tagged"),
         ("model_checks.tfmot.quantize", "QuantizeReport"),
         ("model_checks.tfmot.prune", "PruneReport"),
         ("model_checks.tfmot.tflite", "TFLiteReport"),
@@ -154,8 +166,11 @@ def decode_request(message: bytes) -> tuple[str, tuple]:
 
 
 def encode_reply(status: str, value: Any, peak: int = 0) -> bytes:
-    """Outputs as a frame; anything else (a handle, facts, an error) pickled as (status, value, peak). `peak` is
-    the worker's peak resident memory in bytes while it served this request, carried by every answer."""
+    """Outputs as a frame (Tagged outputs with their tags in its header); anything else (a handle, facts, an error)
+    pickled as (status, value, peak). `peak` is the worker's peak resident memory in bytes while it served this
+    request, carried by every answer."""
+    if isinstance(value, Tagged) and (dicts := _tensors(value.tensors)) is not None:
+        return _frame((status, peak, value.tags), dicts, True)
     dicts = _tensors(value)
     if dicts is None:
         return pickle.dumps((status, value, peak), protocol=pickle.HIGHEST_PROTOCOL)
@@ -170,7 +185,9 @@ def decode_reply(message: bytes) -> tuple[str, Any, int]:
             status, value, *peak = _loads_answer(message)
             (peak,) = peak or (0,)
         else:
-            (status, peak), value = _unframe(message, _loads_answer)
+            (status, peak, *tags), value = _unframe(message, _loads_answer)
+            if tags:
+                value = Tagged(value, *tags)
     except UnreadableAnswer:
         raise
     except Exception as e:  # a truncated pickle, a frame whose header does not fit its bytes, a wrong shape

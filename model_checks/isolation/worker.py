@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 # Requests the parent does not wait on: they get no answer, so the pipe stays one answer per awaited request.
-QUIET_OPS = ("close_quietly", "warm")
+QUIET_OPS = ("close_quietly", "warm", "serve_as")
 # The handle an inference sent ahead of its model's load names (`Workers.prefetch_infer`): the model the last load
 # loaded, its feeds given by position as `<K>:<name in the file>` (an unnamed one takes the model's K-th input name,
 # as `backends.base.named_feeds` names them in the parent). Loaded models' handles count from 1.
@@ -121,6 +121,7 @@ class _Models:
         self.runners: dict[int, Any] = {}
         self.next = 0
         self.last_loaded: int | None = None  # the handle of the last load, while that load stands (see AHEAD)
+        self.served: dict[int, tuple[tuple, tuple[str, ...]]] = {}  # handle -> what its requests are read against
 
     def load(
         self, path: Path, fmt: str, root: Path, threads: int | None, names: Any = None
@@ -158,7 +159,37 @@ class _Models:
             runner = self.runners[handle]
         return [runner.infer(f) for f in feeds] if isinstance(feeds, list) else runner.infer(feeds)
 
+    def serve_as(self, handle: int, interface: tuple, outputs: tuple[str, ...]) -> None:
+        """The interface (TensorSpecs) and output names a service reads the requests for `handle` against
+        (`infer_bodies`); sent once a loaded model, ahead of its first request (serving.awaited)."""
+        self.served[handle] = (tuple(interface), tuple(outputs))
+
+    def infer_bodies(self, handle: int, bodies: list[tuple[bytes, str | None]]) -> Any:
+        """A service's requests as they came (each body with its Inference-Header-Content-Length, or None), read and
+        checked here, where the model's untrusted input already is, and answered: Tagged outputs, each tagged
+        ("ok", request id, outputs wanted as binary data) or, for a request the protocol refuses, an empty set tagged
+        ("refused", HTTP status, why). A failure of the model answers for the whole list, as `infer`'s does."""
+        from model_checks.core.errors import ProtocolError
+        from model_checks.isolation.frames import Tagged
+        from model_checks.serving.protocol import read_request
+
+        interface, outputs = self.served[handle]
+        runner = self.runners[handle]
+        tensors: list[dict] = []
+        tags: list[tuple] = []
+        for body, header_length in bodies:
+            try:
+                feeds, rid, binary = read_request(body, header_length, interface, outputs)
+            except ProtocolError as e:
+                tensors.append({})
+                tags.append(("refused", e.status, e.message))
+                continue
+            tensors.append(runner.infer(feeds))
+            tags.append(("ok", rid, tuple(sorted(binary))))
+        return Tagged(tensors, tags)
+
     def close(self, handle: int) -> None:
+        self.served.pop(handle, None)
         if handle == self.last_loaded:
             self.last_loaded = None
         runner = self.runners.pop(handle, None)

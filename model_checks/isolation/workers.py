@@ -393,7 +393,7 @@ class Worker:
         """The worker killed, and the error of the request it did not answer within `timeout_s`."""
         self.stop(kill=True)
         return RuntimeTimeoutError(
-            f"{what}: {op} did not finish within {timeout_s:g} s; the {self.family} worker was killed "
+            f"{what}: {said(op)} did not finish within {timeout_s:g} s; the {self.family} worker was killed "
             "(the model hangs its runtime, or needs a longer --model-checks-timeout)"
         )
 
@@ -457,7 +457,7 @@ class Worker:
         self.stop(kill=True)
         meaning = SIGNAL_MEANING.get(name, "the runtime ended the process")
         return RuntimeCrashError(
-            f"{what}: the {self.family} worker died from {name} during {op}: {meaning}. "
+            f"{what}: the {self.family} worker died from {name} during {said(op)}: {meaning}. "
             f"The model crashes its runtime; the session goes on with a fresh worker ({self.limits.describe()})"
         )
 
@@ -466,7 +466,7 @@ class Worker:
         not be read as data (frames.decode_reply), or is not what its operation answers (_not_an_answer)."""
         self.stop(kill=True)
         return AnswerRefusedError(
-            f"{what}: the {self.family} worker's answer to {op} was refused: {printable(why)}. A worker answers "
+            f"{what}: the {self.family} worker's answer to {said(op)} was refused: {printable(why)}. A worker answers "
             "with data only; this one may have been taken over by the model through its runtime. The worker was "
             "killed; the session goes on with a fresh one"
         )
@@ -475,14 +475,16 @@ class Worker:
         if info.memory:
             self.stop(kill=True)  # after a failed allocation the runtime's state is not to be trusted
             return MemoryLimitError(
-                f"{what}: {op} exceeded the worker's memory limit of {self.limits.memory_mb} MiB "
+                f"{what}: {said(op)} exceeded the worker's memory limit of {self.limits.memory_mb} MiB "
                 f"({info.name}: {info.message.strip()[:200]}); raise --model-checks-worker-memory if the model really needs more"
             )
         cls = _known_error(info)
         if cls is not None:
             return of_kind(cls, info.message)  # the worker's own message, as its own kind
-        wrap = InferenceError if op == "infer" else ArtifactLoadError
-        return wrap(f"{what}: {op} failed in the {self.family} worker: {runtime_error_text(info.message, info.name)}")
+        wrap = InferenceError if said(op) == "infer" else ArtifactLoadError
+        return wrap(
+            f"{what}: {said(op)} failed in the {self.family} worker: {runtime_error_text(info.message, info.name)}"
+        )
 
     def request_exit(self) -> None:
         """Ask the worker to exit, without waiting; `stop` then reaps it."""
@@ -563,11 +565,10 @@ def _not_an_answer(op: str, status: str, value: Any, requests: int, returns: Any
         sets = value if isinstance(value, list) else [value]
         if isinstance(value, list) and len(value) != requests:
             why = f"{len(value)} sets of outputs for {requests} sets of feeds"
-        elif not all(
-            type(outs) is dict and all(type(k) is str and isinstance(a, frames.np.ndarray) for k, a in outs.items())
-            for outs in sets
-        ):
+        elif not all(_arrays_by_name(outs) for outs in sets):
             why = "outputs that are not arrays by name"
+    elif op == "infer_bodies":
+        why = _not_answered_bodies(value, requests)
     elif op == "load":
         from model_checks.manifest.model import TensorSpec
 
@@ -594,7 +595,36 @@ def _not_an_answer(op: str, status: str, value: Any, requests: int, returns: Any
             why = f"{name}() could not be held to {hint} ({type(e).__name__})"
         if why is not None:
             return f"it is not what {name} returns: {why}"
-    return None if why is None else f"it is not what {op} answers: {why}"
+    return None if why is None else f"it is not what {said(op)} answers: {why}"
+
+
+def said(op: str) -> str:
+    """An operation as its errors name it: a service's requests read in the worker (infer_bodies) are an inference."""
+    return "infer" if op == "infer_bodies" else op
+
+
+def _arrays_by_name(outs: Any) -> bool:
+    return type(outs) is dict and all(type(k) is str and isinstance(a, frames.np.ndarray) for k, a in outs.items())
+
+
+def _not_answered_bodies(value: Any, requests: int) -> str | None:
+    """Why `value` is not an answer to `requests` bodies (worker._Models.infer_bodies): a set of outputs and a tag
+    for each, ("ok", its id or None, the names of the outputs it wants as binary data) or ("refused", a 4xx status,
+    why) with no outputs."""
+    if not (isinstance(value, frames.Tagged) and type(value.tensors) is list and type(value.tags) is list):
+        return f"a {type(value).__name__}, not tagged outputs"
+    if not len(value.tensors) == len(value.tags) == requests:
+        return f"{len(value.tensors)} sets of outputs and {len(value.tags)} tags for {requests} requests"
+    for outs, tag in zip(value.tensors, value.tags):
+        if not (type(tag) is tuple and len(tag) == 3 and _arrays_by_name(outs)):
+            return "outputs that are not arrays by name, or tags that are not (kind, x, y)"
+        kind, x, y = tag
+        if kind == "ok" and (x is None or type(x) is str) and type(y) is tuple and all(type(n) is str for n in y):
+            continue
+        if kind == "refused" and type(x) is int and 400 <= x < 500 and type(y) is str and not outs:
+            continue
+        return "a tag that is neither (ok, id, binary outputs) nor (refused, a 4xx status, why) with no outputs"
+    return None
 
 
 def _loads_after(worker: Worker, load: Sent) -> bool:

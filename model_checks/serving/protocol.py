@@ -322,6 +322,17 @@ def binary_outputs(doc: Mapping[str, Any], names: Sequence[str]) -> frozenset[st
     return frozenset(chosen)
 
 
+def read_request(
+    body: bytes, header_length: str | None, interface: Sequence[TensorSpec], outputs: Sequence[str]
+) -> tuple[dict[str, np.ndarray], str | None, frozenset[str]]:
+    """(feeds, request id, outputs wanted as binary data) of an infer request's body and its
+    Inference-Header-Content-Length (None without), checked against the model's `interface` and output names."""
+    text, raw = split_body(body, header_length)
+    doc = parse_json(text)
+    feeds, rid = decode_request(doc, interface, raw)
+    return feeds, rid, binary_outputs(doc, outputs)
+
+
 def encode_request(feeds: Mapping[str, np.ndarray], request_id: str | None = None) -> dict[str, Any]:
     """An infer request for `feeds` (the inverse of `decode_request`)."""
     doc: dict[str, Any] = {"inputs": [_tensor(n, a) for n, a in feeds.items()]}

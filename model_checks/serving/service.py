@@ -25,12 +25,9 @@ from model_checks.serving.protocol import (
     MAX_BODY_BYTES,
     ProtocolError,
     binary_body,
-    binary_outputs,
-    decode_request,
     encode_response,
     model_metadata,
-    parse_json,
-    split_body,
+    read_request,
 )
 
 KEEP_ALIVE_S = 75  # seconds an idle keep-alive connection stays open, as common proxies keep theirs
@@ -46,7 +43,7 @@ SPIN_S = 150e-6
 # How long the model's worker polls for the next request after answering one before it sleeps (Limits.linger_s):
 # waking a sleeping worker took the service more CPU than anything else a request did (isolation.worker._Linger).
 WORKER_LINGER_S = 1e-3
-INLINE_BODY_BYTES = 256 * 1024  # a request body up to this size is decoded on the event loop (see ServedModel.answer)
+INLINE_BODY_BYTES = 256 * 1024  # a request body up to this size goes from the event loop (see ServedModel.answer)
 
 
 def model_threads() -> int:
@@ -120,6 +117,7 @@ class ServedModel:
     waiting: list = field(default_factory=list)  # (feeds, future) of requests waiting for the pipe
     active: int = 0  # requests being answered on the event loop
     spinner: Any = None  # awaited.Spin, made on first use
+    reads: Any = None  # awaited.Interface: what the model's worker reads requests against, once loaded
     freeze_heap: bool = False  # after the load, what the process holds is left out of the collector's passes (serve)
 
     @property
@@ -150,6 +148,9 @@ class ServedModel:
             declared = {t.name: t for t in self.artifact.manifest.outputs or ()}  # type: ignore[union-attr]
             self.outputs = merge_interface(list(declared.values()) if declared else None, runner.outputs)
             runner.infer(ctx.cases()[0].inputs)
+            from model_checks.serving.awaited import Interface
+
+            self.reads = Interface(tuple(self.interface), tuple(t.name for t in self.outputs))
             self.runner, self.ready = runner, True
         except ModelChecksError as e:
             self.error = str(e)
@@ -163,10 +164,7 @@ class ServedModel:
         """An infer request's body (and its Inference-Header-Content-Length, if any), checked against the model."""
         if not self.ready:
             raise ProtocolError(503, f"model {self.name} is not ready" + (f": {self.error}" if self.error else " yet"))
-        text, raw = split_body(body, header_length)
-        doc = parse_json(text)
-        feeds, rid = decode_request(doc, self.interface, raw)
-        return InferRequest(feeds, rid, binary_outputs(doc, [t.name for t in self.outputs]))
+        return InferRequest(*read_request(body, header_length, self.interface, [t.name for t in self.outputs]))
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The model's outputs, on the model's thread (a failure of the model's is a 500 naming it)."""
@@ -202,18 +200,18 @@ class ServedModel:
         return self.encode(self.run(request.feeds), request)
 
     async def answer(self, body: bytes, header_length: str | None = None) -> Answer:
-        """`infer` from the event loop. A small request is decoded here and, when the model is loaded in its running
-        worker, its inference awaited here too (`awaited`): no hop to the model's thread and back. A large body is
-        decoded on the model's thread, so parsing it does not hold up the loop's other connections; a request that
-        comes while the model is loading waits there for the load (then answered, or told why not), as before."""
+        """`infer` from the event loop. A small request goes as it came to the model's running worker, which reads it
+        (the client's JSON is parsed there, beside the model's other untrusted input, not in the service) and answers
+        it; the wait is awaited here (`awaited`): no hop to the model's thread and back. A large body is decoded on
+        the model's thread, so parsing it does not hold up the loop's other connections; a request that comes while
+        the model is loading waits there for the load (then answered, or told why not), as before."""
         loop = asyncio.get_running_loop()
         if len(body) > INLINE_BODY_BYTES or not self.ready:  # large, or asked while loading: waits for the load
             async with self.pipe:
                 return await loop.run_in_executor(self.thread, self.infer, body, header_length)
         self.active += 1
         try:
-            request = self.decode(body, header_length)  # outside the lock: read while the worker runs the one before
-            return self.encode(await self._outputs(request.feeds), request)
+            return self.encode(*await self._answered((body, header_length)))
         finally:
             self.active -= 1
 
@@ -230,21 +228,22 @@ class ServedModel:
             self.spinner = Spin(SPIN_S)
         return self.spinner
 
-    async def _outputs(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The model's outputs for `feeds`. Requests that arrive while the worker is busy wait together, and the
-        first of them to get the pipe sends them all in one round trip (each still its own inference)."""
+    async def _answered(self, asked: tuple[bytes, str | None]) -> tuple[dict[str, np.ndarray], InferRequest]:
+        """The model's outputs for a request (its body and header) and the request as read. Requests that arrive
+        while the worker is busy wait together, and the first of them to get the pipe sends them all in one round
+        trip (each still its own inference)."""
         if not self.pipe.locked():  # nobody to wait with
             async with self.pipe:
-                return await self._one(feeds)
+                return await self._one(asked)
         mine = asyncio.get_running_loop().create_future()
-        self.waiting.append((feeds, mine))
+        self.waiting.append((asked, mine))
         async with self.pipe:
             if not mine.done():
                 batch, self.waiting = self.waiting[:MAX_TOGETHER], self.waiting[MAX_TOGETHER:]
                 await self._run_together(batch)
         return mine.result()
 
-    async def _run_together(self, batch: list[tuple[dict[str, np.ndarray], asyncio.Future]]) -> None:
+    async def _run_together(self, batch: list[tuple[tuple[bytes, str | None], asyncio.Future]]) -> None:
         """Answer every future of `batch`: one round trip for all, or, when that cannot be (a model not loaded in
         its running worker) or one of them failed in the model, each on its own, so only that one gets the
         failure. A crash, a hang or a memory limit answers all of them (they were all in the worker then)."""
@@ -252,14 +251,14 @@ class ServedModel:
 
         try:
             try:
-                outputs = await awaited.infer(self.runner, [f for f, _ in batch])
+                answers = await awaited.infer_bodies(self.runner, [a for a, _ in batch], self.reads)
             except ModelChecksError as e:
                 if len(batch) == 1 or isinstance(e, WorkerBrokeError):
                     raise ProtocolError(500, f"model {self.name}: {e}") from None
-                outputs = None
-            for i, (feeds, future) in enumerate(batch):
+                answers = None
+            for i, (asked, future) in enumerate(batch):
                 try:
-                    future.set_result(outputs[i] if outputs is not None else await self._one(feeds))
+                    future.set_result(self._taken(answers[i]) if answers is not None else await self._one(asked))
                 except Exception as e:  # this request's failure, not its neighbours'
                     future.set_exception(e)
         except Exception as e:
@@ -271,16 +270,25 @@ class ServedModel:
                 if not future.done():
                     future.set_exception(ProtocolError(503, f"model {self.name}: the service is stopping"))
 
-    async def _one(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    async def _one(self, asked: tuple[bytes, str | None]) -> tuple[dict[str, np.ndarray], InferRequest]:
         from model_checks.serving import awaited
 
         try:
-            outputs = await awaited.infer(self.runner, [feeds], self.spin)
+            answers = await awaited.infer_bodies(self.runner, [asked], self.reads, self.spin)
         except ModelChecksError as e:
             raise ProtocolError(500, f"model {self.name}: {e}") from None
-        if outputs is None:
-            return await asyncio.get_running_loop().run_in_executor(self.thread, self.run, feeds)
-        return outputs[0]
+        if answers is None:  # the model in this process, or not loaded in its running worker: read here, run there
+            request = self.decode(*asked)
+            return await asyncio.get_running_loop().run_in_executor(self.thread, self.run, request.feeds), request
+        return self._taken(answers[0])
+
+    def _taken(self, answer: Any) -> tuple[dict[str, np.ndarray], InferRequest]:
+        """A request's answer from the worker (awaited.infer_bodies): its outputs and the request as the worker read
+        it, or its refusal raised. Only the model's own outputs can be sent back as binary data."""
+        if isinstance(answer, ProtocolError):
+            raise answer
+        outputs, rid, binary = answer
+        return outputs, InferRequest({}, rid, binary & self.reads.names)
 
     def metadata(self) -> dict[str, Any]:
         if not self.ready:

@@ -66,3 +66,23 @@ def test_a_frame_header_with_a_negative_dimension_is_refused() -> None:
     message = frames.MAGIC + frames._LEN.pack(len(header)) + header + b"\0" * 16
     with pytest.raises(frames.UnreadableAnswer, match=r"a tensor frame whose header gives 'y' the shape \(-1,\)"):
         frames.decode_reply(message)
+
+
+def test_tagged_outputs_travel_as_one_frame_with_their_tags_in_its_header() -> None:
+    tagged = frames.Tagged(
+        [ARRAYS, {}, {"y": ARRAYS["i64"]}], [("ok", "r1", ("f32",)), ("refused", 400, "no"), ("ok", None, ())]
+    )
+    message = frames.encode_reply("ok", tagged, 9)
+    assert message.startswith(frames.MAGIC) and b"numpy" not in message
+    status, value, peak = frames.decode_reply(message)
+    assert (status, peak) == ("ok", 9) and isinstance(value, frames.Tagged) and value.tags == tagged.tags
+    _same(ARRAYS, value.tensors[0])
+    assert value.tensors[1] == {} and list(value.tensors[2]) == ["y"]
+    strings = frames.Tagged([{"s": np.array(["a"], dtype=object)}], [("ok", None, ())])
+    message = frames.encode_reply("ok", strings, 9)  # arrays a frame does not carry: pickled, and read back the same
+    assert not message.startswith(frames.MAGIC)
+    _, value, _ = frames.decode_reply(message)
+    assert isinstance(value, frames.Tagged) and value.tags == strings.tags and value.tensors[0]["s"][0] == "a"
+    header = pickle.dumps((("ok", 0, [("ok", None, ())], "extra"), True, [[]]))  # a header with more than one tag list
+    with pytest.raises(frames.UnreadableAnswer, match="it is not a well-formed answer"):
+        frames.decode_reply(frames.MAGIC + frames._LEN.pack(len(header)) + header)
