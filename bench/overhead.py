@@ -90,6 +90,10 @@ CPU-bound at 336 us against the hop floor service's 218 us; the goal needs about
 0.81x / 0.71x), 0.70x / 0.87x with the Python generator, d 1.33x time (1.27x in a run before), 1.15x memory. The
 interpreter's exit no longer walks the gate's heap (50-100 ms of rows a, b, d); a service's worker stays awake
 between requests (waking it cost the service 440 -> 300 us of CPU a request at one connection); README.
+
+531d488, `--runs 3`, idle machine: a 3.09x (pytest alone 2.05x), b 1.02x, c 0.69x / 0.69x with wrk (binary 0.59x /
+0.63x; hop floor 0.77x / 0.69x, the gate 0.89x / 0.99x of it), d 1.29x time, 1.15x memory. A service's requests are
+read in the model's worker (the service's CPU a request 282-340 -> 241-300 us); README.
 """
 
 from __future__ import annotations
