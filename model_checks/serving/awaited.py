@@ -1,18 +1,19 @@
-"""An isolated model's inference with the wait for its worker awaited on the service's event loop.
+"""A served model's requests answered in its isolated worker, the wait for the worker awaited on the service's event
+loop.
 
-Sent from the loop and awaited there (the pipe's readability, under the worker's timeout), an inference costs no
+The requests go as they came (`infer_bodies`): the worker reads each body against the model's interface, answers it,
+and tags its outputs with the request's id and the outputs it wants as binary data, or refuses it with the
+protocol's 4xx. Parsing a client's JSON was the largest part of the service's own work a request (bench/overhead.py
+row c, wrk, interleaved three times: its CPU a request 282-340 -> 241-300 us, throughput +13 % at one connection and
++10 % at four), and a stranger's request is read where the model's untrusted input already is. What comes back is
+held to its shape as every answer of a worker is (workers._not_answered_bodies).
+
+Sent from the loop and awaited there (the pipe's readability, under the worker's timeout), a round trip costs no
 hop to a thread and back: two wake-ups fewer a request. Everything else is the worker's own request path: the same
-frame over the same pipe, the same timeout (the worker killed), the same errors for a crash, a memory limit or a
-hang, the same refusal to send again a model that broke its worker. Only a model already loaded in the running
-worker goes this way; loading (after a crash, say) stays with the model's thread, which owns the worker (a
-worker dies with the thread that started it).
-
-A service's requests go as they came (`infer_bodies`): the worker reads each body against the model's interface,
-answers it, and tags its outputs with the request's id and binary outputs, or refuses it with the protocol's 4xx.
-Parsing a client's JSON was the largest part of the service's own work a request (bench/overhead.py row c, wrk,
-interleaved three times: its CPU a request 282-340 -> 241-300 us, throughput +13 % at one connection and +10 % at
-four), and a stranger's request is now read where the model's untrusted input already is. What comes back is checked as every answer is
-(workers._not_answered_bodies)."""
+pipe, the same timeout (the worker killed), the same errors for a crash, a memory limit or a hang, the same refusal
+to send again a model that broke its worker. Only a model already loaded in the running worker goes this way;
+loading (after a crash, say) stays with the model's thread, which owns the worker (a worker dies with the thread
+that started it)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import select
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -72,31 +73,17 @@ class Interface:
         return frozenset(self.outputs)
 
 
-async def infer(
-    runner: Any, feeds: list[Mapping[str, np.ndarray]], spin: Spin | None = None
-) -> list[dict[str, np.ndarray]] | None:
-    """`runner.infer_many(feeds)` awaited on the running loop: all of them in one round trip, the timeout per set of
-    feeds as the gate's `infer_many` has it. None when this way does not apply (not an isolated runner, the model not
-    loaded in the running worker, feeds not exactly its inputs): then the caller runs `runner.infer` on the model's
-    thread, as before. The caller serializes inferences (one request on the pipe). With `spin`, an answer not there
-    yet is polled for before the wait goes to the event loop (see Spin)."""
-    if (handle := _loaded(runner)) is None:
-        return None
-    names = [t.name for t in runner.inputs]
-    if any(len(names) != len(f) or any(n not in f for n in names) for f in feeds):
-        return None  # the runner's own check words the refusal
-    arrays = [{n: np.asarray(f[n]) for n in names} for f in feeds]
-    answer = await _round_trip(runner, "infer", (handle, arrays if len(feeds) > 1 else arrays[0]), len(feeds), spin)
-    return answer if len(feeds) > 1 else [answer]
-
-
 async def infer_bodies(
     runner: Any, bodies: list[tuple[bytes, str | None]], interface: Interface, spin: Spin | None = None
 ) -> list[tuple[dict[str, np.ndarray], str | None, frozenset[str]] | ProtocolError] | None:
     """A service's requests as they came (each body with its Inference-Header-Content-Length or None), read against
-    `interface` and answered in the model's worker, in one round trip as `infer`'s: for each, (outputs, request id,
-    the outputs it wants as binary data), or the ProtocolError the protocol refuses it with. The service's process
-    then neither parses a client's JSON nor frames its arrays. None where `infer` would be."""
+    `interface` and answered in the model's worker: for each, (outputs, request id, the outputs it wants as binary
+    data), or the ProtocolError the protocol refuses it with. The service's process then neither parses a client's
+    JSON nor frames its arrays. All of them go in one round trip, the timeout per request as the gate's `infer_many`
+    has it; the caller serializes round trips (one on the pipe at a time). With `spin`, an answer not there yet is
+    polled for before the wait goes to the event loop (see Spin). None when this way does not apply (not an isolated
+    runner, or its model not loaded in the running worker): then the caller reads the request itself and runs
+    `runner.infer` on the model's thread."""
     if (handle := _loaded(runner)) is None:
         return None
     worker = runner.workers.worker(runner.format)
@@ -118,7 +105,7 @@ def _loaded(runner: Any) -> int | None:
 
 
 async def _round_trip(runner: Any, op: str, args: tuple, n: int, spin: Spin | None) -> Any:
-    """The answer to `op` for `n` requests, sent from the running loop and awaited there (see `infer`)."""
+    """The answer to `op` for `n` requests, sent from the running loop and awaited there."""
     workers, what = runner.workers, runner.path.name
     workers.refuse_again(runner.path, "infer")
     worker = workers.worker(runner.format)
