@@ -25,6 +25,9 @@ AHEAD = 0
 # A message holding several requests, each an encoded request of its own (`frames.encode_request`), served in
 # order as if they had come one by one: what the parent sends ahead for an artifact goes in one write.
 MANY = "many"
+# The longest text a request's tag carries back (`_Models.infer_bodies`): its id, which a service reads from a body
+# of at most this size (serving.service.INLINE_BODY_BYTES), or a refusal's message, cut to it.
+TAG_TEXT_CHARS = 256 * 1024
 # Text of allocation failures that C++ runtimes turn into ordinary exceptions.
 _MEMORY_WORDS = ("bad_alloc", "failed to allocate", "out of memory", "cannot allocate memory")
 
@@ -182,7 +185,7 @@ class _Models:
                 feeds, rid, binary = read_request(body, header_length, interface, outputs)
             except ProtocolError as e:
                 tensors.append({})
-                tags.append(("refused", e.status, e.message))
+                tags.append(("refused", e.status, e.message[:TAG_TEXT_CHARS]))
                 continue
             tensors.append(runner.infer(feeds))
             tags.append(("ok", rid, tuple(sorted(binary))))

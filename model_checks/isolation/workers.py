@@ -40,7 +40,7 @@ from model_checks.core.errors import (
 from model_checks.isolation import frames
 from model_checks.isolation.limits import Limits
 from model_checks.isolation.returns import mismatch, returns_of
-from model_checks.isolation.worker import MANY, ErrorInfo, WorkerSetup
+from model_checks.isolation.worker import MANY, TAG_TEXT_CHARS, ErrorInfo, WorkerSetup
 from model_checks.safety.text import printable
 
 SIGNAL_MEANING = {
@@ -619,12 +619,19 @@ def _not_answered_bodies(value: Any, requests: int) -> str | None:
         if not (type(tag) is tuple and len(tag) == 3 and _arrays_by_name(outs)):
             return "outputs that are not arrays by name, or tags that are not (kind, x, y)"
         kind, x, y = tag
-        if kind == "ok" and (x is None or type(x) is str) and type(y) is tuple and all(type(n) is str for n in y):
+        if kind == "ok" and (x is None or _text(x)) and type(y) is tuple and all(type(n) is str for n in y):
             continue
-        if kind == "refused" and type(x) is int and 400 <= x < 500 and type(y) is str and not outs:
+        if kind == "refused" and type(x) is int and 400 <= x < 500 and _text(y) and not outs:
             continue
-        return "a tag that is neither (ok, id, binary outputs) nor (refused, a 4xx status, why) with no outputs"
+        return (
+            "a tag that is neither (ok, id, binary outputs) nor (refused, a 4xx status, why) with no outputs, "
+            f"its text at most {TAG_TEXT_CHARS} characters"
+        )
     return None
+
+
+def _text(x: Any) -> bool:
+    return type(x) is str and len(x) <= TAG_TEXT_CHARS
 
 
 def _loads_after(worker: Worker, load: Sent) -> bool:

@@ -21,7 +21,9 @@ from model_checks.core.errors import ProtocolError
 from model_checks.core.pool import ModelPool
 from model_checks.isolation.frames import Tagged
 from model_checks.isolation.limits import Limits
+from model_checks.isolation.worker import TAG_TEXT_CHARS
 from model_checks.isolation.workers import Worker
+from model_checks.manifest.model import TensorSpec
 from model_checks.serving import protocol, service
 from model_checks.serving.protocol import HEADER_LENGTH, encode_binary_request, encode_request
 from model_checks.serving.service import ServedModel, open_artifact
@@ -150,8 +152,10 @@ def test_the_interface_goes_to_the_worker_once_and_again_to_a_fresh_one(isolated
         (Tagged([{"logits": np.zeros((2, 3), np.float32)}], [("ok", 5, ())]), "a tag that is neither (ok, id"),
         (Tagged([{}, {}], [("refused", 400, "x")] * 2), "2 sets of outputs and 2 tags for 1 requests"),
         ([{"logits": np.zeros((2, 3), np.float32)}], "a list, not tagged outputs"),
+        (Tagged([{}], [("refused", 400, "x" * (TAG_TEXT_CHARS + 1))]), "a tag that is neither (ok, id"),
+        (Tagged([{"logits": np.zeros((2, 3), np.float32)}], [("ok", "x" * (TAG_TEXT_CHARS + 1), ())]), "a tag that"),
     ],
-    ids=["status-200", "id-not-text", "too-many", "untagged"],
+    ids=["status-200", "id-not-text", "too-many", "untagged", "long-refusal", "long-id"],
 )
 def test_a_worker_that_lies_about_a_request_is_refused_and_killed(isolated, forged, why):
     assert isolated.post(INFER, json=encode_request({"input": X})).status_code == 200
@@ -171,3 +175,21 @@ def test_only_the_models_own_outputs_can_come_back_as_binary_data(isolated):
     assert got is outputs and request.id == "r" and request.binary == frozenset({"logits"})
     with pytest.raises(ProtocolError, match="^nope$"):
         model._taken(ProtocolError(400, "nope"))
+
+
+def test_every_id_a_service_sends_to_its_worker_fits_in_a_tag():
+    """A request's id comes back in its tag, which holds at most TAG_TEXT_CHARS: no body the service sends the worker
+    (at most INLINE_BODY_BYTES; a larger one is read in the service) can hold a longer one."""
+    assert service.INLINE_BODY_BYTES <= TAG_TEXT_CHARS
+
+
+def test_a_refusal_longer_than_a_tag_holds_is_cut_not_refused():
+    from model_checks.isolation.worker import _Models
+
+    models = _Models()
+    models.runners[1] = None  # (never called: the request is refused before the model runs)
+    names = tuple(f"input_{i:06d}_{'n' * 40}" for i in range(6000))  # a model with very many inputs, all missing
+    models.serve_as(1, tuple(TensorSpec(n, "float32", (1,)) for n in names), ("logits",))
+    body = json.dumps({"inputs": [{"name": names[0], "shape": [1], "datatype": "FP32", "data": [0]}]}).encode()
+    (tag,) = models.infer_bodies(1, [(body, None)]).tags
+    assert tag[0] == "refused" and len(tag[2]) == TAG_TEXT_CHARS and tag[2].startswith("inputs: missing input_000001")
