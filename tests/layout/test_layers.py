@@ -4,7 +4,8 @@ below, whether the import runs at load time or inside a function. The floors fol
   0 ground        errors, results, file io, argument types, text made safe, the interface types
                   (manifest.model: TensorSpec, Limit, ...), worker limits
   1 declarations  the framework registry and each backend folder's declaration, content sniffing, optional imports
-  2 contracts     safety (paths, digests), manifest (YAML, schema, policy, the typed Manifest)
+  2 contracts     safety (paths, digests), manifest (YAML, schema, policy, the typed Manifest), the serving
+                  protocol's codec (a client's request checked and typed: the service and the model's worker read it)
   3 runtimes      backends (loader, runner, facts, timing), isolation (worker processes)
   4 engine        artifacts, discovery and roots, inputs, references, layout, metrics, the model pool, shards,
                   the check context; the libraries checks call (localize, tfmot, serving, the producers' converters)
@@ -47,6 +48,7 @@ FLOORS: dict[str, int] = {
     "model_checks.localize": 4,
     "model_checks.tfmot": 4,
     "model_checks.serving": 4,
+    "model_checks.serving.protocol": 2,
     "model_checks.producers": 4,
     "model_checks.backends": 3,
     "model_checks.isolation": 3,
