@@ -393,7 +393,7 @@ class Worker:
         """The worker killed, and the error of the request it did not answer within `timeout_s`."""
         self.stop(kill=True)
         return RuntimeTimeoutError(
-            f"{what}: {said(op)} did not finish within {timeout_s:g} s; the {self.family} worker was killed "
+            f"{what}: {_said(op)} did not finish within {timeout_s:g} s; the {self.family} worker was killed "
             "(the model hangs its runtime, or needs a longer --model-checks-timeout)"
         )
 
@@ -457,7 +457,7 @@ class Worker:
         self.stop(kill=True)
         meaning = SIGNAL_MEANING.get(name, "the runtime ended the process")
         return RuntimeCrashError(
-            f"{what}: the {self.family} worker died from {name} during {said(op)}: {meaning}. "
+            f"{what}: the {self.family} worker died from {name} during {_said(op)}: {meaning}. "
             f"The model crashes its runtime; the session goes on with a fresh worker ({self.limits.describe()})"
         )
 
@@ -466,7 +466,7 @@ class Worker:
         not be read as data (frames.decode_reply), or is not what its operation answers (_not_an_answer)."""
         self.stop(kill=True)
         return AnswerRefusedError(
-            f"{what}: the {self.family} worker's answer to {said(op)} was refused: {printable(why)}. A worker answers "
+            f"{what}: the {self.family} worker's answer to {_said(op)} was refused: {printable(why)}. A worker answers "
             "with data only; this one may have been taken over by the model through its runtime. The worker was "
             "killed; the session goes on with a fresh one"
         )
@@ -475,15 +475,15 @@ class Worker:
         if info.memory:
             self.stop(kill=True)  # after a failed allocation the runtime's state is not to be trusted
             return MemoryLimitError(
-                f"{what}: {said(op)} exceeded the worker's memory limit of {self.limits.memory_mb} MiB "
+                f"{what}: {_said(op)} exceeded the worker's memory limit of {self.limits.memory_mb} MiB "
                 f"({info.name}: {info.message.strip()[:200]}); raise --model-checks-worker-memory if the model really needs more"
             )
         cls = _known_error(info)
         if cls is not None:
             return of_kind(cls, info.message)  # the worker's own message, as its own kind
-        wrap = InferenceError if said(op) == "infer" else ArtifactLoadError
+        wrap = InferenceError if _said(op) == "infer" else ArtifactLoadError
         return wrap(
-            f"{what}: {said(op)} failed in the {self.family} worker: {runtime_error_text(info.message, info.name)}"
+            f"{what}: {_said(op)} failed in the {self.family} worker: {runtime_error_text(info.message, info.name)}"
         )
 
     def request_exit(self) -> None:
@@ -595,10 +595,10 @@ def _not_an_answer(op: str, status: str, value: Any, requests: int, returns: Any
             why = f"{name}() could not be held to {hint} ({type(e).__name__})"
         if why is not None:
             return f"it is not what {name} returns: {why}"
-    return None if why is None else f"it is not what {said(op)} answers: {why}"
+    return None if why is None else f"it is not what {_said(op)} answers: {why}"
 
 
-def said(op: str) -> str:
+def _said(op: str) -> str:
     """An operation as its errors name it: a service's requests read in the worker (infer_bodies) are an inference."""
     return "infer" if op == "infer_bodies" else op
 

@@ -114,7 +114,7 @@ class ServedModel:
     )
     # One request on the worker's pipe at a time, whether the loop or the model's thread sends it.
     pipe: asyncio.Lock = field(default_factory=asyncio.Lock)
-    waiting: list = field(default_factory=list)  # (feeds, future) of requests waiting for the pipe
+    waiting: list = field(default_factory=list)  # (request, future) of requests waiting for the pipe (see _answered)
     active: int = 0  # requests being answered on the event loop
     spinner: Any = None  # awaited.Spin, made on first use
     reads: Any = None  # awaited.Interface: what the model's worker reads requests against, once loaded
@@ -211,9 +211,16 @@ class ServedModel:
                 return await loop.run_in_executor(self.thread, self.infer, body, header_length)
         self.active += 1
         try:
-            return self.encode(*await self._answered((body, header_length)))
+            return self.encode(*await self._answered(self._asked(body, header_length)))
         finally:
             self.active -= 1
+
+    def _asked(self, body: bytes, header_length: str | None) -> tuple[bytes, str | None] | InferRequest:
+        """A request as it goes to the pipe: as it came, for an isolated model's worker to read; read here for a model
+        in this process (outside the pipe's lock: while the model runs the request before)."""
+        from model_checks.isolation.runner import IsolatedRunner
+
+        return (body, header_length) if isinstance(self.runner, IsolatedRunner) else self.decode(body, header_length)
 
     @property
     def spin(self) -> Any:
@@ -228,8 +235,8 @@ class ServedModel:
             self.spinner = Spin(SPIN_S)
         return self.spinner
 
-    async def _answered(self, asked: tuple[bytes, str | None]) -> tuple[dict[str, np.ndarray], InferRequest]:
-        """The model's outputs for a request (its body and header) and the request as read. Requests that arrive
+    async def _answered(self, asked: Any) -> tuple[dict[str, np.ndarray], InferRequest]:
+        """The model's outputs for a request (`_asked`) and the request as read. Requests that arrive
         while the worker is busy wait together, and the first of them to get the pipe sends them all in one round
         trip (each still its own inference)."""
         if not self.pipe.locked():  # nobody to wait with
@@ -243,7 +250,7 @@ class ServedModel:
                 await self._run_together(batch)
         return mine.result()
 
-    async def _run_together(self, batch: list[tuple[tuple[bytes, str | None], asyncio.Future]]) -> None:
+    async def _run_together(self, batch: list[tuple[Any, asyncio.Future]]) -> None:
         """Answer every future of `batch`: one round trip for all, or, when that cannot be (a model not loaded in
         its running worker) or one of them failed in the model, each on its own, so only that one gets the
         failure. A crash, a hang or a memory limit answers all of them (they were all in the worker then)."""
@@ -270,7 +277,7 @@ class ServedModel:
                 if not future.done():
                     future.set_exception(ProtocolError(503, f"model {self.name}: the service is stopping"))
 
-    async def _one(self, asked: tuple[bytes, str | None]) -> tuple[dict[str, np.ndarray], InferRequest]:
+    async def _one(self, asked: Any) -> tuple[dict[str, np.ndarray], InferRequest]:
         from model_checks.serving import awaited
 
         try:
@@ -278,7 +285,7 @@ class ServedModel:
         except ModelChecksError as e:
             raise ProtocolError(500, f"model {self.name}: {e}") from None
         if answers is None:  # the model in this process, or not loaded in its running worker: read here, run there
-            request = self.decode(*asked)
+            request = asked if isinstance(asked, InferRequest) else self.decode(*asked)
             return await asyncio.get_running_loop().run_in_executor(self.thread, self.run, request.feeds), request
         return self._taken(answers[0])
 

@@ -193,3 +193,16 @@ def test_a_refusal_longer_than_a_tag_holds_is_cut_not_refused():
     body = json.dumps({"inputs": [{"name": names[0], "shape": [1], "datatype": "FP32", "data": [0]}]}).encode()
     (tag,) = models.infer_bodies(1, [(body, None)]).tags
     assert tag[0] == "refused" and len(tag[2]) == TAG_TEXT_CHARS and tag[2].startswith("inputs: missing input_000001")
+
+
+def test_a_model_in_this_process_has_its_requests_read_outside_the_pipes_lock(tiny, monkeypatch):
+    """Without isolation the service reads each request itself, on the event loop and before it waits for the pipe:
+    while the model runs the request before it, not after."""
+    with ModelPool() as pool, ready_client(tiny, pool) as in_process:
+        model = in_process.model
+        locked = []
+        decode = model.decode
+        monkeypatch.setattr(model, "decode", lambda *a: locked.append(model.pipe.locked()) or decode(*a))
+        r = in_process.post(INFER, json=encode_request({"input": X}, "r2"))
+        assert r.status_code == 200 and r.json()["id"] == "r2"
+        assert locked == [False]
