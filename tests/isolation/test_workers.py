@@ -49,6 +49,9 @@ def test_a_worker_imports_nothing_from_the_tree_and_writes_nowhere_of_the_users(
 
 CTRL_C = """
 import os, signal, threading
+# Ctrl-C as in a user's terminal, whatever this suite inherited: a job started in the background by a shell without
+# job control (a CI script's `cmd &`) ignores SIGINT, and so does every process it starts
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from fixtures import crashing, probes
 from model_checks.isolation.limits import Limits
 from model_checks.isolation.workers import Workers
