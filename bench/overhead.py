@@ -93,7 +93,9 @@ between requests (waking it cost the service 440 -> 300 us of CPU a request at o
 
 531d488, `--runs 3`, idle machine: a 3.09x (pytest alone 2.05x), b 1.02x, c 0.69x / 0.69x with wrk (binary 0.59x /
 0.63x; hop floor 0.77x / 0.69x, the gate 0.89x / 0.99x of it), d 1.29x time, 1.15x memory. A service's requests are
-read in the model's worker (the service's CPU a request 282-340 -> 241-300 us); README.
+read in the model's worker (the service's CPU a request 282-340 -> 241-300 us); README. Again at a9ca11f: a 3.11x
+(pytest alone 2.01x), b 1.02x, c 0.65x / 0.68x (binary 0.64x / 0.67x; the gate 0.84x / 0.99x of the hop floor), d
+1.30x time, 1.15x memory.
 """
 
 from __future__ import annotations
