@@ -491,7 +491,7 @@ def serve(
     from model_checks.serving.net import bound_socket
 
     sock = bound_socket(host, port)
-    home = _private_home()
+    home, environment = _private_home()
     if isolation is not None:  # the service answers under the gate's memory limit too, not only its worker
         from model_checks.isolation.worker import apply_limits
 
@@ -538,7 +538,7 @@ def serve(
     finally:
         sock.close()
         pool.close()
-        _remove_home(home)
+        _remove_home(home, environment)
         import gc
 
         gc.unfreeze()  # a service run in process (the CLI's tests) gives its caller the collector back as it was
@@ -549,10 +549,11 @@ HOME_LOCK = ".in-use"  # locked (flock) by the service while it runs (its worker
 _held_locks: list[int] = []  # the lock's descriptor, open until the home is removed or the process ends
 
 
-def _private_home() -> str:
+def _private_home() -> tuple[str, dict[str, str | None]]:
     """A home, cache and temporary directory of the service's own (removed when it stops): onnxruntime, when it runs
     here, writes a device id under the cache directory, which must not be the user's. Made after the homes of
-    services that ended without removing theirs are swept (`_sweep_homes`)."""
+    services that ended without removing theirs are swept (`_sweep_homes`). Returns it with the environment variables
+    it replaced, as they were (None: unset), for `_remove_home` to put back."""
     _sweep_homes()
     try:
         home = tempfile.mkdtemp(prefix=HOME_PREFIX)
@@ -564,11 +565,13 @@ def _private_home() -> str:
             f"free space under {tempfile.gettempdir()} (TMPDIR chooses where)"
         ) from None
     _lock_home(home)
-    for key, sub in (("HOME", ""), ("XDG_CACHE_HOME", ".cache"), ("TMPDIR", "tmp")):
+    subdirs = (("HOME", ""), ("XDG_CACHE_HOME", ".cache"), ("TMPDIR", "tmp"))
+    environment = {key: os.environ.get(key) for key, _ in subdirs}
+    for key, sub in subdirs:
         os.makedirs(os.path.join(home, sub), exist_ok=True)
         os.environ[key] = os.path.join(home, sub).rstrip(os.sep)
     tempfile.tempdir = None  # tempfile re-reads TMPDIR
-    return home
+    return home, environment
 
 
 def _lock_home(home: str) -> None:
@@ -588,7 +591,15 @@ def _lock_home(home: str) -> None:
     os.rename(part, os.path.join(home, HOME_LOCK))
 
 
-def _remove_home(home: str) -> None:
+def _remove_home(home: str, environment: dict[str, str | None]) -> None:
+    """Remove the private home and give the process its environment back (a service run in process, as the CLI's
+    tests and a notebook run it, leaves no variable naming a folder that is gone)."""
+    for key, value in environment.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    tempfile.tempdir = None
     shutil.rmtree(home, ignore_errors=True)
     while _held_locks:  # a service run in-process (the CLI's tests) leaves no descriptor behind
         os.close(_held_locks.pop())

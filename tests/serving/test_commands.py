@@ -162,3 +162,23 @@ def test_a_sigterm_or_ctrl_c_stops_the_service_with_0_even_as_soon_as_the_addres
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_a_service_run_in_process_gives_the_environment_back(tmp_path, monkeypatch):
+    """The private home replaces HOME, XDG_CACHE_HOME and TMPDIR while the service runs; once it is removed, a caller
+    that ran the service in its own process (a notebook, the CLI's tests) has its variables back as they were, set or
+    unset, and no variable names a folder that is gone."""
+    import tempfile
+
+    from model_checks.serving.service import _private_home, _remove_home
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path / "me"))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    home, environment = _private_home()
+    assert os.environ["HOME"] == home and os.environ["TMPDIR"] == os.path.join(home, "tmp")
+    assert tempfile.gettempdir() == os.path.join(home, "tmp")
+    _remove_home(home, environment)
+    assert not os.path.exists(home)
+    assert (os.environ["TMPDIR"], os.environ["HOME"]) == (str(tmp_path), str(tmp_path / "me"))
+    assert "XDG_CACHE_HOME" not in os.environ and tempfile.gettempdir() == str(tmp_path)
