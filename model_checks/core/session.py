@@ -15,6 +15,7 @@ from model_checks.checks.context import CheckContext
 from model_checks.core.artifact import Artifact
 from model_checks.core.discovery import discover
 from model_checks.core.errors import ModelChecksError, runtime_error_text
+from model_checks.core.lazy import import_numpy
 from model_checks.core.pool import ModelPool
 from model_checks.core.references import TestData
 from model_checks.core.results import CheckResult
@@ -67,6 +68,7 @@ class GateSession:
         """Run one check (`run`, else the built-in `name`); a ModelChecksError (unsafe path, unreadable file,
         refused format) is a failure. Whether the failure stops the artifact's later checks is the check's own
         declaration (`Check.blocking`), never the kind of error alone. `testdata`: its reference's, read ahead."""
+        import_numpy()  # the checks' arrays: imported here as lazy.import_numpy says, whichever module asks first
         ctx = CheckContext(artifact, self.pool, self.localize, self.serving_caps, testdata=testdata)
         declared = checks.registry().get(name)
         blocking = declared.blocking if declared is not None else "never"

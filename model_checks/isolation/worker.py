@@ -210,10 +210,11 @@ class _Models:
         formats (a spare worker, Workers.start_spare), the interface every backend's modules import, and numpy, which
         every framework's worker reads tensors with: the spare imports it while the parent configures and collects,
         before the framework it will serve is known (unconfined: a confined framework never takes the spare)."""
-        from model_checks.backends import backend, base  # noqa: F401
+        from model_checks.core.lazy import import_numpy
 
         if not formats:
-            import numpy  # noqa: F401
+            import_numpy()
+        from model_checks.backends import backend, base  # noqa: F401
 
         for fmt in formats:
             try:
@@ -386,9 +387,12 @@ def serve(conn: Connection, unconfined: bool = False) -> None:
         if unconfined:  # never sent (workers._launch): numpy's threads would keep unshare from confining it
             raise SystemExit("model-checks: a worker started unconfined cannot be confined")
         confine(setup.confine_to)
-    # numpy (which frames needs) starts threads: only after confine, which may unshare namespaces (single-threaded)
+    # numpy (which frames needs) may start threads: only after confine, which may unshare namespaces (single-threaded)
     from model_checks.backends import BACKENDS
+    from model_checks.core.lazy import import_numpy
     from model_checks.isolation import frames
+
+    import_numpy()  # before a framework's import pulls it in with a BLAS thread a core
 
     BACKENDS.update(setup.backends)
     models = _Models()
