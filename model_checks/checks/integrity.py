@@ -6,7 +6,7 @@ from __future__ import annotations
 from model_checks.backends.registry import framework_of, runtime_package
 from model_checks.checks.context import CheckContext
 from model_checks.checks.registry import Check
-from model_checks.core.errors import ArtifactLoadError, of_kind
+from model_checks.core.errors import ArtifactLoadError, MachineLoadError, of_kind
 from model_checks.core.results import CheckResult
 from model_checks.safety.digest import sha256_of
 from model_checks.safety.paths import proven_files
@@ -59,12 +59,19 @@ def opens(ctx: CheckContext, problems: list[str]) -> None:
         checker = fw.checker if fw is not None and fw.checker else f"the {ctx.fmt} checker"
         if problems:
             verdict = [f"{checker} refuses it too:", *(f"  - {p}" for p in problems)]
+        elif isinstance(e, MachineLoadError):
+            from model_checks.core.machine import this_machine
+
+            verdict = [
+                f"{checker} accepts it: the model is valid; what it lacks is this machine's, and so is this "
+                f"verdict: {this_machine().describe()}"
+            ]
         else:
             verdict = [
                 f"{checker} accepts it: the model is valid, but this runtime cannot run it (an op, a domain "
                 "or a type it lacks: check the op against the runtime's version, or export without it)"
             ]
-        raise of_kind(ArtifactLoadError, "\n".join([str(e), *verdict])) from None
+        raise of_kind(type(e), "\n".join([str(e), *verdict])) from None
 
 
 CHECK = Check(NAME, run)

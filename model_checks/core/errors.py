@@ -6,6 +6,7 @@
     ├── UnsafePathError          a path that leaves the root                        ┐ model_unavailable: a check
     ├── UntrustedFormatError     a format that carries code, code not trusted        │ declared blocking="model"
     ├── ArtifactLoadError        a model file that cannot be loaded                  │ stops the artifact's later
+    │   └── MachineLoadError     ...for want of something of this machine's          │
     ├── MissingDependencyError   a framework or extra not installed                  ┘ checks on one of these
     ├── InputGenerationError     no valid inputs from the declared interface
     ├── InferenceError           running a loaded model failed
@@ -71,6 +72,14 @@ class ArtifactLoadError(ModelChecksError):
 
     what = "model cannot be loaded"
     model_unavailable = True
+
+
+class MachineLoadError(ArtifactLoadError):
+    """A model that cannot be loaded on this machine for want of something the machine provides, not the model (a
+    locale its text ops name): it may load on another machine, so the verdict is this machine's and says so. The
+    message names what is missing and how to provide it, or to export the model without needing it."""
+
+    what = "model cannot be loaded on this machine"
 
 
 class InputGenerationError(ModelChecksError):

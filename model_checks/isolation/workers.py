@@ -87,6 +87,7 @@ ENV_ALLOWED = frozenset(
         "PATH",
         "LANG",
         "LANGUAGE",
+        "LOCPATH",  # where locales are installed besides the system's: a StringNormalizer's may be there
         "TZ",
         "TERM",
         "LD_LIBRARY_PATH",

@@ -1,8 +1,12 @@
 import hashlib
 import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 
 from fixtures import artifacts as A
 from fixtures import onnx_models as M
@@ -301,3 +305,65 @@ def test_a_reference_that_cannot_be_hashed_ahead_leaves_its_variant_alone(tmp_pa
         assert r and "rel_l2" in str(r), str(r)
     finally:
         gs.pool.close()
+
+
+# -- a model that needs something of the machine's: a locale (StringNormalizer) -------------------------------------
+LOCALE = "zz_ZZ.UTF-8"  # a name no machine installs, unless a test makes it under LOCPATH
+
+
+def normalizer_artifact(d, locale=LOCALE):
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("StringNormalizer", ["x"], ["y"], case_change_action="UPPER", locale=locale)
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.STRING, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.STRING, [2])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    return A.onnx_artifact(d, model, name="normalizer")
+
+
+def test_a_locale_the_machine_lacks_fails_as_this_machines_verdict_not_the_models(tmp_path):
+    from model_checks.core.machine import this_machine
+
+    normalizer_artifact(tmp_path / "n")
+    r = run(tmp_path)
+    text = str(r)
+    assert not r and text.startswith("integrity: normalizer@1.0: model cannot be loaded on this machine"), text
+    assert f"a StringNormalizer in it asks for the locale '{LOCALE}'" in text
+    assert f"locale-gen {LOCALE}" in text and "locale: C.UTF-8" in text  # the two ways out
+    assert f"what it lacks is this machine's, and so is this verdict: {this_machine().describe()}" in text
+    assert "an op, a domain or a type it lacks" not in text  # the runtime lacks nothing: the machine does
+
+
+def test_a_locale_the_machine_lacks_blocks_the_artifacts_model_checks_in_a_gate_run(pytester):
+    normalizer_artifact(pytester.path / "arts" / "n")
+    r = pytester.runpytest_subprocess("--model-checks", "arts", "-p", "no:cacheprovider", "-rs")
+    r.assert_outcomes(passed=1, failed=1, skipped=4)  # the manifest passes; the rest wait on the model
+    r.stdout.fnmatch_lines(
+        [
+            "*integrity: normalizer@1.0: model cannot be loaded on this machine*",
+            f"*asks for the locale '{LOCALE}'*",
+            "*what it lacks is this machine's, and so is this verdict: *",
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def locales(tmp_path_factory):
+    """A folder holding the locale LOCALE (built from en_US's sources by localedef), for LOCPATH."""
+    if shutil.which("localedef") is None or not Path("/usr/share/i18n/locales/en_US").is_file():
+        pytest.skip("needs localedef and glibc's locale sources (/usr/share/i18n/locales)")
+    folder = tmp_path_factory.mktemp("locales")
+    subprocess.run(["localedef", "-i", "en_US", "-f", "UTF-8", str(folder / LOCALE)], check=True, capture_output=True)
+    return folder
+
+
+def test_a_locale_installed_where_locpath_says_opens_in_the_worker_too(pytester, monkeypatch, locales):
+    # the user's process finds the locale through LOCPATH; the model's sandboxed worker must find it the same way
+    normalizer_artifact(pytester.path / "arts" / "n")
+    monkeypatch.setenv("LOCPATH", str(locales))
+    r = pytester.runpytest_subprocess("--model-checks", "arts", "-p", "no:cacheprovider", "-k", "integrity")
+    r.assert_outcomes(passed=1, deselected=5)

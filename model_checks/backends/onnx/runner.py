@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import numpy as np
 from model_checks.backends.base import Names, Runner
 from model_checks.backends.onnx.facts import ORT_TYPES, input_specs, value_spec
 from model_checks.backends.onnx.loader import graph_of
-from model_checks.core.errors import ArtifactLoadError, InferenceError, runtime_error_text
+from model_checks.core.errors import ArtifactLoadError, InferenceError, MachineLoadError, runtime_error_text
 
 # The runner's inputs and outputs are the facts' (both `input_specs`/`value_spec` of the graph, read without the
 # weights): what only needs the interface of a model not loaded yet reads its facts (checks/context.py).
@@ -61,7 +62,11 @@ class OnnxRunner(Runner):
                 str(path), session_options(threads, optimize, spinning), providers=providers or ["CPUExecutionProvider"]
             )
         except Exception as e:
-            raise ArtifactLoadError(f"{path.name}: onnxruntime cannot open it: {runtime_error_text(e)}") from None
+            text = runtime_error_text(e)
+            locale = _MISSING_LOCALE.search(text)
+            if locale is not None:
+                raise MachineLoadError(missing_locale(path, locale.group(1), text)) from None
+            raise ArtifactLoadError(f"{path.name}: onnxruntime cannot open it: {text}") from None
         self._input_types = {i.name: ORT_TYPES.get(i.type) for i in self.session.get_inputs()}
 
     def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -77,6 +82,23 @@ class OnnxRunner(Runner):
 
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]
+
+
+# StringNormalizer builds the C++ locale its `locale` attribute names (onnxruntime's default on Linux: en_US.UTF-8)
+# from the locales installed on the machine: slim CI images often have none but C and POSIX.
+_MISSING_LOCALE = re.compile(r"Failed to construct locale with name:(.{0,200}?):locale::")
+
+
+def missing_locale(path: Path, name: str, text: str) -> str:
+    """Why `path` cannot open on this machine when the locale `name` a StringNormalizer asks for is not installed."""
+    return (
+        f"{path.name}: onnxruntime cannot open it on this machine: a StringNormalizer in it asks for the locale "
+        f"'{name}' (its `locale` attribute, or onnxruntime's default en_US.UTF-8 where it names none), which this "
+        "machine does not have (`locale -a` lists those it has; a folder named by LOCPATH is searched too); on a "
+        f"machine that has it the model opens. Install it here (Debian, Ubuntu: apt-get install locales, then "
+        f"locale-gen {name}), or export the StringNormalizer with a locale every machine has (locale: C.UTF-8)\n"
+        f"    onnxruntime: {text}"
+    )
 
 
 def map_value_dtype(type_text: str | None) -> np.dtype | None:
