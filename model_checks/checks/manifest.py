@@ -7,12 +7,18 @@ from model_checks.checks.context import CheckContext
 from model_checks.checks.registry import Check
 from model_checks.core.errors import ModelChecksError
 from model_checks.core.results import CheckResult
+from model_checks.safety.paths import spelled_otherwise, spelling_problem
 
 NAME = "manifest"
+# Every manifest key that names a path; those in MUST_EXIST must name something that is there (the others: the
+# checks that read them say when they are missing). Each is spelled as on disk (see safety.paths.spelled_otherwise).
+PATH_KEYS = ("file", "reference.path", "samples", "eval_data", "serving.compare_with")
+MUST_EXIST = ("file", "reference.path")
 
 
 def run(ctx: CheckContext) -> CheckResult:
-    """The schema, and that every file the manifest's `file` and `reference.path` name is there."""
+    """The schema, that the files `file` and `reference.path` name are there, and that every path the manifest names
+    is spelled as on disk."""
     artifact = ctx.artifact
     if artifact.error:
         return CheckResult(
@@ -22,15 +28,22 @@ def run(ctx: CheckContext) -> CheckResult:
             tuple("  " + line for line in artifact.error.splitlines()),
         )
     problems = []
-    for key in ("file", "reference.path"):
+    for key in PATH_KEYS:
         try:
             p = artifact.path(key)
         except ModelChecksError as e:
-            problems.append(str(e))
+            if key in MUST_EXIST:
+                problems.append(str(e))
             continue
-        if p is not None and not (p.exists() or p.is_symlink()):
+        if p is None:
+            continue
+        text = artifact.manifest.get(key)
+        if (spelled := spelled_otherwise(artifact.dir, text)) is not None:
+            how = spelling_problem(artifact.root, *spelled, there=p.exists())
+            problems.append(f"{key}: {text} {how}; spell it as on disk in {artifact.rel_dir}/metadata.yaml")
+        elif key in MUST_EXIST and not (p.exists() or p.is_symlink()):
             problems.append(
-                f"{key}: {artifact.manifest.get(key)} does not exist in {artifact.rel_dir}/ "
+                f"{key}: {text} does not exist in {artifact.rel_dir}/ "
                 f"(fix the path in {artifact.rel_dir}/metadata.yaml or add the file)"
             )
     if problems:

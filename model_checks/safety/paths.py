@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import stat
+import unicodedata
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Iterable
 
 from model_checks.core.errors import ArtifactLoadError, UnsafePathError
+from model_checks.safety.text import printable
 
 MAX_FILE_BYTES = 4 * 1024**3  # a cap on any single file the gate reads
 
@@ -170,3 +172,53 @@ def _regular(st: os.stat_result, name: str, key: str, max_bytes: int) -> int:
     if st.st_size > max_bytes:
         raise UnsafePathError(f"{key}: {name} is {st.st_size} bytes, over the cap of {max_bytes} bytes")
     return st.st_size
+
+
+def spelled_otherwise(base: Path, text: str) -> tuple[Path, str, str] | None:
+    """The first component of the relative path `text` (from `base`) that its directory holds only under another
+    spelling of the same name, another case or another Unicode normalization: (the directory, the name as written,
+    the name on disk). A case-insensitive filesystem (macOS', Windows') opens such a path all the same, a
+    case-sensitive one (Linux, most CI) finds no such file: a verdict that turned on it would be the machine's. None
+    when every component is spelled as on disk, or one is not there under any spelling (its check says so), or a
+    directory cannot be listed. A directory listing a component, no more: `..` is taken as written."""
+    folder = base
+    for part in os.path.normpath(text).split(os.sep):
+        if part in (".", ""):
+            continue
+        if part == "..":
+            folder = folder.parent
+            continue
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return None
+        if part not in names:
+            folded = _folded(part)
+            other = next((n for n in sorted(names) if _folded(n) == folded), None)
+            return (folder, part, other) if other is not None else None
+        folder = folder / part
+    return None
+
+
+def _folded(name: str) -> str:
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def spelling_problem(root: Path, folder: Path, named: str, on_disk: str, there: bool) -> str:
+    """What is wrong with a path whose component `named` is `on_disk` in `folder` (spelled_otherwise), to follow
+    "<key>: <path> ": whether this filesystem opened it anyway (`there`), and why another would not."""
+    where = printable(os.path.relpath(folder, root).replace(os.sep, "/"))
+    where = printable(root.name) if where == "." else where
+    if unicodedata.normalize("NFC", named) == unicodedata.normalize("NFC", on_disk):  # they look alike: code points
+        named, on_disk, kind = ascii(named), ascii(on_disk), "in another Unicode normalization"
+    else:
+        named, on_disk, kind = repr(named), repr(on_disk), "in another case"
+    if there:
+        return (
+            f"is spelled {on_disk} on disk, not {named} ({kind}): this filesystem opens it all the same, one that tells "
+            f"them apart (Linux's, most CI's) finds no {named} in {where}/"
+        )
+    return (
+        f"does not exist: {where}/ holds {on_disk}, not {named} ({kind}), and this filesystem tells them apart "
+        "(macOS' or Windows' would have opened it)"
+    )
