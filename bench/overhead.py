@@ -96,6 +96,13 @@ between requests (waking it cost the service 440 -> 300 us of CPU a request at o
 read in the model's worker (the service's CPU a request 282-340 -> 241-300 us); README. Again at a9ca11f: a 3.11x
 (pytest alone 2.01x), b 1.02x, c 0.65x / 0.68x (binary 0.64x / 0.67x; the gate 0.84x / 0.99x of the hop floor), d
 1.30x time, 1.15x memory.
+
+4030289, two runs of `--runs 3 --python <base install>`, idle machine: a 2.81x / 3.00x (pytest alone 1.99x / 2.07x),
+base install 2.44x / 2.36x (pytest alone 1.35x / 1.35x), b 1.00x / 1.01x, c 0.69x / 0.69x and 0.73x / 0.75x with wrk
+(binary 0.64x / 0.67x and 0.62x / 0.67x; the gate 0.90x / 1.00x and 0.90x / 1.05x of the hop floor), d 1.24x / 1.26x
+time (base install 1.18x / 1.18x), 1.15x memory. numpy is imported with one OpenBLAS thread in the gate's processes
+(core/lazy.import_numpy): its threads spun at import beside the other busy process, doubling the import (row a,
+interleaved six times: base install 0.79 -> 0.73 s, dev venv 0.92 -> 0.88 s; row d 1.87 -> 1.81 s); README.
 """
 
 from __future__ import annotations
