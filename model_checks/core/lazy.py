@@ -36,12 +36,12 @@ def import_numpy() -> ModuleType:
     numpy's OpenBLAS starts a thread per core when numpy is imported, and each waits for work spinning for about a
     tenth of a second: beside one other busy process on a 2-core machine (the parent's worker loading a model, the
     parent itself while its spare worker starts) the import then takes twice its ~45 ms, and the spinning thread
-    takes CPU from whatever runs next (bench/overhead.py row a, base install: 0.79 -> 0.73 s). The gate's processes never use
-    numpy's BLAS (metrics.py sums squares rather than calling a dot; models run in their own runtimes), and a sum
-    split across a machine's cores would make a figure depend on how many it has. OpenBLAS reads the variable once,
-    at its load: it is set only for the import, so neither the runtimes imported later nor a process started later
-    see it. With other threads running, setting the environment could race their reads of it: numpy is then
-    imported as it is."""
+    takes CPU from whatever runs next (bench/overhead.py row a, base install: 0.79 -> 0.73 s). The gate's processes
+    never use numpy's BLAS (metrics.py sums squares rather than calling a dot; models run in their own runtimes),
+    and a sum split across a machine's cores would make a figure depend on how many it has. OpenBLAS reads the
+    variable once, at its load: it is set only for the import, so neither the runtimes imported later nor a process
+    started later see it. With other threads running, setting the environment could race their reads of it: numpy
+    is then imported as it is."""
     if "numpy" in sys.modules or any(v in os.environ for v in BLAS_THREAD_VARIABLES) or threading.active_count() > 1:
         return importlib.import_module("numpy")
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
