@@ -8,6 +8,7 @@ from model_checks.checks.registry import Check
 from model_checks.core.errors import ModelChecksError
 from model_checks.core.results import CheckResult
 from model_checks.safety.paths import spelled_otherwise, spelling_problem
+from model_checks.safety.sniff import lfs_problem
 
 NAME = "manifest"
 # Every manifest key that names a path; those in MUST_EXIST must name something that is there (the others: the
@@ -18,7 +19,7 @@ MUST_EXIST = ("file", "reference.path")
 
 def run(ctx: CheckContext) -> CheckResult:
     """The schema, that the files `file` and `reference.path` name are there, and that every path the manifest names
-    is spelled as on disk."""
+    is spelled as on disk and is not a Git LFS pointer left in a file's place."""
     artifact = ctx.artifact
     if artifact.error:
         return CheckResult(
@@ -46,6 +47,8 @@ def run(ctx: CheckContext) -> CheckResult:
                 f"{key}: {text} does not exist in {artifact.rel_dir}/ "
                 f"(fix the path in {artifact.rel_dir}/metadata.yaml or add the file)"
             )
+        elif (pointer := lfs_problem(p)) is not None:
+            problems.append(f"{key}: {text} {pointer}")
     if problems:
         return CheckResult.from_problems("manifest", f"{artifact.rel_dir}/metadata.yaml", problems, "")
     return CheckResult("manifest", True, f"manifest: {artifact.id} follows schema 1")

@@ -3,7 +3,14 @@ kinds are known here; a framework's own kind (`onnx`) is its backend folder's de
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
+
+# A Git LFS pointer: the small text file git keeps in place of a file stored with LFS until its content is fetched
+# (https://github.com/git-lfs/git-lfs/blob/main/docs/spec.md: at most 1024 bytes, `version` first).
+LFS_POINTER_MAX_BYTES = 1024
+_LFS_VERSION = b"version https://git-lfs.github.com/spec/"
 
 
 def sniff_bytes(head: bytes) -> str:
@@ -35,3 +42,36 @@ def sniff_bytes(head: bytes) -> str:
 def sniff(path: Path, n: int = 16) -> str:
     with open(path, "rb") as f:
         return sniff_bytes(f.read(n))
+
+
+def lfs_pointer(path: Path) -> tuple[str, int] | None:
+    """(oid, size) when `path` is a regular file that is a Git LFS pointer, else None: a checkout that has not fetched
+    its LFS content (CI without `lfs: true`, a clone without git-lfs) holds these where the models are, so the same
+    commit is a model on one machine and a 130-byte text file on another."""
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > LFS_POINTER_MAX_BYTES:
+            return None
+        with open(path, "rb") as f:
+            head = f.read(LFS_POINTER_MAX_BYTES)
+    except OSError:
+        return None
+    if not head.startswith(_LFS_VERSION):
+        return None
+    fields = dict(line.partition(" ")[::2] for line in head.decode("ascii", "replace").splitlines())
+    oid, size = fields.get("oid", ""), fields.get("size", "")
+    if not oid.startswith("sha256:") or not size.isdigit():
+        return None
+    return oid, int(size)
+
+
+def lfs_problem(path: Path) -> str | None:
+    """What to say of `path` when it is a Git LFS pointer (after "<key>: <name> "), else None."""
+    if (pointer := lfs_pointer(path)) is None:
+        return None
+    oid, size = pointer
+    return (
+        f"is a Git LFS pointer to a file of {size:,} bytes ({oid[:19]}...), not the file: this checkout has not "
+        "fetched its LFS content. Fetch it where the gate runs (git lfs pull; GitHub Actions: actions/checkout with "
+        "lfs: true)"
+    )

@@ -9,7 +9,7 @@ from typing import Any
 
 from model_checks.core.errors import ArtifactLoadError, UnsafePathError
 from model_checks.safety.paths import check_regular_file, resolve_inside, spelled_otherwise, spelling_problem
-from model_checks.safety.sniff import sniff
+from model_checks.safety.sniff import lfs_problem, sniff
 
 MAX_PROTO_BYTES = 2 * 1024**3  # protobuf's own limit for a single message
 
@@ -60,6 +60,8 @@ def external_files(model, model_path: Path, root: Path, display: str) -> list[Pa
                 how = spelling_problem(root, *spelled, there=path.exists())
                 raise ArtifactLoadError(f"{where}: {location} {how}; save the model naming its files as on disk")
             files[path] = check_regular_file(path, where)
+            if (pointer := lfs_problem(path)) is not None:
+                raise ArtifactLoadError(f"{where}: {location} {pointer}")
         size = files[path]
         try:
             offset = int(info.get("offset", 0) or 0)

@@ -9,6 +9,7 @@ from pathlib import Path
 from model_checks.core.errors import ArtifactLoadError
 from model_checks.core.lazy import lazy
 from model_checks.safety.paths import check_regular_file
+from model_checks.safety.sniff import lfs_problem
 
 np = lazy("numpy")
 
@@ -29,6 +30,8 @@ def read_tensor(path: Path, key: str) -> tuple[str, np.ndarray]:
     try:
         t.ParseFromString(data)
     except Exception as e:
+        if (pointer := lfs_problem(path)) is not None:
+            raise ArtifactLoadError(f"{key}: {path.name} {pointer}") from None
         raise ArtifactLoadError(f"{key}: {path.name} is not a readable TensorProto ({type(e).__name__}: {e})") from None
     if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data):
         # onnx would read it relative to the working directory, i.e. from outside the artifacts root

@@ -123,6 +123,16 @@ def test_an_ir_whose_weights_reach_outside_its_bin_is_refused(tmp_path):
         read_model(xml, tmp_path)
 
 
+def test_an_irs_weights_left_as_a_git_lfs_pointer_are_named_as_such(tmp_path):
+    from model_checks.backends.openvino.loader import read_model
+
+    xml = save_ir(M.save(M.linear(), tmp_path / "m.onnx"), tmp_path / "ir" / "model.xml")
+    oid = "sha256:" + "ab" * 32
+    xml.with_suffix(".bin").write_text(f"version https://git-lfs.github.com/spec/v1\noid {oid}\nsize 2048\n")
+    with pytest.raises(ArtifactLoadError, match=r"model.xml: weights: model.bin is a Git LFS pointer to a file of "):
+        read_model(xml, tmp_path)
+
+
 def test_an_ir_with_a_dtd_is_refused_before_openvino_reads_it(tmp_path):
     from model_checks.backends.openvino.loader import read_model
 
