@@ -96,7 +96,8 @@ def missing_locale(path: Path, name: str, text: str) -> str:
         f"'{name}' (its `locale` attribute, or onnxruntime's default en_US.UTF-8 where it names none), which this "
         "machine does not have (`locale -a` lists those it has; a folder named by LOCPATH is searched too); on a "
         f"machine that has it the model opens. Install it here (Debian, Ubuntu: apt-get install locales, then "
-        f"locale-gen {name}), or export the StringNormalizer with a locale every machine has (locale: C.UTF-8)\n"
+        f"locale-gen {name}), or export the StringNormalizer with a locale every machine it runs on has "
+        "(locale: C.UTF-8, built into glibc since 2.35)\n"
         f"    onnxruntime: {text}"
     )
 
