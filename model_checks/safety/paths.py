@@ -180,7 +180,7 @@ def spelled_otherwise(base: Path, text: str) -> tuple[Path, str, str] | None:
     the name on disk). A case-insensitive filesystem (macOS', Windows') opens such a path all the same, a
     case-sensitive one (Linux, most CI) finds no such file: a verdict that turned on it would be the machine's. None
     when every component is spelled as on disk, or one is not there under any spelling (its check says so), or a
-    directory cannot be listed. A directory listing a component, no more: `..` is taken as written."""
+    directory cannot be listed. A directory listing a component (`_listing`), no more: `..` is taken as written."""
     folder = base
     for part in os.path.normpath(text).split(os.sep):
         if part in (".", ""):
@@ -188,9 +188,8 @@ def spelled_otherwise(base: Path, text: str) -> tuple[Path, str, str] | None:
         if part == "..":
             folder = folder.parent
             continue
-        try:
-            names = os.listdir(folder)
-        except OSError:
+        names = _listing(folder)
+        if names is None:
             return None
         if part not in names:
             folded = _folded(part)
@@ -198,6 +197,29 @@ def spelled_otherwise(base: Path, text: str) -> tuple[Path, str, str] | None:
             return (folder, part, other) if other is not None else None
         folder = folder / part
     return None
+
+
+_LISTINGS: dict[str, tuple[tuple[int, int, int], frozenset[str]]] = {}  # folder -> (identity, names)
+
+
+def _listing(folder: Path) -> frozenset[str] | None:
+    """The names in `folder` (None where it cannot be listed), listed again only when it is another directory or its
+    entries changed (its device, inode or modification time): every artifact's manifest check, and the look-ahead's
+    before it, lists its folder, and a reference path lists the root, which holds every artifact's folder."""
+    key = os.fspath(folder)
+    try:
+        st = os.stat(key)
+        ident = (st.st_dev, st.st_ino, st.st_mtime_ns)
+        known = _LISTINGS.get(key)
+        if known is not None and known[0] == ident:
+            return known[1]
+        names = frozenset(os.listdir(key))
+    except OSError:
+        return None
+    if len(_LISTINGS) >= _REAL_ROOTS_MAX:
+        _LISTINGS.clear()
+    _LISTINGS[key] = (ident, names)
+    return names
 
 
 def _folded(name: str) -> str:

@@ -110,3 +110,17 @@ def test_an_onnx_models_external_data_in_another_case_fails_integrity(tmp_path):
         "and this filesystem tells them apart (macOS' or Windows' would have opened it); save the model naming its "
         "files as on disk"
     ) in str(r)
+
+
+def test_a_folder_is_listed_again_once_its_entries_change(tmp_path, monkeypatch):
+    (tmp_path / "a.txt").write_text("x")
+    listed = []
+    real = os.listdir
+    monkeypatch.setattr(paths.os, "listdir", lambda p: listed.append(p) or real(p))
+    assert spelled_otherwise(tmp_path, "A.txt") == (tmp_path, "A.txt", "a.txt")
+    assert spelled_otherwise(tmp_path, "A.txt") == (tmp_path, "A.txt", "a.txt")
+    assert len(listed) == 1  # the same folder, unchanged: its listing is kept
+    os.rename(tmp_path / "a.txt", tmp_path / "A.txt")
+    st = os.stat(tmp_path)  # a second later, so that a filesystem with coarse times also shows the change
+    os.utime(tmp_path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert spelled_otherwise(tmp_path, "A.txt") is None and len(listed) == 2
