@@ -200,6 +200,7 @@ def spelled_otherwise(base: Path, text: str) -> tuple[Path, str, str] | None:
 
 
 _LISTINGS: dict[str, tuple[tuple[int, int, int], frozenset[str]]] = {}  # folder -> (identity, names)
+_LISTING_KEPT_NAMES = 10_000
 
 
 def _listing(folder: Path) -> frozenset[str] | None:
@@ -216,6 +217,8 @@ def _listing(folder: Path) -> frozenset[str] | None:
         names = frozenset(os.listdir(key))
     except OSError:
         return None
+    if len(names) > _LISTING_KEPT_NAMES:  # a huge folder is listed each time rather than held
+        return names
     if len(_LISTINGS) >= _REAL_ROOTS_MAX:
         _LISTINGS.clear()
     _LISTINGS[key] = (ident, names)

@@ -124,3 +124,11 @@ def test_a_folder_is_listed_again_once_its_entries_change(tmp_path, monkeypatch)
     st = os.stat(tmp_path)  # a second later, so that a filesystem with coarse times also shows the change
     os.utime(tmp_path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     assert spelled_otherwise(tmp_path, "A.txt") is None and len(listed) == 2
+
+
+def test_a_huge_folders_listing_is_not_held(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "_LISTING_KEPT_NAMES", 2)
+    for n in ("a.txt", "b.txt", "c.txt"):
+        (tmp_path / n).write_text("x")
+    assert spelled_otherwise(tmp_path, "A.txt") == (tmp_path, "A.txt", "a.txt")
+    assert os.fspath(tmp_path) not in paths._LISTINGS
