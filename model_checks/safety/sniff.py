@@ -10,7 +10,8 @@ from pathlib import Path
 # A Git LFS pointer: the small text file git keeps in place of a file stored with LFS until its content is fetched
 # (https://github.com/git-lfs/git-lfs/blob/main/docs/spec.md: at most 1024 bytes, `version` first).
 LFS_POINTER_MAX_BYTES = 1024
-_LFS_VERSION = b"version https://git-lfs.github.com/spec/"
+# `version` names the spec; git-lfs still reads pointers written before 1.0 (hawser's), as its spec says
+_LFS_VERSIONS = (b"version https://git-lfs.github.com/spec/", b"version https://hawser.github.com/spec/")
 
 
 def sniff_bytes(head: bytes) -> str:
@@ -56,7 +57,7 @@ def lfs_pointer(path: Path) -> tuple[str, int] | None:
             head = f.read(LFS_POINTER_MAX_BYTES)
     except OSError:
         return None
-    if not head.startswith(_LFS_VERSION):
+    if not head.startswith(_LFS_VERSIONS):
         return None
     fields = dict(line.partition(" ")[::2] for line in head.decode("ascii", "replace").splitlines())
     oid, size = fields.get("oid", ""), fields.get("size", "")

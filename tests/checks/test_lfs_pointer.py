@@ -71,6 +71,8 @@ def test_what_is_a_pointer_and_what_is_not(tmp_path):
     p = tmp_path / "f"
     p.write_text(POINTER)
     assert lfs_pointer(p) == (OID, 12345678)
+    p.write_text(POINTER.replace("git-lfs.github.com", "hawser.github.com"))  # written before git-lfs 1.0
+    assert lfs_pointer(p) == (OID, 12345678)
     p.write_text(POINTER.replace(f"oid {OID}\n", ""))  # no oid
     assert lfs_pointer(p) is None
     p.write_text(POINTER.replace("size 12345678", "size many"))
