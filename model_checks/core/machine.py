@@ -92,6 +92,30 @@ def cpu_model(cpuinfo: str | None = None) -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+# Where a container's memory limit is (cgroup v2, then v1): the kernel ends a process that goes past it, whatever the
+# machine's RAM.
+CGROUP_MEMORY_FILES = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def memory_mib(cgroup_files: tuple[str, ...] = CGROUP_MEMORY_FILES) -> int | None:
+    """The memory this machine gives its processes, in MiB: its RAM, or its container's (cgroup) limit where that
+    is lower; None where neither can be read."""
+    try:
+        total: int | None = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = None
+    for path in cgroup_files:
+        try:
+            with open(path, encoding="ascii") as f:
+                text = f.read(64).strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if text.isdigit():  # "max" (v2) or a huge number (v1): no limit of its own
+            total = min(total, int(text)) if total else int(text)
+        break
+    return total >> 20 if total else None
+
+
 def runtime() -> str:
     """`<package> <version>` of the first of RUNTIMES installed, by package metadata (nothing imported)."""
     for p in RUNTIMES:

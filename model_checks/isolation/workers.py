@@ -457,9 +457,10 @@ class Worker:
         name = _signal_name(self.proc.returncode)
         self.stop(kill=True)
         meaning = SIGNAL_MEANING.get(name, "the runtime ended the process")
+        blame = _of_the_machine(name, self.limits) or "The model crashes its runtime"
         return RuntimeCrashError(
             f"{what}: the {self.family} worker died from {name} during {_said(op)}: {meaning}. "
-            f"The model crashes its runtime; the session goes on with a fresh worker ({self.limits.describe()})"
+            f"{blame}; the session goes on with a fresh worker ({self.limits.describe()})"
         )
 
     def _refused(self, op: str, what: str, why: str) -> ModelChecksError:
@@ -542,6 +543,28 @@ def discard(launched: Worker) -> None:
     launched.stop(kill=True)
     if launched.sandbox is not None:
         launched.sandbox.remove()
+
+
+def _of_the_machine(signal_name: str, limits: Limits) -> str | None:
+    """What of this machine a worker's death may come from, where the signal says it may: an instruction its CPU
+    lacks (SIGILL), or memory it has not got (SIGKILL: the kernel's out-of-memory killer acts before a limit higher
+    than the machine's memory). The same model may then pass on another machine: the message names this one."""
+    from model_checks.core.machine import memory_mib, this_machine
+
+    if signal_name == "SIGILL":
+        return (
+            "A runtime built for instructions this CPU lacks dies so on this machine only, whatever the model "
+            f"(this machine: {this_machine(providers=False).describe()})"
+        )
+    if signal_name != "SIGKILL" or (memory := memory_mib()) is None:
+        return None
+    if memory > limits.memory_mb:
+        return f"This machine has {memory:,} MiB of memory, above the worker's limit"
+    return (
+        f"This machine has {memory:,} MiB of memory, no more than the worker's limit: the kernel, not the limit, stops "
+        f"a model that needs more, and on a larger machine it may pass. Set --model-checks-worker-memory below "
+        f"{memory} for a verdict that names what the model needs"
+    )
 
 
 def _known_error(info: ErrorInfo) -> type[ModelChecksError] | None:

@@ -28,3 +28,18 @@ def test_the_machine_line_names_cpu_family_flags_runtime_and_where_the_flags_cam
     assert m.isa == ("avx2", "fma") and m.family == "x86-avx2"
     assert f"(x86-avx2: avx2 fma, ISA from {M.ISA_ENV}), onnxruntime " in m.describe()
     assert m.properties()["machine_isa"] == "avx2 fma" and m.properties()["machine_family"] == "x86-avx2"
+
+
+def test_the_machines_memory_is_its_containers_limit_where_that_is_lower(tmp_path):
+    from model_checks.core.machine import memory_mib
+
+    ram = memory_mib(cgroup_files=())
+    assert ram is not None and ram > 0
+    limit = tmp_path / "memory.max"
+    limit.write_text("max\n")  # cgroup v2 without a limit
+    assert memory_mib((str(limit),)) == ram
+    limit.write_text(f"{512 << 20}\n")  # a container of 512 MiB
+    assert memory_mib((str(limit),)) == 512
+    limit.write_text(f"{(ram << 20) * 1024}\n")  # cgroup v1's "no limit" is a huge number: the RAM stands
+    assert memory_mib((str(limit),)) == ram
+    assert memory_mib((str(tmp_path / "gone"), str(limit))) == ram  # the first file that is there is read

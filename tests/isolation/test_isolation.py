@@ -3,6 +3,7 @@ checks with what happened, and the session goes on with a fresh worker."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,55 @@ def test_a_broken_worker_is_reported_and_replaced(pool: ModelPool, tmp_path: Pat
         assert phrase in str(info.value)
     assert runner.infer(FEEDS)["logits"].shape == (2, 3)  # loaded again in a fresh worker
     assert pool.workers.worker("onnx").generation == before + 1
+
+
+@pytest.mark.parametrize("margin_mib", [-1024, 1024])
+def test_a_worker_killed_from_outside_names_this_machines_memory_beside_the_limit(
+    tmp_path: Path, margin_mib: int
+) -> None:
+    """SIGKILL is most often the kernel's out-of-memory killer: with the worker's limit at or above the machine's
+    memory the kernel, not the limit, stops a model, and the verdict is this machine's; the message says which."""
+    import signal
+    import threading
+
+    from model_checks.core.machine import memory_mib
+
+    memory = memory_mib()
+    if memory is None:
+        pytest.skip("this machine's memory cannot be read")
+    with ModelPool(isolation=Limits(memory_mb=memory + margin_mib, timeout_s=TIMEOUT_S)) as pool:
+        assert pool.workers is not None
+        worker = pool.workers.worker("onnx")
+        pool.workers.call("onnx", crashing.hang, 0)  # started
+        threading.Timer(0.5, os.kill, (worker.proc.pid, signal.SIGKILL)).start()
+        with pytest.raises(RuntimeCrashError) as info:
+            pool.workers.call("onnx", crashing.hang, 3600)
+    text = str(info.value)
+    assert "died from SIGKILL during call: killed from outside (perhaps the kernel's out-of-memory killer)" in text
+    assert f"This machine has {memory:,} MiB of memory" in text and "The model crashes its runtime" not in text
+    if margin_mib > 0:
+        assert "no more than the worker's limit: the kernel, not the limit, stops a model that needs more" in text
+        assert f"Set --model-checks-worker-memory below {memory} for a verdict that names what the model needs" in text
+    else:
+        assert "above the worker's limit; the session goes on with a fresh worker" in text
+
+
+def test_an_illegal_instruction_names_this_machines_cpu(pool: ModelPool) -> None:
+    import signal
+    import threading
+
+    from model_checks.core.machine import this_machine
+
+    assert pool.workers is not None
+    worker = pool.workers.worker("onnx")
+    pool.workers.call("onnx", crashing.hang, 0)
+    threading.Timer(0.5, os.kill, (worker.proc.pid, signal.SIGILL)).start()
+    with pytest.raises(RuntimeCrashError) as info:
+        pool.workers.call("onnx", crashing.hang, 3600)
+    text = str(info.value)
+    assert "died from SIGILL during call: an illegal instruction in the runtime's native code" in text
+    assert "A runtime built for instructions this CPU lacks dies so on this machine only" in text
+    assert f"(this machine: {this_machine(providers=False).describe()})" in text
 
 
 def test_close_stops_the_workers(tmp_path: Path) -> None:
