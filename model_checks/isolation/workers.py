@@ -395,7 +395,7 @@ class Worker:
         self.stop(kill=True)
         return RuntimeTimeoutError(
             f"{what}: {_said(op)} did not finish within {timeout_s:g} s; the {self.family} worker was killed "
-            "(the model hangs its runtime, or needs a longer --model-checks-timeout)"
+            f"(the model hangs its runtime, or needs a longer --model-checks-timeout{_how_busy()})"
         )
 
     @contextmanager
@@ -543,6 +543,16 @@ def discard(launched: Worker) -> None:
     launched.stop(kill=True)
     if launched.sandbox is not None:
         launched.sandbox.remove()
+
+
+def _how_busy() -> str:
+    """How busy this machine is, for a timeout's message: a model near its limit on a loaded machine may finish on
+    an idler or faster one, and the verdict is then the machine's."""
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return ""
+    return f"; this machine: {os.cpu_count() or '?'} CPUs, load average {load:.1f} over the last minute"
 
 
 def _of_the_machine(signal_name: str, limits: Limits) -> str | None:

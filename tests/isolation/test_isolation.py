@@ -32,7 +32,10 @@ CRASHES = {
     "oom": (MemoryLimitError, ("exceeded the worker's memory limit of 1024 MiB", "--model-checks-worker-memory")),
     "hang": (
         RuntimeTimeoutError,
-        (f"did not finish within {TIMEOUT_S} s; the onnx worker was killed", "--model-checks-timeout"),
+        (
+            f"did not finish within {TIMEOUT_S} s; the onnx worker was killed",
+            f"--model-checks-timeout; this machine: {os.cpu_count()} CPUs, load average ",
+        ),
     ),
 }
 
