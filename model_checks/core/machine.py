@@ -1,5 +1,5 @@
 """The machine a verdict was reached on: its CPU, the instruction-set flags that change which kernels run (and so
-an int8 model's numbers and every timing), the runtime and its providers. The one place that reads the ISA:
+an int8 model's numbers and every timing), its memory, the runtime and its providers. The one place that reads the ISA:
 /proc/cpuinfo's flags (or `Features` on ARM), unless MODEL_CHECKS_ISA names them ("avx2,fma", "neon"), which is
 how a test, or a user asking what the gate would say on another machine, injects another CPU. Imports no framework."""
 
