@@ -569,7 +569,11 @@ def _of_the_machine(signal_name: str, limits: Limits) -> str | None:
     if signal_name != "SIGKILL" or (memory := memory_mib()) is None:
         return None
     if memory > limits.memory_mb:
-        return f"This machine has {memory:,} MiB of memory, above the worker's limit"
+        return (
+            f"This machine has {memory:,} MiB of memory, above the worker's limit, which stops a model that needs more "
+            "first (memory limit exceeded): the kill more likely came from elsewhere (other processes' memory, a job's "
+            "timeout)"
+        )
     return (
         f"This machine has {memory:,} MiB of memory, no more than the worker's limit: the kernel, not the limit, stops "
         f"a model that needs more, and on a larger machine it may pass. Set --model-checks-worker-memory below "

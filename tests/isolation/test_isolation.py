@@ -111,7 +111,11 @@ def test_a_worker_killed_from_outside_names_this_machines_memory_beside_the_limi
         assert "no more than the worker's limit: the kernel, not the limit, stops a model that needs more" in text
         assert f"Set --model-checks-worker-memory below {memory} for a verdict that names what the model needs" in text
     else:
-        assert "above the worker's limit; the session goes on with a fresh worker" in text
+        assert (
+            "above the worker's limit, which stops a model that needs more first (memory limit exceeded): the kill"
+            in text
+        )
+        assert "more likely came from elsewhere (other processes' memory, a job's timeout); the session goes on" in text
 
 
 def test_an_illegal_instruction_names_this_machines_cpu(pool: ModelPool) -> None:
