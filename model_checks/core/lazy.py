@@ -11,6 +11,8 @@ import sys
 import threading
 from types import ModuleType
 
+from model_checks.core.environment import environment
+
 # The variables by which a user chooses OpenBLAS's threads (in the order OpenBLAS reads them): one set is theirs.
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
 
@@ -44,8 +46,5 @@ def import_numpy() -> ModuleType:
     is then imported as it is."""
     if "numpy" in sys.modules or any(v in os.environ for v in BLAS_THREAD_VARIABLES) or threading.active_count() > 1:
         return importlib.import_module("numpy")
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    try:
+    with environment(OPENBLAS_NUM_THREADS="1"):
         return importlib.import_module("numpy")
-    finally:
-        os.environ.pop("OPENBLAS_NUM_THREADS", None)

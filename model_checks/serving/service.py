@@ -17,6 +17,8 @@ from typing import Any, TextIO
 import numpy as np
 
 from model_checks.core.artifact import Artifact
+from model_checks.core.environment import replace as replace_environment
+from model_checks.core.environment import restore as restore_environment
 from model_checks.core.errors import ModelChecksError, WorkerBrokeError
 from model_checks.core.pool import ModelPool
 from model_checks.isolation.limits import Limits
@@ -565,13 +567,15 @@ def _private_home() -> tuple[str, dict[str, str | None]]:
             f"free space under {tempfile.gettempdir()} (TMPDIR chooses where)"
         ) from None
     _lock_home(home)
-    subdirs = (("HOME", ""), ("XDG_CACHE_HOME", ".cache"), ("TMPDIR", "tmp"))
-    environment = {key: os.environ.get(key) for key, _ in subdirs}
-    for key, sub in subdirs:
-        os.makedirs(os.path.join(home, sub), exist_ok=True)
-        os.environ[key] = os.path.join(home, sub).rstrip(os.sep)
+    values = {
+        key: os.path.join(home, sub).rstrip(os.sep)
+        for key, sub in (("HOME", ""), ("XDG_CACHE_HOME", ".cache"), ("TMPDIR", "tmp"))
+    }
+    for folder in values.values():
+        os.makedirs(folder, exist_ok=True)
+    saved = replace_environment(values)
     tempfile.tempdir = None  # tempfile re-reads TMPDIR
-    return home, environment
+    return home, saved
 
 
 def _lock_home(home: str) -> None:
@@ -594,11 +598,7 @@ def _lock_home(home: str) -> None:
 def _remove_home(home: str, environment: dict[str, str | None]) -> None:
     """Remove the private home and give the process its environment back (a service run in process, as the CLI's
     tests and a notebook run it, leaves no variable naming a folder that is gone)."""
-    for key, value in environment.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    restore_environment(environment)
     tempfile.tempdir = None
     shutil.rmtree(home, ignore_errors=True)
     while _held_locks:  # a service run in-process (the CLI's tests) leaves no descriptor behind

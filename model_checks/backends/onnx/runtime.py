@@ -5,13 +5,12 @@ service, the CLI) the import points the cache at a temporary directory, removed 
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import tempfile
 from typing import Any
 
-_CACHE = "XDG_CACHE_HOME"
+from model_checks.core.environment import environment
 
 
 def onnxruntime() -> Any:
@@ -19,14 +18,9 @@ def onnxruntime() -> Any:
     if "onnxruntime" in sys.modules:
         return sys.modules["onnxruntime"]
     private = tempfile.mkdtemp(prefix="model-checks-ort-")
-    saved = os.environ.get(_CACHE)
-    os.environ[_CACHE] = private
     try:
-        import onnxruntime as ort
+        with environment(XDG_CACHE_HOME=private):
+            import onnxruntime as ort
     finally:
-        if saved is None:
-            os.environ.pop(_CACHE, None)
-        else:
-            os.environ[_CACHE] = saved
         shutil.rmtree(private, ignore_errors=True)
     return ort
