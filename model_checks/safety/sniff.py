@@ -51,7 +51,8 @@ def lfs_pointer(path: Path) -> tuple[str, int] | None:
     commit is a model on one machine and a 130-byte text file on another."""
     try:
         st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > LFS_POINTER_MAX_BYTES:
+        # a file of several hard links may alias one outside the root: not read here (its reader refuses it)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1 or st.st_size > LFS_POINTER_MAX_BYTES:
             return None
         with open(path, "rb") as f:
             head = f.read(LFS_POINTER_MAX_BYTES)

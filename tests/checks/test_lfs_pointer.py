@@ -86,3 +86,18 @@ def test_what_is_a_pointer_and_what_is_not(tmp_path):
     assert lfs_pointer(tmp_path) is None and lfs_pointer(tmp_path / "gone") is None
     os.mkfifo(tmp_path / "fifo")  # never opened: it would block
     assert lfs_pointer(tmp_path / "fifo") is None
+
+
+def test_a_pointer_with_a_second_hard_link_is_not_read_but_refused_as_one(tmp_path):
+    # a hard link may alias a file outside the root: the gate refuses it before reading a byte, pointer or not
+    d = tmp_path / "ext"
+    d.mkdir()
+    onnx.save(M.linear(n_in=64, n_out=64), str(d / "model.onnx"), save_as_external_data=True, location="weights.bin")
+    (d / "weights.bin").unlink()
+    (tmp_path / "outside").write_text(POINTER)
+    os.link(tmp_path / "outside", d / "weights.bin")
+    assert lfs_pointer(d / "weights.bin") is None
+    A.write_manifest(d, {"model_name": "ext", "version": "1", "file": "model.onnx"})
+    gs = GateSession([d])
+    r = gs.run_check("integrity", gs.artifacts[0])
+    assert not r and "weights.bin has 2 hard links; a hard link can alias a file outside the root" in str(r), str(r)
