@@ -7,8 +7,7 @@ from model_checks.checks.context import CheckContext
 from model_checks.checks.registry import Check
 from model_checks.core.errors import ModelChecksError
 from model_checks.core.results import CheckResult
-from model_checks.safety.paths import spelled_otherwise, spelling_problem
-from model_checks.safety.sniff import lfs_problem
+from model_checks.safety.paths import checkout_problem
 
 NAME = "manifest"
 # Every manifest key that names a path; those in MUST_EXIST must name something that is there (the others: the
@@ -39,16 +38,14 @@ def run(ctx: CheckContext) -> CheckResult:
         if p is None:
             continue
         text = artifact.manifest.get(key)
-        if (spelled := spelled_otherwise(artifact.dir, text)) is not None:
-            how = spelling_problem(artifact.root, *spelled, there=p.exists())
-            problems.append(f"{key}: {text} {how}; spell it as on disk in {artifact.rel_dir}/metadata.yaml")
+        respell = f"spell it as on disk in {artifact.rel_dir}/metadata.yaml"
+        if (problem := checkout_problem(artifact.root, artifact.dir, text, p, respell)) is not None:
+            problems.append(f"{key}: {text} {problem}")
         elif key in MUST_EXIST and not (p.exists() or p.is_symlink()):
             problems.append(
                 f"{key}: {text} does not exist in {artifact.rel_dir}/ "
                 f"(fix the path in {artifact.rel_dir}/metadata.yaml or add the file)"
             )
-        elif (pointer := lfs_problem(p)) is not None:
-            problems.append(f"{key}: {text} {pointer}")
     if problems:
         return CheckResult.from_problems("manifest", f"{artifact.rel_dir}/metadata.yaml", problems, "")
     return CheckResult("manifest", True, f"manifest: {artifact.id} follows schema 1")

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Iterable
 
 from model_checks.core.errors import ArtifactLoadError, UnsafePathError
+from model_checks.safety.sniff import lfs_problem
 from model_checks.safety.text import printable
 
 MAX_FILE_BYTES = 4 * 1024**3  # a cap on any single file the gate reads
@@ -247,3 +248,12 @@ def spelling_problem(root: Path, folder: Path, named: str, on_disk: str, there: 
         f"does not exist: {where}/ holds {on_disk}, not {named} ({kind}), and this filesystem tells them apart "
         "(macOS' or Windows' would have opened it)"
     )
+
+
+def checkout_problem(root: Path, base: Path, text: str, path: Path, respell: str) -> str | None:
+    """What the checkout or the filesystem makes of a file named `text` (from `base`), resolved to `path`, to follow
+    "<key>: <text> ": spelled otherwise than on disk (`respell` says where to spell it as it is), or a Git LFS pointer
+    left in its place. None when neither: its readers' own checks follow."""
+    if (spelled := spelled_otherwise(base, text)) is not None:
+        return f"{spelling_problem(root, *spelled, there=path.exists())}; {respell}"
+    return lfs_problem(path)

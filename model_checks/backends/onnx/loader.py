@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from model_checks.core.errors import ArtifactLoadError, UnsafePathError
-from model_checks.safety.paths import check_regular_file, resolve_inside, spelled_otherwise, spelling_problem
-from model_checks.safety.sniff import lfs_problem, sniff
+from model_checks.safety.paths import check_regular_file, checkout_problem, resolve_inside
+from model_checks.safety.sniff import sniff
 
 MAX_PROTO_BYTES = 2 * 1024**3  # protobuf's own limit for a single message
 
@@ -56,12 +56,10 @@ def external_files(model, model_path: Path, root: Path, display: str) -> list[Pa
         where = f"{display}: initializer '{t.name}' external data"
         path = resolve_inside(root, model_path.parent, location, where)
         if path not in files:
-            if (spelled := spelled_otherwise(model_path.parent, location)) is not None:
-                how = spelling_problem(root, *spelled, there=path.exists())
-                raise ArtifactLoadError(f"{where}: {location} {how}; save the model naming its files as on disk")
+            respell = "save the model naming its files as on disk"
+            if (problem := checkout_problem(root, model_path.parent, location, path, respell)) is not None:
+                raise ArtifactLoadError(f"{where}: {location} {problem}")
             files[path] = check_regular_file(path, where)
-            if (pointer := lfs_problem(path)) is not None:
-                raise ArtifactLoadError(f"{where}: {location} {pointer}")
         size = files[path]
         try:
             offset = int(info.get("offset", 0) or 0)
