@@ -201,6 +201,7 @@ def spelled_otherwise(base: Path, text: str) -> tuple[Path, str, str] | None:
 
 
 _LISTINGS: dict[str, tuple[tuple[int, int, int], frozenset[str]]] = {}  # folder -> (identity, names)
+_LISTINGS_MAX = 256  # folders kept at once
 _LISTING_KEPT_NAMES = 10_000
 
 
@@ -220,7 +221,7 @@ def _listing(folder: Path) -> frozenset[str] | None:
         return None
     if len(names) > _LISTING_KEPT_NAMES:  # a huge folder is listed each time rather than held
         return names
-    if len(_LISTINGS) >= _REAL_ROOTS_MAX:
+    if len(_LISTINGS) >= _LISTINGS_MAX:
         _LISTINGS.clear()
     _LISTINGS[key] = (ident, names)
     return names
