@@ -28,8 +28,9 @@ _SAVED_SESSIONS = f"{PROPERTY}.baseline_sessions"  # the property of a budget's 
 def exit_without_collection() -> None:
     """For a run of the gate's own items only: the interpreter's exit skips the cyclic collector's passes over
     what the process holds (imports, config, items, reports), 50-100 ms of a gate run (issue 24, rows a and b).
-    `gc.freeze` at exit, so nothing runs frozen (the session, a caller of pytest.main that goes on); what
-    finalizers of cyclic garbage would do at exit the language does not promise, and the reports are closed by then."""
+    `gc.freeze` at exit, so that a caller of pytest.main that goes on has its collector as it was (`Gate._thaw`);
+    what finalizers of cyclic garbage would do at exit the language does not promise, and the reports are closed by
+    then."""
     import atexit
     import gc
 
@@ -57,6 +58,10 @@ class Gate:
         self._measuring: str | None = None  # the artifact whose workers' peak memory is being measured
         self._base = os.path.join(config.rootpath, "")  # the rootdir with a separator after it
         self.selectors = [self._nodeid(_arg_path(config, a), a.partition("::")[2]) for a in selectors]
+        self._frozen = False  # whether this run froze the heap at the end of its collection (`_freeze`)
+        # Registered now, during the plugin's pytest_configure, which runs before pytest's own plugins': cleanups run
+        # last first, so the thaw comes after pytest's end-of-run collection (unraisableexception's).
+        config.add_cleanup(self._thaw)
 
     def _nodeid(self, path: Path | str, rest: str) -> str:
         """The node id of a manifest (or a selector naming one), its directory names escaped: they head every
@@ -222,7 +227,29 @@ class Gate:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self._start_workers(session)
         if session.items and all(ITEM_KEY in item.stash for item in session.items):
+            self._freeze()
             exit_without_collection()
+
+    def _freeze(self) -> None:
+        """For a run of the gate's own items: what the process holds once they are collected (imports, the config,
+        the items) is left out of the cyclic collector's passes to the end of the run (`gc.freeze`). The full passes
+        during the items and pytest's own two at its end walked all of it again for the few objects an item leaves,
+        a tenth of the gate's own CPU on 97 small models (issue 24, row a). Objects made from here on are collected
+        as ever; the heap is given back as it was at the run's last cleanup (`_thaw`), so a caller of pytest.main
+        that goes on, and what it collects, are as without the gate. A heap the caller froze itself is left as it
+        is. Only the gate's items run frozen: a run with a team's own tests keeps the collector CPython gives it."""
+        import gc
+
+        if gc.get_freeze_count() == 0:
+            gc.freeze()
+            self._frozen = True
+
+    def _thaw(self) -> None:
+        if self._frozen:
+            import gc
+
+            gc.unfreeze()
+            self._frozen = False
 
     def _release_plan(self, session: pytest.Session) -> dict[str, list[Path]]:
         """Plan releases: each model is released after the last test that may need it. Made at the first teardown

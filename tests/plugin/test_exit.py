@@ -1,6 +1,7 @@
 """A run of the gate's own items leaves the cyclic collector's passes out of the interpreter's exit (issue 24: they
-were 50-100 ms of a gate run), and only there: nothing runs frozen, not the session, not a caller of pytest.main
-that goes on, and a run with a team's own tests in it keeps the exit CPython gives it."""
+were 50-100 ms of a gate run), and its items and pytest's end of the run out of passes over what collection left
+(`Gate._freeze`): the heap is given back as it was to a caller of pytest.main that goes on, a heap the caller froze
+is left as it is, and a run with a team's own tests in it keeps the collector and the exit CPython gives it."""
 
 from __future__ import annotations
 
@@ -37,13 +38,13 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> Iterator[list]:
     collect.exit_without_collection.cache_clear()
 
 
-def test_a_gate_only_run_freezes_at_exit_and_not_before(pytester: pytest.Pytester, registered: list) -> None:
+def test_a_gate_only_run_freezes_at_exit_and_gives_the_heap_back(pytester: pytest.Pytester, registered: list) -> None:
     A.onnx_artifact(pytester.path / "arts" / "m")
     frozen = gc.get_freeze_count()
     run = run_gate(pytester, pytester.path / "arts")
     assert run.ret == 0
     assert registered == [gc.freeze]
-    assert gc.get_freeze_count() == frozen  # the session ran with the collector as it was, and the caller goes on so
+    assert gc.get_freeze_count() == frozen  # the caller goes on with the collector as it was
     pytester.inline_run("--model-checks", str(pytester.path / "arts"), "-p", "no:cacheprovider")
     assert registered == [gc.freeze]  # once a process, however many runs it makes
 
@@ -90,3 +91,83 @@ def test_the_exit_of_a_real_process_runs_frozen(tmp_path: Path) -> None:
     )
     line = next((x for x in out.stdout.splitlines() if x.startswith("EXIT ")), out.stdout + out.stderr)
     assert line == "EXIT 0 0 True", line
+
+
+class FreezeSeen:
+    """What the heap's freeze count was at each item's call."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, int] = {}
+
+    def pytest_runtest_call(self, item: pytest.Item) -> None:
+        self.items[item.nodeid] = gc.get_freeze_count()
+
+
+@pytest.fixture
+def seen() -> FreezeSeen:
+    return FreezeSeen()
+
+
+def test_a_gate_only_run_leaves_what_collection_made_out_of_its_passes(
+    pytester: pytest.Pytester, registered: list, seen: FreezeSeen
+) -> None:
+    A.onnx_artifact(pytester.path / "arts" / "m")
+    assert gc.get_freeze_count() == 0
+    reprec = pytester.inline_run(
+        "--model-checks", str(pytester.path / "arts"), "-p", "no:cacheprovider", plugins=[seen]
+    )
+    assert reprec.ret == 0
+    assert seen.items and all(n > 0 for n in seen.items.values()), seen.items
+    assert gc.get_freeze_count() == 0  # given back when the run's cleanup was done
+
+
+def test_pytests_own_passes_at_the_end_of_a_real_run_leave_it_out_too(tmp_path: Path) -> None:
+    """pytest collects garbage at its unconfigure and again at its cleanup (not in pytester's in-process runs): in
+    a process of its own both find the heap still frozen, and the caller gets it back."""
+    A.onnx_artifact(tmp_path / "arts" / "m")
+    script = textwrap.dedent("""
+        import gc, sys
+        import pytest
+        ended, passes = [], []
+        class Ended:
+            def pytest_sessionfinish(self):
+                ended.append(True)
+        def collected(phase, info):
+            if phase == "start" and info["generation"] == 2 and ended:
+                passes.append(gc.get_freeze_count())
+        gc.callbacks.append(collected)
+        code = pytest.main(["--model-checks", sys.argv[1], "-p", "no:cacheprovider", "-q"], plugins=[Ended()])
+        print("PASSES", int(code), len(passes) >= 2 and all(n > 0 for n in passes), gc.get_freeze_count(), passes)
+    """)
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "arts")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    line = next((x for x in out.stdout.splitlines() if x.startswith("PASSES ")), out.stdout + out.stderr)
+    assert line.startswith("PASSES 0 True 0 "), line
+
+
+def test_a_heap_the_caller_froze_stays_frozen(pytester: pytest.Pytester, registered: list, seen: FreezeSeen) -> None:
+    A.onnx_artifact(pytester.path / "arts" / "m")
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        pytester.inline_run("--model-checks", str(pytester.path / "arts"), "-p", "no:cacheprovider", plugins=[seen])
+        # neither thawed nor frozen again (the count falls as frozen objects are freed: it never grows)
+        assert seen.items and all(0 < n <= frozen for n in seen.items.values()), (frozen, seen.items)
+        assert 0 < gc.get_freeze_count() <= frozen
+    finally:
+        gc.unfreeze()
+
+
+def test_a_run_with_the_teams_own_tests_runs_nothing_frozen(
+    pytester: pytest.Pytester, registered: list, seen: FreezeSeen
+) -> None:
+    A.onnx_artifact(pytester.path / "arts" / "m")
+    pytester.makepyfile(test_own="def test_own():\n    assert True\n")
+    pytester.inline_run("--model-checks", str(pytester.path / "arts"), "-p", "no:cacheprovider", ".", plugins=[seen])
+    assert any(k.endswith("test_own") for k in seen.items) and len(seen.items) > 1
+    assert set(seen.items.values()) == {0}, seen.items
