@@ -41,6 +41,7 @@ class GateSession:
         default_factory=dict, init=False
     )  # artifact id -> the first check that could not have it
     _testdata: dict[str, TestData] = field(default_factory=dict, init=False)  # see keep_testdata
+    _passed_first: dict[str, CheckResult] = field(default_factory=dict, init=False)  # see keep_first
 
     def __post_init__(self) -> None:
         self.pool = ModelPool(trust_code=self.trust_code, isolation=self.isolation)
@@ -100,10 +101,18 @@ class GateSession:
         """`run_check`, except for an artifact whose model an earlier check could not have (refused, missing,
         unloadable, an invalid manifest): then a skip naming that check, so the refusal is read once."""
         testdata = self._testdata.pop(artifact.id, None) if name == TESTDATA_READER else None
+        if name == checks.FIRST and run is None and (passed := self._passed_first.pop(artifact.id, None)) is not None:
+            return passed
         first = self._blocked.get(artifact.id)
         if first and name != checks.FIRST:
             return CheckResult.skip(name, f"not run: {first} failed")
         return self.run_check(name, artifact, run, testdata if run is None else None)
+
+    def keep_first(self, artifact: Artifact, result: CheckResult) -> None:
+        """The artifact's first check (checks.FIRST), run ahead and passed (the plugin's look-ahead runs it to learn
+        whether the artifact's model may be started on): its own test takes this result rather than run it again."""
+        if result:
+            self._passed_first[artifact.id] = result
 
     def keep_testdata(self, artifact: Artifact, data: TestData) -> None:
         """The artifact's reference test data, read ahead: its equivalence check (TESTDATA_READER) takes it."""

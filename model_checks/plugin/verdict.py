@@ -121,8 +121,10 @@ def _may_look_ahead(gs: GateSession, artifact: Artifact) -> bool:
 
     try:
         ctx = CheckContext(artifact, gs.pool)
-        if not get(_first()).run(ctx):  # its own check says why, when it runs
+        first = get(_first()).run(ctx)
+        if not first:  # its own check says why, when it runs
             return False
+        gs.keep_first(artifact, first)  # and its test takes this result
         return _small(ctx) and not gs.pool.holds_large()
     except Exception:  # an unsafe path, an unreadable file: left for its checks to say
         return False

@@ -456,6 +456,41 @@ def test_the_next_artifacts_model_is_started_on_while_this_ones_checks_run_unles
     assert not any(folder == "e_broken" for _, folder, _ in during)
 
 
+def test_the_manifest_check_a_look_ahead_ran_is_its_artifacts_own_and_runs_once(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look-ahead runs the next artifact's manifest check to learn whether its model may be started on; when it
+    passes, that artifact's own test_manifest reports that result instead of running the check again. One that
+    fails is run again by its own test, which says why."""
+    import dataclasses
+
+    from model_checks.checks import FIRST, registry
+
+    ran: list[str] = []
+    real = registry()[FIRST]
+
+    def run(ctx):  # type: ignore[no-untyped-def]
+        ran.append(ctx.artifact.dir.name)
+        return real.run(ctx)
+
+    monkeypatch.setitem(registry(), FIRST, dataclasses.replace(real, run=run))
+    root = pytester.path / "arts"
+    for name in ("a_first", "b_next", "d_after"):
+        m = onnx_models.linear()
+        A.onnx_artifact(root / name, m, name=name, reference={"path": "."})
+        _with_testdata(root / name, m)
+    A.write_manifest(root / "c_broken", {"model_name": "c_broken", "version": "1.0", "file": "gone.onnx"})
+    result = run_gate(pytester, root)
+    assert [result.outcome("manifest", f"{n}@1.0") for n in ("a_first", "b_next", "c_broken", "d_after")] == [
+        "passed",
+        "passed",
+        "failed",
+        "passed",
+    ]
+    assert "gone.onnx" in result.message("manifest", "c_broken@1.0")
+    assert sorted(ran) == ["a_first", "b_next", "c_broken", "c_broken", "d_after"], ran
+
+
 def test_a_model_that_hangs_or_crashes_while_looked_ahead_fails_its_own_checks_and_no_other(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
