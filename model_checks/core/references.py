@@ -77,8 +77,8 @@ def read_testdata(path: Path, key: str, root: Path | None = None) -> TestData:
     found: TestData = []
     for s in sets:
         s = _inside(root, s, key)
-        ins = [read_tensor(_inside(root, p, key), key) for p in _numbered(s, "input")]
-        outs = [read_tensor(_inside(root, p, key), key) for p in _numbered(s, "output")]
+        ins = [read_tensor(_inside(root, p, key), key, root) for p in _numbered(s, "input")]
+        outs = [read_tensor(_inside(root, p, key), key, root) for p in _numbered(s, "output")]
         if not outs:
             raise ArtifactLoadError(f"{key}: {s.name} has no output_K.pb files")
         found.append((s.name, ins, outs))

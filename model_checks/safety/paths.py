@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Iterable
 
 from model_checks.core.errors import ArtifactLoadError, UnsafePathError
-from model_checks.safety.sniff import lfs_problem
+from model_checks.safety.sniff import lfs_problem, link_text
 from model_checks.safety.text import printable
 
 MAX_FILE_BYTES = 4 * 1024**3  # a cap on any single file the gate reads
@@ -253,8 +253,38 @@ def spelling_problem(root: Path, folder: Path, named: str, on_disk: str, there: 
 
 def checkout_problem(root: Path, base: Path, text: str, path: Path, respell: str) -> str | None:
     """What the checkout or the filesystem makes of a file named `text` (from `base`), resolved to `path`, to follow
-    "<key>: <text> ": spelled otherwise than on disk (`respell` says where to spell it as it is), or a Git LFS pointer
-    left in its place. None when neither: its readers' own checks follow."""
+    "<key>: <text> ": spelled otherwise than on disk (`respell` says where to spell it as it is), or a stand-in the
+    checkout left in its place (`stand_in_problem`). None when neither: its readers' own checks follow."""
     if (spelled := spelled_otherwise(base, text)) is not None:
         return f"{spelling_problem(root, *spelled, there=path.exists())}; {respell}"
-    return lfs_problem(path)
+    return stand_in_problem(root, path)
+
+
+def stand_in_problem(root: Path, path: Path) -> str | None:
+    """What to say of `path` (after "<key>: <name> ") when the checkout left a stand-in where the file should be, so
+    that the same commit is the file on one machine and a few bytes of text on another: a Git LFS pointer whose
+    content was not fetched, or a symbolic link git wrote as a file holding its target (`link_problem`)."""
+    return lfs_problem(path) or link_problem(root, path)
+
+
+def link_problem(root: Path, path: Path) -> str | None:
+    """What to say of `path` when it holds nothing but the path of a file or folder that is there in the tree (from
+    its own folder, as a link leads, and inside `root` with every link in it followed): how git checks out a symbolic
+    link where it makes none (sniff.LINK_TEXT_MAX_BYTES). None otherwise; a text naming nothing there, or a place
+    outside the root, is left to the file's readers (nothing outside the root is looked at here)."""
+    text = link_text(path)
+    if text is None or _is_absolute(text):
+        return None
+    target = os.path.normpath(os.path.join(path.parent, text))
+    real_root = _real_root(root)[0]
+    if not _below(os.path.abspath(target), os.path.abspath(root)) or not _below(os.path.realpath(target), real_root):
+        return None
+    if not os.path.exists(target):
+        return None
+    kind = "folder" if os.path.isdir(target) else "file"
+    return (
+        f"holds only the text {printable(repr(text))}, the path of the {kind} it should be a symbolic link to: this "
+        "checkout wrote the link as a plain file, as git does where it makes no links (core.symlinks=false: Windows "
+        "without Developer Mode, a filesystem without links). Check it out with links (git config core.symlinks "
+        "true, then git checkout -- <path>), or commit the file itself in its place"
+    )

@@ -14,6 +14,12 @@ LFS_POINTER_MAX_BYTES = 1024
 _LFS_VERSIONS = (b"version https://git-lfs.github.com/spec/", b"version https://hawser.github.com/spec/")
 
 
+# Where git makes no symbolic links (core.symlinks=false: Windows without Developer Mode or the right to make them, a
+# filesystem without links), it checks a link out as a small plain file holding the link's target, with no line break
+# (git-config(1), core.symlinks). At most PATH_MAX bytes on Linux.
+LINK_TEXT_MAX_BYTES = 4096
+
+
 def sniff_bytes(head: bytes) -> str:
     """A framework's kind (`tflite`, `onnx`), `zip`, `pickle`, `hdf5`, `numpy`, `text`, `empty` or `unknown`.
     A framework's magic number is tried first, a heuristic (ONNX's) after the containers."""
@@ -77,3 +83,22 @@ def lfs_problem(path: Path) -> str | None:
         "fetched its LFS content. Fetch it where the gate runs (git lfs pull; GitHub Actions: actions/checkout with "
         "lfs: true)"
     )
+
+
+def link_text(path: Path) -> str | None:
+    """The text of `path` when it could be a symbolic link checked out as a plain file (see LINK_TEXT_MAX_BYTES): a
+    regular file itself (not a link to one), of one hard link and at most LINK_TEXT_MAX_BYTES, holding one line of
+    UTF-8 without NUL, line breaks or surrounding blanks; else None. Whether the text names a file in the tree is
+    `safety.paths.link_problem`'s to say."""
+    try:
+        st = os.lstat(path)
+        # a file of several hard links may alias one outside the root: not read here (its reader refuses it)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1 or not 0 < st.st_size <= LINK_TEXT_MAX_BYTES:
+            return None
+        with open(path, "rb") as f:
+            text = f.read(LINK_TEXT_MAX_BYTES).decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if text.strip() != text or any(c in text for c in "\0\n\r"):
+        return None
+    return text

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from model_checks.core.errors import ArtifactLoadError
 from model_checks.core.lazy import lazy
-from model_checks.safety.paths import check_regular_file
+from model_checks.safety.paths import check_regular_file, stand_in_problem
 from model_checks.safety.sniff import lfs_problem
 
 np = lazy("numpy")
@@ -16,13 +16,17 @@ np = lazy("numpy")
 MAX_PB_BYTES = 1024**3
 
 
-def read_tensor(path: Path, key: str) -> tuple[str, np.ndarray]:
-    """(name, values) of one TensorProto file of ONNX test data (`input_0.pb`); its values must be in the file."""
+def read_tensor(path: Path, key: str, root: Path | None = None) -> tuple[str, np.ndarray]:
+    """(name, values) of one TensorProto file of ONNX test data (`input_0.pb`); its values must be in the file. A
+    stand-in the checkout left in its place (a Git LFS pointer; with `root`, a symbolic link written as a file) is
+    said to be one."""
     size = check_regular_file(path, key, MAX_PB_BYTES)
     data = path.read_bytes()
     plain = _plain_tensor(data)
     if plain is not None:
         return plain
+    if (stand_in := stand_in_problem(root, path) if root is not None else lfs_problem(path)) is not None:
+        raise ArtifactLoadError(f"{key}: {path.name} {stand_in}")
     import onnx
     from onnx import numpy_helper
 
@@ -30,8 +34,6 @@ def read_tensor(path: Path, key: str) -> tuple[str, np.ndarray]:
     try:
         t.ParseFromString(data)
     except Exception as e:
-        if (pointer := lfs_problem(path)) is not None:
-            raise ArtifactLoadError(f"{key}: {path.name} {pointer}") from None
         raise ArtifactLoadError(f"{key}: {path.name} is not a readable TensorProto ({type(e).__name__}: {e})") from None
     if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data):
         # onnx would read it relative to the working directory, i.e. from outside the artifacts root

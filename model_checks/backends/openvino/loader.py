@@ -11,8 +11,8 @@ from typing import Any
 
 from model_checks.core.errors import ArtifactLoadError, UnsafePathError
 from model_checks.core.requires import require
-from model_checks.safety.paths import check_regular_file, resolve_inside
-from model_checks.safety.sniff import lfs_problem, sniff
+from model_checks.safety.paths import check_regular_file, resolve_inside, stand_in_problem
+from model_checks.safety.sniff import sniff
 
 MAX_XML_BYTES = 256 * 1024**2
 # What the f32 equivalence runs under: the CPU plugin computes in bf16 by default where the CPU has AMX (and in
@@ -64,8 +64,8 @@ def check_ir(xml: Path, root: Path) -> tuple[Any, Path | None]:
         return tree, None
     weights = resolve_inside(root, xml.parent, ir_weights(xml).name, f"{display}: weights")
     size = check_regular_file(weights, f"{display}: weights")
-    if (pointer := lfs_problem(weights)) is not None:
-        raise ArtifactLoadError(f"{display}: weights: {weights.name} {pointer}")
+    if (stand_in := stand_in_problem(root, weights)) is not None:
+        raise ArtifactLoadError(f"{display}: weights: {weights.name} {stand_in}")
     for offset, length, name in ranges:
         try:
             o, n = int(offset), int(length or 0)

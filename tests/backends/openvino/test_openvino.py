@@ -133,6 +133,19 @@ def test_an_irs_weights_left_as_a_git_lfs_pointer_are_named_as_such(tmp_path):
         read_model(xml, tmp_path)
 
 
+def test_an_irs_weights_left_as_a_symbolic_links_text_are_named_as_such(tmp_path):
+    from model_checks.backends.openvino.loader import read_model
+
+    xml = save_ir(M.save(M.linear(), tmp_path / "m.onnx"), tmp_path / "ir" / "model.xml")
+    (tmp_path / "store").mkdir()
+    xml.with_suffix(".bin").rename(tmp_path / "store" / "model.bin")
+    xml.with_suffix(".bin").write_text("../store/model.bin")  # git's checkout of a link where it makes none
+    with pytest.raises(
+        ArtifactLoadError, match=r"model.xml: weights: model.bin holds only the text '../store/model.bin'"
+    ):
+        read_model(xml, tmp_path)
+
+
 def test_an_ir_with_a_dtd_is_refused_before_openvino_reads_it(tmp_path):
     from model_checks.backends.openvino.loader import read_model
 
