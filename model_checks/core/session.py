@@ -114,9 +114,17 @@ class GateSession:
         if result:
             self._passed_first[artifact.id] = result
 
+    def kept_first(self, artifact: Artifact) -> CheckResult | None:
+        """The passing result `keep_first` holds for the artifact, if any (left for its test to take)."""
+        return self._passed_first.get(artifact.id)
+
     def keep_testdata(self, artifact: Artifact, data: TestData) -> None:
         """The artifact's reference test data, read ahead: its equivalence check (TESTDATA_READER) takes it."""
         self._testdata[artifact.id] = data
+
+    def kept_testdata(self, artifact: Artifact) -> TestData | None:
+        """The test data `keep_testdata` holds for the artifact, if any (left for its check to take)."""
+        return self._testdata.get(artifact.id)
 
     def models_of(self, artifact: Artifact) -> list[Path]:
         """The model files a check of this artifact may load (its own and its reference)."""

@@ -15,6 +15,7 @@ from model_checks.safety.text import printable
 if TYPE_CHECKING:  # the plugin's import stays light: the library is loaded when a check first runs
     from model_checks.checks.context import CheckContext
     from model_checks.core.artifact import Artifact
+    from model_checks.core.references import TestData
     from model_checks.core.results import CheckResult
     from model_checks.core.session import GateSession
 
@@ -31,6 +32,11 @@ PLAN_KEY = pytest.StashKey["_Plan"]()
 # depend on its neighbour.
 LOOK_AHEAD_BYTES = 16 * 1024**2
 LOOK_AHEAD_ENTRIES = 1000
+# While the workers start (an interpreter, numpy, the runtime: the first artifact's checks wait on that), the gate's
+# own process reads ahead what it will need of the artifacts after the next (`_prepare_ahead`): at most this much
+# test data, held until their checks take it, and at most this many artifacts.
+PREPARE_BYTES = 16 * 1024**2
+PREPARE_ARTIFACTS = 256
 
 
 def verdict(
@@ -81,6 +87,7 @@ class _Plan:
         self.selected: dict[str, set[str]] = {}
         self.started: set[str] = set()
         self.after: dict[str, Artifact] = {}  # artifact id -> the artifact whose items come next in the run's order
+        self.failed_first: set[str] = set()  # artifacts whose first check failed when run ahead (`_may_look_ahead`)
         # An xdist worker holds every item but runs those its controller sends, in an order only the controller
         # knows: the next in `session.items` is often another worker's, whose model this one would load for
         # nothing and hold to the end. No look-ahead there.
@@ -109,22 +116,69 @@ def _start_model(gs: GateSession, artifact: Artifact, item: pytest.Item) -> None
     (LOOK_AHEAD_BYTES): the worker's work for an artifact (checker, facts, load, test data) was otherwise waited on,
     most of a millisecond to several an artifact, with the gate's own process idle."""
     plan = _plan(item)
+    first = not plan.started
     _start(gs, plan, artifact)
     following = plan.after.get(artifact.id)
-    if following is not None and following.id not in plan.started and _may_look_ahead(gs, following):
+    if following is not None and following.id not in plan.started and _may_look_ahead(gs, plan, following):
         _start(gs, plan, following)
+    if first and following is not None and gs.pool.isolation is not None:
+        _prepare_ahead(gs, plan, plan.after.get(following.id))
 
 
-def _may_look_ahead(gs: GateSession, artifact: Artifact) -> bool:
+def _prepare_ahead(gs: GateSession, plan: _Plan, artifact: Artifact | None) -> None:
+    """At the session's first artifact, while its worker is still starting (importing its runtime, a fifth of a
+    second or more) and the first checks would only wait on it: do now, for the artifacts after the next in the
+    run's order, the gate's own part of what their model's start will need (the manifest check, whose passing result
+    their test takes, and their test data, read), up to PREPARE_BYTES of test data and PREPARE_ARTIFACTS artifacts.
+    The same work, done where the process would otherwise wait: with a worker that is already up, it is only done
+    sooner. Only with workers (models run in this process have no start-up to overlap)."""
+    from model_checks.core.session import TESTDATA_READER
+
+    held = 0
+    for _ in range(PREPARE_ARTIFACTS):
+        if artifact is None or held > PREPARE_BYTES:
+            return
+        if (
+            artifact.id not in plan.started
+            and _may_look_ahead(gs, plan, artifact)
+            and TESTDATA_READER in plan.selected.get(artifact.id, ())
+        ):
+            data = _testdata(gs, artifact)
+            if data is not None:
+                held += sum(int(a.nbytes) for _, ins, outs in data for _, a in (*ins, *outs))
+        artifact = plan.after.get(artifact.id)
+
+
+def _testdata(gs: GateSession, artifact: Artifact) -> TestData | None:
+    """The artifact's reference test data, read and kept for its equivalence check (`GateSession.keep_testdata`),
+    or as kept already; None when it has none, or it cannot be read (the check reads it again and says why)."""
+    from model_checks.checks.context import CheckContext
+
+    data = gs.kept_testdata(artifact)
+    if data is None:
+        try:
+            data = CheckContext(artifact, gs.pool).read_testdata()
+        except Exception:  # unreadable, refused: the check reads it again and says why
+            return None
+        if data is not None:
+            gs.keep_testdata(artifact, data)
+    return data
+
+
+def _may_look_ahead(gs: GateSession, plan: _Plan, artifact: Artifact) -> bool:
     from model_checks.checks import get
     from model_checks.checks.context import CheckContext
 
+    if artifact.id in plan.failed_first:
+        return False
     try:
         ctx = CheckContext(artifact, gs.pool)
-        first = get(_first()).run(ctx)
-        if not first:  # its own check says why, when it runs
-            return False
-        gs.keep_first(artifact, first)  # and its test takes this result
+        if gs.kept_first(artifact) is None:
+            first = get(_first()).run(ctx)
+            if not first:  # its own check says why, when it runs
+                plan.failed_first.add(artifact.id)
+                return False
+            gs.keep_first(artifact, first)  # and its test takes this result
         return _small(ctx) and not gs.pool.holds_large()
     except Exception:  # an unsafe path, an unreadable file: left for its checks to say
         return False
@@ -186,12 +240,8 @@ def _start(gs: GateSession, plan: _Plan, artifact: Artifact) -> None:
         return
     cases = None
     if "load" in asked and TESTDATA_READER in checks:  # its test data read now, and run right behind the load
-        try:
-            data = ctx.read_testdata()
-        except Exception:  # unreadable, refused: the check reads it again and says why
-            data = None
+        data = _testdata(gs, artifact)
         if data is not None:
-            gs.keep_testdata(artifact, data)
             cases = [ins for _, ins, _ in data]
     ops = tuple(op for op in ("validate", "facts", "load") if op in asked)
     gs.pool.prefetch(path, fmt, root, ops, names, cases)

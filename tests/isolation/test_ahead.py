@@ -491,6 +491,91 @@ def test_the_manifest_check_a_look_ahead_ran_is_its_artifacts_own_and_runs_once(
     assert sorted(ran) == ["a_first", "b_next", "c_broken", "c_broken", "d_after"], ran
 
 
+def _reads_of_testdata(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """(the artifact's folder, the test running) for every read of an artifact's test data."""
+    from model_checks.checks import context
+
+    reads: list[tuple[str, str]] = []
+    real = context.read_testdata
+
+    def read(path, key, root=None):  # type: ignore[no-untyped-def]
+        test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0].rsplit("::", 1)[-1]
+        reads.append((Path(path).name if Path(path).name != "." else Path(path).resolve().name, test))
+        return real(path, key, root)
+
+    monkeypatch.setattr(context, "read_testdata", read)
+    return reads
+
+
+def _testdata_tree(root: Path, names: tuple[str, ...]) -> None:
+    for name in names:
+        m = onnx_models.linear()
+        A.onnx_artifact(root / name, m, name=name, reference={"path": "."})
+        _with_testdata(root / name, m)
+
+
+def test_while_the_worker_starts_the_test_data_of_the_artifacts_after_the_next_is_read_once_at_the_first(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At the session's first artifact the gate's own process reads ahead the test data of the artifacts after the
+    next (the next is looked ahead at as ever) while their worker starts; each artifact's is read once, and one that
+    cannot be read is read again by its check, which says why."""
+    reads = _reads_of_testdata(monkeypatch)
+    root = pytester.path / "arts"
+    _testdata_tree(root, ("a_first", "b_next", "c_third", "e_last"))
+    _testdata_tree(root, ("d_torn",))
+    (root / "d_torn" / "test_data_set_0" / "output_0.pb").write_bytes(b"\x0a\xff\xff")  # a field longer than the file
+    run = run_gate(pytester, root)
+    for name in ("a_first", "b_next", "c_third", "e_last"):
+        assert "failed" not in run.outcomes(f"{name}@1.0").values(), run.outcomes(f"{name}@1.0")
+    assert run.outcome("equivalence", "d_torn@1.0") == "failed"
+    assert "output_0.pb is not a readable TensorProto" in run.message("equivalence", "d_torn@1.0")
+    first = "test_manifest[a_first@1.0]"
+    assert reads == [
+        ("a_first", first),
+        ("b_next", first),  # the look-ahead
+        ("c_third", first),  # read ahead from here on
+        ("d_torn", first),
+        ("e_last", first),
+        ("d_torn", "test_manifest[c_third@1.0]"),  # unreadable, so not kept: the look-ahead reads it again, as before
+    ], reads  # (and its check too, with the cases it compares, and says why)
+
+
+def test_what_is_read_ahead_at_the_first_artifact_is_bounded(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from model_checks.plugin import verdict
+
+    monkeypatch.setattr(verdict, "PREPARE_BYTES", 1)  # one artifact's test data is more than that
+    reads = _reads_of_testdata(monkeypatch)
+    root = pytester.path / "arts"
+    _testdata_tree(root, ("a_first", "b_next", "c_third", "d_fourth", "e_last"))
+    run = run_gate(pytester, root)
+    assert run.ret == 0
+    assert [test.split("[")[1][:-1] for _, test in reads] == [
+        "a_first@1.0",
+        "a_first@1.0",
+        "a_first@1.0",  # c_third's, read ahead: then the bound is passed
+        "c_third@1.0",  # d_fourth's, looked ahead at from c_third's manifest check, as before
+        "d_fourth@1.0",
+    ], reads
+
+
+def test_nothing_is_read_ahead_for_models_run_in_this_process(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = _reads_of_testdata(monkeypatch)
+    root = pytester.path / "arts"
+    _testdata_tree(root, ("a_first", "b_next", "c_third"))
+    run = run_gate(pytester, root, "--model-checks-isolate", "off")
+    assert run.ret == 0
+    assert reads == [  # each at its own start or its look-ahead's, as before
+        ("a_first", "test_manifest[a_first@1.0]"),
+        ("b_next", "test_manifest[a_first@1.0]"),
+        ("c_third", "test_manifest[b_next@1.0]"),
+    ], reads
+
+
 def test_a_model_that_hangs_or_crashes_while_looked_ahead_fails_its_own_checks_and_no_other(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
