@@ -88,6 +88,7 @@ class _Plan:
         self.started: set[str] = set()
         self.after: dict[str, Artifact] = {}  # artifact id -> the artifact whose items come next in the run's order
         self.failed_first: set[str] = set()  # artifacts whose first check failed when run ahead (`_may_look_ahead`)
+        self.small: dict[str, bool] = {}  # artifact id -> `_small`, measured once (ahead, then looked ahead at)
         # An xdist worker holds every item but runs those its controller sends, in an order only the controller
         # knows: the next in `session.items` is often another worker's, whose model this one would load for
         # nothing and hold to the end. No look-ahead there.
@@ -179,7 +180,10 @@ def _may_look_ahead(gs: GateSession, plan: _Plan, artifact: Artifact) -> bool:
                 plan.failed_first.add(artifact.id)
                 return False
             gs.keep_first(artifact, first)  # and its test takes this result
-        return _small(ctx) and not gs.pool.holds_large()
+        small = plan.small.get(artifact.id)
+        if small is None:
+            small = plan.small[artifact.id] = _small(ctx)
+        return small and not gs.pool.holds_large()
     except Exception:  # an unsafe path, an unreadable file: left for its checks to say
         return False
 
