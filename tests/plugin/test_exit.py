@@ -82,6 +82,13 @@ def test_the_exit_of_a_real_process_runs_frozen(tmp_path: Path) -> None:
         atexit._run_exitfuncs()
         print("EXIT", int(code), before, gc.get_freeze_count() > 0)
     """)
+    line = _said(tmp_path, script, "EXIT ")
+    assert line == "EXIT 0 0 True", line
+
+
+def _said(tmp_path: Path, script: str, tag: str) -> str:
+    """The line `script`, run in a process of its own over tmp_path/arts, printed starting with `tag` (else all it
+    printed)."""
     out = subprocess.run(
         [sys.executable, "-c", script, str(tmp_path / "arts")],
         cwd=tmp_path,
@@ -89,8 +96,7 @@ def test_the_exit_of_a_real_process_runs_frozen(tmp_path: Path) -> None:
         text=True,
         timeout=120,
     )
-    line = next((x for x in out.stdout.splitlines() if x.startswith("EXIT ")), out.stdout + out.stderr)
-    assert line == "EXIT 0 0 True", line
+    return next((x for x in out.stdout.splitlines() if x.startswith(tag)), out.stdout + out.stderr)
 
 
 class FreezeSeen:
@@ -139,14 +145,7 @@ def test_pytests_own_passes_at_the_end_of_a_real_run_leave_it_out_too(tmp_path: 
         code = pytest.main(["--model-checks", sys.argv[1], "-p", "no:cacheprovider", "-q"], plugins=[Ended()])
         print("PASSES", int(code), len(passes) >= 2 and all(n > 0 for n in passes), gc.get_freeze_count(), passes)
     """)
-    out = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "arts")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    line = next((x for x in out.stdout.splitlines() if x.startswith("PASSES ")), out.stdout + out.stderr)
+    line = _said(tmp_path, script, "PASSES ")
     assert line.startswith("PASSES 0 True 0 "), line
 
 
