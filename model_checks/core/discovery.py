@@ -15,14 +15,63 @@ from model_checks.safety.text import printable
 
 MANIFEST = "metadata.yaml"
 POLICY = "policy.yaml"
+GITMODULES_MAX_BYTES = 1024**2
+UNFETCHED_SUBMODULE = (
+    "{name} is a git submodule this checkout has not fetched (an empty folder that {gitmodules} names): the artifacts "
+    "in it are not here to be checked, on this machine only. Fetch it where the gate runs (git submodule update "
+    "--init; GitHub Actions: actions/checkout with submodules: true), or leave it out of the gated roots"
+)
 
 
-def _walk(root: Path, listing: list[tuple[str, list[str]]] | None = None):  # type: ignore[no-untyped-def]
+def unfetched_submodules(root: Path) -> dict[str, str]:
+    """The submodules of the repository holding `root` that lie at or below it and that this checkout has not fetched
+    (normalized absolute path -> the .gitmodules that names it, as shown): git leaves an empty folder where such a
+    submodule goes (a clone without --recurse-submodules; CI's checkout by default), and the artifacts in it would
+    otherwise be missing from the gate without a word. Read from the nearest .gitmodules beside a .git above `root`
+    (at most GITMODULES_MAX_BYTES; a file git cannot read is read as naming none); empty when there is none."""
+    import configparser
+
+    top = next((p for p in (root, *root.parents) if os.path.lexists(p / ".git")), None)
+    if top is None:
+        return {}
+    gitmodules = top / ".gitmodules"
+    try:
+        if not os.path.isfile(gitmodules) or os.path.getsize(gitmodules) > GITMODULES_MAX_BYTES:
+            return {}
+        parser = configparser.ConfigParser(interpolation=None, strict=False)
+        parser.read_string(gitmodules.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, configparser.Error):
+        return {}
+    shown = printable(os.path.relpath(gitmodules, root.parent).replace(os.sep, "/"))
+    below = os.path.join(root, "")
+    found = {}
+    for section in parser.sections():
+        where = parser.get(section, "path", fallback="").strip().strip('"')
+        if not section.startswith("submodule") or not where or os.path.isabs(where):
+            continue
+        path = os.path.normpath(os.path.join(top, where))
+        if (path == os.fspath(root) or path.startswith(below)) and _empty_folder(path):
+            found[path] = shown
+    return found
+
+
+def _empty_folder(path: str) -> bool:
+    if os.path.islink(path) or not os.path.isdir(path):
+        return False
+    try:
+        with os.scandir(path) as it:
+            return next(it, None) is None
+    except OSError:
+        return False
+
+
+def _walk(root: Path, listing: list[tuple[str, list[str]]] | None = None, unfetched: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
     """Directories holding a metadata.yaml, in a stable order; hidden folders and symlinks are not entered.
 
     Yields (directory, why it is refused or None). A directory link whose target lies inside the root is
     skipped silently (the walk reaches its target anyway); one that leads out is refused, not ignored, so
-    an artifact cannot pass unchecked by living behind a link. `listing`, when given, gets (directory, its file
+    an artifact cannot pass unchecked by living behind a link; so is a submodule the checkout has not fetched
+    (`unfetched`: `unfetched_submodules`). `listing`, when given, gets (directory, its file
     names sorted) for every directory walked, in the same order (`roots.python_files` reads it: one walk a root).
 
     The order and the answers are os.walk's (followlinks=False, sub-directories sorted, top-down), taken from one
@@ -51,6 +100,9 @@ def _walk(root: Path, listing: list[tuple[str, list[str]]] | None = None):  # ty
             listing.append((dirpath, files))
         below = []
         for e in dirs:
+            if unfetched and e.path in unfetched:
+                yield Path(e.path), UNFETCHED_SUBMODULE.format(name=printable(e.name), gitmodules=unfetched[e.path])
+                continue
             if not e.is_symlink():
                 below.append(e.path)
                 continue
@@ -119,7 +171,11 @@ def discover(roots: list[Path]) -> list[Artifact]:
         prefix = os.path.join(root, "")  # the root with one separator after it: below it, a directory is prefix + rel
         shown_root = printable(root.name)
         walked: list[tuple[str, list[str]]] = []
-        for d, refused in _walk(root, walked):
+        unfetched = unfetched_submodules(root)
+        if os.fspath(root) in unfetched:  # the root itself: nothing below it to walk
+            why = UNFETCHED_SUBMODULE.format(name=shown_root, gitmodules=unfetched[os.fspath(root)])
+            found.append(Artifact(id=f"invalid:{shown_root}", root=root, dir=root, manifest=None, error=why))
+        for d, refused in _walk(root, walked, unfetched):
             text = os.fspath(d)
             rel = (
                 text[len(prefix) :].replace(os.sep, "/") if text.startswith(prefix) else d.relative_to(root).as_posix()
