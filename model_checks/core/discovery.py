@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections import Counter
 from functools import partial
 from pathlib import Path
@@ -28,7 +29,8 @@ def unfetched_submodules(root: Path) -> dict[str, str]:
     (normalized absolute path -> the .gitmodules that names it, as shown): git leaves an empty folder where such a
     submodule goes (a clone without --recurse-submodules; CI's checkout by default), and the artifacts in it would
     otherwise be missing from the gate without a word. Read from the nearest .gitmodules beside a .git above `root`
-    (at most GITMODULES_MAX_BYTES; a file git cannot read is read as naming none); empty when there is none."""
+    (a regular file of at most GITMODULES_MAX_BYTES, not a link, which git itself refuses; a file git cannot read is
+    read as naming none); empty when there is none."""
     import configparser
 
     top = next((p for p in (root, *root.parents) if os.path.lexists(p / ".git")), None)
@@ -36,7 +38,8 @@ def unfetched_submodules(root: Path) -> dict[str, str]:
         return {}
     gitmodules = top / ".gitmodules"
     try:
-        if not os.path.isfile(gitmodules) or os.path.getsize(gitmodules) > GITMODULES_MAX_BYTES:
+        st = os.lstat(gitmodules)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > GITMODULES_MAX_BYTES:
             return {}
         parser = configparser.ConfigParser(interpolation=None, strict=False)
         parser.read_string(gitmodules.read_text(encoding="utf-8", errors="replace"))

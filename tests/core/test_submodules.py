@@ -112,6 +112,16 @@ def test_a_gitmodules_git_could_not_read_names_nothing(tmp_path, text):
     assert discover([root]) == []
 
 
+def test_a_gitmodules_that_is_a_link_names_nothing_as_git_refuses_it(tmp_path):
+    root = tmp_path / "repo" / "arts"
+    (root / "vision").mkdir(parents=True)
+    (tmp_path / "elsewhere").write_text('[submodule "v"]\n\tpath = arts/vision\n')
+    _gitmodules(root, "")
+    (root.parent / ".gitmodules").unlink()
+    os.symlink(tmp_path / "elsewhere", root.parent / ".gitmodules")
+    assert unfetched_submodules(root) == {}
+
+
 def test_without_a_repository_nothing_is_read(tmp_path):
     root = tmp_path / "arts"
     (root / "vision").mkdir(parents=True)
