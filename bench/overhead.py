@@ -103,6 +103,14 @@ base install 2.44x / 2.36x (pytest alone 1.35x / 1.35x), b 1.00x / 1.01x, c 0.69
 time (base install 1.18x / 1.18x), 1.15x memory. numpy is imported with one OpenBLAS thread in the gate's processes
 (core/lazy.import_numpy): its threads spun at import beside the other busy process, doubling the import (row a,
 interleaved six times: base install 0.79 -> 0.73 s, dev venv 0.92 -> 0.88 s; row d 1.87 -> 1.81 s); README.
+
+56bee07, two runs of `--runs 3 --python <base install>` on an AMD EPYC (AVX-512, VNNI) 2-core machine, noisier than
+the Intel one: a 2.59x / 2.91x (pytest alone 1.84x / 2.40x), base install 2.66x / 2.43x (pytest alone 1.59x / 1.45x),
+b 0.88x / 0.62x, c 0.57x / 0.45x and 0.78x / 0.75x with wrk (the gate 0.66x / 0.61x and 1.24x / 1.09x of the hop
+floor), d 1.42x / 1.48x time (base install 1.39x / 1.21x), 1.14x memory. Row a, 88fc3d0 and 56bee07 interleaved 20
+times (base install): 0.94 -> 0.83 s, the gate's own CPU 0.84 -> 0.73 s: a gate-only run freezes what collection left
+(the collector's full passes, pytest's two at the end included, walked it all: 85 -> 13 ms), and at the first artifact
+reads ahead what the next artifacts need while its worker starts (the first wait, 55-100 ms, is gone); README.
 """
 
 from __future__ import annotations
