@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Callable
 
 # A Git LFS pointer: the small text file git keeps in place of a file stored with LFS until its content is fetched
 # (https://github.com/git-lfs/git-lfs/blob/main/docs/spec.md: at most 1024 bytes, `version` first).
@@ -55,16 +56,8 @@ def lfs_pointer(path: Path) -> tuple[str, int] | None:
     """(oid, size) when `path` is a regular file that is a Git LFS pointer, else None: a checkout that has not fetched
     its LFS content (CI without `lfs: true`, a clone without git-lfs) holds these where the models are, so the same
     commit is a model on one machine and a 130-byte text file on another."""
-    try:
-        st = os.stat(path)
-        # a file of several hard links may alias one outside the root: not read here (its reader refuses it)
-        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1 or st.st_size > LFS_POINTER_MAX_BYTES:
-            return None
-        with open(path, "rb") as f:
-            head = f.read(LFS_POINTER_MAX_BYTES)
-    except OSError:
-        return None
-    if not head.startswith(_LFS_VERSIONS):
+    head = _small_file(path, LFS_POINTER_MAX_BYTES, os.stat)
+    if head is None or not head.startswith(_LFS_VERSIONS):
         return None
     fields = dict(line.partition(" ")[::2] for line in head.decode("ascii", "replace").splitlines())
     oid, size = fields.get("oid", ""), fields.get("size", "")
@@ -90,15 +83,25 @@ def link_text(path: Path) -> str | None:
     regular file itself (not a link to one), of one hard link and at most LINK_TEXT_MAX_BYTES, holding one line of
     UTF-8 without NUL, line breaks or surrounding blanks; else None. Whether the text names a file in the tree is
     `safety.paths.link_problem`'s to say."""
+    head = _small_file(path, LINK_TEXT_MAX_BYTES, os.lstat)
     try:
-        st = os.lstat(path)
-        # a file of several hard links may alias one outside the root: not read here (its reader refuses it)
-        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1 or not 0 < st.st_size <= LINK_TEXT_MAX_BYTES:
-            return None
-        with open(path, "rb") as f:
-            text = f.read(LINK_TEXT_MAX_BYTES).decode("utf-8")
-    except (OSError, UnicodeDecodeError):
+        text = head.decode("utf-8") if head else None
+    except UnicodeDecodeError:
         return None
-    if text.strip() != text or any(c in text for c in "\0\n\r"):
+    if not text or text.strip() != text or any(c in text for c in "\0\n\r"):
         return None
     return text
+
+
+def _small_file(path: Path, max_bytes: int, stat_of: Callable[[Path], os.stat_result]) -> bytes | None:
+    """The bytes of `path` when `stat_of` (os.stat, or os.lstat for the file itself, not one a link leads to) finds a
+    regular file of at most `max_bytes` and one hard link, else None: a FIFO is never opened, and a file with a second
+    hard link, which may alias one outside the root, is never read here (its reader refuses it)."""
+    try:
+        st = stat_of(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1 or st.st_size > max_bytes:
+            return None
+        with open(path, "rb") as f:
+            return f.read(max_bytes)
+    except OSError:
+        return None
