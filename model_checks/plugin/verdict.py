@@ -115,7 +115,8 @@ def _start_model(gs: GateSession, artifact: Artifact, item: pytest.Item) -> None
     pytest reports this item and sets up the next: their answers are then waiting, instead of a round trip each.
     Then on the next artifact's, while this one's checks run, where its manifest passes and its model is small
     (LOOK_AHEAD_BYTES): the worker's work for an artifact (checker, facts, load, test data) was otherwise waited on,
-    most of a millisecond to several an artifact, with the gate's own process idle."""
+    most of a millisecond to several an artifact, with the gate's own process idle. At the session's first artifact,
+    while the worker still starts, the gate's own part for the artifacts after that too (`_prepare_ahead`)."""
     plan = _plan(item)
     first = not plan.started
     _start(gs, plan, artifact)
