@@ -35,6 +35,20 @@ VNNI = ("avx512_vnni", "avx_vnni", "avx_vnni_int8", "amx_int8")
 # (VPMADDUBSW) saturate each pair of products at 16 bits; x86-vnni: VPDPBUSD, no saturation; arm64: SDOT/UDOT.
 FAMILIES = ("x86-avx2", "x86-vnni", "arm64")
 RUNTIMES = ("onnxruntime", "onnxruntime-gpu", "openvino", "torch", "tensorflow-cpu", "tensorflow")
+# Environment variables the models' workers inherit (isolation.workers.ENV_ALLOWED) that change which kernels a
+# runtime runs: oneDNN's instruction-set cap and hints (TensorFlow's and OpenVINO's CPU kernels; a cap to AVX2 on a
+# VNNI machine computes int8 as a machine without VNNI does), TensorFlow's oneDNN switch, MKL's reproducibility and
+# instruction-set settings. A verdict reached under them travels with them (`Machine.settings`). The settings that
+# would compute fp32 in a lower precision are not inherited at all (isolation.workers.ENV_DENIED).
+KERNEL_SETTINGS = (
+    "ONEDNN_MAX_CPU_ISA",
+    "DNNL_MAX_CPU_ISA",
+    "ONEDNN_CPU_ISA_HINTS",
+    "DNNL_CPU_ISA_HINTS",
+    "TF_ENABLE_ONEDNN_OPTS",
+    "MKL_CBWR",
+    "MKL_ENABLE_INSTRUCTIONS",
+)
 
 
 def parse_flags(cpuinfo: str) -> frozenset[str]:
@@ -136,13 +150,16 @@ class Machine:
     runtime: str = "no runtime"  # `onnxruntime 1.31.1`: the first of RUNTIMES installed
     providers: tuple[str, ...] = ()
     isa_source: str = "/proc/cpuinfo"
+    settings: tuple[str, ...] = ()  # `NAME=value` of the KERNEL_SETTINGS set here
 
     def describe(self) -> str:
-        """One line: `Intel Xeon ... (x86-vnni: avx2 avx512f avx512_vnni amx_int8), onnxruntime 1.31.1 [CPU]`."""
+        """One line: `Intel Xeon ... (x86-vnni: avx2 avx512f avx512_vnni amx_int8), onnxruntime 1.31.1 [CPU]`, and
+        the kernel settings in force, if any (`; kernel settings: ONEDNN_MAX_CPU_ISA=AVX2`)."""
         flags = " ".join(self.isa) or "no relevant flags"
         injected = f", ISA from {ISA_ENV}" if self.isa_source != "/proc/cpuinfo" else ""
         prov = f" [providers: {', '.join(self.providers)}]" if self.providers else ""
-        return f"{self.cpu} ({self.family or 'other'}: {flags}{injected}), {self.runtime}{prov}"
+        settings = f"; kernel settings: {' '.join(self.settings)}" if self.settings else ""
+        return f"{self.cpu} ({self.family or 'other'}: {flags}{injected}), {self.runtime}{prov}{settings}"
 
     def properties(self) -> dict[str, str]:
         """As junit properties (`machine_cpu`, `machine_isa`, ...)."""
@@ -152,6 +169,7 @@ class Machine:
             "machine_family": self.family or "other",
             "machine_runtime": self.runtime,
             "machine_providers": " ".join(self.providers),
+            **({"machine_settings": " ".join(self.settings)} if self.settings else {}),
         }
 
     def record(self) -> dict[str, Any]:
@@ -163,6 +181,7 @@ class Machine:
             "runtime": self.runtime,
             "providers": list(self.providers),
             "isa_source": self.isa_source,
+            "settings": list(self.settings),
         }
 
 
@@ -175,6 +194,7 @@ def describe_record(r: dict[str, Any]) -> str:
         str(r.get("runtime") or "no runtime"),
         tuple(r.get("providers") or ()),
         r.get("isa_source") or "/proc/cpuinfo",
+        tuple(str(x) for x in r.get("settings") or ()),
     ).describe()
 
 
@@ -210,8 +230,16 @@ def providers() -> tuple[str, ...]:
     return ("CPU", *(name for lib, name in PROVIDER_LIBS.items() if lib in libs))
 
 
+def kernel_settings(env: dict[str, str] | None = None) -> tuple[str, ...]:
+    """`NAME=value` for each of KERNEL_SETTINGS set in `env` (this process's environment), its value shown as text."""
+    from model_checks.safety.text import printable
+
+    env = os.environ if env is None else env
+    return tuple(f"{name}={printable(env[name][:64])}" for name in KERNEL_SETTINGS if name in env)
+
+
 @lru_cache(maxsize=4)
-def _machine(injected: str | None, with_providers: bool) -> Machine:
+def _machine(injected: str | None, with_providers: bool, settings: tuple[str, ...] = ()) -> Machine:
     flags = cpu_flags()
     return Machine(
         cpu=cpu_model(),
@@ -220,9 +248,10 @@ def _machine(injected: str | None, with_providers: bool) -> Machine:
         runtime=runtime(),
         providers=providers() if with_providers else (),
         isa_source=ISA_ENV if injected is not None else "/proc/cpuinfo",
+        settings=settings,
     )
 
 
 def this_machine(providers: bool = True) -> Machine:
-    """This machine (the ISA as MODEL_CHECKS_ISA injects it, if set). Imports nothing."""
-    return _machine(os.environ.get(ISA_ENV), providers)
+    """This machine (the ISA as MODEL_CHECKS_ISA injects it, if set; the kernel settings set now). Imports nothing."""
+    return _machine(os.environ.get(ISA_ENV), providers, kernel_settings())

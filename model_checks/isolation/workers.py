@@ -129,11 +129,15 @@ ENV_ALLOWED_PREFIXES = (
 )
 # Never, whatever the prefix: names that commonly hold a secret.
 _SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "_KEY", "AUTH", "COOKIE", "SESSION")
+# Never either: oneDNN's fpmath mode, which has fp32 layers computed in bf16 or tf32 (TensorFlow's and OpenVINO's CPU
+# kernels): set in a developer's shell, it made an equivalence verdict the shell's. The gate states the precision a
+# model runs in itself (OpenVINO's INFERENCE_PRECISION_HINT: f32); the run's header says when one is left behind.
+ENV_DENIED = frozenset({"ONEDNN_DEFAULT_FPMATH_MODE", "DNNL_DEFAULT_FPMATH_MODE"})
 
 
 def allowed_variable(name: str) -> bool:
-    """Whether a worker inherits the environment variable `name` (see ENV_ALLOWED)."""
-    if any(w in name.upper() for w in _SECRET_WORDS):
+    """Whether a worker inherits the environment variable `name` (see ENV_ALLOWED, ENV_DENIED)."""
+    if name in ENV_DENIED or any(w in name.upper() for w in _SECRET_WORDS):
         return False
     return name in ENV_ALLOWED or name.startswith(ENV_ALLOWED_PREFIXES)
 

@@ -37,6 +37,16 @@ def exit_without_collection() -> None:
     atexit.register(gc.freeze)
 
 
+def _left_behind(settings: list[str], isolate: str) -> str:
+    """The header's line on the precision settings the models' workers do not inherit (isolation.workers.ENV_DENIED)."""
+    if isolate == "off":
+        return (
+            f"model-checks: {' '.join(settings)} is in force: models run in this process (--model-checks-isolate off), "
+            "and oneDNN computes fp32 layers in lower precision where it runs them"
+        )
+    return f"model-checks: {' '.join(settings)} stays with the gate: the models' workers compute fp32 layers in fp32"
+
+
 class ModelChecksWarning(pytest.PytestWarning):
     """Something under an artifact root the gate ignored on purpose (a Python file pytest would have imported)."""
 
@@ -98,10 +108,14 @@ class Gate:
         trust = "on" if opts.trust_code else "off"
         shard = f", shard {opts.shard[0]}/{opts.shard[1]}" if opts.shard else ""
         from model_checks.core.machine import this_machine
+        from model_checks.isolation.workers import ENV_DENIED
+        from model_checks.safety.text import printable
 
+        left = [f"{k}={printable(os.environ[k][:64])}" for k in sorted(ENV_DENIED) if k in os.environ]
         return [
             f"model-checks: {n} artifact{'s' if n != 1 else ''} under {where} (isolate={opts.isolate}, trust-code={trust}{shard})",
             f"model-checks: machine: {this_machine().describe()}",
+            *([_left_behind(left, opts.isolate)] if left else []),
         ]
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:

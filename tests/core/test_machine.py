@@ -30,6 +30,22 @@ def test_the_machine_line_names_cpu_family_flags_runtime_and_where_the_flags_cam
     assert m.properties()["machine_isa"] == "avx2 fma" and m.properties()["machine_family"] == "x86-avx2"
 
 
+def test_kernel_settings_the_workers_inherit_travel_with_the_machine(monkeypatch):
+    for name in M.KERNEL_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    plain = M.this_machine()
+    assert plain.settings == () and "kernel settings" not in plain.describe()
+    assert "machine_settings" not in plain.properties()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1\x1b[2J")  # shown as text, never acted on by a terminal
+    m = M.this_machine()
+    assert m.settings == ("ONEDNN_MAX_CPU_ISA=AVX2", "TF_ENABLE_ONEDNN_OPTS=1\\x1b[2J")
+    assert m.describe().endswith("; kernel settings: ONEDNN_MAX_CPU_ISA=AVX2 TF_ENABLE_ONEDNN_OPTS=1\\x1b[2J")
+    assert m.properties()["machine_settings"] == "ONEDNN_MAX_CPU_ISA=AVX2 TF_ENABLE_ONEDNN_OPTS=1\\x1b[2J"
+    assert M.describe_record(m.record()) == m.describe()  # as summary.json keeps it, and `merge` reads it back
+    assert M.describe_record({**plain.record(), "settings": None}) == plain.describe()  # a record from before
+
+
 def test_the_machines_memory_is_its_containers_limit_where_that_is_lower(tmp_path):
     from model_checks.core.machine import memory_mib
 

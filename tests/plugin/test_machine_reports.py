@@ -114,3 +114,22 @@ def test_merge_is_quiet_when_the_shards_agree(pytester, monkeypatch, capsys):
     )
     assert "warning" not in capsys.readouterr().err
     assert "\nMachine: " in (pytester.path / "merged" / "summary.md").read_text()
+
+
+def test_the_header_names_the_kernel_settings_and_the_precision_setting_left_behind(pytester, monkeypatch):
+    """oneDNN's instruction-set cap changes which kernels run: the machine line names it. Its fpmath mode would have
+    fp32 layers computed in bf16: the workers do not inherit it, and the header says so (in process, that it holds)."""
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setenv("ONEDNN_DEFAULT_FPMATH_MODE", "BF16")
+    A.onnx_artifact(pytester.path / "arts" / "solo", name="solo")
+    r = pytester.runpytest("--model-checks", "arts", "-p", "no:cacheprovider")
+    r.assert_outcomes(passed=3, skipped=3)
+    r.stdout.fnmatch_lines(
+        [
+            "model-checks: machine: *; kernel settings: ONEDNN_MAX_CPU_ISA=AVX2",
+            "model-checks: ONEDNN_DEFAULT_FPMATH_MODE=BF16 stays with the gate: the models' workers compute fp32 "
+            "layers in fp32",
+        ]
+    )
+    r = pytester.runpytest("--model-checks", "arts", *ISO)
+    r.stdout.fnmatch_lines(["model-checks: ONEDNN_DEFAULT_FPMATH_MODE=BF16 is in force: models run in this process*"])

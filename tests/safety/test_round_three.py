@@ -142,12 +142,15 @@ def test_a_worker_inherits_no_secret_from_the_environment(monkeypatch: pytest.Mo
     monkeypatch.setenv("SOME_SERVICE_URL", "https://user:pw@example.invalid")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("CUDA_API_TOKEN", "nope")  # an allowed prefix does not let a secret's name through
+    monkeypatch.setenv("ONEDNN_DEFAULT_FPMATH_MODE", "BF16")  # nor fp32 computed in bf16 (ENV_DENIED)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # a kernel setting: inherited, and named with the machine
     workers = Workers(LIMITS)
     try:
         env = workers.call("onnx", probes.environment)
     finally:
         workers.close()
     assert not {"GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "SOME_SERVICE_URL", "CUDA_API_TOKEN"} & set(env)
+    assert "ONEDNN_DEFAULT_FPMATH_MODE" not in env and env["ONEDNN_MAX_CPU_ISA"] == "AVX2"
     assert env["OMP_NUM_THREADS"] == "1" and env["HOME"].endswith("home") and "PATH" in env
     assert not allowed_variable("NPM_AUTH") and allowed_variable("LC_ALL")
 
