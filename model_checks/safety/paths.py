@@ -276,8 +276,7 @@ def link_problem(root: Path, path: Path) -> str | None:
     if text is None or _is_absolute(text):
         return None
     target = os.path.normpath(os.path.join(path.parent, text))
-    real_root = _real_root(root)[0]
-    if not _below(os.path.abspath(target), os.path.abspath(root)) or not _below(os.path.realpath(target), real_root):
+    if not _below(os.path.abspath(target), os.path.abspath(root)) or leads_out(root, target):
         return None
     if not os.path.exists(target):
         return None
