@@ -10,7 +10,7 @@ import platform
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
-from typing import Any
+from typing import Any, Iterable
 
 ISA_ENV = "MODEL_CHECKS_ISA"
 # The flags that change kernels: the x86 vector widths, the int8 dot products (VNNI, AMX) and ARM's.
@@ -230,12 +230,12 @@ def providers() -> tuple[str, ...]:
     return ("CPU", *(name for lib, name in PROVIDER_LIBS.items() if lib in libs))
 
 
-def kernel_settings(env: dict[str, str] | None = None) -> tuple[str, ...]:
-    """`NAME=value` for each of KERNEL_SETTINGS set in `env` (this process's environment), its value shown as text."""
+def kernel_settings(env: dict[str, str] | None = None, names: Iterable[str] = KERNEL_SETTINGS) -> tuple[str, ...]:
+    """`NAME=value` for each of `names` set in `env` (this process's environment), its value shown as text."""
     from model_checks.safety.text import printable
 
     env = os.environ if env is None else env
-    return tuple(f"{name}={printable(env[name][:64])}" for name in KERNEL_SETTINGS if name in env)
+    return tuple(f"{name}={printable(env[name][:64])}" for name in names if name in env)
 
 
 @lru_cache(maxsize=4)

@@ -37,7 +37,7 @@ def exit_without_collection() -> None:
     atexit.register(gc.freeze)
 
 
-def _left_behind(settings: list[str], isolate: str) -> str:
+def _left_behind(settings: tuple[str, ...], isolate: str) -> str:
     """The header's line on the precision settings the models' workers do not inherit (isolation.workers.ENV_DENIED)."""
     if isolate == "off":
         return (
@@ -107,11 +107,10 @@ class Gate:
         opts = options(config)
         trust = "on" if opts.trust_code else "off"
         shard = f", shard {opts.shard[0]}/{opts.shard[1]}" if opts.shard else ""
-        from model_checks.core.machine import this_machine
+        from model_checks.core.machine import kernel_settings, this_machine
         from model_checks.isolation.workers import ENV_DENIED
-        from model_checks.safety.text import printable
 
-        left = [f"{k}={printable(os.environ[k][:64])}" for k in sorted(ENV_DENIED) if k in os.environ]
+        left = kernel_settings(names=sorted(ENV_DENIED))
         return [
             f"model-checks: {n} artifact{'s' if n != 1 else ''} under {where} (isolate={opts.isolate}, trust-code={trust}{shard})",
             f"model-checks: machine: {this_machine().describe()}",
