@@ -6,14 +6,15 @@ accumulation (VPMADDWD). Signed activations (S8S8) are shifted to u8 (+128) firs
 A pair saturates only when |w| can exceed 64 against a full 8-bit activation: weights quantized to 7 bits
 (`reduce_range`) or u8 weights (U8U8) never do, nor does VNNI (VPDPBUSD) or ARM's SDOT/UDOT.
 
-`kernels(model)` finds the integer Conv, MatMul and Gemm (QDQ or QOperator, static or dynamic) with their
-weights; `saturating_pairs` is the emulated dot product; `simulate(path, feeds)` runs the model with every
+`kernels(model)` finds the integer Conv, MatMul and Gemm (QDQ or QOperator, static or dynamic, onnxruntime's
+com.microsoft QGemm and MatMulIntegerToFloat too) with their weights, stored as integers or, as quantization-aware
+training exports them, as float weights quantized in the graph (QuantizeLinear on the initializer); `saturating_pairs` is the emulated dot product; `simulate(path, feeds)` runs the model with every
 kernel that can saturate replaced by its emulation, in topological order, so the error propagates as it would
 on such a CPU. Run where the model runs (the worker), never on a model that was not loaded safely first."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,12 @@ import numpy as np
 INT16 = (-32768, 32767)
 QDQ_KERNELS = ("Conv", "MatMul", "Gemm")
 QOPS = ("QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger")
+# onnxruntime's own (com.microsoft) integer matrix products, as its quantizer writes them (QGemm: a Gemm quantized in
+# the QOperator format) and its optimizer saves them (MatMulIntegerToFloat): the same MLAS kernels as the ones above
+CONTRIB_KERNELS = ("QGemm", "MatMulIntegerToFloat")
+# integer matrix products whose activation is quantized inside the kernel, where no tensor holds it: not emulated
+NOT_EMULATED = ("DynamicQuantizeMatMul", "QAttention", "QOrderedMatMul", "QuantizeBFP")
+GEMMS = ("Gemm", "QGemm")
 U8_MAX = 255
 CHUNK = 1 << 22  # elements of the pair products held at once
 
@@ -43,6 +50,7 @@ class IntKernel:
     out_scale: str | None = None
     out_zp: str | None = None
     attrs: dict = field(default_factory=dict)
+    bias: str | None = None  # a QOperator's int32 bias, in accumulator units (scale: activation's x weight's)
 
     @property
     def kind(self) -> str:
@@ -100,6 +108,8 @@ def kernels(model: Any) -> list[IntKernel]:
             ):
                 continue
             w = inits.get(dq_w.input[0])
+            if w is None:
+                w = _quantized_in_graph(producer.get(dq_w.input[0]), inits)
             if w is None or w.dtype not in (np.int8, np.uint8):
                 continue
             src = producer.get(dq_a.input[0])
@@ -139,6 +149,7 @@ def kernels(model: Any) -> list[IntKernel]:
                     out_scale=n.input[6],
                     out_zp=n.input[7],
                     attrs=_attrs(n),
+                    bias=opt(n, 8),
                 )
             )
         elif n.op_type in ("ConvInteger", "MatMulInteger"):
@@ -166,7 +177,79 @@ def kernels(model: Any) -> list[IntKernel]:
                     attrs=_attrs(n),
                 )
             )
+        elif n.op_type == "QGemm" and len(n.input) >= 5:  # A, a_scale, a_zp, B, b_scale, b_zp, C, y_scale, y_zp
+            w = inits.get(n.input[3])
+            if w is None:
+                continue
+            found.append(
+                IntKernel(
+                    name,
+                    n.op_type,
+                    n.output[0],
+                    n.input[0],
+                    bool(_dtype(opt(n, 2), inits) == np.int8),
+                    opt(n, 2),
+                    n.input[1],
+                    w,
+                    n.input[4],
+                    opt(n, 5),
+                    out_scale=opt(n, 7),  # none: the output is float
+                    out_zp=opt(n, 8),
+                    attrs=_attrs(n),
+                    bias=opt(n, 6),
+                )
+            )
+        elif n.op_type == "MatMulIntegerToFloat" and len(n.input) >= 4:  # A, B, a_scale, b_scale, a_zp, b_zp, bias
+            w = inits.get(n.input[1])
+            if w is None:
+                continue
+            src = producer.get(n.input[0])
+            dynamic = src is not None and src.op_type == "DynamicQuantizeLinear"
+            found.append(
+                IntKernel(
+                    name,
+                    n.op_type,
+                    n.output[0],
+                    n.input[0],
+                    False if dynamic else bool(_dtype(opt(n, 4), inits) == np.int8),
+                    opt(n, 4),
+                    n.input[2],
+                    w,
+                    n.input[3],
+                    opt(n, 5),
+                    attrs=_attrs(n),
+                )
+            )
     return found
+
+
+def _quantized_in_graph(q: Any, inits: dict) -> np.ndarray | None:
+    """The integer weight a QuantizeLinear computes from a float initializer (quantization-aware training's export:
+    float weight -> QuantizeLinear -> DequantizeLinear), as onnxruntime folds it before it runs: round half to even,
+    plus the zero point, saturated to the type. None when the node is not that (or quantizes by blocks)."""
+    if q is None or q.op_type != "QuantizeLinear" or len(q.input) < 2:
+        return None
+    w, scale = inits.get(q.input[0]), inits.get(q.input[1])
+    zp = inits.get(q.input[2]) if len(q.input) > 2 and q.input[2] else None
+    attrs = _attrs(q)
+    if w is None or scale is None or w.dtype.kind != "f" or attrs.get("block_size", 0):
+        return None
+    # the zero point's type, else opset 21's output_dtype (0: unset, uint8; 2: UINT8, 3: INT8; others are not 8-bit)
+    dtype = (
+        zp.dtype
+        if zp is not None
+        else {0: np.dtype(np.uint8), 2: np.dtype(np.uint8), 3: np.dtype(np.int8)}.get(int(attrs.get("output_dtype", 0)))
+    )
+    if dtype not in (np.int8, np.uint8):
+        return None
+    shape = [1] * w.ndim
+    if scale.size > 1:  # per axis
+        shape[int(attrs.get("axis", 1)) % w.ndim] = -1
+    info = np.iinfo(dtype)
+    q_w = np.rint(w.astype(np.float32) / scale.astype(np.float32).reshape(shape))
+    if zp is not None:
+        q_w = q_w + (zp.astype(np.float32).reshape(shape) if zp.size > 1 else zp.astype(np.float32))
+    return np.clip(q_w, info.min, info.max).astype(dtype)
 
 
 def reduction_matrix(k: IntKernel) -> np.ndarray:
@@ -176,7 +259,7 @@ def reduction_matrix(k: IntKernel) -> np.ndarray:
     if k.op in ("Conv", "QLinearConv", "ConvInteger"):
         m = w.shape[0]
         return np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(-1, m)) if w.ndim == 4 else w.reshape(m, -1).T
-    if k.op == "Gemm" and k.attrs.get("transB", 0):
+    if k.op in GEMMS and k.attrs.get("transB", 0):
         return w.T
     return w
 
@@ -204,6 +287,11 @@ def _as_u8(a: np.ndarray, signed: bool) -> np.ndarray:
     return a.astype(np.int64) + 128 if signed else a.astype(np.int64)
 
 
+def _signed(k: IntKernel, act: np.ndarray) -> bool:
+    """Whether the kernel's activation is s8: its own type where it is an integer array, else as the graph says."""
+    return act.dtype == np.int8 if act.dtype.kind in "iu" else k.act_signed
+
+
 def _patches(x: np.ndarray, k: IntKernel, pad_value: int) -> tuple[np.ndarray, tuple[int, int, int]]:
     """im2col for a 2-D convolution, patches ordered (kh, kw, channel): [N*OH*OW, kh*kw*C] and (N, OH, OW)."""
     kh, kw = k.weight.shape[2:]
@@ -229,7 +317,7 @@ def accumulators(k: IntKernel, act: np.ndarray, zp_u8: int = 0) -> tuple[np.ndar
     node's output (NCHW for a Conv), and how many pair sums saturated. `zp_u8`: the activation's zero point as the
     kernel sees it (u8), which is what a convolution pads with. Zero points are not taken out: the kernel corrects
     for them after the sums, so they do not change which pairs saturate."""
-    a = _as_u8(act, k.act_signed)
+    a = _as_u8(act, _signed(k, act))
     if k.op in ("Conv", "QLinearConv", "ConvInteger"):
         if k.weight.ndim != 4 or act.ndim != 4:
             raise NotImplementedError(f"{k.weight.ndim - 2}-D convolution")
@@ -258,11 +346,34 @@ def accumulators(k: IntKernel, act: np.ndarray, zp_u8: int = 0) -> tuple[np.ndar
             saturated += c
         nchw = (0, 3, 1, 2)
         return np.concatenate(sats, -1).transpose(nchw), np.concatenate(exacts, -1).transpose(nchw), saturated
-    if k.op == "Gemm" and k.attrs.get("transA", 0):
+    if k.op in GEMMS and k.attrs.get("transA", 0):
         a = a.T
     lead = a.shape[:-1]
     sat, exact, c = saturating_pairs(a.reshape(-1, a.shape[-1]), reduction_matrix(k))
     return sat.reshape(*lead, -1), exact.reshape(*lead, -1), c
+
+
+def _per_output(v: np.ndarray, k: IntKernel, like_weight: bool) -> np.ndarray:
+    """A per-output-channel value (a weight's zero point or scale, a bias) shaped to broadcast against the weight
+    (`like_weight`) or against the node's output (NCHW for a Conv, the last axis for a matrix product)."""
+    v = np.asarray(v)
+    if v.size <= 1:
+        return v.reshape(())
+    if k.op in ("Conv", "QLinearConv", "ConvInteger"):
+        return v.reshape(-1, 1, 1, 1) if like_weight else v.reshape(-1, 1, 1)
+    if like_weight and k.op in GEMMS and k.attrs.get("transB", 0):
+        return v.reshape(-1, 1)
+    return v
+
+
+def centered_accumulators(k: IntKernel, act: np.ndarray, zp_u8: int, w_zp: np.ndarray | None) -> np.ndarray:
+    """The exact integer the node scales to its output: the sum of (activation - its zero point) x (weight - its
+    zero point), shaped like the node's output. A convolution's padding holds the zero point: it adds nothing."""
+    a = _as_u8(act, _signed(k, act)) - zp_u8
+    w = k.weight.astype(np.int64)
+    if w_zp is not None and np.any(w_zp):
+        w = w - _per_output(w_zp, k, like_weight=True).astype(np.int64)
+    return accumulators(replace(k, weight=w), a, 0)[1]
 
 
 def accumulator_error(k: IntKernel, act: np.ndarray, zp_u8: int = 0) -> tuple[np.ndarray, int]:
@@ -318,7 +429,7 @@ def _cut(model: Any, replaced: dict[str, np.ndarray]) -> Any:
 
 def _fetch(model: Any, feeds: dict, replaced: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
     """`names` (intermediate tensors too) computed with `replaced` fed in place of the nodes that produce them."""
-    from onnx import TensorProto, shape_inference
+    from onnx import shape_inference
 
     m = _cut(model, replaced)
     inferred = shape_inference.infer_shapes(m)
@@ -330,8 +441,8 @@ def _fetch(model: Any, feeds: dict, replaced: dict[str, np.ndarray], names: list
             out.name = name
             if name in types:
                 out.type.CopyFrom(types[name])
-            else:
-                out.type.tensor_type.elem_type = TensorProto.FLOAT
+            # else left untyped for onnxruntime to infer: shape inference does not type what onnxruntime's own
+            # (com.microsoft) ops make, and a guessed type that is not the node's stops the session from loading
     values = _session(m).run(names, {**feeds, **replaced})
     return dict(zip(names, values, strict=True))
 
@@ -342,21 +453,33 @@ def _value(name: str | None, inits: dict, fetched: dict) -> np.ndarray | None:
     return inits[name] if name in inits else fetched.get(name)
 
 
-def _node_output(k: IntKernel, exact_out: np.ndarray, delta: np.ndarray, inits: dict, fetched: dict) -> np.ndarray:
-    """The node's output with the accumulator error added, in the node's own output type."""
+def _node_output(
+    k: IntKernel, exact_out: np.ndarray, delta: np.ndarray, inits: dict, fetched: dict, act: np.ndarray, zp_u8: int
+) -> np.ndarray:
+    """The node's output with the accumulator error added, in the node's own output type. A quantized output is
+    requantized from the whole accumulator where the error moved it: the exact output is clipped to its type (a fused
+    Relu is a clip at the zero point), so adding the error to a clipped value would not give the saturated one."""
     if k.op in ("ConvInteger", "MatMulInteger"):
         return (exact_out.astype(np.int64) + delta).astype(exact_out.dtype)
     a_scale = np.asarray(_value(k.act_scale, inits, fetched), np.float64)
-    w_scale = np.asarray(_value(k.weight_scale, inits, fetched), np.float64)
-    w_scale = w_scale.reshape(-1, 1, 1) if k.op in ("Conv", "QLinearConv") and w_scale.size > 1 else w_scale
-    real = delta * a_scale * w_scale * float(k.attrs.get("alpha", 1.0))
-    if k.op in QDQ_KERNELS:
-        return (exact_out.astype(np.float64) + real).astype(exact_out.dtype)
+    w_scale = _per_output(np.asarray(_value(k.weight_scale, inits, fetched), np.float64), k, like_weight=False)
+    scale = a_scale * w_scale * float(k.attrs.get("alpha", 1.0))
+    if k.op in QDQ_KERNELS or k.out_scale is None:  # a float output (QDQ, MatMulIntegerToFloat, QGemm without y_scale)
+        return (exact_out.astype(np.float64) + delta * scale).astype(exact_out.dtype)
+    moved = delta != 0
+    if not moved.any():
+        return exact_out
+    w_zp = _value(k.weight_zp, inits, fetched)
+    acc = centered_accumulators(k, act, zp_u8, None if w_zp is None else np.asarray(w_zp)) + delta
+    bias = _value(k.bias, inits, fetched)
+    if bias is not None:
+        b = np.asarray(bias, np.int64)
+        acc = acc + (b if b.ndim > 1 else _per_output(b, k, like_weight=False))
     y_scale = float(np.asarray(_value(k.out_scale, inits, fetched)))
     y_zp = int(np.asarray(_value(k.out_zp, inits, fetched))) if k.out_zp else 0
     info = np.iinfo(exact_out.dtype)
-    q = np.rint(exact_out.astype(np.float64) - y_zp + real / y_scale) + y_zp
-    return np.clip(q, info.min, info.max).astype(exact_out.dtype)
+    q = np.clip(np.rint(acc * scale / y_scale) + y_zp, info.min, info.max)
+    return np.where(moved, q, exact_out).astype(exact_out.dtype)
 
 
 PROPAGATE_MAX = 16  # kernels emulated one after the other (a run of the model each); beyond, in one pass
@@ -390,7 +513,7 @@ def simulate(
         act = fetched[k.act]
         zp_raw = _value(k.act_zp, inits, fetched)
         zp_u8 = (
-            int(np.asarray(zp_raw).astype(np.int64).ravel()[0]) + (128 if k.act_signed else 0)
+            int(np.asarray(zp_raw).astype(np.int64).ravel()[0]) + (128 if _signed(k, act) else 0)
             if zp_raw is not None
             else 0
         )
@@ -401,7 +524,7 @@ def simulate(
             continue
         saturated[k.name] = count
         pairs[k.name] = int(delta.size * ((reduction_matrix(k).shape[0] + 1) // 2))
-        replaced[k.output] = _node_output(k, fetched[k.output], delta, inits, fetched)
+        replaced[k.output] = _node_output(k, fetched[k.output], delta, inits, fetched, act, zp_u8)
     outs = _fetch(model, feeds, replaced, outputs) if replaced else exact
     return Simulation(outs, exact, saturated, pairs, skipped, propagate)
 

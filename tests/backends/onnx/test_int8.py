@@ -4,6 +4,7 @@ exact side against onnxruntime's own integer kernels."""
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from fixtures import int8_models as Q
@@ -100,3 +101,93 @@ def test_in_one_pass_the_kernels_are_emulated_on_unsaturated_inputs_and_still_re
     assert chained.propagated and not one_pass.propagated
     assert one_pass.saturated == chained.saturated  # one kernel: nothing upstream to propagate
     assert np.array_equal(one_pass.outputs["logits"], chained.outputs["logits"])
+
+
+def _feeds(n: int = 32) -> dict[str, np.ndarray]:
+    return {"input": np.random.default_rng(1).uniform(0, 1, (n, Q.K)).astype(np.float32)}
+
+
+def _simulated(tmp_path, model, name):  # type: ignore[no-untyped-def]
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(model, str(path))
+    return int8.simulate(path, _feeds())
+
+
+@pytest.mark.parametrize("form", ["qat", "qgemm", "qgemm, quantized output"])
+def test_every_form_of_the_same_int8_kernel_is_found_with_the_same_weights(form):
+    """Quantization-aware training's export (a float weight quantized in the graph) and onnxruntime's QOperator Gemm
+    (com.microsoft QGemm, its weight transposed) hold the weights qdq_matmul stores as int8."""
+    model = {"qat": Q.qat_matmul(), "qgemm": Q.qgemm(), "qgemm, quantized output": Q.qgemm(quantized_output=True)}[form]
+    (k,) = int8.kernels(model)
+    (stored,) = int8.kernels(Q.qdq_matmul())
+    assert (k.kind, k.can_saturate, k.worst_pair()) == ("U8S8", True, stored.worst_pair())
+    assert np.array_equal(int8.reduction_matrix(k), int8.reduction_matrix(stored))
+
+
+@pytest.mark.parametrize("form", ["qat", "qgemm", "qgemm, quantized output"])
+def test_every_form_saturates_as_the_stored_int8_weights_do(tmp_path, form):
+    model = {"qat": Q.qat_matmul(), "qgemm": Q.qgemm(), "qgemm, quantized output": Q.qgemm(quantized_output=True)}[form]
+    sim, stored = _simulated(tmp_path, model, "form"), _simulated(tmp_path, Q.qdq_matmul(), "stored")
+    assert list(sim.saturated.values()) == list(stored.saturated.values()) and sum(sim.saturated.values()) > 0
+    moved, moved_stored = sim.outputs["logits"] - sim.exact["logits"], stored.outputs["logits"] - stored.exact["logits"]
+    assert np.abs(moved_stored).max() > 1.0
+    # a quantized output moves by whole steps of its scale, clipped to its range; a float one as the stored weights'
+    atol = 0.2 if form == "qgemm, quantized output" else 1e-5
+    assert np.allclose(np.minimum(moved, 0), np.minimum(moved_stored, 0), atol=atol), np.abs(moved - moved_stored).max()
+
+
+@pytest.mark.parametrize("op", ["MatMul", "Gemm"])
+def test_onnxruntime_quantizer_formats_predict_the_same_saturation(tmp_path, op):
+    """One float model quantized by onnxruntime's quantize_static as QDQ and as QOperator runs the same MLAS kernels
+    once onnxruntime has fused the QDQ one: the emulations agree. In the QOperator model the first kernel's output is
+    int8 clipped at its zero point (the Relu) and a Gemm is com.microsoft QGemm; the saturated output is requantized
+    from the whole accumulator, not from the exact output that the clip already cut."""
+    models = Q.quantized_pair(tmp_path, op)
+    qdq, qop = _simulated(tmp_path, models["qdq"], "qdq"), _simulated(tmp_path, models["qoperator"], "qop")
+    assert sorted(qdq.saturated.values()) == sorted(qop.saturated.values()) and sum(qop.saturated.values()) > 0
+    exact, moved = qdq.exact["logits"], qdq.outputs["logits"]
+    assert np.allclose(qop.exact["logits"], exact, atol=1e-4)
+    rel = np.linalg.norm(moved - exact) / np.linalg.norm(exact)
+    rel_qop = np.linalg.norm(qop.outputs["logits"] - exact) / np.linalg.norm(exact)
+    assert rel > 0.05 and abs(rel_qop - rel) < 0.01 * rel, (rel, rel_qop)
+
+
+def test_a_quantized_output_is_requantized_from_its_accumulator_as_onnxruntime_does(tmp_path):
+    """Where saturation moves nothing the requantized accumulator is what onnxruntime's QLinearMatMul gives: the
+    integer sums, zero points and bias as its kernel takes them (bias and zero points of QGemm too)."""
+    models = Q.quantized_pair(tmp_path, "Gemm")
+    model = models["qoperator"]
+    path = tmp_path / "qop.onnx"
+    onnx.save(model, str(path))
+    feeds = _feeds()
+    first = int8.kernels(model)[0]
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    fetched = int8._fetch(model, feeds, {}, [first.act, first.output])
+    act, exact_out = fetched[first.act], fetched[first.output]
+    zp_u8 = int(inits[first.act_zp]) + (128 if act.dtype == np.int8 else 0)
+    moved = np.ones(exact_out.shape, np.int64)  # every place moved by one accumulator unit: requantized everywhere
+    requantized = int8._node_output(first, exact_out, moved, inits, fetched, act, zp_u8).astype(np.int64)
+    unit = float(inits[first.act_scale] * inits[first.weight_scale] / inits[first.out_scale])
+    assert unit < 0.5  # one unit of the accumulator moves the output by less than half a step: mostly nothing
+    assert np.abs(requantized - exact_out.astype(np.int64)).max() <= 1
+    assert (requantized == exact_out).mean() > 0.95
+
+
+def test_onnxruntime_own_ops_between_kernels_do_not_stop_the_emulation(tmp_path):
+    """A com.microsoft op (QLinearAdd, as the QOperator quantizer writes a residual Add) feeding a kernel that can
+    saturate: shape inference does not type its output, which is fetched untyped for onnxruntime to type, where a
+    guessed float stopped the session from loading."""
+    model = Q.qdq_matmul()
+    nodes = list(model.graph.node)
+    add = helper.make_node(
+        "QLinearAdd", ["x_q", "x_scale", "x_zp", "zero_q", "x_scale", "x_zp", "x_scale", "x_zp"], ["x_q2"],
+        name="residual", domain="com.microsoft",
+    )  # fmt: skip
+    nodes[1].input[0] = "x_q2"  # the activation's DequantizeLinear reads the Add's output
+    del model.graph.node[:]
+    model.graph.node.extend([nodes[0], add, *nodes[1:]])
+    model.graph.initializer.append(numpy_helper.from_array(np.zeros((1, Q.K), np.uint8), "zero_q"))
+    model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    sim = _simulated(tmp_path, model, "residual")
+    stored = _simulated(tmp_path, Q.qdq_matmul(), "stored")
+    assert sim.saturated == stored.saturated and np.array_equal(sim.outputs["logits"], stored.outputs["logits"])
