@@ -3,13 +3,17 @@ simulated figures and the fix; a 7-bit one passes. The ISA is injected (MODEL_CH
 
 import numpy as np
 import pytest
+from onnx import helper as onnx_helper
+from onnx import numpy_helper as onnx_numpy_helper
 
 from fixtures import artifacts as A
 from fixtures import int8_models as Q
 from model_checks.backends.onnx import int8
 from model_checks.backends.onnx.runner import OnnxRunner
+from model_checks.checks import portability
 from model_checks.checks.portability import PortabilityNotChecked
 from model_checks.core.machine import ISA_ENV
+from model_checks.core.metrics import Comparison
 from model_checks.core.session import GateSession
 
 INPUTS = [{"name": "input", "dtype": "float32", "shape": ["batch", Q.K], "range": [0.0, 1.0]}]
@@ -152,3 +156,67 @@ def test_no_such_warning_where_portability_is_checked_or_cannot_matter(tmp_path,
     assert r, str(r)
     assert not [w for w in recwarn if isinstance(w.message, PortabilityNotChecked)]
     assert "portability is not checked" not in str(r)
+
+
+@pytest.mark.parametrize("form", ["qat", "qgemm"])
+def test_other_forms_of_the_same_int8_weights_fail_as_the_stored_ones(tmp_path, any_cpu, form):
+    """Quantization-aware training's export (float weights quantized in the graph) and onnxruntime's QOperator Gemm
+    (com.microsoft QGemm) were skipped as having "no integer Conv, MatMul or Gemm with int8 weights"."""
+    model = Q.qat_matmul() if form == "qat" else Q.qgemm()
+    A.pair(tmp_path, model, Q.fp32(), precision="int8", inputs=INPUTS, tolerance=TOLERANCE)
+    r = check(tmp_path)
+    assert not r and r.skipped is None, str(r)
+    op = "MatMul" if form == "qat" else "QGemm"
+    assert f"pair sums saturated, in: head/{op if form == 'qat' else 'Gemm_quant'} ({op} U8S8, weights [" in str(r)
+
+
+def test_a_model_outside_its_tolerance_without_saturation_is_not_blamed_on_the_cpu(tmp_path, any_cpu):
+    """Its verdict fails on every CPU alike (equivalence's): portability does not judge it, and says why with both
+    figures, rather than fail it as saturation with a fix that would not help."""
+    int8_pair(tmp_path, bits=8)
+    (tmp_path / "variant" / "metadata.yaml").write_text(
+        (tmp_path / "variant" / "metadata.yaml").read_text().replace("rel_l2: 0.05", "rel_l2: 1.0e-09")
+    )
+    r = check(tmp_path)
+    assert r.skipped is not None, str(r)
+    assert r.skipped.startswith("not judged for variant@1.0 (1 int8 kernel(s), 1 that can saturate a 16-bit pair sum):")
+    assert (
+        "without saturation (the exact integer kernels) the model is already outside its tolerance on 2 of 2 case(s), "
+        "rel_l2 0.0" in r.skipped
+    )
+    assert (
+        "on every CPU kernel family alike: the verdict does not depend on the CPU, and saturation is not" in r.skipped
+    )
+    assert "x86-avx2 (predicted, no VNNI): rel_l2 " in r.skipped and "pair sum(s) saturated in 1 of 1" in r.skipped
+    assert "Fix:" not in r.skipped
+
+
+def test_the_cpu_decides_a_verdict_only_where_a_case_holds_without_saturation_and_not_with():
+    held, failed = Comparison(()), Comparison((), problems=("outside the tolerance",))
+    # (with saturation, without): one case failed either way beside one that saturation alone fails -> judged
+    assert portability._flips([failed, failed], [failed, held])
+    assert not portability._flips([failed, failed], [failed, failed])  # fails either way: not the CPU's
+    assert not portability._flips([held, failed], [held, failed])
+    assert not portability._flips([held], [failed])  # (saturation helping is not a failure of it)
+
+
+def test_a_model_whose_int8_kernels_quantize_inside_is_skipped_naming_them(tmp_path):
+    b = np.random.default_rng(0).integers(-127, 128, (Q.K, Q.N)).astype(np.int8)
+    nodes = [
+        onnx_helper.make_node(
+            "DynamicQuantizeMatMul", ["input", "B", "b_scale", "b_zp"], ["logits"], name="dq", domain="com.microsoft"
+        )
+    ]
+    inits = [
+        onnx_numpy_helper.from_array(b, "B"),
+        onnx_numpy_helper.from_array(np.array([0.01], np.float32), "b_scale"),
+        onnx_numpy_helper.from_array(np.array([0], np.int8), "b_zp"),
+    ]
+    model = Q._model(nodes, inits, "dynamic")
+    model.opset_import.append(onnx_helper.make_opsetid("com.microsoft", 1))
+    A.pair(tmp_path, model, Q.fp32(), precision="int8", inputs=INPUTS, tolerance=TOLERANCE)
+    r = check(tmp_path)
+    assert r.skipped == (
+        "variant@1.0 has quantization nodes but no integer Conv, MatMul or Gemm with int8 weights (its "
+        "DynamicQuantizeMatMul quantize their activation inside the kernel: not emulated)"
+    ), str(r)
