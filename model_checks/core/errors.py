@@ -8,8 +8,10 @@
     ├── ArtifactLoadError        a model file that cannot be loaded                  │ stops the artifact's later
     │   └── MachineLoadError     ...for want of something of this machine's          │
     ├── MissingDependencyError   a framework or extra not installed                  ┘ checks on one of these
+    ├── DataFileError            samples, recorded outputs or test data that cannot be used
     ├── InputGenerationError     no valid inputs from the declared interface
     ├── InferenceError           running a loaded model failed
+    ├── CheckStepError           a check's own step on the model failed in its worker
     ├── DeviceUnavailable        the device a budget names is not usable here
     ├── MeasurementDeadlineError a budget's measurement over its deadline
     ├── WorkerBrokeError         the model's worker process broke
@@ -80,6 +82,21 @@ class MachineLoadError(ArtifactLoadError):
     message names what is missing and how to provide it, or to export the model without needing it."""
 
     what = "model cannot be loaded on this machine"
+
+
+class DataFileError(ModelChecksError):
+    """A data file the manifest names beside the model (samples, a recorded reference, ONNX test data, eval data)
+    that cannot be read, or does not fit the model (an input it has no array for). The data's failure, said as such:
+    the model itself may be fine, so the artifact's later checks still run."""
+
+    what = "invalid data"
+
+
+class CheckStepError(ModelChecksError):
+    """A step of a check's own, run on the model in its worker (an emulation, a rewrite), that failed where the model
+    loads and runs: the check could not reach a verdict, which is not the model failing to load."""
+
+    what = "check could not run"
 
 
 class InputGenerationError(ModelChecksError):

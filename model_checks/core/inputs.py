@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterable
 
 from model_checks.core import batch as batching
-from model_checks.core.errors import ArtifactLoadError, InputGenerationError
+from model_checks.core.errors import DataFileError, InputGenerationError
 from model_checks.core.lazy import lazy
 from model_checks.manifest.model import TensorSpec
 from model_checks.safety.paths import check_regular_file
@@ -215,25 +215,25 @@ def _unpacked_bytes(path: Path, key: str) -> int:
                     shape, _, dtype = read_header(f, max_header_size=10_000)
                 total += max(info.file_size, int(np.prod(shape, dtype=np.float64)) * dtype.itemsize)
     except Exception as e:
-        raise ArtifactLoadError(f"{key}: {path.name} is not a readable .npz ({type(e).__name__}: {e})") from None
+        raise DataFileError(f"{key}: {path.name} is not a readable .npz ({type(e).__name__}: {e})") from None
     return total
 
 
 def load_npz(path: Path, key: str) -> dict[str, np.ndarray]:
     """Arrays of an `.npz`, pickles refused, size capped (on disk, and once decompressed)."""
-    check_regular_file(path, key, MAX_NPZ_BYTES)
+    check_regular_file(path, key, MAX_NPZ_BYTES, missing=DataFileError)
     unpacked = _unpacked_bytes(path, key)
     if unpacked > MAX_NPZ_BYTES:
-        raise ArtifactLoadError(
+        raise DataFileError(
             f"{key}: {path.name} unpacks to {unpacked / 1024**3:.1f} GiB, over the {MAX_NPZ_BYTES // 1024**2} MiB cap"
         )
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     except ValueError as e:
-        raise ArtifactLoadError(f"{key}: {path.name} holds pickled objects, which are refused ({e})") from None
+        raise DataFileError(f"{key}: {path.name} holds pickled objects, which are refused ({e})") from None
     except Exception as e:
-        raise ArtifactLoadError(f"{key}: {path.name} is not a readable .npz ({type(e).__name__}: {e})") from None
+        raise DataFileError(f"{key}: {path.name} is not a readable .npz ({type(e).__name__}: {e})") from None
 
 
 def sample_cases(path: Path, specs: list[TensorSpec], key: str) -> list[Case]:
@@ -243,7 +243,7 @@ def sample_cases(path: Path, specs: list[TensorSpec], key: str) -> list[Case]:
     for s in specs:
         arr = arrays.get(s.name, arrays.get(f"input:{s.name}"))
         if arr is None:
-            raise ArtifactLoadError(
+            raise DataFileError(
                 f"{key}: {path.name} has no array for input '{s.name}' (it has {', '.join(arrays) or 'none'})"
             )
         feeds[s.name] = arr

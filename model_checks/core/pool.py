@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from model_checks.backends import backend, require_trust_for
 from model_checks.backends.base import ModelFacts, Names, Runner
-from model_checks.core.errors import ModelChecksError, WorkerStartError
+from model_checks.core.errors import CheckStepError, ModelChecksError, WorkerStartError, runtime_error_text
 from model_checks.core.lazy import lazy
 from model_checks.isolation.limits import Limits
 from model_checks.safety.digest import Digests
@@ -256,7 +256,12 @@ class ModelPool:
         require_trust_for(path, fmt, self.trust_code)
         if self.workers is not None:
             return self.workers.request(fmt, "call", (fn, args), path)
-        return fn(*args)
+        try:
+            return fn(*args)
+        except ModelChecksError:
+            raise
+        except Exception as e:  # as a worker's answer says it (Workers._error): the check's step, not the model's load
+            raise CheckStepError(f"{path.name}: call failed in this process: {runtime_error_text(e)}") from None
 
     def run_confined(self, path: Path, fn: Callable[..., Any], *args: Any) -> Any:
         """`fn(*args)` about the model at `path` in the confined worker (no network, no processes, writes only in its

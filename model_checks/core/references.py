@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from model_checks.backends.base import named_feeds
 from model_checks.backends.onnx.testdata import read_tensor
 from model_checks.backends.registry import format_by_suffix, reference_formats
-from model_checks.core.errors import ArtifactLoadError
+from model_checks.core.errors import DataFileError
 from model_checks.core.inputs import Case, load_npz
 from model_checks.manifest import guess_format
 from model_checks.safety.paths import resolve_inside
@@ -27,7 +27,7 @@ def reference_kind(path: Path) -> str:
     if path.suffix and guess_format(path.name) in reference_formats():
         return "model"
     suffixes = ", ".join(s for s, f in format_by_suffix().items() if s and f in reference_formats())
-    raise ArtifactLoadError(
+    raise DataFileError(
         f"reference.path: cannot tell what {path.name} is; use a model ({suffixes}), an .npz, or an ONNX test data directory"
     )
 
@@ -38,7 +38,7 @@ def recorded_cases(path: Path, key: str) -> list[Case]:
     ins = {k.split(":", 1)[1]: v for k, v in arrays.items() if k.startswith("input:")}
     outs = {k.split(":", 1)[1]: v for k, v in arrays.items() if k.startswith("output:")}
     if not ins or not outs:
-        raise ArtifactLoadError(
+        raise DataFileError(
             f"{key}: {path.name} needs arrays named input:<name> and output:<name> (it has {', '.join(arrays) or 'none'})"
         )
     return [Case(f"recorded ({path.name})", ins, outs)]
@@ -73,14 +73,14 @@ def read_testdata(path: Path, key: str, root: Path | None = None) -> TestData:
         )
     )
     if not sets:
-        raise ArtifactLoadError(f"{key}: {path.name} holds no test_data_set_N directories")
+        raise DataFileError(f"{key}: {path.name} holds no test_data_set_N directories")
     found: TestData = []
     for s in sets:
         s = _inside(root, s, key)
         ins = [read_tensor(_inside(root, p, key), key, root) for p in _numbered(s, "input")]
         outs = [read_tensor(_inside(root, p, key), key, root) for p in _numbered(s, "output")]
         if not outs:
-            raise ArtifactLoadError(f"{key}: {s.name} has no output_K.pb files")
+            raise DataFileError(f"{key}: {s.name} has no output_K.pb files")
         found.append((s.name, ins, outs))
     return found
 

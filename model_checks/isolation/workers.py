@@ -27,6 +27,7 @@ from model_checks.backends import family as backend_family
 from model_checks.core.errors import (
     AnswerRefusedError,
     ArtifactLoadError,
+    CheckStepError,
     InferenceError,
     MemoryLimitError,
     ModelChecksError,
@@ -487,7 +488,8 @@ class Worker:
         cls = _known_error(info)
         if cls is not None:
             return of_kind(cls, info.message)  # the worker's own message, as its own kind
-        wrap = InferenceError if _said(op) == "infer" else ArtifactLoadError
+        # a check's own step (`call`: an emulation, a rewrite) that failed is not the model failing to load
+        wrap = {"infer": InferenceError, "call": CheckStepError}.get(_said(op), ArtifactLoadError)
         return wrap(
             f"{what}: {_said(op)} failed in the {self.family} worker: {runtime_error_text(info.message, info.name)}"
         )

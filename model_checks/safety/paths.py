@@ -13,7 +13,7 @@ import unicodedata
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Iterable
 
-from model_checks.core.errors import ArtifactLoadError, UnsafePathError
+from model_checks.core.errors import ArtifactLoadError, ModelChecksError, UnsafePathError
 from model_checks.safety.sniff import lfs_problem, link_text
 from model_checks.safety.text import printable
 
@@ -154,12 +154,15 @@ def proven_files(root: Path, files: Iterable[Path], key: str) -> list[Path]:
     return checked
 
 
-def check_regular_file(path: Path, key: str, max_bytes: int = MAX_FILE_BYTES) -> int:
-    """A regular file of bounded size with no hard-link aliases; returns its size."""
+def check_regular_file(
+    path: Path, key: str, max_bytes: int = MAX_FILE_BYTES, missing: type[ModelChecksError] = ArtifactLoadError
+) -> int:
+    """A regular file of bounded size with no hard-link aliases; returns its size. `missing`: the error a file that
+    is not there raises (a model's, or a data file's: DataFileError)."""
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise ArtifactLoadError(f"{key}: {path.name} does not exist") from None
+        raise missing(f"{key}: {path.name} does not exist") from None
     return _regular(st, path.name, key, max_bytes)
 
 

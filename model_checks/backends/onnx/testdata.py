@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from model_checks.core.errors import ArtifactLoadError
+from model_checks.core.errors import DataFileError
 from model_checks.core.lazy import lazy
 from model_checks.safety.paths import check_regular_file, stand_in_problem
 from model_checks.safety.sniff import lfs_problem
@@ -20,13 +20,13 @@ def read_tensor(path: Path, key: str, root: Path | None = None) -> tuple[str, np
     """(name, values) of one TensorProto file of ONNX test data (`input_0.pb`); its values must be in the file. A
     stand-in the checkout left in its place (a Git LFS pointer; with `root`, a symbolic link written as a file) is
     said to be one."""
-    size = check_regular_file(path, key, MAX_PB_BYTES)
+    size = check_regular_file(path, key, MAX_PB_BYTES, missing=DataFileError)
     data = path.read_bytes()
     plain = _plain_tensor(data)
     if plain is not None:
         return plain
     if (stand_in := stand_in_problem(root, path) if root is not None else lfs_problem(path)) is not None:
-        raise ArtifactLoadError(f"{key}: {path.name} {stand_in}")
+        raise DataFileError(f"{key}: {path.name} {stand_in}")
     import onnx
     from onnx import numpy_helper
 
@@ -34,21 +34,21 @@ def read_tensor(path: Path, key: str, root: Path | None = None) -> tuple[str, np
     try:
         t.ParseFromString(data)
     except Exception as e:
-        raise ArtifactLoadError(f"{key}: {path.name} is not a readable TensorProto ({type(e).__name__}: {e})") from None
+        raise DataFileError(f"{key}: {path.name} is not a readable TensorProto ({type(e).__name__}: {e})") from None
     if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data):
         # onnx would read it relative to the working directory, i.e. from outside the artifacts root
-        raise ArtifactLoadError(
+        raise DataFileError(
             f"{key}: {path.name} keeps its values in an external file; test data must hold its values itself"
         )
     elements = int(np.prod([max(int(d), 0) for d in t.dims], dtype=np.float64))
     if elements > 8 * size:  # no TensorProto encoding stores more than 8 values a byte: the dims lie
-        raise ArtifactLoadError(
+        raise DataFileError(
             f"{key}: {path.name} declares dims {list(t.dims)} ({elements:.3g} values) but holds {size} bytes"
         )
     try:
         return t.name, numpy_helper.to_array(t)
     except Exception as e:
-        raise ArtifactLoadError(f"{key}: {path.name} is not a readable TensorProto ({type(e).__name__}: {e})") from None
+        raise DataFileError(f"{key}: {path.name} is not a readable TensorProto ({type(e).__name__}: {e})") from None
 
 
 # -- the plain shape, read without onnx -------------------------------------------------------------------------

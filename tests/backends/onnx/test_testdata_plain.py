@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from onnx import numpy_helper
 
 from model_checks.backends.onnx import testdata
-from model_checks.core.errors import ArtifactLoadError
+from model_checks.core.errors import DataFileError
 
 DTYPES = [np.float32, np.uint8, np.int8, np.uint16, np.int16, np.int32, np.int64, np.bool_, np.float16]
 DTYPES += [np.float64, np.uint32, np.uint64]
@@ -104,13 +104,13 @@ def test_external_data_and_lying_dims_are_refused_with_onnxs_messages(tmp_path: 
     t = numpy_helper.from_array(np.zeros(4, np.float32), "x")
     t.data_location = onnx.TensorProto.EXTERNAL
     (tmp_path / "input_0.pb").write_bytes(t.SerializeToString())
-    with pytest.raises(ArtifactLoadError) as e:
+    with pytest.raises(DataFileError) as e:
         testdata.read_tensor(tmp_path / "input_0.pb", "k")
     assert str(e.value) == "k: input_0.pb keeps its values in an external file; test data must hold its values itself"
     t = numpy_helper.from_array(np.zeros(4, np.float32), "x")
     t.dims[:] = [1 << 20, 1 << 20]
     (tmp_path / "input_1.pb").write_bytes(t.SerializeToString())
-    with pytest.raises(ArtifactLoadError) as e:
+    with pytest.raises(DataFileError) as e:
         testdata.read_tensor(tmp_path / "input_1.pb", "k")
     assert str(e.value).startswith("k: input_1.pb declares dims [1048576, 1048576] (1.1e+12 values) but holds ")
 
