@@ -60,13 +60,24 @@ def dynamic_axis_problems(ctx: CheckContext, axis: str) -> list[str]:
     batch-dynamic); another axis (a sequence) is run at two lengths."""
     specs = ctx.interface()
     holders = [s for s in specs if s.shape and axis in s.shape]
-    if not holders:
-        names = sorted({d for s in specs for d in (s.shape or ()) if isinstance(d, str)})
-        return [
-            f"dynamic_axes: '{axis}' is no dimension of any input (named dims: {', '.join(names) or 'none'}) "
-            f"[{_src(ctx, 'dynamic_axes')}]"
-        ]
     found = batching.find(specs)
+    if not holders and found is not None and found.name == "?" and batching.is_batch_name(axis):
+        # a batch the model leaves unnamed (scikit-learn's converters, an OpenVINO IR's -1): the batch all the same,
+        # as everywhere else in the gate (core/batch); the declared name is checked on it
+        return _batch_problems(ctx, specs, found, declared=axis)
+    if not holders:
+        names = sorted({d for s in specs for d in (s.shape or ()) if isinstance(d, str) and d != "?"})
+        unnamed = [f"'{s.name}' axis {k}" for s in specs for k, d in enumerate(s.shape or ()) if d == "?"]
+        nameless = (
+            f"; the model leaves {', '.join(unnamed)} dynamic without a name: declare it in inputs[].shape "
+            f"(e.g. shape: ['{axis}', ...]) to have it checked as '{axis}'"
+            if unnamed
+            else ""
+        )
+        return [
+            f"dynamic_axes: '{axis}' is no dimension of any input (named dims: {', '.join(names) or 'none'})"
+            f"{nameless} [{_src(ctx, 'dynamic_axes')}]"
+        ]
     if found is not None and found.name == axis:
         return _batch_problems(ctx, specs, found)
     return _length_problems(ctx, specs, axis, holders)
@@ -95,8 +106,9 @@ def _batch_feeds(
     return batching.take(samples, where, slice(0, MAX_SAMPLES)), shipped, []
 
 
-def _batch_problems(ctx: CheckContext, specs: list, batch: batching.Batch) -> list[str]:
-    axis = batch.name
+def _batch_problems(ctx: CheckContext, specs: list, batch: batching.Batch, declared: str | None = None) -> list[str]:
+    """`declared`: the name dynamic_axes gives a batch the model leaves unnamed."""
+    axis = declared or batch.name
     where = batching.axes(specs, batch)
     about = f" [{batch.describe()}: {', '.join(f'axis {k} of {n!r}' for n, k in where.items())}]"
     feeds, source, problems = _batch_feeds(ctx, specs, batch, where)
@@ -130,7 +142,9 @@ def _batch_problems(ctx: CheckContext, specs: list, batch: batching.Batch) -> li
         for name, k in out_where.items():
             full = together[name]
             row = np.take(full, [i], axis=k)
-            c = compare_output(name, row, alone[name], ctx.manifest.tolerance.for_output(name))
+            c = compare_output(
+                name, row, alone[name], ctx.manifest.tolerance.for_output(name), against="the same sample run alone"
+            )
             if not c.ok:
                 detail = c.problem or "; ".join(
                     f"{r.metric} {r.value:.3g} vs {r.limit.value:.3g}" for r in c.rows if not r.ok and r.limit

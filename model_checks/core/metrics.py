@@ -177,7 +177,7 @@ def _finite_problem(a: np.ndarray, side: str) -> str | None:
     return None
 
 
-def _same_non_finite(out: np.ndarray, ref: np.ndarray) -> str | None:
+def _same_non_finite(out: np.ndarray, ref: np.ndarray, against: str = "the reference") -> str | None:
     """Both sides non-finite at exactly the same places, alike (NaN for NaN, the same infinity): the inputs reach
     outside what the model computes (a square root or a logarithm of a negative, say), as a test data set recorded
     from the original often does. Still a failure, said as such: agreeing there proves nothing of the model."""
@@ -192,24 +192,27 @@ def _same_non_finite(out: np.ndarray, ref: np.ndarray) -> str | None:
     idx = tuple(int(i) for i in np.argwhere(bad)[0])
     n_nan = int(np.isnan(o).sum())
     return (
-        f"the output and the reference both have {n_nan} NaN and {o.size - n_nan} Inf values, at the same places "
+        f"the output and {against} both have {n_nan} NaN and {o.size - n_nan} Inf values, at the same places "
         f"(first at index {list(idx)}): the inputs reach outside what the model computes (a square root or a "
         "logarithm of a negative, say); a non-finite output never passes, so compare on inputs inside its domain"
     )
 
 
-def compare_output(name: str, out: np.ndarray, ref: np.ndarray, limits: Mapping[str, Limit]) -> OutputComparison:
-    """Compare one output with its reference under `limits` (metric -> Limit)."""
+def compare_output(
+    name: str, out: np.ndarray, ref: np.ndarray, limits: Mapping[str, Limit], against: str = "the reference"
+) -> OutputComparison:
+    """Compare one output with its reference under `limits` (metric -> Limit); `against` names what `ref` is in
+    the messages (the batch check compares a batched run with the same sample run alone, not with a reference)."""
     out, ref = np.asarray(out), np.asarray(ref)
     if out.shape != ref.shape:
         return OutputComparison(
             name,
-            problem=f"shape {list(out.shape)} differs from the reference's {list(ref.shape)}; shapes must match exactly (nothing is broadcast)",
+            problem=f"shape {list(out.shape)} differs from {against}'s {list(ref.shape)}; shapes must match exactly (nothing is broadcast)",
         )
     if out.dtype != ref.dtype:
         return OutputComparison(
             name,
-            problem=f"dtype {out.dtype} differs from the reference's {ref.dtype}; cast explicitly when packaging, or "
+            problem=f"dtype {out.dtype} differs from {against}'s {ref.dtype}; cast explicitly when packaging, or "
             f"declare outputs[].dtype: {out.dtype} in metadata.yaml to compare both in float32 or wider "
             "(fp16 is never compared with fp32 silently)",
         )
@@ -217,9 +220,9 @@ def compare_output(name: str, out: np.ndarray, ref: np.ndarray, limits: Mapping[
         return OutputComparison(
             name, problem=f"output is empty (shape {list(out.shape)}); an empty comparison proves nothing"
         )
-    if (p := _same_non_finite(out, ref)) is not None:
+    if (p := _same_non_finite(out, ref, against)) is not None:
         return OutputComparison(name, problem=p)
-    for arr, side in ((out, "the output"), (ref, "the reference")):
+    for arr, side in ((out, "the output"), (ref, against)):
         if (p := _finite_problem(arr, side)) is not None:
             return OutputComparison(name, problem=p)
     if out.dtype.kind in EXACT_KINDS:
