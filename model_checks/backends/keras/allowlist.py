@@ -6,6 +6,11 @@ not: `{"module": "os", "class_name": "system"}` would be imported. A `TFOpLambda
 function by path (`io.write_file`), and a `Lambda` layer may name a function of any imported module.
 So every name is checked against allow-lists of Keras and TensorFlow layer modules first, and anything
 else is refused with the name and where in the config it was found. Plain JSON only: no TensorFlow here.
+
+Keras' own layers can read files too: a lookup or text-vectorization layer given its `vocabulary` as a path reads
+that file when it is built (TensorFlow's table initializer, in native code no audit hook sees), from anywhere the
+gate's user may read, and its parse error quotes the file into the report. Keras writes a vocabulary into the
+config as a list, so a path there is refused, as is any layer that loads a model from a path (`TFSMLayer`).
 """
 
 from __future__ import annotations
@@ -57,6 +62,9 @@ _SIDE_EFFECTS = re.compile(
     r"^data\.|^config\.|^sysconfig|^autograph|^test\.|^train\.|^saved_model|^keras\.|^xla|^mlir"
 )
 _TF_TOP_LEVEL = re.compile(r"^[a-z][a-z0-9_]*$")
+# Config keys whose text a Keras layer opens as a file when it is built (a lookup layer's vocabulary as a path).
+_PATH_KEYS = ("vocabulary", "vocabulary_file", "vocab_file", "filepath", "file_path", "filename", "path")
+_LOADS_A_MODEL = frozenset({"TFSMLayer"})  # a layer that loads a SavedModel from a path: its functions run
 
 
 def _objects(node: Any, where: str = "config.json") -> Iterator[tuple[str, dict]]:
@@ -101,6 +109,13 @@ def _object_problem(obj: dict) -> str | None:
     if module is not None and (not isinstance(module, str) or not _ALLOWED_MODULE.match(module)):
         return f"names the module {module!r} (class {cls!r}), which is not a Keras layer module; only Keras' own modules are imported"
     config = obj.get("config")
+    if cls in _LOADS_A_MODEL:
+        return f"loads a model from a path when it is built ({cls}): the code it carries would run, and from outside the artifact"
+    if isinstance(config, dict) and (key := next((k for k in _PATH_KEYS if isinstance(config.get(k), str)), None)):
+        return (
+            f"reads the file {config[key][:200]!r} when it is built ({key}); a model may read nothing outside "
+            f"itself: keep the {key} in the model (Keras writes a vocabulary into the config as a list)"
+        )
     if cls == "TFOpLambda" and isinstance(config, dict):
         return tf_op_problem(config.get("function"))
     if cls == "Lambda" and isinstance(config, dict):

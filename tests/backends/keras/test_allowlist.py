@@ -93,6 +93,14 @@ def _model(*layers: dict) -> dict:
         (_layer("Custom", module=None) | {"registered_name": "pkg>Custom"}, "is the custom object 'pkg>Custom'"),
         (_layer("exec", module="builtins"), "names the Python builtin 'exec'"),
         ({"class_name": "__lambda__", "config": {"code": "x"}}, "holds Python bytecode (a lambda)"),
+        (
+            _layer("IntegerLookup", vocabulary="/home/ci/.ssh/id_rsa"),
+            "IntegerLookup 'integerlookup': reads the file '/home/ci/.ssh/id_rsa' when it is built (vocabulary); a "
+            "model may read nothing outside itself",
+        ),
+        (_layer("StringLookup", vocabulary="../../secret.txt"), "reads the file '../../secret.txt' when it is built"),
+        (_layer("TextVectorization", vocabulary="/etc/passwd"), "reads the file '/etc/passwd' when it is built"),
+        (_layer("TFSMLayer", filepath="/tmp/model"), "loads a model from a path when it is built (TFSMLayer)"),
     ],
 )
 def test_the_allow_list_refuses_by_name_and_place(layer: dict, message: str) -> None:
@@ -111,6 +119,8 @@ def test_the_allow_list_passes_what_keras_writes() -> None:
         _layer("TFOpLambda", module="tf_keras.src.layers.core.tf_op_layer", function="nn.relu"),
         _layer("TFOpLambda", module="tf_keras.src.layers.core.tf_op_layer", function="__operators__.add"),
         _layer("Functional", module="tf_keras.src.engine.functional"),
+        _layer("IntegerLookup", vocabulary=[1, 2, 3], vocabulary_dtype="int64"),  # as Keras writes one
+        _layer("StringLookup", vocabulary=["a", "b"]),
         {"class_name": "__tuple__", "config": {"value": [1, 2]}},
     )
     assert config_problems(ok) == []
@@ -147,3 +157,22 @@ def test_a_keras_config_naming_code_fails_integrity_before_keras_reads_it(pytest
     assert "Traceback" not in message and run.ret == 1
     assert not canary.exists() and run.written_outside() == []
     assert run.outcomes("good@1.0")["accuracy"] == "passed"
+
+
+def test_a_keras_layer_that_would_read_a_file_outside_is_refused_before_it_is_read(pytester: pytest.Pytester) -> None:
+    """A lookup layer's vocabulary given as a path: Keras read the file when it built the layer, and TensorFlow's
+    parse error quoted its first line into the report (terminal and junit)."""
+    root, secret = pytester.path / "artifacts", pytester.path / "outside" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("TOPSECRET-token\n")
+    d = root / "lookup"
+    d.mkdir(parents=True)
+    config = _model(_layer("IntegerLookup", vocabulary=str(secret)))
+    with zipfile.ZipFile(d / "model.keras", "w") as z:
+        z.writestr("config.json", json.dumps(config))
+        z.writestr("metadata.json", json.dumps({"keras_version": "2.19.0"}))
+    bad_artifacts.manifest(d, file="model.keras")
+    run = run_gate(pytester, root)
+    message = run.message("integrity", "lookup@1.0")
+    assert f"IntegerLookup 'integerlookup': reads the file '{secret}' when it is built (vocabulary)" in message
+    assert not [r for r in run.reports.values() if "TOPSECRET" in str(r.longrepr)] and run.ret == 1
