@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable
 
 import pytest
 
-from model_checks.safety.text import printable
+from model_checks.safety.text import printable, terminal_lines
 
 if TYPE_CHECKING:  # the plugin's import stays light: the library is loaded when a check first runs
     from model_checks.checks.context import CheckContext
@@ -67,7 +67,7 @@ def verdict(
     if not result:
         # Messages quote runtimes, models and manifests: each line is made printable (an escape sequence, a
         # carriage return or a line break inside a quoted name shows as its escape, never acts on the terminal).
-        pytest.fail("\n".join(printable(line) for line in str(result).split("\n")), pytrace=False)
+        pytest.fail(terminal_lines(str(result)), pytrace=False)
     return result
 
 

@@ -13,6 +13,21 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
+def terminal_lines(text: str) -> str:
+    """A gate message of several lines for the terminal (and junit): each line printable, and a line break only where
+    the gate's own layout puts one. Every line after a message's first is indented (a problem, a note, an error's
+    text), so a line break followed by anything else came inside quoted text (a model's output named
+    "y\\n<path>::test_x PASSED") and is shown as its escape, joined to the line it is part of: an artifact cannot
+    start a line of the report at its left margin, where pytest writes its own."""
+    lines: list[str] = []
+    for line in text.split("\n"):
+        if lines and line and not line[0].isspace():
+            lines[-1] += "\\n" + printable(line)
+        else:
+            lines.append(printable(line))
+    return "\n".join(lines)
+
+
 def md_cell(text: str) -> str:
     """Text as one table cell: escaped (printable), with no `|` to split the row and no backtick to end a span."""
     return printable(text).replace("|", "\\|").replace("`", "\\u0060")
