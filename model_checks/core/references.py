@@ -75,6 +75,7 @@ def read_testdata(path: Path, key: str, root: Path | None = None) -> TestData:
     if not sets:
         raise DataFileError(f"{key}: {path.name} holds no test_data_set_N directories")
     found: TestData = []
+    held = 0
     for s in sets:
         s = _inside(root, s, key)
         ins = [read_tensor(_inside(root, p, key), key, root) for p in _numbered(s, "input")]
@@ -82,7 +83,22 @@ def read_testdata(path: Path, key: str, root: Path | None = None) -> TestData:
         if not outs:
             raise DataFileError(f"{key}: {s.name} has no output_K.pb files")
         found.append((s.name, ins, outs))
+        held += sum(_in_memory(a) for _, a in (*ins, *outs))
+        if held > MAX_TESTDATA_BYTES:
+            raise DataFileError(
+                f"{key}: the test data takes over {MAX_TESTDATA_BYTES / 1024**3:g} GiB in memory by {s.name} "
+                f"({len(found)} of {len(sets)} sets read); the gate holds an artifact's test data whole: keep fewer "
+                "or smaller sets"
+            )
     return found
+
+
+MAX_TESTDATA_BYTES = 2 * 1024**3  # an artifact's test data, all sets together, as held in memory
+
+
+def _in_memory(a: np.ndarray) -> int:
+    """An array's bytes in memory, a string array's objects counted too (about 56 bytes each beyond its text)."""
+    return int(a.nbytes + (a.size * 56 if a.dtype == object else 0))
 
 
 def testdata_cases(

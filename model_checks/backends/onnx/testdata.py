@@ -14,6 +14,15 @@ from model_checks.safety.sniff import lfs_problem
 np = lazy("numpy")
 
 MAX_PB_BYTES = 1024**3
+# What a tensor kept in typed fields (not raw_data) may take in memory once read: protobuf's repeated fields and
+# numpy's array from them take many times the file's bytes (an empty string: 2 bytes on disk, ~70 in memory), and
+# the gate's process, which reads test data, has no memory limit of its own.
+MAX_DECODED_BYTES = 1024**3
+# Memory per byte of file, at worst, by TensorProto.data_type: strings (8) as objects; varint fields (int32_data for
+# the 8- and 16-bit types, bool and float16; int64_data, uint64_data) a byte each at least; float_data, double_data
+# (and complex) fixed-size. An unknown or undeclared type is taken at the worst.
+_DECODE_RATIO = {8: 40, 1: 3, 11: 3, 14: 3, 15: 3, 7: 24, 12: 24, 13: 24}
+_WORST_RATIO, _VARINT32_RATIO = 40, 16
 
 
 def read_tensor(path: Path, key: str, root: Path | None = None) -> tuple[str, np.ndarray]:
@@ -27,6 +36,15 @@ def read_tensor(path: Path, key: str, root: Path | None = None) -> tuple[str, np
         return plain
     if (stand_in := stand_in_problem(root, path) if root is not None else lfs_problem(path)) is not None:
         raise DataFileError(f"{key}: {path.name} {stand_in}")
+    data_type = _declared_type(data)
+    ratio = _DECODE_RATIO.get(data_type, _VARINT32_RATIO if data_type is not None else _WORST_RATIO)
+    if size * ratio > MAX_DECODED_BYTES:
+        raise DataFileError(
+            f"{key}: {path.name} keeps {size} bytes of values in typed fields rather than raw_data (data type "
+            f"{data_type if data_type is not None else 'not declared'}), which could take {size * ratio / 1024**3:.1f} "
+            f"GiB of memory to read, over the cap of {MAX_DECODED_BYTES / 1024**3:g} GiB; write the tensor with "
+            "raw_data (onnx.numpy_helper.from_array does)"
+        )
     import onnx
     from onnx import numpy_helper
 
@@ -82,6 +100,30 @@ def _varint(buf: bytes, i: int) -> tuple[int, int]:
             return value, i
         shift += 7
     raise _NotPlain
+
+
+def _declared_type(buf: bytes) -> int | None:
+    """A TensorProto's data_type (field 2) read off the wire format's fields before its values, without parsing
+    them; None when it comes later or the encoding is not one this reads."""
+    i, end = 0, len(buf)
+    try:
+        for _ in range(_MAX_DIMS + 8):  # dims, data_type and a name come first as onnx writes a tensor
+            if i >= end:
+                return None
+            tag, i = _varint(buf, i)
+            field, wire = tag >> 3, tag & 7
+            if field == 2 and wire == 0:
+                return _varint(buf, i)[0]
+            if wire == 0:
+                i = _varint(buf, i)[1]
+            elif wire == 2:
+                n, i = _varint(buf, i)
+                i += n
+            else:
+                return None
+    except (_NotPlain, IndexError):
+        return None
+    return None
 
 
 def _plain_tensor(buf: bytes) -> tuple[str, np.ndarray] | None:

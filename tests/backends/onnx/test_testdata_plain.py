@@ -14,7 +14,7 @@ import onnx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 from model_checks.backends.onnx import testdata
 from model_checks.core.errors import DataFileError
@@ -124,3 +124,44 @@ def test_the_gates_process_reads_plain_test_data_without_importing_onnx(tmp_path
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _strings(n: int) -> onnx.TensorProto:
+    return helper.make_tensor("s", onnx.TensorProto.STRING, [n], [b""] * n)
+
+
+def test_values_in_typed_fields_that_would_swell_in_memory_are_refused_before_they_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Empty strings take 2 bytes of the file each and about 70 in memory once protobuf and numpy hold them (a
+    stranger's 64 MiB file: 1.8 GB in the gate's process, which has no memory limit). The file's bytes times what
+    its declared type can swell to are capped before onnx parses anything; float_data swells little."""
+    monkeypatch.setattr(testdata, "MAX_DECODED_BYTES", 100_000)
+    (tmp_path / "output_0.pb").write_bytes(_strings(20_000).SerializeToString())  # 40 kB on disk
+    with pytest.raises(DataFileError) as e:
+        testdata.read_tensor(tmp_path / "output_0.pb", "k")
+    assert str(e.value).startswith("k: output_0.pb keeps 40") and (
+        "bytes of values in typed fields rather than raw_data (data type 8), which could take 0.0 GiB of memory to "
+        "read, over the cap of 9.31323e-05 GiB; write the tensor with raw_data (onnx.numpy_helper.from_array does)"
+    ) in str(e.value)
+    floats = helper.make_tensor("f", onnx.TensorProto.FLOAT, [5_000], np.ones(5_000, np.float32))  # float_data
+    (tmp_path / "input_0.pb").write_bytes(floats.SerializeToString())  # 20 kB: 3 x fits
+    assert testdata.read_tensor(tmp_path / "input_0.pb", "k")[1].shape == (5_000,)
+    assert testdata._declared_type(_strings(3).SerializeToString()) == onnx.TensorProto.STRING
+
+
+def test_an_artifacts_test_data_is_held_to_a_total(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from model_checks.core import references
+
+    monkeypatch.setattr(references, "MAX_TESTDATA_BYTES", 1000)
+    for k in range(3):
+        s = tmp_path / f"test_data_set_{k}"
+        s.mkdir()
+        (s / "input_0.pb").write_bytes(numpy_helper.from_array(np.zeros(100, np.float32), "x").SerializeToString())
+        (s / "output_0.pb").write_bytes(_strings(2).SerializeToString())
+    with pytest.raises(DataFileError) as e:
+        references.read_testdata(tmp_path, "k")
+    assert str(e.value) == (
+        "k: the test data takes over 9.31323e-07 GiB in memory by test_data_set_1 (2 of 3 sets read); the gate holds "
+        "an artifact's test data whole: keep fewer or smaller sets"
+    )
