@@ -110,6 +110,9 @@ class Target:
     run: Callable[[Any], Any]
     convert: Callable[[dict[str, np.ndarray]], Any]
     release: Callable[[], Any] = lambda: None
+    # Stops a call in flight, from another thread, through the runtime's own cancellation (onnxruntime's
+    # RunOptions.terminate, OpenVINO's InferRequest.cancel): the call then raises. None where the runtime has none.
+    cancel: Callable[[], Any] | None = None
     _prepared: Any = field(default=None, init=False)
 
     def prepare(self, feeds: dict[str, np.ndarray]) -> None:

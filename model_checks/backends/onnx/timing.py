@@ -43,4 +43,15 @@ def open_target(path: Path, root: Path, device: str, threads: int | None) -> Tar
         what = f"onnxruntime {ort.__version__} CPUExecutionProvider, {threads or 'default'} thread(s)"
     session = runner.session
     names = [o.name for o in runner.outputs]
-    return Target(what, run=lambda feeds: session.run(names, feeds), convert=dict, release=runner.close)
+    options = ort.RunOptions()  # its terminate flag stops a run in flight, between nodes (a Loop's too)
+
+    def cancel() -> None:
+        options.terminate = True
+
+    return Target(
+        what,
+        run=lambda feeds: session.run(names, feeds, options),
+        convert=dict,
+        release=runner.close,
+        cancel=cancel,
+    )

@@ -34,4 +34,4 @@ def open_target(path: Path, root: Path, device: str, threads: int | None) -> Tar
         return {i: feeds[s.name] for i, s in enumerate(runner.inputs)}
 
     what = f"{runner.description}, {threads or 'default'} thread(s)"
-    return Target(what, run=request.infer, convert=convert, release=runner.close)
+    return Target(what, run=request.infer, convert=convert, release=runner.close, cancel=request.cancel)

@@ -23,6 +23,7 @@ from model_checks.checks.budgets.measure import (
     Bench,
     Deadline,
     Measurement,
+    Watchdog,
     block_starts,
     samples_ns,
     timed,
@@ -114,7 +115,8 @@ def _open(
         lambda: open_target(path, fmt, ctx.artifact.root, budget.device, budget.threads, options.trust_code)
     )
     target.prepare(feeds)
-    _, first_ms = timed(target.call)
+    with Watchdog([target], options.timeout_s, f"--model-checks-timeout ({options.timeout_s:g} s)"):
+        _, first_ms = timed(target.call)
     return target, create_ms, first_ms
 
 
@@ -128,21 +130,29 @@ def measure(
     setup: Callable[[], Any] | None = None,
     teardown: Callable[[], Any] | None = None,
     per_call: tuple[float, str] | None = None,
+    also: tuple[Target, ...] = (),
 ) -> Measurement:
     """Session creation, first call, warm-up until stable, then `rounds` samples of one call each; `setup` and
     `teardown` run untimed around each sample (they replace the calibration bursts). Warm-up and rounds run
-    under one Deadline, from the timeout and `per_call` (the budget per call in ms, and how to name it)."""
+    under one Deadline, from the timeout and `per_call` (the budget per call in ms, and how to name it), which a
+    Watchdog holds a call in flight to as well (of the model, and of the targets `also` timed in setup/teardown)."""
     target, create_ms, first_ms = _open(ctx, budget, options, batch)
     calibration = Calibration(budget.threads) if setup is None and teardown is None and budget.device == "cpu" else None
     deadline = Deadline(options.timeout_s, rounds, *(per_call or (None, "")))
     try:
-        warm = warm_up(target.call, deadline=deadline)
-        deadline.check("after warm-up", warm.window_median_ms)
-        if calibration is not None:
-            setup = _calibrating(calibration, target, block_starts(rounds))
-        bench.pedantic(
-            target.call, setup=deadline.bounded(setup), teardown=teardown, rounds=rounds, iterations=1, warmup_rounds=0
-        )
+        with Watchdog([target, *also], deadline.seconds + Watchdog.GRACE_S, deadline.origin):
+            warm = warm_up(target.call, deadline=deadline)
+            deadline.check("after warm-up", warm.window_median_ms)
+            if calibration is not None:
+                setup = _calibrating(calibration, target, block_starts(rounds))
+            bench.pedantic(
+                target.call,
+                setup=deadline.bounded(setup),
+                teardown=teardown,
+                rounds=rounds,
+                iterations=1,
+                warmup_rounds=0,
+            )
         if calibration is not None:
             calibration.burst()
     finally:
@@ -421,8 +431,19 @@ def _speedup(
             ref_ns.append(time.perf_counter_ns() - t0)
 
     try:
-        warm_up(ref.call)
-        m = measure(ctx, budget, bench, options, batch=1, rounds=rounds, setup=reference_call, teardown=reference_call)
+        with Watchdog([ref], options.timeout_s, f"--model-checks-timeout ({options.timeout_s:g} s)"):
+            warm_up(ref.call)
+        m = measure(
+            ctx,
+            budget,
+            bench,
+            options,
+            batch=1,
+            rounds=rounds,
+            setup=reference_call,
+            teardown=reference_call,
+            also=(ref,),
+        )
     finally:
         ref.close()
     ref_ms = median(ref_ns) / 1e6

@@ -78,6 +78,50 @@ ROUND_ALLOWANCE = 10.0  # a round may take this many times the budget before the
 MIN_DEADLINE_S = 10.0  # a measurement always gets this long (start-up noise on a busy machine), the timeout permitting
 
 
+class Watchdog:
+    """Stops a timed call that outlasts `seconds`: budgets time a model in this process, after one run in its worker
+    proved it on the same inputs, and a deadline checked between calls cannot end a call that does not return (a
+    model that draws random numbers can loop or allocate on some calls only; a signal waits for the native call
+    too). When the time is up the targets' calls in flight are stopped through their runtime's own cancellation
+    (`Target.cancel`), and the call that raised for it reads as the measurement over its deadline."""
+
+    GRACE_S = 1.0  # past the deadline, which a call between calls meets first
+
+    def __init__(self, targets: list[Any], seconds: float, origin: str):
+        import threading
+
+        self.targets, self.seconds, self.origin = targets, seconds, origin
+        self.fired = False
+        self.timer = threading.Timer(seconds, self._fire)
+        self.timer.daemon = True
+
+    def _fire(self) -> None:
+        self.fired = True
+        for t in self.targets:
+            if t.cancel is not None:
+                try:
+                    t.cancel()
+                except Exception:  # a target already closed: nothing in flight to stop
+                    pass
+
+    def __enter__(self) -> Watchdog:
+        self.timer.start()
+        return self
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        from model_checks.core.errors import MeasurementDeadlineError
+
+        self.timer.cancel()
+        if self.fired and exc is not None and not isinstance(exc, MeasurementDeadlineError):
+            raise MeasurementDeadlineError(
+                f"a call of the model was still running {self.seconds:g} s into its measurement (its deadline: {self.origin}), and "
+                "was stopped through its runtime's cancellation. One run in the model's worker proved it on these "
+                "inputs, but its calls do not all take alike (random numbers can decide how long a call loops or "
+                "what it allocates); such a model is not timed here"
+            ) from None
+        return False
+
+
 class Deadline:
     """When a budget's whole measurement (warm-up and every round) must be done: the smaller of the per-request
     timeout and warm-up plus `rounds` times ROUND_ALLOWANCE x the budget per call. A model far slower than its

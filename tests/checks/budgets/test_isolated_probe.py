@@ -32,3 +32,81 @@ def test_a_model_that_exhausts_memory_fails_its_budget_in_the_worker(pytester):
         and "memory limit exceeded" in out
         and "exceeded the worker's memory limit of 1024 MiB" in out
     )
+
+
+def _endless() -> "onnx.ModelProto":  # noqa: F821 - onnx imported inside
+    """y = x after a Loop of 10^15 empty turns: one call never returns on its own."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["c"], ["c_out"]), helper.make_node("Identity", ["v"], ["v_out"])],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v", TensorProto.FLOAT, ["batch", 4]),
+        ],
+        [
+            helper.make_tensor_value_info("c_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, ["batch", 4]),
+        ],
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("Constant", [], ["m"], value=helper.make_tensor("m", TensorProto.INT64, [], [10**15])),
+            helper.make_node("Constant", [], ["t"], value=helper.make_tensor("t", TensorProto.BOOL, [], [True])),
+            helper.make_node("Loop", ["m", "t", "input"], ["logits"], body=body),
+        ],
+        "endless",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return onnx.load_from_string(model.SerializeToString())
+
+
+def test_a_call_that_never_returns_in_this_process_is_stopped_at_the_deadline(tmp_path):
+    """The watchdog stops onnxruntime's run in flight (RunOptions.terminate, checked between nodes, a Loop's turns
+    included) where a deadline checked between calls never comes."""
+    import time
+
+    import numpy as np
+    import pytest
+
+    from model_checks.backends import open_target
+    from model_checks.checks.budgets.measure import Watchdog
+    from model_checks.core.errors import MeasurementDeadlineError
+
+    path = tmp_path / "m.onnx"
+    path.write_bytes(_endless().SerializeToString())
+    target = open_target(path, "onnx", tmp_path, "cpu", 1)
+    target.prepare({"input": np.zeros((1, 4), np.float32)})
+    start = time.monotonic()
+    with pytest.raises(MeasurementDeadlineError) as e, Watchdog([target], 0.5, "a test's 0.5 s"):
+        target.call()
+    assert time.monotonic() - start < 30
+    assert str(e.value).startswith(
+        "a call of the model was still running 0.5 s into its measurement (its deadline: a test's 0.5 s), and was "
+        "stopped through its runtime's cancellation."
+    )
+    target.close()
+
+
+def test_a_model_proven_in_its_worker_that_hangs_in_this_process_fails_its_budget_in_time(pytester, monkeypatch):
+    """Budgets time in this process after one run in the worker proved the model on the same inputs; a model whose
+    calls differ (random numbers deciding a Loop's turns) passed that run and then held the session past every
+    timeout, SIGTERM included (a signal waits for the native call). Stood in for here by a proof that passes."""
+    from model_checks.isolation.runner import IsolatedRunner
+
+    monkeypatch.setattr(IsolatedRunner, "infer", lambda self, feeds: {})
+    root = pytester.path / "arts"
+    A.onnx_artifact(root / "endless", _endless(), name="endless", budgets=BUDGET)
+    r = pytester.runpytest(
+        "--model-checks", "arts", "-p", "no:cacheprovider", "-m", "cpu", "--model-checks-timeout", "3"
+    )
+    r.assert_outcomes(failed=1)
+    out = r.stdout.str()
+    assert "latency: endless@1.0: measurement over its deadline" in out
+    assert "a call of the model was still running 3 s into its measurement (its deadline: --model-checks-timeout" in out
