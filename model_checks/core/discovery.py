@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections import Counter
@@ -22,6 +23,17 @@ UNFETCHED_SUBMODULE = (
     "in it are not here to be checked, on this machine only. Fetch it where the gate runs (git submodule update "
     "--init; GitHub Actions: actions/checkout with submodules: true), or leave it out of the gated roots"
 )
+
+UNLISTED = (
+    "{name} is a folder the gate cannot list ({error}): any artifacts in it are not gated, on this machine only. "
+    "Make it readable{longer}, or keep it out of the gated roots"
+)
+NOT_TEXT = (
+    "the path {name} is not valid UTF-8 text (the file system holds bytes no encoding reads as text): runtimes that "
+    "take a path as text (onnxruntime, TensorFlow) cannot open the model from it, and reports cannot name it. Rename "
+    "the folder"
+)
+LONGEST_ID = 200  # an invalid artifact's id is its folder's path, shortened beyond this (a path may run to 4 KiB)
 
 
 def unfetched_submodules(root: Path) -> dict[str, str]:
@@ -85,8 +97,19 @@ def _walk(root: Path, listing: list[tuple[str, list[str]]] | None = None, unfetc
         try:
             with os.scandir(dirpath) as it:
                 entries = list(it)
-        except OSError:
-            continue  # as os.walk: a folder that cannot be listed holds nothing found
+        except OSError as e:
+            # os.walk would pass it by; its artifacts would then be missing without a word (an unreadable folder, a
+            # path past the system's limit), so it is refused like an unfetched submodule
+            if dirpath != os.fspath(root):
+                longer = (
+                    " (or shorten its path: it is past this system's limit)" if e.errno == errno.ENAMETOOLONG else ""
+                )
+                error = printable(e.strerror or type(e).__name__)
+                yield (
+                    Path(dirpath),
+                    UNLISTED.format(name=printable(os.path.basename(dirpath)), error=error, longer=longer),
+                )
+            continue
         dirs, files = [], []
         for e in entries:
             try:
@@ -160,6 +183,24 @@ def _read(read, display: str):  # type: ignore[no-untyped-def]
         )
 
 
+def _is_text(path: str) -> bool:
+    """Whether a path's bytes are UTF-8 (os.fsdecode keeps other bytes as surrogates, which no runtime opens)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shortened(rel: str) -> str:
+    """A folder's path as an id: itself up to LONGEST_ID characters, else its start, its length and a digest."""
+    if len(rel) <= LONGEST_ID:
+        return rel
+    import hashlib
+
+    return f"{rel[: LONGEST_ID - 40]}...[{len(rel)} characters, {hashlib.sha256(rel.encode()).hexdigest()[:8]}]"
+
+
 def discover(roots: list[Path]) -> list[Artifact]:
     """Every artifact under `roots`; an invalid manifest yields an Artifact with `error` set, never a crash."""
     found: list[Artifact] = []
@@ -183,6 +224,8 @@ def discover(roots: list[Path]) -> list[Artifact]:
             rel = (
                 text[len(prefix) :].replace(os.sep, "/") if text.startswith(prefix) else d.relative_to(root).as_posix()
             )
+            if not refused and not _is_text(text):
+                refused = NOT_TEXT.format(name=printable(rel))
             rel = printable(rel or ".")  # a directory name is shown, never trusted to be text
             display = f"{shown_root}/{rel}/{MANIFEST}" if rel != "." else f"{shown_root}/{MANIFEST}"
             refused = refused or policy_error or _unreadable(root, d, MANIFEST, display)
@@ -191,7 +234,7 @@ def discover(roots: list[Path]) -> list[Artifact]:
                 path = os.path.join(text, MANIFEST)  # text: the loader only opens it (a Path costs more than the open)
                 m, refused = _read(partial(load_manifest, path, display, policy or {}, policy_display), display)
             if m is None:
-                found.append(Artifact(id=f"invalid:{rel}", root=root, dir=d, manifest=None, error=refused))
+                found.append(Artifact(id=f"invalid:{_shortened(rel)}", root=root, dir=d, manifest=None, error=refused))
             else:
                 found.append(Artifact(id=printable(m.id), root=root, dir=d, manifest=m))
         if len(_LISTINGS) >= 64:
