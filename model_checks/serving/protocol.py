@@ -102,7 +102,14 @@ def _shape_of(entry: Mapping[str, Any], field: str) -> tuple[int, ...]:
         raise ProtocolError(
             400, f"{field}.shape: expected a list of non-negative integers, got {json.dumps(shape)[:80]}"
         )
+    if len(shape) > MAX_RANK or any(d > MAX_DIM for d in shape):  # an empty tensor may not claim any size either
+        raise ProtocolError(
+            400, f"{field}.shape: at most {MAX_RANK} dims of at most {MAX_DIM} each, got {json.dumps(shape)[:80]}"
+        )
     return tuple(shape)
+
+
+MAX_RANK, MAX_DIM = 32, 2**31 - 1  # numpy's own limits are far above what any tensor of a request holds
 
 
 def _check_dims(shape: tuple[int, ...], spec: TensorSpec, field: str, named: dict[str, tuple[int, str]]) -> None:
@@ -141,6 +148,8 @@ def _data_array(entry: Mapping[str, Any], shape: tuple[int, ...], dtype: np.dtyp
         )
     try:
         flat = np.asarray(data, dtype=np.float64 if dtype.kind == "f" else None)
+    except OverflowError:  # an integer past float64's range (10**400)
+        raise ProtocolError(400, f"{field}.data: a number beyond the range of float64; inputs must be finite") from None
     except (ValueError, TypeError):
         raise ProtocolError(
             400, f"{field}.data: not a regular list of numbers (ragged nesting or non-numeric values)"

@@ -135,3 +135,29 @@ def test_metadata_shows_dynamic_dims_as_minus_one():
         ],
         "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 10]}],
     }
+
+
+@pytest.mark.parametrize(
+    "iface, entry, message",
+    [
+        (
+            [TensorSpec("x", "float32", None)],
+            {"name": "x", "shape": [0, 10**30], "datatype": "FP32", "data": []},
+            "inputs[0] 'x'.shape: at most 32 dims of at most 2147483647 each, got [0, 1000000000000000000000000000000]",
+        ),
+        (
+            [TensorSpec("x", "float32", None)],
+            {"name": "x", "shape": [1] * 33, "datatype": "FP32", "data": [1.0]},
+            "inputs[0] 'x'.shape: at most 32 dims of at most 2147483647 each",
+        ),
+        (
+            IFACE[:1],
+            {"name": "image", "shape": [1, 3], "datatype": "FP32", "data": [10**400, 0.0, 0.0]},
+            "'image'.data: a number beyond the range of float64; inputs must be finite",
+        ),
+    ],
+)
+def test_a_request_past_what_any_tensor_holds_is_the_requests_fault_not_the_models(iface, entry, message):
+    """Before, a dim of 10**30 in an empty tensor and an integer of 10**400 were answered 500 'model ...: infer failed
+    in the onnx worker' (numpy's reshape and float conversion raised there), blaming the model."""
+    assert message in refusal({"inputs": [entry]}, iface)
