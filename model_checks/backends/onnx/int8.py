@@ -22,13 +22,21 @@ import numpy as np
 
 INT16 = (-32768, 32767)
 QDQ_KERNELS = ("Conv", "MatMul", "Gemm")
-QOPS = ("QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger")
-# onnxruntime's own (com.microsoft) integer matrix products, as its quantizer writes them (QGemm: a Gemm quantized in
-# the QOperator format) and its optimizer saves them (MatMulIntegerToFloat): the same MLAS kernels as the ones above
-CONTRIB_KERNELS = ("QGemm", "MatMulIntegerToFloat")
 # integer matrix products whose activation is quantized inside the kernel, where no tensor holds it: not emulated
 NOT_EMULATED = ("DynamicQuantizeMatMul", "QAttention", "QOrderedMatMul", "QuantizeBFP")
 GEMMS = ("Gemm", "QGemm")
+# Where a QOperator kernel takes each of its inputs: the activation, its scale and zero point, the weight, its scale
+# and zero point, the output's scale and zero point, an int32 bias in accumulator units. onnxruntime's own
+# (com.microsoft) integer products are among them, as its quantizer writes them (QGemm: a Gemm quantized in the
+# QOperator format) and its optimizer saves them (MatMulIntegerToFloat): the same MLAS kernels.
+QOP_INPUTS: dict[str, tuple[int | None, ...]] = {
+    "QLinearConv": (0, 1, 2, 3, 4, 5, 6, 7, 8),
+    "QLinearMatMul": (0, 1, 2, 3, 4, 5, 6, 7, None),
+    "QGemm": (0, 1, 2, 3, 4, 5, 7, 8, 6),
+    "MatMulIntegerToFloat": (0, 2, 4, 1, 3, 5, None, None, None),  # its bias is float, added after the scales
+    "ConvInteger": (0, None, 2, 1, None, 3, None, None, None),
+    "MatMulInteger": (0, None, 2, 1, None, 3, None, None, None),
+}
 U8_MAX = 255
 CHUNK = 1 << 22  # elements of the pair products held at once
 
@@ -130,94 +138,31 @@ def kernels(model: Any) -> list[IntKernel]:
                     attrs=_attrs(n),
                 )
             )
-        elif n.op_type in ("QLinearConv", "QLinearMatMul"):
-            w = inits.get(n.input[3])
-            if w is None:
+        elif n.op_type in QOP_INPUTS:
+            act, a_scale, a_zp, weight, w_scale, w_zp, y_scale, y_zp, bias = (
+                opt(n, k) if k is not None else None for k in QOP_INPUTS[n.op_type]
+            )
+            w = inits.get(weight) if weight else None
+            if w is None or act is None:
                 continue
+            src = producer.get(act)
+            dynamic = src is not None and src.op_type == "DynamicQuantizeLinear"  # u8, whatever else says
             found.append(
                 IntKernel(
                     name,
                     n.op_type,
                     n.output[0],
-                    n.input[0],
-                    bool(_dtype(n.input[2], inits) == np.int8),
-                    n.input[2],
-                    n.input[1],
+                    act,
+                    not dynamic and bool(_dtype(a_zp, inits) == np.int8),
+                    a_zp,
+                    a_scale,
                     w,
-                    n.input[4],
-                    n.input[5],
-                    out_scale=n.input[6],
-                    out_zp=n.input[7],
+                    w_scale,
+                    w_zp,
+                    out_scale=y_scale,  # none: the output is float (QGemm without y_scale) or int32
+                    out_zp=y_zp,
                     attrs=_attrs(n),
-                    bias=opt(n, 8),
-                )
-            )
-        elif n.op_type in ("ConvInteger", "MatMulInteger"):
-            w = inits.get(n.input[1])
-            if w is None:
-                continue
-            src = producer.get(n.input[0])
-            signed = (
-                False
-                if src is not None and src.op_type == "DynamicQuantizeLinear"
-                else _dtype(opt(n, 2), inits) == np.int8
-            )
-            found.append(
-                IntKernel(
-                    name,
-                    n.op_type,
-                    n.output[0],
-                    n.input[0],
-                    bool(signed),
-                    opt(n, 2),
-                    None,
-                    w,
-                    None,
-                    opt(n, 3),
-                    attrs=_attrs(n),
-                )
-            )
-        elif n.op_type == "QGemm" and len(n.input) >= 5:  # A, a_scale, a_zp, B, b_scale, b_zp, C, y_scale, y_zp
-            w = inits.get(n.input[3])
-            if w is None:
-                continue
-            found.append(
-                IntKernel(
-                    name,
-                    n.op_type,
-                    n.output[0],
-                    n.input[0],
-                    bool(_dtype(opt(n, 2), inits) == np.int8),
-                    opt(n, 2),
-                    n.input[1],
-                    w,
-                    n.input[4],
-                    opt(n, 5),
-                    out_scale=opt(n, 7),  # none: the output is float
-                    out_zp=opt(n, 8),
-                    attrs=_attrs(n),
-                    bias=opt(n, 6),
-                )
-            )
-        elif n.op_type == "MatMulIntegerToFloat" and len(n.input) >= 4:  # A, B, a_scale, b_scale, a_zp, b_zp, bias
-            w = inits.get(n.input[1])
-            if w is None:
-                continue
-            src = producer.get(n.input[0])
-            dynamic = src is not None and src.op_type == "DynamicQuantizeLinear"
-            found.append(
-                IntKernel(
-                    name,
-                    n.op_type,
-                    n.output[0],
-                    n.input[0],
-                    False if dynamic else bool(_dtype(opt(n, 4), inits) == np.int8),
-                    opt(n, 4),
-                    n.input[2],
-                    w,
-                    n.input[3],
-                    opt(n, 5),
-                    attrs=_attrs(n),
+                    bias=bias,
                 )
             )
     return found
