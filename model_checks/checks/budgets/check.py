@@ -100,6 +100,23 @@ def _feeds(ctx: CheckContext, batch: int, reference: bool = False) -> dict:
     return generate(specs, batch, seed_for(ctx.artifact.id) + batch)
 
 
+# Operators that draw random numbers (ONNX and OpenVINO's names, then TFLite's): such a model's calls may not all take
+# alike (a draw deciding a loop's turns or an allocation), so one run in its worker proves nothing of the next
+RANDOM_OPS = frozenset(
+    {
+        "RandomUniform",
+        "RandomNormal",
+        "RandomUniformLike",
+        "RandomNormalLike",
+        "Multinomial",
+        "Bernoulli",
+        "RANDOM_UNIFORM",
+        "RANDOM_STANDARD_NORMAL",
+        "MULTINOMIAL",
+    }
+)
+
+
 def _open(
     ctx: CheckContext, budget: DeviceBudget, options: BudgetOptions, batch: int, reference: bool = False
 ) -> tuple[Target, float, float]:
@@ -114,6 +131,13 @@ def _open(
     target, create_ms = timed(
         lambda: open_target(path, fmt, ctx.artifact.root, budget.device, budget.threads, options.trust_code)
     )
+    drawn = sorted(RANDOM_OPS & set((ctx.reference_facts() if reference else ctx.facts()).ops))
+    if drawn and target.cancel is None:  # (onnxruntime's and OpenVINO's runs are stopped by the Watchdog instead)
+        target.close()
+        raise DeviceUnavailable(
+            f"{path.name} draws random numbers ({', '.join(drawn)}), so its calls may not all take alike, and its "
+            f"runtime ({target.description}) cannot stop a call in flight: it is not timed in the gate's process"
+        )
     target.prepare(feeds)
     with Watchdog([target], options.timeout_s, f"--model-checks-timeout ({options.timeout_s:g} s)"):
         _, first_ms = timed(target.call)

@@ -110,3 +110,38 @@ def test_a_model_proven_in_its_worker_that_hangs_in_this_process_fails_its_budge
     out = r.stdout.str()
     assert "latency: endless@1.0: measurement over its deadline" in out
     assert "a call of the model was still running 3 s into its measurement (its deadline: --model-checks-timeout" in out
+
+
+def test_a_model_that_draws_random_numbers_is_not_timed_where_its_calls_cannot_be_stopped(pytester, monkeypatch):
+    """A runtime without cancellation (LiteRT, TensorFlow, torch) cannot stop a call in flight: a model that draws
+    random numbers there is not timed in the gate's process, and its budget says why (skipped, naming the ops)."""
+    from onnx import TensorProto, helper
+
+    from model_checks.backends import base
+
+    real = base.Target.__init__
+
+    def no_cancel(self, *a, **k):  # type: ignore[no-untyped-def]
+        real(self, *a, **{**k, "cancel": None})
+
+    monkeypatch.setattr(base.Target, "__init__", no_cancel)
+    graph = helper.make_graph(
+        [
+            helper.make_node("RandomUniformLike", ["input"], ["r"], dtype=TensorProto.FLOAT),
+            helper.make_node("Add", ["input", "r"], ["logits"]),
+        ],
+        "noisy",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    root = pytester.path / "arts"
+    A.onnx_artifact(root / "noisy", model, name="noisy", budgets=BUDGET)
+    A.onnx_artifact(root / "ok", M.linear(), name="ok", budgets=BUDGET)
+    r = pytester.runpytest("--model-checks", "arts", "-p", "no:cacheprovider", "-m", "cpu", "-rs")
+    r.assert_outcomes(passed=1, skipped=1)
+    assert (
+        "noisy@1.0 on cpu: model.onnx draws random numbers (RandomUniformLike), so its calls may not all take alike, "
+        "and its runtime (onnxruntime" in r.stdout.str()
+    )
