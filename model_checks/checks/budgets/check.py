@@ -27,6 +27,7 @@ from model_checks.checks.budgets.measure import (
     block_starts,
     samples_ns,
     timed,
+    timeout_origin,
     warm_up,
 )
 from model_checks.checks.budgets.percentiles import median, rounds_for
@@ -139,7 +140,7 @@ def _open(
             f"runtime ({target.description}) cannot stop a call in flight: it is not timed in the gate's process"
         )
     target.prepare(feeds)
-    with Watchdog([target], options.timeout_s, f"--model-checks-timeout ({options.timeout_s:g} s)"):
+    with Watchdog([target], options.timeout_s, timeout_origin(options.timeout_s)):
         _, first_ms = timed(target.call)
     return target, create_ms, first_ms
 
@@ -455,7 +456,7 @@ def _speedup(
             ref_ns.append(time.perf_counter_ns() - t0)
 
     try:
-        with Watchdog([ref], options.timeout_s, f"--model-checks-timeout ({options.timeout_s:g} s)"):
+        with Watchdog([ref], options.timeout_s, timeout_origin(options.timeout_s)):
             warm_up(ref.call)
         m = measure(
             ctx,

@@ -78,6 +78,11 @@ ROUND_ALLOWANCE = 10.0  # a round may take this many times the budget before the
 MIN_DEADLINE_S = 10.0  # a measurement always gets this long (start-up noise on a busy machine), the timeout permitting
 
 
+def timeout_origin(timeout_s: float) -> str:
+    """How a bound that is the per-request timeout is named in a message."""
+    return f"--model-checks-timeout ({timeout_s:g} s)"
+
+
 class Watchdog:
     """Stops a timed call that outlasts `seconds`: budgets time a model in this process, after one run in its worker
     proved it on the same inputs, and a deadline checked between calls cannot end a call that does not return (a
@@ -138,7 +143,7 @@ class Deadline:
         allowance = None if per_call_ms is None else WARMUP_SECONDS + rounds * ROUND_ALLOWANCE * per_call_ms / 1e3
         self.seconds = timeout_s if allowance is None else min(timeout_s, max(MIN_DEADLINE_S, allowance))
         self.origin = (
-            f"--model-checks-timeout ({timeout_s:g} s)"
+            timeout_origin(timeout_s)
             if allowance is None or allowance >= timeout_s
             else f"{WARMUP_SECONDS:g} s of warm-up + {rounds} rounds x {ROUND_ALLOWANCE:g} x {what}"
             + (f", at least {MIN_DEADLINE_S:g} s" if allowance < MIN_DEADLINE_S else "")

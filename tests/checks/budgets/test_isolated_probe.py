@@ -34,39 +34,6 @@ def test_a_model_that_exhausts_memory_fails_its_budget_in_the_worker(pytester):
     )
 
 
-def _endless() -> "onnx.ModelProto":  # noqa: F821 - onnx imported inside
-    """y = x after a Loop of 10^15 empty turns: one call never returns on its own."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    body = helper.make_graph(
-        [helper.make_node("Identity", ["c"], ["c_out"]), helper.make_node("Identity", ["v"], ["v_out"])],
-        "body",
-        [
-            helper.make_tensor_value_info("i", TensorProto.INT64, []),
-            helper.make_tensor_value_info("c", TensorProto.BOOL, []),
-            helper.make_tensor_value_info("v", TensorProto.FLOAT, ["batch", 4]),
-        ],
-        [
-            helper.make_tensor_value_info("c_out", TensorProto.BOOL, []),
-            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, ["batch", 4]),
-        ],
-    )
-    graph = helper.make_graph(
-        [
-            helper.make_node("Constant", [], ["m"], value=helper.make_tensor("m", TensorProto.INT64, [], [10**15])),
-            helper.make_node("Constant", [], ["t"], value=helper.make_tensor("t", TensorProto.BOOL, [], [True])),
-            helper.make_node("Loop", ["m", "t", "input"], ["logits"], body=body),
-        ],
-        "endless",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return onnx.load_from_string(model.SerializeToString())
-
-
 def test_a_call_that_never_returns_in_this_process_is_stopped_at_the_deadline(tmp_path):
     """The watchdog stops onnxruntime's run in flight (RunOptions.terminate, checked between nodes, a Loop's turns
     included) where a deadline checked between calls never comes."""
@@ -80,9 +47,9 @@ def test_a_call_that_never_returns_in_this_process_is_stopped_at_the_deadline(tm
     from model_checks.core.errors import MeasurementDeadlineError
 
     path = tmp_path / "m.onnx"
-    path.write_bytes(_endless().SerializeToString())
+    path.write_bytes(bad_models.endless_loop().SerializeToString())
     target = open_target(path, "onnx", tmp_path, "cpu", 1)
-    target.prepare({"input": np.zeros((1, 4), np.float32)})
+    target.prepare({"input": np.zeros((1, 1), np.float32)})
     start = time.monotonic()
     with pytest.raises(MeasurementDeadlineError) as e, Watchdog([target], 0.5, "a test's 0.5 s"):
         target.call()
@@ -102,7 +69,7 @@ def test_a_model_proven_in_its_worker_that_hangs_in_this_process_fails_its_budge
 
     monkeypatch.setattr(IsolatedRunner, "infer", lambda self, feeds: {})
     root = pytester.path / "arts"
-    A.onnx_artifact(root / "endless", _endless(), name="endless", budgets=BUDGET)
+    A.onnx_artifact(root / "endless", bad_models.endless_loop(), name="endless", budgets=BUDGET)
     r = pytester.runpytest(
         "--model-checks", "arts", "-p", "no:cacheprovider", "-m", "cpu", "--model-checks-timeout", "3"
     )
