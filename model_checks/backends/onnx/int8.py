@@ -25,6 +25,7 @@ QDQ_KERNELS = ("Conv", "MatMul", "Gemm")
 # integer matrix products whose activation is quantized inside the kernel, where no tensor holds it: not emulated
 NOT_EMULATED = ("DynamicQuantizeMatMul", "QAttention", "QOrderedMatMul", "QuantizeBFP")
 GEMMS = ("Gemm", "QGemm")
+CONVS = ("Conv", "QLinearConv", "ConvInteger")
 # Where a QOperator kernel takes each of its inputs: the activation, its scale and zero point, the weight, its scale
 # and zero point, the output's scale and zero point, an int32 bias in accumulator units. onnxruntime's own
 # (com.microsoft) integer products are among them, as its quantizer writes them (QGemm: a Gemm quantized in the
@@ -201,7 +202,7 @@ def reduction_matrix(k: IntKernel) -> np.ndarray:
     """The weight as [K, N] in the order the kernel reduces over: a Conv's patch is (kh, kw, channel), as
     onnxruntime's NHWC int8 convolution packs it; a Gemm with transB is transposed."""
     w = k.weight
-    if k.op in ("Conv", "QLinearConv", "ConvInteger"):
+    if k.op in CONVS:
         m = w.shape[0]
         return np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(-1, m)) if w.ndim == 4 else w.reshape(m, -1).T
     if k.op in GEMMS and k.attrs.get("transB", 0):
@@ -263,7 +264,7 @@ def accumulators(k: IntKernel, act: np.ndarray, zp_u8: int = 0) -> tuple[np.ndar
     kernel sees it (u8), which is what a convolution pads with. Zero points are not taken out: the kernel corrects
     for them after the sums, so they do not change which pairs saturate."""
     a = _as_u8(act, _signed(k, act))
-    if k.op in ("Conv", "QLinearConv", "ConvInteger"):
+    if k.op in CONVS:
         if k.weight.ndim != 4 or act.ndim != 4:
             raise NotImplementedError(f"{k.weight.ndim - 2}-D convolution")
         group = int(k.attrs.get("group", 1))
@@ -304,27 +305,28 @@ def _per_output(v: np.ndarray, k: IntKernel, like_weight: bool) -> np.ndarray:
     v = np.asarray(v)
     if v.size <= 1:
         return v.reshape(())
-    if k.op in ("Conv", "QLinearConv", "ConvInteger"):
+    if k.op in CONVS:
         return v.reshape(-1, 1, 1, 1) if like_weight else v.reshape(-1, 1, 1)
     if like_weight and k.op in GEMMS and k.attrs.get("transB", 0):
         return v.reshape(-1, 1)
     return v
 
 
-def centered_accumulators(k: IntKernel, act: np.ndarray, zp_u8: int, w_zp: np.ndarray | None) -> np.ndarray:
+def centered_accumulators(
+    k: IntKernel, act: np.ndarray, zp_u8: int, w_zp: np.ndarray | None, raw: np.ndarray | None = None
+) -> np.ndarray:
     """The exact integer the node scales to its output: the sum of (activation - its zero point) x (weight - its
-    zero point), shaped like the node's output. A convolution's padding holds the zero point: it adds nothing."""
+    zero point), shaped like the node's output. A convolution's padding holds the zero point: it adds nothing.
+    `raw`: the exact accumulators `accumulators` gave (activations as u8, zero points in): with weights of zero
+    point 0 (symmetric, as int8 weights are quantized) every output took zp_u8 x its weights' sum, padding included,
+    and that is taken out of them; else the sums are worked out again."""
+    if raw is not None and (w_zp is None or not np.any(w_zp)):
+        return raw - zp_u8 * _per_output(reduction_matrix(k).astype(np.int64).sum(0), k, like_weight=False)
     a = _as_u8(act, _signed(k, act)) - zp_u8
     w = k.weight.astype(np.int64)
     if w_zp is not None and np.any(w_zp):
         w = w - _per_output(w_zp, k, like_weight=True).astype(np.int64)
     return accumulators(replace(k, weight=w), a, 0)[1]
-
-
-def accumulator_error(k: IntKernel, act: np.ndarray, zp_u8: int = 0) -> tuple[np.ndarray, int]:
-    """saturated - exact accumulators (see `accumulators`), and how many pair sums saturated."""
-    sat, exact, count = accumulators(k, act, zp_u8)
-    return sat - exact, count
 
 
 @dataclass
@@ -399,7 +401,14 @@ def _value(name: str | None, inits: dict, fetched: dict) -> np.ndarray | None:
 
 
 def _node_output(
-    k: IntKernel, exact_out: np.ndarray, delta: np.ndarray, inits: dict, fetched: dict, act: np.ndarray, zp_u8: int
+    k: IntKernel,
+    exact_out: np.ndarray,
+    delta: np.ndarray,
+    inits: dict,
+    fetched: dict,
+    act: np.ndarray,
+    zp_u8: int,
+    raw: np.ndarray | None = None,
 ) -> np.ndarray:
     """The node's output with the accumulator error added, in the node's own output type. A quantized output is
     requantized from the whole accumulator where the error moved it: the exact output is clipped to its type (a fused
@@ -415,7 +424,7 @@ def _node_output(
     if not moved.any():
         return exact_out
     w_zp = _value(k.weight_zp, inits, fetched)
-    acc = centered_accumulators(k, act, zp_u8, None if w_zp is None else np.asarray(w_zp)) + delta
+    acc = centered_accumulators(k, act, zp_u8, None if w_zp is None else np.asarray(w_zp), raw) + delta
     bias = _value(k.bias, inits, fetched)
     if bias is not None:
         b = np.asarray(bias, np.int64)
@@ -463,13 +472,14 @@ def simulate(
             else 0
         )
         try:
-            delta, count = accumulator_error(k, act, zp_u8)
+            sat, raw, count = accumulators(k, act, zp_u8)
         except NotImplementedError as e:
             skipped[k.name] = str(e)
             continue
+        delta = sat - raw
         saturated[k.name] = count
         pairs[k.name] = int(delta.size * ((reduction_matrix(k).shape[0] + 1) // 2))
-        replaced[k.output] = _node_output(k, fetched[k.output], delta, inits, fetched, act, zp_u8)
+        replaced[k.output] = _node_output(k, fetched[k.output], delta, inits, fetched, act, zp_u8, raw)
     outs = _fetch(model, feeds, replaced, outputs) if replaced else exact
     return Simulation(outs, exact, saturated, pairs, skipped, propagate)
 

@@ -167,6 +167,8 @@ def test_a_quantized_output_is_requantized_from_its_accumulator_as_onnxruntime_d
     zp_u8 = int(inits[first.act_zp]) + (128 if act.dtype == np.int8 else 0)
     moved = np.ones(exact_out.shape, np.int64)  # every place moved by one accumulator unit: requantized everywhere
     requantized = int8._node_output(first, exact_out, moved, inits, fetched, act, zp_u8).astype(np.int64)
+    raw = int8.accumulators(first, act, zp_u8)[1]  # the exact sums simulate keeps: the zero point taken out of them
+    assert np.array_equal(int8._node_output(first, exact_out, moved, inits, fetched, act, zp_u8, raw), requantized)
     unit = float(inits[first.act_scale] * inits[first.weight_scale] / inits[first.out_scale])
     assert unit < 0.5  # one unit of the accumulator moves the output by less than half a step: mostly nothing
     assert np.abs(requantized - exact_out.astype(np.int64)).max() <= 1
